@@ -1,0 +1,101 @@
+/* nnkit core: private structures shared between core files.  Never
+ * installed; plugins see NnModule, NnPlugin and NnCall as opaque. */
+#ifndef NN_PRIVATE_H
+#define NN_PRIVATE_H
+
+#include <nnkit/nnkit.h>
+#include <nnkit/plugin.h>
+
+G_BEGIN_DECLS
+
+/* An own tensor of a module: a parameter or a buffer. */
+typedef struct {
+  char *name;
+  NnTensor *tensor;
+  gboolean persistent; /* buffers only: listed in the state_dict */
+} NnSlot;
+
+typedef struct {
+  char *name;
+  NnModule *module;    /* holds a reference */
+} NnChild;
+
+typedef struct _NnHookList NnHookList;
+
+struct _NnModule {
+  gint ref_count;
+  const NnLayerType *type;
+  NnPlugin *plugin;       /* holds a reference: keeps the .so loaded */
+  char *class_name;       /* (nullable) display name, e.g. "BasicBlock" */
+  JsonObject *config;     /* validated, defaults filled */
+  GArray *children;       /* NnChild, in registration order */
+  GArray *params;         /* NnSlot */
+  GArray *buffers;        /* NnSlot */
+  gpointer priv;          /* the type's instance data */
+  NnHookList *hooks;      /* (nullable) created on first registration */
+  gboolean has_input_shape;
+  NnShape input_shape;
+  /* Flattened-index cache, valid while index_gen == nn_tree_generation. */
+  guint64 index_gen;
+  GPtrArray *index_paths;   /* NnNamedItem, named_modules() order */
+  GHashTable *index_of;     /* NnModule* -> position + 1 */
+};
+
+/* Bumped by every structural mutation anywhere, so caches of every root
+ * (a module may have several parents) notice. */
+guint64 nn_tree_generation_get (void);
+void nn_tree_generation_bump (void);
+
+struct _NnCall {
+  GString *path;        /* dotted path of the module being run */
+  guint depth;
+  gboolean shapes_only; /* infer_shape rather than forward */
+  NnShapeObserver observer;
+  gpointer observer_data;
+};
+
+/* registry.c */
+const char *nn_plugin_name_for_type (const NnLayerType *type);
+NnPlugin *nn_plugin_ref (NnPlugin *p);
+void nn_plugin_unref (NnPlugin *p);
+
+/* hooks.c */
+NnTensor *nn_hooks_run (NnModule *m, NnCall *call, NnTensor *input,
+                        GError **error);
+void nn_hook_list_detach (NnHookList *list);
+gboolean nn_hooks_module_has_any (NnModule *m);
+/* Moves @from's hooks to @to (surgery's MOVE_HOOKS); @to must have none. */
+void nn_hooks_move (NnModule *from, NnModule *to);
+
+/* schema.c */
+/* Validates @config against @type's schema and returns (transfer full) a
+ * new object with defaults filled and tuples expanded.  @path names the
+ * module in errors. */
+JsonObject *nn_schema_validate (const NnLayerType *type, JsonObject *config,
+                                const char *path, GError **error);
+
+/* module.c */
+void nn_named_item_free (gpointer item);
+GPtrArray *nn_named_list_new (void);
+void nn_named_list_add (GPtrArray *list, const char *name, NnModule *m,
+                        NnTensor *t, guint depth);
+gboolean nn_module_remove_child_at (NnModule *m, guint i);
+gboolean nn_module_insert_child (NnModule *m, guint pos, const char *name,
+                                 NnModule *child, GError **error);
+void nn_module_set_child_at (NnModule *m, guint i, NnModule *child);
+/* Runs every type's check() in the subtree. */
+gboolean nn_module_check_tree (NnModule *m, const char *path, GError **error);
+/* "path" or the class name when path is "" (for error prefixes). */
+char *nn_path_display (const char *path, NnModule *m);
+
+/* util.c */
+/* Writes @len bytes to @path through a temp file in the same directory,
+ * fsync, rename.  @domain/@code for errors; the message names @path. */
+gboolean nn_write_file_atomic (const char *path, const void *data, gsize len,
+                               GQuark domain, int code, GError **error);
+/* Levenshtein distance, for "did you mean". */
+guint nn_edit_distance (const char *a, const char *b);
+
+G_END_DECLS
+
+#endif

@@ -1,0 +1,165 @@
+/* nnkit: the module tree.
+ *
+ * An NnModule is one layer or container: a layer type from a plugin, a
+ * validated config, ordered named children, and ordered named parameters
+ * and buffers.  Modules are reference-counted and may sit under several
+ * parents, as in PyTorch.  Lookups and iteration follow PyTorch's names,
+ * orders and numbering exactly (see docs/DESCRIPTORS.md).
+ *
+ * Threads: reading one tree from several threads is safe; mutating a tree
+ * (surgery, adding children, loading weights) while another thread reads
+ * or runs it is not.
+ */
+#ifndef NNKIT_MODULE_H
+#define NNKIT_MODULE_H
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+#include <nnkit/export.h>
+#include <nnkit/error.h>
+#include <nnkit/tensor.h>
+#include <nnkit/registry.h>
+
+G_BEGIN_DECLS
+
+typedef struct _NnModule NnModule;
+
+/* Creates a module of type @type_name with @config (transfer none,
+ * nullable: all defaults), validated against the type's schema first.
+ * @path only names the module in error messages.
+ * Returns: (transfer full) (nullable). */
+NN_API NnModule *nn_module_new_from_type (NnRegistry *reg,
+                                          const char *type_name,
+                                          JsonObject *config,
+                                          const char *path,
+                                          GError **error);
+NN_API NnModule *nn_module_ref (NnModule *m);
+NN_API void nn_module_unref (NnModule *m);
+
+/* Returns: (transfer none) the layer type name, e.g. "Conv2d". */
+NN_API const char *nn_module_get_type_name (NnModule *m);
+/* Returns: (transfer none) the layer type. */
+NN_API const NnLayerType *nn_module_get_type (NnModule *m);
+/* Returns: (transfer none) the class name printed in reprs: the display
+ * name if set (e.g. "BasicBlock"), else the type name. */
+NN_API const char *nn_module_get_class_name (NnModule *m);
+/* (nullable) @name: NULL resets to the type name. */
+NN_API void nn_module_set_class_name (NnModule *m, const char *name);
+/* Returns: (transfer none) the validated config with defaults filled. */
+NN_API JsonObject *nn_module_get_config (NnModule *m);
+
+/* --- children ---------------------------------------------------------- */
+
+/* PyTorch's rule: non-empty, no '.', unique within the parent. */
+NN_API gboolean nn_module_name_is_valid (const char *name, GError **error);
+/* Appends @child (a new reference is taken) under @name. */
+NN_API gboolean nn_module_add_child (NnModule *m, const char *name,
+                                     NnModule *child, GError **error);
+NN_API guint nn_module_n_children (NnModule *m);
+/* Returns: (transfer none) (nullable). */
+NN_API NnModule *nn_module_get_child (NnModule *m, const char *name);
+/* Returns: (transfer none) child @i; @name_out (transfer none, nullable). */
+NN_API NnModule *nn_module_child_at (NnModule *m, guint i,
+                                     const char **name_out);
+
+/* --- parameters and buffers -------------------------------------------- */
+
+NN_API guint nn_module_n_parameters (NnModule *m);
+/* Returns: (transfer none) the module's own parameter @i. */
+NN_API NnTensor *nn_module_parameter_at (NnModule *m, guint i,
+                                         const char **name_out);
+/* Returns: (transfer none) (nullable) own parameter @name. */
+NN_API NnTensor *nn_module_get_parameter (NnModule *m, const char *name);
+NN_API guint nn_module_n_buffers (NnModule *m);
+NN_API NnTensor *nn_module_buffer_at (NnModule *m, guint i,
+                                      const char **name_out,
+                                      gboolean *persistent_out);
+NN_API NnTensor *nn_module_get_buffer (NnModule *m, const char *name);
+/* Replaces the storage of own tensor @name (parameter or buffer) with
+ * @t (a new reference is taken); shape and dtype must match. */
+NN_API gboolean nn_module_set_tensor (NnModule *m, const char *name,
+                                      NnTensor *t, GError **error);
+
+/* --- lookup -------------------------------------------------------------- */
+
+/* Dotted path from @root: "" is the root, "layer2.0.conv1"; an integer
+ * segment that is not a child name indexes a Sequential or ModuleList by
+ * position, negative counting from the end.  The error names the longest
+ * existing prefix and lists the children available there.
+ * Returns: (transfer none) (nullable). */
+NN_API NnModule *nn_module_lookup_path (NnModule *root, const char *path,
+                                        GError **error);
+/* PyTorch's flattened index: position in enumerate(named_modules()).
+ * O(1) after the first call; any tree mutation invalidates the cache.
+ * Returns: (transfer none) (nullable); @path_out (transfer none). */
+NN_API NnModule *nn_module_lookup_index (NnModule *root, gint64 index,
+                                         const char **path_out,
+                                         GError **error);
+/* Returns the flattened index of @m under @root, or -1. */
+NN_API gint64 nn_module_index_of (NnModule *root, NnModule *m);
+/* A reference: "#17" (flattened index) or a dotted path.
+ * Returns: (transfer none) (nullable); @path_out (transfer full,
+ * nullable) receives the canonical dotted path. */
+NN_API NnModule *nn_module_lookup_ref (NnModule *root, const char *ref,
+                                       char **path_out, GError **error);
+/* A parameter or buffer by full name, e.g. "layer1.0.conv1.weight".
+ * Returns: (transfer none) (nullable). */
+NN_API NnTensor *nn_module_lookup_tensor (NnModule *root, const char *name,
+                                          GError **error);
+
+/* --- iteration, in PyTorch's orders ------------------------------------ */
+
+typedef struct {
+  char *name;        /* full dotted name; "" for the root */
+  NnModule *module;  /* (transfer none in the entry; the list holds a ref) */
+  NnTensor *tensor;  /* for tensor lists; NULL in module lists */
+  guint depth;       /* module depth below the root (root 0) */
+} NnNamedItem;
+
+/* Every list below returns (transfer full) (element-type NnNamedItem);
+ * free with g_ptr_array_unref. */
+NN_API GPtrArray *nn_module_named_children (NnModule *m);
+/* Pre-order from the root "", a shared module listed once. */
+NN_API GPtrArray *nn_module_named_modules (NnModule *m);
+/* Like named_modules but a shared module appears under every path. */
+NN_API GPtrArray *nn_module_named_modules_all_paths (NnModule *m);
+/* Pre-order, own tensors first; a shared tensor listed once. */
+NN_API GPtrArray *nn_module_named_parameters (NnModule *m);
+NN_API GPtrArray *nn_module_named_buffers (NnModule *m);
+/* state_dict: per module in pre-order (not deduplicated), its parameters
+ * then its persistent buffers. */
+NN_API GPtrArray *nn_module_state_dict (NnModule *m);
+/* Glob selection ('*', '?' as g_pattern_match_simple, where '*' also
+ * crosses dots) over module paths or parameter/buffer names, in iteration
+ * order.  @what: "modules", "parameters", "buffers" or "tensors"
+ * (parameters then buffers). */
+NN_API GPtrArray *nn_module_glob (NnModule *m, const char *pattern,
+                                  const char *what, GError **error);
+/* Total element count of own + descendant parameters (deduplicated). */
+NN_API gint64 nn_module_count_parameters (NnModule *m);
+
+/* --- text ---------------------------------------------------------------- */
+
+/* PyTorch's print(model).  Returns (transfer full). */
+NN_API char *nn_module_to_string (NnModule *m);
+/* Like nn_module_to_string, but children below @max_depth levels print
+ * as "Name(...)".  @max_depth < 0: unlimited. */
+NN_API char *nn_module_to_string_depth (NnModule *m, int max_depth);
+
+/* --- model-level attributes -------------------------------------------- */
+
+/* The input shape recorded with the model (descriptor "input_shape"),
+ * used by surgery's shape check.  Returns FALSE if none is recorded. */
+NN_API gboolean nn_module_get_input_shape (NnModule *m, NnShape *out);
+/* (nullable) @shape: NULL forgets the recorded shape. */
+NN_API void nn_module_set_input_shape (NnModule *m, const NnShape *shape);
+
+/* Fills every tensor of the subtree as PyTorch's reset_parameters() would,
+ * from a generator seeded with @seed. */
+NN_API void nn_module_reset_parameters (NnModule *m, guint32 seed);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (NnModule, nn_module_unref)
+
+G_END_DECLS
+
+#endif

@@ -1,0 +1,97 @@
+/* nnkit: the plugin registry.
+ *
+ * The registry dlopen()s plugins (RTLD_NOW | RTLD_LOCAL) and maps layer
+ * type names to the plugins providing them.  Discovery order:
+ *   1. directories added with nn_registry_add_path();
+ *   2. NN_PLUGIN_PATH, a colon-separated list;
+ *   3. the build tree's plugins when libnnkit runs uninstalled, otherwise
+ *      the installed directory $libdir/nnkit-1/plugins.
+ * The first plugin found with a given name wins; later ones are reported
+ * as failures.  A plugin that fails to load is recorded with its reason and
+ * the others load anyway.  A plugin stays loaded while the registry or any
+ * module of its types is alive.
+ *
+ * All registry functions are MT safe.
+ */
+#ifndef NNKIT_REGISTRY_H
+#define NNKIT_REGISTRY_H
+
+#include <glib.h>
+#include <nnkit/export.h>
+#include <nnkit/error.h>
+
+G_BEGIN_DECLS
+
+typedef struct _NnRegistry NnRegistry;
+typedef struct _NnLayerType NnLayerType;
+typedef struct _NnPlugin NnPlugin;
+
+/* Returns: (transfer full) an empty registry; nothing is loaded yet. */
+NN_API NnRegistry *nn_registry_new (void);
+NN_API NnRegistry *nn_registry_ref (NnRegistry *reg);
+NN_API void nn_registry_unref (NnRegistry *reg);
+
+/* Adds a directory searched before NN_PLUGIN_PATH (e.g. --plugin-path).
+ * Only affects a later nn_registry_load_default(). */
+NN_API void nn_registry_add_path (NnRegistry *reg, const char *dir);
+/* Leaves out the installed / build-tree directory (step 3); for tests
+ * that want exactly their own plugin paths. */
+NN_API void nn_registry_set_use_default_dir (NnRegistry *reg, gboolean use);
+
+/* Scans every directory in discovery order and loads each file with the
+ * module suffix.  Per-file failures are recorded (see
+ * nn_registry_get_failures) and do not make this fail; it returns FALSE
+ * only if a directory given with add_path cannot be read.  Calling it
+ * again loads only files not seen before. */
+NN_API gboolean nn_registry_load_default (NnRegistry *reg, GError **error);
+
+/* Loads one plugin file.  On failure the error names @path and the cause;
+ * the failure is also recorded. */
+NN_API gboolean nn_registry_load_file (NnRegistry *reg, const char *path,
+                                       GError **error);
+
+/* Returns: (transfer none) (nullable) the type called @name, or NULL with
+ * NN_PLUGIN_ERROR_UNKNOWN_TYPE listing the known types and the plugins
+ * that failed to load.  The pointer stays valid while @reg lives. */
+NN_API const NnLayerType *nn_registry_lookup_type (NnRegistry *reg,
+                                                   const char *name,
+                                                   GError **error);
+
+typedef struct {
+  char *name;         /* plugin name */
+  char *version;
+  char *license;
+  char *description;
+  char *path;         /* file it was loaded from */
+  char **type_names;  /* NULL-terminated, registration order */
+} NnPluginInfo;
+
+typedef struct {
+  char *path;         /* file that failed */
+  char *message;      /* the GError message, naming the file and cause */
+  GQuark domain;
+  int code;
+} NnPluginFailure;
+
+/* Returns: (transfer full) (element-type NnPluginInfo) loaded plugins in
+ * load order; free with g_ptr_array_unref. */
+NN_API GPtrArray *nn_registry_list_plugins (NnRegistry *reg);
+/* Returns: (transfer full) (element-type NnPluginFailure) in load order. */
+NN_API GPtrArray *nn_registry_get_failures (NnRegistry *reg);
+/* Returns: (transfer full) NULL-terminated sorted type names. */
+NN_API char **nn_registry_list_types (NnRegistry *reg);
+/* Returns: (transfer none) the plugin that provides @type. */
+NN_API NnPlugin *nn_layer_type_get_plugin (const NnLayerType *type);
+/* Returns: (transfer none) the registry that loaded @plugin. */
+NN_API NnRegistry *nn_plugin_get_registry (NnPlugin *plugin);
+/* Returns: (transfer none) the file @plugin was loaded from. */
+NN_API const char *nn_plugin_get_path (NnPlugin *plugin);
+
+/* Returns: (transfer none) the installed plugin directory. */
+NN_API const char *nn_registry_installed_dir (void);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (NnRegistry, nn_registry_unref)
+
+G_END_DECLS
+
+#endif

@@ -1,0 +1,83 @@
+/* nnkit: shapes and tensors.
+ *
+ * Tensors are dense, row-major (NCHW for images), reference-counted, and
+ * either own their storage or borrow it (e.g. from a mapped safetensors
+ * file).  Reference counting is atomic, so a tensor may be shared between
+ * threads; writing its data while another thread reads it is the caller's
+ * business.
+ */
+#ifndef NNKIT_TENSOR_H
+#define NNKIT_TENSOR_H
+
+#include <glib.h>
+#include <nnkit/export.h>
+
+G_BEGIN_DECLS
+
+#define NN_MAX_DIMS 8
+
+typedef struct {
+  guint ndim;                /* number of dimensions, 0 for a scalar */
+  gint64 dims[NN_MAX_DIMS];  /* extent of each dimension, in elements */
+} NnShape;
+
+typedef enum {
+  NN_DTYPE_F32 = 0, /* float32: parameters, activations */
+  NN_DTYPE_I64 = 1, /* int64: counters such as num_batches_tracked */
+} NnDType;
+
+typedef struct _NnTensor NnTensor;
+struct _NnTensor {
+  NnDType dtype;   /* element type */
+  NnShape shape;   /* extents; data holds numel() * dtype size bytes */
+  gpointer data;   /* first element; writable unless borrowed read-only */
+  /*< private >*/
+  gint ref_count;
+  GDestroyNotify release;   /* frees data, or drops the borrowed owner */
+  gpointer release_data;
+  gboolean read_only;
+};
+
+/* Shapes */
+NN_API gint64 nn_shape_numel (const NnShape *shape);
+NN_API gboolean nn_shape_equal (const NnShape *a, const NnShape *b);
+/* Returns: (transfer full) "[1, 3, 224, 224]". */
+NN_API char *nn_shape_to_string (const NnShape *shape);
+/* Parses "1,3,224,224" or "[1, 3, 224, 224]"; every extent must be >= 1.
+ * Errors are NN_SHAPE_ERROR_INVALID naming the offending text. */
+NN_API gboolean nn_shape_parse (const char *text, NnShape *out, GError **error);
+/* Sets @out from @ndim extents.  Returns FALSE if ndim > NN_MAX_DIMS. */
+NN_API gboolean nn_shape_set (NnShape *out, guint ndim, const gint64 *dims);
+
+NN_API gsize nn_dtype_size (NnDType dtype);
+/* Returns: (transfer none) "F32" or "I64", the safetensors names. */
+NN_API const char *nn_dtype_name (NnDType dtype);
+
+/* Returns: (transfer full) a zero-filled tensor that owns its storage,
+ * or NULL if the shape's byte size overflows. */
+NN_API NnTensor *nn_tensor_new (NnDType dtype, const NnShape *shape);
+/* Returns: (transfer full) a tensor whose storage is @data, not copied.
+ * @release (nullable) is called with @release_data when the last
+ * reference goes.  @read_only tensors must not be written through. */
+NN_API NnTensor *nn_tensor_new_borrowed (NnDType dtype, const NnShape *shape,
+                                         gpointer data, gboolean read_only,
+                                         GDestroyNotify release,
+                                         gpointer release_data);
+/* Returns: (transfer full) a deep copy that owns its storage. */
+NN_API NnTensor *nn_tensor_copy (const NnTensor *t);
+/* Returns: (transfer full) a tensor sharing @t's storage with another
+ * shape of the same element count, or NULL if the counts differ. */
+NN_API NnTensor *nn_tensor_reshape (NnTensor *t, const NnShape *shape);
+NN_API NnTensor *nn_tensor_ref (NnTensor *t);
+NN_API void nn_tensor_unref (NnTensor *t);
+NN_API gint64 nn_tensor_numel (const NnTensor *t);
+NN_API gsize nn_tensor_nbytes (const NnTensor *t);
+NN_API gboolean nn_tensor_is_read_only (const NnTensor *t);
+/* Returns: (transfer none) the data as float*, or NULL if not F32. */
+NN_API float *nn_tensor_f32 (const NnTensor *t);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (NnTensor, nn_tensor_unref)
+
+G_END_DECLS
+
+#endif

@@ -1,0 +1,72 @@
+// Shared helpers for the GoogleTest harness: RAII owners for C handles and
+// a registry loaded with the build tree's plugins.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <memory>
+#include <string>
+
+extern "C" {
+#include <nnkit/nnkit.h>
+#include <nnkit/plugin.h>
+}
+
+namespace nntest {
+
+struct ErrorDeleter { void operator() (GError *e) const { g_error_free (e); } };
+struct RegistryDeleter { void operator() (NnRegistry *r) const { nn_registry_unref (r); } };
+struct ModuleDeleter { void operator() (NnModule *m) const { nn_module_unref (m); } };
+struct TensorDeleter { void operator() (NnTensor *t) const { nn_tensor_unref (t); } };
+struct ArrayDeleter { void operator() (GPtrArray *a) const { g_ptr_array_unref (a); } };
+struct GFreeDeleter { void operator() (void *p) const { g_free (p); } };
+struct StDeleter { void operator() (NnSafetensors *s) const { nn_safetensors_free (s); } };
+
+using Registry = std::unique_ptr<NnRegistry, RegistryDeleter>;
+using Module = std::unique_ptr<NnModule, ModuleDeleter>;
+using Tensor = std::unique_ptr<NnTensor, TensorDeleter>;
+using Array = std::unique_ptr<GPtrArray, ArrayDeleter>;
+using CStr = std::unique_ptr<char, GFreeDeleter>;
+using Safetensors = std::unique_ptr<NnSafetensors, StDeleter>;
+
+// A GError** target that frees itself; message() is "" when unset.
+struct Error {
+  GError *err = nullptr;
+  ~Error () { if (err) g_error_free (err); }
+  GError **out () { if (err) { g_error_free (err); err = nullptr; } return &err; }
+  std::string message () const { return err ? err->message : ""; }
+  bool matches (GQuark d, int code) const { return err && g_error_matches (err, d, code); }
+};
+
+// A registry with the build tree's plugins (no system directory when the
+// library runs uninstalled).  Fails the test on any load failure.
+inline Registry default_registry ()
+{
+  Registry reg (nn_registry_new ());
+  GError *e = nullptr;
+  EXPECT_TRUE (nn_registry_load_default (reg.get (), &e)) << (e ? e->message : "");
+  if (e) g_error_free (e);
+  return reg;
+}
+
+inline std::string source_path (const std::string &rel)
+{
+  const char *root = g_getenv ("NN_TEST_SOURCE_ROOT");
+  return std::string (root ? root : ".") + "/" + rel;
+}
+
+inline std::string build_path (const std::string &rel)
+{
+  const char *root = g_getenv ("NN_TEST_BUILD_ROOT");
+  return std::string (root ? root : ".") + "/" + rel;
+}
+
+inline NnShape shape (std::initializer_list<gint64> dims)
+{
+  NnShape s = {};
+  for (gint64 d : dims) s.dims[s.ndim++] = d;
+  return s;
+}
+
+inline std::string take (char *s) { std::string r = s ? s : ""; g_free (s); return r; }
+
+}  // namespace nntest
