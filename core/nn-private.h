@@ -54,11 +54,6 @@ struct _NnCall {
   gpointer observer_data;
 };
 
-/* registry.c */
-const char *nn_plugin_name_for_type (const NnLayerType *type);
-NnPlugin *nn_plugin_ref (NnPlugin *p);
-void nn_plugin_unref (NnPlugin *p);
-
 /* hooks.c */
 NnTensor *nn_hooks_run (NnModule *m, NnCall *call, NnTensor *input,
                         GError **error);
@@ -85,8 +80,13 @@ gboolean nn_module_insert_child (NnModule *m, guint pos, const char *name,
 void nn_module_set_child_at (NnModule *m, guint i, NnModule *child);
 /* Runs every type's check() in the subtree. */
 gboolean nn_module_check_tree (NnModule *m, const char *path, GError **error);
-/* "path" or the class name when path is "" (for error prefixes). */
-char *nn_path_display (const char *path, NnModule *m);
+/* Prefixes "path: Name: ", or "Name: " for the root (path ""). */
+void nn_error_prefix (GError **error, const char *path, const char *name);
+
+/* json_write.c */
+/* Returns: (transfer full) pretty JSON text ending in a newline, floats in
+ * Python's shortest form. */
+char *nn_json_to_text (JsonNode *node, gsize *len_out);
 
 /* util.c */
 /* Writes @len bytes to @path through a temp file in the same directory,

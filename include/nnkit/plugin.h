@@ -138,6 +138,11 @@ NN_API gboolean nn_plugin_register_type (NnPlugin *plugin,
                                          GError **error);
 /* Returns: (transfer none) the plugin's name. */
 NN_API const char *nn_plugin_get_name (NnPlugin *plugin);
+/* Returns: (transfer none) (nullable) the registry @self's type came
+ * from, for composites that create functional modules in create(). */
+NN_API NnRegistry *nn_module_get_registry (NnModule *self);
+/* Returns: (transfer none) the plugin providing @self's type. */
+NN_API NnPlugin *nn_module_get_plugin (NnModule *self);
 
 /* --- helpers for a type's create function --------------------------- */
 

@@ -80,10 +80,20 @@ NN_API GPtrArray *nn_registry_list_plugins (NnRegistry *reg);
 NN_API GPtrArray *nn_registry_get_failures (NnRegistry *reg);
 /* Returns: (transfer full) NULL-terminated sorted type names. */
 NN_API char **nn_registry_list_types (NnRegistry *reg);
-/* Returns: (transfer none) the plugin that provides @type. */
-NN_API NnPlugin *nn_layer_type_get_plugin (const NnLayerType *type);
-/* Returns: (transfer none) the registry that loaded @plugin. */
+/* Like nn_registry_lookup_type, also returning (transfer none) the
+ * plugin that provides the type. */
+NN_API const NnLayerType *nn_registry_resolve_type (NnRegistry *reg,
+                                                    const char *name,
+                                                    NnPlugin **plugin_out,
+                                                    GError **error);
+/* Returns: (transfer none) (nullable) the registry that loaded @plugin,
+ * NULL once that registry is gone (its plugins stay loaded while modules
+ * of theirs live). */
 NN_API NnRegistry *nn_plugin_get_registry (NnPlugin *plugin);
+/* Plugins are reference-counted: a module holds its type's plugin, so the
+ * shared object stays loaded while any of its modules exists. */
+NN_API NnPlugin *nn_plugin_ref (NnPlugin *plugin);
+NN_API void nn_plugin_unref (NnPlugin *plugin);
 /* Returns: (transfer none) the file @plugin was loaded from. */
 NN_API const char *nn_plugin_get_path (NnPlugin *plugin);
 

@@ -1,0 +1,415 @@
+/* nnkit core: JSON descriptors <-> module trees (docs/DESCRIPTORS.md).
+ * Loading builds the whole tree or nothing; saving is deterministic. */
+#include "nn-private.h"
+
+#include <string.h>
+
+#define NN_FORMAT_NAME "nnkit"
+#define NN_FORMAT_VERSION 1
+
+static gboolean
+invalid (GError **error, const char *path, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
+
+static gboolean
+invalid (GError **error, const char *path, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  g_set_error (error, NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_INVALID, "%s%s%s",
+               path && *path ? path : "", path && *path ? ": " : "", msg);
+  return FALSE;
+}
+
+static const char *
+node_kind (JsonNode *n)
+{
+  switch (json_node_get_node_type (n)) {
+  case JSON_NODE_OBJECT: return "an object";
+  case JSON_NODE_ARRAY: return "an array";
+  case JSON_NODE_NULL: return "null";
+  case JSON_NODE_VALUE: break;
+  }
+  GType t = json_node_get_value_type (n);
+  return t == G_TYPE_STRING ? "a string" : t == G_TYPE_BOOLEAN ? "a bool" : "a number";
+}
+
+static gboolean
+only_fields (JsonObject *o, const char *const *allowed, const char *path,
+             const char *what, GError **error)
+{
+  g_autoptr (GList) members = json_object_get_members (o);
+  for (GList *l = members; l; l = l->next) {
+    if (g_strv_contains (allowed, l->data))
+      continue;
+    g_autofree char *list = g_strjoinv (", ", (char **) allowed);
+    return invalid (error, path, "unknown field '%s' in %s (expected %s)",
+                    (char *) l->data, what, list);
+  }
+  return TRUE;
+}
+
+static const char *
+get_string_field (JsonObject *o, const char *field, const char *path,
+                  gboolean required, GError **error)
+{
+  JsonNode *n = json_object_get_member (o, field);
+  if (!n) {
+    if (required)
+      invalid (error, path, "missing field '%s'", field);
+    return NULL;
+  }
+  if (!JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING) {
+    invalid (error, path, "field '%s' must be a string, found %s", field, node_kind (n));
+    return NULL;
+  }
+  return json_node_get_string (n);
+}
+
+static NnModule *build_node (NnRegistry *reg, JsonNode *node, const char *path,
+                             NnModule *root, GError **error);
+
+static gboolean
+build_children (NnRegistry *reg, NnModule *m, JsonArray *kids, const char *path,
+                NnModule *root, GError **error)
+{
+  static const char *const child_fields[] = { "name", "type", "class", "config", "children", "ref", NULL };
+  for (guint i = 0; i < json_array_get_length (kids); i++) {
+    JsonNode *kn = json_array_get_element (kids, i);
+    g_autofree char *where = g_strdup_printf ("%s%schildren[%u]", path, *path ? "." : "", i);
+    if (!JSON_NODE_HOLDS_OBJECT (kn))
+      return invalid (error, where, "expected an object, found %s", node_kind (kn));
+    JsonObject *ko = json_node_get_object (kn);
+    if (!only_fields (ko, child_fields, where, "a child", error))
+      return FALSE;
+    GError *tmp = NULL;
+    const char *name = get_string_field (ko, "name", where, TRUE, &tmp);
+    if (!name) {
+      g_propagate_error (error, tmp);
+      return FALSE;
+    }
+    if (!nn_module_name_is_valid (name, error)) {
+      g_prefix_error (error, "%s: ", where);
+      return FALSE;
+    }
+    if (nn_module_get_child (m, name)) {
+      g_set_error (error, NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_DUPLICATE_NAME,
+                   "%s: duplicate child name '%s' in %s", where, name,
+                   *path ? path : "the root");
+      return FALSE;
+    }
+    g_autofree char *sub = *path ? g_strdup_printf ("%s.%s", path, name) : g_strdup (name);
+    g_autoptr (NnModule) child = NULL;
+    const char *ref = get_string_field (ko, "ref", sub, FALSE, &tmp);
+    if (tmp) {
+      g_propagate_error (error, tmp);
+      return FALSE;
+    }
+    if (ref) {
+      if (json_object_get_size (ko) != 2)
+        return invalid (error, sub, "a 'ref' child has only 'name' and 'ref'");
+      NnModule *target = nn_module_lookup_path (root, ref, error);
+      if (!target) {
+        g_prefix_error (error, "%s: ref '%s': ", sub, ref);
+        return FALSE;
+      }
+      child = nn_module_ref (target);
+    } else {
+      child = build_node (reg, kn, sub, root, error);
+      if (!child)
+        return FALSE;
+    }
+    if (!nn_module_add_child (m, name, child, error)) {
+      g_prefix_error (error, "%s: ", sub);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+static NnModule *
+build_node (NnRegistry *reg, JsonNode *node, const char *path, NnModule *root,
+            GError **error)
+{
+  static const char *const fields[] = { "name", "type", "class", "config", "children", NULL };
+  const char *where = *path ? path : "model";
+  if (!JSON_NODE_HOLDS_OBJECT (node)) {
+    invalid (error, where, "expected a module object, found %s", node_kind (node));
+    return NULL;
+  }
+  JsonObject *o = json_node_get_object (node);
+  if (!only_fields (o, fields, where, "a module", error))
+    return NULL;
+  GError *tmp = NULL;
+  const char *type = get_string_field (o, "type", where, TRUE, &tmp);
+  const char *klass = type ? get_string_field (o, "class", where, FALSE, &tmp) : NULL;
+  if (tmp) {
+    g_propagate_error (error, tmp);
+    return NULL;
+  }
+  JsonObject *config = NULL;
+  JsonNode *cn = json_object_get_member (o, "config");
+  if (cn) {
+    if (!JSON_NODE_HOLDS_OBJECT (cn)) {
+      invalid (error, where, "field 'config' must be an object, found %s", node_kind (cn));
+      return NULL;
+    }
+    config = json_node_get_object (cn);
+  }
+  JsonArray *kids = NULL;
+  JsonNode *kn = json_object_get_member (o, "children");
+  if (kn) {
+    if (!JSON_NODE_HOLDS_ARRAY (kn)) {
+      invalid (error, where, "field 'children' must be an array, found %s", node_kind (kn));
+      return NULL;
+    }
+    kids = json_node_get_array (kn);
+  }
+
+  g_autoptr (NnModule) m = nn_module_new_from_type (reg, type, config, path, error);
+  if (!m)
+    return NULL;
+  if (klass)
+    nn_module_set_class_name (m, klass);
+  if (kids && !build_children (reg, m, kids, path, root ? root : m, error))
+    return NULL;
+  return g_steal_pointer (&m);
+}
+
+NnModule *
+nn_descriptor_load_module_node (NnRegistry *reg, JsonNode *node,
+                                const char *path, GError **error)
+{
+  g_autoptr (NnModule) m = build_node (reg, node, path ? path : "", NULL, error);
+  if (!m || !nn_module_check_tree (m, path ? path : "", error))
+    return NULL;
+  return g_steal_pointer (&m);
+}
+
+static JsonNode *
+parse (const char *data, gssize len, const char *origin, GError **error)
+{
+  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
+  GError *perr = NULL;
+  if (!json_parser_load_from_data (parser, data, len, &perr)) {
+    g_set_error (error, NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_PARSE,
+                 "%s: malformed JSON: %s", origin, perr->message);
+    g_error_free (perr);
+    return NULL;
+  }
+  JsonNode *root = json_parser_get_root (parser);
+  if (!root) {
+    g_set_error (error, NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_PARSE,
+                 "%s: empty document", origin);
+    return NULL;
+  }
+  return json_node_copy (root);
+}
+
+static gboolean
+read_input_shape (JsonNode *n, NnShape *out, GError **error)
+{
+  if (!JSON_NODE_HOLDS_ARRAY (n))
+    return invalid (error, "input_shape", "expected an array of positive ints");
+  JsonArray *a = json_node_get_array (n);
+  guint len = json_array_get_length (a);
+  if (len == 0 || len > NN_MAX_DIMS)
+    return invalid (error, "input_shape", "expected 1 to %d dimensions, found %u",
+                    NN_MAX_DIMS, len);
+  NnShape s = { .ndim = len };
+  for (guint i = 0; i < len; i++) {
+    JsonNode *e = json_array_get_element (a, i);
+    if (!JSON_NODE_HOLDS_VALUE (e) || json_node_get_value_type (e) != G_TYPE_INT64 ||
+        json_node_get_int (e) < 1)
+      return invalid (error, "input_shape", "element %u must be a positive int", i);
+    s.dims[i] = json_node_get_int (e);
+  }
+  *out = s;
+  return TRUE;
+}
+
+NnModule *
+nn_descriptor_load_data (NnRegistry *reg, const char *data, gssize len,
+                         const char *origin, GError **error)
+{
+  g_return_val_if_fail (reg != NULL && data != NULL, NULL);
+  origin = origin ? origin : "descriptor";
+  g_autoptr (JsonNode) root = parse (data, len, origin, error);
+  if (!root)
+    return NULL;
+  static const char *const fields[] = { "format", "version", "input_shape", "model", NULL };
+  GError *tmp = NULL;
+  if (!JSON_NODE_HOLDS_OBJECT (root)) {
+    invalid (&tmp, NULL, "expected a descriptor object, found %s", node_kind (root));
+    goto fail;
+  }
+  JsonObject *o = json_node_get_object (root);
+  if (!only_fields (o, fields, NULL, "the descriptor", &tmp))
+    goto fail;
+  const char *format = get_string_field (o, "format", "format", TRUE, &tmp);
+  if (!format)
+    goto fail;
+  if (strcmp (format, NN_FORMAT_NAME) != 0) {
+    invalid (&tmp, NULL, "format is '%s', expected '%s'", format, NN_FORMAT_NAME);
+    goto fail;
+  }
+  JsonNode *vn = json_object_get_member (o, "version");
+  if (!vn || !JSON_NODE_HOLDS_VALUE (vn) || json_node_get_value_type (vn) != G_TYPE_INT64 ||
+      json_node_get_int (vn) != NN_FORMAT_VERSION) {
+    invalid (&tmp, NULL, "version must be %d", NN_FORMAT_VERSION);
+    goto fail;
+  }
+  NnShape ishape;
+  JsonNode *sn = json_object_get_member (o, "input_shape");
+  if (sn && !read_input_shape (sn, &ishape, &tmp))
+    goto fail;
+  JsonNode *mn = json_object_get_member (o, "model");
+  if (!mn) {
+    invalid (&tmp, NULL, "missing field 'model'");
+    goto fail;
+  }
+  NnModule *m = nn_descriptor_load_module_node (reg, mn, "", &tmp);
+  if (!m)
+    goto fail;
+  if (sn)
+    nn_module_set_input_shape (m, &ishape);
+  return m;
+
+fail:
+  g_prefix_error (&tmp, "%s: ", origin);
+  g_propagate_error (error, tmp);
+  return NULL;
+}
+
+NnModule *
+nn_descriptor_load_file (NnRegistry *reg, const char *path, GError **error)
+{
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  GError *ioerr = NULL;
+  if (!g_file_get_contents (path, &data, &len, &ioerr)) {
+    g_set_error (error, NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_IO, "%s", ioerr->message);
+    g_error_free (ioerr);
+    return NULL;
+  }
+  return nn_descriptor_load_data (reg, data, (gssize) len, path, error);
+}
+
+NnModule *
+nn_descriptor_load_module_data (NnRegistry *reg, const char *data, gssize len,
+                                const char *origin, GError **error)
+{
+  origin = origin ? origin : "module";
+  g_autoptr (JsonNode) root = parse (data, len, origin, error);
+  if (!root)
+    return NULL;
+  if (JSON_NODE_HOLDS_OBJECT (root) &&
+      json_object_has_member (json_node_get_object (root), "format"))
+    return nn_descriptor_load_data (reg, data, len, origin, error);
+  GError *tmp = NULL;
+  NnModule *m = nn_descriptor_load_module_node (reg, root, "", &tmp);
+  if (!m) {
+    g_prefix_error (&tmp, "%s: ", origin);
+    g_propagate_error (error, tmp);
+  }
+  return m;
+}
+
+/* --- saving ------------------------------------------------------------ */
+
+static JsonNode *
+module_node (NnModule *m, const char *path, GHashTable *first_path)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "type");
+  json_builder_add_string_value (b, m->type->name);
+  if (m->class_name) {
+    json_builder_set_member_name (b, "class");
+    json_builder_add_string_value (b, m->class_name);
+  }
+  if (json_object_get_size (m->config) > 0) {
+    json_builder_set_member_name (b, "config");
+    JsonNode *cfg = json_node_new (JSON_NODE_OBJECT);
+    json_node_set_object (cfg, m->config);
+    json_builder_add_value (b, cfg);
+  }
+  if (m->children->len > 0) {
+    json_builder_set_member_name (b, "children");
+    json_builder_begin_array (b);
+    for (guint i = 0; i < m->children->len; i++) {
+      NnChild *c = &g_array_index (m->children, NnChild, i);
+      g_autofree char *sub = *path ? g_strdup_printf ("%s.%s", path, c->name) : g_strdup (c->name);
+      const char *seen = g_hash_table_lookup (first_path, c->module);
+      if (seen) {
+        /* A module under two parents is written once, then referenced. */
+        json_builder_begin_object (b);
+        json_builder_set_member_name (b, "name");
+        json_builder_add_string_value (b, c->name);
+        json_builder_set_member_name (b, "ref");
+        json_builder_add_string_value (b, seen);
+        json_builder_end_object (b);
+        continue;
+      }
+      g_hash_table_insert (first_path, c->module, g_strdup (sub));
+      JsonNode *cn = module_node (c->module, sub, first_path);
+      /* "name" first reads best; rebuild the object with it leading. */
+      JsonObject *co = json_node_get_object (cn);
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "name");
+      json_builder_add_string_value (b, c->name);
+      g_autoptr (GList) members = json_object_get_members (co);
+      for (GList *l = members; l; l = l->next) {
+        json_builder_set_member_name (b, l->data);
+        json_builder_add_value (b, json_node_copy (json_object_get_member (co, l->data)));
+      }
+      json_builder_end_object (b);
+      json_node_unref (cn);
+    }
+    json_builder_end_array (b);
+  }
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
+}
+
+JsonNode *
+nn_descriptor_module_to_node (NnModule *m)
+{
+  g_autoptr (GHashTable) first = g_hash_table_new_full (NULL, NULL, NULL, g_free);
+  g_hash_table_insert (first, m, g_strdup (""));
+  return module_node (m, "", first);
+}
+
+char *
+nn_descriptor_to_data (NnModule *root, gsize *len_out)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "format");
+  json_builder_add_string_value (b, NN_FORMAT_NAME);
+  json_builder_set_member_name (b, "version");
+  json_builder_add_int_value (b, NN_FORMAT_VERSION);
+  NnShape s;
+  if (nn_module_get_input_shape (root, &s)) {
+    json_builder_set_member_name (b, "input_shape");
+    json_builder_begin_array (b);
+    for (guint i = 0; i < s.ndim; i++)
+      json_builder_add_int_value (b, s.dims[i]);
+    json_builder_end_array (b);
+  }
+  json_builder_set_member_name (b, "model");
+  json_builder_add_value (b, nn_descriptor_module_to_node (root));
+  json_builder_end_object (b);
+  g_autoptr (JsonNode) doc = json_builder_get_root (b);
+  return nn_json_to_text (doc, len_out);
+}
+
+gboolean
+nn_descriptor_save_file (NnModule *root, const char *path, GError **error)
+{
+  gsize len = 0;
+  g_autofree char *data = nn_descriptor_to_data (root, &len);
+  return nn_write_file_atomic (path, data, len, NN_DESCRIPTOR_ERROR,
+                               NN_DESCRIPTOR_ERROR_IO, error);
+}

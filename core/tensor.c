@@ -1,0 +1,211 @@
+/* nnkit core: shapes and reference-counted tensors. */
+#include "nn-private.h"
+
+#include <string.h>
+
+gint64
+nn_shape_numel (const NnShape *shape)
+{
+  gint64 n = 1;
+  for (guint i = 0; i < shape->ndim; i++)
+    n *= shape->dims[i];
+  return n;
+}
+
+gboolean
+nn_shape_equal (const NnShape *a, const NnShape *b)
+{
+  if (a->ndim != b->ndim)
+    return FALSE;
+  for (guint i = 0; i < a->ndim; i++)
+    if (a->dims[i] != b->dims[i])
+      return FALSE;
+  return TRUE;
+}
+
+char *
+nn_shape_to_string (const NnShape *shape)
+{
+  GString *s = g_string_new ("[");
+  for (guint i = 0; i < shape->ndim; i++)
+    g_string_append_printf (s, "%s%" G_GINT64_FORMAT, i ? ", " : "",
+                            shape->dims[i]);
+  g_string_append_c (s, ']');
+  return g_string_free (s, FALSE);
+}
+
+gboolean
+nn_shape_set (NnShape *out, guint ndim, const gint64 *dims)
+{
+  if (ndim > NN_MAX_DIMS)
+    return FALSE;
+  memset (out, 0, sizeof *out);
+  out->ndim = ndim;
+  for (guint i = 0; i < ndim; i++)
+    out->dims[i] = dims[i];
+  return TRUE;
+}
+
+gboolean
+nn_shape_parse (const char *text, NnShape *out, GError **error)
+{
+  g_return_val_if_fail (text != NULL && out != NULL, FALSE);
+  g_autofree char *body = g_strstrip (g_strdup (text));
+  gsize len = strlen (body);
+  if (len >= 2 && body[0] == '[' && body[len - 1] == ']') {
+    body[len - 1] = '\0';
+    memmove (body, body + 1, len - 1);
+  }
+  g_auto (GStrv) parts = g_strsplit (body, ",", -1);
+  NnShape s = { 0 };
+  for (guint i = 0; parts[i]; i++) {
+    const char *p = g_strstrip (parts[i]);
+    guint64 v;
+    if (s.ndim == NN_MAX_DIMS) {
+      g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_INVALID,
+                   "shape '%s': more than %d dimensions", text, NN_MAX_DIMS);
+      return FALSE;
+    }
+    if (!g_ascii_string_to_unsigned (p, 10, 1, G_MAXINT32, &v, NULL)) {
+      g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_INVALID,
+                   "shape '%s': expected positive integers separated by "
+                   "commas, found '%s'", text, p);
+      return FALSE;
+    }
+    s.dims[s.ndim++] = (gint64) v;
+  }
+  *out = s;
+  return TRUE;
+}
+
+gsize
+nn_dtype_size (NnDType dtype)
+{
+  return dtype == NN_DTYPE_I64 ? 8 : 4;
+}
+
+const char *
+nn_dtype_name (NnDType dtype)
+{
+  return dtype == NN_DTYPE_I64 ? "I64" : "F32";
+}
+
+static gboolean
+shape_nbytes (NnDType dtype, const NnShape *shape, gsize *out)
+{
+  gsize n = nn_dtype_size (dtype);
+  if (shape->ndim > NN_MAX_DIMS)
+    return FALSE;
+  for (guint i = 0; i < shape->ndim; i++) {
+    if (shape->dims[i] < 0 ||
+        !g_size_checked_mul (&n, n, (gsize) shape->dims[i]))
+      return FALSE;
+  }
+  *out = n;
+  return TRUE;
+}
+
+NnTensor *
+nn_tensor_new (NnDType dtype, const NnShape *shape)
+{
+  gsize nbytes;
+  if (!shape_nbytes (dtype, shape, &nbytes))
+    return NULL;
+  NnTensor *t = g_new0 (NnTensor, 1);
+  t->dtype = dtype;
+  t->shape = *shape;
+  /* 64-byte alignment suits the SIMD kernels of OpenBLAS and the plugins. */
+  t->data = g_aligned_alloc0 (MAX (nbytes, 1), 1, 64);
+  t->ref_count = 1;
+  t->release = g_aligned_free;
+  t->release_data = t->data;
+  return t;
+}
+
+NnTensor *
+nn_tensor_new_borrowed (NnDType dtype, const NnShape *shape, gpointer data,
+                        gboolean read_only, GDestroyNotify release,
+                        gpointer release_data)
+{
+  gsize nbytes;
+  if (!shape_nbytes (dtype, shape, &nbytes))
+    return NULL;
+  NnTensor *t = g_new0 (NnTensor, 1);
+  t->dtype = dtype;
+  t->shape = *shape;
+  t->data = data;
+  t->ref_count = 1;
+  t->release = release;
+  t->release_data = release_data;
+  t->read_only = read_only;
+  return t;
+}
+
+NnTensor *
+nn_tensor_copy (const NnTensor *src)
+{
+  NnTensor *t = nn_tensor_new (src->dtype, &src->shape);
+  if (t)
+    memcpy (t->data, src->data, nn_tensor_nbytes (src));
+  return t;
+}
+
+static void
+drop_parent (gpointer p)
+{
+  nn_tensor_unref (p);
+}
+
+NnTensor *
+nn_tensor_reshape (NnTensor *src, const NnShape *shape)
+{
+  if (nn_shape_numel (shape) != nn_tensor_numel (src))
+    return NULL;
+  return nn_tensor_new_borrowed (src->dtype, shape, src->data,
+                                 src->read_only, drop_parent,
+                                 nn_tensor_ref (src));
+}
+
+NnTensor *
+nn_tensor_ref (NnTensor *t)
+{
+  g_return_val_if_fail (t != NULL, NULL);
+  g_atomic_int_inc (&t->ref_count);
+  return t;
+}
+
+void
+nn_tensor_unref (NnTensor *t)
+{
+  if (t == NULL)
+    return;
+  if (!g_atomic_int_dec_and_test (&t->ref_count))
+    return;
+  if (t->release)
+    t->release (t->release_data);
+  g_free (t);
+}
+
+gint64
+nn_tensor_numel (const NnTensor *t)
+{
+  return nn_shape_numel (&t->shape);
+}
+
+gsize
+nn_tensor_nbytes (const NnTensor *t)
+{
+  return (gsize) nn_tensor_numel (t) * nn_dtype_size (t->dtype);
+}
+
+gboolean
+nn_tensor_is_read_only (const NnTensor *t)
+{
+  return t->read_only;
+}
+
+float *
+nn_tensor_f32 (const NnTensor *t)
+{
+  return t->dtype == NN_DTYPE_F32 ? t->data : NULL;
+}
