@@ -56,6 +56,11 @@ nn_shape_parse (const char *text, NnShape *out, GError **error)
     body[len - 1] = '\0';
     memmove (body, body + 1, len - 1);
   }
+  if (*g_strstrip (body) == '\0') {
+    g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_INVALID,
+                 "shape '%s': expected positive integers separated by commas", text);
+    return FALSE;
+  }
   g_auto (GStrv) parts = g_strsplit (body, ",", -1);
   NnShape s = { 0 };
   for (guint i = 0; parts[i]; i++) {

@@ -1,0 +1,162 @@
+// Tests for core/descriptor.c: loading all or nothing, errors with a
+// location, deterministic saving.
+#include "nn-test.h"
+
+#include <glib/gstdio.h>
+#include <vector>
+
+using namespace nntest;
+
+static const char *kNet = R"({
+  "format": "nnkit", "version": 1, "input_shape": [1, 3, 16, 16],
+  "model": {"type": "Sequential", "class": "Net", "children": [
+    {"name": "conv", "type": "Conv2d",
+     "config": {"in_channels": 3, "out_channels": 4, "kernel_size": 3, "padding": 1}},
+    {"name": "act", "type": "ReLU"},
+    {"name": "again", "ref": "act"},
+    {"name": "head", "type": "Sequential", "children": [
+      {"name": "pool", "type": "AdaptiveAvgPool2d", "config": {"output_size": 1}},
+      {"name": "flat", "type": "Flatten"},
+      {"name": "fc", "type": "Linear", "config": {"in_features": 4, "out_features": 2}}
+    ]}
+  ]}
+})";
+
+static Module
+load (NnRegistry *reg, const std::string &text, Error &e)
+{
+  return Module (nn_descriptor_load_data (reg, text.c_str (), -1, "net.json", e.out ()));
+}
+
+static std::string
+replace_once (std::string s, const std::string &from, const std::string &to)
+{
+  size_t at = s.find (from);
+  EXPECT_NE (at, std::string::npos) << from;
+  return s.replace (at, from.size (), to);
+}
+
+TEST (Descriptor, LoadsTreeWithClassSharedModuleAndInputShape)
+{
+  Registry reg = default_registry ();
+  Error e;
+  Module m = load (reg.get (), kNet, e);
+  ASSERT_TRUE (m) << e.message ();
+  EXPECT_STREQ (nn_module_get_class_name (m.get ()), "Net");
+  EXPECT_STREQ (nn_module_get_type_name (m.get ()), "Sequential");
+  EXPECT_EQ (nn_module_get_child (m.get (), "act"), nn_module_get_child (m.get (), "again"));
+  NnShape s;
+  ASSERT_TRUE (nn_module_get_input_shape (m.get (), &s));
+  EXPECT_EQ (take (nn_shape_to_string (&s)), "[1, 3, 16, 16]");
+}
+
+TEST (Descriptor, SaveIsStableAndRoundTrips)
+{
+  Registry reg = default_registry ();
+  Error e;
+  Module m = load (reg.get (), kNet, e);
+  ASSERT_TRUE (m) << e.message ();
+  std::string first = take (nn_descriptor_to_data (m.get (), nullptr));
+  std::string again = take (nn_descriptor_to_data (m.get (), nullptr));
+  EXPECT_EQ (first, again);
+  Module m2 = load (reg.get (), first, e);
+  ASSERT_TRUE (m2) << e.message ();
+  EXPECT_EQ (take (nn_descriptor_to_data (m2.get (), nullptr)), first);
+  EXPECT_EQ (take (nn_module_to_string (m2.get ())), take (nn_module_to_string (m.get ())));
+  // The shared module is saved once and referenced.
+  EXPECT_NE (first.find ("\"ref\": \"act\""), std::string::npos) << first;
+}
+
+TEST (Descriptor, SaveFileIsAtomic)
+{
+  Registry reg = default_registry ();
+  Error e;
+  Module m = load (reg.get (), kNet, e);
+  g_autofree char *dir = g_dir_make_tmp ("nnkit-desc-XXXXXX", nullptr);
+  g_autofree char *path = g_build_filename (dir, "m.json", nullptr);
+  ASSERT_TRUE (nn_descriptor_save_file (m.get (), path, e.out ())) << e.message ();
+  Module back (nn_descriptor_load_file (reg.get (), path, e.out ()));
+  ASSERT_TRUE (back) << e.message ();
+  g_autofree char *bad = g_build_filename (dir, "missing", "m.json", nullptr);
+  EXPECT_FALSE (nn_descriptor_save_file (m.get (), bad, e.out ()));
+  EXPECT_TRUE (e.matches (NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_IO));
+  g_remove (path);
+  g_rmdir (dir);
+}
+
+struct BadCase {
+  const char *name;
+  std::string text;
+  int code;
+  const char *expect;
+};
+
+TEST (Descriptor, MalformedInputIsLocated)
+{
+  Registry reg = default_registry ();
+  std::vector<BadCase> cases = {
+    { "malformed JSON", std::string (kNet).substr (0, 120), NN_DESCRIPTOR_ERROR_PARSE,
+      "net.json: malformed JSON: " },
+    { "not an object", "[1, 2]", NN_DESCRIPTOR_ERROR_INVALID,
+      "net.json: expected a descriptor object, found an array" },
+    { "wrong format", replace_once (kNet, "\"nnkit\"", "\"onnx\""), NN_DESCRIPTOR_ERROR_INVALID,
+      "net.json: format is 'onnx', expected 'nnkit'" },
+    { "type not a string", replace_once (kNet, "\"type\": \"ReLU\"", "\"type\": 5"),
+      NN_DESCRIPTOR_ERROR_INVALID, "net.json: act: field 'type' must be a string, found a number" },
+    { "children not array", replace_once (kNet, "\"children\": [\n      {\"name\": \"pool\"",
+                                          "\"children\": {\"x\": [{\"name\": \"pool\""),
+      NN_DESCRIPTOR_ERROR_PARSE, "net.json: malformed JSON" },
+    { "config not object", replace_once (kNet, "\"config\": {\"output_size\": 1}", "\"config\": 1"),
+      NN_DESCRIPTOR_ERROR_INVALID, "net.json: head.pool: field 'config' must be an object" },
+    { "unknown field", replace_once (kNet, "\"class\": \"Net\"", "\"clas\": \"Net\""),
+      NN_DESCRIPTOR_ERROR_INVALID, "net.json: model: unknown field 'clas' in a module" },
+    { "bad name", replace_once (kNet, "\"name\": \"act\"", "\"name\": \"a.ct\""),
+      NN_DESCRIPTOR_ERROR_BAD_NAME, "net.json: children[1]: module name can't contain \".\", got: a.ct" },
+    { "empty name", replace_once (kNet, "\"name\": \"act\"", "\"name\": \"\""),
+      NN_DESCRIPTOR_ERROR_BAD_NAME, "module name can't be empty string" },
+    { "duplicate name", replace_once (kNet, "\"name\": \"flat\"", "\"name\": \"pool\""),
+      NN_DESCRIPTOR_ERROR_DUPLICATE_NAME, "net.json: head.children[1]: duplicate child name 'pool' in head" },
+    { "dangling ref", replace_once (kNet, "\"ref\": \"act\"", "\"ref\": \"head.nope\""),
+      NN_MODULE_ERROR_NOT_FOUND, "net.json: again: ref 'head.nope': no module 'head.nope'" },
+    { "bad config", replace_once (kNet, "\"out_features\": 2", "\"out_feature\": 2"),
+      NN_DESCRIPTOR_ERROR_UNKNOWN_KEY,
+      "net.json: head.fc: Linear: unknown key 'out_feature' (did you mean 'out_features'?)" },
+  };
+  for (auto &c : cases) {
+    Error e;
+    Module m = load (reg.get (), c.text, e);
+    EXPECT_FALSE (m) << c.name;
+    EXPECT_EQ (e.err ? e.err->code : -1, c.code) << c.name << ": " << e.message ();
+    EXPECT_NE (e.message ().find (c.expect), std::string::npos)
+        << c.name << ": got '" << e.message () << "'";
+  }
+}
+
+TEST (Descriptor, UnknownTypeListsKnownTypes)
+{
+  Registry reg = default_registry ();
+  Error e;
+  Module m = load (reg.get (), replace_once (kNet, "\"type\": \"ReLU\"", "\"type\": \"ReLu\""), e);
+  EXPECT_FALSE (m);
+  EXPECT_TRUE (e.matches (NN_PLUGIN_ERROR, NN_PLUGIN_ERROR_UNKNOWN_TYPE)) << e.message ();
+  EXPECT_NE (e.message ().find ("net.json: act: unknown layer type 'ReLu'"), std::string::npos)
+      << e.message ();
+  EXPECT_NE (e.message ().find ("Conv2d"), std::string::npos);
+}
+
+TEST (Descriptor, ModuleNodeAndWholeDescriptorBothLoadAsModules)
+{
+  Registry reg = default_registry ();
+  Error e;
+  Module a (nn_descriptor_load_module_data (
+      reg.get (), R"({"type": "Linear", "config": {"in_features": 2, "out_features": 3}})", -1,
+      "inline", e.out ()));
+  ASSERT_TRUE (a) << e.message ();
+  EXPECT_EQ (take (nn_module_to_string (a.get ())), "Linear(in_features=2, out_features=3, bias=True)");
+  Module b (nn_descriptor_load_module_data (reg.get (), kNet, -1, "inline", e.out ()));
+  ASSERT_TRUE (b) << e.message ();
+  Module c (nn_descriptor_load_module_data (reg.get (), "{\"type\": 1}", -1, "inline", e.out ()));
+  EXPECT_FALSE (c);
+  EXPECT_NE (e.message ().find ("inline: model: field 'type' must be a string"), std::string::npos)
+      << e.message ();
+}
