@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <memory>
 #include <string>
+#include <vector>
 
 extern "C" {
 #include <nnkit/nnkit.h>
@@ -68,5 +69,49 @@ inline NnShape shape (std::initializer_list<gint64> dims)
 }
 
 inline std::string take (char *s) { std::string r = s ? s : ""; g_free (s); return r; }
+
+}  // namespace nntest
+
+namespace nntest {
+
+// Lines of a committed test data file (tests/data/NAME), split on tabs.
+inline std::vector<std::vector<std::string>> read_table (const std::string &name)
+{
+  std::vector<std::vector<std::string>> rows;
+  g_autofree char *text = nullptr;
+  std::string path = source_path ("tests/data/" + name);
+  if (!g_file_get_contents (path.c_str (), &text, nullptr, nullptr)) {
+    ADD_FAILURE () << "cannot read " << path;
+    return rows;
+  }
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  for (int i = 0; lines[i]; i++) {
+    if (!*lines[i])
+      continue;
+    g_auto (GStrv) cols = g_strsplit (lines[i], "\t", -1);
+    std::vector<std::string> row;
+    for (int k = 0; cols[k]; k++)
+      row.push_back (cols[k]);
+    rows.push_back (row);
+  }
+  return rows;
+}
+
+// The resnet18-shaped tree from tests/data/resnet18.json (no weights).
+inline Module load_resnet18 (NnRegistry *reg)
+{
+  GError *e = nullptr;
+  std::string path = source_path ("tests/data/resnet18.json");
+  NnModule *m = nn_descriptor_load_file (reg, path.c_str (), &e);
+  EXPECT_TRUE (m) << (e ? e->message : "");
+  if (e) g_error_free (e);
+  return Module (m);
+}
+
+// "[64, 3, 7, 7]" as PyTorch's list(shape) prints it.
+inline std::string shape_text (const NnShape &s)
+{
+  return take (nn_shape_to_string (&s));
+}
 
 }  // namespace nntest
