@@ -539,15 +539,33 @@ nn_module_set_input_shape (NnModule *m, const NnShape *shape)
     m->input_shape = *shape;
 }
 
+/* Tensors borrowed read-only (a mapped weights file) get private copies,
+ * so a type may always write its own tensors in reset_parameters(). */
+static void
+make_writable (GArray *slots)
+{
+  for (guint i = 0; i < slots->len; i++) {
+    NnSlot *s = &g_array_index (slots, NnSlot, i);
+    if (nn_tensor_is_read_only (s->tensor)) {
+      NnTensor *copy = nn_tensor_copy (s->tensor);
+      nn_tensor_unref (s->tensor);
+      s->tensor = copy;
+    }
+  }
+}
+
 void
 nn_module_reset_parameters (NnModule *m, guint32 seed)
 {
   g_autoptr (GRand) rng = g_rand_new_with_seed (seed);
   g_autoptr (GPtrArray) mods = nn_module_named_modules (m);
   for (guint i = 0; i < mods->len; i++) {
-    NnNamedItem *it = mods->pdata[i];
-    if (it->module->type->reset_parameters)
-      it->module->type->reset_parameters (it->module, rng);
+    NnModule *mod = ((NnNamedItem *) mods->pdata[i])->module;
+    if (!mod->type->reset_parameters)
+      continue;
+    make_writable (mod->params);
+    make_writable (mod->buffers);
+    mod->type->reset_parameters (mod, rng);
   }
 }
 

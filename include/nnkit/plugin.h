@@ -69,9 +69,6 @@ typedef enum {
   NN_LAYER_KEYED = 1 << 2,
 } NnLayerFlags;
 
-/* NnParamInit: how nn_module_reset_parameters() initialises a tensor,
- * following PyTorch's reset_parameters(). */
-
 typedef struct _NnLayerType NnLayerType;
 struct _NnLayerType {
   gsize struct_size;          /* sizeof (NnLayerType) as the plugin saw it */
@@ -87,7 +84,9 @@ struct _NnLayerType {
    * not attached yet. */
   gboolean (*create) (NnModule *self, GError **error);
 
-  /* (optional) Frees private data.  NULL: the core g_free()s nothing. */
+  /* (optional) Frees private data.  Also called when create() failed, so
+   * it must cope with partly set up (or NULL) private data.  NULL: the
+   * core frees nothing. */
   void (*destroy) (NnModule *self);
 
   /* (optional) Called once the whole tree is built and after surgery, to
@@ -120,7 +119,8 @@ struct _NnLayerType {
   char *(*repr) (NnModule *self);
 
   /* (optional) PyTorch's reset_parameters(): fills the module's own
-   * tensors from @rng.  NULL: tensors stay as created. */
+   * tensors from @rng.  The core has made them writable (private copies of
+   * mapped weights) before the call.  NULL: tensors stay as created. */
   void (*reset_parameters) (NnModule *self, GRand *rng);
 
   /* (optional) Multiply-accumulates of one call for the given shapes, as

@@ -1,0 +1,40 @@
+/* nnkit core: files written in two steps, for saves that must replace
+ * several files together (a model's descriptor and its weights): each is
+ * written and flushed to a temp file beside its destination first, and
+ * only renamed into place once all of them are ready.  Core files only. */
+#ifndef NN_WEIGHTS_PRIVATE_H
+#define NN_WEIGHTS_PRIVATE_H
+
+#include <nnkit/nnkit.h>
+
+G_BEGIN_DECLS
+
+typedef struct _NnPendingFile NnPendingFile;
+
+/* Returns: (transfer full) (nullable) a flushed temp file holding @len
+ * bytes of @data for @path; errors in @domain/@code name @path. */
+NnPendingFile *nn_pending_file_new_data (const char *path, const void *data,
+                                         gsize len, GQuark domain, int code,
+                                         GError **error);
+/* Same with a safetensors file, as nn_safetensors_write() writes it. */
+NnPendingFile *nn_pending_file_new_safetensors (const char *path,
+                                                const char *const *names,
+                                                NnTensor *const *tensors,
+                                                guint n, GHashTable *metadata,
+                                                GError **error);
+/* state_dict.c: @m's state_dict as nn_module_save_state_dict() writes it. */
+NnPendingFile *nn_module_state_dict_pending (NnModule *m, const char *path,
+                                             GHashTable *metadata,
+                                             GError **error);
+/* FALSE if the destination cannot be replaced (it is a directory). */
+gboolean nn_pending_file_check (NnPendingFile *pf, GError **error);
+/* Renames the temp file over the destination. */
+gboolean nn_pending_file_commit (NnPendingFile *pf, GError **error);
+/* Removes the temp file unless committed. */
+void nn_pending_file_free (NnPendingFile *pf);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (NnPendingFile, nn_pending_file_free)
+
+G_END_DECLS
+
+#endif

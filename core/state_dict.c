@@ -1,0 +1,408 @@
+/* nnkit core: load_state_dict and state_dict saving, with PyTorch's keys,
+ * classification and error wording.
+ *
+ * A load runs in two phases: every file tensor is matched, checked and
+ * converted first; only when nothing fails are the new tensors swapped
+ * into the tree, so a refused load leaves every weight as it was. */
+#include "nn-private.h"
+#include "nn-weights-private.h"
+
+#include <string.h>
+
+void
+nn_load_report_free (NnLoadReport *r)
+{
+  if (r == NULL)
+    return;
+  g_free (r->model_class);
+  g_ptr_array_unref (r->loaded);
+  g_ptr_array_unref (r->missing);
+  g_ptr_array_unref (r->unexpected);
+  g_ptr_array_unref (r->mismatched);
+  g_free (r);
+}
+
+static void
+size_mismatch_free (gpointer p)
+{
+  NnSizeMismatch *sm = p;
+  g_free (sm->key);
+  g_free (sm);
+}
+
+static NnLoadReport *
+load_report_new (NnModule *m)
+{
+  NnLoadReport *r = g_new0 (NnLoadReport, 1);
+  r->model_class = g_strdup (nn_module_get_class_name (m));
+  r->loaded = g_ptr_array_new_with_free_func (g_free);
+  r->missing = g_ptr_array_new_with_free_func (g_free);
+  r->unexpected = g_ptr_array_new_with_free_func (g_free);
+  r->mismatched = g_ptr_array_new_with_free_func (size_mismatch_free);
+  return r;
+}
+
+gboolean
+nn_load_report_is_clean (const NnLoadReport *r)
+{
+  g_return_val_if_fail (r != NULL, FALSE);
+  return r->missing->len == 0 && r->unexpected->len == 0 &&
+         r->mismatched->len == 0;
+}
+
+/* torch.Size([1000, 512]); a scalar is torch.Size([]). */
+static void
+append_torch_size (GString *out, const NnShape *s)
+{
+  g_string_append (out, "torch.Size([");
+  for (guint i = 0; i < s->ndim; i++)
+    g_string_append_printf (out, "%s%" G_GINT64_FORMAT, i ? ", " : "",
+                            s->dims[i]);
+  g_string_append (out, "])");
+}
+
+static void
+append_key_list (GString *out, const char *what, GPtrArray *keys)
+{
+  g_string_append_printf (out, "\n\t%s key(s) in state_dict: ", what);
+  for (guint i = 0; i < keys->len; i++)
+    g_string_append_printf (out, "%s\"%s\"", i ? ", " : "",
+                            (const char *) keys->pdata[i]);
+  /* PyTorch's message has the trailing space too. */
+  g_string_append (out, ". ");
+}
+
+/* Module.load_state_dict's RuntimeError text: missing keys, then
+ * unexpected keys (both only when @strict), then one line per size
+ * mismatch; "" when there is nothing to say. */
+static char *
+load_report_format (const NnLoadReport *r, gboolean strict)
+{
+  gboolean keys = strict && (r->missing->len || r->unexpected->len);
+  if (!keys && r->mismatched->len == 0)
+    return g_strdup ("");
+  GString *out = g_string_new (NULL);
+  g_string_append_printf (out, "Error(s) in loading state_dict for %s:",
+                          r->model_class);
+  if (strict && r->missing->len)
+    append_key_list (out, "Missing", r->missing);
+  if (strict && r->unexpected->len)
+    append_key_list (out, "Unexpected", r->unexpected);
+  for (guint i = 0; i < r->mismatched->len; i++) {
+    const NnSizeMismatch *sm = r->mismatched->pdata[i];
+    g_string_append_printf (out, "\n\tsize mismatch for %s: copying a param "
+                            "with shape ", sm->key);
+    append_torch_size (out, &sm->file_shape);
+    g_string_append (out, " from checkpoint, the shape in current model is ");
+    append_torch_size (out, &sm->model_shape);
+    g_string_append_c (out, '.');
+  }
+  return g_string_free (out, FALSE);
+}
+
+char *
+nn_load_report_to_string (const NnLoadReport *r)
+{
+  g_return_val_if_fail (r != NULL, NULL);
+  return load_report_format (r, TRUE);
+}
+
+/* --- matching ------------------------------------------------------------ */
+
+typedef struct {
+  const char *file_name;  /* (transfer none) key as stored in the file */
+  guint order;            /* position in the file, by offset */
+} FileKey;
+
+/* Maps each file key through strip_prefix then add_prefix.  Two file keys
+ * landing on the same model key would make the load ambiguous. */
+static GHashTable *
+map_file_keys (NnSafetensors *st, const char *strip, const char *add,
+               GPtrArray *mapped_order, GError **error)
+{
+  GHashTable *map = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                           g_free);
+  guint n = nn_safetensors_n_tensors (st);
+  for (guint i = 0; i < n; i++) {
+    const char *name = nn_safetensors_name_at (st, i);
+    const char *rest = name;
+    if (strip && *strip && g_str_has_prefix (name, strip))
+      rest = name + strlen (strip);
+    char *key = g_strconcat (add ? add : "", rest, NULL);
+    FileKey *prev = g_hash_table_lookup (map, key);
+    if (prev) {
+      g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_LOAD,
+                   "file keys '%s' and '%s' both become '%s' after the "
+                   "prefix options (strip '%s', add '%s')", prev->file_name,
+                   name, key, strip ? strip : "", add ? add : "");
+      g_free (key);
+      g_hash_table_unref (map);
+      return NULL;
+    }
+    FileKey *fk = g_new (FileKey, 1);
+    fk->file_name = name;
+    fk->order = i;
+    g_hash_table_insert (map, key, fk);
+    g_ptr_array_add (mapped_order, key);
+  }
+  return map;
+}
+
+/* PyTorch's legacy rule: a 1-element-or-more 1-D checkpoint value loads
+ * into a 0-D model tensor as its first element. */
+static gboolean
+is_legacy_scalar (const NnShape *file, const NnShape *model)
+{
+  return model->ndim == 0 && file->ndim == 1 && file->dims[0] >= 1;
+}
+
+static NnTensor *
+first_element (NnTensor *t)
+{
+  NnShape scalar = { 0 };
+  NnTensor *s = nn_tensor_new (t->dtype, &scalar);
+  memcpy (s->data, t->data, nn_dtype_size (t->dtype));
+  return s;
+}
+
+/* Where PyTorch reports an unexpected key: at the deepest module whose
+ * path prefixes the key.  Returns that module's pre-order position. */
+static guint
+unexpected_position (GHashTable *module_pos, const char *key)
+{
+  guint pos = 0;
+  for (const char *dot = strchr (key, '.'); dot; dot = strchr (dot + 1, '.')) {
+    g_autofree char *prefix = g_strndup (key, (gsize) (dot - key));
+    gpointer p;
+    if (!g_hash_table_lookup_extended (module_pos, prefix, NULL, &p))
+      break;
+    pos = GPOINTER_TO_UINT (p);
+  }
+  return pos;
+}
+
+typedef struct {
+  char *key;
+  guint module_pos;
+  guint file_order;
+} Unexpected;
+
+static gint
+unexpected_cmp (gconstpointer a, gconstpointer b)
+{
+  const Unexpected *x = a, *y = b;
+  if (x->module_pos != y->module_pos)
+    return x->module_pos < y->module_pos ? -1 : 1;
+  return x->file_order < y->file_order ? -1 : (x->file_order > y->file_order);
+}
+
+/* Unexpected keys in PyTorch's order: grouped by the module that reports
+ * them (pre-order, every path), in file order within a module. */
+static void
+collect_unexpected (NnModule *m, GHashTable *model_keys, GHashTable *file_map,
+                    GPtrArray *mapped_order, NnLoadReport *r)
+{
+  g_autoptr (GPtrArray) mods = nn_module_named_modules_all_paths (m);
+  g_autoptr (GHashTable) module_pos = g_hash_table_new (g_str_hash, g_str_equal);
+  for (guint i = mods->len; i-- > 0;) /* first path wins */
+    g_hash_table_insert (module_pos, ((NnNamedItem *) mods->pdata[i])->name,
+                         GUINT_TO_POINTER (i));
+  g_autoptr (GArray) found = g_array_new (FALSE, FALSE, sizeof (Unexpected));
+  for (guint i = 0; i < mapped_order->len; i++) {
+    const char *key = mapped_order->pdata[i];
+    if (g_hash_table_contains (model_keys, key))
+      continue;
+    FileKey *fk = g_hash_table_lookup (file_map, key);
+    Unexpected u = { (char *) key, unexpected_position (module_pos, key),
+                     fk->order };
+    g_array_append_val (found, u);
+  }
+  g_array_sort (found, unexpected_cmp);
+  for (guint i = 0; i < found->len; i++)
+    g_ptr_array_add (r->unexpected,
+                     g_strdup (g_array_index (found, Unexpected, i).key));
+}
+
+/* A tensor ready to go in: its owning module and leaf name. */
+typedef struct {
+  NnModule *owner;   /* (transfer none; the state_dict list holds it) */
+  const char *leaf;  /* (transfer none) */
+  NnTensor *tensor;  /* (transfer full) */
+} Pending;
+
+static void
+pending_clear (gpointer p)
+{
+  nn_tensor_unref (((Pending *) p)->tensor);
+}
+
+static const char *
+leaf_name (const char *key)
+{
+  const char *dot = strrchr (key, '.');
+  return dot ? dot + 1 : key;
+}
+
+/* Swaps every pending tensor in; on an unexpected refusal the ones
+ * already swapped are put back, so the tree is never half loaded. */
+static gboolean
+apply_pending (GArray *pending, GError **error)
+{
+  g_autoptr (GPtrArray) old = g_ptr_array_new_with_free_func (
+      (GDestroyNotify) nn_tensor_unref);
+  for (guint i = 0; i < pending->len; i++) {
+    Pending *p = &g_array_index (pending, Pending, i);
+    NnTensor *cur = nn_module_get_parameter (p->owner, p->leaf);
+    if (cur == NULL)
+      cur = nn_module_get_buffer (p->owner, p->leaf);
+    g_ptr_array_add (old, cur ? nn_tensor_ref (cur) : NULL);
+    if (cur == NULL || !nn_module_set_tensor (p->owner, p->leaf, p->tensor, error)) {
+      if (cur == NULL)
+        g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_LOAD,
+                     "%s has no tensor '%s'",
+                     nn_module_get_class_name (p->owner), p->leaf);
+      /* in reverse, so a slot listed twice (shared module) ends original */
+      for (guint j = i; j-- > 0;) {
+        Pending *q = &g_array_index (pending, Pending, j);
+        nn_module_set_tensor (q->owner, q->leaf, old->pdata[j], NULL);
+      }
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+/* Reads the options that fit in the caller's struct_size. */
+static void
+read_options (const NnLoadOptions *opts, guint *flags, const char **strip,
+              const char **add)
+{
+  *flags = 0;
+  *strip = *add = NULL;
+  if (opts == NULL)
+    return;
+  gsize size = opts->struct_size;
+  if (size >= G_STRUCT_OFFSET (NnLoadOptions, flags) + sizeof opts->flags)
+    *flags = opts->flags;
+  if (size >= G_STRUCT_OFFSET (NnLoadOptions, strip_prefix) + sizeof (char *))
+    *strip = opts->strip_prefix;
+  if (size >= G_STRUCT_OFFSET (NnLoadOptions, add_prefix) + sizeof (char *))
+    *add = opts->add_prefix;
+}
+
+/* Matches file keys to @sd, fills @r and converts every tensor that will
+ * go in into @pending.  FALSE only on a hard error: ambiguous keys after
+ * the prefix options, or a tensor that cannot be converted. */
+static gboolean
+load_prepare (NnModule *m, NnSafetensors *st, const char *strip,
+              const char *add, GPtrArray *sd, NnLoadReport *r,
+              GArray *pending, GError **error)
+{
+  g_autoptr (GPtrArray) mapped_order = g_ptr_array_new ();
+  g_autoptr (GHashTable) file_map = map_file_keys (st, strip, add,
+                                                   mapped_order, error);
+  if (file_map == NULL)
+    return FALSE;
+  g_autoptr (GHashTable) model_keys = g_hash_table_new (g_str_hash, g_str_equal);
+  gboolean ok = TRUE;
+  for (guint i = 0; i < sd->len; i++) {
+    NnNamedItem *it = sd->pdata[i];
+    g_hash_table_add (model_keys, it->name);
+    FileKey *fk = g_hash_table_lookup (file_map, it->name);
+    if (fk == NULL) {
+      g_ptr_array_add (r->missing, g_strdup (it->name));
+      continue;
+    }
+    NnShape fshape;
+    nn_safetensors_get_info (st, fk->file_name, &fshape);
+    gboolean legacy = is_legacy_scalar (&fshape, &it->tensor->shape);
+    if (!legacy && !nn_shape_equal (&fshape, &it->tensor->shape)) {
+      NnSizeMismatch *sm = g_new0 (NnSizeMismatch, 1);
+      sm->key = g_strdup (it->name);
+      sm->file_shape = fshape;
+      sm->model_shape = it->tensor->shape;
+      g_ptr_array_add (r->mismatched, sm);
+      continue;
+    }
+    if (!ok)
+      continue; /* keep classifying for the report; convert nothing more */
+    NnTensor *t = nn_safetensors_get (st, fk->file_name, it->tensor->dtype,
+                                      error);
+    if (t == NULL) {
+      g_prefix_error (error, "loading '%s' into %s: ", it->name,
+                      r->model_class);
+      ok = FALSE;
+      continue;
+    }
+    if (legacy) {
+      NnTensor *s = first_element (t);
+      nn_tensor_unref (t);
+      t = s;
+    }
+    Pending p = { it->module, leaf_name (it->name), t };
+    g_array_append_val (pending, p);
+    g_ptr_array_add (r->loaded, g_strdup (it->name));
+  }
+  collect_unexpected (m, model_keys, file_map, mapped_order, r);
+  return ok;
+}
+
+gboolean
+nn_module_load_state_dict (NnModule *m, NnSafetensors *st,
+                           const NnLoadOptions *opts,
+                           NnLoadReport **report_out, GError **error)
+{
+  g_return_val_if_fail (m != NULL && st != NULL, FALSE);
+  guint flags;
+  const char *strip, *add;
+  read_options (opts, &flags, &strip, &add);
+  gboolean strict = !(flags & NN_LOAD_NON_STRICT);
+
+  g_autoptr (NnLoadReport) r = load_report_new (m);
+  g_autoptr (GPtrArray) sd = nn_module_state_dict (m);
+  g_autoptr (GArray) pending = g_array_new (FALSE, FALSE, sizeof (Pending));
+  g_array_set_clear_func (pending, pending_clear);
+
+  gboolean ok = load_prepare (m, st, strip, add, sd, r, pending, error);
+  /* As PyTorch: a size mismatch fails even when not strict. */
+  if (ok && (r->mismatched->len || (strict && !nn_load_report_is_clean (r)))) {
+    g_autofree char *text = load_report_format (r, strict);
+    g_set_error_literal (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_LOAD, text);
+    ok = FALSE;
+  }
+  if (ok)
+    ok = apply_pending (pending, error);
+  if (!ok)
+    g_ptr_array_set_size (r->loaded, 0); /* nothing was copied */
+  if (report_out)
+    *report_out = g_steal_pointer (&r);
+  return ok;
+}
+
+NnPendingFile *
+nn_module_state_dict_pending (NnModule *m, const char *path,
+                              GHashTable *metadata, GError **error)
+{
+  /* Every key is written on its own, a tensor shared by two keys twice,
+   * so that PyTorch loads the file with strict=True. */
+  g_autoptr (GPtrArray) sd = nn_module_state_dict (m);
+  g_autofree const char **names = g_new0 (const char *, sd->len + 1);
+  g_autofree NnTensor **tensors = g_new0 (NnTensor *, sd->len + 1);
+  for (guint i = 0; i < sd->len; i++) {
+    NnNamedItem *it = sd->pdata[i];
+    names[i] = it->name;
+    tensors[i] = it->tensor;
+  }
+  return nn_pending_file_new_safetensors (path, names, tensors, sd->len,
+                                          metadata, error);
+}
+
+gboolean
+nn_module_save_state_dict (NnModule *m, const char *path,
+                           GHashTable *metadata, GError **error)
+{
+  g_return_val_if_fail (m != NULL && path != NULL, FALSE);
+  g_autoptr (NnPendingFile) pf = nn_module_state_dict_pending (m, path,
+                                                              metadata, error);
+  return pf && nn_pending_file_commit (pf, error);
+}
