@@ -121,6 +121,15 @@ is_number (JsonNode *n)
           json_node_get_value_type (n) == G_TYPE_DOUBLE);
 }
 
+/* Ints print as ints, floats as Python prints them. */
+static char *
+number_text (const NnSchemaKey *k, double v)
+{
+  if (k->kind == NN_KIND_FLOAT)
+    return nn_format_py_float (v);
+  return g_strdup_printf ("%.0f", v);
+}
+
 static gboolean
 check_range (const NnSchemaKey *k, double v, const char *loc, GError **error)
 {
@@ -128,17 +137,16 @@ check_range (const NnSchemaKey *k, double v, const char *loc, GError **error)
   gboolean hi = (k->flags & NN_KEY_HAS_MAX) && v > k->max;
   if (!lo && !hi && !isnan (v))
     return TRUE;
-  g_autofree char *mn = nn_format_py_float (k->min);
-  g_autofree char *mx = nn_format_py_float (k->max);
-  g_autofree char *got = nn_format_py_float (v);
-  const char *range;
-  g_autofree char *r = NULL;
+  g_autofree char *mn = number_text (k, k->min);
+  g_autofree char *mx = number_text (k, k->max);
+  g_autofree char *got = number_text (k, v);
+  g_autofree char *range = NULL;
   if ((k->flags & NN_KEY_HAS_MIN) && (k->flags & NN_KEY_HAS_MAX))
-    range = r = g_strdup_printf ("between %s and %s", mn, mx);
+    range = g_strdup_printf ("between %s and %s", mn, mx);
   else if (k->flags & NN_KEY_HAS_MIN)
-    range = r = g_strdup_printf (">= %s", mn);
+    range = g_strdup_printf (">= %s", mn);
   else
-    range = r = g_strdup_printf ("<= %s", mx);
+    range = g_strdup_printf ("<= %s", mx);
   g_set_error (error, NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_OUT_OF_RANGE,
                "%s: key '%s' must be %s, found %s", loc, k->name, range, got);
   return FALSE;

@@ -62,9 +62,12 @@ TEST (Schema, OutOfRange)
                    R"({"in_channels": 3, "out_channels": 8, "kernel_size": [3, 0]})", e);
   EXPECT_FALSE (m);
   EXPECT_TRUE (e.matches (NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_OUT_OF_RANGE));
-  EXPECT_NE (e.message ().find ("layer2.0.conv1: Conv2d: key 'kernel_size' must be"),
-             std::string::npos) << e.message ();
-  EXPECT_NE (e.message ().find ("found 0"), std::string::npos) << e.message ();
+  EXPECT_EQ (e.message (), "layer2.0.conv1: Conv2d: key 'kernel_size' must be >= 1, found 0");
+  Module bn = make (reg.get (), "BatchNorm2d", R"({"num_features": 4, "eps": -0.5})", e, "bn");
+  EXPECT_FALSE (bn);
+  EXPECT_NE (e.message ().find ("bn: BatchNorm2d: key 'eps' must be"), std::string::npos)
+      << e.message ();
+  EXPECT_NE (e.message ().find ("found -0.5"), std::string::npos) << e.message ();
 }
 
 TEST (Schema, MissingRequiredKey)
