@@ -1,0 +1,57 @@
+/* activations plugin: entry point and the elementwise helpers shared by
+ * the types; each type (or small family of types) lives in its own file. */
+#include "activations.h"
+
+static const NnLayerType *const activation_types[] = {
+  &nn_relu_type,
+  &nn_relu6_type,
+  &nn_hardtanh_type,
+  &nn_sigmoid_type,
+  &nn_hardsigmoid_type,
+  &nn_silu_type,
+  &nn_hardswish_type,
+  &nn_gelu_type,
+  &nn_tanh_type,
+  &nn_softmax_type,
+};
+
+NnTensor *
+nn_act_map (NnModule *self, NnTensor *input, NnActKernel kernel,
+            gconstpointer params, GError **error)
+{
+  const float *x = nn_tensor_f32 (input);
+  if (!x) {
+    g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
+                 "expected a float32 input, found %s", nn_dtype_name (input->dtype));
+    return NULL;
+  }
+  NnTensor *out = nn_tensor_new (NN_DTYPE_F32, &input->shape);
+  kernel (x, nn_tensor_f32 (out), nn_tensor_numel (input), params);
+  return out;
+}
+
+char *
+nn_act_inplace_repr (NnModule *self)
+{
+  return nn_module_config_bool (self, "inplace") ? g_strdup ("inplace=True") : NULL;
+}
+
+gboolean
+nn_act_create_nothing (NnModule *self, GError **error)
+{
+  return TRUE;
+}
+
+static gboolean
+activations_init (NnPlugin *plugin, GError **error)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (activation_types); i++)
+    if (!nn_plugin_register_type (plugin, activation_types[i], error))
+      return FALSE;
+  return TRUE;
+}
+
+NN_PLUGIN_DEFINE ("activations", "0.1.0", "MIT",
+                  "ReLU, ReLU6, Hardtanh, Sigmoid, Hardsigmoid, SiLU, Hardswish, "
+                  "GELU, Tanh and Softmax",
+                  activations_init)

@@ -1,0 +1,74 @@
+/* activations plugin: the layer types it registers and the elementwise
+ * helpers they share.  Private to the plugin. */
+#ifndef NN_ACTIVATIONS_H
+#define NN_ACTIVATIONS_H
+
+#include <nnkit/plugin.h>
+
+extern const NnLayerType nn_relu_type;
+extern const NnLayerType nn_relu6_type;
+extern const NnLayerType nn_hardtanh_type;
+extern const NnLayerType nn_sigmoid_type;
+extern const NnLayerType nn_hardsigmoid_type;
+extern const NnLayerType nn_silu_type;
+extern const NnLayerType nn_hardswish_type;
+extern const NnLayerType nn_gelu_type;
+extern const NnLayerType nn_tanh_type;
+extern const NnLayerType nn_softmax_type;
+
+/* The `inplace` flag PyTorch's activations take.  nnkit always returns a
+ * new tensor, so it only shows in the repr. */
+#define NN_ACT_INPLACE_KEY                                               \
+  { "inplace", NN_KIND_BOOL, 0, NN_KEY_OPTIONAL, "false", 0, 0, NULL,    \
+    "in PyTorch, overwrite the input (repr only: nnkit returns a new tensor)" }
+
+/* y[i] = f(x[i]) for @n elements; @params is the type's constants. */
+typedef void (*NnActKernel) (const float *restrict x, float *restrict y,
+                             gint64 n, gconstpointer params);
+
+/* Applies @kernel to a float32 input of any shape.  Returns (transfer
+ * full) a new tensor of the input's shape, or NULL with an error naming
+ * the module type when the input is not float32. */
+NnTensor *nn_act_map (NnModule *self, NnTensor *input, NnActKernel kernel,
+                      gconstpointer params, GError **error);
+
+/* PyTorch's extra_repr for types whose only argument is inplace:
+ * "inplace=True", or NULL (nothing) when false. */
+char *nn_act_inplace_repr (NnModule *self);
+
+/* exp(x) for the sigmoid family, written so that loops over it vectorise
+ * (glibc's expf does not): 2^n * e^r with n = round(x / ln 2), r reduced
+ * in two steps (Cody-Waite), e^r by its degree-7 Taylor polynomial on
+ * |r| <= ln(2) / 2; about 2 ulp.  x is clamped to [-87, 88] so 2^n stays
+ * a normal float: results saturate near 1e-38 and 1.6e38 instead of
+ * reaching 0 and inf, which 1 / (1 + e) absorbs.  NaN stays NaN. */
+static inline float
+nn_act_expf (float x)
+{
+  x = x > 88.0f ? 88.0f : x;
+  x = x < -87.0f ? -87.0f : x;
+  /* Adding 1.5 * 2^23 rounds to an integer held in the low mantissa bits,
+   * with no float-to-int conversion (undefined for NaN). */
+  const float shifter = 12582912.0f;
+  float t = x * 1.44269504088896341f + shifter;
+  float n = t - shifter;
+  float r = x - n * 0.693145751953125f;       /* ln 2, high bits: exact */
+  r = r - n * 1.42860682030941723212e-6f;     /* ln 2, the rest */
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  union { float f; guint32 u; } bits = { t }, scale;
+  /* t's mantissa holds n + 2^22; move n + 127 into the exponent field. */
+  scale.u = (bits.u + 127u - 0x400000u) << 23;
+  return p * scale.f;
+}
+
+/* The create of a type that registers nothing. */
+gboolean nn_act_create_nothing (NnModule *self, GError **error);
+
+#endif

@@ -1,0 +1,29 @@
+/* ReLU: max(x, 0), as torch.nn.ReLU; NaN propagates. */
+#include "activations.h"
+
+static const NnSchemaKey relu_schema[] = { NN_ACT_INPLACE_KEY };
+
+static void
+relu_kernel (const float *restrict x, float *restrict y, gint64 n,
+             gconstpointer params)
+{
+  for (gint64 i = 0; i < n; i++)
+    y[i] = x[i] < 0.0f ? 0.0f : x[i];
+}
+
+static NnTensor *
+relu_forward (NnModule *self, NnCall *call, NnTensor *input, GError **error)
+{
+  return nn_act_map (self, input, relu_kernel, NULL, error);
+}
+
+const NnLayerType nn_relu_type = {
+  .struct_size = sizeof (NnLayerType),
+  .name = "ReLU",
+  .doc = "rectified linear unit max(x, 0)",
+  .schema = relu_schema,
+  .n_schema = G_N_ELEMENTS (relu_schema),
+  .create = nn_act_create_nothing,
+  .forward = relu_forward,
+  .extra_repr = nn_act_inplace_repr,
+};

@@ -1,0 +1,212 @@
+/* linear plugin: PyTorch's nn.Linear, y = x W^T + b over the last
+ * dimension of an input of any leading shape, as one sgemm.  The family
+ * has a single type, so the entry point lives here too. */
+#include <nnkit/plugin.h>
+
+#include <cblas.h>
+#include <math.h>
+
+static const NnSchemaKey linear_schema[] = {
+  { "in_features", NN_KIND_INT, 0, NN_KEY_HAS_MIN, NULL, 1, 0, NULL,
+    "Size of each input sample (the last dimension)" },
+  { "out_features", NN_KIND_INT, 0, NN_KEY_HAS_MIN, NULL, 1, 0, NULL,
+    "Size of each output sample" },
+  { "bias", NN_KIND_BOOL, 0, NN_KEY_OPTIONAL, "true", 0, 0, NULL,
+    "Adds a learnable bias to the output" },
+};
+
+static gboolean
+linear_create (NnModule *self, GError **error)
+{
+  gint64 in = nn_module_config_int (self, "in_features");
+  gint64 out = nn_module_config_int (self, "out_features");
+
+  /* sgemm takes int extents and leading dimensions. */
+  if (in > G_MAXINT32 || out > G_MAXINT32 || (double) in * (double) out > G_MAXINT64 / 4)
+    {
+      g_set_error (error, NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_OUT_OF_RANGE,
+                   "weight [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "] is too large",
+                   out, in);
+      return FALSE;
+    }
+  NnShape ws = { 2, { out, in } };
+  NnShape bs = { 1, { out } };
+  if (!nn_module_add_parameter (self, "weight", NN_DTYPE_F32, &ws)
+      || (nn_module_config_bool (self, "bias")
+          && !nn_module_add_parameter (self, "bias", NN_DTYPE_F32, &bs)))
+    {
+      g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                   "cannot allocate the weights [%" G_GINT64_FORMAT ", %"
+                   G_GINT64_FORMAT "]", out, in);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+linear_out_shape (NnModule *self, const NnShape *in, NnShape *out,
+                  GError **error)
+{
+  gint64 in_f = nn_module_config_int (self, "in_features");
+
+  if (in->ndim < 1 || in->dims[in->ndim - 1] != in_f)
+    {
+      g_autofree char *got = nn_shape_to_string (in);
+      g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
+                   "expected input [..., %" G_GINT64_FORMAT "] (last dimension %"
+                   G_GINT64_FORMAT "), got %s", in_f, in_f, got);
+      return FALSE;
+    }
+  *out = *in;
+  out->dims[in->ndim - 1] = nn_module_config_int (self, "out_features");
+  return TRUE;
+}
+
+static gboolean
+linear_infer_shape (NnModule *self, NnCall *call, const NnShape *in,
+                    NnShape *out, GError **error)
+{
+  return linear_out_shape (self, in, out, error);
+}
+
+static NnTensor *
+linear_forward (NnModule *self, NnCall *call, NnTensor *input, GError **error)
+{
+  const gint64 in_f = nn_module_config_int (self, "in_features");
+  const gint64 out_f = nn_module_config_int (self, "out_features");
+  const gboolean has_bias = nn_module_config_bool (self, "bias");
+  const float *x = nn_tensor_f32 (input);
+  NnShape os;
+
+  if (!x)
+    {
+      g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
+                   "expected a float32 input, got %s", nn_dtype_name (input->dtype));
+      return NULL;
+    }
+  if (!linear_out_shape (self, &input->shape, &os, error))
+    return NULL;
+
+  /* Looked up at every call: load_state_dict may have swapped them. */
+  NnTensor *wt = nn_module_get_parameter (self, "weight");
+  NnTensor *bt = has_bias ? nn_module_get_parameter (self, "bias") : NULL;
+  const float *w = wt ? nn_tensor_f32 (wt) : NULL;
+  const float *b = bt ? nn_tensor_f32 (bt) : NULL;
+  if (!w || nn_tensor_numel (wt) != in_f * out_f
+      || (has_bias && (!b || nn_tensor_numel (bt) != out_f)))
+    {
+      g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                   "weight or bias is missing or not float32 of the configured shape");
+      return NULL;
+    }
+
+  gint64 rows = nn_shape_numel (&input->shape) / in_f;
+  if (rows > G_MAXINT32)
+    {
+      g_autofree char *s = nn_shape_to_string (&input->shape);
+      g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
+                   "input %s has more than %d rows", s, G_MAXINT32);
+      return NULL;
+    }
+  NnTensor *out = nn_tensor_new (NN_DTYPE_F32, &os);
+  if (!out)
+    {
+      g_autofree char *s = nn_shape_to_string (&os);
+      g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                   "cannot allocate the output %s", s);
+      return NULL;
+    }
+  float *y = nn_tensor_f32 (out);
+  if (rows == 0)
+    return out;
+
+  if (b)
+    for (gint64 r = 0; r < rows; r++)
+      for (gint64 j = 0; j < out_f; j++)
+        y[r * out_f + j] = b[j];
+  float beta = b ? 1.0f : 0.0f;
+  if (rows == 1)
+    cblas_sgemv (CblasRowMajor, CblasNoTrans, (int) out_f, (int) in_f, 1.0f,
+                 w, (int) in_f, x, 1, beta, y, 1);
+  else
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) rows,
+                 (int) out_f, (int) in_f, 1.0f, x, (int) in_f, w, (int) in_f,
+                 beta, y, (int) out_f);
+  return out;
+}
+
+static char *
+linear_extra_repr (NnModule *self)
+{
+  return g_strdup_printf ("in_features=%" G_GINT64_FORMAT ", out_features=%"
+                          G_GINT64_FORMAT ", bias=%s",
+                          nn_module_config_int (self, "in_features"),
+                          nn_module_config_int (self, "out_features"),
+                          nn_module_config_bool (self, "bias") ? "True" : "False");
+}
+
+static void
+fill_uniform (NnModule *self, const char *name, double bound, GRand *rng)
+{
+  NnTensor *t = nn_module_get_parameter (self, name);
+  if (!t || !nn_tensor_f32 (t))
+    return;
+  /* Weights mapped read-only from a file get private storage first. */
+  if (nn_tensor_is_read_only (t))
+    {
+      g_autoptr (NnTensor) copy = nn_tensor_copy (t);
+      if (!copy || !nn_module_set_tensor (self, name, copy, NULL))
+        return;
+      t = nn_module_get_parameter (self, name);
+    }
+  float *d = nn_tensor_f32 (t);
+  for (gint64 j = 0, len = nn_tensor_numel (t); j < len; j++)
+    d[j] = (float) g_rand_double_range (rng, -bound, bound);
+}
+
+/* kaiming_uniform_(a=sqrt(5)) is U(-1/sqrt(in), 1/sqrt(in)); PyTorch draws
+ * the bias from the same bound. */
+static void
+linear_reset_parameters (NnModule *self, GRand *rng)
+{
+  double bound = 1.0 / sqrt ((double) nn_module_config_int (self, "in_features"));
+  fill_uniform (self, "weight", bound, rng);
+  fill_uniform (self, "bias", bound, rng);
+}
+
+/* torchinfo: each weight and bias element is used once per output row. */
+static guint64
+linear_count_macs (NnModule *self, const NnShape *in, const NnShape *out)
+{
+  guint64 in_f = (guint64) nn_module_config_int (self, "in_features");
+  guint64 out_f = (guint64) nn_module_config_int (self, "out_features");
+  guint64 params = in_f * out_f + (nn_module_config_bool (self, "bias") ? out_f : 0);
+  guint64 rows = 1;
+  for (guint i = 0; i + 1 < out->ndim; i++)
+    rows *= (guint64) out->dims[i];
+  return params * rows;
+}
+
+static const NnLayerType linear_type = {
+  .struct_size = sizeof (NnLayerType),
+  .name = "Linear",
+  .doc = "Fully connected layer y = x W^T + b, as torch.nn.Linear",
+  .schema = linear_schema,
+  .n_schema = G_N_ELEMENTS (linear_schema),
+  .flags = 0,
+  .create = linear_create,
+  .infer_shape = linear_infer_shape,
+  .forward = linear_forward,
+  .extra_repr = linear_extra_repr,
+  .reset_parameters = linear_reset_parameters,
+  .count_macs = linear_count_macs,
+};
+
+static gboolean
+linear_init (NnPlugin *plugin, GError **error)
+{
+  return nn_plugin_register_type (plugin, &linear_type, error);
+}
+
+NN_PLUGIN_DEFINE ("linear", "0.1.0", "MIT", "Linear (fully connected) on OpenBLAS",
+                  linear_init)

@@ -1,0 +1,91 @@
+/* Flatten: merges dims start_dim..end_dim into one, as torch.nn.Flatten.
+ * The output shares the input's storage. */
+#include "misc.h"
+
+static const NnSchemaKey flatten_schema[] = {
+  { "start_dim", NN_KIND_INT, 0, NN_KEY_OPTIONAL, "1", 0, 0, NULL,
+    "first dim to flatten, negative from the end" },
+  { "end_dim", NN_KIND_INT, 0, NN_KEY_OPTIONAL, "-1", 0, 0, NULL,
+    "last dim to flatten, negative from the end" },
+};
+
+/* Wraps @dim for @ndim dims as PyTorch does (a 0-d tensor counts as 1-d). */
+static gboolean
+wrap_dim (const char *key, gint64 dim, const NnShape *in, gint64 *out,
+          GError **error)
+{
+  gint64 n = MAX ((gint64) in->ndim, 1);
+  if (dim < -n || dim >= n) {
+    g_autofree char *found = nn_shape_to_string (in);
+    g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
+                 "%s %" G_GINT64_FORMAT " is out of range for input %s "
+                 "(expected a dim in [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "])",
+                 key, dim, found, -n, n - 1);
+    return FALSE;
+  }
+  *out = dim < 0 ? dim + n : dim;
+  return TRUE;
+}
+
+static gboolean
+flatten_infer_shape (NnModule *self, NnCall *call, const NnShape *in,
+                     NnShape *out, GError **error)
+{
+  gint64 start, end;
+  if (!wrap_dim ("start_dim", nn_module_config_int (self, "start_dim"), in, &start, error) ||
+      !wrap_dim ("end_dim", nn_module_config_int (self, "end_dim"), in, &end, error))
+    return FALSE;
+  if (start > end) {
+    g_autofree char *found = nn_shape_to_string (in);
+    g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
+                 "start_dim %" G_GINT64_FORMAT " comes after end_dim %"
+                 G_GINT64_FORMAT " for input %s", start, end, found);
+    return FALSE;
+  }
+  if (in->ndim == 0) {
+    /* PyTorch flattens a scalar into a 1-d tensor of one element. */
+    out->ndim = 1;
+    out->dims[0] = 1;
+    return TRUE;
+  }
+  NnShape s = { 0 };
+  for (gint64 i = 0; i < start; i++)
+    s.dims[s.ndim++] = in->dims[i];
+  gint64 merged = 1;
+  for (gint64 i = start; i <= end; i++)
+    merged *= in->dims[i];
+  s.dims[s.ndim++] = merged;
+  for (gint64 i = end + 1; i < (gint64) in->ndim; i++)
+    s.dims[s.ndim++] = in->dims[i];
+  *out = s;
+  return TRUE;
+}
+
+static NnTensor *
+flatten_forward (NnModule *self, NnCall *call, NnTensor *input, GError **error)
+{
+  NnShape shape;
+  if (!flatten_infer_shape (self, call, &input->shape, &shape, error))
+    return NULL;
+  return nn_tensor_reshape (input, &shape);
+}
+
+static char *
+flatten_extra_repr (NnModule *self)
+{
+  return g_strdup_printf ("start_dim=%" G_GINT64_FORMAT ", end_dim=%" G_GINT64_FORMAT,
+                          nn_module_config_int (self, "start_dim"),
+                          nn_module_config_int (self, "end_dim"));
+}
+
+const NnLayerType nn_flatten_type = {
+  .struct_size = sizeof (NnLayerType),
+  .name = "Flatten",
+  .doc = "flattens dims start_dim..end_dim into one",
+  .schema = flatten_schema,
+  .n_schema = G_N_ELEMENTS (flatten_schema),
+  .create = nn_misc_create_nothing,
+  .infer_shape = flatten_infer_shape,
+  .forward = flatten_forward,
+  .extra_repr = flatten_extra_repr,
+};

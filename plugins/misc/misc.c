@@ -1,0 +1,35 @@
+/* misc plugin: entry point and the helpers shared by its types; each type
+ * lives in its own file. */
+#include "misc.h"
+
+static const NnLayerType *const misc_types[] = {
+  &nn_dropout_type,
+  &nn_flatten_type,
+  &nn_identity_type,
+  &nn_stochastic_depth_type,
+};
+
+NnTensor *
+nn_misc_forward_identity (NnModule *self, NnCall *call, NnTensor *input,
+                          GError **error)
+{
+  return nn_tensor_ref (input);
+}
+
+gboolean
+nn_misc_create_nothing (NnModule *self, GError **error)
+{
+  return TRUE;
+}
+
+static gboolean
+misc_init (NnPlugin *plugin, GError **error)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (misc_types); i++)
+    if (!nn_plugin_register_type (plugin, misc_types[i], error))
+      return FALSE;
+  return TRUE;
+}
+
+NN_PLUGIN_DEFINE ("misc", "0.1.0", "MIT",
+                  "Dropout, Flatten, Identity and StochasticDepth", misc_init)

@@ -1,0 +1,20 @@
+/* misc plugin: the layer types it registers.  Private to the plugin. */
+#ifndef NN_MISC_H
+#define NN_MISC_H
+
+#include <nnkit/plugin.h>
+
+extern const NnLayerType nn_dropout_type;
+extern const NnLayerType nn_flatten_type;
+extern const NnLayerType nn_identity_type;
+extern const NnLayerType nn_stochastic_depth_type;
+
+/* The forward of a layer that is the identity in eval mode: returns a new
+ * reference to @input, sharing its storage. */
+NnTensor *nn_misc_forward_identity (NnModule *self, NnCall *call,
+                                    NnTensor *input, GError **error);
+
+/* The create of a type that registers nothing. */
+gboolean nn_misc_create_nothing (NnModule *self, GError **error);
+
+#endif

@@ -1,0 +1,194 @@
+/* BatchNorm2d in eval mode, as torch.nn.BatchNorm2d after .eval(): the
+ * running statistics normalise each channel; without them
+ * (track_running_stats=False) PyTorch uses the batch's own statistics even
+ * in eval mode, and so do we. */
+#include "norm.h"
+
+#include <math.h>
+
+static const NnSchemaKey batch_norm2d_schema[] = {
+  { "num_features", NN_KIND_INT, 0, NN_KEY_HAS_MIN, NULL, 1, 0, NULL,
+    "number of channels C of an [N, C, H, W] input" },
+  { "eps", NN_KIND_FLOAT, 0, NN_KEY_OPTIONAL | NN_KEY_HAS_MIN, "1e-05", 0, 0,
+    NULL, "added to the variance for numerical stability" },
+  { "momentum", NN_KIND_FLOAT, 0,
+    NN_KEY_OPTIONAL | NN_KEY_NULLABLE | NN_KEY_HAS_MIN | NN_KEY_HAS_MAX, "0.1",
+    0, 1, NULL, "running statistics update factor (training only); None: "
+    "cumulative average" },
+  { "affine", NN_KIND_BOOL, 0, NN_KEY_OPTIONAL, "true", 0, 0, NULL,
+    "learnable per-channel weight and bias" },
+  { "track_running_stats", NN_KIND_BOOL, 0, NN_KEY_OPTIONAL, "true", 0, 0, NULL,
+    "keep running_mean and running_var buffers; else use batch statistics" },
+};
+
+static gboolean
+batch_norm2d_create (NnModule *self, GError **error)
+{
+  NnShape c = { 1, { nn_module_config_int (self, "num_features") } };
+  NnShape scalar = { 0 };
+  /* PyTorch's registration order, which fixes the state_dict order. */
+  if (nn_module_config_bool (self, "affine")) {
+    nn_module_add_parameter (self, "weight", NN_DTYPE_F32, &c);
+    nn_module_add_parameter (self, "bias", NN_DTYPE_F32, &c);
+  }
+  if (nn_module_config_bool (self, "track_running_stats")) {
+    nn_module_add_buffer (self, "running_mean", NN_DTYPE_F32, &c, TRUE);
+    nn_module_add_buffer (self, "running_var", NN_DTYPE_F32, &c, TRUE);
+    nn_module_add_buffer (self, "num_batches_tracked", NN_DTYPE_I64, &scalar, TRUE);
+  }
+  return TRUE;
+}
+
+static void
+fill (NnTensor *t, float v)
+{
+  if (!t)
+    return;
+  float *d = nn_tensor_f32 (t);
+  for (gint64 i = 0, n = nn_tensor_numel (t); i < n; i++)
+    d[i] = v;
+}
+
+/* PyTorch's reset_running_stats() then reset_parameters(): no randomness. */
+static void
+batch_norm2d_reset_parameters (NnModule *self, GRand *rng)
+{
+  fill (nn_module_get_parameter (self, "weight"), 1.0f);
+  fill (nn_module_get_parameter (self, "bias"), 0.0f);
+  fill (nn_module_get_buffer (self, "running_mean"), 0.0f);
+  fill (nn_module_get_buffer (self, "running_var"), 1.0f);
+  NnTensor *nbt = nn_module_get_buffer (self, "num_batches_tracked");
+  if (nbt)
+    *(gint64 *) nbt->data = 0;
+}
+
+static gboolean
+batch_norm2d_infer_shape (NnModule *self, NnCall *call, const NnShape *in,
+                          NnShape *out, GError **error)
+{
+  gint64 c = nn_module_config_int (self, "num_features");
+  if (in->ndim != 4 || in->dims[1] != c) {
+    g_autofree char *found = nn_shape_to_string (in);
+    g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
+                 "expected input [N, %" G_GINT64_FORMAT ", H, W], "
+                 "found %s", c, found);
+    return FALSE;
+  }
+  *out = *in;
+  return TRUE;
+}
+
+/* Per-channel mean and biased variance over N, H and W, accumulated in
+ * double, for the track_running_stats=False case. */
+static void
+batch_stats (const float *x, gint64 n, gint64 c, gint64 hw, double *mean,
+             double *var)
+{
+  for (gint64 ch = 0; ch < c; ch++) {
+    double sum = 0.0;
+    for (gint64 b = 0; b < n; b++) {
+      const float *p = x + (b * c + ch) * hw;
+      for (gint64 i = 0; i < hw; i++)
+        sum += p[i];
+    }
+    double m = sum / (double) (n * hw), sq = 0.0;
+    for (gint64 b = 0; b < n; b++) {
+      const float *p = x + (b * c + ch) * hw;
+      for (gint64 i = 0; i < hw; i++)
+        sq += (p[i] - m) * (p[i] - m);
+    }
+    mean[ch] = m;
+    var[ch] = sq / (double) (n * hw);
+  }
+}
+
+static NnTensor *
+batch_norm2d_forward (NnModule *self, NnCall *call, NnTensor *input,
+                      GError **error)
+{
+  NnShape shape;
+  const float *x = nn_tensor_f32 (input);
+  if (!x) {
+    g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
+                 "expected a float32 input, found %s",
+                 nn_dtype_name (input->dtype));
+    return NULL;
+  }
+  if (!batch_norm2d_infer_shape (self, call, &input->shape, &shape, error))
+    return NULL;
+  gint64 n = shape.dims[0], c = shape.dims[1], hw = shape.dims[2] * shape.dims[3];
+  double eps = nn_module_config_float (self, "eps");
+  NnTensor *w = nn_module_get_parameter (self, "weight");
+  NnTensor *b = nn_module_get_parameter (self, "bias");
+  NnTensor *rm = nn_module_get_buffer (self, "running_mean");
+  NnTensor *rv = nn_module_get_buffer (self, "running_var");
+
+  g_autofree double *mean = g_new (double, c);
+  g_autofree double *var = g_new (double, c);
+  if (rm && rv) {
+    for (gint64 ch = 0; ch < c; ch++) {
+      mean[ch] = nn_tensor_f32 (rm)[ch];
+      var[ch] = nn_tensor_f32 (rv)[ch];
+    }
+  } else {
+    batch_stats (x, n, c, hw, mean, var);
+  }
+
+  /* Folded into one multiply-add per element: y = x * scale + shift. */
+  g_autofree float *scale = g_new (float, c);
+  g_autofree float *shift = g_new (float, c);
+  for (gint64 ch = 0; ch < c; ch++) {
+    double s = 1.0 / sqrt (var[ch] + eps);
+    if (w)
+      s *= nn_tensor_f32 (w)[ch];
+    scale[ch] = (float) s;
+    shift[ch] = (float) ((b ? nn_tensor_f32 (b)[ch] : 0.0) - mean[ch] * s);
+  }
+
+  NnTensor *out = nn_tensor_new (NN_DTYPE_F32, &shape);
+  float *y = nn_tensor_f32 (out);
+  for (gint64 i = 0; i < n * c; i++) {
+    const float sc = scale[i % c], sh = shift[i % c];
+    const float *restrict src = x + i * hw;
+    float *restrict dst = y + i * hw;
+    for (gint64 j = 0; j < hw; j++)
+      dst[j] = src[j] * sc + sh;
+  }
+  return out;
+}
+
+static char *
+batch_norm2d_extra_repr (NnModule *self)
+{
+  g_autofree char *eps = nn_module_config_repr (self, "eps");
+  g_autofree char *mom = nn_module_config_repr (self, "momentum");
+  g_autofree char *aff = nn_module_config_repr (self, "affine");
+  g_autofree char *trs = nn_module_config_repr (self, "track_running_stats");
+  return g_strdup_printf ("%" G_GINT64_FORMAT ", eps=%s, momentum=%s, affine=%s, "
+                          "track_running_stats=%s",
+                          nn_module_config_int (self, "num_features"), eps, mom,
+                          aff, trs);
+}
+
+/* torchinfo counts output_size[0] * numel for each of weight and bias. */
+static guint64
+batch_norm2d_count_macs (NnModule *self, const NnShape *in, const NnShape *out)
+{
+  if (!nn_module_config_bool (self, "affine") || out->ndim == 0)
+    return 0;
+  return (guint64) out->dims[0] * 2u * (guint64) nn_module_config_int (self, "num_features");
+}
+
+const NnLayerType nn_batch_norm2d_type = {
+  .struct_size = sizeof (NnLayerType),
+  .name = "BatchNorm2d",
+  .doc = "batch normalisation of NCHW input with running statistics (eval mode)",
+  .schema = batch_norm2d_schema,
+  .n_schema = G_N_ELEMENTS (batch_norm2d_schema),
+  .create = batch_norm2d_create,
+  .infer_shape = batch_norm2d_infer_shape,
+  .forward = batch_norm2d_forward,
+  .extra_repr = batch_norm2d_extra_repr,
+  .reset_parameters = batch_norm2d_reset_parameters,
+  .count_macs = batch_norm2d_count_macs,
+};

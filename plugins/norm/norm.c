@@ -1,0 +1,18 @@
+/* norm plugin: entry point.  Registers the normalisation types; each
+ * lives in its own file. */
+#include "norm.h"
+
+static const NnLayerType *const norm_types[] = {
+  &nn_batch_norm2d_type,
+};
+
+static gboolean
+norm_init (NnPlugin *plugin, GError **error)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (norm_types); i++)
+    if (!nn_plugin_register_type (plugin, norm_types[i], error))
+      return FALSE;
+  return TRUE;
+}
+
+NN_PLUGIN_DEFINE ("norm", "0.1.0", "MIT", "BatchNorm2d in eval mode", norm_init)

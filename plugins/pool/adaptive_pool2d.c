@@ -1,0 +1,185 @@
+/* AdaptiveAvgPool2d and AdaptiveMaxPool2d: a fixed output size, window i
+ * spanning [floor(i * in / out), ceil((i + 1) * in / out)) as in PyTorch. */
+#include "pool.h"
+
+#include <math.h>
+
+static const NnSchemaKey adaptive_avg_pool2d_schema[] = {
+  { "output_size", NN_KIND_INT_TUPLE, 2, NN_KEY_HAS_MIN, NULL, 1, 0, NULL,
+    "target output size H x W, an int for a square" },
+};
+
+static const NnSchemaKey adaptive_max_pool2d_schema[] = {
+  { "output_size", NN_KIND_INT_TUPLE, 2, NN_KEY_HAS_MIN, NULL, 1, 0, NULL,
+    "target output size H x W, an int for a square" },
+  { "return_indices", NN_KIND_BOOL, 0, NN_KEY_OPTIONAL, "false", 0, 0, NULL,
+    "also return the argmax indices (not supported: must be false)" },
+};
+
+typedef struct {
+  gint64 h, w, oh, ow;
+} AdaptivePlane;
+
+static gboolean
+adaptive_avg_pool2d_create (NnModule *self, GError **error)
+{
+  return TRUE;
+}
+
+static gboolean
+adaptive_max_pool2d_create (NnModule *self, GError **error)
+{
+  if (nn_module_config_bool (self, "return_indices")) {
+    g_set_error (error, NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_OUT_OF_RANGE,
+                 "key 'return_indices' must be false: a "
+                 "module returns one tensor, found true");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+adaptive_infer_shape (NnModule *self, NnCall *call, const NnShape *in,
+                      NnShape *out, GError **error)
+{
+  if (!nn_pool_check_input (in, error))
+    return FALSE;
+  gint64 size[2];
+  nn_module_config_ints (self, "output_size", size, 2);
+  *out = *in;
+  out->dims[in->ndim - 2] = size[0];
+  out->dims[in->ndim - 1] = size[1];
+  return TRUE;
+}
+
+static inline gint64
+window_start (gint64 i, gint64 in, gint64 out)
+{
+  return i * in / out;
+}
+
+static inline gint64
+window_end (gint64 i, gint64 in, gint64 out)
+{
+  return ((i + 1) * in + out - 1) / out;
+}
+
+/* Sum of @n contiguous floats in 8 independent partial sums: the adds
+ * pipeline and vectorise, and a long global-average row loses less
+ * precision than with one running sum. */
+static float
+sum_row (const float *x, gint64 n)
+{
+  float acc[8] = { 0 };
+  gint64 i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; j++)
+      acc[j] += x[i + j];
+  float s = 0.0f;
+  for (; i < n; i++)
+    s += x[i];
+  return s + ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+static void
+adaptive_avg_plane (gconstpointer ctx, const float *x, float *y)
+{
+  const AdaptivePlane *p = ctx;
+  for (gint64 oh = 0; oh < p->oh; oh++) {
+    gint64 h0 = window_start (oh, p->h, p->oh), h1 = window_end (oh, p->h, p->oh);
+    for (gint64 ow = 0; ow < p->ow; ow++) {
+      gint64 w0 = window_start (ow, p->w, p->ow), w1 = window_end (ow, p->w, p->ow);
+      float sum = 0.0f;
+      /* Whole rows are one contiguous run: the global average pool. */
+      if (w0 == 0 && w1 == p->w)
+        sum = sum_row (x + h0 * p->w, (h1 - h0) * p->w);
+      else
+        for (gint64 ih = h0; ih < h1; ih++)
+          sum += sum_row (x + ih * p->w + w0, w1 - w0);
+      y[oh * p->ow + ow] = sum / (float) ((h1 - h0) * (w1 - w0));
+    }
+  }
+}
+
+static void
+adaptive_max_plane (gconstpointer ctx, const float *x, float *y)
+{
+  const AdaptivePlane *p = ctx;
+  for (gint64 oh = 0; oh < p->oh; oh++) {
+    gint64 h0 = window_start (oh, p->h, p->oh), h1 = window_end (oh, p->h, p->oh);
+    for (gint64 ow = 0; ow < p->ow; ow++) {
+      gint64 w0 = window_start (ow, p->w, p->ow), w1 = window_end (ow, p->w, p->ow);
+      float m = -INFINITY;
+      for (gint64 ih = h0; ih < h1; ih++)
+        for (gint64 iw = w0; iw < w1; iw++) {
+          float v = x[ih * p->w + iw];
+          if (v > m || isnan (v))
+            m = v;
+        }
+      y[oh * p->ow + ow] = m;
+    }
+  }
+}
+
+static NnTensor *
+adaptive_forward (NnModule *self, NnTensor *input, NnPoolPlaneFunc fn,
+                  GError **error)
+{
+  NnShape out_shape;
+  const float *x = nn_pool_input_f32 (input, error);
+  if (!x || !adaptive_infer_shape (self, NULL, &input->shape, &out_shape, error))
+    return NULL;
+  guint h = out_shape.ndim - 2;
+  AdaptivePlane p = { input->shape.dims[h], input->shape.dims[h + 1],
+                      out_shape.dims[h], out_shape.dims[h + 1] };
+  NnTensor *out = nn_tensor_new (NN_DTYPE_F32, &out_shape);
+  gint64 planes = nn_shape_numel (&out_shape) / (p.oh * p.ow);
+  nn_pool_for_planes (planes, p.h * p.w, p.oh * p.ow, x, nn_tensor_f32 (out),
+                      fn, &p);
+  return out;
+}
+
+static NnTensor *
+adaptive_avg_pool2d_forward (NnModule *self, NnCall *call, NnTensor *input,
+                             GError **error)
+{
+  return adaptive_forward (self, input, adaptive_avg_plane, error);
+}
+
+static NnTensor *
+adaptive_max_pool2d_forward (NnModule *self, NnCall *call, NnTensor *input,
+                             GError **error)
+{
+  return adaptive_forward (self, input, adaptive_max_plane, error);
+}
+
+static char *
+adaptive_extra_repr (NnModule *self)
+{
+  g_autofree char *s = nn_module_config_repr (self, "output_size");
+  return g_strdup_printf ("output_size=%s", s);
+}
+
+const NnLayerType nn_adaptive_avg_pool2d_type = {
+  .struct_size = sizeof (NnLayerType),
+  .name = "AdaptiveAvgPool2d",
+  .doc = "2D average pooling to a fixed output size",
+  .schema = adaptive_avg_pool2d_schema,
+  .n_schema = G_N_ELEMENTS (adaptive_avg_pool2d_schema),
+  .create = adaptive_avg_pool2d_create,
+  .infer_shape = adaptive_infer_shape,
+  .forward = adaptive_avg_pool2d_forward,
+  .extra_repr = adaptive_extra_repr,
+};
+
+const NnLayerType nn_adaptive_max_pool2d_type = {
+  .struct_size = sizeof (NnLayerType),
+  .name = "AdaptiveMaxPool2d",
+  .doc = "2D max pooling to a fixed output size",
+  .schema = adaptive_max_pool2d_schema,
+  .n_schema = G_N_ELEMENTS (adaptive_max_pool2d_schema),
+  .create = adaptive_max_pool2d_create,
+  .infer_shape = adaptive_infer_shape,
+  .forward = adaptive_max_pool2d_forward,
+  .extra_repr = adaptive_extra_repr,
+};

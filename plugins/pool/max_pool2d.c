@@ -1,0 +1,135 @@
+/* MaxPool2d: max over dilated sliding windows, as torch.nn.MaxPool2d. */
+#include "pool.h"
+
+#include <math.h>
+
+static const NnSchemaKey max_pool2d_schema[] = {
+  { "kernel_size", NN_KIND_INT_TUPLE, 2, NN_KEY_HAS_MIN, NULL, 1, 0, NULL,
+    "size of the window to take a max over" },
+  { "stride", NN_KIND_INT_TUPLE, 2,
+    NN_KEY_OPTIONAL | NN_KEY_NULLABLE | NN_KEY_HAS_MIN, "null", 1, 0, NULL,
+    "stride of the window; None means kernel_size" },
+  { "padding", NN_KIND_INT_TUPLE, 2, NN_KEY_OPTIONAL | NN_KEY_HAS_MIN, "0", 0, 0,
+    NULL, "implicit -inf padding on both sides, at most kernel_size / 2" },
+  { "dilation", NN_KIND_INT_TUPLE, 2, NN_KEY_OPTIONAL | NN_KEY_HAS_MIN, "1", 1, 0,
+    NULL, "spacing between the elements of a window" },
+  { "return_indices", NN_KIND_BOOL, 0, NN_KEY_OPTIONAL, "false", 0, 0, NULL,
+    "also return the argmax indices (not supported: must be false)" },
+  { "ceil_mode", NN_KIND_BOOL, 0, NN_KEY_OPTIONAL, "false", 0, 0, NULL,
+    "use ceil instead of floor for the output size" },
+};
+
+typedef struct {
+  NnPoolGeom geom;
+  gint64 h, w, oh, ow; /* set per call */
+} MaxPoolPlane;
+
+static gboolean
+max_pool2d_create (NnModule *self, GError **error)
+{
+  if (nn_module_config_bool (self, "return_indices")) {
+    g_set_error (error, NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_OUT_OF_RANGE,
+                 "key 'return_indices' must be false: a module "
+                 "returns one tensor, found true");
+    return FALSE;
+  }
+  NnPoolGeom *geom = g_new0 (NnPoolGeom, 1);
+  if (!nn_pool_geom_read (self, TRUE, geom, error)) {
+    g_free (geom);
+    return FALSE;
+  }
+  nn_module_set_private (self, geom);
+  return TRUE;
+}
+
+static void
+max_pool2d_destroy (NnModule *self)
+{
+  g_free (nn_module_get_private (self));
+}
+
+static gboolean
+max_pool2d_infer_shape (NnModule *self, NnCall *call, const NnShape *in,
+                        NnShape *out, GError **error)
+{
+  const NnPoolGeom *geom = nn_module_get_private (self);
+  return nn_pool_geom_out_shape (geom, in, out, error);
+}
+
+static void
+max_pool2d_plane (gconstpointer ctx, const float *x, float *y)
+{
+  const MaxPoolPlane *p = ctx;
+  const NnPoolGeom *g = &p->geom;
+  for (gint64 oh = 0; oh < p->oh; oh++) {
+    gint64 h0 = oh * g->stride[0] - g->padding[0];
+    gint64 h1 = MIN (h0 + (g->kernel[0] - 1) * g->dilation[0] + 1, p->h);
+    while (h0 < 0)
+      h0 += g->dilation[0];
+    for (gint64 ow = 0; ow < p->ow; ow++) {
+      gint64 w0 = ow * g->stride[1] - g->padding[1];
+      gint64 w1 = MIN (w0 + (g->kernel[1] - 1) * g->dilation[1] + 1, p->w);
+      while (w0 < 0)
+        w0 += g->dilation[1];
+      float m = -INFINITY;
+      for (gint64 ih = h0; ih < h1; ih += g->dilation[0]) {
+        const float *row = x + ih * p->w;
+        for (gint64 iw = w0; iw < w1; iw += g->dilation[1]) {
+          float v = row[iw];
+          /* NaN wins, as in PyTorch, so a NaN input is never hidden. */
+          if (v > m || isnan (v))
+            m = v;
+        }
+      }
+      y[oh * p->ow + ow] = m;
+    }
+  }
+}
+
+static NnTensor *
+max_pool2d_forward (NnModule *self, NnCall *call, NnTensor *input,
+                    GError **error)
+{
+  MaxPoolPlane p = { *(const NnPoolGeom *) nn_module_get_private (self) };
+  NnShape out_shape;
+  const float *x = nn_pool_input_f32 (input, error);
+  if (!x || !nn_pool_geom_out_shape (&p.geom, &input->shape,
+                                     &out_shape, error))
+    return NULL;
+  guint h = out_shape.ndim - 2;
+  p.h = input->shape.dims[h];
+  p.w = input->shape.dims[h + 1];
+  p.oh = out_shape.dims[h];
+  p.ow = out_shape.dims[h + 1];
+  NnTensor *out = nn_tensor_new (NN_DTYPE_F32, &out_shape);
+  gint64 planes = nn_shape_numel (&out_shape) / (p.oh * p.ow);
+  nn_pool_for_planes (planes, p.h * p.w, p.oh * p.ow, x, nn_tensor_f32 (out),
+                      max_pool2d_plane, &p);
+  return out;
+}
+
+static char *
+max_pool2d_extra_repr (NnModule *self)
+{
+  g_autofree char *k = nn_module_config_repr (self, "kernel_size");
+  g_autofree char *s = nn_module_config_is_null (self, "stride")
+                         ? g_strdup (k) : nn_module_config_repr (self, "stride");
+  g_autofree char *p = nn_module_config_repr (self, "padding");
+  g_autofree char *d = nn_module_config_repr (self, "dilation");
+  g_autofree char *c = nn_module_config_repr (self, "ceil_mode");
+  return g_strdup_printf ("kernel_size=%s, stride=%s, padding=%s, dilation=%s, "
+                          "ceil_mode=%s", k, s, p, d, c);
+}
+
+const NnLayerType nn_max_pool2d_type = {
+  .struct_size = sizeof (NnLayerType),
+  .name = "MaxPool2d",
+  .doc = "2D max pooling over NCHW input (padding, dilation, ceil_mode)",
+  .schema = max_pool2d_schema,
+  .n_schema = G_N_ELEMENTS (max_pool2d_schema),
+  .create = max_pool2d_create,
+  .destroy = max_pool2d_destroy,
+  .infer_shape = max_pool2d_infer_shape,
+  .forward = max_pool2d_forward,
+  .extra_repr = max_pool2d_extra_repr,
+};

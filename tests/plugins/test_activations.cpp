@@ -1,0 +1,299 @@
+// The activations plugin: every type against its formula evaluated in
+// double here, on inputs of several ranks; NaN handling; Softmax's dim
+// rules (explicit, negative, PyTorch's implicit choice, out of range);
+// config errors; reprs as PyTorch 1.13 prints them.
+#include "nn-test.h"
+
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+using namespace nntest;
+
+namespace {
+
+bool contains (const std::string &s, const std::string &part)
+{
+  return s.find (part) != std::string::npos;
+}
+
+Module make (NnRegistry *reg, const char *type, const std::string &json, Error &err,
+             const char *path = "act")
+{
+  GError *e = nullptr;
+  JsonNode *node = json_from_string (json.c_str (), &e);
+  EXPECT_EQ (e, nullptr) << (e ? e->message : "") << json;
+  if (e) g_error_free (e);
+  Module m (nn_module_new_from_type (reg, type, node ? json_node_get_object (node) : nullptr,
+                                     path, err.out ()));
+  if (node) json_node_unref (node);
+  return m;
+}
+
+// Values in [-8, 8], with the breakpoints of the piecewise types included.
+Tensor input (const NnShape &s, unsigned seed)
+{
+  Tensor t (nn_tensor_new (NN_DTYPE_F32, &s));
+  float *d = nn_tensor_f32 (t.get ());
+  guint32 st = 2166136261u ^ seed;
+  const float special[] = { -3.0f, 3.0f, 0.0f, -1.0f, 1.0f, 6.0f, -0.0f };
+  for (gint64 i = 0; i < nn_tensor_numel (t.get ()); i++) {
+    st = st * 1664525u + 1013904223u;
+    d[i] = i < 7 ? special[i] : (float) ((st >> 8) & 0xffff) / 4096.0f - 8.0f;
+  }
+  return t;
+}
+
+double sigmoid (double x) { return 1.0 / (1.0 + std::exp (-x)); }
+double relu6 (double x) { return std::min (std::max (x, 0.0), 6.0); }
+
+struct Elementwise {
+  const char *type;
+  const char *cfg;
+  std::function<double (double)> f;
+};
+
+std::vector<Elementwise> elementwise ()
+{
+  return {
+    { "ReLU", "{}", [] (double x) { return std::max (x, 0.0); } },
+    { "ReLU", "{\"inplace\": true}", [] (double x) { return std::max (x, 0.0); } },
+    { "ReLU6", "{}", relu6 },
+    { "Hardtanh", "{}", [] (double x) { return std::min (std::max (x, -1.0), 1.0); } },
+    { "Hardtanh", "{\"min_val\": -2.5, \"max_val\": 0.5}",
+      [] (double x) { return std::min (std::max (x, -2.5), 0.5); } },
+    { "Sigmoid", "{}", sigmoid },
+    { "SiLU", "{}", [] (double x) { return x * sigmoid (x); } },
+    { "Hardsigmoid", "{}", [] (double x) { return relu6 (x + 3) / 6; } },
+    { "Hardswish", "{}", [] (double x) { return x * relu6 (x + 3) / 6; } },
+    { "GELU", "{}", [] (double x) { return 0.5 * x * (1 + std::erf (x / std::sqrt (2.0))); } },
+    { "GELU", "{\"approximate\": \"tanh\"}",
+      [] (double x) { return 0.5 * x * (1 + std::tanh (std::sqrt (2 / M_PI) * (x + 0.044715 * x * x * x))); } },
+    { "Tanh", "{}", [] (double x) { return std::tanh (x); } },
+  };
+}
+
+}  // namespace
+
+TEST (Activations, ElementwiseTypesMatchTheirFormulas)
+{
+  Registry reg = default_registry ();
+  for (const auto &c : elementwise ())
+    for (NnShape s : { shape ({ 2, 3, 5, 7 }), shape ({ 10, 33 }), shape ({ 1000 }), shape ({ 3, 4, 5 }) }) {
+      Error err;
+      Module m = make (reg.get (), c.type, c.cfg, err);
+      ASSERT_TRUE (m) << c.type << c.cfg << ": " << err.message ();
+      Tensor x = input (s, s.ndim);
+      NnShape inferred;
+      ASSERT_TRUE (nn_module_infer_shape (m.get (), &s, &inferred, err.out ())) << err.message ();
+      EXPECT_TRUE (nn_shape_equal (&inferred, &s));
+      Tensor y (nn_module_forward (m.get (), x.get (), err.out ()));
+      ASSERT_TRUE (y) << err.message ();
+      ASSERT_TRUE (nn_shape_equal (&y->shape, &s));
+      EXPECT_NE (y->data, x->data) << "a new tensor, whatever inplace says";
+      for (gint64 i = 0; i < nn_tensor_numel (x.get ()); i++) {
+        double xi = nn_tensor_f32 (x.get ())[i], want = c.f (xi);
+        ASSERT_NEAR (nn_tensor_f32 (y.get ())[i], want, 2e-6 * std::max (1.0, std::fabs (want)))
+            << c.type << c.cfg << " at x=" << xi;
+      }
+    }
+}
+
+TEST (Activations, ClampsKeepNaN)
+{
+  Registry reg = default_registry ();
+  for (const char *type : { "ReLU", "ReLU6", "Hardtanh", "Hardsigmoid", "Hardswish", "Sigmoid", "GELU" }) {
+    Error err;
+    Module m = make (reg.get (), type, "{}", err);
+    ASSERT_TRUE (m) << err.message ();
+    NnShape s = shape ({ 3 });
+    Tensor x (nn_tensor_new (NN_DTYPE_F32, &s));
+    nn_tensor_f32 (x.get ())[1] = NAN;
+    Tensor y (nn_module_forward (m.get (), x.get (), err.out ()));
+    ASSERT_TRUE (y) << err.message ();
+    EXPECT_TRUE (std::isnan (nn_tensor_f32 (y.get ())[1])) << type;
+    EXPECT_FALSE (std::isnan (nn_tensor_f32 (y.get ())[0])) << type;
+  }
+}
+
+TEST (Softmax, AlongEveryDimMatchesReference)
+{
+  Registry reg = default_registry ();
+  NnShape s = shape ({ 2, 3, 4, 5 });
+  Tensor x = input (s, 11);
+  const float *xd = nn_tensor_f32 (x.get ());
+  for (int dim = -4; dim < 4; dim++) {
+    Error err;
+    Module m = make (reg.get (), "Softmax", "{\"dim\": " + std::to_string (dim) + "}", err);
+    ASSERT_TRUE (m) << err.message ();
+    Tensor y (nn_module_forward (m.get (), x.get (), err.out ()));
+    ASSERT_TRUE (y) << err.message ();
+    int d = dim < 0 ? dim + 4 : dim;
+    gint64 stride = 1;
+    for (int i = d + 1; i < 4; i++)
+      stride *= s.dims[i];
+    for (gint64 i = 0; i < nn_tensor_numel (x.get ()); i++) {
+      // i's position along d, and the first element of its slice.
+      gint64 k = (i / stride) % s.dims[d], base = i - k * stride;
+      double denom = 0;
+      for (gint64 j = 0; j < s.dims[d]; j++)
+        denom += std::exp ((double) xd[base + j * stride]);
+      ASSERT_NEAR (nn_tensor_f32 (y.get ())[i], std::exp ((double) xd[i]) / denom, 1e-6)
+          << "dim " << dim << " at " << i;
+    }
+  }
+}
+
+TEST (Softmax, ImplicitDimFollowsPyTorchsLegacyRule)
+{
+  // dim=None: 0 for 0-, 1- and 3-d input, else 1.  A row of equal values
+  // along the chosen dim gives 1/extent; checking which extent shows the dim.
+  Registry reg = default_registry ();
+  Error err;
+  Module m = make (reg.get (), "Softmax", "{}", err);
+  ASSERT_TRUE (m) << err.message ();
+  struct { NnShape s; gint64 extent; } cases[] = {
+    { shape ({ 4 }), 4 }, { shape ({ 2, 5 }), 5 }, { shape ({ 3, 2, 7 }), 3 }, { shape ({ 2, 6, 3, 3 }), 6 },
+  };
+  for (auto &c : cases) {
+    Tensor x (nn_tensor_new (NN_DTYPE_F32, &c.s));
+    Tensor y (nn_module_forward (m.get (), x.get (), err.out ()));
+    ASSERT_TRUE (y) << err.message ();
+    for (gint64 i = 0; i < nn_tensor_numel (y.get ()); i++)
+      ASSERT_FLOAT_EQ (nn_tensor_f32 (y.get ())[i], 1.0f / (float) c.extent)
+          << take (nn_shape_to_string (&c.s));
+  }
+  NnShape scalar = {};
+  Tensor x (nn_tensor_new (NN_DTYPE_F32, &scalar));
+  nn_tensor_f32 (x.get ())[0] = 3.0f;
+  Tensor y (nn_module_forward (m.get (), x.get (), err.out ()));
+  ASSERT_TRUE (y) << err.message ();
+  EXPECT_EQ (y->shape.ndim, 0u);
+  EXPECT_FLOAT_EQ (nn_tensor_f32 (y.get ())[0], 1.0f);
+}
+
+TEST (Softmax, LargeValuesDoNotOverflow)
+{
+  Registry reg = default_registry ();
+  Error err;
+  Module m = make (reg.get (), "Softmax", "{\"dim\": -1}", err);
+  ASSERT_TRUE (m) << err.message ();
+  NnShape s = shape ({ 1, 3 });
+  Tensor x (nn_tensor_new (NN_DTYPE_F32, &s));
+  float *xd = nn_tensor_f32 (x.get ());
+  xd[0] = 1000.0f; xd[1] = 1000.0f; xd[2] = -1000.0f;
+  Tensor y (nn_module_forward (m.get (), x.get (), err.out ()));
+  ASSERT_TRUE (y) << err.message ();
+  EXPECT_FLOAT_EQ (nn_tensor_f32 (y.get ())[0], 0.5f);
+  EXPECT_FLOAT_EQ (nn_tensor_f32 (y.get ())[1], 0.5f);
+  EXPECT_FLOAT_EQ (nn_tensor_f32 (y.get ())[2], 0.0f);
+}
+
+TEST (Softmax, DimOutOfRangeNamesPathAndShape)
+{
+  Registry reg = default_registry ();
+  Error err;
+  Module m = make (reg.get (), "Softmax", "{\"dim\": 3}", err);
+  ASSERT_TRUE (m) << err.message ();
+  Module seq (nn_module_new_from_type (reg.get (), "Sequential", nullptr, "", err.out ()));
+  ASSERT_TRUE (seq) << err.message ();
+  ASSERT_TRUE (nn_module_add_child (seq.get (), "head", m.get (), err.out ())) << err.message ();
+  NnShape s = shape ({ 2, 3 }), out;
+  EXPECT_FALSE (nn_module_infer_shape (seq.get (), &s, &out, err.out ()));
+  EXPECT_TRUE (err.matches (NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH));
+  EXPECT_TRUE (contains (err.message (), "head: Softmax: dim 3 is out of range for input [2, 3] "
+                                         "(expected a dim in [-2, 1])")) << err.message ();
+  Tensor x (nn_tensor_new (NN_DTYPE_F32, &s));
+  Tensor y (nn_module_forward (seq.get (), x.get (), err.out ()));
+  EXPECT_FALSE (y);
+  EXPECT_TRUE (contains (err.message (), "head: Softmax: dim 3 is out of range")) << err.message ();
+}
+
+TEST (Activations, NonFloatInputIsAnError)
+{
+  Registry reg = default_registry ();
+  for (const char *type : { "ReLU", "GELU", "Softmax" }) {
+    Error err;
+    Module m = make (reg.get (), type, "{}", err);
+    ASSERT_TRUE (m) << err.message ();
+    NnShape s = shape ({ 2, 2 });
+    Tensor x (nn_tensor_new (NN_DTYPE_I64, &s));
+    Tensor y (nn_module_forward (m.get (), x.get (), err.out ()));
+    EXPECT_FALSE (y);
+    EXPECT_TRUE (contains (err.message (), std::string (type) + ": expected a float32 input, found I64"))
+        << err.message ();
+  }
+}
+
+TEST (Activations, ReprsAsPyTorchPrintsThem)
+{
+  // print(module) from PyTorch 1.13 for the same constructor arguments.
+  struct { const char *type, *cfg, *want; } cases[] = {
+    { "ReLU", "{}", "ReLU()" },
+    { "ReLU", "{\"inplace\": true}", "ReLU(inplace=True)" },
+    { "ReLU6", "{\"inplace\": true}", "ReLU6(inplace=True)" },
+    { "ReLU6", "{}", "ReLU6()" },
+    { "Hardtanh", "{}", "Hardtanh(min_val=-1.0, max_val=1.0)" },
+    { "Hardtanh", "{\"min_val\": -0.5, \"max_val\": 2.5, \"inplace\": true}",
+      "Hardtanh(min_val=-0.5, max_val=2.5, inplace=True)" },
+    { "SiLU", "{}", "SiLU()" },
+    { "SiLU", "{\"inplace\": true}", "SiLU(inplace=True)" },
+    { "Sigmoid", "{}", "Sigmoid()" },
+    { "Hardsigmoid", "{\"inplace\": true}", "Hardsigmoid()" },
+    { "Hardswish", "{\"inplace\": true}", "Hardswish()" },
+    { "GELU", "{}", "GELU(approximate='none')" },
+    { "GELU", "{\"approximate\": \"tanh\"}", "GELU(approximate='tanh')" },
+    { "Tanh", "{}", "Tanh()" },
+    { "Softmax", "{}", "Softmax(dim=None)" },
+    { "Softmax", "{\"dim\": -1}", "Softmax(dim=-1)" },
+    { "Softmax", "{\"dim\": 1}", "Softmax(dim=1)" },
+  };
+  Registry reg = default_registry ();
+  for (auto &c : cases) {
+    Error err;
+    Module m = make (reg.get (), c.type, c.cfg, err);
+    ASSERT_TRUE (m) << c.cfg << ": " << err.message ();
+    EXPECT_EQ (take (nn_module_to_string (m.get ())), c.want);
+    EXPECT_EQ (nn_module_n_parameters (m.get ()) + nn_module_n_buffers (m.get ()), 0u);
+  }
+}
+
+TEST (Activations, ConfigErrors)
+{
+  struct { const char *type, *cfg, *want; int code; } cases[] = {
+    { "Hardtanh", "{\"min_val\": 1.0, \"max_val\": 1.0}",
+      "act: Hardtanh: key 'max_val' must be greater than min_val (1.0), found 1.0",
+      NN_DESCRIPTOR_ERROR_OUT_OF_RANGE },
+    { "GELU", "{\"approximate\": \"fast\"}", "key 'approximate' expects one of 'none', 'tanh'",
+      NN_DESCRIPTOR_ERROR_WRONG_KIND },
+    { "ReLU", "{\"inplace\": \"yes\"}", "key 'inplace' expects a bool", NN_DESCRIPTOR_ERROR_WRONG_KIND },
+    { "ReLU", "{\"inplace\": true, \"negative_slope\": 0.1}", "unknown key 'negative_slope'",
+      NN_DESCRIPTOR_ERROR_UNKNOWN_KEY },
+    { "Sigmoid", "{\"inplace\": true}", "unknown key 'inplace' (Sigmoid takes no config keys)",
+      NN_DESCRIPTOR_ERROR_UNKNOWN_KEY },
+    { "Softmax", "{\"dim\": 1.5}", "key 'dim' expects an int or null", NN_DESCRIPTOR_ERROR_WRONG_KIND },
+  };
+  Registry reg = default_registry ();
+  for (auto &c : cases) {
+    Error err;
+    Module m = make (reg.get (), c.type, c.cfg, err);
+    EXPECT_FALSE (m) << c.cfg;
+    EXPECT_TRUE (err.matches (NN_DESCRIPTOR_ERROR, c.code)) << c.cfg << ": " << err.message ();
+    EXPECT_TRUE (contains (err.message (), c.want)) << c.cfg << ": " << err.message ();
+  }
+}
+
+TEST (Activations, AllTypesRegisteredWithDocumentedSchemas)
+{
+  Registry reg = default_registry ();
+  for (const char *type : { "ReLU", "ReLU6", "Hardtanh", "SiLU", "Sigmoid", "Hardsigmoid", "Hardswish",
+                            "GELU", "Tanh", "Softmax" }) {
+    Error err;
+    const NnLayerType *t = nn_registry_lookup_type (reg.get (), type, err.out ());
+    ASSERT_NE (t, nullptr) << err.message ();
+    EXPECT_NE (t->doc, nullptr);
+    for (guint i = 0; i < t->n_schema; i++)
+      EXPECT_NE (t->schema[i].doc, nullptr) << type << "." << t->schema[i].name;
+  }
+}
