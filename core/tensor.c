@@ -1,6 +1,7 @@
 /* nnkit core: shapes and reference-counted tensors. */
 #include "nn-private.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 gint64
@@ -116,14 +117,20 @@ nn_tensor_new (NnDType dtype, const NnShape *shape)
   gsize nbytes;
   if (!shape_nbytes (dtype, shape, &nbytes))
     return NULL;
+  /* calloc, not malloc + memset: glibc hands out large fresh chunks as
+   * untouched zero pages, so weights that are then swapped in from a mapped
+   * file (or only inspected) cost no memory, while repeated forwards reuse
+   * the heap.  Alignment is malloc's (16); no kernel relies on more. */
+  gpointer data = calloc (MAX (nbytes, 1), 1);
+  if (!data)
+    return NULL;
   NnTensor *t = g_new0 (NnTensor, 1);
   t->dtype = dtype;
   t->shape = *shape;
-  /* 64-byte alignment suits the SIMD kernels of OpenBLAS and the plugins. */
-  t->data = g_aligned_alloc0 (MAX (nbytes, 1), 1, 64);
   t->ref_count = 1;
-  t->release = g_aligned_free;
-  t->release_data = t->data;
+  t->data = data;
+  t->release = free;
+  t->release_data = data;
   return t;
 }
 

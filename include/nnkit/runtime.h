@@ -19,8 +19,9 @@ G_BEGIN_DECLS
 NN_API NnTensor *nn_module_forward (NnModule *m, NnTensor *input,
                                     GError **error);
 
-/* Called by nn_module_infer_shapes_observed() after each module's shape
- * is known: @path is the module's dotted path, @depth its depth, @in and
+/* Called by nn_module_infer_shape_observed() once inference succeeded,
+ * for each module call in call-entry order (pre-order, as torchinfo lists
+ * layers): @path is the module's dotted path, @depth its depth, @in and
  * @out its shapes.  Modules called twice are reported twice. */
 typedef void (*NnShapeObserver) (NnModule *m, const char *path, guint depth,
                                  const NnShape *in, const NnShape *out,

@@ -54,7 +54,8 @@ NN_API gsize nn_dtype_size (NnDType dtype);
 NN_API const char *nn_dtype_name (NnDType dtype);
 
 /* Returns: (transfer full) a zero-filled tensor that owns its storage,
- * or NULL if the shape's byte size overflows. */
+ * or NULL if the shape's byte size overflows or memory is exhausted.
+ * Large storage is mapped lazily: untouched pages cost no memory. */
 NN_API NnTensor *nn_tensor_new (NnDType dtype, const NnShape *shape);
 /* Returns: (transfer full) a tensor whose storage is @data, not copied.
  * @release (nullable) is called with @release_data when the last
