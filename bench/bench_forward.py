@@ -9,7 +9,8 @@ For each model: seeded random weights with randomised BatchNorm statistics
 are exported with tools/torch2nn; one input (batch 1, 3x224x224) is timed
 in PyTorch (torch.set_num_threads) and in nnkit (nn-conform --threads,
 i.e. nn_set_num_threads), each the median of --repeat runs after --warmup
-untimed ones, one process at a time.  Then the peak RSS of nn-conform
+untimed ones, one process at a time; wall-clock and process CPU time
+(all threads summed: the fair measure on a busy machine).  Then the peak RSS of nn-conform
 loading resnet18, with and without one forward, next to the sum of its
 weight bytes.  Prints a Markdown table (see BENCHMARKS.md).
 """
@@ -44,16 +45,18 @@ def build_model(name, seed=0):
 
 
 def time_pytorch(model, x, threads, warmup, repeat):
+    """Median wall-clock and process CPU milliseconds per forward."""
     torch.set_num_threads(threads)
-    times = []
+    times, cpu = [], []
     with torch.no_grad():
         for i in range(warmup + repeat):
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             model(x)
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             if i >= warmup:
                 times.append((t1 - t0) * 1000.0)
-    return statistics.median(times), times
+                cpu.append((c1 - c0) * 1000.0)
+    return statistics.median(times), statistics.median(cpu)
 
 
 def profile_pytorch(model, x, threads, runs):
@@ -98,7 +101,7 @@ def time_nnkit(checker, model_path, in_path, threads, warmup, repeat, profile=Fa
             values[key] = rest
     if profile:
         return prof
-    return float(values["median_ms"]), [float(v) for v in values["times_ms"].split()]
+    return float(values["median_times_ms"]), float(values["median_cpu_ms"])
 
 
 def peak_rss_kib(cmd):
@@ -144,9 +147,10 @@ def main():
     safetensors_io.write(in_path, {"x": x})
 
     print(f"# {platform.node()}: {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"input {list(x.shape)}, median of {args.repeat} after {args.warmup} warm-up\n")
-    print("| model | threads | PyTorch ms | nnkit ms | nnkit / PyTorch |")
-    print("|---|---:|---:|---:|---:|")
+          f"input {list(x.shape)}, median of {args.repeat} after {args.warmup} warm-up, "
+          f"load average {os.getloadavg()[0]:.1f}\n")
+    print("| model | threads | PyTorch ms | nnkit ms | nnkit / PyTorch | PyTorch CPU ms | nnkit CPU ms | CPU ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     weights = {}
     profiles = []
     for name in args.models.split(","):
@@ -156,9 +160,10 @@ def main():
         weights[name] = (path, sum(t.numel() * t.element_size()
                                    for t in model.state_dict().values()))
         for t in threads:
-            ref, _ = time_pytorch(model, x, t, args.warmup, args.repeat)
-            got, _ = time_nnkit(args.checker, path, in_path, t, args.warmup, args.repeat)
-            print(f"| {name} | {t} | {ref:.1f} | {got:.1f} | {got / ref:.2f} |", flush=True)
+            ref, ref_cpu = time_pytorch(model, x, t, args.warmup, args.repeat)
+            got, got_cpu = time_nnkit(args.checker, path, in_path, t, args.warmup, args.repeat)
+            print(f"| {name} | {t} | {ref:.1f} | {got:.1f} | {got / ref:.2f} | "
+                  f"{ref_cpu:.1f} | {got_cpu:.1f} | {got_cpu / ref_cpu:.2f} |", flush=True)
             if args.profile:
                 profiles.append((name, t, profile_pytorch(model, x, t, args.repeat),
                                  time_nnkit(args.checker, path, in_path, t, 1,

@@ -1,6 +1,7 @@
 /* conv plugin: the loops around sgemm: im2col, the direct depthwise
- * kernel and the non-zero padding modes.  Everything here is
- * single-threaded; OpenBLAS threads the gemms. */
+ * kernel, the non-zero padding modes and the uniform initialiser.  Each
+ * function is single-threaded; conv2d.c splits the depthwise channels
+ * over threads and OpenBLAS threads the gemms. */
 #include "conv.h"
 
 #include <string.h>
@@ -8,7 +9,7 @@
 /* Build the hot loops for AVX2 as well when the compiler can, picked at
  * load time, so the plugin stays runnable on any x86-64. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define NN_CONV_HOT __attribute__ ((target_clones ("avx2,fma", "default")))
+#define NN_CONV_HOT __attribute__ ((target_clones ("arch=x86-64-v3", "default")))
 #else
 #define NN_CONV_HOT
 #endif
@@ -83,7 +84,7 @@ axpy_strided (float *restrict out, const float *restrict src, float wv,
 /* One output row of a 3x3 depthwise tap set over input rows r0..r2, for
  * the columns [lo, hi) whose taps all fall inside the row: nine
  * multiply-adds per output kept in registers, no bounds tests. */
-NN_CONV_HOT static void
+static inline void
 dw3x3_interior (float *restrict o, const float *r0, const float *r1,
                 const float *r2, const float *w, float b, gint64 lo,
                 gint64 hi, gint64 s, gint64 off, gint64 d)
@@ -111,7 +112,7 @@ dw3x3_interior (float *restrict o, const float *r0, const float *r1,
 
 /* A 3x3 depthwise plane.  Rows above or below the image read a real row
  * with zero weights, so the interior loop needs no row tests either. */
-static void
+NN_CONV_HOT static void
 dw3x3_plane (const float *plane, gint64 h, gint64 w, const float *wk,
              float b, const NnConvGeom *g, gint64 ho, gint64 wo, float *o)
 {

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct {
   char *repr_path;
@@ -127,31 +128,53 @@ compare_doubles (const void *a, const void *b)
   return (x > y) - (x < y);
 }
 
-/* Times @repeat forwards of @input after @warmup untimed ones and prints
- * "times_ms ..." and "median_ms X" on stdout. */
+static double
+cpu_time_ms (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double) ts.tv_sec * 1000.0 + (double) ts.tv_nsec / 1e6;
+}
+
+/* Prints "LABEL v1 v2 ..." and "median_LABEL X"; sorts @v. */
+static void
+print_series (const char *label, double *v, int n)
+{
+  printf ("%s", label);
+  for (int i = 0; i < n; i++)
+    printf (" %.3f", v[i]);
+  printf ("\n");
+  qsort (v, n, sizeof *v, compare_doubles);
+  printf ("median_%s %.3f\n", label,
+          n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0);
+}
+
+/* Times @repeat forwards of @input after @warmup untimed ones.  Prints
+ * wall-clock times ("times_ms", "median_times_ms") and the process CPU
+ * time of each forward ("cpu_ms", "median_cpu_ms": all threads summed, and
+ * not inflated by waiting for a busy machine's CPUs). */
 static gboolean
 time_forward (NnModule *model, NnTensor *input, int warmup, int repeat,
               GError **error)
 {
   g_autofree double *ms = g_new0 (double, repeat);
+  g_autofree double *cpu = g_new0 (double, repeat);
   for (int i = 0; i < warmup + repeat; i++) {
+    double c0 = cpu_time_ms ();
     gint64 t0 = g_get_monotonic_time ();
     NnTensor *out = nn_module_forward (model, input, error);
     gint64 t1 = g_get_monotonic_time ();
+    double c1 = cpu_time_ms ();
     if (!out)
       return FALSE;
     nn_tensor_unref (out);
-    if (i >= warmup)
+    if (i >= warmup) {
       ms[i - warmup] = (double) (t1 - t0) / 1000.0;
+      cpu[i - warmup] = c1 - c0;
+    }
   }
-  printf ("times_ms");
-  for (int i = 0; i < repeat; i++)
-    printf (" %.3f", ms[i]);
-  printf ("\n");
-  qsort (ms, repeat, sizeof *ms, compare_doubles);
-  double median = repeat % 2 ? ms[repeat / 2]
-                             : (ms[repeat / 2 - 1] + ms[repeat / 2]) / 2.0;
-  printf ("median_ms %.3f\n", median);
+  print_series ("times_ms", ms, repeat);
+  print_series ("cpu_ms", cpu, repeat);
   return TRUE;
 }
 

@@ -91,6 +91,13 @@ std::string config_json (const Case &c)
          ", \"padding_mode\": \"" + c.mode + "\"}";
 }
 
+// gtest prints a failing case by its config rather than its bytes.
+void PrintTo (const Case &c, std::ostream *os)
+{
+  *os << c.name << " " << config_json (c) << " on [" << c.n << ", " << c.in << ", "
+      << c.h << ", " << c.w << "]" << (c.unbatched ? " unbatched" : "");
+}
+
 // Source index of padded position i on an axis of extent n, or -1 for a
 // zero.  Written from PyTorch's definitions of F.pad's modes.
 int src_index (int i, int n, const std::string &mode)
@@ -194,8 +201,15 @@ const Case kCases[] = {
   { "groups4_nobias", 8, 16, 3, 3, 1, 1, 1, 1, nullptr, 1, 1, 4, false, "zeros", 3, 7, 7, false },
   { "depthwise", 8, 8, 3, 3, 1, 1, 1, 1, nullptr, 1, 1, 8, true, "zeros", 1, 14, 14, false },
   { "depthwise_stride2_batch3", 16, 16, 3, 3, 2, 2, 1, 1, nullptr, 1, 1, 16, true, "zeros", 3, 15, 16, false },
+  // Big enough that the depthwise kernel splits channels over the test's
+  // NN_NUM_THREADS=2 threads.
+  { "depthwise_threaded", 32, 32, 3, 3, 1, 1, 1, 1, nullptr, 1, 1, 32, true, "zeros", 2, 64, 64, false },
+  { "depthwise_threaded_generic", 24, 48, 5, 5, 1, 1, 2, 2, nullptr, 1, 1, 24, false, "zeros", 1, 48, 48, false },
   { "depthwise_multiplier", 4, 12, 3, 3, 1, 1, 1, 1, nullptr, 1, 1, 4, true, "zeros", 2, 6, 7, false },
   { "depthwise_5x5_dilated_nobias", 6, 6, 5, 5, 1, 1, 4, 4, nullptr, 2, 2, 6, false, "zeros", 1, 9, 10, false },
+  { "depthwise_3x3_dilated", 6, 6, 3, 3, 1, 1, 2, 2, nullptr, 2, 2, 6, true, "zeros", 1, 9, 10, false },
+  { "depthwise_3x3_no_interior", 3, 3, 3, 3, 1, 2, 1, 1, nullptr, 1, 1, 3, true, "zeros", 1, 2, 2, false },
+  { "depthwise_3x3_unpadded_s2", 4, 8, 3, 3, 2, 2, 0, 0, nullptr, 1, 1, 4, false, "zeros", 2, 9, 9, false },
   { "depthwise_stride3", 5, 5, 3, 2, 3, 3, 0, 1, nullptr, 1, 1, 5, true, "zeros", 2, 13, 11, false },
   { "pointwise_batch3", 16, 24, 1, 1, 1, 1, 0, 0, nullptr, 1, 1, 1, true, "zeros", 3, 7, 5, false },
   { "pointwise_stride2", 8, 16, 1, 1, 2, 2, 0, 0, nullptr, 1, 1, 1, false, "zeros", 2, 9, 8, false },
@@ -216,6 +230,8 @@ const Case kCases[] = {
   { "circular_pointwise", 3, 5, 1, 1, 1, 1, 1, 1, nullptr, 1, 1, 1, false, "circular", 1, 4, 3, false },
   { "unbatched", 3, 5, 3, 3, 1, 1, 1, 1, nullptr, 1, 1, 1, true, "zeros", 1, 6, 5, true },
   { "unbatched_depthwise", 4, 4, 3, 3, 2, 2, 1, 1, nullptr, 1, 1, 4, true, "zeros", 1, 7, 7, true },
+  { "empty_batch", 3, 4, 3, 3, 1, 1, 1, 1, nullptr, 1, 1, 1, true, "zeros", 0, 5, 5, false },
+  { "empty_batch_depthwise", 4, 4, 3, 3, 1, 1, 1, 1, nullptr, 1, 1, 4, true, "zeros", 0, 5, 5, false },
   { "one_by_one_image", 3, 4, 3, 3, 1, 1, 1, 1, nullptr, 1, 1, 1, true, "zeros", 2, 1, 1, false },
 };
 

@@ -44,6 +44,11 @@ struct Case {
   std::vector<gint64> lead;  // leading dimensions before in_features
 };
 
+void PrintTo (const Case &c, std::ostream *os)
+{
+  *os << c.name << " in=" << c.in << " out=" << c.out << " bias=" << c.bias;
+}
+
 class LinearForward : public ::testing::TestWithParam<Case> {};
 
 TEST_P (LinearForward, MatchesNaiveMatmulAndInferredShape)
@@ -99,6 +104,7 @@ const Case kCases[] = {
   { "leading_2x3", 9, 4, true, { 2, 3 } },
   { "leading_2x1x5_nobias", 16, 8, false, { 2, 1, 5 } },
   { "one_in_feature", 1, 6, true, { 3 } },
+  { "empty_batch", 8, 3, true, { 0 } },
 };
 
 INSTANTIATE_TEST_SUITE_P (Shapes, LinearForward, ::testing::ValuesIn (kCases),

@@ -22,7 +22,11 @@ list_text (GPtrArray *plugins, GPtrArray *failures)
             failures->len == 1 ? "" : "s");
     for (guint i = 0; i < failures->len; i++) {
       NnPluginFailure *f = failures->pdata[i];
-      printf ("  %s: %s\n", f->path, f->message);
+      /* The message names the file already, as every nnkit error does. */
+      if (strstr (f->message, f->path))
+        printf ("  %s\n", f->message);
+      else
+        printf ("  %s: %s\n", f->path, f->message);
     }
   }
 }

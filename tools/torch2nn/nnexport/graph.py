@@ -216,8 +216,6 @@ def _map_args(v, fn):
         return type(v)(_map_args(x, fn) for x in v)
     if isinstance(v, dict):
         return {k: _map_args(x, fn) for k, x in v.items()}
-    if isinstance(v, slice):
-        return v
     return v
 
 

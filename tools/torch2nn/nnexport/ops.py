@@ -15,7 +15,6 @@ import torch
 import torch.fx._symbolic_trace  # noqa: F401 (FOLDABLE)
 import torch.nn.functional as F
 
-from .layers import jsonable
 
 REQUIRED = object()
 VARARGS = object()
@@ -311,4 +310,4 @@ def target_name(kind, target):
     return f"{module}.{name}" if module else name
 
 
-__all__ = ["FUNCTIONS", "METHODS", "bind", "target_name", "jsonable"]
+__all__ = ["FUNCTIONS", "METHODS", "FOLDABLE", "bind", "target_name"]
