@@ -1,0 +1,74 @@
+#!/usr/bin/python3
+"""Whole-process time and peak RSS of nnctl next to Python's equivalent.
+
+Each command runs as a fresh process --runs times (after one untimed
+warm-up); per run, wall time comes from time.monotonic() around the child
+and peak RSS from os.wait4()'s rusage of that child alone.  Prints a
+Markdown table of medians.
+
+  /usr/bin/python3 bench/bench_startup.py --nnctl build/tools/nnctl/nnctl
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def measure(argv, runs, env):
+    walls, rss = [], []
+    for i in range(runs + 1):
+        start = time.monotonic()
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            sys.exit("bench_startup: %s failed" % " ".join(argv))
+        if i:  # the first run only warms the page cache
+            walls.append(wall * 1000.0)
+            rss.append(usage.ru_maxrss / 1024.0)
+    return statistics.median(walls), statistics.median(rss)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nnctl", default=os.path.join(ROOT, "build/tools/nnctl/nnctl"))
+    ap.add_argument("--runs", type=int, default=9)
+    ap.add_argument("--workdir", default=None)
+    args = ap.parse_args()
+    work = args.workdir or tempfile.mkdtemp(prefix="nnkit-bench-")
+    model = os.path.join(work, "resnet18.json")
+    if not os.path.exists(model):
+        subprocess.check_call([sys.executable, os.path.join(ROOT, "tools/torch2nn/torch2nn.py"),
+                               "resnet18", "-o", model])
+    env = dict(os.environ, NN_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    py_show = ("import torch, torchvision; torch.set_num_threads(1); "
+               "print(torchvision.models.resnet18())")
+    py_run = ("import torch, torchvision; torch.set_num_threads(1); torch.manual_seed(1); "
+              "m = torchvision.models.resnet18().eval()\n"
+              "with torch.no_grad(): print(m(torch.randn(1, 3, 224, 224)).argmax())")
+    cases = [
+        ("show resnet18", [args.nnctl, "show", model], [sys.executable, "-c", py_show]),
+        ("run resnet18, 1x3x224x224, 1 thread",
+         [args.nnctl, "--threads", "1", "run", model, "--random", "1,3,224,224", "--topk", "1"],
+         [sys.executable, "-c", py_run]),
+    ]
+    load = os.getloadavg()[0]
+    print("runs: %d per command after 1 warm-up, medians; load average %.1f; %d CPUs"
+          % (args.runs, load, os.cpu_count()))
+    print()
+    print("| command | nnctl ms | nnctl peak RSS MB | Python ms | Python peak RSS MB | time ratio |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, ours, theirs in cases:
+        t1, r1 = measure(ours, args.runs, env)
+        t2, r2 = measure(theirs, args.runs, env)
+        print("| %s | %.0f | %.1f | %.0f | %.1f | %.2f |" % (name, t1, r1, t2, r2, t1 / t2))
+
+
+if __name__ == "__main__":
+    main()
