@@ -74,7 +74,13 @@ load_descriptor_file (NnRegistry *reg, const char *path,
 {
   g_autofree char *beside = weights_path ? NULL : nn_model_weights_path_for (path);
   const char *wpath = weights_path ? weights_path : beside;
-  /* Checked before building the tree, so the cheaper error comes first. */
+  /* The descriptor itself first, then its weights, before building the
+   * tree so the cheaper errors come first. */
+  if (!g_file_test (path, G_FILE_TEST_EXISTS)) {
+    g_set_error (error, NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_IO,
+                 "%s: no such file", path);
+    return NULL;
+  }
   gboolean have_weights = g_file_test (wpath, G_FILE_TEST_EXISTS);
   if (!have_weights && (weights_path || !allow_no_weights)) {
     g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_IO,

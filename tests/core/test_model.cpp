@@ -207,6 +207,17 @@ TEST_F (Model, MissingWeightsBeside)
   EXPECT_EQ (descriptor_of (fresh.get ()), descriptor_of (net.get ()));
 }
 
+TEST_F (Model, MissingDescriptorIsNamedAsSuch)
+{
+  std::string desc = tmp.path ("absent.json");
+  Error err;
+  for (gboolean allow : { (gboolean) FALSE, (gboolean) TRUE }) {
+    EXPECT_EQ (nn_model_load (reg.get (), desc.c_str (), nullptr, allow, err.out ()), nullptr);
+    EXPECT_TRUE (err.matches (NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_IO)) << err.message ();
+    EXPECT_EQ (err.message (), desc + ": no such file");
+  }
+}
+
 TEST_F (Model, SafetensorsWithoutDescriptor)
 {
   std::string p = tmp.path ("weights.safetensors");
