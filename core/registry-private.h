@@ -1,0 +1,99 @@
+/* nnkit core: the registry's and plugins' private structures, shared by
+ * the files that load, validate and discover plugins.  Never installed. */
+#ifndef NN_REGISTRY_PRIVATE_H
+#define NN_REGISTRY_PRIVATE_H
+
+#include "nn-private.h"
+
+#include <stddef.h>
+
+G_BEGIN_DECLS
+
+/* The smallest layer type: up to create, the last mandatory slot. */
+#define NN_TYPE_MIN_SIZE \
+  (offsetof (NnLayerType, create) + sizeof (gpointer))
+
+struct _NnPlugin {
+  gint ref_count;          /* atomic */
+  NnRegistry *registry;    /* (nullable) not a reference; atomic access */
+  void *handle;            /* dlopen() handle, closed with the last ref */
+  char *path;              /* the file as found */
+  char *canonical;         /* realpath() of @path, for "seen before" */
+  char *name;
+  char *version;
+  char *license;
+  char *description;
+  GPtrArray *types;        /* const NnLayerType *, registration order */
+  /* Touched only by the loading thread while init runs: registrations are
+   * staged in @types and committed only if the whole plugin is good. */
+  gboolean in_init;
+  GError *stage_error;     /* first failed registration */
+};
+
+typedef struct {
+  const NnLayerType *type;
+  NnPlugin *plugin;        /* not a reference: reg->plugins holds one */
+} NnTypeEntry;
+
+typedef struct {
+  char *path;
+  char *cause;             /* the message without its "path: " prefix */
+  GQuark domain;
+  int code;
+} NnFailureRec;
+
+typedef struct {
+  char *dir;
+  gboolean missing;
+  gboolean with_subdirs;   /* the build tree: plugins/<family>/ too */
+} NnSearchedDir;
+
+struct _NnRegistry {
+  gint ref_count;          /* atomic */
+  /* @lock guards every field below.  @load_lock serialises loading, so
+   * discovery order is deterministic; plugin init runs under @load_lock
+   * only, so lookups from other threads go on meanwhile. */
+  GMutex lock;
+  GMutex load_lock;
+  GPtrArray *extra_dirs;   /* char *, from nn_registry_add_path() */
+  gboolean use_default_dir;
+  GPtrArray *plugins;      /* NnPlugin *, load order; holds references */
+  GHashTable *types;       /* type name -> NnTypeEntry * */
+  GPtrArray *failures;     /* NnFailureRec *, load order */
+  GHashTable *seen;        /* canonical paths of files tried */
+  GPtrArray *searched;     /* NnSearchedDir *, for unknown-type errors */
+};
+
+/* registry.c */
+/* strcmp() for qsort() over an array of strings. */
+int nn_str_ptr_compare (gconstpointer a, gconstpointer b);
+
+/* plugin.c */
+/* Returns: (transfer full) a plugin for @handle (ownership taken), not yet
+ * part of any registry; the strings of @desc are copied. */
+NnPlugin *nn_plugin_new (void *handle, const char *path, const char *canonical,
+                         const NnPluginDesc *desc);
+
+/* plugin_validate.c */
+/* Returns: (transfer full) (nullable) what is wrong with @t, NULL when it
+ * can be registered. */
+char *nn_layer_type_problem (const NnLayerType *t);
+
+/* plugin_load.c */
+/* Sets @error to "@path: <cause>" in NN_PLUGIN_ERROR, so every load error
+ * starts with the file it is about. */
+void nn_load_error (GError **error, const char *path, int code,
+                    const char *fmt, ...) G_GNUC_PRINTF (4, 5);
+/* Returns: (transfer full) (nullable) realpath() of @path. */
+char *nn_canonical_path (const char *path);
+/* Records @e as @path's failure, replacing an earlier one of that path. */
+void nn_registry_record_failure_locked (NnRegistry *reg, const char *path,
+                                        const GError *e);
+/* Loads @path unless that very file is loaded already.  Called with
+ * @reg->load_lock held; failures are recorded. */
+gboolean nn_registry_load_file_serialised (NnRegistry *reg, const char *path,
+                                           GError **error);
+
+G_END_DECLS
+
+#endif

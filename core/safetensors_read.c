@@ -1,0 +1,189 @@
+/* nnkit core: opens a safetensors file by mapping it, and hands out its
+ * tensors: borrowed from the mapping when possible, else converted. */
+#include "safetensors-private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void
+st_entry_free (gpointer p)
+{
+  NnStEntry *e = p;
+  g_free (e->name);
+  g_free (e);
+}
+
+void
+nn_safetensors_free (NnSafetensors *st)
+{
+  if (st == NULL)
+    return;
+  g_free (st->path);
+  if (st->map)
+    g_mapped_file_unref (st->map);
+  if (st->entries)
+    g_ptr_array_unref (st->entries);
+  if (st->by_name)
+    g_hash_table_unref (st->by_name);
+  if (st->metadata)
+    g_hash_table_unref (st->metadata);
+  g_free (st);
+}
+
+static GMappedFile *
+st_map (const char *path, GError **error)
+{
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_IO,
+                 "%s: cannot open: %s", path, g_strerror (e));
+    return NULL;
+  }
+  struct stat sb;
+  if (fstat (fd, &sb) != 0 || !S_ISREG (sb.st_mode)) {
+    g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_IO,
+                 "%s: not a regular file", path);
+    close (fd);
+    return NULL;
+  }
+  g_autoptr (GError) merr = NULL;
+  /* A private writable mapping: tensors borrowed from it are flagged
+   * read-only, but a stray write then costs a copied page, not a crash,
+   * and never reaches the file. */
+  GMappedFile *map = g_mapped_file_new_from_fd (fd, TRUE, &merr);
+  close (fd); /* the mapping outlives the descriptor */
+  if (map == NULL)
+    g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_IO,
+                 "%s: cannot map: %s", path, merr->message);
+  return map;
+}
+
+NnSafetensors *
+nn_safetensors_open (const char *path, GError **error)
+{
+  g_return_val_if_fail (path != NULL, NULL);
+  g_autoptr (NnSafetensors) st = g_new0 (NnSafetensors, 1);
+  st->path = g_strdup (path);
+  st->entries = g_ptr_array_new_with_free_func (st_entry_free);
+  st->by_name = g_hash_table_new (g_str_hash, g_str_equal);
+  st->metadata = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  st->map = st_map (path, error);
+  if (st->map == NULL)
+    return NULL;
+
+  const guint8 *bytes = (const guint8 *) g_mapped_file_get_contents (st->map);
+  gsize size = g_mapped_file_get_length (st->map);
+  if (size < 8) {
+    g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_HEADER,
+                 "%s: file is %" G_GSIZE_FORMAT " bytes, too short for the "
+                 "8-byte header length (not a safetensors file?)", path, size);
+    return NULL;
+  }
+  guint64 n;
+  memcpy (&n, bytes, 8);
+  n = GUINT64_FROM_LE (n);
+  if (n > NN_SAFETENSORS_MAX_HEADER) {
+    g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_HEADER,
+                 "%s: header length %" G_GUINT64_FORMAT " exceeds the limit "
+                 "of %u bytes (not a safetensors file?)", path, n,
+                 NN_SAFETENSORS_MAX_HEADER);
+    return NULL;
+  }
+  if (n > size - 8) {
+    g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_HEADER,
+                 "%s: header length %" G_GUINT64_FORMAT " runs past the end "
+                 "of the file (%" G_GSIZE_FORMAT " bytes, expected at least %"
+                 G_GUINT64_FORMAT ")", path, n, size, n + 8);
+    return NULL;
+  }
+  st->data = bytes + 8 + n;
+  st->data_len = size - 8 - (gsize) n;
+  if (!nn_st_parse_header (st, (const char *) bytes + 8, (gsize) n, error))
+    return NULL;
+  return g_steal_pointer (&st);
+}
+
+guint
+nn_safetensors_n_tensors (NnSafetensors *st)
+{
+  g_return_val_if_fail (st != NULL, 0);
+  return st->entries->len;
+}
+
+const char *
+nn_safetensors_name_at (NnSafetensors *st, guint i)
+{
+  g_return_val_if_fail (st != NULL && i < st->entries->len, NULL);
+  return ((NnStEntry *) st->entries->pdata[i])->name;
+}
+
+const char *
+nn_safetensors_get_info (NnSafetensors *st, const char *name,
+                         NnShape *shape_out)
+{
+  g_return_val_if_fail (st != NULL && name != NULL, NULL);
+  NnStEntry *e = g_hash_table_lookup (st->by_name, name);
+  if (e == NULL)
+    return NULL;
+  if (shape_out)
+    *shape_out = e->shape;
+  return nn_st_dtypes[e->dtype].name;
+}
+
+const char *
+nn_safetensors_get_metadata (NnSafetensors *st, const char *key)
+{
+  g_return_val_if_fail (st != NULL && key != NULL, NULL);
+  return g_hash_table_lookup (st->metadata, key);
+}
+
+static void
+st_release_map (gpointer map)
+{
+  g_mapped_file_unref (map);
+}
+
+NnTensor *
+nn_safetensors_get (NnSafetensors *st, const char *name, NnDType dtype,
+                    GError **error)
+{
+  g_return_val_if_fail (st != NULL && name != NULL, NULL);
+  g_return_val_if_fail (dtype == NN_DTYPE_F32 || dtype == NN_DTYPE_I64, NULL);
+  NnStEntry *e = g_hash_table_lookup (st->by_name, name);
+  if (e == NULL) {
+    g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_NOT_FOUND,
+                 "%s: no tensor '%s' in the file (it holds %u)", st->path,
+                 name, st->entries->len);
+    return NULL;
+  }
+  const guint8 *src = st->data + e->begin;
+  gsize n = (gsize) nn_shape_numel (&e->shape);
+
+  if (dtype == NN_DTYPE_I64) {
+    if (e->dtype != NN_ST_I64) {
+      g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_DTYPE,
+                   "%s: tensor '%s' is %s, but an I64 tensor is expected "
+                   "(floating point values are not converted to integers)",
+                   st->path, name, nn_st_dtypes[e->dtype].name);
+      return NULL;
+    }
+    NnTensor *t = nn_tensor_new (NN_DTYPE_I64, &e->shape);
+    nn_st_convert_i64 (src, t->data, n);
+    return t;
+  }
+
+  /* Zero-copy: the tensor borrows the mapping and keeps it alive. */
+  if (G_BYTE_ORDER == G_LITTLE_ENDIAN && e->dtype == NN_ST_F32 &&
+      ((guintptr) src % G_ALIGNOF (float)) == 0 && n > 0)
+    return nn_tensor_new_borrowed (NN_DTYPE_F32, &e->shape, (gpointer) src,
+                                   TRUE, st_release_map,
+                                   g_mapped_file_ref (st->map));
+
+  NnTensor *t = nn_tensor_new (NN_DTYPE_F32, &e->shape);
+  nn_st_convert_f32 (e->dtype, src, t->data, n);
+  return t;
+}
