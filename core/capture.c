@@ -70,11 +70,24 @@ nn_capture_new (NnModule *root, const char *const *refs, guint n_refs,
                      "capture: glob '%s' matches no module", refs[i]);
         goto fail;
       }
+      guint runnable = 0;
       for (guint k = 0; k < hits->len; k++) {
         NnNamedItem *it = hits->pdata[k];
         /* A glob skips containers that never run rather than failing. */
-        if (it->module->type->forward && !add_target (cap, it->name, it->module, error))
+        if (!it->module->type->forward)
+          continue;
+        runnable++;
+        if (!add_target (cap, it->name, it->module, error))
           goto fail;
+      }
+      if (runnable == 0) {
+        /* Silently capturing nothing would hide a wrong pattern. */
+        NnNamedItem *first = hits->pdata[0];
+        g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_NO_FORWARD,
+                     "capture: glob '%s' matches only modules without forward() "
+                     "('%s' is a %s), so there is no output to capture", refs[i],
+                     first->name, first->module->type->name);
+        goto fail;
       }
     } else {
       g_autofree char *path = NULL;
@@ -116,19 +129,25 @@ nn_capture_run (NnCapture *cap, NnTensor *input, GError **error)
   clear_slots (cap);
   g_ptr_array_set_size (cap->outputs, 0);
   NnTensor *out = nn_module_forward (cap->root, input, error);
-  if (!out)
+  if (!out) {
+    clear_slots (cap);
     return NULL;
+  }
+  /* All or nothing: a failed run leaves no partial list of outputs. */
   for (guint i = 0; i < cap->targets->len; i++) {
     NnNamedItem *it = cap->targets->pdata[i];
     if (!cap->slots[i]) {
       /* Selected but never run: a Graph node may not call every child. */
       g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_NOT_FOUND,
                    "capture: '%s' did not run during the forward", it->name);
+      clear_slots (cap);
       nn_tensor_unref (out);
       return NULL;
     }
-    nn_named_list_add (cap->outputs, it->name, NULL, cap->slots[i], 0);
   }
+  for (guint i = 0; i < cap->targets->len; i++)
+    nn_named_list_add (cap->outputs, ((NnNamedItem *) cap->targets->pdata[i])->name,
+                       NULL, cap->slots[i], 0);
   return out;
 }
 

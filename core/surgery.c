@@ -39,7 +39,28 @@ nn_surgery_check_shapes (NnModule *root, const NnSurgeryOptions *opts,
   return TRUE;
 }
 
-/* The parent of @ref and the position of @ref in it. */
+/* Position of segment @seg in @parent, read as a lookup reads it: a child
+ * name, else a position in an indexable container; -1 if neither. */
+static gint64
+slot_of (NnModule *parent, const char *seg)
+{
+  for (guint i = 0; i < parent->children->len; i++)
+    if (strcmp (g_array_index (parent->children, NnChild, i).name, seg) == 0)
+      return i;
+  gint64 idx, n = parent->children->len;
+  char *end = NULL;
+  if (!(parent->type->flags & NN_LAYER_INDEXABLE) || !*seg)
+    return -1;
+  idx = g_ascii_strtoll (seg, &end, 10);
+  if (*end || (!g_ascii_isdigit (*seg) && *seg != '-'))
+    return -1;
+  idx = idx < 0 ? n + idx : idx;
+  return idx >= 0 && idx < n ? idx : -1;
+}
+
+/* The parent of @ref and the position of @ref in it.  The slot comes from
+ * @ref's own last segment, not from a search for the module, so that a
+ * module sitting twice in one container is edited where @ref points. */
 static NnModule *
 locate (NnModule *root, const char *ref, guint *pos_out, char **path_out,
         GError **error)
@@ -53,22 +74,40 @@ locate (NnModule *root, const char *ref, guint *pos_out, char **path_out,
                  "'%s' is the root module; surgery changes modules inside it", ref);
     return NULL;
   }
-  const char *dot = strrchr (path, '.');
-  g_autofree char *parent_path = dot ? g_strndup (path, dot - path) : g_strdup ("");
-  const char *name = dot ? dot + 1 : path;
-  NnModule *parent = nn_module_lookup_path (root, parent_path, error);
+  /* "#N" gives a canonical path whose segments are all real names. */
+  const char *r = ref[0] == '#' ? path : ref;
+  const char *dot = strrchr (r, '.');
+  g_autofree char *parent_ref = dot ? g_strndup (r, dot - r) : g_strdup ("");
+  const char *seg = dot ? dot + 1 : r;
+  g_autofree char *parent_path = NULL;
+  NnModule *parent = nn_module_lookup_ref (root, parent_ref, &parent_path, error);
   if (!parent)
     return NULL;
-  for (guint i = 0; i < parent->children->len; i++)
-    if (strcmp (g_array_index (parent->children, NnChild, i).name, name) == 0) {
-      *pos_out = i;
-      if (path_out)
-        *path_out = g_steal_pointer (&path);
-      return parent;
-    }
-  g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_NOT_FOUND,
-               "'%s' not found under '%s'", name, parent_path);
-  return NULL;
+  gint64 pos = slot_of (parent, seg);
+  if (pos < 0 || g_array_index (parent->children, NnChild, pos).module != target) {
+    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_NOT_FOUND,
+                 "'%s' not found under '%s'", seg, parent_path);
+    return NULL;
+  }
+  *pos_out = (guint) pos;
+  if (path_out) {
+    const char *name = g_array_index (parent->children, NnChild, pos).name;
+    *path_out = *parent_path ? g_strconcat (parent_path, ".", name, NULL) : g_strdup (name);
+  }
+  return parent;
+}
+
+/* TRUE if @m is @target or contains it: placing @m under @target would
+ * make a cycle, and every traversal endless. */
+static gboolean
+contains_module (NnModule *m, NnModule *target)
+{
+  if (m == target)
+    return TRUE;
+  for (guint i = 0; i < m->children->len; i++)
+    if (contains_module (g_array_index (m->children, NnChild, i).module, target))
+      return TRUE;
+  return FALSE;
 }
 
 static gboolean
@@ -87,11 +126,11 @@ not_editable (GError **error, const char *what, const char *path, NnModule *m)
                path, *path ? "'" : "", nn_module_get_class_name (m), m->type->name);
 }
 
-gboolean
-nn_surgery_replace (NnModule *root, const char *ref, NnModule *new_module,
-                    const NnSurgeryOptions *opts, GError **error)
+/* Replace, with @verb naming the user's operation in errors. */
+static gboolean
+replace_slot (NnModule *root, const char *ref, NnModule *new_module,
+              const NnSurgeryOptions *opts, const char *verb, GError **error)
 {
-  g_return_val_if_fail (root && ref && new_module, FALSE);
   opts = opts_or_default (opts);
   guint pos;
   g_autofree char *path = NULL;
@@ -101,6 +140,13 @@ nn_surgery_replace (NnModule *root, const char *ref, NnModule *new_module,
   g_autoptr (NnModule) old = nn_module_ref (g_array_index (parent->children, NnChild, pos).module);
   if (old == new_module)
     return nn_surgery_check_shapes (root, opts, error);
+  if (contains_module (new_module, parent)) {
+    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_BAD_REFERENCE,
+                 "%s '%s' refused, model unchanged: the new module (%s) contains "
+                 "the parent of '%s', so the tree would contain itself", verb,
+                 path, nn_module_get_class_name (new_module), path);
+    return FALSE;
+  }
   gboolean move = (opts->flags & NN_SURGERY_MOVE_HOOKS) && nn_hooks_module_has_any (old);
   if (move && nn_hooks_module_has_any (new_module)) {
     g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_BAD_REFERENCE,
@@ -116,8 +162,16 @@ nn_surgery_replace (NnModule *root, const char *ref, NnModule *new_module,
   if (move)
     nn_hooks_move (new_module, old);
   nn_module_set_child_at (parent, pos, old);
-  g_prefix_error (error, "replace '%s' refused, model unchanged: ", path);
+  g_prefix_error (error, "%s '%s' refused, model unchanged: ", verb, path);
   return FALSE;
+}
+
+gboolean
+nn_surgery_replace (NnModule *root, const char *ref, NnModule *new_module,
+                    const NnSurgeryOptions *opts, GError **error)
+{
+  g_return_val_if_fail (root && ref && new_module, FALSE);
+  return replace_slot (root, ref, new_module, opts, "replace", error);
 }
 
 /* The naming rule in surgery.h: one more than the largest integer key. */
@@ -240,6 +294,12 @@ nn_surgery_wrap (NnModule *root, const char *ref, NnModule *other,
   NnModule *x = nn_module_lookup_ref (root, ref, &path, error);
   if (!x)
     return FALSE;
+  if (*path == '\0') {
+    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_BAD_REFERENCE,
+                 "'%s' is the root module; wrap the model in a new Sequential "
+                 "rather than in itself", ref);
+    return FALSE;
+  }
   NnRegistry *reg = nn_module_get_registry (x);
   if (!reg) {
     g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
@@ -256,5 +316,5 @@ nn_surgery_wrap (NnModule *root, const char *ref, NnModule *other,
   /* X's hooks stay on X, which still runs inside the new Sequential. */
   NnSurgeryOptions o = *opts_or_default (opts);
   o.flags &= ~(guint) NN_SURGERY_MOVE_HOOKS;
-  return nn_surgery_replace (root, path, seq, &o, error);
+  return replace_slot (root, ref, seq, &o, "wrap", error);
 }
