@@ -23,6 +23,7 @@ nn_plugin_new (void *handle, const char *path, const char *canonical,
   p->license = g_strdup (desc->license ? desc->license : "");
   p->description = g_strdup (desc->description ? desc->description : "");
   p->types = g_ptr_array_new ();
+  p->padded = g_ptr_array_new_with_free_func (g_free);
   return p;
 }
 
@@ -44,6 +45,7 @@ nn_plugin_unref (NnPlugin *plugin)
     return;
 
   g_ptr_array_unref (plugin->types);
+  g_ptr_array_unref (plugin->padded);
   g_clear_error (&plugin->stage_error);
   if (plugin->handle)
     dlclose (plugin->handle);
@@ -162,6 +164,15 @@ nn_plugin_register_type (NnPlugin *plugin, const NnLayerType *type,
       return FALSE;
     }
 
+  if (type->struct_size < sizeof (NnLayerType))
+    {
+      /* Slots appended after the plugin was built read as NULL: "absent". */
+      NnLayerType *full = g_new0 (NnLayerType, 1);
+      memcpy (full, type, type->struct_size);
+      full->struct_size = sizeof (NnLayerType);
+      g_ptr_array_add (plugin->padded, full);
+      type = full;
+    }
   g_ptr_array_add (plugin->types, (gpointer) type);
   return TRUE;
 }

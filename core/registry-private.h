@@ -24,6 +24,9 @@ struct _NnPlugin {
   char *license;
   char *description;
   GPtrArray *types;        /* const NnLayerType *, registration order */
+  /* Zero-padded full-size copies of vtables built against an older, shorter
+   * NnLayerType, so the core never reads past a plugin's struct. */
+  GPtrArray *padded;
   /* Touched only by the loading thread while init runs: registrations are
    * staged in @types and committed only if the whole plugin is good. */
   gboolean in_init;

@@ -849,3 +849,27 @@ TEST (RegistryLifetime, FailedPluginsAreUnloaded)
   EXPECT_FALSE (nn_registry_load_file (reg.get (), path.c_str (), nullptr));
   EXPECT_FALSE (is_mapped (path));
 }
+
+// A vtable from an older, shorter NnLayerType: the slots it lacks read as
+// absent (NULL), never as whatever lies past the plugin's struct.
+TEST (RegistryAbi, ShorterVtableSlotsReadAsAbsent)
+{
+  Registry reg (nn_registry_new ());
+  nn_registry_set_use_default_dir (reg.get (), FALSE);
+  Error e;
+  ASSERT_TRUE (nn_registry_load_file (reg.get (), fixture ("fixture-short-vtable.so").c_str (),
+                                      e.out ())) << e.message ();
+  const NnLayerType *t = nn_registry_lookup_type (reg.get (), "FixtureShort", e.out ());
+  ASSERT_NE (t, nullptr) << e.message ();
+  EXPECT_EQ (t->struct_size, sizeof (NnLayerType));
+  EXPECT_EQ (t->extra_repr, nullptr);
+  EXPECT_EQ (t->count_macs, nullptr);
+  Module m (nn_module_new_from_type (reg.get (), "FixtureShort", nullptr, "old", e.out ()));
+  ASSERT_TRUE (m) << e.message ();
+  EXPECT_EQ (take (nn_module_to_string (m.get ())), "FixtureShort()");
+  nn_module_reset_parameters (m.get (), 1);
+  NnShape s = shape ({2});
+  Tensor x (nn_tensor_new (NN_DTYPE_F32, &s));
+  Tensor y (nn_module_forward (m.get (), x.get (), e.out ()));
+  EXPECT_TRUE (y) << e.message ();
+}
