@@ -539,6 +539,19 @@ nn_module_set_input_shape (NnModule *m, const NnShape *shape)
     m->input_shape = *shape;
 }
 
+void
+nn_module_init_uniform (NnModule *self, const char *name, double bound,
+                        GRand *rng)
+{
+  NnTensor *t = nn_module_get_parameter (self, name);
+  if (!t)
+    t = nn_module_get_buffer (self, name);
+  g_return_if_fail (t != NULL && nn_tensor_f32 (t) != NULL && !t->read_only);
+  float *d = nn_tensor_f32 (t);
+  for (gint64 j = 0, len = nn_tensor_numel (t); j < len; j++)
+    d[j] = (float) g_rand_double_range (rng, -bound, bound);
+}
+
 /* Tensors borrowed read-only (a mapped weights file) get private copies,
  * so a type may always write its own tensors in reset_parameters(). */
 static void

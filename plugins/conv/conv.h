@@ -45,9 +45,5 @@ void nn_conv_depthwise (const float *in, gint64 h, gint64 w,
 void nn_conv_pad_image (const float *in, gint64 c, gint64 h, gint64 w,
                         const NnConvGeom *g, float *out);
 
-/* Fills own parameter @name (if present) from U(-bound, bound), as
- * PyTorch's init.uniform_; read-only storage is replaced by a copy. */
-void nn_conv_fill_uniform (NnModule *self, const char *name, double bound,
-                           GRand *rng);
 
 #endif

@@ -459,7 +459,7 @@ conv2d_reset_parameters (NnModule *self, GRand *rng)
   const char *names[] = { "weight", "bias" };
 
   for (guint i = 0; i < G_N_ELEMENTS (names); i++)
-    nn_conv_fill_uniform (self, names[i], bound, rng);
+    nn_module_init_uniform (self, names[i], bound, rng);
 }
 
 /* torchinfo: every weight and bias element is used once per output pixel

@@ -1,5 +1,5 @@
 /* conv plugin: the loops around sgemm: im2col, the direct depthwise
- * kernel, the non-zero padding modes and the uniform initialiser.  Each
+ * kernel and the non-zero padding modes.  Each
  * function is single-threaded; conv2d.c splits the depthwise channels
  * over threads and OpenBLAS threads the gemms. */
 #include "conv.h"
@@ -248,24 +248,4 @@ nn_conv_pad_image (const float *in, gint64 c, gint64 h, gint64 w,
         for (gint64 x = g->pad_left + w; x < pw; x++)
           dst[x] = src[pad_index (x - g->pad_left, w, g->pad_mode)];
       }
-}
-
-void
-nn_conv_fill_uniform (NnModule *self, const char *name, double bound,
-                      GRand *rng)
-{
-  NnTensor *t = nn_module_get_parameter (self, name);
-  if (!t || !nn_tensor_f32 (t))
-    return;
-  /* Weights mapped read-only from a file get private storage first. */
-  if (nn_tensor_is_read_only (t))
-    {
-      g_autoptr (NnTensor) copy = nn_tensor_copy (t);
-      if (!copy || !nn_module_set_tensor (self, name, copy, NULL))
-        return;
-      t = nn_module_get_parameter (self, name);
-    }
-  float *d = nn_tensor_f32 (t);
-  for (gint64 j = 0, len = nn_tensor_numel (t); j < len; j++)
-    d[j] = (float) g_rand_double_range (rng, -bound, bound);
 }

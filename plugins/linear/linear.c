@@ -145,33 +145,14 @@ linear_extra_repr (NnModule *self)
                           nn_module_config_bool (self, "bias") ? "True" : "False");
 }
 
-static void
-fill_uniform (NnModule *self, const char *name, double bound, GRand *rng)
-{
-  NnTensor *t = nn_module_get_parameter (self, name);
-  if (!t || !nn_tensor_f32 (t))
-    return;
-  /* Weights mapped read-only from a file get private storage first. */
-  if (nn_tensor_is_read_only (t))
-    {
-      g_autoptr (NnTensor) copy = nn_tensor_copy (t);
-      if (!copy || !nn_module_set_tensor (self, name, copy, NULL))
-        return;
-      t = nn_module_get_parameter (self, name);
-    }
-  float *d = nn_tensor_f32 (t);
-  for (gint64 j = 0, len = nn_tensor_numel (t); j < len; j++)
-    d[j] = (float) g_rand_double_range (rng, -bound, bound);
-}
-
 /* kaiming_uniform_(a=sqrt(5)) is U(-1/sqrt(in), 1/sqrt(in)); PyTorch draws
  * the bias from the same bound. */
 static void
 linear_reset_parameters (NnModule *self, GRand *rng)
 {
   double bound = 1.0 / sqrt ((double) nn_module_config_int (self, "in_features"));
-  fill_uniform (self, "weight", bound, rng);
-  fill_uniform (self, "bias", bound, rng);
+  nn_module_init_uniform (self, "weight", bound, rng);
+  nn_module_init_uniform (self, "bias", bound, rng);
 }
 
 /* torchinfo: each weight and bias element is used once per output row. */
