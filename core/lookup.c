@@ -84,12 +84,12 @@ resolve_path (NnModule *root, const char *path, GString *canon, GError **error)
       return NULL;
     /* The canonical name of a positional step is the child's real name. */
     const char *name = segs[i];
-    if (!nn_module_get_child (m, segs[i]))
-      for (guint k = 0; k < m->children->len; k++)
-        if (g_array_index (m->children, NnChild, k).module == next) {
-          name = g_array_index (m->children, NnChild, k).name;
-          break;
-        }
+    gint64 idx;
+    /* A module may sit twice in one container: use the slot's own name. */
+    if (!nn_module_get_child (m, segs[i]) && parse_int (segs[i], &idx)) {
+      gint64 n = m->children->len;
+      name = g_array_index (m->children, NnChild, idx < 0 ? n + idx : idx).name;
+    }
     if (prefix->len)
       g_string_append_c (prefix, '.');
     g_string_append (prefix, name);

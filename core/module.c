@@ -546,7 +546,9 @@ nn_module_init_uniform (NnModule *self, const char *name, double bound,
   NnTensor *t = nn_module_get_parameter (self, name);
   if (!t)
     t = nn_module_get_buffer (self, name);
-  g_return_if_fail (t != NULL && nn_tensor_f32 (t) != NULL && !t->read_only);
+  if (!t)
+    return; /* an optional tensor the config left out, e.g. bias=False */
+  g_return_if_fail (nn_tensor_f32 (t) != NULL && !t->read_only);
   float *d = nn_tensor_f32 (t);
   for (gint64 j = 0, len = nn_tensor_numel (t); j < len; j++)
     d[j] = (float) g_rand_double_range (rng, -bound, bound);

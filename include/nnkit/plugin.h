@@ -156,7 +156,7 @@ NN_API NnTensor *nn_module_add_buffer (NnModule *self, const char *name,
                                        NnDType dtype, const NnShape *shape,
                                        gboolean persistent);
 /* PyTorch's init.uniform_(t, -bound, bound) on own F32 tensor @name, for
- * reset_parameters(); @name absent or not F32 is a programming error. */
+ * reset_parameters().  An absent @name (bias=False) is left alone. */
 NN_API void nn_module_init_uniform (NnModule *self, const char *name,
                                     double bound, GRand *rng);
 /* Private per-instance data of the type (transfer full to the module; the

@@ -116,3 +116,17 @@ TEST (Lookup, IndexCacheFollowsMutation)
   EXPECT_EQ (nn_module_lookup_index (m.get (), 4, &path, e.out ()), extra.get ());
   EXPECT_STREQ (path, "relu.inner");
 }
+
+TEST (Lookup, PositionalStepNamesTheSlotEvenForARepeatedModule)
+{
+  Registry reg = default_registry ();
+  Error e;
+  Module m (nn_descriptor_load_module_data (reg.get (), R"({"type": "Sequential", "children": [
+      {"name": "a", "type": "ReLU"}, {"name": "b", "ref": "a"}]})", -1, "twice", e.out ()));
+  ASSERT_TRUE (m) << e.message ();
+  char *canon = nullptr;
+  ASSERT_NE (nn_module_lookup_ref (m.get (), "-1", &canon, e.out ()), nullptr) << e.message ();
+  EXPECT_EQ (take (canon), "b");
+  ASSERT_NE (nn_module_lookup_ref (m.get (), "0", &canon, e.out ()), nullptr);
+  EXPECT_EQ (take (canon), "a");
+}
