@@ -4,6 +4,7 @@
 // as before.
 #include "nn-test.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -888,4 +889,67 @@ TEST (Surgery, PositionalRefEditsTheSlotAskedForWhenAModuleSitsTwice)
   EXPECT_EQ (nn_module_get_child (extras, "0"), relu);
   EXPECT_STREQ (nn_module_get_type_name (nn_module_get_child (extras, "third")), "Sequential");
   EXPECT_EQ (at (m.get (), "extras.third.0"), relu);
+}
+
+TEST_F (SurgeryRefused, BadDescriptorForTheNewModule)
+{
+  // The new module never gets built, so the model cannot change.
+  struct { const char *json, *want; } cases[] = {
+    {R"({"type": "Linear", "config": {"in_features": 512, "out_feature": 10}})",
+     "unknown key 'out_feature' (did you mean 'out_features'?)"},
+    {R"({"type": "Linaer", "config": {}})", "Linaer"},
+    {R"({"type": "Linear", "config": {"in_features": 512, "out_features": -1}})", "out_features"},
+    {R"({"type": "Linear", )", "new.json"},
+  };
+  for (auto &c : cases) {
+    Module bad (nn_descriptor_load_module_data (reg.get (), c.json, -1, "new.json", e.out ()));
+    EXPECT_FALSE (bad) << c.json;
+    EXPECT_TRUE (contains (e.message (), c.want)) << e.message ();
+    unchanged (std::string ("bad descriptor ") + c.json);
+  }
+}
+
+TEST (Surgery, FailedSaveOfAnEditedModelDamagesNothing)
+{
+  Registry reg = default_registry ();
+  Module m = resnet (reg.get ());
+  ASSERT_TRUE (m);
+  g_autofree char *dir = g_dir_make_tmp ("nn-surgery-save-XXXXXX", nullptr);
+  ASSERT_TRUE (dir);
+  std::string json = std::string (dir) + "/edited.json";
+  std::string weights = std::string (dir) + "/edited.safetensors";
+  const char *old_text = "previous descriptor\n";
+  ASSERT_TRUE (g_file_set_contents (json.c_str (), old_text, -1, nullptr));
+  // The weights path is taken by a directory: the weights write fails.
+  ASSERT_EQ (g_mkdir (weights.c_str (), 0755), 0);
+  Module fc = module_from (reg.get (), kLinear512x10);
+  Error e;
+  ASSERT_TRUE (nn_surgery_replace (m.get (), "fc", fc.get (), nullptr, e.out ())) << e.message ();
+  EXPECT_FALSE (nn_model_save (m.get (), json.c_str (), e.out ()));
+  EXPECT_TRUE (contains (e.message (), "edited.safetensors")) << e.message ();
+  g_autofree char *now = nullptr;
+  ASSERT_TRUE (g_file_get_contents (json.c_str (), &now, nullptr, nullptr));
+  EXPECT_STREQ (now, old_text);
+  // No temp files left behind.
+  GDir *d = g_dir_open (dir, 0, nullptr);
+  std::vector<std::string> entries;
+  for (const char *n; (n = g_dir_read_name (d));)
+    entries.push_back (n);
+  g_dir_close (d);
+  std::sort (entries.begin (), entries.end ());
+  EXPECT_EQ (entries, (std::vector<std::string>{"edited.json", "edited.safetensors"}));
+  // Saved properly, the edited model reloads with the same output.
+  g_rmdir (weights.c_str ());
+  ASSERT_TRUE (nn_model_save (m.get (), json.c_str (), e.out ())) << e.message ();
+  Module again (nn_model_load (reg.get (), json.c_str (), nullptr, FALSE, e.out ()));
+  ASSERT_TRUE (again) << e.message ();
+  Tensor x = random_input (shape ({1, 3, 32, 32}), 8);
+  Tensor y1 = forward (m.get (), x.get ());
+  Tensor y2 = forward (again.get (), x.get ());
+  ASSERT_TRUE (y1 && y2);
+  EXPECT_EQ (shape_text (y2->shape), "[1, 10]");
+  EXPECT_EQ (values (y1.get ()), values (y2.get ()));
+  g_unlink (json.c_str ());
+  g_unlink (weights.c_str ());
+  g_rmdir (dir);
 }
