@@ -48,10 +48,7 @@ void nn_tree_generation_bump (void);
 
 struct _NnCall {
   GString *path;        /* dotted path of the module being run */
-  guint depth;
-  gboolean shapes_only; /* infer_shape rather than forward */
-  NnShapeObserver observer;
-  gpointer observer_data;
+  guint depth;          /* of that module below the root */
 };
 
 /* hooks.c */

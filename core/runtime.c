@@ -211,11 +211,10 @@ nn_call_get_path (NnCall *call)
 }
 
 static void
-run_init (Run *run, gboolean shapes_only)
+run_init (Run *run)
 {
   run->call.path = g_string_new (NULL);
   run->call.depth = 0;
-  run->call.shapes_only = shapes_only;
   run->located = FALSE;
   run->events = NULL;
 }
@@ -226,7 +225,7 @@ nn_module_forward (NnModule *m, NnTensor *input, GError **error)
   g_return_val_if_fail (m != NULL && input != NULL, NULL);
   nn_get_num_threads (); /* settles the thread count before BLAS runs */
   Run run;
-  run_init (&run, FALSE);
+  run_init (&run);
   NnTensor *out = run_module (&run, m, input, error);
   g_string_free (run.call.path, TRUE);
   return out;
@@ -245,7 +244,7 @@ nn_module_infer_shape_observed (NnModule *m, const NnShape *in, NnShape *out,
 {
   g_return_val_if_fail (m != NULL && in != NULL && out != NULL, FALSE);
   Run run;
-  run_init (&run, TRUE);
+  run_init (&run);
   if (observer) {
     run.events = g_array_new (FALSE, TRUE, sizeof (ShapeEvent));
     g_array_set_clear_func (run.events, event_clear);
