@@ -27,7 +27,7 @@ typedef struct {
 
 typedef struct {
   AvgPool cfg;
-  gint64 h, w, oh, ow; /* set per call */
+  NnPoolExtent ext; /* set per call */
 } AvgPoolPlane;
 
 static gboolean
@@ -64,28 +64,28 @@ avg_pool2d_plane (gconstpointer ctx, const float *x, float *y)
 {
   const AvgPoolPlane *p = ctx;
   const NnPoolGeom *g = &p->cfg.geom;
-  for (gint64 oh = 0; oh < p->oh; oh++) {
+  for (gint64 oh = 0; oh < p->ext.oh; oh++) {
     gint64 h0 = oh * g->stride[0] - g->padding[0];
     /* A window is clipped to the padded input first (ceil_mode windows
      * may run past it): that is the size count_include_pad divides by. */
-    gint64 h1 = MIN (h0 + g->kernel[0], p->h + g->padding[0]);
+    gint64 h1 = MIN (h0 + g->kernel[0], p->ext.h + g->padding[0]);
     gint64 ph = h1 - h0;
     h0 = MAX (h0, 0);
-    h1 = MIN (h1, p->h);
-    for (gint64 ow = 0; ow < p->ow; ow++) {
+    h1 = MIN (h1, p->ext.h);
+    for (gint64 ow = 0; ow < p->ext.ow; ow++) {
       gint64 w0 = ow * g->stride[1] - g->padding[1];
-      gint64 w1 = MIN (w0 + g->kernel[1], p->w + g->padding[1]);
+      gint64 w1 = MIN (w0 + g->kernel[1], p->ext.w + g->padding[1]);
       gint64 pw = w1 - w0;
       w0 = MAX (w0, 0);
-      w1 = MIN (w1, p->w);
+      w1 = MIN (w1, p->ext.w);
       if (h0 >= h1 || w0 >= w1) {
-        y[oh * p->ow + ow] = 0.0f;
+        y[oh * p->ext.ow + ow] = 0.0f;
         continue;
       }
       float sum = 0.0f;
       for (gint64 ih = h0; ih < h1; ih++)
         for (gint64 iw = w0; iw < w1; iw++)
-          sum += x[ih * p->w + iw];
+          sum += x[ih * p->ext.w + iw];
       gint64 div;
       if (p->cfg.divisor_override)
         div = p->cfg.divisor_override;
@@ -93,7 +93,7 @@ avg_pool2d_plane (gconstpointer ctx, const float *x, float *y)
         div = ph * pw;
       else
         div = (h1 - h0) * (w1 - w0);
-      y[oh * p->ow + ow] = sum / (float) div;
+      y[oh * p->ext.ow + ow] = sum / (float) div;
     }
   }
 }
@@ -103,21 +103,8 @@ avg_pool2d_forward (NnModule *self, NnCall *call, NnTensor *input,
                     GError **error)
 {
   AvgPoolPlane p = { *(const AvgPool *) nn_module_get_private (self) };
-  NnShape out_shape;
-  const float *x = nn_pool_input_f32 (input, error);
-  if (!x || !nn_pool_geom_out_shape (&p.cfg.geom, &input->shape,
-                                     &out_shape, error))
-    return NULL;
-  guint h = out_shape.ndim - 2;
-  p.h = input->shape.dims[h];
-  p.w = input->shape.dims[h + 1];
-  p.oh = out_shape.dims[h];
-  p.ow = out_shape.dims[h + 1];
-  NnTensor *out = nn_tensor_new (NN_DTYPE_F32, &out_shape);
-  gint64 planes = nn_shape_numel (&out_shape) / (p.oh * p.ow);
-  nn_pool_for_planes (planes, p.h * p.w, p.oh * p.ow, x, nn_tensor_f32 (out),
-                      avg_pool2d_plane, &p);
-  return out;
+  return nn_pool_run_windows (&p.cfg.geom, input, &p.ext, avg_pool2d_plane,
+                              &p, error);
 }
 
 static char *

@@ -21,7 +21,7 @@ static const NnSchemaKey max_pool2d_schema[] = {
 
 typedef struct {
   NnPoolGeom geom;
-  gint64 h, w, oh, ow; /* set per call */
+  NnPoolExtent ext; /* set per call */
 } MaxPoolPlane;
 
 static gboolean
@@ -61,19 +61,19 @@ max_pool2d_plane (gconstpointer ctx, const float *x, float *y)
 {
   const MaxPoolPlane *p = ctx;
   const NnPoolGeom *g = &p->geom;
-  for (gint64 oh = 0; oh < p->oh; oh++) {
+  for (gint64 oh = 0; oh < p->ext.oh; oh++) {
     gint64 h0 = oh * g->stride[0] - g->padding[0];
-    gint64 h1 = MIN (h0 + (g->kernel[0] - 1) * g->dilation[0] + 1, p->h);
+    gint64 h1 = MIN (h0 + (g->kernel[0] - 1) * g->dilation[0] + 1, p->ext.h);
     while (h0 < 0)
       h0 += g->dilation[0];
-    for (gint64 ow = 0; ow < p->ow; ow++) {
+    for (gint64 ow = 0; ow < p->ext.ow; ow++) {
       gint64 w0 = ow * g->stride[1] - g->padding[1];
-      gint64 w1 = MIN (w0 + (g->kernel[1] - 1) * g->dilation[1] + 1, p->w);
+      gint64 w1 = MIN (w0 + (g->kernel[1] - 1) * g->dilation[1] + 1, p->ext.w);
       while (w0 < 0)
         w0 += g->dilation[1];
       float m = -INFINITY;
       for (gint64 ih = h0; ih < h1; ih += g->dilation[0]) {
-        const float *row = x + ih * p->w;
+        const float *row = x + ih * p->ext.w;
         for (gint64 iw = w0; iw < w1; iw += g->dilation[1]) {
           float v = row[iw];
           /* NaN wins, as in PyTorch, so a NaN input is never hidden. */
@@ -81,7 +81,7 @@ max_pool2d_plane (gconstpointer ctx, const float *x, float *y)
             m = v;
         }
       }
-      y[oh * p->ow + ow] = m;
+      y[oh * p->ext.ow + ow] = m;
     }
   }
 }
@@ -91,21 +91,8 @@ max_pool2d_forward (NnModule *self, NnCall *call, NnTensor *input,
                     GError **error)
 {
   MaxPoolPlane p = { *(const NnPoolGeom *) nn_module_get_private (self) };
-  NnShape out_shape;
-  const float *x = nn_pool_input_f32 (input, error);
-  if (!x || !nn_pool_geom_out_shape (&p.geom, &input->shape,
-                                     &out_shape, error))
-    return NULL;
-  guint h = out_shape.ndim - 2;
-  p.h = input->shape.dims[h];
-  p.w = input->shape.dims[h + 1];
-  p.oh = out_shape.dims[h];
-  p.ow = out_shape.dims[h + 1];
-  NnTensor *out = nn_tensor_new (NN_DTYPE_F32, &out_shape);
-  gint64 planes = nn_shape_numel (&out_shape) / (p.oh * p.ow);
-  nn_pool_for_planes (planes, p.h * p.w, p.oh * p.ow, x, nn_tensor_f32 (out),
-                      max_pool2d_plane, &p);
-  return out;
+  return nn_pool_run_windows (&p.geom, input, &p.ext, max_pool2d_plane,
+                              &p, error);
 }
 
 static char *

@@ -53,4 +53,16 @@ void nn_pool_for_planes (gint64 n_planes, gint64 in_plane, gint64 out_plane,
                          const float *in, float *out, NnPoolPlaneFunc fn,
                          gconstpointer ctx);
 
+/* Extents of one [H, W] plane of a pool's input and output. */
+typedef struct {
+  gint64 h, w, oh, ow;
+} NnPoolExtent;
+
+/* A sliding-window pool's forward: checks @input, computes the output shape
+ * from @geom, fills @ext and runs @fn with @ctx over every plane.
+ * Returns (transfer full) the output, or NULL with @error set. */
+NnTensor *nn_pool_run_windows (const NnPoolGeom *geom, NnTensor *input,
+                               NnPoolExtent *ext, NnPoolPlaneFunc fn,
+                               gconstpointer ctx, GError **error);
+
 #endif

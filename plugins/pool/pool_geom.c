@@ -168,3 +168,24 @@ nn_pool_for_planes (gint64 n_planes, gint64 in_plane, gint64 out_plane,
       run_planes (&ranges[t]);
   }
 }
+
+NnTensor *
+nn_pool_run_windows (const NnPoolGeom *geom, NnTensor *input,
+                     NnPoolExtent *ext, NnPoolPlaneFunc fn, gconstpointer ctx,
+                     GError **error)
+{
+  NnShape out_shape;
+  const float *x = nn_pool_input_f32 (input, error);
+  if (!x || !nn_pool_geom_out_shape (geom, &input->shape, &out_shape, error))
+    return NULL;
+  guint h = out_shape.ndim - 2;
+  ext->h = input->shape.dims[h];
+  ext->w = input->shape.dims[h + 1];
+  ext->oh = out_shape.dims[h];
+  ext->ow = out_shape.dims[h + 1];
+  NnTensor *out = nn_tensor_new (NN_DTYPE_F32, &out_shape);
+  gint64 planes = nn_shape_numel (&out_shape) / (ext->oh * ext->ow);
+  nn_pool_for_planes (planes, ext->h * ext->w, ext->oh * ext->ow, x,
+                      nn_tensor_f32 (out), fn, ctx);
+  return out;
+}
