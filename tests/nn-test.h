@@ -70,6 +70,26 @@ inline NnShape shape (std::initializer_list<gint64> dims)
 
 inline std::string take (char *s) { std::string r = s ? s : ""; g_free (s); return r; }
 
+inline bool contains (const std::string &s, const std::string &part)
+{
+  return s.find (part) != std::string::npos;
+}
+
+// A module of @type from @json config text (a JSON object), named @path in
+// errors; a JSON syntax error fails the test.
+inline Module make_module (NnRegistry *reg, const char *type, const std::string &json,
+                           Error &err, const char *path)
+{
+  GError *e = nullptr;
+  JsonNode *node = json_from_string (json.c_str (), &e);
+  EXPECT_EQ (e, nullptr) << (e ? e->message : "") << json;
+  if (e) g_error_free (e);
+  Module m (nn_module_new_from_type (reg, type, node ? json_node_get_object (node) : nullptr,
+                                     path, err.out ()));
+  if (node) json_node_unref (node);
+  return m;
+}
+
 }  // namespace nntest
 
 namespace nntest {

@@ -164,12 +164,6 @@ at (NnModule *root, const char *path)
   return m;
 }
 
-bool
-contains (const std::string &s, const std::string &part)
-{
-  return s.find (part) != std::string::npos;
-}
-
 gboolean
 count_fwd (NnModule *, const char *, NnTensor *, NnTensor **, gpointer ud, GError **)
 {

@@ -115,11 +115,6 @@ Tensor forward (NnModule *m, NnTensor *x)
   return Tensor (y);
 }
 
-bool contains (const std::string &s, const std::string &part)
-{
-  return s.find (part) != std::string::npos;
-}
-
 float sigmoid (float v) { return 1.0f / (1.0f + std::exp (-v)); }
 
 // Forward hooks that log "<tag>:<path>" into a vector.

@@ -12,22 +12,10 @@ using namespace nntest;
 
 namespace {
 
-bool contains (const std::string &s, const std::string &part)
-{
-  return s.find (part) != std::string::npos;
-}
-
 Module make (NnRegistry *reg, const char *type, const std::string &json, Error &err,
              const char *path = "m")
 {
-  GError *e = nullptr;
-  JsonNode *node = json_from_string (json.c_str (), &e);
-  EXPECT_EQ (e, nullptr) << (e ? e->message : "") << json;
-  if (e) g_error_free (e);
-  Module m (nn_module_new_from_type (reg, type, node ? json_node_get_object (node) : nullptr,
-                                     path, err.out ()));
-  if (node) json_node_unref (node);
-  return m;
+  return make_module (reg, type, json, err, path);
 }
 
 Tensor counting (const NnShape &s)

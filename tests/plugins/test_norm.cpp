@@ -13,21 +13,9 @@ using namespace nntest;
 
 namespace {
 
-bool contains (const std::string &s, const std::string &part)
-{
-  return s.find (part) != std::string::npos;
-}
-
 Module make (NnRegistry *reg, const std::string &json, Error &err, const char *path = "bn1")
 {
-  GError *e = nullptr;
-  JsonNode *node = json_from_string (json.c_str (), &e);
-  EXPECT_EQ (e, nullptr) << (e ? e->message : "") << json;
-  if (e) g_error_free (e);
-  Module m (nn_module_new_from_type (reg, "BatchNorm2d", node ? json_node_get_object (node) : nullptr,
-                                     path, err.out ()));
-  if (node) json_node_unref (node);
-  return m;
+  return make_module (reg, "BatchNorm2d", json, err, path);
 }
 
 void fill (NnTensor *t, unsigned seed, float lo, float hi)
