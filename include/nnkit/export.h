@@ -13,7 +13,7 @@
 /* Plugin ABI.  A plugin is accepted when its major equals NN_ABI_MAJOR and
  * its minor is not newer than NN_ABI_MINOR: older minors only lack slots
  * that were appended later, which the core detects through struct_size. */
-#define NN_ABI_MAJOR 1
+#define NN_ABI_MAJOR 2
 #define NN_ABI_MINOR 0
 
 #endif

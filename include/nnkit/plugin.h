@@ -5,7 +5,12 @@
  * NnLayerType vtable.  See docs/PLUGINS.md for a guided example.
  *
  * ABI rules: NnPluginDesc and NnLayerType start with a size field and grow
- * only at the end; the core reads a slot only when struct_size covers it.
+ * only at the end within one ABI major; the core reads a slot only when
+ * struct_size covers it, and accepts only the sizes of released minors.
+ * ABI 2 (this header) brings values (value.h): many arguments and
+ * results, keyword arguments, calls into any descendant, more dtypes, ops
+ * as ordinary types.  An ABI 1 plugin is refused with a message naming
+ * both versions.
  */
 #ifndef NNKIT_PLUGIN_H
 #define NNKIT_PLUGIN_H
@@ -15,6 +20,7 @@
 #include <nnkit/export.h>
 #include <nnkit/error.h>
 #include <nnkit/tensor.h>
+#include <nnkit/value.h>
 #include <nnkit/schema.h>
 #include <nnkit/module.h>
 
@@ -67,16 +73,101 @@ typedef enum {
   NN_LAYER_CONTAINER = 1 << 1,
   /* Children are keyed by string (ModuleDict): insert/delete by key. */
   NN_LAYER_KEYED = 1 << 2,
+  /* forward() only routes values through the core (nn_call_module,
+   * nn_call_functional) and never reads tensor data, so shape inference
+   * runs it as is on meta tensors (Sequential, Graph).  Without this flag
+   * inference uses infer(), or forward() on zero-filled inputs. */
+  NN_LAYER_ROUTES_ONLY = 1 << 3,
+  /* The descriptor may declare extra parameters and buffers on modules of
+   * this type ("parameters"/"buffers" keys, docs/DESCRIPTORS.md), as a
+   * PyTorch module with its own forward may own tensors (Graph). */
+  NN_LAYER_DECLARED_TENSORS = 1 << 4,
+  /* A functional op (plugins/ops): listed apart by nnctl, never a child
+   * in PyTorch's module tree. */
+  NN_LAYER_OP = 1 << 5,
 } NnLayerFlags;
+
+/* --- forward signatures (ABI 2) ---------------------------------------- */
+
+typedef enum {
+  NN_ARG_TENSOR = 1 << 0,   /* a tensor */
+  NN_ARG_INT = 1 << 1,      /* a Python int (bool accepted, as in Python) */
+  NN_ARG_FLOAT = 1 << 2,    /* a Python float (int accepted) */
+  NN_ARG_BOOL = 1 << 3,
+  NN_ARG_STRING = 1 << 4,
+  NN_ARG_SEQ = 1 << 5,      /* a tuple or list (of anything) */
+  NN_ARG_DICT = 1 << 6,
+  NN_ARG_NONE = 1 << 7,     /* None is accepted (Optional[...]) */
+  NN_ARG_ANY = 0xff,
+  NN_ARG_SCALAR = NN_ARG_INT | NN_ARG_FLOAT | NN_ARG_BOOL,
+} NnArgKinds;
+
+typedef enum {
+  /* May be omitted: default_json applies (JSON null is None). */
+  NN_ARG_OPTIONAL = 1 << 0,
+  /* Python's *args: collects the remaining positional arguments into a
+   * tuple.  Only the last positional parameter; keyword-only parameters
+   * may follow it. */
+  NN_ARG_VARIADIC = 1 << 1,
+  /* Keyword-only (after * in a Python signature). */
+  NN_ARG_KW_ONLY = 1 << 2,
+  /* Tensor leaves inside a tuple/list argument are dtype-checked too. */
+  NN_ARG_CHECK_ITEMS = 1 << 3,
+} NnArgFlags;
+
+/* One parameter of a forward signature, in Python's order. */
+typedef struct {
+  const char *name;          /* "input", "key_padding_mask" */
+  guint kinds;               /* NnArgKinds accepted */
+  guint32 dtypes;            /* tensors: NN_DTYPE_BIT mask; 0 means F32 */
+  guint flags;               /* NnArgFlags */
+  const char *default_json;  /* NN_ARG_OPTIONAL: "null", "1", "true" */
+  const char *doc;           /* one line */
+} NnArgSpec;
+
+/* The arguments of one call, bound to the type's signature by the core:
+ * positional and keyword arguments matched as Python does, defaults
+ * filled, kinds and dtypes checked.  Valid during the call only. */
+typedef struct _NnArgs NnArgs;
+
+/* Argument @i of the signature (transfer none), never NULL: an omitted
+ * optional argument is its default, None included. */
+NN_API NnValue *nn_args_get (const NnArgs *args, guint i);
+NN_API guint nn_args_n (const NnArgs *args);
+/* Shorthands: (transfer none) (nullable when None is allowed). */
+NN_API NnTensor *nn_args_tensor (const NnArgs *args, guint i);
+NN_API gint64 nn_args_int (const NnArgs *args, guint i);
+NN_API double nn_args_float (const NnArgs *args, guint i);
+NN_API gboolean nn_args_bool (const NnArgs *args, guint i);
+/* Reads a tuple/list of ints (or one int, repeated @n times when @n > 0)
+ * into a newly allocated array (transfer full), as PyTorch's _pair does.
+ * Errors name the argument. */
+NN_API gint64 *nn_args_ints (const NnArgs *args, guint i, guint n,
+                             guint *n_out, GError **error);
+
+/* Opaque engine objects of the reserved slots (see NnLayerType). */
+typedef struct _NnCpuInfo NnCpuInfo;
+typedef struct _NnWorkspace NnWorkspace;
+typedef struct _NnThreadPool NnThreadPool;
 
 typedef struct _NnLayerType NnLayerType;
 struct _NnLayerType {
   gsize struct_size;          /* sizeof (NnLayerType) as the plugin saw it */
-  const char *name;           /* type name, unique across plugins: "Conv2d" */
+  const char *name;           /* type name, unique across plugins: "Conv2d",
+                               * or an op's canonical name: "add" */
   const char *doc;            /* one line */
   const NnSchemaKey *schema;  /* config keys */
   guint n_schema;
   guint flags;                /* NnLayerFlags */
+
+  /* The forward signature, Python's order.  NULL/0: one tensor argument
+   * named "input" accepting F32, the ABI 1 default. */
+  const NnArgSpec *args;
+  guint n_args;
+  /* (nullable) NULL-terminated other spellings resolved to this type by
+   * the registry, as the exporter writes them: "torch.add",
+   * "operator.add", "Tensor.add".  Unique across plugins like names. */
+  const char *const *aliases;
 
   /* Called after the config is validated and defaulted.  Registers the
    * parameters and buffers (nn_module_add_parameter/_buffer, zero-filled)
@@ -85,49 +176,94 @@ struct _NnLayerType {
   gboolean (*create) (NnModule *self, GError **error);
 
   /* (optional) Frees private data.  Also called when create() failed, so
-   * it must cope with partly set up (or NULL) private data.  NULL: the
-   * core frees nothing. */
+   * it must cope with partly set up (or NULL) private data. */
   void (*destroy) (NnModule *self);
 
   /* (optional) Called once the whole tree is built and after surgery, to
-   * check children against the config (e.g. a Graph's node targets).
-   * NULL: nothing to check. */
+   * check children against the config (e.g. a Graph's node targets). */
   gboolean (*check) (NnModule *self, GError **error);
 
-  /* (optional) Output shape for an input shape, without computing.
-   * Composites ask the core with nn_call_child_shape().  Errors need not
-   * name the module path: the core prefixes it.  NULL: output shape equals
-   * input shape. */
-  gboolean (*infer_shape) (NnModule *self, NnCall *call, const NnShape *in,
-                           NnShape *out, GError **error);
+  /* (optional) Computes the result from @args, bound to the signature
+   * (transfer none).  Returns (transfer full) the result, NULL with
+   * @error set on failure; setting @error and returning a value is a bug
+   * the core reports against this type.  Composites reach descendants
+   * only through nn_call_module(), by path, so that hooks and replacements
+   * are always seen.  NULL: the type has no forward (ModuleList,
+   * ModuleDict); calling it is NN_MODULE_ERROR_NO_FORWARD.  May run in
+   * several threads at once on one module: keep per-call state local. */
+  NnValue *(*forward) (NnModule *self, NnCall *call, const NnArgs *args,
+                       GError **error);
 
-  /* (optional) Computes the output.  @input is (transfer none); returns
-   * (transfer full), possibly nn_tensor_ref (input).  Composites call their
-   * children only through nn_call_child(), by name, so that hooks and
-   * replacements are always seen.  NULL: the type has no forward, as
-   * ModuleList and ModuleDict; calling it is NN_MODULE_ERROR_NO_FORWARD. */
-  NnTensor *(*forward) (NnModule *self, NnCall *call, NnTensor *input,
-                        GError **error);
+  /* (optional) Shape inference: like forward, but tensors in @args are
+   * meta tensors (nn_tensor_new_meta) and so must be the result's.  Errors
+   * need not name the module: the core prefixes its path.  NULL: the core
+   * runs forward itself when NN_LAYER_ROUTES_ONLY is set, else forward on
+   * zero-filled inputs (correct, but it computes). */
+  NnValue *(*infer) (NnModule *self, NnCall *call, const NnArgs *args,
+                     GError **error);
 
   /* (optional) PyTorch's extra_repr(): returns (transfer full) the text
    * inside the parentheses, possibly multi-line, or NULL for none. */
   char *(*extra_repr) (NnModule *self);
 
   /* (optional) Replaces the whole repr, as ModuleList does to fold runs of
-   * identical children.  Returns (transfer full).  NULL: the generic
-   * PyTorch Module.__repr__ layout is used. */
+   * identical children.  Returns (transfer full). */
   char *(*repr) (NnModule *self);
 
   /* (optional) PyTorch's reset_parameters(): fills the module's own
-   * tensors from @rng.  The core has made them writable (private copies of
-   * mapped weights) before the call.  NULL: tensors stay as created. */
+   * tensors from @rng.  The core has made them writable first. */
   void (*reset_parameters) (NnModule *self, GRand *rng);
 
-  /* (optional) Multiply-accumulates of one call for the given shapes, as
-   * torchinfo counts them.  NULL: 0. */
-  guint64 (*count_macs) (NnModule *self, const NnShape *in,
-                         const NnShape *out);
+  /* (optional) Multiply-accumulates of one call, as torchinfo counts
+   * them; @args hold meta tensors, @out is the inferred result.  NULL: 0. */
+  guint64 (*count_macs) (NnModule *self, const NnArgs *args,
+                         const NnValue *out);
+
+  /* --- reserved for the execution engine (documented, unused by the ABI
+   * 2.0 core; a 2.0 type sets them to 0/NULL) ----------------------------
+   *
+   * inplace_arg: 0 when the result never aliases an input; else 1 + the
+   * index of the positional tensor argument whose storage the result may
+   * reuse when the engine knows that input dies at this step (ReLU, add).
+   * The offset keeps a zero-initialised vtable honest. */
+  gint32 inplace_arg;
+  /* Like forward, writing into @out (preallocated by the engine with the
+   * inferred shape and dtype) and using @ws for scratch; @pool runs the
+   * op's parallel loops.  NULL: the engine calls forward. */
+  gboolean (*forward_into) (NnModule *self, NnCall *call, const NnArgs *args,
+                            NnTensor *out, NnWorkspace *ws,
+                            NnThreadPool *pool, GError **error);
+  /* Scratch bytes forward_into needs for these (meta) args; NULL: 0. */
+  gsize (*workspace_size) (NnModule *self, const NnArgs *args);
+  /* Provider rank when several plugins provide one type name, as
+   * GStreamer's ranks: NN_RANK_* below.  0 is NN_RANK_PRIMARY for
+   * compatibility with zero-initialised vtables. */
+  gint32 rank;
+  /* (optional) Whether this provider handles @config with the (meta)
+   * @args on @cpu; the highest-ranked provider that accepts wins per
+   * module.  NULL: accepts everything. */
+  gboolean (*supports) (const NnLayerType *type, JsonObject *config,
+                        const NnArgs *args, const NnCpuInfo *cpu);
+
+  /* --- reserved for training ------------------------------------------
+   * Given the forward's @args and result @out and the gradient of the loss
+   * with respect to @out (same structure), returns (transfer full) a tuple
+   * of gradients for the positional tensor arguments (None where no
+   * gradient flows) and accumulates parameter gradients on the module.
+   * NULL: the type has no backward; the core reports that only when a
+   * gradient must flow through it. */
+  NnValue *(*backward) (NnModule *self, NnCall *call, const NnArgs *args,
+                        const NnValue *out, const NnValue *grad_out,
+                        GError **error);
+
+  gpointer reserved[8];
 };
+
+/* Provider ranks (NnLayerType.rank), higher wins. */
+#define NN_RANK_NONE (-1)      /* never chosen unless selected explicitly */
+#define NN_RANK_MARGINAL 64
+#define NN_RANK_SECONDARY 128
+#define NN_RANK_PRIMARY 256   /* the reference implementation */
 
 /* Registers @type (transfer none: it must stay valid while the plugin is
  * loaded, normally static const) from within a plugin's init function.
@@ -184,25 +320,38 @@ NN_API JsonNode *nn_module_config_node (NnModule *self, const char *key);
  * 3, (3, 3), 1e-05, True, None, 'same'. */
 NN_API char *nn_module_config_repr (NnModule *self, const char *key);
 
-/* --- calls from a composite's forward and infer_shape ---------------- */
+/* --- calls from a composite's forward -------------------------------- */
 
-/* Runs child @name of @self through the core: looked up by name every
- * time, hooks fired, errors prefixed with the child's path.
- * @input (transfer none).  Returns (transfer full), NULL on error. */
+/* Runs descendant @path of @self ("layers.0", "transformer.h.1.attn", a
+ * direct child's name) through the core, with positional @args (a tuple
+ * value, transfer none) and keyword @kwargs (a dict value or NULL,
+ * transfer none).  The module is looked up by path on every call, so a
+ * replacement is seen; its hooks fire; errors are prefixed with its full
+ * path.  In shape inference the same call infers instead of computing.
+ * Returns (transfer full) the result, NULL on error. */
+NN_API NnValue *nn_call_module (NnCall *call, NnModule *self,
+                                const char *path, const NnValue *args,
+                                const NnValue *kwargs, GError **error);
+/* Shorthand for a one-tensor call returning a tensor, as Sequential makes:
+ * @input (transfer none); returns (transfer full); a non-tensor result is
+ * an error naming the module. */
 NN_API NnTensor *nn_call_child (NnCall *call, NnModule *self,
-                                const char *name, NnTensor *input,
+                                const char *path, NnTensor *input,
                                 GError **error);
-/* Shape inference for child @name of @self. */
-NN_API gboolean nn_call_child_shape (NnCall *call, NnModule *self,
-                                     const char *name, const NnShape *in,
-                                     NnShape *out, GError **error);
-/* Runs a module that is not a child (a functional op a composite created
- * with nn_module_new_from_type()): no hooks, as PyTorch's F.* have none. */
-NN_API NnTensor *nn_call_functional (NnCall *call, NnModule *fn,
-                                     NnTensor *input, GError **error);
-NN_API gboolean nn_call_functional_shape (NnCall *call, NnModule *fn,
-                                          const NnShape *in, NnShape *out,
-                                          GError **error);
+/* Runs a module that is not a descendant (a functional op a composite
+ * created with nn_module_new_from_type()): no hooks, as PyTorch's F.* have
+ * none; errors carry the caller's path. */
+NN_API NnValue *nn_call_functional (NnCall *call, NnModule *fn,
+                                    const NnValue *args,
+                                    const NnValue *kwargs, GError **error);
+/* Returns: (transfer none) (nullable) parameter or buffer @name of @self
+ * or a descendant ("class_token", "encoder.pos_embedding"), looked up
+ * through the core each call, as a Graph's get_attr node reads it.  In
+ * shape inference the result is a meta tensor of the same shape. */
+NN_API NnTensor *nn_call_get_tensor (NnCall *call, NnModule *self,
+                                     const char *name, GError **error);
+/* TRUE while the call is shape inference: tensors are meta tensors. */
+NN_API gboolean nn_call_is_meta (NnCall *call);
 /* Returns: (transfer none) the dotted path of the module being run, ""
  * for the root; valid during the call. */
 NN_API const char *nn_call_get_path (NnCall *call);

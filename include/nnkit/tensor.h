@@ -21,10 +21,30 @@ typedef struct {
   gint64 dims[NN_MAX_DIMS];  /* extent of each dimension, in elements */
 } NnShape;
 
+/* Element types.  Values are stable across ABI 2 minors (descriptors and
+ * plugins store them); F32 and I64 keep their ABI 1 values. */
 typedef enum {
-  NN_DTYPE_F32 = 0, /* float32: parameters, activations */
-  NN_DTYPE_I64 = 1, /* int64: counters such as num_batches_tracked */
+  NN_DTYPE_F32 = 0,  /* float32: parameters, activations */
+  NN_DTYPE_I64 = 1,  /* int64: token ids, num_batches_tracked, sizes */
+  NN_DTYPE_F16 = 2,  /* IEEE half */
+  NN_DTYPE_BF16 = 3, /* bfloat16 */
+  NN_DTYPE_F64 = 4,
+  NN_DTYPE_I32 = 5,
+  NN_DTYPE_I8 = 6,
+  NN_DTYPE_U8 = 7,
+  NN_DTYPE_BOOL = 8, /* one byte, 0 or 1 */
+  NN_DTYPE_COUNT_ /*< skip >*/
 } NnDType;
+
+/* Bit masks over NnDType, for argument declarations (plugin.h). */
+#define NN_DTYPE_BIT(d) (1u << (d))
+#define NN_DTYPES_FLOAT                                                   \
+  (NN_DTYPE_BIT (NN_DTYPE_F32) | NN_DTYPE_BIT (NN_DTYPE_F16)              \
+   | NN_DTYPE_BIT (NN_DTYPE_BF16) | NN_DTYPE_BIT (NN_DTYPE_F64))
+#define NN_DTYPES_INT                                                     \
+  (NN_DTYPE_BIT (NN_DTYPE_I64) | NN_DTYPE_BIT (NN_DTYPE_I32)              \
+   | NN_DTYPE_BIT (NN_DTYPE_I8) | NN_DTYPE_BIT (NN_DTYPE_U8))
+#define NN_DTYPES_ALL ((1u << NN_DTYPE_COUNT_) - 1)
 
 typedef struct _NnTensor NnTensor;
 struct _NnTensor {
@@ -36,6 +56,7 @@ struct _NnTensor {
   GDestroyNotify release;   /* frees data, or drops the borrowed owner */
   gpointer release_data;
   gboolean read_only;
+  gboolean meta;            /* shape and dtype only, data is NULL */
 };
 
 /* Shapes */
@@ -50,8 +71,17 @@ NN_API gboolean nn_shape_parse (const char *text, NnShape *out, GError **error);
 NN_API gboolean nn_shape_set (NnShape *out, guint ndim, const gint64 *dims);
 
 NN_API gsize nn_dtype_size (NnDType dtype);
-/* Returns: (transfer none) "F32" or "I64", the safetensors names. */
+/* Returns: (transfer none) the safetensors name: "F32", "I64", "F16",
+ * "BF16", "F64", "I32", "I8", "U8", "BOOL". */
 NN_API const char *nn_dtype_name (NnDType dtype);
+/* Returns: (transfer none) PyTorch's name: "torch.float32", ... */
+NN_API const char *nn_dtype_torch_name (NnDType dtype);
+/* Parses a safetensors name or a PyTorch name ("float32", "torch.int64",
+ * "long", "bool").  Returns FALSE for anything else. */
+NN_API gboolean nn_dtype_parse (const char *text, NnDType *out);
+NN_API gboolean nn_dtype_is_float (NnDType dtype);
+/* Returns: (transfer full) "F32 or F16", for "expected ... found" errors. */
+NN_API char *nn_dtype_mask_to_string (guint32 mask);
 
 /* Returns: (transfer full) a zero-filled tensor that owns its storage,
  * or NULL if the shape's byte size overflows or memory is exhausted.
@@ -64,6 +94,16 @@ NN_API NnTensor *nn_tensor_new_borrowed (NnDType dtype, const NnShape *shape,
                                          gpointer data, gboolean read_only,
                                          GDestroyNotify release,
                                          gpointer release_data);
+/* Returns: (transfer full) a tensor with a shape and dtype but no data
+ * (data NULL), as PyTorch's meta device: what shape inference passes
+ * around.  Never NULL for a valid shape. */
+NN_API NnTensor *nn_tensor_new_meta (NnDType dtype, const NnShape *shape);
+NN_API gboolean nn_tensor_is_meta (const NnTensor *t);
+/* Returns: (transfer full) @t converted to @dtype (a new tensor; a ref of
+ * @t when it already has that dtype), as PyTorch's .to(dtype): floats
+ * round to nearest even, float to int truncates toward zero, anything to
+ * BOOL is != 0.  A meta tensor gives a meta tensor. */
+NN_API NnTensor *nn_tensor_to_dtype (NnTensor *t, NnDType dtype);
 /* Returns: (transfer full) a deep copy that owns its storage. */
 NN_API NnTensor *nn_tensor_copy (const NnTensor *t);
 /* Returns: (transfer full) a tensor sharing @t's storage with another
@@ -76,6 +116,8 @@ NN_API gsize nn_tensor_nbytes (const NnTensor *t);
 NN_API gboolean nn_tensor_is_read_only (const NnTensor *t);
 /* Returns: (transfer none) the data as float*, or NULL if not F32. */
 NN_API float *nn_tensor_f32 (const NnTensor *t);
+/* Returns: (transfer none) the data as gint64*, or NULL if not I64. */
+NN_API gint64 *nn_tensor_i64 (const NnTensor *t);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (NnTensor, nn_tensor_unref)
 
