@@ -403,17 +403,28 @@ nnctl_own_param_count (NnModule *m)
   return n;
 }
 
-guint64
-nnctl_count_macs (NnModule *m, const NnShape *in, const NnShape *out)
-{
-  const NnLayerType *t = nn_module_get_type (m);
-  gsize need = G_STRUCT_OFFSET (NnLayerType, count_macs)
-               + sizeof (t->count_macs);
+/* Only the core can bind a call's values into the NnArgs a type's
+ * count_macs slot takes: nn_module_count_macs() is the core function for
+ * that (an addition to runtime.h this tool asks of the ABI 2 core).  The
+ * weak reference keeps nnctl loadable against a core without it, where
+ * Mult-Adds are reported as unknown rather than as a wrong zero. */
+extern guint64 nn_module_count_macs (NnModule *m, const NnValue *args,
+                                     const NnValue *kwargs,
+                                     const NnValue *out) __attribute__ ((weak));
 
-  /* An older plugin's vtable may end before the slot. */
-  if (!t || t->struct_size < need || !t->count_macs)
+gboolean
+nnctl_macs_known (void)
+{
+  return nn_module_count_macs != NULL;
+}
+
+guint64
+nnctl_count_macs (NnModule *m, const NnValue *args, const NnValue *kwargs,
+                  const NnValue *out)
+{
+  if (!nn_module_count_macs || !out)
     return 0;
-  return t->count_macs (m, in, out);
+  return nn_module_count_macs (m, args, kwargs, out);
 }
 
 /* --- text tables ---------------------------------------------------------- */
