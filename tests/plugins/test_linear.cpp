@@ -15,6 +15,19 @@ using namespace nntest;
 
 namespace {
 
+// Calls the type's count_macs slot on a meta result of shape @out.  These
+// leaf types read only the result, so no bound arguments are passed (only
+// the core can bind them).
+inline guint64 macs_for (NnModule *m, const NnShape &out)
+{
+  const NnLayerType *t = nn_module_get_type (m);
+  NnValue *v = nn_value_take_tensor (nn_tensor_new_meta (NN_DTYPE_F32, &out));
+  guint64 n = t->count_macs (m, nullptr, v);
+  nn_value_unref (v);
+  return n;
+}
+
+
 Module make (NnRegistry *reg, const std::string &json, Error &err,
              const char *path = "fc")
 {
@@ -224,9 +237,9 @@ TEST (Linear, CountMacsFollowsTorchinfo)
   const NnLayerType *type = nn_module_get_type (m.get ());
   ASSERT_NE (type->count_macs, nullptr);
   NnShape in = shape ({ 1, 512 }), out = shape ({ 1, 1000 });
-  EXPECT_EQ (type->count_macs (m.get (), &in, &out), 513000u);
+  EXPECT_EQ (macs_for (m.get (), out), 513000u);
   NnShape in3 = shape ({ 2, 3, 512 }), out3 = shape ({ 2, 3, 1000 });
-  EXPECT_EQ (type->count_macs (m.get (), &in3, &out3), 6u * 513000u);
+  EXPECT_EQ (macs_for (m.get (), out3), 6u * 513000u);
 }
 
 }  // namespace
