@@ -391,7 +391,13 @@ nnctl_cmd_run (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
     if (!nnctl_inputs_from_options (&in, nn_module_get_input_spec (model),
                                     params, a.inputs, a.randoms,
                                     (guint32) seed, &err)) {
-      rc = nnctl_fail ("run", err);
+      /* A malformed --random is a usage error, a bad file a runtime one. */
+      if (g_error_matches (err, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE)) {
+        rc = nnctl_usage ("run", "%s", err->message);
+        g_clear_error (&err);
+      } else {
+        rc = nnctl_fail ("run", err);
+      }
       goto done;
     }
   } else {

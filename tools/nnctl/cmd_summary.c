@@ -395,12 +395,15 @@ nnctl_cmd_summary (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
   if (shape_text || specs) {
     /* --input-shape is the bare SHAPE form of --input-spec. */
     char *one[] = { shape_text, NULL };
+    in.option = shape_text ? "--input-shape" : "--input-spec";
     params = nnctl_forward_params (model);
     if (!nnctl_inputs_from_options (&in, nn_module_get_input_spec (model),
                                     params, NULL, shape_text ? one : specs,
                                     0, &err)) {
-      rc = nnctl_usage ("summary", "%s: %s", shape_text ? "--input-shape"
-                        : "--input-spec", err->message);
+      if (g_error_matches (err, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE))
+        rc = nnctl_usage ("summary", "%s", err->message);
+      else
+        rc = nnctl_error ("summary", "%s", err->message);
       g_clear_error (&err);
       goto done;
     }

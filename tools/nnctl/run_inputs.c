@@ -248,12 +248,19 @@ add_random (NnctlInputs *in, const NnValue *recorded, char **params,
   NnDType dtype = NN_DTYPE_F32;
   double lo = 0, hi = 0;
   gboolean has_range = FALSE;
+  /* The same syntax serves nnctl summary, which needs no values. */
+  const char *option = in->option ? in->option : "--random";
 
   if (!strchr (spec, ':')) {
     const char *name = "input";
     gboolean by_name = FALSE;
-    if (!nnctl_parse_shape (spec, &shape, error))
+    GError *shape_err = NULL;
+    if (!nnctl_parse_shape (spec, &shape, &shape_err)) {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "%s '%s': %s", option, spec, shape_err->message);
+      g_error_free (shape_err);
       return FALSE;
+    }
     /* One recorded input: its name and dtype, the shape given here. */
     if (recorded && nn_value_n_items (recorded) == 1
         && nn_value_get_tensor (nn_value_item (recorded, 0))) {
@@ -268,31 +275,43 @@ add_random (NnctlInputs *in, const NnValue *recorded, char **params,
   }
   g_auto (GStrv) parts = g_strsplit (spec, ":", -1);
   guint np = g_strv_length (parts);
-  if (np < 3 || np > 4 || !*parts[0]) {
-    g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_INVALID,
-                 "--random '%s': expected NAME:DTYPE:SHAPE[:LO..HI] or SHAPE",
-                 spec);
+  if (np < 3 || np > (in->meta ? 3u : 4u) || !*parts[0]) {
+    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                 "%s '%s': expected NAME:DTYPE:SHAPE%s or SHAPE", option,
+                 spec, in->meta ? "" : "[:LO..HI]");
     return FALSE;
   }
   if (!nn_dtype_parse (parts[1], &dtype)) {
-    g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_INVALID,
-                 "--random '%s': unknown dtype '%s' (float32, float16, "
+    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                 "%s '%s': unknown dtype '%s' (float32, float16, "
                  "bfloat16, float64, int64, int32, int8, uint8, bool)",
-                 spec, parts[1]);
+                 option, spec, parts[1]);
     return FALSE;
   }
   GError *shape_err = NULL;
   if (!nnctl_parse_shape (parts[2], &shape, &shape_err)) {
-    g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_INVALID,
-                 "--random '%s': %s", spec, shape_err->message);
+    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                 "%s '%s': %s", option, spec, shape_err->message);
     g_error_free (shape_err);
     return FALSE;
   }
   if (np == 4) {
     if (!parse_range (parts[3], &lo, &hi)) {
-      g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_INVALID,
-                   "--random '%s': expected a range LO..HI, found '%s'",
-                   spec, parts[3]);
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "%s '%s': expected a range LO..HI, found '%s'",
+                   option, spec, parts[3]);
+      return FALSE;
+    }
+    if (!(hi > lo)) {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "%s '%s': range %s is empty: HI must be greater than LO",
+                   option, spec, parts[3]);
+      return FALSE;
+    }
+    if (!nn_dtype_is_float (dtype) && (lo != floor (lo) || hi != floor (hi))) {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "%s '%s': range %s of an integer dtype needs integer "
+                   "bounds", option, spec, parts[3]);
       return FALSE;
     }
     has_range = TRUE;

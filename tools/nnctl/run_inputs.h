@@ -18,6 +18,8 @@ typedef struct {
   /* --random specs give meta tensors (shape and dtype only), for shape
    * inference: nnctl summary --input-spec. */
   gboolean meta;
+  /* The option named in errors about specs; NULL: "--random". */
+  const char *option;
 } NnctlInputs;
 
 void nnctl_inputs_init (NnctlInputs *in);
