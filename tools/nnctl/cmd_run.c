@@ -247,10 +247,8 @@ random_from_spec (NnModule *model, const char *model_path, NnctlInputs *in,
                     : NULL;
     if (!t)
       return FALSE;
-    nn_value_dict_set (in->kwargs, nn_value_dict_key (spec, i),
-                       nn_value_new_tensor (t));
-    g_ptr_array_add (in->names, g_strdup (nn_value_dict_key (spec, i)));
-    g_ptr_array_add (in->tensors, t);
+    if (!nnctl_inputs_add (in, nn_value_dict_key (spec, i), FALSE, t, error))
+      return FALSE;
   }
   return TRUE;
 }
@@ -412,10 +410,9 @@ nnctl_cmd_run (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
       rc = nnctl_fail ("run", err);
       goto done;
     }
-    nn_value_append (in.args, nn_value_new_tensor (x));
-    g_ptr_array_add (in.names, g_strdup ("input"));
-    g_ptr_array_add (in.tensors, x);
+    nnctl_inputs_add (&in, "input", TRUE, x, NULL);
   }
+  nnctl_inputs_finish (&in, params);
 
   if (a.hooks) {
     cap = nn_capture_new (model, (const char *const *) a.hooks,

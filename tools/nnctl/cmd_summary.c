@@ -407,6 +407,7 @@ nnctl_cmd_summary (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
       g_clear_error (&err);
       goto done;
     }
+    nnctl_inputs_finish (&in, params);
     call_args = in.args;
     call_kwargs = in.kwargs;
   } else {

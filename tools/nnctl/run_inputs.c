@@ -21,10 +21,9 @@
 void
 nnctl_inputs_init (NnctlInputs *in)
 {
-  in->args = nn_value_new_tuple ();
-  in->kwargs = nn_value_new_dict ();
   in->names = g_ptr_array_new_with_free_func (g_free);
   in->tensors = g_ptr_array_new_with_free_func ((GDestroyNotify) nn_tensor_unref);
+  in->positional = g_array_new (FALSE, FALSE, sizeof (gboolean));
 }
 
 void
@@ -34,6 +33,67 @@ nnctl_inputs_clear (NnctlInputs *in)
   g_clear_pointer (&in->kwargs, nn_value_unref);
   g_clear_pointer (&in->names, g_ptr_array_unref);
   g_clear_pointer (&in->tensors, g_ptr_array_unref);
+  g_clear_pointer (&in->positional, g_array_unref);
+}
+
+gboolean
+nnctl_inputs_add (NnctlInputs *in, const char *name, gboolean positional,
+                  NnTensor *t, GError **error)
+{
+  for (guint i = 0; !positional && i < in->names->len; i++)
+    if (!g_array_index (in->positional, gboolean, i)
+        && strcmp (in->names->pdata[i], name) == 0) {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "argument '%s' given twice", name);
+      nn_tensor_unref (t);
+      return FALSE;
+    }
+  g_ptr_array_add (in->names, g_strdup (name));
+  g_ptr_array_add (in->tensors, t);
+  g_array_append_val (in->positional, positional);
+  return TRUE;
+}
+
+static gint
+find_named (NnctlInputs *in, const char *name)
+{
+  for (guint i = 0; i < in->names->len; i++)
+    if (!g_array_index (in->positional, gboolean, i)
+        && strcmp (in->names->pdata[i], name) == 0)
+      return (gint) i;
+  return -1;
+}
+
+void
+nnctl_inputs_finish (NnctlInputs *in, char **params)
+{
+  gboolean any_positional = FALSE;
+  guint n = in->names->len;
+  g_autofree gboolean *used = g_new0 (gboolean, MAX (n, 1));
+
+  g_clear_pointer (&in->args, nn_value_unref);
+  g_clear_pointer (&in->kwargs, nn_value_unref);
+  in->args = nn_value_new_tuple ();
+  in->kwargs = nn_value_new_dict ();
+  for (guint i = 0; i < n; i++)
+    if (g_array_index (in->positional, gboolean, i)) {
+      nn_value_append (in->args, nn_value_new_tensor (in->tensors->pdata[i]));
+      used[i] = any_positional = TRUE;
+    }
+  /* Named tensors fill the parameters positionally, in the forward's
+   * order, up to the first one not given: that works whatever the root's
+   * own parameter names are (a Graph's "x" under a recorded "input"). */
+  for (guint p = 0; !any_positional && params && params[p]; p++) {
+    gint i = find_named (in, params[p]);
+    if (i < 0)
+      break;
+    nn_value_append (in->args, nn_value_new_tensor (in->tensors->pdata[i]));
+    used[i] = TRUE;
+  }
+  for (guint i = 0; i < n; i++)
+    if (!used[i])
+      nn_value_dict_set (in->kwargs, in->names->pdata[i],
+                         nn_value_new_tensor (in->tensors->pdata[i]));
 }
 
 static gboolean
@@ -42,27 +102,14 @@ is_param (char **params, const char *name)
   return params && g_strv_contains ((const char *const *) params, name);
 }
 
-/* Adds @t (transfer full) under @name: as keyword argument @name when the
- * forward has such a parameter (or @by_name forces it), else positionally. */
+/* Adds @t (transfer full) under @name: by name when the forward has such a
+ * parameter (or @by_name forces it), else positionally. */
 static gboolean
 add_tensor (NnctlInputs *in, char **params, const char *name, gboolean by_name,
             NnTensor *t, GError **error)
 {
-  gboolean kw = by_name || is_param (params, name);
-  for (guint i = 0; kw && i < in->names->len; i++)
-    if (strcmp (in->names->pdata[i], name) == 0) {
-      g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_BAD_REFERENCE,
-                   "argument '%s' given twice", name);
-      nn_tensor_unref (t);
-      return FALSE;
-    }
-  if (kw)
-    nn_value_dict_set (in->kwargs, name, nn_value_new_tensor (t));
-  else
-    nn_value_append (in->args, nn_value_new_tensor (t));
-  g_ptr_array_add (in->names, g_strdup (name));
-  g_ptr_array_add (in->tensors, t);
-  return TRUE;
+  return nnctl_inputs_add (in, name, !(by_name || is_param (params, name)), t,
+                           error);
 }
 
 static char *
@@ -126,10 +173,8 @@ add_file (NnctlInputs *in, char **params, const char *spec, gboolean only,
     NnTensor *t = read_tensor (st, file, nn_safetensors_name_at (st, 0), error);
     if (!t)
       return FALSE;
-    nn_value_append (in->args, nn_value_new_tensor (t));
-    g_ptr_array_add (in->names, g_strdup (nn_safetensors_name_at (st, 0)));
-    g_ptr_array_add (in->tensors, t);
-    return TRUE;
+    return nnctl_inputs_add (in, nn_safetensors_name_at (st, 0), TRUE, t,
+                             error);
   }
   /* One tensor per parameter, by name; other tensors (labels beside the
    * inputs, say) are not arguments and stay unread. */

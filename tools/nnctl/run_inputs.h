@@ -7,14 +7,16 @@
 
 G_BEGIN_DECLS
 
-/* The call being built: positional @args (a tuple) and keyword @kwargs (a
- * dict), plus every tensor with the name it was given on the command line
- * (file key or --random NAME), in order, for reports. */
+/* The call being built: every tensor with the name it was given on the
+ * command line (file key or --random NAME), in order, and whether it is
+ * positional; nnctl_inputs_finish() turns them into positional @args (a
+ * tuple) and keyword @kwargs (a dict). */
 typedef struct {
-  NnValue *args;
-  NnValue *kwargs;
+  NnValue *args;       /* (nullable) until finished */
+  NnValue *kwargs;     /* (nullable) until finished */
   GPtrArray *names;    /* (element-type utf8) */
   GPtrArray *tensors;  /* (element-type NnTensor) */
+  GArray *positional;  /* (element-type gboolean) */
   /* --random specs give meta tensors (shape and dtype only), for shape
    * inference: nnctl summary --input-spec. */
   gboolean meta;
@@ -24,6 +26,15 @@ typedef struct {
 
 void nnctl_inputs_init (NnctlInputs *in);
 void nnctl_inputs_clear (NnctlInputs *in);
+/* Adds @t (transfer full) under @name, positional or by name; a name given
+ * twice is an error (G_OPTION_ERROR_BAD_VALUE). */
+gboolean nnctl_inputs_add (NnctlInputs *in, const char *name,
+                           gboolean positional, NnTensor *t, GError **error);
+/* Builds args and kwargs: positional tensors in the order given; when
+ * there are none, named tensors fill the forward's parameters @params
+ * (nullable, its order) positionally up to the first one missing; every
+ * other named tensor is a keyword argument. */
+void nnctl_inputs_finish (NnctlInputs *in, char **params);
 
 /* Adds the tensors of every --input @files spec, then every --random
  * @randoms spec (both nullable), drawing from one generator seeded with
