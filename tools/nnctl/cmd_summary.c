@@ -274,9 +274,7 @@ print_text (Row *root, Emit *e, guint64 in_bytes, gint64 total_params)
   printf ("%s\n", line);
   printf ("Total params: %s\nTrainable params: %s\nNon-trainable params: 0\n",
           tp, tp);
-  if (!nnctl_macs_known ())
-    printf ("Total mult-adds: unknown (this nnkit core cannot count them)\n");
-  else if (*unit)
+  if (*unit)
     printf ("Total mult-adds%s: %.2f\n", unit, macs / div);
   else
     printf ("Total mult-adds: %" G_GUINT64_FORMAT "\n", macs);
@@ -324,8 +322,6 @@ print_json (Row *root, Emit *e, GPtrArray *inputs, guint64 in_bytes,
   json_builder_add_int_value (b, total_params);
   json_builder_set_member_name (b, "total_mult_adds");
   json_builder_add_int_value (b, e->total_macs);
-  json_builder_set_member_name (b, "mult_adds_known");
-  json_builder_add_boolean_value (b, nnctl_macs_known ());
   json_builder_set_member_name (b, "input_size_bytes");
   json_builder_add_int_value (b, in_bytes);
   json_builder_set_member_name (b, "forward_backward_bytes");

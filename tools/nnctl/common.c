@@ -403,28 +403,25 @@ nnctl_own_param_count (NnModule *m)
   return n;
 }
 
-/* Only the core can bind a call's values into the NnArgs a type's
- * count_macs slot takes: nn_module_count_macs() is the core function for
- * that (an addition to runtime.h this tool asks of the ABI 2 core).  The
- * weak reference keeps nnctl loadable against a core without it, where
- * Mult-Adds are reported as unknown rather than as a wrong zero. */
-extern guint64 nn_module_count_macs (NnModule *m, const NnValue *args,
-                                     const NnValue *kwargs,
-                                     const NnValue *out) __attribute__ ((weak));
-
-gboolean
-nnctl_macs_known (void)
-{
-  return nn_module_count_macs != NULL;
-}
-
 guint64
 nnctl_count_macs (NnModule *m, const NnValue *args, const NnValue *kwargs,
                   const NnValue *out)
 {
-  if (!nn_module_count_macs || !out)
+  const NnLayerType *t = nn_module_get_type (m);
+  guint n;
+
+  if (!t || !t->count_macs || !out)
     return 0;
-  return nn_module_count_macs (m, args, kwargs, out);
+  /* The slot takes the call's arguments bound to the type's signature, as
+   * the core bound them for infer(); binding them again here is cheap and
+   * cannot fail for a call inference has just accepted. */
+  const NnArgSpec *specs = nnctl_type_args (t, &n);
+  NnArgs *bound = nn_args_bind_signature (specs, n, NULL, args, kwargs, NULL);
+  if (!bound)
+    return 0;
+  guint64 macs = t->count_macs (m, bound, out);
+  nn_args_free (bound);
+  return macs;
 }
 
 /* --- text tables ---------------------------------------------------------- */

@@ -134,8 +134,6 @@ gint64 nnctl_own_param_count (NnModule *m);
  * its type's count_macs slot; 0 when it has none. */
 guint64 nnctl_count_macs (NnModule *m, const NnValue *args,
                           const NnValue *kwargs, const NnValue *out);
-/* FALSE when the core cannot count them (see common.c). */
-gboolean nnctl_macs_known (void);
 /* --- forward signatures (signature.c) ------------------------------------ */
 
 /* Returns: (transfer none) @t's signature, or the ABI 1 default (one F32

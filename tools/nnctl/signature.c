@@ -84,7 +84,8 @@ nnctl_signature_text (const NnLayerType *t)
     if (i)
       g_string_append (s, ", ");
     /* A bare * separates keyword-only parameters unless *args did. */
-    if ((a->flags & NN_ARG_KW_ONLY) && !star) {
+    if ((a->flags & NN_ARG_KW_ONLY) && !star
+        && !(a->flags & NN_ARG_VAR_KEYWORD)) {
       g_string_append (s, "*, ");
       star = TRUE;
     }
@@ -92,6 +93,8 @@ nnctl_signature_text (const NnLayerType *t)
       g_string_append (s, "*");
       star = TRUE;
     }
+    if (a->flags & NN_ARG_VAR_KEYWORD)
+      g_string_append (s, "**");
     g_string_append_printf (s, "%s: %s", a->name, kinds);
     if (a->flags & NN_ARG_OPTIONAL) {
       g_autofree char *d = default_text (a->default_json);
@@ -130,7 +133,8 @@ nnctl_json_add_signature (JsonBuilder *b, const NnLayerType *t)
     }
     json_builder_set_member_name (b, "required");
     json_builder_add_boolean_value (b, !(a->flags & (NN_ARG_OPTIONAL
-                                                     | NN_ARG_VARIADIC)));
+                                                     | NN_ARG_VARIADIC
+                                                     | NN_ARG_VAR_KEYWORD)));
     if (a->flags & NN_ARG_OPTIONAL) {
       g_autoptr (JsonNode) def = json_from_string (a->default_json
                                                      ? a->default_json : "null",
@@ -143,6 +147,8 @@ nnctl_json_add_signature (JsonBuilder *b, const NnLayerType *t)
     }
     json_builder_set_member_name (b, "variadic");
     json_builder_add_boolean_value (b, (a->flags & NN_ARG_VARIADIC) != 0);
+    json_builder_set_member_name (b, "var_keyword");
+    json_builder_add_boolean_value (b, (a->flags & NN_ARG_VAR_KEYWORD) != 0);
     json_builder_set_member_name (b, "keyword_only");
     json_builder_add_boolean_value (b, (a->flags & NN_ARG_KW_ONLY) != 0);
     json_builder_set_member_name (b, "doc");
