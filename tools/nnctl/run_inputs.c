@@ -67,33 +67,65 @@ find_named (NnctlInputs *in, const char *name)
 void
 nnctl_inputs_finish (NnctlInputs *in, char **params)
 {
-  gboolean any_positional = FALSE;
   guint n = in->names->len;
+  g_autoptr (GArray) order = g_array_new (FALSE, FALSE, sizeof (guint));
   g_autofree gboolean *used = g_new0 (gboolean, MAX (n, 1));
+  guint next_pos = 0, n_positional;
 
   g_clear_pointer (&in->args, nn_value_unref);
   g_clear_pointer (&in->kwargs, nn_value_unref);
   in->args = nn_value_new_tuple ();
   in->kwargs = nn_value_new_dict ();
-  for (guint i = 0; i < n; i++)
-    if (g_array_index (in->positional, gboolean, i)) {
-      nn_value_append (in->args, nn_value_new_tensor (in->tensors->pdata[i]));
-      used[i] = any_positional = TRUE;
-    }
-  /* Named tensors fill the parameters positionally, in the forward's
-   * order, up to the first one not given: that works whatever the root's
-   * own parameter names are (a Graph's "x" under a recorded "input"). */
-  for (guint p = 0; !any_positional && params && params[p]; p++) {
+  /* Each parameter in the forward's order takes the tensor named after it,
+   * else the next positional one, up to the first it cannot fill: so a
+   * Graph's "x" takes a recorded "input", and names mix with positions. */
+  for (guint p = 0; params && params[p]; p++) {
     gint i = find_named (in, params[p]);
+    while (i < 0 && next_pos < n
+           && !g_array_index (in->positional, gboolean, next_pos))
+      next_pos++;
+    if (i < 0 && next_pos < n)
+      i = (gint) next_pos++;
     if (i < 0)
       break;
-    nn_value_append (in->args, nn_value_new_tensor (in->tensors->pdata[i]));
     used[i] = TRUE;
+    g_array_append_val (order, i);
   }
+  /* Positional tensors left over go after them, in the order given. */
+  for (guint i = 0; i < n; i++)
+    if (!used[i] && g_array_index (in->positional, gboolean, i)) {
+      used[i] = TRUE;
+      g_array_append_val (order, i);
+    }
+  n_positional = order->len;
   for (guint i = 0; i < n; i++)
     if (!used[i])
-      nn_value_dict_set (in->kwargs, in->names->pdata[i],
-                         nn_value_new_tensor (in->tensors->pdata[i]));
+      g_array_append_val (order, i);
+  for (guint k = 0; k < order->len; k++) {
+    guint i = g_array_index (order, guint, k);
+    NnValue *v = nn_value_new_tensor (in->tensors->pdata[i]);
+    if (k < n_positional)
+      nn_value_append (in->args, v);
+    else
+      nn_value_dict_set (in->kwargs, in->names->pdata[i], v);
+  }
+  /* Reports list the inputs in the order of the call. */
+  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
+  GPtrArray *tensors = g_ptr_array_new_with_free_func ((GDestroyNotify) nn_tensor_unref);
+  GArray *positional = g_array_new (FALSE, FALSE, sizeof (gboolean));
+  for (guint k = 0; k < order->len; k++) {
+    guint i = g_array_index (order, guint, k);
+    gboolean pos = k < n_positional;
+    g_ptr_array_add (names, g_strdup (in->names->pdata[i]));
+    g_ptr_array_add (tensors, nn_tensor_ref (in->tensors->pdata[i]));
+    g_array_append_val (positional, pos);
+  }
+  g_ptr_array_unref (in->names);
+  g_ptr_array_unref (in->tensors);
+  g_array_unref (in->positional);
+  in->names = names;
+  in->tensors = tensors;
+  in->positional = positional;
 }
 
 static gboolean

@@ -30,10 +30,11 @@ void nnctl_inputs_clear (NnctlInputs *in);
  * twice is an error (G_OPTION_ERROR_BAD_VALUE). */
 gboolean nnctl_inputs_add (NnctlInputs *in, const char *name,
                            gboolean positional, NnTensor *t, GError **error);
-/* Builds args and kwargs: positional tensors in the order given; when
- * there are none, named tensors fill the forward's parameters @params
- * (nullable, its order) positionally up to the first one missing; every
- * other named tensor is a keyword argument. */
+/* Builds args and kwargs: each of the forward's parameters @params
+ * (nullable, in order) takes the tensor named after it, else the next
+ * positional one, up to the first it cannot fill; leftover positional
+ * tensors follow in the order given; every other named tensor is a
+ * keyword argument.  The names and tensors are reordered to the call's. */
 void nnctl_inputs_finish (NnctlInputs *in, char **params);
 
 /* Adds the tensors of every --input @files spec, then every --random
