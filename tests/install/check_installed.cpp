@@ -342,10 +342,11 @@ TEST (Discovery, BuiltinPluginsFromInstalledDirExampleFromItsOwn)
       saw_example = true;
       EXPECT_EQ (dir_of (p->path), example_dir) << p->path;
       EXPECT_STREQ (p->version, "1.0.0");
-      ASSERT_TRUE (p->type_names[0] && p->type_names[1]);
+      ASSERT_TRUE (p->type_names[0] && p->type_names[1] && p->type_names[2]);
       EXPECT_STREQ (p->type_names[0], "ScaledLeakyReLU");
       EXPECT_STREQ (p->type_names[1], "ResidualBlock");
-      EXPECT_EQ (p->type_names[2], nullptr);
+      EXPECT_STREQ (p->type_names[2], "GatedSum");
+      EXPECT_EQ (p->type_names[3], nullptr);
     } else {
       // Every built-in plugin comes from the installed tree, none from a
       // build directory.
