@@ -493,6 +493,37 @@ class TestMultiInput(NnctlCase):
         self.assertIn("x, ids", err)
         self.assertIn(":NAME", err)
 
+    def test_hooks_capture_every_output_leaf(self):
+        # The two-input graph as a child "inner" of an outer Graph: its
+        # dict-of-tuple result is captured leaf by leaf under its path.
+        inner = dict(self.desc["model"], name="inner")
+        inner.pop("class", None)
+        outer = {"format": "nnkit", "version": 2, "inputs": self.desc["inputs"],
+                 "model": {"type": "Graph", "class": "Outer",
+                           "config": {"inputs": ["x", "ids"],
+                                      "nodes": [{"name": "inner", "module": "inner",
+                                                 "args": ["x", "ids"]}],
+                                      "output": "inner"},
+                           "children": [inner]}}
+        model = self.path("outer.json")
+        with open(model, "w") as f:
+            json.dump(outer, f)
+        weights = {"inner." + k: v for k, v in self.weights.items()}
+        write_safetensors(self.path("outer.safetensors"), weights)
+        xin = self.path("in.safetensors")
+        write_safetensors(xin, {"x": ("F32", [2, 4], self.x), "ids": ("I64", [2, 3, 2], self.ids)})
+        acts = self.path("acts.safetensors")
+        data = self.nnctl_json("run", model, "--input", xin, "--hook", "inner",
+                               "--hook", "inner.lin", "--save-activations", acts)
+        self.assertEqual([a["name"] for a in data["activations"]],
+                         ["inner.logits", "inner.pair.0", "inner.pair.1", "inner.lin"])
+        saved, _ = read_safetensors(acts)
+        self.assertEqual(saved["inner.pair.1"], ("I64", [2, 6], self.ids))
+        for g, w in zip(saved["inner.logits"][2], self.logits(self.x)):
+            self.assertAlmostEqual(g, w, places=5)
+        text, _ = self.nnctl("run", model, "--input", xin, "--hook", "inner")
+        self.assertIn("activation inner.pair.0: [2, 4]", text)
+
     def test_summary_and_dot_with_two_inputs(self):
         data = self.nnctl_json("summary", self.model)
         rows = {r["path"]: r for r in data["rows"]}
