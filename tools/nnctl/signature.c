@@ -47,7 +47,8 @@ nnctl_arg_kinds_text (const NnArgSpec *a)
     if (s->len)
       g_string_append (s, " | ");
     g_string_append (s, kind_names[bit]);
-    if (bit == 0) {
+    /* Tensor[F32, I64]; a plain Tensor takes every dtype. */
+    if (bit == 0 && (arg_dtypes (a) & NN_DTYPES_ALL) != NN_DTYPES_ALL) {
       g_autofree char *d = nn_dtype_mask_to_string (arg_dtypes (a));
       g_string_append_printf (s, "[%s]", d);
     }
