@@ -478,7 +478,8 @@ class TestMultiInput(NnctlCase):
                            ("x:float32:2,,4", "--random"),
                            ("x:float32:2,4:1..", "expected a range LO..HI"),
                            ("x:float32:2,4:3..1", "is empty"),
-                           ("ids:int64:2,3,2:0.5..3", "integer bounds")):
+                           ("ids:int64:2,3,2:0.5..3", "integer bounds"),
+                           ("ids:uint8:2,3,2:-1..3", "does not fit torch.uint8")):
             err = self.error("run", self.model, "--random", spec, rc=2)
             self.assertIn(what, err)
             self.assertIn("--random", err)

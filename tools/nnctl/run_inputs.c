@@ -316,6 +316,21 @@ nnctl_random_tensor (NnDType dtype, const NnShape *shape, gboolean has_range,
   return nn_tensor_to_dtype (base, dtype);
 }
 
+/* The values an integer dtype holds, as bounds of a [LO, HI) range: a
+ * range outside them would wrap on conversion, where torch.randint
+ * refuses it.  I64 stops at 2^53, where doubles stop being exact. */
+static void
+int_dtype_bounds (NnDType dtype, double *min, double *max)
+{
+  switch (dtype) {
+  case NN_DTYPE_BOOL: *min = 0; *max = 2; break;
+  case NN_DTYPE_U8: *min = 0; *max = 256; break;
+  case NN_DTYPE_I8: *min = -128; *max = 128; break;
+  case NN_DTYPE_I32: *min = -2147483648.0; *max = 2147483648.0; break;
+  default: *min = -9007199254740992.0; *max = 9007199254740992.0; break;
+  }
+}
+
 /* NAME:DTYPE:SHAPE[:LO..HI], or a bare SHAPE (no ':'). */
 static gboolean
 add_random (NnctlInputs *in, const NnValue *recorded, char **params,
@@ -389,6 +404,15 @@ add_random (NnctlInputs *in, const NnValue *recorded, char **params,
       g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                    "%s '%s': range %s of an integer dtype needs integer "
                    "bounds", option, spec, parts[3]);
+      return FALSE;
+    }
+    double min, max;
+    int_dtype_bounds (dtype, &min, &max);
+    if (!nn_dtype_is_float (dtype) && (lo < min || hi > max)) {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "%s '%s': range %s does not fit %s (values in [%.0f, %.0f))",
+                   option, spec, parts[3], nn_dtype_torch_name (dtype), min,
+                   max);
       return FALSE;
     }
     has_range = TRUE;
