@@ -248,12 +248,24 @@ masked_fill_fn (NnModule *self, NnCall *call, const NnArgs *args,
 {
   NnTensor *in = nn_args_tensor (args, 0), *mask = nn_args_tensor (args, 1);
   NnValue *value = nn_args_get (args, 2);
-  if (mask->dtype != NN_DTYPE_BOOL)
+  /* PyTorch 1.13 still takes integer masks holding only 0 and 1; its
+   * float masks fill nothing, which nnkit refuses rather than copy. */
+  if (nn_dtype_is_float (mask->dtype))
     {
       nn_ops_fail (error, "masked_fill_ only supports boolean masks, but got "
                    "mask with dtype %s", nn_dtype_torch_name (mask->dtype));
       return NULL;
     }
+  if (mask->dtype != NN_DTYPE_BOOL && !nn_tensor_is_meta (mask))
+    for (gint64 k = 0; k < nn_tensor_numel (mask); k++)
+      {
+        double v = nn_ops_get_f (mask, k);
+        if (v != 0 && v != 1)
+          {
+            nn_ops_fail (error, "Mask tensor can take 0 and 1 values only");
+            return NULL;
+          }
+      }
   double fv;
   if (nn_value_kind (value) == NN_VALUE_TENSOR)
     {
@@ -289,9 +301,8 @@ masked_fill_fn (NnModule *self, NnCall *call, const NnArgs *args,
   nn_ops_iter_init (&it, &shape);
   nn_ops_iter_add (&it, &mask->shape);
   gint64 n = nn_shape_numel (&shape);
-  const guint8 *m = mask->data;
   for (gint64 k = 0; k < n; k++, nn_ops_iter_next (&it))
-    if (m[it.off[0]])
+    if (nn_ops_get_i (mask, it.off[0]))
       nn_ops_set_f (out, k, fv);
   return nn_value_take_tensor (out);
 }

@@ -120,7 +120,7 @@ clone_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
 
 static const NnArgSpec cast_args[] = {
   { "input", NN_ARG_TENSOR, NN_OPS_ALL, 0, NULL, "tensor" },
-  { "memory_format", NN_ARG_ANY, 0, NN_ARG_OPTIONAL | NN_ARG_KW_ONLY, "null",
+  { "memory_format", NN_ARG_ANY, NN_OPS_ALL, NN_ARG_OPTIONAL | NN_ARG_KW_ONLY, "null",
     "accepted and ignored" },
 };
 
@@ -142,20 +142,20 @@ static const NnArgSpec to_args[] = {
     "dtype, device or a tensor whose dtype to take" },
   { "dtype", NN_ARG_STRING | NN_ARG_NONE, 0, NN_ARG_OPTIONAL | NN_ARG_KW_ONLY,
     "null", "result dtype" },
-  { "device", NN_ARG_ANY, 0, NN_ARG_OPTIONAL | NN_ARG_KW_ONLY, "null",
+  { "device", NN_ARG_ANY, NN_OPS_ALL, NN_ARG_OPTIONAL | NN_ARG_KW_ONLY, "null",
     "accepted and ignored" },
-  { "non_blocking", NN_ARG_ANY, 0, NN_ARG_OPTIONAL | NN_ARG_KW_ONLY, "false",
+  { "non_blocking", NN_ARG_ANY, NN_OPS_ALL, NN_ARG_OPTIONAL | NN_ARG_KW_ONLY, "false",
     "accepted and ignored" },
-  { "copy", NN_ARG_ANY, 0, NN_ARG_OPTIONAL | NN_ARG_KW_ONLY, "false",
+  { "copy", NN_ARG_ANY, NN_OPS_ALL, NN_ARG_OPTIONAL | NN_ARG_KW_ONLY, "false",
     "accepted and ignored: ops never write their inputs" },
-  { "memory_format", NN_ARG_ANY, 0, NN_ARG_OPTIONAL | NN_ARG_KW_ONLY, "null",
+  { "memory_format", NN_ARG_ANY, NN_OPS_ALL, NN_ARG_OPTIONAL | NN_ARG_KW_ONLY, "null",
     "accepted and ignored" },
 };
 static const NnArgSpec type_args[] = {
   { "input", NN_ARG_TENSOR, NN_OPS_ALL, 0, NULL, "tensor" },
   { "dtype", NN_ARG_STRING | NN_ARG_NONE, 0, NN_ARG_OPTIONAL, "null",
     "'torch.float32' or 'torch.FloatTensor'; None returns the type name" },
-  { "non_blocking", NN_ARG_ANY, 0, NN_ARG_OPTIONAL, "false",
+  { "non_blocking", NN_ARG_ANY, NN_OPS_ALL, NN_ARG_OPTIONAL, "false",
     "accepted and ignored" },
 };
 static const NnArgSpec type_as_args[] = {
@@ -164,7 +164,7 @@ static const NnArgSpec type_as_args[] = {
 };
 static const NnArgSpec clone_args[] = {
   { "input", NN_ARG_TENSOR, NN_OPS_ALL, 0, NULL, "tensor" },
-  { "memory_format", NN_ARG_ANY, 0, NN_ARG_OPTIONAL | NN_ARG_KW_ONLY, "null",
+  { "memory_format", NN_ARG_ANY, NN_OPS_ALL, NN_ARG_OPTIONAL | NN_ARG_KW_ONLY, "null",
     "accepted and ignored" },
 };
 

@@ -367,7 +367,7 @@ new_tensor_fn (NnModule *self, NnCall *call, const NnArgs *args,
   return from_data (call, nn_args_get (args, 1), &dt, TRUE, error);
 }
 
-#define SIZE_VARARGS { "size", NN_ARG_ANY, 0, NN_ARG_VARIADIC, NULL, \
+#define SIZE_VARARGS { "size", NN_ARG_ANY, NN_OPS_ALL, NN_ARG_VARIADIC, NULL, \
   "sizes, as ints or one tuple" }
 #define T_IN { "input", NN_ARG_TENSOR, NN_OPS_ALL, 0, NULL, "tensor" }
 #define NUMBER(name_, doc_) { name_, NN_ARG_SCALAR | NN_ARG_TENSOR, \

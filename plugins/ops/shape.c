@@ -493,7 +493,7 @@ roll_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
 
 static const NnArgSpec sizes_args[] = {
   T_IN,
-  { "shape", NN_ARG_ANY, 0, NN_ARG_VARIADIC, NULL, "sizes, -1 inferred" },
+  { "shape", NN_ARG_ANY, NN_OPS_ALL, NN_ARG_VARIADIC, NULL, "sizes, -1 inferred" },
 };
 static const NnArgSpec unflatten_args[] = {
   T_IN,
@@ -502,7 +502,7 @@ static const NnArgSpec unflatten_args[] = {
 };
 static const NnArgSpec permute_args[] = {
   T_IN,
-  { "dims", NN_ARG_ANY, 0, NN_ARG_VARIADIC, NULL, "the new order of dims" },
+  { "dims", NN_ARG_ANY, NN_OPS_ALL, NN_ARG_VARIADIC, NULL, "the new order of dims" },
 };
 static const NnArgSpec transpose_args[] = {
   T_IN,
@@ -512,7 +512,7 @@ static const NnArgSpec transpose_args[] = {
 static const NnArgSpec one_args[] = { T_IN };
 static const NnArgSpec contiguous_args[] = {
   T_IN,
-  { "memory_format", NN_ARG_ANY, 0, NN_ARG_OPTIONAL | NN_ARG_KW_ONLY, "null",
+  { "memory_format", NN_ARG_ANY, NN_OPS_ALL, NN_ARG_OPTIONAL | NN_ARG_KW_ONLY, "null",
     "ignored: nnkit tensors are contiguous" },
 };
 static const NnArgSpec opt_dim_args[] = {
@@ -525,7 +525,7 @@ static const NnArgSpec dim_args[] = {
 };
 static const NnArgSpec expand_args[] = {
   T_IN,
-  { "size", NN_ARG_ANY, 0, NN_ARG_VARIADIC, NULL, "sizes, -1 keeps a dim" },
+  { "size", NN_ARG_ANY, NN_OPS_ALL, NN_ARG_VARIADIC, NULL, "sizes, -1 keeps a dim" },
 };
 static const NnArgSpec expand_as_args[] = {
   T_IN,
@@ -533,7 +533,7 @@ static const NnArgSpec expand_as_args[] = {
 };
 static const NnArgSpec repeat_args[] = {
   T_IN,
-  { "repeats", NN_ARG_ANY, 0, NN_ARG_VARIADIC, NULL, "repeats per dim" },
+  { "repeats", NN_ARG_ANY, NN_OPS_ALL, NN_ARG_VARIADIC, NULL, "repeats per dim" },
 };
 static const NnArgSpec roll_args[] = {
   T_IN,
