@@ -38,26 +38,22 @@ check_pads (NnTensor *in, const char *mode, const gint64 *pad, guint npad,
     {
       guint d = ndim - 1 - k;
       gint64 size = in->shape.dims[d], l = pad[2 * k], r = pad[2 * k + 1];
-      gboolean ok;
-      if (strcmp (mode, "reflect") == 0)
-        ok = l < size && r < size && l >= 0 && r >= 0;
-      else if (strcmp (mode, "circular") == 0)
-        ok = l <= size && r <= size && l >= 0 && r >= 0;
-      else
-        ok = l >= 0 && r >= 0 && size > 0;
-      if (!ok)
+      if (strcmp (mode, "reflect") == 0 && (l >= size || r >= size))
         {
           g_autofree char *s = nn_shape_to_string (&in->shape);
-          return nn_ops_shape_fail (error, "%s padding (%" G_GINT64_FORMAT
-                                    ", %" G_GINT64_FORMAT ") does not fit "
-                                    "dimension %u of input %s: %s", mode, l, r,
-                                    d, s,
-                                    strcmp (mode, "reflect") == 0
-                                      ? "Padding size should be less than the "
-                                        "corresponding input dimension"
-                                      : "padding must be non-negative and at "
-                                        "most the input dimension");
+          return nn_ops_shape_fail (error, "Argument #4: Padding size should "
+                                    "be less than the corresponding input "
+                                    "dimension, but got: padding (%"
+                                    G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+                                    ") at dimension %u of input %s", l, r, d,
+                                    s);
         }
+      if (strcmp (mode, "circular") == 0 && (l > size || r > size))
+        return nn_ops_shape_fail (error, "Padding value causes wrapping "
+                                  "around more than once.");
+      if (size == 0)
+        return nn_ops_shape_fail (error, "%s padding of dimension %u needs a "
+                                  "non-empty input", mode, d);
     }
   return TRUE;
 }

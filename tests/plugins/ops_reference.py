@@ -199,8 +199,10 @@ case("pad_reflect", "pad", F.pad, [img, (2, 1, 3, 0)], {"mode": "reflect"})
 case("pad_replicate", "pad", F.pad, [img, (2, 3, 1, 4)], {"mode": "replicate"})
 case("pad_circular", "pad", F.pad, [img, (2, 1, 1, 2)], {"mode": "circular"})
 case("pad_reflect_1d", "pad", F.pad, [r(2, 3, 5), (3, 4)], {"mode": "reflect"})
-err("pad_reflect_too_big", "pad", F.pad, [img, (4, 4)], {"mode": "reflect"},
-    match="Padding size should be less than the corresponding input dimension")
+err("pad_reflect_too_big", "pad", F.pad, [r(1, 2, 5), (5, 5)], {"mode": "reflect"})
+err("pad_circular_too_big", "pad", F.pad, [r(1, 2, 5), (6, 1)], {"mode": "circular"})
+err("pad_reflect_wrong_dims", "pad", F.pad, [img, (2, 2)], {"mode": "reflect"})
+case("pad_replicate_crop", "pad", F.pad, [r(1, 2, 5), (-1, 2)], {"mode": "replicate"})
 err("pad_odd", "pad", F.pad, [img, (1, 2, 3)], match="Padding length must be divisible by 2")
 
 # --- joining --------------------------------------------------------------
