@@ -39,7 +39,7 @@ layer_norm_fn (NnModule *self, NnCall *call, const NnArgs *args,
       g_autofree char *a = nn_shape_to_string (&norm);
       g_autofree char *s = nn_shape_to_string (&in->shape);
       nn_ops_shape_fail (error, "Given normalized_shape=%s, expected input "
-                         "with shape [*, %s], but got input of size%s", a,
+                         "with shape [*, %s, but got input of size%s", a,
                          a + 1, s);
       return NULL;
     }

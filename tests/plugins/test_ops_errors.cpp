@@ -12,9 +12,6 @@ using namespace nntest;
 
 namespace {
 
-struct ValueDeleter { void operator() (NnValue *v) const { nn_value_unref (v); } };
-using Value = std::unique_ptr<NnValue, ValueDeleter>;
-
 Module op (NnRegistry *reg, const char *name)
 {
   Error err;

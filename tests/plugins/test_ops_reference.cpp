@@ -16,9 +16,6 @@ using namespace nntest;
 
 namespace {
 
-struct ValueDeleter { void operator() (NnValue *v) const { nn_value_unref (v); } };
-using Value = std::unique_ptr<NnValue, ValueDeleter>;
-
 double json_number (JsonNode *n)
 {
   if (JSON_NODE_HOLDS_OBJECT (n)) {
