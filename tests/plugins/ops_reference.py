@@ -448,5 +448,73 @@ case("layer_norm_2d", "layer_norm", F.layer_norm, [x, [3, 4]], {"eps": 1e-3})
 case("layer_norm_weight_only", "layer_norm", F.layer_norm, [x, (4,), r(4)])
 err("layer_norm_bad", "layer_norm", F.layer_norm, [x, (3,)])
 
+case("new_tensor", "Tensor.new_tensor", lambda t, d: t.new_tensor(d), [ri(2), [[1.7, -2.2]]])
+case("add_half", "add", torch.add, [r(5).half(), r(5).half()], tol=1e-2)
+case("mul_bf16_scalar", "mul", torch.mul, [r(5).bfloat16(), 3.3], tol=2e-2)
+case("add_int8_int32", "add", torch.add, [ri(5).to(torch.int8), ri(5).to(torch.int32)])
+case("where_broadcast", "where", torch.where, [ri(3, 1) > 0, r(4), ri(3, 4)])
+case("logical_not_float", "logical_not", torch.logical_not, [torch.tensor([0.0, 2.0, -1.0])])
+
+# --- ops inside a Graph -----------------------------------------------------
+# Each graph is a Graph descriptor config whose op nodes use the exporter's
+# spellings, with the PyTorch function it stands for; sizes flow as ints.
+graphs = []
+
+
+def graph(name, config, fn, inputs):
+    out = fn(*inputs)
+    graphs.append({"name": name, "config": config,
+                   "inputs": [enc(i) for i in inputs], "expect": enc(out)})
+
+
+def heads(x, mask):
+    C = x.size(1)
+    y = x.view(x.size(0), C // 4, -1).permute(0, 2, 1)
+    s = torch.softmax(y, dim=-1).masked_fill(mask, 0.0)
+    m = s.sum(-1, keepdim=True)
+    return (m * 2 + 1, s[:, 1:, 0])
+
+
+graph("heads", {
+    "inputs": ["x", "mask"],
+    "nodes": [
+        {"name": "C", "op": "Tensor.size", "args": ["x", 1]},
+        {"name": "n", "op": "Tensor.size", "args": ["x", 0]},
+        {"name": "q", "op": "operator.floordiv", "args": ["C", 4]},
+        {"name": "y", "op": "Tensor.view", "args": ["x", "n", "q", -1]},
+        {"name": "p", "op": "Tensor.permute", "args": ["y", 0, 2, 1]},
+        {"name": "s", "op": "torch.softmax", "args": ["p"], "kwargs": {"dim": -1}},
+        {"name": "f", "op": "Tensor.masked_fill", "args": ["s", "mask", 0.0]},
+        {"name": "m", "op": "Tensor.sum", "args": ["f", -1], "kwargs": {"keepdim": True}},
+        {"name": "m2", "op": "operator.mul", "args": ["m", 2]},
+        {"name": "m3", "op": "operator.add", "args": ["m2", 1]},
+        {"name": "sl", "op": "operator.getitem",
+         "args": ["f", {"tuple": [{"slice": [None, None, None]}, {"slice": [1, None, None]}, 0]}]},
+    ],
+    "output": {"tuple": ["m3", "sl"]},
+}, heads, [r(2, 12, 5), ri(20, 3) > 0])
+
+
+def positions(idx):
+    t = idx.size(1)
+    pos = torch.arange(0, t, dtype=torch.long).unsqueeze(0)
+    return torch.cat([idx, pos.expand(idx.size(0), -1)], dim=0).float().mean(0)
+
+
+graph("positions", {
+    "inputs": ["idx"],
+    "nodes": [
+        {"name": "t", "op": "Tensor.size", "args": ["idx", 1]},
+        {"name": "b", "op": "Tensor.size", "args": ["idx", 0]},
+        {"name": "a", "op": "torch.arange", "args": [0, "t"], "kwargs": {"dtype": {"dtype": "int64"}}},
+        {"name": "u", "op": "Tensor.unsqueeze", "args": ["a", 0]},
+        {"name": "e", "op": "Tensor.expand", "args": ["u", "b", -1]},
+        {"name": "c", "op": "torch.cat", "args": [["idx", "e"]], "kwargs": {"dim": 0}},
+        {"name": "fl", "op": "Tensor.float", "args": ["c"]},
+        {"name": "mn", "op": "Tensor.mean", "args": ["fl", 0]},
+    ],
+    "output": "mn",
+}, positions, [ri(3, 7, lo=0, hi=50)])
+
 with open(sys.argv[1], "w") as f:
-    json.dump(cases, f)
+    json.dump({"cases": cases, "graphs": graphs}, f)
