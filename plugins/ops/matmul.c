@@ -251,14 +251,40 @@ static const char *const bmm_aliases[] = { "torch.bmm", "Tensor.bmm", NULL };
 static const char *const linear_aliases[] = {
   "torch.nn.functional.linear", NULL };
 
-static NN_OPS_TYPE (matmul_type, "matmul", "matrix product with broadcasting",
-                    two_args, matmul_aliases, matmul_fn);
-static NN_OPS_TYPE (mm_type, "mm", "product of two matrices", two_args,
-                    mm_aliases, mm_fn);
-static NN_OPS_TYPE (bmm_type, "bmm", "batched product of 3-d tensors",
-                    two_args, bmm_aliases, bmm_fn);
-static NN_OPS_TYPE (linear_type, "linear", "input @ weight.T + bias",
-                    linear_args, linear_aliases, linear_fn);
+/* One multiply-add per output element and reduced index, as torchinfo
+ * counts matrix products: numel(out) * k, k the input's last dim. */
+static guint64
+product_macs (NnModule *self, const NnArgs *args, const NnValue *out)
+{
+  NnTensor *a = nn_args_tensor (args, 0), *o = nn_value_get_tensor (out);
+  if (!a || !o || a->shape.ndim == 0)
+    return 0;
+  return (guint64) nn_tensor_numel (o) * (guint64) a->shape.dims[a->shape.ndim - 1];
+}
+
+#define PRODUCT_TYPE(var_, name_, doc_, args_, aliases_, fn_)              \
+  const NnLayerType var_ = {                                              \
+    .struct_size = sizeof (NnLayerType),                                  \
+    .name = name_,                                                        \
+    .doc = doc_,                                                          \
+    .flags = NN_LAYER_OP,                                                 \
+    .args = args_,                                                        \
+    .n_args = G_N_ELEMENTS (args_),                                       \
+    .aliases = aliases_,                                                  \
+    .create = nn_ops_create,                                              \
+    .forward = fn_,                                                       \
+    .infer = fn_,                                                         \
+    .count_macs = product_macs,                                           \
+  }
+
+static PRODUCT_TYPE (matmul_type, "matmul", "matrix product with broadcasting",
+                     two_args, matmul_aliases, matmul_fn);
+static PRODUCT_TYPE (mm_type, "mm", "product of two matrices", two_args,
+                     mm_aliases, mm_fn);
+static PRODUCT_TYPE (bmm_type, "bmm", "batched product of 3-d tensors",
+                     two_args, bmm_aliases, bmm_fn);
+static PRODUCT_TYPE (linear_type, "linear", "input @ weight.T + bias",
+                     linear_args, linear_aliases, linear_fn);
 
 const NnLayerType *const nn_ops_matmul_types[] = {
   &matmul_type, &mm_type, &bmm_type, &linear_type, NULL,

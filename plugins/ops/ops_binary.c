@@ -108,6 +108,16 @@ nn_ops_binary (const NnOpsBinary *op, const NnValue *a, const NnValue *b,
       nn_ops_iter_init (&it, &shape);
       nn_ops_iter_add (&it, &ta->shape);
       nn_ops_iter_add (&it, &tb->shape);
+      if (!alpha && compute == NN_DTYPE_F32 && ta->dtype == NN_DTYPE_F32
+          && tb->dtype == NN_DTYPE_F32 && out_dtype == NN_DTYPE_F32)
+        {
+          /* Broadcast float32, the common case (x + bias, x * scale). */
+          const float *x = ta->data, *y = tb->data;
+          float *z = out->data;
+          for (gint64 i = 0; i < n; i++, nn_ops_iter_next (&it))
+            z[i] = (float) op->f (x[it.off[0]], y[it.off[1]]);
+          return nn_value_take_tensor (out);
+        }
       for (gint64 i = 0; i < n; i++, nn_ops_iter_next (&it))
         {
           double x = nn_ops_round_to (compute, nn_ops_get_f (ta, it.off[0]));

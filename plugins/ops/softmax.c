@@ -5,6 +5,30 @@
 
 #include <math.h>
 
+/* The float32 case without per-element dtype dispatch; sums in double. */
+static void
+softmax_f32 (const float *x, float *y, gint64 outer, gint64 size, gint64 inner,
+             gboolean log_it)
+{
+  for (gint64 o = 0; o < outer; o++)
+    for (gint64 j = 0; j < inner; j++)
+      {
+        const float *xr = x + o * size * inner + j;
+        float *yr = y + o * size * inner + j;
+        double mx = -INFINITY, sum = 0;
+        for (gint64 k = 0; k < size; k++)
+          mx = fmax (mx, xr[k * inner]);
+        for (gint64 k = 0; k < size; k++)
+          sum += exp (xr[k * inner] - mx);
+        double lse = log (sum);
+        for (gint64 k = 0; k < size; k++)
+          {
+            double v = xr[k * inner] - mx;
+            yr[k * inner] = (float) (log_it ? v - lse : exp (v) / sum);
+          }
+      }
+}
+
 static NnValue *
 softmax_common (const NnArgs *args, gboolean log_it, GError **error)
 {
@@ -45,6 +69,11 @@ softmax_common (const NnArgs *args, gboolean log_it, GError **error)
     outer *= in->shape.dims[i];
   for (guint i = dim + 1; i < nd; i++)
     inner *= in->shape.dims[i];
+  if (in->dtype == NN_DTYPE_F32)
+    {
+      softmax_f32 (in->data, out->data, outer, size, inner, log_it);
+      return nn_value_take_tensor (out);
+    }
   for (gint64 o = 0; o < outer; o++)
     for (gint64 j = 0; j < inner; j++)
       {

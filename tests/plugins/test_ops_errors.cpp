@@ -253,3 +253,32 @@ TEST (OpsErrors, MasksAndIndices)
   EXPECT_FALSE (out);
   EXPECT_TRUE (contains (err.message (), "torch.complex64")) << err.message ();
 }
+
+TEST (Ops, MatrixProductsCountTheirMultiplyAdds)
+{
+  Registry reg = default_registry ();
+  struct { const char *op; std::initializer_list<gint64> a, b; guint64 macs; } cases[] = {
+    { "matmul", { 2, 3, 4 }, { 4, 5 }, 2 * 3 * 5 * 4 },
+    { "matmul", { 4 }, { 4 }, 4 },
+    { "mm", { 3, 4 }, { 4, 6 }, 3 * 6 * 4 },
+    { "bmm", { 2, 3, 4 }, { 2, 4, 5 }, 2 * 3 * 5 * 4 },
+    { "linear", { 7, 4 }, { 5, 4 }, 7 * 5 * 4 },
+  };
+  for (auto &c : cases) {
+    Module m = op (reg.get (), c.op);
+    const NnLayerType *t = nn_module_get_type (m.get ());
+    ASSERT_NE (t->count_macs, nullptr) << c.op;
+    NnShape sa = shape (c.a), sb = shape (c.b);
+    Tensor a (nn_tensor_new_meta (NN_DTYPE_F32, &sa)), b (nn_tensor_new_meta (NN_DTYPE_F32, &sb));
+    Args args;
+    args.t (a.get ()).t (b.get ());
+    Error err;
+    Value out (nn_module_infer (m.get (), args.v.get (), nullptr, err.out ()));
+    ASSERT_TRUE (out) << c.op << ": " << err.message ();
+    NnArgs *bound = nn_args_bind_signature (t->args, t->n_args, nullptr, args.v.get (), nullptr,
+                                            err.out ());
+    ASSERT_TRUE (bound) << err.message ();
+    EXPECT_EQ (t->count_macs (m.get (), bound, out.get ()), c.macs) << c.op;
+    nn_args_free (bound);
+  }
+}
