@@ -121,6 +121,18 @@ i_rem (gint64 a, gint64 b, gint64 *o, GError **e)
   return TRUE;
 }
 
+/* fmod: the sign of the dividend, as C's fmod and %. */
+static double f_fmod (double a, double b) { return fmod (a, b); }
+
+static gboolean
+i_fmod (gint64 a, gint64 b, gint64 *o, GError **e)
+{
+  if (b == 0)
+    return zero_division (e);
+  *o = b == -1 ? 0 : a % b;
+  return TRUE;
+}
+
 static gboolean
 is_bool (const NnValue *v)
 {
@@ -152,6 +164,7 @@ static const NnOpsBinary op_div_trunc = { "div", f_div_trunc, i_div_trunc };
 static const NnOpsBinary op_div_floor = { "div", f_div_floor, i_div_floor };
 static const NnOpsBinary op_floor_divide = { "floor_divide", f_div_floor, i_div_floor };
 static const NnOpsBinary op_remainder = { "remainder", f_rem, i_rem };
+static const NnOpsBinary op_fmod = { "fmod", f_fmod, i_fmod };
 
 static NnValue *
 add_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
@@ -229,6 +242,13 @@ remainder_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
                         nn_args_get (args, 1), NULL, error);
 }
 
+static NnValue *
+fmod_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  return nn_ops_binary (&op_fmod, nn_args_get (args, 0), nn_args_get (args, 1),
+                        NULL, error);
+}
+
 static const char *const add_aliases[] = {
   "torch.add", "operator.add", "operator.iadd", "Tensor.add", "Tensor.add_",
   "Tensor.__add__", "Tensor.__radd__", "Tensor.__iadd__", NULL };
@@ -247,12 +267,15 @@ static const char *const div_aliases[] = {
   "Tensor.divide_", "Tensor.true_divide", "Tensor.true_divide_",
   "Tensor.__truediv__", "Tensor.__itruediv__", "Tensor.__div__", NULL };
 static const char *const floor_divide_aliases[] = {
-  "torch.floor_divide", "operator.floordiv", "operator.ifloordiv",
+  "floordiv", "torch.floor_divide", "operator.floordiv", "operator.ifloordiv",
   "Tensor.floor_divide", "Tensor.floor_divide_", "Tensor.__floordiv__",
   "Tensor.__ifloordiv__", NULL };
 static const char *const remainder_aliases[] = {
-  "torch.remainder", "operator.mod", "operator.imod", "Tensor.remainder",
+  "mod", "torch.remainder", "operator.mod", "operator.imod", "Tensor.remainder",
   "Tensor.remainder_", "Tensor.__mod__", "Tensor.__imod__", NULL };
+
+static const char *const fmod_aliases[] = {
+  "torch.fmod", "Tensor.fmod", "Tensor.fmod_", NULL };
 
 static NN_OPS_TYPE (add_type, "add", "input + alpha * other", alpha_args,
                     add_aliases, add_fn);
@@ -273,7 +296,10 @@ static NN_OPS_TYPE (remainder_type, "remainder",
                     "input % other, sign of the divisor", two_args,
                     remainder_aliases, remainder_fn);
 
+static NN_OPS_TYPE (fmod_type, "fmod", "input % other, sign of the dividend",
+                    two_args, fmod_aliases, fmod_fn);
+
 const NnLayerType *const nn_ops_arith_types[] = {
   &add_type, &sub_type, &rsub_type, &rsub_dunder_type, &mul_type, &div_type,
-  &floor_divide_type, &remainder_type, NULL,
+  &floor_divide_type, &remainder_type, &fmod_type, NULL,
 };

@@ -97,15 +97,15 @@ BINARY_TYPE (logical_or, "logical_or", op_lor, "either non-zero",
 BINARY_TYPE (logical_xor, "logical_xor", op_lxor, "exactly one non-zero",
              "torch.logical_xor", "Tensor.logical_xor", "Tensor.logical_xor_");
 BINARY_TYPE (bitwise_and, "bitwise_and", op_band, "input & other (bool, int)",
-             "torch.bitwise_and", "operator.and_", "operator.iand",
+             "and_", "torch.bitwise_and", "operator.and_", "operator.iand",
              "Tensor.bitwise_and", "Tensor.bitwise_and_", "Tensor.__and__",
              "Tensor.__iand__");
 BINARY_TYPE (bitwise_or, "bitwise_or", op_bor, "input | other (bool, int)",
-             "torch.bitwise_or", "operator.or_", "operator.ior",
+             "or_", "torch.bitwise_or", "operator.or_", "operator.ior",
              "Tensor.bitwise_or", "Tensor.bitwise_or_", "Tensor.__or__",
              "Tensor.__ior__");
 BINARY_TYPE (bitwise_xor, "bitwise_xor", op_bxor, "input ^ other (bool, int)",
-             "torch.bitwise_xor", "operator.xor", "operator.ixor",
+             "xor", "torch.bitwise_xor", "operator.xor", "operator.ixor",
              "Tensor.bitwise_xor", "Tensor.bitwise_xor_", "Tensor.__xor__",
              "Tensor.__ixor__");
 
@@ -186,7 +186,7 @@ static const NnArgSpec not_args[] = {
     0, NULL, "bool or integer tensor" },
 };
 static const char *const bitwise_not_aliases[] = {
-  "torch.bitwise_not", "operator.invert", "operator.inv", "Tensor.bitwise_not",
+  "invert", "torch.bitwise_not", "operator.invert", "operator.inv", "Tensor.bitwise_not",
   "Tensor.bitwise_not_", "Tensor.__invert__", NULL };
 static NN_OPS_TYPE (bitwise_not_type, "bitwise_not", "~input (bool, int)",
                     not_args, bitwise_not_aliases, bitwise_not_fn);

@@ -124,17 +124,17 @@ static const NnArgSpec cast_args[] = {
     "accepted and ignored" },
 };
 
-/* The canonical name is the method's ("Tensor.float"): "float" alone
- * would read as Python's builtin. */
-CAST (float, NN_DTYPE_F32, NULL);
-CAST (double, NN_DTYPE_F64, NULL);
-CAST (half, NN_DTYPE_F16, NULL);
-CAST (bfloat16, NN_DTYPE_BF16, NULL);
-CAST (long, NN_DTYPE_I64, NULL);
-CAST (int, NN_DTYPE_I32, NULL);
-CAST (char, NN_DTYPE_I8, NULL);
-CAST (byte, NN_DTYPE_U8, NULL);
-CAST (bool, NN_DTYPE_BOOL, NULL);
+/* The canonical name is the method's ("Tensor.float"); the short name is
+ * the exporter's spelling (Python's builtin float() is "builtins.float"). */
+CAST (float, NN_DTYPE_F32, "float");
+CAST (double, NN_DTYPE_F64, "double");
+CAST (half, NN_DTYPE_F16, "half");
+CAST (bfloat16, NN_DTYPE_BF16, "bfloat16");
+CAST (long, NN_DTYPE_I64, "long");
+CAST (int, NN_DTYPE_I32, "int");
+CAST (char, NN_DTYPE_I8, "char");
+CAST (byte, NN_DTYPE_U8, "byte");
+CAST (bool, NN_DTYPE_BOOL, "bool");
 
 static const NnArgSpec to_args[] = {
   { "input", NN_ARG_TENSOR, NN_OPS_ALL, 0, NULL, "tensor" },

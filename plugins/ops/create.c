@@ -268,6 +268,32 @@ bad:
   return NULL;
 }
 
+/* eye(n, m=None): ones on the diagonal of an n x m matrix. */
+static NnValue *
+eye_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  gint64 n = nn_args_int (args, 0);
+  NnValue *mv = nn_args_get (args, 1);
+  gint64 m = nn_value_is_none (mv) ? n : nn_value_get_int (mv);
+  NnDType dt = NN_DTYPE_F32;
+  if (!read_dtype (args, 2, &dt, error))
+    return NULL;
+  if (n < 0 || m < 0)
+    {
+      nn_ops_fail (error, "%s must be greater or equal to 0, got %" G_GINT64_FORMAT,
+                   n < 0 ? "n" : "m", n < 0 ? n : m);
+      return NULL;
+    }
+  NnShape shape = { 2, { n, m } };
+  g_autoptr (NnValue) zeros = filled (call, dt, &shape, 0, error);
+  if (!zeros || nn_call_is_meta (call))
+    return g_steal_pointer (&zeros);
+  NnTensor *t = nn_value_get_tensor (zeros);
+  for (gint64 i = 0; i < MIN (n, m); i++)
+    nn_ops_set_f (t, i * m + i, 1);
+  return g_steal_pointer (&zeros);
+}
+
 /* The nested lists of numbers in @v: their shape, and whether any is a
  * float or all are bools. */
 static gboolean
@@ -405,6 +431,16 @@ static const NnArgSpec new_tensor_args[] = {
   DTYPE_KW, FACTORY_KWARGS,
 };
 
+static const NnArgSpec eye_args[] = {
+  { "n", NN_ARG_INT, 0, 0, NULL, "rows" },
+  { "m", NN_ARG_INT | NN_ARG_NONE, 0, NN_ARG_OPTIONAL, "null",
+    "columns (None: n)" },
+  DTYPE_KW, FACTORY_KWARGS,
+};
+static const char *const eye_aliases[] = { "torch.eye", NULL };
+static NN_OPS_TYPE (eye_type, "eye", "the identity matrix", eye_args,
+                    eye_aliases, eye_fn);
+
 static const char *const zeros_aliases[] = { "torch.zeros", NULL };
 static const char *const empty_aliases[] = { "torch.empty", NULL };
 static const char *const ones_aliases[] = { "torch.ones", NULL };
@@ -454,5 +490,6 @@ static NN_OPS_TYPE (new_tensor_type, "new_tensor",
 const NnLayerType *const nn_ops_create_types[] = {
   &zeros_type, &empty_type, &ones_type, &full_type, &zeros_like_type,
   &ones_like_type, &full_like_type, &new_zeros_type, &new_ones_type,
-  &new_full_type, &arange_type, &tensor_type, &new_tensor_type, NULL,
+  &new_full_type, &arange_type, &tensor_type, &new_tensor_type, &eye_type,
+  NULL,
 };

@@ -232,6 +232,90 @@ linear_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
   return nn_value_take_tensor (r);
 }
 
+/* beta * input + alpha * product, input broadcast to the product. */
+static NnValue *
+scaled_add (NnTensor *input, NnTensor *prod, double beta, double alpha,
+            GError **error)
+{
+  NnShape b;
+  if (!nn_ops_broadcast (&prod->shape, &input->shape, &b, error))
+    return NULL;
+  if (!nn_shape_equal (&b, &prod->shape))
+    {
+      g_autofree char *a = nn_shape_to_string (&input->shape);
+      g_autofree char *p = nn_shape_to_string (&prod->shape);
+      nn_ops_shape_fail (error, "expand: input of shape %s does not broadcast "
+                         "to the product's %s", a, p);
+      return NULL;
+    }
+  if (!same_dtype (input, prod, error))
+    return NULL;
+  if (nn_tensor_is_meta (prod) || nn_tensor_is_meta (input))
+    return nn_value_take_tensor (nn_tensor_new_meta (prod->dtype, &prod->shape));
+  NnTensor *out = nn_tensor_copy (prod);
+  NnOpsIter it;
+  gint64 n = nn_tensor_numel (out);
+  nn_ops_iter_init (&it, &out->shape);
+  nn_ops_iter_add (&it, &input->shape);
+  for (gint64 i = 0; i < n; i++, nn_ops_iter_next (&it))
+    {
+      /* beta 0 ignores input, NaN included, as PyTorch does. */
+      double in = beta == 0 ? 0 : beta * nn_ops_get_f (input, it.off[0]);
+      nn_ops_set_f (out, i, in + alpha * nn_ops_get_f (prod, i));
+    }
+  return nn_value_take_tensor (out);
+}
+
+static NnValue *
+addmm_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  NnTensor *a = nn_args_tensor (args, 1), *b = nn_args_tensor (args, 2);
+  if (a->shape.ndim != 2 || b->shape.ndim != 2)
+    {
+      nn_ops_shape_fail (error, "%s must be a matrix", a->shape.ndim != 2
+                         ? "mat1" : "mat2");
+      return NULL;
+    }
+  if (!same_dtype (a, b, error))
+    return NULL;
+  g_autoptr (NnTensor) p = batched (a, b, &a->shape, &b->shape, FALSE, FALSE,
+                                    error);
+  if (!p)
+    return NULL;
+  return scaled_add (nn_args_tensor (args, 0), p, nn_args_float (args, 3),
+                     nn_args_float (args, 4), error);
+}
+
+static NnValue *
+baddbmm_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  NnTensor *a = nn_args_tensor (args, 1), *b = nn_args_tensor (args, 2);
+  if (a->shape.ndim != 3 || b->shape.ndim != 3)
+    {
+      nn_ops_shape_fail (error, "%s must be a 3D tensor", a->shape.ndim != 3
+                         ? "batch1" : "batch2");
+      return NULL;
+    }
+  if (!same_dtype (a, b, error))
+    return NULL;
+  if (a->shape.dims[0] != b->shape.dims[0]
+      || a->shape.dims[2] != b->shape.dims[1])
+    {
+      nn_ops_shape_fail (error, "Expected size for first two dimensions of "
+                         "batch2 tensor to be: [%" G_GINT64_FORMAT ", %"
+                         G_GINT64_FORMAT "] but got: [%" G_GINT64_FORMAT ", %"
+                         G_GINT64_FORMAT "].", a->shape.dims[0],
+                         a->shape.dims[2], b->shape.dims[0], b->shape.dims[1]);
+      return NULL;
+    }
+  g_autoptr (NnTensor) p = batched (a, b, &a->shape, &b->shape, FALSE, FALSE,
+                                    error);
+  if (!p)
+    return NULL;
+  return scaled_add (nn_args_tensor (args, 0), p, nn_args_float (args, 3),
+                     nn_args_float (args, 4), error);
+}
+
 static const NnArgSpec two_args[] = {
   { "input", NN_ARG_TENSOR, GEMM_DTYPES, 0, NULL, "left operand" },
   { "other", NN_ARG_TENSOR, GEMM_DTYPES, 0, NULL, "right operand" },
@@ -242,6 +326,29 @@ static const NnArgSpec linear_args[] = {
   { "bias", NN_ARG_TENSOR | NN_ARG_NONE, GEMM_DTYPES, NN_ARG_OPTIONAL, "null",
     "[out_features] or None" },
 };
+
+static const NnArgSpec addmm_args[] = {
+  { "input", NN_ARG_TENSOR, GEMM_DTYPES, 0, NULL, "added, broadcast" },
+  { "mat1", NN_ARG_TENSOR, GEMM_DTYPES, 0, NULL, "left operand" },
+  { "mat2", NN_ARG_TENSOR, GEMM_DTYPES, 0, NULL, "right operand" },
+  { "beta", NN_ARG_FLOAT, 0, NN_ARG_OPTIONAL | NN_ARG_KW_ONLY, "1",
+    "multiplier of input" },
+  { "alpha", NN_ARG_FLOAT, 0, NN_ARG_OPTIONAL | NN_ARG_KW_ONLY, "1",
+    "multiplier of the product" },
+};
+static const NnArgSpec baddbmm_args[] = {
+  { "input", NN_ARG_TENSOR, GEMM_DTYPES, 0, NULL, "added, broadcast" },
+  { "batch1", NN_ARG_TENSOR, GEMM_DTYPES, 0, NULL, "left operands [B, n, k]" },
+  { "batch2", NN_ARG_TENSOR, GEMM_DTYPES, 0, NULL, "right operands [B, k, m]" },
+  { "beta", NN_ARG_FLOAT, 0, NN_ARG_OPTIONAL | NN_ARG_KW_ONLY, "1",
+    "multiplier of input" },
+  { "alpha", NN_ARG_FLOAT, 0, NN_ARG_OPTIONAL | NN_ARG_KW_ONLY, "1",
+    "multiplier of the products" },
+};
+static const char *const addmm_aliases[] = {
+  "torch.addmm", "Tensor.addmm", NULL };
+static const char *const baddbmm_aliases[] = {
+  "torch.baddbmm", "Tensor.baddbmm", NULL };
 
 static const char *const matmul_aliases[] = {
   "torch.matmul", "operator.matmul", "operator.imatmul", "Tensor.matmul",
@@ -283,9 +390,15 @@ static PRODUCT_TYPE (mm_type, "mm", "product of two matrices", two_args,
                      mm_aliases, mm_fn);
 static PRODUCT_TYPE (bmm_type, "bmm", "batched product of 3-d tensors",
                      two_args, bmm_aliases, bmm_fn);
+static NN_OPS_TYPE (addmm_type, "addmm", "beta * input + alpha * (mat1 @ mat2)",
+                    addmm_args, addmm_aliases, addmm_fn);
+static NN_OPS_TYPE (baddbmm_type, "baddbmm",
+                    "beta * input + alpha * bmm(batch1, batch2)", baddbmm_args,
+                    baddbmm_aliases, baddbmm_fn);
 static PRODUCT_TYPE (linear_type, "linear", "input @ weight.T + bias",
                      linear_args, linear_aliases, linear_fn);
 
 const NnLayerType *const nn_ops_matmul_types[] = {
-  &matmul_type, &mm_type, &bmm_type, &linear_type, NULL,
+  &matmul_type, &mm_type, &bmm_type, &linear_type, &addmm_type,
+  &baddbmm_type, NULL,
 };

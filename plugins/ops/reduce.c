@@ -1,95 +1,9 @@
 /* ops plugin: sum, mean, amax, amin, max, min, argmax, argmin, var, std
  * over all dims, one dim or a tuple of dims, with keepdim and dtype. */
-#include "ops.h"
+#include "reduce.h"
 
 #include <math.h>
 #include <string.h>
-
-/* A reduction laid out as @outer rows of @r contiguous elements: the
- * input is copied with the reduced dims last. */
-typedef struct {
-  NnShape out;        /* result shape (keepdim applied) */
-  gint64 outer, r;
-  NnTensor *rows;     /* (transfer full) the permuted copy; NULL for meta */
-  gboolean meta;
-} Plan;
-
-static void
-plan_clear (Plan *p)
-{
-  g_clear_pointer (&p->rows, nn_tensor_unref);
-}
-
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Plan, plan_clear)
-
-/* @dimv: None or an empty sequence (all dims), an int, or a sequence. */
-static gboolean
-plan_init (Plan *p, NnTensor *in, const NnValue *dimv, gboolean keepdim,
-           const char *op, GError **error)
-{
-  gboolean reduce[NN_MAX_DIMS] = { FALSE };
-  guint nd = in->shape.ndim;
-  *p = (Plan) { .meta = nn_tensor_is_meta (in) };
-  NnValueKind k = nn_value_kind (dimv);
-  gboolean all = k == NN_VALUE_NONE
-                 || ((k == NN_VALUE_TUPLE || k == NN_VALUE_LIST)
-                     && nn_value_n_items (dimv) == 0);
-  if (all)
-    for (guint d = 0; d < nd; d++)
-      reduce[d] = TRUE;
-  else
-    {
-      gint64 dims[NN_MAX_DIMS];
-      guint n;
-      if (!nn_ops_sizes (dimv, "dim", dims, &n, error))
-        return FALSE;
-      for (guint i = 0; i < n; i++)
-        {
-          guint d;
-          if (!nn_ops_dim (dims[i], nd, &d, error))
-            return FALSE;
-          if (nd && reduce[d])
-            return nn_ops_shape_fail (error, "dim %u appears multiple times in "
-                                      "the list of dims", d);
-          if (nd)
-            reduce[d] = TRUE;
-        }
-    }
-  gint64 own[NN_MAX_DIMS], strides[NN_MAX_DIMS];
-  NnShape walk = { 0 };
-  nn_ops_strides (&in->shape, own);
-  p->outer = 1;
-  p->r = 1;
-  for (guint d = 0; d < nd; d++)
-    if (!reduce[d])
-      {
-        p->out.dims[p->out.ndim++] = in->shape.dims[d];
-        walk.dims[walk.ndim] = in->shape.dims[d];
-        strides[walk.ndim++] = own[d];
-        p->outer *= in->shape.dims[d];
-      }
-    else if (keepdim)
-      p->out.dims[p->out.ndim++] = 1;
-  for (guint d = 0; d < nd; d++)
-    if (reduce[d])
-      {
-        walk.dims[walk.ndim] = in->shape.dims[d];
-        strides[walk.ndim++] = own[d];
-        p->r *= in->shape.dims[d];
-      }
-  if (!keepdim)
-    {
-      /* Rebuild without reduced dims (keepdim FALSE). */
-      p->out.ndim = 0;
-      for (guint d = 0; d < nd; d++)
-        if (!reduce[d])
-          p->out.dims[p->out.ndim++] = in->shape.dims[d];
-    }
-  if (p->meta)
-    return TRUE;
-  p->rows = nn_ops_gather (in, &walk, strides, 0, error);
-  return p->rows != NULL;
-}
 
 static gboolean
 dtype_kw (const NnArgs *args, guint i, NnTensor **in, NnTensor **owned,
@@ -123,8 +37,8 @@ sum_mean (const NnArgs *args, gboolean mean, GError **error)
         }
       out_dtype = NN_DTYPE_I64;
     }
-  g_auto (Plan) p;
-  if (!plan_init (&p, in, nn_args_get (args, 1), nn_args_bool (args, 2),
+  g_auto (NnOpsPlan) p;
+  if (!nn_ops_plan_init (&p, in, nn_args_get (args, 1), nn_args_bool (args, 2),
                   mean ? "mean" : "sum", error))
     return NULL;
   NnTensor *out = nn_ops_new (p.meta, out_dtype, &p.out, error);
@@ -160,10 +74,83 @@ mean_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
   return sum_mean (args, TRUE, error);
 }
 
+static NnValue *
+prod_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  NnTensor *in = nn_args_tensor (args, 0);
+  g_autoptr (NnTensor) owned = NULL;
+  if (!dtype_kw (args, 3, &in, &owned, error))
+    return NULL;
+  NnDType out_dtype = nn_dtype_is_float (in->dtype) ? in->dtype : NN_DTYPE_I64;
+  g_auto (NnOpsPlan) p;
+  if (!nn_ops_plan_init (&p, in, nn_args_get (args, 1), nn_args_bool (args, 2),
+                  "prod", error))
+    return NULL;
+  NnTensor *out = nn_ops_new (p.meta, out_dtype, &p.out, error);
+  if (!out || p.meta)
+    return nn_ops_take (out);
+  for (gint64 o = 0; o < p.outer; o++)
+    {
+      if (out_dtype == NN_DTYPE_I64)
+        {
+          guint64 acc = 1; /* wraps as int64 does */
+          for (gint64 k = 0; k < p.r; k++)
+            acc *= (guint64) nn_ops_get_i (p.rows, o * p.r + k);
+          nn_ops_set_i (out, o, (gint64) acc);
+          continue;
+        }
+      double acc = 1;
+      for (gint64 k = 0; k < p.r; k++)
+        acc *= nn_ops_get_f (p.rows, o * p.r + k);
+      nn_ops_set_f (out, o, acc);
+    }
+  return nn_value_take_tensor (out);
+}
+
+/* all/any: whether every / some element is non-zero, as bool. */
+static NnValue *
+all_any (const NnArgs *args, gboolean all, GError **error)
+{
+  NnTensor *in = nn_args_tensor (args, 0);
+  g_auto (NnOpsPlan) p;
+  if (!nn_ops_plan_init (&p, in, nn_args_get (args, 1), nn_args_bool (args, 2),
+                  all ? "all" : "any", error))
+    return NULL;
+  NnTensor *out = nn_ops_new (p.meta, NN_DTYPE_BOOL, &p.out, error);
+  if (!out || p.meta)
+    return nn_ops_take (out);
+  gboolean fl = nn_dtype_is_float (in->dtype);
+  for (gint64 o = 0; o < p.outer; o++)
+    {
+      gboolean acc = all;
+      for (gint64 k = 0; k < p.r && acc == all; k++)
+        {
+          gint64 i = o * p.r + k;
+          gboolean nz = fl ? nn_ops_get_f (p.rows, i) != 0
+                           : nn_ops_get_i (p.rows, i) != 0;
+          acc = nz;
+        }
+      ((guint8 *) out->data)[o] = acc ? 1 : 0;
+    }
+  return nn_value_take_tensor (out);
+}
+
+static NnValue *
+all_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  return all_any (args, TRUE, error);
+}
+
+static NnValue *
+any_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  return all_any (args, FALSE, error);
+}
+
 /* Index of the extreme of row @o: the first one, NaN beating everything,
  * as PyTorch's max/min/argmax. */
 static gint64
-extreme (const Plan *p, gint64 o, gboolean want_max)
+extreme (const NnOpsPlan *p, gint64 o, gboolean want_max)
 {
   gint64 best = 0;
   const NnTensor *t = p->rows;
@@ -195,7 +182,7 @@ extreme (const Plan *p, gint64 o, gboolean want_max)
 }
 
 static gboolean
-nonempty (const Plan *p, const char *op, GError **error)
+nonempty (const NnOpsPlan *p, const char *op, GError **error)
 {
   if (p->r > 0 || p->outer == 0)
     return TRUE;
@@ -206,7 +193,7 @@ nonempty (const Plan *p, const char *op, GError **error)
 
 /* Values (and with @indices, the index tensor) of the extremes. */
 static gboolean
-extremes (Plan *p, NnDType dtype, gboolean want_max, NnTensor **values,
+extremes (NnOpsPlan *p, NnDType dtype, gboolean want_max, NnTensor **values,
           NnTensor **indices, GError **error)
 {
   *values = nn_ops_new (p->meta, dtype, &p->out, error);
@@ -237,8 +224,8 @@ amax_amin (const NnArgs *args, gboolean want_max, GError **error)
 {
   NnTensor *in = nn_args_tensor (args, 0);
   const char *op = want_max ? "amax" : "amin";
-  g_auto (Plan) p;
-  if (!plan_init (&p, in, nn_args_get (args, 1), nn_args_bool (args, 2), op,
+  g_auto (NnOpsPlan) p;
+  if (!nn_ops_plan_init (&p, in, nn_args_get (args, 1), nn_args_bool (args, 2), op,
                   error))
     return NULL;
   if (p.r == 0 && p.outer > 0)
@@ -277,6 +264,20 @@ static gboolean i_minimum (gint64 a, gint64 b, gint64 *o, GError **e)
 static const NnOpsBinary op_maximum = { "maximum", f_maximum, i_maximum };
 static const NnOpsBinary op_minimum = { "minimum", f_minimum, i_minimum };
 
+static NnValue *
+maximum_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  return nn_ops_binary (&op_maximum, nn_args_get (args, 0),
+                        nn_args_get (args, 1), NULL, error);
+}
+
+static NnValue *
+minimum_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  return nn_ops_binary (&op_minimum, nn_args_get (args, 0),
+                        nn_args_get (args, 1), NULL, error);
+}
+
 /* max(input), max(input, dim, keepdim) -> (values, indices), and
  * max(input, other) = maximum(input, other). */
 static NnValue *
@@ -289,8 +290,8 @@ max_min (const NnArgs *args, gboolean want_max, GError **error)
     return nn_ops_binary (want_max ? &op_maximum : &op_minimum,
                           nn_args_get (args, 0), dimv, NULL, error);
   gboolean with_dim = !nn_value_is_none (dimv);
-  g_auto (Plan) p;
-  if (!plan_init (&p, in, dimv, with_dim && nn_args_bool (args, 2), op, error))
+  g_auto (NnOpsPlan) p;
+  if (!nn_ops_plan_init (&p, in, dimv, with_dim && nn_args_bool (args, 2), op, error))
     return NULL;
   if (!with_dim && !nonempty (&p, op, error))
     return NULL;
@@ -332,8 +333,8 @@ arg_extreme (const NnArgs *args, gboolean want_max, GError **error)
   NnTensor *in = nn_args_tensor (args, 0);
   NnValue *dimv = nn_args_get (args, 1);
   const char *op = want_max ? "argmax" : "argmin";
-  g_auto (Plan) p;
-  if (!plan_init (&p, in, dimv, nn_args_bool (args, 2), op, error))
+  g_auto (NnOpsPlan) p;
+  if (!nn_ops_plan_init (&p, in, dimv, nn_args_bool (args, 2), op, error))
     return NULL;
   if (p.r == 0 && p.outer > 0)
     {
@@ -392,8 +393,8 @@ var_std (const NnArgs *args, gboolean sqrt_it, GError **error)
     c = nn_value_get_float (corr);
   else if (!nn_value_is_none (unb))
     c = nn_value_get_bool (unb) ? 1 : 0;
-  g_auto (Plan) p;
-  if (!plan_init (&p, in, dimv, nn_args_bool (args, 3), op, error))
+  g_auto (NnOpsPlan) p;
+  if (!nn_ops_plan_init (&p, in, dimv, nn_args_bool (args, 3), op, error))
     return NULL;
   NnTensor *out = nn_ops_new (p.meta, in->dtype, &p.out, error);
   if (!out || p.meta)
@@ -462,6 +463,43 @@ static const NnArgSpec var_args[] = {
     "null", "subtracted from N in the divisor (default 1)" },
 };
 
+static const NnArgSpec pair_args[] = {
+  T_IN,
+  { "other", NN_ARG_TENSOR, NN_OPS_ALL, 0, NULL, "tensor" },
+};
+static const NnArgSpec prod_args[] = {
+  T_IN,
+  { "dim", NN_ARG_INT | NN_ARG_NONE, 0, NN_ARG_OPTIONAL, "null",
+    "dim; None: all" },
+  KEEPDIM,
+  { "dtype", NN_ARG_STRING | NN_ARG_NONE, 0, NN_ARG_OPTIONAL | NN_ARG_KW_ONLY,
+    "null", "convert the input to this dtype first" },
+};
+static const NnArgSpec all_args[] = {
+  T_IN,
+  { "dim", NN_ARG_INT | NN_ARG_NONE, 0, NN_ARG_OPTIONAL, "null",
+    "dim; None: all" },
+  KEEPDIM,
+};
+static const char *const prod_aliases[] = { "torch.prod", "Tensor.prod", NULL };
+static const char *const all_aliases[] = { "torch.all", "Tensor.all", NULL };
+static const char *const any_aliases[] = { "torch.any", "Tensor.any", NULL };
+static NN_OPS_TYPE (prod_type, "prod", "product over a dim or all",
+                    prod_args, prod_aliases, prod_fn);
+static NN_OPS_TYPE (all_type, "all", "every element non-zero (bool)",
+                    all_args, all_aliases, all_fn);
+static NN_OPS_TYPE (any_type, "any", "some element non-zero (bool)",
+                    all_args, any_aliases, any_fn);
+
+static const char *const maximum_aliases[] = {
+  "torch.maximum", "Tensor.maximum", NULL };
+static const char *const minimum_aliases[] = {
+  "torch.minimum", "Tensor.minimum", NULL };
+static NN_OPS_TYPE (maximum_type, "maximum", "element-wise maximum, NaN kept",
+                    pair_args, maximum_aliases, maximum_fn);
+static NN_OPS_TYPE (minimum_type, "minimum", "element-wise minimum, NaN kept",
+                    pair_args, minimum_aliases, minimum_fn);
+
 static const char *const sum_aliases[] = { "torch.sum", "Tensor.sum", NULL };
 static const char *const mean_aliases[] = { "torch.mean", "Tensor.mean", NULL };
 static const char *const amax_aliases[] = { "torch.amax", "Tensor.amax", NULL };
@@ -500,5 +538,6 @@ static NN_OPS_TYPE (std_type, "std", "standard deviation over dims", var_args,
 
 const NnLayerType *const nn_ops_reduce_types[] = {
   &sum_type, &mean_type, &amax_type, &amin_type, &max_type, &min_type,
-  &argmax_type, &argmin_type, &var_type, &std_type, NULL,
+  &argmax_type, &argmin_type, &var_type, &std_type, &maximum_type,
+  &minimum_type, &prod_type, &all_type, &any_type, NULL,
 };

@@ -327,12 +327,11 @@ expand_as_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
 }
 
 static NnValue *
-repeat_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+repeat_values (NnTensor *in, const NnValue *repsv, GError **error)
 {
-  NnTensor *in = nn_args_tensor (args, 0);
   gint64 reps[NN_MAX_DIMS];
   guint n;
-  if (!nn_ops_sizes (nn_args_get (args, 1), "repeats", reps, &n, error))
+  if (!nn_ops_sizes (repsv, "repeats", reps, &n, error))
     return NULL;
   if (n < in->shape.ndim)
     {
@@ -371,6 +370,12 @@ repeat_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
   if (!flat)
     return NULL;
   return nn_ops_take (with_shape (flat, &shape, error));
+}
+
+static NnValue *
+repeat_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  return repeat_values (nn_args_tensor (args, 0), nn_args_get (args, 1), error);
 }
 
 static NnValue *
@@ -491,6 +496,88 @@ roll_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
   return nn_value_take_tensor (out);
 }
 
+static NnValue *
+flip_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  NnTensor *in = nn_args_tensor (args, 0);
+  gint64 dims[NN_MAX_DIMS], strides[NN_MAX_DIMS], base = 0;
+  guint n;
+  gboolean seen[NN_MAX_DIMS] = { FALSE };
+  if (!nn_ops_sizes (nn_args_get (args, 1), "dims", dims, &n, error))
+    return NULL;
+  nn_ops_strides (&in->shape, strides);
+  for (guint i = 0; i < n; i++)
+    {
+      guint d;
+      if (!nn_ops_dim (dims[i], in->shape.ndim, &d, error))
+        return NULL;
+      if (in->shape.ndim == 0)
+        continue;
+      if (seen[d])
+        {
+          nn_ops_shape_fail (error, "dims has duplicates, original flip dims "
+                             "size=%u, but unique flip dims size=%u", n, i);
+          return NULL;
+        }
+      seen[d] = TRUE;
+      /* Walk the dim backwards: start at its last element. */
+      base += (in->shape.dims[d] - 1) * strides[d];
+      strides[d] = -strides[d];
+    }
+  if (nn_tensor_numel (in) == 0)
+    base = 0;
+  return nn_ops_take (nn_ops_gather (in, &in->shape, strides, base, error));
+}
+
+/* tile: repeat with the reps padded by leading 1s to the input's dims. */
+static NnValue *
+tile_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  NnTensor *in = nn_args_tensor (args, 0);
+  gint64 reps[NN_MAX_DIMS];
+  guint n;
+  if (!nn_ops_sizes (nn_args_get (args, 1), "dims", reps, &n, error))
+    return NULL;
+  guint pad = n < in->shape.ndim ? in->shape.ndim - n : 0;
+  g_autoptr (NnValue) full = nn_value_new_tuple ();
+  for (guint i = 0; i < pad; i++)
+    nn_value_append (full, nn_value_new_int (1));
+  for (guint i = 0; i < n; i++)
+    nn_value_append (full, nn_value_new_int (reps[i]));
+  return repeat_values (in, full, error);
+}
+
+/* len(obj): a tensor's first size, or the item count of a sequence,
+ * dict or string, as Python's builtin. */
+static NnValue *
+len_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  NnValue *v = nn_args_get (args, 0);
+  switch (nn_value_kind (v))
+    {
+    case NN_VALUE_TENSOR:
+      {
+        NnTensor *t = nn_value_get_tensor (v);
+        if (t->shape.ndim == 0)
+          {
+            nn_ops_fail (error, "len() of a 0-d tensor");
+            return NULL;
+          }
+        return nn_value_new_int (t->shape.dims[0]);
+      }
+    case NN_VALUE_TUPLE:
+    case NN_VALUE_LIST:
+    case NN_VALUE_DICT:
+      return nn_value_new_int (nn_value_n_items (v));
+    case NN_VALUE_STRING:
+      return nn_value_new_int (g_utf8_strlen (nn_value_get_string (v), -1));
+    default:
+      nn_ops_fail (error, "object of type '%s' has no len()",
+                   nn_value_kind_name (nn_value_kind (v)));
+      return NULL;
+    }
+}
+
 static const NnArgSpec sizes_args[] = {
   T_IN,
   { "shape", NN_ARG_ANY, NN_OPS_ALL, NN_ARG_VARIADIC, NULL, "sizes, -1 inferred" },
@@ -541,6 +628,23 @@ static const NnArgSpec roll_args[] = {
   { "dims", NN_ARG_INT | NN_ARG_SEQ | NN_ARG_NONE, 0, NN_ARG_OPTIONAL, "null",
     "dims to roll; None rolls the flattened tensor" },
 };
+
+static const NnArgSpec flip_args[] = {
+  T_IN,
+  { "dims", NN_ARG_ANY, NN_OPS_ALL, NN_ARG_VARIADIC, NULL, "dims to reverse" },
+};
+static const NnArgSpec len_args[] = {
+  { "obj", NN_ARG_ANY, NN_OPS_ALL, 0, NULL, "tensor, tuple, list, dict or str" },
+};
+static const char *const flip_aliases[] = { "torch.flip", "Tensor.flip", NULL };
+static const char *const tile_aliases[] = { "torch.tile", "Tensor.tile", NULL };
+static const char *const len_aliases[] = { "builtins.len", NULL };
+static NN_OPS_TYPE (flip_type, "flip", "reverses the order along dims",
+                    flip_args, flip_aliases, flip_fn);
+static NN_OPS_TYPE (tile_type, "tile", "repeat, reps padded with leading 1s",
+                    flip_args, tile_aliases, tile_fn);
+static NN_OPS_TYPE (len_type, "len", "Python's len()", len_args, len_aliases,
+                    len_fn);
 
 static const char *const reshape_aliases[] = {
   "torch.reshape", "Tensor.reshape", NULL };
@@ -605,5 +709,5 @@ const NnLayerType *const nn_ops_shape_types[] = {
   &reshape_type, &view_type, &unflatten_type, &permute_type, &transpose_type,
   &t_type, &contiguous_type, &squeeze_type, &unsqueeze_type, &expand_type,
   &expand_as_type, &repeat_type, &size_type, &dim_type, &numel_type,
-  &roll_type, NULL,
+  &roll_type, &flip_type, &tile_type, &len_type, NULL,
 };

@@ -455,6 +455,71 @@ case("add_int8_int32", "add", torch.add, [ri(5).to(torch.int8), ri(5).to(torch.i
 case("where_broadcast", "where", torch.where, [ri(3, 1) > 0, r(4), ri(3, 4)])
 case("logical_not_float", "logical_not", torch.logical_not, [torch.tensor([0.0, 2.0, -1.0])])
 
+# --- more ops the exporter writes ---------------------------------------
+
+
+def setitem(t, k, v):
+    t = t.clone()
+    t[k] = v
+    return t
+
+
+x = r(3, 4, 5)
+case("setitem_int", "setitem", setitem, [x, 1, 0.5])
+case("setitem_slice_tensor", "operator.setitem", setitem, [x, (slice(None), slice(1, 3)), r(2, 5)])
+case("setitem_broadcast", "setitem", setitem, [x, (Ellipsis, 0), r(4)])
+case("setitem_mask", "setitem", setitem, [x, x > 0, 0.0])
+case("setitem_mask_dim", "setitem", setitem, [x, (slice(None), torch.tensor([True, False, True, True])), -1.0])
+case("setitem_long_index", "setitem", setitem, [x, (slice(None), torch.tensor([0, 3])), r(3, 2, 5)])
+case("setitem_int_tensor_float_value", "setitem", setitem, [ri(2, 3), (0, slice(None)), 2.7])
+case("setitem_value_leading_one", "setitem", setitem, [x, 0, r(1, 4, 5)])
+err("setitem_bad_shape", "setitem", setitem, [x, 0, r(3)])
+case("setitem_list", "setitem", lambda l, i, v: l[:i] + [v] + l[i + 1:], [[1, 2, 3], 1, 9])
+case("fmod", "torch.fmod", torch.fmod, [r(6) * 5, -1.5])
+case("fmod_int", "Tensor.fmod", torch.fmod, [ri(8, lo=-20, hi=20), 3])
+case("floordiv_short", "floordiv", operator.floordiv, [ri(6, lo=-9, hi=9), 4])
+case("mod_short", "mod", operator.mod, [ri(6, lo=-9, hi=9), 4])
+case("maximum", "torch.maximum", torch.maximum, [r(3, 1), r(4)])
+case("minimum_int", "minimum", torch.minimum, [ri(5), ri(5)])
+case("prod", "torch.prod", torch.prod, [r(3, 4), 1])
+case("prod_all_int", "Tensor.prod", torch.prod, [ri(5, lo=1, hi=4)])
+case("all", "torch.all", torch.all, [ri(3, 4) > -4])
+case("any_dim", "Tensor.any", torch.any, [ri(3, 4) > 3, 1])
+case("all_float_keep", "all", torch.all, [r(3, 4), 0, True])
+case("flip", "torch.flip", torch.flip, [r(2, 3, 4), (0, 2)])
+case("flip_method", "Tensor.flip", lambda t, *d: t.flip(*d), [r(2, 3, 4), -1])
+case("tile", "torch.tile", torch.tile, [r(2, 3), (2,)])
+case("tile_more", "Tensor.tile", torch.tile, [r(2, 3), (2, 1, 2)])
+case("len_tensor", "builtins.len", len, [r(4, 2)])
+case("len_tuple", "len", len, [(1, 2, 3)])
+case("eye", "torch.eye", torch.eye, [3])
+case("eye_rect_dtype", "eye", torch.eye, [2, 4], {"dtype": torch.int64})
+case("addmm", "torch.addmm", torch.addmm, [r(4), r(3, 2), r(2, 4)], {"beta": 0.5, "alpha": 2.0}, tol=1e-4)
+case("baddbmm", "torch.baddbmm", torch.baddbmm, [r(2, 3, 4), r(2, 3, 5), r(2, 5, 4)], {"alpha": 0.5}, tol=1e-4)
+case("cumsum", "torch.cumsum", torch.cumsum, [r(3, 4), 1])
+case("cumsum_int", "Tensor.cumsum", torch.cumsum, [ri(3, 4), 0])
+case("cumsum_bool", "cumsum", torch.cumsum, [ri(6) > 0, 0])
+case("cumprod", "torch.cumprod", torch.cumprod, [r(3, 4), -1])
+case("sort", "torch.sort", torch.sort, [r(3, 5)])
+case("sort_desc_dim0", "Tensor.sort", torch.sort, [r(3, 5), 0, True])
+case("sort_nan", "sort", torch.sort, [torch.tensor([2.0, float("nan"), -1.0, 5.0])])
+case("argsort", "torch.argsort", torch.argsort, [r(4, 3)], {"dim": 0})
+case("topk", "torch.topk", torch.topk, [r(3, 6), 2])
+case("topk_smallest", "Tensor.topk", torch.topk, [r(3, 6), 3, 0, False])
+err("topk_too_big", "topk", torch.topk, [r(3, 6), 7])
+case("norm", "torch.norm", torch.norm, [r(3, 4)])
+case("norm_p1_dim", "Tensor.norm", torch.norm, [r(3, 4), 1, 1])
+case("norm_inf_keep", "norm", torch.norm, [r(3, 4), float("inf"), 0, True])
+case("norm_p3", "norm", torch.norm, [r(3, 4)], {"p": 3, "dim": (0, 1)})
+case("vector_norm", "torch.linalg.vector_norm", torch.linalg.vector_norm, [r(3, 4)], {"ord": 2, "dim": -1})
+case("normalize", "torch.nn.functional.normalize", F.normalize, [r(3, 4)])
+case("normalize_dim", "normalize", F.normalize, [r(3, 4)], {"p": 1.0, "dim": 0})
+case("getitem_tuple_reversed", "getitem", operator.getitem, [(1, 2, 3, 4), slice(None, None, -1)])
+case("getitem_list_step", "getitem", operator.getitem, [[1, 2, 3, 4, 5], slice(-1, 0, -2)])
+case("and_short", "and_", operator.and_, [m1, m2])
+case("invert_short", "invert", operator.invert, [m1])
+case("float_short", "float", lambda t: t.float(), [ri(3)])
+
 # --- ops inside a Graph -----------------------------------------------------
 # Each graph is a Graph descriptor config whose op nodes use the exporter's
 # spellings, with the PyTorch function it stands for; sizes flow as ints.
