@@ -14,6 +14,7 @@ static const NnLayerType *const *const ops_groups[] = {
   nn_ops_sort_types,
   nn_ops_norm_types,
   nn_ops_matmul_types,
+  nn_ops_einsum_types,
   nn_ops_softmax_types,
   nn_ops_unary_types,
   nn_ops_compare_types,

@@ -25,6 +25,7 @@ extern const NnLayerType *const nn_ops_cumulative_types[];
 extern const NnLayerType *const nn_ops_sort_types[];
 extern const NnLayerType *const nn_ops_norm_types[];
 extern const NnLayerType *const nn_ops_matmul_types[];
+extern const NnLayerType *const nn_ops_einsum_types[];
 extern const NnLayerType *const nn_ops_softmax_types[];
 extern const NnLayerType *const nn_ops_unary_types[];
 extern const NnLayerType *const nn_ops_compare_types[];

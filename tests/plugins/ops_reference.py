@@ -518,6 +518,16 @@ case("getitem_tuple_reversed", "getitem", operator.getitem, [(1, 2, 3, 4), slice
 case("getitem_list_step", "getitem", operator.getitem, [[1, 2, 3, 4, 5], slice(-1, 0, -2)])
 case("and_short", "and_", operator.and_, [m1, m2])
 case("invert_short", "invert", operator.invert, [m1])
+case("einsum_matmul", "torch.einsum", torch.einsum, ["bij,bjk->bik", r(2, 3, 4), r(2, 4, 5)])
+case("einsum_list", "einsum", torch.einsum, ["ij,jk", [r(3, 4), r(4, 2)]])
+case("einsum_ellipsis", "einsum", torch.einsum, ["...qd,...kd->...qk", r(2, 3, 5, 4), r(3, 6, 4)])
+case("einsum_trace_diag", "einsum", torch.einsum, ["ii->i", r(4, 4)])
+case("einsum_sum_all", "einsum", torch.einsum, ["ij->", r(3, 4)])
+case("einsum_outer", "einsum", torch.einsum, ["i,j->ij", r(3), r(4)])
+case("einsum_implicit_transpose", "einsum", torch.einsum, ["ba", r(3, 4)])
+case("einsum_three", "einsum", torch.einsum, ["ij,jk,kl->il", r(2, 3), r(3, 4), r(4, 2)])
+err("einsum_bad_sizes", "einsum", torch.einsum, ["ij,jk->ik", r(2, 3), r(4, 2)],
+    match="einsum(): operands do not broadcast")
 case("float_short", "float", lambda t: t.float(), [ri(3)])
 
 # --- ops inside a Graph -----------------------------------------------------
