@@ -249,7 +249,14 @@ arange_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
                    "step sign");
       return NULL;
     }
-  NnShape shape = { 1, { (gint64) ceil ((end - start) / step) } };
+  double count = ceil ((end - start) / step);
+  /* Beyond 2^53 elements no double counts exactly, nor memory holds it. */
+  if (count > 9007199254740992.0)
+    {
+      nn_ops_fail (error, "arange(): %g elements are too many", count);
+      return NULL;
+    }
+  NnShape shape = { 1, { (gint64) count } };
   gboolean meta = nn_call_is_meta (call);
   NnTensor *out = nn_ops_new (meta, dt, &shape, error);
   if (!out || meta)
@@ -297,12 +304,16 @@ eye_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
 /* The nested lists of numbers in @v: their shape, and whether any is a
  * float or all are bools. */
 static gboolean
-data_shape (const NnValue *v, guint depth, NnShape *shape, gboolean *any_float,
-            gboolean *all_bool, GError **error)
+data_shape (const NnValue *v, guint depth, NnShape *shape, gint *leaf_depth,
+            gboolean *any_float, gboolean *all_bool, GError **error)
 {
   NnValueKind k = nn_value_kind (v);
   if (k == NN_VALUE_TUPLE || k == NN_VALUE_LIST)
     {
+      /* Numbers must all sit at one depth, the result's ndim. */
+      if (*leaf_depth >= 0 && (gint) depth >= *leaf_depth)
+        return nn_ops_fail (error, "tensor(): ragged nested sequence at dim "
+                            "%u", depth);
       guint n = nn_value_n_items (v);
       if (depth >= NN_MAX_DIMS)
         return nn_ops_fail (error, "tensor(): too many nested lists");
@@ -316,17 +327,18 @@ data_shape (const NnValue *v, guint depth, NnShape *shape, gboolean *any_float,
                             shape->ndim > depth ? shape->dims[depth] : 0,
                             depth, n);
       for (guint i = 0; i < n; i++)
-        if (!data_shape (nn_value_item (v, i), depth + 1, shape, any_float,
-                         all_bool, error))
+        if (!data_shape (nn_value_item (v, i), depth + 1, shape, leaf_depth,
+                         any_float, all_bool, error))
           return FALSE;
       return TRUE;
     }
   if (!nn_ops_is_scalar_value (v))
     return nn_ops_fail (error, "tensor(): could not infer dtype of %s",
                         nn_value_kind_name (k));
-  if (shape->ndim > depth)
+  if (shape->ndim > depth || (*leaf_depth >= 0 && *leaf_depth != (gint) depth))
     return nn_ops_fail (error, "tensor(): ragged nested sequence at dim %u",
                         depth);
+  *leaf_depth = (gint) depth;
   *any_float |= k == NN_VALUE_FLOAT;
   *all_bool &= k == NN_VALUE_BOOL;
   return TRUE;
@@ -359,7 +371,8 @@ from_data (NnCall *call, const NnValue *data, NnDType *dt, gboolean dt_given,
     }
   NnShape shape = { 0 };
   gboolean any_float = FALSE, all_bool = TRUE;
-  if (!data_shape (data, 0, &shape, &any_float, &all_bool, error))
+  gint leaf_depth = -1;
+  if (!data_shape (data, 0, &shape, &leaf_depth, &any_float, &all_bool, error))
     return NULL;
   if (!dt_given)
     *dt = any_float ? NN_DTYPE_F32 : all_bool ? NN_DTYPE_BOOL : NN_DTYPE_I64;

@@ -59,6 +59,9 @@ parse_term (const char *t, gsize len, gint ndim, guint *n_ell, gint *lab,
                           "[a-zA-Z]", i);
     else
       letters++;
+  if (letters > (ndim >= 0 ? NN_MAX_DIMS : MAX_LABELS - NN_MAX_DIMS))
+    return nn_ops_shape_fail (error, "einsum(): too many subscripts (%u) in "
+                              "one term", letters);
   guint e = 0;
   if (ndim >= 0)
     {

@@ -200,8 +200,11 @@ nn_ops_index_plan (NnTensor *in, const NnValue *idx, NnOpsIndexPlan *plan,
               strides[shape.ndim++] = own[d];
             }
           break;
-        case NN_VALUE_INT:
         case NN_VALUE_BOOL:
+          /* x[True] adds a dim in PyTorch, unlike the int 1 it equals. */
+          return nn_ops_fail (error, "indexing a tensor with a Python bool is "
+                              "not supported by nnkit");
+        case NN_VALUE_INT:
           {
             gint64 j = nn_value_get_int (it);
             if (!nn_ops_check_index (&j, in->shape.dims[d], d, error))

@@ -25,7 +25,7 @@ binary_python (const NnOpsBinary *op, const NnValue *a, const NnValue *b,
     }
   gint64 vb = nn_value_get_int (b), r;
   if (alpha)
-    vb *= nn_value_get_int (alpha);
+    vb = (gint64) ((guint64) vb * (guint64) nn_value_get_int (alpha));
   if (!op->i (nn_value_get_int (a), vb, &r, error))
     return NULL;
   if (op->out_bool)
@@ -138,8 +138,9 @@ nn_ops_binary (const NnOpsBinary *op, const NnValue *a, const NnValue *b,
   for (gint64 i = 0; i < n; i++, nn_ops_iter_next (&it))
     {
       gint64 r;
-      if (!op->i (nn_ops_get_i (ta, it.off[0]), nn_ops_get_i (tb, it.off[1]) * al,
-                  &r, error))
+      /* alpha scales in wrapping int64 arithmetic, as PyTorch's. */
+      gint64 y = (gint64) ((guint64) nn_ops_get_i (tb, it.off[1]) * (guint64) al);
+      if (!op->i (nn_ops_get_i (ta, it.off[0]), y, &r, error))
         {
           nn_tensor_unref (out);
           return NULL;

@@ -48,10 +48,10 @@ sum_mean (const NnArgs *args, gboolean mean, GError **error)
     {
       if (out_dtype == NN_DTYPE_I64)
         {
-          gint64 acc = 0;
+          guint64 acc = 0; /* wraps as int64 does */
           for (gint64 k = 0; k < p.r; k++)
-            acc += nn_ops_get_i (p.rows, o * p.r + k);
-          nn_ops_set_i (out, o, acc);
+            acc += (guint64) nn_ops_get_i (p.rows, o * p.r + k);
+          nn_ops_set_i (out, o, (gint64) acc);
           continue;
         }
       double acc = 0;

@@ -302,6 +302,12 @@ expand_to (NnTensor *in, const gint64 *sizes, guint n, GError **error)
                              i, t, s);
           return NULL;
         }
+      if (want < 0)
+        {
+          nn_ops_shape_fail (error, "Trying to create tensor with negative "
+                             "dimension %" G_GINT64_FORMAT, want);
+          return NULL;
+        }
       shape.dims[i] = want;
       strides[i] = have == want ? own[i - lead] : 0;
     }

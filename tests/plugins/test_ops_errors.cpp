@@ -6,6 +6,7 @@
 #include "nn-test.h"
 
 #include <cstring>
+#include <functional>
 #include <string>
 
 using namespace nntest;
@@ -280,5 +281,59 @@ TEST (Ops, MatrixProductsCountTheirMultiplyAdds)
     ASSERT_TRUE (bound) << err.message ();
     EXPECT_EQ (t->count_macs (m.get (), bound, out.get ()), c.macs) << c.op;
     nn_args_free (bound);
+  }
+}
+
+TEST (OpsErrors, BadInputsAreErrorsNotCrashes)
+{
+  Registry reg = default_registry ();
+  Tensor x = iota (NN_DTYPE_F32, { 2, 3 });
+  Tensor e = iota (NN_DTYPE_F32, { 0, 3 });
+  Tensor row = iota (NN_DTYPE_F32, { 1, 3 });
+  struct Case {
+    const char *op;
+    std::function<void (Args &)> fill;
+    const char *want;
+  };
+  Case cases[] = {
+    { "expand", [&] (Args &a) { a.t (x.get ()).i (-2).i (3); }, "must match the existing size (2)" },
+    { "expand", [&] (Args &a) { a.t (row.get ()).i (-2).i (3); }, "negative dimension -2" },
+    { "expand", [&] (Args &a) { a.t (x.get ()).i (2).i (-5); }, "must match the existing size" },
+    { "getitem", [&] (Args &a) { a.t (x.get ()).val (nn_value_new_bool (TRUE)); }, "Python bool" },
+    { "einsum", [&] (Args &a) { a.s ("ij->iiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiii").t (x.get ()); },
+      "too many subscripts" },
+    { "einsum", [&] (Args &a) { a.s ("ij,jk->ik").t (x.get ()); }, "fewer operands" },
+    { "einsum", [&] (Args &a) { a.s ("i.j").t (x.get ()); }, "not part of any ellipsis" },
+    { "torch.arange", [&] (Args &a) { a.f (0).f (1e300).f (1e-300); }, "too many" },
+    { "zeros", [&] (Args &a) { for (int i = 0; i < 9; i++) a.i (1); }, "at most 8 dims" },
+    { "zeros", [&] (Args &a) { a.i (1 << 30).i (1 << 30).i (1 << 30); }, "cannot allocate" },
+    { "view", [&] (Args &a) { a.t (x.get ()).i (-3); }, "invalid shape dimension -3" },
+    { "roll", [&] (Args &a) { a.t (e.get ()).i (2); }, "" },
+    { "chunk", [&] (Args &a) { a.t (x.get ()).i (0); }, "greater than 0" },
+    { "narrow", [&] (Args &a) { a.t (x.get ()).i (1).i (1).i (-1); }, "exceeds dimension size" },
+    { "pad", [&] (Args &a) { a.t (x.get ()).val (nn_value_new_list ()).s ("wrap"); }, "Unrecognised padding mode" },
+    { "setitem", [&] (Args &a) { a.i (3).i (0).i (1); }, "argument 'obj'" },
+    { "len", [&] (Args &a) { a.i (3); }, "has no len()" },
+    { "tensor", [&] (Args &a) {
+        NnValue *l = nn_value_new_list ();
+        nn_value_append (l, nn_value_new_int (1));
+        NnValue *inner = nn_value_new_list ();
+        nn_value_append (inner, nn_value_new_int (2));
+        nn_value_append (l, inner);
+        a.val (l); }, "ragged" },
+  };
+  for (auto &c : cases) {
+    Module m = op (reg.get (), c.op);
+    Args a;
+    c.fill (a);
+    Error err;
+    Value out = call (m.get (), a, err);
+    if (!*c.want) {
+      // An empty tensor rolls to an empty tensor.
+      EXPECT_TRUE (out) << c.op << ": " << err.message ();
+      continue;
+    }
+    EXPECT_FALSE (out) << c.op;
+    EXPECT_TRUE (contains (err.message (), c.want)) << c.op << ": " << err.message ();
   }
 }
