@@ -198,7 +198,7 @@ void run_case (NnRegistry *reg, JsonObject *c, const std::string &dir)
   build_args (c, st.get (), true, margs, mkwargs);
   Value out (nn_module_call (m.get (), args.get (), kwargs.get (), err.out ()));
   Error merr;
-  Value mout (nn_module_call_infer (m.get (), margs.get (), mkwargs.get (), merr.out ()));
+  Value mout (nn_module_infer (m.get (), margs.get (), mkwargs.get (), merr.out ()));
   if (json_object_has_member (c, "call_error")) {
     EXPECT_FALSE (out);
     expect_error (c, "call_error", err, "forward");
