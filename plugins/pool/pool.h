@@ -9,6 +9,10 @@ extern const NnLayerType nn_max_pool2d_type;
 extern const NnLayerType nn_avg_pool2d_type;
 extern const NnLayerType nn_adaptive_avg_pool2d_type;
 extern const NnLayerType nn_adaptive_max_pool2d_type;
+extern const NnLayerType nn_max_pool1d_type;
+extern const NnLayerType nn_avg_pool1d_type;
+extern const NnLayerType nn_adaptive_avg_pool1d_type;
+extern const NnLayerType nn_adaptive_max_pool1d_type;
 
 /* A sliding window over H and W, expanded from the config's ints/tuples. */
 typedef struct {
