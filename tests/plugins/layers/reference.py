@@ -116,21 +116,18 @@ def run_case(case, outdir, gen):
         entry["create_error"] = str(e)
         write_safetensors(os.path.join(outdir, case.name + ".safetensors"), {})
         return entry
-    args, specs = [], []
-    for i, a in enumerate(case.args):
+    def spec(a, key):
+        """An argument as the C test rebuilds it; tensors go to the file."""
         if isinstance(a, torch.Tensor):
-            tensors[f"arg.{i}"] = a
-            specs.append({"tensor": f"arg.{i}"})
-        else:
-            specs.append({"value": a})
-        args.append(a)
-    kwspecs = {}
-    for k, a in case.kwargs.items():
-        if isinstance(a, torch.Tensor):
-            tensors["kwarg." + k] = a
-            kwspecs[k] = {"tensor": "kwarg." + k}
-        else:
-            kwspecs[k] = {"value": a}
+            tensors[key] = a
+            return {"tensor": key}
+        if isinstance(a, tuple) and any(isinstance(v, torch.Tensor) for v in a):
+            return {"tuple": [spec(v, f"{key}.{i}") for i, v in enumerate(a)]}
+        return {"value": a}
+
+    args = list(case.args)
+    specs = [spec(a, f"arg.{i}") for i, a in enumerate(args)]
+    kwspecs = {k: spec(a, "kwarg." + k) for k, a in case.kwargs.items()}
     entry["args"], entry["kwargs"] = specs, kwspecs
     try:
         with torch.no_grad():

@@ -57,10 +57,17 @@ NnValue *json_to_value (JsonNode *n)
   return nn_value_new_string (json_node_get_string (n));
 }
 
-// An argument spec {"tensor": key} or {"value": json}; tensors become meta
-// tensors of the same shape when @meta.
+// An argument spec {"tensor": key}, {"tuple": [specs]} or {"value": json};
+// tensors become meta tensors of the same shape when @meta.
 NnValue *arg_value (JsonObject *spec, NnSafetensors *st, bool meta)
 {
+  if (json_object_has_member (spec, "tuple")) {
+    NnValue *t = nn_value_new_tuple ();
+    JsonArray *a = json_object_get_array_member (spec, "tuple");
+    for (guint i = 0; i < json_array_get_length (a); i++)
+      nn_value_append (t, arg_value (json_array_get_object_element (a, i), st, meta));
+    return t;
+  }
   if (json_object_has_member (spec, "tensor")) {
     const char *key = json_object_get_string_member (spec, "tensor");
     NnShape s;
