@@ -70,7 +70,8 @@ def structure(value):
 
 class Case:
     def __init__(self, name, type_, config, args, kwargs=None, tol=1e-4,
-                 cls=None, init=None, error=None, op=False):
+                 cls=None, init=None, error=None, op=False,
+                 tree=False, shape_from_data=False):
         self.name, self.type, self.config = name, type_, config
         self.args, self.kwargs = args, kwargs or {}
         self.tol, self.cls, self.init = tol, cls or getattr(nn, type_), init
@@ -79,6 +80,11 @@ class Case:
         self.error = error
         # A functional op: no repr nor state_dict in PyTorch's sense.
         self.op = op
+        # A composite: nnkit builds it from a descriptor node with children.
+        self.tree = tree
+        # The result's shape depends on tensor values (shape inference
+        # cannot know it): TransformerEncoder's nested-tensor path.
+        self.shape_from_data = shape_from_data
 
 
 def randomise(module, gen):
@@ -108,6 +114,11 @@ def run_case(case, outdir, gen):
             case.init(module)
         module.eval()
         entry["repr"] = repr(module)
+        if case.tree:
+            import descriptor
+            entry["descriptor"] = descriptor.node(module)
+        if case.shape_from_data:
+            entry["shape_from_data"] = True
         entry["state"] = [[k, list(v.shape), DTYPES[v.dtype]]
                           for k, v in module.state_dict().items()]
         for k, v in module.state_dict().items():
