@@ -13,14 +13,16 @@
 #include <string.h>
 #include <nnkit/plugin.h>
 
-/* A one-tensor result (transfer full of @t), or NULL when @t is NULL
- * (allocation failed) with an error saying so. */
+/* A one-tensor result (transfer full of @t), or NULL when @t is NULL:
+ * then @error keeps the reason a callee set, or says that the allocation
+ * failed. */
 static inline NnValue *
 nn_lu_result (NnTensor *t, GError **error)
 {
   if (!t) {
-    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
-                 "cannot allocate the output tensor");
+    if (!error || !*error)
+      g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                   "cannot allocate the output tensor");
     return NULL;
   }
   return nn_value_take_tensor (t);
