@@ -4,7 +4,11 @@
 #include "conv_nd.h"
 #include "../common/nn-layer-util.h"
 
-static const char *const padding_modes[] = { "zeros", NULL };
+/* All of Conv's modes are accepted by the schema so that create() can
+ * refuse the others with PyTorch's message. */
+static const char *const padding_modes[] = {
+  "zeros", "reflect", "replicate", "circular", NULL
+};
 
 #define CONVT_SCHEMA(n_, dflt0_, dflt1_)                                       \
   { "in_channels", NN_KIND_INT, 0, NN_KEY_HAS_MIN, NULL, 1, 0, NULL,           \
@@ -30,7 +34,7 @@ static const char *const padding_modes[] = { "zeros", NULL };
     NN_KEY_OPTIONAL | NN_KEY_EXPAND | NN_KEY_HAS_MIN, dflt1_, 1, 0, NULL,      \
     "spacing between kernel taps" },                                           \
   { "padding_mode", NN_KIND_ENUM, 0, NN_KEY_OPTIONAL, "\"zeros\"", 0, 0,       \
-    padding_modes, "only 'zeros'" }
+    padding_modes, "only 'zeros' is supported, as in PyTorch" }
 
 static const NnSchemaKey convt1d_schema[] = { CONVT_SCHEMA (1, "[0]", "[1]") };
 static const NnSchemaKey convt2d_schema[] = { CONVT_SCHEMA (2, "[0, 0]", "[1, 1]") };

@@ -10,9 +10,9 @@ static const char *const modes[] = {
 };
 
 static const NnSchemaKey upsample_schema[] = {
-  { "size", NN_KIND_JSON, 0, NN_KEY_OPTIONAL, "null", 0, 0, NULL,
+  { "size", NN_KIND_JSON, 0, NN_KEY_OPTIONAL | NN_KEY_NULLABLE, "null", 0, 0, NULL,
     "output spatial size: an int or a list, or None" },
-  { "scale_factor", NN_KIND_JSON, 0, NN_KEY_OPTIONAL, "null", 0, 0, NULL,
+  { "scale_factor", NN_KIND_JSON, 0, NN_KEY_OPTIONAL | NN_KEY_NULLABLE, "null", 0, 0, NULL,
     "multiplier of the spatial size: a number or a list, or None" },
   { "mode", NN_KIND_ENUM, 0, NN_KEY_OPTIONAL, "\"nearest\"", 0, 0, modes,
     "resampling mode" },
@@ -24,9 +24,9 @@ static const NnSchemaKey upsample_schema[] = {
 };
 
 static const NnSchemaKey upsampling2d_schema[] = {
-  { "size", NN_KIND_JSON, 0, NN_KEY_OPTIONAL, "null", 0, 0, NULL,
+  { "size", NN_KIND_JSON, 0, NN_KEY_OPTIONAL | NN_KEY_NULLABLE, "null", 0, 0, NULL,
     "output spatial size: an int or a list, or None" },
-  { "scale_factor", NN_KIND_JSON, 0, NN_KEY_OPTIONAL, "null", 0, 0, NULL,
+  { "scale_factor", NN_KIND_JSON, 0, NN_KEY_OPTIONAL | NN_KEY_NULLABLE, "null", 0, 0, NULL,
     "multiplier of the spatial size: a number or a list, or None" },
 };
 

@@ -33,9 +33,11 @@ def cases(rng, gen):
     out.append(Case("Embedding_bad_padding", "Embedding",
                     {"num_embeddings": 10, "embedding_dim": 3, "padding_idx": 10}, []))
     out.append(Case("Embedding_bad_index", "Embedding",
-                    {"num_embeddings": 10, "embedding_dim": 3}, [torch.tensor([[1, 10]])]))
+                    {"num_embeddings": 10, "embedding_dim": 3}, [torch.tensor([[1, 10]])],
+                    data_error=True))
     out.append(Case("Embedding_negative_index", "Embedding",
-                    {"num_embeddings": 10, "embedding_dim": 3}, [torch.tensor([-1])]))
+                    {"num_embeddings": 10, "embedding_dim": 3}, [torch.tensor([-1])],
+                    data_error=True))
     # nnkit checks dtypes when binding arguments, in its own words.
     out.append(Case("Embedding_float_index", "Embedding",
                     {"num_embeddings": 10, "embedding_dim": 3}, [torch.tensor([1.0])],
@@ -76,7 +78,7 @@ def cases(rng, gen):
     out.append(Case("EmbeddingBag_first_offset", "EmbeddingBag", bag,
                     [torch.tensor([1, 2]), torch.tensor([1])],
                     error="offsets[0] has to be 0, i.e., the first sequence in the mini-batch "
-                          "has to start from position 0. However, got 1"))
+                          "has to start from position 0. However, got 1", data_error=True))
     out.append(Case("EmbeddingBag_weights_mean", "EmbeddingBag", bag,
                     [torch.tensor([1, 2]), torch.tensor([0]), torch.tensor([1., 2.])],
                     error="per_sample_weights is only supported for mode='sum' (got mode='mean')"))
@@ -84,10 +86,10 @@ def cases(rng, gen):
                     [torch.tensor([1, 2]), torch.tensor([0]), torch.tensor([1., 2., 3.])]))
     out.append(Case("EmbeddingBag_offset_past_end", "EmbeddingBag", bag,
                     [torch.tensor([1, 2]), torch.tensor([0, 3])],
-                    error="offsets[-1] can not be greater than input's length 2"))
+                    error="offsets[-1] can not be greater than input's length 2", data_error=True))
     out.append(Case("EmbeddingBag_bad_index", "EmbeddingBag", bag,
                     [torch.tensor([1, 12]), torch.tensor([0])],
-                    error="index out of range in self"))
+                    error="index out of range in self", data_error=True))
     for i in range(2):
         rows, dim = rng.randint(2, 8), rng.randint(1, 4)
         args = [idx(gen, rows, rng.randint(1, 4), 2), torch.randn(rows, dim, generator=gen)]

@@ -71,7 +71,8 @@ def structure(value):
 class Case:
     def __init__(self, name, type_, config, args, kwargs=None, tol=1e-4,
                  cls=None, init=None, error=None, op=False,
-                 tree=False, shape_from_data=False):
+                 tree=False, shape_from_data=False,
+                 data_error=False):
         self.name, self.type, self.config = name, type_, config
         self.args, self.kwargs = args, kwargs or {}
         self.tol, self.cls, self.init = tol, cls or getattr(nn, type_), init
@@ -85,6 +86,9 @@ class Case:
         # The result's shape depends on tensor values (shape inference
         # cannot know it): TransformerEncoder's nested-tensor path.
         self.shape_from_data = shape_from_data
+        # The call fails on tensor values (an index out of range): shape
+        # inference, which sees no values, succeeds.
+        self.data_error = data_error
 
 
 def randomise(module, gen):
@@ -97,6 +101,35 @@ def randomise(module, gen):
                 t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
             else:
                 t.copy_(torch.randn(t.shape, generator=gen))
+
+
+def torchinfo_macs(module, out):
+    """Mult-Adds of @module's own parameters as torchinfo counts them
+    (layer_info.calculate_macs), for the first tensor of the result."""
+    first = out
+    while isinstance(first, (tuple, list)):
+        first = first[0]
+    size = list(first.shape)
+    if not size:
+        return 0
+    macs = 0
+    for name, p in module.named_parameters(recurse=False):
+        n = p.numel()
+        if name in ("weight", "bias"):
+            if "Conv" in type(module).__name__:
+                rest = size[:1] + size[2:]
+                prod = 1
+                for d in rest:
+                    prod *= d
+                macs += n * prod
+            else:
+                macs += size[0] * n
+        elif "weight" in name or "bias" in name:
+            prod = 1
+            for d in size[:2]:
+                prod *= d
+            macs += prod * n
+    return macs
 
 
 def run_case(case, outdir, gen):
@@ -119,6 +152,8 @@ def run_case(case, outdir, gen):
             entry["descriptor"] = descriptor.node(module)
         if case.shape_from_data:
             entry["shape_from_data"] = True
+        if case.data_error:
+            entry["data_error"] = True
         entry["state"] = [[k, list(v.shape), DTYPES[v.dtype]]
                           for k, v in module.state_dict().items()]
         for k, v in module.state_dict().items():
@@ -140,9 +175,19 @@ def run_case(case, outdir, gen):
     specs = [spec(a, f"arg.{i}") for i, a in enumerate(args)]
     kwspecs = {k: spec(a, "kwarg." + k) for k, a in case.kwargs.items()}
     entry["args"], entry["kwargs"] = specs, kwspecs
+    # Inplace modules overwrite their input: torch gets copies, the file
+    # keeps the originals.
+    def fresh(a):
+        if isinstance(a, torch.Tensor):
+            return a.clone()
+        if isinstance(a, tuple):
+            return tuple(fresh(v) for v in a)
+        return a
+
     try:
         with torch.no_grad():
-            out = module(*args, **case.kwargs)
+            out = module(*[fresh(a) for a in args],
+                         **{k: fresh(v) for k, v in case.kwargs.items()})
         entry["structure"] = structure(out)
         outs = leaves(out, "", {})
         entry["outputs"] = [[k, list(v.shape), DTYPES[v.dtype]]
@@ -152,6 +197,9 @@ def run_case(case, outdir, gen):
         entry["tol"] = case.tol
     except Exception as e:  # noqa: BLE001
         entry["call_error"] = str(e)
+    else:
+        if not case.op:
+            entry["macs"] = torchinfo_macs(module, out)
     write_safetensors(os.path.join(outdir, case.name + ".safetensors"), tensors)
     return entry
 
