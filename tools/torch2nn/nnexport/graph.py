@@ -28,10 +28,11 @@ class OpCall:
         self.builder = builder
         self.node = node
         self.conv = conv
-        self.args = builder.resolve(node.args)
-        self.kwargs = builder.resolve(node.kwargs)
-        if node.op == "call_method":
-            pass  # args[0] is the tensor the method is called on
+        self.args = builder.resolve(node.args)  # a method's args[0] is its tensor
+        # PyTorch's private arguments (F.softmax's _stacklevel) are no
+        # part of the op's signature.
+        self.kwargs = {k: v for k, v in builder.resolve(node.kwargs).items()
+                       if not k.startswith("_")}
         self._suffix = 0
 
     @property

@@ -74,12 +74,17 @@ class Plugins:
     def __init__(self, listing=None, source=None):
         self.source = source
         self.checked = listing is not None
+        # Op names are checked only when the listing reports aliases or
+        # signatures: a bare list of type names knows no functional names.
+        self.checks_ops = False
         self.canonical = {}    # name or alias -> canonical type name
         self.signatures = {}   # canonical name -> parameter names, or None
         self.schemas = {}      # canonical name -> config keys, or None
         for plugin in (listing or {}).get("plugins", []):
             for entry in plugin.get("types", []):
                 name, aliases, sig, schema = _names_of(entry)
+                if not isinstance(entry, str):
+                    self.checks_ops = True
                 if not name:
                     continue
                 for n in [name] + list(aliases):
@@ -116,7 +121,7 @@ class Plugins:
 
     def resolve_op(self, names, what):
         """The first of @names nnkit knows (an op name or alias)."""
-        if not self.checked:
+        if not self.checks_ops:
             return names[0]
         for n in names:
             if n in self.canonical:
@@ -140,7 +145,7 @@ class Plugins:
 
     def check_call(self, op, entry, config):
         """Checks an op node's keyword names against the op's signature."""
-        if not self.checked:
+        if not self.checks_ops:
             return
         canon = self.canonical.get(op, op)
         if config is not None:

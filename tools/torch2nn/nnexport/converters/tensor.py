@@ -4,18 +4,15 @@ import torch
 
 from ..registry import op_converter, ops
 
-ops("view")
-ops(torch.reshape, "reshape")
-ops(torch.permute, "permute")
+ops(torch.reshape, name="reshape")
+ops(torch.permute, name="permute")
 ops(torch.transpose, torch.swapaxes, "transpose", "swapaxes", name="transpose")
 ops(torch.t, "t")
 ops(torch.flatten, "flatten")
 ops("unflatten")
 ops(torch.unsqueeze, "unsqueeze")
 ops(torch.squeeze, "squeeze")
-ops("expand")
 ops("expand_as")
-ops("repeat")
 ops(torch.chunk, "chunk")
 ops(torch.split, "split")
 ops(torch.unbind, "unbind")
@@ -23,7 +20,7 @@ ops(torch.cat, torch.concat, name="cat")
 ops(torch.stack, name="stack")
 ops(torch.narrow, "narrow")
 ops(torch.roll, "roll")
-ops(torch.flip, "flip")
+ops(torch.flip, name="flip")
 ops(torch.gather, "gather")
 ops(torch.index_select, "index_select")
 ops(torch.masked_fill, "masked_fill")
@@ -44,3 +41,16 @@ def same_value(call):
     # nnkit tensors are contiguous and never share a buffer between values
     # (in-place ops are dataflow), so these are the value itself.
     return call.args[0]
+
+
+@op_converter("view", "reshape", "permute", "expand", "repeat", "flip", "tile")
+def packed_sizes(call):
+    # x.view(2, -1) and x.view((2, -1)) are one call: the sizes always go
+    # as one list, the signature of torch.reshape(input, shape).
+    rest = list(call.args[1:])
+    if len(rest) == 1 and isinstance(call.arg_concrete(1), (tuple, list, torch.Size)):
+        sizes = rest[0]
+    else:
+        sizes = rest
+    name = call.node.target
+    return call.emit(name, args=[call.args[0], sizes], kwargs=call.kwargs)
