@@ -173,6 +173,8 @@ class Converter:
 
     def _graph(self, m, path):
         cls = type(m).__name__
+        # Children first: a problem deep inside is reported where it is.
+        children = self.children(m, path)
         inputs, concrete_args = self._trace_inputs(m, path)
         consts_before = set(m.__dict__)
         try:
@@ -181,7 +183,11 @@ class Converter:
             raise e.located(path, cls, user_line(e.__traceback__)) from None
         except Exception as e:
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-            if "symbolically traced variables cannot be used as inputs to control flow" in msg:
+            if isinstance(e, NotImplementedError) and msg.startswith("argument of type"):
+                msg = (f"a value of type {msg.split(':', 1)[1].strip()} flows through the "
+                       "forward; a Graph carries tensors, numbers, strings, tuples, lists "
+                       "and dicts")
+            elif "symbolically traced variables cannot be used as inputs to control flow" in msg:
                 msg = ("data-dependent control flow: the forward branches on a traced "
                        "value, which a fixed graph cannot express")
             else:
@@ -196,7 +202,6 @@ class Converter:
                       "at its value for the example input's shapes")
         builder = GraphBuilder(m, path, tr, self.plugins, self.warn)
         config = builder.build()
-        children = self.children(m, path)
         node = self._node("Graph", cls, config, children)
         declared = _declared(m, path)
         for name, b in m._buffers.items():
@@ -226,10 +231,19 @@ class Converter:
         except TypeError as e:
             raise ExportError(f"its recorded call does not fit forward: {e}", path,
                               type(m).__name__)
-        inputs = {}
+        bound.apply_defaults()
+        inputs, fixed = {}, {}
         for name, value in bound.arguments.items():
-            inputs[name] = _clone(value)
-        return inputs, None
+            kind = sig.parameters[name].kind
+            if kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+                inputs[name] = _clone(value)
+            elif value is None or isinstance(value, (bool, str)):
+                # `if mask is not None:` must see the None the call passed;
+                # such arguments are fixed, as fx's concrete_args.
+                fixed[name] = value
+            else:
+                inputs[name] = _clone(value)
+        return inputs, fixed or None
 
     @staticmethod
     def _node(type_name, cls, config, children):

@@ -14,7 +14,9 @@ import torch.fx as fx
 
 from . import registry
 from .errors import ExportError, node_line
-from .values import Ref, expr, refs_in
+from .values import Ref, dtype_name, expr, refs_in
+
+MAX_CONSTANT = 4096  # values of a tensor constant written into the descriptor
 
 
 class OpCall:
@@ -173,10 +175,30 @@ class GraphBuilder:
         except AttributeError:
             mod = None
         if mod is None or (leaf not in mod._parameters and leaf not in mod._buffers):
-            raise ExportError(f"forward reads '{node.target}', which is not a parameter "
-                              "or buffer (tensor constants cannot be exported)")
+            return self._tensor_constant(node)
         name = self._unique(node.name)
         self.nodes.append({"name": name, "attr": node.target})
+        self.env[node] = Ref(name)
+
+    def _tensor_constant(self, node):
+        """A small tensor made while tracing (torch.as_tensor(self.mean))
+        becomes a `tensor` op holding its values."""
+        value = self.tracer.concrete.get(node)
+        if value is None:
+            value = getattr(self.m, node.target, None)
+        if not isinstance(value, torch.Tensor):
+            raise ExportError(f"forward reads '{node.target}', which is not a parameter, "
+                              "buffer or tensor")
+        if value.numel() > MAX_CONSTANT:
+            raise ExportError(f"a tensor constant of shape {list(value.shape)} made in "
+                              f"forward (more than {MAX_CONSTANT} values); register it as a "
+                              "buffer instead")
+        op = self.plugins.resolve_op(["tensor", "torch.tensor"], "torch.tensor")
+        data = value.tolist()
+        name = self._unique(node.name)
+        entry = {"name": name, "op": op, "args": [self._encode(data, "tensor constant")],
+                 "kwargs": {"dtype": {"dtype": dtype_name(value.dtype)}}}
+        self.nodes.append(entry)
         self.env[node] = Ref(name)
 
     def _call_module(self, node):

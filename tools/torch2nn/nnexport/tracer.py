@@ -29,7 +29,9 @@ UNKNOWN = object()  # no concrete value (the module never ran, or replay failed)
 
 # Calls that read a tensor's shape or kind, not its data.
 _SHAPE_METHODS = {"size", "dim", "ndimension", "numel", "nelement", "type", "is_contiguous",
+                  "is_floating_point", "is_complex", "element_size",
                   "get_device"}
+_FIXED_ATTRS = {"dtype", "device", "ndim", "is_cuda", "layout", "is_sparse", "is_quantized"}
 _SHAPE_ATTRS = {"shape", "ndim", "dtype", "device", "is_cuda", "layout", "requires_grad"}
 
 
@@ -52,6 +54,15 @@ class _Concrete:
     and its lazily recorded Attribute, `x.shape`)."""
 
     def __getattr__(self, k):
+        if k.startswith("__") and k.endswith("__"):
+            # Protocol probes (torch.tensor() asks for __array__ ...).
+            raise AttributeError(k)
+        if k in _FIXED_ATTRS:
+            v = self._concrete()
+            if v is not UNKNOWN and hasattr(v, k):
+                # Fixed by the model's code and nnkit's CPU, not by the
+                # input's extents or values.
+                return getattr(v, k)
         return ExportAttribute(self, k)
 
     def __setitem__(self, key, value):
@@ -68,7 +79,9 @@ class _Concrete:
         except TypeError:
             n = None
         if n is None:
-            return super().__iter__()
+            what = "unknown" if v is UNKNOWN else f"a {type(v).__name__}"
+            raise ExportError(f"cannot iterate '{self.node.name}': its value on the example "
+                              f"input is {what}, so its length is not known")
         return iter([self[i] for i in range(n)])
 
     def __len__(self):
@@ -158,7 +171,21 @@ class ExportTracer(fx.Tracer):
             self.tainted[node] = True
         else:
             self.tainted[node] = any(self.tainted.get(n, True) for n in inputs)
+        if value is None and kind == "call_function" and target is operator.getitem:
+            # An element that is None (an optional output not produced) is
+            # structure, not data: `if targets is not None` must see None.
+            return None
         return proxy
+
+    def _value_of(self, n):
+        if n not in self.concrete and n.op == "get_attr":
+            # Tensor constants are added by create_arg, not create_proxy.
+            obj = self.root
+            for part in n.target.split("."):
+                obj = getattr(obj, part, UNKNOWN)
+            self.concrete[n] = obj
+            self.tainted[n] = True
+        return self.concrete.get(n, UNKNOWN)
 
     def _replay(self, node):
         """The node's value on the example input: the call, run for real."""
@@ -167,8 +194,8 @@ class ExportTracer(fx.Tracer):
             if name in self.inputs:
                 return self.inputs[name]
             return node.args[0] if node.args else UNKNOWN
-        args = map_arg(node.args, lambda n: self.concrete.get(n, UNKNOWN))
-        kwargs = map_arg(node.kwargs, lambda n: self.concrete.get(n, UNKNOWN))
+        args = map_arg(node.args, self._value_of)
+        kwargs = map_arg(node.kwargs, self._value_of)
         if any(v is UNKNOWN for v in _flatten((args, kwargs))):
             return UNKNOWN
         self._replaying += 1
@@ -210,7 +237,11 @@ def trace(m, inputs, concrete_args=None):
     tracer = ExportTracer(inputs)
     saved = list(fx_trace._wrapped_fns_to_patch)
     fn_globals = getattr(type(m).forward, "__globals__", None)
-    fx_trace._wrapped_fns_to_patch[:] = [(fn_globals, "len")] if fn_globals is not None else []
+    # torch.tensor(x.shape[-2:]) builds a tensor from traced ints: recorded.
+    patch = [(torch.__dict__, "tensor"), (torch.__dict__, "as_tensor")]
+    if fn_globals is not None:
+        patch.append((fn_globals, "len"))
+    fx_trace._wrapped_fns_to_patch[:] = patch
     try:
         tracer.trace(m, concrete_args=concrete_args)
     finally:
