@@ -9,6 +9,8 @@ name) into Graph op nodes; see OpCall for what they may do.
 """
 
 import builtins
+import math
+import operator
 
 import torch
 
@@ -61,19 +63,21 @@ def qualified_name(target):
     call_function target; "Tensor.view" for a method name."""
     if isinstance(target, str):
         return f"Tensor.{target}"
+    short = getattr(target, "__name__", None)
+    if short:
+        for space, prefix in ((operator, "operator"), (torch, "torch"),
+                              (torch.nn.functional, "torch.nn.functional"),
+                              (math, "math"), (builtins, "builtins")):
+            if getattr(space, short, None) is target:
+                return f"{prefix}.{short}"
     mod = getattr(target, "__module__", None) or ""
-    name = getattr(target, "__qualname__", None) or getattr(target, "__name__", repr(target))
-    if mod in ("_operator",):
-        mod = "operator"
-    if mod in ("torch._C._nn", "torch._C._VariableFunctions", "torch._C._linalg",
-               "torch._C._special", "torch._C._fft", "torch.functional"):
-        mod = "torch.nn.functional" if mod == "torch._C._nn" else "torch"
-    if mod == "torch._C" and name.startswith("_TensorBase."):
-        return "Tensor." + name.split(".", 1)[1]
-    if getattr(torch.nn.functional, getattr(target, "__name__", ""), None) is target:
-        mod = "torch.nn.functional"
-    elif getattr(torch, getattr(target, "__name__", ""), None) is target and mod != "operator":
-        mod = "torch"
+    name = getattr(target, "__qualname__", None) or short or repr(target)
+    # torch.special.erfcx is torch._C._special.special_erfcx, and so on.
+    for space in ("special", "linalg", "fft"):
+        if mod == f"torch._C._{space}" and name.startswith(space + "_"):
+            return f"torch.{space}.{name[len(space) + 1:]}"
+    if mod == "torch._C._nn":
+        return f"torch.nn.functional.{name}"
     return f"{mod}.{name}" if mod else name
 
 
@@ -119,6 +123,13 @@ def ops(*targets, name=None, mutates=None):
     args and kwargs become the node's, the C op binds them as PyTorch
     does."""
     op_converter(*targets, name=name, mutates=mutates)(_default)
+
+
+def has_function(fn):
+    """Whether a converter handles calls of @fn (a torch.fx.wrap'ed
+    function is kept as one call only then)."""
+    entry = _FUNCTIONS.get(id(fn))
+    return entry is not None and entry[0] is fn
 
 
 def op_for(kind, target):

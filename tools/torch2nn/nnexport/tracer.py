@@ -23,6 +23,7 @@ import torch.fx as fx
 import torch.fx._symbolic_trace as fx_trace
 from torch.fx.node import map_arg
 
+from . import registry
 from .errors import ExportError
 
 UNKNOWN = object()  # no concrete value (the module never ran, or replay failed)
@@ -239,6 +240,9 @@ def trace(m, inputs, concrete_args=None):
     fn_globals = getattr(type(m).forward, "__globals__", None)
     # torch.tensor(x.shape[-2:]) builds a tensor from traced ints: recorded.
     patch = [(torch.__dict__, "tensor"), (torch.__dict__, "as_tensor")]
+    # Functions wrapped with torch.fx.wrap stay one call only when a
+    # converter handles them; the others are traced through.
+    patch += [(d, name) for d, name in saved if name in d and registry.has_function(d[name])]
     if fn_globals is not None:
         patch.append((fn_globals, "len"))
     fx_trace._wrapped_fns_to_patch[:] = patch
