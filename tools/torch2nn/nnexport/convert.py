@@ -173,6 +173,10 @@ class Converter:
 
     def _graph(self, m, path):
         cls = type(m).__name__
+        try:
+            self.plugins.check_type("Graph", None)
+        except ExportError as e:
+            raise e.located(path, cls) from None
         # Children first: a problem deep inside is reported where it is.
         children = self.children(m, path)
         inputs, concrete_args = self._trace_inputs(m, path)

@@ -11,6 +11,7 @@ reads for them, ...); module nodes always stay, since hooks fire per call.
 
 import torch
 import torch.fx as fx
+import torch.utils._pytree as pytree
 
 from . import registry
 from .errors import ExportError, node_line
@@ -144,7 +145,7 @@ class GraphBuilder:
                 if node.op == "placeholder":
                     inputs.append(self._placeholder(node))
                 elif node.op == "output":
-                    output = self._encode(self.resolve(node.args[0]), "the forward's result")
+                    output = self._encode(self._result(node), "the forward's result")
                 elif node.op == "get_attr":
                     self._get_attr(node)
                 elif node.op == "call_module":
@@ -155,6 +156,14 @@ class GraphBuilder:
                 raise self.located(e, node) from None
         self._drop_unused(output)
         return {"inputs": inputs, "nodes": self.nodes, "output": output}
+
+    def _result(self, node):
+        value = self.resolve(node.args[0])
+        info = getattr(self.tracer.graph._codegen, "pytree_info", None)
+        if info is not None and info.out_spec is not None:
+            # A list argument makes fx flatten the result too: rebuild it.
+            value = pytree.tree_unflatten(list(value), info.out_spec)
+        return value
 
     def _placeholder(self, node):
         name = node.target

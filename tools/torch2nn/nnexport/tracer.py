@@ -172,6 +172,11 @@ class ExportTracer(fx.Tracer):
             self.tainted[node] = True
         else:
             self.tainted[node] = any(self.tainted.get(n, True) for n in inputs)
+        if kind == "placeholder" and isinstance(value, (list, tuple)) and \
+                not hasattr(value, "_fields"):
+            # A list argument (DenseNet's list of features) is a list of
+            # its elements, so that torch.cat(inputs, 1) sees a sequence.
+            return type(value)(proxy[i] for i in range(len(value)))
         if value is None and kind == "call_function" and target is operator.getitem:
             # An element that is None (an optional output not produced) is
             # structure, not data: `if targets is not None` must see None.
