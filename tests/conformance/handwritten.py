@@ -117,6 +117,28 @@ class ChannelShuffle(nn.Module):
         return x.view(b, -1, h * w)
 
 
+class DenseStack(nn.Module):
+    """Children called with a growing list of tensors, as DenseNet's."""
+
+    class Layer(nn.Module):
+        def __init__(self, cin):
+            super().__init__()
+            self.conv = nn.Conv2d(cin, 4, 3, padding=1)
+
+        def forward(self, inputs):
+            return self.conv(torch.cat(inputs, 1)).relu()
+
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList([self.Layer(3 + 4 * i) for i in range(3)])
+
+    def forward(self, x):
+        features = [x]
+        for layer in self.layers:
+            features.append(layer(features))
+        return torch.cat(features, 1)
+
+
 def _images(batch, size):
     gen = torch.Generator().manual_seed(batch * 1000 + size)
     return {"x": torch.randn(batch, 3, size, size, generator=gen)}
@@ -141,6 +163,7 @@ MODELS = collections.OrderedDict([
     ("tuple_and_dict", (TupleAndDict, _images, [16, 12])),
     ("two_inputs", (TwoInputs, _two, [16, 16])),
     ("size_unpacking", (ChannelShuffle, _images, [16, 12])),
+    ("list_input", (DenseStack, _images, [16, 12])),
 ])
 
 

@@ -271,6 +271,14 @@ class TestGraphs(unittest.TestCase):
         self.assertEqual(ops, ["size", "getitem", "getitem", "getitem", "getitem", "floordiv",
                                "view", "transpose", "mul", "view"])
 
+    def test_list_arguments(self):
+        d = self.check_handwritten("list_input")
+        nodes = nodes_of(d["model"])
+        self.assertEqual(by_name(nodes, "layers_1")["args"], [["x", "layers_0"]])
+        layer1 = d["model"]["children"][0]["children"][1]
+        self.assertEqual(layer1["config"]["inputs"], ["inputs"])
+        self.assertEqual(layer1["config"]["output"], "relu")
+
     def test_inplace_ops_become_dataflow(self):
         model = InPlace().eval()
         x = {"x": torch.randn(1, 3, 4, 4)}
