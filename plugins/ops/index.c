@@ -1,0 +1,320 @@
+/* ops plugin: getitem on tensors (ints, slices, None, Ellipsis, tuples of
+ * them, one bool mask or integer index tensor) and on tuples, lists and
+ * dicts; select, narrow, index_select, gather.
+ *
+ * A bool mask's result size depends on the data, so shape inference
+ * refuses it with a message rather than guess. */
+#include "index.h"
+
+#include <string.h>
+
+#define INDEX_DTYPES (NN_DTYPE_BIT (NN_DTYPE_I64) | NN_DTYPE_BIT (NN_DTYPE_I32))
+
+/* Python's slice.indices() for tuples and lists, negative steps too. */
+static gboolean
+seq_slice (const NnValue *sl, gint64 n, gint64 *start, gint64 *len,
+           gint64 *step, GError **error)
+{
+  NnValue *a = nn_value_item (sl, 0), *b = nn_value_item (sl, 1),
+          *c = nn_value_item (sl, 2);
+  gint64 st = nn_value_is_none (c) ? 1 : nn_value_get_int (c);
+  if (st == 0)
+    return nn_ops_fail (error, "slice step cannot be zero");
+  if (st > 0)
+    return nn_ops_slice_bounds (sl, n, start, len, step, error);
+  gint64 lo = nn_value_is_none (a) ? n - 1 : nn_value_get_int (a);
+  gint64 hi = nn_value_is_none (b) ? -1 : nn_value_get_int (b);
+  if (!nn_value_is_none (a) && lo < 0)
+    lo += n;
+  if (!nn_value_is_none (b) && hi < 0)
+    hi += n;
+  lo = CLAMP (lo, -1, n - 1);
+  hi = CLAMP (hi, -1, n - 1);
+  *start = lo;
+  *step = st;
+  *len = lo > hi ? (lo - hi - 1) / -st + 1 : 0;
+  return TRUE;
+}
+
+static NnValue *
+getitem_seq (const NnValue *obj, const NnValue *idx, GError **error)
+{
+  NnValueKind k = nn_value_kind (obj), ik = nn_value_kind (idx);
+  const char *what = k == NN_VALUE_LIST ? "list" : "tuple";
+  gint64 n = nn_value_n_items (obj);
+  if (ik == NN_VALUE_SLICE)
+    {
+      gint64 start, len, step;
+      if (!seq_slice (idx, n, &start, &len, &step, error))
+        return NULL;
+      NnValue *out = k == NN_VALUE_LIST ? nn_value_new_list ()
+                                        : nn_value_new_tuple ();
+      for (gint64 i = 0; i < len; i++)
+        nn_value_append (out, nn_value_ref (nn_value_item (obj, start + i * step)));
+      return out;
+    }
+  gint64 i;
+  if (!nn_ops_int_value (idx, &i))
+    {
+      nn_ops_fail (error, "%s indices must be integers or slices, not %s",
+                   what, nn_value_kind_name (ik));
+      return NULL;
+    }
+  if (i < -n || i >= n)
+    {
+      nn_ops_fail (error, "%s index out of range (index %" G_GINT64_FORMAT
+                   ", length %" G_GINT64_FORMAT ")", what, i, n);
+      return NULL;
+    }
+  return nn_value_ref (nn_value_item (obj, i < 0 ? i + n : i));
+}
+
+static NnValue *
+getitem_tensor (NnTensor *in, const NnValue *idx, GError **error)
+{
+  NnOpsIndexPlan plan;
+  if (!nn_ops_index_plan (in, idx, &plan, error))
+    return NULL;
+  g_autoptr (NnTensor) basic = nn_ops_gather (in, &plan.shape, plan.strides,
+                                              plan.base, error);
+  if (!basic || !plan.adv)
+    return nn_ops_take (g_steal_pointer (&basic));
+  if (plan.adv->dtype == NN_DTYPE_BOOL)
+    return nn_ops_take (nn_ops_take_mask (basic, plan.adv_dim, plan.adv, error));
+  return nn_ops_take (nn_ops_take_along (basic, plan.adv_dim, plan.adv, error));
+}
+
+static NnValue *
+getitem_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  NnValue *obj = nn_args_get (args, 0), *idx = nn_args_get (args, 1);
+  switch (nn_value_kind (obj))
+    {
+    case NN_VALUE_TENSOR:
+      {
+        g_autoptr (NnValue) iv = nn_ops_index_value (idx, error);
+        if (!iv)
+          return NULL;
+        return getitem_tensor (nn_value_get_tensor (obj), iv, error);
+      }
+    case NN_VALUE_TUPLE:
+    case NN_VALUE_LIST:
+      return getitem_seq (obj, idx, error);
+    case NN_VALUE_DICT:
+      {
+        const char *key = nn_value_get_string (idx);
+        NnValue *v = key ? nn_value_dict_lookup (obj, key) : NULL;
+        if (!v)
+          {
+            g_autofree char *s = nn_value_to_string (idx);
+            nn_ops_fail (error, "KeyError: %s", s);
+            return NULL;
+          }
+        return nn_value_ref (v);
+      }
+    default:
+      nn_ops_fail (error, "'%s' object is not subscriptable",
+                   nn_value_kind_name (nn_value_kind (obj)));
+      return NULL;
+    }
+}
+
+static NnValue *
+select_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  NnTensor *in = nn_args_tensor (args, 0);
+  guint dim;
+  gint64 index = nn_args_int (args, 2);
+  if (in->shape.ndim == 0)
+    {
+      nn_ops_shape_fail (error, "select() cannot be applied to a 0-dim tensor.");
+      return NULL;
+    }
+  if (!nn_ops_dim (nn_args_int (args, 1), in->shape.ndim, &dim, error))
+    return NULL;
+  if (index < -in->shape.dims[dim] || index >= in->shape.dims[dim])
+    {
+      g_autofree char *s = nn_shape_to_string (&in->shape);
+      nn_ops_shape_fail (error, "select(): index %" G_GINT64_FORMAT " out of "
+                         "range for tensor of size %s at dimension %u", index,
+                         s, dim);
+      return NULL;
+    }
+  if (index < 0)
+    index += in->shape.dims[dim];
+  return nn_ops_take (nn_ops_select (in, dim, index, error));
+}
+
+static NnValue *
+narrow_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  NnTensor *in = nn_args_tensor (args, 0);
+  guint dim;
+  gint64 start, len = nn_args_int (args, 3);
+  if (!nn_ops_int_value (nn_args_get (args, 2), &start))
+    {
+      nn_ops_fail (error, "narrow(): start must be an int or a 0-dim integer "
+                   "tensor");
+      return NULL;
+    }
+  if (in->shape.ndim == 0)
+    {
+      nn_ops_shape_fail (error, "narrow() cannot be applied to a 0-dim tensor.");
+      return NULL;
+    }
+  if (!nn_ops_dim (nn_args_int (args, 1), in->shape.ndim, &dim, error))
+    return NULL;
+  gint64 size = in->shape.dims[dim];
+  if (start < -size || start > size)
+    {
+      nn_ops_shape_fail (error, "start out of range (expected to be in range "
+                         "of [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "], but "
+                         "got %" G_GINT64_FORMAT ")", -size, size, start);
+      return NULL;
+    }
+  if (start < 0)
+    start += size;
+  if (len < 0 || start > size - len)
+    {
+      nn_ops_shape_fail (error, "start (%" G_GINT64_FORMAT ") + length (%"
+                         G_GINT64_FORMAT ") exceeds dimension size (%"
+                         G_GINT64_FORMAT ").", start, len, size);
+      return NULL;
+    }
+  return nn_ops_take (nn_ops_narrow (in, dim, start, len, error));
+}
+
+static NnValue *
+index_select_fn (NnModule *self, NnCall *call, const NnArgs *args,
+                 GError **error)
+{
+  NnTensor *in = nn_args_tensor (args, 0), *idx = nn_args_tensor (args, 2);
+  guint dim;
+  if (idx->shape.ndim > 1)
+    {
+      nn_ops_shape_fail (error, "index_select(): Index is supposed to be a "
+                         "vector");
+      return NULL;
+    }
+  if (!nn_ops_dim (nn_args_int (args, 1), in->shape.ndim, &dim, error))
+    return NULL;
+  if (in->shape.ndim == 0)
+    {
+      NnShape one = { 1, { 1 } };
+      g_autoptr (NnTensor) v = nn_tensor_is_meta (in)
+        ? nn_tensor_new_meta (in->dtype, &one) : nn_tensor_reshape (in, &one);
+      g_autoptr (NnTensor) r = nn_ops_take_along (v, 0, idx, error);
+      if (!r)
+        return NULL;
+      return nn_ops_take (nn_tensor_is_meta (r)
+                          ? nn_tensor_new_meta (r->dtype, &in->shape)
+                          : nn_tensor_reshape (r, &in->shape));
+    }
+  return nn_ops_take (nn_ops_take_along (in, dim, idx, error));
+}
+
+static NnValue *
+gather_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  NnTensor *in = nn_args_tensor (args, 0), *idx = nn_args_tensor (args, 2);
+  guint dim;
+  if (!nn_ops_dim (nn_args_int (args, 1), in->shape.ndim, &dim, error))
+    return NULL;
+  if (MAX (idx->shape.ndim, 1) != MAX (in->shape.ndim, 1))
+    {
+      nn_ops_shape_fail (error, "Index tensor must have the same number of "
+                         "dimensions as input tensor");
+      return NULL;
+    }
+  for (guint d = 0; d < idx->shape.ndim && in->shape.ndim; d++)
+    if (d != dim && idx->shape.dims[d] > in->shape.dims[d])
+      {
+        g_autofree char *a = nn_shape_to_string (&idx->shape);
+        g_autofree char *b = nn_shape_to_string (&in->shape);
+        nn_ops_shape_fail (error, "Size does not match at dimension %u "
+                           "expected index %s to be smaller than self %s apart "
+                           "from dimension %u", d, a, b, dim);
+        return NULL;
+      }
+  gboolean meta = nn_tensor_is_meta (in) || nn_tensor_is_meta (idx);
+  NnTensor *out = nn_ops_new (meta, in->dtype, &idx->shape, error);
+  if (!out || meta)
+    return nn_ops_take (out);
+  gint64 own[NN_MAX_DIMS], n = nn_tensor_numel (idx);
+  gint64 size = in->shape.ndim ? in->shape.dims[dim] : 1;
+  gsize es = nn_dtype_size (in->dtype);
+  nn_ops_strides (&in->shape, own);
+  NnOpsIter it;
+  nn_ops_iter_init (&it, &idx->shape);
+  for (gint64 i = 0; i < n; i++, nn_ops_iter_next (&it))
+    {
+      gint64 j = nn_ops_get_i (idx, i);
+      if (j < -size || j >= size)
+        {
+          nn_tensor_unref (out);
+          nn_ops_shape_fail (error, "index %" G_GINT64_FORMAT " is out of "
+                             "bounds for dimension %u with size %"
+                             G_GINT64_FORMAT, j, dim, size);
+          return NULL;
+        }
+      if (j < 0)
+        j += size;
+      gint64 src = 0;
+      for (guint d = 0; d < in->shape.ndim; d++)
+        src += (d == dim ? j : it.idx[d]) * own[d];
+      memcpy ((guint8 *) out->data + i * es, (guint8 *) in->data + src * es, es);
+    }
+  return nn_value_take_tensor (out);
+}
+
+static const NnArgSpec getitem_args[] = {
+  { "obj", NN_ARG_TENSOR | NN_ARG_SEQ | NN_ARG_DICT, NN_OPS_ALL, 0, NULL,
+    "tensor, tuple, list or dict" },
+  { "index", NN_ARG_ANY, NN_OPS_ALL, 0, NULL,
+    "int, slice, None, ..., tuple of those, index tensor, or dict key" },
+};
+static const NnArgSpec select_args[] = {
+  { "input", NN_ARG_TENSOR, NN_OPS_ALL, 0, NULL, "tensor" },
+  { "dim", NN_ARG_INT, 0, 0, NULL, "dim to remove" },
+  { "index", NN_ARG_INT, 0, 0, NULL, "position along dim" },
+};
+static const NnArgSpec narrow_args[] = {
+  { "input", NN_ARG_TENSOR, NN_OPS_ALL, 0, NULL, "tensor" },
+  { "dim", NN_ARG_INT, 0, 0, NULL, "dim to narrow" },
+  { "start", NN_ARG_INT | NN_ARG_TENSOR, NN_DTYPES_INT, 0, NULL, "first index" },
+  { "length", NN_ARG_INT, 0, 0, NULL, "number of elements kept" },
+};
+static const NnArgSpec index_args[] = {
+  { "input", NN_ARG_TENSOR, NN_OPS_ALL, 0, NULL, "tensor" },
+  { "dim", NN_ARG_INT, 0, 0, NULL, "dim to index" },
+  { "index", NN_ARG_TENSOR, INDEX_DTYPES, 0, NULL, "int64 or int32 indices" },
+};
+
+static const char *const getitem_aliases[] = {
+  "operator.getitem", "Tensor.__getitem__", NULL };
+static const char *const select_aliases[] = {
+  "torch.select", "Tensor.select", NULL };
+static const char *const narrow_aliases[] = {
+  "torch.narrow", "Tensor.narrow", NULL };
+static const char *const index_select_aliases[] = {
+  "torch.index_select", "Tensor.index_select", NULL };
+static const char *const gather_aliases[] = {
+  "torch.gather", "Tensor.gather", NULL };
+
+static NN_OPS_TYPE (getitem_type, "getitem", "obj[index], as Python",
+                    getitem_args, getitem_aliases, getitem_fn);
+static NN_OPS_TYPE (select_type, "select", "input[..., index, ...] at dim",
+                    select_args, select_aliases, select_fn);
+static NN_OPS_TYPE (narrow_type, "narrow", "input[start:start+length] at dim",
+                    narrow_args, narrow_aliases, narrow_fn);
+static NN_OPS_TYPE (index_select_type, "index_select",
+                    "the entries of dim listed in index", index_args,
+                    index_select_aliases, index_select_fn);
+static NN_OPS_TYPE (gather_type, "gather",
+                    "out[i][j] = input[index[i][j]][j] along dim", index_args,
+                    gather_aliases, gather_fn);
+
+const NnLayerType *const nn_ops_index_types[] = {
+  &getitem_type, &select_type, &narrow_type, &index_select_type, &gather_type,
+  NULL,
+};

@@ -1,0 +1,193 @@
+/* ops plugin: PyTorch's functional ops as layer types flagged NN_LAYER_OP,
+ * one file per group, each exporting a NULL-terminated table of types.
+ * This header holds the helpers they share: element access over every
+ * dtype, broadcasting, PyTorch's type promotion, Python scalars on either
+ * side, dim normalisation.  Private to the plugin.
+ *
+ * Every op's forward also serves as its infer: when its tensors are meta
+ * tensors it computes only the result's shape and dtype, so the two can
+ * never disagree.  Runtime errors are NN_SHAPE_ERROR_MISMATCH for shapes
+ * and dims, NN_MODULE_ERROR_FAILED otherwise, in PyTorch's words.
+ */
+#ifndef NN_OPS_H
+#define NN_OPS_H
+
+#include <nnkit/plugin.h>
+
+extern const NnLayerType *const nn_ops_arith_types[];
+extern const NnLayerType *const nn_ops_shape_types[];
+extern const NnLayerType *const nn_ops_pad_types[];
+extern const NnLayerType *const nn_ops_join_types[];
+extern const NnLayerType *const nn_ops_index_types[];
+extern const NnLayerType *const nn_ops_setitem_types[];
+extern const NnLayerType *const nn_ops_reduce_types[];
+extern const NnLayerType *const nn_ops_cumulative_types[];
+extern const NnLayerType *const nn_ops_sort_types[];
+extern const NnLayerType *const nn_ops_norm_types[];
+extern const NnLayerType *const nn_ops_matmul_types[];
+extern const NnLayerType *const nn_ops_softmax_types[];
+extern const NnLayerType *const nn_ops_unary_types[];
+extern const NnLayerType *const nn_ops_compare_types[];
+extern const NnLayerType *const nn_ops_create_types[];
+extern const NnLayerType *const nn_ops_convert_types[];
+extern const NnLayerType *const nn_ops_layer_norm_types[];
+
+/* Declares an op type whose forward also serves as infer. */
+#define NN_OPS_TYPE(var_, name_, doc_, args_, aliases_, fn_)              \
+  const NnLayerType var_ = {                                              \
+    .struct_size = sizeof (NnLayerType),                                  \
+    .name = name_,                                                        \
+    .doc = doc_,                                                          \
+    .flags = NN_LAYER_OP,                                                 \
+    .args = args_,                                                        \
+    .n_args = G_N_ELEMENTS (args_),                                       \
+    .aliases = aliases_,                                                  \
+    .create = nn_ops_create,                                              \
+    .forward = fn_,                                                       \
+    .infer = fn_,                                                         \
+  }
+
+/* Argument kinds that take a tensor of any dtype. */
+#define NN_OPS_ANY_TENSOR NN_ARG_TENSOR
+#define NN_OPS_ALL NN_DTYPES_ALL
+
+/* The create of every op: ops have no config and no tensors. */
+gboolean nn_ops_create (NnModule *self, GError **error);
+
+/* --- element access: every dtype, as double or as int64 ------------------ */
+
+double nn_ops_get_f (const NnTensor *t, gint64 i);
+gint64 nn_ops_get_i (const NnTensor *t, gint64 i);
+/* Stores with PyTorch's conversion: float to int truncates, anything to
+ * BOOL is != 0, to F16/BF16 rounds to nearest even. */
+void nn_ops_set_f (NnTensor *t, gint64 i, double v);
+void nn_ops_set_i (NnTensor *t, gint64 i, gint64 v);
+/* @v rounded to @dtype's precision, as a value cast to a float dtype. */
+double nn_ops_round_to (NnDType dtype, double v);
+
+/* --- results ------------------------------------------------------------- */
+
+/* A new tensor of @dtype and @shape: a meta tensor when @meta, else
+ * zero-filled.  NULL with @error set when memory runs out.
+ * Returns: (transfer full). */
+NnTensor *nn_ops_new (gboolean meta, NnDType dtype, const NnShape *shape,
+                      GError **error);
+/* Returns: (transfer full) a tensor value taking over @t (transfer full),
+ * or NULL when @t is NULL. */
+NnValue *nn_ops_take (NnTensor *t);
+/* Sets @error to NN_MODULE_ERROR_FAILED with a printf message; FALSE. */
+gboolean nn_ops_fail (GError **error, const char *fmt, ...) G_GNUC_PRINTF (2, 3);
+/* Sets @error to NN_SHAPE_ERROR_MISMATCH with a printf message; FALSE. */
+gboolean nn_ops_shape_fail (GError **error, const char *fmt, ...) G_GNUC_PRINTF (2, 3);
+
+/* --- dims, sizes, dtypes ------------------------------------------------- */
+
+/* Normalises @dim against @ndim (0-d tensors take -1 and 0), with
+ * PyTorch's "Dimension out of range (expected to be in range of [-2, 1],
+ * but got 2)". */
+gboolean nn_ops_dim (gint64 dim, guint ndim, guint *out, GError **error);
+/* Reads sizes given as ints (varargs tuple) or one tuple/list of ints, as
+ * view(2, 3) and view((2, 3)) both are.  0-d integer tensors count as
+ * ints.  @what names the argument in errors. */
+gboolean nn_ops_sizes (const NnValue *v, const char *what, gint64 *out,
+                       guint *n_out, GError **error);
+/* An int-like value: INT, BOOL, or a one-element integer tensor with data. */
+gboolean nn_ops_int_value (const NnValue *v, gint64 *out);
+/* Reads a dtype argument: a string ("torch.int64", "float32") or None
+ * (@out untouched, FALSE returned in @given). */
+gboolean nn_ops_dtype_arg (const NnValue *v, NnDType *out, gboolean *given,
+                           GError **error);
+/* PyTorch's short dtype name for messages: "Float", "Long", "Bool". */
+const char *nn_ops_dtype_short (NnDType dtype);
+/* torch.promote_types on two dtypes. */
+NnDType nn_ops_promote (NnDType a, NnDType b);
+/* torch.result_type over values that are tensors or Python scalars
+ * (INT, FLOAT, BOOL), with PyTorch's three priority groups: tensors with
+ * dims, 0-d tensors, Python numbers.  NULL items are skipped. */
+NnDType nn_ops_result_type (const NnValue *const *vals, guint n);
+gboolean nn_ops_is_scalar_value (const NnValue *v);
+
+/* --- broadcasting -------------------------------------------------------- */
+
+/* The broadcast shape of @a and @b, with PyTorch's "The size of tensor a
+ * (3) must match the size of tensor b (4) at non-singleton dimension 1". */
+gboolean nn_ops_broadcast (const NnShape *a, const NnShape *b, NnShape *out,
+                           GError **error);
+/* Element strides of @in seen through broadcast shape @out: 0 on
+ * broadcast dims; @strides has out->ndim entries. */
+void nn_ops_bcast_strides (const NnShape *in, const NnShape *out,
+                           gint64 *strides);
+/* Row-major contiguous strides of @s. */
+void nn_ops_strides (const NnShape *s, gint64 *strides);
+
+/* Walks a shape in row-major order, keeping up to 4 operands' offsets. */
+typedef struct {
+  guint ndim;
+  guint n_ops;
+  gint64 dims[NN_MAX_DIMS];
+  gint64 idx[NN_MAX_DIMS];
+  gint64 strides[4][NN_MAX_DIMS];
+  gint64 off[4];
+} NnOpsIter;
+
+void nn_ops_iter_init (NnOpsIter *it, const NnShape *shape);
+/* Adds an operand of shape @in broadcast to the iterator's shape. */
+void nn_ops_iter_add (NnOpsIter *it, const NnShape *in);
+/* Adds an operand with explicit element @strides and @base offset. */
+void nn_ops_iter_add_strided (NnOpsIter *it, const gint64 *strides,
+                              gint64 base);
+void nn_ops_iter_next (NnOpsIter *it);
+
+/* --- element-wise ops ---------------------------------------------------- */
+
+/* A binary element-wise op.  The float function computes in double on
+ * operands already rounded to the common dtype; the int function on
+ * int64 (bools as 0/1).  @out_bool: the result is BOOL (comparisons).
+ * @int_to_float: integral inputs give F32 (true division). */
+typedef struct {
+  const char *name;
+  double (*f) (double a, double b);
+  /* Returns FALSE with @error set (integer division by zero). */
+  gboolean (*i) (gint64 a, gint64 b, gint64 *out, GError **error);
+  gboolean out_bool;
+  gboolean int_to_float;
+  /* (nullable) extra dtype check on the common dtype and operand dtypes. */
+  gboolean (*check) (NnDType common, const NnValue *a, const NnValue *b,
+                     GError **error);
+} NnOpsBinary;
+
+/* Applies @op to tensors or Python scalars @a and @b with broadcasting and
+ * type promotion; two Python scalars give a Python scalar, as operator.add
+ * on ints does.  @alpha (nullable, NULL = 1) scales @b first, as add's
+ * alpha.  Returns (transfer full). */
+NnValue *nn_ops_binary (const NnOpsBinary *op, const NnValue *a,
+                        const NnValue *b, const NnValue *alpha,
+                        GError **error);
+
+/* Maps @in element-wise to a new tensor of @out_dtype with @f in double
+ * (meta in, meta out).  Returns (transfer full). */
+NnTensor *nn_ops_map_f (NnTensor *in, NnDType out_dtype,
+                        double (*f) (double x, gpointer data), gpointer data,
+                        GError **error);
+
+/* A new contiguous tensor of @shape whose element at index (i0, i1, ...)
+ * is @in's element at @base + sum(ik * strides[k]): permutes, expands,
+ * slices.  Meta in, meta out.  Returns (transfer full). */
+NnTensor *nn_ops_gather (NnTensor *in, const NnShape *shape,
+                         const gint64 *strides, gint64 base, GError **error);
+/* Elements @start .. @start + @len - 1 of @dim (both already checked),
+ * as a new tensor (transfer full).  Meta in, meta out. */
+NnTensor *nn_ops_narrow (NnTensor *in, guint dim, gint64 start, gint64 len,
+                         GError **error);
+/* @in without dim @dim, at index @index (checked).  (transfer full) */
+NnTensor *nn_ops_select (NnTensor *in, guint dim, gint64 index,
+                         GError **error);
+
+/* The tensor argument @i, or an error naming @what when it is not one. */
+NnTensor *nn_ops_tensor_arg (const NnArgs *args, guint i, const char *what,
+                             GError **error);
+
+/* A tensor for a Python scalar value in @dtype, 0-d (transfer full). */
+NnTensor *nn_ops_scalar_tensor (const NnValue *v, NnDType dtype);
+
+#endif

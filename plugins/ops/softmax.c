@@ -1,0 +1,134 @@
+/* ops plugin: softmax and log_softmax along one dim, as the functions
+ * (F.softmax, torch.softmax, Tensor.softmax); the Softmax layer type
+ * lives in the activations family. */
+#include "ops.h"
+
+#include <math.h>
+
+/* The float32 case without per-element dtype dispatch; sums in double. */
+static void
+softmax_f32 (const float *x, float *y, gint64 outer, gint64 size, gint64 inner,
+             gboolean log_it)
+{
+  for (gint64 o = 0; o < outer; o++)
+    for (gint64 j = 0; j < inner; j++)
+      {
+        const float *xr = x + o * size * inner + j;
+        float *yr = y + o * size * inner + j;
+        double mx = -INFINITY, sum = 0;
+        for (gint64 k = 0; k < size; k++)
+          mx = fmax (mx, xr[k * inner]);
+        for (gint64 k = 0; k < size; k++)
+          sum += exp (xr[k * inner] - mx);
+        double lse = log (sum);
+        for (gint64 k = 0; k < size; k++)
+          {
+            double v = xr[k * inner] - mx;
+            yr[k * inner] = (float) (log_it ? v - lse : exp (v) / sum);
+          }
+      }
+}
+
+static NnValue *
+softmax_common (const NnArgs *args, gboolean log_it, GError **error)
+{
+  NnTensor *in = nn_args_tensor (args, 0);
+  NnValue *dimv = nn_args_get (args, 1);
+  /* torch.softmax(input, dim, dtype) puts dtype third; F.softmax has
+   * _stacklevel there. */
+  NnValue *dtv = nn_args_get (args, 3);
+  if (nn_value_kind (nn_args_get (args, 2)) == NN_VALUE_STRING)
+    dtv = nn_args_get (args, 2);
+  NnDType dt;
+  gboolean given;
+  if (!nn_ops_dtype_arg (dtv, &dt, &given, error))
+    return NULL;
+  g_autoptr (NnTensor) conv = given ? nn_tensor_to_dtype (in, dt) : NULL;
+  if (conv)
+    in = conv;
+  if (!nn_dtype_is_float (in->dtype))
+    {
+      nn_ops_fail (error, "\"%s\" not implemented for '%s'",
+                   log_it ? "log_softmax_lastdim_kernel_impl"
+                          : "softmax_lastdim_kernel_impl",
+                   nn_ops_dtype_short (in->dtype));
+      return NULL;
+    }
+  guint nd = in->shape.ndim, dim;
+  gint64 d = nn_value_is_none (dimv)
+    ? ((nd == 0 || nd == 1 || nd == 3) ? 0 : 1) /* PyTorch's implicit dim */
+    : nn_value_get_int (dimv);
+  if (!nn_ops_dim (d, nd, &dim, error))
+    return NULL;
+  NnTensor *out = nn_ops_new (nn_tensor_is_meta (in), in->dtype, &in->shape,
+                              error);
+  if (!out || nn_tensor_is_meta (in))
+    return nn_ops_take (out);
+  gint64 size = nd ? in->shape.dims[dim] : 1, outer = 1, inner = 1;
+  for (guint i = 0; i < dim && nd; i++)
+    outer *= in->shape.dims[i];
+  for (guint i = dim + 1; i < nd; i++)
+    inner *= in->shape.dims[i];
+  if (in->dtype == NN_DTYPE_F32)
+    {
+      softmax_f32 (in->data, out->data, outer, size, inner, log_it);
+      return nn_value_take_tensor (out);
+    }
+  for (gint64 o = 0; o < outer; o++)
+    for (gint64 j = 0; j < inner; j++)
+      {
+        gint64 base = o * size * inner + j;
+        double mx = -INFINITY, sum = 0;
+        for (gint64 k = 0; k < size; k++)
+          mx = fmax (mx, nn_ops_get_f (in, base + k * inner));
+        for (gint64 k = 0; k < size; k++)
+          sum += exp (nn_ops_get_f (in, base + k * inner) - mx);
+        double lse = log (sum);
+        for (gint64 k = 0; k < size; k++)
+          {
+            double v = nn_ops_get_f (in, base + k * inner) - mx;
+            nn_ops_set_f (out, base + k * inner,
+                          log_it ? v - lse : exp (v) / sum);
+          }
+      }
+  return nn_value_take_tensor (out);
+}
+
+static NnValue *
+softmax_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  return softmax_common (args, FALSE, error);
+}
+
+static NnValue *
+log_softmax_fn (NnModule *self, NnCall *call, const NnArgs *args,
+                GError **error)
+{
+  return softmax_common (args, TRUE, error);
+}
+
+static const NnArgSpec softmax_args[] = {
+  { "input", NN_ARG_TENSOR, NN_OPS_ALL, 0, NULL, "tensor" },
+  { "dim", NN_ARG_INT | NN_ARG_NONE, 0, NN_ARG_OPTIONAL, "null",
+    "dim to normalise (None: PyTorch's implicit choice)" },
+  { "_stacklevel", NN_ARG_INT | NN_ARG_STRING | NN_ARG_NONE, 0,
+    NN_ARG_OPTIONAL, "3", "ignored (F.*), or dtype (torch.*)" },
+  { "dtype", NN_ARG_STRING | NN_ARG_NONE, 0, NN_ARG_OPTIONAL, "null",
+    "convert the input to this dtype first" },
+};
+
+static const char *const softmax_aliases[] = {
+  "torch.softmax", "torch.nn.functional.softmax", "Tensor.softmax",
+  "torch.special.softmax", NULL };
+static const char *const log_softmax_aliases[] = {
+  "torch.log_softmax", "torch.nn.functional.log_softmax",
+  "Tensor.log_softmax", "torch.special.log_softmax", NULL };
+
+static NN_OPS_TYPE (softmax_type, "softmax", "exp(x) / sum(exp(x)) along dim",
+                    softmax_args, softmax_aliases, softmax_fn);
+static NN_OPS_TYPE (log_softmax_type, "log_softmax", "log of softmax along dim",
+                    softmax_args, log_softmax_aliases, log_softmax_fn);
+
+const NnLayerType *const nn_ops_softmax_types[] = {
+  &softmax_type, &log_softmax_type, NULL,
+};

@@ -1,0 +1,284 @@
+// The ops plugin beyond PyTorch's numbers: registration (every op flagged
+// NN_LAYER_OP, the aliases version 1 graphs need), in-place spellings
+// computed out of place, Python ints staying ints, shape inference on meta
+// tensors (and its refusal for bool masks), and the error paths whose
+// wording is nnkit's own (argument binding, dtypes, masks).
+#include "nn-test.h"
+
+#include <cstring>
+#include <string>
+
+using namespace nntest;
+
+namespace {
+
+Module op (NnRegistry *reg, const char *name)
+{
+  Error err;
+  Module m (nn_module_new_from_type (reg, name, nullptr, "op", err.out ()));
+  EXPECT_TRUE (m) << name << ": " << err.message ();
+  return m;
+}
+
+Tensor iota (NnDType dt, std::initializer_list<gint64> dims)
+{
+  NnShape s = shape (dims);
+  Tensor f (nn_tensor_new (NN_DTYPE_F32, &s));
+  for (gint64 i = 0; i < nn_tensor_numel (f.get ()); i++)
+    nn_tensor_f32 (f.get ())[i] = (float) i - 3;
+  return Tensor (nn_tensor_to_dtype (f.get (), dt));
+}
+
+// A tuple of tensors (referenced) and Python numbers.
+struct Args {
+  Value v { nn_value_new_tuple () };
+  Args &t (NnTensor *x) { nn_value_append (v.get (), nn_value_new_tensor (x)); return *this; }
+  Args &i (gint64 x) { nn_value_append (v.get (), nn_value_new_int (x)); return *this; }
+  Args &f (double x) { nn_value_append (v.get (), nn_value_new_float (x)); return *this; }
+  Args &s (const char *x) { nn_value_append (v.get (), nn_value_new_string (x)); return *this; }
+  Args &val (NnValue *x) { nn_value_append (v.get (), x); return *this; }
+};
+
+Value call (NnModule *m, Args &a, Error &err, NnValue *kwargs = nullptr)
+{
+  return Value (nn_module_call (m, a.v.get (), kwargs, err.out ()));
+}
+
+}  // namespace
+
+TEST (OpsRegistry, EveryOpIsFlaggedAndDeclaresItsSignature)
+{
+  Registry reg = default_registry ();
+  Array plugins (nn_registry_list_plugins (reg.get ()));
+  const NnPluginInfo *ops = nullptr;
+  for (guint i = 0; i < plugins->len; i++) {
+    auto *info = (const NnPluginInfo *) plugins->pdata[i];
+    if (!strcmp (info->name, "ops"))
+      ops = info;
+  }
+  ASSERT_NE (ops, nullptr) << "the ops plugin is not loaded";
+  int n = 0;
+  for (char **t = ops->type_names; *t; t++, n++) {
+    Error err;
+    const NnLayerType *type = nn_registry_lookup_type (reg.get (), *t, err.out ());
+    ASSERT_TRUE (type) << *t << ": " << err.message ();
+    EXPECT_TRUE (type->flags & NN_LAYER_OP) << *t;
+    EXPECT_GT (type->n_args, 0u) << *t;
+    EXPECT_NE (type->infer, nullptr) << *t;
+  }
+  EXPECT_GT (n, 100);
+}
+
+TEST (OpsRegistry, AliasesResolveToTheirOp)
+{
+  Registry reg = default_registry ();
+  struct { const char *alias, *type; } cases[] = {
+    // Version 1 graphs are upgraded to these names.
+    { "add", "add" }, { "mul", "mul" }, { "sub", "sub" }, { "div", "div" }, { "cat", "cat" },
+    { "torch.add", "add" }, { "operator.add", "add" }, { "operator.iadd", "add" },
+    { "Tensor.add_", "add" }, { "Tensor.__radd__", "add" }, { "operator.truediv", "div" },
+    { "operator.floordiv", "floor_divide" }, { "operator.getitem", "getitem" },
+    { "Tensor.view", "view" }, { "torch.nn.functional.softmax", "softmax" },
+    { "torch.nn.functional.pad", "pad" }, { "torch.nn.functional.linear", "linear" },
+    { "torch.nn.functional.layer_norm", "layer_norm" }, { "operator.matmul", "matmul" },
+    { "operator.invert", "bitwise_not" }, { "torch.clip", "clamp" },
+  };
+  for (auto &c : cases) {
+    Error err;
+    const NnLayerType *t = nn_registry_lookup_type (reg.get (), c.alias, err.out ());
+    ASSERT_TRUE (t) << c.alias << ": " << err.message ();
+    EXPECT_STREQ (t->name, c.type) << c.alias;
+  }
+}
+
+TEST (Ops, InPlaceSpellingsLeaveTheirInputAlone)
+{
+  Registry reg = default_registry ();
+  Module m = op (reg.get (), "Tensor.add_");
+  Tensor x = iota (NN_DTYPE_F32, { 2, 3 });
+  Tensor before (nn_tensor_copy (x.get ()));
+  Error err;
+  Args a;
+  a.t (x.get ()).f (1.0);
+  Value out = call (m.get (), a, err);
+  ASSERT_TRUE (out) << err.message ();
+  EXPECT_EQ (0, memcmp (x->data, before->data, nn_tensor_nbytes (x.get ())));
+  NnTensor *y = nn_value_get_tensor (out.get ());
+  EXPECT_FLOAT_EQ (nn_tensor_f32 (y)[0], nn_tensor_f32 (x.get ())[0] + 1);
+}
+
+TEST (Ops, IntegerArithmeticOnSizesStaysInt)
+{
+  Registry reg = default_registry ();
+  Tensor x = iota (NN_DTYPE_F32, { 2, 12, 5 });
+  Error err;
+  Args sa;
+  sa.t (x.get ()).i (1);
+  Value c = call (op (reg.get (), "Tensor.size").get (), sa, err);
+  ASSERT_TRUE (c) << err.message ();
+  ASSERT_EQ (nn_value_kind (c.get ()), NN_VALUE_INT);
+  Args da;
+  da.val (nn_value_ref (c.get ())).i (4);
+  Value q = call (op (reg.get (), "operator.floordiv").get (), da, err);
+  ASSERT_TRUE (q) << err.message ();
+  ASSERT_EQ (nn_value_kind (q.get ()), NN_VALUE_INT);
+  EXPECT_EQ (nn_value_get_int (q.get ()), 3);
+  // view(x, 2, C // 4, -1) with the int computed above.
+  Args va;
+  va.t (x.get ()).i (2).val (nn_value_ref (q.get ())).i (-1);
+  Value v = call (op (reg.get (), "Tensor.view").get (), va, err);
+  ASSERT_TRUE (v) << err.message ();
+  NnShape want = shape ({ 2, 3, 20 });
+  EXPECT_TRUE (nn_shape_equal (&nn_value_get_tensor (v.get ())->shape, &want));
+  Args za;
+  za.i (7).i (0);
+  Value z = call (op (reg.get (), "operator.floordiv").get (), za, err);
+  EXPECT_FALSE (z);
+  EXPECT_TRUE (contains (err.message (), "division or modulo by zero")) << err.message ();
+}
+
+TEST (Ops, InferenceGivesMetaTensorsWithoutComputing)
+{
+  Registry reg = default_registry ();
+  NnShape s = shape ({ 4, 8 });
+  Tensor meta (nn_tensor_new_meta (NN_DTYPE_F32, &s));
+  Error err;
+  Module m = op (reg.get (), "matmul");
+  NnShape ws = shape ({ 8, 3 });
+  Tensor w (nn_tensor_new_meta (NN_DTYPE_F32, &ws));
+  Args a;
+  a.t (meta.get ()).t (w.get ());
+  Value out (nn_module_infer (m.get (), a.v.get (), nullptr, err.out ()));
+  ASSERT_TRUE (out) << err.message ();
+  NnTensor *t = nn_value_get_tensor (out.get ());
+  EXPECT_TRUE (nn_tensor_is_meta (t));
+  NnShape want = shape ({ 4, 3 });
+  EXPECT_TRUE (nn_shape_equal (&t->shape, &want));
+
+  // arange with a size computed in the graph: meta too.
+  Module ar = op (reg.get (), "torch.arange");
+  Args aa;
+  aa.i (6);
+  Value r (nn_module_infer (ar.get (), aa.v.get (), nullptr, err.out ()));
+  ASSERT_TRUE (r) << err.message ();
+  EXPECT_TRUE (nn_tensor_is_meta (nn_value_get_tensor (r.get ())));
+  EXPECT_EQ (nn_value_get_tensor (r.get ())->dtype, NN_DTYPE_I64);
+}
+
+TEST (Ops, BoolMaskIndexingRefusesInference)
+{
+  Registry reg = default_registry ();
+  Module m = op (reg.get (), "operator.getitem");
+  Tensor x = iota (NN_DTYPE_F32, { 6 });
+  Tensor mask = iota (NN_DTYPE_BOOL, { 6 });
+  Args a;
+  a.t (x.get ()).t (mask.get ());
+  Error err;
+  Value real = call (m.get (), a, err);
+  ASSERT_TRUE (real) << err.message ();
+  EXPECT_EQ (nn_value_get_tensor (real.get ())->shape.dims[0], 5);  // iota - 3 != 0 five times
+  Value meta (nn_module_infer (m.get (), a.v.get (), nullptr, err.out ()));
+  EXPECT_FALSE (meta);
+  EXPECT_TRUE (contains (err.message (), "bool mask")) << err.message ();
+  EXPECT_TRUE (contains (err.message (), "depends on the mask's values")) << err.message ();
+}
+
+TEST (OpsErrors, BindingNamesTheArgumentAndTheDtypes)
+{
+  Registry reg = default_registry ();
+  Error err;
+  Tensor i = iota (NN_DTYPE_I64, { 2, 2 });
+  Args a;
+  a.t (i.get ()).t (i.get ());
+  Value out = call (op (reg.get (), "matmul").get (), a, err);
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (), "argument 'input'")) << err.message ();
+  EXPECT_TRUE (contains (err.message (), "I64")) << err.message ();
+
+  Args s;
+  s.s ("two").i (1);
+  out = call (op (reg.get (), "add").get (), s, err);
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (), "argument 'input'")) << err.message ();
+  EXPECT_TRUE (contains (err.message (), "str")) << err.message ();
+
+  Tensor f = iota (NN_DTYPE_F32, { 2, 2 });
+  Tensor d = iota (NN_DTYPE_F64, { 2, 2 });
+  Args md;
+  md.t (f.get ()).t (d.get ());
+  out = call (op (reg.get (), "mm").get (), md, err);
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (), "expected m1 and m2 to have the same dtype, but got: "
+                         "torch.float32 != torch.float64")) << err.message ();
+}
+
+TEST (OpsErrors, MasksAndIndices)
+{
+  Registry reg = default_registry ();
+  Error err;
+  Tensor x = iota (NN_DTYPE_F32, { 2, 3 });
+  Args a;
+  a.t (x.get ()).t (x.get ()).f (1.0);
+  Value out = call (op (reg.get (), "masked_fill").get (), a, err);
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (), "only supports boolean masks")) << err.message ();
+
+  Tensor idx = iota (NN_DTYPE_F32, { 2 });
+  Args g;
+  g.t (x.get ()).t (idx.get ());
+  out = call (op (reg.get (), "getitem").get (), g, err);
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (), "tensors used as indices must be long")) << err.message ();
+
+  Args sl;
+  sl.t (x.get ()).val (nn_value_new_slice (nn_value_new_none (), nn_value_new_none (),
+                                           nn_value_new_int (0)));
+  out = call (op (reg.get (), "getitem").get (), sl, err);
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (), "step must be greater than zero")) << err.message ();
+
+  Args d;
+  d.t (x.get ()).i (0).i (2);
+  out = call (op (reg.get (), "transpose").get (), d, err);
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (),
+                         "Dimension out of range (expected to be in range of [-2, 1], but got 2)"))
+      << err.message ();
+
+  Args dt;
+  dt.t (x.get ());
+  Value kw (nn_value_new_dict ());
+  nn_value_dict_set (kw.get (), "dtype", nn_value_new_string ("torch.complex64"));
+  out = call (op (reg.get (), "sum").get (), dt, err, kw.get ());
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (), "torch.complex64")) << err.message ();
+}
+
+TEST (Ops, MatrixProductsCountTheirMultiplyAdds)
+{
+  Registry reg = default_registry ();
+  struct { const char *op; std::initializer_list<gint64> a, b; guint64 macs; } cases[] = {
+    { "matmul", { 2, 3, 4 }, { 4, 5 }, 2 * 3 * 5 * 4 },
+    { "matmul", { 4 }, { 4 }, 4 },
+    { "mm", { 3, 4 }, { 4, 6 }, 3 * 6 * 4 },
+    { "bmm", { 2, 3, 4 }, { 2, 4, 5 }, 2 * 3 * 5 * 4 },
+    { "linear", { 7, 4 }, { 5, 4 }, 7 * 5 * 4 },
+  };
+  for (auto &c : cases) {
+    Module m = op (reg.get (), c.op);
+    const NnLayerType *t = nn_module_get_type (m.get ());
+    ASSERT_NE (t->count_macs, nullptr) << c.op;
+    NnShape sa = shape (c.a), sb = shape (c.b);
+    Tensor a (nn_tensor_new_meta (NN_DTYPE_F32, &sa)), b (nn_tensor_new_meta (NN_DTYPE_F32, &sb));
+    Args args;
+    args.t (a.get ()).t (b.get ());
+    Error err;
+    Value out (nn_module_infer (m.get (), args.v.get (), nullptr, err.out ()));
+    ASSERT_TRUE (out) << c.op << ": " << err.message ();
+    NnArgs *bound = nn_args_bind_signature (t->args, t->n_args, nullptr, args.v.get (), nullptr,
+                                            err.out ());
+    ASSERT_TRUE (bound) << err.message ();
+    EXPECT_EQ (t->count_macs (m.get (), bound, out.get ()), c.macs) << c.op;
+    nn_args_free (bound);
+  }
+}
