@@ -13,6 +13,36 @@ static const NnLayerType *const activation_types[] = {
   &nn_gelu_type,
   &nn_tanh_type,
   &nn_softmax_type,
+  &nn_leaky_relu_type,
+  &nn_prelu_type,
+  &nn_elu_type,
+  &nn_selu_type,
+  &nn_celu_type,
+  &nn_mish_type,
+  &nn_softplus_type,
+  &nn_softsign_type,
+  &nn_log_sigmoid_type,
+  &nn_log_softmax_type,
+  &nn_softmin_type,
+  &nn_glu_type,
+  &nn_threshold_type,
+  &nn_hardshrink_type,
+  &nn_softshrink_type,
+  &nn_tanhshrink_type,
+  &nn_leaky_relu_fn_type,
+  &nn_prelu_fn_type,
+  &nn_elu_fn_type,
+  &nn_selu_fn_type,
+  &nn_celu_fn_type,
+  &nn_mish_fn_type,
+  &nn_softplus_fn_type,
+  &nn_softsign_fn_type,
+  &nn_log_sigmoid_fn_type,
+  &nn_glu_fn_type,
+  &nn_threshold_fn_type,
+  &nn_hardshrink_fn_type,
+  &nn_softshrink_fn_type,
+  &nn_tanhshrink_fn_type,
 };
 
 const NnArgSpec nn_act_input_args[1] = { NN_ACT_INPUT_ARG };
@@ -74,5 +104,7 @@ activations_init (NnPlugin *plugin, GError **error)
 
 NN_PLUGIN_DEFINE ("activations", "0.1.0", "MIT",
                   "ReLU, ReLU6, Hardtanh, Sigmoid, Hardsigmoid, SiLU, Hardswish, "
-                  "GELU, Tanh and Softmax",
+                  "GELU, Tanh, Softmax, LeakyReLU, PReLU, ELU, SELU, CELU, Mish, "
+                  "Softplus, Softsign, LogSigmoid, LogSoftmax, Softmin, GLU, "
+                  "Threshold, Hardshrink, Softshrink, Tanhshrink",
                   activations_init)

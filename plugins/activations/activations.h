@@ -15,6 +15,36 @@ extern const NnLayerType nn_hardswish_type;
 extern const NnLayerType nn_gelu_type;
 extern const NnLayerType nn_tanh_type;
 extern const NnLayerType nn_softmax_type;
+extern const NnLayerType nn_leaky_relu_type;
+extern const NnLayerType nn_prelu_type;
+extern const NnLayerType nn_elu_type;
+extern const NnLayerType nn_selu_type;
+extern const NnLayerType nn_celu_type;
+extern const NnLayerType nn_mish_type;
+extern const NnLayerType nn_softplus_type;
+extern const NnLayerType nn_softsign_type;
+extern const NnLayerType nn_log_sigmoid_type;
+extern const NnLayerType nn_log_softmax_type;
+extern const NnLayerType nn_softmin_type;
+extern const NnLayerType nn_glu_type;
+extern const NnLayerType nn_threshold_type;
+extern const NnLayerType nn_hardshrink_type;
+extern const NnLayerType nn_softshrink_type;
+extern const NnLayerType nn_tanhshrink_type;
+extern const NnLayerType nn_leaky_relu_fn_type;
+extern const NnLayerType nn_prelu_fn_type;
+extern const NnLayerType nn_elu_fn_type;
+extern const NnLayerType nn_selu_fn_type;
+extern const NnLayerType nn_celu_fn_type;
+extern const NnLayerType nn_mish_fn_type;
+extern const NnLayerType nn_softplus_fn_type;
+extern const NnLayerType nn_softsign_fn_type;
+extern const NnLayerType nn_log_sigmoid_fn_type;
+extern const NnLayerType nn_glu_fn_type;
+extern const NnLayerType nn_threshold_fn_type;
+extern const NnLayerType nn_hardshrink_fn_type;
+extern const NnLayerType nn_softshrink_fn_type;
+extern const NnLayerType nn_tanhshrink_fn_type;
 
 /* The `inplace` flag PyTorch's activations take.  nnkit always returns a
  * new tensor, so it only shows in the repr. */

@@ -1,13 +1,24 @@
 /* conv plugin: entry point.  Registers the convolution types; each lives
  * in its own file. */
 #include "conv.h"
+#include "conv_nd.h"
+
+static const NnLayerType *const conv_types[] = {
+  &nn_conv2d_type,
+  &nn_conv1d_type,
+  &nn_conv_transpose1d_type,
+  &nn_conv_transpose2d_type,
+};
 
 static gboolean
 conv_init (NnPlugin *plugin, GError **error)
 {
-  return nn_plugin_register_type (plugin, &nn_conv2d_type, error);
+  for (gsize i = 0; i < G_N_ELEMENTS (conv_types); i++)
+    if (!nn_plugin_register_type (plugin, conv_types[i], error))
+      return FALSE;
+  return TRUE;
 }
 
 NN_PLUGIN_DEFINE ("conv", "0.1.0", "MIT",
-                  "Conv2d on OpenBLAS: im2col + sgemm, direct depthwise",
+                  "Conv1d, Conv2d, ConvTranspose1d/2d on OpenBLAS",
                   conv_init)

@@ -7,6 +7,19 @@ static const NnLayerType *const misc_types[] = {
   &nn_flatten_type,
   &nn_identity_type,
   &nn_stochastic_depth_type,
+  &nn_zero_pad2d_type,
+  &nn_constant_pad1d_type,
+  &nn_constant_pad2d_type,
+  &nn_reflection_pad1d_type,
+  &nn_reflection_pad2d_type,
+  &nn_replication_pad1d_type,
+  &nn_replication_pad2d_type,
+  &nn_unflatten_type,
+  &nn_dropout1d_type,
+  &nn_dropout2d_type,
+  &nn_dropout3d_type,
+  &nn_alpha_dropout_type,
+  &nn_feature_alpha_dropout_type,
 };
 
 NnValue *

@@ -8,6 +8,19 @@ extern const NnLayerType nn_dropout_type;
 extern const NnLayerType nn_flatten_type;
 extern const NnLayerType nn_identity_type;
 extern const NnLayerType nn_stochastic_depth_type;
+extern const NnLayerType nn_zero_pad2d_type;
+extern const NnLayerType nn_constant_pad1d_type;
+extern const NnLayerType nn_constant_pad2d_type;
+extern const NnLayerType nn_reflection_pad1d_type;
+extern const NnLayerType nn_reflection_pad2d_type;
+extern const NnLayerType nn_replication_pad1d_type;
+extern const NnLayerType nn_replication_pad2d_type;
+extern const NnLayerType nn_unflatten_type;
+extern const NnLayerType nn_dropout1d_type;
+extern const NnLayerType nn_dropout2d_type;
+extern const NnLayerType nn_dropout3d_type;
+extern const NnLayerType nn_alpha_dropout_type;
+extern const NnLayerType nn_feature_alpha_dropout_type;
 
 /* The first argument, a tensor of any dtype: the eval-mode identities
  * pass integer and bool tensors through as PyTorch does. */

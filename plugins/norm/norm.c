@@ -4,6 +4,12 @@
 
 static const NnLayerType *const norm_types[] = {
   &nn_batch_norm2d_type,
+  &nn_batch_norm1d_type,
+  &nn_layer_norm_type,
+  &nn_group_norm_type,
+  &nn_instance_norm1d_type,
+  &nn_instance_norm2d_type,
+  &nn_local_response_norm_type,
 };
 
 static gboolean
@@ -15,4 +21,5 @@ norm_init (NnPlugin *plugin, GError **error)
   return TRUE;
 }
 
-NN_PLUGIN_DEFINE ("norm", "0.1.0", "MIT", "BatchNorm2d in eval mode", norm_init)
+NN_PLUGIN_DEFINE ("norm", "0.1.0", "MIT", "BatchNorm1d/2d, LayerNorm, GroupNorm, InstanceNorm1d/2d, "
+                  "LocalResponseNorm (eval mode)", norm_init)

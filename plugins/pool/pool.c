@@ -7,6 +7,10 @@ static const NnLayerType *const pool_types[] = {
   &nn_avg_pool2d_type,
   &nn_adaptive_avg_pool2d_type,
   &nn_adaptive_max_pool2d_type,
+  &nn_max_pool1d_type,
+  &nn_avg_pool1d_type,
+  &nn_adaptive_avg_pool1d_type,
+  &nn_adaptive_max_pool1d_type,
 };
 
 static gboolean
@@ -19,5 +23,5 @@ pool_init (NnPlugin *plugin, GError **error)
 }
 
 NN_PLUGIN_DEFINE ("pool", "0.1.0", "MIT",
-                  "MaxPool2d, AvgPool2d, AdaptiveAvgPool2d and AdaptiveMaxPool2d",
+                  "MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d, AdaptiveMaxPool1d/2d",
                   pool_init)

@@ -1,0 +1,55 @@
+/* conv plugin: geometry and kernels of Conv1d, ConvTranspose1d and
+ * ConvTranspose2d.  A 1-d layer runs as a 2-d one of height 1, so one set
+ * of kernels serves all three.  Private to the plugin. */
+#ifndef NN_CONV_ND_H
+#define NN_CONV_ND_H
+
+#include <nnkit/plugin.h>
+
+extern const NnLayerType nn_conv1d_type;
+extern const NnLayerType nn_conv_transpose1d_type;
+extern const NnLayerType nn_conv_transpose2d_type;
+
+typedef enum {
+  NN_CONVND_ZEROS,
+  NN_CONVND_REFLECT,
+  NN_CONVND_REPLICATE,
+  NN_CONVND_CIRCULAR,
+} NnConvNdPad;
+
+/* Geometry resolved from the config; index 0 is height (1 for 1-d). */
+typedef struct {
+  guint nd;                  /* spatial dims: 1 or 2 */
+  gboolean transposed;
+  gint64 in_channels, out_channels, groups;
+  gint64 k[2], s[2], d[2];   /* kernel, stride, dilation */
+  gint64 pad0[2], pad1[2];   /* padding before and after ('same' may differ) */
+  gint64 out_pad[2];         /* transposed only: output_padding */
+  NnConvNdPad pad_mode;
+  gboolean has_bias;
+} NnConvNd;
+
+/* Reads @self's config into a new NnConvNd set as private data, registers
+ * weight and bias; errors in PyTorch's words. */
+gboolean nn_convnd_create (NnModule *self, guint nd, gboolean transposed,
+                           GError **error);
+void nn_convnd_destroy (NnModule *self);
+/* PyTorch's ConvNd.extra_repr. */
+char *nn_convnd_extra_repr (NnModule *self);
+/* kaiming_uniform_(a=sqrt(5)) for weight and the matching bias bound. */
+void nn_convnd_reset_parameters (NnModule *self, GRand *rng);
+guint64 nn_convnd_count_macs (NnModule *self, const NnArgs *args,
+                              const NnValue *out);
+
+/* Direct convolution of @n images [n, C, H, W] into @y [n, O, Ho, Wo]. */
+void nn_convnd_forward_kernel (const NnConvNd *g, const float *x, gint64 n,
+                               gint64 h, gint64 w, const float *weight,
+                               const float *bias, gint64 ho, gint64 wo,
+                               float *y);
+/* Transposed convolution of @n images into @y [n, O, Ho, Wo]. */
+void nn_convnd_transpose_kernel (const NnConvNd *g, const float *x, gint64 n,
+                                 gint64 h, gint64 w, const float *weight,
+                                 const float *bias, gint64 ho, gint64 wo,
+                                 float *y);
+
+#endif

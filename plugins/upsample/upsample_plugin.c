@@ -1,0 +1,25 @@
+/* upsample plugin: entry point.  Registers Upsample and its fixed-mode
+ * variants, F.interpolate, PixelShuffle and PixelUnshuffle. */
+#include "upsample.h"
+
+static const NnLayerType *const upsample_types[] = {
+  &nn_upsample_type,
+  &nn_upsampling_nearest2d_type,
+  &nn_upsampling_bilinear2d_type,
+  &nn_interpolate_type,
+  &nn_pixel_shuffle_type,
+  &nn_pixel_unshuffle_type,
+};
+
+static gboolean
+upsample_init (NnPlugin *plugin, GError **error)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (upsample_types); i++)
+    if (!nn_plugin_register_type (plugin, upsample_types[i], error))
+      return FALSE;
+  return TRUE;
+}
+
+NN_PLUGIN_DEFINE ("upsample", "0.1.0", "MIT",
+                  "Upsample, F.interpolate, PixelShuffle and PixelUnshuffle",
+                  upsample_init)

@@ -1,0 +1,138 @@
+"""Reference cases for the 1-d convolutions and pools, the transposed
+convolutions and plugins/upsample."""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from reference import Case
+
+
+def randn(gen, *shape):
+    return torch.randn(*shape, generator=gen)
+
+
+def functional(fn):
+    class Functional(nn.Module):
+        def forward(self, *args, **kwargs):
+            return fn(*args, **kwargs)
+    return Functional
+
+
+def cases(rng, gen):
+    out = []
+    for i in range(6):
+        g = rng.choice([1, 1, 2])
+        cin, cout = g * rng.randint(1, 3), g * rng.randint(1, 3)
+        k = rng.randint(1, 4)
+        cfg = {"in_channels": cin, "out_channels": cout, "kernel_size": k,
+               "stride": rng.randint(1, 2), "padding": rng.randint(0, 2),
+               "dilation": rng.randint(1, 2), "groups": g, "bias": i != 2,
+               "padding_mode": ["zeros", "reflect", "replicate", "zeros", "circular", "reflect"][i]}
+        if i == 5:
+            cfg.update(padding="same", stride=1)
+        length = rng.randint(6, 10)
+        shape = [rng.randint(1, 2), cin, length] if i != 3 else [cin, length]
+        out.append(Case(f"Conv1d_{i}", "Conv1d", cfg, [randn(gen, *shape)]))
+    out.append(Case("Conv1d_valid", "Conv1d", {"in_channels": 2, "out_channels": 3, "kernel_size": 2,
+                                               "padding": "valid"}, [randn(gen, 1, 2, 5)]))
+    out.append(Case("Conv1d_bad_channels", "Conv1d", {"in_channels": 3, "out_channels": 4, "kernel_size": 3},
+                    [randn(gen, 2, 5, 10)]))
+    out.append(Case("Conv1d_bad_rank", "Conv1d", {"in_channels": 3, "out_channels": 4, "kernel_size": 3},
+                    [randn(gen, 2, 3, 4, 5)]))
+    out.append(Case("Conv1d_too_short", "Conv1d", {"in_channels": 3, "out_channels": 4, "kernel_size": 3},
+                    [randn(gen, 2, 3, 2)]))
+    for nd, typ in ((1, "ConvTranspose1d"), (2, "ConvTranspose2d")):
+        for i in range(5):
+            g = rng.choice([1, 2])
+            cin, cout = g * rng.randint(1, 3), g * rng.randint(1, 3)
+            s, d = rng.randint(1, 3), rng.randint(1, 2)
+            cfg = {"in_channels": cin, "out_channels": cout, "kernel_size": rng.randint(1, 3),
+                   "stride": s, "padding": rng.randint(0, 1), "dilation": d, "groups": g,
+                   "output_padding": rng.randint(0, max(s, d) - 1), "bias": i != 1}
+            spatial = [rng.randint(2, 5) for _ in range(nd)]
+            shape = ([rng.randint(1, 2)] if i != 2 else []) + [cin] + spatial
+            out.append(Case(f"{typ}_{i}", typ, cfg, [randn(gen, *shape)]))
+        out.append(Case(f"{typ}_bad_channels", typ, {"in_channels": 3, "out_channels": 4, "kernel_size": 3},
+                        [randn(gen, *([2, 5] + [4] * nd))]))
+    out.append(Case("ConvTranspose2d_output_size", "ConvTranspose2d",
+                    {"in_channels": 3, "out_channels": 2, "kernel_size": 3, "stride": 2},
+                    [randn(gen, 1, 3, 4, 5)], kwargs={"output_size": [10, 12]}))
+    out.append(Case("ConvTranspose2d_bad_output_size", "ConvTranspose2d",
+                    {"in_channels": 3, "out_channels": 2, "kernel_size": 3, "stride": 2},
+                    [randn(gen, 1, 3, 4, 5)], kwargs={"output_size": [9, 13]},
+                    error="requested an output size of [9, 13], but valid sizes range from "
+                          "[9, 11] to [10, 12]"))
+    out.append(Case("ConvTranspose2d_reflect", "ConvTranspose2d",
+                    {"in_channels": 3, "out_channels": 2, "kernel_size": 3, "padding_mode": "reflect"}, []))
+    out.append(Case("ConvTranspose2d_bad_rank", "ConvTranspose2d",
+                    {"in_channels": 3, "out_channels": 4, "kernel_size": 3}, [randn(gen, 2, 3, 4, 5, 6)]))
+    for i in range(5):
+        k = rng.randint(1, 4)
+        cfg = {"kernel_size": k, "stride": rng.choice([None, 1, 2]), "padding": rng.randint(0, k // 2),
+               "ceil_mode": i % 2 == 1}
+        mcfg = dict(cfg, dilation=rng.randint(1, 2), return_indices=i == 3)
+        if mcfg["padding"] > (mcfg["dilation"] * (k - 1) + 1) // 2:
+            mcfg["padding"] = 0
+        shape = [rng.randint(1, 2), rng.randint(1, 3), rng.randint(5, 9)][(i == 4):]
+        out.append(Case(f"MaxPool1d_{i}", "MaxPool1d", mcfg, [randn(gen, *shape)]))
+        acfg = dict(cfg, count_include_pad=i != 2)
+        out.append(Case(f"AvgPool1d_{i}", "AvgPool1d", acfg, [randn(gen, *shape)]))
+        o = rng.choice([1, 2, 3, 5, shape[-1] + 2])
+        out.append(Case(f"AdaptiveAvgPool1d_{i}", "AdaptiveAvgPool1d", {"output_size": o},
+                        [randn(gen, *shape)]))
+        out.append(Case(f"AdaptiveMaxPool1d_{i}", "AdaptiveMaxPool1d",
+                        {"output_size": o, "return_indices": i == 1}, [randn(gen, *shape)]))
+    out.append(Case("MaxPool1d_big_pad", "MaxPool1d", {"kernel_size": 3, "padding": 2},
+                    [randn(gen, 1, 2, 5)]))
+    out.append(Case("AvgPool1d_big_pad", "AvgPool1d", {"kernel_size": 3, "padding": 2},
+                    [randn(gen, 1, 2, 5)]))
+    out.append(Case("AvgPool1d_too_small", "AvgPool1d", {"kernel_size": 3}, [randn(gen, 1, 2, 2)]))
+    out.append(Case("MaxPool1d_bad_rank", "MaxPool1d", {"kernel_size": 3}, [randn(gen, 1, 2, 2, 3)]))
+    out.append(Case("AdaptiveAvgPool1d_bad_rank", "AdaptiveAvgPool1d", {"output_size": 3},
+                    [randn(gen, 1, 2, 2, 3)]))
+    ups = [({"scale_factor": 2}, [1, 2, 3, 4]), ({"size": (5, 7), "mode": "bilinear"}, [1, 2, 3, 4]),
+           ({"size": (5, 7), "mode": "bilinear", "align_corners": True}, [2, 1, 3, 4]),
+           ({"scale_factor": 1.7, "mode": "bicubic"}, [1, 2, 4, 5]),
+           ({"scale_factor": (2.5, 0.6), "mode": "bicubic", "align_corners": True}, [1, 1, 4, 5]),
+           ({"size": 7, "mode": "linear"}, [2, 3, 5]), ({"scale_factor": 0.5, "mode": "linear"}, [1, 2, 9]),
+           ({"size": (3, 2), "mode": "area"}, [1, 2, 7, 5]), ({"scale_factor": 0.4, "mode": "area"}, [1, 2, 7, 5]),
+           ({"scale_factor": 1.5, "mode": "nearest-exact"}, [1, 2, 3, 4]),
+           ({"scale_factor": 1.5, "mode": "nearest", "recompute_scale_factor": True}, [1, 2, 3, 4]),
+           ({"size": (3, 4, 5), "mode": "trilinear"}, [1, 2, 2, 3, 2]),
+           ({"scale_factor": 3}, [1, 2, 4]), ({"size": (2, 3, 4)}, [1, 1, 3, 3, 3])]
+    for i, (cfg, shape) in enumerate(ups):
+        out.append(Case(f"Upsample_{i}", "Upsample", cfg, [randn(gen, *shape)]))
+    out.append(Case("UpsamplingNearest2d_0", "UpsamplingNearest2d", {"scale_factor": 2},
+                    [randn(gen, 1, 2, 3, 3)]))
+    out.append(Case("UpsamplingBilinear2d_0", "UpsamplingBilinear2d", {"size": (4, 6)},
+                    [randn(gen, 1, 2, 3, 3)]))
+    out.append(Case("Upsample_no_size", "Upsample", {}, [randn(gen, 1, 2, 3, 4)]))
+    out.append(Case("Upsample_both", "Upsample", {"size": 3, "scale_factor": 2}, [randn(gen, 1, 2, 3, 4)]))
+    out.append(Case("Upsample_align_nearest", "Upsample", {"size": 3, "align_corners": True},
+                    [randn(gen, 1, 2, 3, 4)]))
+    out.append(Case("Upsample_bilinear_3d", "Upsample", {"size": 3, "mode": "bilinear"},
+                    [randn(gen, 1, 2, 3)]))
+    out.append(Case("Upsample_bad_size_len", "Upsample", {"size": (3, 4, 5)}, [randn(gen, 1, 2, 3, 4)],
+                    error="Input and output must have the same number of spatial dimensions, but got "
+                          "input with spatial dimensions of [3, 4] and output size of (3, 4, 5)"))
+    out.append(Case("Upsample_2d_input", "Upsample", {"size": 3}, [randn(gen, 2, 3)]))
+    out.append(Case("Upsample_zero", "Upsample", {"scale_factor": 0.1}, [randn(gen, 1, 2, 3, 4)],
+                    error="Input and output sizes should be greater than 0"))
+    interp = functional(F.interpolate)
+    out.append(Case("interpolate_0", "interpolate", {}, [randn(gen, 1, 2, 3, 4)],
+                    kwargs={"scale_factor": 2.0, "mode": "bilinear", "align_corners": False},
+                    cls=interp, op=True))
+    out.append(Case("interpolate_1", "interpolate", {}, [randn(gen, 1, 2, 3, 4), [6, 5]],
+                    cls=interp, op=True))
+    out.append(Case("interpolate_2", "interpolate", {}, [randn(gen, 1, 2, 5), None, 0.5, "area"],
+                    cls=interp, op=True))
+    for i, r in enumerate([1, 2, 3]):
+        c = rng.randint(1, 2)
+        out.append(Case(f"PixelShuffle_{i}", "PixelShuffle", {"upscale_factor": r},
+                        [randn(gen, *([2][:i % 2] + [c * r * r, rng.randint(1, 3), rng.randint(1, 3)]))]))
+        out.append(Case(f"PixelUnshuffle_{i}", "PixelUnshuffle", {"downscale_factor": r},
+                        [randn(gen, *([2][:i % 2] + [c, r * rng.randint(1, 2), r * rng.randint(1, 3)]))]))
+    out.append(Case("PixelShuffle_bad", "PixelShuffle", {"upscale_factor": 2}, [randn(gen, 1, 3, 2, 2)]))
+    out.append(Case("PixelShuffle_2d", "PixelShuffle", {"upscale_factor": 2}, [randn(gen, 3, 2)]))
+    out.append(Case("PixelUnshuffle_bad", "PixelUnshuffle", {"downscale_factor": 2}, [randn(gen, 1, 3, 3, 2)]))
+    return out
