@@ -5,6 +5,7 @@
  * state_dict as nnkit saves it.
  *
  *   nn-conform MODEL [--repr F] [--listing F] [--input IN --output OUT]
+ *                    [--inputs CASES --output OUT]
  *                    [--save-state-dict F] [--threads N]
  *                    [--repeat N [--warmup N] [--profile]] [--print-rss]
  *
@@ -21,6 +22,7 @@ typedef struct {
   char *repr_path;
   char *listing_path;
   char *input_path;
+  char *cases_path;
   char *output_path;
   char *state_dict_path;
   int threads;
@@ -238,6 +240,53 @@ run_inputs (NnModule *model, const Options *o, GError **error)
                                NULL, error);
 }
 
+/* --inputs: tensors named CASE.ARG, one case per forward call, ARG the
+ * forward's arguments in order.  Each case's output is saved as CASE.  The
+ * ABI 1 runtime calls a module with one tensor, so a case has one ARG. */
+static gboolean
+run_cases (NnModule *model, const Options *o, GError **error)
+{
+  g_autoptr (NnSafetensors) st = nn_safetensors_open (o->cases_path, error);
+  if (!st)
+    return FALSE;
+  guint n = nn_safetensors_n_tensors (st);
+  g_autoptr (GPtrArray) outs = g_ptr_array_new_with_free_func ((GDestroyNotify) nn_tensor_unref);
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  for (guint i = 0; i < n; i++) {
+    const char *name = nn_safetensors_name_at (st, i);
+    const char *dot = strchr (name, '.');
+    if (!dot || dot == name) {
+      g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_NOT_FOUND,
+                   "%s: tensor '%s' is not named CASE.ARG", o->cases_path, name);
+      return FALSE;
+    }
+    char *case_name = g_strndup (name, dot - name);
+    if (names->len > 0
+        && g_strcmp0 (g_ptr_array_index (names, names->len - 1), case_name) == 0) {
+      g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_NOT_FOUND,
+                   "%s: case '%s' has several arguments; this runtime calls a "
+                   "module with one tensor", o->cases_path, case_name);
+      g_free (case_name);
+      return FALSE;
+    }
+    g_ptr_array_add (names, case_name);
+    g_autoptr (NnTensor) x = nn_safetensors_get (st, name, NN_DTYPE_F32, error);
+    if (!x)
+      return FALSE;
+    NnTensor *y = nn_module_forward (model, x, error);
+    if (!y) {
+      g_prefix_error (error, "case '%s': ", case_name);
+      return FALSE;
+    }
+    g_ptr_array_add (outs, y);
+  }
+  if (!o->output_path)
+    return TRUE;
+  return nn_safetensors_write (o->output_path, (const char *const *) names->pdata,
+                               (NnTensor *const *) outs->pdata, outs->len,
+                               NULL, error);
+}
+
 /* Prints "peak_rss_kib N", the high-water mark of this process image.
  * Read from /proc rather than getrusage(): ru_maxrss also counts the
  * parent's pages before exec, e.g. a Python benchmark driver's. */
@@ -276,6 +325,8 @@ run (const char *model_path, const Options *o, GError **error)
   }
   if (o->listing_path && !write_listing (model, o->listing_path, error))
     return FALSE;
+  if (o->cases_path && !run_cases (model, o, error))
+    return FALSE;
   if (o->input_path && !run_inputs (model, o, error))
     return FALSE;
   if (o->state_dict_path
@@ -297,6 +348,8 @@ main (int argc, char **argv)
       "Write the named_modules and state_dict listing to FILE", "FILE" },
     { "input", 0, 0, G_OPTION_ARG_FILENAME, &o.input_path,
       "Run the model on every tensor of this safetensors FILE", "FILE" },
+    { "inputs", 0, 0, G_OPTION_ARG_FILENAME, &o.cases_path,
+      "Run the cases of F (tensors CASE.ARG); --output gets CASE", "F" },
     { "output", 0, 0, G_OPTION_ARG_FILENAME, &o.output_path,
       "Save the outputs, under the inputs' names, to FILE", "FILE" },
     { "save-state-dict", 0, 0, G_OPTION_ARG_FILENAME, &o.state_dict_path,
@@ -334,6 +387,7 @@ main (int argc, char **argv)
   g_free (o.repr_path);
   g_free (o.listing_path);
   g_free (o.input_path);
+  g_free (o.cases_path);
   g_free (o.output_path);
   g_free (o.state_dict_path);
   return status;

@@ -1,9 +1,14 @@
 #!/usr/bin/python3
-"""Unit tests of tools/torch2nn: the safetensors reader/writer, the Graph
-patterns (view -> flatten, mean -> pooling, in-place ops, list inputs),
-shared modules, and the loud failures.  Exit 77 (skip) without torch."""
+"""Unit tests of tools/torch2nn: the converter registry, the tracer (size
+unpacking, ModuleList loops, ModuleDict keys, own tensors, tuple and dict
+results, in-place ops, argument expressions), the checks against nnkit's
+plugins, the one-line failures of the CLI, and the safetensors reader and
+writer.  Forward results are checked by running the exported descriptor
+with graph_interp (PyTorch ops), against the model itself.  Exit 77 (skip)
+without torch."""
 
 import json
+import math
 import os
 import struct
 import subprocess
@@ -14,6 +19,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOOL_DIR = os.path.join(HERE, "..", "..", "tools", "torch2nn")
 sys.path.insert(0, TOOL_DIR)
+sys.path.insert(0, HERE)
 
 try:
     import torch
@@ -23,8 +29,10 @@ except ImportError as e:
     print(f"SKIP: {e}")
     sys.exit(77)
 
+import graph_interp  # noqa: E402
+import handwritten  # noqa: E402
 import nnexport  # noqa: E402
-from nnexport import safetensors_io  # noqa: E402
+from nnexport import registry, safetensors_io  # noqa: E402
 
 
 def nodes_of(node):
@@ -35,113 +43,101 @@ def by_name(nodes, name):
     return next(n for n in nodes if n["name"] == name)
 
 
-class Flat(nn.Module):
-    def __init__(self, how):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3)
-        self.fc = nn.Linear(4 * 6 * 6, 2)
-        self.how = how
+def tensors_of(v):
+    if isinstance(v, torch.Tensor):
+        return [v]
+    if isinstance(v, dict):
+        return [t for x in v.values() for t in tensors_of(x)]
+    return [t for x in v for t in tensors_of(x)]
 
-    def forward(self, x):
-        x = self.conv(x)
-        if self.how == "view":
-            x = x.view(x.size(0), -1)
-        elif self.how == "reshape":
-            x = x.reshape(x.shape[0], -1)
-        else:
-            x = x.view(2, -1)
-        return self.fc(x)
+
+def max_error(model, descriptor, inputs):
+    with torch.no_grad():
+        ref = model(**inputs)
+    got = graph_interp.run(model, descriptor, inputs)
+    ref_t, got_t = tensors_of(ref), tensors_of(got)
+    assert len(ref_t) == len(got_t), (len(ref_t), len(got_t))
+    return max((a - b).abs().max().item() for a, b in zip(ref_t, got_t))
 
 
 class InPlace(nn.Module):
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(3, 3, 1)
-        self.bn = nn.BatchNorm2d(3)
+        self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x):
-        a = self.conv(x)
-        a.relu_()          # later reads of a see the relu
-        b = self.bn(a)
-        b += a             # iadd: b is the sum afterwards
-        return b * x
+        out = self.conv(x)
+        out += x
+        y = self.relu(out)
+        return y + out  # reads the relu's result: out was mutated
 
 
-class Mean(nn.Module):
+class Expressions(nn.Module):
+    def forward(self, x):
+        a = x[..., 1:3, ::2]
+        b = x.masked_fill(x > 0, float("-inf")).softmax(-1)
+        c = x.to(torch.float64).sum(dim=(1, 2))
+        d = F.gelu(x, approximate="tanh")
+        return a, b, c, d
+
+
+from broken_models import DataDependent, UnknownOp  # noqa: E402
+
+
+class Twice(nn.Module):
+    """A layer type an out-of-tree converter provides."""
+
+    def __init__(self, k=2):
+        super().__init__()
+        self.k = k
+
+    def forward(self, x):
+        return x * self.k
+
+
+@registry.converter(Twice)
+def _twice(m):
+    return {"k": m.k}
+
+
+def my_scale(x, s):
+    return x * s
+
+
+torch.fx.wrap("my_scale")
+
+
+@registry.op_converter(my_scale, name="scale")
+def _scale(call):
+    return call.emit(args=[call.args[0]], kwargs={"factor": call.args[1]})
+
+
+class UsesExtensions(nn.Module):
     def __init__(self):
         super().__init__()
-        self.conv = nn.Conv2d(3, 5, 1)
+        self.twice = Twice(3)
 
     def forward(self, x):
-        return self.conv(x).mean([2, 3])
-
-
-class Layer(nn.Module):
-    """Called with a list of tensors, like torchvision's _DenseLayer."""
-
-    def __init__(self, cin):
-        super().__init__()
-        self.conv = nn.Conv2d(cin, 2, 1)
-
-    def forward(self, inputs):
-        return self.conv(torch.cat(inputs, 1))
-
-
-class Block(nn.ModuleDict):
-    def __init__(self):
-        super().__init__({"l1": Layer(3), "l2": Layer(5)})
-
-    def forward(self, x):
-        feats = [x]
-        for _, layer in self.items():
-            feats.append(layer(feats))
-        return torch.cat(feats, 1)
+        return my_scale(self.twice(x), 0.5)
 
 
 class Shared(nn.Module):
     def __init__(self):
         super().__init__()
         self.a = nn.Linear(4, 4)
-        self.b = nn.Sequential(self.a, nn.ReLU())
+        self.b = self.a
 
     def forward(self, x):
         return self.b(self.a(x))
 
 
-class OwnParam(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.scale = nn.Parameter(torch.ones(3))
-        self.conv = nn.Conv2d(3, 3, 1)
-
-    def forward(self, x):
-        return self.conv(x)
-
-
-class Permute(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.inner = nn.Sequential(nn.Conv2d(3, 3, 1))
-        self.head = PermuteHead()
-
-    def forward(self, x):
-        return self.head(self.inner(x))
-
-
-class PermuteHead(nn.Module):
-    def forward(self, x):
-        return x.permute(0, 2, 3, 1)
-
-
-class RandomDropout(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 3, 1)
-
-    def forward(self, x):
-        return F.dropout(self.conv(x), 0.5)
-
-
+FAKE_LISTING = {"plugins": [{"name": "core", "types": [
+    {"name": "Linear", "schema": ["in_features", "out_features", "bias"]},
+    {"name": "ReLU", "schema": ["inplace"]},
+    {"name": "Graph"}, {"name": "Sequential"},
+    {"name": "add", "aliases": ["operator.add", "torch.add"], "signature": "(input, other, alpha=1)"},
+]}]}
 class TestSafetensors(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.TemporaryDirectory()
@@ -152,7 +148,11 @@ class TestSafetensors(unittest.TestCase):
 
     def test_round_trip_keeps_order_dtypes_and_metadata(self):
         tensors = {"z.weight": torch.randn(3, 2), "a.count": torch.tensor(7),
-                   "m.double": torch.randn(4, dtype=torch.float64)}
+                   "m.double": torch.randn(4, dtype=torch.float64),
+                   "mask": torch.tensor([True, False]), "i32": torch.arange(3, dtype=torch.int32),
+                   "u8": torch.tensor([0, 255], dtype=torch.uint8),
+                   "i8": torch.tensor([-7], dtype=torch.int8),
+                   "bf16": torch.randn(2).bfloat16(), "f16": torch.randn(2).half()}
         safetensors_io.write(self.path, tensors, {"k": "v"})
         back, meta = safetensors_io.read(self.path)
         self.assertEqual(list(back), list(tensors))
@@ -189,88 +189,231 @@ class TestSafetensors(unittest.TestCase):
             safetensors_io.read(self.path)
 
 
+
+
+class TestRegistry(unittest.TestCase):
+    def test_converters_registered_beside_their_code(self):
+        d, _, _ = nnexport.convert(UsesExtensions(), (2, 4))
+        child = d["model"]["children"][0]
+        self.assertEqual((child["type"], child["config"]), ("Twice", {"k": 3}))
+        scale = by_name(nodes_of(d["model"]), "my_scale")
+        self.assertEqual(scale["op"], "scale")
+        self.assertEqual(scale["args"], ["twice"])
+        self.assertEqual(scale["kwargs"], {"factor": 0.5})
+
+    def test_two_converters_for_one_class_is_an_error(self):
+        with self.assertRaisesRegex(RuntimeError, "two converters"):
+            registry.converter(Twice)(_twice)
+        with self.assertRaisesRegex(RuntimeError, "two converters"):
+            registry.ops(torch.add)
+
+    def test_names_of_targets(self):
+        self.assertEqual(registry.qualified_name(torch.add), "torch.add")
+        self.assertEqual(registry.qualified_name(F.relu), "torch.nn.functional.relu")
+        self.assertEqual(registry.display_target("call_method", "foo"), "torch.Tensor.foo")
+
+
 class TestGraphs(unittest.TestCase):
-    def convert(self, model, shape=(1, 3, 8, 8)):
-        return nnexport.convert(model, shape)[0]["model"]
+    def export(self, model, inputs):
+        d, state, _ = nnexport.convert(model, inputs=inputs)
+        json.dumps(d, allow_nan=False)  # every value is JSON data
+        return d, state
 
-    def test_view_and_reshape_of_batch_become_flatten(self):
-        for how in ("view", "reshape"):
-            nodes = nodes_of(self.convert(Flat(how)))
-            flat = [n for n in nodes if n.get("op") == "flatten"]
-            self.assertEqual(len(flat), 1, how)
-            self.assertEqual(flat[0]["kwargs"], {"start_dim": 1, "end_dim": -1})
-            self.assertEqual(flat[0]["args"], ["conv"])
-            self.assertFalse(any(n.get("op") in ("size", "getattr") for n in nodes))
+    def check_handwritten(self, name):
+        model, make, sizes = handwritten.build(name)
+        d, state = self.export(model, make(1, sizes[0]))
+        self.assertEqual(list(state), list(model.state_dict()))
+        for batch, size in ((1, sizes[0]), (2, sizes[0]), (1, sizes[1])):
+            self.assertLessEqual(max_error(model, d, make(batch, size)), 1e-6,
+                                 f"{name} batch {batch} size {size}")
+        return d
 
-    def test_fixed_view_fails_naming_op(self):
-        with self.assertRaisesRegex(nnexport.ExportError, r"<root>: Flat: op Tensor.view"):
-            self.convert(Flat("fixed"), (2, 3, 8, 8))
+    def test_modulelist_loop_is_unrolled_into_descendant_paths(self):
+        d = self.check_handwritten("looped_mlp")
+        calls = [n["module"] for n in nodes_of(d["model"]) if "module" in n]
+        self.assertEqual(calls, ["inp", "act", "layers.0", "act", "layers.1", "act",
+                                 "layers.2", "act", "out"])
+        view = by_name(nodes_of(d["model"]), "view")
+        self.assertEqual(view["args"], ["x", [-1, 48]])
+        layers = d["model"]["children"][1]
+        self.assertEqual((layers["name"], layers["type"]), ("layers", "ModuleList"))
+
+    def test_moduledict_indexed_by_key(self):
+        d = self.check_handwritten("module_dict_heads")
+        self.assertIn("heads.cls", [n.get("module") for n in nodes_of(d["model"])])
+
+    def test_own_parameter_and_buffer_are_declared(self):
+        d = self.check_handwritten("own_parameter")
+        scale = d["model"]["children"][1]
+        self.assertEqual(scale["type"], "Graph")
+        self.assertEqual(scale["parameters"], {"gamma": {"shape": [1, 8, 1, 1], "dtype": "F32"}})
+        self.assertEqual(scale["buffers"], {"shift": {"shape": [1, 8, 1, 1], "dtype": "F32",
+                                                      "persistent": True}})
+        attrs = [n["attr"] for n in nodes_of(scale) if "attr" in n]
+        self.assertEqual(attrs, ["gamma", "shift"])
+
+    def test_tuple_and_dict_results(self):
+        d = self.check_handwritten("tuple_and_dict")
+        self.assertEqual(d["model"]["config"]["output"],
+                         {"dict": {"a": "flatten", "both": "mul"}})
+        split = d["model"]["children"][0]
+        self.assertEqual(split["config"]["output"], {"tuple": ["relu", "sigmoid"]})
+
+    def test_two_inputs_one_int64(self):
+        d = self.check_handwritten("two_inputs")
+        self.assertEqual(d["inputs"], [{"name": "x", "shape": [1, 16], "dtype": "F32"},
+                                       {"name": "ids", "shape": [1, 16], "dtype": "I64"}])
+        self.assertEqual(d["model"]["config"]["inputs"], ["x", "ids"])
+
+    def test_size_unpacking_and_integer_arithmetic(self):
+        d = self.check_handwritten("size_unpacking")
+        ops = [n["op"] for n in nodes_of(d["model"]) if "op" in n]
+        self.assertEqual(ops, ["size", "getitem", "getitem", "getitem", "getitem", "floordiv",
+                               "view", "transpose", "mul", "view"])
+
+    def test_list_arguments(self):
+        d = self.check_handwritten("list_input")
+        nodes = nodes_of(d["model"])
+        self.assertEqual(by_name(nodes, "layers_1")["args"], [["x", "layers_0"]])
+        layer1 = d["model"]["children"][0]["children"][1]
+        self.assertEqual(layer1["config"]["inputs"], ["inputs"])
+        self.assertEqual(layer1["config"]["output"], "relu")
 
     def test_inplace_ops_become_dataflow(self):
-        nodes = nodes_of(self.convert(InPlace()))
-        relu = next(n for n in nodes if n.get("op") == "relu")
-        self.assertEqual(relu["args"], ["conv"])
-        self.assertEqual(by_name(nodes, "bn")["args"], [relu["name"]])
-        add = next(n for n in nodes if n.get("op") == "add")
-        self.assertEqual(add["args"], ["bn", relu["name"]])
-        mul = next(n for n in nodes if n.get("op") == "mul")
-        self.assertEqual(mul["args"], [add["name"], "x"])
+        model = InPlace().eval()
+        x = {"x": torch.randn(1, 3, 4, 4)}
+        d, _ = self.export(model, x)
+        nodes = nodes_of(d["model"])
+        self.assertEqual(by_name(nodes, "add")["args"], ["conv", "x"])
+        self.assertEqual(by_name(nodes, "relu")["args"], ["add"])
+        self.assertEqual(by_name(nodes, "add_1")["args"], ["relu", "relu"])
+        self.assertLessEqual(max_error(model, d, {"x": torch.randn(2, 3, 4, 4)}), 1e-6)
 
-    def test_spatial_mean_is_pool_then_flatten(self):
-        nodes = nodes_of(self.convert(Mean()))
-        self.assertEqual([n.get("op") for n in nodes[1:]], ["adaptive_avg_pool2d", "flatten"])
-        self.assertEqual(nodes[1]["kwargs"], {"output_size": 1})
+    def test_argument_expressions(self):
+        model = Expressions()
+        d, _ = self.export(model, {"x": torch.randn(2, 4, 6)})
+        nodes = nodes_of(d["model"])
+        self.assertEqual(by_name(nodes, "getitem")["args"][1], {"tuple": [
+            {"ellipsis": True}, {"slice": [1, 3, None]}, {"slice": [None, None, 2]}]})
+        self.assertEqual(by_name(nodes, "masked_fill")["args"][2], {"float": "-inf"})
+        self.assertEqual(by_name(nodes, "to")["args"][1], {"dtype": "float64"})
+        self.assertEqual(by_name(nodes, "sum_1")["kwargs"], {"dim": {"tuple": [1, 2]}})
+        self.assertEqual(by_name(nodes, "gelu")["kwargs"], {"approximate": {"str": "tanh"}})
+        self.assertLessEqual(max_error(model, d, {"x": torch.randn(3, 4, 6)}), 1e-6)
 
-    def test_list_input_child_gets_the_concatenation(self):
-        root = self.convert(Block())
-        nodes = nodes_of(root)
-        self.assertEqual([n.get("op") or n["module"] for n in nodes],
-                         ["cat", "l1", "cat", "l2", "cat"])
-        self.assertEqual(nodes[2]["args"], ["x", "l1"])
-        self.assertEqual(nodes[2]["kwargs"], {"dim": 1})
-        l2 = root["children"][1]
-        self.assertEqual(nodes_of(l2), [{"name": "conv", "module": "conv", "args": ["inputs"]}])
-        self.assertEqual(l2["config"]["inputs"], ["inputs"])
+    def test_torchvision_size_unpacking_and_inplace(self):
+        import torchvision
+        for name, size in (("shufflenet_v2_x0_5", 64), ("resnet18", 64)):
+            torch.manual_seed(0)
+            model = torchvision.models.get_model(name).eval()
+            nnexport.randomize_batchnorm(model, torch.Generator().manual_seed(1))
+            d, state = self.export(model, {"x": torch.randn(1, 3, size, size)})
+            self.assertEqual(list(state), list(model.state_dict()))
+            err = max_error(model, d, {"x": torch.randn(2, 3, size - 16, size - 16)})
+            self.assertLessEqual(err, 1e-5, name)
 
     def test_shared_module_is_a_ref_to_its_first_path(self):
-        root = self.convert(Shared(), (2, 4))
-        b = root["children"][1]
-        self.assertEqual(b["children"][0], {"name": "0", "ref": "a"})
-        keys = list(nnexport.convert(Shared(), (2, 4))[1])
-        self.assertEqual(keys, ["a.weight", "a.bias", "b.0.weight", "b.0.bias"])
-
-    def test_sequential_subclass_keeps_class(self):
-        class Stem(nn.Sequential):
-            pass
-        root = self.convert(nn.Sequential(Stem(nn.Conv2d(3, 3, 1), nn.ReLU())))
-        self.assertEqual(root["children"][0]["type"], "Sequential")
-        self.assertEqual(root["children"][0]["class"], "Stem")
-
-    def test_loud_failures_name_path_and_cause(self):
-        cases = [
-            (OwnParam(), r"<root>: OwnParam has its own parameters or buffers \['scale'\]"),
-            (Permute(), r"head: PermuteHead: op Tensor.permute \(permute\) is not supported"),
-            (RandomDropout(), r"op torch.nn.functional.dropout .*training=True"),
-            (nn.Sequential(nn.LeakyReLU()), r"^0: LeakyReLU: layer type torch.nn.LeakyReLU is not supported"),
-        ]
-        for model, pattern in cases:
-            with self.assertRaisesRegex(nnexport.ExportError, pattern):
-                self.convert(model)
+        d, _ = self.export(Shared(), {"x": torch.randn(1, 4)})
+        self.assertEqual(d["model"]["children"][1], {"name": "b", "ref": "a"})
+        # fx names a module by its first path, as named_modules() does.
+        self.assertEqual([n["module"] for n in nodes_of(d["model"])], ["a", "a"])
 
     def test_training_flags_restored(self):
-        model = Mean().train()
-        self.convert(model)
-        self.assertTrue(model.training and model.conv.training)
+        model = InPlace().train()
+        nnexport.convert(model, inputs={"x": torch.randn(1, 3, 4, 4)})
+        self.assertTrue(all(m.training for m in model.modules()))
+
+
+class TestFailures(unittest.TestCase):
+    def fails(self, model, inputs, pattern):
+        with self.assertRaises(nnexport.ExportError) as cm:
+            nnexport.convert(model, inputs=inputs)
+        msg = str(cm.exception)
+        self.assertNotIn("\n", msg)
+        self.assertRegex(msg, pattern)
+        return msg
+
+    def test_unsupported_op_names_path_op_and_line(self):
+        model = nn.Sequential(nn.ReLU(), UnknownOp())
+        self.fails(model, {"input": torch.randn(2, 3)},
+                   r"^1 \(UnknownOp\): unsupported op torch\.special\.erfcx "
+                   r"at broken_models\.py:\d+$")
+
+    def test_data_dependent_control_flow(self):
+        self.fails(DataDependent(), {"x": torch.randn(2)},
+                   r"^<root> \(DataDependent\): data-dependent control flow: .* "
+                   r"at broken_models\.py:\d+$")
+
+    def test_torch_layer_without_converter(self):
+        self.fails(nn.Sequential(nn.PixelShuffle(2)), {"input": torch.randn(1, 4, 2, 2)},
+                   r"^0 \(PixelShuffle\): layer type torch\.nn\.PixelShuffle has no converter")
+
+    def test_pytorch_failure_on_example_input(self):
+        self.fails(nn.Linear(3, 2), {"input": torch.randn(2, 5)},
+                   r"^<root> \(Linear\): forward on the example input failed in PyTorch: ")
+
+    def test_checked_against_the_plugins_listing(self):
+        plugins = nnexport.Plugins(FAKE_LISTING)
+        model = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
+
+        class Add(nn.Module):
+            def forward(self, x):
+                return torch.add(x, x)
+
+        class Sub(nn.Module):
+            def forward(self, x):
+                return x - 1
+
+        d, _, _ = nnexport.convert(Add(), inputs={"x": torch.randn(2)}, plugins=plugins)
+        self.assertEqual(nodes_of(d["model"])[0]["op"], "add")
+        with self.assertRaisesRegex(nnexport.ExportError,
+                                    r"^<root> \(Sub\): unsupported op operator\.sub: nnkit's "
+                                    "plugins have no op sub"):
+            nnexport.convert(Sub(), inputs={"x": torch.randn(2)}, plugins=plugins)
+        nnexport.convert(model, inputs={"input": torch.randn(1, 4)}, plugins=plugins)
+        with self.assertRaisesRegex(nnexport.ExportError,
+                                    r"^0 \(Conv2d\): layer type Conv2d is not provided"):
+            nnexport.convert(nn.Sequential(nn.Conv2d(1, 1, 1)),
+                             inputs={"input": torch.randn(1, 1, 2, 2)}, plugins=plugins)
+        listing = json.loads(json.dumps(FAKE_LISTING))
+        listing["plugins"][0]["types"][0]["schema"] = ["in_features", "out_features"]
+        with self.assertRaisesRegex(nnexport.ExportError, r"config key 'bias' is unknown"):
+            nnexport.convert(model, inputs={"input": torch.randn(1, 4)},
+                             plugins=nnexport.Plugins(listing))
+
+    def test_bare_type_listing_checks_types_only(self):
+        plugins = nnexport.Plugins({"plugins": [{"types": ["Graph", "Linear"]}]})
+        model = nn.Sequential(nn.Linear(2, 2))
+        nnexport.convert(DataDependentFree(), inputs={"x": torch.randn(2)}, plugins=plugins)
+        with self.assertRaisesRegex(nnexport.ExportError, "ReLU is not provided"):
+            nnexport.convert(nn.Sequential(nn.ReLU()), inputs={"input": torch.randn(2)},
+                             plugins=nnexport.Plugins({"plugins": [{"types": ["Sequential"]}]}))
+        del model
+
+
+class DataDependentFree(nn.Module):
+    def forward(self, x):
+        return torch.sigmoid(x) * 2
 
 
 class TestCli(unittest.TestCase):
     def run_tool(self, *args):
-        return subprocess.run([sys.executable, os.path.join(TOOL_DIR, "torch2nn.py")] + list(args),
-                              capture_output=True, text=True)
+        # The saved models' classes must import in the tool's process.
+        env = dict(os.environ, PYTHONPATH=HERE)
+        return subprocess.run([sys.executable, os.path.join(TOOL_DIR, "torch2nn.py")] +
+                              list(args) + ["--no-check"], capture_output=True, text=True,
+                              env=env)
+
+    def assert_one_line_error(self, proc, pattern):
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertEqual(len(proc.stderr.splitlines()), 1, proc.stderr)
+        self.assertRegex(proc.stderr, "^torch2nn: error: " + pattern)
+        self.assertNotIn("Traceback", proc.stderr)
 
     def test_single_file_carries_descriptor_and_state_dict(self):
         with tempfile.TemporaryDirectory() as d:
-            model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(144, 2))
+            model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(),
+                                  nn.Linear(144, 2))
             src = os.path.join(d, "m.pt")
             torch.save(model, src)
             out = os.path.join(d, "m.safetensors")
@@ -278,36 +421,57 @@ class TestCli(unittest.TestCase):
             self.assertEqual(proc.returncode, 0, proc.stderr)
             tensors, meta = safetensors_io.read(out)
             desc = json.loads(meta["nnkit.descriptor"])
-            self.assertEqual(desc["input_shape"], [1, 3, 8, 8])
+            self.assertEqual(desc["version"], 2)
+            self.assertEqual(desc["inputs"], [{"name": "input", "shape": [1, 3, 8, 8],
+                                               "dtype": "F32"}])
             self.assertEqual([c["type"] for c in desc["model"]["children"]],
                              ["Conv2d", "BatchNorm2d", "Flatten", "Linear"])
             self.assertEqual(list(tensors), list(model.state_dict()))
             self.assertEqual(tensors["1.num_batches_tracked"].dtype, torch.int64)
-            self.assertEqual(tensors["1.num_batches_tracked"].shape, torch.Size([]))
 
-    def test_descriptor_with_weights_beside_it(self):
+    def test_example_inputs_by_argument_name(self):
         with tempfile.TemporaryDirectory() as d:
-            out = os.path.join(d, "r.json")
-            proc = self.run_tool("resnet18", "-o", out)
+            model, make, sizes = handwritten.build("two_inputs")
+            src, ex = os.path.join(d, "m.pt"), os.path.join(d, "in.safetensors")
+            torch.save(model, src)
+            safetensors_io.write(ex, make(2, sizes[0]))
+            out = os.path.join(d, "m.json")
+            proc = self.run_tool(src, "-o", out, "--example-input", ex)
             self.assertEqual(proc.returncode, 0, proc.stderr)
             with open(out) as f:
                 desc = json.load(f)
-            self.assertEqual(desc["model"]["class"], "ResNet")
-            self.assertTrue(os.path.exists(os.path.join(d, "r.safetensors")))
+            self.assertEqual([i["dtype"] for i in desc["inputs"]], ["F32", "I64"])
+            safetensors_io.write(ex, {"y": torch.randn(2)})
+            self.assert_one_line_error(self.run_tool(src, "-o", out, "--example-input", ex),
+                                       r".*tensor 'y' is not an argument of TwoInputs\.forward")
 
-    def test_unsupported_model_fails_with_one_line(self):
+    def test_bad_sources_fail_with_one_line(self):
         with tempfile.TemporaryDirectory() as d:
-            out = os.path.join(d, "s.json")
-            proc = self.run_tool("shufflenet_v2_x0_5", "-o", out)
-            self.assertEqual(proc.returncode, 1)
-            self.assertRegex(proc.stderr, r"^torch2nn: stage2\.0: InvertedResidual: ")
+            out = os.path.join(d, "o.json")
+            garbage = os.path.join(d, "g.pt")
+            with open(garbage, "wb") as f:
+                f.write(b"\x80\x02garbage" * 10)
+            sd = os.path.join(d, "sd.pt")
+            torch.save(nn.Linear(2, 2).state_dict(), sd)
+            ts = os.path.join(d, "ts.pt")
+            torch.jit.save(torch.jit.script(nn.Linear(2, 2)), ts)
+            cases = [(garbage, "not a file torch.load can read"),
+                     (sd, "holds a state_dict, not a model"),
+                     (ts, "a TorchScript archive"),
+                     (os.path.join(d, "missing.pt"), "no such file or torchvision model name"),
+                     (d, "is a directory")]
+            for src, msg in cases:
+                self.assert_one_line_error(self.run_tool(src, "-o", out), ".*" + msg)
             self.assertFalse(os.path.exists(out))
-            self.assertEqual(os.listdir(d), [])
 
-    def test_unknown_source(self):
-        proc = self.run_tool("no_such_model", "-o", "/tmp/x.json")
-        self.assertEqual(proc.returncode, 1)
-        self.assertIn("torch2nn: no_such_model: no such file or torchvision model name", proc.stderr)
+    def test_unsupported_model_writes_nothing(self):
+        with tempfile.TemporaryDirectory() as d:
+            src = os.path.join(d, "m.pt")
+            torch.save(nn.Sequential(nn.ReLU(), DataDependent()), src)
+            out = os.path.join(d, "o.json")
+            proc = self.run_tool(src, "-o", out, "--input-shape", "2,3")
+            self.assert_one_line_error(proc, r"1 \(DataDependent\): data-dependent control flow")
+            self.assertEqual(sorted(os.listdir(d)), ["m.pt"])
 
 
 if __name__ == "__main__":

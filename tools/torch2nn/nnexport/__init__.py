@@ -3,20 +3,22 @@
     import nnexport
     nnexport.export(model, "model.json", input_shape=(1, 3, 224, 224))
 
-See docs/TORCH2NN.md for the mapping rules and what is supported.
+See docs/TORCH2NN.md for the mapping rules and the converter registry.
 """
 
 import collections
 
 import torch
 
-from .convert import convert, descriptor_text, export, weights_path_for
+from .convert import convert, default_inputs, descriptor_text, export, weights_path_for
 from .errors import ExportError
+from .plugins import Plugins, find_nnctl
+from .registry import converter, op_converter, ops
 from . import safetensors_io
 
-__all__ = ["export", "convert", "descriptor_text", "weights_path_for",
-           "ExportError", "safetensors_io", "randomize_batchnorm",
-           "load_state_dict_file"]
+__all__ = ["export", "convert", "default_inputs", "descriptor_text", "weights_path_for",
+           "ExportError", "Plugins", "find_nnctl", "converter", "op_converter", "ops",
+           "safetensors_io", "randomize_batchnorm", "load_state_dict_file"]
 
 
 def randomize_batchnorm(model, generator):

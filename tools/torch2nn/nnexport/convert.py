@@ -1,15 +1,17 @@
-"""nn.Module -> nnkit descriptor + state_dict.
+"""nn.Module -> nnkit descriptor (version 2) + state_dict.
 
-The tree mirrors PyTorch's: children in registration order under their own
-names, a module registered twice becomes a "ref" to its first path (as
-named_modules() lists it once while state_dict() lists it under every
-path).  Each module is one of:
-  - a known leaf class (layers.LEAF_TYPES), with its constructor args;
-  - a container whose forward is PyTorch's (Sequential and subclasses that
-    keep its forward, ModuleList, ModuleDict), "class" kept for printing;
-  - anything with its own forward: a Graph over its children (graph.py).
+The tree is PyTorch's own: children in registration order under their own
+names; a module registered twice becomes {"ref": first path} (named_modules
+lists it once, state_dict under every path).  Each module is
+  - a leaf layer, when a converter is registered for its exact class;
+  - a container, when its forward is Sequential's (or it is a ModuleList,
+    ModuleDict, or has no forward at all), "class" kept for printing;
+  - otherwise a Graph: its own forward traced (tracer.py, graph.py), its
+    own parameters and buffers declared.
 """
 
+import copy
+import inspect
 import json
 import os
 import warnings
@@ -17,155 +19,235 @@ import warnings
 import torch
 import torch.nn as nn
 
-from .errors import ExportError
-from .graph import GraphBuilder, propagate_shapes, trace
-from .layers import LEAF_TYPES, container_type, leaf_config, leaf_type
-from . import safetensors_io
+from . import converters  # noqa: F401  (registers every converter)
+from . import registry, safetensors_io, tracer
+from .errors import ExportError, user_line
+from .graph import GraphBuilder
+from .plugins import Plugins
+from .values import dtype_name
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+
+_CONTAINERS = ((nn.Sequential, "Sequential"), (nn.ModuleList, "ModuleList"),
+               (nn.ModuleDict, "ModuleDict"))
+
+ST_DTYPE = {torch.float32: "F32", torch.int64: "I64", torch.float16: "F16",
+            torch.bfloat16: "BF16", torch.float64: "F64", torch.int32: "I32",
+            torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL"}
 
 
-def _display(path):
-    return path or "<root>"
+def _clone(v):
+    if isinstance(v, torch.Tensor):
+        return v.detach().clone()
+    if isinstance(v, (list, tuple)):
+        return type(v)(_clone(x) for x in v) if not hasattr(v, "_fields") else v
+    if isinstance(v, dict):
+        return type(v)((k, _clone(x)) for k, x in v.items())
+    return v
 
 
-def _record_inputs(model, input_shape):
-    """Runs @model once on a random input of @input_shape and records, per
-    module, the shapes its first call received (a tensor shape or a list of
-    shapes): each level's own trace is shape-annotated from them."""
-    shapes = {}
-    handles = []
+def record_calls(model, inputs):
+    """Runs @model on @inputs (name -> value) once; returns id(module) ->
+    the (args, kwargs) of its first call, cloned before it ran."""
+    calls = {}
+    patched = []
 
-    def hook(mod, args):
-        if id(mod) in shapes or not args:
-            return
-        x = args[0]
-        if isinstance(x, torch.Tensor):
-            shapes[id(mod)] = tuple(x.shape)
-        elif isinstance(x, (list, tuple)) and all(isinstance(t, torch.Tensor) for t in x):
-            shapes[id(mod)] = [tuple(t.shape) for t in x]
+    def wrap(mod):
+        inner = mod.forward
+
+        def forward(*args, **kwargs):
+            if id(mod) not in calls:
+                calls[id(mod)] = (_clone(args), _clone(kwargs))
+            return inner(*args, **kwargs)
+        return forward
 
     for mod in model.modules():
-        handles.append(mod.register_forward_pre_hook(hook))
+        if "forward" not in mod.__dict__:
+            object.__setattr__(mod, "forward", wrap(mod))
+            patched.append(mod)
     try:
-        gen = torch.Generator().manual_seed(0)
         with torch.no_grad():
-            model(torch.randn(*input_shape, generator=gen))
+            model(**_clone(inputs))
+    except ExportError:
+        raise
     except Exception as e:
-        raise ExportError(f"<root>: {type(model).__name__}: forward on input shape "
-                          f"{list(input_shape)} failed in PyTorch: {type(e).__name__}: {e}") from e
+        raise ExportError(f"forward on the example input failed in PyTorch: "
+                          f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+                          "", type(model).__name__, user_line(e.__traceback__)) from None
     finally:
-        for h in handles:
-            h.remove()
-    return shapes
+        for mod in patched:
+            del mod.__dict__["forward"]
+    return calls
 
 
-def _example(shape):
-    if shape is None:
-        return None
-    gen = torch.Generator().manual_seed(0)
-    if isinstance(shape, list):
-        return [torch.randn(*s, generator=gen) for s in shape]
-    return torch.randn(*shape, generator=gen)
+def _declared(m, path):
+    """The Graph's own tensors: {"parameters": ..., "buffers": ...}."""
+    out = {}
+    params = {}
+    for name, p in m._parameters.items():
+        if p is None:
+            continue
+        params[name] = {"shape": list(p.shape), "dtype": _dtype(p, path, name)}
+    buffers = {}
+    for name, b in m._buffers.items():
+        if b is None:
+            continue
+        buffers[name] = {"shape": list(b.shape), "dtype": _dtype(b, path, name),
+                         "persistent": name not in m._non_persistent_buffers_set}
+    if params:
+        out["parameters"] = params
+    if buffers:
+        out["buffers"] = buffers
+    return out
 
 
-def _own_tensors(m):
-    return [n for n, _ in m.named_parameters(recurse=False)] + \
-           [n for n, _ in m.named_buffers(recurse=False)]
+def _dtype(t, path, name):
+    d = ST_DTYPE.get(t.dtype)
+    if d is None:
+        raise ExportError(f"tensor '{name}' has dtype {t.dtype}, which nnkit does not hold",
+                          path)
+    return d
 
 
-class _Converter:
-    def __init__(self, shapes):
-        self.shapes = shapes
-        self.first_path = {}   # id(module) -> first dotted path
-        self.nodes = {}        # id(module) -> its descriptor node
+class Converter:
+    def __init__(self, model, calls, plugins):
+        self.model = model
+        self.calls = calls
+        self.plugins = plugins
+        self.first_path = {}
+        self.warnings = []
+        self.non_persistent = {}  # state key -> tensor, for the weights file
 
-    def children(self, m, path, list_called=None):
-        """Descriptor nodes of @m's children, in registration order."""
-        list_called = list_called or {}
+    def warn(self, text):
+        self.warnings.append(text)
+
+    def children(self, m, path):
         out = []
         for name, child in m._modules.items():
             if child is None:  # PyTorch skips None entries everywhere
                 continue
             child_path = f"{path}.{name}" if path else name
             if id(child) in self.first_path:
-                if name in list_called:
-                    raise ExportError(f"{child_path}: a shared module called with a "
-                                      "list of tensors is not supported")
                 out.append({"name": name, "ref": self.first_path[id(child)]})
                 continue
             self.first_path[id(child)] = child_path
-            node, list_dim = self.module(child, child_path, list_called.get(name))
-            self.nodes[id(child)] = (node, list_dim)
-            out.append({"name": name, **node})
+            out.append({"name": name, **self.module(child, child_path)})
         return out
 
-    def module(self, m, path, list_len=None):
-        """Returns (descriptor node, list_dim) for @m.  @list_len: @m is
-        called with a list of that many tensors; list_dim is then the dim
-        the Graph concatenates them along (see graph.py)."""
+    def module(self, m, path):
         cls = type(m).__name__
-        if leaf_type(m) is not None:
-            if list_len is not None:
-                raise ExportError(f"{path}: {cls} is called with a list of tensors")
-            if len(m._modules):
-                raise ExportError(f"{path}: {cls} unexpectedly has children")
-            type_name, config = leaf_config(m, path)
-            return self._node(type_name, cls, config, None), None
-        ctype = container_type(m)
-        no_forward = type(m).forward is nn.Module.forward
-        if ctype is None and no_forward and not isinstance(m, (nn.Sequential,)):
-            # A module that only groups children (it cannot be called, like
-            # ModuleDict): PyTorch prints it the same way.
-            ctype = "ModuleDict"
-        if ctype is not None:
-            if list_len is not None:
-                raise ExportError(f"{_display(path)}: {cls} ({ctype}) is called with "
-                                  "a list of tensors")
-            own = _own_tensors(m)
-            if own:
-                raise ExportError(f"{_display(path)}: {cls}: a {ctype} holding its own "
-                                  f"tensors {own} is not supported")
-            return self._node(ctype, cls, None, self.children(m, path)), None
-        if type(m).__module__.startswith("torch.nn.modules"):
-            # A PyTorch layer nnkit has no type for: say so, not which of
-            # its functional ops failed.
-            raise ExportError(f"{_display(path)}: {cls}: layer type torch.nn.{cls} is not "
-                              "supported by nnkit (supported: "
-                              + ", ".join(sorted({t for t, _ in LEAF_TYPES.values()})) + ")")
-        return self._graph(m, path, list_len)
+        conv = registry.module_converter(m)
+        if conv is not None:
+            config = conv.config(m, path)
+            try:
+                self.plugins.check_type(conv.type_name, config)
+            except ExportError as e:
+                raise e.located(path, cls) from None
+            return self._node(conv.type_name, cls, config, self.children(m, path))
+        ctype = self._container(m)
+        if ctype is not None and not (m._parameters or m._buffers):
+            try:
+                self.plugins.check_type(ctype, None)
+            except ExportError as e:
+                raise e.located(path, cls) from None
+            return self._node(ctype, cls, None, self.children(m, path))
+        if type(m).__module__.startswith("torch.nn.modules") and \
+                type(m).forward is not nn.Module.forward:
+            raise ExportError(f"layer type torch.nn.{cls} has no converter (supported: "
+                              + ", ".join(registry.module_types()) + ")", path, cls)
+        if type(m).forward is nn.Module.forward:
+            raise ExportError("a module without forward holding its own tensors "
+                              f"({', '.join(list(m._parameters) + list(m._buffers))}) "
+                              "cannot be exported", path, cls)
+        return self._graph(m, path)
 
-    def _graph(self, m, path, list_len):
+    @staticmethod
+    def _container(m):
+        for base, name in _CONTAINERS:
+            if isinstance(m, base) and type(m).forward is base.forward:
+                return name
+        if type(m).forward is nn.Module.forward:
+            # Only groups children (cannot be called), as a ModuleDict.
+            return "ModuleDict"
+        return None
+
+    def _graph(self, m, path):
         cls = type(m).__name__
-        own = _own_tensors(m)
-        if own:
-            raise ExportError(f"{_display(path)}: {cls} has its own parameters or buffers "
-                              f"{own}; nnkit holds tensors only in layers (unsupported module type)")
-        graph = trace(m, path, list_len)
-        propagate_shapes(m, graph, _example(self.shapes.get(id(m))))
-        list_called = {}
-        for n in graph.nodes:
-            if n.op == "call_module" and n.args and isinstance(n.args[0], (list, tuple)):
-                if list_called.get(n.target, len(n.args[0])) != len(n.args[0]):
-                    raise ExportError(f"{_display(path)}: {cls}: child '{n.target}' is called "
-                                      "with lists of different lengths")
-                list_called[n.target] = len(n.args[0])
-        children = self.children(m, path, list_called)
-        child_info = {}
-        for name, child in m._modules.items():
-            if child is None:
-                continue
-            node, list_dim = self.nodes[id(child)]
-            if self.first_path[id(child)] != (f"{path}.{name}" if path else name):
-                list_dim = None
-            child_info[name] = (node.get("type"), node.get("config"), list_dim)
-        builder = GraphBuilder(m, path, graph, child_info, list_len)
+        try:
+            self.plugins.check_type("Graph", None)
+        except ExportError as e:
+            raise e.located(path, cls) from None
+        # Children first: a problem deep inside is reported where it is.
+        children = self.children(m, path)
+        inputs, concrete_args = self._trace_inputs(m, path)
+        consts_before = set(m.__dict__)
+        try:
+            tr = tracer.trace(m, inputs, concrete_args)
+        except ExportError as e:
+            raise e.located(path, cls, user_line(e.__traceback__)) from None
+        except Exception as e:
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            if isinstance(e, NotImplementedError) and msg.startswith("argument of type"):
+                msg = (f"a value of type {msg.split(':', 1)[1].strip()} flows through the "
+                       "forward; a Graph carries tensors, numbers, strings, tuples, lists "
+                       "and dicts")
+            elif "symbolically traced variables cannot be used as inputs to control flow" in msg:
+                msg = ("data-dependent control flow: the forward branches on a traced "
+                       "value, which a fixed graph cannot express")
+            else:
+                msg = f"torch.fx cannot trace the forward: {type(e).__name__}: {msg}"
+            raise ExportError(msg, path, cls, user_line(e.__traceback__)) from None
+        finally:
+            for k in set(m.__dict__) - consts_before:
+                if k.startswith("_tensor_constant"):
+                    del m.__dict__[k]
+        for node in tr.fixed:
+            self.warn(f"{path or '<root>'} ({cls}): control flow on '{node.name}' fixed "
+                      "at its value for the example input's shapes")
+        builder = GraphBuilder(m, path, tr, self.plugins, self.warn)
         config = builder.build()
-        if m.extra_repr():
-            # The dataflow is exact; only print(model) will differ.
-            warnings.warn(f"{_display(path)}: {cls} has an extra_repr "
-                          f"({m.extra_repr()!r}) that a Graph does not print")
-        return self._node("Graph", cls, config, children), builder.list_cat_dim
+        node = self._node("Graph", cls, config, children)
+        declared = _declared(m, path)
+        for name, b in m._buffers.items():
+            if b is not None and name in m._non_persistent_buffers_set:
+                self.non_persistent[f"{path}.{name}" if path else name] = b
+        node.update(declared)
+        extra = m.extra_repr()
+        if extra:
+            node["extra_repr"] = extra
+        return node
+
+    def _trace_inputs(self, m, path):
+        """Concrete inputs for tracing @m (from its first call, or none if
+        it never ran) and the parameters fixed at their constant values."""
+        try:
+            sig = inspect.signature(m.forward)
+        except (TypeError, ValueError) as e:
+            raise ExportError(f"cannot inspect forward: {e}", path, type(m).__name__)
+        call = self.calls.get(id(m))
+        if call is None:
+            self.warn(f"{path or '<root>'} ({type(m).__name__}): never called on the "
+                      "example input; traced without shapes")
+            return {}, None
+        args, kwargs = call
+        try:
+            bound = sig.bind(*args, **kwargs)
+        except TypeError as e:
+            raise ExportError(f"its recorded call does not fit forward: {e}", path,
+                              type(m).__name__)
+        bound.apply_defaults()
+        inputs, fixed = {}, {}
+        for name, value in bound.arguments.items():
+            kind = sig.parameters[name].kind
+            if kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+                inputs[name] = _clone(value)
+            elif value is None or isinstance(value, (bool, str)):
+                # `if mask is not None:` must see the None the call passed;
+                # such arguments are fixed, as fx's concrete_args.
+                fixed[name] = value
+            else:
+                inputs[name] = _clone(value)
+        return inputs, fixed or None
 
     @staticmethod
     def _node(type_name, cls, config, children):
@@ -179,46 +261,79 @@ class _Converter:
         return node
 
 
-def _check_state_dict(model, state):
+def _check_state_dict(state):
     for key, t in state.items():
-        if t.dtype not in (torch.float32, torch.int64):
-            raise ExportError(f"{key}: dtype {t.dtype}; nnkit holds float32 and int64 tensors "
-                              "(convert the model with model.float())")
         if t.is_quantized or t.layout != torch.strided:
-            raise ExportError(f"{key}: quantized or sparse tensors are not supported")
+            raise ExportError(f"state_dict entry '{key}': quantized or sparse tensors "
+                              "are not supported")
+        if t.dtype not in ST_DTYPE:
+            raise ExportError(f"state_dict entry '{key}': dtype {t.dtype} is not supported")
 
 
-def convert(model, input_shape=(1, 3, 224, 224)):
-    """Returns (descriptor dict, state_dict) for @model in eval mode.  The
-    model's training flags are restored afterwards."""
+def default_inputs(model, input_shape=None):
+    """Example inputs when none are given: one float32 tensor of
+    @input_shape (default [1, 3, 224, 224], torchvision's classifiers)
+    for the forward's first parameter."""
+    sig = inspect.signature(model.forward)
+    params = [p for p in sig.parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in params if p.default is p.empty]
+    if not params:
+        raise ExportError("forward takes no tensor argument", "", type(model).__name__)
+    if len(required) > 1:
+        raise ExportError("forward takes " + ", ".join(p.name for p in required) +
+                          "; give one example tensor per argument (--example-input)",
+                          "", type(model).__name__)
+    shape = tuple(input_shape or (1, 3, 224, 224))
+    gen = torch.Generator().manual_seed(0)
+    return {params[0].name: torch.randn(*shape, generator=gen)}
+
+
+def inputs_spec(inputs):
+    spec = []
+    for name, t in inputs.items():
+        if not isinstance(t, torch.Tensor):
+            raise ExportError(f"example input '{name}' is not a tensor")
+        spec.append({"name": name, "shape": list(t.shape), "dtype": _dtype(t, "", name)})
+    return spec
+
+
+def convert(model, input_shape=None, inputs=None, plugins=None, warnings_out=None):
+    """Returns (descriptor dict, state_dict, extra tensors) for @model in
+    eval mode.  @inputs: example inputs by forward argument name (default:
+    default_inputs(@input_shape)); @plugins: a Plugins to check against
+    (default: none).  The model's training flags are restored."""
     if not isinstance(model, nn.Module):
         raise ExportError(f"expected a torch.nn.Module, got {type(model).__name__}")
-    input_shape = tuple(int(d) for d in input_shape)
-    if not input_shape or any(d < 1 for d in input_shape):
-        raise ExportError(f"input shape {list(input_shape)}: every extent must be >= 1")
+    plugins = plugins or Plugins.unchecked()
     modes = {mod: mod.training for mod in model.modules()}
     model.eval()
     try:
-        shapes = _record_inputs(model, input_shape)
-        conv = _Converter(shapes)
+        if inputs is None:
+            inputs = default_inputs(model, input_shape)
+        calls = record_calls(model, inputs)
+        conv = Converter(model, calls, plugins)
         conv.first_path[id(model)] = ""
-        root, list_dim = conv.module(model, "")
-        if list_dim is not None:
-            raise ExportError("<root>: the model takes a list of tensors")
+        root = conv.module(model, "")
         state = model.state_dict()
     finally:
         for mod, training in modes.items():
             mod.training = training
-    _check_state_dict(model, state)
-    descriptor = {"format": "nnkit", "version": FORMAT_VERSION,
-                  "input_shape": list(input_shape), "model": root}
-    return descriptor, state
+    _check_state_dict(state)
+    if warnings_out is not None:
+        warnings_out.extend(conv.warnings)
+    spec = inputs_spec(inputs)
+    descriptor = {"format": "nnkit", "version": FORMAT_VERSION}
+    if len(spec) >= 1:
+        descriptor["input_shape"] = spec[0]["shape"]
+    descriptor["inputs"] = spec
+    descriptor["model"] = root
+    return descriptor, state, conv.non_persistent
 
 
 def _pretty(value, indent, lead=0, width=100):
     """JSON with small values kept on one line, so a descriptor reads like
-    the tree it describes.  @lead: characters before the value on its line
-    beyond @indent (a key)."""
+    the tree it describes."""
     flat = json.dumps(value, separators=(", ", ": "), allow_nan=False)
     if len(flat) + indent + lead <= width or not isinstance(value, (dict, list)) or not value:
         return flat
@@ -241,20 +356,26 @@ def weights_path_for(path):
     return stem + ".safetensors"
 
 
-def export(model, out_path, input_shape=(1, 3, 224, 224)):
+def export(model, out_path, input_shape=None, inputs=None, plugins=None,
+           warnings_out=None):
     """Exports @model to @out_path: a .safetensors path gets one file with
     the descriptor in __metadata__["nnkit.descriptor"]; any other path gets
     the descriptor, with the weights beside it (stem + .safetensors).  Both
     writes are atomic, weights first.  Returns the descriptor dict."""
-    descriptor, state = convert(model, input_shape)
+    descriptor, state, extra = convert(model, input_shape, inputs, plugins, warnings_out)
+    tensors = dict(state)
+    # Non-persistent buffers are not in state_dict but nnkit needs their
+    # values; they travel in the weights file under their dotted names.
+    for key, t in extra.items():
+        tensors.setdefault(key, t)
     text = descriptor_text(descriptor)
     out_path = os.fspath(out_path)
     if out_path.endswith(".safetensors"):
-        safetensors_io.write(out_path, state, {"nnkit.descriptor": text})
+        safetensors_io.write(out_path, tensors, {"nnkit.descriptor": text})
     else:
         weights = weights_path_for(out_path)
         if os.path.abspath(weights) == os.path.abspath(out_path):
             raise ExportError(f"{out_path}: descriptor and weights paths coincide")
-        safetensors_io.write(weights, state)
+        safetensors_io.write(weights, tensors)
         safetensors_io.atomic_write_bytes(out_path, [text.encode("utf-8")])
     return descriptor

@@ -20,9 +20,17 @@ _TORCH_TO_ST = {
     torch.float16: "F16",
     torch.bfloat16: "BF16",
     torch.int64: "I64",
+    torch.int32: "I32",
+    torch.int8: "I8",
+    torch.uint8: "U8",
+    torch.bool: "BOOL",
 }
 _ST_TO_TORCH = {v: k for k, v in _TORCH_TO_ST.items()}
-_ST_SIZE = {"F32": 4, "F64": 8, "F16": 2, "BF16": 2, "I64": 8}
+_ST_SIZE = {"F32": 4, "F64": 8, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I8": 1,
+            "U8": 1, "BOOL": 1}
+# numpy's little-endian spelling of each dtype but BF16 (numpy has none).
+_ST_NUMPY = {"F32": "<f4", "F64": "<f8", "F16": "<f2", "I64": "<i8", "I32": "<i4",
+             "I8": "i1", "U8": "u1", "BOOL": "?"}
 # Same cap as the reference implementation and nnkit's reader.
 MAX_HEADER = 100 * 1024 * 1024
 
@@ -145,7 +153,7 @@ def read(path):
         if dtype == "BF16":
             t = torch.from_numpy(np.frombuffer(raw, dtype="<i2").copy()).view(torch.bfloat16)
         else:
-            np_dtype = {"F32": "<f4", "F64": "<f8", "F16": "<f2", "I64": "<i8"}[dtype]
-            t = torch.from_numpy(np.frombuffer(raw, dtype=np_dtype).astype(np_dtype[1:]))
+            np_dtype = np.dtype(_ST_NUMPY[dtype])
+            t = torch.from_numpy(np.frombuffer(raw, dtype=np_dtype).astype(np_dtype.newbyteorder("=")))
         tensors[name] = t.reshape(shape)
     return tensors, metadata

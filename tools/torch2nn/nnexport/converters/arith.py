@@ -1,0 +1,82 @@
+"""Arithmetic, comparisons and logic, on tensors and on ints alike (integer
+arithmetic on sizes, `C // self.groups`, becomes these ops on int values).
+In-place forms become the out-of-place op: the Graph is dataflow, and later
+reads of the mutated value read the op's result (graph.py)."""
+
+import operator
+
+import torch
+
+from ..registry import ops
+
+
+ops(torch.add, operator.add, "add", "__add__", "__radd__")
+ops(torch.sub, torch.subtract, operator.sub, "sub", "subtract", "__sub__", "__rsub__")
+ops(torch.mul, torch.multiply, operator.mul, "mul", "multiply", "__mul__", "__rmul__")
+ops(torch.div, torch.divide, torch.true_divide, operator.truediv, "div", "divide",
+    "true_divide", "__truediv__", "__rtruediv__")
+ops(operator.floordiv, torch.floor_divide, "floor_divide", "__floordiv__",
+    name="floordiv")
+ops(operator.mod, torch.remainder, torch.fmod, "remainder", "fmod", "__mod__", name="mod")
+ops(operator.pow, torch.pow, "pow", "__pow__", "__rpow__", name="pow")
+ops(operator.neg, torch.neg, "neg", "__neg__", name="neg")
+ops(operator.matmul, torch.matmul, "matmul", "__matmul__", name="matmul")
+ops(torch.bmm, "bmm")
+ops(torch.baddbmm, "baddbmm")
+ops(torch.addmm, "addmm")
+ops(torch.einsum, name="einsum")
+
+ops(operator.eq, torch.eq, "eq", "__eq__", name="eq")
+ops(operator.ne, torch.ne, "ne", "__ne__", name="ne")
+ops(operator.lt, torch.lt, "lt", "__lt__", name="lt")
+ops(operator.le, torch.le, "le", "__le__", name="le")
+ops(operator.gt, torch.gt, "gt", "__gt__", name="gt")
+ops(operator.ge, torch.ge, "ge", "__ge__", name="ge")
+ops(operator.and_, torch.logical_and, torch.bitwise_and, "logical_and", "bitwise_and",
+    "__and__", name="and_")
+ops(operator.or_, torch.logical_or, torch.bitwise_or, "logical_or", "bitwise_or",
+    "__or__", name="or_")
+ops(operator.invert, torch.logical_not, torch.bitwise_not, "logical_not", "bitwise_not",
+    "__invert__", name="invert")
+
+# In-place forms: the value they mutate is the first argument.
+ops(operator.iadd, "add_", "__iadd__", name="add", mutates=0)
+ops(operator.isub, "sub_", "__isub__", name="sub", mutates=0)
+ops(operator.imul, "mul_", "__imul__", name="mul", mutates=0)
+ops(operator.itruediv, "div_", "__itruediv__", name="div", mutates=0)
+
+# Elementwise math.
+ops(torch.abs, "abs")
+ops(torch.exp, "exp")
+ops(torch.log, "log")
+ops(torch.sqrt, "sqrt")
+ops(torch.rsqrt, "rsqrt")
+ops(torch.sin, "sin")
+ops(torch.cos, "cos")
+ops(torch.erf, "erf")
+ops(torch.clamp, torch.clip, "clamp", "clip", name="clamp")
+ops("clamp_", "clip_", name="clamp", mutates=0)
+ops(torch.where, name="where")
+ops(torch.maximum, "maximum")
+ops(torch.minimum, "minimum")
+ops(torch.floor, "floor")
+ops(torch.ceil, "ceil")
+ops(torch.round, "round")
+
+# Reductions.
+ops(torch.mean, "mean")
+ops(torch.sum, "sum")
+ops(torch.amax, "amax")
+ops(torch.amin, "amin")
+ops(torch.max, "max")
+ops(torch.min, "min")
+ops(torch.argmax, "argmax")
+ops(torch.argmin, "argmin")
+ops(torch.var, "var")
+ops(torch.std, "std")
+ops(torch.norm, "norm")
+ops(torch.cumsum, "cumsum")
+ops(torch.prod, "prod")
+ops(torch.all, "all")
+ops(torch.any, "any")
+ops(torch.topk, "topk")

@@ -1,0 +1,36 @@
+"""Convolutions: Conv1d, Conv2d, ConvTranspose2d."""
+
+import torch.nn as nn
+
+from ..registry import converter
+
+
+def _conv(m):
+    return {
+        "in_channels": m.in_channels,
+        "out_channels": m.out_channels,
+        "kernel_size": list(m.kernel_size),
+        "stride": list(m.stride),
+        "padding": m.padding if isinstance(m.padding, str) else list(m.padding),
+        "dilation": list(m.dilation),
+        "groups": m.groups,
+        "bias": m.bias is not None,
+        "padding_mode": m.padding_mode,
+    }
+
+
+@converter(nn.Conv2d)
+def conv2d(m):
+    return _conv(m)
+
+
+@converter(nn.Conv1d)
+def conv1d(m):
+    return _conv(m)
+
+
+@converter(nn.ConvTranspose2d)
+def conv_transpose2d(m):
+    config = _conv(m)
+    config["output_padding"] = list(m.output_padding)
+    return config

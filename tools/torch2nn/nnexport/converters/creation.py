@@ -1,0 +1,33 @@
+"""Tensors made inside forward: ranges, constant fills, masks."""
+
+import torch
+
+from ..registry import op_converter, ops
+
+ops(torch.arange, name="arange")
+
+
+@op_converter(torch.zeros, torch.ones, torch.empty, "new_zeros", "new_ones", "new_empty",
+              name="zeros")
+def filled(call):
+    # torch.zeros(2, 3) and torch.zeros((2, 3)) are one call: the sizes go
+    # as one list.  Uninitialised (empty) tensors are zero-filled.
+    method = call.node.op == "call_method"
+    first = 1 if method else 0
+    rest = list(call.args[first:])
+    if len(rest) == 1 and isinstance(call.arg_concrete(first), (tuple, list, torch.Size)):
+        rest = rest[0]
+    kind = "ones" if "ones" in getattr(call.node.target, "__name__", call.node.target) else "zeros"
+    if method:
+        return call.emit("new_" + kind, args=[call.args[0], rest], kwargs=call.kwargs)
+    return call.emit(kind, args=[rest], kwargs=call.kwargs)
+
+ops(torch.full, name="full")
+ops(torch.eye, name="eye")
+ops(torch.zeros_like, name="zeros_like")
+ops(torch.ones_like, name="ones_like")
+ops(torch.full_like, name="full_like")
+ops("new_full")
+ops(torch.tril, "tril")
+ops(torch.triu, "triu")
+ops(torch.tensor, torch.as_tensor, name="tensor")

@@ -1,0 +1,64 @@
+"""torch.nn.functional and the activations' torch./Tensor. forms."""
+
+import torch
+import torch.nn.functional as F
+
+from ..registry import op_converter, ops
+
+try:
+    from torchvision.ops import stochastic_depth as tv_stochastic_depth
+except ImportError:  # torchvision is optional for the Python API
+    tv_stochastic_depth = None
+
+ops(F.relu, torch.relu, "relu", name="relu")
+ops(torch.relu_, F.relu_, "relu_", name="relu", mutates=0)
+ops(F.relu6, name="relu6")
+ops(F.gelu, name="gelu")
+ops(F.silu, name="silu")
+ops(F.mish, name="mish")
+ops(F.hardsigmoid, name="hardsigmoid")
+ops(F.hardswish, name="hardswish")
+ops(F.hardtanh, name="hardtanh")
+ops(F.leaky_relu, name="leaky_relu")
+ops(F.elu, name="elu")
+ops(F.softplus, name="softplus")
+ops(torch.sigmoid, F.sigmoid, "sigmoid", name="sigmoid")
+ops("sigmoid_", name="sigmoid", mutates=0)
+ops(torch.tanh, F.tanh, "tanh", name="tanh")
+ops(F.softmax, torch.softmax, "softmax", name="softmax")
+ops(F.log_softmax, torch.log_softmax, "log_softmax", name="log_softmax")
+ops(F.layer_norm, torch.layer_norm, name="layer_norm")
+ops(F.group_norm, name="group_norm")
+ops(F.linear, name="linear")
+ops(F.conv2d, name="conv2d")
+ops(F.embedding, name="embedding")
+ops(F.normalize, name="normalize")
+ops(F.pad, name="pad")
+ops(F.interpolate, name="interpolate")
+ops(F.adaptive_avg_pool2d, name="adaptive_avg_pool2d")
+ops(F.adaptive_max_pool2d, name="adaptive_max_pool2d")
+ops(F.max_pool2d, name="max_pool2d")
+ops(F.avg_pool2d, name="avg_pool2d")
+ops(F.multi_head_attention_forward, name="multi_head_attention_forward")
+
+
+def _training(call, index):
+    v = call.kwargs.get("training", call.args[index] if len(call.args) > index else None)
+    return v
+
+
+@op_converter(F.dropout, F.dropout2d, torch.dropout, name="dropout")
+def dropout(call):
+    # Exported in eval mode: dropout with training=False is the identity.
+    training = _training(call, 2)
+    p = call.kwargs.get("p", call.args[1] if len(call.args) > 1 else 0.5)
+    if training is False or p == 0 or (call.node.target is torch.dropout and training is None):
+        return call.args[0]
+    return call.emit()
+
+
+@op_converter(tv_stochastic_depth, name="stochastic_depth")
+def stochastic_depth(call):
+    if _training(call, 3) is False:
+        return call.args[0]
+    return call.emit()

@@ -1,0 +1,13 @@
+"""Linear layers."""
+
+import torch.nn as nn
+from torch.nn.modules.linear import NonDynamicallyQuantizableLinear
+
+from ..registry import converter
+
+
+# MultiheadAttention's out_proj is a Linear subclass kept for quantization.
+@converter(nn.Linear, NonDynamicallyQuantizableLinear, type="Linear")
+def linear(m):
+    return {"in_features": m.in_features, "out_features": m.out_features,
+            "bias": m.bias is not None}

@@ -1,0 +1,41 @@
+"""Pooling: sizes kept as given (int or tuple), as PyTorch prints them."""
+
+import torch.nn as nn
+
+from ..registry import converter
+
+
+def _size(m, key):
+    v = getattr(m, key)
+    if v is None or (isinstance(v, (tuple, list)) and None in v):
+        raise ValueError(f"{key}={v!r}: None sizes are not supported")
+    return list(v) if isinstance(v, (tuple, list)) else v
+
+
+@converter(nn.MaxPool2d)
+def maxpool2d(m):
+    if m.return_indices:
+        raise ValueError("return_indices=True is not supported")
+    return {"kernel_size": _size(m, "kernel_size"), "stride": _size(m, "stride"),
+            "padding": _size(m, "padding"), "dilation": _size(m, "dilation"),
+            "return_indices": False, "ceil_mode": m.ceil_mode}
+
+
+@converter(nn.AvgPool2d)
+def avgpool2d(m):
+    return {"kernel_size": _size(m, "kernel_size"), "stride": _size(m, "stride"),
+            "padding": _size(m, "padding"), "ceil_mode": m.ceil_mode,
+            "count_include_pad": m.count_include_pad,
+            "divisor_override": m.divisor_override}
+
+
+@converter(nn.AdaptiveAvgPool2d)
+def adaptive_avgpool2d(m):
+    return {"output_size": _size(m, "output_size")}
+
+
+@converter(nn.AdaptiveMaxPool2d)
+def adaptive_maxpool2d(m):
+    if m.return_indices:
+        raise ValueError("return_indices=True is not supported")
+    return {"output_size": _size(m, "output_size"), "return_indices": False}

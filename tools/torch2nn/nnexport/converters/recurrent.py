@@ -1,0 +1,23 @@
+"""LSTM and GRU."""
+
+import torch.nn as nn
+
+from ..registry import converter
+
+
+def _rnn(m):
+    return {"input_size": m.input_size, "hidden_size": m.hidden_size,
+            "num_layers": m.num_layers, "bias": m.bias, "batch_first": m.batch_first,
+            "dropout": float(m.dropout), "bidirectional": m.bidirectional}
+
+
+@converter(nn.LSTM)
+def lstm(m):
+    config = _rnn(m)
+    config["proj_size"] = m.proj_size
+    return config
+
+
+@converter(nn.GRU)
+def gru(m):
+    return _rnn(m)

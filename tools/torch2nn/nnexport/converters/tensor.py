@@ -1,0 +1,56 @@
+"""Shape, layout and dtype ops on tensors."""
+
+import torch
+
+from ..registry import op_converter, ops
+
+ops(torch.reshape, name="reshape")
+ops(torch.permute, name="permute")
+ops(torch.transpose, torch.swapaxes, "transpose", "swapaxes", name="transpose")
+ops(torch.t, "t")
+ops(torch.flatten, "flatten")
+ops("unflatten")
+ops(torch.unsqueeze, "unsqueeze")
+ops(torch.squeeze, "squeeze")
+ops("expand_as")
+ops(torch.chunk, "chunk")
+ops(torch.split, "split")
+ops(torch.unbind, "unbind")
+ops(torch.cat, torch.concat, name="cat")
+ops(torch.stack, name="stack")
+ops(torch.narrow, "narrow")
+ops(torch.roll, "roll")
+ops(torch.flip, name="flip")
+ops(torch.gather, "gather")
+ops(torch.index_select, "index_select")
+ops(torch.masked_fill, "masked_fill")
+ops("masked_fill_", name="masked_fill", mutates=0)
+ops("to")
+ops("type_as")
+ops("float", name="float")
+ops("double", name="double")
+ops("long", name="long")
+ops("int", name="int")
+ops("bool", name="bool")
+ops("half", name="half")
+
+
+@op_converter("contiguous", "detach", "clone", torch.clone, torch.detach,
+              "requires_grad_", name="contiguous")
+def same_value(call):
+    # nnkit tensors are contiguous and never share a buffer between values
+    # (in-place ops are dataflow), so these are the value itself.
+    return call.args[0]
+
+
+@op_converter("view", "reshape", "permute", "expand", "repeat", "flip", "tile")
+def packed_sizes(call):
+    # x.view(2, -1) and x.view((2, -1)) are one call: the sizes always go
+    # as one list, the signature of torch.reshape(input, shape).
+    rest = list(call.args[1:])
+    if len(rest) == 1 and isinstance(call.arg_concrete(1), (tuple, list, torch.Size)):
+        sizes = rest[0]
+    else:
+        sizes = rest
+    name = call.node.target
+    return call.emit(name, args=[call.args[0], sizes], kwargs=call.kwargs)

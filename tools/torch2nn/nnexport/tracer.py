@@ -1,0 +1,258 @@
+"""torch.fx tracing with concrete values.
+
+Every traced value also carries the value it has on the example input
+(computed alongside, by running each call for real), which makes what plain
+fx cannot trace work where it is sound:
+  - iterating a Proxy (`B, T, C = x.size()`, `for t in x.chunk(3)`,
+    `h, w = x.shape[-2:]`) yields one getitem node per element, the length
+    taken from the concrete value;
+  - branching on a value computed from shapes only (`if W % 2:`) follows
+    the branch the example input takes, with a warning;
+  - branching on a value computed from tensor data fails: it is
+    data-dependent control flow, which a fixed graph cannot express.
+Every submodule call is recorded as call_module (each level of the
+hierarchy is its own Graph); `len(proxy)` is recorded as a call.
+"""
+
+import builtins
+import math
+import operator
+
+import torch
+import torch.fx as fx
+import torch.fx._symbolic_trace as fx_trace
+from torch.fx.node import map_arg
+
+from . import registry
+from .errors import ExportError
+
+UNKNOWN = object()  # no concrete value (the module never ran, or replay failed)
+
+# Calls that read a tensor's shape or kind, not its data.
+_SHAPE_METHODS = {"size", "dim", "ndimension", "numel", "nelement", "type", "is_contiguous",
+                  "is_floating_point", "is_complex", "element_size",
+                  "get_device"}
+_FIXED_ATTRS = {"dtype", "device", "ndim", "is_cuda", "layout", "is_sparse", "is_quantized"}
+_SHAPE_ATTRS = {"shape", "ndim", "dtype", "device", "is_cuda", "layout", "requires_grad"}
+
+
+class DataDependent(ExportError):
+    pass
+
+
+def _is_shape_access(node):
+    if node.op == "call_method":
+        return node.target in _SHAPE_METHODS
+    if node.op == "call_function" and node.target is getattr:
+        return len(node.args) > 1 and node.args[1] in _SHAPE_ATTRS
+    if node.op == "call_function" and node.target is builtins.len:
+        return True
+    return False
+
+
+class _Concrete:
+    """Proxy behaviour that uses the concrete value (mixed into fx's Proxy
+    and its lazily recorded Attribute, `x.shape`)."""
+
+    def __getattr__(self, k):
+        if k.startswith("__") and k.endswith("__"):
+            # Protocol probes (torch.tensor() asks for __array__ ...).
+            raise AttributeError(k)
+        if k in _FIXED_ATTRS:
+            v = self._concrete()
+            if v is not UNKNOWN and hasattr(v, k):
+                # Fixed by the model's code and nnkit's CPU, not by the
+                # input's extents or values.
+                return getattr(v, k)
+        return ExportAttribute(self, k)
+
+    def __setitem__(self, key, value):
+        # Recorded like any call; the Graph turns it into dataflow.
+        self.tracer.create_proxy("call_function", operator.setitem, (self, key, value), {})
+
+    def _concrete(self):
+        return self.tracer.concrete.get(self.node, UNKNOWN)
+
+    def __iter__(self):
+        v = self._concrete()
+        try:
+            n = len(v) if v is not UNKNOWN else None
+        except TypeError:
+            n = None
+        if n is None:
+            what = "unknown" if v is UNKNOWN else f"a {type(v).__name__}"
+            raise ExportError(f"cannot iterate '{self.node.name}': its value on the example "
+                              f"input is {what}, so its length is not known")
+        return iter([self[i] for i in range(n)])
+
+    def __len__(self):
+        v = self._concrete()
+        if v is UNKNOWN or isinstance(v, torch.Tensor) or self.tracer.tainted.get(self.node):
+            raise ExportError("len() of a traced tensor cannot be an int in a traced graph "
+                              "(use x.size(0))")
+        return len(v)
+
+    def _fixed(self, what):
+        if self.tracer.tainted.get(self.node, True):
+            raise DataDependent(f"data-dependent control flow: {what} of '{self.node.name}' "
+                                "depends on tensor values, which a fixed graph cannot express")
+        v = self._concrete()
+        if v is UNKNOWN:
+            raise DataDependent(f"control flow on '{self.node.name}', whose value is unknown "
+                                "(the module did not run on the example input)")
+        self.tracer.fixed.append(self.node)
+        return v
+
+    def __bool__(self):
+        return bool(self._fixed("a branch on the truth"))
+
+    def __index__(self):
+        return int(self._fixed("a Python int"))
+
+    def __int__(self):
+        return int(self._fixed("a Python int"))
+
+
+class ExportProxy(_Concrete, fx.Proxy):
+    pass
+
+
+class ExportAttribute(_Concrete, fx.proxy.Attribute):
+    pass
+
+
+class ExportTracer(fx.Tracer):
+    """Traces one module with @inputs (parameter name -> concrete value)."""
+
+    def __init__(self, inputs):
+        super().__init__(autowrap_modules=(math,))
+        self.record_stack_traces = True
+        self.proxy_buffer_attributes = True  # buffers read in forward become attr nodes
+        self.inputs = inputs
+        self.concrete = {}
+        self.tainted = {}
+        self.fixed = []       # nodes whose value was fixed by control flow
+        self.tensor_constants = []
+        self._replaying = 0
+
+    def is_leaf_module(self, m, qualified_name):
+        return True
+
+    def proxy(self, node):
+        return ExportProxy(node, self)
+
+    def getattr(self, attr, attr_val, parameter_proxy_cache):
+        if self._replaying:
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
+
+    def call_module(self, m, forward, args, kwargs):
+        if self._replaying:
+            return forward(*args, **kwargs)
+        return super().call_module(m, forward, args, kwargs)
+
+    def create_arg(self, a):
+        if isinstance(a, torch.Tensor) and not isinstance(a, torch.nn.Parameter):
+            known = {id(t) for t in self.root.buffers()}
+            if id(a) not in known:
+                self.tensor_constants.append(a)
+        return super().create_arg(a)
+
+    def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None,
+                     proxy_factory_fn=None):
+        proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr,
+                                     proxy_factory_fn)
+        node = proxy.node
+        value = self._replay(node)
+        self.concrete[node] = value
+        inputs = node.all_input_nodes
+        if _is_shape_access(node):
+            self.tainted[node] = False
+        elif isinstance(value, torch.Tensor) or value is UNKNOWN and kind == "placeholder":
+            self.tainted[node] = True
+        else:
+            self.tainted[node] = any(self.tainted.get(n, True) for n in inputs)
+        if kind == "placeholder" and isinstance(value, (list, tuple)) and \
+                not hasattr(value, "_fields"):
+            # A list argument (DenseNet's list of features) is a list of
+            # its elements, so that torch.cat(inputs, 1) sees a sequence.
+            return type(value)(proxy[i] for i in range(len(value)))
+        if value is None and kind == "call_function" and target is operator.getitem:
+            # An element that is None (an optional output not produced) is
+            # structure, not data: `if targets is not None` must see None.
+            return None
+        return proxy
+
+    def _value_of(self, n):
+        if n not in self.concrete and n.op == "get_attr":
+            # Tensor constants are added by create_arg, not create_proxy.
+            obj = self.root
+            for part in n.target.split("."):
+                obj = getattr(obj, part, UNKNOWN)
+            self.concrete[n] = obj
+            self.tainted[n] = True
+        return self.concrete.get(n, UNKNOWN)
+
+    def _replay(self, node):
+        """The node's value on the example input: the call, run for real."""
+        if node.op == "placeholder":
+            name = node.target.lstrip("*")
+            if name in self.inputs:
+                return self.inputs[name]
+            return node.args[0] if node.args else UNKNOWN
+        args = map_arg(node.args, self._value_of)
+        kwargs = map_arg(node.kwargs, self._value_of)
+        if any(v is UNKNOWN for v in _flatten((args, kwargs))):
+            return UNKNOWN
+        self._replaying += 1
+        try:
+            with torch.no_grad():
+                if node.op == "get_attr":
+                    obj = self.root
+                    for part in node.target.split("."):
+                        obj = getattr(obj, part)
+                    return obj
+                if node.op == "call_function":
+                    return node.target(*args, **kwargs)
+                if node.op == "call_method":
+                    return getattr(args[0], node.target)(*args[1:], **kwargs)
+                if node.op == "call_module":
+                    return self.root.get_submodule(node.target)(*args, **kwargs)
+        except Exception:
+            return UNKNOWN
+        finally:
+            self._replaying -= 1
+        return UNKNOWN
+
+
+def _flatten(v):
+    if isinstance(v, (list, tuple)):
+        for x in v:
+            yield from _flatten(x)
+    elif isinstance(v, dict):
+        for x in v.values():
+            yield from _flatten(x)
+    else:
+        yield v
+
+
+def trace(m, inputs, concrete_args=None):
+    """Traces @m's forward.  Returns the tracer (its .graph, .concrete,
+    .fixed).  Functions wrapped with torch.fx.wrap are traced through, so
+    their bodies become ops; `len` in the forward's module is recorded."""
+    tracer = ExportTracer(inputs)
+    saved = list(fx_trace._wrapped_fns_to_patch)
+    fn_globals = getattr(type(m).forward, "__globals__", None)
+    # torch.tensor(x.shape[-2:]) builds a tensor from traced ints: recorded.
+    patch = [(torch.__dict__, "tensor"), (torch.__dict__, "as_tensor")]
+    # Functions wrapped with torch.fx.wrap stay one call only when a
+    # converter handles them; the others are traced through.
+    patch += [(d, name) for d, name in saved if name in d and registry.has_function(d[name])]
+    if fn_globals is not None:
+        patch.append((fn_globals, "len"))
+    fx_trace._wrapped_fns_to_patch[:] = patch
+    try:
+        tracer.trace(m, concrete_args=concrete_args)
+    finally:
+        fx_trace._wrapped_fns_to_patch[:] = saved
+    return tracer
