@@ -239,9 +239,10 @@ nn_safetensors_write_sharded (const char *index_path,
   json_generator_set_root (gen, root);
   json_generator_set_pretty (gen, TRUE);
   gsize len;
-  g_autofree char *text = json_generator_to_data (gen, &len);
+  g_autofree char *body = json_generator_to_data (gen, &len);
+  g_autofree char *text = g_strconcat (body, "\n", NULL);
   g_autoptr (GError) ioerr = NULL;
-  if (!g_file_set_contents (index_path, text, (gssize) len, &ioerr)) {
+  if (!g_file_set_contents (index_path, text, (gssize) len + 1, &ioerr)) {
     g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_IO, "%s: %s",
                  index_path, ioerr->message);
     return FALSE;

@@ -45,6 +45,12 @@ char *nn_weights_rename (const NnWeightsRename *r, const char *name);
 void nn_weights_rename_finish (NnWeightsRename *r, NnStBuilder *b);
 gboolean nn_weights_rename_is_identity (const NnWeightsRename *r);
 
+/* nn_weights_open() for loading into @m: no auto-strip when @m's keys
+ * themselves start with "module.". */
+NnSafetensors *nn_weights_open_for_module (NnModule *m, const char *path,
+                                           const NnWeightsOpenOptions *opts,
+                                           GError **error);
+
 /* pth_read.c: a torch.save zip file. */
 NnSafetensors *nn_pth_open (const char *path, const NnWeightsOpenOptions *opts,
                             GError **error);

@@ -23,6 +23,21 @@ nn_weights_format_name (NnWeightsFormat format)
   return (guint) format < G_N_ELEMENTS (names) ? names[format] : "unknown";
 }
 
+/* JSON whose top object has a "weight_map" object: Hugging Face's index. */
+static gboolean
+is_shard_index (const char *path)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  if (!json_parser_load_from_mapped_file (parser, path, NULL))
+    return FALSE;
+  JsonNode *root = json_parser_get_root (parser);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    return FALSE;
+  JsonNode *wm = json_object_get_member (json_node_get_object (root),
+                                         "weight_map");
+  return wm != NULL && JSON_NODE_HOLDS_OBJECT (wm);
+}
+
 NnWeightsFormat
 nn_weights_detect_format (const char *path, GError **error)
 {
@@ -58,8 +73,14 @@ nn_weights_detect_format (const char *path, GError **error)
   gssize i = 0;
   while (i < n && g_ascii_isspace (head[i]))
     i++;
-  if (i < n && head[i] == '{')
+  if (i < n && head[i] == '{' && is_shard_index (path))
     return NN_WEIGHTS_FORMAT_SHARDED;
+  if (i < n && head[i] == '{') {
+    g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_HEADER,
+                 "%s: JSON without a \"weight_map\" object: not a sharded "
+                 "safetensors index (a model descriptor?)", path);
+    return NN_WEIGHTS_FORMAT_UNKNOWN;
+  }
   g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_HEADER,
                "%s: not a weights file: neither safetensors (8-byte header "
                "length, then JSON), a torch.save zip ('PK'), nor a sharded "
@@ -192,4 +213,17 @@ nn_weights_open (const char *path, const NnWeightsOpenOptions *opts,
     break;
   }
   return NULL;
+}
+
+NnSafetensors *
+nn_weights_open_for_module (NnModule *m, const char *path,
+                            const NnWeightsOpenOptions *opts, GError **error)
+{
+  NnWeightsOpenOptions o = { sizeof o, 0, NULL, NULL, NULL };
+  if (opts)
+    o = *opts;
+  o.struct_size = sizeof o;
+  if (nn_module_get_child (m, "module"))
+    o.flags |= NN_WEIGHTS_NO_AUTO_STRIP;
+  return nn_weights_open (path, &o, error);
 }

@@ -166,6 +166,17 @@ NN_API NnSafetensors *nn_weights_open (const char *path,
                                        const NnWeightsOpenOptions *opts,
                                        GError **error);
 
+/* nn_model_load() with the weights file (any format nn_weights_open()
+ * reads) opened under @wopts (nullable: defaults; the "module." prefix is
+ * auto-stripped only if the model has no child called "module").
+ * Returns: (transfer full) (nullable). */
+NN_API NnModule *nn_model_load_with_options (NnRegistry *reg,
+                                             const char *path,
+                                             const char *weights_path,
+                                             const NnWeightsOpenOptions *wopts,
+                                             gboolean allow_no_weights,
+                                             GError **error);
+
 /* Writes @n tensors as Hugging Face's sharded safetensors: shards of at
  * most @max_shard_bytes each (a larger tensor gets a shard of its own)
  * named "<stem>-00001-of-0000N.safetensors" beside @index_path, then the
