@@ -26,7 +26,10 @@ except ImportError:
           f"{sys.executable}", file=sys.stderr)
     sys.exit(77)
 
-from nnctl_testlib import NnctlCase, write_tiny, write_safetensors  # noqa: E402
+import subprocess  # noqa: E402
+
+from nnctl_testlib import NnctlCase, write_tiny, write_safetensors, \
+    SOURCE_ROOT  # noqa: E402
 
 ST_DTYPES = {torch.float32: "F32", torch.int64: "I64"}
 
@@ -278,6 +281,18 @@ class PthFromTorch(NnctlCase):
             f.write(b"\x07" * 64)
         self.assertIn("not a weights file",
                       self.error("convert", junk, "-o", self.path("o.safetensors")))
+
+    def test_torch2nn_builds_architecture_from_state_dict_file(self):
+        _, sd = resnet18_state_dict(7)
+        pth = self.path("sd.pth")
+        torch.save({"model": sd, "epoch": 2}, pth)
+        out = self.path("r.json")
+        p = subprocess.run([sys.executable, os.path.join(SOURCE_ROOT, "tools", "torch2nn",
+                                                          "torch2nn.py"),
+                            "resnet18", "--weights", pth, "-o", out],
+                           capture_output=True, text=True, timeout=600)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assert_same_as(self.path("r.safetensors"), sd)
 
     def test_run_and_replace_with_pth_weights(self):
         model, weights = write_tiny(self.tmp)

@@ -62,6 +62,33 @@ def load_source(source, weights=None, seed=0):
     return torchvision.models.get_model(source, weights=weights)
 
 
+def load_weights_file(model, path):
+    """Loads a state_dict file (torch.save, weights_only) into @model: the
+    state_dict itself or the one dict of tensors in a checkpoint dict,
+    with a DataParallel "module." prefix stripped."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise nnexport.ExportError(f"{path}: not a state_dict file torch.load "
+                                   f"accepts with weights_only=True: {e}") from e
+    if not isinstance(obj, dict):
+        raise nnexport.ExportError(f"{path}: holds a {type(obj).__name__}, not a state_dict")
+    if not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        sds = [k for k, v in obj.items() if isinstance(v, dict) and v
+               and all(isinstance(t, torch.Tensor) for t in v.values())]
+        if len(sds) != 1:
+            raise nnexport.ExportError(
+                f"{path}: a checkpoint dict whose entries {sorted(map(str, obj))} "
+                f"hold {len(sds)} state_dicts; expected exactly one")
+        obj = obj[sds[0]]
+    if obj and all(k.startswith("module.") for k in obj):
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    try:
+        model.load_state_dict(obj)
+    except RuntimeError as e:
+        raise nnexport.ExportError(f"{path}: {e}") from e
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(
         prog="torch2nn", description="Export a PyTorch model to nnkit.",
@@ -78,12 +105,16 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0,
                     help="seed for random init of torchvision models (default 0)")
     ap.add_argument("--weights", default=None,
-                    help="torchvision weights name (e.g. DEFAULT); needs them cached")
+                    help="torchvision weights name (e.g. DEFAULT; needs them cached), "
+                    "or a state_dict file (.pth/.pt) to load into the architecture")
     ap.add_argument("--randomize-bn", action="store_true",
                     help="fill BatchNorm statistics with random values (tests)")
     args = ap.parse_args(argv)
     try:
-        model = load_source(args.source, args.weights, args.seed)
+        weights_file = args.weights if args.weights and os.path.isfile(args.weights) else None
+        model = load_source(args.source, None if weights_file else args.weights, args.seed)
+        if weights_file:
+            load_weights_file(model, weights_file)
         if args.randomize_bn:
             nnexport.randomize_batchnorm(model, torch.Generator().manual_seed(args.seed))
         nnexport.export(model, args.output, tuple(args.input_shape))
