@@ -104,7 +104,8 @@ find_state_dict (const char *path, const NnPv *top, const char *key,
     g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_NOT_FOUND,
                  "%s: a checkpoint dict, not a state_dict (entries: %s); "
                  "name the entry holding the state_dict with a key (nnctl "
-                 "--key NAME); entries that are dicts of tensors: %s",
+                 "--key NAME, or --weights-key NAME with a model); entries "
+                 "that are dicts of tensors: %s",
                  path, keys, sds);
     return NULL;
   }
