@@ -37,6 +37,7 @@ struct _NnPthGlobal {
 /* Nothing a state_dict holds comes near these; they bound what a hostile
  * stream can make us hold. */
 #define PICKLE_MAX_DEPTH_MARKS 100000u
+#define PICKLE_MAX_VALUES (16u * 1024u * 1024u)
 
 static void
 pv_free (gpointer p)
@@ -686,12 +687,14 @@ push_global (NnPickle *u, const char *module, gsize mlen, const char *name,
       return TRUE;
     }
   }
+  /* The names come from the file: made valid UTF-8 before printing. */
+  g_autofree char *m = g_utf8_make_valid (module, (gssize) MIN (mlen, 200));
+  g_autofree char *n = g_utf8_make_valid (name, (gssize) MIN (nlen, 200));
   return fail (u, error, NN_WEIGHTS_ERROR_HEADER,
-               "global '%.*s.%.*s' is not allowed: only tensors, storages "
-               "and OrderedDict are, so the file is refused rather than run "
-               "(a pickled model class or code; save model.state_dict() "
-               "instead)", (int) MIN (mlen, 200), module,
-               (int) MIN (nlen, 200), name);
+               "global '%s.%s' is not allowed: only tensors, storages and "
+               "OrderedDict are, so the file is refused rather than run (a "
+               "pickled model class or code; save model.state_dict() "
+               "instead)", m, n);
 }
 
 /* GLOBAL: "module\nname\n". */
@@ -921,6 +924,11 @@ nn_pickle_load (const guint8 *data, gsize len, const char *what,
       return NULL;
     }
     u->op = *u->p++;
+    if (u->arena->len > PICKLE_MAX_VALUES) {
+      fail (u, error, NN_WEIGHTS_ERROR_HEADER, "more than %u values: not a "
+            "state_dict", PICKLE_MAX_VALUES);
+      return NULL;
+    }
     const NnPickleOpInfo *info = &ops[u->op];
     if (info->run == NULL) {
       if (info->name)
