@@ -89,6 +89,14 @@ class Doctor(NnctlCase):
         self.assertRegex(out, r"BLAS: OpenBLAS, kernel \S+")
         self.assertIn("type providers:", out)
 
+    def test_help_lists_the_commands(self):
+        out, _ = self.nnctl("--help")
+        for c in ("convert", "doctor"):
+            self.assertRegex(out, rf"\n  {c} ")
+            text, _ = self.nnctl(c, "--help")
+            self.assertIn("Examples:", text)
+            self.assertEqual(text, self.nnctl("help", c)[0])
+
     def test_doctor_takes_no_arguments(self):
         err = self.error("doctor", "extra", rc=2)
         self.assertIn("doctor", err)
@@ -165,7 +173,7 @@ class WeightsFiles(NnctlCase):
                       out)
 
     def test_usage_errors(self):
-        self.assertIn("-o FILE is required", self.error("convert", self.src, rc=2))
+        self.assertIn("-o OUT is required", self.error("convert", self.src, rc=2))
         err = self.error("convert", self.src, "-o", self.path("x.pth"), rc=2)
         self.assertIn("nnctl writes safetensors", err)
         err = self.error("convert", self.src, "--max-shard-size", "0", "-o",

@@ -119,7 +119,7 @@ nnctl_cmd_convert (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
   if (rc != NNCTL_CONTINUE)
     goto out;
   if (!output) {
-    rc = nnctl_usage ("convert", "-o FILE is required");
+    rc = nnctl_usage ("convert", "-o OUT is required");
     goto out;
   }
   if (!shard_text && !nnctl_has_suffix (output, ".safetensors")) {
