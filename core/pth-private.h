@@ -50,13 +50,14 @@ typedef enum {
 typedef struct _NnPthGlobal NnPthGlobal;
 typedef struct _NnPv NnPv;
 
-/* A storage element type of torch.save: the safetensors dtype it is read
- * as, its size and whether integers widen to I64 on the way. */
+/* A storage element type of torch.save: the dtype it is read as, its size
+ * in the file and whether it widens on the way (int16, which has no
+ * NnDType, becomes I32). */
 typedef struct {
-  NnStDType dtype;
+  NnDType dtype;
   guint8 elsize;     /* bytes per element in the file */
-  gboolean is_signed;/* for the widened integer types */
-  gboolean widen;    /* integer or bool storage read as I64 */
+  gboolean is_signed;/* for a widened integer type */
+  gboolean widen;    /* sign- or zero-extended to the dtype's size */
 } NnPthStorageType;
 
 struct _NnPv {

@@ -641,17 +641,17 @@ call_device (NnPickle *u, NnPv *args, GError **error)
   return str_new (u, (const guint8 *) first->str.s, first->str.len);
 }
 
-#define ST(dt, size, sign, wide) { NN_ST_##dt, size, sign, wide }
+#define ST(dt, size, sign, wide) { NN_DTYPE_##dt, size, sign, wide }
 static const NnPthStorageType st_float = ST (F32, 4, TRUE, FALSE);
 static const NnPthStorageType st_double = ST (F64, 8, TRUE, FALSE);
 static const NnPthStorageType st_half = ST (F16, 2, TRUE, FALSE);
 static const NnPthStorageType st_bf16 = ST (BF16, 2, TRUE, FALSE);
 static const NnPthStorageType st_long = ST (I64, 8, TRUE, FALSE);
-static const NnPthStorageType st_int = ST (I64, 4, TRUE, TRUE);
-static const NnPthStorageType st_short = ST (I64, 2, TRUE, TRUE);
-static const NnPthStorageType st_char = ST (I64, 1, TRUE, TRUE);
-static const NnPthStorageType st_byte = ST (I64, 1, FALSE, TRUE);
-static const NnPthStorageType st_bool = ST (I64, 1, FALSE, TRUE);
+static const NnPthStorageType st_int = ST (I32, 4, TRUE, FALSE);
+static const NnPthStorageType st_short = ST (I32, 2, TRUE, TRUE); /* no I16 */
+static const NnPthStorageType st_char = ST (I8, 1, TRUE, FALSE);
+static const NnPthStorageType st_byte = ST (U8, 1, FALSE, FALSE);
+static const NnPthStorageType st_bool = ST (BOOL, 1, FALSE, FALSE);
 #undef ST
 
 /* The whole whitelist: what torch.save writes for state_dicts and for

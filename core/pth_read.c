@@ -190,7 +190,7 @@ read_storage (PthReader *r, const NnPv *s, GError **error)
 }
 
 /* One element of the file's byte order to a little-endian element of the
- * map's dtype (widening small integers to I64). */
+ * map's dtype (int16 widened to I32, bools made 0 or 1). */
 static void
 put_element (const NnPthStorageType *type, gboolean big_endian,
              const guint8 *src, guint8 *dst)
@@ -199,17 +199,18 @@ put_element (const NnPthStorageType *type, gboolean big_endian,
   guint k = type->elsize;
   for (guint i = 0; i < k; i++)
     le[i] = big_endian ? src[k - 1 - i] : src[i];
+  if (type->dtype == NN_DTYPE_BOOL) {
+    dst[0] = le[0] != 0;
+    return;
+  }
   if (!type->widen) {
     memcpy (dst, le, k);
     return;
   }
-  guint64 v = 0;
-  for (guint i = 0; i < k; i++)
-    v |= (guint64) le[i] << (8 * i);
-  if (type->is_signed && k < 8 && (le[k - 1] & 0x80))
-    v |= ~(guint64) 0 << (8 * k);
-  for (guint i = 0; i < 8; i++)
-    dst[i] = (guint8) (v >> (8 * i));
+  guint out = (guint) nn_dtype_size (type->dtype);
+  guint8 fill = type->is_signed && (le[k - 1] & 0x80) ? 0xff : 0;
+  for (guint i = 0; i < out; i++)
+    dst[i] = i < k ? le[i] : fill;
 }
 
 static gboolean
@@ -235,7 +236,7 @@ add_tensor (PthReader *r, NnStBuilder *b, const char *file_name,
   const NnShape *size = &t->tensor.size;
   gint64 idx[NN_MAX_DIMS] = { 0 };
   gint64 at = t->tensor.offset;
-  gsize out_size = nn_st_dtypes[type->dtype].size;
+  gsize out_size = nn_dtype_size (type->dtype);
   for (gint64 e = 0; e < numel; e++) {
     put_element (type, r->big_endian, src + (gsize) at * type->elsize,
                  dst + (gsize) e * out_size);

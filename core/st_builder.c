@@ -99,7 +99,7 @@ builder_flush (NnStBuilder *b, GError **error)
 }
 
 guint8 *
-nn_st_builder_add (NnStBuilder *b, const char *name, NnStDType dtype,
+nn_st_builder_add (NnStBuilder *b, const char *name, NnDType dtype,
                    const NnShape *shape, GError **error)
 {
   if (g_hash_table_contains (b->by_name, name)) {
@@ -114,7 +114,7 @@ nn_st_builder_add (NnStBuilder *b, const char *name, NnStDType dtype,
     if (shape->dims[i] < 0 ||
         __builtin_mul_overflow (n, (guint64) shape->dims[i], &n))
       goto too_big;
-  if (__builtin_mul_overflow (n, (guint64) nn_st_dtypes[dtype].size, &nbytes)
+  if (__builtin_mul_overflow (n, (guint64) nn_dtype_size (dtype), &nbytes)
       || nbytes > (guint64) G_MAXINT64 || nbytes > G_MAXSIZE / 2)
     goto too_big;
   b->pending = g_try_malloc0 (MAX (nbytes, 1));

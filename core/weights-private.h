@@ -19,7 +19,7 @@ void nn_st_builder_free (NnStBuilder *b);
 /* Returns: (transfer none) (nullable) a writable, zero-filled buffer of
  * @shape's byte size for entry @name, valid until the next call; fill it
  * with little-endian elements.  A duplicate name is an error. */
-guint8 *nn_st_builder_add (NnStBuilder *b, const char *name, NnStDType dtype,
+guint8 *nn_st_builder_add (NnStBuilder *b, const char *name, NnDType dtype,
                            const NnShape *shape, GError **error);
 /* Stores @key = @value (copied) in the result's metadata. */
 void nn_st_builder_set_metadata (NnStBuilder *b, const char *key,

@@ -238,19 +238,34 @@ TEST_F (PthTest, OtherDtypesAndBigEndian)
   p.str ("u8").tensor ("ByteStorage", "1", 2, 0, { 2 }, { 1 });
   p.str ("h").tensor ("HalfStorage", "2", 2, 0, { 2 }, { 1 });
   p.str ("f").tensor ("FloatStorage", "3", 1, 0, { 1 }, { 1 });
+  p.str ("s").tensor ("ShortStorage", "4", 2, 0, { 2 }, { 1 });
+  p.str ("b").tensor ("BoolStorage", "5", 3, 0, { 3 }, { 1 });
   p.op ('u').stop ();
   // Big-endian bytes, as a big-endian machine writes them.
   std::string i32 = std::string ("\xff\xff\xff\xfe" "\x00\x00\x01\x00" "\x7f\xff\xff\xff", 12);
   std::string u8 = std::string ("\xff\x01", 2);
   std::string h = std::string ("\x3c\x00" "\xc0\x00", 4); // 1.0, -2.0
   std::string f = std::string ("\x3f\xc0\x00\x00", 4);    // 1.5
+  std::string s16 = std::string ("\xff\xfe" "\x01\x00", 4);  // -2, 256
+  std::string b = std::string ("\x01\x00\x02", 3);          // a 2 reads as true
   std::string pth = write_pth ("be.pth", p.b,
-                               { { "0", i32 }, { "1", u8 }, { "2", h }, { "3", f } }, "big");
+                               { { "0", i32 }, { "1", u8 }, { "2", h }, { "3", f },
+                                 { "4", s16 }, { "5", b } }, "big");
   Error err;
   Safetensors st = open (pth, err);
   ASSERT_TRUE (st) << err.message ();
+  EXPECT_STREQ (nn_safetensors_get_info (st.get (), "i32", nullptr), "I32");
   EXPECT_EQ (longs (st.get (), "i32"), (std::vector<gint64>{ -2, 256, 2147483647 }));
+  EXPECT_STREQ (nn_safetensors_get_info (st.get (), "u8", nullptr), "U8");
   EXPECT_EQ (longs (st.get (), "u8"), (std::vector<gint64>{ 255, 1 }));
+  // int16 has no dtype of its own: I32, sign-extended.
+  EXPECT_STREQ (nn_safetensors_get_info (st.get (), "s", nullptr), "I32");
+  EXPECT_EQ (longs (st.get (), "s"), (std::vector<gint64>{ -2, 256 }));
+  EXPECT_STREQ (nn_safetensors_get_info (st.get (), "b", nullptr), "BOOL");
+  Error e2;
+  Tensor bt (nn_safetensors_get (st.get (), "b", NN_DTYPE_BOOL, e2.out ()));
+  ASSERT_TRUE (bt) << e2.message ();
+  EXPECT_EQ (std::string ((const char *) bt->data, 3), std::string ("\x01\x00\x01", 3));
   EXPECT_STREQ (nn_safetensors_get_info (st.get (), "h", nullptr), "F16");
   EXPECT_EQ (floats (st.get (), "h"), (std::vector<float>{ 1.0f, -2.0f }));
   EXPECT_EQ (floats (st.get (), "f"), std::vector<float>{ 1.5f });

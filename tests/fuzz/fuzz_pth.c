@@ -18,7 +18,6 @@
 
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 #include <zip.h>
 
@@ -78,9 +77,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     /* Touch every tensor, as a load would. */
     for (guint i = 0; i < nn_safetensors_n_tensors (st); i++) {
       const char *name = nn_safetensors_name_at (st, i);
-      const char *dt = nn_safetensors_get_info (st, name, NULL);
-      NnTensor *t = nn_safetensors_get (st, name, strcmp (dt, "I64") == 0
-                                        ? NN_DTYPE_I64 : NN_DTYPE_F32, NULL);
+      NnDType d = NN_DTYPE_F32;
+      nn_dtype_parse (nn_safetensors_get_info (st, name, NULL), &d);
+      NnTensor *t = nn_safetensors_get (st, name, d, NULL);
       if (t)
         nn_tensor_unref (t);
     }

@@ -28,17 +28,26 @@ except ImportError:
 
 import subprocess  # noqa: E402
 
-from nnctl_testlib import NnctlCase, write_tiny, write_safetensors, \
-    SOURCE_ROOT  # noqa: E402
+from nnctl_testlib import NnctlCase, write_safetensors, SOURCE_ROOT  # noqa: E402
 
-ST_DTYPES = {torch.float32: "F32", torch.int64: "I64"}
+ST_DTYPES = {torch.float32: "F32", torch.int64: "I64", torch.float16: "F16",
+             torch.bfloat16: "BF16", torch.float64: "F64", torch.int32: "I32",
+             torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL"}
+
+
+def raw_bytes(t):
+    """The tensor's elements, contiguous, little-endian, as PyTorch holds them."""
+    t = t.contiguous()
+    if t.dtype == torch.bfloat16:  # numpy has no bfloat16
+        t = t.view(torch.int16)
+    return t.numpy().tobytes()
 
 
 def save_safetensors(path, sd):
     """The reference file: the tensors' own bytes, written here."""
     header, blobs, off = {}, [], 0
     for name, t in sd.items():
-        blob = t.contiguous().numpy().tobytes()
+        blob = raw_bytes(t)
         header[name] = {"dtype": ST_DTYPES[t.dtype], "shape": list(t.shape),
                         "data_offsets": [off, off + len(blob)]}
         blobs.append(blob)
@@ -82,7 +91,7 @@ class PthFromTorch(NnctlCase):
             dtype, shape, blob = got[name]
             self.assertEqual(dtype, ST_DTYPES[t.dtype], name)
             self.assertEqual(shape, list(t.shape), name)
-            self.assertEqual(blob, t.contiguous().numpy().tobytes(), name)
+            self.assertEqual(blob, raw_bytes(t), name)
 
     def test_resnet18_state_dict_is_bit_identical(self):
         _, sd = resnet18_state_dict()
@@ -182,18 +191,18 @@ class PthFromTorch(NnctlCase):
         torch.save(sd, pth)
         out = self.path("v.safetensors")
         self.nnctl("convert", pth, "-o", out)
-        got = read_raw(out)
-        # Floats arrive as F32 (exact for half and bfloat16), integers and
-        # bools widened to I64.
-        for name, t in sd.items():
-            want = t.float() if t.is_floating_point() else t.long()
-            dtype, shape, blob = got[name]
-            self.assertEqual(shape, list(t.shape), name)
-            self.assertEqual(dtype, ST_DTYPES[want.dtype], name)
-            self.assertEqual(blob, want.contiguous().numpy().tobytes(), name)
+        # Every dtype kept, bytes as PyTorch holds them, views contiguous.
+        self.assert_same_as(out, sd)
         p = self.nnctl_json("params", pth)
         dt = {t["name"]: t["dtype"] for t in p["tensors"]}
-        self.assertEqual((dt["h"], dt["bf"], dt["d"], dt["u8"]), ("F16", "BF16", "F64", "I64"))
+        self.assertEqual(dt, {k: ST_DTYPES[v.dtype] for k, v in sd.items()})
+        # int16 has no nnkit dtype: widened to I32, exactly.
+        torch.save({"s": torch.tensor([-32768, 5, 32767], dtype=torch.int16)}, pth)
+        self.nnctl("convert", pth, "-o", out)
+        got = read_raw(out)["s"]
+        self.assertEqual(got[0], "I32")
+        self.assertEqual(got[2], torch.tensor([-32768, 5, 32767], dtype=torch.int32)
+                         .numpy().tobytes())
 
     def test_shards_round_trip(self):
         _, sd = resnet18_state_dict()
@@ -294,42 +303,63 @@ class PthFromTorch(NnctlCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assert_same_as(self.path("r.safetensors"), sd)
 
+    def mlp(self):
+        """A Sequential MLP as a descriptor and as PyTorch's module."""
+        torch.manual_seed(11)
+        net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(),
+                                  torch.nn.Linear(8, 3))
+        desc = {"format": "nnkit", "version": 1, "input_shape": [2, 4],
+                "model": {"type": "Sequential", "children": [
+                    {"name": "0", "type": "Linear",
+                     "config": {"in_features": 4, "out_features": 8}},
+                    {"name": "1", "type": "ReLU"},
+                    {"name": "2", "type": "Linear",
+                     "config": {"in_features": 8, "out_features": 3}}]}}
+        model = self.path("mlp.json")
+        with open(model, "w") as f:
+            json.dump(desc, f)
+        return model, net
+
     def test_run_and_replace_with_pth_weights(self):
-        model, weights = write_tiny(self.tmp)
-        sd = {}
-        for name, (dtype, shape, values) in weights.items():
-            t = torch.tensor(values, dtype=torch.float32 if dtype == "F32" else torch.int64)
-            sd[name] = t.reshape(shape)
-        pth = self.path("tiny.pth")
-        torch.save({"model": sd, "epoch": 1}, pth)
-        shape = [1, 1, 8, 8]
+        model, net = self.mlp()
+        sd = net.state_dict()
+        save_safetensors(self.path("mlp.safetensors"), sd)
+        pth = self.path("ck.pth")
+        torch.save({"model": torch.nn.DataParallel(net).state_dict(), "epoch": 1}, pth)
+        x = torch.randn(2, 4)
         xin = self.path("x.safetensors")
-        torch.manual_seed(2)
-        write_safetensors(xin, {"input": ("F32", shape, torch.rand(shape).flatten().tolist())})
+        write_safetensors(xin, {"input": ("F32", [2, 4], x.flatten().tolist())})
         y_st, y_pth = self.path("y1.safetensors"), self.path("y2.safetensors")
         self.nnctl("run", model, "--input", xin, "--output", y_st)
+        # A checkpoint entry found alone, "module." stripped: same output.
         self.nnctl("run", model, "--weights", pth, "--input", xin, "--output", y_pth)
         self.assertEqual(read_raw(y_st), read_raw(y_pth))
         self.nnctl("run", model, "--weights", pth, "--weights-key", "model",
                    "--input", xin, "--output", y_pth)
         self.assertEqual(read_raw(y_st), read_raw(y_pth))
+        (name, (dtype, shape, blob)), = read_raw(y_pth).items()
+        y = torch.frombuffer(bytearray(blob), dtype=torch.float32).reshape(shape)
+        self.assertTrue(torch.allclose(y, net(x).detach(), atol=1e-5))
         err = self.error("run", model, "--weights", pth, "--weights-key", "epoch",
                          "--input", xin)
         self.assertIn("entry 'epoch' is a int", err)
+        # A state_dict that does not fit: PyTorch's wording, from the .pth.
+        torch.save({"0.weight": torch.zeros(8, 5)}, self.path("bad.pth"))
+        err = self.error("run", model, "--weights", self.path("bad.pth"), "--input", xin)
+        self.assertIn("size mismatch for 0.weight", err)
 
-        # replace --weights-from a .pth holding the new module's state_dict
-        # (head.3 is the tiny model's last Linear, 8 -> 3).
+        # replace --weights-from a .pth holding the new module's state_dict.
         torch.manual_seed(5)
         lin = torch.nn.Linear(8, 3)
         torch.save(lin.state_dict(), self.path("lin.pth"))
         out = self.path("r.safetensors")
-        self.nnctl("replace", model, "head.3",
+        self.nnctl("replace", model, "2",
                    json.dumps({"type": "Linear", "config": {"in_features": 8,
                                                             "out_features": 3}}),
                    "--weights-from", self.path("lin.pth"), "-o", out)
         got = read_raw(out)
-        self.assertEqual(got["head.3.weight"][2], lin.weight.detach().numpy().tobytes())
-        self.assertEqual(got["head.3.bias"][2], lin.bias.detach().numpy().tobytes())
+        self.assertEqual(got["2.weight"][2], raw_bytes(lin.weight.detach()))
+        self.assertEqual(got["2.bias"][2], raw_bytes(lin.bias.detach()))
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

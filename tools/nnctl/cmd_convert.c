@@ -56,9 +56,9 @@ convert (NnctlGlobal *g, const char *in, const char *out,
   guint64 bytes = 0;
   for (guint i = 0; i < n; i++) {
     names[i] = nn_safetensors_name_at (st, i);
-    const char *dt = nn_safetensors_get_info (st, names[i], NULL);
-    NnTensor *t = nn_safetensors_get (st, names[i], g_strcmp0 (dt, "I64") == 0
-                                      ? NN_DTYPE_I64 : NN_DTYPE_F32, error);
+    NnDType d = NN_DTYPE_F32;
+    nn_dtype_parse (nn_safetensors_get_info (st, names[i], NULL), &d);
+    NnTensor *t = nn_safetensors_get (st, names[i], d, error);
     if (t == NULL)
       return FALSE;
     bytes += nn_tensor_nbytes (t);

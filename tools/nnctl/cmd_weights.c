@@ -36,25 +36,21 @@ nnctl_open_weights (NnctlGlobal *g, const char *path,
   return st;
 }
 
-/* Bytes per element of a safetensors dtype name the reader accepts. */
+/* Bytes per element of a file dtype name ("F16"). */
 static gint64
 dtype_bytes (const char *dt)
 {
-  static const struct { const char *name; gint64 size; } sizes[] = {
-    { "F32", 4 }, { "I64", 8 }, { "F16", 2 }, { "BF16", 2 }, { "F64", 8 },
-  };
-  for (guint i = 0; i < G_N_ELEMENTS (sizes); i++)
-    if (g_strcmp0 (sizes[i].name, dt) == 0)
-      return sizes[i].size;
-  return 0;
+  NnDType d;
+  return nn_dtype_parse (dt, &d) ? (gint64) nn_dtype_size (d) : 0;
 }
 
+/* The tensor in the dtype the file stores it in. */
 static NnTensor *
 get_as_stored (NnSafetensors *st, const char *name, GError **error)
 {
-  const char *dt = nn_safetensors_get_info (st, name, NULL);
-  return nn_safetensors_get (st, name, g_strcmp0 (dt, "I64") == 0
-                             ? NN_DTYPE_I64 : NN_DTYPE_F32, error);
+  NnDType d = NN_DTYPE_F32;
+  nn_dtype_parse (nn_safetensors_get_info (st, name, NULL), &d);
+  return nn_safetensors_get (st, name, d, error);
 }
 
 int
@@ -126,18 +122,19 @@ nnctl_params_weights (NnctlGlobal *g, const char *path, const char *key,
   return NNCTL_EXIT_OK;
 }
 
+/* Over float64 copies, so every dtype compares the same way. */
 static double
-max_abs_diff (const NnTensor *a, const NnTensor *b)
+max_abs_diff (NnTensor *a, NnTensor *b)
 {
+  g_autoptr (NnTensor) x = nn_tensor_to_dtype (a, NN_DTYPE_F64);
+  g_autoptr (NnTensor) y = nn_tensor_to_dtype (b, NN_DTYPE_F64);
+  const double *p = x->data, *q = y->data;
   double m = 0;
-  gint64 n = nn_tensor_numel (a);
+  gint64 n = nn_tensor_numel (x);
   for (gint64 i = 0; i < n; i++) {
-    double x = a->dtype == NN_DTYPE_I64 ? (double) ((gint64 *) a->data)[i]
-                                        : ((float *) a->data)[i];
-    double y = b->dtype == NN_DTYPE_I64 ? (double) ((gint64 *) b->data)[i]
-                                        : ((float *) b->data)[i];
-    double d = isnan (x) || isnan (y) ? (isnan (x) && isnan (y) ? 0 : INFINITY)
-                                      : fabs (x - y);
+    double d = isnan (p[i]) || isnan (q[i])
+               ? (isnan (p[i]) && isnan (q[i]) ? 0 : INFINITY)
+               : fabs (p[i] - q[i]);
     m = MAX (m, d);
   }
   return m;
@@ -196,8 +193,7 @@ wdiff_pair (WDiff *d, NnSafetensors *a, NnSafetensors *b, const char *name,
   NnShape sa, sb;
   const char *da = nn_safetensors_get_info (a, name, &sa);
   const char *db = nn_safetensors_get_info (b, name, &sb);
-  gboolean ia = g_strcmp0 (da, "I64") == 0, ib = g_strcmp0 (db, "I64") == 0;
-  if (!nn_shape_equal (&sa, &sb) || ia != ib) {
+  if (!nn_shape_equal (&sa, &sb) || g_strcmp0 (da, db) != 0) {
     d->reshaped++;
     wdiff_entry (d, name, "shape", &sa, da, &sb, db, -1);
     return TRUE;
