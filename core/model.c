@@ -3,6 +3,7 @@
  * one safetensors file whose __metadata__ carries the descriptor. */
 #include "nn-private.h"
 #include "nn-weights-private.h"
+#include "weights-private.h"
 
 #include <string.h>
 
@@ -41,7 +42,7 @@ load_weights (NnModule *m, NnSafetensors *st, const char *weights_path,
 
 static NnModule *
 load_single_file (NnRegistry *reg, const char *path, const char *weights_path,
-                  GError **error)
+                  const NnWeightsOpenOptions *wopts, GError **error)
 {
   g_autoptr (NnSafetensors) st = nn_safetensors_open (path, error);
   if (st == NULL)
@@ -58,7 +59,8 @@ load_single_file (NnRegistry *reg, const char *path, const char *weights_path,
   if (m == NULL)
     return NULL;
   if (weights_path) {
-    g_autoptr (NnSafetensors) wst = nn_safetensors_open (weights_path, error);
+    g_autoptr (NnSafetensors) wst = nn_weights_open_for_module (
+        m, weights_path, wopts, error);
     if (wst == NULL || !load_weights (m, wst, weights_path, error))
       return NULL;
   } else if (!load_weights (m, st, path, error)) {
@@ -69,8 +71,9 @@ load_single_file (NnRegistry *reg, const char *path, const char *weights_path,
 
 static NnModule *
 load_descriptor_file (NnRegistry *reg, const char *path,
-                      const char *weights_path, gboolean allow_no_weights,
-                      GError **error)
+                      const char *weights_path,
+                      const NnWeightsOpenOptions *wopts,
+                      gboolean allow_no_weights, GError **error)
 {
   g_autofree char *beside = weights_path ? NULL : nn_model_weights_path_for (path);
   const char *wpath = weights_path ? weights_path : beside;
@@ -92,21 +95,32 @@ load_descriptor_file (NnRegistry *reg, const char *path,
   g_autoptr (NnModule) m = nn_descriptor_load_file (reg, path, error);
   if (m == NULL || !have_weights)
     return g_steal_pointer (&m);
-  g_autoptr (NnSafetensors) st = nn_safetensors_open (wpath, error);
+  g_autoptr (NnSafetensors) st = nn_weights_open_for_module (m, wpath, wopts,
+                                                             error);
   if (st == NULL || !load_weights (m, st, wpath, error))
     return NULL;
   return g_steal_pointer (&m);
 }
 
 NnModule *
-nn_model_load (NnRegistry *reg, const char *path, const char *weights_path,
-               gboolean allow_no_weights, GError **error)
+nn_model_load_with_options (NnRegistry *reg, const char *path,
+                            const char *weights_path,
+                            const NnWeightsOpenOptions *wopts,
+                            gboolean allow_no_weights, GError **error)
 {
   g_return_val_if_fail (reg != NULL && path != NULL, NULL);
   if (is_single_file (path))
-    return load_single_file (reg, path, weights_path, error);
-  return load_descriptor_file (reg, path, weights_path, allow_no_weights,
-                               error);
+    return load_single_file (reg, path, weights_path, wopts, error);
+  return load_descriptor_file (reg, path, weights_path, wopts,
+                               allow_no_weights, error);
+}
+
+NnModule *
+nn_model_load (NnRegistry *reg, const char *path, const char *weights_path,
+               gboolean allow_no_weights, GError **error)
+{
+  return nn_model_load_with_options (reg, path, weights_path, NULL,
+                                     allow_no_weights, error);
 }
 
 gboolean

@@ -5,7 +5,7 @@
 set -eu
 
 build_pkgs="gcc g++ meson ninja-build pkg-config libglib2.0-dev libjson-glib-dev \
-libopenblas-dev libgtest-dev graphviz"
+libopenblas-dev libzip-dev libgtest-dev graphviz"
 test_pkgs="$build_pkgs python3 python3-torch python3-torchvision python3-numpy valgrind"
 
 case "${1:-build}" in

@@ -100,6 +100,12 @@ NN_API const char *nn_plugin_get_path (NnPlugin *plugin);
 /* Returns: (transfer none) the installed plugin directory. */
 NN_API const char *nn_registry_installed_dir (void);
 
+/* Returns: (transfer full) NULL-terminated directories searched so far
+ * by nn_registry_load_default(), in discovery order; *@missing_out
+ * (nullable, transfer full) flags those that did not exist.  MT safe. */
+NN_API char **nn_registry_get_search_path (NnRegistry *reg,
+                                           gboolean **missing_out);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (NnRegistry, nn_registry_unref)
 
 G_END_DECLS

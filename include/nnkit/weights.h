@@ -114,6 +114,84 @@ NN_API gboolean nn_model_save (NnModule *root, const char *path,
  * @path: "model.json" -> "model.safetensors". */
 NN_API char *nn_model_weights_path_for (const char *path);
 
+/* --- weights from any file (weights_open.c, pth_*.c, shards.c) ---------- */
+
+/* File formats nn_weights_open() reads, found by their first bytes. */
+typedef enum {
+  NN_WEIGHTS_FORMAT_UNKNOWN,
+  NN_WEIGHTS_FORMAT_SAFETENSORS,     /* one .safetensors file */
+  NN_WEIGHTS_FORMAT_SHARDED,         /* model.safetensors.index.json */
+  NN_WEIGHTS_FORMAT_PTH,             /* torch.save zip (torch >= 1.6) */
+  NN_WEIGHTS_FORMAT_PTH_LEGACY,      /* torch.save before 1.6: refused */
+} NnWeightsFormat;
+
+typedef enum {
+  /* Do not strip a "module." prefix that every key carries. */
+  NN_WEIGHTS_NO_AUTO_STRIP = 1 << 0,
+} NnWeightsOpenFlags;
+
+typedef struct {
+  gsize struct_size;        /* sizeof (NnWeightsOpenOptions) */
+  guint flags;              /* NnWeightsOpenFlags */
+  const char *key;          /* (nullable) checkpoint dict entry holding the
+                             * state_dict: "state_dict", "model" */
+  const char *strip_prefix; /* (nullable) removed from keys starting with it */
+  const char *add_prefix;   /* (nullable) prepended to every key */
+} NnWeightsOpenOptions;
+
+/* __metadata__ entries nn_weights_open() adds to say what it did. */
+#define NN_WEIGHTS_META_FORMAT "nnkit.source_format" /* "pth", "sharded" */
+#define NN_WEIGHTS_META_KEY "nnkit.source_key"       /* checkpoint entry used */
+#define NN_WEIGHTS_META_STRIPPED "nnkit.stripped_prefix" /* "module." */
+
+/* Returns: the format of @path from its first bytes (never its name), or
+ * UNKNOWN with @error set (unreadable file, or no format matches). */
+NN_API NnWeightsFormat nn_weights_detect_format (const char *path,
+                                                 GError **error);
+/* Returns: (transfer none) "safetensors", "sharded safetensors", ... */
+NN_API const char *nn_weights_format_name (NnWeightsFormat format);
+
+/* Opens any weights file as a name -> tensor map: a safetensors file, a
+ * sharded safetensors index, or a torch.save .pth/.pt (the state_dict, or
+ * a checkpoint dict's entry @opts->key; with no key, the one entry that is
+ * a dict of tensors).  The .pth unpickler never runs code: anything but
+ * tensors, storages and plain values is refused (docs/WEIGHTS.md).  Keys
+ * are renamed by @opts (nullable: defaults); a "module." prefix on every
+ * key is stripped unless NN_WEIGHTS_NO_AUTO_STRIP, and what was done is
+ * recorded in the NN_WEIGHTS_META_* metadata.  A plain safetensors file
+ * with no renaming is mapped as nn_safetensors_open() does; the other
+ * formats are converted once into anonymous memory.  Returns: (transfer
+ * full) (nullable). */
+NN_API NnSafetensors *nn_weights_open (const char *path,
+                                       const NnWeightsOpenOptions *opts,
+                                       GError **error);
+
+/* nn_model_load() with the weights file (any format nn_weights_open()
+ * reads) opened under @wopts (nullable: defaults; the "module." prefix is
+ * auto-stripped only if the model has no child called "module").
+ * Returns: (transfer full) (nullable). */
+NN_API NnModule *nn_model_load_with_options (NnRegistry *reg,
+                                             const char *path,
+                                             const char *weights_path,
+                                             const NnWeightsOpenOptions *wopts,
+                                             gboolean allow_no_weights,
+                                             GError **error);
+
+/* Writes @n tensors as Hugging Face's sharded safetensors: shards of at
+ * most @max_shard_bytes each (a larger tensor gets a shard of its own)
+ * named "<stem>-00001-of-0000N.safetensors" beside @index_path, then the
+ * index "{"metadata": {"total_size": ...}, "weight_map": {...}}" at
+ * @index_path ("model.safetensors.index.json"; <stem> is the part before
+ * ".safetensors.index.json", else before ".json").  Each file is written
+ * atomically; the index last.  @metadata (nullable) goes into every
+ * shard. */
+NN_API gboolean nn_safetensors_write_sharded (const char *index_path,
+                                              const char *const *names,
+                                              NnTensor *const *tensors,
+                                              guint n, GHashTable *metadata,
+                                              guint64 max_shard_bytes,
+                                              GError **error);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (NnSafetensors, nn_safetensors_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (NnLoadReport, nn_load_report_free)
 

@@ -123,4 +123,24 @@ env -u NN_PLUGIN_PATH "${common_env[@]}" NN_OOT_MODE=installed \
   NN_OOT_EXAMPLE_DIR="$plugindir" \
   "$tmp/check_installed" || fail "check program, installed example"
 
+# The installed nnctl finds libnnkit through its install rpath and the
+# plugins through libnnkit's installed directory: PATH is all it gets.
+step "installed nnctl with no environment beyond PATH"
+bare=(env -i PATH="$prefix/bin:/usr/bin:/bin")
+[ -x "$prefix/bin/nnctl" ] || fail "meson install did not install bin/nnctl"
+"${bare[@]}" nnctl --version >"$tmp/version.txt" 2>&1 ||
+  { cat "$tmp/version.txt" >&2; fail "installed nnctl --version failed"; }
+grep -q '^nnctl .* (plugin ABI [0-9]*\.[0-9]*)$' "$tmp/version.txt" ||
+  fail "nnctl --version printed: $(cat "$tmp/version.txt")"
+"${bare[@]}" nnctl doctor --json >"$tmp/doctor.json" 2>"$tmp/doctor.err" ||
+  { cat "$tmp/doctor.err" >&2; fail "installed nnctl doctor failed"; }
+grep -q "\"dir\" : \"$plugindir\"" "$tmp/doctor.json" ||
+  fail "doctor does not search $plugindir: $(cat "$tmp/doctor.json")"
+grep -q '"failures" : \[\]' "$tmp/doctor.json" ||
+  fail "doctor reports plugin failures: $(cat "$tmp/doctor.json")"
+grep -q '"ScaledLeakyReLU" : "example"' "$tmp/doctor.json" ||
+  fail "doctor does not show the installed example plugin providing ScaledLeakyReLU"
+grep -q '"Conv2d" : "conv"' "$tmp/doctor.json" ||
+  fail "doctor does not show the built-in conv plugin providing Conv2d"
+
 echo "install test: passed"

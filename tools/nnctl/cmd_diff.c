@@ -322,6 +322,14 @@ nnctl_cmd_diff (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
                         "use single-file models or weights beside each");
   if (atol < 0 || isnan (atol))
     return nnctl_usage ("diff", "--atol: expected X >= 0");
+  gboolean wa = nnctl_is_weights_file (argv[1]);
+  gboolean wb = nnctl_is_weights_file (argv[2]);
+  if (wa && wb)
+    return nnctl_diff_weights (g, argv[1], argv[2], all, atol, json);
+  if (wa || wb)
+    return nnctl_usage ("diff", "%s is a weights file and %s a model: "
+                        "compare two models or two weights files",
+                        wa ? argv[1] : argv[2], wa ? argv[2] : argv[1]);
   a = nnctl_load_model (g, argv[1], &err);
   if (!a)
     return nnctl_fail ("diff", err);

@@ -53,7 +53,7 @@ int
 nnctl_cmd_params (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
                   char **argv)
 {
-  char *glob = NULL;
+  char *glob = NULL, *key = NULL;
   gboolean buffers = FALSE, json = FALSE;
   GError *err = NULL;
   const GOptionEntry entries[] = {
@@ -63,6 +63,8 @@ nnctl_cmd_params (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
       "Also list buffers (running_mean, num_batches_tracked, ...)", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Machine-readable output",
       NULL },
+    { "key", 0, 0, G_OPTION_ARG_STRING, &key,
+      "A .pth checkpoint dict's entry holding the state_dict", "NAME" },
     { NULL }
   };
   static const char *const headers[] = { "NAME", "KIND", "SHAPE", "DTYPE",
@@ -78,6 +80,10 @@ nnctl_cmd_params (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
 
   if (rc != NNCTL_CONTINUE)
     goto out;
+  if (nnctl_is_weights_file (argv[1])) {
+    rc = nnctl_params_weights (g, argv[1], key, glob, json);
+    goto out;
+  }
   model = nnctl_load_structure (g, argv[1], &err);
   if (!model) {
     rc = nnctl_fail ("params", err);
@@ -123,5 +129,6 @@ nnctl_cmd_params (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
   rc = NNCTL_EXIT_OK;
 out:
   g_free (glob);
+  g_free (key);
   return rc;
 }

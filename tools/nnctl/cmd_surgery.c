@@ -117,8 +117,11 @@ new_module (NnctlGlobal *g, const char *spec, const SurgeryArgs *a,
   if (!m)
     return NULL;
   if (a->weights_from) {
-    g_autoptr (NnSafetensors) st = nn_safetensors_open (a->weights_from,
-                                                        error);
+    NnWeightsOpenOptions wo = { sizeof wo, 0, NULL, NULL, NULL };
+    if (nn_module_get_child (m, "module"))
+      wo.flags |= NN_WEIGHTS_NO_AUTO_STRIP; /* its keys are "module.*" */
+    g_autoptr (NnSafetensors) st = nn_weights_open (a->weights_from, &wo,
+                                                    error);
     if (!st || !nn_module_load_state_dict (m, st, NULL, NULL, error)) {
       nn_module_unref (m);
       return NULL;

@@ -95,6 +95,9 @@ command_context (NnctlGlobal *g, const NnctlCommand *cmd,
     { "weights", 0, 0, G_OPTION_ARG_FILENAME, &g->weights,
       "Weights of a descriptor MODEL (default: MODEL's stem + .safetensors)",
       "FILE" },
+    { "weights-key", 0, 0, G_OPTION_ARG_STRING, &g->weights_key,
+      "Entry of a .pth checkpoint dict holding the state_dict "
+      "(default: the only one)", "NAME" },
     { "init-seed", 0, 0, G_OPTION_ARG_STRING, init_seed_str,
       "MODEL has no weights file: initialise the weights as PyTorch does, "
       "from seed N", "N" },
@@ -260,7 +263,10 @@ nnctl_load_model (NnctlGlobal *g, const char *path, GError **error)
   reg = nnctl_registry (g, error);
   if (!reg)
     return NULL;
-  m = nn_model_load (reg, path, g->weights, init, error);
+  NnWeightsOpenOptions wopts = { sizeof wopts, 0, g->weights_key, NULL,
+                                  NULL };
+  m = nn_model_load_with_options (reg, path, g->weights, &wopts, init,
+                                  error);
   if (m && init)
     nn_module_reset_parameters (m, (guint32) g->init_seed);
   return m;

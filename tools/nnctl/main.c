@@ -150,6 +150,26 @@ static const NnctlCommand commands[] = {
     "  nnctl export resnet18 -o resnet18.json\n"
     "  nnctl export mymodel.pt -o mymodel.safetensors",
     nnctl_cmd_export },
+  { "convert", "IN",
+    "Convert weights (.pth/.pt, safetensors, sharded index) to safetensors "
+    "or shards.",
+    "The input format is found from the file's first bytes, not its name.\n"
+    "A .pth is read by a restricted unpickler that never runs code "
+    "(docs/WEIGHTS.md).\n\n"
+    "Examples:\n"
+    "  nnctl convert resnet18.pth -o resnet18.safetensors\n"
+    "  nnctl convert checkpoint.pt --key state_dict --strip-prefix module. "
+    "-o model.safetensors\n"
+    "  nnctl convert big.safetensors --max-shard-size 2GB "
+    "-o big.safetensors.index.json",
+    nnctl_cmd_convert },
+  { "doctor", "",
+    "Check the installation: version, plugin search path and where each "
+    "plugin came from, CPU features, BLAS, and the provider of each type.",
+    "Examples:\n"
+    "  nnctl doctor\n"
+    "  nnctl --plugin-path ./my-plugins doctor --json",
+    nnctl_cmd_doctor },
 };
 
 static const NnctlCommand *
@@ -315,6 +335,7 @@ out:
     rc = nnctl_error ("stdout", "write failed");
   g_strfreev (g.plugin_paths);
   g_free (g.weights);
+  g_free (g.weights_key);
   if (g.reg)
     nn_registry_unref (g.reg);
   return rc;

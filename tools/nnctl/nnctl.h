@@ -31,6 +31,7 @@ typedef struct {
   NnRegistry *reg;       /* (nullable) loaded lazily */
   /* Model options, filled by commands taking a MODEL argument. */
   char *weights;         /* --weights FILE */
+  char *weights_key;     /* --weights-key NAME: checkpoint dict entry */
   gint64 init_seed;      /* --init-seed N, valid if has_init_seed */
   gboolean has_init_seed;
 } NnctlGlobal;
@@ -60,6 +61,27 @@ int nnctl_cmd_run (NnctlGlobal *g, const NnctlCommand *cmd, int argc, char **arg
 int nnctl_cmd_diff (NnctlGlobal *g, const NnctlCommand *cmd, int argc, char **argv);
 int nnctl_cmd_dot (NnctlGlobal *g, const NnctlCommand *cmd, int argc, char **argv);
 int nnctl_cmd_export (NnctlGlobal *g, const NnctlCommand *cmd, int argc, char **argv);
+int nnctl_cmd_convert (NnctlGlobal *g, const NnctlCommand *cmd, int argc, char **argv);
+int nnctl_cmd_doctor (NnctlGlobal *g, const NnctlCommand *cmd, int argc, char **argv);
+
+/* --- weights files (cmd_weights.c) ------------------------------------------ */
+
+/* TRUE if @path is weights only (a .pth, a sharded index, or safetensors
+ * without a descriptor), not a model: params and diff then list or
+ * compare its tensors. */
+gboolean nnctl_is_weights_file (const char *path);
+/* Opens @path with nn_weights_open(); notes on stdout what was chosen
+ * for the user (checkpoint entry, stripped prefix) unless --quiet or
+ * @json.  Returns: (transfer full) (nullable). */
+NnSafetensors *nnctl_open_weights (NnctlGlobal *g, const char *path,
+                                   const NnWeightsOpenOptions *opts,
+                                   gboolean json, GError **error);
+/* `params FILE` for a weights file: name, shape, dtype, numel. */
+int nnctl_params_weights (NnctlGlobal *g, const char *path, const char *key,
+                          const char *glob, gboolean json);
+/* `diff A B` for two weights files: added, removed, reshaped, changed. */
+int nnctl_diff_weights (NnctlGlobal *g, const char *a, const char *b,
+                        gboolean all, double atol, gboolean json);
 
 /* --- option parsing (common.c) ------------------------------------------ */
 

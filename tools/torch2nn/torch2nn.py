@@ -120,6 +120,33 @@ def read_example_inputs(model, path):
     return {n: tensors[n] for n in names if n in tensors}
 
 
+def load_weights_file(model, path):
+    """Loads a state_dict file (torch.save, weights_only) into @model: the
+    state_dict itself or the one dict of tensors in a checkpoint dict,
+    with a DataParallel "module." prefix stripped."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise nnexport.ExportError(f"{path}: not a state_dict file torch.load "
+                                   f"accepts with weights_only=True: {e}") from e
+    if not isinstance(obj, dict):
+        raise nnexport.ExportError(f"{path}: holds a {type(obj).__name__}, not a state_dict")
+    if not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        sds = [k for k, v in obj.items() if isinstance(v, dict) and v
+               and all(isinstance(t, torch.Tensor) for t in v.values())]
+        if len(sds) != 1:
+            raise nnexport.ExportError(
+                f"{path}: a checkpoint dict whose entries {sorted(map(str, obj))} "
+                f"hold {len(sds)} state_dicts; expected exactly one")
+        obj = obj[sds[0]]
+    if obj and all(k.startswith("module.") for k in obj):
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    try:
+        model.load_state_dict(obj)
+    except RuntimeError as e:
+        raise nnexport.ExportError(f"{path}: {e}") from e
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(
         prog="torch2nn", description="Export a PyTorch model to nnkit.",
@@ -138,7 +165,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0,
                     help="seed for random init of torchvision models (default 0)")
     ap.add_argument("--weights", default=None,
-                    help="torchvision weights name (e.g. DEFAULT); needs them cached")
+                    help="torchvision weights name (e.g. DEFAULT; needs them cached), "
+                    "or a state_dict file (.pth/.pt) to load into the architecture")
     ap.add_argument("--randomize-bn", action="store_true",
                     help="fill BatchNorm statistics with random values (tests)")
     ap.add_argument("--nnctl", metavar="PATH",
@@ -150,7 +178,10 @@ def main(argv=None):
     if args.example_input and args.input_shape:
         return fail("give --example-input or --input-shape, not both")
     try:
-        model = load_source(args.source, args.weights, args.seed)
+        weights_file = args.weights if args.weights and os.path.isfile(args.weights) else None
+        model = load_source(args.source, None if weights_file else args.weights, args.seed)
+        if weights_file:
+            load_weights_file(model, weights_file)
         if args.randomize_bn:
             nnexport.randomize_batchnorm(model, torch.Generator().manual_seed(args.seed))
         inputs = read_example_inputs(model, args.example_input) if args.example_input else None
