@@ -324,8 +324,7 @@ def convert(model, input_shape=None, inputs=None, plugins=None, warnings_out=Non
         warnings_out.extend(conv.warnings)
     spec = inputs_spec(inputs)
     descriptor = {"format": "nnkit", "version": FORMAT_VERSION}
-    if len(spec) >= 1:
-        descriptor["input_shape"] = spec[0]["shape"]
+    # The core takes one of the two: "inputs" records every argument.
     descriptor["inputs"] = spec
     descriptor["model"] = root
     return descriptor, state, conv.non_persistent
