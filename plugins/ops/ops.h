@@ -184,6 +184,12 @@ NnTensor *nn_ops_select (NnTensor *in, guint dim, gint64 index,
                          GError **error);
 
 
+/* C[m,n] = A[m,k] @ B[k,n] (B given as [n,k] when @b_trans), row-major,
+ * float32 or float64 through OpenBLAS; C is overwritten (a zero-filled C
+ * stays zero when k is 0). */
+void nn_ops_gemm (NnDType dt, gint64 m, gint64 n, gint64 k, const void *a,
+                  const void *b, gboolean b_trans, void *c);
+
 /* A tensor for a Python scalar value in @dtype, 0-d (transfer full). */
 NnTensor *nn_ops_scalar_tensor (const NnValue *v, NnDType dtype);
 
