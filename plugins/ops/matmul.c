@@ -218,7 +218,16 @@ linear_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
   if (!r || meta)
     return nn_ops_take (r);
   nn_ops_gemm (x->dtype, rows, out_f, in_f, x->data, w->data, TRUE, r->data);
-  if (bias)
+  if (bias && bias->shape.ndim == 1 && x->dtype == NN_DTYPE_F32)
+    {
+      /* The usual [out_features] float32 bias, row by row. */
+      const float *bv = bias->data;
+      float *y = r->data;
+      for (gint64 i = 0; i < rows; i++)
+        for (gint64 j = 0; j < out_f; j++)
+          y[i * out_f + j] += bv[j];
+    }
+  else if (bias)
     {
       NnOpsIter it;
       gint64 n = nn_tensor_numel (r);
