@@ -505,6 +505,10 @@ class TestMultiInput(NnctlCase):
         data = self.nnctl_json("summary", self.model)
         rows = {r["path"]: r for r in data["rows"]}
         self.assertEqual(rows["lin"]["output_shape"], [2, 3])
+        # Each row's input is its call's first tensor argument.
+        self.assertEqual(rows["lin"]["input_shape"], [2, 4])
+        self.assertEqual(rows["act"]["input_shape"], [2, 3])
+        self.assertEqual(rows[""]["input_shape"], [2, 4])
         self.assertEqual(rows[""]["output_shape"], [2, 3])  # first leaf: logits
         self.assertEqual([(i["shape"], i["dtype"]) for i in data["inputs"]],
                          [([2, 4], "F32"), ([2, 3, 2], "I64")])
