@@ -192,6 +192,128 @@ out:
   return ok;
 }
 
+/* The dim of operand @k labelled @l, or -1. */
+static gint
+dim_of (const Spec *s, guint k, gint l)
+{
+  for (guint d = 0; d < s->ops[k]->shape.ndim; d++)
+    if (s->labels[k][d] == l)
+      return (gint) d;
+  return -1;
+}
+
+/* @t's dims listed in @dims (in that order) as a new contiguous tensor. */
+static NnTensor *
+arrange (NnTensor *t, const gint *dims, guint n, GError **error)
+{
+  gint64 own[NN_MAX_DIMS], strides[NN_MAX_DIMS];
+  NnShape shape = { n };
+  nn_ops_strides (&t->shape, own);
+  for (guint i = 0; i < n; i++)
+    {
+      shape.dims[i] = t->shape.dims[dims[i]];
+      strides[i] = own[dims[i]];
+    }
+  return nn_ops_gather (t, &shape, strides, 0, error);
+}
+
+/* Two float operands without diagonals, broadcasting or labels summed
+ * away in one operand only: a batched matrix product, as PyTorch computes
+ * einsum.  A is arranged [batch, left, contracted], B [batch, contracted,
+ * right], one gemm per batch, then the result's dims are put in the
+ * output's order.  Returns NULL without @error when the case does not
+ * apply. */
+static NnTensor *
+as_gemm (const Spec *s, NnDType dt, GError **error)
+{
+  if (s->n_ops != 2 || (dt != NN_DTYPE_F32 && dt != NN_DTYPE_F64)
+      || s->ops[0]->dtype != dt || s->ops[1]->dtype != dt)
+    return NULL;
+  gint in_op[2][MAX_LABELS];
+  gboolean in_out[MAX_LABELS] = { FALSE };
+  for (guint i = 0; i < s->n_out; i++)
+    in_out[s->out[i]] = TRUE;
+  for (guint k = 0; k < 2; k++)
+    for (gint l = 0; l < MAX_LABELS; l++)
+      in_op[k][l] = dim_of (s, k, l);
+  for (guint k = 0; k < 2; k++)
+    for (guint d = 0; d < s->ops[k]->shape.ndim; d++)
+      {
+        gint l = s->labels[k][d];
+        if (dim_of (s, k, l) != (gint) d
+            || s->ops[k]->shape.dims[d] != s->size[l]
+            || (!in_out[l] && in_op[1 - k][l] < 0))
+          return NULL;
+      }
+  gint a_dims[NN_MAX_DIMS], b_dims[NN_MAX_DIMS], r_labels[MAX_LABELS];
+  guint na = 0, nb = 0, nr = 0;
+  gint64 batch = 1, m = 1, n = 1, kk = 1;
+  /* Batch labels, then left, then right, each in output order. */
+  for (guint i = 0; i < s->n_out; i++)
+    {
+      gint l = s->out[i];
+      if (in_op[0][l] >= 0 && in_op[1][l] >= 0)
+        {
+          a_dims[na++] = in_op[0][l];
+          b_dims[nb++] = in_op[1][l];
+          r_labels[nr++] = l;
+          batch *= s->size[l];
+        }
+    }
+  for (guint i = 0; i < s->n_out; i++)
+    {
+      gint l = s->out[i];
+      if (in_op[0][l] >= 0 && in_op[1][l] < 0)
+        {
+          a_dims[na++] = in_op[0][l];
+          r_labels[nr++] = l;
+          m *= s->size[l];
+        }
+    }
+  for (guint d = 0; d < s->ops[0]->shape.ndim; d++)
+    {
+      gint l = s->labels[0][d];
+      if (!in_out[l])
+        {
+          a_dims[na++] = (gint) d;
+          b_dims[nb++] = in_op[1][l];
+          kk *= s->size[l];
+        }
+    }
+  for (guint i = 0; i < s->n_out; i++)
+    {
+      gint l = s->out[i];
+      if (in_op[1][l] >= 0 && in_op[0][l] < 0)
+        {
+          b_dims[nb++] = in_op[1][l];
+          r_labels[nr++] = l;
+          n *= s->size[l];
+        }
+    }
+  g_autoptr (NnTensor) a = arrange (s->ops[0], a_dims, na, error);
+  g_autoptr (NnTensor) b = a ? arrange (s->ops[1], b_dims, nb, error) : NULL;
+  if (!b)
+    return NULL;
+  NnShape rs = { nr };
+  for (guint i = 0; i < nr; i++)
+    rs.dims[i] = s->size[r_labels[i]];
+  g_autoptr (NnTensor) r = nn_ops_new (FALSE, dt, &rs, error);
+  if (!r)
+    return NULL;
+  gsize es = nn_dtype_size (dt);
+  for (gint64 i = 0; i < batch; i++)
+    nn_ops_gemm (dt, m, n, kk, (guint8 *) a->data + i * m * kk * es,
+                 (guint8 *) b->data + i * kk * n * es, FALSE,
+                 (guint8 *) r->data + i * m * n * es);
+  /* The result's dims into the output's order. */
+  gint perm[NN_MAX_DIMS];
+  for (guint i = 0; i < s->n_out; i++)
+    for (guint j = 0; j < nr; j++)
+      if (r_labels[j] == s->out[i])
+        perm[i] = (gint) j;
+  return arrange (r, perm, s->n_out, error);
+}
+
 static NnValue *
 einsum_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
 {
@@ -229,6 +351,15 @@ einsum_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
   NnShape shape = { s.n_out };
   for (guint i = 0; i < s.n_out; i++)
     shape.dims[i] = s.size[s.out[i]] < 0 ? 1 : s.size[s.out[i]];
+  if (!meta)
+    {
+      GError *e = NULL;
+      NnTensor *fast = as_gemm (&s, dt, &e);
+      if (e)
+        g_propagate_error (error, e);
+      if (fast || e)
+        return nn_ops_take (fast);
+    }
   NnTensor *out = nn_ops_new (meta, dt, &shape, error);
   if (!out || meta)
     return nn_ops_take (out);

@@ -25,10 +25,9 @@ cannot_multiply (gint64 m, gint64 k1, gint64 k2, gint64 n, GError **error)
                             m, k1, k2, n);
 }
 
-/* C[m,n] = A[m,k] * op(B) where B is [k,n], or [n,k] when @b_trans. */
-static void
-gemm (NnDType dt, gint64 m, gint64 n, gint64 k, const void *a, const void *b,
-      gboolean b_trans, void *c)
+void
+nn_ops_gemm (NnDType dt, gint64 m, gint64 n, gint64 k, const void *a,
+             const void *b, gboolean b_trans, void *c)
 {
   if (m == 0 || n == 0)
     return;
@@ -86,7 +85,7 @@ batched (NnTensor *a, NnTensor *b, const NnShape *as, const NnShape *bs,
   nn_ops_iter_add (&it, &ab);
   nn_ops_iter_add (&it, &bb);
   for (gint64 i = 0; i < nb; i++, nn_ops_iter_next (&it))
-    gemm (a->dtype, m, n, k, (guint8 *) a->data + it.off[0] * m * k * es,
+    nn_ops_gemm (a->dtype, m, n, k, (guint8 *) a->data + it.off[0] * m * k * es,
           (guint8 *) b->data + it.off[1] * k * n * es, FALSE,
           (guint8 *) r->data + i * m * n * es);
   return r;
@@ -218,8 +217,17 @@ linear_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
   NnTensor *r = nn_ops_new (meta, x->dtype, &out, error);
   if (!r || meta)
     return nn_ops_take (r);
-  gemm (x->dtype, rows, out_f, in_f, x->data, w->data, TRUE, r->data);
-  if (bias)
+  nn_ops_gemm (x->dtype, rows, out_f, in_f, x->data, w->data, TRUE, r->data);
+  if (bias && bias->shape.ndim == 1 && x->dtype == NN_DTYPE_F32)
+    {
+      /* The usual [out_features] float32 bias, row by row. */
+      const float *bv = bias->data;
+      float *y = r->data;
+      for (gint64 i = 0; i < rows; i++)
+        for (gint64 j = 0; j < out_f; j++)
+          y[i * out_f + j] += bv[j];
+    }
+  else if (bias)
     {
       NnOpsIter it;
       gint64 n = nn_tensor_numel (r);

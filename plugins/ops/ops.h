@@ -48,8 +48,7 @@ extern const NnLayerType *const nn_ops_layer_norm_types[];
     .infer = fn_,                                                         \
   }
 
-/* Argument kinds that take a tensor of any dtype. */
-#define NN_OPS_ANY_TENSOR NN_ARG_TENSOR
+/* Tensor arguments of ops take every dtype unless they say otherwise. */
 #define NN_OPS_ALL NN_DTYPES_ALL
 
 /* The create of every op: ops have no config and no tensors. */
@@ -184,9 +183,12 @@ NnTensor *nn_ops_narrow (NnTensor *in, guint dim, gint64 start, gint64 len,
 NnTensor *nn_ops_select (NnTensor *in, guint dim, gint64 index,
                          GError **error);
 
-/* The tensor argument @i, or an error naming @what when it is not one. */
-NnTensor *nn_ops_tensor_arg (const NnArgs *args, guint i, const char *what,
-                             GError **error);
+
+/* C[m,n] = A[m,k] @ B[k,n] (B given as [n,k] when @b_trans), row-major,
+ * float32 or float64 through OpenBLAS; C is overwritten (a zero-filled C
+ * stays zero when k is 0). */
+void nn_ops_gemm (NnDType dt, gint64 m, gint64 n, gint64 k, const void *a,
+                  const void *b, gboolean b_trans, void *c);
 
 /* A tensor for a Python scalar value in @dtype, 0-d (transfer full). */
 NnTensor *nn_ops_scalar_tensor (const NnValue *v, NnDType dtype);

@@ -255,18 +255,6 @@ nn_ops_gather (NnTensor *in, const NnShape *shape, const gint64 *strides,
 }
 
 NnTensor *
-nn_ops_tensor_arg (const NnArgs *args, guint i, const char *what,
-                   GError **error)
-{
-  NnValue *v = nn_args_get (args, i);
-  if (nn_value_kind (v) == NN_VALUE_TENSOR)
-    return nn_value_get_tensor (v);
-  nn_ops_fail (error, "%s must be a Tensor, found %s", what,
-               nn_value_kind_name (nn_value_kind (v)));
-  return NULL;
-}
-
-NnTensor *
 nn_ops_narrow (NnTensor *in, guint dim, gint64 start, gint64 len,
                GError **error)
 {

@@ -485,19 +485,38 @@ roll_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
     }
   gint64 own[NN_MAX_DIMS], n = nn_tensor_numel (in);
   gsize es = nn_dtype_size (in->dtype);
+  guint rank = in->shape.ndim;
+  if (n == 0 || rank == 0)
+    {
+      if (rank == 0)
+        memcpy (out->data, in->data, es);
+      return nn_value_take_tensor (out);
+    }
   nn_ops_strides (&in->shape, own);
+  for (guint d = 0; d < rank; d++)
+    {
+      gint64 size = in->shape.dims[d];
+      shift[d] = ((shift[d] % size) + size) % size;
+    }
+  /* Rows of the last dim are two block copies around the shift point;
+   * the outer dims pick their source row through the shifts. */
+  NnShape outer = in->shape;
+  outer.ndim = rank - 1;
+  gint64 row = in->shape.dims[rank - 1], s = shift[rank - 1];
   NnOpsIter it;
-  nn_ops_iter_init (&it, &in->shape);
-  for (gint64 i = 0; i < n; i++, nn_ops_iter_next (&it))
+  nn_ops_iter_init (&it, &outer);
+  for (gint64 r = 0; r < n / row; r++, nn_ops_iter_next (&it))
     {
       gint64 src = 0;
-      for (guint d = 0; d < in->shape.ndim; d++)
+      for (guint d = 0; d + 1 < rank; d++)
         {
           gint64 size = in->shape.dims[d];
-          gint64 s = ((shift[d] % size) + size) % size;
-          src += ((it.idx[d] - s + size) % size) * own[d];
+          src += ((it.idx[d] - shift[d] + size) % size) * own[d];
         }
-      memcpy ((guint8 *) out->data + i * es, (guint8 *) in->data + src * es, es);
+      guint8 *dst = (guint8 *) out->data + r * row * es;
+      const guint8 *from = (const guint8 *) in->data + src * es;
+      memcpy (dst + s * es, from, (row - s) * es);
+      memcpy (dst, from + (row - s) * es, s * es);
     }
   return nn_value_take_tensor (out);
 }

@@ -5,7 +5,8 @@
 
 #include <math.h>
 
-/* The float32 case without per-element dtype dispatch; sums in double. */
+/* The float32 case without per-element dtype dispatch: exp once per
+ * element (expf, as PyTorch's float kernels), sums in double. */
 static void
 softmax_f32 (const float *x, float *y, gint64 outer, gint64 size, gint64 inner,
              gboolean log_it)
@@ -15,16 +16,28 @@ softmax_f32 (const float *x, float *y, gint64 outer, gint64 size, gint64 inner,
       {
         const float *xr = x + o * size * inner + j;
         float *yr = y + o * size * inner + j;
-        double mx = -INFINITY, sum = 0;
+        float mx = -INFINITY;
+        double sum = 0;
         for (gint64 k = 0; k < size; k++)
-          mx = fmax (mx, xr[k * inner]);
-        for (gint64 k = 0; k < size; k++)
-          sum += exp (xr[k * inner] - mx);
-        double lse = log (sum);
+          mx = fmaxf (mx, xr[k * inner]);
         for (gint64 k = 0; k < size; k++)
           {
-            double v = xr[k * inner] - mx;
-            yr[k * inner] = (float) (log_it ? v - lse : exp (v) / sum);
+            float e = expf (xr[k * inner] - mx);
+            sum += e;
+            if (!log_it)
+              yr[k * inner] = e;
+          }
+        if (log_it)
+          {
+            float lse = (float) log (sum);
+            for (gint64 k = 0; k < size; k++)
+              yr[k * inner] = xr[k * inner] - mx - lse;
+          }
+        else
+          {
+            float inv = (float) (1.0 / sum);
+            for (gint64 k = 0; k < size; k++)
+              yr[k * inner] *= inv;
           }
       }
 }

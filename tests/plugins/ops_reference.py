@@ -528,6 +528,14 @@ case("einsum_implicit_transpose", "einsum", torch.einsum, ["ba", r(3, 4)])
 case("einsum_three", "einsum", torch.einsum, ["ij,jk,kl->il", r(2, 3), r(3, 4), r(4, 2)])
 err("einsum_bad_sizes", "einsum", torch.einsum, ["ij,jk->ik", r(2, 3), r(4, 2)],
     match="einsum(): operands do not broadcast")
+case("div_by_zero_float", "div", torch.div, [torch.tensor([1.0, -1.0, 0.0]), 0.0])
+case("floordiv_int_by_float", "floordiv", operator.floordiv, [ri(6, lo=-9, hi=9), 2.5])
+case("remainder_by_zero_float", "remainder", torch.remainder, [r(3), 0.0])
+case("pow_float_int_tensor", "pow", torch.pow, [pos, ri(3, 4, lo=-2, hi=3)])
+case("lt_int_float_tensors", "lt", torch.lt, [ri(3, 4), r(4)])
+case("sum_float_dtype_f64", "sum", torch.sum, [r(3, 4), 1], {"dtype": torch.float64})
+case("mean_dtype_f64", "mean", torch.mean, [r(3, 4)], {"dtype": torch.float64})
+case("cat_bool_int", "cat", torch.cat, [[ri(2) > 0, ri(3)]])
 case("float_short", "float", lambda t: t.float(), [ri(3)])
 
 # --- ops inside a Graph -----------------------------------------------------

@@ -32,7 +32,7 @@ Tensor iota (NnDType dt, std::initializer_list<gint64> dims)
 
 // A tuple of tensors (referenced) and Python numbers.
 struct Args {
-  Value v { nn_value_new_tuple () };
+  ValueRef v { nn_value_new_tuple () };
   Args &t (NnTensor *x) { nn_value_append (v.get (), nn_value_new_tensor (x)); return *this; }
   Args &i (gint64 x) { nn_value_append (v.get (), nn_value_new_int (x)); return *this; }
   Args &f (double x) { nn_value_append (v.get (), nn_value_new_float (x)); return *this; }
@@ -40,9 +40,9 @@ struct Args {
   Args &val (NnValue *x) { nn_value_append (v.get (), x); return *this; }
 };
 
-Value call (NnModule *m, Args &a, Error &err, NnValue *kwargs = nullptr)
+ValueRef call (NnModule *m, Args &a, Error &err, NnValue *kwargs = nullptr)
 {
-  return Value (nn_module_call (m, a.v.get (), kwargs, err.out ()));
+  return ValueRef (nn_module_call (m, a.v.get (), kwargs, err.out ()));
 }
 
 }  // namespace
@@ -101,7 +101,7 @@ TEST (Ops, InPlaceSpellingsLeaveTheirInputAlone)
   Error err;
   Args a;
   a.t (x.get ()).f (1.0);
-  Value out = call (m.get (), a, err);
+  ValueRef out = call (m.get (), a, err);
   ASSERT_TRUE (out) << err.message ();
   EXPECT_EQ (0, memcmp (x->data, before->data, nn_tensor_nbytes (x.get ())));
   NnTensor *y = nn_value_get_tensor (out.get ());
@@ -115,25 +115,25 @@ TEST (Ops, IntegerArithmeticOnSizesStaysInt)
   Error err;
   Args sa;
   sa.t (x.get ()).i (1);
-  Value c = call (op (reg.get (), "Tensor.size").get (), sa, err);
+  ValueRef c = call (op (reg.get (), "Tensor.size").get (), sa, err);
   ASSERT_TRUE (c) << err.message ();
   ASSERT_EQ (nn_value_kind (c.get ()), NN_VALUE_INT);
   Args da;
   da.val (nn_value_ref (c.get ())).i (4);
-  Value q = call (op (reg.get (), "operator.floordiv").get (), da, err);
+  ValueRef q = call (op (reg.get (), "operator.floordiv").get (), da, err);
   ASSERT_TRUE (q) << err.message ();
   ASSERT_EQ (nn_value_kind (q.get ()), NN_VALUE_INT);
   EXPECT_EQ (nn_value_get_int (q.get ()), 3);
   // view(x, 2, C // 4, -1) with the int computed above.
   Args va;
   va.t (x.get ()).i (2).val (nn_value_ref (q.get ())).i (-1);
-  Value v = call (op (reg.get (), "Tensor.view").get (), va, err);
+  ValueRef v = call (op (reg.get (), "Tensor.view").get (), va, err);
   ASSERT_TRUE (v) << err.message ();
   NnShape want = shape ({ 2, 3, 20 });
   EXPECT_TRUE (nn_shape_equal (&nn_value_get_tensor (v.get ())->shape, &want));
   Args za;
   za.i (7).i (0);
-  Value z = call (op (reg.get (), "operator.floordiv").get (), za, err);
+  ValueRef z = call (op (reg.get (), "operator.floordiv").get (), za, err);
   EXPECT_FALSE (z);
   EXPECT_TRUE (contains (err.message (), "division or modulo by zero")) << err.message ();
 }
@@ -149,7 +149,7 @@ TEST (Ops, InferenceGivesMetaTensorsWithoutComputing)
   Tensor w (nn_tensor_new_meta (NN_DTYPE_F32, &ws));
   Args a;
   a.t (meta.get ()).t (w.get ());
-  Value out (nn_module_infer (m.get (), a.v.get (), nullptr, err.out ()));
+  ValueRef out (nn_module_infer (m.get (), a.v.get (), nullptr, err.out ()));
   ASSERT_TRUE (out) << err.message ();
   NnTensor *t = nn_value_get_tensor (out.get ());
   EXPECT_TRUE (nn_tensor_is_meta (t));
@@ -160,7 +160,7 @@ TEST (Ops, InferenceGivesMetaTensorsWithoutComputing)
   Module ar = op (reg.get (), "torch.arange");
   Args aa;
   aa.i (6);
-  Value r (nn_module_infer (ar.get (), aa.v.get (), nullptr, err.out ()));
+  ValueRef r (nn_module_infer (ar.get (), aa.v.get (), nullptr, err.out ()));
   ASSERT_TRUE (r) << err.message ();
   EXPECT_TRUE (nn_tensor_is_meta (nn_value_get_tensor (r.get ())));
   EXPECT_EQ (nn_value_get_tensor (r.get ())->dtype, NN_DTYPE_I64);
@@ -175,10 +175,10 @@ TEST (Ops, BoolMaskIndexingRefusesInference)
   Args a;
   a.t (x.get ()).t (mask.get ());
   Error err;
-  Value real = call (m.get (), a, err);
+  ValueRef real = call (m.get (), a, err);
   ASSERT_TRUE (real) << err.message ();
   EXPECT_EQ (nn_value_get_tensor (real.get ())->shape.dims[0], 5);  // iota - 3 != 0 five times
-  Value meta (nn_module_infer (m.get (), a.v.get (), nullptr, err.out ()));
+  ValueRef meta (nn_module_infer (m.get (), a.v.get (), nullptr, err.out ()));
   EXPECT_FALSE (meta);
   EXPECT_TRUE (contains (err.message (), "bool mask")) << err.message ();
   EXPECT_TRUE (contains (err.message (), "depends on the mask's values")) << err.message ();
@@ -191,7 +191,7 @@ TEST (OpsErrors, BindingNamesTheArgumentAndTheDtypes)
   Tensor i = iota (NN_DTYPE_I64, { 2, 2 });
   Args a;
   a.t (i.get ()).t (i.get ());
-  Value out = call (op (reg.get (), "matmul").get (), a, err);
+  ValueRef out = call (op (reg.get (), "matmul").get (), a, err);
   EXPECT_FALSE (out);
   EXPECT_TRUE (contains (err.message (), "argument 'input'")) << err.message ();
   EXPECT_TRUE (contains (err.message (), "I64")) << err.message ();
@@ -220,7 +220,7 @@ TEST (OpsErrors, MasksAndIndices)
   Tensor x = iota (NN_DTYPE_F32, { 2, 3 });
   Args a;
   a.t (x.get ()).t (x.get ()).f (1.0);
-  Value out = call (op (reg.get (), "masked_fill").get (), a, err);
+  ValueRef out = call (op (reg.get (), "masked_fill").get (), a, err);
   EXPECT_FALSE (out);
   EXPECT_TRUE (contains (err.message (), "only supports boolean masks")) << err.message ();
 
@@ -248,7 +248,7 @@ TEST (OpsErrors, MasksAndIndices)
 
   Args dt;
   dt.t (x.get ());
-  Value kw (nn_value_new_dict ());
+  ValueRef kw (nn_value_new_dict ());
   nn_value_dict_set (kw.get (), "dtype", nn_value_new_string ("torch.complex64"));
   out = call (op (reg.get (), "sum").get (), dt, err, kw.get ());
   EXPECT_FALSE (out);
@@ -274,7 +274,7 @@ TEST (Ops, MatrixProductsCountTheirMultiplyAdds)
     Args args;
     args.t (a.get ()).t (b.get ());
     Error err;
-    Value out (nn_module_infer (m.get (), args.v.get (), nullptr, err.out ()));
+    ValueRef out (nn_module_infer (m.get (), args.v.get (), nullptr, err.out ()));
     ASSERT_TRUE (out) << c.op << ": " << err.message ();
     NnArgs *bound = nn_args_bind_signature (t->args, t->n_args, nullptr, args.v.get (), nullptr,
                                             err.out ());
@@ -327,7 +327,7 @@ TEST (OpsErrors, BadInputsAreErrorsNotCrashes)
     Args a;
     c.fill (a);
     Error err;
-    Value out = call (m.get (), a, err);
+    ValueRef out = call (m.get (), a, err);
     if (!*c.want) {
       // An empty tensor rolls to an empty tensor.
       EXPECT_TRUE (out) << c.op << ": " << err.message ();

@@ -272,18 +272,18 @@ TEST_F (OpsReference, EveryCaseMatchesPyTorch)
     Module m (nn_module_new_from_type (reg.get (), op, nullptr, "op", err.out ()));
     ASSERT_TRUE (m) << err.message ();
     EXPECT_TRUE (nn_module_get_type (m.get ())->flags & NN_LAYER_OP);
-    Value args (nn_value_new_tuple ());
+    ValueRef args (nn_value_new_tuple ());
     JsonArray *a = json_object_get_array_member (o, "args");
     for (guint i = 0; i < json_array_get_length (a); i++)
       nn_value_append (args.get (), decode (json_array_get_element (a, i)));
-    Value kwargs (nn_value_new_dict ());
+    ValueRef kwargs (nn_value_new_dict ());
     JsonObject *kw = json_object_get_object_member (o, "kwargs");
     GList *keys = json_object_get_members (kw);
     for (GList *k = keys; k; k = k->next)
       nn_value_dict_set (kwargs.get (), (const char *) k->data,
                          decode (json_object_get_member (kw, (const char *) k->data)));
     g_list_free (keys);
-    Value out (nn_module_call (m.get (), args.get (), kwargs.get (), err.out ()));
+    ValueRef out (nn_module_call (m.get (), args.get (), kwargs.get (), err.out ()));
     if (json_object_has_member (o, "error")) {
       std::string want = json_object_get_string_member (o, "error");
       EXPECT_FALSE (out) << "expected an error containing: " << want;
@@ -292,9 +292,9 @@ TEST_F (OpsReference, EveryCaseMatchesPyTorch)
       continue;
     }
     ASSERT_TRUE (out) << err.message ();
-    Value want (decode (json_object_get_member (o, "expect")));
+    ValueRef want (decode (json_object_get_member (o, "expect")));
     compare (out.get (), want.get (), json_object_get_double_member (o, "tol"), name);
-    Value meta (nn_module_infer (m.get (), args.get (), kwargs.get (), err.out ()));
+    ValueRef meta (nn_module_infer (m.get (), args.get (), kwargs.get (), err.out ()));
     if (!meta) {
       // Only bool-mask indexing, whose shape depends on data, may refuse.
       EXPECT_TRUE (contains (err.message (), "bool mask")) << err.message ();
@@ -322,15 +322,15 @@ TEST_F (OpsReference, GraphsOfOpsMatchPyTorch)
                                        json_object_get_object_member (o, "config"), "g",
                                        err.out ()));
     ASSERT_TRUE (m) << err.message ();
-    Value args (nn_value_new_tuple ());
+    ValueRef args (nn_value_new_tuple ());
     JsonArray *in = json_object_get_array_member (o, "inputs");
     for (guint i = 0; i < json_array_get_length (in); i++)
       nn_value_append (args.get (), decode (json_array_get_element (in, i)));
-    Value out (nn_module_call (m.get (), args.get (), nullptr, err.out ()));
+    ValueRef out (nn_module_call (m.get (), args.get (), nullptr, err.out ()));
     ASSERT_TRUE (out) << err.message ();
-    Value want (decode (json_object_get_member (o, "expect")));
+    ValueRef want (decode (json_object_get_member (o, "expect")));
     compare (out.get (), want.get (), 1e-5, name);
-    Value meta (nn_module_infer (m.get (), args.get (), nullptr, err.out ()));
+    ValueRef meta (nn_module_infer (m.get (), args.get (), nullptr, err.out ()));
     ASSERT_TRUE (meta) << err.message ();
     compare_meta (meta.get (), out.get (), name + " (inferred)");
   }

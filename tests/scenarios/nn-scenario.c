@@ -238,14 +238,13 @@ keep_hook (NnModule *m, const char *path, const NnValue *args,
                  "hook registered on '%s' called with path '%s'", st->path, path);
     return FALSE;
   }
+  g_ptr_array_add (st->names, g_strdup_printf ("%s:%s", st->input, path));
   NnTensor *t = nn_value_get_tensor (*output);
   if (!t) {
     g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
-                 "hook on '%s': output is a %s, not a tensor", path,
-                 nn_value_kind_name (nn_value_kind (*output)));
+                 "hook on '%s': the output is not a tensor", path);
     return FALSE;
   }
-  g_ptr_array_add (st->names, g_strdup_printf ("%s:%s", st->input, path));
   g_ptr_array_add (st->tensors, nn_tensor_ref (t));
   return TRUE;
 }
@@ -311,9 +310,8 @@ run_inputs (NnModule *root, Options *o)
       g_autoptr (NnValue) out = nn_capture_run (cap, args, NULL, &error);
       if (out && !(y = nn_value_get_tensor (out)))
         g_set_error (&error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
-                     "the model returned a %s, not a tensor",
-                     nn_value_kind_name (nn_value_kind (out)));
-      if (y)
+                     "the model returned a non-tensor");
+      else if (y)
         nn_tensor_ref (y);
     } else {
       y = nn_module_forward (root, x, &error);
