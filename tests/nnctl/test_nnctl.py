@@ -501,10 +501,26 @@ class TestMultiInput(NnctlCase):
         diff = self.nnctl_json("diff", self.model, wider)
         self.assertFalse(diff["same"])
 
+    def test_result_without_tensors(self):
+        self.desc["model"]["config"]["output"] = {"tuple": [3, None]}
+        with open(self.model, "w") as f:
+            json.dump(self.desc, f)
+        out, _ = self.nnctl("run", self.model, "--random-inputs")
+        self.assertEqual(out, "output: (3, None)\n")
+        data = self.nnctl_json("run", self.model, "--random-inputs")
+        self.assertEqual((data["outputs"], data["output_value"]), ([], "(3, None)"))
+        err = self.error("run", self.model, "--random-inputs", "-o", self.path("o.safetensors"))
+        self.assertIn("holds no tensor", err)
+        self.assertFalse(os.path.exists(self.path("o.safetensors")))
+
     def test_summary_and_dot_with_two_inputs(self):
         data = self.nnctl_json("summary", self.model)
         rows = {r["path"]: r for r in data["rows"]}
         self.assertEqual(rows["lin"]["output_shape"], [2, 3])
+        # Each row's input is its call's first tensor argument.
+        self.assertEqual(rows["lin"]["input_shape"], [2, 4])
+        self.assertEqual(rows["act"]["input_shape"], [2, 3])
+        self.assertEqual(rows[""]["input_shape"], [2, 4])
         self.assertEqual(rows[""]["output_shape"], [2, 3])  # first leaf: logits
         self.assertEqual([(i["shape"], i["dtype"]) for i in data["inputs"]],
                          [([2, 4], "F32"), ([2, 3, 2], "I64")])
