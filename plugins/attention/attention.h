@@ -21,10 +21,12 @@ extern const NnLayerType nn_transformer_type;
 void nn_att_linear (const float *x, gint64 rows, gint64 in, const float *w,
                     const float *b, gint64 out, float *y);
 
-/* Checks that @self has a child @name of one of the NULL-terminated
- * @types (by type name), for check(); errors name the child. */
+/* Checks that @self has a child @name, for check(); @what says what the
+ * forward expects there ("a LayerNorm").  Any type is accepted, as in
+ * PyTorch: the child is called through the core, and a replacement that
+ * does not fit fails the shape check instead. */
 gboolean nn_att_require_child (NnModule *self, const char *name,
-                               const char *const *types, GError **error);
+                               const char *what, GError **error);
 
 /* Calls descendant @path of @self through the core (hooks fire, a
  * replacement is seen) with the tuple @args and the dict @kwargs

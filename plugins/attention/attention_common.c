@@ -21,18 +21,13 @@ nn_att_linear (const float *x, gint64 rows, gint64 in, const float *w,
 }
 
 gboolean
-nn_att_require_child (NnModule *self, const char *name,
-                      const char *const *types, GError **error)
+nn_att_require_child (NnModule *self, const char *name, const char *what,
+                      GError **error)
 {
-  NnModule *c = nn_module_get_child (self, name);
-  if (c)
-    for (guint i = 0; types[i]; i++)
-      if (g_str_equal (nn_module_get_type_name (c), types[i]))
-        return TRUE;
-  g_autofree char *want = g_strjoinv (" or ", (char **) types);
+  if (nn_module_get_child (self, name))
+    return TRUE;
   g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_NOT_FOUND,
-               "expected a child '%s' of type %s, found %s", name, want,
-               c ? nn_module_get_type_name (c) : "none");
+               "expected a child '%s' (%s), found none", name, what);
   return FALSE;
 }
 

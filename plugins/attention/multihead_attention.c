@@ -104,8 +104,7 @@ mha_destroy (NnModule *self)
 static gboolean
 mha_check (NnModule *self, GError **error)
 {
-  static const char *const linear[] = { "Linear", NULL };
-  return nn_att_require_child (self, "out_proj", linear, error);
+  return nn_att_require_child (self, "out_proj", "a Linear(embed_dim, embed_dim)", error);
 }
 
 /* xavier_uniform_ on the projections, zero biases, xavier_normal_ on

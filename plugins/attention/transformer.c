@@ -89,9 +89,7 @@ stack_create (NnModule *self, GError **error)
 static gboolean
 stack_check (NnModule *self, const char *layer_type, GError **error)
 {
-  static const char *const list[] = { "ModuleList", NULL };
-  static const char *const norm[] = { "LayerNorm", NULL };
-  if (!nn_att_require_child (self, "layers", list, error))
+  if (!nn_att_require_child (self, "layers", "a ModuleList", error))
     return FALSE;
   gint64 n = nn_module_config_int (self, "num_layers");
   NnModule *layers = nn_module_get_child (self, "layers");
@@ -105,8 +103,6 @@ stack_check (NnModule *self, const char *layer_type, GError **error)
       return FALSE;
     }
   }
-  if (nn_module_get_child (self, "norm"))
-    return nn_att_require_child (self, "norm", norm, error);
   return TRUE;
 }
 
@@ -125,10 +121,8 @@ decoder_check (NnModule *self, GError **error)
 static gboolean
 transformer_check (NnModule *self, GError **error)
 {
-  static const char *const enc[] = { "TransformerEncoder", NULL };
-  static const char *const dec[] = { "TransformerDecoder", NULL };
-  return nn_att_require_child (self, "encoder", enc, error)
-         && nn_att_require_child (self, "decoder", dec, error);
+  return nn_att_require_child (self, "encoder", "a TransformerEncoder", error)
+         && nn_att_require_child (self, "decoder", "a TransformerDecoder", error);
 }
 
 /* Runs the optional `norm` child on @x (transfer full). */

@@ -51,10 +51,6 @@ static const NnArgSpec decoder_layer_args[] = {
   MASK_ARG ("memory_key_padding_mask", "[N, S]: True = padding"),
 };
 
-static const char *const mha_types[] = { "MultiheadAttention", NULL };
-static const char *const linear_types[] = { "Linear", NULL };
-static const char *const norm_types[] = { "LayerNorm", NULL };
-static const char *const dropout_types[] = { "Dropout", "Identity", NULL };
 
 static gboolean
 layer_create (NnModule *self, GError **error)
@@ -65,17 +61,18 @@ layer_create (NnModule *self, GError **error)
 static gboolean
 check_children (NnModule *self, gboolean decoder, GError **error)
 {
-  static const struct { const char *name; const char *const *types; gboolean dec; } kids[] = {
-    { "self_attn", mha_types, FALSE }, { "multihead_attn", mha_types, TRUE },
-    { "linear1", linear_types, FALSE }, { "dropout", dropout_types, FALSE },
-    { "linear2", linear_types, FALSE }, { "norm1", norm_types, FALSE },
-    { "norm2", norm_types, FALSE }, { "norm3", norm_types, TRUE },
-    { "dropout1", dropout_types, FALSE }, { "dropout2", dropout_types, FALSE },
-    { "dropout3", dropout_types, TRUE },
+  static const struct { const char *name; const char *what; gboolean dec; } kids[] = {
+    { "self_attn", "a MultiheadAttention", FALSE },
+    { "multihead_attn", "a MultiheadAttention", TRUE },
+    { "linear1", "a Linear", FALSE }, { "dropout", "a Dropout", FALSE },
+    { "linear2", "a Linear", FALSE }, { "norm1", "a LayerNorm", FALSE },
+    { "norm2", "a LayerNorm", FALSE }, { "norm3", "a LayerNorm", TRUE },
+    { "dropout1", "a Dropout", FALSE }, { "dropout2", "a Dropout", FALSE },
+    { "dropout3", "a Dropout", TRUE },
   };
   for (guint i = 0; i < G_N_ELEMENTS (kids); i++)
     if ((!kids[i].dec || decoder)
-        && !nn_att_require_child (self, kids[i].name, kids[i].types, error))
+        && !nn_att_require_child (self, kids[i].name, kids[i].what, error))
       return FALSE;
   return TRUE;
 }

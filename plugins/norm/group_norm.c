@@ -43,37 +43,48 @@ group_norm_reset_parameters (NnModule *self, GRand *rng)
   nn_lu_fill (self, "bias", 0.0f);
 }
 
+/* GroupNorm of @input with @g groups; @w and @b (nullable) must hold one
+ * value per channel. */
 static NnValue *
-group_norm_forward (NnModule *self, NnCall *call, const NnArgs *args,
-                    GError **error)
+group_norm_run (NnTensor *input, gint64 g, NnTensor *wt, NnTensor *bt,
+                double eps, GError **error)
 {
-  NnTensor *input = nn_args_tensor (args, 0);
   const NnShape *s = &input->shape;
-  gint64 g = nn_module_config_int (self, "num_groups");
-  gint64 c = nn_module_config_int (self, "num_channels");
   if (s->ndim < 2) {
-    g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
-                 "Dimension out of range (expected to be in range of "
-                 "[-1, 0], but got 1): expected input [N, %" G_GINT64_FORMAT
-                 ", *]", c);
+    nn_lu_shape_error (error, "input [N, C, *] of at least 2 dims", s);
     return NULL;
   }
-  if (s->dims[1] != c) {
+  gint64 c = s->dims[1];
+  if (c % g != 0) {
     g_autofree char *found = nn_shape_to_string (s);
     g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
-                 "Expected weight to be a vector of size equal to the number "
-                 "of channels in input, but got weight of shape [%"
-                 G_GINT64_FORMAT "] and input of shape %s", c, found);
+                 "Expected number of channels in input to be divisible by "
+                 "num_groups, but got input of shape %s and num_groups=%"
+                 G_GINT64_FORMAT, found, g);
     return NULL;
   }
-  NnTensor *out = nn_lu_new_f32 (s, nn_tensor_is_meta (input));
-  if (!out || nn_tensor_is_meta (input))
+  NnTensor *params[] = { wt, bt };
+  for (guint k = 0; k < 2; k++)
+    if (params[k] && nn_tensor_numel (params[k]) != c) {
+      g_autofree char *ws = nn_shape_to_string (&params[k]->shape);
+      g_autofree char *found = nn_shape_to_string (s);
+      g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
+                   "Expected %s to be a vector of size equal to the number of "
+                   "channels in input, but got %s of shape %s and input of "
+                   "shape %s", k ? "bias" : "weight", k ? "bias" : "weight",
+                   ws, found);
+      return NULL;
+    }
+  gboolean meta = nn_tensor_is_meta (input) || (wt && nn_tensor_is_meta (wt))
+                  || (bt && nn_tensor_is_meta (bt));
+  NnTensor *out = nn_lu_new_f32 (s, meta);
+  if (!out || meta)
     return nn_lu_result (out, error);
 
   gint64 n = s->dims[0], hw = nn_lu_prod (s, 2, s->ndim), cg = c / g;
   const float *x = nn_tensor_f32 (input);
-  g_autofree double *mean = g_new (double, n * c);
-  g_autofree double *var = g_new (double, n * c);
+  g_autofree double *mean = g_new (double, MAX (n * c, 1));
+  g_autofree double *var = g_new (double, MAX (n * c, 1));
   for (gint64 b = 0; b < n; b++)
     for (gint64 k = 0; k < g; k++) {
       double m, v;
@@ -83,12 +94,30 @@ group_norm_forward (NnModule *self, NnCall *call, const NnArgs *args,
         var[b * c + k * cg + j] = v;
       }
     }
-  NnTensor *wt = nn_module_get_parameter (self, "weight");
-  NnTensor *bt = nn_module_get_parameter (self, "bias");
   nn_norm_apply (x, nn_tensor_f32 (out), n, c, hw, mean, var, TRUE,
                  wt ? nn_tensor_f32 (wt) : NULL, bt ? nn_tensor_f32 (bt) : NULL,
-                 nn_module_config_float (self, "eps"));
+                 eps);
   return nn_value_take_tensor (out);
+}
+
+static NnValue *
+group_norm_forward (NnModule *self, NnCall *call, const NnArgs *args,
+                    GError **error)
+{
+  NnTensor *input = nn_args_tensor (args, 0);
+  gint64 c = nn_module_config_int (self, "num_channels");
+  if (input->shape.ndim >= 2 && input->shape.dims[1] != c) {
+    g_autofree char *found = nn_shape_to_string (&input->shape);
+    g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
+                 "Expected weight to be a vector of size equal to the number "
+                 "of channels in input, but got weight of shape [%"
+                 G_GINT64_FORMAT "] and input of shape %s", c, found);
+    return NULL;
+  }
+  return group_norm_run (input, nn_module_config_int (self, "num_groups"),
+                         nn_module_get_parameter (self, "weight"),
+                         nn_module_get_parameter (self, "bias"),
+                         nn_module_config_float (self, "eps"), error);
 }
 
 static char *
@@ -120,4 +149,52 @@ const NnLayerType nn_group_norm_type = {
   .extra_repr = group_norm_extra_repr,
   .reset_parameters = group_norm_reset_parameters,
   .count_macs = group_norm_count_macs,
+};
+
+/* F.group_norm(input, num_groups, weight=None, bias=None, eps=1e-05). */
+static const NnArgSpec group_norm_fn_args[] = {
+  { "input", NN_ARG_TENSOR, 0, 0, NULL, "[N, C, *]" },
+  { "num_groups", NN_ARG_INT, 0, 0, NULL, "groups; divides C" },
+  { "weight", NN_ARG_TENSOR | NN_ARG_NONE, 0, NN_ARG_OPTIONAL, "null",
+    "per-channel scale [C]" },
+  { "bias", NN_ARG_TENSOR | NN_ARG_NONE, 0, NN_ARG_OPTIONAL, "null",
+    "per-channel shift [C]" },
+  { "eps", NN_ARG_FLOAT, 0, NN_ARG_OPTIONAL, "1e-05", "added to the variance" },
+};
+
+static const char *const group_norm_fn_aliases[] = {
+  "torch.nn.functional.group_norm", NULL
+};
+
+static gboolean
+group_norm_fn_create (NnModule *self, GError **error)
+{
+  return TRUE;
+}
+
+static NnValue *
+group_norm_fn_forward (NnModule *self, NnCall *call, const NnArgs *args,
+                       GError **error)
+{
+  gint64 g = nn_args_int (args, 1);
+  if (g < 1) {
+    g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
+                 "num_groups must be at least 1, found %" G_GINT64_FORMAT, g);
+    return NULL;
+  }
+  return group_norm_run (nn_args_tensor (args, 0), g, nn_args_tensor (args, 2),
+                         nn_args_tensor (args, 3), nn_args_float (args, 4), error);
+}
+
+const NnLayerType nn_group_norm_fn_type = {
+  .struct_size = sizeof (NnLayerType),
+  .name = "group_norm",
+  .doc = "F.group_norm: GroupNorm with weight and bias as arguments",
+  .flags = NN_LAYER_OP,
+  .args = group_norm_fn_args,
+  .n_args = G_N_ELEMENTS (group_norm_fn_args),
+  .aliases = group_norm_fn_aliases,
+  .create = group_norm_fn_create,
+  .forward = group_norm_fn_forward,
+  .infer = group_norm_fn_forward,
 };

@@ -7,6 +7,7 @@ static const NnLayerType *const norm_types[] = {
   &nn_batch_norm1d_type,
   &nn_layer_norm_type,
   &nn_group_norm_type,
+  &nn_group_norm_fn_type,
   &nn_instance_norm1d_type,
   &nn_instance_norm2d_type,
   &nn_local_response_norm_type,

@@ -75,4 +75,24 @@ def cases(rng, gen):
                         [randn(gen, *shape)]))
     out.append(Case("LocalResponseNorm_bad_rank", "LocalResponseNorm", {"size": 2},
                     [randn(gen, 4, 3)]))
+    return out + functional_cases(rng, gen)
+
+
+class GroupNormFunctional(torch.nn.Module):
+    """F.group_norm as a module, so the case machinery can call it."""
+
+    def forward(self, *args):
+        return torch.nn.functional.group_norm(*args)
+
+
+def functional_cases(rng, gen):
+    out = []
+    for i in range(3):
+        g = rng.choice([1, 2])
+        c = g * rng.randint(1, 3)
+        x = randn(gen, 2, c, 3)
+        args = [x, g] + ([randn(gen, c), randn(gen, c), 0.01] if i else [])
+        out.append(Case(f"group_norm_{i}", "group_norm", {}, args, cls=GroupNormFunctional, op=True))
+    out.append(Case("group_norm_indivisible", "group_norm", {}, [randn(gen, 2, 5, 3), 2],
+                    cls=GroupNormFunctional, op=True))
     return out

@@ -17,9 +17,9 @@ using namespace nntest;
 namespace {
 
 struct NodeDeleter { void operator() (JsonNode *n) const { json_node_unref (n); } };
-struct ValueDeleter { void operator() (NnValue *v) const { if (v) nn_value_unref (v); } };
+struct ValDeleter { void operator() (NnValue *v) const { if (v) nn_value_unref (v); } };
 using Node = std::unique_ptr<JsonNode, NodeDeleter>;
-using Value = std::unique_ptr<NnValue, ValueDeleter>;
+using Val = std::unique_ptr<NnValue, ValDeleter>;
 
 // torch's message as nnkit writes it: "torch.Size([2, 4])" is "[2, 4]",
 // runs of spaces are one.
@@ -85,7 +85,7 @@ NnValue *arg_value (JsonObject *spec, NnSafetensors *st, bool meta)
   return json_to_value (json_object_get_member (spec, "value"));
 }
 
-void build_args (JsonObject *c, NnSafetensors *st, bool meta, Value &args, Value &kwargs)
+void build_args (JsonObject *c, NnSafetensors *st, bool meta, Val &args, Val &kwargs)
 {
   args.reset (nn_value_new_tuple ());
   JsonArray *a = json_object_get_array_member (c, "args");
@@ -208,12 +208,12 @@ void run_case (NnRegistry *reg, JsonObject *c, const std::string &dir)
   ASSERT_TRUE (st) << err.message ();
   load_state (m.get (), c, st.get ());
 
-  Value args, kwargs, margs, mkwargs;
+  Val args, kwargs, margs, mkwargs;
   build_args (c, st.get (), false, args, kwargs);
   build_args (c, st.get (), true, margs, mkwargs);
-  Value out (nn_module_call (m.get (), args.get (), kwargs.get (), err.out ()));
+  Val out (nn_module_call (m.get (), args.get (), kwargs.get (), err.out ()));
   Error merr;
-  Value mout (nn_module_infer (m.get (), margs.get (), mkwargs.get (), merr.out ()));
+  Val mout (nn_module_infer (m.get (), margs.get (), mkwargs.get (), merr.out ()));
   if (json_object_has_member (c, "call_error")) {
     EXPECT_FALSE (out);
     expect_error (c, "call_error", err, "forward");
