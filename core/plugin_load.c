@@ -3,6 +3,8 @@
  * is recorded with its file and cause, so the other plugins still load. */
 #include "registry-private.h"
 
+#include <nnkit/blas.h>
+
 #include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
@@ -196,7 +198,12 @@ check_elf (const char *path, GError **error)
 static void *
 open_shared_object (const char *path, GError **error)
 {
-  void *handle = dlopen (path, RTLD_NOW | RTLD_LOCAL);
+  void *handle;
+
+  /* OpenBLAS reads OPENBLAS_CORETYPE once, when a plugin linking it
+   * loads: settle it before the first dlopen(). */
+  nn_blas_setup ();
+  handle = dlopen (path, RTLD_NOW | RTLD_LOCAL);
   const char *why;
 
   if (handle)

@@ -14,5 +14,7 @@
 #include <nnkit/descriptor.h>
 #include <nnkit/weights.h>
 #include <nnkit/surgery.h>
+#include <nnkit/cpu.h>
+#include <nnkit/blas.h>
 
 #endif

@@ -1,10 +1,12 @@
 /* conv plugin: entry point.  Registers the convolution types; each lives
  * in its own file. */
 #include "conv.h"
+#include "nn-blas.h"
 
 static gboolean
 conv_init (NnPlugin *plugin, GError **error)
 {
+  nn_blas_plugin_init ();
   return nn_plugin_register_type (plugin, &nn_conv2d_type, error);
 }
 

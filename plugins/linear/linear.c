@@ -4,6 +4,7 @@
 #include <nnkit/plugin.h>
 
 #include <cblas.h>
+#include "nn-blas.h"
 #include <math.h>
 
 static const NnSchemaKey linear_schema[] = {
@@ -125,6 +126,7 @@ linear_forward (NnModule *self, NnCall *call, NnTensor *input, GError **error)
       for (gint64 j = 0; j < out_f; j++)
         y[r * out_f + j] = b[j];
   float beta = b ? 1.0f : 0.0f;
+  nn_blas_prepare ();
   if (rows == 1)
     cblas_sgemv (CblasRowMajor, CblasNoTrans, (int) out_f, (int) in_f, 1.0f,
                  w, (int) in_f, x, 1, beta, y, 1);
@@ -186,6 +188,7 @@ static const NnLayerType linear_type = {
 static gboolean
 linear_init (NnPlugin *plugin, GError **error)
 {
+  nn_blas_plugin_init ();
   return nn_plugin_register_type (plugin, &linear_type, error);
 }
 
