@@ -151,12 +151,14 @@ nn_plugin_register_type (NnPlugin *plugin, const NnLayerType *type,
 
   reg = plugin->registry;
   g_mutex_lock (&reg->lock);
-  other = g_hash_table_lookup (reg->types, type->name);
+  /* Another provider at another rank is fine (providers.c). */
+  other = nn_providers_conflict_locked (reg, type);
   if (other)
     nn_load_error (&e, plugin->path, NN_PLUGIN_ERROR_DUPLICATE_TYPE,
                    "plugin '%s' registers layer type '%s', which plugin "
-                   "'%s' (%s) already registered", plugin->name, type->name,
-                   other->plugin->name, other->plugin->path);
+                   "'%s' (%s) already registered at the same rank",
+                   plugin->name, type->name, other->plugin->name,
+                   other->plugin->path);
   g_mutex_unlock (&reg->lock);
   if (e)
     {

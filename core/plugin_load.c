@@ -378,13 +378,14 @@ commit_plugin (NnRegistry *reg, NnPlugin *plugin, GError **error)
   for (guint i = 0; i < plugin->types->len; i++)
     {
       const NnLayerType *t = g_ptr_array_index (plugin->types, i);
-      NnTypeEntry *other = g_hash_table_lookup (reg->types, t->name);
+      NnTypeEntry *other = nn_providers_conflict_locked (reg, t);
       if (other)
         {
           nn_load_error (error, plugin->path, NN_PLUGIN_ERROR_DUPLICATE_TYPE,
                          "plugin '%s' registers layer type '%s', which "
-                         "plugin '%s' (%s) already registered", plugin->name,
-                         t->name, other->plugin->name, other->plugin->path);
+                         "plugin '%s' (%s) already registered at the same "
+                         "rank", plugin->name, t->name, other->plugin->name,
+                         other->plugin->path);
           g_mutex_unlock (&reg->lock);
           return FALSE;
         }
@@ -392,10 +393,7 @@ commit_plugin (NnRegistry *reg, NnPlugin *plugin, GError **error)
   for (guint i = 0; i < plugin->types->len; i++)
     {
       const NnLayerType *t = g_ptr_array_index (plugin->types, i);
-      NnTypeEntry *entry = g_new0 (NnTypeEntry, 1);
-      entry->type = t;
-      entry->plugin = plugin;
-      g_hash_table_insert (reg->types, (gpointer) t->name, entry);
+      nn_providers_add_locked (reg, t, plugin);
     }
   g_ptr_array_add (reg->plugins, plugin);
   forget_failure_locked (reg, plugin->path);

@@ -16,5 +16,6 @@
 #include <nnkit/surgery.h>
 #include <nnkit/cpu.h>
 #include <nnkit/blas.h>
+#include <nnkit/providers.h>
 
 #endif
