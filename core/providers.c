@@ -234,7 +234,8 @@ nn_providers_choose (NnRegistry *reg, const char *type_name,
                                   refused->len ? ", " : "", c[i].plugin);
           continue;
         }
-      JsonObject *cfg = nn_schema_validate (e->type, config, path, &err);
+      /* No path: the caller prefixes it to whatever fails here. */
+      JsonObject *cfg = nn_schema_validate (e->type, config, NULL, &err);
       if (!cfg)
         {
           g_string_append_printf (refused, "%s%s (%s)", refused->len ? ", " : "",
