@@ -6,7 +6,7 @@
 #include <string.h>
 
 static void
-list_text (GPtrArray *plugins, GPtrArray *failures)
+list_text (NnRegistry *reg, GPtrArray *plugins, GPtrArray *failures)
 {
   printf ("%u plugin%s loaded\n", plugins->len, plugins->len == 1 ? "" : "s");
   for (guint i = 0; i < plugins->len; i++) {
@@ -29,10 +29,11 @@ list_text (GPtrArray *plugins, GPtrArray *failures)
         printf ("  %s: %s\n", f->path, f->message);
     }
   }
+  nnctl_engine_text (reg);
 }
 
 static void
-list_json (GPtrArray *plugins, GPtrArray *failures)
+list_json (NnRegistry *reg, GPtrArray *plugins, GPtrArray *failures)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
 
@@ -72,6 +73,7 @@ list_json (GPtrArray *plugins, GPtrArray *failures)
     json_builder_end_object (b);
   }
   json_builder_end_array (b);
+  nnctl_engine_json (b, reg);
   json_builder_end_object (b);
   nnctl_json_print (b);
 }
@@ -217,8 +219,8 @@ tensors_json (JsonBuilder *b, NnModule *m)
 }
 
 static void
-type_text (const NnLayerType *t, NnPluginInfo *pi, NnModule *inst,
-           const char *why_none)
+type_text (NnRegistry *reg, const NnLayerType *t, NnPluginInfo *pi,
+           NnModule *inst, const char *why_none)
 {
   printf ("%s: %s\n\n", t->name, t->doc ? t->doc : "");
   if (pi) {
@@ -226,6 +228,10 @@ type_text (const NnLayerType *t, NnPluginInfo *pi, NnModule *inst,
             "  file     %s\n\n", pi->name, pi->version, pi->license,
             pi->path);
   }
+  nnctl_providers_text (reg, t->name);
+  if (inst)
+    printf ("Provider for this config: %s\n\n",
+            nn_plugin_get_name (nn_module_get_plugin (inst)));
   printf ("Capabilities:\n  forward    %s\n  container  %s%s%s\n\n",
           t->forward ? "yes" : "no (calling it is an error; hooks on it "
           "never fire)",
@@ -260,8 +266,8 @@ type_text (const NnLayerType *t, NnPluginInfo *pi, NnModule *inst,
 }
 
 static void
-type_json (const NnLayerType *t, NnPluginInfo *pi, NnModule *inst,
-           const char *why_none)
+type_json (NnRegistry *reg, const NnLayerType *t, NnPluginInfo *pi,
+           NnModule *inst, const char *why_none)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
 
@@ -274,6 +280,10 @@ type_json (const NnLayerType *t, NnPluginInfo *pi, NnModule *inst,
   json_builder_add_string_value (b, pi ? pi->name : NULL);
   json_builder_set_member_name (b, "plugin_file");
   json_builder_add_string_value (b, pi ? pi->path : NULL);
+  nnctl_providers_json (b, reg, t->name);
+  json_builder_set_member_name (b, "provider_for_config");
+  json_builder_add_string_value (b, inst ? nn_plugin_get_name (
+                                   nn_module_get_plugin (inst)) : NULL);
   json_builder_set_member_name (b, "forward");
   json_builder_add_boolean_value (b, t->forward != NULL);
   json_builder_set_member_name (b, "container");
@@ -385,9 +395,9 @@ show_type (NnctlGlobal *g, NnRegistry *reg, const char *name,
                                                 nn_plugin_get_name (plugin))
                             : NULL;
   if (json)
-    type_json (t, pi, inst, why);
+    type_json (reg, t, pi, inst, why);
   else
-    type_text (t, pi, inst, why);
+    type_text (reg, t, pi, inst, why);
   (void) g;
   return NNCTL_EXIT_OK;
 }
@@ -426,9 +436,9 @@ nnctl_cmd_plugins (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
     g_autoptr (GPtrArray) plugins = nn_registry_list_plugins (reg);
     g_autoptr (GPtrArray) failures = nn_registry_get_failures (reg);
     if (json)
-      list_json (plugins, failures);
+      list_json (reg, plugins, failures);
     else
-      list_text (plugins, failures);
+      list_text (reg, plugins, failures);
     rc = NNCTL_EXIT_OK;
   }
 out:
