@@ -12,6 +12,15 @@ extern "C" {
 
 using namespace nnengine;
 
+static std::string
+lower (const std::string &s)
+{
+  char *l = g_ascii_strdown (s.c_str (), -1);
+  std::string r (l);
+  g_free (l);
+  return r;
+}
+
 // OpenBLAS kernels by instruction level, from OpenBLAS's dynamic.c; the
 // reference the core's table is checked against.
 static int
@@ -22,7 +31,7 @@ level_of (const std::string &k)
     { "sandybridge", 3 }, { "haswell", 4 }, { "zen", 4 }, { "skylakex", 5 },
     { "cooperlake", 6 },
   };
-  auto it = levels.find (std::string (g_ascii_strdown (k.c_str (), -1)));
+  auto it = levels.find (lower (k));
   return it == levels.end () ? -1 : it->second;
 }
 
@@ -39,15 +48,6 @@ expected_best (const std::set<std::string> &f)
   if (f.count ("sse4_2")) return "Nehalem";
   if (f.count ("pni")) return "Prescott";
   return "generic";
-}
-
-static std::string
-lower (const std::string &s)
-{
-  char *l = g_ascii_strdown (s.c_str (), -1);
-  std::string r (l);
-  g_free (l);
-  return r;
 }
 
 static int
