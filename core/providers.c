@@ -68,13 +68,13 @@ nn_providers_add_locked (NnRegistry *reg, const NnLayerType *type,
   else if (nn_provider_effective_rank (type->rank)
            > nn_provider_effective_rank (top->type->rank))
     {
-      /* The key is the type's own name string: replace it with the new
-       * provider's, which lives as long as its entry. */
-      NnTypeEntry *e = g_new0 (NnTypeEntry, 1);
-      e->type = type;
-      e->plugin = plugin;
-      g_hash_table_insert (reg->types, (gpointer) type->name, e);
+      /* Updated in place: @aliases point at this entry. */
+      top->type = type;
+      top->plugin = plugin;
     }
+  /* Whichever provider declares the aliases, they name the type. */
+  for (guint k = 0; type->aliases && type->aliases[k]; k++)
+    g_hash_table_insert (reg->aliases, (gpointer) type->aliases[k], top);
 }
 
 void
