@@ -525,6 +525,28 @@ class TestMultiInput(NnctlCase):
         text, _ = self.nnctl("run", model, "--input", xin, "--hook", "inner")
         self.assertIn("activation inner.pair.0: [2, 4]", text)
 
+    def test_other_commands_on_two_inputs(self):
+        out, _ = self.nnctl("show", self.model)
+        self.assertTrue(out.startswith("TwoInputs("), out)
+        self.assertIn("(lin): Linear(in_features=4, out_features=3, bias=True)", out)
+        rows = self.nnctl_json("modules", self.model)
+        self.assertEqual([r["path"] for r in rows], ["", "lin", "act", "keep"])
+        # Surgery checks the change against both recorded inputs.
+        wider = self.path("wider.json")
+        self.nnctl("replace", self.model, "lin",
+                   '{"type": "Linear", "config": {"in_features": 4, "out_features": 5}}',
+                   "--seed", "1", "-o", wider)
+        data = self.nnctl_json("run", wider, "--random-inputs")
+        self.assertEqual(data["outputs"][0]["shape"], [2, 5])
+        bad = self.path("bad.json")
+        err = self.error("replace", self.model, "lin",
+                         '{"type": "Linear", "config": {"in_features": 3, "out_features": 5}}',
+                         "--seed", "1", "-o", bad)
+        self.assertIn("lin", err)
+        self.assertFalse(os.path.exists(bad))
+        diff = self.nnctl_json("diff", self.model, wider)
+        self.assertFalse(diff["same"])
+
     def test_summary_and_dot_with_two_inputs(self):
         data = self.nnctl_json("summary", self.model)
         rows = {r["path"]: r for r in data["rows"]}
