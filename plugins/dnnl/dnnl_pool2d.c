@@ -68,6 +68,16 @@ pool_state_new (dnnl_alg_kind_t alg, const NnPoolGeom *geom,
   return s;
 }
 
+/* TRUE when @x holds a NaN.  A branch-free OR so it vectorises. */
+static gboolean
+any_nan (const float *x, gint64 n)
+{
+  int found = 0;
+  for (gint64 i = 0; i < n; i++)
+    found |= x[i] != x[i];
+  return found != 0;
+}
+
 /* Runs the pooling @alg of @geom; anything the reference must report
  * (bad shapes, empty inputs) goes to @reference. */
 static NnValue *
@@ -78,8 +88,11 @@ pool_forward (NnModule *self, NnCall *call, const NnArgs *args,
   NnTensor *x = nn_args_tensor (args, 0);
   NnShape os, in4, out4;
 
+  /* PyTorch's max pooling propagates NaN, oneDNN's drops it: an input
+   * with a NaN goes to the reference (a scan is cheap beside the pool). */
   if (!nn_tensor_f32 (x) || nn_tensor_numel (x) == 0
-      || !nn_pool_geom_out_shape (geom, &x->shape, &os, NULL))
+      || !nn_pool_geom_out_shape (geom, &x->shape, &os, NULL)
+      || (alg == dnnl_pooling_max && any_nan (nn_tensor_f32 (x), nn_tensor_numel (x))))
     return reference->forward (self, call, args, error);
   in4 = x->shape;
   out4 = os;

@@ -225,6 +225,22 @@ TEST (Dnnl, PoolsMatchReference)
   }
 }
 
+TEST (Dnnl, MaxPoolPropagatesNanAsPyTorch)
+{
+  SKIP_WITHOUT_DNNL ();
+  Pair p = registries ();
+  const char *cfg = R"({"kernel_size": 2})";
+  Module f = create (p.fast.get (), "MaxPool2d", cfg);
+  ASSERT_EQ ("dnnl", provider (f.get ()));
+  Tensor x = random_input (shape ({ 1, 2, 4, 4 }), 3);
+  nn_tensor_f32 (x.get ())[5] = NAN;   // in the first output's window
+  Error e;
+  Tensor y (nn_module_forward (f.get (), x.get (), e.out ()));
+  ASSERT_TRUE (y) << e.message ();
+  EXPECT_TRUE (std::isnan (nn_tensor_f32 (y.get ())[0]));
+  EXPECT_FALSE (std::isnan (nn_tensor_f32 (y.get ())[1]));
+}
+
 TEST (Dnnl, BatchNormMatchesReference)
 {
   SKIP_WITHOUT_DNNL ();
