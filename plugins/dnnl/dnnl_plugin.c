@@ -17,9 +17,33 @@ static const SetupFunc setups[] = {
  * compile-time constants here. */
 static NnLayerType types[G_N_ELEMENTS (setups)];
 
+/* oneDNN dispatches on cpuid itself; NN_CPU_DISABLE (include/nnkit/cpu.h)
+ * caps it too, unless the user capped oneDNN directly. */
+static void
+cap_isa (void)
+{
+  const NnCpuInfo *cpu = nn_cpu_info_get ();
+  const guint64 avx512 = NN_CPU_AVX512F | NN_CPU_AVX512BW | NN_CPU_AVX512VL
+                         | NN_CPU_AVX512DQ;
+  dnnl_cpu_isa_t isa = dnnl_cpu_isa_all;
+
+  if (g_getenv ("ONEDNN_MAX_CPU_ISA") || g_getenv ("DNNL_MAX_CPU_ISA"))
+    return;
+  if (!nn_cpu_has (cpu, NN_CPU_AMX_TILE))
+    isa = nn_cpu_has (cpu, avx512 | NN_CPU_AVX512_BF16) ? dnnl_cpu_isa_avx512_core_bf16
+          : nn_cpu_has (cpu, avx512 | NN_CPU_AVX512_VNNI) ? dnnl_cpu_isa_avx512_core_vnni
+          : nn_cpu_has (cpu, avx512) ? dnnl_cpu_isa_avx512_core
+          : nn_cpu_has (cpu, NN_CPU_AVX2 | NN_CPU_FMA) ? dnnl_cpu_isa_avx2
+          : nn_cpu_has (cpu, NN_CPU_AVX) ? dnnl_cpu_isa_avx
+          : dnnl_cpu_isa_sse41;
+  if (isa != dnnl_cpu_isa_all)
+    dnnl_set_max_cpu_isa (isa);
+}
+
 static gboolean
 dnnl_init (NnPlugin *plugin, GError **error)
 {
+  cap_isa ();
   /* The reference code compiled in falls back on OpenBLAS. */
   nn_blas_plugin_init ();
   if (!nn_dnnl_engine (error))

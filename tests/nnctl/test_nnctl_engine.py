@@ -114,6 +114,27 @@ class TestProviders(unittest.TestCase):
         self.assertEqual(json.loads(out)["provider_for_config"], "conv")
 
 
+class TestDnnlIsa(unittest.TestCase):
+    def test_cpu_disable_caps_onednn(self):
+        if "dnnl" not in plugin_names():
+            self.skipTest("built without oneDNN")
+        if "avx512f" not in cpuinfo("flags").split():
+            self.skipTest("no AVX-512 to take away")
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "conv.json")
+            with open(path, "w") as f:
+                json.dump({"format": "nnkit", "version": 1, "model": {
+                    "type": "Conv2d",
+                    "config": {"in_channels": 3, "out_channels": 4, "kernel_size": 3}}}, f)
+            args = ("run", path, "--random", "1,3,8,8", "--init-seed", "1")
+            out, _ = nnctl(*args, env={"NN_CPU_DISABLE": "avx512f", "ONEDNN_VERBOSE": "1"})
+            self.assertIn("isa:Intel AVX2\n", out)
+            self.assertNotRegex(out, r"exec,cpu,convolution,[a-z_]+:avx512")
+            out, _ = nnctl(*args, env={"ONEDNN_VERBOSE": "1"})
+            self.assertNotIn("isa:Intel AVX2\n", out)
+
+
 if __name__ == "__main__":
     if not NNCTL:
         sys.exit("usage: test_nnctl_engine.py --nnctl=PATH")
