@@ -128,8 +128,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bench", default=os.path.join(ROOT, "build", "bench", "nn-bench"))
     ap.add_argument("--nnctl", default=os.path.join(ROOT, "build", "tools", "nnctl", "nnctl"))
-    ap.add_argument("--models", default="resnet18,resnet50,mobilenet_v2,vgg11_bn,"
-                                        "efficientnet_b0,vit_b_16")
+    ap.add_argument("--models", default=None,
+                    help="default: resnet18,resnet50,mobilenet_v2,vgg11_bn,efficientnet_b0,"
+                         "vit_b_16 (resnet18 with --smoke)")
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--repeat", type=int, default=9)
@@ -147,8 +148,11 @@ def main():
         a.threads = int(a.threads)
         return torch_child(a)
     if a.smoke:
-        a.models, a.batches, a.repeat, a.warmup = "resnet18", "1", 3, 1
-    elif a.repeat < 9:
+        a.models = a.models or "resnet18"
+        a.batches, a.repeat, a.warmup = "1", 3, 1
+    a.models = a.models or ("resnet18,resnet50,mobilenet_v2,vgg11_bn,"
+                            "efficientnet_b0,vit_b_16")
+    if not a.smoke and a.repeat < 9:
         ap.error("--repeat must be at least 9 (or use --smoke)")
     for exe in (a.bench, a.nnctl):
         if not os.path.exists(exe):
@@ -198,12 +202,12 @@ def main():
                 print(row + f" {shown} |", flush=True)
                 rows.append((name, b, t, got))
 
-    r18 = paths.get("resnet18")
+    r18 = paths.get("resnet18") or next(iter(paths.values()), None)
     if r18:
         plain, _ = nnkit_forward(a, r18, 1, 1)
         hooked, _ = nnkit_forward(a, r18, 1, 1, ("--hooks",))
         p, h = float(plain["median_ms"]), float(hooked["median_ms"])
-        print(f"\nHooks (no-op pre + forward hook on every module), resnet18 batch 1, "
+        print(f"\nHooks (no-op pre + forward hook on every module), {os.path.basename(r18)} batch 1, "
               f"1 thread: {p:.2f} ms -> {h:.2f} ms, overhead {100 * (h - p) / p:+.1f}%")
         walls = []
         for i in range(a.warmup + a.repeat):
@@ -213,7 +217,7 @@ def main():
             if i >= a.warmup:
                 walls.append((time.perf_counter() - t0) * 1000.0)
         w = statistics.median(walls)
-        print(f"nnctl run resnet18 (whole process, 1 thread): {w:.1f} ms; forward alone "
+        print(f"nnctl run {os.path.basename(r18)} (whole process, 1 thread): {w:.1f} ms; forward alone "
               f"{p:.1f} ms; start-up and load {w - p:.1f} ms")
     steps, _ = keyed(run(["taskset", "-c", cores(1), a.bench, "steps", "--n", "1000",
                           "--threads", "1", "--repeat", str(a.repeat),

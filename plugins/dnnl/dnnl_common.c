@@ -15,10 +15,11 @@ nn_dnnl_ok (dnnl_status_t st, const char *what, GError **error)
   return FALSE;
 }
 
+static dnnl_engine_t engine;
+
 dnnl_engine_t
 nn_dnnl_engine (GError **error)
 {
-  static dnnl_engine_t engine;
   static dnnl_status_t status;
   static gsize once;
 
@@ -269,4 +270,17 @@ nn_dnnl_seen_clear (NnDnnlSeen *s)
 {
   g_clear_pointer (&s->tensor, nn_tensor_unref);
   s->data = NULL;
+}
+
+/* The plugin is dlclose()d once its last module and registry are gone:
+ * nothing of ours may outlive the unmapping. */
+__attribute__ ((destructor)) static void
+dnnl_plugin_unload (void)
+{
+  if (engine)
+    dnnl_engine_destroy (engine);
+  engine = NULL;
+  if (slots)
+    g_hash_table_unref (slots);
+  slots = NULL;
 }
