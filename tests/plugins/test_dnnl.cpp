@@ -6,6 +6,8 @@
 
 #include <cmath>
 #include <functional>
+#include <thread>
+#include <atomic>
 
 extern "C" {
 #include <nnkit/providers.h>
@@ -311,6 +313,43 @@ TEST (Dnnl, NewWeightsReachTheCachedLayout)
     ASSERT_TRUE (nn_module_set_tensor (m, "weight", fresh.get (), e.out ())) << e.message ();
   }
   expect_same_output (f.get (), rm.get (), shape ({ 1, 8, 12, 12 }), 6, "after new weights");
+}
+
+TEST (Dnnl, SeveralThreadsForwardOneModule)
+{
+  SKIP_WITHOUT_DNNL ();
+  Pair p = registries ();
+  const char *cfg = R"({"in_channels": 8, "out_channels": 8, "kernel_size": 3, "padding": 1})";
+  Module f = create (p.fast.get (), "Conv2d", cfg);
+  Module rm = create (p.ref.get (), "Conv2d", cfg);
+  same_weights (f.get (), rm.get (), 11);
+  // Two shapes, so the threads also race to rebuild the primitive.
+  Tensor xs[2] = { random_input (shape ({ 1, 8, 10, 10 }), 12),
+                   random_input (shape ({ 2, 8, 7, 9 }), 13) };
+  Tensor want[2] = { Tensor (nn_module_forward (rm.get (), xs[0].get (), nullptr)),
+                     Tensor (nn_module_forward (rm.get (), xs[1].get (), nullptr)) };
+  ASSERT_TRUE (want[0] && want[1]);
+  std::atomic<int> bad { 0 };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; t++)
+    threads.emplace_back ([&, t] {
+      for (int k = 0; k < 10; k++) {
+        int which = (t + k) % 2;
+        Tensor y (nn_module_forward (f.get (), xs[which].get (), nullptr));
+        const float *a = y ? nn_tensor_f32 (y.get ()) : nullptr;
+        const float *b = nn_tensor_f32 (want[which].get ());
+        for (gint64 i = 0; a && i < nn_tensor_numel (want[which].get ()); i++)
+          if (std::fabs (a[i] - b[i]) > 1e-4 * std::max (1.0f, std::fabs (b[i]))) {
+            bad++;
+            break;
+          }
+        if (!a)
+          bad++;
+      }
+    });
+  for (auto &t : threads)
+    t.join ();
+  EXPECT_EQ (0, bad.load ());
 }
 
 TEST (Dnnl, DescribesModulesAsTheReference)
