@@ -74,56 +74,6 @@ class TestInspect(NnctlCase):
         self.model, self.weights = write_tiny(self.tmp)
         self.desc = tiny_descriptor()
 
-    def test_plugins(self):
-        data = self.nnctl_json("plugins")
-        names = [p["name"] for p in data["plugins"]]
-        for fam in ("containers", "conv", "linear", "pool"):
-            self.assertIn(fam, names)
-        types = {t for p in data["plugins"] for t in p["types"]}
-        for t in ("Sequential", "Conv2d", "Linear", "MaxPool2d", "BatchNorm2d"):
-            self.assertIn(t, types)
-        for p in data["plugins"]:
-            self.assertTrue(os.path.isfile(p["file"]), p["file"])
-        self.assertEqual(data["failures"], [])
-        out, _ = self.nnctl("plugins")
-        self.assertIn(f"{len(names)} plugins loaded", out)
-        for p in data["plugins"]:
-            self.assertIn(p["file"], out)
-
-    def test_plugins_type_schema(self):
-        conv = self.nnctl_json("plugins", "Conv2d")
-        keys = {k["name"]: k for k in conv["keys"]}
-        self.assertEqual(keys["kernel_size"]["kind"], "int tuple")
-        self.assertEqual(keys["kernel_size"]["tuple_len"], 2)
-        self.assertTrue(keys["in_channels"]["required"])
-        self.assertFalse(keys["stride"]["required"])
-        self.assertFalse(keys["bias"]["required"])
-        self.assertEqual(keys["bias"]["default"], True)
-        # The top-ranked provider describes the type (dnnl, when built);
-        # the OpenBLAS reference is always among the providers.
-        self.assertEqual(conv["plugin"], conv["providers"][0]["plugin"])
-        self.assertIn({"plugin": "conv", "rank": 256},
-                      [{"plugin": p["plugin"], "rank": p["rank"]} for p in conv["providers"]])
-        # Tensors depend on the config: without one, it says so.
-        self.assertIsInstance(conv["tensors"], str)
-        self.assertIn("in_channels", conv["tensors"])
-        # With a config, the shapes follow PyTorch's definition.
-        cfg = {"in_channels": 6, "out_channels": 10, "kernel_size": [3, 5], "groups": 2}
-        got = self.nnctl_json("plugins", "Conv2d", "--config", json.dumps(cfg))
-        want = [(n, s) for n, s, _, _ in expected_tensors({"type": "Conv2d", "config": cfg})]
-        self.assertEqual([(t["name"], t["shape"]) for t in got["tensors"]], want)
-        # A type without required keys is shown with its default tensors.
-        relu = self.nnctl_json("plugins", "ReLU")
-        self.assertEqual(relu["tensors"], [])
-        text, _ = self.nnctl("plugins", "Conv2d")
-        for k in keys:
-            self.assertIn(k, text)
-
-    def test_plugins_unknown_type(self):
-        err = self.error("plugins", "Conv3d")
-        self.assertIn("Conv3d", err)
-        self.assertIn("Conv2d", err)  # the known types are listed
-
     def test_show(self):
         out, _ = self.nnctl("show", self.model)
         lines = out.splitlines()
@@ -575,10 +525,64 @@ class TestMultiInput(NnctlCase):
         self.assertIn('"lin: Linear', dot)
 
 
+class TestPlugins(NnctlCase):
+    """The listing and one type's schema: no model needed."""
+
+    def test_plugins(self):
+        data = self.nnctl_json("plugins")
+        names = [p["name"] for p in data["plugins"]]
+        for fam in ("containers", "conv", "linear", "pool"):
+            self.assertIn(fam, names)
+        types = {t["name"] for p in data["plugins"] for t in p["types"]}
+        for t in ("Sequential", "Conv2d", "Linear", "MaxPool2d", "BatchNorm2d"):
+            self.assertIn(t, types)
+        for p in data["plugins"]:
+            self.assertTrue(os.path.isfile(p["file"]), p["file"])
+        self.assertEqual(data["failures"], [])
+        out, _ = self.nnctl("plugins")
+        self.assertIn(f"{len(names)} plugins loaded", out)
+        for p in data["plugins"]:
+            self.assertIn(p["file"], out)
+
+    def test_plugins_type_schema(self):
+        conv = self.nnctl_json("plugins", "Conv2d")
+        keys = {k["name"]: k for k in conv["keys"]}
+        self.assertEqual(keys["kernel_size"]["kind"], "int tuple")
+        self.assertEqual(keys["kernel_size"]["tuple_len"], 2)
+        self.assertTrue(keys["in_channels"]["required"])
+        self.assertFalse(keys["stride"]["required"])
+        self.assertFalse(keys["bias"]["required"])
+        self.assertEqual(keys["bias"]["default"], True)
+        # The top-ranked provider describes the type (dnnl, when built);
+        # the OpenBLAS reference is always among the providers.
+        self.assertEqual(conv["plugin"], conv["providers"][0]["plugin"])
+        self.assertIn({"plugin": "conv", "rank": 256},
+                      [{"plugin": p["plugin"], "rank": p["rank"]} for p in conv["providers"]])
+        # Tensors depend on the config: without one, it says so.
+        self.assertIsInstance(conv["tensors"], str)
+        self.assertIn("in_channels", conv["tensors"])
+        # With a config, the shapes follow PyTorch's definition.
+        cfg = {"in_channels": 6, "out_channels": 10, "kernel_size": [3, 5], "groups": 2}
+        got = self.nnctl_json("plugins", "Conv2d", "--config", json.dumps(cfg))
+        want = [(n, s) for n, s, _, _ in expected_tensors({"type": "Conv2d", "config": cfg})]
+        self.assertEqual([(t["name"], t["shape"]) for t in got["tensors"]], want)
+        # A type without required keys is shown with its default tensors.
+        relu = self.nnctl_json("plugins", "ReLU")
+        self.assertEqual(relu["tensors"], [])
+        text, _ = self.nnctl("plugins", "Conv2d")
+        for k in keys:
+            self.assertIn(k, text)
+
+    def test_plugins_unknown_type(self):
+        err = self.error("plugins", "Conv3d")
+        self.assertIn("Conv3d", err)
+        self.assertIn("Conv2d", err)  # the known types are listed
+
+
 class TestPluginSignatures(NnctlCase):
     def test_plugins_json_reports_signatures_and_aliases(self):
         data = self.nnctl_json("plugins")
-        types = {t["type"]: t for t in data["types"]}
+        types = {t["name"]: t for p in data["plugins"] for t in p["types"]}
         relu = types["ReLU"]
         self.assertFalse(relu["op"])
         self.assertIn("torch.relu", relu["aliases"])
@@ -594,11 +598,13 @@ class TestPluginSignatures(NnctlCase):
         flat = types["Flatten"]
         self.assertIn("I64", flat["args"][0]["dtypes"])
         self.assertEqual({k["name"] for k in flat["keys"]}, {"start_dim", "end_dim"})
+        self.assertEqual(flat["schema"], ["start_dim", "end_dim"])
+        self.assertEqual(types["Linear"]["schema"], ["in_features", "out_features", "bias"])
         # Every plugin lists its ops apart; each op is a type flagged op.
         for p in data["plugins"]:
             for op in p["ops"]:
                 self.assertTrue(types[op]["op"], op)
-                self.assertIn(op, p["types"])
+                self.assertIn(op, [t["name"] for t in p["types"]])
         # One type as --json carries the same signature.
         one = self.nnctl_json("plugins", "Hardtanh")
         self.assertEqual([a["name"] for a in one["args"]],
