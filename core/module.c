@@ -1,6 +1,7 @@
 /* nnkit core: module objects: creation through the registry, reference
  * counting, children, own tensors and config access. */
 #include "nn-private.h"
+#include "registry-private.h"
 
 #include <stdatomic.h>
 #include <string.h>
@@ -52,7 +53,9 @@ nn_module_new_from_type (NnRegistry *reg, const char *type_name,
 {
   g_return_val_if_fail (reg != NULL && type_name != NULL, NULL);
   NnPlugin *plugin = NULL;
-  const NnLayerType *type = nn_registry_resolve_type (reg, type_name, &plugin, error);
+  /* Several plugins may provide the type: the choice is per module. */
+  const NnLayerType *type = nn_providers_choose (reg, type_name, config, path,
+                                                 &plugin, error);
   if (!type) {
     if (path && *path)
       g_prefix_error (error, "%s: ", path);

@@ -164,12 +164,16 @@ nn_plugin_register_type (NnPlugin *plugin, const NnLayerType *type,
   for (guint k = 0; k < n_mine && !e; k++)
     {
       other = nn_registry_find_locked (reg, mine[k]);
+      /* Another provider of this very type is fine unless it ties on
+       * rank (providers.c); aliases stay unique. */
+      if (other && k == 0 && strcmp (other->type->name, mine[0]) == 0)
+        other = nn_providers_conflict_locked (reg, type);
       if (other)
         nn_load_error (&e, plugin->path, NN_PLUGIN_ERROR_DUPLICATE_TYPE,
                        "plugin '%s' registers layer type %s'%s', which "
-                       "plugin '%s' (%s) already registered", plugin->name,
+                       "plugin '%s' (%s) already registered%s", plugin->name,
                        k ? "alias " : "", mine[k], other->plugin->name,
-                       other->plugin->path);
+                       other->plugin->path, k ? "" : " at the same rank");
     }
   g_mutex_unlock (&reg->lock);
   if (e)

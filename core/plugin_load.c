@@ -3,6 +3,8 @@
  * is recorded with its file and cause, so the other plugins still load. */
 #include "registry-private.h"
 
+#include <nnkit/blas.h>
+
 #include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
@@ -196,7 +198,12 @@ check_elf (const char *path, GError **error)
 static void *
 open_shared_object (const char *path, GError **error)
 {
-  void *handle = dlopen (path, RTLD_NOW | RTLD_LOCAL);
+  void *handle;
+
+  /* OpenBLAS reads OPENBLAS_CORETYPE once, when a plugin linking it
+   * loads: settle it before the first dlopen(). */
+  nn_blas_setup ();
+  handle = dlopen (path, RTLD_NOW | RTLD_LOCAL);
   const char *why;
 
   if (handle)
@@ -387,13 +394,16 @@ commit_plugin (NnRegistry *reg, NnPlugin *plugin, GError **error)
       for (guint k = 0; k < n; k++)
         {
           NnTypeEntry *other = nn_registry_find_locked (reg, names[k]);
+          /* A provider of this very type at another rank is welcome. */
+          if (other && k == 0 && strcmp (other->type->name, t->name) == 0)
+            other = nn_providers_conflict_locked (reg, t);
           if (!other)
             continue;
           nn_load_error (error, plugin->path, NN_PLUGIN_ERROR_DUPLICATE_TYPE,
                          "plugin '%s' registers layer type %s'%s', which "
-                         "plugin '%s' (%s) already registered", plugin->name,
+                         "plugin '%s' (%s) already registered%s", plugin->name,
                          k ? "alias " : "", names[k], other->plugin->name,
-                         other->plugin->path);
+                         other->plugin->path, k ? "" : " at the same rank");
           g_mutex_unlock (&reg->lock);
           return FALSE;
         }
@@ -401,12 +411,7 @@ commit_plugin (NnRegistry *reg, NnPlugin *plugin, GError **error)
   for (guint i = 0; i < plugin->types->len; i++)
     {
       const NnLayerType *t = g_ptr_array_index (plugin->types, i);
-      NnTypeEntry *entry = g_new0 (NnTypeEntry, 1);
-      entry->type = t;
-      entry->plugin = plugin;
-      g_hash_table_insert (reg->types, (gpointer) t->name, entry);
-      for (guint k = 0; t->aliases && t->aliases[k]; k++)
-        g_hash_table_insert (reg->aliases, (gpointer) t->aliases[k], entry);
+      nn_providers_add_locked (reg, t, plugin);
     }
   g_ptr_array_add (reg->plugins, plugin);
   forget_failure_locked (reg, plugin->path);

@@ -67,6 +67,11 @@ struct _NnRegistry {
   GPtrArray *failures;     /* NnFailureRec *, load order */
   GHashTable *seen;        /* canonical paths of files tried */
   GPtrArray *searched;     /* NnSearchedDir *, for unknown-type errors */
+  /* providers.c: type name -> GPtrArray of NnTypeEntry * (owned), every
+   * provider in load order; @types holds the highest-ranked one.  Both
+   * NULL until first needed. */
+  GHashTable *providers;
+  struct NnProviderRulesState *provider_rules;
 };
 
 /* registry.c */
@@ -100,6 +105,24 @@ void nn_registry_record_failure_locked (NnRegistry *reg, const char *path,
  * @reg->load_lock held; failures are recorded. */
 gboolean nn_registry_load_file_serialised (NnRegistry *reg, const char *path,
                                            GError **error);
+
+/* providers.c */
+/* Returns: (transfer none) (nullable) the provider of @type's name that
+ * @type would tie with (same effective rank), so registering it is a
+ * duplicate. */
+NnTypeEntry *nn_providers_conflict_locked (NnRegistry *reg,
+                                           const NnLayerType *type);
+/* Adds @type of @plugin as a provider; @types keeps the top rank. */
+void nn_providers_add_locked (NnRegistry *reg, const NnLayerType *type,
+                              NnPlugin *plugin);
+/* Frees the provider lists and rules of a dying registry. */
+void nn_providers_clear (NnRegistry *reg);
+/* The provider of @type_name for a module with @config (transfer none,
+ * nullable) at @path: see include/nnkit/providers.h.  @plugin_out: (out)
+ * (transfer none).  MT safe. */
+const NnLayerType *nn_providers_choose (NnRegistry *reg, const char *type_name,
+                                        JsonObject *config, const char *path,
+                                        NnPlugin **plugin_out, GError **error);
 
 G_END_DECLS
 

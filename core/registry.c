@@ -65,6 +65,7 @@ nn_registry_unref (NnRegistry *reg)
   if (!reg || !g_atomic_int_dec_and_test (&reg->ref_count))
     return;
 
+  nn_providers_clear (reg);
   g_hash_table_unref (reg->aliases);
   g_hash_table_unref (reg->types);
   for (guint i = 0; i < reg->plugins->len; i++)

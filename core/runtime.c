@@ -4,43 +4,7 @@
  * nn_call_module(). */
 #include "nn-private.h"
 
-#include <cblas.h>
 #include <stdlib.h>
-
-static gint num_threads = 0; /* 0: not decided yet */
-
-static void
-apply_threads (int n)
-{
-  g_atomic_int_set (&num_threads, n);
-  /* OpenBLAS would otherwise start one thread per core on its own. */
-  openblas_set_num_threads (n);
-}
-
-void
-nn_set_num_threads (int n)
-{
-  apply_threads (MAX (n, 1));
-}
-
-int
-nn_get_num_threads (void)
-{
-  int n = g_atomic_int_get (&num_threads);
-  if (n > 0)
-    return n;
-  static gsize once = 0;
-  if (g_once_init_enter (&once)) {
-    const char *env = g_getenv ("NN_NUM_THREADS");
-    guint64 v = 0;
-    if (!env || !g_ascii_string_to_unsigned (env, 10, 1, 1024, &v, NULL))
-      v = (guint64) g_get_num_processors ();
-    if (g_atomic_int_get (&num_threads) == 0)
-      apply_threads ((int) v);
-    g_once_init_leave (&once, 1);
-  }
-  return g_atomic_int_get (&num_threads);
-}
 
 /* Errors from a type's code carry no location: the innermost call adds
  * "path: Class: ", outer calls see the flag and leave it alone. */

@@ -15,5 +15,8 @@
 #include <nnkit/descriptor.h>
 #include <nnkit/weights.h>
 #include <nnkit/surgery.h>
+#include <nnkit/cpu.h>
+#include <nnkit/blas.h>
+#include <nnkit/providers.h>
 
 #endif

@@ -23,6 +23,7 @@
 #include <nnkit/value.h>
 #include <nnkit/schema.h>
 #include <nnkit/module.h>
+#include <nnkit/cpu.h>
 
 G_BEGIN_DECLS
 
@@ -387,6 +388,34 @@ NN_API const char *nn_call_get_path (NnCall *call);
 NN_API char *nn_format_py_float (double v);
 /* Threads the forward may use (>= 1); see nn_set_num_threads(). */
 NN_API int nn_get_num_threads (void);
+
+/* --- the engine's thread pool and CPU (appended in ABI 2.0) ------------ */
+
+/* One share of a parallel loop: indices [@begin, @end) of 0 .. n-1. */
+typedef void (*NnParallelFunc) (gsize begin, gsize end, gpointer data);
+
+/* Runs @func over 0 .. @n-1 split into ranges on @pool's persistent
+ * threads and the calling thread, and returns when every range is done.
+ * Uses at most nn_get_num_threads() threads.  A NULL @pool, a pool busy
+ * with another caller's loop, or a call from inside a loop runs @func
+ * (0, @n) in the calling thread: it never waits for another loop.  @func
+ * must not fail; record errors in @data.  MT safe. */
+NN_API void nn_thread_pool_parallel_for (NnThreadPool *pool, gsize n,
+                                         NnParallelFunc func, gpointer data);
+/* Returns: (transfer none) the pool a forward's loops run on (the
+ * process's default pool; @call may be NULL).  MT safe. */
+NN_API NnThreadPool *nn_call_get_thread_pool (NnCall *call);
+/* Returns: (transfer none) the process's pool, created on first use with
+ * nn_get_num_threads() threads (the caller counted), grown when the count
+ * is raised later.  Never freed.  MT safe. */
+NN_API NnThreadPool *nn_thread_pool_get_default (void);
+/* Returns: (transfer full) a pool with @n_threads - 1 workers (the caller
+ * of a loop is the last thread), for programs that want their own. */
+NN_API NnThreadPool *nn_thread_pool_new (guint n_threads);
+/* Joins the workers; no loop may be running.  NULL is ignored. */
+NN_API void nn_thread_pool_free (NnThreadPool *pool);
+/* Threads @pool runs a loop on, the caller included (1 for NULL). */
+NN_API guint nn_thread_pool_get_n_threads (NnThreadPool *pool);
 
 G_END_DECLS
 

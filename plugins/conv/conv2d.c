@@ -3,6 +3,7 @@
  * gemm per image and group; a 1x1 stride-1 unpadded conv multiplies the
  * input directly, and a depthwise conv runs a direct kernel. */
 #include "conv.h"
+#include "nn-blas.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -271,57 +272,40 @@ conv2d_gemm_image (const NnConvGeom *g, const float *img, gint64 h, gint64 w,
     }
 }
 
-/* A share of one image's depthwise output channels, for one thread. */
+/* One image's depthwise convolution, split by output channel. */
 typedef struct {
   const NnConvGeom *g;
   const float *img, *weight, *bias;
-  gint64 h, w, ho, wo, oc_begin, oc_end;
+  gint64 h, w, ho, wo;
   float *out;
 } DepthwiseJob;
 
-static gpointer
-depthwise_job_run (gpointer data)
+static void
+depthwise_job_run (gsize oc_begin, gsize oc_end, gpointer data)
 {
   DepthwiseJob *j = data;
   nn_conv_depthwise (j->img, j->h, j->w, j->weight, j->bias, j->g, j->ho,
-                     j->wo, j->oc_begin, j->oc_end, j->out);
-  return NULL;
+                     j->wo, (gint64) oc_begin, (gint64) oc_end, j->out);
 }
 
 /* The depthwise kernel is memory-bound and outside OpenBLAS, so it splits
- * the channels over nn_get_num_threads() threads itself when the image is
- * big enough to repay starting them; a thread that cannot start runs its
- * share inline. */
+ * the channels over the core's persistent thread pool when the image is
+ * big enough to repay waking the workers. */
 static void
-conv2d_depthwise_image (const NnConvGeom *g, const float *img, gint64 h,
-                        gint64 w, const float *weight, const float *bias,
-                        gint64 ho, gint64 wo, float *out)
+conv2d_depthwise_image (const NnConvGeom *g, NnThreadPool *pool,
+                        const float *img, gint64 h, gint64 w,
+                        const float *weight, const float *bias, gint64 ho,
+                        gint64 wo, float *out)
 {
-  enum { MAX_THREADS = 16, MIN_WORK_PER_THREAD = 1 << 17 };
+  enum { MIN_WORK_PER_THREAD = 1 << 15 };
   gint64 work = g->out_channels * ho * wo * g->kh * g->kw;
-  gint64 nt = MIN (MIN (nn_get_num_threads (), MAX_THREADS),
-                   MAX (1, work / MIN_WORK_PER_THREAD));
-  nt = MIN (nt, g->out_channels);
-  DepthwiseJob jobs[MAX_THREADS];
-  GThread *threads[MAX_THREADS] = { NULL };
+  DepthwiseJob job = { g, img, weight, bias, h, w, ho, wo, out };
 
-  for (gint64 t = 0; t < nt; t++)
-    {
-      jobs[t] = (DepthwiseJob) { g, img, weight, bias, h, w, ho, wo,
-                                 g->out_channels * t / nt,
-                                 g->out_channels * (t + 1) / nt, out };
-      if (t > 0)
-        threads[t] = g_thread_try_new ("nn-conv-dw", depthwise_job_run,
-                                       &jobs[t], NULL);
-    }
-  depthwise_job_run (&jobs[0]);
-  for (gint64 t = 1; t < nt; t++)
-    {
-      if (threads[t])
-        g_thread_join (threads[t]);
-      else
-        depthwise_job_run (&jobs[t]);
-    }
+  if (work < 2 * MIN_WORK_PER_THREAD)
+    depthwise_job_run (0, (gsize) g->out_channels, &job);
+  else
+    nn_thread_pool_parallel_for (pool, (gsize) g->out_channels,
+                                 depthwise_job_run, &job);
 }
 
 static float *
@@ -401,6 +385,7 @@ conv2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
     }
   float *y = nn_tensor_f32 (out);
 
+  nn_blas_prepare ();
   for (gint64 i = 0; i < n; i++)
     {
       const float *img = x + i * in_img;
@@ -413,8 +398,8 @@ conv2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
           iw = w + g->pad_left + g->pad_right;
         }
       if (depthwise)
-        conv2d_depthwise_image (&cg, img, ih, iw, weight, bias, ho, wo,
-                                y + i * out_img);
+        conv2d_depthwise_image (&cg, nn_call_get_thread_pool (call), img, ih,
+                                iw, weight, bias, ho, wo, y + i * out_img);
       else
         conv2d_gemm_image (&cg, img, ih, iw, weight, bias, ho, wo, col,
                            y + i * out_img);

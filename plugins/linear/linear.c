@@ -1,9 +1,9 @@
 /* linear plugin: PyTorch's nn.Linear, y = x W^T + b over the last
- * dimension of an input of any leading shape, as one sgemm.  The family
- * has a single type, so the entry point lives here too. */
-#include <nnkit/plugin.h>
+ * dimension of an input of any leading shape, as one sgemm. */
+#include "linear.h"
 
 #include <cblas.h>
+#include "nn-blas.h"
 #include <math.h>
 
 static const NnSchemaKey linear_schema[] = {
@@ -129,6 +129,7 @@ linear_forward (NnModule *self, NnCall *call, const NnArgs *args,
       for (gint64 j = 0; j < out_f; j++)
         y[r * out_f + j] = b[j];
   float beta = b ? 1.0f : 0.0f;
+  nn_blas_prepare ();
   if (rows == 1)
     cblas_sgemv (CblasRowMajor, CblasNoTrans, (int) out_f, (int) in_f, 1.0f,
                  w, (int) in_f, x, 1, beta, y, 1);
@@ -176,7 +177,7 @@ linear_count_macs (NnModule *self, const NnArgs *args, const NnValue *value)
   return params * rows;
 }
 
-static const NnLayerType linear_type = {
+const NnLayerType nn_linear_type = {
   .struct_size = sizeof (NnLayerType),
   .name = "Linear",
   .doc = "Fully connected layer y = x W^T + b, as torch.nn.Linear",
@@ -192,12 +193,3 @@ static const NnLayerType linear_type = {
   .reset_parameters = linear_reset_parameters,
   .count_macs = linear_count_macs,
 };
-
-static gboolean
-linear_init (NnPlugin *plugin, GError **error)
-{
-  return nn_plugin_register_type (plugin, &linear_type, error);
-}
-
-NN_PLUGIN_DEFINE ("linear", "0.1.0", "MIT", "Linear (fully connected) on OpenBLAS",
-                  linear_init)

@@ -55,8 +55,8 @@ NnTensor *nn_pool_alloc (const NnShape *shape, GError **error);
 char *nn_pool_pair_text (const gint64 v[2]);
 
 /* Runs @fn on every [H, W] plane of a pool's input: plane i of @in maps to
- * plane i of @out.  The planes are split across nn_get_num_threads()
- * threads when the work is big enough to pay for it. */
+ * plane i of @out.  The planes are split over the core's thread pool when
+ * the work is big enough to pay for it. */
 typedef void (*NnPoolPlaneFunc) (gconstpointer ctx, const float *in,
                                  float *out);
 void nn_pool_for_planes (gint64 n_planes, gint64 in_plane, gint64 out_plane,

@@ -121,58 +121,37 @@ nn_pool_alloc (const NnShape *shape, GError **error)
 }
 
 typedef struct {
-  gint64 first, last; /* planes [first, last) */
   gint64 in_plane, out_plane;
   const float *in;
   float *out;
   NnPoolPlaneFunc fn;
   gconstpointer ctx;
-} PlaneRange;
+} PlaneJob;
 
-static gpointer
-run_planes (gpointer data)
+static void
+run_planes (gsize first, gsize last, gpointer data)
 {
-  const PlaneRange *r = data;
-  for (gint64 p = r->first; p < r->last; p++)
-    r->fn (r->ctx, r->in + p * r->in_plane, r->out + p * r->out_plane);
-  return NULL;
+  const PlaneJob *j = data;
+  for (gsize p = first; p < last; p++)
+    j->fn (j->ctx, j->in + p * j->in_plane, j->out + p * j->out_plane);
 }
 
-/* Below this much input per thread, starting threads costs more than it
+/* Below this much input, waking the pool's workers costs more than it
  * saves. */
-#define MIN_ELEMS_PER_THREAD (1 << 16)
+#define MIN_ELEMS_PARALLEL (1 << 16)
 
 void
 nn_pool_for_planes (gint64 n_planes, gint64 in_plane, gint64 out_plane,
                     const float *in, float *out, NnPoolPlaneFunc fn,
                     gconstpointer ctx)
 {
-  gint64 n_threads = MIN (nn_get_num_threads (), 16);
-  n_threads = MIN (n_threads, n_planes * in_plane / MIN_ELEMS_PER_THREAD);
-  n_threads = MIN (n_threads, n_planes);
-  if (n_threads <= 1) {
-    PlaneRange all = { 0, n_planes, in_plane, out_plane, in, out, fn, ctx };
-    run_planes (&all);
-    return;
-  }
-  PlaneRange ranges[16];
-  GThread *threads[16] = { NULL };
-  for (gint64 t = 0; t < n_threads; t++) {
-    ranges[t] = (PlaneRange) { n_planes * t / n_threads,
-                               n_planes * (t + 1) / n_threads,
-                               in_plane, out_plane, in, out, fn, ctx };
-    /* The calling thread takes range 0; a thread that cannot start leaves
-     * its range to the caller as well. */
-    if (t > 0)
-      threads[t] = g_thread_try_new ("nn-pool", run_planes, &ranges[t], NULL);
-  }
-  run_planes (&ranges[0]);
-  for (gint64 t = 1; t < n_threads; t++) {
-    if (threads[t])
-      g_thread_join (threads[t]);
-    else
-      run_planes (&ranges[t]);
-  }
+  PlaneJob job = { in_plane, out_plane, in, out, fn, ctx };
+
+  if (n_planes * in_plane < 2 * MIN_ELEMS_PARALLEL)
+    run_planes (0, (gsize) n_planes, &job);
+  else
+    nn_thread_pool_parallel_for (nn_thread_pool_get_default (),
+                                 (gsize) n_planes, run_planes, &job);
 }
 
 NnValue *

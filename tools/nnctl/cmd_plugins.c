@@ -77,6 +77,7 @@ list_text (NnRegistry *reg, GPtrArray *plugins, GPtrArray *failures)
         printf ("  %s: %s\n", f->path, f->message);
     }
   }
+  nnctl_engine_text (reg);
 }
 
 static void
@@ -148,6 +149,7 @@ list_json (NnRegistry *reg, GPtrArray *plugins, GPtrArray *failures)
     json_builder_end_object (b);
   }
   json_builder_end_array (b);
+  nnctl_engine_json (b, reg);
   json_builder_end_object (b);
   nnctl_json_print (b);
 }
@@ -293,8 +295,8 @@ tensors_json (JsonBuilder *b, NnModule *m)
 }
 
 static void
-type_text (const NnLayerType *t, NnPluginInfo *pi, NnModule *inst,
-           const char *why_none)
+type_text (NnRegistry *reg, const NnLayerType *t, NnPluginInfo *pi,
+           NnModule *inst, const char *why_none)
 {
   printf ("%s: %s\n\n", t->name, t->doc ? t->doc : "");
   if (pi) {
@@ -302,6 +304,10 @@ type_text (const NnLayerType *t, NnPluginInfo *pi, NnModule *inst,
             "  file     %s\n\n", pi->name, pi->version, pi->license,
             pi->path);
   }
+  nnctl_providers_text (reg, t->name);
+  if (inst)
+    printf ("Provider for this config: %s\n\n",
+            nn_plugin_get_name (nn_module_get_plugin (inst)));
   printf ("Capabilities:\n  kind       %s\n  forward    %s\n"
           "  container  %s%s%s\n\n",
           is_op (t) ? "functional op (never a child module)" : "layer type",
@@ -438,13 +444,17 @@ type_json_members (JsonBuilder *b, const NnLayerType *t, NnPluginInfo *pi)
 }
 
 static void
-type_json (const NnLayerType *t, NnPluginInfo *pi, NnModule *inst,
-           const char *why_none)
+type_json (NnRegistry *reg, const NnLayerType *t, NnPluginInfo *pi,
+           NnModule *inst, const char *why_none)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
 
   json_builder_begin_object (b);
   type_json_members (b, t, pi);
+  nnctl_providers_json (b, reg, t->name);
+  json_builder_set_member_name (b, "provider_for_config");
+  json_builder_add_string_value (b, inst ? nn_plugin_get_name (
+                                   nn_module_get_plugin (inst)) : NULL);
   json_builder_set_member_name (b, "tensors");
   if (inst)
     tensors_json (b, inst);
@@ -502,9 +512,9 @@ show_type (NnctlGlobal *g, NnRegistry *reg, const char *name,
                                                 nn_plugin_get_name (plugin))
                             : NULL;
   if (json)
-    type_json (t, pi, inst, why);
+    type_json (reg, t, pi, inst, why);
   else
-    type_text (t, pi, inst, why);
+    type_text (reg, t, pi, inst, why);
   (void) g;
   return NNCTL_EXIT_OK;
 }

@@ -48,6 +48,11 @@ struct _NnctlCommand {
 
 /* Commands (one file each, or a small group). */
 int nnctl_cmd_plugins (NnctlGlobal *g, const NnctlCommand *cmd, int argc, char **argv);
+/* engine_info.c: the engine's section of `nnctl plugins`. */
+void nnctl_engine_text (NnRegistry *reg);
+void nnctl_engine_json (JsonBuilder *b, NnRegistry *reg);
+void nnctl_providers_text (NnRegistry *reg, const char *type);
+void nnctl_providers_json (JsonBuilder *b, NnRegistry *reg, const char *type);
 int nnctl_cmd_show (NnctlGlobal *g, const NnctlCommand *cmd, int argc, char **argv);
 int nnctl_cmd_modules (NnctlGlobal *g, const NnctlCommand *cmd, int argc, char **argv);
 int nnctl_cmd_params (NnctlGlobal *g, const NnctlCommand *cmd, int argc, char **argv);

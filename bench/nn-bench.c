@@ -1,0 +1,218 @@
+/* nn-bench: times nnkit's forward for bench/bench_engine.py.
+ *
+ *   nn-bench forward MODEL --shape 1,3,224,224 [--threads N] [--repeat R]
+ *                    [--warmup W] [--hooks] [--providers RULES]
+ *   nn-bench steps [--n 1000] [--repeat R] [--warmup W]
+ *
+ * forward prints "median_ms", "cpu_ms" (all threads), one "provider TYPE
+ * PLUGIN" line per layer type in the model and the BLAS line; --hooks puts
+ * a no-op pre and forward hook on every module first.  steps times a
+ * Sequential of N Identity modules and prints "per_step_ns".  Timing only:
+ * the input is seeded noise; correctness is the conformance tests' job. */
+#include <nnkit/nnkit.h>
+#include <nnkit/plugin.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double
+now_ms (clockid_t clock)
+{
+  struct timespec ts;
+  clock_gettime (clock, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int
+cmp_double (const void *a, const void *b)
+{
+  double x = *(const double *) a, y = *(const double *) b;
+  return (x > y) - (x < y);
+}
+
+static double
+median (double *v, int n)
+{
+  qsort (v, n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static gboolean
+noop_pre (NnModule *m, const char *path, NnValue **args, NnValue **kwargs,
+          gpointer user_data, GError **error)
+{
+  return TRUE;
+}
+
+static gboolean
+noop_forward (NnModule *m, const char *path, const NnValue *args,
+              const NnValue *kwargs, NnValue **output, gpointer user_data,
+              GError **error)
+{
+  return TRUE;
+}
+
+static int
+fail (const char *what, GError *e)
+{
+  fprintf (stderr, "nn-bench: %s: %s\n", what, e ? e->message : "failed");
+  g_clear_error (&e);
+  return 1;
+}
+
+/* Times @repeat forwards of @m on @x after @warmup; prints the medians. */
+static int
+time_forward (NnModule *m, NnTensor *x, int warmup, int repeat, double scale,
+              const char *key)
+{
+  double *wall = g_new (double, repeat), *cpu = g_new (double, repeat);
+  GError *e = NULL;
+
+  for (int i = 0; i < warmup + repeat; i++)
+    {
+      double c0 = now_ms (CLOCK_PROCESS_CPUTIME_ID), t0 = now_ms (CLOCK_MONOTONIC);
+      NnTensor *y = nn_module_forward (m, x, &e);
+      double t1 = now_ms (CLOCK_MONOTONIC), c1 = now_ms (CLOCK_PROCESS_CPUTIME_ID);
+      if (!y)
+        return fail ("forward", e);
+      nn_tensor_unref (y);
+      if (i >= warmup)
+        {
+          wall[i - warmup] = t1 - t0;
+          cpu[i - warmup] = c1 - c0;
+        }
+    }
+  printf ("%s %.4f\n", key, median (wall, repeat) * scale);
+  if (scale == 1.0)
+    printf ("cpu_ms %.4f\n", median (cpu, repeat));
+  g_free (wall);
+  g_free (cpu);
+  return 0;
+}
+
+static void
+print_providers (NnModule *root)
+{
+  GPtrArray *mods = nn_module_named_modules (root);
+  GHashTable *seen = g_hash_table_new (g_str_hash, g_str_equal);
+
+  for (guint i = 0; i < mods->len; i++)
+    {
+      NnModule *m = ((NnNamedItem *) mods->pdata[i])->module;
+      const char *type = nn_module_get_type_name (m);
+      if (g_hash_table_add (seen, (gpointer) type))
+        printf ("provider %s %s\n", type,
+                nn_plugin_get_name (nn_module_get_plugin (m)));
+    }
+  g_hash_table_unref (seen);
+  g_ptr_array_unref (mods);
+}
+
+static void
+add_hooks (NnModule *root)
+{
+  GPtrArray *mods = nn_module_named_modules (root);
+
+  for (guint i = 0; i < mods->len; i++)
+    {
+      NnModule *m = ((NnNamedItem *) mods->pdata[i])->module;
+      /* Modules that never run (ModuleList) take no hooks. */
+      NnHookHandle *a = nn_module_add_pre_hook (m, noop_pre, NULL, NULL, "bench", 0, NULL);
+      NnHookHandle *b = nn_module_add_forward_hook (m, noop_forward, NULL, NULL, "bench", 0, NULL);
+      if (a) nn_hook_handle_free (a);
+      if (b) nn_hook_handle_free (b);
+    }
+  g_ptr_array_unref (mods);
+}
+
+int
+main (int argc, char **argv)
+{
+  char *shape_text = NULL, *providers = NULL;
+  int threads = 0, repeat = 9, warmup = 3, n = 1000;
+  gboolean hooks = FALSE;
+  GError *e = NULL;
+  GOptionEntry entries[] = {
+    { "shape", 0, 0, G_OPTION_ARG_STRING, &shape_text, "input shape", "SHAPE" },
+    { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "threads", "N" },
+    { "repeat", 0, 0, G_OPTION_ARG_INT, &repeat, "timed runs", "R" },
+    { "warmup", 0, 0, G_OPTION_ARG_INT, &warmup, "untimed runs first", "W" },
+    { "hooks", 0, 0, G_OPTION_ARG_NONE, &hooks, "no-op hooks on every module", NULL },
+    { "providers", 0, 0, G_OPTION_ARG_STRING, &providers, "provider rules", "RULES" },
+    { "n", 0, 0, G_OPTION_ARG_INT, &n, "steps: Identity modules", "N" },
+    { NULL }
+  };
+  GOptionContext *ctx = g_option_context_new ("forward MODEL | steps");
+
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  if (!g_option_context_parse (ctx, &argc, &argv, &e))
+    return fail ("options", e);
+  g_option_context_free (ctx);
+  if (argc < 2 || repeat < 1 || warmup < 0 || n < 1)
+    {
+      fprintf (stderr, "usage: nn-bench forward MODEL --shape S | nn-bench steps\n");
+      return 2;
+    }
+  if (threads > 0)
+    nn_set_num_threads (threads);
+
+  NnRegistry *reg = nn_registry_new ();
+  if (!nn_registry_load_default (reg, &e))
+    return fail ("plugins", e);
+  if (providers && !nn_registry_set_providers (reg, providers, &e))
+    return fail ("--providers", e);
+
+  if (strcmp (argv[1], "steps") == 0)
+    {
+      GString *d = g_string_new ("{\"format\": \"nnkit\", \"version\": 1, \"model\": "
+                                 "{\"type\": \"Sequential\", \"children\": [");
+      for (int i = 0; i < n; i++)
+        g_string_append_printf (d, "%s{\"name\": \"%d\", \"type\": \"Identity\"}",
+                                i ? ", " : "", i);
+      g_string_append (d, "]}}");
+      NnModule *m = nn_descriptor_load_data (reg, d->str, -1, "steps", &e);
+      g_string_free (d, TRUE);
+      if (!m)
+        return fail ("steps model", e);
+      NnShape s = { 1, { 1 } };
+      NnTensor *x = nn_tensor_new (NN_DTYPE_F32, &s);
+      int rc = time_forward (m, x, warmup, repeat, 1e6 / n, "per_step_ns");
+      nn_tensor_unref (x);
+      nn_module_unref (m);
+      nn_registry_unref (reg);
+      return rc;
+    }
+
+  if (strcmp (argv[1], "forward") != 0 || argc < 3 || !shape_text)
+    {
+      fprintf (stderr, "usage: nn-bench forward MODEL --shape S\n");
+      return 2;
+    }
+  NnShape s;
+  if (!nn_shape_parse (shape_text, &s, &e))
+    return fail ("--shape", e);
+  NnModule *m = nn_model_load (reg, argv[2], NULL, TRUE, &e);
+  if (!m)
+    return fail (argv[2], e);
+  NnTensor *x = nn_tensor_new (NN_DTYPE_F32, &s);
+  GRand *rng = g_rand_new_with_seed (7);
+  float *xd = nn_tensor_f32 (x);
+  for (gint64 i = 0; i < nn_tensor_numel (x); i++)
+    xd[i] = (float) g_rand_double_range (rng, -1, 1);
+  g_rand_free (rng);
+  if (hooks)
+    add_hooks (m);
+  print_providers (m);
+  int rc = time_forward (m, x, warmup, repeat, 1.0, "median_ms");
+  char *blas = nn_blas_describe ();
+  printf ("blas %s\n", blas);
+  g_free (blas);
+  nn_tensor_unref (x);
+  nn_module_unref (m);
+  nn_registry_unref (reg);
+  g_free (shape_text);
+  g_free (providers);
+  return rc;
+}

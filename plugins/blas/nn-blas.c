@@ -1,0 +1,27 @@
+/* The BLAS-using plugins' side of the thread count and kernel report. */
+#include "nn-blas.h"
+
+#include <nnkit/blas.h>
+#include <cblas.h>
+
+/* The count last given to OpenBLAS from this plugin; 0: none yet. */
+static gint applied;
+
+void
+nn_blas_plugin_init (void)
+{
+  nn_blas_report_kernel (openblas_get_corename ());
+  nn_blas_prepare ();
+}
+
+void
+nn_blas_prepare (void)
+{
+  int n = nn_get_num_threads ();
+  int old = g_atomic_int_get (&applied);
+
+  /* Only the thread that wins the exchange calls OpenBLAS, whose setter
+   * is not meant to race with itself. */
+  if (old != n && g_atomic_int_compare_and_exchange (&applied, old, n))
+    openblas_set_num_threads (n);
+}

@@ -1,0 +1,21 @@
+/* Shared by the plugins that call OpenBLAS (conv, linear, dnnl's
+ * fallbacks): the core does not link OpenBLAS, so these apply the core's
+ * thread count and report the kernel in use.  A static library linked
+ * into each such plugin; not installed. */
+#ifndef NN_BLAS_PLUGIN_H
+#define NN_BLAS_PLUGIN_H
+
+#include <nnkit/plugin.h>
+
+G_BEGIN_DECLS
+
+/* From the plugin's init: tells the core which kernel OpenBLAS runs
+ * (nnctl plugins shows it). */
+void nn_blas_plugin_init (void);
+/* Before BLAS work: applies nn_get_num_threads() to OpenBLAS when it has
+ * changed since the last call.  MT safe and cheap (one atomic read). */
+void nn_blas_prepare (void);
+
+G_END_DECLS
+
+#endif

@@ -1,0 +1,166 @@
+/* dnnl plugin: BatchNorm2d in eval mode (running statistics) on oneDNN.
+ * The statistics and affine tensors are passed by pointer on every call,
+ * so loading new ones needs no rebuild. */
+#include "dnnl-private.h"
+#include "norm.h"
+
+typedef struct {
+  NnShape in;        /* the input shape the primitive was built for */
+  gboolean affine;
+  NnDnnlPrim prim;
+  dnnl_memory_t mean, var, scale, shift;   /* handles set per call */
+} BnState;
+
+static void
+bn_state_free (gpointer p)
+{
+  BnState *s = p;
+
+  nn_dnnl_prim_clear (&s->prim);
+  if (s->mean) dnnl_memory_destroy (s->mean);
+  if (s->var) dnnl_memory_destroy (s->var);
+  if (s->scale) dnnl_memory_destroy (s->scale);
+  if (s->shift) dnnl_memory_destroy (s->shift);
+  g_free (s);
+}
+
+static BnState *
+bn_state_new (const NnShape *in, double eps, gboolean affine, GError **error)
+{
+  BnState *s = g_new0 (BnState, 1);
+  dnnl_engine_t eng = nn_dnnl_engine (error);
+  dnnl_memory_desc_t data, ch;
+  dnnl_batch_normalization_desc_t desc;
+  dnnl_primitive_desc_t pd = NULL;
+  dnnl_primitive_attr_t attr = NULL;
+  dnnl_dims_t dd = { in->dims[0], in->dims[1], in->dims[2], in->dims[3] };
+  dnnl_dims_t cd = { in->dims[1] };
+  unsigned flags = dnnl_use_global_stats
+                   | (affine ? dnnl_use_scale | dnnl_use_shift : 0);
+
+  s->in = *in;
+  s->affine = affine;
+  gboolean ok = eng
+    && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&data, 4, dd, dnnl_f32, dnnl_nchw), "data md", error)
+    && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&ch, 1, cd, dnnl_f32, dnnl_x), "channel md", error)
+    && nn_dnnl_ok (dnnl_batch_normalization_forward_desc_init (
+                     &desc, dnnl_forward_inference, &data, (float) eps, flags),
+                   "describing the batch norm", error)
+    && (attr = nn_dnnl_attr_new (error))
+    && nn_dnnl_ok (dnnl_primitive_desc_create (&pd, &desc, attr, eng, NULL),
+                   "choosing a batch norm", error)
+    && nn_dnnl_prim_init (&s->prim, pd, &data, &data, error)
+    && nn_dnnl_ok (dnnl_memory_create (&s->mean, &ch, eng, DNNL_MEMORY_NONE), "mean", error)
+    && nn_dnnl_ok (dnnl_memory_create (&s->var, &ch, eng, DNNL_MEMORY_NONE), "variance", error)
+    && (!affine
+        || (nn_dnnl_ok (dnnl_memory_create (&s->scale, &ch, eng, DNNL_MEMORY_NONE), "scale", error)
+            && nn_dnnl_ok (dnnl_memory_create (&s->shift, &ch, eng, DNNL_MEMORY_NONE), "shift", error)));
+  if (pd)
+    dnnl_primitive_desc_destroy (pd);
+  if (attr)
+    dnnl_primitive_attr_destroy (attr);
+  if (!ok)
+    {
+      bn_state_free (s);
+      return NULL;
+    }
+  return s;
+}
+
+static gboolean
+channel_tensor_ok (NnTensor *t, gint64 c)
+{
+  NnShape want = { 1, { c } };
+  return t && nn_tensor_f32 (t) && nn_shape_equal (&t->shape, &want);
+}
+
+static NnValue *
+dnnl_batch_norm2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
+                           GError **error)
+{
+  const gint64 c = nn_module_config_int (self, "num_features");
+  const gboolean affine = nn_module_config_bool (self, "affine");
+  NnTensor *x = nn_args_tensor (args, 0);
+  NnTensor *w = affine ? nn_module_get_parameter (self, "weight") : NULL;
+  NnTensor *b = affine ? nn_module_get_parameter (self, "bias") : NULL;
+  NnTensor *rm = nn_module_get_buffer (self, "running_mean");
+  NnTensor *rv = nn_module_get_buffer (self, "running_var");
+
+  if (x->shape.ndim != 4 || x->shape.dims[1] != c || nn_tensor_numel (x) == 0
+      || !nn_tensor_f32 (x) || !channel_tensor_ok (rm, c) || !channel_tensor_ok (rv, c)
+      || (affine && (!channel_tensor_ok (w, c) || !channel_tensor_ok (b, c))))
+    return nn_batch_norm2d_type.forward (self, call, args, error);
+
+  NnTensor *out = nn_tensor_new (NN_DTYPE_F32, &x->shape);
+  if (!out)
+    {
+      g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                   "cannot allocate the output");
+      return NULL;
+    }
+  NnDnnlSlot *slot = nn_dnnl_slot_lock (self);
+  BnState *s = slot->state;
+  if (s && !nn_shape_equal (&s->in, &x->shape))
+    {
+      bn_state_free (s);
+      slot->state = s = NULL;
+    }
+  if (!s)
+    {
+      slot->state = s = bn_state_new (&x->shape, nn_module_config_float (self, "eps"),
+                                      affine, error);
+      slot->state_free = bn_state_free;
+    }
+  gboolean ok = s
+    && nn_dnnl_ok (dnnl_memory_set_data_handle (s->mean, rm->data), "mean", error)
+    && nn_dnnl_ok (dnnl_memory_set_data_handle (s->var, rv->data), "variance", error)
+    && (!affine
+        || (nn_dnnl_ok (dnnl_memory_set_data_handle (s->scale, w->data), "scale", error)
+            && nn_dnnl_ok (dnnl_memory_set_data_handle (s->shift, b->data), "shift", error)));
+  if (ok)
+    {
+      dnnl_exec_arg_t extra[4] = { { DNNL_ARG_MEAN, s->mean },
+                                   { DNNL_ARG_VARIANCE, s->var },
+                                   { DNNL_ARG_SCALE, s->scale },
+                                   { DNNL_ARG_SHIFT, s->shift } };
+      ok = nn_dnnl_prim_run (&s->prim, nn_tensor_f32 (x), nn_tensor_f32 (out),
+                             affine ? 4 : 2, extra, error);
+    }
+  nn_dnnl_slot_unlock (slot);
+  if (!ok)
+    {
+      nn_tensor_unref (out);
+      return NULL;
+    }
+  return nn_value_take_tensor (out);
+}
+
+/* Without running statistics PyTorch normalises by the batch's own:
+ * that stays with the reference. */
+static gboolean
+dnnl_batch_norm2d_supports (const NnLayerType *type, JsonObject *config,
+                            const NnArgs *args, const NnCpuInfo *cpu)
+{
+  return json_object_get_boolean_member_with_default (config, "track_running_stats", TRUE)
+         && nn_cpu_has (cpu, NN_CPU_SSE4_1);
+}
+
+static void
+dnnl_batch_norm2d_destroy (NnModule *self)
+{
+  nn_dnnl_slot_drop (self);
+  if (nn_batch_norm2d_type.destroy)
+    nn_batch_norm2d_type.destroy (self);
+}
+
+void
+nn_dnnl_batch_norm2d_setup (NnLayerType *t)
+{
+  *t = nn_batch_norm2d_type;
+  t->doc = "BatchNorm2d (running statistics) on oneDNN, as torch.nn.BatchNorm2d";
+  t->aliases = NULL;
+  t->rank = NN_DNNL_RANK;
+  t->forward = dnnl_batch_norm2d_forward;
+  t->supports = dnnl_batch_norm2d_supports;
+  t->destroy = dnnl_batch_norm2d_destroy;
+}

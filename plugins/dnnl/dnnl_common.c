@@ -1,0 +1,286 @@
+/* dnnl plugin: the engine, primitives run around user layouts, weight
+ * reorders and the per-module state table. */
+#include "dnnl-private.h"
+
+#include <omp.h>
+#include <string.h>
+
+gboolean
+nn_dnnl_ok (dnnl_status_t st, const char *what, GError **error)
+{
+  if (st == dnnl_success)
+    return TRUE;
+  g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+               "oneDNN: %s failed (status %d)", what, (int) st);
+  return FALSE;
+}
+
+static dnnl_engine_t engine;
+
+dnnl_engine_t
+nn_dnnl_engine (GError **error)
+{
+  static dnnl_status_t status;
+  static gsize once;
+
+  if (g_once_init_enter (&once))
+    {
+      status = dnnl_engine_create (&engine, dnnl_cpu, 0);
+      g_once_init_leave (&once, 1);
+    }
+  if (!nn_dnnl_ok (status, "creating the CPU engine", error))
+    return NULL;
+  return engine;
+}
+
+dnnl_primitive_attr_t
+nn_dnnl_attr_new (GError **error)
+{
+  dnnl_primitive_attr_t attr = NULL;
+
+  if (!nn_dnnl_ok (dnnl_primitive_attr_create (&attr), "creating an attr", error))
+    return NULL;
+  if (!nn_dnnl_ok (dnnl_primitive_attr_set_scratchpad_mode (
+                     attr, dnnl_scratchpad_mode_user), "setting the scratchpad",
+                   error))
+    {
+      dnnl_primitive_attr_destroy (attr);
+      return NULL;
+    }
+  return attr;
+}
+
+static gboolean
+reorder_prim (const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
+              dnnl_engine_t eng, dnnl_primitive_t *out, GError **error)
+{
+  dnnl_primitive_desc_t pd = NULL;
+  gboolean ok = nn_dnnl_ok (dnnl_reorder_primitive_desc_create (&pd, from, eng,
+                                                                to, eng, NULL),
+                            "creating a reorder", error)
+                && nn_dnnl_ok (dnnl_primitive_create (out, pd),
+                               "creating a reorder", error);
+  if (pd)
+    dnnl_primitive_desc_destroy (pd);
+  return ok;
+}
+
+gboolean
+nn_dnnl_prim_init (NnDnnlPrim *p, const_dnnl_primitive_desc_t pd,
+                   const dnnl_memory_desc_t *user_src,
+                   const dnnl_memory_desc_t *user_dst, GError **error)
+{
+  dnnl_engine_t eng = nn_dnnl_engine (error);
+  const dnnl_memory_desc_t *src = dnnl_primitive_desc_query_md (pd, dnnl_query_src_md, 0);
+  const dnnl_memory_desc_t *dst = dnnl_primitive_desc_query_md (pd, dnnl_query_dst_md, 0);
+  const dnnl_memory_desc_t *scr = dnnl_primitive_desc_query_md (pd, dnnl_query_scratchpad_md, 0);
+
+  memset (p, 0, sizeof *p);
+  if (!eng
+      || !nn_dnnl_ok (dnnl_stream_create (&p->stream, eng, dnnl_stream_default_flags),
+                      "creating a stream", error)
+      || !nn_dnnl_ok (dnnl_primitive_create (&p->prim, pd), "creating a primitive", error)
+      || !nn_dnnl_ok (dnnl_memory_create (&p->user_src, user_src, eng, DNNL_MEMORY_NONE),
+                      "wrapping the input", error)
+      || !nn_dnnl_ok (dnnl_memory_create (&p->user_dst, user_dst, eng, DNNL_MEMORY_NONE),
+                      "wrapping the output", error))
+    goto fail;
+  /* Blocked layouts (nChw16c) are faster inside; the caller's tensors are
+   * plain NCHW, so reorder at the edges when the primitive chose others. */
+  if (!dnnl_memory_desc_equal (src, user_src))
+    {
+      if (!nn_dnnl_ok (dnnl_memory_create (&p->src, src, eng, DNNL_MEMORY_ALLOCATE),
+                       "allocating the input layout", error)
+          || !reorder_prim (user_src, src, eng, &p->reorder_in, error))
+        goto fail;
+    }
+  if (!dnnl_memory_desc_equal (dst, user_dst))
+    {
+      if (!nn_dnnl_ok (dnnl_memory_create (&p->dst, dst, eng, DNNL_MEMORY_ALLOCATE),
+                       "allocating the output layout", error)
+          || !reorder_prim (dst, user_dst, eng, &p->reorder_out, error))
+        goto fail;
+    }
+  if (scr && dnnl_memory_desc_get_size (scr) > 0
+      && !nn_dnnl_ok (dnnl_memory_create (&p->scratch, scr, eng, DNNL_MEMORY_ALLOCATE),
+                      "allocating the scratchpad", error))
+    goto fail;
+  return TRUE;
+
+fail:
+  nn_dnnl_prim_clear (p);
+  return FALSE;
+}
+
+static gboolean
+exec (dnnl_primitive_t prim, dnnl_stream_t s, dnnl_memory_t from,
+      dnnl_memory_t to, GError **error)
+{
+  dnnl_exec_arg_t args[] = { { DNNL_ARG_FROM, from }, { DNNL_ARG_TO, to } };
+  return nn_dnnl_ok (dnnl_primitive_execute (prim, s, 2, args), "reordering",
+                     error);
+}
+
+gboolean
+nn_dnnl_prim_run (NnDnnlPrim *p, const float *x, float *y, int n_extra,
+                  const dnnl_exec_arg_t *extra, GError **error)
+{
+  dnnl_exec_arg_t args[16];
+  int n = 0;
+
+  g_return_val_if_fail (n_extra <= 12, FALSE);
+  /* Debian's oneDNN threads with OpenMP, whose count is per calling
+   * thread: apply nnkit's before every run. */
+  omp_set_num_threads (nn_get_num_threads ());
+  if (!nn_dnnl_ok (dnnl_memory_set_data_handle (p->user_src, (void *) x),
+                   "setting the input", error)
+      || !nn_dnnl_ok (dnnl_memory_set_data_handle (p->user_dst, y),
+                      "setting the output", error))
+    return FALSE;
+  if (p->reorder_in && !exec (p->reorder_in, p->stream, p->user_src, p->src, error))
+    return FALSE;
+  args[n++] = (dnnl_exec_arg_t) { DNNL_ARG_SRC, p->src ? p->src : p->user_src };
+  args[n++] = (dnnl_exec_arg_t) { DNNL_ARG_DST, p->dst ? p->dst : p->user_dst };
+  if (p->scratch)
+    args[n++] = (dnnl_exec_arg_t) { DNNL_ARG_SCRATCHPAD, p->scratch };
+  for (int i = 0; i < n_extra; i++)
+    args[n++] = extra[i];
+  if (!nn_dnnl_ok (dnnl_primitive_execute (p->prim, p->stream, n, args),
+                   "running the primitive", error))
+    return FALSE;
+  if (p->reorder_out && !exec (p->reorder_out, p->stream, p->dst, p->user_dst, error))
+    return FALSE;
+  return nn_dnnl_ok (dnnl_stream_wait (p->stream), "waiting for the stream", error);
+}
+
+void
+nn_dnnl_prim_clear (NnDnnlPrim *p)
+{
+  if (p->prim) dnnl_primitive_destroy (p->prim);
+  if (p->reorder_in) dnnl_primitive_destroy (p->reorder_in);
+  if (p->reorder_out) dnnl_primitive_destroy (p->reorder_out);
+  if (p->user_src) dnnl_memory_destroy (p->user_src);
+  if (p->user_dst) dnnl_memory_destroy (p->user_dst);
+  if (p->src) dnnl_memory_destroy (p->src);
+  if (p->dst) dnnl_memory_destroy (p->dst);
+  if (p->scratch) dnnl_memory_destroy (p->scratch);
+  if (p->stream) dnnl_stream_destroy (p->stream);
+  memset (p, 0, sizeof *p);
+}
+
+dnnl_memory_t
+nn_dnnl_reorder_new (const dnnl_memory_desc_t *from, const void *data,
+                     const dnnl_memory_desc_t *to, GError **error)
+{
+  dnnl_engine_t eng = nn_dnnl_engine (error);
+  dnnl_memory_t src = NULL, dst = NULL;
+  dnnl_primitive_t r = NULL;
+  dnnl_stream_t s = NULL;
+  gboolean ok;
+
+  if (!eng)
+    return NULL;
+  ok = nn_dnnl_ok (dnnl_memory_create (&dst, to, eng, DNNL_MEMORY_ALLOCATE),
+                   "allocating the weights layout", error)
+       && nn_dnnl_ok (dnnl_memory_create (&src, from, eng, (void *) data),
+                      "wrapping the weights", error)
+       && nn_dnnl_ok (dnnl_stream_create (&s, eng, dnnl_stream_default_flags),
+                      "creating a stream", error)
+       && reorder_prim (from, to, eng, &r, error)
+       && exec (r, s, src, dst, error)
+       && nn_dnnl_ok (dnnl_stream_wait (s), "waiting for the stream", error);
+  if (r) dnnl_primitive_destroy (r);
+  if (s) dnnl_stream_destroy (s);
+  if (src) dnnl_memory_destroy (src);
+  if (!ok && dst)
+    {
+      dnnl_memory_destroy (dst);
+      dst = NULL;
+    }
+  return dst;
+}
+
+/* --- per-module state ------------------------------------------------- */
+
+static GMutex slots_lock;
+static GHashTable *slots;   /* NnModule * -> NnDnnlSlot * */
+
+NnDnnlSlot *
+nn_dnnl_slot_lock (NnModule *m)
+{
+  NnDnnlSlot *slot;
+
+  g_mutex_lock (&slots_lock);
+  if (!slots)
+    slots = g_hash_table_new (g_direct_hash, g_direct_equal);
+  slot = g_hash_table_lookup (slots, m);
+  if (!slot)
+    {
+      slot = g_new0 (NnDnnlSlot, 1);
+      g_mutex_init (&slot->lock);
+      g_hash_table_insert (slots, m, slot);
+    }
+  g_mutex_unlock (&slots_lock);
+  g_mutex_lock (&slot->lock);
+  return slot;
+}
+
+void
+nn_dnnl_slot_unlock (NnDnnlSlot *slot)
+{
+  g_mutex_unlock (&slot->lock);
+}
+
+void
+nn_dnnl_slot_drop (NnModule *m)
+{
+  NnDnnlSlot *slot = NULL;
+
+  g_mutex_lock (&slots_lock);
+  if (slots)
+    {
+      slot = g_hash_table_lookup (slots, m);
+      g_hash_table_remove (slots, m);
+    }
+  g_mutex_unlock (&slots_lock);
+  if (!slot)
+    return;
+  if (slot->state && slot->state_free)
+    slot->state_free (slot->state);
+  g_mutex_clear (&slot->lock);
+  g_free (slot);
+}
+
+gboolean
+nn_dnnl_seen_same (const NnDnnlSeen *s, NnTensor *t)
+{
+  return s->tensor == t && (!t || s->data == t->data);
+}
+
+void
+nn_dnnl_seen_set (NnDnnlSeen *s, NnTensor *t)
+{
+  nn_dnnl_seen_clear (s);
+  s->tensor = t ? nn_tensor_ref (t) : NULL;
+  s->data = t ? t->data : NULL;
+}
+
+void
+nn_dnnl_seen_clear (NnDnnlSeen *s)
+{
+  g_clear_pointer (&s->tensor, nn_tensor_unref);
+  s->data = NULL;
+}
+
+/* The plugin is dlclose()d once its last module and registry are gone:
+ * nothing of ours may outlive the unmapping. */
+__attribute__ ((destructor)) static void
+dnnl_plugin_unload (void)
+{
+  if (engine)
+    dnnl_engine_destroy (engine);
+  engine = NULL;
+  if (slots)
+    g_hash_table_unref (slots);
+  slots = NULL;
+}

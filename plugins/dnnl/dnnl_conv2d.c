@@ -1,0 +1,208 @@
+/* dnnl plugin: Conv2d on oneDNN.  The primitive is built for the first
+ * input shape and rebuilt when the shape or the weights change; the
+ * weights are reordered into the primitive's layout once per build. */
+#include "dnnl-private.h"
+#include "conv.h"
+
+#include <string.h>
+
+typedef struct {
+  NnShape in;              /* the input shape the primitive was built for */
+  NnDnnlPrim prim;
+  dnnl_memory_t weights;   /* reordered copy */
+  dnnl_memory_t bias;      /* (nullable) wraps the bias tensor's data */
+  NnDnnlSeen w_seen, b_seen;
+} ConvState;
+
+static void
+conv_state_free (gpointer p)
+{
+  ConvState *s = p;
+
+  nn_dnnl_prim_clear (&s->prim);
+  if (s->weights) dnnl_memory_destroy (s->weights);
+  if (s->bias) dnnl_memory_destroy (s->bias);
+  nn_dnnl_seen_clear (&s->w_seen);
+  nn_dnnl_seen_clear (&s->b_seen);
+  g_free (s);
+}
+
+static ConvState *
+conv_state_new (const NnConvGeom *g, const NnShape *in4, const NnShape *out4,
+                NnTensor *w, NnTensor *b, GError **error)
+{
+  ConvState *s = g_new0 (ConvState, 1);
+  dnnl_engine_t eng = nn_dnnl_engine (error);
+  dnnl_memory_desc_t src_any, dst_any, w_any, w_user, b_md, src_user, dst_user;
+  dnnl_convolution_desc_t desc;
+  dnnl_primitive_desc_t pd = NULL;
+  dnnl_primitive_attr_t attr = NULL;
+  gboolean grouped = g->groups > 1;
+  dnnl_dims_t sd = { in4->dims[0], in4->dims[1], in4->dims[2], in4->dims[3] };
+  dnnl_dims_t dd = { out4->dims[0], out4->dims[1], out4->dims[2], out4->dims[3] };
+  dnnl_dims_t wd = { g->out_channels, g->in_channels / g->groups, g->kh, g->kw };
+  dnnl_dims_t gwd = { g->groups, g->out_channels / g->groups,
+                      g->in_channels / g->groups, g->kh, g->kw };
+  dnnl_dims_t bd = { g->out_channels };
+  dnnl_dims_t strides = { g->sh, g->sw };
+  dnnl_dims_t dil = { g->dh - 1, g->dw - 1 };   /* oneDNN counts the gaps */
+  dnnl_dims_t pl = { g->pad_top, g->pad_left };
+  dnnl_dims_t pr = { g->pad_bottom, g->pad_right };
+
+  s->in = *in4;
+  gboolean ok = eng
+    && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&src_any, 4, sd, dnnl_f32, dnnl_format_tag_any), "src md", error)
+    && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&dst_any, 4, dd, dnnl_f32, dnnl_format_tag_any), "dst md", error)
+    && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&src_user, 4, sd, dnnl_f32, dnnl_nchw), "src md", error)
+    && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&dst_user, 4, dd, dnnl_f32, dnnl_nchw), "dst md", error)
+    && nn_dnnl_ok (grouped
+                   ? dnnl_memory_desc_init_by_tag (&w_any, 5, gwd, dnnl_f32, dnnl_format_tag_any)
+                   : dnnl_memory_desc_init_by_tag (&w_any, 4, wd, dnnl_f32, dnnl_format_tag_any),
+                   "weights md", error)
+    && nn_dnnl_ok (grouped
+                   ? dnnl_memory_desc_init_by_tag (&w_user, 5, gwd, dnnl_f32, dnnl_goihw)
+                   : dnnl_memory_desc_init_by_tag (&w_user, 4, wd, dnnl_f32, dnnl_oihw),
+                   "weights md", error)
+    && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&b_md, 1, bd, dnnl_f32, dnnl_x), "bias md", error)
+    && nn_dnnl_ok (dnnl_dilated_convolution_forward_desc_init (
+                     &desc, dnnl_forward_inference, dnnl_convolution_direct,
+                     &src_any, &w_any, b ? &b_md : NULL, &dst_any, strides, dil,
+                     pl, pr), "describing the convolution", error)
+    && (attr = nn_dnnl_attr_new (error))
+    && nn_dnnl_ok (dnnl_primitive_desc_create (&pd, &desc, attr, eng, NULL),
+                   "choosing a convolution", error)
+    && nn_dnnl_prim_init (&s->prim, pd, &src_user, &dst_user, error)
+    && (s->weights = nn_dnnl_reorder_new (
+          &w_user, nn_tensor_f32 (w),
+          dnnl_primitive_desc_query_md (pd, dnnl_query_weights_md, 0), error))
+    && (!b || nn_dnnl_ok (dnnl_memory_create (&s->bias, &b_md, eng,
+                                              nn_tensor_f32 (b)),
+                          "wrapping the bias", error));
+  if (pd)
+    dnnl_primitive_desc_destroy (pd);
+  if (attr)
+    dnnl_primitive_attr_destroy (attr);
+  if (!ok)
+    {
+      conv_state_free (s);
+      return NULL;
+    }
+  nn_dnnl_seen_set (&s->w_seen, w);
+  nn_dnnl_seen_set (&s->b_seen, b);
+  return s;
+}
+
+/* The output shape, as the reference computes it; FALSE for anything the
+ * reference must report (it then runs and names the problem). */
+static gboolean
+conv_out_shape (const NnConvGeom *g, const NnShape *in, NnShape *out)
+{
+  if ((in->ndim != 4 && in->ndim != 3) || in->dims[in->ndim - 3] != g->in_channels)
+    return FALSE;
+  gint64 h = in->dims[in->ndim - 2], w = in->dims[in->ndim - 1];
+  gint64 ho = (h + g->pad_top + g->pad_bottom - g->dh * (g->kh - 1) - 1) / g->sh + 1;
+  gint64 wo = (w + g->pad_left + g->pad_right - g->dw * (g->kw - 1) - 1) / g->sw + 1;
+  if (h + g->pad_top + g->pad_bottom < g->dh * (g->kh - 1) + 1
+      || w + g->pad_left + g->pad_right < g->dw * (g->kw - 1) + 1 || ho < 1 || wo < 1)
+    return FALSE;
+  *out = *in;
+  out->dims[in->ndim - 3] = g->out_channels;
+  out->dims[in->ndim - 2] = ho;
+  out->dims[in->ndim - 1] = wo;
+  return TRUE;
+}
+
+static NnValue *
+dnnl_conv2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
+                     GError **error)
+{
+  const NnConvGeom *g = nn_module_get_private (self);
+  NnTensor *x = nn_args_tensor (args, 0);
+  NnTensor *w = nn_module_get_parameter (self, "weight");
+  NnTensor *b = g->has_bias ? nn_module_get_parameter (self, "bias") : NULL;
+  NnShape os, in4, out4;
+
+  /* Anything unusual goes to the reference, which computes it or names
+   * what is wrong exactly as without this provider. */
+  NnShape ws = { 4, { g->out_channels, g->in_channels / g->groups, g->kh, g->kw } };
+  NnShape bs = { 1, { g->out_channels } };
+  if (!conv_out_shape (g, &x->shape, &os) || !nn_tensor_f32 (x)
+      || !w || !nn_tensor_f32 (w) || !nn_shape_equal (&w->shape, &ws)
+      || nn_tensor_numel (x) == 0
+      || (g->has_bias && (!b || !nn_tensor_f32 (b) || !nn_shape_equal (&b->shape, &bs))))
+    return nn_conv2d_type.forward (self, call, args, error);
+
+  in4 = x->shape;
+  out4 = os;
+  if (x->shape.ndim == 3)
+    {
+      in4 = (NnShape) { 4, { 1, x->shape.dims[0], x->shape.dims[1], x->shape.dims[2] } };
+      out4 = (NnShape) { 4, { 1, os.dims[0], os.dims[1], os.dims[2] } };
+    }
+  NnTensor *out = nn_tensor_new (NN_DTYPE_F32, &os);
+  if (!out)
+    {
+      g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                   "cannot allocate the output");
+      return NULL;
+    }
+
+  NnDnnlSlot *slot = nn_dnnl_slot_lock (self);
+  ConvState *s = slot->state;
+  if (s && (!nn_shape_equal (&s->in, &in4) || !nn_dnnl_seen_same (&s->w_seen, w)
+            || !nn_dnnl_seen_same (&s->b_seen, b)))
+    {
+      conv_state_free (s);
+      slot->state = s = NULL;
+    }
+  if (!s)
+    {
+      slot->state = s = conv_state_new (g, &in4, &out4, w, b, error);
+      slot->state_free = conv_state_free;
+    }
+  gboolean ok = s != NULL;
+  if (ok)
+    {
+      dnnl_exec_arg_t extra[2] = { { DNNL_ARG_WEIGHTS, s->weights },
+                                   { DNNL_ARG_BIAS, s->bias } };
+      ok = nn_dnnl_prim_run (&s->prim, nn_tensor_f32 (x), nn_tensor_f32 (out),
+                             s->bias ? 2 : 1, extra, error);
+    }
+  nn_dnnl_slot_unlock (slot);
+  if (!ok)
+    {
+      nn_tensor_unref (out);
+      return NULL;
+    }
+  return nn_value_take_tensor (out);
+}
+
+/* oneDNN pads with zeros only; the other modes stay with the reference. */
+static gboolean
+dnnl_conv2d_supports (const NnLayerType *type, JsonObject *config,
+                      const NnArgs *args, const NnCpuInfo *cpu)
+{
+  const char *mode = json_object_get_string_member_with_default (
+    config, "padding_mode", "zeros");
+  return g_strcmp0 (mode, "zeros") == 0 && nn_cpu_has (cpu, NN_CPU_SSE4_1);
+}
+
+static void
+dnnl_conv2d_destroy (NnModule *self)
+{
+  nn_dnnl_slot_drop (self);
+  if (nn_conv2d_type.destroy)
+    nn_conv2d_type.destroy (self);
+}
+
+void
+nn_dnnl_conv2d_setup (NnLayerType *t)
+{
+  *t = nn_conv2d_type;
+  t->doc = "Conv2d on oneDNN (zero padding), as torch.nn.Conv2d";
+  t->aliases = NULL;
+  t->rank = NN_DNNL_RANK;
+  t->forward = dnnl_conv2d_forward;
+  t->supports = dnnl_conv2d_supports;
+  t->destroy = dnnl_conv2d_destroy;
+}

@@ -1,0 +1,160 @@
+/* dnnl plugin: Linear on oneDNN's inner product, over the rows of an
+ * input of any leading shape; weights reordered once per build. */
+#include "dnnl-private.h"
+#include "linear.h"
+
+typedef struct {
+  gint64 rows;             /* the row count the primitive was built for */
+  NnDnnlPrim prim;
+  dnnl_memory_t weights;   /* reordered copy */
+  dnnl_memory_t bias;      /* (nullable) wraps the bias tensor's data */
+  NnDnnlSeen w_seen, b_seen;
+} LinearState;
+
+static void
+linear_state_free (gpointer p)
+{
+  LinearState *s = p;
+
+  nn_dnnl_prim_clear (&s->prim);
+  if (s->weights) dnnl_memory_destroy (s->weights);
+  if (s->bias) dnnl_memory_destroy (s->bias);
+  nn_dnnl_seen_clear (&s->w_seen);
+  nn_dnnl_seen_clear (&s->b_seen);
+  g_free (s);
+}
+
+static LinearState *
+linear_state_new (gint64 rows, gint64 in_f, gint64 out_f, NnTensor *w,
+                  NnTensor *b, GError **error)
+{
+  LinearState *s = g_new0 (LinearState, 1);
+  dnnl_engine_t eng = nn_dnnl_engine (error);
+  dnnl_memory_desc_t src, dst, w_any, w_user, b_md;
+  dnnl_inner_product_desc_t desc;
+  dnnl_primitive_desc_t pd = NULL;
+  dnnl_primitive_attr_t attr = NULL;
+  dnnl_dims_t sd = { rows, in_f }, dd = { rows, out_f }, wd = { out_f, in_f };
+  dnnl_dims_t bd = { out_f };
+
+  s->rows = rows;
+  gboolean ok = eng
+    && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&src, 2, sd, dnnl_f32, dnnl_nc), "src md", error)
+    && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&dst, 2, dd, dnnl_f32, dnnl_nc), "dst md", error)
+    && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&w_any, 2, wd, dnnl_f32, dnnl_format_tag_any), "weights md", error)
+    && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&w_user, 2, wd, dnnl_f32, dnnl_oi), "weights md", error)
+    && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&b_md, 1, bd, dnnl_f32, dnnl_x), "bias md", error)
+    && nn_dnnl_ok (dnnl_inner_product_forward_desc_init (
+                     &desc, dnnl_forward_inference, &src, &w_any,
+                     b ? &b_md : NULL, &dst), "describing the inner product", error)
+    && (attr = nn_dnnl_attr_new (error))
+    && nn_dnnl_ok (dnnl_primitive_desc_create (&pd, &desc, attr, eng, NULL),
+                   "choosing an inner product", error)
+    && nn_dnnl_prim_init (&s->prim, pd, &src, &dst, error)
+    && (s->weights = nn_dnnl_reorder_new (
+          &w_user, nn_tensor_f32 (w),
+          dnnl_primitive_desc_query_md (pd, dnnl_query_weights_md, 0), error))
+    && (!b || nn_dnnl_ok (dnnl_memory_create (&s->bias, &b_md, eng, nn_tensor_f32 (b)),
+                          "wrapping the bias", error));
+  if (pd)
+    dnnl_primitive_desc_destroy (pd);
+  if (attr)
+    dnnl_primitive_attr_destroy (attr);
+  if (!ok)
+    {
+      linear_state_free (s);
+      return NULL;
+    }
+  nn_dnnl_seen_set (&s->w_seen, w);
+  nn_dnnl_seen_set (&s->b_seen, b);
+  return s;
+}
+
+static NnValue *
+dnnl_linear_forward (NnModule *self, NnCall *call, const NnArgs *args,
+                     GError **error)
+{
+  const gint64 in_f = nn_module_config_int (self, "in_features");
+  const gint64 out_f = nn_module_config_int (self, "out_features");
+  NnTensor *x = nn_args_tensor (args, 0);
+  NnTensor *w = nn_module_get_parameter (self, "weight");
+  NnTensor *b = nn_module_config_bool (self, "bias")
+                  ? nn_module_get_parameter (self, "bias") : NULL;
+  const guint nd = x->shape.ndim;
+  NnShape ws = { 2, { out_f, in_f } }, bs = { 1, { out_f } };
+
+  /* The reference reports bad shapes, and has nothing to do for no rows. */
+  if (nd < 1 || x->shape.dims[nd - 1] != in_f || nn_tensor_numel (x) == 0
+      || !nn_tensor_f32 (x) || !w || !nn_tensor_f32 (w)
+      || !nn_shape_equal (&w->shape, &ws)
+      || (nn_module_config_bool (self, "bias")
+          && (!b || !nn_tensor_f32 (b) || !nn_shape_equal (&b->shape, &bs))))
+    return nn_linear_type.forward (self, call, args, error);
+
+  gint64 rows = nn_tensor_numel (x) / in_f;
+  NnShape os = x->shape;
+  os.dims[nd - 1] = out_f;
+  NnTensor *out = nn_tensor_new (NN_DTYPE_F32, &os);
+  if (!out)
+    {
+      g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                   "cannot allocate the output");
+      return NULL;
+    }
+
+  NnDnnlSlot *slot = nn_dnnl_slot_lock (self);
+  LinearState *s = slot->state;
+  if (s && (s->rows != rows || !nn_dnnl_seen_same (&s->w_seen, w)
+            || !nn_dnnl_seen_same (&s->b_seen, b)))
+    {
+      linear_state_free (s);
+      slot->state = s = NULL;
+    }
+  if (!s)
+    {
+      slot->state = s = linear_state_new (rows, in_f, out_f, w, b, error);
+      slot->state_free = linear_state_free;
+    }
+  gboolean ok = s != NULL;
+  if (ok)
+    {
+      dnnl_exec_arg_t extra[2] = { { DNNL_ARG_WEIGHTS, s->weights },
+                                   { DNNL_ARG_BIAS, s->bias } };
+      ok = nn_dnnl_prim_run (&s->prim, nn_tensor_f32 (x), nn_tensor_f32 (out),
+                             s->bias ? 2 : 1, extra, error);
+    }
+  nn_dnnl_slot_unlock (slot);
+  if (!ok)
+    {
+      nn_tensor_unref (out);
+      return NULL;
+    }
+  return nn_value_take_tensor (out);
+}
+
+static gboolean
+dnnl_linear_supports (const NnLayerType *type, JsonObject *config,
+                      const NnArgs *args, const NnCpuInfo *cpu)
+{
+  return nn_cpu_has (cpu, NN_CPU_SSE4_1);
+}
+
+static void
+dnnl_linear_destroy (NnModule *self)
+{
+  nn_dnnl_slot_drop (self);
+  if (nn_linear_type.destroy)
+    nn_linear_type.destroy (self);
+}
+
+void
+nn_dnnl_linear_setup (NnLayerType *t)
+{
+  *t = nn_linear_type;
+  t->doc = "Linear on oneDNN's inner product, as torch.nn.Linear";
+  t->aliases = NULL;
+  t->rank = NN_DNNL_RANK;
+  t->forward = dnnl_linear_forward;
+  t->supports = dnnl_linear_supports;
+  t->destroy = dnnl_linear_destroy;
+}

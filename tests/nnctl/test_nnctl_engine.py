@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""nnctl plugins: the engine section (CPU, threads, OpenBLAS kernel,
+provider rules) and a type's providers.  Expected values come from
+/proc/cpuinfo, the environment given and the plugin files, never from
+nnctl's own output."""
+
+import json
+import os
+import subprocess
+import sys
+import unittest
+
+NNCTL = None
+for _a in list(sys.argv[1:]):
+    if _a.startswith("--nnctl="):
+        NNCTL = _a[len("--nnctl="):]
+        sys.argv.remove(_a)
+
+
+def nnctl(*args, env=None, rc=0):
+    e = dict(os.environ)
+    e.pop("NN_PROVIDERS", None)
+    e.update(env or {})
+    p = subprocess.run([NNCTL, *args], capture_output=True, text=True, env=e)
+    if p.returncode != rc:
+        raise AssertionError(f"nnctl {' '.join(args)}: exit {p.returncode}, want {rc}: {p.stderr}")
+    return p.stdout, p.stderr
+
+
+def cpuinfo(key):
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k.strip() == key:
+                return v.strip()
+    return None
+
+
+def plugin_names():
+    out, _ = nnctl("plugins", "--json")
+    return [p["name"] for p in json.loads(out)["plugins"]]
+
+
+class TestEngineSection(unittest.TestCase):
+    def test_cpu_and_threads(self):
+        out, _ = nnctl("--threads", "3", "plugins", "--json")
+        eng = json.loads(out)["engine"]
+        self.assertEqual(eng["cpu"], cpuinfo("model name"))
+        flags = set(cpuinfo("flags").split())
+        for f in eng["cpu_features"].split():
+            self.assertIn(f, flags)
+        self.assertEqual(eng["threads"], 3)
+        text, _ = nnctl("plugins")
+        self.assertIn("Engine\n", text)
+        self.assertIn("OpenBLAS kernel: ", text)
+
+    def test_blas_kernel_is_reported_by_the_plugins(self):
+        out, _ = nnctl("plugins", "--json", env={"OPENBLAS_CORETYPE": "Haswell"})
+        eng = json.loads(out)["engine"]
+        self.assertEqual(eng["blas_kernel"].lower(), "haswell")
+        self.assertIn("OPENBLAS_CORETYPE=Haswell set by the user", eng["blas"])
+
+    def test_weak_default_kernel_is_overridden(self):
+        if "avx2" not in cpuinfo("flags").split():
+            self.skipTest("no AVX2: nothing better than the fake default")
+        out, _ = nnctl("plugins", "--json", env={"NN_BLAS_PROBE_CORENAME": "Prescott"})
+        eng = json.loads(out)["engine"]
+        self.assertNotEqual(eng["blas_kernel"].lower(), "prescott")
+        self.assertIn("set by nnkit: OpenBLAS alone picks 'Prescott'", eng["blas"])
+
+    def test_missing_probe_is_said_once(self):
+        out, err = nnctl("plugins", env={"NN_BLAS_PROBE": "/nonexistent/probe"})
+        self.assertEqual(err.count("nnkit: warning:"), 1, err)
+        self.assertIn("warning: cannot tell which OpenBLAS kernel runs", out)
+
+    def test_provider_rules_are_shown(self):
+        out, _ = nnctl("plugins", "--json", env={"NN_PROVIDERS": "Conv2d=conv"})
+        self.assertEqual(json.loads(out)["engine"]["provider_rules"], "Conv2d=conv")
+        out, err = nnctl("plugins", env={"NN_PROVIDERS": "Conv2d="})
+        self.assertIn("NN_PROVIDERS ignored: bad provider rule 'Conv2d='", err)
+
+
+class TestProviders(unittest.TestCase):
+    CFG = '{"in_channels": 3, "out_channels": 8, "kernel_size": 3}'
+
+    def test_reference_is_listed_with_its_rank(self):
+        out, _ = nnctl("plugins", "Conv2d", "--json", "--config", self.CFG)
+        data = json.loads(out)
+        provs = data["providers"]
+        self.assertIn("conv", [p["plugin"] for p in provs])
+        ranks = [p["rank"] for p in provs if not p["excluded"]]
+        self.assertEqual(ranks, sorted(ranks, reverse=True))
+        self.assertEqual(data["provider_for_config"], provs[0]["plugin"])
+        for p in provs:
+            self.assertTrue(os.path.isfile(p["file"]), p["file"])
+
+    def test_exclusion_picks_the_reference(self):
+        if "dnnl" not in plugin_names():
+            self.skipTest("built without oneDNN")
+        out, _ = nnctl("plugins", "Conv2d", "--json", "--config", self.CFG,
+                       env={"NN_PROVIDERS": "-dnnl"})
+        data = json.loads(out)
+        self.assertEqual(data["provider_for_config"], "conv")
+        dnnl = [p for p in data["providers"] if p["plugin"] == "dnnl"][0]
+        self.assertTrue(dnnl["excluded"])
+        text, _ = nnctl("plugins", "Conv2d", "--config", self.CFG,
+                        env={"NN_PROVIDERS": "-dnnl"})
+        self.assertIn("Provider for this config: conv", text)
+        self.assertRegex(text, r"dnnl +rank 320 +\(excluded\)")
+
+    def test_unsupported_config_falls_back(self):
+        cfg = '{"in_channels": 3, "out_channels": 8, "kernel_size": 3, "padding": 1, "padding_mode": "reflect"}'
+        out, _ = nnctl("plugins", "Conv2d", "--json", "--config", cfg)
+        self.assertEqual(json.loads(out)["provider_for_config"], "conv")
+
+
+class TestDnnlIsa(unittest.TestCase):
+    def test_cpu_disable_caps_onednn(self):
+        if "dnnl" not in plugin_names():
+            self.skipTest("built without oneDNN")
+        if "avx512f" not in cpuinfo("flags").split():
+            self.skipTest("no AVX-512 to take away")
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "conv.json")
+            with open(path, "w") as f:
+                json.dump({"format": "nnkit", "version": 1, "model": {
+                    "type": "Conv2d",
+                    "config": {"in_channels": 3, "out_channels": 4, "kernel_size": 3}}}, f)
+            args = ("run", path, "--random", "1,3,8,8", "--init-seed", "1")
+            out, _ = nnctl(*args, env={"NN_CPU_DISABLE": "avx512f", "ONEDNN_VERBOSE": "1"})
+            self.assertIn("isa:Intel AVX2\n", out)
+            self.assertNotRegex(out, r"exec,cpu,convolution,[a-z_]+:avx512")
+            out, _ = nnctl(*args, env={"ONEDNN_VERBOSE": "1"})
+            self.assertNotIn("isa:Intel AVX2\n", out)
+
+
+if __name__ == "__main__":
+    if not NNCTL:
+        sys.exit("usage: test_nnctl_engine.py --nnctl=PATH")
+    unittest.main()
