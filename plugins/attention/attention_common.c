@@ -4,6 +4,7 @@
 #include "../common/nn-layer-util.h"
 
 #include <cblas.h>
+#include "nn-blas.h"
 
 const char *const nn_att_activations[] = { "relu", "gelu", NULL };
 
@@ -11,6 +12,7 @@ void
 nn_att_linear (const float *x, gint64 rows, gint64 in, const float *w,
                const float *b, gint64 out, float *y)
 {
+  nn_blas_prepare ();
   if (rows > 0 && out > 0)
     cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) rows, (int) out,
                  (int) in, 1.0f, x, (int) in, w, (int) in, 0.0f, y, (int) out);

@@ -3,6 +3,7 @@
 #include "ops.h"
 
 #include <cblas.h>
+#include "nn-blas.h"
 
 #define GEMM_DTYPES (NN_DTYPE_BIT (NN_DTYPE_F32) | NN_DTYPE_BIT (NN_DTYPE_F64))
 
@@ -33,6 +34,7 @@ nn_ops_gemm (NnDType dt, gint64 m, gint64 n, gint64 k, const void *a,
     return;
   if (k == 0)
     return; /* c is zero-filled */
+  nn_blas_prepare ();
   CBLAS_TRANSPOSE tb = b_trans ? CblasTrans : CblasNoTrans;
   gint64 ldb = b_trans ? k : n;
   if (dt == NN_DTYPE_F64)

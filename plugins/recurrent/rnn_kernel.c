@@ -4,6 +4,7 @@
 #include "recurrent.h"
 
 #include <cblas.h>
+#include "nn-blas.h"
 #include <math.h>
 #include <string.h>
 
@@ -26,6 +27,7 @@ nn_rnn_run_direction (NnRnnMode mode, const NnRnnWeights *w, const float *x,
                       gint64 y_t_stride, gint64 y_b_stride, gboolean reverse)
 {
   gint64 gate = nn_rnn_gates (mode) * hidden;
+  nn_blas_prepare ();
   float *xp = g_new (float, MAX (len * batch * gate, 1));
   float *hp = g_new (float, MAX (batch * gate, 1));
   float *hfull = g_new (float, MAX (batch * hidden, 1));
