@@ -229,6 +229,11 @@ TEST (Descriptor, InputsSpecErrorsAreLocated)
       NN_DESCRIPTOR_ERROR_INVALID, "net.json: inputs[0]: 'shape' must be an array" },
     { "field", replace_once (kTwoInputs, "\"dtype\": \"I64\"", "\"dtype\": \"I64\", \"min\": 0"),
       NN_DESCRIPTOR_ERROR_INVALID, "net.json: inputs[0]: unknown field 'min' in an input" },
+    { "huge", replace_once (kTwoInputs, "\"shape\": [1, 4],", "\"shape\": [4294967296, 4294967296, 16],"),
+      NN_SHAPE_ERROR_INVALID, "net.json: inputs[0] [4294967296, 4294967296, 16] has more elements than 64-bit sizes can count" },
+    { "huge input_shape", R"({"format": "nnkit", "version": 2, "input_shape": [4294967296, 4294967296, 16],
+                               "model": {"type": "Sequential"}})",
+      NN_SHAPE_ERROR_INVALID, "net.json: input_shape [4294967296, 4294967296, 16] has more elements" },
     { "version 3", replace_once (kTwoInputs, "\"version\": 2", "\"version\": 3"),
       NN_DESCRIPTOR_ERROR_INVALID, "net.json: version must be 1 or 2" },
   };

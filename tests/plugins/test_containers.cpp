@@ -523,6 +523,12 @@ TEST (Graph, DeclaredTensorsAttrNodesAndStateDictOrder)
   Tensor y = forward (m.get (), x.get ());
   ASSERT_TRUE (y);
   expect_near (data (y.get ()), { 11.5f, 22.25f });
+  // In inference the attr nodes read meta copies: no data is touched.
+  NnShape s2 = shape ({ 2 });
+  ValueRef margs = value_tuple ({ nn_value_take_tensor (nn_tensor_new_meta (NN_DTYPE_F32, &s2)) });
+  ValueRef inferred (nn_module_infer (m.get (), margs.get (), nullptr, e.out ()));
+  ASSERT_TRUE (inferred) << e.message ();
+  EXPECT_EQ (text (inferred), "Tensor[2] F32 meta");
 
   gsize len = 0;
   std::string first = take (nn_descriptor_to_data (m.get (), &len));
