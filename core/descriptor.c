@@ -244,7 +244,7 @@ nn_descriptor_load_data (NnRegistry *reg, const char *data, gssize len,
   g_autoptr (JsonNode) root = parse (data, len, origin, error);
   if (!root)
     return NULL;
-  static const char *const fields[] = { "format", "version", "input_shape", "model", NULL };
+  static const char *const fields[] = { "format", "version", "input_shape", "model", "weights_id", NULL };
   GError *tmp = NULL;
   if (!JSON_NODE_HOLDS_OBJECT (root)) {
     invalid (&tmp, NULL, "expected a descriptor object, found %s", node_kind (root));

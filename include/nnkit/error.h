@@ -62,6 +62,7 @@ typedef enum {
   NN_WEIGHTS_ERROR_SHAPE,         /* shape invalid or its product overflows */
   NN_WEIGHTS_ERROR_NOT_FOUND,     /* named tensor is not in the file */
   NN_WEIGHTS_ERROR_LOAD,          /* load_state_dict found problems (strict) */
+  NN_WEIGHTS_ERROR_MISMATCH,      /* weights not the ones saved with the descriptor */
 } NnWeightsError;
 
 /* NN_SHAPE_ERROR: shape inference and shape-checked surgery. */
