@@ -223,14 +223,17 @@ nn_model_save (NnModule *root, const char *path, GError **error)
   g_autofree char *wpath = nn_model_weights_path_for (path);
   g_autoptr (GHashTable) md = g_hash_table_new (g_str_hash, g_str_equal);
   g_hash_table_insert (md, (gpointer) NN_MODEL_SAVE_ID_KEY, id);
-  /* The small descriptor first: a refused output writes nothing. */
-  g_autoptr (NnPendingFile) d = nn_pending_file_new_data (
-      path, ddesc, dlen, NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_IO, error);
-  if (d == NULL)
+  /* A refused output (a device, a directory) writes nothing at all. */
+  if (!nn_save_check_output (path, NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_IO,
+                             error))
     return FALSE;
   g_autoptr (NnPendingFile) w = nn_module_state_dict_pending (root, wpath,
                                                              md, error);
   if (w == NULL)
+    return FALSE;
+  g_autoptr (NnPendingFile) d = nn_pending_file_new_data (
+      path, ddesc, dlen, NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_IO, error);
+  if (d == NULL)
     return FALSE;
   NnPendingFile *both[] = { w, d };
   return nn_pending_file_commit_all (both, 2, error);

@@ -37,6 +37,10 @@ NnPendingFile *nn_pending_file_finish (NnPendingFile *pf, int fd,
                                        gboolean ok, GError **error);
 /* write() until done; FALSE with errno set on failure. */
 gboolean nn_write_all_fd (int fd, const void *buf, gsize len);
+/* Checks that a save may write @path (a file name; if it exists, a
+ * regular file once symlinks are followed), without writing anything. */
+gboolean nn_save_check_output (const char *path, GQuark domain, int code,
+                               GError **error);
 /* FALSE if the destination cannot be replaced (not a regular file). */
 gboolean nn_pending_file_check (NnPendingFile *pf, GError **error);
 /* Renames the temp file over the destination. */

@@ -94,9 +94,12 @@ remove_stale_temps (const char *target)
   g_dir_close (d);
 }
 
-NnPendingFile *
-nn_pending_file_open (const char *path, GQuark domain, int code, int *fd_out,
-                      GError **error)
+/* The file a save to @path replaces (transfer full), symlinks followed;
+ * @st_out/@existed_out describe it.  Refuses what is not a file name and
+ * anything but a regular file. */
+static char *
+output_target (const char *path, struct stat *st_out, gboolean *existed_out,
+               GQuark domain, int code, GError **error)
 {
   g_autofree char *base = g_path_get_basename (path);
   if (*path == '\0' || g_str_has_suffix (path, G_DIR_SEPARATOR_S) ||
@@ -107,18 +110,42 @@ nn_pending_file_open (const char *path, GQuark domain, int code, int *fd_out,
   g_autofree char *target = resolve_symlinks (path, domain, code, error);
   if (target == NULL)
     return NULL;
-  struct stat st;
-  gboolean existed = stat (target, &st) == 0;
-  if (existed && !S_ISREG (st.st_mode)) {
+  *existed_out = stat (target, st_out) == 0;
+  if (*existed_out && !S_ISREG (st_out->st_mode)) {
     if (strcmp (path, target) != 0)
       g_set_error (error, domain, code, "%s: cannot replace %s: it is %s "
                    "(only regular files are written)", path, target,
-                   file_kind (st.st_mode));
+                   file_kind (st_out->st_mode));
     else
       g_set_error (error, domain, code, "%s: cannot replace: it is %s (only "
-                   "regular files are written)", path, file_kind (st.st_mode));
+                   "regular files are written)", path,
+                   file_kind (st_out->st_mode));
     return NULL;
   }
+  return g_steal_pointer (&target);
+}
+
+gboolean
+nn_save_check_output (const char *path, GQuark domain, int code,
+                      GError **error)
+{
+  struct stat st;
+  gboolean existed;
+  g_autofree char *target = output_target (path, &st, &existed, domain, code,
+                                           error);
+  return target != NULL;
+}
+
+NnPendingFile *
+nn_pending_file_open (const char *path, GQuark domain, int code, int *fd_out,
+                      GError **error)
+{
+  struct stat st;
+  gboolean existed;
+  g_autofree char *target = output_target (path, &st, &existed, domain, code,
+                                           error);
+  if (target == NULL)
+    return NULL;
   remove_stale_temps (target);
   /* Beside the target, so rename() stays on one file system; created as
    * any new file (0666 less the umask), or with the replaced file's mode. */
