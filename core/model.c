@@ -95,6 +95,29 @@ descriptor_weights_id (const char *data, gsize len)
   return g_strdup (json_node_get_string (n));
 }
 
+/* A save killed between its two renames leaves the previous weights
+ * linked under a temp name beside the new ones: finds the one whose id is
+ * @id (transfer full), or NULL. */
+static char *
+find_previous_weights (const char *wpath, const char *id)
+{
+  g_autofree char *dir = g_path_get_dirname (wpath);
+  g_autofree char *base = g_path_get_basename (wpath);
+  g_autofree char *prefix = g_strconcat (base, ".nnkit-tmp-", NULL);
+  g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
+  const char *name;
+  while (d && (name = g_dir_read_name (d)) != NULL) {
+    if (!g_str_has_prefix (name, prefix) || !strstr (name, "-bak"))
+      continue;
+    g_autofree char *full = g_build_filename (dir, name, NULL);
+    g_autoptr (NnSafetensors) st = nn_safetensors_open (full, NULL);
+    if (st && g_strcmp0 (nn_safetensors_get_metadata (st, NN_MODEL_SAVE_ID_KEY),
+                         id) == 0)
+      return g_steal_pointer (&full);
+  }
+  return NULL;
+}
+
 static gboolean
 check_pair (const char *path, const char *id, NnSafetensors *st,
             const char *wpath, GError **error)
@@ -102,12 +125,17 @@ check_pair (const char *path, const char *id, NnSafetensors *st,
   const char *have = nn_safetensors_get_metadata (st, NN_MODEL_SAVE_ID_KEY);
   if (id == NULL || g_strcmp0 (have, id) == 0)
     return TRUE;
+  g_autofree char *prev = find_previous_weights (wpath, id);
+  g_autofree char *hint = prev
+      ? g_strdup_printf ("the weights saved with it are in %s (pass them "
+                         "with --weights, or save the model again)", prev)
+      : g_strdup ("save the model again, or pass --weights to load these "
+                  "weights anyway");
   g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_MISMATCH,
                "%s: its weights file %s is not the one saved with it "
                "(descriptor weights_id %s, weights " NN_MODEL_SAVE_ID_KEY
-               " %s): a save was interrupted or one file was replaced; "
-               "save the model again, or pass --weights to load these "
-               "weights anyway", path, wpath, id, have ? have : "absent");
+               " %s): a save was interrupted or one file was replaced; %s",
+               path, wpath, id, have ? have : "absent", hint);
   return FALSE;
 }
 
