@@ -26,6 +26,7 @@ typedef enum {
   NN_PLUGIN_ERROR_DUPLICATE_PLUGIN, /* plugin name already loaded from another file */
   NN_PLUGIN_ERROR_UNKNOWN_TYPE,   /* no loaded plugin provides the type */
   NN_PLUGIN_ERROR_IO,             /* a plugin directory could not be read */
+  NN_PLUGIN_ERROR_CRASHED,        /* crashed, exited or hung when probed in a helper */
 } NnPluginError;
 
 /* NN_DESCRIPTOR_ERROR: JSON descriptors and layer configs. */
