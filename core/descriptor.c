@@ -231,6 +231,8 @@ read_input_shape (JsonNode *n, NnShape *out, GError **error)
       return invalid (error, "input_shape", "element %u must be a positive int", i);
     s.dims[i] = json_node_get_int (e);
   }
+  if (!nn_shape_check_size (&s, "input_shape", error))
+    return FALSE;
   *out = s;
   return TRUE;
 }

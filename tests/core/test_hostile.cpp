@@ -123,9 +123,13 @@ TEST (Hostile, HugeIntegersAreReportedAsGiven)
   // The largest gint64 itself is a number json-glib keeps exactly.
   Error e;
   Module m (nn_descriptor_load_data (reg.get (),
-      "{\"format\": \"nnkit\", \"version\": 1, \"input_shape\": [9223372036854775807], "
-      "\"model\": {\"type\": \"ReLU\"}}", -1, "max.json", e.out ()));
-  EXPECT_NE (m, nullptr) << e.message ();
+      "{\"format\": \"nnkit\", \"version\": 1, \"model\": {\"type\": \"Conv2d\", "
+      "\"config\": {\"in_channels\": 1, \"out_channels\": 1, \"kernel_size\": 1, "
+      "\"padding\": [9223372036854775807, 0]}}}", -1, "max.json", e.out ()));
+  ASSERT_NE (m, nullptr) << e.message ();
+  gint64 pad[2] = { 0, 0 };
+  ASSERT_TRUE (nn_module_config_ints (m.get (), "padding", pad, 2));
+  EXPECT_EQ (pad[0], G_MAXINT64);
 }
 
 TEST (Hostile, OutOfRangeFloatIsRefusedWithItsKeyPath)
@@ -218,5 +222,48 @@ TEST (Hostile, TreesDeeperThanTheLimitAreRefusedClearly)
                                      e.out ()));
   EXPECT_EQ (m, nullptr);
   EXPECT_TRUE (contains (e.message (), "chain.json: JSON nested deeper than 2100 levels"))
+      << e.message ();
+}
+
+TEST (Hostile, ShapesWhoseSizeOverflowsAreRefused)
+{
+  NnShape s;
+  Error e;
+  EXPECT_FALSE (nn_shape_parse ("2147483647,2147483647,2147483647", &s, e.out ()));
+  EXPECT_TRUE (e.matches (NN_SHAPE_ERROR, NN_SHAPE_ERROR_INVALID)) << e.message ();
+  EXPECT_TRUE (contains (e.message (), "more elements than 64-bit sizes can count"))
+      << e.message ();
+  NnShape big = shape ({ 1 << 30, 1 << 30, 1 << 30 });
+  EXPECT_EQ (nn_shape_numel (&big), G_MAXINT64);
+
+  Registry reg = default_registry ();
+  Module m (nn_descriptor_load_data (reg.get (),
+      "{\"format\": \"nnkit\", \"version\": 1, \"input_shape\": "
+      "[4294967296, 4294967296, 16], \"model\": {\"type\": \"ReLU\"}}", -1, "huge.json",
+      e.out ()));
+  EXPECT_EQ (m, nullptr);
+  EXPECT_TRUE (contains (e.message (), "huge.json: input_shape [4294967296, 4294967296, 16] "
+                         "has more elements")) << e.message ();
+}
+
+TEST (Hostile, ConvPaddingThatOverflowsIsAShapeError)
+{
+  Registry reg = default_registry ();
+  Error e;
+  Module conv = make_module (reg.get (), "Conv2d",
+      R"({"in_channels": 1, "out_channels": 1, "kernel_size": 3,
+          "padding": [4611686018427387904, 4611686018427387904]})", e, "conv");
+  ASSERT_NE (conv, nullptr) << e.message ();
+  NnShape in = shape ({ 1, 1, 8, 8 }), out;
+  EXPECT_FALSE (nn_module_infer_shape (conv.get (), &in, &out, e.out ()));
+  EXPECT_TRUE (contains (e.message (), "overflows 64 bits")) << e.message ();
+  // A padding that fits but makes the output uncountable.
+  Module wide = make_module (reg.get (), "Conv2d",
+      R"({"in_channels": 1, "out_channels": 1, "kernel_size": 1,
+          "padding": [2147483647, 2147483647]})", e, "wide");
+  ASSERT_NE (wide, nullptr) << e.message ();
+  NnShape in2 = shape ({ 1048576, 1, 1, 1 });
+  EXPECT_FALSE (nn_module_infer_shape (wide.get (), &in2, &out, e.out ()));
+  EXPECT_TRUE (contains (e.message (), "more elements than 64-bit sizes can count"))
       << e.message ();
 }

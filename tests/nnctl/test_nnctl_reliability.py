@@ -173,6 +173,14 @@ class TestOutputs(NnctlCase):
         self.assertIn("config.p: number 1e999 is out of range", err)
         self.assertFalse(os.path.exists(self.path("x.json")))
 
+    def test_summary_of_an_uncountable_input_shape_is_an_error(self):
+        desc = dict(DESC, input_shape=[4294967296, 4294967296, 64])
+        with open(self.path("huge.json"), "w") as f:
+            json.dump(desc, f)
+        err = self.error("summary", self.path("huge.json"))
+        self.assertIn("input_shape [4294967296, 4294967296, 64] has more elements "
+                      "than 64-bit sizes can count", err)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
