@@ -24,7 +24,7 @@ struct ProbeEnv {
     g_autofree char *d = g_dir_make_tmp ("nnkit-probe-XXXXXX", nullptr);
     cache = d;
     g_setenv ("XDG_CACHE_HOME", d, TRUE);
-    g_setenv ("NN_PLUGIN_PROBE_TIMEOUT", "2", TRUE);
+    g_setenv ("NN_PLUGIN_PROBE_TIMEOUT", "5", TRUE);
     g_unsetenv ("NN_PLUGIN_PROBE");
   }
 } probe_env;
@@ -93,7 +93,7 @@ TEST (PluginIsolation, MisbehavingPluginsAreReportedAndSkipped)
                          "ended the process while loading (exit status 3)"))
       << broken["fixture-crash-exit-init.so"];
   EXPECT_TRUE (contains (broken["fixture-crash-hang-init.so"],
-                         "hung while loading (no answer within 2 s"))
+                         "hung while loading (no answer within 5 s"))
       << broken["fixture-crash-hang-init.so"];
   // The well-behaved ones load, the built-in plugins included.
   EXPECT_TRUE (has_plugin (reg.get (), "fixture-crash-none"));
@@ -107,11 +107,11 @@ TEST (PluginIsolation, VerdictsAreCachedPerFileAndRedoneWhenItChanges)
     Registry warm (nn_registry_new ());
     load_dir (warm.get (), crash_dir ());
   }
-  // Cached: no probe runs, so the hanging plugin costs nothing.
+  // Cached: no probe runs, so the hanging plugin costs no timeout.
   gint64 t0 = g_get_monotonic_time ();
   Registry again (nn_registry_new ());
   auto broken = load_dir (again.get (), crash_dir ());
-  EXPECT_LT (seconds_since (t0), 1.5);
+  EXPECT_LT (seconds_since (t0), 3.0);
   EXPECT_EQ (broken.size (), 4u);
   std::string cache_dir = probe_env.cache + "/nnkit/plugin-probe";
   EXPECT_TRUE (g_file_test (cache_dir.c_str (), G_FILE_TEST_IS_DIR));
@@ -133,12 +133,12 @@ TEST (PluginIsolation, VerdictsAreCachedPerFileAndRedoneWhenItChanges)
     Registry fresh (nn_registry_new ());
     auto b = load_dir (fresh.get (), dir);
     EXPECT_EQ (b.size (), 1u);
-    EXPECT_GE (seconds_since (t0), 1.9) << "round " << round;
+    EXPECT_GE (seconds_since (t0), 4.9) << "round " << round;
     // And right after, from the cache.
     t0 = g_get_monotonic_time ();
     Registry cached (nn_registry_new ());
     EXPECT_EQ (load_dir (cached.get (), dir).size (), 1u);
-    EXPECT_LT (seconds_since (t0), 1.5);
+    EXPECT_LT (seconds_since (t0), 3.0);
   }
   g_unlink (copy.c_str ());
   g_rmdir (dir);

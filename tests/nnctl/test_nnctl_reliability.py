@@ -19,7 +19,7 @@ for a in list(sys.argv[1:]):
         os.environ["NNCTL"] = a.split("=", 1)[1]
         sys.argv.remove(a)
 
-from nnctl_testlib import NnctlCase, nnctl_binary, write_safetensors  # noqa: E402
+from nnctl_testlib import FIXTURE_DIR, NnctlCase, nnctl_binary, write_safetensors  # noqa: E402
 
 DESC = {"format": "nnkit", "version": 1, "input_shape": [1, 64],
         "model": {"type": "Sequential", "children": [
@@ -180,6 +180,22 @@ class TestOutputs(NnctlCase):
         err = self.error("summary", self.path("huge.json"))
         self.assertIn("input_shape [4294967296, 4294967296, 64] has more elements "
                       "than 64-bit sizes can count", err)
+
+
+class TestBrokenPlugins(NnctlCase):
+    def test_crashing_plugins_are_listed_as_broken_and_the_rest_load(self):
+        crash = os.path.join(FIXTURE_DIR, "crash")
+        env = {"XDG_CACHE_HOME": self.path("cache"), "NN_PLUGIN_PROBE_TIMEOUT": "5"}
+        out, _ = self.nnctl("-P", crash, "plugins", env=env)
+        self.assertIn("4 plugins failed to load", out)
+        for name in ("segv-ctor", "abort-init", "exit-init", "hang-init"):
+            line = [l for l in out.splitlines() if f"fixture-crash-{name}.so" in l]
+            self.assertEqual(len(line), 1, out)
+            self.assertIn("broken plugin, not loaded", line[0])
+        self.assertIn("fixture-crash-none", out)
+        # Other commands go on working with the good plugins.
+        write_source(self.tmp)
+        self.nnctl("-P", crash, "show", self.path("src.json"), env=env)
 
 
 if __name__ == "__main__":
