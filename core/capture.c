@@ -8,8 +8,8 @@ struct _NnCapture {
   NnModule *root;
   GPtrArray *targets;  /* NnNamedItem (path, module), selection order */
   GPtrArray *handles;  /* NnHookHandle */
-  GPtrArray *outputs;  /* NnNamedItem (path, tensor) of the last run */
-  NnTensor **slots;    /* latest output per target */
+  GPtrArray *outputs;  /* NnNamedItem (leaf name, tensor) of the last run */
+  NnValue **slots;     /* latest output per target */
 };
 
 typedef struct {
@@ -18,13 +18,15 @@ typedef struct {
 } Slot;
 
 static gboolean
-keep_output (NnModule *m, const char *path, NnTensor *input, NnTensor **output,
-             gpointer user_data, GError **error)
+keep_output (NnModule *m, const char *path, const NnValue *args,
+             const NnValue *kwargs, NnValue **output, gpointer user_data,
+             GError **error)
 {
   Slot *s = user_data;
-  NnTensor **dst = &s->cap->slots[s->index];
-  nn_tensor_unref (*dst);
-  *dst = nn_tensor_ref (*output);
+  NnValue **dst = &s->cap->slots[s->index];
+  if (*dst)
+    nn_value_unref (*dst);
+  *dst = nn_value_ref (*output);
   return TRUE;
 }
 
@@ -96,7 +98,7 @@ nn_capture_new (NnModule *root, const char *const *refs, guint n_refs,
         goto fail;
     }
   }
-  cap->slots = g_new0 (NnTensor *, MAX (cap->targets->len, 1));
+  cap->slots = g_new0 (NnValue *, MAX (cap->targets->len, 1));
   for (guint i = 0; i < cap->targets->len; i++) {
     NnNamedItem *it = cap->targets->pdata[i];
     Slot *s = g_new (Slot, 1);
@@ -120,15 +122,22 @@ static void
 clear_slots (NnCapture *cap)
 {
   for (guint i = 0; i < cap->targets->len; i++)
-    g_clear_pointer (&cap->slots[i], nn_tensor_unref);
+    g_clear_pointer (&cap->slots[i], nn_value_unref);
 }
 
-NnTensor *
-nn_capture_run (NnCapture *cap, NnTensor *input, GError **error)
+static void
+add_leaf (const char *name, NnTensor *t, gpointer user_data)
+{
+  nn_named_list_add (user_data, name, NULL, t, 0);
+}
+
+NnValue *
+nn_capture_run (NnCapture *cap, const NnValue *args, const NnValue *kwargs,
+                GError **error)
 {
   clear_slots (cap);
   g_ptr_array_set_size (cap->outputs, 0);
-  NnTensor *out = nn_module_forward (cap->root, input, error);
+  NnValue *out = nn_module_call (cap->root, args, kwargs, error);
   if (!out) {
     clear_slots (cap);
     return NULL;
@@ -141,13 +150,16 @@ nn_capture_run (NnCapture *cap, NnTensor *input, GError **error)
       g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_NOT_FOUND,
                    "capture: '%s' did not run during the forward", it->name);
       clear_slots (cap);
-      nn_tensor_unref (out);
+      nn_value_unref (out);
       return NULL;
     }
   }
+  /* Each output's tensor leaves, named as nn_value_foreach_tensor names
+   * them under the module's path: "lstm", "lstm.0", "lstm.1.0". */
   for (guint i = 0; i < cap->targets->len; i++)
-    nn_named_list_add (cap->outputs, ((NnNamedItem *) cap->targets->pdata[i])->name,
-                       NULL, cap->slots[i], 0);
+    nn_value_foreach_tensor (cap->slots[i],
+                             ((NnNamedItem *) cap->targets->pdata[i])->name,
+                             add_leaf, cap->outputs);
   return out;
 }
 

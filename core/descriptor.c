@@ -6,7 +6,17 @@
 #include <string.h>
 
 #define NN_FORMAT_NAME "nnkit"
-#define NN_FORMAT_VERSION 1
+#define NN_FORMAT_VERSION 2   /* written; 1 still loads */
+
+/* The version being loaded by this thread, for types upgrading configs. */
+static GPrivate loading_version;
+
+guint
+nn_descriptor_loading_version (void)
+{
+  guint v = GPOINTER_TO_UINT (g_private_get (&loading_version));
+  return v ? v : NN_FORMAT_VERSION;
+}
 
 static gboolean
 invalid (GError **error, const char *path, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
@@ -68,6 +78,87 @@ get_string_field (JsonObject *o, const char *field, const char *path,
   return json_node_get_string (n);
 }
 
+static gboolean
+read_shape (JsonNode *n, NnShape *out, gboolean positive)
+{
+  if (!n || !JSON_NODE_HOLDS_ARRAY (n))
+    return FALSE;
+  JsonArray *a = json_node_get_array (n);
+  guint len = json_array_get_length (a);
+  if (len > NN_MAX_DIMS)
+    return FALSE;
+  NnShape s = { .ndim = len };
+  for (guint i = 0; i < len; i++) {
+    JsonNode *e = json_array_get_element (a, i);
+    if (!JSON_NODE_HOLDS_VALUE (e) || json_node_get_value_type (e) != G_TYPE_INT64
+        || json_node_get_int (e) < (positive ? 1 : 0) || json_node_get_int (e) > G_MAXINT32)
+      return FALSE;
+    s.dims[i] = json_node_get_int (e);
+  }
+  *out = s;
+  return TRUE;
+}
+
+/* "parameters"/"buffers": { NAME: { "shape": [...], "dtype": "F32",
+ * "persistent": bool (buffers) } }, in order. */
+static gboolean
+declare_tensors (NnModule *m, JsonObject *o, const char *field,
+                 const char *where, GError **error)
+{
+  JsonNode *n = json_object_get_member (o, field);
+  if (!n)
+    return TRUE;
+  gboolean param = strcmp (field, "parameters") == 0;
+  if (!(m->type->flags & NN_LAYER_DECLARED_TENSORS))
+    return invalid (error, where, "type %s does not accept declared %s "
+                    "(only types with NN_LAYER_DECLARED_TENSORS, such as a "
+                    "Graph, do)", m->type->name, field);
+  if (!JSON_NODE_HOLDS_OBJECT (n))
+    return invalid (error, where, "field '%s' must be an object, found %s",
+                    field, node_kind (n));
+  JsonObject *decl = json_node_get_object (n);
+  g_autoptr (GList) names = json_object_get_members (decl);
+  for (GList *l = names; l; l = l->next) {
+    const char *name = l->data;
+    JsonNode *tn = json_object_get_member (decl, name);
+    if (!JSON_NODE_HOLDS_OBJECT (tn))
+      return invalid (error, where, "%s '%s' must be an object with shape "
+                      "and dtype, found %s", field, name, node_kind (tn));
+    JsonObject *to = json_node_get_object (tn);
+    static const char *const pfields[] = { "shape", "dtype", NULL };
+    static const char *const bfields[] = { "shape", "dtype", "persistent", NULL };
+    g_autofree char *what = g_strdup_printf ("%s '%s'", field, name);
+    if (!only_fields (to, param ? pfields : bfields, where, what, error))
+      return FALSE;
+    NnShape shape;
+    if (!read_shape (json_object_get_member (to, "shape"), &shape, FALSE))
+      return invalid (error, where, "%s: 'shape' must be an array of up to %d "
+                      "non-negative ints", what, NN_MAX_DIMS);
+    GError *tmp = NULL;
+    const char *dt = get_string_field (to, "dtype", where, TRUE, &tmp);
+    if (!dt) {
+      g_propagate_error (error, tmp);
+      return FALSE;
+    }
+    NnDType dtype;
+    if (!nn_dtype_parse (dt, &dtype))
+      return invalid (error, where, "%s: unknown dtype '%s' (expected F32, "
+                      "I64, F16, BF16, F64, I32, I8, U8 or BOOL)", what, dt);
+    gboolean persistent = TRUE;
+    JsonNode *pn = json_object_get_member (to, "persistent");
+    if (pn) {
+      if (!JSON_NODE_HOLDS_VALUE (pn) || json_node_get_value_type (pn) != G_TYPE_BOOLEAN)
+        return invalid (error, where, "%s: 'persistent' must be a bool", what);
+      persistent = json_node_get_boolean (pn);
+    }
+    if (!nn_module_declare_tensor (m, name, param, dtype, &shape, persistent, error)) {
+      g_prefix_error (error, "%s: ", where);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
 static NnModule *build_node (NnRegistry *reg, JsonNode *node, const char *path,
                              NnModule *root, GError **error);
 
@@ -75,7 +166,8 @@ static gboolean
 build_children (NnRegistry *reg, NnModule *m, JsonArray *kids, const char *path,
                 NnModule *root, GError **error)
 {
-  static const char *const child_fields[] = { "name", "type", "class", "config", "children", "ref", NULL };
+  static const char *const child_fields[] = { "name", "type", "class", "config", "parameters",
+                                              "buffers", "children", "ref", NULL };
   for (guint i = 0; i < json_array_get_length (kids); i++) {
     JsonNode *kn = json_array_get_element (kids, i);
     g_autofree char *where = g_strdup_printf ("%s%schildren[%u]", path, *path ? "." : "", i);
@@ -133,7 +225,8 @@ static NnModule *
 build_node (NnRegistry *reg, JsonNode *node, const char *path, NnModule *root,
             GError **error)
 {
-  static const char *const fields[] = { "name", "type", "class", "config", "children", NULL };
+  static const char *const fields[] = { "name", "type", "class", "config", "parameters",
+                                        "buffers", "children", NULL };
   const char *where = *path ? path : "model";
   if (!JSON_NODE_HOLDS_OBJECT (node)) {
     invalid (error, where, "expected a module object, found %s", node_kind (node));
@@ -173,6 +266,9 @@ build_node (NnRegistry *reg, JsonNode *node, const char *path, NnModule *root,
     return NULL;
   if (klass)
     nn_module_set_class_name (m, klass);
+  if (!declare_tensors (m, o, "parameters", where, error)
+      || !declare_tensors (m, o, "buffers", where, error))
+    return NULL;
   if (kids && !build_children (reg, m, kids, path, root ? root : m, error))
     return NULL;
   return g_steal_pointer (&m);
@@ -216,25 +312,64 @@ parse (const char *data, gssize len, const char *origin, GError **error)
 static gboolean
 read_input_shape (JsonNode *n, NnShape *out, GError **error)
 {
-  if (!JSON_NODE_HOLDS_ARRAY (n))
-    return invalid (error, "input_shape", "expected an array of positive ints");
-  JsonArray *a = json_node_get_array (n);
-  guint len = json_array_get_length (a);
-  if (len == 0 || len > NN_MAX_DIMS)
-    return invalid (error, "input_shape", "expected 1 to %d dimensions, found %u",
-                    NN_MAX_DIMS, len);
-  NnShape s = { .ndim = len };
-  for (guint i = 0; i < len; i++) {
-    JsonNode *e = json_array_get_element (a, i);
-    if (!JSON_NODE_HOLDS_VALUE (e) || json_node_get_value_type (e) != G_TYPE_INT64 ||
-        json_node_get_int (e) < 1)
-      return invalid (error, "input_shape", "element %u must be a positive int", i);
-    s.dims[i] = json_node_get_int (e);
-  }
-  if (!nn_shape_check_size (&s, "input_shape", error))
+  if (!read_shape (n, out, TRUE) || out->ndim == 0)
+    return invalid (error, "input_shape", "expected an array of 1 to %d positive ints",
+                    NN_MAX_DIMS);
+  if (!nn_shape_check_size (out, "input_shape", error))
     return FALSE;
-  *out = s;
   return TRUE;
+}
+
+/* "inputs": [{"name": N, "shape": [...], "dtype": D}, ...] as a dict of
+ * meta tensors. */
+static NnValue *
+read_inputs (JsonNode *n, GError **error)
+{
+  if (!JSON_NODE_HOLDS_ARRAY (n) || json_array_get_length (json_node_get_array (n)) == 0) {
+    invalid (error, "inputs", "expected a non-empty array of {name, shape, dtype}");
+    return NULL;
+  }
+  JsonArray *a = json_node_get_array (n);
+  g_autoptr (NnValue) spec = nn_value_new_dict ();
+  for (guint i = 0; i < json_array_get_length (a); i++) {
+    JsonNode *e = json_array_get_element (a, i);
+    g_autofree char *where = g_strdup_printf ("inputs[%u]", i);
+    static const char *const fields[] = { "name", "shape", "dtype", NULL };
+    if (!JSON_NODE_HOLDS_OBJECT (e)) {
+      invalid (error, where, "expected an object, found %s", node_kind (e));
+      return NULL;
+    }
+    JsonObject *o = json_node_get_object (e);
+    if (!only_fields (o, fields, where, "an input", error))
+      return NULL;
+    const char *name = get_string_field (o, "name", where, TRUE, error);
+    if (!name)
+      return NULL;
+    if (!*name || nn_value_dict_lookup (spec, name)) {
+      invalid (error, where, "input name '%s' is empty or given twice", name);
+      return NULL;
+    }
+    NnShape shape;
+    if (!read_shape (json_object_get_member (o, "shape"), &shape, FALSE)) {
+      invalid (error, where, "'shape' must be an array of up to %d non-negative ints",
+               NN_MAX_DIMS);
+      return NULL;
+    }
+    NnDType dtype = NN_DTYPE_F32;
+    GError *tmp = NULL;
+    const char *dt = get_string_field (o, "dtype", where, FALSE, &tmp);
+    if (tmp) {
+      g_propagate_error (error, tmp);
+      return NULL;
+    }
+    if (dt && !nn_dtype_parse (dt, &dtype)) {
+      invalid (error, where, "unknown dtype '%s' (expected F32, I64, F16, BF16, F64, "
+               "I32, I8, U8 or BOOL)", dt);
+      return NULL;
+    }
+    nn_value_dict_set (spec, name, nn_value_take_tensor (nn_tensor_new_meta (dtype, &shape)));
+  }
+  return g_steal_pointer (&spec);
 }
 
 NnModule *
@@ -246,8 +381,10 @@ nn_descriptor_load_data (NnRegistry *reg, const char *data, gssize len,
   g_autoptr (JsonNode) root = parse (data, len, origin, error);
   if (!root)
     return NULL;
-  static const char *const fields[] = { "format", "version", "input_shape", "model", "weights_id", NULL };
+  static const char *const fields[] = { "format", "version", "input_shape", "inputs", "model",
+                                        "weights_id", NULL };
   GError *tmp = NULL;
+  g_autoptr (NnValue) spec = NULL;
   if (!JSON_NODE_HOLDS_OBJECT (root)) {
     invalid (&tmp, NULL, "expected a descriptor object, found %s", node_kind (root));
     goto fail;
@@ -264,24 +401,38 @@ nn_descriptor_load_data (NnRegistry *reg, const char *data, gssize len,
   }
   JsonNode *vn = json_object_get_member (o, "version");
   if (!vn || !JSON_NODE_HOLDS_VALUE (vn) || json_node_get_value_type (vn) != G_TYPE_INT64 ||
-      json_node_get_int (vn) != NN_FORMAT_VERSION) {
-    invalid (&tmp, NULL, "version must be %d", NN_FORMAT_VERSION);
+      json_node_get_int (vn) < 1 || json_node_get_int (vn) > NN_FORMAT_VERSION) {
+    invalid (&tmp, NULL, "version must be 1 or %d", NN_FORMAT_VERSION);
     goto fail;
   }
+  guint version = (guint) json_node_get_int (vn);
   NnShape ishape;
   JsonNode *sn = json_object_get_member (o, "input_shape");
   if (sn && !read_input_shape (sn, &ishape, &tmp))
+    goto fail;
+  JsonNode *in = json_object_get_member (o, "inputs");
+  if (in && sn) {
+    invalid (&tmp, NULL, "give 'inputs' or 'input_shape', not both");
+    goto fail;
+  }
+  spec = in ? read_inputs (in, &tmp) : NULL;
+  if (in && !spec)
     goto fail;
   JsonNode *mn = json_object_get_member (o, "model");
   if (!mn) {
     invalid (&tmp, NULL, "missing field 'model'");
     goto fail;
   }
+  gpointer saved = g_private_get (&loading_version);
+  g_private_set (&loading_version, GUINT_TO_POINTER (version));
   NnModule *m = nn_descriptor_load_module_node (reg, mn, "", &tmp);
+  g_private_set (&loading_version, saved);
   if (!m)
     goto fail;
   if (sn)
     nn_module_set_input_shape (m, &ishape);
+  if (spec)
+    nn_module_set_input_spec (m, spec, NULL);
   return m;
 
 fail:
@@ -326,6 +477,38 @@ nn_descriptor_load_module_data (NnRegistry *reg, const char *data, gssize len,
 
 /* --- saving ------------------------------------------------------------ */
 
+static void
+add_declared (JsonBuilder *b, GArray *slots, const char *field, gboolean buffers)
+{
+  gboolean any = FALSE;
+  for (guint i = 0; i < slots->len; i++) {
+    NnSlot *s = &g_array_index (slots, NnSlot, i);
+    if (!s->declared)
+      continue;
+    if (!any) {
+      json_builder_set_member_name (b, field);
+      json_builder_begin_object (b);
+      any = TRUE;
+    }
+    json_builder_set_member_name (b, s->name);
+    json_builder_begin_object (b);
+    json_builder_set_member_name (b, "shape");
+    json_builder_begin_array (b);
+    for (guint d = 0; d < s->tensor->shape.ndim; d++)
+      json_builder_add_int_value (b, s->tensor->shape.dims[d]);
+    json_builder_end_array (b);
+    json_builder_set_member_name (b, "dtype");
+    json_builder_add_string_value (b, nn_dtype_name (s->tensor->dtype));
+    if (buffers) {
+      json_builder_set_member_name (b, "persistent");
+      json_builder_add_boolean_value (b, s->persistent);
+    }
+    json_builder_end_object (b);
+  }
+  if (any)
+    json_builder_end_object (b);
+}
+
 static JsonNode *
 module_node (NnModule *m, const char *path, GHashTable *first_path)
 {
@@ -343,6 +526,8 @@ module_node (NnModule *m, const char *path, GHashTable *first_path)
     json_node_set_object (cfg, m->config);
     json_builder_add_value (b, cfg);
   }
+  add_declared (b, m->params, "parameters", FALSE);
+  add_declared (b, m->buffers, "buffers", TRUE);
   if (m->children->len > 0) {
     json_builder_set_member_name (b, "children");
     json_builder_begin_array (b);
@@ -399,11 +584,29 @@ nn_descriptor_to_data (NnModule *root, gsize *len_out)
   json_builder_set_member_name (b, "version");
   json_builder_add_int_value (b, NN_FORMAT_VERSION);
   NnShape s;
-  if (nn_module_get_input_shape (root, &s)) {
+  if (root->input_spec_legacy && nn_module_get_input_shape (root, &s)) {
     json_builder_set_member_name (b, "input_shape");
     json_builder_begin_array (b);
     for (guint i = 0; i < s.ndim; i++)
       json_builder_add_int_value (b, s.dims[i]);
+    json_builder_end_array (b);
+  } else if (root->input_spec) {
+    json_builder_set_member_name (b, "inputs");
+    json_builder_begin_array (b);
+    for (guint i = 0; i < nn_value_n_items (root->input_spec); i++) {
+      NnTensor *t = nn_value_get_tensor (nn_value_item (root->input_spec, i));
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "name");
+      json_builder_add_string_value (b, nn_value_dict_key (root->input_spec, i));
+      json_builder_set_member_name (b, "shape");
+      json_builder_begin_array (b);
+      for (guint d = 0; d < t->shape.ndim; d++)
+        json_builder_add_int_value (b, t->shape.dims[d]);
+      json_builder_end_array (b);
+      json_builder_set_member_name (b, "dtype");
+      json_builder_add_string_value (b, nn_dtype_name (t->dtype));
+      json_builder_end_object (b);
+    }
     json_builder_end_array (b);
   }
   json_builder_set_member_name (b, "model");

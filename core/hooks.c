@@ -14,6 +14,7 @@ typedef struct {
   gpointer user_data;
   GDestroyNotify destroy;
   char *label;
+  guint flags;            /* NnHookFlags */
   NnHookList *owner;      /* (nullable) list it is in; NULL once removed */
 } NnHookEntry;
 
@@ -100,6 +101,7 @@ add_entry (NnHookList *l, NnHookKind kind, gpointer func, gpointer user_data,
   e->user_data = user_data;
   e->destroy = destroy;
   e->label = g_strdup (label);
+  e->flags = flags;
   e->owner = l;
   GPtrArray *arr = kind == NN_HOOK_KIND_PRE ? l->pre : l->fwd;
   if (flags & NN_HOOK_PREPEND)
@@ -278,65 +280,116 @@ snapshot (GPtrArray *arr, gboolean global)
   return s;
 }
 
+/* A pre-hook's non-tuple result becomes a 1-tuple, as in PyTorch. */
+static gboolean
+normalise_args (NnValue **args, NnHookEntry *e, GError **error)
+{
+  if (*args == NULL) {
+    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                 "pre-hook%s%s%s set the arguments to NULL; set a tuple "
+                 "value instead", e->label ? " '" : "",
+                 e->label ? e->label : "", e->label ? "'" : "");
+    return FALSE;
+  }
+  if (nn_value_kind (*args) != NN_VALUE_TUPLE) {
+    NnValue *t = nn_value_new_tuple ();
+    nn_value_append (t, *args);
+    *args = t;
+  }
+  return TRUE;
+}
+
 static gboolean
 fire_pre (GPtrArray *arr, gboolean global, NnModule *m, NnCall *call,
-          NnTensor **x, GError **error)
+          NnValue **args, NnValue **kwargs, GError **error)
 {
   g_autoptr (GPtrArray) s = snapshot (arr, global);
   for (guint i = 0; i < s->len; i++) {
     NnHookEntry *e = s->pdata[i];
     if (!e->owner)
       continue; /* removed by an earlier hook of this call */
-    if (!((NnPreHookFunc) e->func) (m, call->path->str, x, e->user_data, error))
+    NnValue **kw = NULL;
+    if (e->flags & NN_HOOK_WITH_KWARGS) {
+      if (!*kwargs)
+        *kwargs = nn_value_new_dict ();
+      kw = kwargs;
+    }
+    if (!((NnPreHookFunc) e->func) (m, call->path->str, args, kw,
+                                    e->user_data, error))
       return FALSE;
+    if (!normalise_args (args, e, error))
+      return FALSE;
+    if (kw && (!*kwargs || nn_value_kind (*kwargs) != NN_VALUE_DICT)) {
+      g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                   "pre-hook%s%s%s set the keyword arguments to something "
+                   "other than a dict", e->label ? " '" : "",
+                   e->label ? e->label : "", e->label ? "'" : "");
+      return FALSE;
+    }
   }
   return TRUE;
 }
 
 static gboolean
 fire_fwd (GPtrArray *arr, gboolean global, NnModule *m, NnCall *call,
-          NnTensor *x, NnTensor **out, GError **error)
+          const NnValue *args, const NnValue *kwargs, NnValue **out,
+          GError **error)
 {
   g_autoptr (GPtrArray) s = snapshot (arr, global);
+  g_autoptr (NnValue) empty = NULL;
   for (guint i = 0; i < s->len; i++) {
     NnHookEntry *e = s->pdata[i];
     if (!e->owner)
       continue;
-    if (!((NnForwardHookFunc) e->func) (m, call->path->str, x, out, e->user_data, error))
+    const NnValue *kw = NULL;
+    if (e->flags & NN_HOOK_WITH_KWARGS) {
+      if (!kwargs && !empty)
+        empty = nn_value_new_dict ();
+      kw = kwargs ? kwargs : empty;
+    }
+    if (!((NnForwardHookFunc) e->func) (m, call->path->str, args, kw, out,
+                                        e->user_data, error))
       return FALSE;
+    if (!*out) {
+      g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                   "forward hook%s%s%s set the output to NULL; set a value "
+                   "(None included) instead", e->label ? " '" : "",
+                   e->label ? e->label : "", e->label ? "'" : "");
+      return FALSE;
+    }
   }
   return TRUE;
 }
 
-
-NnTensor *
-nn_hooks_run (NnModule *m, NnCall *call, NnTensor *input, GError **error)
+gboolean
+nn_hooks_any (NnModule *m)
 {
-  gboolean globals = g_atomic_int_get (&global_count) > 0;
-  if (!globals && !nn_hooks_module_has_any (m))
-    return m->type->forward (m, call, input, error);
+  return g_atomic_int_get (&global_count) > 0 || nn_hooks_module_has_any (m);
+}
 
-  NnTensor *x = nn_tensor_ref (input);
-  NnTensor *out = NULL;
-  if (globals && !fire_pre (global_hooks->pre, TRUE, m, call, &x, error))
-    goto fail;
-  if (m->hooks && !fire_pre (m->hooks->pre, FALSE, m, call, &x, error))
-    goto fail;
-  out = m->type->forward (m, call, x, error);
-  if (!out)
-    goto done;
-  if (globals && !fire_fwd (global_hooks->fwd, TRUE, m, call, x, &out, error))
-    goto fail;
-  if (m->hooks && !fire_fwd (m->hooks->fwd, FALSE, m, call, x, &out, error))
-    goto fail;
-  goto done;
-fail:
-  if (error && !*error)
-    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
-                 "a hook failed without a reason");
-  nn_tensor_unref (out);
-  out = NULL;
-done:
-  nn_tensor_unref (x);
-  return out;
+gboolean
+nn_hooks_fire_pre (NnModule *m, NnCall *call, NnValue **args,
+                   NnValue **kwargs, GError **error)
+{
+  if (g_atomic_int_get (&global_count) > 0 && global_hooks
+      && !fire_pre (global_hooks->pre, TRUE, m, call, args, kwargs, error))
+    return FALSE;
+  if (m->hooks && !fire_pre (m->hooks->pre, FALSE, m, call, args, kwargs,
+                             error))
+    return FALSE;
+  return TRUE;
+}
+
+gboolean
+nn_hooks_fire_forward (NnModule *m, NnCall *call, const NnValue *args,
+                       const NnValue *kwargs, NnValue **out, GError **error)
+{
+  if (g_atomic_int_get (&global_count) > 0 && global_hooks
+      && !fire_fwd (global_hooks->fwd, TRUE, m, call, args, kwargs, out,
+                    error))
+    return FALSE;
+  if (m->hooks && !fire_fwd (m->hooks->fwd, FALSE, m, call, args, kwargs,
+                             out, error))
+    return FALSE;
+  return TRUE;
 }

@@ -108,6 +108,8 @@ nn_module_unref (NnModule *m)
   g_array_unref (m->buffers);
   json_object_unref (m->config);
   g_free (m->class_name);
+  if (m->input_spec)
+    nn_value_unref (m->input_spec);
   if (m->index_paths)
     g_ptr_array_unref (m->index_paths);
   if (m->index_of)
@@ -312,9 +314,42 @@ add_slot (NnModule *self, GArray *slots, const char *name, NnDType dtype,
   NnTensor *t = nn_tensor_new (dtype, shape);
   if (!t)
     return NULL;
-  NnSlot s = { g_strdup (name), t, persistent };
+  NnSlot s = { g_strdup (name), t, persistent, FALSE };
   g_array_append_val (slots, s);
   return t;
+}
+
+gboolean
+nn_module_declare_tensor (NnModule *m, const char *name, gboolean parameter,
+                          NnDType dtype, const NnShape *shape,
+                          gboolean persistent, GError **error)
+{
+  if (!name || !*name || strchr (name, '.')) {
+    g_set_error (error, NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_BAD_NAME,
+                 "declared tensor name '%s' is empty or contains '.'",
+                 name ? name : "");
+    return FALSE;
+  }
+  if (find_slot (m->params, name) || find_slot (m->buffers, name)
+      || nn_module_get_child (m, name)) {
+    g_set_error (error, NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_DUPLICATE_NAME,
+                 "declared tensor '%s': %s already has a tensor or child of "
+                 "that name", name, nn_module_get_class_name (m));
+    return FALSE;
+  }
+  NnTensor *t = add_slot (m, parameter ? m->params : m->buffers, name, dtype,
+                          shape, parameter || persistent);
+  if (!t) {
+    char *s = nn_shape_to_string (shape);
+    g_set_error (error, NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_INVALID,
+                 "declared tensor '%s': cannot allocate %s %s", name,
+                 nn_dtype_name (dtype), s);
+    g_free (s);
+    return FALSE;
+  }
+  GArray *slots = parameter ? m->params : m->buffers;
+  g_array_index (slots, NnSlot, slots->len - 1).declared = TRUE;
+  return TRUE;
 }
 
 NnTensor *
@@ -406,6 +441,21 @@ nn_module_set_tensor (NnModule *m, const char *name, NnTensor *t,
   s->tensor = nn_tensor_ref (t);
   nn_tensor_unref (old);
   return TRUE;
+}
+
+guint
+nn_module_descriptor_version (NnModule *self)
+{
+  return nn_descriptor_loading_version ();
+}
+
+void
+nn_module_replace_config (NnModule *self, JsonObject *config)
+{
+  g_return_if_fail (self != NULL && config != NULL);
+  json_object_ref (config);
+  json_object_unref (self->config);
+  self->config = config;
 }
 
 void
@@ -539,20 +589,81 @@ nn_module_config_repr (NnModule *self, const char *key)
 
 /* --- model-level attributes ------------------------------------------ */
 
+NnValue *
+nn_module_get_input_spec (NnModule *m)
+{
+  return m->input_spec;
+}
+
+static NnTensor *
+spec_meta (NnTensor *t, gpointer user_data, GError **error)
+{
+  return nn_tensor_new_meta (t->dtype, &t->shape);
+}
+
+gboolean
+nn_module_set_input_spec (NnModule *m, const NnValue *spec, GError **error)
+{
+  if (spec) {
+    gboolean ok = nn_value_kind (spec) == NN_VALUE_DICT
+                  && nn_value_n_items (spec) > 0;
+    for (guint i = 0; ok && i < nn_value_n_items (spec); i++)
+      ok = nn_value_kind (nn_value_item (spec, i)) == NN_VALUE_TENSOR;
+    if (!ok) {
+      char *s = nn_value_to_string (spec);
+      g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_INVALID,
+                   "an input spec is a non-empty dict of input names to "
+                   "tensors, found %s", s);
+      g_free (s);
+      return FALSE;
+    }
+  }
+  NnValue *copy = spec ? nn_value_map_tensors (spec, spec_meta, NULL, NULL)
+                       : NULL;
+  if (m->input_spec)
+    nn_value_unref (m->input_spec);
+  m->input_spec = copy;
+  m->input_spec_legacy = FALSE;
+  return TRUE;
+}
+
+NnValue *
+nn_module_input_spec_args (NnModule *m)
+{
+  if (!m->input_spec)
+    return NULL;
+  NnValue *args = nn_value_new_tuple ();
+  for (guint i = 0; i < nn_value_n_items (m->input_spec); i++)
+    nn_value_append (args, nn_value_ref (nn_value_item (m->input_spec, i)));
+  return args;
+}
+
 gboolean
 nn_module_get_input_shape (NnModule *m, NnShape *out)
 {
-  if (m->has_input_shape && out)
-    *out = m->input_shape;
-  return m->has_input_shape;
+  if (!m->input_spec || nn_value_n_items (m->input_spec) != 1)
+    return FALSE;
+  NnTensor *t = nn_value_get_tensor (nn_value_item (m->input_spec, 0));
+  if (t->dtype != NN_DTYPE_F32)
+    return FALSE;
+  if (out)
+    *out = t->shape;
+  return TRUE;
 }
 
 void
 nn_module_set_input_shape (NnModule *m, const NnShape *shape)
 {
-  m->has_input_shape = shape != NULL;
-  if (shape)
-    m->input_shape = *shape;
+  if (m->input_spec)
+    nn_value_unref (m->input_spec);
+  m->input_spec = NULL;
+  m->input_spec_legacy = FALSE;
+  NnTensor *t = shape ? nn_tensor_new_meta (NN_DTYPE_F32, shape) : NULL;
+  if (!t)
+    return;
+  m->input_spec = nn_value_new_dict ();
+  nn_value_dict_set (m->input_spec, "input", nn_value_take_tensor (t));
+  m->input_spec_legacy = TRUE;
 }
 
 void

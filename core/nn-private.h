@@ -13,6 +13,7 @@ typedef struct {
   char *name;
   NnTensor *tensor;
   gboolean persistent; /* buffers only: listed in the state_dict */
+  gboolean declared;   /* from the descriptor ("parameters"/"buffers") */
 } NnSlot;
 
 typedef struct {
@@ -33,8 +34,8 @@ struct _NnModule {
   GArray *buffers;        /* NnSlot */
   gpointer priv;          /* the type's instance data */
   NnHookList *hooks;      /* (nullable) created on first registration */
-  gboolean has_input_shape;
-  NnShape input_shape;
+  NnValue *input_spec;    /* (nullable) dict: input name -> meta tensor */
+  gboolean input_spec_legacy; /* came from (and saves as) "input_shape" */
   /* Flattened-index cache, valid while index_gen == nn_tree_generation. */
   guint64 index_gen;
   GPtrArray *index_paths;   /* NnNamedItem, named_modules() order */
@@ -46,14 +47,48 @@ struct _NnModule {
 guint64 nn_tree_generation_get (void);
 void nn_tree_generation_bump (void);
 
+/* One top-level run (forward or inference) in progress.  Single-threaded:
+ * a tree run from several threads has one NnCall per thread. */
 struct _NnCall {
   GString *path;        /* dotted path of the module being run */
   guint depth;          /* of that module below the root */
+  gboolean meta;        /* shape inference: tensors are meta tensors */
+  gboolean located;     /* the error already carries its module path */
+  GArray *events;       /* (nullable) NnCallEvent, entry order */
+  GPtrArray *keep;      /* values kept alive until the run ends */
 };
 
+typedef struct {
+  NnModule *module;
+  char *path;
+  guint depth;
+  NnValue *args;
+  NnValue *kwargs;      /* (nullable) */
+  NnValue *out;         /* (nullable) until the call returns */
+} NnCallEvent;
+
+/* args.c */
+/* The type's signature, or the ABI 1 default (one F32 tensor "input"). */
+void nn_type_signature (const NnLayerType *type, const NnArgSpec **specs,
+                        guint *n);
+/* Binds positional @args (a tuple) and keyword @kwargs (nullable dict) to
+ * @type's signature.  Errors (NN_MODULE_ERROR_BAD_ARGUMENTS) carry no
+ * module path.  Returns: (transfer full) (nullable). */
+NnArgs *nn_args_bind (const NnLayerType *type, const NnValue *args,
+                      const NnValue *kwargs, GError **error);
+/* Returns: (transfer full) JSON as a value: null None, arrays tuples,
+ * objects dicts. */
+NnValue *nn_value_from_json (JsonNode *node);
+
 /* hooks.c */
-NnTensor *nn_hooks_run (NnModule *m, NnCall *call, NnTensor *input,
-                        GError **error);
+/* Fires the global then the module's pre-hooks; they may replace *@args
+ * (always a tuple afterwards) and *@kwargs (a dict). */
+gboolean nn_hooks_fire_pre (NnModule *m, NnCall *call, NnValue **args,
+                            NnValue **kwargs, GError **error);
+gboolean nn_hooks_fire_forward (NnModule *m, NnCall *call,
+                                const NnValue *args, const NnValue *kwargs,
+                                NnValue **out, GError **error);
+gboolean nn_hooks_any (NnModule *m);
 void nn_hook_list_detach (NnHookList *list);
 gboolean nn_hooks_module_has_any (NnModule *m);
 /* Moves @from's hooks to @to (surgery's MOVE_HOOKS); @to must have none. */
@@ -75,10 +110,30 @@ gboolean nn_module_remove_child_at (NnModule *m, guint i);
 gboolean nn_module_insert_child (NnModule *m, guint pos, const char *name,
                                  NnModule *child, GError **error);
 void nn_module_set_child_at (NnModule *m, guint i, NnModule *child);
+/* Adds a descriptor-declared parameter or buffer (zeros); errors name the
+ * tensor and why it cannot be added. */
+gboolean nn_module_declare_tensor (NnModule *m, const char *name,
+                                   gboolean parameter, NnDType dtype,
+                                   const NnShape *shape, gboolean persistent,
+                                   GError **error);
 /* Runs every type's check() in the subtree. */
 gboolean nn_module_check_tree (NnModule *m, const char *path, GError **error);
 /* Prefixes "path: Name: ", or "Name: " for the root (path ""). */
 void nn_error_prefix (GError **error, const char *path, const char *name);
+
+/* descriptor.c */
+/* The version of the descriptor being loaded in this thread, 2 when none
+ * is: what nn_module_descriptor_version() reports during create(). */
+guint nn_descriptor_loading_version (void);
+
+/* dtype.c */
+float nn_half_to_float (guint16 h);
+guint16 nn_float_to_half (float f);
+guint16 nn_float_to_bf16 (float f);
+/* Converts @n elements, PyTorch's .to() rules; @src and @dst may be
+ * unaligned (native byte order). */
+void nn_dtype_convert (NnDType from, const void *src, NnDType to, void *dst,
+                       gsize n);
 
 /* json_write.c */
 /* Returns: (transfer full) pretty JSON text ending in a newline, floats in

@@ -23,7 +23,6 @@ nn_plugin_new (void *handle, const char *path, const char *canonical,
   p->license = g_strdup (desc->license ? desc->license : "");
   p->description = g_strdup (desc->description ? desc->description : "");
   p->types = g_ptr_array_new ();
-  p->padded = g_ptr_array_new_with_free_func (g_free);
   return p;
 }
 
@@ -45,7 +44,6 @@ nn_plugin_unref (NnPlugin *plugin)
     return;
 
   g_ptr_array_unref (plugin->types);
-  g_ptr_array_unref (plugin->padded);
   g_clear_error (&plugin->stage_error);
   if (plugin->handle)
     dlclose (plugin->handle);
@@ -136,27 +134,43 @@ nn_plugin_register_type (NnPlugin *plugin, const NnLayerType *type,
       return FALSE;
     }
 
-  for (guint i = 0; i < plugin->types->len; i++)
-    {
-      const NnLayerType *t = g_ptr_array_index (plugin->types, i);
-      if (strcmp (t->name, type->name) == 0)
-        {
+  /* Names and aliases share one namespace, across plugins and within. */
+  const char *mine[64];
+  guint n_mine = 0;
+  mine[n_mine++] = type->name;
+  for (guint k = 0; type->aliases && type->aliases[k] && n_mine < 64; k++)
+    mine[n_mine++] = type->aliases[k];
+  for (guint k = 0; k < n_mine && !e; k++)
+    for (guint i = 0; i < plugin->types->len && !e; i++)
+      {
+        const NnLayerType *t = g_ptr_array_index (plugin->types, i);
+        gboolean clash = strcmp (t->name, mine[k]) == 0;
+        for (guint j = 0; !clash && t->aliases && t->aliases[j]; j++)
+          clash = strcmp (t->aliases[j], mine[k]) == 0;
+        if (clash)
           nn_load_error (&e, plugin->path, NN_PLUGIN_ERROR_DUPLICATE_TYPE,
-                         "plugin '%s' registers layer type '%s' twice",
-                         plugin->name, type->name);
-          stage_fail (plugin, error, e);
-          return FALSE;
-        }
+                         "plugin '%s' registers layer type %s'%s' twice "
+                         "(types '%s' and '%s')", plugin->name,
+                         k ? "alias " : "", mine[k], t->name, type->name);
+      }
+  if (e)
+    {
+      stage_fail (plugin, error, e);
+      return FALSE;
     }
 
   reg = plugin->registry;
   g_mutex_lock (&reg->lock);
-  other = g_hash_table_lookup (reg->types, type->name);
-  if (other)
-    nn_load_error (&e, plugin->path, NN_PLUGIN_ERROR_DUPLICATE_TYPE,
-                   "plugin '%s' registers layer type '%s', which plugin "
-                   "'%s' (%s) already registered", plugin->name, type->name,
-                   other->plugin->name, other->plugin->path);
+  for (guint k = 0; k < n_mine && !e; k++)
+    {
+      other = nn_registry_find_locked (reg, mine[k]);
+      if (other)
+        nn_load_error (&e, plugin->path, NN_PLUGIN_ERROR_DUPLICATE_TYPE,
+                       "plugin '%s' registers layer type %s'%s', which "
+                       "plugin '%s' (%s) already registered", plugin->name,
+                       k ? "alias " : "", mine[k], other->plugin->name,
+                       other->plugin->path);
+    }
   g_mutex_unlock (&reg->lock);
   if (e)
     {
@@ -164,15 +178,6 @@ nn_plugin_register_type (NnPlugin *plugin, const NnLayerType *type,
       return FALSE;
     }
 
-  if (type->struct_size < sizeof (NnLayerType))
-    {
-      /* Slots appended after the plugin was built read as NULL: "absent". */
-      NnLayerType *full = g_new0 (NnLayerType, 1);
-      memcpy (full, type, type->struct_size);
-      full->struct_size = sizeof (NnLayerType);
-      g_ptr_array_add (plugin->padded, full);
-      type = full;
-    }
   g_ptr_array_add (plugin->types, (gpointer) type);
   return TRUE;
 }

@@ -374,20 +374,36 @@ run_init (NnRegistry *reg, NnPlugin *plugin, const NnPluginDesc *desc,
 /* Makes the staged types visible.  Loads are serialised, so nothing can
  * have taken a name since init checked it; checked again all the same
  * so the table can never hold two owners. */
+/* Every name a type answers to: its name, then its aliases. */
+static guint
+type_names (const NnLayerType *t, const char **out, guint max)
+{
+  guint n = 0;
+  out[n++] = t->name;
+  for (guint i = 0; t->aliases && t->aliases[i] && n < max; i++)
+    out[n++] = t->aliases[i];
+  return n;
+}
+
 static gboolean
 commit_plugin (NnRegistry *reg, NnPlugin *plugin, GError **error)
 {
+  const char *names[64];
   g_mutex_lock (&reg->lock);
   for (guint i = 0; i < plugin->types->len; i++)
     {
       const NnLayerType *t = g_ptr_array_index (plugin->types, i);
-      NnTypeEntry *other = g_hash_table_lookup (reg->types, t->name);
-      if (other)
+      guint n = type_names (t, names, G_N_ELEMENTS (names));
+      for (guint k = 0; k < n; k++)
         {
+          NnTypeEntry *other = nn_registry_find_locked (reg, names[k]);
+          if (!other)
+            continue;
           nn_load_error (error, plugin->path, NN_PLUGIN_ERROR_DUPLICATE_TYPE,
-                         "plugin '%s' registers layer type '%s', which "
+                         "plugin '%s' registers layer type %s'%s', which "
                          "plugin '%s' (%s) already registered", plugin->name,
-                         t->name, other->plugin->name, other->plugin->path);
+                         k ? "alias " : "", names[k], other->plugin->name,
+                         other->plugin->path);
           g_mutex_unlock (&reg->lock);
           return FALSE;
         }
@@ -399,6 +415,8 @@ commit_plugin (NnRegistry *reg, NnPlugin *plugin, GError **error)
       entry->type = t;
       entry->plugin = plugin;
       g_hash_table_insert (reg->types, (gpointer) t->name, entry);
+      for (guint k = 0; t->aliases && t->aliases[k]; k++)
+        g_hash_table_insert (reg->aliases, (gpointer) t->aliases[k], entry);
     }
   g_ptr_array_add (reg->plugins, plugin);
   forget_failure_locked (reg, plugin->path);

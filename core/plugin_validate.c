@@ -4,8 +4,12 @@
 
 #include <string.h>
 
-#define NN_LAYER_KNOWN_FLAGS \
-  (NN_LAYER_INDEXABLE | NN_LAYER_CONTAINER | NN_LAYER_KEYED)
+#define NN_LAYER_KNOWN_FLAGS                                           \
+  (NN_LAYER_INDEXABLE | NN_LAYER_CONTAINER | NN_LAYER_KEYED              \
+   | NN_LAYER_ROUTES_ONLY | NN_LAYER_DECLARED_TENSORS | NN_LAYER_OP)
+#define NN_ARG_KNOWN_FLAGS                                             \
+  (NN_ARG_OPTIONAL | NN_ARG_VARIADIC | NN_ARG_KW_ONLY | NN_ARG_CHECK_ITEMS \
+   | NN_ARG_VAR_KEYWORD)
 #define NN_KEY_KNOWN_FLAGS                                              \
   (NN_KEY_OPTIONAL | NN_KEY_NULLABLE | NN_KEY_EXPAND | NN_KEY_OR_ENUM | \
    NN_KEY_HAS_MIN | NN_KEY_HAS_MAX)
@@ -139,13 +143,93 @@ schema_key_problem (const NnSchemaKey *keys, guint i)
   return problem;
 }
 
+/* Returns: (transfer full) (nullable) what is wrong with the forward
+ * signature, NULL when it is sane. */
+static char *
+args_problem (const NnLayerType *t)
+{
+  if (t->n_args > 0 && !t->args)
+    return g_strdup_printf ("n_args is %u but args is NULL", t->n_args);
+  gboolean seen_variadic = FALSE, seen_kw_only = FALSE;
+  for (guint i = 0; i < t->n_args; i++)
+    {
+      const NnArgSpec *a = &t->args[i];
+      if (!a->name || !*a->name)
+        return g_strdup_printf ("argument #%u has no name", i);
+      for (guint j = 0; j < i; j++)
+        if (strcmp (t->args[j].name, a->name) == 0)
+          return g_strdup_printf ("argument '%s' is declared twice", a->name);
+      if (a->flags & ~NN_ARG_KNOWN_FLAGS)
+        return g_strdup_printf ("argument '%s' has unknown flags 0x%x",
+                                a->name, a->flags & ~NN_ARG_KNOWN_FLAGS);
+      if (a->kinds == 0 || (a->kinds & ~(guint) NN_ARG_ANY))
+        return g_strdup_printf ("argument '%s' has kinds 0x%x (expected a "
+                                "non-empty NnArgKinds mask)", a->name,
+                                a->kinds);
+      if (a->dtypes & ~(guint32) NN_DTYPES_ALL)
+        return g_strdup_printf ("argument '%s' has unknown dtype bits 0x%x",
+                                a->name, a->dtypes & ~(guint32) NN_DTYPES_ALL);
+      if (a->flags & NN_ARG_VAR_KEYWORD)
+        {
+          if (i + 1 != t->n_args || (a->flags & (NN_ARG_VARIADIC | NN_ARG_OPTIONAL)))
+            return g_strdup_printf ("argument '%s' is VAR_KEYWORD but not "
+                                    "the last parameter, or has other flags",
+                                    a->name);
+          continue;
+        }
+      gboolean kw = (a->flags & NN_ARG_KW_ONLY) != 0;
+      if (a->flags & NN_ARG_VARIADIC)
+        {
+          if (kw || seen_variadic || seen_kw_only)
+            return g_strdup_printf ("argument '%s' is VARIADIC but not the "
+                                    "last positional parameter", a->name);
+          if (a->flags & NN_ARG_OPTIONAL)
+            return g_strdup_printf ("argument '%s' is VARIADIC and OPTIONAL; "
+                                    "*args is always optional", a->name);
+          seen_variadic = TRUE;
+          continue;
+        }
+      if (seen_variadic && !kw)
+        return g_strdup_printf ("argument '%s' follows the VARIADIC one "
+                                "without being KW_ONLY", a->name);
+      seen_kw_only |= kw;
+      if (!kw && !(a->flags & NN_ARG_OPTIONAL))
+        for (guint j = 0; j < i; j++)
+          if ((t->args[j].flags & NN_ARG_OPTIONAL)
+              && !(t->args[j].flags & NN_ARG_KW_ONLY))
+            return g_strdup_printf ("required argument '%s' follows optional "
+                                    "argument '%s'", a->name,
+                                    t->args[j].name);
+      if (a->default_json)
+        {
+          GError *e = NULL;
+          JsonNode *n = json_from_string (a->default_json, &e);
+          if (!n)
+            {
+              char *p = g_strdup_printf ("argument '%s' has a default that "
+                                         "is not JSON: '%s'%s%s", a->name,
+                                         a->default_json, e ? ": " : "",
+                                         e ? e->message : "");
+              g_clear_error (&e);
+              return p;
+            }
+          json_node_unref (n);
+        }
+    }
+  return NULL;
+}
+
 char *
 nn_layer_type_problem (const NnLayerType *t)
 {
-  if (t->struct_size < NN_TYPE_MIN_SIZE)
-    return g_strdup_printf ("struct_size %" G_GSIZE_FORMAT " is smaller than "
-                            "the minimum %" G_GSIZE_FORMAT " (up to create)",
-                            t->struct_size, (gsize) NN_TYPE_MIN_SIZE);
+  /* Only released sizes: a vtable of another size was built against a
+   * header this core does not know, and reading it would be a guess. */
+  if (t->struct_size != NN_TYPE_SIZE_2_0)
+    return g_strdup_printf ("struct_size is %" G_GSIZE_FORMAT ", but this "
+                            "core (ABI %d.%d) accepts only %" G_GSIZE_FORMAT
+                            " (sizeof (NnLayerType) of ABI 2.0)",
+                            t->struct_size, NN_ABI_MAJOR, NN_ABI_MINOR,
+                            (gsize) NN_TYPE_SIZE_2_0);
   if (!t->name || !*t->name)
     return g_strdup ("it has no name");
   for (const char *c = t->name; *c; c++)
@@ -165,5 +249,19 @@ nn_layer_type_problem (const NnLayerType *t)
       if (p)
         return p;
     }
-  return NULL;
+  for (guint i = 0; t->aliases && t->aliases[i]; i++)
+    {
+      const char *a = t->aliases[i];
+      if (!*a || strcmp (a, t->name) == 0)
+        return g_strdup_printf ("alias #%u is empty or the type's own name",
+                                i);
+      for (const char *c = a; *c; c++)
+        if (!g_ascii_isgraph (*c))
+          return g_strdup_printf ("alias '%s' contains a space or a "
+                                  "non-printable character", a);
+      for (guint j = 0; j < i; j++)
+        if (strcmp (t->aliases[j], a) == 0)
+          return g_strdup_printf ("alias '%s' is listed twice", a);
+    }
+  return args_problem (t);
 }

@@ -9,9 +9,13 @@
 
 G_BEGIN_DECLS
 
-/* The smallest layer type: up to create, the last mandatory slot. */
+/* The smallest struct a type's name can be read from, for messages about
+ * a vtable of the wrong size. */
 #define NN_TYPE_MIN_SIZE \
-  (offsetof (NnLayerType, create) + sizeof (gpointer))
+  (offsetof (NnLayerType, name) + sizeof (gpointer))
+/* The NnLayerType sizes of released ABI 2 minors, the only ones accepted:
+ * 2.0 is this header's. */
+#define NN_TYPE_SIZE_2_0 sizeof (NnLayerType)
 
 struct _NnPlugin {
   gint ref_count;          /* atomic */
@@ -24,9 +28,6 @@ struct _NnPlugin {
   char *license;
   char *description;
   GPtrArray *types;        /* const NnLayerType *, registration order */
-  /* Zero-padded full-size copies of vtables built against an older, shorter
-   * NnLayerType, so the core never reads past a plugin's struct. */
-  GPtrArray *padded;
   /* Touched only by the loading thread while init runs: registrations are
    * staged in @types and committed only if the whole plugin is good. */
   gboolean in_init;
@@ -62,12 +63,15 @@ struct _NnRegistry {
   gboolean use_default_dir;
   GPtrArray *plugins;      /* NnPlugin *, load order; holds references */
   GHashTable *types;       /* type name -> NnTypeEntry * */
+  GHashTable *aliases;     /* alias -> NnTypeEntry * (owned by @types) */
   GPtrArray *failures;     /* NnFailureRec *, load order */
   GHashTable *seen;        /* canonical paths of files tried */
   GPtrArray *searched;     /* NnSearchedDir *, for unknown-type errors */
 };
 
 /* registry.c */
+/* The entry whose name or alias is @name, or NULL.  Call with @reg->lock. */
+NnTypeEntry *nn_registry_find_locked (NnRegistry *reg, const char *name);
 /* strcmp() for qsort() over an array of strings. */
 int nn_str_ptr_compare (gconstpointer a, gconstpointer b);
 

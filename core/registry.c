@@ -40,6 +40,7 @@ nn_registry_new (void)
   reg->use_default_dir = TRUE;
   reg->plugins = g_ptr_array_new ();
   reg->types = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
+  reg->aliases = g_hash_table_new (g_str_hash, g_str_equal);
   reg->failures = g_ptr_array_new_with_free_func (failure_rec_free);
   reg->seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   reg->searched = g_ptr_array_new_with_free_func (searched_dir_free);
@@ -64,6 +65,7 @@ nn_registry_unref (NnRegistry *reg)
   if (!reg || !g_atomic_int_dec_and_test (&reg->ref_count))
     return;
 
+  g_hash_table_unref (reg->aliases);
   g_hash_table_unref (reg->types);
   for (guint i = 0; i < reg->plugins->len; i++)
     {
@@ -195,6 +197,13 @@ unknown_type_message_locked (NnRegistry *reg, const char *name)
   return g_string_free (msg, FALSE);
 }
 
+NnTypeEntry *
+nn_registry_find_locked (NnRegistry *reg, const char *name)
+{
+  NnTypeEntry *e = g_hash_table_lookup (reg->types, name);
+  return e ? e : g_hash_table_lookup (reg->aliases, name);
+}
+
 /* @plugin_out: (out) (optional) (transfer none).  MT safe. */
 const NnLayerType *
 nn_registry_resolve_type (NnRegistry *reg, const char *name,
@@ -210,7 +219,7 @@ nn_registry_resolve_type (NnRegistry *reg, const char *name,
   if (plugin_out)
     *plugin_out = NULL;
   g_mutex_lock (&reg->lock);
-  entry = g_hash_table_lookup (reg->types, name);
+  entry = nn_registry_find_locked (reg, name);
   if (entry)
     {
       type = entry->type;

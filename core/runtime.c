@@ -1,6 +1,7 @@
 /* nnkit core: running modules.  Every module call goes through
- * run_module(), which fires hooks and prefixes errors with the module
- * path; composites reach their children only through nn_call_child(). */
+ * run_module(), which binds the arguments, fires hooks and prefixes errors
+ * with the module path; composites reach descendants only through
+ * nn_call_module(). */
 #include "nn-private.h"
 
 #include <cblas.h>
@@ -42,34 +43,21 @@ nn_get_num_threads (void)
 }
 
 /* Errors from a type's code carry no location: the innermost call adds
- * "path: Class: ", outer calls see the prefix and leave it alone. */
+ * "path: Class: ", outer calls see the flag and leave it alone. */
 static void
-locate_error (NnCall *call, NnModule *m, GError **error, gboolean *located)
+locate_error (NnCall *call, NnModule *m, GError **error)
 {
-  if (*located)
+  if (call->located)
     return;
   if (error && !*error)
     g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
                  "failed without a reason");
   nn_error_prefix (error, call->path->str, nn_module_get_class_name (m));
-  *located = TRUE;
+  call->located = TRUE;
 }
 
-typedef struct {
-  NnCall call;
-  gboolean located;
-  GArray *events; /* ShapeEvent, entry order, for the observer */
-} Run;
-
-typedef struct {
-  NnModule *module;
-  char *path;
-  guint depth;
-  NnShape in, out;
-} ShapeEvent;
-
 static gboolean
-no_forward (NnCall *call, NnModule *m, GError **error)
+no_forward (NnModule *m, GError **error)
 {
   if (m->type->forward)
     return FALSE;
@@ -80,128 +68,261 @@ no_forward (NnCall *call, NnModule *m, GError **error)
 }
 
 static NnTensor *
-run_module (Run *run, NnModule *m, NnTensor *input, GError **error)
+zero_filled (NnTensor *t, gpointer user_data, GError **error)
 {
-  NnCall *call = &run->call;
-  if (no_forward (call, m, error)) {
-    locate_error (call, m, error, &run->located);
+  if (!nn_tensor_is_meta (t))
+    return nn_tensor_ref (t);
+  NnTensor *z = nn_tensor_new (t->dtype, &t->shape);
+  if (!z) {
+    char *s = nn_shape_to_string (&t->shape);
+    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                 "cannot allocate a zero-filled %s tensor of shape %s to "
+                 "infer the result's shape", nn_dtype_name (t->dtype), s);
+    g_free (s);
+  }
+  return z;
+}
+
+static NnTensor *
+as_meta (NnTensor *t, gpointer user_data, GError **error)
+{
+  if (nn_tensor_is_meta (t))
+    return nn_tensor_ref (t);
+  return nn_tensor_new_meta (t->dtype, &t->shape);
+}
+
+static NnValue *
+value_as_meta (const NnValue *v)
+{
+  return v ? nn_value_map_tensors (v, as_meta, NULL, NULL) : NULL;
+}
+
+/* Binds and runs @m's forward (or, in inference, infer), enforcing the
+ * slot's contract: NULL exactly when an error is set. */
+static NnValue *
+invoke (NnCall *call, NnModule *m, const NnValue *args, const NnValue *kwargs,
+        GError **error)
+{
+  const NnLayerType *t = m->type;
+  NnValue *(*fn) (NnModule *, NnCall *, const NnArgs *, GError **) = t->forward;
+  gboolean zero = FALSE;
+  g_autoptr (NnValue) zargs = NULL;
+  g_autoptr (NnValue) zkwargs = NULL;
+
+  if (call->meta) {
+    if (t->infer)
+      fn = t->infer;
+    else if (!(t->flags & NN_LAYER_ROUTES_ONLY))
+      zero = TRUE;
+  }
+  if (zero) {
+    /* Correct for any forward, at the price of computing once. */
+    zargs = nn_value_map_tensors (args, zero_filled, NULL, error);
+    if (!zargs)
+      return NULL;
+    if (kwargs && !(zkwargs = nn_value_map_tensors (kwargs, zero_filled, NULL,
+                                                    error)))
+      return NULL;
+    args = zargs;
+    kwargs = zkwargs;
+  }
+
+  NnArgs *bound = nn_args_bind (t, args, kwargs, error);
+  if (!bound)
+    return NULL;
+  GError *local = NULL;
+  gboolean saved_meta = call->meta;
+  if (zero)
+    call->meta = FALSE;
+  NnValue *out = fn (m, call, bound, &local);
+  call->meta = saved_meta;
+  nn_args_free (bound);
+
+  const char *slot = fn == t->infer ? "infer" : "forward";
+  if (out && local) {
+    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                 "bug in layer type %s: its %s() set an error and returned "
+                 "a value (error: %s)", t->name, slot, local->message);
+    g_error_free (local);
+    nn_value_unref (out);
     return NULL;
   }
-  NnTensor *out = nn_hooks_run (m, call, input, error);
-  if (!out)
-    locate_error (call, m, error, &run->located);
+  if (!out && !local) {
+    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                 "bug in layer type %s: its %s() returned NULL without "
+                 "setting an error", t->name, slot);
+    return NULL;
+  }
+  if (local) {
+    g_propagate_error (error, local);
+    return NULL;
+  }
+  if (zero) {
+    NnValue *meta = value_as_meta (out);
+    nn_value_unref (out);
+    out = meta;
+  }
+  return out;
+}
+
+static void
+event_clear (gpointer p)
+{
+  NnCallEvent *ev = p;
+  g_free (ev->path);
+  g_clear_pointer (&ev->args, nn_value_unref);
+  g_clear_pointer (&ev->kwargs, nn_value_unref);
+  g_clear_pointer (&ev->out, nn_value_unref);
+}
+
+static NnValue *
+run_module (NnCall *call, NnModule *m, const NnValue *args,
+            const NnValue *kwargs, GError **error)
+{
+  if (no_forward (m, error)) {
+    locate_error (call, m, error);
+    return NULL;
+  }
+  guint slot = G_MAXUINT;
+  if (call->events) {
+    NnCallEvent ev = { m, g_strdup (call->path->str), call->depth,
+                       value_as_meta (args), value_as_meta (kwargs), NULL };
+    g_array_append_val (call->events, ev);
+    slot = call->events->len - 1;
+  }
+
+  NnValue *out = NULL;
+  if (call->meta || !nn_hooks_any (m)) {
+    out = invoke (call, m, args, kwargs, error);
+  } else {
+    NnValue *a = nn_value_ref ((NnValue *) args);
+    NnValue *k = kwargs ? nn_value_ref ((NnValue *) kwargs) : NULL;
+    if (nn_hooks_fire_pre (m, call, &a, &k, error)) {
+      out = invoke (call, m, a, k, error);
+      if (out && !nn_hooks_fire_forward (m, call, a, k, &out, error))
+        g_clear_pointer (&out, nn_value_unref);
+    }
+    nn_value_unref (a);
+    if (k)
+      nn_value_unref (k);
+  }
+  if (!out) {
+    locate_error (call, m, error);
+    return NULL;
+  }
+  if (slot != G_MAXUINT)
+    g_array_index (call->events, NnCallEvent, slot).out = value_as_meta (out);
   return out;
 }
 
 static gboolean
-run_shape (Run *run, NnModule *m, const NnShape *in, NnShape *out,
-           GError **error)
+check_call_values (const NnValue *args, const NnValue *kwargs, GError **error)
 {
-  NnCall *call = &run->call;
-  if (no_forward (call, m, error)) {
-    locate_error (call, m, error, &run->located);
+  if (args && nn_value_kind (args) != NN_VALUE_TUPLE) {
+    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_BAD_ARGUMENTS,
+                 "positional arguments must be a tuple, found %s",
+                 nn_value_kind_name (nn_value_kind (args)));
     return FALSE;
   }
-  guint slot = 0;
-  if (run->events) {
-    ShapeEvent ev = { m, g_strdup (call->path->str), call->depth, *in, { 0 } };
-    g_array_append_val (run->events, ev);
-    slot = run->events->len - 1;
+  if (kwargs && nn_value_kind (kwargs) != NN_VALUE_DICT) {
+    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_BAD_ARGUMENTS,
+                 "keyword arguments must be a dict, found %s",
+                 nn_value_kind_name (nn_value_kind (kwargs)));
+    return FALSE;
   }
-  if (m->type->infer_shape) {
-    if (!m->type->infer_shape (m, call, in, out, error)) {
-      locate_error (call, m, error, &run->located);
-      return FALSE;
-    }
-  } else {
-    *out = *in;
-  }
-  if (run->events)
-    g_array_index (run->events, ShapeEvent, slot).out = *out;
   return TRUE;
 }
 
-/* Enters child @name of @self: extends the path for the child's errors. */
-static NnModule *
-enter_child (NnCall *call, NnModule *self, const char *name, gsize *saved,
-             GError **error)
+NnValue *
+nn_call_module (NnCall *call, NnModule *self, const char *path,
+                const NnValue *args, const NnValue *kwargs, GError **error)
 {
-  NnModule *child = nn_module_get_child (self, name);
-  if (!child) {
-    g_autoptr (GPtrArray) kids = nn_module_named_children (self);
-    GString *names = g_string_new (NULL);
-    for (guint i = 0; i < kids->len; i++)
-      g_string_append_printf (names, "%s%s", i ? ", " : "",
-                              ((NnNamedItem *) kids->pdata[i])->name);
-    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_NOT_FOUND,
-                 "no child '%s' to call (children: %s)", name,
-                 names->len ? names->str : "none");
-    g_string_free (names, TRUE);
+  g_return_val_if_fail (call != NULL && self != NULL && path != NULL, NULL);
+  if (!check_call_values (args, kwargs, error))
+    return NULL;
+  if (path[0] == '\0' || path[0] == '#') {
+    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_BAD_REFERENCE,
+                 "cannot call '%s': expected the dotted path of a "
+                 "descendant", path);
     return NULL;
   }
-  *saved = call->path->len;
+  /* Looked up on every call, so a replacement is seen at once. */
+  g_autofree char *canon = NULL;
+  NnModule *target = nn_module_lookup_ref (self, path, &canon, error);
+  if (!target)
+    return NULL;
+  g_autoptr (NnValue) empty = args ? NULL : nn_value_new_tuple ();
+  gsize saved = call->path->len;
+  guint saved_depth = call->depth;
   if (call->path->len)
     g_string_append_c (call->path, '.');
-  g_string_append (call->path, name);
+  g_string_append (call->path, canon);
+  for (const char *p = canon; *p; p++)
+    if (*p == '.')
+      call->depth++;
   call->depth++;
-  return child;
-}
-
-static void
-leave_child (NnCall *call, gsize saved)
-{
+  NnValue *out = run_module (call, target, args ? args : empty, kwargs, error);
   g_string_truncate (call->path, saved);
-  call->depth--;
-}
-
-NnTensor *
-nn_call_child (NnCall *call, NnModule *self, const char *name,
-               NnTensor *input, GError **error)
-{
-  gsize saved;
-  NnModule *child = enter_child (call, self, name, &saved, error);
-  if (!child)
-    return NULL;
-  NnTensor *out = run_module ((Run *) call, child, input, error);
-  leave_child (call, saved);
+  call->depth = saved_depth;
   return out;
 }
 
-gboolean
-nn_call_child_shape (NnCall *call, NnModule *self, const char *name,
-                     const NnShape *in, NnShape *out, GError **error)
+NnTensor *
+nn_call_child (NnCall *call, NnModule *self, const char *path,
+               NnTensor *input, GError **error)
 {
-  gsize saved;
-  NnModule *child = enter_child (call, self, name, &saved, error);
-  if (!child)
-    return FALSE;
-  gboolean ok = run_shape ((Run *) call, child, in, out, error);
-  leave_child (call, saved);
-  return ok;
+  g_return_val_if_fail (input != NULL, NULL);
+  g_autoptr (NnValue) args = nn_value_new_tuple ();
+  nn_value_append (args, nn_value_new_tensor (input));
+  g_autoptr (NnValue) out = nn_call_module (call, self, path, args, NULL,
+                                            error);
+  if (!out)
+    return NULL;
+  NnTensor *t = nn_value_get_tensor (out);
+  if (!t) {
+    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                 "'%s' returned %s where a Tensor was expected", path,
+                 nn_value_kind_name (nn_value_kind (out)));
+    return NULL;
+  }
+  return nn_tensor_ref (t);
 }
 
-NnTensor *
-nn_call_functional (NnCall *call, NnModule *fn, NnTensor *input,
-                    GError **error)
+NnValue *
+nn_call_functional (NnCall *call, NnModule *fn, const NnValue *args,
+                    const NnValue *kwargs, GError **error)
 {
+  g_return_val_if_fail (call != NULL && fn != NULL, NULL);
+  if (!check_call_values (args, kwargs, error))
+    return NULL;
   if (!fn->type->forward) {
     g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_NO_FORWARD,
                  "functional %s has no forward()", fn->type->name);
     return NULL;
   }
-  /* Functional ops are not modules in PyTorch: no hooks, the caller's path. */
-  return fn->type->forward (fn, call, input, error);
+  g_autoptr (NnValue) empty = args ? NULL : nn_value_new_tuple ();
+  /* Functional ops are not modules in PyTorch: no hooks, the caller's
+   * path. */
+  return invoke (call, fn, args ? args : empty, kwargs, error);
+}
+
+NnTensor *
+nn_call_get_tensor (NnCall *call, NnModule *self, const char *name,
+                    GError **error)
+{
+  g_return_val_if_fail (call != NULL && self != NULL && name != NULL, NULL);
+  NnTensor *t = nn_module_lookup_tensor (self, name, error);
+  if (!t || !call->meta)
+    return t;
+  NnTensor *meta = nn_tensor_new_meta (t->dtype, &t->shape);
+  g_ptr_array_add (call->keep, meta);
+  return meta;
 }
 
 gboolean
-nn_call_functional_shape (NnCall *call, NnModule *fn, const NnShape *in,
-                          NnShape *out, GError **error)
+nn_call_is_meta (NnCall *call)
 {
-  if (!fn->type->infer_shape) {
-    *out = *in;
-    return TRUE;
-  }
-  return fn->type->infer_shape (fn, call, in, out, error);
+  return call->meta;
 }
 
 const char *
@@ -210,31 +331,121 @@ nn_call_get_path (NnCall *call)
   return call->path->str;
 }
 
-static void
-run_init (Run *run)
+static NnValue *
+run_root (NnModule *m, const NnValue *args, const NnValue *kwargs,
+          gboolean meta, GArray *events, GError **error)
 {
-  run->call.path = g_string_new (NULL);
-  run->call.depth = 0;
-  run->located = FALSE;
-  run->events = NULL;
+  g_return_val_if_fail (m != NULL, NULL);
+  if (!check_call_values (args, kwargs, error))
+    return NULL;
+  if (!meta)
+    nn_get_num_threads (); /* settles the thread count before BLAS runs */
+  NnCall call = { 0 };
+  call.path = g_string_new (NULL);
+  call.meta = meta;
+  call.events = events;
+  call.keep = g_ptr_array_new_with_free_func ((GDestroyNotify) nn_tensor_unref);
+  g_autoptr (NnValue) empty = args ? NULL : nn_value_new_tuple ();
+  NnValue *out = run_module (&call, m, args ? args : empty, kwargs, error);
+  g_ptr_array_unref (call.keep);
+  g_string_free (call.path, TRUE);
+  return out;
+}
+
+NnValue *
+nn_module_call (NnModule *m, const NnValue *args, const NnValue *kwargs,
+                GError **error)
+{
+  return run_root (m, args, kwargs, FALSE, NULL, error);
 }
 
 NnTensor *
 nn_module_forward (NnModule *m, NnTensor *input, GError **error)
 {
   g_return_val_if_fail (m != NULL && input != NULL, NULL);
-  nn_get_num_threads (); /* settles the thread count before BLAS runs */
-  Run run;
-  run_init (&run);
-  NnTensor *out = run_module (&run, m, input, error);
-  g_string_free (run.call.path, TRUE);
+  g_autoptr (NnValue) args = nn_value_new_tuple ();
+  nn_value_append (args, nn_value_new_tensor (input));
+  g_autoptr (NnValue) out = nn_module_call (m, args, NULL, error);
+  if (!out)
+    return NULL;
+  NnTensor *t = nn_value_get_tensor (out);
+  if (!t) {
+    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                 "%s: returned %s, not a Tensor; use nn_module_call() for "
+                 "results of other kinds", nn_module_get_class_name (m),
+                 nn_value_kind_name (nn_value_kind (out)));
+    return NULL;
+  }
+  return nn_tensor_ref (t);
+}
+
+NnValue *
+nn_module_infer_observed (NnModule *m, const NnValue *args,
+                          const NnValue *kwargs, NnCallObserver observer,
+                          gpointer user_data, GError **error)
+{
+  g_return_val_if_fail (m != NULL, NULL);
+  if (!check_call_values (args, kwargs, error))
+    return NULL;
+  g_autoptr (NnValue) margs = value_as_meta (args);
+  g_autoptr (NnValue) mkwargs = value_as_meta (kwargs);
+  GArray *events = NULL;
+  if (observer) {
+    events = g_array_new (FALSE, TRUE, sizeof (NnCallEvent));
+    g_array_set_clear_func (events, event_clear);
+  }
+  NnValue *out = run_root (m, margs, mkwargs, TRUE, events, error);
+  /* Reported in call-entry order, as torchinfo lists layers. */
+  if (out && observer)
+    for (guint i = 0; i < events->len; i++) {
+      NnCallEvent *ev = &g_array_index (events, NnCallEvent, i);
+      observer (ev->module, ev->path, ev->depth, ev->args, ev->kwargs,
+                ev->out, user_data);
+    }
+  if (events)
+    g_array_unref (events);
   return out;
 }
 
-static void
-event_clear (gpointer p)
+NnValue *
+nn_module_infer (NnModule *m, const NnValue *args, const NnValue *kwargs,
+                 GError **error)
 {
-  g_free (((ShapeEvent *) p)->path);
+  return nn_module_infer_observed (m, args, kwargs, NULL, NULL, error);
+}
+
+static void
+first_leaf (const char *name, NnTensor *t, gpointer user_data)
+{
+  NnShape *s = user_data;
+  if (s->ndim == G_MAXUINT)
+    *s = t->shape;
+}
+
+static NnShape
+first_shape (const NnValue *v)
+{
+  NnShape s = { G_MAXUINT };
+  if (v)
+    nn_value_foreach_tensor (v, "", first_leaf, &s);
+  if (s.ndim == G_MAXUINT)
+    s.ndim = 0;
+  return s;
+}
+
+typedef struct {
+  NnShapeObserver func;
+  gpointer user_data;
+} ShapeObs;
+
+static void
+shape_observer (NnModule *m, const char *path, guint depth,
+                const NnValue *args, const NnValue *kwargs,
+                const NnValue *out, gpointer user_data)
+{
+  ShapeObs *o = user_data;
+  NnShape in = first_shape (args), res = first_shape (out);
+  o->func (m, path, depth, &in, &res, o->user_data);
 }
 
 gboolean
@@ -243,23 +454,31 @@ nn_module_infer_shape_observed (NnModule *m, const NnShape *in, NnShape *out,
                                 GError **error)
 {
   g_return_val_if_fail (m != NULL && in != NULL && out != NULL, FALSE);
-  Run run;
-  run_init (&run);
-  if (observer) {
-    run.events = g_array_new (FALSE, TRUE, sizeof (ShapeEvent));
-    g_array_set_clear_func (run.events, event_clear);
+  NnTensor *x = nn_tensor_new_meta (NN_DTYPE_F32, in);
+  if (!x) {
+    char *s = nn_shape_to_string (in);
+    g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_INVALID,
+                 "input shape %s is not a valid tensor shape", s);
+    g_free (s);
+    return FALSE;
   }
-  gboolean ok = run_shape (&run, m, in, out, error);
-  /* Reported in call-entry order, as torchinfo lists layers. */
-  if (ok && observer)
-    for (guint i = 0; i < run.events->len; i++) {
-      ShapeEvent *ev = &g_array_index (run.events, ShapeEvent, i);
-      observer (ev->module, ev->path, ev->depth, &ev->in, &ev->out, user_data);
-    }
-  if (run.events)
-    g_array_unref (run.events);
-  g_string_free (run.call.path, TRUE);
-  return ok;
+  g_autoptr (NnValue) args = nn_value_new_tuple ();
+  nn_value_append (args, nn_value_take_tensor (x));
+  ShapeObs o = { observer, user_data };
+  g_autoptr (NnValue) res = nn_module_infer_observed (
+      m, args, NULL, observer ? shape_observer : NULL, &o, error);
+  if (!res)
+    return FALSE;
+  if (nn_value_count_tensors (res) == 0) {
+    char *s = nn_value_to_string (res);
+    g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
+                 "%s: returned %s, which holds no tensor",
+                 nn_module_get_class_name (m), s);
+    g_free (s);
+    return FALSE;
+  }
+  *out = first_shape (res);
+  return TRUE;
 }
 
 gboolean

@@ -13,29 +13,11 @@
 
 G_BEGIN_DECLS
 
-/* File dtypes this reader understands; the others (I32, U8, BOOL, ...) are
- * refused by name rather than guessed at. */
-typedef enum {
-  NN_ST_F32,
-  NN_ST_F16,
-  NN_ST_BF16,
-  NN_ST_F64,
-  NN_ST_I64,
-} NnStDType;
-
-typedef struct {
-  const char *name;
-  gsize size; /* bytes per element */
-} NnStDTypeInfo;
-
-/* dtype_convert.c: indexed by NnStDType. */
-extern const NnStDTypeInfo nn_st_dtypes[];
-
 #define NN_ST_METADATA_KEY "__metadata__"
 
 typedef struct {
   char *name;
-  NnStDType dtype;
+  NnDType dtype;    /* as stored; all nine dtypes are accepted */
   NnShape shape;
   guint64 begin; /* byte offsets into the data section */
   guint64 end;
@@ -52,14 +34,14 @@ struct _NnSafetensors {
 };
 
 /* dtype_convert.c */
-/* Finds the file dtype called @name ("F32", ...); FALSE if unsupported. */
-gboolean nn_st_dtype_lookup (const char *name, NnStDType *out);
-/* Converts @n elements of @dtype at @src (little-endian, maybe unaligned)
- * to float32. */
-void nn_st_convert_f32 (NnStDType dtype, const guint8 *src, float *dst,
-                        gsize n);
-/* Copies @n little-endian, maybe unaligned I64 elements at @src. */
-void nn_st_convert_i64 (const guint8 *src, gint64 *dst, gsize n);
+/* Finds the file dtype called @name ("F32", "BF16", ...: safetensors'
+ * spelling only); FALSE if unknown. */
+gboolean nn_st_dtype_lookup (const char *name, NnDType *out);
+/* Returns: (transfer full) @n elements of file dtype @from at @src
+ * (little-endian, maybe unaligned) as a new tensor of @shape converted to
+ * @to. */
+NnTensor *nn_st_load (NnDType from, const guint8 *src, const NnShape *shape,
+                      NnDType to);
 
 /* safetensors_header.c */
 /* Parses and checks the @len-byte JSON header @text of @st, whose data

@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-#define ST_DTYPES_ACCEPTED "F32, F16, BF16, F64 or I64"
+#define ST_DTYPES_ACCEPTED "F32, I64, F16, BF16, F64, I32, I8, U8 or BOOL"
 
 static const char *
 json_node_kind (JsonNode *n)
@@ -93,7 +93,7 @@ st_parse_shape (NnSafetensors *st, const char *name, JsonNode *node,
     return FALSE;
   }
   /* numel * element size must fit both gsize and gint64 (NnShape). */
-  guint64 nbytes = nn_st_dtypes[e->dtype].size;
+  guint64 nbytes = nn_dtype_size (e->dtype);
   gboolean overflow = FALSE;
   e->shape.ndim = ndim;
   for (guint i = 0; i < ndim; i++) {
@@ -115,7 +115,7 @@ st_parse_shape (NnSafetensors *st, const char *name, JsonNode *node,
     g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_SHAPE,
                  "%s: tensor '%s': shape %s of %s overflows: its byte size "
                  "does not fit in 63 bits", st->path, name, text,
-                 nn_st_dtypes[e->dtype].name);
+                 nn_dtype_name (e->dtype));
     return FALSE;
   }
   return TRUE;
@@ -150,7 +150,7 @@ st_parse_offsets (NnSafetensors *st, const char *name, JsonNode *node,
                  st->path, name, e->begin, e->end, st->data_len);
     return FALSE;
   }
-  guint64 want = (guint64) nn_shape_numel (&e->shape) * nn_st_dtypes[e->dtype].size;
+  guint64 want = (guint64) nn_shape_numel (&e->shape) * nn_dtype_size (e->dtype);
   if (e->end - e->begin != want) {
     g_autofree char *shape = nn_shape_to_string (&e->shape);
     g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_OFFSETS,
@@ -158,7 +158,7 @@ st_parse_offsets (NnSafetensors *st, const char *name, JsonNode *node,
                  G_GUINT64_FORMAT "] hold %" G_GUINT64_FORMAT " bytes, but "
                  "shape %s of %s needs %" G_GUINT64_FORMAT, st->path, name,
                  e->begin, e->end, e->end - e->begin, shape,
-                 nn_st_dtypes[e->dtype].name, want);
+                 nn_dtype_name (e->dtype), want);
     return FALSE;
   }
   return TRUE;

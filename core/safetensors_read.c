@@ -131,7 +131,7 @@ nn_safetensors_get_info (NnSafetensors *st, const char *name,
     return NULL;
   if (shape_out)
     *shape_out = e->shape;
-  return nn_st_dtypes[e->dtype].name;
+  return nn_dtype_name (e->dtype);
 }
 
 const char *
@@ -152,7 +152,7 @@ nn_safetensors_get (NnSafetensors *st, const char *name, NnDType dtype,
                     GError **error)
 {
   g_return_val_if_fail (st != NULL && name != NULL, NULL);
-  g_return_val_if_fail (dtype == NN_DTYPE_F32 || dtype == NN_DTYPE_I64, NULL);
+  g_return_val_if_fail ((guint) dtype < NN_DTYPE_COUNT_, NULL);
   NnStEntry *e = g_hash_table_lookup (st->by_name, name);
   if (e == NULL) {
     g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_NOT_FOUND,
@@ -163,27 +163,29 @@ nn_safetensors_get (NnSafetensors *st, const char *name, NnDType dtype,
   const guint8 *src = st->data + e->begin;
   gsize n = (gsize) nn_shape_numel (&e->shape);
 
-  if (dtype == NN_DTYPE_I64) {
-    if (e->dtype != NN_ST_I64) {
-      g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_DTYPE,
-                   "%s: tensor '%s' is %s, but an I64 tensor is expected "
-                   "(floating point values are not converted to integers)",
-                   st->path, name, nn_st_dtypes[e->dtype].name);
-      return NULL;
-    }
-    NnTensor *t = nn_tensor_new (NN_DTYPE_I64, &e->shape);
-    nn_st_convert_i64 (src, t->data, n);
-    return t;
+  /* Integers and bools are read from integer storage only: rounding
+   * floats into an index or a mask would hide a wrong file. */
+  if (!nn_dtype_is_float (dtype) && nn_dtype_is_float (e->dtype)) {
+    g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_DTYPE,
+                 "%s: tensor '%s' is %s, but %s %s tensor is expected "
+                 "(floating point values are not converted to integers)",
+                 st->path, name, nn_dtype_name (e->dtype),
+                 strchr ("FI", nn_dtype_name (dtype)[0]) ? "an" : "a",
+                 nn_dtype_name (dtype));
+    return NULL;
   }
 
   /* Zero-copy: the tensor borrows the mapping and keeps it alive. */
-  if (G_BYTE_ORDER == G_LITTLE_ENDIAN && e->dtype == NN_ST_F32 &&
-      ((guintptr) src % G_ALIGNOF (float)) == 0 && n > 0)
-    return nn_tensor_new_borrowed (NN_DTYPE_F32, &e->shape, (gpointer) src,
+  if (G_BYTE_ORDER == G_LITTLE_ENDIAN && e->dtype == dtype &&
+      ((guintptr) src % nn_dtype_size (dtype)) == 0 && n > 0)
+    return nn_tensor_new_borrowed (dtype, &e->shape, (gpointer) src,
                                    TRUE, st_release_map,
                                    g_mapped_file_ref (st->map));
 
-  NnTensor *t = nn_tensor_new (NN_DTYPE_F32, &e->shape);
-  nn_st_convert_f32 (e->dtype, src, t->data, n);
+  NnTensor *t = nn_st_load (e->dtype, src, &e->shape, dtype);
+  if (!t)
+    g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_SHAPE,
+                 "%s: tensor '%s': out of memory for %" G_GSIZE_FORMAT
+                 " elements", st->path, name, n);
   return t;
 }

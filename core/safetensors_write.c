@@ -44,6 +44,12 @@ st_check_inputs (const char *path, const char *const *names,
                    path, i, name ? name : "(null)");
       return FALSE;
     }
+    if (nn_tensor_is_meta (tensors[i])) {
+      g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_HEADER,
+                   "%s: tensor '%s' is a meta tensor (shape only, no data) "
+                   "and cannot be saved", path, name);
+      return FALSE;
+    }
     if (!g_hash_table_add (seen, (gpointer) name)) {
       g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_HEADER,
                    "%s: tensor name '%s' is given twice", path, name);

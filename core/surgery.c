@@ -22,18 +22,37 @@ nn_surgery_check_shapes (NnModule *root, const NnSurgeryOptions *opts,
     return FALSE;
   if (opts->flags & NN_SURGERY_NO_SHAPE_CHECK)
     return TRUE;
-  NnShape in, out;
-  if (opts->input_shape)
-    in = *opts->input_shape;
-  else if (!nn_module_get_input_shape (root, &in)) {
+  g_autoptr (NnValue) args = NULL;
+  if (opts->input_shape) {
+    NnTensor *x = nn_tensor_new_meta (NN_DTYPE_F32, opts->input_shape);
+    if (!x) {
+      g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_INVALID,
+                   "the input shape given for the check is not a valid shape");
+      return FALSE;
+    }
+    args = nn_value_new_tuple ();
+    nn_value_append (args, nn_value_take_tensor (x));
+  } else if (!(args = nn_module_input_spec_args (root))) {
     g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_NO_SHAPE,
                  "no input shape to check the change against: give one, or "
-                 "record \"input_shape\" in the model's descriptor");
+                 "record \"inputs\" (or \"input_shape\") in the model's "
+                 "descriptor");
     return FALSE;
   }
-  if (!nn_module_infer_shape (root, &in, &out, error)) {
-    g_autofree char *s = nn_shape_to_string (&in);
-    g_prefix_error (error, "shape check for input %s failed: ", s);
+  /* Every recorded input, several for a multi-input Graph. */
+  g_autoptr (NnValue) out = nn_module_infer (root, args, NULL, error);
+  if (!out) {
+    g_autofree char *s = nn_value_to_string (args);
+    /* One input reads as before: "input [1, 3, 8, 8]". */
+    NnShape in;
+    if (nn_value_n_items (args) == 1
+        && nn_value_get_tensor (nn_value_item (args, 0))->dtype == NN_DTYPE_F32) {
+      in = nn_value_get_tensor (nn_value_item (args, 0))->shape;
+      g_autofree char *shape = nn_shape_to_string (&in);
+      g_prefix_error (error, "shape check for input %s failed: ", shape);
+    } else {
+      g_prefix_error (error, "shape check for inputs %s failed: ", s);
+    }
     return FALSE;
   }
   return TRUE;

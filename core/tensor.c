@@ -7,12 +7,16 @@
 gint64
 nn_shape_numel (const NnShape *shape)
 {
-  gint64 n = 1;
-  /* Saturates instead of overflowing; nn_shape_check_size() says why. */
-  for (guint i = 0; i < shape->ndim; i++)
-    if (__builtin_mul_overflow (n, shape->dims[i], &n))
+  /* Saturates rather than wrapping: tensor creation refuses such shapes. */
+  guint64 n = 1;
+  for (guint i = 0; i < shape->ndim && i < NN_MAX_DIMS; i++) {
+    if (shape->dims[i] < 0)
+      return 0;
+    if (!g_uint64_checked_mul (&n, n, (guint64) shape->dims[i])
+        || n > (guint64) G_MAXINT64)
       return G_MAXINT64;
-  return n;
+  }
+  return (gint64) n;
 }
 
 gboolean
@@ -104,23 +108,11 @@ nn_shape_parse (const char *text, NnShape *out, GError **error)
   return TRUE;
 }
 
-gsize
-nn_dtype_size (NnDType dtype)
-{
-  return dtype == NN_DTYPE_I64 ? 8 : 4;
-}
-
-const char *
-nn_dtype_name (NnDType dtype)
-{
-  return dtype == NN_DTYPE_I64 ? "I64" : "F32";
-}
-
 static gboolean
 shape_nbytes (NnDType dtype, const NnShape *shape, gsize *out)
 {
   gsize n = nn_dtype_size (dtype);
-  if (shape->ndim > NN_MAX_DIMS)
+  if (n == 0 || shape->ndim > NN_MAX_DIMS)
     return FALSE;
   for (guint i = 0; i < shape->ndim; i++) {
     if (shape->dims[i] < 0 ||
@@ -174,8 +166,30 @@ nn_tensor_new_borrowed (NnDType dtype, const NnShape *shape, gpointer data,
 }
 
 NnTensor *
+nn_tensor_new_meta (NnDType dtype, const NnShape *shape)
+{
+  gsize nbytes;
+  if (!shape_nbytes (dtype, shape, &nbytes))
+    return NULL;
+  NnTensor *t = g_new0 (NnTensor, 1);
+  t->dtype = dtype;
+  t->shape = *shape;
+  t->ref_count = 1;
+  t->meta = TRUE;
+  return t;
+}
+
+gboolean
+nn_tensor_is_meta (const NnTensor *t)
+{
+  return t != NULL && t->meta;
+}
+
+NnTensor *
 nn_tensor_copy (const NnTensor *src)
 {
+  if (src->meta)
+    return nn_tensor_new_meta (src->dtype, &src->shape);
   NnTensor *t = nn_tensor_new (src->dtype, &src->shape);
   if (t)
     memcpy (t->data, src->data, nn_tensor_nbytes (src));
@@ -191,8 +205,11 @@ drop_parent (gpointer p)
 NnTensor *
 nn_tensor_reshape (NnTensor *src, const NnShape *shape)
 {
-  if (nn_shape_numel (shape) != nn_tensor_numel (src))
+  if (shape->ndim > NN_MAX_DIMS
+      || nn_shape_numel (shape) != nn_tensor_numel (src))
     return NULL;
+  if (src->meta)
+    return nn_tensor_new_meta (src->dtype, shape);
   return nn_tensor_new_borrowed (src->dtype, shape, src->data,
                                  src->read_only, drop_parent,
                                  nn_tensor_ref (src));
@@ -240,4 +257,10 @@ float *
 nn_tensor_f32 (const NnTensor *t)
 {
   return t->dtype == NN_DTYPE_F32 ? t->data : NULL;
+}
+
+gint64 *
+nn_tensor_i64 (const NnTensor *t)
+{
+  return t->dtype == NN_DTYPE_I64 ? t->data : NULL;
 }

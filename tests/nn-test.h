@@ -90,6 +90,54 @@ inline Module make_module (NnRegistry *reg, const char *type, const std::string 
   return m;
 }
 
+// The build tree's plugins plus tests/fixtures/fixture-values.so, whose
+// ABI 2 types (FixtureAdd, FixturePair, FixtureLinear, ...) stand in for
+// layer families and ops in core and container tests.
+inline Registry fixture_registry ()
+{
+  Registry reg = default_registry ();
+  const char *dir = g_getenv ("NN_TEST_FIXTURE_DIR");
+  std::string path = std::string (dir ? dir : "tests/fixtures") + "/fixture-values.so";
+  GError *e = nullptr;
+  EXPECT_TRUE (nn_registry_load_file (reg.get (), path.c_str (), &e)) << (e ? e->message : "");
+  if (e) g_error_free (e);
+  return reg;
+}
+
+// A module tree from descriptor JSON text (a module node or a whole
+// descriptor); failures fail the test.
+inline Module load_json (NnRegistry *reg, const std::string &json)
+{
+  GError *e = nullptr;
+  NnModule *m = nn_descriptor_load_module_data (reg, json.c_str (), -1, "test", &e);
+  EXPECT_TRUE (m) << (e ? e->message : "") << "\n" << json;
+  if (e) g_error_free (e);
+  return Module (m);
+}
+
+// An F32 tensor of @dims filled with @f (index) values.
+template <typename F>
+inline Tensor tensor_f32 (std::initializer_list<gint64> dims, F f)
+{
+  NnShape s = {};
+  for (gint64 d : dims) s.dims[s.ndim++] = d;
+  Tensor t (nn_tensor_new (NN_DTYPE_F32, &s));
+  for (gint64 i = 0; i < nn_tensor_numel (t.get ()); i++)
+    nn_tensor_f32 (t.get ())[i] = f (i);
+  return t;
+}
+
+struct ValueDeleter { void operator() (NnValue *v) const { nn_value_unref (v); } };
+using Value = std::unique_ptr<NnValue, ValueDeleter>;
+
+// A tuple value of the given items (transfer full of each).
+inline Value tuple (std::initializer_list<NnValue *> items)
+{
+  Value t (nn_value_new_tuple ());
+  for (NnValue *v : items) nn_value_append (t.get (), v);
+  return t;
+}
+
 }  // namespace nntest
 
 namespace nntest {

@@ -6,6 +6,7 @@
 static const NnLayerType *const example_types[] = {
   &nn_example_scaled_leaky_relu_type,
   &nn_example_residual_block_type,
+  &nn_example_gated_sum_type,
 };
 
 /* Registrations are staged by the core: if one fails, none is kept. */
@@ -19,5 +20,5 @@ example_init (NnPlugin *plugin, GError **error)
 }
 
 NN_PLUGIN_DEFINE ("example", "1.0.0", "MIT",
-                  "out-of-tree example: ScaledLeakyReLU and ResidualBlock",
+                  "out-of-tree example: ScaledLeakyReLU, ResidualBlock and GatedSum",
                   example_init)

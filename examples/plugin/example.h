@@ -7,5 +7,6 @@
 
 extern const NnLayerType nn_example_scaled_leaky_relu_type;
 extern const NnLayerType nn_example_residual_block_type;
+extern const NnLayerType nn_example_gated_sum_type;
 
 #endif

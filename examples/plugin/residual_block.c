@@ -70,41 +70,25 @@ branch_fits (const NnShape *in, const NnShape *branch, GError **error)
   return FALSE;
 }
 
-/* The children's shapes come from the core too: a child's own error is
- * already prefixed with its path ("0.act: ScaledLeakyReLU: ..."). */
-static gboolean
-residual_block_infer_shape (NnModule *self, NnCall *call, const NnShape *in,
-                            NnShape *out, GError **error)
-{
-  NnShape mid, branch;
-  if (!nn_call_child_shape (call, self, "conv", in, &mid, error) ||
-      !nn_call_child_shape (call, self, "act", &mid, &branch, error))
-    return FALSE;
-  if (!branch_fits (in, &branch, error))
-    return FALSE;
-  *out = *in;
-  return TRUE;
-}
+static const NnArgSpec residual_block_args[] = {
+  { "input", NN_ARG_TENSOR, NN_DTYPE_BIT (NN_DTYPE_F32), 0, NULL,
+    "float32, as conv expects it" },
+};
 
-/* @input is borrowed; every intermediate tensor returned by the core is
- * owned here and released before returning the new output. */
+/* act(conv(x)) through the core, by name: hooks fire, a replaced child is
+ * seen, and a child's own error is already prefixed with its path
+ * ("0.act: ScaledLeakyReLU: ...").  In shape inference the same calls
+ * infer, so this serves forward and infer alike.  Returns (transfer full). */
 static NnTensor *
-residual_block_forward (NnModule *self, NnCall *call, NnTensor *input,
-                        GError **error)
+residual_branch (NnModule *self, NnCall *call, NnTensor *input, GError **error)
 {
-  if (!nn_tensor_f32 (input)) {
-    g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
-                 "expected a float32 input, found %s",
-                 nn_dtype_name (input->dtype));
-    return NULL;
-  }
   g_autoptr (NnTensor) mid = nn_call_child (call, self, "conv", input, error);
   if (!mid)
     return NULL;
   g_autoptr (NnTensor) branch = nn_call_child (call, self, "act", mid, error);
   if (!branch)
     return NULL;
-  if (!nn_tensor_f32 (branch)) {
+  if (branch->dtype != NN_DTYPE_F32) {
     g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
                  "expected act to return float32, found %s",
                  nn_dtype_name (branch->dtype));
@@ -112,14 +96,44 @@ residual_block_forward (NnModule *self, NnCall *call, NnTensor *input,
   }
   if (!branch_fits (&input->shape, &branch->shape, error))
     return NULL;
+  return g_steal_pointer (&branch);
+}
+
+/* Shape inference: the children infer on meta tensors; nothing computes. */
+static NnValue *
+residual_block_infer (NnModule *self, NnCall *call, const NnArgs *args,
+                      GError **error)
+{
+  NnTensor *input = nn_args_tensor (args, 0);
+  g_autoptr (NnTensor) branch = residual_branch (self, call, input, error);
+  if (!branch)
+    return NULL;
+  return nn_value_take_tensor (nn_tensor_new_meta (NN_DTYPE_F32, &input->shape));
+}
+
+/* @args are borrowed; every intermediate tensor returned by the core is
+ * owned here and released before returning the new output. */
+static NnValue *
+residual_block_forward (NnModule *self, NnCall *call, const NnArgs *args,
+                        GError **error)
+{
+  NnTensor *input = nn_args_tensor (args, 0);
+  g_autoptr (NnTensor) branch = residual_branch (self, call, input, error);
+  if (!branch)
+    return NULL;
 
   const float alpha = (float) nn_module_config_float (self, "alpha");
   const float *x = nn_tensor_f32 (input), *b = nn_tensor_f32 (branch);
   NnTensor *out = nn_tensor_new (NN_DTYPE_F32, &input->shape);
+  if (!out) {
+    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                 "cannot allocate the output");
+    return NULL;
+  }
   float *y = nn_tensor_f32 (out);
   for (gint64 i = 0, n = nn_tensor_numel (input); i < n; i++)
     y[i] = x[i] + alpha * b[i];
-  return out;
+  return nn_value_take_tensor (out);
 }
 
 /* PyTorch prints only what differs from the default. */
@@ -140,8 +154,10 @@ const NnLayerType nn_example_residual_block_type = {
   .n_schema = G_N_ELEMENTS (residual_block_schema),
   .flags = 0,
   .create = residual_block_create,
+  .args = residual_block_args,
+  .n_args = G_N_ELEMENTS (residual_block_args),
   .check = residual_block_check,
-  .infer_shape = residual_block_infer_shape,
+  .infer = residual_block_infer,
   .forward = residual_block_forward,
   .extra_repr = residual_block_extra_repr,
 };

@@ -51,6 +51,8 @@ typedef enum {
   NN_MODULE_ERROR_NO_FORWARD,    /* module type has no forward (ModuleList) */
   NN_MODULE_ERROR_NOT_CONTAINER, /* edit needs Sequential/ModuleList/ModuleDict */
   NN_MODULE_ERROR_FAILED,        /* a layer's forward failed */
+  NN_MODULE_ERROR_BAD_ARGUMENTS, /* a call's arguments do not fit the
+                                  * signature (Python's TypeError) */
 } NnModuleError;
 
 /* NN_WEIGHTS_ERROR: safetensors files and state_dict loading. */

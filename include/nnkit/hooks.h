@@ -3,7 +3,9 @@
  * Order, as in PyTorch: global pre-hooks, the module's pre-hooks,
  * forward, global forward hooks, the module's forward hooks.  Hooks fire
  * on every call through the core (Sequential, Graph nodes, any composite
- * plugin), so a module called twice fires twice.  Hooks belong to the
+ * plugin), so a module called twice fires twice.  Shape inference
+ * (nn_module_infer) fires no hooks: they could read tensor data, which
+ * meta tensors do not have.  Hooks belong to the
  * module object: after a replacement they stay with the old module unless
  * NN_SURGERY_MOVE_HOOKS is given.
  *
@@ -20,20 +22,27 @@
 
 G_BEGIN_DECLS
 
-/* A pre-hook may replace the input: set *@input to a new tensor (transfer
- * full) after nn_tensor_unref()ing the old one.  Returning FALSE with
- * @error set aborts the forward. */
+/* A pre-hook sees the call's positional arguments *@args (a tuple) and may
+ * replace them: nn_value_unref() the old value and store a new one
+ * (transfer full); a value that is not a tuple is wrapped into a 1-tuple,
+ * as PyTorch does with a hook's non-tuple result.  *@kwargs (a dict) is
+ * given, and replaceable the same way, only to hooks registered with
+ * NN_HOOK_WITH_KWARGS; other hooks get NULL.  Returning FALSE with @error
+ * set aborts the call. */
 typedef gboolean (*NnPreHookFunc) (NnModule *m, const char *path,
-                                   NnTensor **input, gpointer user_data,
-                                   GError **error);
-/* A forward hook sees the input (transfer none) and may replace the
- * output the same way. */
+                                   NnValue **args, NnValue **kwargs,
+                                   gpointer user_data, GError **error);
+/* A forward hook sees the arguments (transfer none; @kwargs NULL unless
+ * NN_HOOK_WITH_KWARGS) and may replace *@output the same way. */
 typedef gboolean (*NnForwardHookFunc) (NnModule *m, const char *path,
-                                       NnTensor *input, NnTensor **output,
-                                       gpointer user_data, GError **error);
+                                       const NnValue *args,
+                                       const NnValue *kwargs,
+                                       NnValue **output, gpointer user_data,
+                                       GError **error);
 
 typedef enum {
   NN_HOOK_PREPEND = 1 << 0, /* run before the hooks already registered */
+  NN_HOOK_WITH_KWARGS = 1 << 1, /* the hook sees the keyword arguments */
 } NnHookFlags;
 
 typedef enum {
@@ -95,13 +104,16 @@ typedef struct _NnCapture NnCapture;
  * Returns: (transfer full) (nullable). */
 NN_API NnCapture *nn_capture_new (NnModule *root, const char *const *refs,
                                   guint n_refs, GError **error);
-/* Runs @root once and keeps each selected module's output, under its path
- * (the last output if it runs several times).  Returns: (transfer full)
- * the root's output. */
-NN_API NnTensor *nn_capture_run (NnCapture *cap, NnTensor *input,
-                                 GError **error);
-/* Returns: (transfer none) (element-type NnNamedItem) captured outputs in
- * selection order; valid until the next run or free. */
+/* Runs @root once with @args (a tuple) and @kwargs (nullable dict), both
+ * (transfer none), and keeps each selected module's output (the last one
+ * if it runs several times).  Returns: (transfer full) the root's
+ * result. */
+NN_API NnValue *nn_capture_run (NnCapture *cap, const NnValue *args,
+                                const NnValue *kwargs, GError **error);
+/* Returns: (transfer none) (element-type NnNamedItem) the captured tensors
+ * in selection order, each output's tensor leaves named by
+ * nn_value_foreach_tensor() with the module path as prefix ("lstm",
+ * "lstm.0", "lstm.1.0"); valid until the next run or free. */
 NN_API GPtrArray *nn_capture_get_outputs (NnCapture *cap);
 /* Saves the captured outputs to a safetensors file, atomically. */
 NN_API gboolean nn_capture_save (NnCapture *cap, const char *path,

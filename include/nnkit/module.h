@@ -18,6 +18,7 @@
 #include <nnkit/export.h>
 #include <nnkit/error.h>
 #include <nnkit/tensor.h>
+#include <nnkit/value.h>
 #include <nnkit/registry.h>
 
 G_BEGIN_DECLS
@@ -148,10 +149,22 @@ NN_API char *nn_module_to_string_depth (NnModule *m, int max_depth);
 
 /* --- model-level attributes -------------------------------------------- */
 
-/* The input shape recorded with the model (descriptor "input_shape"),
- * used by surgery's shape check.  Returns FALSE if none is recorded. */
+/* The inputs recorded with the model (descriptor "inputs", or the older
+ * "input_shape"), used by surgery's shape check and nnctl summary: a dict
+ * value, input name -> meta tensor (shape and dtype), in the forward's
+ * order.  Returns: (transfer none) (nullable) NULL if none is recorded. */
+NN_API NnValue *nn_module_get_input_spec (NnModule *m);
+/* Records @spec (transfer none, nullable: forgets): a non-empty dict of
+ * input names to tensors, of which only shapes and dtypes are kept. */
+NN_API gboolean nn_module_set_input_spec (NnModule *m, const NnValue *spec,
+                                          GError **error);
+/* Returns: (transfer full) (nullable) the recorded inputs as a tuple of
+ * meta tensors: the positional arguments for nn_module_infer(). */
+NN_API NnValue *nn_module_input_spec_args (NnModule *m);
+/* The one-F32-input view of the spec: FALSE unless exactly one F32 input
+ * is recorded. */
 NN_API gboolean nn_module_get_input_shape (NnModule *m, NnShape *out);
-/* (nullable) @shape: NULL forgets the recorded shape. */
+/* Records one F32 input named "input" of @shape; NULL forgets the spec. */
 NN_API void nn_module_set_input_shape (NnModule *m, const NnShape *shape);
 
 /* Fills every tensor of the subtree as PyTorch's reset_parameters() would,

@@ -6,6 +6,7 @@
 #include <nnkit/export.h>
 #include <nnkit/error.h>
 #include <nnkit/tensor.h>
+#include <nnkit/value.h>
 #include <nnkit/schema.h>
 #include <nnkit/registry.h>
 #include <nnkit/module.h>

@@ -113,6 +113,9 @@ typedef enum {
   NN_ARG_KW_ONLY = 1 << 2,
   /* Tensor leaves inside a tuple/list argument are dtype-checked too. */
   NN_ARG_CHECK_ITEMS = 1 << 3,
+  /* Python's **kwargs: collects the keyword arguments no other parameter
+   * takes into a dict.  Only the last parameter. */
+  NN_ARG_VAR_KEYWORD = 1 << 4,
 } NnArgFlags;
 
 /* One parameter of a forward signature, in Python's order. */
@@ -144,6 +147,18 @@ NN_API gboolean nn_args_bool (const NnArgs *args, guint i);
  * Errors name the argument. */
 NN_API gint64 *nn_args_ints (const NnArgs *args, guint i, guint n,
                              guint *n_out, GError **error);
+
+/* Binds @args (a tuple) and @kwargs (nullable dict), both (transfer none),
+ * to a signature built at run time (a Graph's inputs) with the core's
+ * rules and messages.  @defaults (nullable) holds per parameter a value
+ * (transfer none) used instead of default_json where non-NULL.  Errors
+ * are NN_MODULE_ERROR_BAD_ARGUMENTS.  Returns: (transfer full) (nullable)
+ * free with nn_args_free(). */
+NN_API NnArgs *nn_args_bind_signature (const NnArgSpec *specs, guint n,
+                                       NnValue *const *defaults,
+                                       const NnValue *args,
+                                       const NnValue *kwargs, GError **error);
+NN_API void nn_args_free (NnArgs *args);
 
 /* Opaque engine objects of the reserved slots (see NnLayerType). */
 typedef struct _NnCpuInfo NnCpuInfo;
@@ -295,6 +310,15 @@ NN_API NnTensor *nn_module_add_buffer (NnModule *self, const char *name,
  * reset_parameters().  An absent @name (bias=False) is left alone. */
 NN_API void nn_module_init_uniform (NnModule *self, const char *name,
                                     double bound, GRand *rng);
+/* During create(): the format version of the descriptor @self is being
+ * loaded from (1 or 2), so a type can upgrade an older config; 2 when the
+ * module is not loaded from a descriptor. */
+NN_API guint nn_module_descriptor_version (NnModule *self);
+/* For create() upgrading an older config: replaces @self's config with
+ * @config (transfer none: a reference is taken; do not change it
+ * afterwards), which is what a save writes back.  The core does not
+ * validate it again. */
+NN_API void nn_module_replace_config (NnModule *self, JsonObject *config);
 /* Private per-instance data of the type (transfer full to the module; the
  * type's destroy frees it). */
 NN_API void nn_module_set_private (NnModule *self, gpointer priv);

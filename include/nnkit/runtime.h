@@ -1,8 +1,15 @@
 /* nnkit: running a module tree.
  *
- * nn_module_forward() is the only way a module runs: it fires the hooks
- * and is what composites reach through nn_call_child().  A tree may run in
- * several threads at once as long as nothing mutates it meanwhile.
+ * nn_module_call() is the only way a module runs: it binds the arguments
+ * to the type's signature, fires the hooks, and is what composites reach
+ * through nn_call_module().  A tree may run in several threads at once as
+ * long as nothing mutates it meanwhile.
+ *
+ * Shape inference runs the same calls on meta tensors (shape and dtype,
+ * no data): a type's infer() if it has one, its forward() as is when it
+ * only routes values (NN_LAYER_ROUTES_ONLY), else its forward() on
+ * zero-filled copies of the inputs, whose result is turned back into meta
+ * tensors.  Inference fires no hooks.
  */
 #ifndef NNKIT_RUNTIME_H
 #define NNKIT_RUNTIME_H
@@ -10,27 +17,53 @@
 #include <glib.h>
 #include <nnkit/export.h>
 #include <nnkit/tensor.h>
+#include <nnkit/value.h>
 #include <nnkit/module.h>
 
 G_BEGIN_DECLS
 
-/* Runs @m on @input (transfer none).  Errors name the module path where
- * the failure happened.  Returns: (transfer full) (nullable). */
+/* Runs @m with positional @args (a tuple; NULL is the empty tuple) and
+ * keyword @kwargs (a dict, nullable), both (transfer none).  Errors name
+ * the module path where the failure happened.
+ * Returns: (transfer full) (nullable) the result. */
+NN_API NnValue *nn_module_call (NnModule *m, const NnValue *args,
+                                const NnValue *kwargs, GError **error);
+
+/* The one-tensor convenience: runs @m on @input (transfer none) and
+ * returns (transfer full) (nullable) its result, which must be a tensor
+ * (else an error naming the module and what it returned). */
 NN_API NnTensor *nn_module_forward (NnModule *m, NnTensor *input,
                                     GError **error);
 
-/* Called by nn_module_infer_shape_observed() once inference succeeded,
- * for each module call in call-entry order (pre-order, as torchinfo lists
- * layers): @path is the module's dotted path, @depth its depth, @in and
- * @out its shapes.  Modules called twice are reported twice. */
+/* Shape inference: like nn_module_call with meta tensors (real tensors in
+ * @args are read as meta tensors of their shape).  Returns: (transfer
+ * full) (nullable) a result whose tensors are meta tensors. */
+NN_API NnValue *nn_module_infer (NnModule *m, const NnValue *args,
+                                 const NnValue *kwargs, GError **error);
+
+/* Called by nn_module_infer_observed() once inference succeeded, for each
+ * module call in call-entry order (pre-order, as torchinfo lists layers):
+ * @path is the module's dotted path, @depth its depth, @args and @kwargs
+ * (nullable) its arguments and @out its result, all (transfer none), with
+ * meta tensors.  Modules called twice are reported twice. */
+typedef void (*NnCallObserver) (NnModule *m, const char *path, guint depth,
+                                const NnValue *args, const NnValue *kwargs,
+                                const NnValue *out, gpointer user_data);
+NN_API NnValue *nn_module_infer_observed (NnModule *m, const NnValue *args,
+                                          const NnValue *kwargs,
+                                          NnCallObserver observer,
+                                          gpointer user_data, GError **error);
+
+/* The one-F32-input convenience: @out is the shape of the result's first
+ * tensor leaf for an F32 input of shape @in. */
+NN_API gboolean nn_module_infer_shape (NnModule *m, const NnShape *in,
+                                       NnShape *out, GError **error);
+
+/* As NnCallObserver, reduced to the first tensor leaf of the arguments
+ * and of the result (a zero-dimensional shape where there is none). */
 typedef void (*NnShapeObserver) (NnModule *m, const char *path, guint depth,
                                  const NnShape *in, const NnShape *out,
                                  gpointer user_data);
-
-/* Output shape of @m for input @in, without computing anything.  Errors
- * (NN_SHAPE_ERROR_MISMATCH) name the module path and both shapes. */
-NN_API gboolean nn_module_infer_shape (NnModule *m, const NnShape *in,
-                                       NnShape *out, GError **error);
 NN_API gboolean nn_module_infer_shape_observed (NnModule *m,
                                                 const NnShape *in,
                                                 NnShape *out,

@@ -15,19 +15,40 @@ static const NnLayerType *const activation_types[] = {
   &nn_softmax_type,
 };
 
+const NnArgSpec nn_act_input_args[1] = { NN_ACT_INPUT_ARG };
+const NnArgSpec nn_act_inplace_args[2] = { NN_ACT_INPUT_ARG, NN_ACT_INPLACE_ARG };
+
 NnTensor *
-nn_act_map (NnModule *self, NnTensor *input, NnActKernel kernel,
-            gconstpointer params, GError **error)
+nn_act_alloc (const NnShape *shape, GError **error)
 {
-  const float *x = nn_tensor_f32 (input);
-  if (!x) {
-    g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
-                 "expected a float32 input, found %s", nn_dtype_name (input->dtype));
-    return NULL;
+  NnTensor *out = nn_tensor_new (NN_DTYPE_F32, shape);
+  if (!out) {
+    g_autofree char *s = nn_shape_to_string (shape);
+    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                 "cannot allocate the float32 output %s", s);
   }
-  NnTensor *out = nn_tensor_new (NN_DTYPE_F32, &input->shape);
-  kernel (x, nn_tensor_f32 (out), nn_tensor_numel (input), params);
   return out;
+}
+
+NnValue *
+nn_act_map (const NnArgs *args, NnActKernel kernel, gconstpointer params,
+            GError **error)
+{
+  NnTensor *input = nn_args_tensor (args, 0);
+  NnTensor *out = nn_act_alloc (&input->shape, error);
+  if (!out)
+    return NULL;
+  kernel (nn_tensor_f32 (input), nn_tensor_f32 (out), nn_tensor_numel (input),
+          params);
+  return nn_value_take_tensor (out);
+}
+
+NnValue *
+nn_act_infer_same (NnModule *self, NnCall *call, const NnArgs *args,
+                   GError **error)
+{
+  NnTensor *input = nn_args_tensor (args, 0);
+  return nn_value_take_tensor (nn_tensor_new_meta (input->dtype, &input->shape));
 }
 
 char *

@@ -22,15 +22,38 @@ extern const NnLayerType nn_softmax_type;
   { "inplace", NN_KIND_BOOL, 0, NN_KEY_OPTIONAL, "false", 0, 0, NULL,    \
     "in PyTorch, overwrite the input (repr only: nnkit returns a new tensor)" }
 
+/* Forward signatures (ABI 2).  A functional spelling passes PyTorch's
+ * extra arguments in the call (F.hardtanh(x, -2.0, 2.0)); None, the
+ * default, means the module's config value, so one type serves both the
+ * module and its functions.  nn_act_input_args: (input); nn_act_inplace_args:
+ * (input, inplace=None), as F.relu(input, inplace=False). */
+#define NN_ACT_INPUT_ARG                                                 \
+  { "input", NN_ARG_TENSOR, NN_DTYPE_BIT (NN_DTYPE_F32), 0, NULL,          \
+    "the tensor to transform, any shape" }
+#define NN_ACT_INPLACE_ARG                                               \
+  { "inplace", NN_ARG_BOOL | NN_ARG_NONE, 0, NN_ARG_OPTIONAL, "null",      \
+    "ignored: nnkit returns a new tensor (None: the config's)" }
+extern const NnArgSpec nn_act_input_args[1];
+extern const NnArgSpec nn_act_inplace_args[2];
+
 /* y[i] = f(x[i]) for @n elements; @params is the type's constants. */
 typedef void (*NnActKernel) (const float *restrict x, float *restrict y,
                              gint64 n, gconstpointer params);
 
-/* Applies @kernel to a float32 input of any shape.  Returns (transfer
- * full) a new tensor of the input's shape, or NULL with an error naming
- * the module type when the input is not float32. */
-NnTensor *nn_act_map (NnModule *self, NnTensor *input, NnActKernel kernel,
-                      gconstpointer params, GError **error);
+/* Applies @kernel to argument 0 (a float32 tensor of any shape, checked
+ * by the core's binding).  Returns (transfer full) a tensor value of the
+ * input's shape, or NULL when memory for it is exhausted. */
+NnValue *nn_act_map (const NnArgs *args, NnActKernel kernel,
+                     gconstpointer params, GError **error);
+
+/* (transfer full) a new F32 tensor of @shape, or NULL with an error saying
+ * how many bytes could not be allocated. */
+NnTensor *nn_act_alloc (const NnShape *shape, GError **error);
+
+/* infer() of the elementwise types: a meta tensor shaped as argument 0. */
+NnValue *nn_act_infer_same (NnModule *self, NnCall *call, const NnArgs *args,
+                            GError **error);
+
 
 /* PyTorch's extra_repr for types whose only argument is inplace:
  * "inplace=True", or NULL (nothing) when false. */

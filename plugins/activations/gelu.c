@@ -30,12 +30,48 @@ gelu_tanh_kernel (const float *restrict x, float *restrict y, gint64 n,
   }
 }
 
-static NnTensor *
-gelu_forward (NnModule *self, NnCall *call, NnTensor *input, GError **error)
+/* F.gelu(input, approximate='none'): None takes the config's. */
+static const NnArgSpec gelu_args[] = {
+  NN_ACT_INPUT_ARG,
+  { "approximate", NN_ARG_STRING | NN_ARG_NONE, 0, NN_ARG_OPTIONAL, "null",
+    "'none' or 'tanh' (None: the config's)" },
+};
+
+static const char *const gelu_aliases[] = {
+  "gelu", "torch.nn.functional.gelu", NULL
+};
+
+/* The kernel of one call, or NULL with an error for an unknown form. */
+static NnActKernel
+gelu_kernel (NnModule *self, const NnArgs *args, GError **error)
 {
-  gboolean tanh_form = g_str_equal (nn_module_config_string (self, "approximate"), "tanh");
-  return nn_act_map (self, input, tanh_form ? gelu_tanh_kernel : gelu_erf_kernel,
-                     NULL, error);
+  NnValue *a = nn_args_get (args, 1);
+  const char *form = nn_value_is_none (a)
+                       ? nn_module_config_string (self, "approximate")
+                       : nn_value_get_string (a);
+  if (g_str_equal (form, "tanh"))
+    return gelu_tanh_kernel;
+  if (g_str_equal (form, "none"))
+    return gelu_erf_kernel;
+  g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+               "argument 'approximate' must be 'none' or 'tanh', found '%s'",
+               form);
+  return NULL;
+}
+
+static NnValue *
+gelu_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  NnActKernel kernel = gelu_kernel (self, args, error);
+  return kernel ? nn_act_map (args, kernel, NULL, error) : NULL;
+}
+
+static NnValue *
+gelu_infer (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  if (!gelu_kernel (self, args, error))
+    return NULL;
+  return nn_act_infer_same (self, call, args, error);
 }
 
 static char *
@@ -51,7 +87,11 @@ const NnLayerType nn_gelu_type = {
   .doc = "Gaussian error linear unit x * Phi(x)",
   .schema = gelu_schema,
   .n_schema = G_N_ELEMENTS (gelu_schema),
+  .args = gelu_args,
+  .n_args = G_N_ELEMENTS (gelu_args),
+  .aliases = gelu_aliases,
   .create = nn_act_create_nothing,
   .forward = gelu_forward,
+  .infer = gelu_infer,
   .extra_repr = gelu_extra_repr,
 };

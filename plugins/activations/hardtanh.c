@@ -12,6 +12,24 @@ static const NnSchemaKey hardtanh_schema[] = {
 
 static const NnSchemaKey relu6_schema[] = { NN_ACT_INPLACE_KEY };
 
+/* F.hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False): None takes
+ * the config's bound. */
+static const NnArgSpec hardtanh_args[] = {
+  NN_ACT_INPUT_ARG,
+  { "min_val", NN_ARG_FLOAT | NN_ARG_NONE, 0, NN_ARG_OPTIONAL, "null",
+    "lower bound (None: the config's min_val)" },
+  { "max_val", NN_ARG_FLOAT | NN_ARG_NONE, 0, NN_ARG_OPTIONAL, "null",
+    "upper bound (None: the config's max_val)" },
+  NN_ACT_INPLACE_ARG,
+};
+
+static const char *const hardtanh_aliases[] = {
+  "hardtanh", "torch.nn.functional.hardtanh", NULL
+};
+static const char *const relu6_aliases[] = {
+  "relu6", "torch.nn.functional.relu6", NULL
+};
+
 typedef struct {
   float lo, hi;
 } Clamp;
@@ -30,10 +48,8 @@ clamp_kernel (const float *restrict x, float *restrict y, gint64 n,
 }
 
 static gboolean
-hardtanh_create (NnModule *self, GError **error)
+check_bounds (double lo, double hi, GError **error)
 {
-  double lo = nn_module_config_float (self, "min_val");
-  double hi = nn_module_config_float (self, "max_val");
   if (!(hi > lo)) {
     g_autofree char *l = nn_format_py_float (lo);
     g_autofree char *h = nn_format_py_float (hi);
@@ -45,12 +61,47 @@ hardtanh_create (NnModule *self, GError **error)
   return TRUE;
 }
 
-static NnTensor *
-hardtanh_forward (NnModule *self, NnCall *call, NnTensor *input, GError **error)
+static gboolean
+hardtanh_create (NnModule *self, GError **error)
 {
-  Clamp c = { (float) nn_module_config_float (self, "min_val"),
-              (float) nn_module_config_float (self, "max_val") };
-  return nn_act_map (self, input, clamp_kernel, &c, error);
+  return check_bounds (nn_module_config_float (self, "min_val"),
+                       nn_module_config_float (self, "max_val"), error);
+}
+
+/* The bounds of one call: the call's arguments over the config's. */
+static gboolean
+hardtanh_bounds (NnModule *self, const NnArgs *args, Clamp *c, GError **error)
+{
+  NnValue *lo = nn_args_get (args, 1), *hi = nn_args_get (args, 2);
+  double l = nn_value_is_none (lo) ? nn_module_config_float (self, "min_val")
+                                   : nn_value_get_float (lo);
+  double h = nn_value_is_none (hi) ? nn_module_config_float (self, "max_val")
+                                   : nn_value_get_float (hi);
+  if (!check_bounds (l, h, error))
+    return FALSE;
+  c->lo = (float) l;
+  c->hi = (float) h;
+  return TRUE;
+}
+
+static NnValue *
+hardtanh_forward (NnModule *self, NnCall *call, const NnArgs *args,
+                  GError **error)
+{
+  Clamp c;
+  if (!hardtanh_bounds (self, args, &c, error))
+    return NULL;
+  return nn_act_map (args, clamp_kernel, &c, error);
+}
+
+static NnValue *
+hardtanh_infer (NnModule *self, NnCall *call, const NnArgs *args,
+                GError **error)
+{
+  Clamp c;
+  if (!hardtanh_bounds (self, args, &c, error))
+    return NULL;
+  return nn_act_infer_same (self, call, args, error);
 }
 
 static char *
@@ -62,11 +113,11 @@ hardtanh_extra_repr (NnModule *self)
                           nn_module_config_bool (self, "inplace") ? ", inplace=True" : "");
 }
 
-static NnTensor *
-relu6_forward (NnModule *self, NnCall *call, NnTensor *input, GError **error)
+static NnValue *
+relu6_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
 {
   static const Clamp c = { 0.0f, 6.0f };
-  return nn_act_map (self, input, clamp_kernel, &c, error);
+  return nn_act_map (args, clamp_kernel, &c, error);
 }
 
 const NnLayerType nn_hardtanh_type = {
@@ -75,8 +126,12 @@ const NnLayerType nn_hardtanh_type = {
   .doc = "clamp(x, min_val, max_val)",
   .schema = hardtanh_schema,
   .n_schema = G_N_ELEMENTS (hardtanh_schema),
+  .args = hardtanh_args,
+  .n_args = G_N_ELEMENTS (hardtanh_args),
+  .aliases = hardtanh_aliases,
   .create = hardtanh_create,
   .forward = hardtanh_forward,
+  .infer = hardtanh_infer,
   .extra_repr = hardtanh_extra_repr,
 };
 
@@ -86,7 +141,11 @@ const NnLayerType nn_relu6_type = {
   .doc = "min(max(x, 0), 6)",
   .schema = relu6_schema,
   .n_schema = G_N_ELEMENTS (relu6_schema),
+  .args = nn_act_inplace_args,
+  .n_args = G_N_ELEMENTS (nn_act_inplace_args),
+  .aliases = relu6_aliases,
   .create = nn_act_create_nothing,
   .forward = relu6_forward,
+  .infer = nn_act_infer_same,
   .extra_repr = nn_act_inplace_repr,
 };

@@ -11,11 +11,15 @@ relu_kernel (const float *restrict x, float *restrict y, gint64 n,
     y[i] = x[i] < 0.0f ? 0.0f : x[i];
 }
 
-static NnTensor *
-relu_forward (NnModule *self, NnCall *call, NnTensor *input, GError **error)
+static NnValue *
+relu_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
 {
-  return nn_act_map (self, input, relu_kernel, NULL, error);
+  return nn_act_map (args, relu_kernel, NULL, error);
 }
+
+static const char *const relu_aliases[] = {
+  "relu", "torch.relu", "torch.nn.functional.relu", "Tensor.relu", NULL
+};
 
 const NnLayerType nn_relu_type = {
   .struct_size = sizeof (NnLayerType),
@@ -23,7 +27,11 @@ const NnLayerType nn_relu_type = {
   .doc = "rectified linear unit max(x, 0)",
   .schema = relu_schema,
   .n_schema = G_N_ELEMENTS (relu_schema),
+  .args = nn_act_inplace_args,
+  .n_args = G_N_ELEMENTS (nn_act_inplace_args),
+  .aliases = relu_aliases,
   .create = nn_act_create_nothing,
   .forward = relu_forward,
+  .infer = nn_act_infer_same,
   .extra_repr = nn_act_inplace_repr,
 };

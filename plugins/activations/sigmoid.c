@@ -47,29 +47,43 @@ hardswish_kernel (const float *restrict x, float *restrict y, gint64 n,
     y[i] = x[i] * hard_gate (x[i]) / 6.0f;
 }
 
-static NnTensor *
-sigmoid_forward (NnModule *self, NnCall *call, NnTensor *input, GError **error)
+static NnValue *
+sigmoid_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
 {
-  return nn_act_map (self, input, sigmoid_kernel, NULL, error);
+  return nn_act_map (args, sigmoid_kernel, NULL, error);
 }
 
-static NnTensor *
-silu_forward (NnModule *self, NnCall *call, NnTensor *input, GError **error)
+static NnValue *
+silu_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
 {
-  return nn_act_map (self, input, silu_kernel, NULL, error);
+  return nn_act_map (args, silu_kernel, NULL, error);
 }
 
-static NnTensor *
-hardsigmoid_forward (NnModule *self, NnCall *call, NnTensor *input,
+static NnValue *
+hardsigmoid_forward (NnModule *self, NnCall *call, const NnArgs *args,
                      GError **error)
 {
-  return nn_act_map (self, input, hardsigmoid_kernel, NULL, error);
+  return nn_act_map (args, hardsigmoid_kernel, NULL, error);
 }
 
-static NnTensor *
-hardswish_forward (NnModule *self, NnCall *call, NnTensor *input, GError **error)
+static const char *const sigmoid_aliases[] = {
+  "sigmoid", "torch.sigmoid", "torch.nn.functional.sigmoid", "Tensor.sigmoid",
+  NULL
+};
+static const char *const silu_aliases[] = {
+  "silu", "torch.nn.functional.silu", NULL
+};
+static const char *const hardsigmoid_aliases[] = {
+  "hardsigmoid", "torch.nn.functional.hardsigmoid", NULL
+};
+static const char *const hardswish_aliases[] = {
+  "hardswish", "torch.nn.functional.hardswish", NULL
+};
+
+static NnValue *
+hardswish_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
 {
-  return nn_act_map (self, input, hardswish_kernel, NULL, error);
+  return nn_act_map (args, hardswish_kernel, NULL, error);
 }
 
 const NnLayerType nn_sigmoid_type = {
@@ -78,8 +92,12 @@ const NnLayerType nn_sigmoid_type = {
   .doc = "logistic sigmoid 1 / (1 + exp(-x))",
   .schema = NULL,
   .n_schema = 0,
+  .args = nn_act_input_args,
+  .n_args = G_N_ELEMENTS (nn_act_input_args),
+  .aliases = sigmoid_aliases,
   .create = nn_act_create_nothing,
   .forward = sigmoid_forward,
+  .infer = nn_act_infer_same,
 };
 
 const NnLayerType nn_silu_type = {
@@ -88,8 +106,12 @@ const NnLayerType nn_silu_type = {
   .doc = "sigmoid linear unit x * sigmoid(x)",
   .schema = inplace_schema,
   .n_schema = G_N_ELEMENTS (inplace_schema),
+  .args = nn_act_inplace_args,
+  .n_args = G_N_ELEMENTS (nn_act_inplace_args),
+  .aliases = silu_aliases,
   .create = nn_act_create_nothing,
   .forward = silu_forward,
+  .infer = nn_act_infer_same,
   .extra_repr = nn_act_inplace_repr,
 };
 
@@ -101,8 +123,12 @@ const NnLayerType nn_hardsigmoid_type = {
   .doc = "relu6(x + 3) / 6",
   .schema = inplace_schema,
   .n_schema = G_N_ELEMENTS (inplace_schema),
+  .args = nn_act_inplace_args,
+  .n_args = G_N_ELEMENTS (nn_act_inplace_args),
+  .aliases = hardsigmoid_aliases,
   .create = nn_act_create_nothing,
   .forward = hardsigmoid_forward,
+  .infer = nn_act_infer_same,
 };
 
 const NnLayerType nn_hardswish_type = {
@@ -111,6 +137,10 @@ const NnLayerType nn_hardswish_type = {
   .doc = "x * relu6(x + 3) / 6",
   .schema = inplace_schema,
   .n_schema = G_N_ELEMENTS (inplace_schema),
+  .args = nn_act_inplace_args,
+  .n_args = G_N_ELEMENTS (nn_act_inplace_args),
+  .aliases = hardswish_aliases,
   .create = nn_act_create_nothing,
   .forward = hardswish_forward,
+  .infer = nn_act_infer_same,
 };

@@ -10,14 +10,44 @@ static const NnSchemaKey softmax_schema[] = {
     "PyTorch's implicit choice (0 for 0-, 1- and 3-d input, else 1)" },
 };
 
+/* F.softmax(input, dim=None, _stacklevel=3, dtype=None) and
+ * Tensor.softmax(dim): a None dim takes the config's. */
+static const NnArgSpec softmax_args[] = {
+  NN_ACT_INPUT_ARG,
+  { "dim", NN_ARG_INT | NN_ARG_NONE, 0, NN_ARG_OPTIONAL, "null",
+    "dimension to normalise (None: the config's dim)" },
+  { "_stacklevel", NN_ARG_INT, 0, NN_ARG_OPTIONAL, "3",
+    "PyTorch's warning stack level, ignored" },
+  { "dtype", NN_ARG_STRING | NN_ARG_NONE, 0, NN_ARG_OPTIONAL, "null",
+    "result dtype: None or torch.float32 (the only one supported)" },
+};
+
+static const char *const softmax_aliases[] = {
+  "softmax", "torch.softmax", "torch.nn.functional.softmax", "Tensor.softmax",
+  NULL
+};
+
 /* Resolves the dimension for an input of @ndim dims, wrapping negatives
- * as PyTorch does (a 0-d tensor counts as 1-d). */
+ * as PyTorch does (a 0-d tensor counts as 1-d), and checks the dtype. */
 static gboolean
-softmax_resolve_dim (NnModule *self, const NnShape *in, guint *dim_out,
+softmax_resolve_dim (NnModule *self, const NnArgs *args, guint *dim_out,
                      GError **error)
 {
+  const NnShape *in = &nn_args_tensor (args, 0)->shape;
+  NnValue *dim_arg = nn_args_get (args, 1), *dtype_arg = nn_args_get (args, 3);
+  NnDType dtype = NN_DTYPE_F32;
+  if (!nn_value_is_none (dtype_arg)
+      && (!nn_dtype_parse (nn_value_get_string (dtype_arg), &dtype)
+          || dtype != NN_DTYPE_F32)) {
+    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                 "argument 'dtype' must be None or torch.float32, found %s",
+                 nn_value_get_string (dtype_arg));
+    return FALSE;
+  }
   gint64 ndim = in->ndim, dim;
-  if (nn_module_config_is_null (self, "dim"))
+  if (!nn_value_is_none (dim_arg))
+    dim = nn_value_get_int (dim_arg);
+  else if (nn_module_config_is_null (self, "dim"))
     dim = (ndim == 0 || ndim == 1 || ndim == 3) ? 0 : 1;
   else
     dim = nn_module_config_int (self, "dim");
@@ -34,15 +64,14 @@ softmax_resolve_dim (NnModule *self, const NnShape *in, guint *dim_out,
   return TRUE;
 }
 
-static gboolean
-softmax_infer_shape (NnModule *self, NnCall *call, const NnShape *in,
-                     NnShape *out, GError **error)
+static NnValue *
+softmax_infer (NnModule *self, NnCall *call, const NnArgs *args,
+               GError **error)
 {
   guint dim;
-  if (!softmax_resolve_dim (self, in, &dim, error))
-    return FALSE;
-  *out = *in;
-  return TRUE;
+  if (!softmax_resolve_dim (self, args, &dim, error))
+    return NULL;
+  return nn_act_infer_same (self, call, args, error);
 }
 
 /* One [len, inner] slab: the reduction runs across rows, each step over
@@ -76,18 +105,14 @@ softmax_slab (const float *x, float *y, gint64 len, gint64 inner, float *acc)
   }
 }
 
-static NnTensor *
-softmax_forward (NnModule *self, NnCall *call, NnTensor *input, GError **error)
+static NnValue *
+softmax_forward (NnModule *self, NnCall *call, const NnArgs *args,
+                 GError **error)
 {
   guint dim;
+  NnTensor *input = nn_args_tensor (args, 0);
   const float *x = nn_tensor_f32 (input);
-  if (!x) {
-    g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
-                 "expected a float32 input, found %s",
-                 nn_dtype_name (input->dtype));
-    return NULL;
-  }
-  if (!softmax_resolve_dim (self, &input->shape, &dim, error))
+  if (!softmax_resolve_dim (self, args, &dim, error))
     return NULL;
   const NnShape *s = &input->shape;
   gint64 outer = 1, len = s->ndim ? s->dims[dim] : 1, inner = 1;
@@ -95,14 +120,16 @@ softmax_forward (NnModule *self, NnCall *call, NnTensor *input, GError **error)
     outer *= s->dims[i];
   for (guint i = dim + 1; i < s->ndim; i++)
     inner *= s->dims[i];
-  NnTensor *out = nn_tensor_new (NN_DTYPE_F32, s);
+  NnTensor *out = nn_act_alloc (s, error);
+  if (!out)
+    return NULL;
   float *y = nn_tensor_f32 (out);
   if (len > 0 && inner > 0) {
     g_autofree float *acc = g_new (float, 2 * inner);
     for (gint64 o = 0; o < outer; o++)
       softmax_slab (x + o * len * inner, y + o * len * inner, len, inner, acc);
   }
-  return out;
+  return nn_value_take_tensor (out);
 }
 
 static char *
@@ -118,8 +145,11 @@ const NnLayerType nn_softmax_type = {
   .doc = "softmax along dim: exp(x) / sum(exp(x))",
   .schema = softmax_schema,
   .n_schema = G_N_ELEMENTS (softmax_schema),
+  .args = softmax_args,
+  .n_args = G_N_ELEMENTS (softmax_args),
+  .aliases = softmax_aliases,
   .create = nn_act_create_nothing,
-  .infer_shape = softmax_infer_shape,
+  .infer = softmax_infer,
   .forward = softmax_forward,
   .extra_repr = softmax_extra_repr,
 };

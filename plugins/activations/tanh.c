@@ -11,11 +11,15 @@ tanh_kernel (const float *restrict x, float *restrict y, gint64 n,
     y[i] = tanhf (x[i]);
 }
 
-static NnTensor *
-tanh_forward (NnModule *self, NnCall *call, NnTensor *input, GError **error)
+static NnValue *
+tanh_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
 {
-  return nn_act_map (self, input, tanh_kernel, NULL, error);
+  return nn_act_map (args, tanh_kernel, NULL, error);
 }
+
+static const char *const tanh_aliases[] = {
+  "tanh", "torch.tanh", "torch.nn.functional.tanh", "Tensor.tanh", NULL
+};
 
 const NnLayerType nn_tanh_type = {
   .struct_size = sizeof (NnLayerType),
@@ -23,6 +27,10 @@ const NnLayerType nn_tanh_type = {
   .doc = "hyperbolic tangent",
   .schema = NULL,
   .n_schema = 0,
+  .args = nn_act_input_args,
+  .n_args = G_N_ELEMENTS (nn_act_input_args),
+  .aliases = tanh_aliases,
   .create = nn_act_create_nothing,
   .forward = tanh_forward,
+  .infer = nn_act_infer_same,
 };

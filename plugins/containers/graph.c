@@ -1,17 +1,32 @@
-/* Graph: a container whose forward is a dataflow of nodes, each applying a
- * child (through the core, by name, every time) or a functional op to
- * earlier values.  The node list is parsed once in create()
- * (graph_parse.c); forward and infer_shape walk it in order, and forward
- * frees each intermediate right after its last reader to keep peak memory
- * low. */
+/* Graph: a module whose forward is a dataflow of nodes, each calling a
+ * descendant (through the core, by path, every time), a functional op
+ * (an instance of any registry type, made once in create()) or reading a
+ * tensor.  The config is parsed once in create() (graph_parse.c); forward
+ * walks the nodes in order and frees each intermediate right after its
+ * last reader to keep peak memory low.  It only routes values, so shape
+ * inference runs the same walk on meta tensors. */
 #include "graph.h"
 #include "containers.h"
 
 static gboolean
 graph_create (NnModule *self, GError **error)
 {
-  NnGraph *g = nn_graph_parse (self, error);
+  JsonObject *config = nn_module_get_config (self);
+  JsonObject *upgraded = NULL;
 
+  /* Version 1 configs are rewritten once, so a save writes version 2. */
+  if (nn_module_descriptor_version (self) < 2)
+    {
+      upgraded = nn_graph_upgrade_v1 (nn_module_get_registry (self), config,
+                                      error);
+      if (upgraded == NULL)
+        return FALSE;
+      nn_module_replace_config (self, upgraded);
+      config = upgraded;
+    }
+  NnGraph *g = nn_graph_parse (self, config, error);
+  if (upgraded != NULL)
+    json_object_unref (upgraded);
   if (g == NULL)
     return FALSE;
   nn_module_set_private (self, g);
@@ -24,24 +39,6 @@ graph_destroy (NnModule *self)
   nn_graph_free (nn_module_get_private (self));
 }
 
-/* --- check ------------------------------------------------------------- */
-
-static char *
-graph_child_names (NnModule *self)
-{
-  GString *s = g_string_new (NULL);
-  guint n = nn_module_n_children (self);
-  for (guint i = 0; i < n; i++)
-    {
-      const char *name = NULL;
-      nn_module_child_at (self, i, &name);
-      g_string_append_printf (s, "%s'%s'", i ? ", " : "", name);
-    }
-  if (n == 0)
-    g_string_append (s, "none");
-  return g_string_free (s, FALSE);
-}
-
 static gboolean
 graph_check (NnModule *self, GError **error)
 {
@@ -50,145 +47,140 @@ graph_check (NnModule *self, GError **error)
   for (guint i = 0; i < g->n_nodes; i++)
     {
       const NnGraphNode *node = &g->nodes[i];
-      if (node->kind != NN_GRAPH_NODE_MODULE
-          || nn_module_get_child (self, node->target) != NULL)
+      GError *e = NULL;
+      if (node->kind != NN_GRAPH_NODE_MODULE)
         continue;
-      char *children = graph_child_names (self);
-      g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_NOT_FOUND,
-                   "node '%s' calls child '%s', which does not exist "
-                   "(children: %s)", node->name, node->target, children);
-      g_free (children);
-      return FALSE;
+      if (node->target[0] == '#')
+        {
+          g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_BAD_REFERENCE,
+                       "node '%s' calls '%s': expected a dotted path",
+                       node->name, node->target);
+          return FALSE;
+        }
+      if (nn_module_lookup_path (self, node->target, &e) == NULL)
+        {
+          g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_NOT_FOUND,
+                       "node '%s' calls '%s', which does not exist: %s",
+                       node->name, node->target, e->message);
+          g_error_free (e);
+          return FALSE;
+        }
     }
   return TRUE;
 }
 
-/* --- forward -------------------------------------------------------------- */
-
-static NnTensor *
+static NnValue *
 graph_eval_node (NnModule *self, NnCall *call, const NnGraphNode *node,
-                 NnTensor **values, NnTensor **scratch, GError **error)
+                 NnValue **values, GError **error)
 {
-  NnTensor *y;
-
-  switch (node->kind)
+  if (node->kind == NN_GRAPH_NODE_ATTR)
     {
-    case NN_GRAPH_NODE_MODULE:
-      return nn_call_child (call, self, node->target, values[node->args[0]],
-                            error);
-    case NN_GRAPH_NODE_FUNCTIONAL:
-      y = nn_call_functional (call, node->fn, values[node->args[0]], error);
+      NnTensor *t = nn_call_get_tensor (call, self, node->target, error);
+      if (t == NULL)
+        {
+          g_prefix_error (error, "node '%s': ", node->name);
+          return NULL;
+        }
+      return nn_value_new_tensor (t);
+    }
+
+  NnValue *args = nn_graph_expr_eval (&node->args, values);
+  NnValue *kwargs = node->kwargs.n_items
+                    ? nn_graph_expr_eval (&node->kwargs, values) : NULL;
+  NnValue *y;
+  if (node->kind == NN_GRAPH_NODE_MODULE)
+    y = nn_call_module (call, self, node->target, args, kwargs, error);
+  else
+    {
+      y = nn_call_functional (call, node->fn, args, kwargs, error);
       if (y == NULL)
         g_prefix_error (error, "node '%s' (op '%s'): ", node->name,
                         node->target);
-      return y;
-    case NN_GRAPH_NODE_BUILTIN:
-    default:
-      for (guint a = 0; a < node->n_args; a++)
-        scratch[a] = values[node->args[a]];
-      return node->op->apply (node, scratch, node->n_args, error);
     }
+  nn_value_unref (args);
+  if (kwargs != NULL)
+    nn_value_unref (kwargs);
+  return y;
 }
 
 static void
-graph_release (const NnGraphNode *node, NnTensor **values)
+graph_release (const guint *release, guint n, NnValue **values)
 {
-  for (guint r = 0; r < node->n_release; r++)
-    g_clear_pointer (&values[node->release[r]], nn_tensor_unref);
+  for (guint r = 0; r < n; r++)
+    g_clear_pointer (&values[release[r]], nn_value_unref);
 }
 
-static NnTensor *
-graph_forward (NnModule *self, NnCall *call, NnTensor *input, GError **error)
+static NnValue *
+graph_forward (NnModule *self, NnCall *call, const NnArgs *args,
+               GError **error)
 {
   NnGraph *g = nn_module_get_private (self);
-  guint n_values = g->n_nodes + 1;
-  NnTensor **values = g_new0 (NnTensor *, n_values);
-  NnTensor **scratch = g_new0 (NnTensor *, MAX (g->max_args, 1));
-  NnTensor *result = NULL;
+  /* The type's signature is (*args, **kwargs); the graph's own inputs
+   * are bound here, with the core's rules and messages. */
+  NnArgs *bound = nn_args_bind_signature (g->inputs, g->n_inputs,
+                                          g->defaults, nn_args_get (args, 0),
+                                          nn_args_get (args, 1), error);
+  if (bound == NULL)
+    return NULL;
 
-  values[0] = nn_tensor_ref (input);
+  guint n_values = g->n_inputs + g->n_nodes;
+  NnValue **values = g_new0 (NnValue *, MAX (n_values, 1));
+  for (guint i = 0; i < g->n_inputs; i++)
+    values[i] = nn_value_ref (nn_args_get (bound, i));
+  nn_args_free (bound);
+  graph_release (g->release_unread, g->n_release_unread, values);
 
+  NnValue *result = NULL;
   guint i;
   for (i = 0; i < g->n_nodes; i++)
     {
-      values[i + 1] = graph_eval_node (self, call, &g->nodes[i], values,
-                                       scratch, error);
-      if (values[i + 1] == NULL)
+      const NnGraphNode *node = &g->nodes[i];
+      values[g->n_inputs + i] = graph_eval_node (self, call, node, values,
+                                                 error);
+      if (values[g->n_inputs + i] == NULL)
         break;
-      graph_release (&g->nodes[i], values);
+      graph_release (node->release, node->n_release, values);
     }
   if (i == g->n_nodes)
-    result = g_steal_pointer (&values[g->output]);
+    result = nn_graph_expr_eval (&g->output, values);
 
   for (guint v = 0; v < n_values; v++)
-    g_clear_pointer (&values[v], nn_tensor_unref);
+    g_clear_pointer (&values[v], nn_value_unref);
   g_free (values);
-  g_free (scratch);
   return result;
-}
-
-static gboolean
-graph_infer_shape (NnModule *self, NnCall *call, const NnShape *in,
-                   NnShape *out, GError **error)
-{
-  NnGraph *g = nn_module_get_private (self);
-  NnShape *shapes = g_new (NnShape, g->n_nodes + 1);
-  const NnShape **scratch = g_new0 (const NnShape *, MAX (g->max_args, 1));
-  gboolean ok = TRUE;
-
-  shapes[0] = *in;
-  for (guint i = 0; ok && i < g->n_nodes; i++)
-    {
-      const NnGraphNode *node = &g->nodes[i];
-      const NnShape *x = &shapes[node->args[0]];
-      switch (node->kind)
-        {
-        case NN_GRAPH_NODE_MODULE:
-          ok = nn_call_child_shape (call, self, node->target, x,
-                                    &shapes[i + 1], error);
-          break;
-        case NN_GRAPH_NODE_FUNCTIONAL:
-          ok = nn_call_functional_shape (call, node->fn, x, &shapes[i + 1],
-                                         error);
-          if (!ok)
-            g_prefix_error (error, "node '%s' (op '%s'): ", node->name,
-                            node->target);
-          break;
-        case NN_GRAPH_NODE_BUILTIN:
-        default:
-          for (guint a = 0; a < node->n_args; a++)
-            scratch[a] = &shapes[node->args[a]];
-          ok = node->op->shape (node, scratch, node->n_args, &shapes[i + 1],
-                                error);
-          break;
-        }
-    }
-  if (ok)
-    *out = shapes[g->output];
-  g_free (shapes);
-  g_free (scratch);
-  return ok;
 }
 
 static const NnSchemaKey graph_schema[] = {
   { .name = "inputs", .kind = NN_KIND_JSON,
-    .doc = "array with the name of the graph's one input, e.g. [\"x\"]" },
+    .doc = "the forward's parameters: names, or {name, default}" },
   { .name = "nodes", .kind = NN_KIND_JSON,
-    .doc = "ordered dataflow nodes: {name, module|op, args, kwargs}" },
-  { .name = "output", .kind = NN_KIND_STRING,
-    .doc = "name of the value the graph returns" },
+    .doc = "ordered dataflow nodes: {name, module|op|attr, args, kwargs, "
+           "config}" },
+  { .name = "output", .kind = NN_KIND_JSON,
+    .doc = "expression over node names: the value the graph returns" },
+};
+
+/* forward(self, *args, **kwargs): bound to the graph's inputs in forward. */
+static const NnArgSpec graph_args[] = {
+  { .name = "args", .kinds = NN_ARG_ANY, .dtypes = NN_DTYPES_ALL,
+    .flags = NN_ARG_VARIADIC, .doc = "the graph's positional inputs" },
+  { .name = "kwargs", .kinds = NN_ARG_ANY, .dtypes = NN_DTYPES_ALL,
+    .flags = NN_ARG_VAR_KEYWORD, .doc = "the graph's inputs by name" },
 };
 
 const NnLayerType nn_graph_type = {
   .struct_size = sizeof (NnLayerType),
   .name = "Graph",
-  .doc = "Named children plus a dataflow of nodes over them and functional ops",
+  .doc = "Named children plus a dataflow of nodes over descendants, "
+         "functional ops and tensors",
   .schema = graph_schema,
   .n_schema = G_N_ELEMENTS (graph_schema),
-  .flags = NN_LAYER_CONTAINER,
+  .flags = NN_LAYER_CONTAINER | NN_LAYER_ROUTES_ONLY
+           | NN_LAYER_DECLARED_TENSORS,
+  .args = graph_args,
+  .n_args = G_N_ELEMENTS (graph_args),
   .create = graph_create,
   .destroy = graph_destroy,
   .check = graph_check,
-  .infer_shape = graph_infer_shape,
   .forward = graph_forward,
 };

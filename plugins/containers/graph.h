@@ -1,93 +1,89 @@
-/* Graph: a dataflow of nodes over the module's children and functional ops
- * (format: docs/DESCRIPTORS.md, section Graph).  Private to the plugin. */
+/* Graph: a dataflow of nodes over the module's descendants and functional
+ * ops (format: docs/DESCRIPTORS.md, section Graph).  Private to the
+ * plugin.  The Graph knows no op or type by name: op nodes resolve
+ * through the registry like any type. */
 #ifndef NN_GRAPH_H
 #define NN_GRAPH_H
 
 #include <nnkit/plugin.h>
 
-typedef struct _NnGraphNode NnGraphNode;
-
-/* A built-in functional op: data, not code paths keyed by name. */
-typedef struct {
-  const char *name;            /* PyTorch's spelling: "add", "cat" */
-  guint min_args;
-  guint max_args;              /* 0: no upper bound */
-  const char *const *kwargs;   /* (nullable) accepted kwargs, NULL-terminated */
-  /* (optional) Reads the op's kwargs into @node; all accepted kwargs are
-   * optional.  NULL: the op takes none. */
-  gboolean (*parse) (NnGraphNode *node, JsonObject *kwargs, GError **error);
-  /* Returns (transfer full) the result for @args (transfer none). */
-  NnTensor *(*apply) (const NnGraphNode *node, NnTensor *const *args,
-                      guint n_args, GError **error);
-  /* The result's shape, mirroring apply's checks. */
-  gboolean (*shape) (const NnGraphNode *node, const NnShape *const *args,
-                     guint n_args, NnShape *out, GError **error);
-} NnGraphOp;
-
-/* How one keyword of a PyTorch function maps onto a layer type's config. */
-typedef struct {
-  const char *kwarg;         /* the function's keyword: "start_dim" */
-  const char *config_key;    /* the layer type's key */
-  const char *default_json;  /* (nullable) the function's default */
-  gboolean required;         /* no default: the node must give it */
-} NnGraphAliasArg;
-
-/* A functional spelling run by a layer type: flatten -> Flatten. */
-typedef struct {
-  const char *name;          /* "flatten" */
-  const char *type_name;     /* "Flatten" */
-  const NnGraphAliasArg *args;
-  guint n_args;
-} NnGraphAlias;
-
 typedef enum {
-  NN_GRAPH_NODE_MODULE,      /* calls a child through the core */
-  NN_GRAPH_NODE_BUILTIN,     /* an NnGraphOp */
-  NN_GRAPH_NODE_FUNCTIONAL,  /* a layer type instance that is not a child */
-} NnGraphNodeKind;
+  NN_GRAPH_EXPR_REF,    /* a graph input or an earlier node's value */
+  NN_GRAPH_EXPR_CONST,  /* a constant value */
+  NN_GRAPH_EXPR_LIST,
+  NN_GRAPH_EXPR_TUPLE,
+  NN_GRAPH_EXPR_DICT,
+  NN_GRAPH_EXPR_SLICE,  /* 3 items */
+} NnGraphExprKind;
 
-struct _NnGraphNode {
-  char *name;
-  NnGraphNodeKind kind;
-  char *target;         /* child name (MODULE) or op name */
-  const NnGraphOp *op;  /* BUILTIN */
-  NnModule *fn;         /* FUNCTIONAL: owned reference */
-  guint n_args;
-  guint *args;          /* value indices: 0 the input, i + 1 node i */
-  gint64 dim;           /* cat's dim */
-  guint n_release;
-  guint *release;       /* values whose last reader is this node */
+/* An argument expression, parsed once (graph_expr.c). */
+typedef struct _NnGraphExpr NnGraphExpr;
+struct _NnGraphExpr {
+  NnGraphExprKind kind;
+  guint ref;             /* REF: value index */
+  NnValue *constant;     /* CONST: owned */
+  guint n_items;
+  NnGraphExpr *items;    /* LIST, TUPLE, DICT, SLICE */
+  char **keys;           /* DICT: n_items keys */
 };
 
-/* The parsed config of one Graph module; immutable after create, so
- * several threads may run it at once. */
+typedef enum {
+  NN_GRAPH_NODE_MODULE,  /* calls a descendant through the core */
+  NN_GRAPH_NODE_OP,      /* a functional instance of a registry type */
+  NN_GRAPH_NODE_ATTR,    /* reads a parameter or buffer */
+} NnGraphNodeKind;
+
 typedef struct {
-  char *input;          /* the graph input's name: value 0 */
+  char *name;
+  NnGraphNodeKind kind;
+  char *target;          /* descendant path, op name or tensor name */
+  NnModule *fn;          /* OP: owned, created once in create() */
+  NnGraphExpr args;      /* a TUPLE expression */
+  NnGraphExpr kwargs;    /* a DICT expression, maybe empty */
+  guint n_release;
+  guint *release;        /* values whose last reader is this node */
+} NnGraphNode;
+
+/* The parsed config of one Graph module; immutable after create, so
+ * several threads may run it at once.  Values: the inputs first, then one
+ * per node. */
+typedef struct {
+  guint n_inputs;
+  NnArgSpec *inputs;     /* the forward's signature, names owned */
+  NnValue **defaults;    /* per input, NULL when required */
   guint n_nodes;
-  NnGraphNode *nodes;   /* node i produces value i + 1 */
-  guint output;         /* value index returned */
-  guint max_args;       /* largest n_args, for scratch arrays */
+  NnGraphNode *nodes;    /* node i produces value n_inputs + i */
+  NnGraphExpr output;
+  guint n_release_unread;
+  guint *release_unread; /* inputs no node reads, released at once */
 } NnGraph;
 
-/* Parses and validates @self's config (graph_parse.c).  Returns (transfer
- * full) (nullable); errors name the node, and the core prefixes the
- * module path. */
-NnGraph *nn_graph_parse (NnModule *self, GError **error);
+/* graph_parse.c: parses and validates @self's config.  Returns (transfer
+ * full) (nullable); errors name the node, the core prefixes the path. */
+NnGraph *nn_graph_parse (NnModule *self, JsonObject *config, GError **error);
 void nn_graph_free (NnGraph *g);
 
-/* Built-in ops and aliases (graph_ops.c). */
-const NnGraphOp *nn_graph_op_lookup (const char *name);
-const NnGraphAlias *nn_graph_alias_lookup (const char *name);
-/* Returns (transfer full) "add, mul, ..., flatten, relu, ...". */
-char *nn_graph_known_ops (void);
-/* Checks @kwargs (nullable) against @op's accepted names and parses them
- * into @node.  Errors name the node. */
-gboolean nn_graph_op_parse (const NnGraphOp *op, NnGraphNode *node,
-                            JsonObject *kwargs, GError **error);
-/* Returns (transfer full) the layer-type config for an alias node: the
- * function's kwargs renamed, its defaults filled in. */
-JsonObject *nn_graph_alias_config (const NnGraphAlias *alias,
-                                   const NnGraphNode *node,
-                                   JsonObject *kwargs, GError **error);
+/* graph_expr.c */
+/* Names of the values defined so far, for errors. */
+typedef struct {
+  GHashTable *index;     /* name -> value index + 1 */
+  GPtrArray *names;      /* in definition order */
+} NnGraphScope;
+/* Parses @json into @out; @where names it in errors ("node 'x' args[1]"). */
+gboolean nn_graph_expr_parse (NnGraphExpr *out, JsonNode *json,
+                              const NnGraphScope *scope, const char *where,
+                              GError **error);
+void nn_graph_expr_clear (NnGraphExpr *e);
+/* Returns (transfer full) the value of @e over @values (transfer none). */
+NnValue *nn_graph_expr_eval (const NnGraphExpr *e, NnValue *const *values);
+/* Calls @func for every value index @e reads. */
+void nn_graph_expr_refs (const NnGraphExpr *e, void (*func) (guint ref,
+                                                              gpointer data),
+                         gpointer data);
+
+/* graph_upgrade.c: a version 1 Graph config rewritten in version 2 form
+ * (transfer full), resolving op names through @reg. */
+JsonObject *nn_graph_upgrade_v1 (NnRegistry *reg, JsonObject *config,
+                                 GError **error);
 
 #endif

@@ -1,20 +1,24 @@
 /* Sequential: runs its children in registration order, each through the
- * core so that hooks and replacements are always seen. */
+ * core so that hooks and replacements are always seen.  Like PyTorch's,
+ * each child gets the previous result as its one positional argument,
+ * whatever kind of value it is. */
 #include "containers.h"
 
-static NnTensor *
-sequential_forward (NnModule *self, NnCall *call, NnTensor *input,
+static NnValue *
+sequential_forward (NnModule *self, NnCall *call, const NnArgs *args,
                     GError **error)
 {
-  NnTensor *x = nn_tensor_ref (input);
+  NnValue *x = nn_value_ref (nn_args_get (args, 0));
   guint n = nn_module_n_children (self);
 
   for (guint i = 0; i < n; i++)
     {
       const char *name = NULL;
       nn_module_child_at (self, i, &name);
-      NnTensor *y = nn_call_child (call, self, name, x, error);
-      nn_tensor_unref (x);
+      NnValue *tuple = nn_value_new_tuple ();
+      nn_value_append (tuple, x);
+      NnValue *y = nn_call_module (call, self, name, tuple, NULL, error);
+      nn_value_unref (tuple);
       if (y == NULL)
         return NULL;
       x = y;
@@ -24,30 +28,16 @@ sequential_forward (NnModule *self, NnCall *call, NnTensor *input,
 }
 
 static gboolean
-sequential_infer_shape (NnModule *self, NnCall *call, const NnShape *in,
-                        NnShape *out, GError **error)
-{
-  NnShape cur = *in;
-  guint n = nn_module_n_children (self);
-
-  for (guint i = 0; i < n; i++)
-    {
-      const char *name = NULL;
-      NnShape next;
-      nn_module_child_at (self, i, &name);
-      if (!nn_call_child_shape (call, self, name, &cur, &next, error))
-        return FALSE;
-      cur = next;
-    }
-  *out = cur;
-  return TRUE;
-}
-
-static gboolean
 sequential_create (NnModule *self, GError **error)
 {
   return TRUE;
 }
+
+/* forward(self, input): any value, passed on to the first child. */
+static const NnArgSpec sequential_args[] = {
+  { .name = "input", .kinds = NN_ARG_ANY, .dtypes = NN_DTYPES_ALL,
+    .doc = "passed to the first child" },
+};
 
 const NnLayerType nn_sequential_type = {
   .struct_size = sizeof (NnLayerType),
@@ -55,8 +45,9 @@ const NnLayerType nn_sequential_type = {
   .doc = "Runs its children in order, feeding each one's output to the next",
   .schema = NULL,
   .n_schema = 0,
-  .flags = NN_LAYER_INDEXABLE | NN_LAYER_CONTAINER,
+  .flags = NN_LAYER_INDEXABLE | NN_LAYER_CONTAINER | NN_LAYER_ROUTES_ONLY,
+  .args = sequential_args,
+  .n_args = G_N_ELEMENTS (sequential_args),
   .create = sequential_create,
-  .infer_shape = sequential_infer_shape,
   .forward = sequential_forward,
 };

@@ -221,11 +221,20 @@ conv2d_out_shape (const NnConvGeom *g, const NnShape *in, NnShape *out,
   return TRUE;
 }
 
-static gboolean
-conv2d_infer_shape (NnModule *self, NnCall *call, const NnShape *in,
-                    NnShape *out, GError **error)
+static const NnArgSpec conv2d_args[] = {
+  { "input", NN_ARG_TENSOR, NN_DTYPE_BIT (NN_DTYPE_F32), 0, NULL,
+    "float32 [N, in_channels, H, W] or [in_channels, H, W]" },
+};
+
+static NnValue *
+conv2d_infer (NnModule *self, NnCall *call, const NnArgs *args,
+              GError **error)
 {
-  return conv2d_out_shape (conv2d_geom (self), in, out, error);
+  NnShape os;
+  if (!conv2d_out_shape (conv2d_geom (self), &nn_args_tensor (args, 0)->shape,
+                         &os, error))
+    return NULL;
+  return nn_value_take_tensor (nn_tensor_new_meta (NN_DTYPE_F32, &os));
 }
 
 /* Fetches the weights at call time (load_state_dict may have swapped
@@ -351,19 +360,15 @@ try_alloc_floats (gint64 n, const char *what, GError **error)
   return p;
 }
 
-static NnTensor *
-conv2d_forward (NnModule *self, NnCall *call, NnTensor *input, GError **error)
+static NnValue *
+conv2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
+                GError **error)
 {
   const NnConvGeom *g = conv2d_geom (self);
+  NnTensor *input = nn_args_tensor (args, 0);
   const float *weight, *bias, *x = nn_tensor_f32 (input);
   NnShape os;
 
-  if (!x)
-    {
-      g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
-                   "expected a float32 input, got %s", nn_dtype_name (input->dtype));
-      return NULL;
-    }
   if (!conv2d_out_shape (g, &input->shape, &os, error)
       || !conv2d_weights (self, g, &weight, &bias, error))
     return NULL;
@@ -438,7 +443,7 @@ conv2d_forward (NnModule *self, NnCall *call, NnTensor *input, GError **error)
         conv2d_gemm_image (&cg, img, ih, iw, weight, bias, ho, wo, col,
                            y + i * out_img);
     }
-  return out;
+  return nn_value_take_tensor (out);
 }
 
 static char *
@@ -489,9 +494,13 @@ conv2d_reset_parameters (NnModule *self, GRand *rng)
 /* torchinfo: every weight and bias element is used once per output pixel
  * of every image (the channel dimension is ignored). */
 static guint64
-conv2d_count_macs (NnModule *self, const NnShape *in, const NnShape *out)
+conv2d_count_macs (NnModule *self, const NnArgs *args, const NnValue *value)
 {
   const NnConvGeom *g = conv2d_geom (self);
+  NnTensor *y = nn_value_get_tensor (value);
+  if (!y)
+    return 0;
+  const NnShape *out = &y->shape;
   guint64 params = (guint64) g->out_channels * (guint64) (g->in_channels / g->groups)
                    * (guint64) g->kh * (guint64) g->kw;
   if (g->has_bias)
@@ -515,8 +524,10 @@ const NnLayerType nn_conv2d_type = {
   .n_schema = G_N_ELEMENTS (conv2d_schema),
   .flags = 0,
   .create = conv2d_create,
+  .args = conv2d_args,
+  .n_args = G_N_ELEMENTS (conv2d_args),
   .destroy = conv2d_destroy,
-  .infer_shape = conv2d_infer_shape,
+  .infer = conv2d_infer,
   .forward = conv2d_forward,
   .extra_repr = conv2d_extra_repr,
   .reset_parameters = conv2d_reset_parameters,

@@ -62,28 +62,32 @@ linear_out_shape (NnModule *self, const NnShape *in, NnShape *out,
   return TRUE;
 }
 
-static gboolean
-linear_infer_shape (NnModule *self, NnCall *call, const NnShape *in,
-                    NnShape *out, GError **error)
+static const NnArgSpec linear_args[] = {
+  { "input", NN_ARG_TENSOR, NN_DTYPE_BIT (NN_DTYPE_F32), 0, NULL,
+    "float32 [..., in_features]" },
+};
+
+static NnValue *
+linear_infer (NnModule *self, NnCall *call, const NnArgs *args,
+              GError **error)
 {
-  return linear_out_shape (self, in, out, error);
+  NnShape os;
+  if (!linear_out_shape (self, &nn_args_tensor (args, 0)->shape, &os, error))
+    return NULL;
+  return nn_value_take_tensor (nn_tensor_new_meta (NN_DTYPE_F32, &os));
 }
 
-static NnTensor *
-linear_forward (NnModule *self, NnCall *call, NnTensor *input, GError **error)
+static NnValue *
+linear_forward (NnModule *self, NnCall *call, const NnArgs *args,
+                GError **error)
 {
   const gint64 in_f = nn_module_config_int (self, "in_features");
   const gint64 out_f = nn_module_config_int (self, "out_features");
   const gboolean has_bias = nn_module_config_bool (self, "bias");
+  NnTensor *input = nn_args_tensor (args, 0);
   const float *x = nn_tensor_f32 (input);
   NnShape os;
 
-  if (!x)
-    {
-      g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
-                   "expected a float32 input, got %s", nn_dtype_name (input->dtype));
-      return NULL;
-    }
   if (!linear_out_shape (self, &input->shape, &os, error))
     return NULL;
 
@@ -118,7 +122,7 @@ linear_forward (NnModule *self, NnCall *call, NnTensor *input, GError **error)
     }
   float *y = nn_tensor_f32 (out);
   if (rows == 0)
-    return out;
+    return nn_value_take_tensor (out);
 
   if (b)
     for (gint64 r = 0; r < rows; r++)
@@ -132,7 +136,7 @@ linear_forward (NnModule *self, NnCall *call, NnTensor *input, GError **error)
     cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) rows,
                  (int) out_f, (int) in_f, 1.0f, x, (int) in_f, w, (int) in_f,
                  beta, y, (int) out_f);
-  return out;
+  return nn_value_take_tensor (out);
 }
 
 static char *
@@ -157,8 +161,12 @@ linear_reset_parameters (NnModule *self, GRand *rng)
 
 /* torchinfo: each weight and bias element is used once per output row. */
 static guint64
-linear_count_macs (NnModule *self, const NnShape *in, const NnShape *out)
+linear_count_macs (NnModule *self, const NnArgs *args, const NnValue *value)
 {
+  NnTensor *y = nn_value_get_tensor (value);
+  if (!y)
+    return 0;
+  const NnShape *out = &y->shape;
   guint64 in_f = (guint64) nn_module_config_int (self, "in_features");
   guint64 out_f = (guint64) nn_module_config_int (self, "out_features");
   guint64 params = in_f * out_f + (nn_module_config_bool (self, "bias") ? out_f : 0);
@@ -175,8 +183,10 @@ static const NnLayerType linear_type = {
   .schema = linear_schema,
   .n_schema = G_N_ELEMENTS (linear_schema),
   .flags = 0,
+  .args = linear_args,
+  .n_args = G_N_ELEMENTS (linear_args),
   .create = linear_create,
-  .infer_shape = linear_infer_shape,
+  .infer = linear_infer,
   .forward = linear_forward,
   .extra_repr = linear_extra_repr,
   .reset_parameters = linear_reset_parameters,

@@ -9,6 +9,31 @@ static const NnSchemaKey flatten_schema[] = {
     "last dim to flatten, negative from the end" },
 };
 
+/* nn.Flatten.forward(input), and torch.flatten(input, start_dim=0,
+ * end_dim=-1) / Tensor.flatten as an op: a dim given in the call wins, a
+ * None one (the default) takes the config's.  The config defaults are
+ * nn.Flatten's (1, -1), so an exporter writing torch.flatten(x) passes
+ * start_dim=0 explicitly, in the call or in the node's config. */
+static const NnArgSpec flatten_args[] = {
+  NN_MISC_INPUT_ARG,
+  { "start_dim", NN_ARG_INT | NN_ARG_NONE, 0, NN_ARG_OPTIONAL, "null",
+    "first dim to flatten (None: the config's start_dim)" },
+  { "end_dim", NN_ARG_INT | NN_ARG_NONE, 0, NN_ARG_OPTIONAL, "null",
+    "last dim to flatten (None: the config's end_dim)" },
+};
+
+static const char *const flatten_aliases[] = {
+  "flatten", "torch.flatten", "Tensor.flatten", NULL
+};
+
+static gint64
+dim_arg (NnModule *self, const NnArgs *args, guint i, const char *key)
+{
+  NnValue *v = nn_args_get (args, i);
+  return nn_value_is_none (v) ? nn_module_config_int (self, key)
+                              : nn_value_get_int (v);
+}
+
 /* Wraps @dim for @ndim dims as PyTorch does (a 0-d tensor counts as 1-d). */
 static gboolean
 wrap_dim (const char *key, gint64 dim, const NnShape *in, gint64 *out,
@@ -28,12 +53,13 @@ wrap_dim (const char *key, gint64 dim, const NnShape *in, gint64 *out,
 }
 
 static gboolean
-flatten_infer_shape (NnModule *self, NnCall *call, const NnShape *in,
-                     NnShape *out, GError **error)
+flatten_out_shape (NnModule *self, const NnArgs *args, NnShape *out,
+                   GError **error)
 {
+  const NnShape *in = &nn_args_tensor (args, 0)->shape;
   gint64 start, end;
-  if (!wrap_dim ("start_dim", nn_module_config_int (self, "start_dim"), in, &start, error) ||
-      !wrap_dim ("end_dim", nn_module_config_int (self, "end_dim"), in, &end, error))
+  if (!wrap_dim ("start_dim", dim_arg (self, args, 1, "start_dim"), in, &start, error) ||
+      !wrap_dim ("end_dim", dim_arg (self, args, 2, "end_dim"), in, &end, error))
     return FALSE;
   if (start > end) {
     g_autofree char *found = nn_shape_to_string (in);
@@ -61,13 +87,25 @@ flatten_infer_shape (NnModule *self, NnCall *call, const NnShape *in,
   return TRUE;
 }
 
-static NnTensor *
-flatten_forward (NnModule *self, NnCall *call, NnTensor *input, GError **error)
+static NnValue *
+flatten_forward (NnModule *self, NnCall *call, const NnArgs *args,
+                 GError **error)
 {
   NnShape shape;
-  if (!flatten_infer_shape (self, call, &input->shape, &shape, error))
+  if (!flatten_out_shape (self, args, &shape, error))
     return NULL;
-  return nn_tensor_reshape (input, &shape);
+  return nn_value_take_tensor (nn_tensor_reshape (nn_args_tensor (args, 0), &shape));
+}
+
+static NnValue *
+flatten_infer (NnModule *self, NnCall *call, const NnArgs *args,
+               GError **error)
+{
+  NnShape shape;
+  if (!flatten_out_shape (self, args, &shape, error))
+    return NULL;
+  return nn_value_take_tensor (nn_tensor_new_meta (nn_args_tensor (args, 0)->dtype,
+                                                   &shape));
 }
 
 static char *
@@ -84,8 +122,11 @@ const NnLayerType nn_flatten_type = {
   .doc = "flattens dims start_dim..end_dim into one",
   .schema = flatten_schema,
   .n_schema = G_N_ELEMENTS (flatten_schema),
+  .args = flatten_args,
+  .n_args = G_N_ELEMENTS (flatten_args),
+  .aliases = flatten_aliases,
   .create = nn_misc_create_nothing,
-  .infer_shape = flatten_infer_shape,
+  .infer = flatten_infer,
   .forward = flatten_forward,
   .extra_repr = flatten_extra_repr,
 };

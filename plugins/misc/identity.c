@@ -2,12 +2,20 @@
  * arguments are ignored, so it has no config keys). */
 #include "misc.h"
 
+/* nn.Identity.forward(input) returns whatever it is given. */
+static const NnArgSpec identity_args[] = {
+  { "input", NN_ARG_ANY, NN_DTYPES_ALL, 0, NULL, "any value, returned as is" },
+};
+
 const NnLayerType nn_identity_type = {
   .struct_size = sizeof (NnLayerType),
   .name = "Identity",
   .doc = "returns its input unchanged",
   .schema = NULL,
   .n_schema = 0,
+  .args = identity_args,
+  .n_args = G_N_ELEMENTS (identity_args),
   .create = nn_misc_create_nothing,
   .forward = nn_misc_forward_identity,
+  .infer = nn_misc_forward_identity,
 };

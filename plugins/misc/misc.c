@@ -9,11 +9,11 @@ static const NnLayerType *const misc_types[] = {
   &nn_stochastic_depth_type,
 };
 
-NnTensor *
-nn_misc_forward_identity (NnModule *self, NnCall *call, NnTensor *input,
+NnValue *
+nn_misc_forward_identity (NnModule *self, NnCall *call, const NnArgs *args,
                           GError **error)
 {
-  return nn_tensor_ref (input);
+  return nn_value_ref (nn_args_get (args, 0));
 }
 
 gboolean

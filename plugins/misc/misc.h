@@ -9,10 +9,17 @@ extern const NnLayerType nn_flatten_type;
 extern const NnLayerType nn_identity_type;
 extern const NnLayerType nn_stochastic_depth_type;
 
-/* The forward of a layer that is the identity in eval mode: returns a new
- * reference to @input, sharing its storage. */
-NnTensor *nn_misc_forward_identity (NnModule *self, NnCall *call,
-                                    NnTensor *input, GError **error);
+/* The first argument, a tensor of any dtype: the eval-mode identities
+ * pass integer and bool tensors through as PyTorch does. */
+#define NN_MISC_INPUT_ARG                                                \
+  { "input", NN_ARG_TENSOR, NN_DTYPES_ALL, 0, NULL,                      \
+    "the tensor, any shape and dtype" }
+
+/* The forward (and infer) of a layer that is the identity in eval mode:
+ * returns a new reference to argument 0, sharing its storage; a meta
+ * tensor stays one. */
+NnValue *nn_misc_forward_identity (NnModule *self, NnCall *call,
+                                   const NnArgs *args, GError **error);
 
 /* The create of a type that registers nothing. */
 gboolean nn_misc_create_nothing (NnModule *self, GError **error);

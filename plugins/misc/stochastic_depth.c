@@ -11,6 +11,8 @@ static const NnSchemaKey stochastic_depth_schema[] = {
     "'row' drops per sample, 'batch' the whole batch (training only)" },
 };
 
+static const NnArgSpec stochastic_depth_args[] = { NN_MISC_INPUT_ARG };
+
 /* torchvision prints the mode without quotes: "p=0.2, mode=row". */
 static char *
 stochastic_depth_extra_repr (NnModule *self)
@@ -25,7 +27,10 @@ const NnLayerType nn_stochastic_depth_type = {
   .doc = "torchvision's stochastic depth; the identity in eval mode",
   .schema = stochastic_depth_schema,
   .n_schema = G_N_ELEMENTS (stochastic_depth_schema),
+  .args = stochastic_depth_args,
+  .n_args = G_N_ELEMENTS (stochastic_depth_args),
   .create = nn_misc_create_nothing,
   .forward = nn_misc_forward_identity,
+  .infer = nn_misc_forward_identity,
   .extra_repr = stochastic_depth_extra_repr,
 };

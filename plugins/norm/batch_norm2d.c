@@ -62,9 +62,14 @@ batch_norm2d_reset_parameters (NnModule *self, GRand *rng)
     *(gint64 *) nbt->data = 0;
 }
 
+static const NnArgSpec batch_norm2d_args[] = {
+  { "input", NN_ARG_TENSOR, NN_DTYPE_BIT (NN_DTYPE_F32), 0, NULL,
+    "float32 [N, num_features, H, W]" },
+};
+
 static gboolean
-batch_norm2d_infer_shape (NnModule *self, NnCall *call, const NnShape *in,
-                          NnShape *out, GError **error)
+batch_norm2d_out_shape (NnModule *self, const NnShape *in, NnShape *out,
+                        GError **error)
 {
   gint64 c = nn_module_config_int (self, "num_features");
   if (in->ndim != 4 || in->dims[1] != c) {
@@ -102,19 +107,25 @@ batch_stats (const float *x, gint64 n, gint64 c, gint64 hw, double *mean,
   }
 }
 
-static NnTensor *
-batch_norm2d_forward (NnModule *self, NnCall *call, NnTensor *input,
+static NnValue *
+batch_norm2d_infer (NnModule *self, NnCall *call, const NnArgs *args,
+                    GError **error)
+{
+  NnShape shape;
+  if (!batch_norm2d_out_shape (self, &nn_args_tensor (args, 0)->shape, &shape,
+                               error))
+    return NULL;
+  return nn_value_take_tensor (nn_tensor_new_meta (NN_DTYPE_F32, &shape));
+}
+
+static NnValue *
+batch_norm2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
                       GError **error)
 {
   NnShape shape;
+  NnTensor *input = nn_args_tensor (args, 0);
   const float *x = nn_tensor_f32 (input);
-  if (!x) {
-    g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
-                 "expected a float32 input, found %s",
-                 nn_dtype_name (input->dtype));
-    return NULL;
-  }
-  if (!batch_norm2d_infer_shape (self, call, &input->shape, &shape, error))
+  if (!batch_norm2d_out_shape (self, &input->shape, &shape, error))
     return NULL;
   gint64 n = shape.dims[0], c = shape.dims[1], hw = shape.dims[2] * shape.dims[3];
   double eps = nn_module_config_float (self, "eps");
@@ -146,6 +157,12 @@ batch_norm2d_forward (NnModule *self, NnCall *call, NnTensor *input,
   }
 
   NnTensor *out = nn_tensor_new (NN_DTYPE_F32, &shape);
+  if (!out) {
+    g_autofree char *s = nn_shape_to_string (&shape);
+    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                 "cannot allocate the float32 output %s", s);
+    return NULL;
+  }
   float *y = nn_tensor_f32 (out);
   for (gint64 i = 0; i < n * c; i++) {
     const float sc = scale[i % c], sh = shift[i % c];
@@ -154,7 +171,7 @@ batch_norm2d_forward (NnModule *self, NnCall *call, NnTensor *input,
     for (gint64 j = 0; j < hw; j++)
       dst[j] = src[j] * sc + sh;
   }
-  return out;
+  return nn_value_take_tensor (out);
 }
 
 static char *
@@ -172,11 +189,12 @@ batch_norm2d_extra_repr (NnModule *self)
 
 /* torchinfo counts output_size[0] * numel for each of weight and bias. */
 static guint64
-batch_norm2d_count_macs (NnModule *self, const NnShape *in, const NnShape *out)
+batch_norm2d_count_macs (NnModule *self, const NnArgs *args, const NnValue *out)
 {
-  if (!nn_module_config_bool (self, "affine") || out->ndim == 0)
+  NnTensor *y = nn_value_get_tensor (out);
+  if (!nn_module_config_bool (self, "affine") || !y || y->shape.ndim == 0)
     return 0;
-  return (guint64) out->dims[0] * 2u * (guint64) nn_module_config_int (self, "num_features");
+  return (guint64) y->shape.dims[0] * 2u * (guint64) nn_module_config_int (self, "num_features");
 }
 
 const NnLayerType nn_batch_norm2d_type = {
@@ -185,8 +203,10 @@ const NnLayerType nn_batch_norm2d_type = {
   .doc = "batch normalisation of NCHW input with running statistics (eval mode)",
   .schema = batch_norm2d_schema,
   .n_schema = G_N_ELEMENTS (batch_norm2d_schema),
+  .args = batch_norm2d_args,
+  .n_args = G_N_ELEMENTS (batch_norm2d_args),
   .create = batch_norm2d_create,
-  .infer_shape = batch_norm2d_infer_shape,
+  .infer = batch_norm2d_infer,
   .forward = batch_norm2d_forward,
   .extra_repr = batch_norm2d_extra_repr,
   .reset_parameters = batch_norm2d_reset_parameters,

@@ -39,8 +39,8 @@ adaptive_max_pool2d_create (NnModule *self, GError **error)
 }
 
 static gboolean
-adaptive_infer_shape (NnModule *self, NnCall *call, const NnShape *in,
-                      NnShape *out, GError **error)
+adaptive_out_shape (NnModule *self, const NnShape *in, NnShape *out,
+                    GError **error)
 {
   if (!nn_pool_check_input (in, error))
     return FALSE;
@@ -121,37 +121,59 @@ adaptive_max_plane (gconstpointer ctx, const float *x, float *y)
   }
 }
 
-static NnTensor *
-adaptive_forward (NnModule *self, NnTensor *input, NnPoolPlaneFunc fn,
+static NnValue *
+adaptive_infer (NnModule *self, NnCall *call, const NnArgs *args,
+                GError **error)
+{
+  NnShape out_shape;
+  if (!adaptive_out_shape (self, &nn_args_tensor (args, 0)->shape, &out_shape,
+                           error))
+    return NULL;
+  return nn_value_take_tensor (nn_tensor_new_meta (NN_DTYPE_F32, &out_shape));
+}
+
+static NnValue *
+adaptive_forward (NnModule *self, const NnArgs *args, NnPoolPlaneFunc fn,
                   GError **error)
 {
   NnShape out_shape;
-  const float *x = nn_pool_input_f32 (input, error);
-  if (!x || !adaptive_infer_shape (self, NULL, &input->shape, &out_shape, error))
+  NnTensor *input = nn_args_tensor (args, 0);
+  const float *x = nn_tensor_f32 (input);
+  if (!adaptive_out_shape (self, &input->shape, &out_shape, error))
     return NULL;
   guint h = out_shape.ndim - 2;
   AdaptivePlane p = { input->shape.dims[h], input->shape.dims[h + 1],
                       out_shape.dims[h], out_shape.dims[h + 1] };
-  NnTensor *out = nn_tensor_new (NN_DTYPE_F32, &out_shape);
+  NnTensor *out = nn_pool_alloc (&out_shape, error);
+  if (!out)
+    return NULL;
   gint64 planes = nn_shape_numel (&out_shape) / (p.oh * p.ow);
   nn_pool_for_planes (planes, p.h * p.w, p.oh * p.ow, x, nn_tensor_f32 (out),
                       fn, &p);
-  return out;
+  return nn_value_take_tensor (out);
 }
 
-static NnTensor *
-adaptive_avg_pool2d_forward (NnModule *self, NnCall *call, NnTensor *input,
+static NnValue *
+adaptive_avg_pool2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
                              GError **error)
 {
-  return adaptive_forward (self, input, adaptive_avg_plane, error);
+  return adaptive_forward (self, args, adaptive_avg_plane, error);
 }
 
-static NnTensor *
-adaptive_max_pool2d_forward (NnModule *self, NnCall *call, NnTensor *input,
+static NnValue *
+adaptive_max_pool2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
                              GError **error)
 {
-  return adaptive_forward (self, input, adaptive_max_plane, error);
+  return adaptive_forward (self, args, adaptive_max_plane, error);
 }
+
+static const char *const adaptive_avg_pool2d_aliases[] = {
+  "adaptive_avg_pool2d", "torch.nn.functional.adaptive_avg_pool2d",
+  "torch._C._nn.adaptive_avg_pool2d", NULL
+};
+static const char *const adaptive_max_pool2d_aliases[] = {
+  "adaptive_max_pool2d", "torch.nn.functional.adaptive_max_pool2d", NULL
+};
 
 static char *
 adaptive_extra_repr (NnModule *self)
@@ -166,8 +188,11 @@ const NnLayerType nn_adaptive_avg_pool2d_type = {
   .doc = "2D average pooling to a fixed output size",
   .schema = adaptive_avg_pool2d_schema,
   .n_schema = G_N_ELEMENTS (adaptive_avg_pool2d_schema),
+  .args = nn_pool_input_args,
+  .n_args = G_N_ELEMENTS (nn_pool_input_args),
+  .aliases = adaptive_avg_pool2d_aliases,
   .create = adaptive_avg_pool2d_create,
-  .infer_shape = adaptive_infer_shape,
+  .infer = adaptive_infer,
   .forward = adaptive_avg_pool2d_forward,
   .extra_repr = adaptive_extra_repr,
 };
@@ -178,8 +203,11 @@ const NnLayerType nn_adaptive_max_pool2d_type = {
   .doc = "2D max pooling to a fixed output size",
   .schema = adaptive_max_pool2d_schema,
   .n_schema = G_N_ELEMENTS (adaptive_max_pool2d_schema),
+  .args = nn_pool_input_args,
+  .n_args = G_N_ELEMENTS (nn_pool_input_args),
+  .aliases = adaptive_max_pool2d_aliases,
   .create = adaptive_max_pool2d_create,
-  .infer_shape = adaptive_infer_shape,
+  .infer = adaptive_infer,
   .forward = adaptive_max_pool2d_forward,
   .extra_repr = adaptive_extra_repr,
 };

@@ -51,12 +51,12 @@ avg_pool2d_destroy (NnModule *self)
   g_free (nn_module_get_private (self));
 }
 
-static gboolean
-avg_pool2d_infer_shape (NnModule *self, NnCall *call, const NnShape *in,
-                        NnShape *out, GError **error)
+static NnValue *
+avg_pool2d_infer (NnModule *self, NnCall *call, const NnArgs *args,
+                  GError **error)
 {
   const AvgPool *cfg = nn_module_get_private (self);
-  return nn_pool_geom_out_shape (&cfg->geom, in, out, error);
+  return nn_pool_infer_windows (&cfg->geom, nn_args_tensor (args, 0), error);
 }
 
 static void
@@ -98,14 +98,18 @@ avg_pool2d_plane (gconstpointer ctx, const float *x, float *y)
   }
 }
 
-static NnTensor *
-avg_pool2d_forward (NnModule *self, NnCall *call, NnTensor *input,
+static NnValue *
+avg_pool2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
                     GError **error)
 {
   AvgPoolPlane p = { *(const AvgPool *) nn_module_get_private (self) };
-  return nn_pool_run_windows (&p.cfg.geom, input, &p.ext, avg_pool2d_plane,
-                              &p, error);
+  return nn_pool_run_windows (&p.cfg.geom, nn_args_tensor (args, 0), &p.ext,
+                              avg_pool2d_plane, &p, error);
 }
+
+static const char *const avg_pool2d_aliases[] = {
+  "avg_pool2d", "torch.nn.functional.avg_pool2d", NULL
+};
 
 static char *
 avg_pool2d_extra_repr (NnModule *self)
@@ -124,8 +128,11 @@ const NnLayerType nn_avg_pool2d_type = {
   .schema = avg_pool2d_schema,
   .n_schema = G_N_ELEMENTS (avg_pool2d_schema),
   .create = avg_pool2d_create,
+  .args = nn_pool_input_args,
+  .n_args = G_N_ELEMENTS (nn_pool_input_args),
+  .aliases = avg_pool2d_aliases,
   .destroy = avg_pool2d_destroy,
-  .infer_shape = avg_pool2d_infer_shape,
+  .infer = avg_pool2d_infer,
   .forward = avg_pool2d_forward,
   .extra_repr = avg_pool2d_extra_repr,
 };

@@ -48,12 +48,12 @@ max_pool2d_destroy (NnModule *self)
   g_free (nn_module_get_private (self));
 }
 
-static gboolean
-max_pool2d_infer_shape (NnModule *self, NnCall *call, const NnShape *in,
-                        NnShape *out, GError **error)
+static NnValue *
+max_pool2d_infer (NnModule *self, NnCall *call, const NnArgs *args,
+                  GError **error)
 {
   const NnPoolGeom *geom = nn_module_get_private (self);
-  return nn_pool_geom_out_shape (geom, in, out, error);
+  return nn_pool_infer_windows (geom, nn_args_tensor (args, 0), error);
 }
 
 static void
@@ -86,14 +86,18 @@ max_pool2d_plane (gconstpointer ctx, const float *x, float *y)
   }
 }
 
-static NnTensor *
-max_pool2d_forward (NnModule *self, NnCall *call, NnTensor *input,
+static NnValue *
+max_pool2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
                     GError **error)
 {
   MaxPoolPlane p = { *(const NnPoolGeom *) nn_module_get_private (self) };
-  return nn_pool_run_windows (&p.geom, input, &p.ext, max_pool2d_plane,
-                              &p, error);
+  return nn_pool_run_windows (&p.geom, nn_args_tensor (args, 0), &p.ext,
+                              max_pool2d_plane, &p, error);
 }
+
+static const char *const max_pool2d_aliases[] = {
+  "max_pool2d", "torch.nn.functional.max_pool2d", "torch.max_pool2d", NULL
+};
 
 static char *
 max_pool2d_extra_repr (NnModule *self)
@@ -115,8 +119,11 @@ const NnLayerType nn_max_pool2d_type = {
   .schema = max_pool2d_schema,
   .n_schema = G_N_ELEMENTS (max_pool2d_schema),
   .create = max_pool2d_create,
+  .args = nn_pool_input_args,
+  .n_args = G_N_ELEMENTS (nn_pool_input_args),
+  .aliases = max_pool2d_aliases,
   .destroy = max_pool2d_destroy,
-  .infer_shape = max_pool2d_infer_shape,
+  .infer = max_pool2d_infer,
   .forward = max_pool2d_forward,
   .extra_repr = max_pool2d_extra_repr,
 };

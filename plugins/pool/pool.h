@@ -10,6 +10,11 @@ extern const NnLayerType nn_avg_pool2d_type;
 extern const NnLayerType nn_adaptive_avg_pool2d_type;
 extern const NnLayerType nn_adaptive_max_pool2d_type;
 
+/* The pools' forward signature: (input), a float32 [N, C, H, W] or
+ * [C, H, W] tensor.  As functional ops (F.max_pool2d, ...) the window comes
+ * from the node's config, as kernel_size is a required config key anyway. */
+extern const NnArgSpec nn_pool_input_args[1];
+
 /* A sliding window over H and W, expanded from the config's ints/tuples. */
 typedef struct {
   gint64 kernel[2];   /* kh, kw */
@@ -38,8 +43,9 @@ gboolean nn_pool_check_input (const NnShape *in, GError **error);
 gboolean nn_pool_geom_out_shape (const NnPoolGeom *geom, const NnShape *in,
                                  NnShape *out, GError **error);
 
-/* Returns (transfer none) the F32 data of @input, or NULL with an error. */
-const float *nn_pool_input_f32 (NnTensor *input, GError **error);
+/* (transfer full) a new F32 tensor of @shape, or NULL with an error when
+ * memory is exhausted. */
+NnTensor *nn_pool_alloc (const NnShape *shape, GError **error);
 
 /* The tuple text of two ints as Python prints it: "(3, 3)". */
 char *nn_pool_pair_text (const gint64 v[2]);
@@ -61,8 +67,13 @@ typedef struct {
 /* A sliding-window pool's forward: checks @input, computes the output shape
  * from @geom, fills @ext and runs @fn with @ctx over every plane.
  * Returns (transfer full) the output, or NULL with @error set. */
-NnTensor *nn_pool_run_windows (const NnPoolGeom *geom, NnTensor *input,
-                               NnPoolExtent *ext, NnPoolPlaneFunc fn,
-                               gconstpointer ctx, GError **error);
+NnValue *nn_pool_run_windows (const NnPoolGeom *geom, NnTensor *input,
+                              NnPoolExtent *ext, NnPoolPlaneFunc fn,
+                              gconstpointer ctx, GError **error);
+
+/* A sliding-window pool's infer: (transfer full) a meta tensor of the
+ * output shape for the meta input @input. */
+NnValue *nn_pool_infer_windows (const NnPoolGeom *geom, NnTensor *input,
+                                GError **error);
 
 #endif

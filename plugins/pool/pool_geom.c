@@ -103,15 +103,21 @@ nn_pool_geom_out_shape (const NnPoolGeom *geom,
   return TRUE;
 }
 
-const float *
-nn_pool_input_f32 (NnTensor *input, GError **error)
+const NnArgSpec nn_pool_input_args[1] = {
+  { "input", NN_ARG_TENSOR, NN_DTYPE_BIT (NN_DTYPE_F32), 0, NULL,
+    "float32 [N, C, H, W] or [C, H, W]" },
+};
+
+NnTensor *
+nn_pool_alloc (const NnShape *shape, GError **error)
 {
-  const float *x = nn_tensor_f32 (input);
-  if (!x)
-    g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
-                 "expected a float32 input, found %s",
-                 nn_dtype_name (input->dtype));
-  return x;
+  NnTensor *out = nn_tensor_new (NN_DTYPE_F32, shape);
+  if (!out) {
+    g_autofree char *s = nn_shape_to_string (shape);
+    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                 "cannot allocate the float32 output %s", s);
+  }
+  return out;
 }
 
 typedef struct {
@@ -169,23 +175,35 @@ nn_pool_for_planes (gint64 n_planes, gint64 in_plane, gint64 out_plane,
   }
 }
 
-NnTensor *
+NnValue *
+nn_pool_infer_windows (const NnPoolGeom *geom, NnTensor *input,
+                       GError **error)
+{
+  NnShape out_shape;
+  if (!nn_pool_geom_out_shape (geom, &input->shape, &out_shape, error))
+    return NULL;
+  return nn_value_take_tensor (nn_tensor_new_meta (NN_DTYPE_F32, &out_shape));
+}
+
+NnValue *
 nn_pool_run_windows (const NnPoolGeom *geom, NnTensor *input,
                      NnPoolExtent *ext, NnPoolPlaneFunc fn, gconstpointer ctx,
                      GError **error)
 {
   NnShape out_shape;
-  const float *x = nn_pool_input_f32 (input, error);
-  if (!x || !nn_pool_geom_out_shape (geom, &input->shape, &out_shape, error))
+  const float *x = nn_tensor_f32 (input);
+  if (!nn_pool_geom_out_shape (geom, &input->shape, &out_shape, error))
     return NULL;
   guint h = out_shape.ndim - 2;
   ext->h = input->shape.dims[h];
   ext->w = input->shape.dims[h + 1];
   ext->oh = out_shape.dims[h];
   ext->ow = out_shape.dims[h + 1];
-  NnTensor *out = nn_tensor_new (NN_DTYPE_F32, &out_shape);
+  NnTensor *out = nn_pool_alloc (&out_shape, error);
+  if (!out)
+    return NULL;
   gint64 planes = nn_shape_numel (&out_shape) / (ext->oh * ext->ow);
   nn_pool_for_planes (planes, ext->h * ext->w, ext->oh * ext->ow, x,
                       nn_tensor_f32 (out), fn, ctx);
-  return out;
+  return nn_value_take_tensor (out);
 }

@@ -86,6 +86,19 @@ output (NnCapture *cap, const std::string &name)
   return nullptr;
 }
 
+// Runs the capture on one tensor; returns the root's tensor result.
+Tensor
+capture_run (NnCapture *cap, NnTensor *x, Error &e)
+{
+  Value args = tuple ({ nn_value_new_tensor (x) });
+  Value out (nn_capture_run (cap, args.get (), nullptr, e.out ()));
+  if (!out)
+    return Tensor ();
+  NnTensor *t = nn_value_get_tensor (out.get ());
+  EXPECT_TRUE (t) << "the root returned a non-tensor";
+  return Tensor (t ? nn_tensor_ref (t) : nullptr);
+}
+
 class CaptureResnet : public ::testing::Test {
 protected:
   void SetUp () override
@@ -120,7 +133,7 @@ TEST_F (CaptureResnet, OutputsEqualEachModuleRunOnItsOwn)
   std::string ref4 = "#" + std::to_string (idx);
   Capture cap = capture (m.get (), {"conv1", ref4.c_str (), "layer1.0", "layer*.0.conv?"}, e);
   ASSERT_TRUE (cap) << e.message ();
-  Tensor y (nn_capture_run (cap.get (), x.get (), e.out ()));
+  Tensor y (capture_run (cap.get (), x.get (), e).release ());
   ASSERT_TRUE (y) << e.message ();
   // Selection order; the glob expands in named_modules order.
   EXPECT_EQ (output_names (cap.get ()),
@@ -151,12 +164,12 @@ TEST_F (CaptureResnet, AModuleRunTwiceKeepsItsLastOutput)
   Error e;
   Capture cap = capture (m.get (), {"layer1.0.relu", "layer1.0"}, e);
   ASSERT_TRUE (cap) << e.message ();
-  Tensor y (nn_capture_run (cap.get (), x.get (), e.out ()));
+  Tensor y (capture_run (cap.get (), x.get (), e).release ());
   ASSERT_TRUE (y) << e.message ();
   expect_equal (output (cap.get (), "layer1.0.relu"), output (cap.get (), "layer1.0"), "relu");
   // A second run replaces the outputs.
   Tensor x2 = random_input (shape ({2, 3, 32, 32}), 5);
-  Tensor y2 (nn_capture_run (cap.get (), x2.get (), e.out ()));
+  Tensor y2 (capture_run (cap.get (), x2.get (), e).release ());
   ASSERT_TRUE (y2) << e.message ();
   EXPECT_EQ (shape_text (output (cap.get (), "layer1.0")->shape), "[2, 64, 8, 8]");
 }
@@ -175,7 +188,7 @@ TEST_F (CaptureResnet, SavesUnderPathsAndReadsBack)
   EXPECT_TRUE (e.message ().find ("run the capture first") != std::string::npos) << e.message ();
   EXPECT_FALSE (g_file_test (path.c_str (), G_FILE_TEST_EXISTS));
 
-  Tensor y (nn_capture_run (cap.get (), x.get (), e.out ()));
+  Tensor y (capture_run (cap.get (), x.get (), e).release ());
   ASSERT_TRUE (y) << e.message ();
   ASSERT_TRUE (nn_capture_save (cap.get (), path.c_str (), e.out ())) << e.message ();
   {
@@ -243,16 +256,16 @@ const char *const kPartial = R"({
     "config": {"inputs": ["x"], "nodes": [{"name": "body", "module": "body", "args": ["x"]}],
                "output": "body"},
     "children": [
-      {"name": "body", "type": "Linear", "config": {"in_features": 3, "out_features": 2}},
-      {"name": "aux", "type": "Linear", "config": {"in_features": 3, "out_features": 2}},
+      {"name": "body", "type": "FixtureLinear", "config": {"in_features": 3, "out_features": 2}},
+      {"name": "aux", "type": "FixtureLinear", "config": {"in_features": 3, "out_features": 2}},
       {"name": "extras", "type": "ModuleList", "children": [
-        {"name": "0", "type": "ReLU"}]}]}})";
+        {"name": "0", "type": "FixtureAffine"}]}]}})";
 
 }  // namespace
 
 TEST (Capture, ModuleListAndModulesThatNeverRun)
 {
-  Registry reg = default_registry ();
+  Registry reg = fixture_registry ();
   Error e;
   Module m (nn_descriptor_load_data (reg.get (), kPartial, -1, "partial.json", e.out ()));
   ASSERT_TRUE (m) << e.message ();
@@ -270,19 +283,19 @@ TEST (Capture, ModuleListAndModulesThatNeverRun)
   Capture cap = capture (m.get (), {"body", "aux"}, e);
   ASSERT_TRUE (cap) << e.message ();
   Tensor x = random_input (shape ({1, 3}), 2);
-  EXPECT_FALSE (nn_capture_run (cap.get (), x.get (), e.out ()));
+  EXPECT_FALSE (capture_run (cap.get (), x.get (), e));
   EXPECT_TRUE (e.matches (NN_MODULE_ERROR, NN_MODULE_ERROR_NOT_FOUND)) << e.message ();
   EXPECT_EQ (e.message (), "capture: 'aux' did not run during the forward");
   EXPECT_EQ (nn_capture_get_outputs (cap.get ())->len, 0u);
   // A forward error comes back as it is.
   Tensor bad = random_input (shape ({1, 5}), 2);
-  EXPECT_FALSE (nn_capture_run (cap.get (), bad.get (), e.out ()));
+  EXPECT_FALSE (capture_run (cap.get (), bad.get (), e));
   EXPECT_TRUE (e.message ().find ("body") != std::string::npos) << e.message ();
 }
 
 TEST (Capture, SelectingOneModuleTwiceCapturesItOnce)
 {
-  Registry reg = default_registry ();
+  Registry reg = fixture_registry ();
   Error e;
   Module m (nn_descriptor_load_data (reg.get (), kPartial, -1, "partial.json", e.out ()));
   ASSERT_TRUE (m) << e.message ();
@@ -290,10 +303,51 @@ TEST (Capture, SelectingOneModuleTwiceCapturesItOnce)
   Capture cap = capture (m.get (), {"body", "#1", "b*"}, e);
   ASSERT_TRUE (cap) << e.message ();
   Tensor x = random_input (shape ({4, 3}), 2);
-  Tensor y (nn_capture_run (cap.get (), x.get (), e.out ()));
+  Tensor y (capture_run (cap.get (), x.get (), e).release ());
   ASSERT_TRUE (y) << e.message ();
   EXPECT_EQ (output_names (cap.get ()), (std::vector<std::string>{"body"}));
   expect_equal (output (cap.get (), "body"), y.get (), "body");
   Array hooks (nn_module_list_hooks (at (m.get (), "body")));
   EXPECT_EQ (hooks->len, 1u);
+}
+
+// Structured outputs are captured leaf by leaf under the rule of
+// nn_value_foreach_tensor: "lstm" for a tensor, "lstm.0", "lstm.1.0" for
+// LSTM's (out, (h_n, c_n)), "pair.sum" for a dict item.
+TEST (Capture, TensorLeavesOfStructuredOutputsAreNamedByPosition)
+{
+  Registry reg = fixture_registry ();
+  Error e;
+  Module m = load_json (reg.get (), R"({"type": "Graph",
+    "config": {"inputs": ["x"], "nodes": [
+      {"name": "n", "module": "lstm", "args": ["x"]},
+      {"name": "p", "module": "pair", "args": ["x"], "kwargs": {"as_dict": true}},
+      {"name": "a", "module": "aff", "args": ["x"]}],
+     "output": {"tuple": ["n", "a"]}},
+    "children": [{"name": "lstm", "type": "FixtureNest"}, {"name": "pair", "type": "FixturePair"},
+                 {"name": "aff", "type": "FixtureAffine", "config": {"shift": 1.0}}]})");
+  ASSERT_TRUE (m);
+  Capture cap = capture (m.get (), {"lstm", "pair", "aff"}, e);
+  ASSERT_TRUE (cap) << e.message ();
+  Tensor x = tensor_f32 ({2}, [] (gint64 i) { return 1.0f + i; });
+  Value args = tuple ({ nn_value_new_tensor (x.get ()) });
+  Value out (nn_capture_run (cap.get (), args.get (), nullptr, e.out ()));
+  ASSERT_TRUE (out) << e.message ();
+  EXPECT_EQ (take (nn_value_to_string (out.get ())),
+             "((Tensor[2] F32, (Tensor[2] F32, Tensor[2] F32)), Tensor[2] F32)");
+  EXPECT_EQ (output_names (cap.get ()),
+             (std::vector<std::string>{"lstm.0", "lstm.1.0", "lstm.1.1", "pair.sum", "pair.diff", "aff"}));
+  EXPECT_FLOAT_EQ (nn_tensor_f32 (output (cap.get (), "lstm.1.1"))[1], 6.0f);
+  EXPECT_FLOAT_EQ (nn_tensor_f32 (output (cap.get (), "pair.sum"))[1], 4.0f);
+  EXPECT_FLOAT_EQ (nn_tensor_f32 (output (cap.get (), "aff"))[0], 2.0f);
+  g_autofree char *dir = g_dir_make_tmp ("nn-capture-XXXXXX", nullptr);
+  std::string path = std::string (dir) + "/acts.safetensors";
+  ASSERT_TRUE (nn_capture_save (cap.get (), path.c_str (), e.out ())) << e.message ();
+  Safetensors st (nn_safetensors_open (path.c_str (), e.out ()));
+  ASSERT_TRUE (st) << e.message ();
+  Tensor h (nn_safetensors_get (st.get (), "lstm.1.0", NN_DTYPE_F32, e.out ()));
+  ASSERT_TRUE (h) << e.message ();
+  EXPECT_FLOAT_EQ (nn_tensor_f32 (h.get ())[1], 4.0f);
+  g_unlink (path.c_str ());
+  g_rmdir (dir);
 }

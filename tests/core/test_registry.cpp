@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstddef>
 #include <cstring>
 #include <set>
 #include <string>
@@ -390,7 +391,15 @@ TEST (RegistryFailure, MalformedLayerTypes)
   const struct { const char *name; const char *expect; } cases[] = {
     { "null-type", "invalid layer type #2: it is NULL" },
     { "null-create", "invalid layer type 'FixtureNoCreate': create is NULL" },
-    { "small-size", "invalid layer type #2: struct_size" },
+    { "small-size", "invalid layer type 'FixtureSmall': struct_size is" },
+    { "args-no-name", "'FixtureArgNoName': argument #0 has no name" },
+    { "args-dup", "'FixtureArgDup': argument 'x' is declared twice" },
+    { "args-variadic", "'FixtureArgVariadic': argument 'y' follows the VARIADIC one without being KW_ONLY" },
+    { "args-default", "'FixtureArgDefault': argument 'x' has a default that is not JSON: '{oops'" },
+    { "args-order", "'FixtureArgOrder': required argument 'y' follows optional argument 'x'" },
+    { "args-kinds", "'FixtureArgKinds': argument 'x' has kinds 0x0" },
+    { "alias-dup", "'FixtureAliasDup': alias 'a' is listed twice" },
+    { "alias-self", "'FixtureSelfAlias': alias #0 is empty or the type's own name" },
     { "no-name", "invalid layer type #2: it has no name" },
     { "space-name", "'Fixture Spaced': its name contains a space" },
     { "null-schema", "'FixtureNullSchema': n_schema is 2 but schema is NULL" },
@@ -850,26 +859,67 @@ TEST (RegistryLifetime, FailedPluginsAreUnloaded)
   EXPECT_FALSE (is_mapped (path));
 }
 
-// A vtable from an older, shorter NnLayerType: the slots it lacks read as
-// absent (NULL), never as whatever lies past the plugin's struct.
-TEST (RegistryAbi, ShorterVtableSlotsReadAsAbsent)
+// A vtable whose struct_size is not a released NnLayerType size (cut short
+// after forward, as an older or foreign header gives) is refused by name
+// with both sizes: the core never guesses at a layout.
+TEST (RegistryAbi, VtableOfAnUnreleasedSizeIsRefused)
 {
-  Registry reg (nn_registry_new ());
-  nn_registry_set_use_default_dir (reg.get (), FALSE);
+  Registry reg = isolated_registry ();
+  std::string msg = load_failure (reg.get (), fixture ("fixture-short-vtable.so"),
+                                  NN_PLUGIN_ERROR_INVALID);
+  EXPECT_CONTAINS (msg, "invalid layer type 'FixtureShort'");
+  EXPECT_CONTAINS (msg, printf_string ("struct_size is %zu", offsetof (NnLayerType, infer)));
+  EXPECT_CONTAINS (msg, printf_string ("accepts only %zu (sizeof (NnLayerType) of ABI 2.0)",
+                                       sizeof (NnLayerType)));
+  EXPECT_FALSE (has_type (reg.get (), "FixtureShort"));
+}
+
+// A plugin built for ABI 1 (hand-made ABI 1 descriptor and vtable) is
+// refused before its init runs, naming both versions.
+TEST (RegistryAbi, Abi1PluginIsRefusedNamingBothVersions)
+{
+  Registry reg = isolated_registry ();
+  std::string msg = load_failure (reg.get (), fixture ("fixture-abi1.so"), NN_PLUGIN_ERROR_ABI);
+  EXPECT_CONTAINS (msg, printf_string ("plugin built for nnkit ABI 1.0, this core is %d.%d",
+                                       NN_ABI_MAJOR, NN_ABI_MINOR));
+  EXPECT_CONTAINS (msg, "fixture-abi1.so");
+}
+
+// Aliases resolve like names and share their namespace across plugins.
+TEST (RegistryAbi, AliasesResolveAndClashesNameBothPlugins)
+{
+  EnvGuard guard ("NN_FIXTURE_CASE");
+  Registry reg = isolated_registry ();
   Error e;
-  ASSERT_TRUE (nn_registry_load_file (reg.get (), fixture ("fixture-short-vtable.so").c_str (),
-                                      e.out ())) << e.message ();
-  const NnLayerType *t = nn_registry_lookup_type (reg.get (), "FixtureShort", e.out ());
-  ASSERT_NE (t, nullptr) << e.message ();
-  EXPECT_EQ (t->struct_size, sizeof (NnLayerType));
-  EXPECT_EQ (t->extra_repr, nullptr);
-  EXPECT_EQ (t->count_macs, nullptr);
-  Module m (nn_module_new_from_type (reg.get (), "FixtureShort", nullptr, "old", e.out ()));
+  ASSERT_TRUE (nn_registry_load_file (reg.get (), fixture ("fixture-values.so").c_str (), e.out ()))
+      << e.message ();
+  const NnLayerType *add = nn_registry_lookup_type (reg.get (), "FixtureAdd", e.out ());
+  ASSERT_NE (add, nullptr) << e.message ();
+  EXPECT_EQ (nn_registry_lookup_type (reg.get (), "fixture_add", e.out ()), add);
+  EXPECT_EQ (nn_registry_lookup_type (reg.get (), "fixture.add", e.out ()), add);
+  NnPlugin *plugin = nullptr;
+  EXPECT_EQ (nn_registry_resolve_type (reg.get (), "fixture_add", &plugin, e.out ()), add);
+  EXPECT_STREQ (nn_plugin_get_name (plugin), "fixture-values");
+  Module m (nn_module_new_from_type (reg.get (), "fixture.add", nullptr, "x", e.out ()));
   ASSERT_TRUE (m) << e.message ();
-  EXPECT_EQ (take (nn_module_to_string (m.get ())), "FixtureShort()");
-  nn_module_reset_parameters (m.get (), 1);
-  NnShape s = shape ({2});
-  Tensor x (nn_tensor_new (NN_DTYPE_F32, &s));
-  Tensor y (nn_module_forward (m.get (), x.get (), e.out ()));
-  EXPECT_TRUE (y) << e.message ();
+  EXPECT_STREQ (nn_module_get_type_name (m.get ()), "FixtureAdd");
+  // Type listings hold names only.
+  g_auto (GStrv) names = nn_registry_list_types (reg.get ());
+  EXPECT_TRUE (g_strv_contains (names, "FixtureAdd"));
+  EXPECT_FALSE (g_strv_contains (names, "fixture_add"));
+
+  const struct { const char *name, *clash; } cases[] = {
+    { "alias-clash", "registers layer type alias 'fixture_add', which plugin 'fixture-values'" },
+    { "name-clash", "registers layer type 'fixture_mul', which plugin 'fixture-values'" },
+    { "alias-first", "registers layer type alias 'FixtureValidFirst' twice" },
+  };
+  for (const auto &c : cases) {
+    SCOPED_TRACE (c.name);
+    g_setenv ("NN_FIXTURE_CASE", c.name, TRUE);
+    std::string msg = load_failure (reg.get (), fixture ("fixture-invalid-type.so"),
+                                    NN_PLUGIN_ERROR_DUPLICATE_TYPE);
+    EXPECT_CONTAINS (msg, "plugin 'fixture-invalid-type'");
+    EXPECT_CONTAINS (msg, c.clash);
+    EXPECT_FALSE (has_type (reg.get (), "FixtureValidFirst"));
+  }
 }

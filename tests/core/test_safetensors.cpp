@@ -182,12 +182,12 @@ TEST (SafetensorsMalformed, EntryNotAnObjectOrIncomplete)
 
 TEST (SafetensorsMalformed, UnsupportedDtype)
 {
-  for (const char *dt : { "I32", "U8", "BOOL", "F8_E4M3", "f32" }) {
+  for (const char *dt : { "F8_E4M3", "f32", "U16", "C64" }) {
     std::string h = std::string (R"({"w":{"dtype":")") + dt +
                     R"(","shape":[2],"data_offsets":[0,8]}})";
     expect_open_fails (st_bytes (h, std::string (8, '\0')), NN_WEIGHTS_ERROR_DTYPE,
                        { "tensor 'w'", (std::string ("dtype '") + dt + "'").c_str (),
-                         "F32, F16, BF16, F64 or I64" });
+                         "F32, I64, F16, BF16, F64, I32, I8, U8 or BOOL" });
   }
   expect_open_fails (st_bytes (R"({"w":{"dtype":7,"shape":[],"data_offsets":[0,4]}})",
                                std::string (4, '\0')),
@@ -431,6 +431,68 @@ TEST (SafetensorsRead, FloatAsI64IsRefused)
     EXPECT_HAS (err.message (), std::string ("tensor '") + name + "'");
     EXPECT_HAS (err.message (), "I64 tensor is expected");
   }
+}
+
+// Every ABI 2 dtype is accepted in storage: read as stored (zero-copy when
+// aligned), or converted with PyTorch's .to() rules where the module's
+// tensor has another dtype.
+TEST (SafetensorsRead, AllNineDtypesInStorage)
+{
+  std::vector<int32_t> i32 = { -5, 0, 70000 };
+  std::vector<int8_t> i8 = { -128, 1, 127, 0 };
+  std::vector<uint8_t> u8 = { 0, 200, 255, 1 };
+  std::vector<uint8_t> bo = { 1, 0, 1, 0 };
+  std::vector<double> f64 = { 0.5, -1.25 };
+  std::string h = R"({"a":{"dtype":"I32","shape":[3],"data_offsets":[0,12]},)"
+                  R"("b":{"dtype":"I8","shape":[4],"data_offsets":[12,16]},)"
+                  R"("c":{"dtype":"U8","shape":[4],"data_offsets":[16,20]},)"
+                  R"("d":{"dtype":"BOOL","shape":[4],"data_offsets":[20,24]},)"
+                  R"("e":{"dtype":"F64","shape":[2],"data_offsets":[24,40]}})";
+  auto o = open_bytes (st_bytes (h, raw (i32) + raw (i8) + raw (u8) + raw (bo) + raw (f64)));
+  Error err;
+  EXPECT_STREQ (nn_safetensors_get_info (o->st.get (), "d", nullptr), "BOOL");
+  Tensor a (nn_safetensors_get (o->st.get (), "a", NN_DTYPE_I32, err.out ()));
+  ASSERT_NE (a, nullptr) << err.message ();
+  EXPECT_EQ (std::memcmp (a->data, i32.data (), 12), 0);
+  Tensor a64 (nn_safetensors_get (o->st.get (), "a", NN_DTYPE_I64, err.out ()));
+  ASSERT_NE (a64, nullptr) << err.message ();
+  EXPECT_EQ (nn_tensor_i64 (a64.get ())[2], 70000);
+  Tensor b (nn_safetensors_get (o->st.get (), "b", NN_DTYPE_F32, err.out ()));
+  ASSERT_NE (b, nullptr) << err.message ();
+  EXPECT_EQ (nn_tensor_f32 (b.get ())[0], -128.0f);
+  Tensor c (nn_safetensors_get (o->st.get (), "c", NN_DTYPE_U8, err.out ()));
+  ASSERT_NE (c, nullptr) << err.message ();
+  EXPECT_EQ (((uint8_t *) c->data)[1], 200);
+  Tensor d (nn_safetensors_get (o->st.get (), "d", NN_DTYPE_BOOL, err.out ()));
+  ASSERT_NE (d, nullptr) << err.message ();
+  EXPECT_EQ (std::memcmp (d->data, bo.data (), 4), 0);
+  Tensor e (nn_safetensors_get (o->st.get (), "e", NN_DTYPE_F16, err.out ()));
+  ASSERT_NE (e, nullptr) << err.message ();
+  EXPECT_EQ (((uint16_t *) e->data)[0], 0x3800); // 0.5 in IEEE half
+  EXPECT_EQ (((uint16_t *) e->data)[1], 0xbd00); // -1.25
+  // Floats are not read into integer or bool tensors.
+  EXPECT_EQ (nn_safetensors_get (o->st.get (), "e", NN_DTYPE_BOOL, err.out ()), nullptr);
+  EXPECT_HAS (err.message (), "is F64, but a BOOL tensor is expected");
+  // A round trip writes each dtype under its own name.
+  TmpDir tmp;
+  std::string out = tmp.path ("all.safetensors");
+  const char *names[] = { "a", "b", "c", "d", "e" };
+  NnTensor *ts[] = { a.get (), nullptr, c.get (), d.get (), e.get () };
+  Tensor b8 (nn_safetensors_get (o->st.get (), "b", NN_DTYPE_I8, err.out ()));
+  ts[1] = b8.get ();
+  ASSERT_TRUE (nn_safetensors_write (out.c_str (), names, ts, 5, nullptr, err.out ())) << err.message ();
+  Safetensors back (nn_safetensors_open (out.c_str (), err.out ()));
+  ASSERT_TRUE (back) << err.message ();
+  const char *want[] = { "I32", "I8", "U8", "BOOL", "F16" };
+  for (int i = 0; i < 5; i++)
+    EXPECT_STREQ (nn_safetensors_get_info (back.get (), names[i], nullptr), want[i]);
+  // A meta tensor has no data to write.
+  NnShape ms = shape ({2});
+  Tensor meta (nn_tensor_new_meta (NN_DTYPE_F32, &ms));
+  NnTensor *mt[] = { meta.get () };
+  const char *mn[] = { "m" };
+  EXPECT_FALSE (nn_safetensors_write (tmp.path ("m.safetensors").c_str (), mn, mt, 1, nullptr, err.out ()));
+  EXPECT_HAS (err.message (), "tensor 'm' is a meta tensor");
 }
 
 TEST (SafetensorsRead, UnknownNameIsNotFound)

@@ -165,7 +165,7 @@ at (NnModule *root, const char *path)
 }
 
 gboolean
-count_fwd (NnModule *, const char *, NnTensor *, NnTensor **, gpointer ud, GError **)
+count_fwd (NnModule *, const char *, const NnValue *, const NnValue *, NnValue **, gpointer ud, GError **)
 {
   ++*(int *) ud;
   return TRUE;

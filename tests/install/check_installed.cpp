@@ -301,13 +301,14 @@ struct HookLog {
   Tensor output;
 };
 
-gboolean record_hook (NnModule *, const char *path, NnTensor *, NnTensor **output,
-                      gpointer user_data, GError **)
+gboolean record_hook (NnModule *, const char *path, const NnValue *, const NnValue *,
+                      NnValue **output, gpointer user_data, GError **)
 {
   HookLog *log = (HookLog *) user_data;
+  NnTensor *t = nn_value_get_tensor (*output);
   log->calls++;
   log->path = path;
-  log->output.reset (nn_tensor_copy (*output));
+  log->output.reset (t ? nn_tensor_copy (t) : nullptr);
   return TRUE;
 }
 
@@ -341,10 +342,11 @@ TEST (Discovery, BuiltinPluginsFromInstalledDirExampleFromItsOwn)
       saw_example = true;
       EXPECT_EQ (dir_of (p->path), example_dir) << p->path;
       EXPECT_STREQ (p->version, "1.0.0");
-      ASSERT_TRUE (p->type_names[0] && p->type_names[1]);
+      ASSERT_TRUE (p->type_names[0] && p->type_names[1] && p->type_names[2]);
       EXPECT_STREQ (p->type_names[0], "ScaledLeakyReLU");
       EXPECT_STREQ (p->type_names[1], "ResidualBlock");
-      EXPECT_EQ (p->type_names[2], nullptr);
+      EXPECT_STREQ (p->type_names[2], "GatedSum");
+      EXPECT_EQ (p->type_names[3], nullptr);
     } else {
       // Every built-in plugin comes from the installed tree, none from a
       // build directory.
@@ -713,6 +715,84 @@ TEST_F (CrossPlugin, ThreadsAndLifetime)
   ASSERT_TRUE (later);
   EXPECT_TRUE (bit_equal (later.get (), before.get ()));
   EXPECT_STREQ (plugin_of (model.get (), "0"), "example");
+}
+
+// GatedSum, the example's multi-input type: two required tensors, an
+// optional gate, a keyword-only scale, and a tuple (out, g) returned,
+// against the formula evaluated here in double.
+struct ValueDeleter { void operator() (NnValue *v) const { nn_value_unref (v); } };
+using Value = std::unique_ptr<NnValue, ValueDeleter>;
+
+TEST (Example, GatedSumTakesSeveralInputsAndReturnsATuple)
+{
+  Registry reg = load_registry ();
+  Error e;
+  Module m (nn_module_new_from_type (reg.get (), "GatedSum", nullptr, "gs", e.out ()));
+  ASSERT_TRUE (m) << e.message ();
+  NnShape s = shape4 (1, 2, 2, 3);
+  Tensor x (nn_tensor_new (NN_DTYPE_F32, &s)), y (nn_tensor_new (NN_DTYPE_F32, &s)),
+      gate (nn_tensor_new (NN_DTYPE_F32, &s));
+  for (int i = 0; i < 12; i++) {
+    nn_tensor_f32 (x.get ())[i] = 0.5f * i - 2.0f;
+    nn_tensor_f32 (y.get ())[i] = 1.0f - 0.25f * i;
+    nn_tensor_f32 (gate.get ())[i] = 0.3f * i - 1.5f;
+  }
+  Value args (nn_value_new_tuple ());
+  nn_value_append (args.get (), nn_value_new_tensor (x.get ()));
+  nn_value_append (args.get (), nn_value_new_tensor (y.get ()));
+  Value kwargs (nn_value_new_dict ());
+  nn_value_dict_set (kwargs.get (), "gate", nn_value_new_tensor (gate.get ()));
+  nn_value_dict_set (kwargs.get (), "scale", nn_value_new_float (2.0));
+  Value out (nn_module_call (m.get (), args.get (), kwargs.get (), e.out ()));
+  ASSERT_TRUE (out) << e.message ();
+  ASSERT_EQ (nn_value_kind (out.get ()), NN_VALUE_TUPLE);
+  ASSERT_EQ (nn_value_n_items (out.get ()), 2u);
+  NnTensor *o = nn_value_get_tensor (nn_value_item (out.get (), 0));
+  NnTensor *g = nn_value_get_tensor (nn_value_item (out.get (), 1));
+  ASSERT_TRUE (o && g);
+  for (int i = 0; i < 12; i++) {
+    double gv = 1.0 / (1.0 + std::exp (-(0.3 * i - 1.5)));
+    double want = 2.0 * (gv * (0.5 * i - 2.0) + (1.0 - gv) * (1.0 - 0.25 * i));
+    EXPECT_NEAR (nn_tensor_f32 (g)[i], gv, 1e-6);
+    EXPECT_NEAR (nn_tensor_f32 (o)[i], want, 1e-5);
+  }
+
+  // Without a gate: an even mix, scale 1.
+  Value even (nn_module_call (m.get (), args.get (), nullptr, e.out ()));
+  ASSERT_TRUE (even) << e.message ();
+  NnTensor *eo = nn_value_get_tensor (nn_value_item (even.get (), 0));
+  for (int i = 0; i < 12; i++)
+    EXPECT_NEAR (nn_tensor_f32 (eo)[i], 0.5 * (0.5 * i - 2.0) + 0.5 * (1.0 - 0.25 * i), 1e-6);
+
+  // Inference gives the tuple of meta tensors without computing.
+  Value inferred (nn_module_infer (m.get (), args.get (), kwargs.get (), e.out ()));
+  ASSERT_TRUE (inferred) << e.message ();
+  EXPECT_EQ (nn_value_count_tensors (inferred.get ()), 2u);
+  EXPECT_TRUE (nn_tensor_is_meta (nn_value_get_tensor (nn_value_item (inferred.get (), 1))));
+
+  // Errors: y missing, scale given positionally, a gate of another shape.
+  Value only_x (nn_value_new_tuple ());
+  nn_value_append (only_x.get (), nn_value_new_tensor (x.get ()));
+  Value r1 (nn_module_call (m.get (), only_x.get (), nullptr, e.out ()));
+  EXPECT_FALSE (r1);
+  EXPECT_TRUE (e.matches (NN_MODULE_ERROR, NN_MODULE_ERROR_BAD_ARGUMENTS)) << e.message ();
+  EXPECT_NE (e.message ().find ("'y'"), std::string::npos) << e.message ();
+  Value four (nn_value_new_tuple ());
+  for (NnTensor *t : { x.get (), y.get (), gate.get () })
+    nn_value_append (four.get (), nn_value_new_tensor (t));
+  nn_value_append (four.get (), nn_value_new_float (2.0));
+  Value r2 (nn_module_call (m.get (), four.get (), nullptr, e.out ()));
+  EXPECT_FALSE (r2);
+  EXPECT_TRUE (e.matches (NN_MODULE_ERROR, NN_MODULE_ERROR_BAD_ARGUMENTS)) << e.message ();
+  NnShape other = shape4 (1, 2, 3, 2);
+  Tensor bad_gate (nn_tensor_new (NN_DTYPE_F32, &other));
+  Value kw2 (nn_value_new_dict ());
+  nn_value_dict_set (kw2.get (), "gate", nn_value_new_tensor (bad_gate.get ()));
+  Value r3 (nn_module_call (m.get (), args.get (), kw2.get (), e.out ()));
+  EXPECT_FALSE (r3);
+  EXPECT_TRUE (e.matches (NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH)) << e.message ();
+  EXPECT_NE (e.message ().find ("expected gate shaped like x [1, 2, 2, 3], found [1, 2, 3, 2]"),
+             std::string::npos) << e.message ();
 }
 
 } // namespace

@@ -60,10 +60,10 @@ run_logged "$tmp/build.log" "$NINJA" -C "$tmp/nnkit-build"
 run_logged "$tmp/install.log" "$MESON" install -C "$tmp/nnkit-build" --no-rebuild
 
 step "installed layout"
-plugindir_expected=$prefix/lib/nnkit-1/plugins
+plugindir_expected=$prefix/lib/nnkit-2/plugins
 for f in include/nnkit/nnkit.h include/nnkit/plugin.h lib/libnnkit.so \
-         lib/pkgconfig/nnkit.pc lib/nnkit-1/plugins/nn-conv.so \
-         lib/nnkit-1/plugins/nn-norm.so lib/nnkit-1/plugins/nn-containers.so; do
+         lib/pkgconfig/nnkit.pc lib/nnkit-2/plugins/nn-conv.so \
+         lib/nnkit-2/plugins/nn-norm.so lib/nnkit-2/plugins/nn-containers.so; do
   [ -e "$prefix/$f" ] || fail "meson install did not install $f"
 done
 # Core internals are never installed.

@@ -22,7 +22,7 @@ for _a in list(sys.argv[1:]):
         sys.argv.remove(_a)
 from nnctl_testlib import (  # noqa: E402
     DATA_DIR, FIXTURE_DIR, NnctlCase, expected_tensors, file_bytes, flatten,
-    make_weights, nest, numel, read_safetensors, state_dict_spec,
+    make_weights, nest, numel, read_safetensors, require_add_op, state_dict_spec,
     tiny_descriptor, tiny_forward, walk_modules, write_safetensors,
     write_tiny)
 
@@ -225,11 +225,6 @@ class TestInspect(NnctlCase):
         self.assertEqual(rows["pool"]["output_shape"], [1, 4, 1, 1])
         self.assertEqual(rows["head.0"]["output_shape"], [1, 8])
         self.assertEqual(rows[""]["output_shape"], [1, 3])
-        # torchinfo's counts: a conv's weight and bias elements times the
-        # output positions (N x H x W); other layers' parameters times N.
-        self.assertEqual(rows["conv1"]["mult_adds"], (4 * 1 * 9) * 8 * 8)
-        self.assertEqual(rows["block.0"]["mult_adds"], (4 * 4 * 9 + 4) * 8 * 8)
-        self.assertEqual(rows["head.3"]["mult_adds"], 8 * 3 + 3)
         total = sum(numel(s) for _, s, _, b in state_dict_spec(self.desc) if not b)
         self.assertEqual(data["total_params"], total)
         # The shared relu is called twice and listed twice, as torchinfo does.
@@ -245,6 +240,15 @@ class TestInspect(NnctlCase):
         self.assertIn("conv1", err)
         self.assertIn("[1, 3, 8, 8]", err)
         self.assertIn("--input-shape", self.error("summary", self.model, "--input-shape", "1,x", rc=2))
+
+    def test_summary_mult_adds(self):
+        data = self.nnctl_json("summary", self.model)
+        rows = {r["path"]: r for r in data["rows"]}
+        # torchinfo's counts: a conv's weight and bias elements times the
+        # output positions (N x H x W); other layers' parameters times N.
+        self.assertEqual(rows["conv1"]["mult_adds"], (4 * 1 * 9) * 8 * 8)
+        self.assertEqual(rows["block.0"]["mult_adds"], (4 * 4 * 9 + 4) * 8 * 8)
+        self.assertEqual(rows["head.3"]["mult_adds"], 8 * 3 + 3)
 
     def test_dot(self):
         out, _ = self.nnctl("dot", self.model)
@@ -357,6 +361,234 @@ class TestRun(NnctlCase):
         with open(bad, "wb") as f:
             f.write(b"\xff" * 16)
         self.assertIn("bad.safetensors", self.error("run", self.model, "--input", bad))
+
+
+class TestMultiInput(NnctlCase):
+    """A Graph with two inputs (x: F32 [2, 4], ids: I64 [2, 3, 2]) returning
+    {"logits": relu(lin(x)), "pair": (x, ids.flatten(1))}: inputs by file,
+    by name and by random spec, output leaves named by their keys."""
+
+    def setUp(self):
+        super().setUp()
+        with open(os.path.join(DATA_DIR, "two_inputs.json")) as f:
+            self.desc = json.load(f)
+        self.model = self.path("two.json")
+        with open(self.model, "w") as f:
+            json.dump(self.desc, f)
+        self.weights = make_weights(self.desc, 11)
+        write_safetensors(self.path("two.safetensors"), self.weights)
+        rng = random.Random(2)
+        self.x = [rng.uniform(-1, 1) for _ in range(8)]
+        self.ids = [rng.randrange(0, 50) for _ in range(12)]
+
+    def logits(self, x):
+        w = self.weights
+        z = [[sum(x[r * 4 + i] * w["lin.weight"][2][o * 4 + i] for i in range(4))
+              + w["lin.bias"][2][o] for o in range(3)] for r in range(2)]
+        return [max(v, 0.0) for row in z for v in row]
+
+    def check_outputs(self, out_file, x, ids):
+        got, _ = read_safetensors(out_file)
+        self.assertEqual(sorted(got), ["output.logits", "output.pair.0", "output.pair.1"])
+        dtype, shape, vals = got["output.logits"]
+        self.assertEqual((dtype, shape), ("F32", [2, 3]))
+        for g, w in zip(vals, self.logits(x)):
+            self.assertAlmostEqual(g, w, places=5)
+        self.assertEqual(got["output.pair.0"][:2], ("F32", [2, 4]))
+        self.assertEqual(got["output.pair.0"][2], list(array("f", x)))
+        self.assertEqual(got["output.pair.1"], ("I64", [2, 6], ids))
+
+    def test_inputs_by_name_from_one_file(self):
+        xin = self.path("in.safetensors")
+        # Tensors named after the forward's arguments; others are not read.
+        write_safetensors(xin, {"ids": ("I64", [2, 3, 2], self.ids),
+                                "labels": ("I64", [2], [0, 1]),
+                                "x": ("F32", [2, 4], self.x)})
+        out = self.path("out.safetensors")
+        text, _ = self.nnctl("run", self.model, "--input", xin, "-o", out)
+        self.assertIn("output.logits: [2, 3]\n", text)
+        self.assertIn("output.pair.1: [2, 6] I64\n", text)
+        self.check_outputs(out, self.x, self.ids)
+        data = self.nnctl_json("run", self.model, "--input", xin)
+        self.assertEqual([o["name"] for o in data["outputs"]],
+                         ["output.logits", "output.pair.0", "output.pair.1"])
+        self.assertEqual([(i["name"], i["dtype"]) for i in data["inputs"]],
+                         [("x", "F32"), ("ids", "I64")])
+        self.assertNotIn("output_shape", data)  # not a single tensor
+
+    def test_inputs_by_file_and_name(self):
+        a, b = self.path("a.safetensors"), self.path("b.safetensors")
+        write_safetensors(a, {"x": ("F32", [2, 4], self.x), "junk": ("F32", [1], [0])})
+        write_safetensors(b, {"tokens": ("I64", [2, 3, 2], self.ids)})
+        out = self.path("out.safetensors")
+        # x by its name; "tokens" is no argument name, so it goes by position.
+        self.nnctl("run", self.model, "--input", a + ":x", "--input", b + ":tokens", "-o", out)
+        self.check_outputs(out, self.x, self.ids)
+        # Positional in the order given, names ignored.
+        write_safetensors(a, {"feat": ("F32", [2, 4], self.x)})
+        self.nnctl("run", self.model, "--input", a + ":feat", "--input", b + ":tokens", "-o", out)
+        self.check_outputs(out, self.x, self.ids)
+
+    def test_random_specs_with_dtype_and_range(self):
+        out = self.path("out.safetensors")
+        self.nnctl("run", self.model, "--random", "x:float32:2,4:-3..-2",
+                   "--random", "ids:int64:2,3,2:5..9", "--seed", "3", "-o", out)
+        got, _ = read_safetensors(out)
+        x = got["output.pair.0"][2]
+        ids = got["output.pair.1"][2]
+        self.assertTrue(all(-3 <= v < -2 for v in x), x)
+        self.assertTrue(all(5 <= v < 9 for v in ids), ids)
+        self.assertGreater(len(set(ids)), 1)
+        for g, w in zip(got["output.logits"][2], self.logits(x)):
+            self.assertAlmostEqual(g, w, places=5)
+        # The same seed gives the same tensors; another seed others.
+        again = self.path("again.safetensors")
+        self.nnctl("run", self.model, "--random", "x:float32:2,4:-3..-2",
+                   "--random", "ids:int64:2,3,2:5..9", "--seed", "3", "-o", again)
+        self.assertEqual(file_bytes(out), file_bytes(again))
+        other = self.path("other.safetensors")
+        self.nnctl("run", self.model, "--random", "x:float32:2,4:-3..-2",
+                   "--random", "ids:int64:2,3,2:5..9", "--seed", "4", "-o", other)
+        self.assertNotEqual(file_bytes(out), file_bytes(other))
+
+    def test_random_inputs_follow_the_recorded_spec(self):
+        data = self.nnctl_json("run", self.model, "--random-inputs")
+        outs = {o["name"]: o for o in data["outputs"]}
+        self.assertEqual(outs["output.logits"]["shape"], [2, 3])
+        self.assertEqual((outs["output.pair.1"]["shape"], outs["output.pair.1"]["dtype"]),
+                         ([2, 6], "I64"))
+        self.assertIn("--random-inputs", self.error("run", self.model, "--random-inputs",
+                                                    "--random", "x:float32:2,4", rc=2))
+
+    def test_input_errors(self):
+        # An argument name the forward does not have.
+        err = self.error("run", self.model, "--random", "x:float32:2,4",
+                         "--random", "ids:int64:2,3,2", "--random", "z:float32:2")
+        self.assertIn("'z'", err)
+        # A dtype the layer does not accept names the module and argument.
+        err = self.error("run", self.model, "--random", "x:int64:2,4",
+                         "--random", "ids:int64:2,3,2")
+        self.assertIn("lin", err)
+        self.assertIn("expected dtype F32, found I64", err)
+        # A missing input is named.
+        self.assertIn("'ids'", self.error("run", self.model, "--random", "x:float32:2,4"))
+        # Malformed specs are usage errors naming the option.
+        for spec, what in (("x:float32", "NAME:DTYPE:SHAPE"),
+                           ("x:complex64:2,4", "unknown dtype 'complex64'"),
+                           ("x:float32:2,,4", "--random"),
+                           ("x:float32:2,4:1..", "expected a range LO..HI"),
+                           ("x:float32:2,4:3..1", "is empty"),
+                           ("ids:int64:2,3,2:0.5..3", "integer bounds"),
+                           ("ids:uint8:2,3,2:-1..3", "does not fit torch.uint8")):
+            err = self.error("run", self.model, "--random", spec, rc=2)
+            self.assertIn(what, err)
+            self.assertIn("--random", err)
+        err = self.error("run", self.model, "--random", "x:float32:2,4",
+                         "--random", "x:float32:2,4", rc=2)
+        self.assertIn("'x' given twice", err)
+        # A file none of whose tensors is an argument lists what it has.
+        f = self.path("f.safetensors")
+        write_safetensors(f, {"a": ("F32", [1], [0]), "b": ("F32", [1], [0])})
+        err = self.error("run", self.model, "--input", f)
+        self.assertIn("a, b", err)
+        self.assertIn("x, ids", err)
+        self.assertIn(":NAME", err)
+
+    def test_hooks_capture_every_output_leaf(self):
+        # The two-input graph as a child "inner" of an outer Graph: its
+        # dict-of-tuple result is captured leaf by leaf under its path.
+        inner = dict(self.desc["model"], name="inner")
+        inner.pop("class", None)
+        outer = {"format": "nnkit", "version": 2, "inputs": self.desc["inputs"],
+                 "model": {"type": "Graph", "class": "Outer",
+                           "config": {"inputs": ["x", "ids"],
+                                      "nodes": [{"name": "inner", "module": "inner",
+                                                 "args": ["x", "ids"]}],
+                                      "output": "inner"},
+                           "children": [inner]}}
+        model = self.path("outer.json")
+        with open(model, "w") as f:
+            json.dump(outer, f)
+        weights = {"inner." + k: v for k, v in self.weights.items()}
+        write_safetensors(self.path("outer.safetensors"), weights)
+        xin = self.path("in.safetensors")
+        write_safetensors(xin, {"x": ("F32", [2, 4], self.x), "ids": ("I64", [2, 3, 2], self.ids)})
+        acts = self.path("acts.safetensors")
+        data = self.nnctl_json("run", model, "--input", xin, "--hook", "inner",
+                               "--hook", "inner.lin", "--save-activations", acts)
+        self.assertEqual([a["name"] for a in data["activations"]],
+                         ["inner.logits", "inner.pair.0", "inner.pair.1", "inner.lin"])
+        saved, _ = read_safetensors(acts)
+        self.assertEqual(saved["inner.pair.1"], ("I64", [2, 6], self.ids))
+        for g, w in zip(saved["inner.logits"][2], self.logits(self.x)):
+            self.assertAlmostEqual(g, w, places=5)
+        text, _ = self.nnctl("run", model, "--input", xin, "--hook", "inner")
+        self.assertIn("activation inner.pair.0: [2, 4]", text)
+
+    def test_summary_and_dot_with_two_inputs(self):
+        data = self.nnctl_json("summary", self.model)
+        rows = {r["path"]: r for r in data["rows"]}
+        self.assertEqual(rows["lin"]["output_shape"], [2, 3])
+        self.assertEqual(rows[""]["output_shape"], [2, 3])  # first leaf: logits
+        self.assertEqual([(i["shape"], i["dtype"]) for i in data["inputs"]],
+                         [([2, 4], "F32"), ([2, 3, 2], "I64")])
+        # Input size counts each input at its own element size.
+        self.assertEqual(data["input_size_bytes"], 2 * 4 * 4 + 12 * 8)
+        big = self.nnctl_json("summary", self.model, "--input-spec", "x:float32:5,4",
+                              "--input-spec", "ids:int64:5,1,7")
+        self.assertEqual({r["path"]: r for r in big["rows"]}["lin"]["output_shape"], [5, 3])
+        err = self.error("summary", self.model, "--input-spec", "x:float32", rc=2)
+        self.assertIn("--input-spec", err)
+        err = self.error("summary", self.model, "--input-spec", "x:float32:5,6",
+                         "--input-spec", "ids:int64:5,1,7")
+        self.assertIn("lin", err)
+        dot, _ = self.nnctl("dot", self.model)
+        self.assertIn("x [2, 4]", dot)
+        self.assertIn("ids [2, 3, 2] I64", dot)
+        self.assertIn('label="flatten"', dot)
+        self.assertIn('"lin: Linear', dot)
+
+
+class TestPluginSignatures(NnctlCase):
+    def test_plugins_json_reports_signatures_and_aliases(self):
+        data = self.nnctl_json("plugins")
+        types = {t["type"]: t for t in data["types"]}
+        relu = types["ReLU"]
+        self.assertFalse(relu["op"])
+        self.assertIn("torch.relu", relu["aliases"])
+        self.assertEqual([a["name"] for a in relu["args"]], ["input", "inplace"])
+        self.assertEqual(relu["args"][0]["kinds"], ["Tensor"])
+        self.assertEqual(relu["args"][0]["dtypes"], ["F32"])
+        self.assertTrue(relu["args"][0]["required"])
+        self.assertFalse(relu["args"][1]["required"])
+        self.assertIsNone(relu["args"][1]["default"])
+        self.assertEqual(data["aliases"]["torch.flatten"], "Flatten")
+        self.assertEqual(data["aliases"]["torch.nn.functional.adaptive_avg_pool2d"],
+                         "AdaptiveAvgPool2d")
+        flat = types["Flatten"]
+        self.assertIn("I64", flat["args"][0]["dtypes"])
+        self.assertEqual({k["name"] for k in flat["keys"]}, {"start_dim", "end_dim"})
+        # Every plugin lists its ops apart; each op is a type flagged op.
+        for p in data["plugins"]:
+            for op in p["ops"]:
+                self.assertTrue(types[op]["op"], op)
+                self.assertIn(op, p["types"])
+        # One type as --json carries the same signature.
+        one = self.nnctl_json("plugins", "Hardtanh")
+        self.assertEqual([a["name"] for a in one["args"]],
+                         ["input", "min_val", "max_val", "inplace"])
+        self.assertIn("hardtanh", one["aliases"])
+        # An alias resolves to its type.
+        self.assertEqual(self.nnctl_json("plugins", "Tensor.relu")["type"], "ReLU")
+
+    def test_plugins_text_shows_signature_and_aliases(self):
+        text, _ = self.nnctl("plugins", "ReLU")
+        self.assertIn("forward(input: Tensor[F32], inplace: bool | None = None)", text)
+        self.assertIn("Aliases:", text)
+        self.assertIn("torch.nn.functional.relu", text)
+        self.assertIn("layer type", text)
+        listing, _ = self.nnctl("plugins")
+        self.assertIn("ReLU: relu, torch.relu", listing)
 
 
 class TestSurgery(NnctlCase):
@@ -568,6 +800,7 @@ class TestModelFiles(NnctlCase):
         self.assertIn("conv1", err)
 
     def test_weightless_descriptor_needs_init_seed(self):
+        require_add_op()
         model = self.path("tiny.json")
         shutil.copy(os.path.join(DATA_DIR, "tiny.json"), model)
         # Structure-only commands need no weights.

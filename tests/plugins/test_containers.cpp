@@ -1,6 +1,8 @@
 // Tests of the containers plugin: Sequential, ModuleList, ModuleDict and
-// Graph.  Numerics are checked against naive references computed here;
-// reprs against PyTorch's print() text for the same structure.
+// Graph (version 2 and the version 1 upgrade).  Leaf layers and ops are
+// the fixture-values types (tests/fixtures), which stand in for the layer
+// families and the ops plugin; numerics are checked against naive
+// references computed here, reprs against PyTorch's print() layout.
 #include "nn-test.h"
 
 #include <cmath>
@@ -15,7 +17,7 @@ namespace {
 
 NnRegistry *reg ()
 {
-  static Registry r = default_registry ();
+  static Registry r = fixture_registry ();
   return r.get ();
 }
 
@@ -122,31 +124,31 @@ struct Log {
   std::vector<std::string> lines;
 };
 
-gboolean log_forward (NnModule *, const char *path, NnTensor *, NnTensor **,
-                      gpointer user_data, GError **)
+gboolean log_forward (NnModule *, const char *path, const NnValue *, const NnValue *,
+                      NnValue **, gpointer user_data, GError **)
 {
   static_cast<Log *> (user_data)->lines.push_back (std::string ("fwd:") + path);
   return TRUE;
 }
 
-gboolean log_pre (NnModule *, const char *path, NnTensor **, gpointer user_data,
-                  GError **)
+gboolean log_pre (NnModule *, const char *path, NnValue **, NnValue **,
+                  gpointer user_data, GError **)
 {
   static_cast<Log *> (user_data)->lines.push_back (std::string ("pre:") + path);
   return TRUE;
 }
 
-gboolean zero_output (NnModule *, const char *, NnTensor *, NnTensor **output,
-                      gpointer, GError **)
+gboolean zero_output (NnModule *, const char *, const NnValue *, const NnValue *,
+                      NnValue **output, gpointer, GError **)
 {
-  NnTensor *z = nn_tensor_new (NN_DTYPE_F32, &(*output)->shape);
-  nn_tensor_unref (*output);
-  *output = z;
+  NnTensor *z = nn_tensor_new (NN_DTYPE_F32, &nn_value_get_tensor (*output)->shape);
+  nn_value_unref (*output);
+  *output = nn_value_take_tensor (z);
   return TRUE;
 }
 
-gboolean count_forward (NnModule *, const char *, NnTensor *, NnTensor **,
-                        gpointer user_data, GError **)
+gboolean count_forward (NnModule *, const char *, const NnValue *, const NnValue *,
+                        NnValue **, gpointer user_data, GError **)
 {
   (*static_cast<int *> (user_data))++;
   return TRUE;
@@ -193,9 +195,9 @@ std::vector<float> linear_ref (const std::vector<float> &x, const std::vector<fl
 }
 
 const char *kMlp = R"({"type": "Sequential", "children": [
-  {"name": "0", "type": "Linear", "config": {"in_features": 3, "out_features": 4}},
-  {"name": "1", "type": "ReLU"},
-  {"name": "2", "type": "Linear", "config": {"in_features": 4, "out_features": 2}}]})";
+  {"name": "0", "type": "FixtureLinear", "config": {"in_features": 3, "out_features": 4}},
+  {"name": "1", "type": "FixtureAffine", "config": {"scale": -0.5}},
+  {"name": "2", "type": "FixtureLinear", "config": {"in_features": 4, "out_features": 2}}]})";
 
 }  // namespace
 
@@ -227,7 +229,7 @@ TEST (Sequential, RunsChildrenInOrderThroughHooks)
   EXPECT_EQ (shape_str (y->shape), "[2, 2]");
   auto h = linear_ref (xv, w1, b1, 2, 3, 4);
   for (auto &v : h)
-    v = std::max (v, 0.0f);
+    v = -0.5f * v;
   expect_near (data (y.get ()), linear_ref (h, w2, b2, 2, 4, 2));
   EXPECT_EQ (log.lines, (std::vector<std::string>{ "fwd:0", "pre:1", "fwd:1",
                                                    "fwd:2", "fwd:" }));
@@ -267,12 +269,12 @@ TEST (Sequential, InferShapeChainsChildrenAndNamesTheFailingOne)
   NnShape bad = shape ({ 5, 7 });
   EXPECT_FALSE (nn_module_infer_shape (m.get (), &bad, &out, e.out ()));
   EXPECT_TRUE (e.matches (NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH)) << e.message ();
-  EXPECT_EQ (e.message ().rfind ("0: Linear: ", 0), 0u) << e.message ();
+  EXPECT_EQ (e.message ().rfind ("0: FixtureLinear: ", 0), 0u) << e.message ();
   EXPECT_TRUE (contains (e.message (), "[5, 7]")) << e.message ();
 
   Tensor x = make ({ 5, 7 }, values (35, 1));
   EXPECT_EQ (nn_module_forward (m.get (), x.get (), e.out ()), nullptr);
-  EXPECT_EQ (e.message ().rfind ("0: Linear: ", 0), 0u) << e.message ();
+  EXPECT_EQ (e.message ().rfind ("0: FixtureLinear: ", 0), 0u) << e.message ();
 }
 
 // --- ModuleList and ModuleDict ------------------------------------------------
@@ -280,8 +282,8 @@ TEST (Sequential, InferShapeChainsChildrenAndNamesTheFailingOne)
 TEST (ModuleList, HasNoForward)
 {
   Module m = load (R"({"type": "Sequential", "children": [
-    {"name": "blocks", "type": "ModuleList", "children": [{"name": "0", "type": "ReLU"}]},
-    {"name": "heads", "type": "ModuleDict", "children": [{"name": "cls", "type": "ReLU"}]}]})");
+    {"name": "blocks", "type": "ModuleList", "children": [{"name": "0", "type": "FixtureAffine"}]},
+    {"name": "heads", "type": "ModuleDict", "children": [{"name": "cls", "type": "FixtureAffine"}]}]})");
   ASSERT_TRUE (m);
   Tensor x = make ({ 1, 2 }, { 1.0f, -1.0f });
   Error e;
@@ -312,28 +314,28 @@ TEST (ModuleList, HasNoForward)
 TEST (ModuleList, ReprFoldsRunsOfIdenticalItems)
 {
   Module m = load (R"({"type": "ModuleList", "children": [
-    {"name": "0", "type": "Linear", "config": {"in_features": 10, "out_features": 10}},
-    {"name": "1", "type": "Linear", "config": {"in_features": 10, "out_features": 10}},
-    {"name": "2", "type": "Linear", "config": {"in_features": 10, "out_features": 10}},
-    {"name": "3", "type": "ReLU"},
-    {"name": "4", "type": "Linear", "config": {"in_features": 10, "out_features": 20}},
-    {"name": "5", "type": "Linear", "config": {"in_features": 10, "out_features": 10}},
-    {"name": "6", "type": "Linear", "config": {"in_features": 10, "out_features": 10}}]})");
+    {"name": "0", "type": "FixtureLinear", "config": {"in_features": 10, "out_features": 10}},
+    {"name": "1", "type": "FixtureLinear", "config": {"in_features": 10, "out_features": 10}},
+    {"name": "2", "type": "FixtureLinear", "config": {"in_features": 10, "out_features": 10}},
+    {"name": "3", "type": "FixtureAffine"},
+    {"name": "4", "type": "FixtureLinear", "config": {"in_features": 10, "out_features": 20}},
+    {"name": "5", "type": "FixtureLinear", "config": {"in_features": 10, "out_features": 10}},
+    {"name": "6", "type": "FixtureLinear", "config": {"in_features": 10, "out_features": 10}}]})");
   ASSERT_TRUE (m);
   EXPECT_EQ (take (nn_module_to_string (m.get ())),
              "ModuleList(\n"
-             "  (0-2): 3 x Linear(in_features=10, out_features=10, bias=True)\n"
-             "  (3): ReLU()\n"
-             "  (4): Linear(in_features=10, out_features=20, bias=True)\n"
-             "  (5-6): 2 x Linear(in_features=10, out_features=10, bias=True)\n"
+             "  (0-2): 3 x FixtureLinear(in_features=10, out_features=10)\n"
+             "  (3): FixtureAffine(scale=1.0, shift=0.0)\n"
+             "  (4): FixtureLinear(in_features=10, out_features=20)\n"
+             "  (5-6): 2 x FixtureLinear(in_features=10, out_features=10)\n"
              ")");
 }
 
 TEST (ModuleList, ReprFoldsMultiLineItemsAndNests)
 {
   const std::string block = R"({"type": "Sequential", "children": [
-      {"name": "0", "type": "Linear", "config": {"in_features": 4, "out_features": 4}},
-      {"name": "1", "type": "ReLU", "config": {"inplace": true}}]})";
+      {"name": "0", "type": "FixtureLinear", "config": {"in_features": 4, "out_features": 4}},
+      {"name": "1", "type": "FixtureAffine", "config": {"shift": 2.0}}]})";
   Module m = load (R"({"type": "Sequential", "children": [
     {"name": "layers", "type": "ModuleList", "children": [
       {"name": "0", )" + block.substr (1) + R"(,
@@ -344,8 +346,8 @@ TEST (ModuleList, ReprFoldsMultiLineItemsAndNests)
              "Sequential(\n"
              "  (layers): ModuleList(\n"
              "    (0-1): 2 x Sequential(\n"
-             "      (0): Linear(in_features=4, out_features=4, bias=True)\n"
-             "      (1): ReLU(inplace=True)\n"
+             "      (0): FixtureLinear(in_features=4, out_features=4)\n"
+             "      (1): FixtureAffine(scale=1.0, shift=2.0)\n"
              "    )\n"
              "  )\n"
              "  (empty): ModuleList()\n"
@@ -357,205 +359,356 @@ TEST (ModuleList, ReprRunStopsAtAKeyGap)
   // nnkit never renumbers keys: after deleting "1", items "0" and "2" are
   // not printed as a range that would name the missing key.
   Module m = load (R"({"type": "ModuleList", "children": [
-    {"name": "0", "type": "ReLU"}, {"name": "2", "type": "ReLU"},
-    {"name": "3", "type": "ReLU"}]})");
+    {"name": "0", "type": "FixtureAffine"}, {"name": "2", "type": "FixtureAffine"},
+    {"name": "3", "type": "FixtureAffine"}]})");
   ASSERT_TRUE (m);
   EXPECT_EQ (take (nn_module_to_string (m.get ())),
              "ModuleList(\n"
-             "  (0): ReLU()\n"
-             "  (2-3): 2 x ReLU()\n"
+             "  (0): FixtureAffine(scale=1.0, shift=0.0)\n"
+             "  (2-3): 2 x FixtureAffine(scale=1.0, shift=0.0)\n"
              ")");
 }
 
-// --- Graph: numerics ------------------------------------------------------------
+// --- Graph (version 2) ----------------------------------------------------------
 
 namespace {
 
-// out[n,c,h,w] over [N,C,H,W] helpers for the references below.
-struct Dims4 {
-  int n, c, h, w;
-  int at (int a, int b, int y, int x) const { return ((a * c + b) * h + y) * w + x; }
-  int size () const { return n * c * h * w; }
-};
+// A Graph over one input "x" with @nodes (JSON array text), @output (an
+// expression, JSON text) and @children.
+std::string graph2 (const std::string &nodes, const std::string &output,
+                    const std::string &children = "[]", const std::string &inputs = R"(["x"])")
+{
+  return R"({"type": "Graph", "config": {"inputs": )" + inputs + R"(, "nodes": )" + nodes +
+         R"(, "output": )" + output + R"(}, "children": )" + children + "}";
+}
+
+Value call (NnModule *m, Value args, NnValue *kwargs = nullptr)
+{
+  Error e;
+  Value out (nn_module_call (m, args.get (), kwargs, e.out ()));
+  EXPECT_TRUE (out) << e.message ();
+  if (kwargs)
+    nn_value_unref (kwargs);
+  return out;
+}
+
+std::string text (const Value &v) { return v ? take (nn_value_to_string (v.get ())) : "(null)"; }
 
 }  // namespace
 
-TEST (Graph, AddMulCatFlattenAndFunctionalOps)
+// Each JSON form of the argument-expression language, passed through
+// FixtureEcho, which returns its arguments as bound.
+TEST (Graph, ExpressionLanguageEveryForm)
 {
-  const std::string nodes = R"([
-    {"name": "a", "module": "act", "args": ["x"]},
-    {"name": "s", "op": "adaptive_avg_pool2d", "args": ["x"], "kwargs": {"output_size": 1}},
-    {"name": "m", "op": "mul", "args": ["x", "s"]},
-    {"name": "ad", "op": "add", "args": ["a", "m"]},
-    {"name": "r", "op": "relu", "args": ["ad"]},
-    {"name": "c", "op": "cat", "args": ["r", "x"], "kwargs": {"dim": -3}},
-    {"name": "sg", "op": "Sigmoid", "args": ["c"]},
-    {"name": "f", "op": "flatten", "args": ["sg"], "kwargs": {"start_dim": 1}}])";
-  Module m = load (graph (nodes, "f", R"([{"name": "act", "type": "ReLU"}])"));
+  Module m = load (graph2 (R"([
+    {"name": "e", "op": "fixture_echo", "args": [
+       "x", 1, -1, 0.5, 1.0, true, false, null, [1, "x"],
+       {"tuple": [2, {"tuple": []}]}, {"dict": {"k": 1, "a": "x"}}, {"str": "mean"},
+       {"float": "inf"}, {"float": "-inf"}, {"float": "nan"},
+       {"slice": [null, -1, 2]}, {"slice": [1, null, null]}, {"ellipsis": true},
+       {"dtype": "int64"}, {"dtype": "F16"}],
+     "kwargs": {"flag": true}}])",
+                          R"("e")"));
   ASSERT_TRUE (m);
-
-  const Dims4 d{ 2, 3, 4, 4 };
-  auto xv = values (d.size (), 11);
-  Tensor x = make ({ 2, 3, 4, 4 }, xv);
-  Tensor y = forward (m.get (), x.get ());
-  ASSERT_TRUE (y);
-  EXPECT_EQ (shape_str (y->shape), "[2, 96]");
-
-  std::vector<float> want;
-  for (int n = 0; n < d.n; n++)
-    {
-      std::vector<float> mean (d.c, 0.0f);
-      for (int c = 0; c < d.c; c++)
-        {
-          double acc = 0;
-          for (int i = 0; i < d.h * d.w; i++)
-            acc += xv[d.at (n, c, 0, 0) + i];
-          mean[c] = (float) (acc / (d.h * d.w));
-        }
-      for (int c = 0; c < d.c; c++)
-        for (int i = 0; i < d.h * d.w; i++)
-          {
-            float v = xv[d.at (n, c, 0, 0) + i];
-            float ad = std::max (v, 0.0f) + v * mean[c];
-            want.push_back (sigmoid (std::max (ad, 0.0f)));
-          }
-      for (int i = 0; i < d.c * d.h * d.w; i++)
-        want.push_back (sigmoid (xv[d.at (n, 0, 0, 0) + i]));
-    }
-  expect_near (data (y.get ()), want);
-
-  NnShape in = shape ({ 2, 3, 4, 4 }), out;
-  Error e;
-  ASSERT_TRUE (nn_module_infer_shape (m.get (), &in, &out, e.out ())) << e.message ();
-  EXPECT_EQ (shape_str (out), "[2, 96]");
-
-  // Functional ops are not modules: only the root and its one child.
-  Array mods (nn_module_named_modules (m.get ()));
-  EXPECT_EQ (mods->len, 2u);
-  EXPECT_EQ (nn_module_count_parameters (m.get ()), 0);
+  Value out = call (m.get (), tuple ({ nn_value_new_int (7) }));
+  EXPECT_EQ (text (out),
+             "(7, (1, -1, 0.5, 1.0, True, False, None, [1, 7], (2, ()), {'k': 1, 'a': 7}, 'mean', "
+             "inf, -inf, nan, slice(None, -1, 2), slice(1, None, None), Ellipsis, 'torch.int64', "
+             "'torch.float16'), True)");
 }
 
-TEST (Graph, FlattenDefaultsAreTorchFlattens)
+TEST (Graph, StructuredOutputsAndMultipleInputsWithDefaults)
 {
-  // torch.flatten starts at dim 0 (nn.Flatten at 1).
-  Module m = load (graph (R"([
-    {"name": "f", "op": "flatten", "args": ["x"]},
-    {"name": "g", "op": "flatten", "args": ["x"], "kwargs": {"start_dim": 1, "end_dim": 2}},
-    {"name": "s", "op": "adaptive_avg_pool2d", "args": ["g"], "kwargs": {"output_size": [1, 1]}}])",
-                          "f"));
+  Module m = load (graph2 (R"([
+    {"name": "p", "module": "pair", "args": ["x"], "kwargs": {"y": "y", "as_dict": "d"}},
+    {"name": "s", "op": "FixtureSize", "args": ["x", 0]}])",
+                          R"({"dict": {"pair": "p", "rest": {"tuple": ["s", ["x", null]]}}})",
+                          R"([{"name": "pair", "type": "FixturePair"}])",
+                          R"(["x", {"name": "y", "default": null}, {"name": "d", "default": false}])"));
   ASSERT_TRUE (m);
-  auto xv = values (2 * 3 * 4 * 5, 3);
-  Tensor x = make ({ 2, 3, 4, 5 }, xv);
+  Tensor x = make ({ 2 }, { 1.0f, 2.0f });
+  Tensor y = make ({ 2 }, { 0.5f, 4.0f });
+  Value out = call (m.get (), tuple ({ nn_value_new_tensor (x.get ()) }));
+  EXPECT_EQ (text (out), "{'pair': (Tensor[2] F32, Tensor[2] F32), 'rest': (2, [Tensor[2] F32, None])}");
+  NnValue *kw = nn_value_new_dict ();
+  nn_value_dict_set (kw, "d", nn_value_new_bool (TRUE));
+  nn_value_dict_set (kw, "y", nn_value_new_tensor (y.get ()));
+  out = call (m.get (), tuple ({ nn_value_new_tensor (x.get ()) }), kw);
+  ASSERT_TRUE (out);
+  NnValue *pair = nn_value_dict_lookup (out.get (), "pair");
+  ASSERT_EQ (nn_value_kind (pair), NN_VALUE_DICT);
+  expect_near (data (nn_value_get_tensor (nn_value_dict_lookup (pair, "diff"))), { 0.5f, -2.0f });
+  // Binding errors name the graph's own parameters, in Python's words.
+  Error e;
+  Value none = tuple ({});
+  EXPECT_FALSE (Value (nn_module_call (m.get (), none.get (), nullptr, e.out ())));
+  EXPECT_EQ (e.message (), "Graph: forward() missing 1 required positional argument: 'x'");
+  NnValue *bad = nn_value_new_dict ();
+  nn_value_dict_set (bad, "z", nn_value_new_int (1));
+  Value args = tuple ({ nn_value_new_tensor (x.get ()) });
+  EXPECT_FALSE (Value (nn_module_call (m.get (), args.get (), bad, e.out ())));
+  nn_value_unref (bad);
+  EXPECT_EQ (e.message (), "Graph: forward() got an unexpected keyword argument 'z'");
+  // Shape inference walks the same nodes on meta tensors.
+  NnShape s = shape ({ 3 });
+  Value margs = tuple ({ nn_value_take_tensor (nn_tensor_new_meta (NN_DTYPE_F32, &s)) });
+  Value inferred (nn_module_infer (m.get (), margs.get (), nullptr, e.out ()));
+  ASSERT_TRUE (inferred) << e.message ();
+  EXPECT_EQ (text (inferred),
+             "{'pair': (Tensor[3] F32 meta, Tensor[3] F32 meta), 'rest': (3, [Tensor[3] F32 meta, None])}");
+}
+
+// A block with a keyword parameter, called from its parent with kwargs:
+// Graph -> Graph through nn_call_module, the way a GPT block takes a mask.
+TEST (Graph, NestedGraphsTakeKeywordsAndDescendantPaths)
+{
+  std::string block = graph2 (R"([
+    {"name": "a", "module": "lin", "args": ["x"]},
+    {"name": "b", "op": "fixture_add", "args": ["a", "bias"], "kwargs": {"alpha": "alpha"}}])",
+                              R"("b")",
+                              R"([{"name": "lin", "type": "FixtureLinear", "config": {"in_features": 2, "out_features": 2}}])",
+                              R"(["x", "bias", {"name": "alpha", "default": 1.0}])");
+  Module m = load (graph2 (R"([
+    {"name": "h0", "module": "h.0", "args": ["x"], "kwargs": {"bias": "x", "alpha": 0.5}},
+    {"name": "h1", "module": "h.1.lin", "args": ["h0"]}])",
+                          R"("h1")",
+                          R"([{"name": "h", "type": "ModuleList", "children": [
+                                {"name": "0", )" + block.substr (1) + R"(,
+                                {"name": "1", )" + block.substr (1) + R"(]}])"));
+  ASSERT_TRUE (m);
+  auto w0 = values (4, 1), b0 = values (2, 2), w1 = values (4, 3), b1 = values (2, 4);
+  set_tensor (m.get (), "h.0.lin.weight", w0);
+  set_tensor (m.get (), "h.0.lin.bias", b0);
+  set_tensor (m.get (), "h.1.lin.weight", w1);
+  set_tensor (m.get (), "h.1.lin.bias", b1);
+  auto xv = values (6, 5);
+  Tensor x = make ({ 3, 2 }, xv);
   Tensor y = forward (m.get (), x.get ());
   ASSERT_TRUE (y);
-  EXPECT_EQ (shape_str (y->shape), "[120]");
-  EXPECT_EQ (data (y.get ()), xv);
+  auto a = linear_ref (xv, w0, b0, 3, 2, 2);
+  for (size_t i = 0; i < a.size (); i++)
+    a[i] += 0.5f * xv[i];
+  expect_near (data (y.get ()), linear_ref (a, w1, b1, 3, 2, 2));
 
-  Module m2 = load (graph (R"([
-    {"name": "g", "op": "flatten", "args": ["x"], "kwargs": {"start_dim": 1, "end_dim": 2}}])",
-                           "g"));
+  // The observer sees the callee paths as called, depth by dots.
+  Log log;
+  Hook h = fwd_hook (at (m.get (), "h.1.lin"), log_forward, &log);
+  Tensor y2 = forward (m.get (), x.get ());
+  EXPECT_EQ (log.lines, (std::vector<std::string>{ "fwd:h.1.lin" }));
+}
+
+// Declared parameters and buffers: attr nodes read them, they come before
+// the children in state_dict order, survive a save byte for byte, and
+// reset_parameters leaves them as they are.
+TEST (Graph, DeclaredTensorsAttrNodesAndStateDictOrder)
+{
+  std::string g = graph2 (R"([
+    {"name": "tok", "attr": "class_token"},
+    {"name": "pos", "attr": "enc.pos"},
+    {"name": "a", "op": "fixture_add", "args": ["x", "tok"]},
+    {"name": "b", "op": "FixtureAdd", "args": ["a", "pos"]}])",
+                         R"("b")",
+                         R"([{"name": "enc", "type": "Graph",
+                              "parameters": {"pos": {"shape": [2], "dtype": "F32"}},
+                              "config": {"inputs": ["x"], "nodes": [], "output": "x"}},
+                             {"name": "fc", "type": "FixtureLinear", "config": {"in_features": 2, "out_features": 2}}])");
+  g.insert (g.find ("\"config\""), R"("parameters": {"class_token": {"shape": [2], "dtype": "F32"}},
+    "buffers": {"mask": {"shape": [1, 2], "dtype": "BOOL", "persistent": false},
+                "steps": {"shape": [], "dtype": "I64", "persistent": true}}, )");
+  std::string doc = R"({"format": "nnkit", "version": 2, "model": )" + g + "}";
+  Error e;
+  Module m (nn_descriptor_load_data (reg (), doc.c_str (), -1, "vit.json", e.out ()));
+  ASSERT_TRUE (m) << e.message ();
+  Array sd (nn_module_state_dict (m.get ()));
+  std::vector<std::string> names;
+  for (guint i = 0; i < sd->len; i++)
+    names.push_back (((NnNamedItem *) sd->pdata[i])->name);
+  EXPECT_EQ (names, (std::vector<std::string>{ "class_token", "steps", "enc.pos", "fc.weight", "fc.bias" }));
+  NnTensor *mask = nn_module_lookup_tensor (m.get (), "mask", e.out ());
+  ASSERT_TRUE (mask) << e.message ();
+  EXPECT_EQ (mask->dtype, NN_DTYPE_BOOL);
+
+  set_tensor (m.get (), "class_token", { 1.0f, 2.0f });
+  set_tensor (m.get (), "enc.pos", { 10.0f, 20.0f });
+  nn_module_reset_parameters (m.get (), 3);
+  expect_near (data (nn_module_lookup_tensor (m.get (), "class_token", e.out ())), { 1.0f, 2.0f });
+  Tensor x = make ({ 2 }, { 0.5f, 0.25f });
+  Tensor y = forward (m.get (), x.get ());
+  ASSERT_TRUE (y);
+  expect_near (data (y.get ()), { 11.5f, 22.25f });
+
+  gsize len = 0;
+  std::string first = take (nn_descriptor_to_data (m.get (), &len));
+  EXPECT_TRUE (contains (first, R"("parameters": {)")) << first;
+  EXPECT_TRUE (contains (first, R"("persistent": false)")) << first;
+  Module again (nn_descriptor_load_data (reg (), first.c_str (), -1, "saved", e.out ()));
+  ASSERT_TRUE (again) << e.message ();
+  EXPECT_EQ (take (nn_descriptor_to_data (again.get (), &len)), first);
+
+  // A type without NN_LAYER_DECLARED_TENSORS refuses the keys.
+  std::string plain = R"({"type": "Sequential", "children": [{"name": "s", "type": "Sequential",
+      "parameters": {"w": {"shape": [1], "dtype": "F32"}}}]})";
+  EXPECT_TRUE (contains (load_error (plain),
+                         "s: type Sequential does not accept declared parameters")) << load_error (plain);
+  EXPECT_TRUE (contains (load_error (graph2 ("[]", R"("x")").insert (1, R"("buffers": {"b": {"shape": [1], "dtype": "Q8"}}, )")),
+                         "buffers 'b': unknown dtype 'Q8'"));
+  // An attr node naming no tensor fails at run time with the node's name.
+  Module m2 = load (graph2 (R"([{"name": "t", "attr": "nope"}])", R"("t")"));
   ASSERT_TRUE (m2);
-  NnShape in = shape ({ 2, 3, 4, 5 }), out;
-  Error e;
-  ASSERT_TRUE (nn_module_infer_shape (m2.get (), &in, &out, e.out ())) << e.message ();
-  EXPECT_EQ (shape_str (out), "[2, 12, 5]");
+  EXPECT_EQ (nn_module_forward (m2.get (), x.get (), e.out ()), nullptr);
+  EXPECT_TRUE (contains (e.message (), "Graph: node 't': ")) << e.message ();
 }
 
-TEST (Graph, GeneralBroadcastingSubDivAndCat)
+TEST (Graph, OpNodesResolveNamesAndAliasesWithConfig)
 {
-  // p: row means [2,3,4,1]; q: column means [2,3,1,5]; f: [24,5].
-  Module m = load (graph (R"([
-    {"name": "p", "op": "adaptive_avg_pool2d", "args": ["x"], "kwargs": {"output_size": [4, 1]}},
-    {"name": "q", "op": "adaptive_avg_pool2d", "args": ["x"], "kwargs": {"output_size": [1, 5]}},
-    {"name": "s", "op": "add", "args": ["p", "q"]},
-    {"name": "f", "op": "flatten", "args": ["x"], "kwargs": {"end_dim": 2}},
-    {"name": "t", "op": "mul", "args": ["f", "q"]},
-    {"name": "g", "op": "Sigmoid", "args": ["q"]},
-    {"name": "dv", "op": "div", "args": ["x", "g"]},
-    {"name": "sb", "op": "sub", "args": ["dv", "p"]},
-    {"name": "c", "op": "cat", "args": ["s", "t", "sb"], "kwargs": {"dim": 2}}])",
-                          "c"));
+  Module m = load (graph2 (R"([
+    {"name": "a", "op": "fixture_affine", "config": {"scale": 3.0}, "args": ["x"]},
+    {"name": "b", "op": "FixtureAffine", "config": {"shift": -1.0}, "args": ["a"]},
+    {"name": "c", "op": "fixture.add", "args": ["b", 2.0]}])",
+                          R"("c")"));
   ASSERT_TRUE (m);
-  const Dims4 d{ 2, 3, 4, 5 };
-  auto xv = values (d.size (), 21);
-  Tensor x = make ({ 2, 3, 4, 5 }, xv);
+  Tensor x = make ({ 2 }, { 1.0f, -2.0f });
   Tensor y = forward (m.get (), x.get ());
   ASSERT_TRUE (y);
-  ASSERT_EQ (shape_str (y->shape), "[2, 3, 32, 5]");
+  expect_near (data (y.get ()), { 1.0f * 3 - 1 + 2, -2.0f * 3 - 1 + 2 });
+  // Functional ops are not modules: no names, no hooks, no parameters.
+  Array mods (nn_module_named_modules (m.get ()));
+  EXPECT_EQ (mods->len, 1u);
 
-  auto row = [&] (int n, int c, int h) {
-    double a = 0;
-    for (int w = 0; w < d.w; w++) a += xv[d.at (n, c, h, w)];
-    return (float) (a / d.w);
-  };
-  auto col = [&] (int n, int c, int w) {
-    double a = 0;
-    for (int h = 0; h < d.h; h++) a += xv[d.at (n, c, h, w)];
-    return (float) (a / d.h);
-  };
-  std::vector<float> want;
-  for (int n = 0; n < d.n; n++)
-    for (int c = 0; c < d.c; c++)
-      {
-        for (int h = 0; h < d.h; h++)
-          for (int w = 0; w < d.w; w++)
-            want.push_back (row (n, c, h) + col (n, c, w));
-        for (int k = 0; k < 24; k++)
-          for (int w = 0; w < d.w; w++)
-            want.push_back (xv[k * d.w + w] * col (n, c, w));
-        for (int h = 0; h < d.h; h++)
-          for (int w = 0; w < d.w; w++)
-            want.push_back (xv[d.at (n, c, h, w)] / sigmoid (col (n, c, w)) - row (n, c, h));
-      }
-  expect_near (data (y.get ()), want);
-
-  NnShape in = shape ({ 2, 3, 4, 5 }), out;
+  EXPECT_TRUE (contains (load_error (graph2 (R"([{"name": "l", "op": "FixtureLinear",
+      "config": {"in_features": 1, "out_features": 1}, "args": ["x"]}])", R"("l")")),
+                         "node 'l': op 'FixtureLinear' holds parameters or buffers"));
+  EXPECT_TRUE (contains (load_error (graph2 (R"([{"name": "s", "op": "Sequential", "args": ["x"]}])", R"("s")")),
+                         "node 's': op 'Sequential' is a container type"));
+  std::string unknown = load_error (graph2 (R"([{"name": "q", "op": "no_such_op", "args": ["x"]}])", R"("q")"));
+  EXPECT_TRUE (contains (unknown, "node 'q': unknown op 'no_such_op': ")) << unknown;
+  std::string badcfg = load_error (graph2 (R"([{"name": "a", "op": "fixture_affine", "config": {"scal": 1.0}, "args": ["x"]}])", R"("a")"));
+  EXPECT_TRUE (contains (badcfg, "node 'a'")) << badcfg;
+  EXPECT_TRUE (contains (badcfg, "scal")) << badcfg;
+  // An op's error at run time names the node and the op.
+  Tensor wrong = make ({ 3 }, { 1, 2, 3 });
+  Module m3 = load (graph2 (R"([{"name": "s", "op": "fixture_add", "args": ["x", "x"], "kwargs": {"beta": 1}}])", R"("s")"));
+  ASSERT_TRUE (m3);
   Error e;
-  ASSERT_TRUE (nn_module_infer_shape (m.get (), &in, &out, e.out ())) << e.message ();
-  EXPECT_EQ (shape_str (out), "[2, 3, 32, 5]");
+  EXPECT_EQ (nn_module_forward (m3.get (), wrong.get (), e.out ()), nullptr);
+  EXPECT_EQ (e.message (), "Graph: node 's' (op 'fixture_add'): forward() got an unexpected keyword argument 'beta'");
+}
+
+TEST (Graph, ConfigErrorsNameTheNode)
+{
+  struct { std::string nodes, output, inputs, want; } cases[] = {
+    { R"([{"name": "a", "module": "m", "args": ["nope"]}])", R"("a")", R"(["x"])",
+      "node 'a' args[0]: 'nope' is neither a graph input nor an earlier node (defined so far: 'x'); "
+      "a string constant is {\"str\": \"nope\"}" },
+    { R"([{"name": "a", "op": "fixture_echo", "args": [{"tuple": 1}]}])", R"("a")", R"(["x"])",
+      "node 'a' args[0]: 'tuple' expects the form {\"tuple\": [...]}, found a number" },
+    { R"([{"name": "a", "op": "fixture_echo", "args": [{"lambda": 1}]}])", R"("a")", R"(["x"])",
+      "node 'a' args[0]: unknown expression form 'lambda'" },
+    { R"([{"name": "a", "op": "fixture_echo", "args": [{"float": "big"}]}])", R"("a")", R"(["x"])",
+      "{\"float\": ...} takes \"inf\", \"-inf\" or \"nan\"" },
+    { R"([{"name": "a", "op": "fixture_echo", "args": [{"dtype": "int3"}]}])", R"("a")", R"(["x"])",
+      "unknown dtype 'int3'" },
+    { R"([{"name": "x", "op": "fixture_echo", "args": [1]}])", R"("x")", R"(["x"])",
+      "nodes[0]: the name 'x' is already taken" },
+    { R"([{"name": "a", "op": "fixture_echo", "args": [1]}, {"name": "a", "op": "fixture_echo", "args": [1]}])",
+      R"("a")", R"(["x"])", "nodes[1]: the name 'a' is already taken" },
+    { R"([{"name": "a", "module": "m", "op": "fixture_echo"}])", R"("a")", R"(["x"])",
+      "node 'a': give exactly one of \"module\"" },
+    { R"([{"name": "a", "module": "m", "config": {}}])", R"("a")", R"(["x"])",
+      "node 'a': only an op node takes a 'config'" },
+    { R"([{"name": "a", "attr": "t", "args": []}])", R"("a")", R"(["x"])",
+      "node 'a': an attr node takes no args or kwargs" },
+    { R"([{"name": "a", "module": "m", "argz": []}])", R"("a")", R"(["x"])",
+      "node 'a': unknown field 'argz'" },
+    { R"([])", R"("zz")", R"(["x"])", "output: 'zz' is neither a graph input nor an earlier node" },
+    { R"([])", R"("x")", R"([{"name": "x", "default": 1}, "y"])",
+      "inputs[1] 'y': a required input follows one with a default" },
+    { R"([])", R"("x")", R"([{"name": "x"}])", "inputs[0] must be {\"name\": N, \"default\": V}" },
+  };
+  for (auto &c : cases) {
+    std::string msg = load_error (graph2 (c.nodes, c.output, R"([{"name": "m", "type": "FixtureAffine"}])", c.inputs));
+    EXPECT_TRUE (contains (msg, c.want)) << msg << "\n  wanted: " << c.want;
+  }
+}
+
+TEST (Graph, EveryModuleNodePathMustResolve)
+{
+  std::string msg = load_error (in_seq (graph2 (R"([{"name": "a", "module": "h.3", "args": ["x"]}])", R"("a")",
+                                               R"([{"name": "h", "type": "ModuleList", "children": [
+                                                    {"name": "0", "type": "FixtureAffine"}]}])")));
+  EXPECT_TRUE (contains (msg, "blk: Graph: node 'a' calls 'h.3', which does not exist: ")) << msg;
+  // Surgery that would break a node's path is rolled back by the check.
+  Module m = load (in_seq (graph2 (R"([{"name": "a", "module": "h.0", "args": ["x"]}])", R"("a")",
+                                   R"([{"name": "h", "type": "ModuleList", "children": [
+                                        {"name": "0", "type": "FixtureAffine"}]}])")));
+  ASSERT_TRUE (m);
+  Error e;
+  NnSurgeryOptions opts = { sizeof (NnSurgeryOptions), NN_SURGERY_NO_SHAPE_CHECK, nullptr };
+  EXPECT_FALSE (nn_surgery_delete (m.get (), "blk.h.0", &opts, e.out ()));
+  EXPECT_TRUE (contains (e.message (), "node 'a' calls 'h.0'")) << e.message ();
+  EXPECT_NE (at (m.get (), "blk.h.0"), nullptr);
+}
+
+// A version 1 descriptor: op names resolve through the registry (aliases
+// included), a layer type's kwargs become its config, a functional op's
+// kwargs stay kwargs (string constants quoted), and a save writes v2.
+TEST (Graph, Version1ConfigsAreUpgraded)
+{
+  const char *v1 = R"({"format": "nnkit", "version": 1, "input_shape": [2],
+    "model": {"type": "Graph", "config": {"inputs": ["x"], "nodes": [
+      {"name": "a", "module": "m", "args": ["x"]},
+      {"name": "b", "op": "fixture_affine", "args": ["a"], "kwargs": {"scale": 2.0}},
+      {"name": "c", "op": "fixture_add", "args": ["b", "x"], "kwargs": {"alpha": 3.0}},
+      {"name": "d", "op": "fixture_echo", "args": ["c"], "kwargs": {"flag": true}}],
+     "output": "d"},
+     "children": [{"name": "m", "type": "FixtureAffine", "config": {"shift": 1.0}}]}})";
+  Error e;
+  Module m (nn_descriptor_load_data (reg (), v1, -1, "v1.json", e.out ()));
+  ASSERT_TRUE (m) << e.message ();
+  Tensor x = make ({ 2 }, { 1.0f, 2.0f });
+  Value out = call (m.get (), tuple ({ nn_value_new_tensor (x.get ()) }));
+  ASSERT_TRUE (out);
+  ASSERT_EQ (nn_value_n_items (out.get ()), 3u);
+  expect_near (data (nn_value_get_tensor (nn_value_item (out.get (), 0))),
+               { (1.0f + 1) * 2 + 3 * 1.0f, (2.0f + 1) * 2 + 3 * 2.0f });
+  gsize len = 0;
+  std::string saved = take (nn_descriptor_to_data (m.get (), &len));
+  EXPECT_TRUE (contains (saved, R"("version": 2)")) << saved;
+  EXPECT_TRUE (contains (saved, R"("input_shape": [)")) << saved;
+  EXPECT_TRUE (contains (saved, R"("op": "fixture_affine",)")) << saved;
+  EXPECT_TRUE (contains (saved, R"("config": {)")) << saved;
+  Module again (nn_descriptor_load_data (reg (), saved.c_str (), -1, "v2.json", e.out ()));
+  ASSERT_TRUE (again) << e.message ();
+  EXPECT_EQ (take (nn_descriptor_to_data (again.get (), &len)), saved);
+
+  // v1 string kwargs were constants; v1 module nodes took no kwargs.
+  const char *v1s = R"({"format": "nnkit", "version": 1, "model": {"type": "Graph", "config": {
+      "inputs": ["x"], "nodes": [{"name": "e", "op": "fixture_echo", "args": ["x"], "kwargs": {"flag": "x"}}],
+      "output": "e"}}})";
+  Module s (nn_descriptor_load_data (reg (), v1s, -1, "v1s.json", e.out ()));
+  ASSERT_TRUE (s) << e.message ();
+  EXPECT_FALSE (Value (nn_module_call (s.get (), tuple ({ nn_value_new_int (1) }).get (), nullptr, e.out ())));
+  EXPECT_EQ (e.message (), "Graph: node 'e' (op 'fixture_echo'): argument 'flag': expected bool, None, found str");
+  const char *v1m = R"({"format": "nnkit", "version": 1, "model": {"type": "Graph", "config": {
+      "inputs": ["x"], "nodes": [{"name": "a", "module": "m", "args": ["x"], "kwargs": {"k": 1}}],
+      "output": "a"}, "children": [{"name": "m", "type": "FixtureAffine"}]}})";
+  EXPECT_FALSE (Module (nn_descriptor_load_data (reg (), v1m, -1, "v1m.json", e.out ())));
+  EXPECT_TRUE (contains (e.message (), "a version 1 module node takes no kwargs")) << e.message ();
+  const char *v1u = R"({"format": "nnkit", "version": 1, "model": {"type": "Graph", "config": {
+      "inputs": ["x"], "nodes": [{"name": "a", "op": "relu6", "args": ["x"], "kwargs": {"inplace": true}}],
+      "output": "a"}}})";
+  EXPECT_FALSE (Module (nn_descriptor_load_data (reg (), v1u, -1, "v1u.json", e.out ())));
+  EXPECT_TRUE (contains (e.message (), "node 'a': unknown op 'relu6'")) << e.message ();
 }
 
 TEST (Graph, NoNodesIsIdentity)
 {
-  Module m = load (graph ("[]", "x"));
+  Module m = load (graph2 ("[]", R"("x")"));
   ASSERT_TRUE (m);
-  auto xv = values (8, 2);
-  Tensor x = make ({ 2, 4 }, xv);
+  Tensor x = make ({ 2 }, { 1.0f, 2.0f });
   Tensor y = forward (m.get (), x.get ());
   ASSERT_TRUE (y);
-  EXPECT_EQ (data (y.get ()), xv);
-}
-
-// --- Graph: children through the core --------------------------------------------
-
-TEST (Graph, ChildUsedTwiceRunsTwice)
-{
-  // BasicBlock's shape: relu(bn(x)) ... relu(add(.., x)) with one ReLU.
-  Module m = load (graph (R"([
-    {"name": "r1", "module": "relu", "args": ["x"]},
-    {"name": "s", "op": "sub", "args": ["r1", "x"]},
-    {"name": "add", "op": "add", "args": ["s", "x"]},
-    {"name": "r2", "module": "relu", "args": ["s"]},
-    {"name": "out", "op": "mul", "args": ["r2", "add"]}])",
-                          "out", R"([{"name": "relu", "type": "ReLU"}])"));
-  ASSERT_TRUE (m);
-  int count = 0;
-  Log log;
-  Hook h = fwd_hook (at (m.get (), "relu"), count_forward, &count);
-  Hook hl = fwd_hook (at (m.get (), "relu"), log_forward, &log);
-  auto xv = values (10, 4);
-  Tensor x = make ({ 2, 5 }, xv);
-  Tensor y = forward (m.get (), x.get ());
-  ASSERT_TRUE (y);
-  EXPECT_EQ (count, 2);
-  EXPECT_EQ (log.lines, (std::vector<std::string>{ "fwd:relu", "fwd:relu" }));
-  std::vector<float> want;
-  for (float v : xv)
-    {
-      float s = std::max (v, 0.0f) - v;
-      want.push_back (std::max (s, 0.0f) * (s + v));
-    }
-  expect_near (data (y.get ()), want);
+  EXPECT_EQ (y.get (), x.get ()) << "the input itself, as PyTorch's return x";
 }
 
 namespace {
@@ -568,20 +721,20 @@ struct Tracked {
 void tracked_release (gpointer p) { static_cast<Tracked *> (p)->released = true; }
 
 // Replaces the output with a copy whose storage reports when it is freed.
-gboolean track_output (NnModule *, const char *, NnTensor *, NnTensor **output,
-                       gpointer user_data, GError **)
+gboolean track_output (NnModule *, const char *, const NnValue *, const NnValue *,
+                       NnValue **output, gpointer user_data, GError **)
 {
   auto *t = static_cast<Tracked *> (user_data);
-  t->storage = data (*output);
-  NnTensor *copy = nn_tensor_new_borrowed (NN_DTYPE_F32, &(*output)->shape,
-                                           t->storage.data (), FALSE,
+  NnTensor *o = nn_value_get_tensor (*output);
+  t->storage = data (o);
+  NnTensor *copy = nn_tensor_new_borrowed (NN_DTYPE_F32, &o->shape, t->storage.data (), FALSE,
                                            tracked_release, t);
-  nn_tensor_unref (*output);
-  *output = copy;
+  nn_value_unref (*output);
+  *output = nn_value_take_tensor (copy);
   return TRUE;
 }
 
-gboolean note_released (NnModule *, const char *, NnTensor **, gpointer user_data,
+gboolean note_released (NnModule *, const char *, NnValue **, NnValue **, gpointer user_data,
                         GError **)
 {
   auto *seen = static_cast<std::pair<Tracked *, bool> *> (user_data);
@@ -594,13 +747,13 @@ gboolean note_released (NnModule *, const char *, NnTensor **, gpointer user_dat
 TEST (Graph, IntermediatesAreFreedAfterTheirLastUse)
 {
   // a is read only by b, so it must be gone before c runs.
-  Module m = load (graph (R"([
+  Module m = load (graph2 (R"([
     {"name": "a", "module": "m1", "args": ["x"]},
     {"name": "b", "module": "m2", "args": ["a"]},
     {"name": "c", "module": "m3", "args": ["b"]},
-    {"name": "d", "op": "add", "args": ["c", "x"]}])",
-                          "d", R"([{"name": "m1", "type": "ReLU"}, {"name": "m2", "type": "ReLU"},
-                                   {"name": "m3", "type": "ReLU"}])"));
+    {"name": "d", "op": "fixture_add", "args": ["c", "x"]}])",
+                           R"("d")", R"([{"name": "m1", "type": "FixtureAffine"}, {"name": "m2", "type": "FixtureAffine"},
+                                   {"name": "m3", "type": "FixtureAffine", "config": {"scale": 2.0}}])"));
   ASSERT_TRUE (m);
   Tracked tracked;
   std::pair<Tracked *, bool> seen (&tracked, false);
@@ -612,51 +765,20 @@ TEST (Graph, IntermediatesAreFreedAfterTheirLastUse)
   Tensor y = forward (m.get (), x.get ());
   ASSERT_TRUE (y);
   EXPECT_TRUE (seen.second);
-  expect_near (data (y.get ()), { -1.0f, 4.0f, -3.0f, 8.0f });
-}
-
-TEST (Graph, ReplacedChildIsSeenByForward)
-{
-  Module m = load (in_seq (graph (R"([
-    {"name": "a", "module": "act", "args": ["x"]},
-    {"name": "out", "op": "add", "args": ["a", "x"]}])",
-                                  "out", R"([{"name": "act", "type": "ReLU"}])")));
-  ASSERT_TRUE (m);
-  auto xv = values (6, 9);
-  Tensor x = make ({ 2, 3 }, xv);
-  Tensor y1 = forward (m.get (), x.get ());
-  ASSERT_TRUE (y1);
-  std::vector<float> want1, want2;
-  for (float v : xv)
-    {
-      want1.push_back (std::max (v, 0.0f) + v);
-      want2.push_back (sigmoid (v) + v);
-    }
-  expect_near (data (y1.get ()), want1);
-
-  Error e;
-  Module sig (nn_descriptor_load_module_data (reg (), R"({"type": "Sigmoid"})", -1,
-                                              "new", e.out ()));
-  ASSERT_TRUE (sig) << e.message ();
-  NnShape in = shape ({ 2, 3 });
-  NnSurgeryOptions opts = { sizeof (NnSurgeryOptions), 0, &in };
-  ASSERT_TRUE (nn_surgery_replace (m.get (), "blk.act", sig.get (), &opts, e.out ()))
-      << e.message ();
-  Tensor y2 = forward (m.get (), x.get ());
-  ASSERT_TRUE (y2);
-  expect_near (data (y2.get ()), want2);
+  expect_near (data (y.get ()), { -3.0f, 6.0f, -9.0f, 12.0f });
 }
 
 TEST (Graph, ChildrenAreReplacedNotDeleted)
 {
   // A Graph is a container (replace, hooks) but neither indexable nor
   // keyed: its node list names its children, so surgery may not drop one.
-  Module m = load (in_seq (graph (R"([
-    {"name": "a", "module": "act", "args": ["x"]}])",
-                                  "a", R"([{"name": "act", "type": "ReLU"}])")));
+  Module m = load (in_seq (graph2 (R"([{"name": "a", "module": "act", "args": ["x"]}])",
+                                   R"("a")", R"([{"name": "act", "type": "FixtureAffine"}])")));
   ASSERT_TRUE (m);
   const NnLayerType *t = nn_module_get_type (at (m.get (), "blk"));
   EXPECT_TRUE (t->flags & NN_LAYER_CONTAINER);
+  EXPECT_TRUE (t->flags & NN_LAYER_ROUTES_ONLY);
+  EXPECT_TRUE (t->flags & NN_LAYER_DECLARED_TENSORS);
   EXPECT_FALSE (t->flags & (NN_LAYER_INDEXABLE | NN_LAYER_KEYED));
   Error e;
   NnShape in = shape ({ 2, 3 });
@@ -668,15 +790,13 @@ TEST (Graph, ChildrenAreReplacedNotDeleted)
 
 TEST (Graph, ReprIsClassNameAndChildren)
 {
-  std::string g = graph (R"([{"name": "a", "module": "act", "args": ["x"]}])", "a",
-                         R"([{"name": "act", "type": "ReLU", "config": {"inplace": true}}])");
+  std::string g = graph2 (R"([{"name": "a", "module": "act", "args": ["x"]}])", R"("a")",
+                          R"([{"name": "act", "type": "FixtureAffine", "config": {"shift": 2.0}}])");
   g.insert (1, R"("class": "Block", )");
   Module m = load (g);
   ASSERT_TRUE (m);
   EXPECT_EQ (take (nn_module_to_string (m.get ())),
-             "Block(\n  (act): ReLU(inplace=True)\n)");
-
-  // The config round-trips through a saved descriptor unchanged.
+             "Block(\n  (act): FixtureAffine(scale=1.0, shift=2.0)\n)");
   gsize len = 0;
   std::string first = take (nn_descriptor_to_data (m.get (), &len));
   Error e;
@@ -687,205 +807,31 @@ TEST (Graph, ReprIsClassNameAndChildren)
 
 TEST (Graph, ConcurrentForwardsAgree)
 {
-  Module m = load (graph (R"([
-    {"name": "s", "op": "adaptive_avg_pool2d", "args": ["x"], "kwargs": {"output_size": 1}},
-    {"name": "m", "op": "mul", "args": ["x", "s"]},
-    {"name": "c", "op": "cat", "args": ["m", "x"], "kwargs": {"dim": 1}}])", "c"));
-  ASSERT_TRUE (m);
+  Module ok = load (graph2 (R"([
+    {"name": "s", "op": "fixture_affine", "config": {"scale": 0.5}, "args": ["x"]},
+    {"name": "m", "op": "fixture_mul", "args": ["x", "s"]},
+    {"name": "p", "module": "pair", "args": ["m", "x"]}])",
+                            R"("p")", R"([{"name": "pair", "type": "FixturePair"}])"));
+  ASSERT_TRUE (ok);
   Tensor x = make ({ 2, 3, 8, 8 }, values (384, 6));
-  Tensor ref = forward (m.get (), x.get ());
+  Value ref = call (ok.get (), tuple ({ nn_value_new_tensor (x.get ()) }));
   ASSERT_TRUE (ref);
+  std::vector<float> want = data (nn_value_get_tensor (nn_value_item (ref.get (), 0)));
   std::vector<int> same (4, 0);
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; t++)
     threads.emplace_back ([&, t] {
       for (int i = 0; i < 20; i++)
         {
-          NnTensor *y = nn_module_forward (m.get (), x.get (), nullptr);
-          if (y && data (y) == data (ref.get ()))
+          Value args = tuple ({ nn_value_new_tensor (x.get ()) });
+          NnValue *y = nn_module_call (ok.get (), args.get (), nullptr, nullptr);
+          if (y && data (nn_value_get_tensor (nn_value_item (y, 0))) == want)
             same[t]++;
           if (y)
-            nn_tensor_unref (y);
+            nn_value_unref (y);
         }
     });
   for (auto &t : threads)
     t.join ();
   EXPECT_EQ (same, (std::vector<int>{ 20, 20, 20, 20 }));
-}
-
-// --- Graph: errors -------------------------------------------------------------------
-
-TEST (Graph, BroadcastErrorNamesNodeAndShapes)
-{
-  Module m = load (in_seq (graph (R"([
-    {"name": "c", "op": "cat", "args": ["x", "x"], "kwargs": {"dim": 1}},
-    {"name": "p", "op": "adaptive_avg_pool2d", "args": ["c"], "kwargs": {"output_size": 28}},
-    {"name": "add", "op": "add", "args": ["x", "p"]}])",
-                                  "add")));
-  ASSERT_TRUE (m);
-  const std::string want =
-      "blk: Graph: node 'add': cannot broadcast [1, 64, 56, 56] with [1, 128, 28, 28]";
-  NnShape in = shape ({ 1, 64, 56, 56 }), out;
-  Error e;
-  EXPECT_FALSE (nn_module_infer_shape (m.get (), &in, &out, e.out ()));
-  EXPECT_TRUE (e.matches (NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH)) << e.message ();
-  EXPECT_EQ (e.message (), want);
-
-  Tensor x = make ({ 1, 64, 56, 56 }, std::vector<float> (64 * 56 * 56, 0.5f));
-  EXPECT_EQ (nn_module_forward (m.get (), x.get (), e.out ()), nullptr);
-  EXPECT_TRUE (e.matches (NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH)) << e.message ();
-  EXPECT_EQ (e.message (), want);
-
-  // Equal ranks, one side 1: fine; a trailing mismatch is not.
-  Module ok = load (graph (R"([
-    {"name": "p", "op": "adaptive_avg_pool2d", "args": ["x"], "kwargs": {"output_size": [1, 3]}},
-    {"name": "add", "op": "add", "args": ["x", "p"]}])", "add"));
-  ASSERT_TRUE (ok);
-  NnShape in2 = shape ({ 2, 4, 6, 3 });
-  ASSERT_TRUE (nn_module_infer_shape (ok.get (), &in2, &out, e.out ())) << e.message ();
-  EXPECT_EQ (shape_str (out), "[2, 4, 6, 3]");
-  NnShape in3 = shape ({ 2, 4, 6, 5 });
-  EXPECT_FALSE (nn_module_infer_shape (ok.get (), &in3, &out, e.out ()));
-  EXPECT_EQ (e.message (), "Graph: node 'add': cannot broadcast [2, 4, 6, 5] with [2, 4, 1, 3]");
-}
-
-TEST (Graph, CatShapeErrors)
-{
-  Module m = load (graph (R"([
-    {"name": "p", "op": "adaptive_avg_pool2d", "args": ["x"], "kwargs": {"output_size": 2}},
-    {"name": "cat", "op": "cat", "args": ["x", "p"], "kwargs": {"dim": 1}}])", "cat"));
-  ASSERT_TRUE (m);
-  NnShape in = shape ({ 1, 3, 4, 4 }), out;
-  Error e;
-  EXPECT_FALSE (nn_module_infer_shape (m.get (), &in, &out, e.out ()));
-  EXPECT_EQ (e.message (), "Graph: node 'cat': cannot cat [1, 3, 4, 4] with [1, 3, 2, 2] "
-                           "along dim 1: sizes must match except in that dim");
-
-  Module m2 = load (graph (R"([{"name": "cat", "op": "cat", "args": ["x"], "kwargs": {"dim": 4}}])",
-                           "cat"));
-  ASSERT_TRUE (m2);
-  Tensor x = make ({ 1, 3, 4, 4 }, values (48, 1));
-  EXPECT_EQ (nn_module_forward (m2.get (), x.get (), e.out ()), nullptr);
-  EXPECT_EQ (e.message (), "Graph: node 'cat': cat dim 4 is out of range for 4-D tensors "
-                           "(expected -4..3)");
-}
-
-TEST (Graph, ConfigErrorsNameTheNode)
-{
-  struct Case {
-    std::string nodes, output, want;
-  };
-  const std::vector<Case> cases = {
-    { R"([{"name": "a", "op": "relu", "args": ["x"]},
-          {"name": "b", "op": "add", "args": ["a", "nope"]}])", "b",
-      "node 'b': arg 'nope' is neither the input nor an earlier node "
-      "(defined so far: 'x', 'a')" },
-    { R"([{"name": "a", "op": "add", "args": ["x", "b"]},
-          {"name": "b", "op": "relu", "args": ["x"]}])", "a",
-      "node 'a': arg 'b' is neither the input nor an earlier node (defined so far: 'x')" },
-    { R"([{"name": "a", "op": "relu", "args": ["x"]},
-          {"name": "a", "op": "relu", "args": ["a"]}])", "a",
-      "nodes[1]: duplicate node name 'a' (first at nodes[0])" },
-    { R"([{"name": "x", "op": "relu", "args": ["x"]}])", "x",
-      "nodes[0]: node name 'x' is the graph input's name" },
-    { R"([{"name": "a", "op": "relu", "args": ["x"]}])", "zz",
-      "output 'zz' is neither the input nor a node (values: 'x', 'a')" },
-    { R"([{"name": "a", "module": "act", "args": ["x", "x"]}])", "a",
-      "node 'a': module 'act' takes 1 arg, found 2" },
-    { R"([{"name": "a", "op": "add", "args": ["x"]}])", "a",
-      "node 'a': op 'add' takes 2 args, found 1" },
-    { R"([{"name": "a", "op": "cat", "args": []}])", "a",
-      "node 'a': op 'cat' takes at least 1 args, found 0" },
-    { R"([{"name": "a", "module": "act", "op": "relu", "args": ["x"]}])", "a",
-      "node 'a': give exactly one of \"module\" (a child name) and \"op\" (a functional op), "
-      "found both" },
-    { R"([{"name": "a", "args": ["x"]}])", "a",
-      "node 'a': give exactly one of \"module\" (a child name) and \"op\" (a functional op), "
-      "found neither" },
-    { R"([{"name": "a", "op": "relu", "args": ["x"], "arg": 1}])", "a",
-      "node 'a': unknown field 'arg' (expected name, module or op, args, kwargs)" },
-    { R"([{"name": "a", "module": "act", "args": ["x"], "kwargs": {"inplace": true}}])", "a",
-      "node 'a': a module node takes no kwargs" },
-    { R"([{"name": "a", "op": "flatten", "args": ["x"], "kwargs": {"dims": 1}}])", "a",
-      "node 'a': op 'flatten' has no kwarg 'dims' (accepted: 'start_dim', 'end_dim')" },
-    { R"([{"name": "a", "op": "cat", "args": ["x"], "kwargs": {"axis": 1}}])", "a",
-      "node 'a': op 'cat' has no kwarg 'axis' (accepted: 'dim')" },
-    { R"([{"name": "a", "op": "add", "args": ["x", "x"], "kwargs": {"alpha": 2}}])", "a",
-      "node 'a': op 'add' has no kwarg 'alpha' (accepted: none)" },
-    { R"([{"name": "a", "op": "cat", "args": ["x"], "kwargs": {"dim": "1"}}])", "a",
-      "node 'a': cat: kwarg 'dim' must be an integer" },
-    { R"([{"name": "a", "op": "adaptive_avg_pool2d", "args": ["x"]}])", "a",
-      "node 'a': op 'adaptive_avg_pool2d' needs kwarg 'output_size'" },
-    { R"([{"name": "a", "op": "Sequential", "args": ["x"]}])", "a",
-      "node 'a': op 'Sequential' is a container type, which cannot be used as a function" },
-    { R"([{"name": "a", "op": "Linear", "args": ["x"],
-           "kwargs": {"in_features": 2, "out_features": 2}}])", "a",
-      "node 'a': op 'Linear' holds parameters or buffers, so it cannot be used as a "
-      "function; make it a child and use \"module\"" },
-    { R"([{"name": "a", "op": "Softmax", "args": ["x"], "kwargs": {"dimm": 1}}])", "a",
-      "node 'a': Softmax: unknown key 'dimm'" },
-    { R"([{"name": "a", "op": "ReLU", "args": ["x", "x"]}])", "a",
-      "node 'a': op 'ReLU' takes 1 arg, found 2" },
-    { R"([{"name": "a", "op": "relu", "args": "x"}])", "a",
-      "nodes[0] 'a': 'args' must be an array of value names, found a string" },
-    { R"([{"name": "a", "op": "relu", "args": [3]}])", "a",
-      "nodes[0] 'a': args[0] must be a value name, found a number" },
-    { R"([{"op": "relu", "args": ["x"]}])", "a",
-      "nodes[0] needs a non-empty string 'name', found null" },
-    { R"([7])", "a", "nodes[0] must be an object, found a number" },
-    { R"({"a": 1})", "a", "'nodes' must be an array of node objects, found an object" },
-  };
-  for (const auto &c : cases)
-    {
-      std::string msg = load_error (in_seq (graph (c.nodes, c.output,
-                                                   R"([{"name": "act", "type": "ReLU"}])")));
-      EXPECT_EQ (msg.rfind ("blk: Graph: ", 0), 0u) << msg;
-      EXPECT_TRUE (contains (msg, c.want)) << "got:  " << msg << "\nwant: " << c.want;
-    }
-}
-
-TEST (Graph, InputsMustBeOneName)
-{
-  for (const char *inputs : { R"(["x", "y"])", R"([])", R"("x")", R"([1])" })
-    {
-      std::string json = R"({"type": "Graph", "config": {"inputs": )" + std::string (inputs) +
-                         R"(, "nodes": [], "output": "x"}})";
-      std::string msg = load_error (json);
-      EXPECT_TRUE (contains (msg, "Graph: 'inputs' must be an array of exactly one string"))
-          << msg;
-    }
-}
-
-TEST (Graph, UnknownOpListsBuiltinsAndTypes)
-{
-  std::string msg = load_error (in_seq (graph (
-      R"([{"name": "a", "op": "frobnicate", "args": ["x"]}])", "a")));
-  EXPECT_EQ (msg.rfind ("blk: Graph: node 'a': unknown op 'frobnicate': not a built-in op "
-                        "(add, sub, mul, div, cat, flatten, relu, adaptive_avg_pool2d) nor "
-                        "a layer type: ", 0), 0u) << msg;
-  // The registry's part lists the layer types that are available.
-  EXPECT_TRUE (contains (msg, "Conv2d")) << msg;
-  EXPECT_TRUE (contains (msg, "Hardsigmoid")) << msg;
-}
-
-TEST (Graph, MissingChildAtLoadNamesGraphNodeAndChild)
-{
-  std::string msg = load_error (in_seq (graph (
-      R"([{"name": "conv", "module": "conv1", "args": ["x"]}])", "conv",
-      R"([{"name": "act", "type": "ReLU"}, {"name": "bn", "type": "Identity"}])")));
-  EXPECT_EQ (msg, "blk: Graph: node 'conv' calls child 'conv1', which does not exist "
-                  "(children: 'act', 'bn')");
-}
-
-TEST (Graph, FunctionalOpErrorsNameTheNode)
-{
-  // Flatten's own shape check, reached through the alias.
-  Module m = load (in_seq (graph (R"([
-    {"name": "f", "op": "flatten", "args": ["x"], "kwargs": {"start_dim": 3}}])", "f")));
-  ASSERT_TRUE (m);
-  NnShape in = shape ({ 2, 3 }), out;
-  Error e;
-  EXPECT_FALSE (nn_module_infer_shape (m.get (), &in, &out, e.out ()));
-  EXPECT_EQ (e.message ().rfind ("blk: Graph: node 'f' (op 'flatten'): ", 0), 0u)
-      << e.message ();
 }

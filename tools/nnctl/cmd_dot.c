@@ -91,6 +91,62 @@ node_str (JsonObject *o, const char *key)
          ? json_node_get_string (n) : NULL;
 }
 
+/* Calls @func for every value name an argument expression of
+ * docs/DESCRIPTORS.md refers to: a bare string, inside lists, tuples,
+ * dicts and slices; string, dtype and float constants name nothing. */
+static void
+expr_refs (JsonNode *n, void (*func) (const char *name, gpointer data),
+           gpointer data)
+{
+  if (!n)
+    return;
+  if (JSON_NODE_HOLDS_VALUE (n)) {
+    if (json_node_get_value_type (n) == G_TYPE_STRING)
+      func (json_node_get_string (n), data);
+    return;
+  }
+  if (JSON_NODE_HOLDS_ARRAY (n)) {
+    JsonArray *a = json_node_get_array (n);
+    for (guint i = 0; i < json_array_get_length (a); i++)
+      expr_refs (json_array_get_element (a, i), func, data);
+    return;
+  }
+  if (!JSON_NODE_HOLDS_OBJECT (n))
+    return;
+  JsonObject *o = json_node_get_object (n);
+  if (json_object_has_member (o, "tuple"))
+    expr_refs (json_object_get_member (o, "tuple"), func, data);
+  else if (json_object_has_member (o, "slice"))
+    expr_refs (json_object_get_member (o, "slice"), func, data);
+  else if (json_object_has_member (o, "dict")) {
+    JsonNode *dn = json_object_get_member (o, "dict");
+    if (JSON_NODE_HOLDS_OBJECT (dn)) {
+      g_autoptr (GList) vals = json_object_get_values (json_node_get_object (dn));
+      for (GList *l = vals; l; l = l->next)
+        expr_refs (l->data, func, data);
+    }
+  }
+}
+
+typedef struct {
+  Dot *d;
+  guint depth;
+  GHashTable *values; /* value name -> node id */
+  const char *to;     /* node id the edges go to */
+} EdgeCtx;
+
+static void
+edge_from_ref (const char *name, gpointer data)
+{
+  EdgeCtx *c = data;
+  const char *from_id = g_hash_table_lookup (c->values, name);
+  if (from_id)
+    edge (c->d, c->depth, from_id, c->to);
+}
+
+/* Draws a Graph's dataflow (version 1 or 2 configs): module nodes as the
+ * descendants they call, op and attr nodes as dashed boxes, an edge for
+ * every value an argument names. */
 static void
 emit_graph (Dot *d, NnModule *m, JsonObject *cfg, guint depth, Ends *ends)
 {
@@ -100,20 +156,29 @@ emit_graph (Dot *d, NnModule *m, JsonObject *cfg, guint depth, Ends *ends)
   g_autoptr (GHashTable) drawn = g_hash_table_new_full (g_str_hash,
                                                         g_str_equal, g_free,
                                                         NULL);
+  /* First path components of the descendants drawn: a child reached only
+   * through "layers.0" is not drawn again as a whole. */
+  g_autoptr (GHashTable) touched = g_hash_table_new_full (g_str_hash,
+                                                          g_str_equal, g_free,
+                                                          NULL);
   JsonArray *nodes = json_object_get_array_member (cfg, "nodes");
   JsonNode *inputs = json_object_get_member (cfg, "inputs");
-  const char *output = node_str (cfg, "output");
   GArray *child_ends = g_array_new (FALSE, TRUE, sizeof (Ends));
-  g_autoptr (GPtrArray) child_names = g_ptr_array_new_with_free_func (g_free);
 
   ends->entry = new_id (d, "in");
   point_node (d, depth, ends->entry, NULL);
   if (inputs && JSON_NODE_HOLDS_ARRAY (inputs)) {
     JsonArray *a = json_node_get_array (inputs);
     for (guint i = 0; i < json_array_get_length (a); i++) {
-      const char *in = json_array_get_string_element (a, i);
-      if (in)
-        g_hash_table_insert (values, g_strdup (in), g_strdup (ends->entry));
+      JsonNode *in = json_array_get_element (a, i);
+      const char *name = NULL;
+      if (JSON_NODE_HOLDS_VALUE (in)
+          && json_node_get_value_type (in) == G_TYPE_STRING)
+        name = json_node_get_string (in);
+      else if (JSON_NODE_HOLDS_OBJECT (in))
+        name = node_str (json_node_get_object (in), "name");
+      if (name)
+        g_hash_table_insert (values, g_strdup (name), g_strdup (ends->entry));
     }
   }
   for (guint i = 0; i < json_array_get_length (nodes); i++) {
@@ -124,14 +189,18 @@ emit_graph (Dot *d, NnModule *m, JsonObject *cfg, guint depth, Ends *ends)
     const char *name = node_str (node, "name");
     const char *child = node_str (node, "module");
     const char *op = node_str (node, "op");
+    const char *attr = node_str (node, "attr");
     const char *in_id = NULL, *out_id = NULL;
+    g_autofree char *op_id = NULL;
     if (!name)
       continue;
     if (child) {
       gpointer pos;
-      NnModule *cm = nn_module_get_child (m, child);
+      NnModule *cm = nn_module_lookup_path (m, child, NULL);
       if (!cm)
         continue;
+      g_auto (GStrv) parts = g_strsplit (child, ".", 2);
+      g_hash_table_add (touched, g_strdup (parts[0]));
       /* A leaf used twice (BasicBlock's relu) is drawn at each call, so
        * the picture keeps no false cycle; a composite is drawn once. */
       if (!g_hash_table_lookup_extended (drawn, child, NULL, &pos)
@@ -139,7 +208,6 @@ emit_graph (Dot *d, NnModule *m, JsonObject *cfg, guint depth, Ends *ends)
         Ends ce = { 0 };
         emit (d, cm, child, depth, &ce);
         g_array_append_val (child_ends, ce);
-        g_ptr_array_add (child_names, g_strdup (child));
         pos = GUINT_TO_POINTER (child_ends->len);
         g_hash_table_replace (drawn, g_strdup (child), pos);
       }
@@ -147,39 +215,51 @@ emit_graph (Dot *d, NnModule *m, JsonObject *cfg, guint depth, Ends *ends)
       in_id = ce->entry;
       out_id = ce->exit;
     } else {
-      g_autofree char *id = new_id (d, "op");
-      g_autofree char *label = escape (op ? op : name);
+      g_autofree char *label = escape (op ? op : attr ? attr : name);
+      op_id = new_id (d, "op");
       indent (d, depth);
       g_string_append_printf (d->out, "%s [shape=box, style=dashed, "
-                              "label=\"%s\"];\n", id, label);
-      g_hash_table_insert (values, g_strdup (name), g_strdup (id));
-      in_id = out_id = g_hash_table_lookup (values, name);
+                              "label=\"%s%s\"];\n", op_id,
+                              attr ? "attr " : "", label);
+      in_id = out_id = op_id;
     }
-    JsonNode *args = json_object_get_member (node, "args");
-    if (args && JSON_NODE_HOLDS_ARRAY (args)) {
-      JsonArray *a = json_node_get_array (args);
-      for (guint k = 0; k < json_array_get_length (a); k++) {
-        const char *from = json_array_get_string_element (a, k);
-        const char *from_id = from ? g_hash_table_lookup (values, from) : NULL;
-        if (from_id)
-          edge (d, depth, from_id, in_id);
-      }
+    EdgeCtx ec = { d, depth, values, in_id };
+    expr_refs (json_object_get_member (node, "args"), edge_from_ref, &ec);
+    JsonNode *kw = json_object_get_member (node, "kwargs");
+    if (kw && JSON_NODE_HOLDS_OBJECT (kw)) {
+      g_autoptr (GList) vals = json_object_get_values (json_node_get_object (kw));
+      for (GList *l = vals; l; l = l->next)
+        expr_refs (l->data, edge_from_ref, &ec);
     }
-    if (child)
-      g_hash_table_insert (values, g_strdup (name), g_strdup (out_id));
+    g_hash_table_insert (values, g_strdup (name), g_strdup (out_id));
   }
   /* Children no node calls are still part of the tree. */
   for (guint i = 0; i < nn_module_n_children (m); i++) {
     const char *cname;
     NnModule *cm = nn_module_child_at (m, i, &cname);
-    if (!g_hash_table_contains (drawn, cname)) {
+    if (!g_hash_table_contains (drawn, cname)
+        && !g_hash_table_contains (touched, cname)) {
       Ends ce = { 0 };
       emit (d, cm, cname, depth, &ce);
       ends_clear (&ce);
     }
   }
-  const char *out_id = output ? g_hash_table_lookup (values, output) : NULL;
-  ends->exit = g_strdup (out_id ? out_id : ends->entry);
+  /* A structured output (a tuple of values) meets in one point. */
+  JsonNode *output = json_object_get_member (cfg, "output");
+  const char *out_name = output && JSON_NODE_HOLDS_VALUE (output)
+                         && json_node_get_value_type (output) == G_TYPE_STRING
+                         ? json_node_get_string (output) : NULL;
+  const char *single = out_name ? g_hash_table_lookup (values, out_name) : NULL;
+  if (single) {
+    ends->exit = g_strdup (single);
+  } else if (output) {
+    ends->exit = new_id (d, "out");
+    point_node (d, depth, ends->exit, NULL);
+    EdgeCtx ec = { d, depth, values, ends->exit };
+    expr_refs (output, edge_from_ref, &ec);
+  } else {
+    ends->exit = g_strdup (ends->entry);
+  }
   for (guint i = 0; i < child_ends->len; i++)
     ends_clear (&g_array_index (child_ends, Ends, i));
   g_array_unref (child_ends);
@@ -268,7 +348,6 @@ nnctl_cmd_dot (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
   g_autoptr (NnModule) model = NULL;
   Dot d = { 0 };
   Ends ends = { 0 };
-  NnShape shape;
   g_autofree char *in_label = NULL;
 
   if (rc != NNCTL_CONTINUE)
@@ -278,9 +357,20 @@ nnctl_cmd_dot (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
     rc = nnctl_fail ("dot", err);
     goto done;
   }
-  if (nn_module_get_input_shape (model, &shape)) {
-    g_autofree char *s = nnctl_shape_str (&shape);
-    in_label = g_strdup_printf ("input %s", s);
+  NnValue *spec = nn_module_get_input_spec (model);
+  if (spec && nn_value_n_items (spec) > 0) {
+    /* One line per recorded input: "input [1, 3, 224, 224]". */
+    GString *l = g_string_new (NULL);
+    for (guint i = 0; i < nn_value_n_items (spec); i++) {
+      NnTensor *t = nn_value_get_tensor (nn_value_item (spec, i));
+      g_autofree char *s = t ? nnctl_shape_str (&t->shape) : g_strdup ("?");
+      g_string_append_printf (l, "%s%s %s%s%s", i ? "\n" : "",
+                              nn_value_dict_key (spec, i), s,
+                              t && t->dtype != NN_DTYPE_F32 ? " " : "",
+                              t && t->dtype != NN_DTYPE_F32
+                                ? nn_dtype_name (t->dtype) : "");
+    }
+    in_label = g_string_free (l, FALSE);
   } else {
     in_label = g_strdup ("input");
   }

@@ -1,21 +1,69 @@
 /* nnctl plugins [TYPE]: the loaded plugins and the failures, or one layer
- * type's schema in the manner of gst-inspect, driven by the schema data
- * the type declares (nothing here knows any type by name). */
+ * type's schema and forward signature in the manner of gst-inspect, driven
+ * by the data the type declares (nothing here knows any type by name).
+ * Functional ops (NN_LAYER_OP) are listed apart from layer types, and each
+ * type's aliases (its other spellings, "torch.relu") next to it. */
 #include "nnctl.h"
 
 #include <string.h>
 
+static void type_json_members (JsonBuilder *b, const NnLayerType *t,
+                               NnPluginInfo *pi);
+
+/* The vtable behind @name, or NULL if the registry no longer resolves it. */
+static const NnLayerType *
+lookup (NnRegistry *reg, const char *name)
+{
+  return nn_registry_lookup_type (reg, name, NULL);
+}
+
+static gboolean
+is_op (const NnLayerType *t)
+{
+  return t && (t->flags & NN_LAYER_OP);
+}
+
+/* The plugin's type names split into layer types and ops. */
 static void
-list_text (GPtrArray *plugins, GPtrArray *failures)
+split_types (NnRegistry *reg, NnPluginInfo *p, GPtrArray *layers,
+             GPtrArray *ops)
+{
+  for (guint k = 0; p->type_names && p->type_names[k]; k++)
+    g_ptr_array_add (is_op (lookup (reg, p->type_names[k])) ? ops : layers,
+                     p->type_names[k]);
+  g_ptr_array_add (layers, NULL);
+  g_ptr_array_add (ops, NULL);
+}
+
+static void
+list_text (NnRegistry *reg, GPtrArray *plugins, GPtrArray *failures)
 {
   printf ("%u plugin%s loaded\n", plugins->len, plugins->len == 1 ? "" : "s");
   for (guint i = 0; i < plugins->len; i++) {
     NnPluginInfo *p = plugins->pdata[i];
-    g_autofree char *types = g_strjoinv (", ", p->type_names);
-    printf ("\n%s %s (%s)\n  %s\n  file:  %s\n  types: %s\n", p->name,
+    g_autoptr (GPtrArray) layers = g_ptr_array_new ();
+    g_autoptr (GPtrArray) ops = g_ptr_array_new ();
+    split_types (reg, p, layers, ops);
+    g_autofree char *types = g_strjoinv (", ", (char **) layers->pdata);
+    g_autofree char *op_names = g_strjoinv (", ", (char **) ops->pdata);
+    printf ("\n%s %s (%s)\n  %s\n  file:  %s\n", p->name,
             p->version ? p->version : "?", p->license ? p->license : "?",
-            p->description ? p->description : "", p->path,
-            *types ? types : "(none)");
+            p->description ? p->description : "", p->path);
+    if (*types || !*op_names)
+      printf ("  types: %s\n", *types ? types : "(none)");
+    if (*op_names)
+      printf ("  ops:   %s\n", op_names);
+    gboolean header = FALSE;
+    for (guint k = 0; p->type_names && p->type_names[k]; k++) {
+      const NnLayerType *t = lookup (reg, p->type_names[k]);
+      if (!t || !t->aliases || !t->aliases[0])
+        continue;
+      if (!header)
+        printf ("  aliases:\n");
+      header = TRUE;
+      g_autofree char *al = g_strjoinv (", ", (char **) t->aliases);
+      printf ("    %s: %s\n", t->name, al);
+    }
   }
   if (failures->len) {
     printf ("\n%u plugin%s failed to load\n", failures->len,
@@ -32,7 +80,7 @@ list_text (GPtrArray *plugins, GPtrArray *failures)
 }
 
 static void
-list_json (GPtrArray *plugins, GPtrArray *failures)
+list_json (NnRegistry *reg, GPtrArray *plugins, GPtrArray *failures)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
 
@@ -57,9 +105,45 @@ list_json (GPtrArray *plugins, GPtrArray *failures)
     for (guint k = 0; p->type_names && p->type_names[k]; k++)
       json_builder_add_string_value (b, p->type_names[k]);
     json_builder_end_array (b);
+    json_builder_set_member_name (b, "ops");
+    json_builder_begin_array (b);
+    for (guint k = 0; p->type_names && p->type_names[k]; k++)
+      if (is_op (lookup (reg, p->type_names[k])))
+        json_builder_add_string_value (b, p->type_names[k]);
+    json_builder_end_array (b);
     json_builder_end_object (b);
   }
   json_builder_end_array (b);
+  /* Every type in full, as `plugins TYPE --json` shows it minus the
+   * tensors: what the exporter checks its configs and calls against. */
+  json_builder_set_member_name (b, "types");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < plugins->len; i++) {
+    NnPluginInfo *p = plugins->pdata[i];
+    for (guint k = 0; p->type_names && p->type_names[k]; k++) {
+      const NnLayerType *t = lookup (reg, p->type_names[k]);
+      if (!t)
+        continue;
+      json_builder_begin_object (b);
+      type_json_members (b, t, p);
+      json_builder_end_object (b);
+    }
+  }
+  json_builder_end_array (b);
+  /* alias -> type, for resolving a spelling without scanning types. */
+  json_builder_set_member_name (b, "aliases");
+  json_builder_begin_object (b);
+  for (guint i = 0; i < plugins->len; i++) {
+    NnPluginInfo *p = plugins->pdata[i];
+    for (guint k = 0; p->type_names && p->type_names[k]; k++) {
+      const NnLayerType *t = lookup (reg, p->type_names[k]);
+      for (guint a = 0; t && t->aliases && t->aliases[a]; a++) {
+        json_builder_set_member_name (b, t->aliases[a]);
+        json_builder_add_string_value (b, t->name);
+      }
+    }
+  }
+  json_builder_end_object (b);
   json_builder_set_member_name (b, "failures");
   json_builder_begin_array (b);
   for (guint i = 0; i < failures->len; i++) {
@@ -226,12 +310,28 @@ type_text (const NnLayerType *t, NnPluginInfo *pi, NnModule *inst,
             "  file     %s\n\n", pi->name, pi->version, pi->license,
             pi->path);
   }
-  printf ("Capabilities:\n  forward    %s\n  container  %s%s%s\n\n",
+  printf ("Capabilities:\n  kind       %s\n  forward    %s\n"
+          "  container  %s%s%s\n\n",
+          is_op (t) ? "functional op (never a child module)" : "layer type",
           t->forward ? "yes" : "no (calling it is an error; hooks on it "
           "never fire)",
           t->flags & NN_LAYER_CONTAINER ? "yes" : "no",
           t->flags & NN_LAYER_INDEXABLE ? ", indexable" : "",
           t->flags & NN_LAYER_KEYED ? ", keyed" : "");
+  if (t->forward) {
+    guint n;
+    const NnArgSpec *args = nnctl_type_args (t, &n);
+    g_autofree char *sig = nnctl_signature_text (t);
+    printf ("Signature:\n  forward%s\n", sig);
+    for (guint i = 0; i < n; i++) {
+      printf ("  %-18s %s\n", args[i].name, args[i].doc ? args[i].doc : "");
+    }
+    printf ("\n");
+  }
+  if (t->aliases && t->aliases[0]) {
+    g_autofree char *al = g_strjoinv (", ", (char **) t->aliases);
+    printf ("Aliases:\n  %s\n\n", al);
+  }
   printf ("Config keys (%u):\n", t->n_schema);
   if (t->n_schema == 0)
     printf ("  (none)\n");
@@ -259,13 +359,10 @@ type_text (const NnLayerType *t, NnPluginInfo *pi, NnModule *inst,
   }
 }
 
+/* The members describing @t, inside an object being built. */
 static void
-type_json (const NnLayerType *t, NnPluginInfo *pi, NnModule *inst,
-           const char *why_none)
+type_json_members (JsonBuilder *b, const NnLayerType *t, NnPluginInfo *pi)
 {
-  g_autoptr (JsonBuilder) b = json_builder_new ();
-
-  json_builder_begin_object (b);
   json_builder_set_member_name (b, "type");
   json_builder_add_string_value (b, t->name);
   json_builder_set_member_name (b, "doc");
@@ -274,8 +371,17 @@ type_json (const NnLayerType *t, NnPluginInfo *pi, NnModule *inst,
   json_builder_add_string_value (b, pi ? pi->name : NULL);
   json_builder_set_member_name (b, "plugin_file");
   json_builder_add_string_value (b, pi ? pi->path : NULL);
+  json_builder_set_member_name (b, "op");
+  json_builder_add_boolean_value (b, is_op (t));
+  json_builder_set_member_name (b, "aliases");
+  nnctl_json_add_aliases (b, t);
   json_builder_set_member_name (b, "forward");
   json_builder_add_boolean_value (b, t->forward != NULL);
+  json_builder_set_member_name (b, "args");
+  if (t->forward)
+    nnctl_json_add_signature (b, t);
+  else
+    json_builder_add_null_value (b);
   json_builder_set_member_name (b, "container");
   json_builder_add_boolean_value (b, (t->flags & NN_LAYER_CONTAINER) != 0);
   json_builder_set_member_name (b, "indexable");
@@ -328,6 +434,16 @@ type_json (const NnLayerType *t, NnPluginInfo *pi, NnModule *inst,
     json_builder_end_object (b);
   }
   json_builder_end_array (b);
+}
+
+static void
+type_json (const NnLayerType *t, NnPluginInfo *pi, NnModule *inst,
+           const char *why_none)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  type_json_members (b, t, pi);
   json_builder_set_member_name (b, "tensors");
   if (inst)
     tensors_json (b, inst);
@@ -426,9 +542,9 @@ nnctl_cmd_plugins (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
     g_autoptr (GPtrArray) plugins = nn_registry_list_plugins (reg);
     g_autoptr (GPtrArray) failures = nn_registry_get_failures (reg);
     if (json)
-      list_json (plugins, failures);
+      list_json (reg, plugins, failures);
     else
-      list_text (plugins, failures);
+      list_text (reg, plugins, failures);
     rc = NNCTL_EXIT_OK;
   }
 out:

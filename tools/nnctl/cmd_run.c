@@ -1,13 +1,16 @@
-/* nnctl run MODEL: one forward pass on a given, random or bundled input;
- * prints the output shape, top-k, captured activations and timing. */
+/* nnctl run MODEL: one forward pass on given, random or bundled inputs
+ * (run_inputs.c builds the arguments); prints every tensor leaf of the
+ * result, top-k, captured activations and timing. */
 #include "nnctl.h"
+#include "run_inputs.h"
 
 #include <math.h>
 #include <string.h>
 
 typedef struct {
-  char *input;       /* --input FILE[:NAME] */
-  char *random;      /* --random SHAPE */
+  char **inputs;     /* --input FILE[:NAME], repeatable */
+  char **randoms;    /* --random SPEC, repeatable */
+  gboolean random_inputs; /* --random-inputs */
   char *seed;        /* --seed N */
   char *output;      /* --output FILE */
   gint topk;         /* --topk K */
@@ -20,99 +23,12 @@ typedef struct {
 static void
 run_args_clear (RunArgs *a)
 {
-  g_free (a->input);
-  g_free (a->random);
+  g_strfreev (a->inputs);
+  g_strfreev (a->randoms);
   g_free (a->seed);
   g_free (a->output);
   g_strfreev (a->hooks);
   g_free (a->save_acts);
-}
-
-static char *
-list_names (NnSafetensors *st)
-{
-  GString *s = g_string_new (NULL);
-  for (guint i = 0; i < nn_safetensors_n_tensors (st); i++)
-    g_string_append_printf (s, "%s%s", i ? ", " : "",
-                            nn_safetensors_name_at (st, i));
-  return g_string_free (s, FALSE);
-}
-
-/* FILE or FILE:NAME.  A NAME is needed only when the file holds several
- * tensors and none is called "input". */
-static NnTensor *
-read_input (const char *spec, GError **error)
-{
-  g_autofree char *file = g_strdup (spec);
-  const char *name = NULL;
-  g_autoptr (NnSafetensors) st = NULL;
-
-  if (!g_file_test (file, G_FILE_TEST_EXISTS)) {
-    char *colon = strrchr (file, ':');
-    if (colon) {
-      *colon = '\0';
-      name = colon + 1;
-    }
-  }
-  st = nn_safetensors_open (file, error);
-  if (!st)
-    return NULL;
-  if (!name) {
-    if (nn_safetensors_n_tensors (st) == 1)
-      name = nn_safetensors_name_at (st, 0);
-    else if (nn_safetensors_get_info (st, "input", NULL))
-      name = "input";
-    else {
-      g_autofree char *names = list_names (st);
-      g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_NOT_FOUND,
-                   "%s: holds %u tensors (%s): say which with %s:NAME", file,
-                   nn_safetensors_n_tensors (st), names, file);
-      return NULL;
-    }
-  }
-  if (!nn_safetensors_get_info (st, name, NULL)) {
-    g_autofree char *names = list_names (st);
-    g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_NOT_FOUND,
-                 "%s: no tensor '%s' (it has: %s)", file, name, names);
-    return NULL;
-  }
-  return nn_safetensors_get (st, name, NN_DTYPE_F32, error);
-}
-
-/* Standard normal values, as torch.randn, from a seeded generator. */
-static NnTensor *
-random_input (const NnShape *shape, guint32 seed, GError **error)
-{
-  g_autoptr (GRand) rng = g_rand_new_with_seed (seed);
-  g_autofree char *text = nnctl_shape_str (shape);
-  gint64 n = 1;
-  float *x;
-
-  /* A shape typed by the user may be huge: fail cleanly, not abort. */
-  for (guint i = 0; i < shape->ndim; i++)
-    if (shape->dims[i] > G_MAXINT64 / 4 / n) {
-      n = -1;
-      break;
-    } else {
-      n *= shape->dims[i];
-    }
-  x = n < 0 || (guint64) n > G_MAXSIZE / 4 ? NULL
-                                          : g_try_malloc ((gsize) n * 4);
-  if (!x) {
-    g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_INVALID,
-                 "--random %s: cannot allocate the input tensor", text);
-    return NULL;
-  }
-  NnTensor *t = nn_tensor_new_borrowed (NN_DTYPE_F32, shape, x, FALSE,
-                                        g_free, x);
-  for (gint64 i = 0; i < n; i += 2) {
-    double u1 = g_rand_double (rng), u2 = g_rand_double (rng);
-    double r = sqrt (-2.0 * log (1.0 - u1));
-    x[i] = (float) (r * cos (2 * G_PI * u2));
-    if (i + 1 < n)
-      x[i + 1] = (float) (r * sin (2 * G_PI * u2));
-  }
-  return t;
 }
 
 /* Row @row of the output viewed as [rows, cols]: indices of the @k largest. */
@@ -201,17 +117,17 @@ compare_double (gconstpointer a, gconstpointer b)
 
 /* Median wall time of @n forwards, in milliseconds. */
 static gboolean
-time_runs (NnModule *model, NnTensor *input, guint n, double *median,
+time_runs (NnModule *model, const NnctlInputs *in, guint n, double *median,
            GError **error)
 {
   g_autofree double *ms = g_new (double, n);
   for (guint i = 0; i < n; i++) {
     gint64 t0 = g_get_monotonic_time ();
-    NnTensor *y = nn_module_forward (model, input, error);
+    NnValue *y = nn_module_call (model, in->args, in->kwargs, error);
     if (!y)
       return FALSE;
     ms[i] = (g_get_monotonic_time () - t0) / 1000.0;
-    nn_tensor_unref (y);
+    nn_value_unref (y);
   }
   qsort (ms, n, sizeof (double), compare_double);
   *median = n % 2 ? ms[n / 2] : (ms[n / 2 - 1] + ms[n / 2]) / 2;
@@ -287,24 +203,20 @@ print_predictions (NnTensor *out, NnTensor *labels, gboolean json,
 }
 
 static int
-check_args (RunArgs *a, NnShape *shape, gint64 *seed)
+check_args (RunArgs *a, gint64 *seed)
 {
   GError *err = NULL;
 
-  if (a->input && a->random)
-    return nnctl_usage ("run", "--input and --random exclude each other");
-  if (a->seed && !a->random)
-    return nnctl_usage ("run", "--seed goes with --random SHAPE");
+  if (a->seed && !a->randoms && !a->random_inputs)
+    return nnctl_usage ("run", "--seed goes with --random or --random-inputs");
+  if (a->random_inputs && (a->randoms || a->inputs))
+    return nnctl_usage ("run", "--random-inputs draws every recorded input: "
+                        "it does not combine with --input or --random");
   if (a->save_acts && !a->hooks)
     return nnctl_usage ("run", "--save-activations needs at least one "
                         "--hook REF|GLOB");
   if (a->topk < 0 || a->repeat < 0)
     return nnctl_usage ("run", "--topk and --repeat take N >= 1");
-  if (a->random && !nnctl_parse_shape (a->random, shape, &err)) {
-    int rc = nnctl_usage ("run", "--random: %s", err->message);
-    g_error_free (err);
-    return rc;
-  }
   if (a->seed && !nnctl_parse_int (a->seed, "--seed", 0, G_MAXUINT32, seed,
                                    &err)) {
     int rc = nnctl_usage ("run", "%s", err->message);
@@ -312,6 +224,73 @@ check_args (RunArgs *a, NnShape *shape, gint64 *seed)
     return rc;
   }
   return NNCTL_CONTINUE;
+}
+
+/* --random-inputs: one random tensor per recorded input, shaped and typed
+ * as recorded, passed by name. */
+static gboolean
+random_from_spec (NnModule *model, const char *model_path, NnctlInputs *in,
+                  guint32 seed, GError **error)
+{
+  NnValue *spec = nn_module_get_input_spec (model);
+  g_autoptr (GRand) rng = g_rand_new_with_seed (seed);
+  if (!spec) {
+    g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_NO_SHAPE,
+                 "%s records no inputs: give them as --random "
+                 "NAME:DTYPE:SHAPE[:LO..HI] or --random SHAPE", model_path);
+    return FALSE;
+  }
+  for (guint i = 0; i < nn_value_n_items (spec); i++) {
+    NnTensor *m = nn_value_get_tensor (nn_value_item (spec, i));
+    NnTensor *t = m ? nnctl_random_tensor (m->dtype, &m->shape, FALSE, 0, 0,
+                                           rng, error)
+                    : NULL;
+    if (!t)
+      return FALSE;
+    if (!nnctl_inputs_add (in, nn_value_dict_key (spec, i), FALSE, t, error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+/* Every tensor leaf of the result, named as nn_value_foreach_tensor names
+ * them under "output": "output", "output.0", "output.logits". */
+typedef struct {
+  GPtrArray *names;   /* (element-type utf8) */
+  GPtrArray *tensors; /* (element-type NnTensor) (transfer none) */
+} Leaves;
+
+static void
+collect_leaf (const char *name, NnTensor *t, gpointer data)
+{
+  Leaves *l = data;
+  g_ptr_array_add (l->names, g_strdup (name));
+  g_ptr_array_add (l->tensors, t);
+}
+
+static void
+leaves_clear (Leaves *l)
+{
+  g_clear_pointer (&l->names, g_ptr_array_unref);
+  g_clear_pointer (&l->tensors, g_ptr_array_unref);
+}
+
+static void
+json_add_tensor_list (JsonBuilder *b, GPtrArray *names, GPtrArray *tensors)
+{
+  json_builder_begin_array (b);
+  for (guint i = 0; i < tensors->len; i++) {
+    NnTensor *t = tensors->pdata[i];
+    json_builder_begin_object (b);
+    json_builder_set_member_name (b, "name");
+    json_builder_add_string_value (b, names->pdata[i]);
+    json_builder_set_member_name (b, "shape");
+    nnctl_json_add_shape (b, &t->shape);
+    json_builder_set_member_name (b, "dtype");
+    json_builder_add_string_value (b, nn_dtype_name (t->dtype));
+    json_builder_end_object (b);
+  }
+  json_builder_end_array (b);
 }
 
 static void
@@ -347,17 +326,23 @@ nnctl_cmd_run (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
 {
   RunArgs a = { 0 };
   const GOptionEntry entries[] = {
-    { "input", 'i', 0, G_OPTION_ARG_FILENAME, &a.input,
-      "Input tensor from a safetensors file (NAME needed if it holds "
-      "several, unless one is 'input')", "FILE[:NAME]" },
-    { "random", 'r', 0, G_OPTION_ARG_STRING, &a.random,
-      "Standard normal input of this shape, e.g. 1,3,224,224", "SHAPE" },
+    { "input", 'i', 0, G_OPTION_ARG_FILENAME_ARRAY, &a.inputs,
+      "Inputs from a safetensors file: one tensor per forward argument, by "
+      "name, or tensor NAME (repeatable)", "FILE[:NAME]" },
+    { "random", 'r', 0, G_OPTION_ARG_STRING_ARRAY, &a.randoms,
+      "Random input NAME (floats standard normal or uniform in [LO, HI), "
+      "integers uniform in [LO, HI)), or of SHAPE for a single-input model "
+      "(repeatable)", "NAME:DTYPE:SHAPE[:LO..HI]|SHAPE" },
+    { "random-inputs", 0, 0, G_OPTION_ARG_NONE, &a.random_inputs,
+      "Random tensors for every input recorded in MODEL, as recorded", NULL },
     { "seed", 0, 0, G_OPTION_ARG_STRING, &a.seed,
       "Seed for --random (default 0)", "N" },
     { "output", 'o', 0, G_OPTION_ARG_FILENAME, &a.output,
-      "Write the output tensor as 'output' to a safetensors file", "FILE" },
+      "Write every output tensor to a safetensors file ('output', "
+      "'output.0', 'output.KEY')", "FILE" },
     { "topk", 'k', 0, G_OPTION_ARG_INT, &a.topk,
-      "Print the K largest outputs of each batch row", "K" },
+      "Print the K largest values of each batch row of the first output "
+      "tensor", "K" },
     { "hook", 0, 0, G_OPTION_ARG_STRING_ARRAY, &a.hooks,
       "Capture the output of modules at REF or matching GLOB (repeatable)",
       "REF|GLOB" },
@@ -373,62 +358,91 @@ nnctl_cmd_run (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
   int rc = nnctl_parse (g, cmd, entries, NNCTL_TAKES_MODEL, &argc, &argv,
                         1, 1);
   GError *err = NULL;
-  NnShape shape;
   gint64 seed = 0;
   double median = 0;
+  NnctlInputs in = { 0 };
+  Leaves leaves = { 0 };
   g_autoptr (NnModule) model = NULL;
-  g_autoptr (NnTensor) input = NULL;
   g_autoptr (NnTensor) labels = NULL;
-  g_autoptr (NnTensor) out = NULL;
+  g_autoptr (NnValue) out = NULL;
   g_autoptr (NnCapture) cap = NULL;
   g_autoptr (JsonBuilder) b = NULL;
   g_autofree char *samples = NULL;
+  g_auto (GStrv) params = NULL;
+  NnTensor *first = NULL;
 
-  if (rc != NNCTL_CONTINUE || (rc = check_args (&a, &shape, &seed))
-                              != NNCTL_CONTINUE)
+  nnctl_inputs_init (&in);
+  if (rc != NNCTL_CONTINUE || (rc = check_args (&a, &seed)) != NNCTL_CONTINUE)
     goto done;
   model = nnctl_load_model (g, argv[1], &err);
   if (!model) {
     rc = nnctl_fail ("run", err);
     goto done;
   }
-  if (a.input)
-    input = read_input (a.input, &err);
-  else if (a.random)
-    input = random_input (&shape, (guint32) seed, &err);
-  else {
-    input = bundled_samples (argv[1], &labels, &samples, &err);
-    if (!input && !err) {
+  params = nnctl_forward_params (model);
+  if (a.random_inputs) {
+    if (!random_from_spec (model, argv[1], &in, (guint32) seed, &err)) {
+      rc = nnctl_fail ("run", err);
+      goto done;
+    }
+  } else if (a.inputs || a.randoms) {
+    if (!nnctl_inputs_from_options (&in, nn_module_get_input_spec (model),
+                                    params, a.inputs, a.randoms,
+                                    (guint32) seed, &err)) {
+      /* A malformed --random is a usage error, a bad file a runtime one. */
+      if (g_error_matches (err, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE)) {
+        rc = nnctl_usage ("run", "%s", err->message);
+        g_clear_error (&err);
+      } else {
+        rc = nnctl_fail ("run", err);
+      }
+      goto done;
+    }
+  } else {
+    NnTensor *x = bundled_samples (argv[1], &labels, &samples, &err);
+    if (!x && !err) {
       rc = nnctl_usage ("run", "no input: pass --input FILE.safetensors"
                         "[:NAME] or --random SHAPE (%s has no "
                         "samples.safetensors beside it)", argv[1]);
       goto done;
     }
+    if (!x) {
+      rc = nnctl_fail ("run", err);
+      goto done;
+    }
+    nnctl_inputs_add (&in, "input", TRUE, x, NULL);
   }
-  if (!input) {
-    rc = nnctl_fail ("run", err);
-    goto done;
-  }
+  nnctl_inputs_finish (&in, params);
 
   if (a.hooks) {
     cap = nn_capture_new (model, (const char *const *) a.hooks,
                           g_strv_length (a.hooks), &err);
-    out = cap ? nn_capture_run (cap, input, &err) : NULL;
+    out = cap ? nn_capture_run (cap, in.args, in.kwargs, &err) : NULL;
   } else {
-    out = nn_module_forward (model, input, &err);
+    out = nn_module_call (model, in.args, in.kwargs, &err);
   }
   if (!out) {
     rc = nnctl_fail ("run", err);
     goto done;
   }
-  if (a.repeat > 0 && !time_runs (model, input, a.repeat, &median, &err)) {
+  if (a.repeat > 0 && !time_runs (model, &in, a.repeat, &median, &err)) {
     rc = nnctl_fail ("run", err);
     goto done;
   }
+  leaves.names = g_ptr_array_new_with_free_func (g_free);
+  leaves.tensors = g_ptr_array_new ();
+  nn_value_foreach_tensor (out, "output", collect_leaf, &leaves);
+  first = leaves.tensors->len ? leaves.tensors->pdata[0] : NULL;
   if (a.output) {
-    const char *names[] = { "output" };
-    NnTensor *ts[] = { out };
-    if (!nn_safetensors_write (a.output, names, ts, 1, NULL, &err)) {
+    if (!first) {
+      g_autofree char *repr = nn_value_to_string (out);
+      rc = nnctl_error ("run", "--output %s: the result %s holds no tensor "
+                        "to write", a.output, repr);
+      goto done;
+    }
+    if (!nn_safetensors_write (a.output, (const char *const *) leaves.names->pdata,
+                               (NnTensor *const *) leaves.tensors->pdata,
+                               leaves.tensors->len, NULL, &err)) {
       rc = nnctl_fail ("run", err);
       goto done;
     }
@@ -441,16 +455,30 @@ nnctl_cmd_run (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
   if (a.json) {
     b = json_builder_new ();
     json_builder_begin_object (b);
-    json_builder_set_member_name (b, "input_shape");
-    nnctl_json_add_shape (b, &input->shape);
-    json_builder_set_member_name (b, "output_shape");
-    nnctl_json_add_shape (b, &out->shape);
-    if (a.topk > 0) {
-      json_builder_set_member_name (b, "topk");
-      add_topk_json (b, out, a.topk);
+    /* The one-tensor keys of ABI 1 stay for single inputs and outputs. */
+    if (in.tensors->len == 1) {
+      json_builder_set_member_name (b, "input_shape");
+      nnctl_json_add_shape (b, &((NnTensor *) in.tensors->pdata[0])->shape);
     }
-    if (samples)
-      print_predictions (out, labels, TRUE, b);
+    json_builder_set_member_name (b, "inputs");
+    json_add_tensor_list (b, in.names, in.tensors);
+    if (nn_value_kind (out) == NN_VALUE_TENSOR) {
+      json_builder_set_member_name (b, "output_shape");
+      nnctl_json_add_shape (b, &first->shape);
+    }
+    json_builder_set_member_name (b, "outputs");
+    json_add_tensor_list (b, leaves.names, leaves.tensors);
+    if (!first) {
+      g_autofree char *repr = nn_value_to_string (out);
+      json_builder_set_member_name (b, "output_value");
+      json_builder_add_string_value (b, repr);
+    }
+    if (a.topk > 0 && first) {
+      json_builder_set_member_name (b, "topk");
+      add_topk_json (b, first, a.topk);
+    }
+    if (samples && first)
+      print_predictions (first, labels, TRUE, b);
     if (cap)
       activations_report (cap, TRUE, b);
     if (a.repeat > 0) {
@@ -462,15 +490,26 @@ nnctl_cmd_run (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
     json_builder_end_object (b);
     nnctl_json_print (b);
   } else {
-    g_autofree char *ins = nnctl_shape_str (&input->shape);
-    g_autofree char *outs = nnctl_shape_str (&out->shape);
-    if (samples)
+    if (samples) {
+      g_autofree char *ins = nnctl_shape_str (&((NnTensor *) in.tensors->pdata[0])->shape);
       nnctl_info (g, "input: %s from %s\n", ins, samples);
-    printf ("output: %s\n", outs);
-    if (a.topk > 0)
-      print_topk (out, a.topk);
-    if (samples)
-      print_predictions (out, labels, FALSE, NULL);
+    }
+    if (!first) {
+      g_autofree char *repr = nn_value_to_string (out);
+      printf ("output: %s\n", repr);
+    }
+    for (guint i = 0; i < leaves.tensors->len; i++) {
+      NnTensor *t = leaves.tensors->pdata[i];
+      g_autofree char *shape = nnctl_shape_str (&t->shape);
+      /* F32 is the common case: the dtype is shown only when it is not. */
+      printf ("%s: %s%s%s\n", (char *) leaves.names->pdata[i], shape,
+              t->dtype == NN_DTYPE_F32 ? "" : " ",
+              t->dtype == NN_DTYPE_F32 ? "" : nn_dtype_name (t->dtype));
+    }
+    if (a.topk > 0 && first)
+      print_topk (first, a.topk);
+    if (samples && first)
+      print_predictions (first, labels, FALSE, NULL);
     if (cap)
       activations_report (cap, FALSE, NULL);
     if (a.repeat > 0)
@@ -483,6 +522,8 @@ nnctl_cmd_run (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
   }
   rc = NNCTL_EXIT_OK;
 done:
+  leaves_clear (&leaves);
+  nnctl_inputs_clear (&in);
   run_args_clear (&a);
   return rc;
 }

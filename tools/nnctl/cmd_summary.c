@@ -1,6 +1,10 @@
 /* nnctl summary MODEL: a torchinfo-style table built from shape inference
- * alone (nothing is computed), with Param # and each type's Mult-Adds. */
+ * alone (nothing is computed), with Param # and each type's Mult-Adds.
+ * Each row is one module call reported by nn_module_infer_observed(); its
+ * shapes are those of the first tensor leaf of the call's arguments and
+ * result, as torchinfo shows them. */
 #include "nnctl.h"
+#include "run_inputs.h"
 
 #include <string.h>
 
@@ -10,7 +14,8 @@ struct _Row {
   NnModule *module;    /* (transfer none) the tree outlives the rows */
   char *path;
   guint depth;
-  NnShape in, out;
+  NnShape in, out;     /* first tensor leaves; 0-d when there is none */
+  NnValue *args, *kwargs, *result; /* (nullable) the call, meta tensors */
   guint64 macs;        /* own count, leaves only */
   GPtrArray *children; /* (element-type Row) (transfer none) */
 };
@@ -24,13 +29,36 @@ row_free (gpointer p)
 {
   Row *r = p;
   g_free (r->path);
+  g_clear_pointer (&r->args, nn_value_unref);
+  g_clear_pointer (&r->kwargs, nn_value_unref);
+  g_clear_pointer (&r->result, nn_value_unref);
   g_ptr_array_unref (r->children);
   g_free (r);
 }
 
 static void
-observe (NnModule *m, const char *path, guint depth, const NnShape *in,
-         const NnShape *out, gpointer data)
+first_leaf (const char *name, NnTensor *t, gpointer data)
+{
+  NnShape *s = data;
+  if (s->ndim == G_MAXUINT)
+    *s = t->shape;
+}
+
+/* The shape of @v's first tensor leaf, or a 0-d shape. */
+static NnShape
+first_shape (const NnValue *v)
+{
+  NnShape s = { G_MAXUINT };
+  if (v)
+    nn_value_foreach_tensor (v, "", first_leaf, &s);
+  if (s.ndim == G_MAXUINT)
+    s.ndim = 0;
+  return s;
+}
+
+static void
+observe (NnModule *m, const char *path, guint depth, const NnValue *args,
+         const NnValue *kwargs, const NnValue *out, gpointer data)
 {
   Collect *c = data;
   Row *r = g_new0 (Row, 1);
@@ -38,8 +66,14 @@ observe (NnModule *m, const char *path, guint depth, const NnShape *in,
   r->module = m;
   r->path = g_strdup (path);
   r->depth = depth;
-  r->in = *in;
-  r->out = *out;
+  /* A call with only keyword tensors shows its first keyword tensor. */
+  r->in = first_shape (args);
+  if (r->in.ndim == 0 && kwargs)
+    r->in = first_shape (kwargs);
+  r->out = first_shape (out);
+  r->args = args ? nn_value_ref ((NnValue *) args) : NULL;
+  r->kwargs = kwargs ? nn_value_ref ((NnValue *) kwargs) : NULL;
+  r->result = out ? nn_value_ref ((NnValue *) out) : NULL;
   r->children = g_ptr_array_new ();
   g_ptr_array_add (c->all, r);
 }
@@ -76,7 +110,7 @@ build_tree (GPtrArray *all)
   for (guint k = 0; k < all->len; k++) {
     Row *r = all->pdata[k];
     if (r->children->len == 0)
-      r->macs = nnctl_count_macs (r->module, &r->in, &r->out);
+      r->macs = nnctl_count_macs (r->module, r->args, r->kwargs, r->result);
   }
   return all->pdata[entry_order ? 0 : all->len - 1];
 }
@@ -214,13 +248,13 @@ rule (guint width)
 }
 
 static void
-print_text (Row *root, Emit *e, const NnShape *in, gint64 total_params)
+print_text (Row *root, Emit *e, guint64 in_bytes, gint64 total_params)
 {
   guint width = 40;
   name_width_walk (root, e, &width);
   e->name_width = width;
   g_autofree char *line = rule (width + 25 * 3);
-  double in_mb = nn_shape_numel (in) * 4 / 1e6;
+  double in_mb = in_bytes / 1e6;
   double fb_mb = e->leaf_out_bytes * 2 / 1e6;
   double p_mb = total_params * 4 / 1e6;
   g_autofree char *tp = nnctl_count_str (total_params);
@@ -257,14 +291,30 @@ print_text (Row *root, Emit *e, const NnShape *in, gint64 total_params)
 }
 
 static void
-print_json (Row *root, Emit *e, const NnShape *in, gint64 total_params)
+print_json (Row *root, Emit *e, GPtrArray *inputs, guint64 in_bytes,
+            gint64 total_params)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
 
   e->b = b;
   json_builder_begin_object (b);
-  json_builder_set_member_name (b, "input_shape");
-  nnctl_json_add_shape (b, in);
+  /* The one-input key of ABI 1, then every input. */
+  if (inputs->len == 1) {
+    json_builder_set_member_name (b, "input_shape");
+    nnctl_json_add_shape (b, &((NnTensor *) inputs->pdata[0])->shape);
+  }
+  json_builder_set_member_name (b, "inputs");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < inputs->len; i++) {
+    NnTensor *t = inputs->pdata[i];
+    json_builder_begin_object (b);
+    json_builder_set_member_name (b, "shape");
+    nnctl_json_add_shape (b, &t->shape);
+    json_builder_set_member_name (b, "dtype");
+    json_builder_add_string_value (b, nn_dtype_name (t->dtype));
+    json_builder_end_object (b);
+  }
+  json_builder_end_array (b);
   json_builder_set_member_name (b, "rows");
   json_builder_begin_array (b);
   emit_row (root, e);
@@ -276,7 +326,7 @@ print_json (Row *root, Emit *e, const NnShape *in, gint64 total_params)
   json_builder_set_member_name (b, "total_mult_adds");
   json_builder_add_int_value (b, e->total_macs);
   json_builder_set_member_name (b, "input_size_bytes");
-  json_builder_add_int_value (b, nn_shape_numel (in) * 4);
+  json_builder_add_int_value (b, in_bytes);
   json_builder_set_member_name (b, "forward_backward_bytes");
   json_builder_add_int_value (b, e->leaf_out_bytes * 2);
   json_builder_set_member_name (b, "params_bytes");
@@ -285,18 +335,28 @@ print_json (Row *root, Emit *e, const NnShape *in, gint64 total_params)
   nnctl_json_print (b);
 }
 
+static void
+collect_input (const char *name, NnTensor *t, gpointer data)
+{
+  g_ptr_array_add (data, t);
+}
+
 int
 nnctl_cmd_summary (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
                    char **argv)
 {
   char *shape_text = NULL;
+  char **specs = NULL;
   gint depth = 3;
   gboolean json = FALSE;
   GError *err = NULL;
   const GOptionEntry entries[] = {
     { "input-shape", 's', 0, G_OPTION_ARG_STRING, &shape_text,
-      "Input shape, e.g. 1,3,224,224 (default: the one recorded in MODEL)",
-      "SHAPE" },
+      "Input shape of a single-input model, e.g. 1,3,224,224 (default: "
+      "the inputs recorded in MODEL)", "SHAPE" },
+    { "input-spec", 'I', 0, G_OPTION_ARG_STRING_ARRAY, &specs,
+      "Input NAME of DTYPE and SHAPE, e.g. ids:int64:1,16 (repeatable; "
+      "default: the inputs recorded in MODEL)", "NAME:DTYPE:SHAPE" },
     { "depth", 'd', 0, G_OPTION_ARG_INT, &depth,
       "Rows down to depth N (default 3, as torchinfo; -1: all)", "N" },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Machine-readable output",
@@ -306,16 +366,24 @@ nnctl_cmd_summary (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
   int rc = nnctl_parse (g, cmd, entries, 0, &argc, &argv,
                         1, 1);
   g_autoptr (NnModule) model = NULL;
-  NnShape in, out;
+  g_autoptr (NnValue) recorded = NULL;
+  g_autoptr (NnValue) out = NULL;
+  g_autoptr (GPtrArray) inputs = g_ptr_array_new ();
+  g_auto (GStrv) params = NULL;
+  NnctlInputs in = { 0 };
+  const NnValue *call_args, *call_kwargs = NULL;
+  guint64 in_bytes = 0;
   Collect c = { 0 };
   Emit e = { 0 };
   Row *root = NULL;
 
+  nnctl_inputs_init (&in);
+  in.meta = TRUE;
   if (rc != NNCTL_CONTINUE)
     goto done;
-  if (shape_text && !nnctl_parse_shape (shape_text, &in, &err)) {
-    rc = nnctl_usage ("summary", "--input-shape: %s", err->message);
-    g_clear_error (&err);
+  if (shape_text && specs) {
+    rc = nnctl_usage ("summary", "--input-shape and --input-spec exclude "
+                      "each other");
     goto done;
   }
   model = nnctl_load_structure (g, argv[1], &err);
@@ -323,13 +391,45 @@ nnctl_cmd_summary (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
     rc = nnctl_fail ("summary", err);
     goto done;
   }
-  if (!shape_text && !nn_module_get_input_shape (model, &in)) {
-    rc = nnctl_usage ("summary", "%s records no input shape: pass "
-                      "--input-shape, e.g. 1,3,224,224", argv[1]);
-    goto done;
+  if (shape_text || specs) {
+    /* --input-shape is the bare SHAPE form of --input-spec. */
+    char *one[] = { shape_text, NULL };
+    in.option = shape_text ? "--input-shape" : "--input-spec";
+    params = nnctl_forward_params (model);
+    if (!nnctl_inputs_from_options (&in, nn_module_get_input_spec (model),
+                                    params, NULL, shape_text ? one : specs,
+                                    0, &err)) {
+      if (g_error_matches (err, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE))
+        rc = nnctl_usage ("summary", "%s", err->message);
+      else
+        rc = nnctl_error ("summary", "%s", err->message);
+      g_clear_error (&err);
+      goto done;
+    }
+    nnctl_inputs_finish (&in, params);
+    call_args = in.args;
+    call_kwargs = in.kwargs;
+  } else {
+    recorded = nn_module_input_spec_args (model);
+    if (!recorded) {
+      rc = nnctl_usage ("summary", "%s records no inputs: pass "
+                        "--input-shape, e.g. 1,3,224,224, or --input-spec "
+                        "NAME:DTYPE:SHAPE per input", argv[1]);
+      goto done;
+    }
+    call_args = recorded;
+  }
+  nn_value_foreach_tensor (call_args, "", collect_input, inputs);
+  if (call_kwargs)
+    nn_value_foreach_tensor (call_kwargs, "", collect_input, inputs);
+  for (guint i = 0; i < inputs->len; i++) {
+    NnTensor *t = inputs->pdata[i];
+    in_bytes += (guint64) nn_shape_numel (&t->shape) * nn_dtype_size (t->dtype);
   }
   c.all = g_ptr_array_new_with_free_func (row_free);
-  if (!nn_module_infer_shape_observed (model, &in, &out, observe, &c, &err)) {
+  out = nn_module_infer_observed (model, call_args, call_kwargs, observe, &c,
+                                  &err);
+  if (!out) {
     rc = nnctl_fail ("summary", err);
     goto done;
   }
@@ -349,13 +449,15 @@ nnctl_cmd_summary (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
     goto done;
   }
   if (json)
-    print_json (root, &e, &in, nn_module_count_parameters (model));
+    print_json (root, &e, inputs, in_bytes, nn_module_count_parameters (model));
   else
-    print_text (root, &e, &in, nn_module_count_parameters (model));
+    print_text (root, &e, in_bytes, nn_module_count_parameters (model));
   rc = NNCTL_EXIT_OK;
 done:
   if (c.all)
     g_ptr_array_unref (c.all);
+  nnctl_inputs_clear (&in);
+  g_strfreev (specs);
   g_free (shape_text);
   return rc;
 }

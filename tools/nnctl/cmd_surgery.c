@@ -89,15 +89,16 @@ load_checked (NnctlGlobal *g, const char *what, const char *path,
               const SurgeryArgs *a, int *rc)
 {
   GError *err = NULL;
-  NnShape recorded;
   NnModule *m = nnctl_load_model (g, path, &err);
 
   if (!m) {
     *rc = nnctl_fail (what, err);
     return NULL;
   }
-  if (!a->shape && !a->no_check && !nn_module_get_input_shape (m, &recorded)) {
-    *rc = nnctl_usage (what, "%s records no input shape to check the change "
+  /* Any recorded input spec will do, several inputs included: the core
+   * checks the change by inferring the whole model on it. */
+  if (!a->shape && !a->no_check && !nn_module_get_input_spec (m)) {
+    *rc = nnctl_usage (what, "%s records no inputs to check the change "
                        "against: pass --input-shape SHAPE (or "
                        "--no-shape-check)", path);
     nn_module_unref (m);
@@ -133,11 +134,10 @@ finish (NnctlGlobal *g, const char *what, NnModule *model,
         const SurgeryArgs *a, const NnShape *shape, const char *done)
 {
   GError *err = NULL;
-  NnShape recorded;
 
-  /* Record a given shape when the model had none, so later edits and
-   * `summary` can use it. */
-  if (a->shape && !nn_module_get_input_shape (model, &recorded))
+  /* Record a given shape when the model had no inputs recorded, so later
+   * edits and `summary` can use it. */
+  if (a->shape && !nn_module_get_input_spec (model))
     nn_module_set_input_shape (model, shape);
   if (!nn_model_save (model, a->out, &err))
     return nnctl_fail (what, err);

@@ -404,16 +404,24 @@ nnctl_own_param_count (NnModule *m)
 }
 
 guint64
-nnctl_count_macs (NnModule *m, const NnShape *in, const NnShape *out)
+nnctl_count_macs (NnModule *m, const NnValue *args, const NnValue *kwargs,
+                  const NnValue *out)
 {
   const NnLayerType *t = nn_module_get_type (m);
-  gsize need = G_STRUCT_OFFSET (NnLayerType, count_macs)
-               + sizeof (t->count_macs);
+  guint n;
 
-  /* An older plugin's vtable may end before the slot. */
-  if (!t || t->struct_size < need || !t->count_macs)
+  if (!t || !t->count_macs || !out)
     return 0;
-  return t->count_macs (m, in, out);
+  /* The slot takes the call's arguments bound to the type's signature, as
+   * the core bound them for infer(); binding them again here is cheap and
+   * cannot fail for a call inference has just accepted. */
+  const NnArgSpec *specs = nnctl_type_args (t, &n);
+  NnArgs *bound = nn_args_bind_signature (specs, n, NULL, args, kwargs, NULL);
+  if (!bound)
+    return 0;
+  guint64 macs = t->count_macs (m, bound, out);
+  nn_args_free (bound);
+  return macs;
 }
 
 /* --- text tables ---------------------------------------------------------- */

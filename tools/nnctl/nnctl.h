@@ -130,8 +130,27 @@ void nnctl_json_add_shape (JsonBuilder *b, const NnShape *s);
 void nnctl_json_print (JsonBuilder *b);
 /* Own parameter count of @m (not its children). */
 gint64 nnctl_own_param_count (NnModule *m);
-/* The layer type's optional count_macs slot, if the plugin has it. */
-guint64 nnctl_count_macs (NnModule *m, const NnShape *in, const NnShape *out);
+/* Multiply-accumulates of one observed call of @m (meta tensors), from
+ * its type's count_macs slot; 0 when it has none. */
+guint64 nnctl_count_macs (NnModule *m, const NnValue *args,
+                          const NnValue *kwargs, const NnValue *out);
+/* --- forward signatures (signature.c) ------------------------------------ */
+
+/* Returns: (transfer none) @t's signature, or the ABI 1 default (one F32
+ * "input") when it declares none; @n_out its length. */
+const NnArgSpec *nnctl_type_args (const NnLayerType *t, guint *n_out);
+/* "Tensor[F32] | None" (transfer full). */
+char *nnctl_arg_kinds_text (const NnArgSpec *a);
+/* "(input: Tensor[F32], inplace: bool | None = None)" (transfer full). */
+char *nnctl_signature_text (const NnLayerType *t);
+/* Adds the signature as a JSON array of argument objects to @b. */
+void nnctl_json_add_signature (JsonBuilder *b, const NnLayerType *t);
+/* The forward parameter names of @model's root: the recorded input spec's,
+ * else the root type's declared signature.  Returns (transfer full). */
+char **nnctl_forward_params (NnModule *model);
+/* Adds the type's aliases as a JSON array of strings to @b. */
+void nnctl_json_add_aliases (JsonBuilder *b, const NnLayerType *t);
+
 /* TRUE if @path ends with @suffix (case-sensitive, as the core). */
 gboolean nnctl_has_suffix (const char *path, const char *suffix);
 
