@@ -1,6 +1,7 @@
 /* nnkit core: JSON descriptors <-> module trees (docs/DESCRIPTORS.md).
  * Loading builds the whole tree or nothing; saving is deterministic. */
 #include "nn-private.h"
+#include "json_guard.h"
 
 #include <string.h>
 
@@ -308,6 +309,11 @@ nn_descriptor_load_module_node (NnRegistry *reg, JsonNode *node,
 static JsonNode *
 parse (const char *data, gssize len, const char *origin, GError **error)
 {
+  if (!nn_json_guard_scan (data, len < 0 ? strlen (data) : (gsize) len,
+                           NN_DESCRIPTOR_MAX_JSON_DEPTH,
+                           NN_JSON_GUARD_NO_DUPLICATE_KEYS, origin,
+                           NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_PARSE, error))
+    return NULL;
   g_autoptr (JsonParser) parser = json_parser_new_immutable ();
   GError *perr = NULL;
   if (!json_parser_load_from_data (parser, data, len, &perr)) {
@@ -398,7 +404,7 @@ nn_descriptor_load_data (NnRegistry *reg, const char *data, gssize len,
   if (!root)
     return NULL;
   static const char *const fields[] = { "format", "version", "input_shape", "inputs", "model",
-                                        NULL };
+                                        "weights_id", NULL };
   GError *tmp = NULL;
   g_autoptr (NnValue) spec = NULL;
   if (!JSON_NODE_HOLDS_OBJECT (root)) {

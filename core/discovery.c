@@ -28,6 +28,22 @@ has_suffix (const char *name, const char *suffix)
  * libnnkit is the one in the build tree, else NULL.  Found with dladdr()
  * on our own code, so no environment variable is needed to run
  * uninstalled. */
+static const char *build_plugin_root (void);
+
+const char *
+nn_registry_build_root (void)
+{
+  static char *root;
+  static gsize once;
+  if (g_once_init_enter (&once))
+    {
+      if (build_plugin_root ())
+        root = g_path_get_dirname (build_plugin_root ());
+      g_once_init_leave (&once, 1);
+    }
+  return root;
+}
+
 static const char *
 build_plugin_root (void)
 {

@@ -2,6 +2,8 @@
  * ("#17", PyTorch's named_modules numbering) and full tensor name. */
 #include "nn-private.h"
 
+#include <pthread.h>
+
 #include <string.h>
 
 static char *
@@ -107,27 +109,57 @@ nn_module_lookup_path (NnModule *root, const char *path, GError **error)
   return resolve_path (root, path, NULL, error);
 }
 
-/* Rebuilds the flattened index when the tree changed since last time. */
+/* Guards every root's index cache.  A pthread mutex rather than a GMutex,
+ * whose futex fast path ThreadSanitizer cannot see. */
+static pthread_mutex_t index_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static gboolean
+same_index (GPtrArray *a, GPtrArray *b)
+{
+  if (a->len != b->len)
+    return FALSE;
+  for (guint i = 0; i < a->len; i++) {
+    NnNamedItem *x = a->pdata[i], *y = b->pdata[i];
+    if (x->module != y->module || strcmp (x->name, y->name) != 0)
+      return FALSE;
+  }
+  return TRUE;
+}
+
+/* Rebuilds the flattened index when any tree changed since last time;
+ * call with index_lock held.  An unchanged index is kept, so the paths
+ * handed out stay valid while this tree is not edited, even as readers in
+ * other threads rebuild it after edits elsewhere. */
 static void
-ensure_index (NnModule *root)
+ensure_index_locked (NnModule *root)
 {
   guint64 gen = nn_tree_generation_get ();
   if (root->index_paths && root->index_gen == gen)
     return;
-  if (root->index_paths)
-    g_ptr_array_unref (root->index_paths);
-  if (root->index_of)
-    g_hash_table_unref (root->index_of);
+  GPtrArray *paths = nn_module_named_modules (root);
   /* The cache must not keep the root alive through its own list. */
-  root->index_paths = nn_module_named_modules (root);
-  root->index_of = g_hash_table_new (NULL, NULL);
-  for (guint i = 0; i < root->index_paths->len; i++) {
-    NnNamedItem *it = root->index_paths->pdata[i];
-    g_hash_table_insert (root->index_of, it->module, GUINT_TO_POINTER (i + 1));
+  for (guint i = 0; i < paths->len; i++) {
+    NnNamedItem *it = paths->pdata[i];
     if (it->module == root) {
       nn_module_unref (it->module);
       it->module = NULL;
     }
+  }
+  if (root->index_paths && same_index (root->index_paths, paths)) {
+    g_ptr_array_unref (paths);
+    root->index_gen = gen;
+    return;
+  }
+  if (root->index_paths)
+    g_ptr_array_unref (root->index_paths);
+  if (root->index_of)
+    g_hash_table_unref (root->index_of);
+  root->index_paths = paths;
+  root->index_of = g_hash_table_new (NULL, NULL);
+  for (guint i = 0; i < paths->len; i++) {
+    NnNamedItem *it = paths->pdata[i];
+    g_hash_table_insert (root->index_of, it->module ? it->module : root,
+                         GUINT_TO_POINTER (i + 1));
   }
   root->index_gen = gen;
 }
@@ -136,16 +168,19 @@ NnModule *
 nn_module_lookup_index (NnModule *root, gint64 index, const char **path_out,
                         GError **error)
 {
-  ensure_index (root);
+  pthread_mutex_lock (&index_lock);
+  ensure_index_locked (root);
   gint64 n = root->index_paths->len;
-  if (index < 0 || index >= n) {
+  NnNamedItem *it = index >= 0 && index < n ? root->index_paths->pdata[index]
+                                            : NULL;
+  pthread_mutex_unlock (&index_lock);
+  if (it == NULL) {
     g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_NOT_FOUND,
                  "flattened index #%" G_GINT64_FORMAT " is out of range: %s has %"
                  G_GINT64_FORMAT " modules (#0 to #%" G_GINT64_FORMAT ")",
                  index, nn_module_get_class_name (root), n, n - 1);
     return NULL;
   }
-  NnNamedItem *it = root->index_paths->pdata[index];
   if (path_out)
     *path_out = it->name;
   return it->module ? it->module : root;
@@ -154,8 +189,10 @@ nn_module_lookup_index (NnModule *root, gint64 index, const char **path_out,
 gint64
 nn_module_index_of (NnModule *root, NnModule *m)
 {
-  ensure_index (root);
+  pthread_mutex_lock (&index_lock);
+  ensure_index_locked (root);
   gpointer v = g_hash_table_lookup (root->index_of, m);
+  pthread_mutex_unlock (&index_lock);
   return v ? (gint64) GPOINTER_TO_UINT (v) - 1 : -1;
 }
 

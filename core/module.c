@@ -192,15 +192,31 @@ child_index (NnModule *m, const char *name)
   return -1;
 }
 
+/* Each module is visited once: shared modules (refs) would otherwise make
+ * the walk exponential in the number of diamonds. */
+static gboolean
+reaches_unvisited (NnModule *from, NnModule *target, GHashTable *visited)
+{
+  if (from == target)
+    return TRUE;
+  if (from->children->len == 0 || !g_hash_table_add (visited, from))
+    return FALSE;
+  for (guint i = 0; i < from->children->len; i++)
+    if (reaches_unvisited (g_array_index (from->children, NnChild, i).module,
+                           target, visited))
+      return TRUE;
+  return FALSE;
+}
+
 static gboolean
 reaches (NnModule *from, NnModule *target)
 {
   if (from == target)
     return TRUE;
-  for (guint i = 0; i < from->children->len; i++)
-    if (reaches (g_array_index (from->children, NnChild, i).module, target))
-      return TRUE;
-  return FALSE;
+  if (from->children->len == 0)
+    return FALSE;
+  g_autoptr (GHashTable) visited = g_hash_table_new (NULL, NULL);
+  return reaches_unvisited (from, target, visited);
 }
 
 gboolean
@@ -698,18 +714,33 @@ nn_module_reset_parameters (NnModule *m, guint32 seed)
   }
 }
 
-gboolean
-nn_module_check_tree (NnModule *m, const char *path, GError **error)
+/* Each module is checked once, under the first path that reaches it:
+ * shared modules would otherwise cost one check per path. */
+static gboolean
+check_tree_unvisited (NnModule *m, GString *path, GHashTable *visited,
+                      GError **error)
 {
+  if (!g_hash_table_add (visited, m))
+    return TRUE;
+  gsize mark = path->len;
   for (guint i = 0; i < m->children->len; i++) {
     NnChild *c = &g_array_index (m->children, NnChild, i);
-    g_autofree char *sub = *path ? g_strdup_printf ("%s.%s", path, c->name) : g_strdup (c->name);
-    if (!nn_module_check_tree (c->module, sub, error))
+    g_string_append_printf (path, "%s%s", mark ? "." : "", c->name);
+    if (!check_tree_unvisited (c->module, path, visited, error))
       return FALSE;
+    g_string_truncate (path, mark);
   }
   if (m->type->check && !m->type->check (m, error)) {
-    nn_error_prefix (error, path, nn_module_get_class_name (m));
+    nn_error_prefix (error, path->str, nn_module_get_class_name (m));
     return FALSE;
   }
   return TRUE;
+}
+
+gboolean
+nn_module_check_tree (NnModule *m, const char *path, GError **error)
+{
+  g_autoptr (GString) p = g_string_new (path);
+  g_autoptr (GHashTable) visited = g_hash_table_new (NULL, NULL);
+  return check_tree_unvisited (m, p, visited, error);
 }

@@ -140,6 +140,11 @@ void nn_dtype_convert (NnDType from, const void *src, NnDType to, void *dst,
  * Python's shortest form. */
 char *nn_json_to_text (JsonNode *node, gsize *len_out);
 
+/* tensor.c: FALSE, naming @what and @shape, if its element count or byte
+ * size (8-byte elements) overflows 64 bits. */
+gboolean nn_shape_check_size (const NnShape *shape, const char *what,
+                              GError **error);
+
 /* util.c */
 /* Writes @len bytes to @path through a temp file in the same directory,
  * fsync, rename.  @domain/@code for errors; the message names @path. */

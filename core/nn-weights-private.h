@@ -26,10 +26,29 @@ NnPendingFile *nn_pending_file_new_safetensors (const char *path,
 NnPendingFile *nn_module_state_dict_pending (NnModule *m, const char *path,
                                              GHashTable *metadata,
                                              GError **error);
-/* FALSE if the destination cannot be replaced (it is a directory). */
+/* save_protocol.c: creates the temp file for @path (symlinks followed,
+ * non-regular destinations refused, stale temps of dead saves removed);
+ * @fd_out receives its descriptor. */
+NnPendingFile *nn_pending_file_open (const char *path, GQuark domain,
+                                     int code, int *fd_out, GError **error);
+/* Flushes and closes @fd; @ok says whether writing it went well (errno
+ * holds the cause if not).  On failure frees @pf, temp file included. */
+NnPendingFile *nn_pending_file_finish (NnPendingFile *pf, int fd,
+                                       gboolean ok, GError **error);
+/* write() until done; FALSE with errno set on failure. */
+gboolean nn_write_all_fd (int fd, const void *buf, gsize len);
+/* Checks that a save may write @path (a file name; if it exists, a
+ * regular file once symlinks are followed), without writing anything. */
+gboolean nn_save_check_output (const char *path, GQuark domain, int code,
+                               GError **error);
+/* FALSE if the destination cannot be replaced (not a regular file). */
 gboolean nn_pending_file_check (NnPendingFile *pf, GError **error);
 /* Renames the temp file over the destination. */
 gboolean nn_pending_file_commit (NnPendingFile *pf, GError **error);
+/* Renames all @n temp files into place, or none: on a failure the files
+ * already replaced get their previous content back. */
+gboolean nn_pending_file_commit_all (NnPendingFile **files, guint n,
+                                     GError **error);
 /* Removes the temp file unless committed. */
 void nn_pending_file_free (NnPendingFile *pf);
 

@@ -9,6 +9,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <link.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,13 +141,22 @@ check_elf (const char *path, GError **error)
   guchar buf[EI_NIDENT + 2];
   ssize_t n;
   guint type;
-  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: opening a FIFO named *.so must not wait for a writer. */
+  int fd = open (path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  struct stat st;
 
   if (fd < 0)
     {
       int saved = errno;
       nn_load_error (error, path, NN_PLUGIN_ERROR_IO,
                      "cannot open plugin file: %s", g_strerror (saved));
+      return FALSE;
+    }
+  if (fstat (fd, &st) != 0 || !S_ISREG (st.st_mode))
+    {
+      close (fd);
+      nn_load_error (error, path, NN_PLUGIN_ERROR_NOT_A_PLUGIN,
+                     "not a plugin: not a regular file");
       return FALSE;
     }
   do
@@ -480,7 +490,9 @@ nn_registry_load_file_serialised (NnRegistry *reg, const char *path,
       return TRUE;
     }
 
-  plugin = open_plugin (reg, path, canonical, &e);
+  /* A plugin that crashes or hangs while loading must not take us down. */
+  plugin = nn_plugin_probe (path, canonical, &e)
+           ? open_plugin (reg, path, canonical, &e) : NULL;
   g_free (canonical);
   if (plugin && commit_plugin (reg, plugin, &e))
     return TRUE;

@@ -94,6 +94,15 @@ char *nn_layer_type_problem (const NnLayerType *t);
 /* plugin_load.c */
 /* Sets @error to "@path: <cause>" in NN_PLUGIN_ERROR, so every load error
  * starts with the file it is about. */
+/* plugin_probe.c: FALSE with @error set if @path crashed, exited or hung
+ * when loaded in the nn-plugin-scanner helper (cached per file). */
+gboolean nn_plugin_probe (const char *path, const char *canonical,
+                          GError **error);
+/* discovery.c: (transfer none) the build tree when this libnnkit runs
+ * uninstalled from it, else NULL.  MT safe. */
+const char *nn_registry_build_root (void);
+/* save_protocol.c */
+gboolean nn_write_all_fd (int fd, const void *buf, gsize len);
 void nn_load_error (GError **error, const char *path, int code,
                     const char *fmt, ...) G_GNUC_PRINTF (4, 5);
 /* Returns: (transfer full) (nullable) realpath() of @path. */

@@ -15,46 +15,66 @@ append_indented (GString *out, const char *s, guint n)
   }
 }
 
-static char *repr_depth (NnModule *m, int depth_left);
+static void repr_into (GString *s, NnModule *m, int depth_left, guint indent);
 
-static char *
-generic_repr (NnModule *m, int depth_left)
+static void
+newline (GString *s, guint indent)
+{
+  g_string_append_c (s, '\n');
+  for (guint i = 0; i < indent; i++)
+    g_string_append_c (s, ' ');
+}
+
+/* Writes at absolute @indent instead of re-indenting each child's text at
+ * every level, which made deep trees cost the cube of their depth. */
+static void
+generic_repr (GString *s, NnModule *m, int depth_left, guint indent)
 {
   const char *name = nn_module_get_class_name (m);
   g_autofree char *extra = m->type->extra_repr ? m->type->extra_repr (m) : NULL;
   gboolean has_extra = extra && *extra;
-  GString *s = g_string_new (name);
+  g_string_append (s, name);
   g_string_append_c (s, '(');
   if (depth_left == 0 && m->children->len > 0) {
     g_string_append (s, "...)");
-    return g_string_free (s, FALSE);
+    return;
   }
   if (has_extra && m->children->len == 0 && !strchr (extra, '\n')) {
     g_string_append (s, extra);
   } else if (has_extra || m->children->len > 0) {
     if (has_extra) {
-      g_string_append (s, "\n  ");
-      append_indented (s, extra, 2);
+      newline (s, indent + 2);
+      append_indented (s, extra, indent + 2);
     }
     for (guint i = 0; i < m->children->len; i++) {
       NnChild *c = &g_array_index (m->children, NnChild, i);
-      g_autofree char *sub = repr_depth (c->module, depth_left < 0 ? -1 : depth_left - 1);
-      g_string_append_printf (s, "\n  (%s): ", c->name);
-      append_indented (s, sub, 2);
+      newline (s, indent + 2);
+      g_string_append_printf (s, "(%s): ", c->name);
+      repr_into (s, c->module, depth_left < 0 ? -1 : depth_left - 1, indent + 2);
     }
-    g_string_append_c (s, '\n');
+    newline (s, indent);
   }
   g_string_append_c (s, ')');
-  return g_string_free (s, FALSE);
+}
+
+static void
+repr_into (GString *s, NnModule *m, int depth_left, guint indent)
+{
+  /* A type's own repr (ModuleList folding) applies at unlimited depth. */
+  if (m->type->repr && depth_left < 0) {
+    g_autofree char *own = m->type->repr (m);
+    append_indented (s, own, indent);
+    return;
+  }
+  generic_repr (s, m, depth_left, indent);
 }
 
 static char *
 repr_depth (NnModule *m, int depth_left)
 {
-  /* A type's own repr (ModuleList folding) applies at unlimited depth. */
-  if (m->type->repr && depth_left < 0)
-    return m->type->repr (m);
-  return generic_repr (m, depth_left);
+  GString *s = g_string_new (NULL);
+  repr_into (s, m, depth_left, 0);
+  return g_string_free (s, FALSE);
 }
 
 char *

@@ -1,6 +1,7 @@
 /* nnkit core: parses a safetensors header and checks every field (dtype,
  * shape, data offsets, layout) before any tensor data is touched. */
 #include "safetensors-private.h"
+#include "json_guard.h"
 
 #include <string.h>
 
@@ -281,6 +282,12 @@ nn_st_parse_header (NnSafetensors *st, const char *text, gsize len,
                  "text", st->path, len);
     return FALSE;
   }
+  /* The reference implementation refuses duplicate keys; json-glib would
+   * keep the last, and recurse without bound. */
+  if (!nn_json_guard_scan (text, len, NN_ST_HEADER_MAX_JSON_DEPTH,
+                           NN_JSON_GUARD_NO_DUPLICATE_KEYS, st->path,
+                           NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_HEADER, error))
+    return FALSE;
   g_autoptr (JsonParser) parser = json_parser_new_immutable ();
   g_autoptr (GError) jerr = NULL;
   if (!json_parser_load_from_data (parser, text, (gssize) len, &jerr)) {

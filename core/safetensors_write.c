@@ -1,5 +1,6 @@
-/* nnkit core: writes safetensors files, and any file that must be replaced
- * atomically: a flushed temp file beside the destination, then rename(). */
+/* nnkit core: writes safetensors files through the save protocol of
+ * save_protocol.c (a flushed temp file beside the destination, then
+ * rename()). */
 #include "nn-weights-private.h"
 #include "safetensors-private.h"
 
@@ -126,32 +127,13 @@ st_build_header (const char *const *names, NnTensor *const *tensors, guint n,
   return h;
 }
 
-static gboolean
-st_write_all (int fd, const void *buf, gsize len)
-{
-  const guint8 *p = buf;
-  while (len > 0) {
-    ssize_t w = write (fd, p, MIN (len, (gsize) G_MAXSSIZE));
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0) {
-      if (w == 0)
-        errno = EIO;
-      return FALSE;
-    }
-    p += w;
-    len -= (gsize) w;
-  }
-  return TRUE;
-}
-
 /* Tensor bytes in little-endian order, swapped in chunks on big-endian. */
 static gboolean
 st_write_tensor (int fd, const NnTensor *t)
 {
   gsize nbytes = nn_tensor_nbytes (t);
   if (G_BYTE_ORDER == G_LITTLE_ENDIAN || nbytes == 0)
-    return st_write_all (fd, t->data, nbytes);
+    return nn_write_all_fd (fd, t->data, nbytes);
   gsize esize = nn_dtype_size (t->dtype);
   guint8 chunk[4096];
   const guint8 *src = t->data;
@@ -160,92 +142,10 @@ st_write_tensor (int fd, const NnTensor *t)
     for (gsize i = 0; i < len; i += esize)
       for (gsize b = 0; b < esize; b++)
         chunk[i + b] = src[off + i + esize - 1 - b];
-    if (!st_write_all (fd, chunk, len))
+    if (!nn_write_all_fd (fd, chunk, len))
       return FALSE;
   }
   return TRUE;
-}
-
-/* --- pending files: written, flushed, not yet in place -------------------- */
-
-struct _NnPendingFile {
-  char *path;   /* destination */
-  char *tmp;    /* temp file beside it; NULL once committed */
-  GQuark domain;
-  int code;
-};
-
-void
-nn_pending_file_free (NnPendingFile *pf)
-{
-  if (pf == NULL)
-    return;
-  if (pf->tmp)
-    unlink (pf->tmp);
-  g_free (pf->tmp);
-  g_free (pf->path);
-  g_free (pf);
-}
-
-/* Creates the temp file; @fd_out receives its descriptor. */
-static NnPendingFile *
-pending_file_open (const char *path, GQuark domain, int code, int *fd_out,
-                   GError **error)
-{
-  /* Beside the destination, so rename() stays on one file system and an
-   * existing file is untouched until the very end. */
-  char *tmp = g_strdup_printf ("%s.XXXXXX", path);
-  int fd = g_mkstemp_full (tmp, O_WRONLY | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    int e = errno;
-    g_set_error (error, domain, code, "%s: cannot create a temporary file "
-                 "beside it: %s", path, g_strerror (e));
-    g_free (tmp);
-    return NULL;
-  }
-  NnPendingFile *pf = g_new0 (NnPendingFile, 1);
-  pf->path = g_strdup (path);
-  pf->tmp = tmp;
-  pf->domain = domain;
-  pf->code = code;
-  *fd_out = fd;
-  return pf;
-}
-
-/* Flushes and closes @fd; @ok says whether writing it went well (errno
- * holds the cause if not).  On failure the temp file is removed. */
-static NnPendingFile *
-pending_file_finish (NnPendingFile *pf, int fd, gboolean ok, GError **error)
-{
-  const char *what = "write";
-  int e = errno;
-  if (ok) {
-    what = "flush";
-    ok = fsync (fd) == 0;
-    e = errno;
-  }
-  if (close (fd) != 0 && ok) {
-    e = errno;
-    ok = FALSE;
-  }
-  if (!ok) {
-    g_set_error (error, pf->domain, pf->code, "%s: cannot %s: %s", pf->path,
-                 what, g_strerror (e));
-    nn_pending_file_free (pf);
-    return NULL;
-  }
-  return pf;
-}
-
-NnPendingFile *
-nn_pending_file_new_data (const char *path, const void *data, gsize len,
-                          GQuark domain, int code, GError **error)
-{
-  int fd;
-  NnPendingFile *pf = pending_file_open (path, domain, code, &fd, error);
-  if (pf == NULL)
-    return NULL;
-  return pending_file_finish (pf, fd, st_write_all (fd, data, len), error);
 }
 
 NnPendingFile *
@@ -258,48 +158,15 @@ nn_pending_file_new_safetensors (const char *path, const char *const *names,
   g_autoptr (GString) header = st_build_header (names, tensors, n, metadata);
   guint64 hlen = GUINT64_TO_LE ((guint64) header->len);
   int fd;
-  NnPendingFile *pf = pending_file_open (path, NN_WEIGHTS_ERROR,
-                                         NN_WEIGHTS_ERROR_IO, &fd, error);
+  NnPendingFile *pf = nn_pending_file_open (path, NN_WEIGHTS_ERROR,
+                                            NN_WEIGHTS_ERROR_IO, &fd, error);
   if (pf == NULL)
     return NULL;
-  gboolean ok = st_write_all (fd, &hlen, 8) &&
-                st_write_all (fd, header->str, header->len);
+  gboolean ok = nn_write_all_fd (fd, &hlen, 8) &&
+                nn_write_all_fd (fd, header->str, header->len);
   for (guint i = 0; ok && i < n; i++)
     ok = st_write_tensor (fd, tensors[i]);
-  return pending_file_finish (pf, fd, ok, error);
-}
-
-gboolean
-nn_pending_file_check (NnPendingFile *pf, GError **error)
-{
-  /* rename() cannot replace a directory; say so before anything moves. */
-  if (g_file_test (pf->path, G_FILE_TEST_IS_DIR)) {
-    g_set_error (error, pf->domain, pf->code, "%s: cannot replace: it is a "
-                 "directory", pf->path);
-    return FALSE;
-  }
-  return TRUE;
-}
-
-gboolean
-nn_pending_file_commit (NnPendingFile *pf, GError **error)
-{
-  g_return_val_if_fail (pf->tmp != NULL, FALSE);
-  if (rename (pf->tmp, pf->path) != 0) {
-    int e = errno;
-    g_set_error (error, pf->domain, pf->code, "%s: cannot rename into place: "
-                 "%s", pf->path, g_strerror (e));
-    return FALSE; /* the temp file goes with nn_pending_file_free() */
-  }
-  g_clear_pointer (&pf->tmp, g_free);
-  /* Makes the rename itself durable; failure here loses nothing. */
-  g_autofree char *dir = g_path_get_dirname (pf->path);
-  int fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    (void) fsync (fd);
-    close (fd);
-  }
-  return TRUE;
+  return nn_pending_file_finish (pf, fd, ok, error);
 }
 
 gboolean

@@ -2,6 +2,7 @@
  * Runs before the type's create function, so a type only ever sees keys
  * it declared, of the declared kind, within range, defaults filled. */
 #include "nn-private.h"
+#include "json_guard.h"
 
 #include <math.h>
 #include <string.h>
@@ -298,5 +299,10 @@ nn_schema_validate (const NnLayerType *type, JsonObject *config,
       return NULL;
     json_object_set_member (out, k->name, v);
   }
+  /* JSON has no NaN or infinity: such a config could never be saved. */
+  g_autoptr (JsonNode) wrapped = json_node_init_object (json_node_alloc (), out);
+  if (!nn_json_guard_finite (wrapped, loc, NN_DESCRIPTOR_ERROR,
+                             NN_DESCRIPTOR_ERROR_INVALID, error))
+    return NULL;
   return g_steal_pointer (&out);
 }

@@ -20,6 +20,22 @@ nn_shape_numel (const NnShape *shape)
 }
 
 gboolean
+nn_shape_check_size (const NnShape *shape, const char *what, GError **error)
+{
+  gint64 n = 1;
+  for (guint i = 0; i < shape->ndim; i++)
+    if (__builtin_mul_overflow (n, shape->dims[i], &n) ||
+        __builtin_mul_overflow (n, (gint64) sizeof (double), &(gint64){ 0 })) {
+      g_autofree char *text = nn_shape_to_string (shape);
+      g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_INVALID,
+                   "%s %s has more elements than 64-bit sizes can count",
+                   what, text);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
 nn_shape_equal (const NnShape *a, const NnShape *b)
 {
   if (a->ndim != b->ndim)
@@ -86,6 +102,8 @@ nn_shape_parse (const char *text, NnShape *out, GError **error)
     }
     s.dims[s.ndim++] = (gint64) v;
   }
+  if (!nn_shape_check_size (&s, "shape", error))
+    return FALSE;
   *out = s;
   return TRUE;
 }

@@ -1,6 +1,7 @@
 /* nnkit core: small utilities shared by core files: atomic file writes,
  * edit distance for "did you mean", Python-style float text. */
 #include "nn-private.h"
+#include "nn-weights-private.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,48 +15,14 @@ gboolean
 nn_write_file_atomic (const char *path, const void *data, gsize len,
                       GQuark domain, int code, GError **error)
 {
-  /* The temp file lives beside the destination so rename() cannot cross
-   * file systems; an existing destination is untouched until it succeeds. */
-  g_autofree char *tmp = g_strdup_printf ("%s.XXXXXX", path);
-  int fd = g_mkstemp_full (tmp, O_WRONLY | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    int e = errno;
-    g_set_error (error, domain, code, "%s: cannot create temporary file: %s",
-                 path, g_strerror (e));
+  /* The save protocol of save_protocol.c: temp file, flush, rename. */
+  NnPendingFile *pf = nn_pending_file_new_data (path, data, len, domain, code,
+                                                error);
+  if (pf == NULL)
     return FALSE;
-  }
-  const char *p = data;
-  gsize left = len;
-  while (left > 0) {
-    ssize_t w = write (fd, p, left);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0) {
-      int e = errno;
-      close (fd);
-      unlink (tmp);
-      g_set_error (error, domain, code, "%s: write failed: %s", path,
-                   g_strerror (e));
-      return FALSE;
-    }
-    p += w;
-    left -= (gsize) w;
-  }
-  if (fsync (fd) != 0 || close (fd) != 0) {
-    int e = errno;
-    unlink (tmp);
-    g_set_error (error, domain, code, "%s: cannot flush: %s", path,
-                 g_strerror (e));
-    return FALSE;
-  }
-  if (rename (tmp, path) != 0) {
-    int e = errno;
-    unlink (tmp);
-    g_set_error (error, domain, code, "%s: cannot rename into place: %s",
-                 path, g_strerror (e));
-    return FALSE;
-  }
-  return TRUE;
+  gboolean ok = nn_pending_file_commit (pf, error);
+  nn_pending_file_free (pf);
+  return ok;
 }
 
 guint

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Sets up, builds and runs every test: once in build/ (all suites), then
 # under ASan+UBSan in build-asan/ (all but the PyTorch conformance suites,
-# which run minutes there).  Ends with "N passed, N failed".
+# which run minutes there), the core suites under ThreadSanitizer in
+# build-tsan/, and each fuzz target for 20 s in build-fuzz/ (clang).
+# Ends with "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 scripts/deps.sh test || exit 1
@@ -16,6 +18,24 @@ ASAN_OPTIONS=detect_leaks=1 meson test -C build-asan --print-errorlogs \
   --num-processes 2 --no-suite conformance --no-suite scenarios --no-suite install \
   --timeout-multiplier 3 || status=1
 
+# ThreadSanitizer: the core suites, the concurrency test among them.
+NN_BUILD_DIR=build-tsan scripts/build.sh -Db_sanitize=thread -Db_lundef=false \
+  >/dev/null || exit 1
+TSAN_OPTIONS=halt_on_error=1 meson test -C build-tsan --print-errorlogs \
+  --num-processes 2 --suite core --timeout-multiplier 4 || status=1
+
+# libFuzzer targets, 20 s each (docs/FUZZING.md); only they and the
+# plugins are built there.
+if [ ! -f build-fuzz/build.ninja ]; then
+  CC=clang CXX=clang++ meson setup build-fuzz -Dfuzzing=true \
+    -Db_sanitize=address,undefined -Db_lundef=false >/dev/null || exit 1
+fi
+ninja -C build-fuzz $(ninja -C build-fuzz -t targets all |
+  sed -n 's/^\(\(plugins\/[^:]*\.so\)\|\(tests\/fuzz\/fuzz-[a-z]*\)\): .*/\1/p') \
+  >/dev/null || exit 1
+meson test -C build-fuzz --no-rebuild --print-errorlogs --suite fuzz || status=1
+
 /usr/bin/python3 scripts/count_tests.py build/meson-logs/testlog.json \
-  build-asan/meson-logs/testlog.json
+  build-asan/meson-logs/testlog.json build-tsan/meson-logs/testlog.json \
+  build-fuzz/meson-logs/testlog.json
 exit $status

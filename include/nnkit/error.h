@@ -27,6 +27,7 @@ typedef enum {
   NN_PLUGIN_ERROR_UNKNOWN_TYPE,   /* no loaded plugin provides the type */
   NN_PLUGIN_ERROR_IO,             /* a plugin directory could not be read */
   NN_PLUGIN_ERROR_NO_PROVIDER,    /* every provider of the type refused the config */
+  NN_PLUGIN_ERROR_CRASHED,        /* crashed, exited or hung when probed in a helper */
 } NnPluginError;
 
 /* NN_DESCRIPTOR_ERROR: JSON descriptors and layer configs. */
@@ -65,6 +66,7 @@ typedef enum {
   NN_WEIGHTS_ERROR_SHAPE,         /* shape invalid or its product overflows */
   NN_WEIGHTS_ERROR_NOT_FOUND,     /* named tensor is not in the file */
   NN_WEIGHTS_ERROR_LOAD,          /* load_state_dict found problems (strict) */
+  NN_WEIGHTS_ERROR_MISMATCH,      /* weights not the ones saved with the descriptor */
 } NnWeightsError;
 
 /* NN_SHAPE_ERROR: shape inference and shape-checked surgery. */

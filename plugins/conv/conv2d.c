@@ -178,8 +178,24 @@ conv2d_out_shape (const NnConvGeom *g, const NnShape *in, NnShape *out,
       return FALSE;
     }
 
-  gint64 eh = h + g->pad_top + g->pad_bottom - g->dh * (g->kh - 1) - 1;
-  gint64 ew = w + g->pad_left + g->pad_right - g->dw * (g->kw - 1) - 1;
+  /* Huge paddings or dilations must not overflow (UB) into a bogus size. */
+  gint64 eh, ew, kext_h, kext_w;
+  if (__builtin_mul_overflow (g->dh, g->kh - 1, &kext_h)
+      || __builtin_mul_overflow (g->dw, g->kw - 1, &kext_w)
+      || __builtin_add_overflow (h, g->pad_top, &eh)
+      || __builtin_add_overflow (eh, g->pad_bottom, &eh)
+      || __builtin_add_overflow (w, g->pad_left, &ew)
+      || __builtin_add_overflow (ew, g->pad_right, &ew))
+    {
+      g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_INVALID,
+                   "padding (%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+                   ") or dilated kernel too large: the padded size overflows "
+                   "64 bits", MAX (g->pad_top, g->pad_bottom),
+                   MAX (g->pad_left, g->pad_right));
+      return FALSE;
+    }
+  eh -= kext_h + 1;
+  ew -= kext_w + 1;
   if (eh < 0 || ew < 0)
     {
       g_autofree char *got = nn_shape_to_string (in);
@@ -195,6 +211,14 @@ conv2d_out_shape (const NnConvGeom *g, const NnShape *in, NnShape *out,
   out->dims[in->ndim - 3] = g->out_channels;
   out->dims[in->ndim - 2] = eh / g->sh + 1;
   out->dims[in->ndim - 1] = ew / g->sw + 1;
+  if (nn_shape_numel (out) == G_MAXINT64) /* saturated: overflow */
+    {
+      g_autofree char *got = nn_shape_to_string (out);
+      g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_INVALID,
+                   "output %s has more elements than 64-bit sizes can count",
+                   got);
+      return FALSE;
+    }
   return TRUE;
 }
 
@@ -469,8 +493,12 @@ conv2d_count_macs (NnModule *self, const NnArgs *args, const NnValue *value)
   if (out->ndim < 3)
     return 0;
   guint64 n = out->ndim == 4 ? (guint64) out->dims[0] : 1;
-  return params * n * (guint64) out->dims[out->ndim - 2]
-         * (guint64) out->dims[out->ndim - 1];
+  /* G_MAXUINT64 when the count overflows: callers report it. */
+  if (__builtin_mul_overflow (params, n, &n)
+      || __builtin_mul_overflow (n, (guint64) out->dims[out->ndim - 2], &n)
+      || __builtin_mul_overflow (n, (guint64) out->dims[out->ndim - 1], &n))
+    return G_MAXUINT64;
+  return n;
 }
 
 const NnLayerType nn_conv2d_type = {

@@ -9,11 +9,9 @@
  * Every input must give a map or a GError, never a crash, a leak or a
  * hang; nothing else is checked.
  *
- * Build (clang): meson setup fuzz -Dfuzzing=true -Db_sanitize=address,undefined
- *   (once tests/fuzz/meson.build wires it), or by hand:
- *   clang -g -fsanitize=fuzzer,address,undefined -Iinclude tests/fuzz/fuzz_pth.c \
- *     -Lbuild/core -lnnkit $(pkg-config --cflags --libs glib-2.0 libzip)
- * Run: ./fuzz_pth tests/fuzz/corpus/pth */
+ * Built and run with the other targets (-Dfuzzing=true, docs/FUZZING.md);
+ * seeds in tests/fuzz/corpus/pth/.
+ * By hand: build-fuzz/tests/fuzz/fuzz-pth -max_len=4096 CORPUS tests/fuzz/corpus/pth */
 #include <nnkit/nnkit.h>
 
 #include <stdint.h>
@@ -21,14 +19,26 @@
 #include <unistd.h>
 #include <zip.h>
 
-static char *
+static char *path;
+
+static void
+remove_scratch (void)
+{
+  if (path)
+    unlink (path);
+}
+
+/* One scratch file per process, removed at exit: libzip writes archives to
+ * a path, not to memory. */
+static const char *
 scratch_path (void)
 {
-  static char *path;
   if (path == NULL) {
     int fd = g_file_open_tmp ("nnkit-fuzz-XXXXXX.pth", &path, NULL);
-    if (fd >= 0)
-      close (fd);
+    if (fd < 0)
+      return NULL;
+    close (fd);
+    atexit (remove_scratch);
   }
   return path;
 }

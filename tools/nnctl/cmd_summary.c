@@ -130,8 +130,10 @@ static guint64
 subtree_macs (Row *r)
 {
   guint64 n = r->macs;
+  /* Saturates: G_MAXUINT64 means "too many to count", refused below. */
   for (guint i = 0; i < r->children->len; i++)
-    n += subtree_macs (r->children->pdata[i]);
+    if (__builtin_add_overflow (n, subtree_macs (r->children->pdata[i]), &n))
+      return G_MAXUINT64;
   return n;
 }
 
@@ -143,7 +145,8 @@ totals_walk (Row *r, Emit *e)
   if (r->children->len == 0) {
     if (nnctl_own_param_count (r->module) > 0)
       e->leaf_out_bytes += (guint64) nn_shape_numel (&r->out) * 4;
-    e->total_macs += r->macs;
+    if (__builtin_add_overflow (e->total_macs, r->macs, &e->total_macs))
+      e->total_macs = G_MAXUINT64;
   }
   for (guint i = 0; i < r->children->len; i++)
     totals_walk (r->children->pdata[i], e);
@@ -441,6 +444,12 @@ nnctl_cmd_summary (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
   e.max_depth = depth;
   e.json = json;
   totals_walk (root, &e);
+  if (e.total_macs == G_MAXUINT64) {
+    g_autofree char *ins = nn_shape_to_string (&in);
+    rc = nnctl_error ("summary", "%s: the mult-adds for input shape %s "
+                      "overflow 64 bits", argv[1], ins);
+    goto done;
+  }
   if (json)
     print_json (root, &e, inputs, in_bytes, nn_module_count_parameters (model));
   else
