@@ -323,10 +323,8 @@ def convert(model, input_shape=None, inputs=None, plugins=None, warnings_out=Non
     if warnings_out is not None:
         warnings_out.extend(conv.warnings)
     spec = inputs_spec(inputs)
-    descriptor = {"format": "nnkit", "version": FORMAT_VERSION}
-    if len(spec) >= 1:
-        descriptor["input_shape"] = spec[0]["shape"]
-    descriptor["inputs"] = spec
+    # "inputs" supersedes version 1's "input_shape" (a loader takes one).
+    descriptor = {"format": "nnkit", "version": FORMAT_VERSION, "inputs": spec}
     descriptor["model"] = root
     return descriptor, state, conv.non_persistent
 
