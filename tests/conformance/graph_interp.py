@@ -105,7 +105,7 @@ class Interpreter:
                 for part in n["attr"].split("."):
                     obj = getattr(obj, part)
                 env[n["name"]] = obj
-            elif n["op"] == "setitem":
+            elif n["op"] in ("setitem", "operator.setitem"):
                 # The op's result is the updated tensor (dataflow).
                 t = a[0].clone()
                 t[a[1]] = a[2]

@@ -85,6 +85,14 @@ class Expressions(nn.Module):
 from broken_models import DataDependent, UnknownOp  # noqa: E402
 
 
+class SliceWrites(nn.Module):
+    def forward(self, x):
+        y = x.clone()
+        y[:, 0:2].zero_()
+        y[:, 3] = 5.0
+        return y * 2
+
+
 class Twice(nn.Module):
     """A layer type an out-of-tree converter provides."""
 
@@ -288,6 +296,13 @@ class TestGraphs(unittest.TestCase):
         self.assertEqual(by_name(nodes, "relu")["args"], ["add"])
         self.assertEqual(by_name(nodes, "add_1")["args"], ["relu", "relu"])
         self.assertLessEqual(max_error(model, d, {"x": torch.randn(2, 3, 4, 4)}), 1e-6)
+
+    def test_writes_through_slices(self):
+        model = SliceWrites()
+        d, _ = self.export(model, {"x": torch.randn(2, 5)})
+        ops = [n["op"] for n in nodes_of(d["model"])]
+        self.assertEqual(ops, ["getitem", "zeros_like", "setitem", "setitem", "mul"])
+        self.assertLessEqual(max_error(model, d, {"x": torch.randn(3, 5)}), 0)
 
     def test_argument_expressions(self):
         model = Expressions()
