@@ -97,6 +97,9 @@ class Interpreter:
         for n in config["nodes"]:
             a = decode(n.get("args", []), env)
             k = {key: decode(v, env) for key, v in n.get("kwargs", {}).items()}
+            # A layer type called as a function: its config holds the
+            # function's arguments (pooling windows), under PyTorch's names.
+            k.update(n.get("config", {}))
             if "module" in n:
                 full = f"{path}.{n['module']}" if path else n["module"]
                 env[n["name"]] = self.call(full, *a, **k)

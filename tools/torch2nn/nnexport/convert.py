@@ -48,7 +48,8 @@ def _clone(v):
 
 def record_calls(model, inputs):
     """Runs @model on @inputs (name -> value) once; returns id(module) ->
-    the (args, kwargs) of its first call, cloned before it ran."""
+    the (args, kwargs, result) of its first call, cloned (the arguments
+    before it ran)."""
     calls = {}
     patched = []
 
@@ -56,9 +57,13 @@ def record_calls(model, inputs):
         inner = mod.forward
 
         def forward(*args, **kwargs):
-            if id(mod) not in calls:
-                calls[id(mod)] = (_clone(args), _clone(kwargs))
-            return inner(*args, **kwargs)
+            first = id(mod) not in calls
+            if first:
+                calls[id(mod)] = (_clone(args), _clone(kwargs), None)
+            out = inner(*args, **kwargs)
+            if first:
+                calls[id(mod)] = calls[id(mod)][:2] + (_clone(out),)
+            return out
         return forward
 
     for mod in model.modules():
@@ -182,7 +187,7 @@ class Converter:
         inputs, concrete_args = self._trace_inputs(m, path)
         consts_before = set(m.__dict__)
         try:
-            tr = tracer.trace(m, inputs, concrete_args)
+            tr = tracer.trace(m, inputs, concrete_args, self.calls)
         except ExportError as e:
             raise e.located(path, cls, user_line(e.__traceback__)) from None
         except Exception as e:
@@ -229,7 +234,7 @@ class Converter:
             self.warn(f"{path or '<root>'} ({type(m).__name__}): never called on the "
                       "example input; traced without shapes")
             return {}, None
-        args, kwargs = call
+        args, kwargs, _ = call
         try:
             bound = sig.bind(*args, **kwargs)
         except TypeError as e:
