@@ -217,9 +217,11 @@ class Converter:
             if b is not None and name in m._non_persistent_buffers_set:
                 self.non_persistent[f"{path}.{name}" if path else name] = b
         node.update(declared)
-        extra = m.extra_repr()
-        if extra:
-            node["extra_repr"] = extra
+        if m.extra_repr():
+            # Descriptor version 2 has no place for a Graph's extra_repr:
+            # the forward is exact, print(model) differs on this line.
+            self.warn(f"{path or '<root>'} ({cls}): its extra_repr "
+                      f"({m.extra_repr()!r}) is not printed by nnkit's Graph")
         return node
 
     def _trace_inputs(self, m, path):
