@@ -98,10 +98,10 @@ def main():
                 ok = "yes"
             except nnexport.ExportError as e:
                 ok, err, why = "no", None, str(e)
-            if ok == "yes" and err is None:
-                ok = "yes (nnkit fails)"
             except Exception as e:  # a crash of ours is a result too
                 ok, err, why = "no", None, f"internal error: {type(e).__name__}: {e}"
+            if ok == "yes" and err is None:
+                ok = "yes, nnkit fails"
         secs = time.monotonic() - t0
         cell = "" if err is None else f"{err:.2g}"
         rows.append((name, ok, cell, f"{secs:.0f} s", why.replace("|", "\\|")[:160]))
