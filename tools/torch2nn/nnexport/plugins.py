@@ -173,11 +173,11 @@ class Plugins:
         params = self.signatures.get(canon)
         if params is None or canon in self.variadic:
             return
-        if True:
-            unknown = [k for k in entry.get("kwargs", {}) if k not in params]
-            if unknown:
-                raise ExportError(f"op {op}: keyword '{unknown[0]}' is not in its nnkit "
-                                  f"signature ({', '.join(params)})")
-            if len(entry.get("args", [])) > len(params):
-                raise ExportError(f"op {op}: {len(entry['args'])} positional arguments, "
-                                  f"its nnkit signature takes {len(params)}")
+        unknown = [k for k in entry.get("kwargs", {}) if k not in params]
+        if unknown:
+            raise ExportError(f"op {op}: keyword '{unknown[0]}' is not in its nnkit "
+                              f"signature ({', '.join(params)})")
+        if len(entry.get("args", [])) > len(params):
+            raise ExportError(f"op {op}: {len(entry['args'])} positional arguments, "
+                              f"its nnkit signature takes {len(params)}")
+
