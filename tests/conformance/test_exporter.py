@@ -279,6 +279,13 @@ class TestGraphs(unittest.TestCase):
         self.assertEqual(ops, ["size", "getitem", "getitem", "getitem", "getitem", "floordiv",
                                "view", "transpose", "mul", "view"])
 
+    def test_gpt_block(self):
+        d = self.check_handwritten("tiny_gpt")
+        ops = [n.get("op") for n in nodes_of(d["model"])]
+        # b of `b, t = idx.size()` is never read: its getitem is dropped.
+        self.assertEqual(ops[:3], ["size", "getitem", "arange"])
+        self.assertEqual(d["inputs"], [{"name": "idx", "shape": [1, 8], "dtype": "I64"}])
+
     def test_list_arguments(self):
         d = self.check_handwritten("list_input")
         nodes = nodes_of(d["model"])

@@ -276,8 +276,10 @@ def trace(m, inputs, concrete_args=None, recorded=None):
     tracer = ExportTracer(inputs, recorded)
     saved = list(fx_trace._wrapped_fns_to_patch)
     fn_globals = getattr(type(m).forward, "__globals__", None)
-    # torch.tensor(x.shape[-2:]) builds a tensor from traced ints: recorded.
-    patch = [(torch.__dict__, "tensor"), (torch.__dict__, "as_tensor")]
+    # Factories given traced ints (torch.arange(0, t)) do not dispatch to a
+    # Proxy by themselves: recorded as calls, as are tensors built from them.
+    patch = [(torch.__dict__, name) for name in
+             ("tensor", "as_tensor", "arange", "zeros", "ones", "full", "empty", "eye")]
     # Functions wrapped with torch.fx.wrap stay one call only when a
     # converter handles them; the others are traced through.
     patch += [(d, name) for d, name in saved if name in d and registry.has_function(d[name])]
