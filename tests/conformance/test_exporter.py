@@ -260,6 +260,23 @@ class TestGraphs(unittest.TestCase):
         attrs = [n["attr"] for n in nodes_of(scale) if "attr" in n]
         self.assertEqual(attrs, ["gamma", "shift"])
 
+    def test_non_persistent_buffer_travels_in_the_weights_file(self):
+        class Masked(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.register_buffer("mask", torch.tril(torch.ones(3, 3)), persistent=False)
+
+            def forward(self, x):
+                return x * self.mask
+
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "m.json")
+            d = nnexport.export(Masked(), out, inputs={"x": torch.randn(3, 3)})
+            self.assertEqual(d["model"]["buffers"], {"mask": {
+                "shape": [3, 3], "dtype": "F32", "persistent": False}})
+            tensors, _ = safetensors_io.read(os.path.join(tmp, "m.safetensors"))
+            self.assertTrue(torch.equal(tensors["mask"], torch.tril(torch.ones(3, 3))))
+
     def test_tuple_and_dict_results(self):
         d = self.check_handwritten("tuple_and_dict")
         self.assertEqual(d["model"]["config"]["output"],
