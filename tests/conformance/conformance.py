@@ -60,6 +60,7 @@ def build_model(name, seed):
         warnings.simplefilter("ignore")
         model = torchvision.models.get_model(name, weights=None)
     nnexport.randomize_batchnorm(model, torch.Generator().manual_seed(seed + 1))
+    nnexport.randomize_zero_parameters(model, torch.Generator().manual_seed(seed + 2))
 
     def make(batch, size):
         gen = torch.Generator().manual_seed(batch * 1000 + size)

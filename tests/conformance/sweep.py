@@ -90,6 +90,7 @@ def main():
                 warnings.simplefilter("ignore")
                 model = torchvision.models.get_model(name, weights=None).eval()
             nnexport.randomize_batchnorm(model, torch.Generator().manual_seed(1))
+            nnexport.randomize_zero_parameters(model, torch.Generator().manual_seed(2))
             path = os.path.join(d, "m.json")
             try:
                 x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(3))
