@@ -81,11 +81,23 @@ def leaves(value, prefix):
 
 
 class Report:
-    def __init__(self, model):
+    """Counts failed checks.  A check of a kind listed in @xfail (a known
+    gap of nnkit's C side, named in meson.build) is expected to fail: its
+    failure is reported as XFAIL, and its passing as a failure (XPASS), so
+    that the mark is removed once the gap is closed."""
+
+    def __init__(self, model, xfail=()):
         self.model = model
+        self.xfail = set(xfail)
         self.failed = []
 
-    def check(self, what, ok, detail=""):
+    def check(self, what, ok, detail="", kind=None):
+        if kind in self.xfail:
+            label = "XPASS (remove --xfail " + kind + ")" if ok else "XFAIL"
+            print(f"{label}: {self.model}: {what}" + (f"\n{detail}" if detail else ""))
+            if ok:
+                self.failed.append(what)
+            return ok
         print(f"{'PASS' if ok else 'FAIL'}: {self.model}: {what}" +
               (f"\n{detail}" if detail and not ok else ""))
         if not ok:
@@ -137,12 +149,14 @@ def main():
     ap.add_argument("--single-file", action="store_true",
                     help="export one .safetensors carrying the descriptor")
     ap.add_argument("--keep", action="store_true", help="keep the weight files")
+    ap.add_argument("--xfail", action="append", default=[], choices=["export", "repr"],
+                    help="a check known to fail (a gap of nnkit's C side)")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     batches = [int(b) for b in args.batches.split(",")]
     os.makedirs(args.workdir, exist_ok=True)
     torch.set_num_threads(int(os.environ.get("NN_NUM_THREADS", "2")))
-    rep = Report(args.model)
+    rep = Report(args.model, args.xfail)
     model, make = build_model(args.model, args.seed)
     stem = args.model.replace(":", "_")
     base = os.path.join(args.workdir, stem)
@@ -154,7 +168,10 @@ def main():
     try:
         fixed = export(model, base + ext, make(1, sizes[0]), args.nnctl)
     except nnexport.ExportError as e:
-        rep.check("torch2nn exports the model", False, str(e))
+        rep.check("torch2nn exports the model", False, str(e), kind="export")
+        return 0 if "export" in rep.xfail else 1
+    if "export" in rep.xfail:
+        rep.check("torch2nn exports the model", True, kind="export")
         return 1
     print(f"exported {base + ext} in {time.monotonic() - t0:.1f}s")
     groups = {sizes[0]: base + ext}
@@ -231,7 +248,8 @@ def check_structure(rep, model, base):
         text = f.read()
     ref_text = repr(model)
     rep.check("nn_module_to_string() == print(model)", text.rstrip("\n") == ref_text,
-              first_difference(ref_text.splitlines(), text.rstrip("\n").splitlines(), "repr"))
+              first_difference(ref_text.splitlines(), text.rstrip("\n").splitlines(), "repr"),
+              kind="repr")
 
 
 def check_state_dict(rep, model, sd_path, args):
