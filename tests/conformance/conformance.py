@@ -51,21 +51,28 @@ DTYPE_NAMES = {torch.float32: "F32", torch.int64: "I64", torch.bool: "BOOL",
 
 
 def build_model(name, seed):
-    """(model, inputs(batch, size)) for torchvision @name or hw:NAME."""
-    if name.startswith("hw:"):
-        model, make, _ = handwritten.build(name[3:], seed)
-        return model, make
+    """torchvision @name with seeded random init, randomised BatchNorm
+    statistics and no all-zero parameters, in eval mode (also used by
+    tests/scenarios)."""
     torch.manual_seed(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = torchvision.models.get_model(name, weights=None)
     nnexport.randomize_batchnorm(model, torch.Generator().manual_seed(seed + 1))
     nnexport.randomize_zero_parameters(model, torch.Generator().manual_seed(seed + 2))
+    return model.eval()
+
+
+def build_case(name, seed):
+    """(model, inputs(batch, size)) for torchvision @name or hw:NAME."""
+    if name.startswith("hw:"):
+        model, make, _ = handwritten.build(name[3:], seed)
+        return model, make
 
     def make(batch, size):
         gen = torch.Generator().manual_seed(batch * 1000 + size)
         return {"x": torch.randn(batch, 3, size, size, generator=gen)}
-    return model.eval(), make
+    return build_model(name, seed), make
 
 
 def leaves(value, prefix):
@@ -157,7 +164,7 @@ def main():
     os.makedirs(args.workdir, exist_ok=True)
     torch.set_num_threads(int(os.environ.get("NN_NUM_THREADS", "2")))
     rep = Report(args.model, args.xfail)
-    model, make = build_model(args.model, args.seed)
+    model, make = build_case(args.model, args.seed)
     stem = args.model.replace(":", "_")
     base = os.path.join(args.workdir, stem)
     ext = ".safetensors" if args.single_file else ".json"
@@ -257,7 +264,7 @@ def check_state_dict(rep, model, sd_path, args):
     state = model.state_dict()
     rep.check("saved state_dict keys in PyTorch's order", list(saved) == list(state),
               first_difference(list(state), list(saved), "keys"))
-    fresh, _ = build_model(args.model, args.seed + 100)
+    fresh, _ = build_case(args.model, args.seed + 100)
     try:
         nnexport.load_state_dict_file(fresh, sd_path, strict=True)
         loaded, detail = True, ""
