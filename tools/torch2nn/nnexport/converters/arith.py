@@ -3,11 +3,12 @@ arithmetic on sizes, `C // self.groups`, becomes these ops on int values).
 In-place forms become the out-of-place op: the Graph is dataflow, and later
 reads of the mutated value read the op's result (graph.py)."""
 
+import math
 import operator
 
 import torch
 
-from ..registry import ops
+from ..registry import op_converter, ops
 
 
 ops(torch.add, operator.add, "add", "__add__", "__radd__")
@@ -80,3 +81,9 @@ ops(torch.prod, "prod")
 ops(torch.all, "all")
 ops(torch.any, "any")
 ops(torch.topk, "topk")
+
+
+@op_converter(math.sqrt, name="pow")
+def math_sqrt(call):
+    # math.sqrt(k.size(-1)) on a traced size: x ** 0.5 on a Python number.
+    return call.emit(["pow", "operator.pow"], args=[call.args[0], 0.5], kwargs={})
