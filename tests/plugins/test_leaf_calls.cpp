@@ -15,6 +15,9 @@ using namespace nntest;
 
 namespace {
 
+struct ValueDeleter { void operator() (NnValue *v) const { nn_value_unref (v); } };
+using Value = std::unique_ptr<NnValue, ValueDeleter>;
+
 Tensor ramp (const NnShape &s, float start, float step)
 {
   Tensor t (nn_tensor_new (NN_DTYPE_F32, &s));
