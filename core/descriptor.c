@@ -188,7 +188,7 @@ static gboolean
 build_children (NnRegistry *reg, NnModule *m, JsonArray *kids, const char *path,
                 NnModule *root, GError **error)
 {
-  static const char *const child_fields[] = { "name", "type", "class", "config", "parameters",
+  static const char *const child_fields[] = { "name", "type", "class", "extra_repr", "config", "parameters",
                                               "buffers", "children", "ref", NULL };
   for (guint i = 0; i < json_array_get_length (kids); i++) {
     JsonNode *kn = json_array_get_element (kids, i);
@@ -247,7 +247,7 @@ static NnModule *
 build_node (NnRegistry *reg, JsonNode *node, const char *path, NnModule *root,
             GError **error)
 {
-  static const char *const fields[] = { "name", "type", "class", "config", "parameters",
+  static const char *const fields[] = { "name", "type", "class", "extra_repr", "config", "parameters",
                                         "buffers", "children", NULL };
   const char *where = *path ? path : "model";
   if (!JSON_NODE_HOLDS_OBJECT (node)) {
@@ -260,6 +260,7 @@ build_node (NnRegistry *reg, JsonNode *node, const char *path, NnModule *root,
   GError *tmp = NULL;
   const char *type = get_string_field (o, "type", where, TRUE, &tmp);
   const char *klass = type ? get_string_field (o, "class", where, FALSE, &tmp) : NULL;
+  const char *extra = !tmp ? get_string_field (o, "extra_repr", where, FALSE, &tmp) : NULL;
   if (tmp) {
     g_propagate_error (error, tmp);
     return NULL;
@@ -288,6 +289,7 @@ build_node (NnRegistry *reg, JsonNode *node, const char *path, NnModule *root,
     return NULL;
   if (klass)
     nn_module_set_class_name (m, klass);
+  nn_module_set_extra_repr (m, extra);
   if (!declare_tensors (m, o, "parameters", where, error)
       || !declare_tensors (m, o, "buffers", where, error))
     return NULL;
@@ -541,6 +543,10 @@ module_node (NnModule *m, const char *path, GHashTable *first_path)
   if (m->class_name) {
     json_builder_set_member_name (b, "class");
     json_builder_add_string_value (b, m->class_name);
+  }
+  if (m->extra_repr) {
+    json_builder_set_member_name (b, "extra_repr");
+    json_builder_add_string_value (b, m->extra_repr);
   }
   if (json_object_get_size (m->config) > 0) {
     json_builder_set_member_name (b, "config");

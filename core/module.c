@@ -111,6 +111,7 @@ nn_module_unref (NnModule *m)
   g_array_unref (m->buffers);
   json_object_unref (m->config);
   g_free (m->class_name);
+  g_free (m->extra_repr);
   if (m->input_spec)
     nn_value_unref (m->input_spec);
   if (m->index_paths)
@@ -132,6 +133,21 @@ const NnLayerType *
 nn_module_get_type (NnModule *m)
 {
   return m->type;
+}
+
+const char *
+nn_module_get_extra_repr (NnModule *m)
+{
+  g_return_val_if_fail (m != NULL, NULL);
+  return m->extra_repr;
+}
+
+void
+nn_module_set_extra_repr (NnModule *m, const char *text)
+{
+  g_return_if_fail (m != NULL);
+  g_free (m->extra_repr);
+  m->extra_repr = text && *text ? g_strdup (text) : NULL;
 }
 
 const char *

@@ -46,6 +46,14 @@ NN_API const NnLayerType *nn_module_get_type (NnModule *m);
 NN_API const char *nn_module_get_class_name (NnModule *m);
 /* (nullable) @name: NULL resets to the type name. */
 NN_API void nn_module_set_class_name (NnModule *m, const char *name);
+/* The extra_repr() text recorded for a module whose type has none of its
+ * own (a Graph standing for a PyTorch class such as ConvNeXt's
+ * LayerNorm2d, whose extra_repr() says "(768,), eps=1e-06, ...").
+ * Returns: (transfer none) (nullable). */
+NN_API const char *nn_module_get_extra_repr (NnModule *m);
+/* (nullable) @text: copied; NULL or "" forgets it.  Ignored in print when
+ * the type has an extra_repr of its own. */
+NN_API void nn_module_set_extra_repr (NnModule *m, const char *text);
 /* Returns: (transfer none) the validated config with defaults filled. */
 NN_API JsonObject *nn_module_get_config (NnModule *m);
 

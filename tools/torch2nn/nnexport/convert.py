@@ -218,10 +218,8 @@ class Converter:
                 self.non_persistent[f"{path}.{name}" if path else name] = b
         node.update(declared)
         if m.extra_repr():
-            # Descriptor version 2 has no place for a Graph's extra_repr:
-            # the forward is exact, print(model) differs on this line.
-            self.warn(f"{path or '<root>'} ({cls}): its extra_repr "
-                      f"({m.extra_repr()!r}) is not printed by nnkit's Graph")
+            # A Graph has no extra_repr of its own: print(model) shows this.
+            node["extra_repr"] = m.extra_repr()
         return node
 
     def _trace_inputs(self, m, path):
