@@ -97,16 +97,32 @@ nn_value_from_json (JsonNode *n)
   return nn_value_new_string (json_node_get_string (n));
 }
 
+/* Parsed defaults, keyed by their JSON text (not by pointer: a plugin's
+ * strings may go away with it and another may reuse the address).  Values
+ * are immutable, so one parsed default serves every call and thread. */
+static GMutex defaults_lock;
+static GHashTable *defaults_cache;
+
 static NnValue *
 default_value (const NnArgSpec *spec)
 {
   if (!spec->default_json)
     return nn_value_new_none ();
-  JsonNode *n = json_from_string (spec->default_json, NULL);
-  /* Validated at registration, so it parses. */
-  NnValue *v = nn_value_from_json (n);
-  if (n)
-    json_node_unref (n);
+  g_mutex_lock (&defaults_lock);
+  if (!defaults_cache)
+    defaults_cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                            (GDestroyNotify) nn_value_unref);
+  NnValue *v = g_hash_table_lookup (defaults_cache, spec->default_json);
+  if (!v) {
+    /* Validated at registration, so it parses. */
+    JsonNode *n = json_from_string (spec->default_json, NULL);
+    v = nn_value_from_json (n);
+    if (n)
+      json_node_unref (n);
+    g_hash_table_insert (defaults_cache, g_strdup (spec->default_json), v);
+  }
+  nn_value_ref (v);
+  g_mutex_unlock (&defaults_lock);
   return v;
 }
 
@@ -162,13 +178,17 @@ check_leaf (const char *name, NnTensor *t, gpointer user_data)
   c->bad_name = NULL;
 }
 
-/* Checks one value against @spec; @what names it ("argument 'x'",
- * "argument 'xs' item 2"). */
+/* Checks one value against @spec; @key (nullable) and @item (-1: none)
+ * name it in errors: "argument 'x'", "argument 'xs' item 2", "argument
+ * 'k'" for a **kwargs entry.  The text is built only on failure. */
 static gboolean
-check_value (const NnArgSpec *spec, const NnValue *v, const char *what,
-             GError **error)
+check_value (const NnArgSpec *spec, const NnValue *v, const char *key,
+             gint item, GError **error)
 {
+  g_autofree char *what = NULL;
   if (!kind_ok (spec->kinds, v)) {
+    what = item >= 0 ? g_strdup_printf ("argument '%s' item %d", spec->name, item)
+                     : g_strdup_printf ("argument '%s'", key ? key : spec->name);
     char *want = kinds_to_string (spec->kinds);
     bind_error (error, "%s: expected %s, found %s", what, want,
                 nn_value_kind_name (nn_value_kind (v)));
@@ -181,9 +201,14 @@ check_value (const NnArgSpec *spec, const NnValue *v, const char *what,
   if (k != NN_VALUE_TENSOR && !items)
     return TRUE;
   DTypeCheck c = { spec->dtypes ? spec->dtypes : NN_DTYPE_BIT (NN_DTYPE_F32) };
-  nn_value_foreach_tensor (v, "", check_leaf, &c);
+  if (k == NN_VALUE_TENSOR)
+    check_leaf ("", nn_value_get_tensor (v), &c);
+  else
+    nn_value_foreach_tensor (v, "", check_leaf, &c);
   if (!c.bad)
     return TRUE;
+  what = item >= 0 ? g_strdup_printf ("argument '%s' item %d", spec->name, item)
+                   : g_strdup_printf ("argument '%s'", key ? key : spec->name);
   char *want = nn_dtype_mask_to_string (c.mask);
   bind_error (error, "%s: expected dtype %s, found %s", what, want,
               nn_dtype_name (c.bad_dtype));
@@ -284,8 +309,7 @@ bind_keywords (NnArgs *a, const NnValue *kwargs, GError **error)
 static gboolean
 fill_defaults (NnArgs *a, GError **error)
 {
-  g_autoptr (GPtrArray) missing_pos = g_ptr_array_new ();
-  g_autoptr (GPtrArray) missing_kw = g_ptr_array_new ();
+  gboolean missing = FALSE;
   for (guint i = 0; i < a->n; i++) {
     const NnArgSpec *s = &a->specs[i];
     if (a->values[i])
@@ -299,18 +323,23 @@ fill_defaults (NnArgs *a, GError **error)
     else if (s->flags & NN_ARG_OPTIONAL)
       a->values[i] = default_value (s);
     else
-      g_ptr_array_add (s->flags & NN_ARG_KW_ONLY ? missing_kw : missing_pos,
-                       (gpointer) s->name);
+      missing = TRUE;
   }
-  GPtrArray *missing = missing_pos->len ? missing_pos : missing_kw;
-  if (!missing->len)
+  if (!missing)
     return TRUE;
-  char *names = python_name_list (missing);
+  /* Python names the missing positionals first, else the keyword-only. */
+  g_autoptr (GPtrArray) pos = g_ptr_array_new ();
+  g_autoptr (GPtrArray) kw = g_ptr_array_new ();
+  for (guint i = 0; i < a->n; i++)
+    if (!a->values[i])
+      g_ptr_array_add (a->specs[i].flags & NN_ARG_KW_ONLY ? kw : pos,
+                       (gpointer) a->specs[i].name);
+  GPtrArray *names = pos->len ? pos : kw;
+  char *list = python_name_list (names);
   bind_error (error, "forward() missing %u required %s argument%s: %s",
-              missing->len, missing == missing_pos ? "positional"
-                                                   : "keyword-only",
-              missing->len == 1 ? "" : "s", names);
-  g_free (names);
+              names->len, names == pos ? "positional" : "keyword-only",
+              names->len == 1 ? "" : "s", list);
+  g_free (list);
   return FALSE;
 }
 
@@ -322,21 +351,15 @@ check_all (NnArgs *a, GError **error)
     NnValue *v = a->values[i];
     /* A default is the author's choice, not the caller's: not checked. */
     if (s->flags & (NN_ARG_VARIADIC | NN_ARG_VAR_KEYWORD)) {
-      for (guint k = 0; k < nn_value_n_items (v); k++) {
-        char *what = (s->flags & NN_ARG_VARIADIC)
-          ? g_strdup_printf ("argument '%s' item %u", s->name, k)
-          : g_strdup_printf ("argument '%s'", nn_value_dict_key (v, k));
-        gboolean ok = check_value (s, nn_value_item (v, k), what, error);
-        g_free (what);
-        if (!ok)
+      gboolean var = (s->flags & NN_ARG_VARIADIC) != 0;
+      for (guint k = 0; k < nn_value_n_items (v); k++)
+        if (!check_value (s, nn_value_item (v, k),
+                          var ? NULL : nn_value_dict_key (v, k),
+                          var ? (gint) k : -1, error))
           return FALSE;
-      }
       continue;
     }
-    char *what = g_strdup_printf ("argument '%s'", s->name);
-    gboolean ok = check_value (s, v, what, error);
-    g_free (what);
-    if (!ok)
+    if (!check_value (s, v, NULL, -1, error))
       return FALSE;
   }
   return TRUE;

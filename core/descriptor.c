@@ -78,6 +78,24 @@ get_string_field (JsonObject *o, const char *field, const char *path,
   return json_node_get_string (n);
 }
 
+/* The element count (times the widest element) must fit 64 bits; @what
+ * names the shape in the error. */
+static gboolean
+shape_fits (const NnShape *s, const char *what, GError **error)
+{
+  gint64 n = 1, bytes;
+  for (guint i = 0; i < s->ndim; i++)
+    if (__builtin_mul_overflow (n, s->dims[i], &n)
+        || __builtin_mul_overflow (n, (gint64) sizeof (double), &bytes)) {
+      g_autofree char *text = nn_shape_to_string (s);
+      g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_INVALID,
+                   "%s %s has more elements than 64-bit sizes can count",
+                   what, text);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static gboolean
 read_shape (JsonNode *n, NnShape *out, gboolean positive)
 {
@@ -91,7 +109,7 @@ read_shape (JsonNode *n, NnShape *out, gboolean positive)
   for (guint i = 0; i < len; i++) {
     JsonNode *e = json_array_get_element (a, i);
     if (!JSON_NODE_HOLDS_VALUE (e) || json_node_get_value_type (e) != G_TYPE_INT64
-        || json_node_get_int (e) < (positive ? 1 : 0) || json_node_get_int (e) > G_MAXINT32)
+        || json_node_get_int (e) < (positive ? 1 : 0))
       return FALSE;
     s.dims[i] = json_node_get_int (e);
   }
@@ -134,6 +152,10 @@ declare_tensors (NnModule *m, JsonObject *o, const char *field,
     if (!read_shape (json_object_get_member (to, "shape"), &shape, FALSE))
       return invalid (error, where, "%s: 'shape' must be an array of up to %d "
                       "non-negative ints", what, NN_MAX_DIMS);
+    if (!shape_fits (&shape, what, error)) {
+      g_prefix_error (error, "%s: ", where);
+      return FALSE;
+    }
     GError *tmp = NULL;
     const char *dt = get_string_field (to, "dtype", where, TRUE, &tmp);
     if (!dt) {
@@ -315,9 +337,7 @@ read_input_shape (JsonNode *n, NnShape *out, GError **error)
   if (!read_shape (n, out, TRUE) || out->ndim == 0)
     return invalid (error, "input_shape", "expected an array of 1 to %d positive ints",
                     NN_MAX_DIMS);
-  if (!nn_shape_check_size (out, "input_shape", error))
-    return FALSE;
-  return TRUE;
+  return shape_fits (out, "input_shape", error);
 }
 
 /* "inputs": [{"name": N, "shape": [...], "dtype": D}, ...] as a dict of
@@ -355,6 +375,8 @@ read_inputs (JsonNode *n, GError **error)
                NN_MAX_DIMS);
       return NULL;
     }
+    if (!shape_fits (&shape, where, error))
+      return NULL;
     NnDType dtype = NN_DTYPE_F32;
     GError *tmp = NULL;
     const char *dt = get_string_field (o, "dtype", where, FALSE, &tmp);

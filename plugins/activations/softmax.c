@@ -10,8 +10,10 @@ static const NnSchemaKey softmax_schema[] = {
     "PyTorch's implicit choice (0 for 0-, 1- and 3-d input, else 1)" },
 };
 
-/* F.softmax(input, dim=None, _stacklevel=3, dtype=None) and
- * Tensor.softmax(dim): a None dim takes the config's. */
+/* As F.softmax(input, dim=None, _stacklevel=3, dtype=None): a None dim
+ * takes the config's.  The functional spellings (softmax, Tensor.softmax)
+ * are the ops plugin's softmax op, so this type registers no aliases; the
+ * signature still lets a Graph node call the layer type with a dim. */
 static const NnArgSpec softmax_args[] = {
   NN_ACT_INPUT_ARG,
   { "dim", NN_ARG_INT | NN_ARG_NONE, 0, NN_ARG_OPTIONAL, "null",
@@ -20,11 +22,6 @@ static const NnArgSpec softmax_args[] = {
     "PyTorch's warning stack level, ignored" },
   { "dtype", NN_ARG_STRING | NN_ARG_NONE, 0, NN_ARG_OPTIONAL, "null",
     "result dtype: None or torch.float32 (the only one supported)" },
-};
-
-static const char *const softmax_aliases[] = {
-  "softmax", "torch.softmax", "torch.nn.functional.softmax", "Tensor.softmax",
-  NULL
 };
 
 /* Resolves the dimension for an input of @ndim dims, wrapping negatives
@@ -147,7 +144,6 @@ const NnLayerType nn_softmax_type = {
   .n_schema = G_N_ELEMENTS (softmax_schema),
   .args = softmax_args,
   .n_args = G_N_ELEMENTS (softmax_args),
-  .aliases = softmax_aliases,
   .create = nn_act_create_nothing,
   .infer = softmax_infer,
   .forward = softmax_forward,

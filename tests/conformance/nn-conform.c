@@ -40,8 +40,8 @@ typedef struct {
 } Profile;
 
 static gboolean
-profile_pre (NnModule *m, const char *path, NnTensor **input,
-             gpointer user_data, GError **error)
+profile_pre (NnModule *m, const char *path, NnValue **args,
+             NnValue **kwargs, gpointer user_data, GError **error)
 {
   Profile *p = user_data;
   gint64 now = g_get_monotonic_time ();
@@ -50,8 +50,9 @@ profile_pre (NnModule *m, const char *path, NnTensor **input,
 }
 
 static gboolean
-profile_post (NnModule *m, const char *path, NnTensor *input,
-              NnTensor **output, gpointer user_data, GError **error)
+profile_post (NnModule *m, const char *path, const NnValue *args,
+              const NnValue *kwargs, NnValue **output, gpointer user_data,
+              GError **error)
 {
   Profile *p = user_data;
   gint64 now = g_get_monotonic_time ();

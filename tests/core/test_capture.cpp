@@ -90,8 +90,8 @@ output (NnCapture *cap, const std::string &name)
 Tensor
 capture_run (NnCapture *cap, NnTensor *x, Error &e)
 {
-  Value args = tuple ({ nn_value_new_tensor (x) });
-  Value out (nn_capture_run (cap, args.get (), nullptr, e.out ()));
+  ValueRef args = value_tuple ({ nn_value_new_tensor (x) });
+  ValueRef out (nn_capture_run (cap, args.get (), nullptr, e.out ()));
   if (!out)
     return Tensor ();
   NnTensor *t = nn_value_get_tensor (out.get ());
@@ -330,8 +330,8 @@ TEST (Capture, TensorLeavesOfStructuredOutputsAreNamedByPosition)
   Capture cap = capture (m.get (), {"lstm", "pair", "aff"}, e);
   ASSERT_TRUE (cap) << e.message ();
   Tensor x = tensor_f32 ({2}, [] (gint64 i) { return 1.0f + i; });
-  Value args = tuple ({ nn_value_new_tensor (x.get ()) });
-  Value out (nn_capture_run (cap.get (), args.get (), nullptr, e.out ()));
+  ValueRef args = value_tuple ({ nn_value_new_tensor (x.get ()) });
+  ValueRef out (nn_capture_run (cap.get (), args.get (), nullptr, e.out ()));
   ASSERT_TRUE (out) << e.message ();
   EXPECT_EQ (take (nn_value_to_string (out.get ())),
              "((Tensor[2] F32, (Tensor[2] F32, Tensor[2] F32)), Tensor[2] F32)");

@@ -160,3 +160,109 @@ TEST (Descriptor, ModuleNodeAndWholeDescriptorBothLoadAsModules)
   EXPECT_NE (e.message ().find ("inline: model: field 'type' must be a string"), std::string::npos)
       << e.message ();
 }
+
+// --- version 2: several recorded inputs ----------------------------------------
+
+static const char *kTwoInputs = R"({
+  "format": "nnkit", "version": 2,
+  "inputs": [{"name": "ids", "shape": [1, 4], "dtype": "I64"},
+             {"name": "x", "shape": [1, 4, 2], "dtype": "F32"}],
+  "model": {"type": "Graph",
+    "config": {"inputs": ["ids", "x"], "nodes": [
+      {"name": "e", "module": "emb", "args": ["ids"]},
+      {"name": "s", "op": "fixture_add", "args": ["e", "x"]},
+      {"name": "y", "module": "fc", "args": ["s"]}],
+     "output": "y"},
+    "children": [{"name": "emb", "type": "FixtureEmbed", "config": {"num": 8, "dim": 2}},
+                 {"name": "fc", "type": "FixtureLinear", "config": {"in_features": 2, "out_features": 3}}]}})";
+
+TEST (Descriptor, InputsSpecLoadsSavesAndDrivesInference)
+{
+  Registry reg = fixture_registry ();
+  Error e;
+  Module m = load (reg.get (), kTwoInputs, e);
+  ASSERT_TRUE (m) << e.message ();
+  NnValue *spec = nn_module_get_input_spec (m.get ());
+  ASSERT_NE (spec, nullptr);
+  EXPECT_EQ (take (nn_value_to_string (spec)), "{'ids': Tensor[1, 4] I64 meta, 'x': Tensor[1, 4, 2] F32 meta}");
+  NnShape one;
+  EXPECT_FALSE (nn_module_get_input_shape (m.get (), &one)) << "two inputs: no single shape";
+  ValueRef args (nn_module_input_spec_args (m.get ()));
+  ValueRef out (nn_module_infer (m.get (), args.get (), nullptr, e.out ()));
+  ASSERT_TRUE (out) << e.message ();
+  EXPECT_EQ (take (nn_value_to_string (out.get ())), "Tensor[1, 4, 3] F32 meta");
+  // Saved as written: version 2, the inputs spec, byte for byte.
+  std::string first = take (nn_descriptor_to_data (m.get (), nullptr));
+  EXPECT_TRUE (contains (first, "\"version\": 2")) << first;
+  EXPECT_TRUE (contains (first, "\"name\": \"ids\"")) << first;
+  Module again = load (reg.get (), first, e);
+  ASSERT_TRUE (again) << e.message ();
+  EXPECT_EQ (take (nn_descriptor_to_data (again.get (), nullptr)), first);
+  // The one-input view writes the older input_shape.
+  NnShape s = shape ({ 2, 3 });
+  nn_module_set_input_shape (again.get (), &s);
+  std::string legacy = take (nn_descriptor_to_data (again.get (), nullptr));
+  EXPECT_TRUE (contains (legacy, "\"input_shape\": [2, 3]")) << legacy;
+  EXPECT_FALSE (contains (legacy, "\n  \"inputs\": [")) << legacy;
+  ASSERT_TRUE (nn_module_get_input_shape (again.get (), &one));
+  EXPECT_EQ (shape_text (one), "[2, 3]");
+  // Setting a spec checks it.
+  ValueRef bad (nn_value_new_dict ());
+  nn_value_dict_set (bad.get (), "x", nn_value_new_int (3));
+  EXPECT_FALSE (nn_module_set_input_spec (again.get (), bad.get (), e.out ()));
+  EXPECT_EQ (e.message (), "an input spec is a non-empty dict of input names to tensors, found {'x': 3}");
+  ASSERT_TRUE (nn_module_set_input_spec (again.get (), nullptr, e.out ()));
+  EXPECT_EQ (nn_module_get_input_spec (again.get ()), nullptr);
+}
+
+TEST (Descriptor, InputsSpecErrorsAreLocated)
+{
+  Registry reg = fixture_registry ();
+  std::vector<BadCase> cases = {
+    { "both", replace_once (kTwoInputs, "\"version\": 2,", "\"version\": 2, \"input_shape\": [1],"),
+      NN_DESCRIPTOR_ERROR_INVALID, "net.json: give 'inputs' or 'input_shape', not both" },
+    { "dtype", replace_once (kTwoInputs, "\"dtype\": \"I64\"", "\"dtype\": \"int4\""),
+      NN_DESCRIPTOR_ERROR_INVALID, "net.json: inputs[0]: unknown dtype 'int4'" },
+    { "dup", replace_once (kTwoInputs, "\"name\": \"x\", \"shape\"", "\"name\": \"ids\", \"shape\""),
+      NN_DESCRIPTOR_ERROR_INVALID, "net.json: inputs[1]: input name 'ids' is empty or given twice" },
+    { "shape", replace_once (kTwoInputs, "\"shape\": [1, 4],", "\"shape\": [1, -4],"),
+      NN_DESCRIPTOR_ERROR_INVALID, "net.json: inputs[0]: 'shape' must be an array" },
+    { "field", replace_once (kTwoInputs, "\"dtype\": \"I64\"", "\"dtype\": \"I64\", \"min\": 0"),
+      NN_DESCRIPTOR_ERROR_INVALID, "net.json: inputs[0]: unknown field 'min' in an input" },
+    { "huge", replace_once (kTwoInputs, "\"shape\": [1, 4],", "\"shape\": [4294967296, 4294967296, 16],"),
+      NN_SHAPE_ERROR_INVALID, "net.json: inputs[0] [4294967296, 4294967296, 16] has more elements than 64-bit sizes can count" },
+    { "huge input_shape", R"({"format": "nnkit", "version": 2, "input_shape": [4294967296, 4294967296, 16],
+                               "model": {"type": "Sequential"}})",
+      NN_SHAPE_ERROR_INVALID, "net.json: input_shape [4294967296, 4294967296, 16] has more elements" },
+    { "version 3", replace_once (kTwoInputs, "\"version\": 2", "\"version\": 3"),
+      NN_DESCRIPTOR_ERROR_INVALID, "net.json: version must be 1 or 2" },
+  };
+  for (auto &c : cases) {
+    Error e;
+    Module m = load (reg.get (), c.text, e);
+    EXPECT_FALSE (m) << c.name;
+    EXPECT_EQ (e.err ? e.err->code : -1, c.code) << c.name << ": " << e.message ();
+    EXPECT_NE (e.message ().find (c.expect), std::string::npos)
+        << c.name << ": got '" << e.message () << "'";
+  }
+}
+
+// Surgery re-checks shapes over every recorded input of a multi-input
+// Graph, and rolls back a change that breaks them.
+TEST (Descriptor, SurgeryChecksEveryRecordedInput)
+{
+  Registry reg = fixture_registry ();
+  Error e;
+  Module m = load (reg.get (), kTwoInputs, e);
+  ASSERT_TRUE (m) << e.message ();
+  Module good = make_module (reg.get (), "FixtureLinear", R"({"in_features": 2, "out_features": 5})", e, "new");
+  ASSERT_TRUE (good) << e.message ();
+  ASSERT_TRUE (nn_surgery_replace (m.get (), "fc", good.get (), nullptr, e.out ())) << e.message ();
+  Module bad = make_module (reg.get (), "FixtureEmbed", R"({"num": 8, "dim": 3})", e, "new");
+  ASSERT_TRUE (bad) << e.message ();
+  EXPECT_FALSE (nn_surgery_replace (m.get (), "emb", bad.get (), nullptr, e.out ()));
+  EXPECT_TRUE (contains (e.message (), "shape check for inputs (Tensor[1, 4] I64 meta, Tensor[1, 4, 2] F32 meta) failed: "
+                                       "Graph: node 's' (op 'fixture_add'): shapes [1, 4, 3] and [1, 4, 2] differ"))
+      << e.message ();
+  EXPECT_EQ (nn_module_lookup_path (m.get (), "emb", nullptr) == bad.get (), false) << "rolled back";
+}

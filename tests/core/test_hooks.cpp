@@ -159,8 +159,8 @@ TEST (Hooks, WithKwargsHooksSeeAndReplaceKeywords)
   nn_hook_handle_free (nn_module_add_forward_hook (pair.get (), see_kwargs, &seen_without, nullptr,
                                                    nullptr, 0, e.out ()));
   Tensor x = input ({2}, 3.0f);
-  Value args = tuple ({ nn_value_new_tensor (x.get ()) });
-  Value out (nn_module_call (pair.get (), args.get (), nullptr, e.out ()));
+  ValueRef args = value_tuple ({ nn_value_new_tensor (x.get ()) });
+  ValueRef out (nn_module_call (pair.get (), args.get (), nullptr, e.out ()));
   ASSERT_TRUE (out) << e.message ();
   ASSERT_EQ (nn_value_kind (out.get ()), NN_VALUE_DICT) << "the hook's as_dict=True was used";
   EXPECT_FLOAT_EQ (nn_tensor_f32 (nn_value_get_tensor (nn_value_dict_lookup (out.get (), "sum")))[0], 6.0f);

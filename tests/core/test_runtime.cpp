@@ -108,10 +108,10 @@ TEST (Runtime, ContainersWithoutForwardRefuseToRun)
 
 // --- values in, values out ------------------------------------------------
 
-static Value
-call (NnModule *m, Value args, NnValue *kwargs, Error &e)
+static ValueRef
+call (NnModule *m, ValueRef args, NnValue *kwargs, Error &e)
 {
-  Value out (nn_module_call (m, args.get (), kwargs, e.out ()));
+  ValueRef out (nn_module_call (m, args.get (), kwargs, e.out ()));
   if (kwargs)
     nn_value_unref (kwargs);
   return out;
@@ -135,7 +135,7 @@ TEST (Runtime, MultiInputKeywordsAndTupleOrDictResults)
   Tensor y = tensor_f32 ({3}, [] (gint64 i) { return 0.5f * i; });
 
   // Positional y: a tuple (x + y, x - y).
-  Value out = call (pair.get (), tuple ({ nn_value_new_tensor (x.get ()), nn_value_new_tensor (y.get ()) }),
+  ValueRef out = call (pair.get (), value_tuple ({ nn_value_new_tensor (x.get ()), nn_value_new_tensor (y.get ()) }),
                     nullptr, e);
   ASSERT_TRUE (out) << e.message ();
   ASSERT_EQ (nn_value_kind (out.get ()), NN_VALUE_TUPLE);
@@ -145,7 +145,7 @@ TEST (Runtime, MultiInputKeywordsAndTupleOrDictResults)
     EXPECT_FLOAT_EQ (nn_tensor_f32 (nn_value_get_tensor (nn_value_item (out.get (), 1)))[i], 1.0f + i - 0.5f * i);
   }
   // y by keyword and the keyword-only flag: a dict in insertion order.
-  out = call (pair.get (), tuple ({ nn_value_new_tensor (x.get ()) }),
+  out = call (pair.get (), value_tuple ({ nn_value_new_tensor (x.get ()) }),
               kw ({ { "as_dict", nn_value_new_bool (TRUE) }, { "y", nn_value_new_tensor (y.get ()) } }), e);
   ASSERT_TRUE (out) << e.message ();
   ASSERT_EQ (nn_value_kind (out.get ()), NN_VALUE_DICT);
@@ -153,7 +153,7 @@ TEST (Runtime, MultiInputKeywordsAndTupleOrDictResults)
   EXPECT_STREQ (nn_value_dict_key (out.get (), 1), "diff");
   EXPECT_FLOAT_EQ (nn_tensor_f32 (nn_value_get_tensor (nn_value_dict_lookup (out.get (), "diff")))[2], 3.0f - 1.0f);
   // The default None for y: x with itself.
-  out = call (pair.get (), tuple ({ nn_value_new_tensor (x.get ()) }), nullptr, e);
+  out = call (pair.get (), value_tuple ({ nn_value_new_tensor (x.get ()) }), nullptr, e);
   ASSERT_TRUE (out) << e.message ();
   EXPECT_FLOAT_EQ (nn_tensor_f32 (nn_value_get_tensor (nn_value_item (out.get (), 0)))[1], 4.0f);
 
@@ -170,27 +170,27 @@ TEST (Runtime, BindingErrorsUsePythonsWording)
   Module add = load_json (reg.get (), R"({"type": "FixtureAdd"})");
   Tensor x = tensor_f32 ({2}, [] (gint64) { return 1.0f; });
   auto t = [] (NnTensor *x) { return nn_value_new_tensor (x); };
-  struct Case { NnModule *m; Value args; NnValue *kwargs; const char *message; };
+  struct Case { NnModule *m; ValueRef args; NnValue *kwargs; const char *message; };
   std::vector<Case> cases;
-  cases.push_back ({ pair.get (), tuple ({}), nullptr,
+  cases.push_back ({ pair.get (), value_tuple ({}), nullptr,
                      "FixturePair: forward() missing 1 required positional argument: 'x'" });
-  cases.push_back ({ add.get (), tuple ({}), nullptr,
+  cases.push_back ({ add.get (), value_tuple ({}), nullptr,
                      "FixtureAdd: forward() missing 2 required positional arguments: 'input' and 'other'" });
-  cases.push_back ({ pair.get (), tuple ({ t (x.get ()), t (x.get ()), t (x.get ()) }), nullptr,
+  cases.push_back ({ pair.get (), value_tuple ({ t (x.get ()), t (x.get ()), t (x.get ()) }), nullptr,
                      "FixturePair: forward() takes from 2 to 3 positional arguments but 4 were given" });
-  cases.push_back ({ add.get (), tuple ({ t (x.get ()), t (x.get ()), nn_value_new_float (2) }), nullptr,
+  cases.push_back ({ add.get (), value_tuple ({ t (x.get ()), t (x.get ()), nn_value_new_float (2) }), nullptr,
                      "FixtureAdd: forward() takes 3 positional arguments but 4 were given" });
-  cases.push_back ({ pair.get (), tuple ({ t (x.get ()) }), kw ({ { "foo", nn_value_new_int (1) } }),
+  cases.push_back ({ pair.get (), value_tuple ({ t (x.get ()) }), kw ({ { "foo", nn_value_new_int (1) } }),
                      "FixturePair: forward() got an unexpected keyword argument 'foo'" });
-  cases.push_back ({ pair.get (), tuple ({ t (x.get ()) }), kw ({ { "x", t (x.get ()) } }),
+  cases.push_back ({ pair.get (), value_tuple ({ t (x.get ()) }), kw ({ { "x", t (x.get ()) } }),
                      "FixturePair: forward() got multiple values for argument 'x'" });
-  cases.push_back ({ pair.get (), tuple ({ nn_value_new_int (3) }), nullptr,
+  cases.push_back ({ pair.get (), value_tuple ({ nn_value_new_int (3) }), nullptr,
                      "FixturePair: argument 'x': expected Tensor, found int" });
-  cases.push_back ({ pair.get (), tuple ({ t (x.get ()) }), kw ({ { "as_dict", nn_value_new_string ("yes") } }),
+  cases.push_back ({ pair.get (), value_tuple ({ t (x.get ()) }), kw ({ { "as_dict", nn_value_new_string ("yes") } }),
                      "FixturePair: argument 'as_dict': expected bool, found str" });
   for (auto &c : cases) {
     Error e;
-    Value out (nn_module_call (c.m, c.args.get (), c.kwargs, e.out ()));
+    ValueRef out (nn_module_call (c.m, c.args.get (), c.kwargs, e.out ()));
     if (c.kwargs)
       nn_value_unref (c.kwargs);
     EXPECT_FALSE (out);
@@ -250,15 +250,15 @@ TEST (Runtime, VariadicAndKeywordOnlyBinding)
   Registry reg = fixture_registry ();
   Error e;
   Module echo = load_json (reg.get (), R"({"type": "FixtureEcho"})");
-  Value out = call (echo.get (), tuple ({ nn_value_new_int (1), nn_value_new_float (2.5), nn_value_new_string ("s") }),
+  ValueRef out = call (echo.get (), value_tuple ({ nn_value_new_int (1), nn_value_new_float (2.5), nn_value_new_string ("s") }),
                     kw ({ { "flag", nn_value_new_bool (TRUE) } }), e);
   ASSERT_TRUE (out) << e.message ();
   EXPECT_EQ (take (nn_value_to_string (out.get ())), "(1, (2.5, 's'), True)");
-  out = call (echo.get (), tuple ({ nn_value_new_none () }), nullptr, e);
+  out = call (echo.get (), value_tuple ({ nn_value_new_none () }), nullptr, e);
   ASSERT_TRUE (out) << e.message ();
   EXPECT_EQ (take (nn_value_to_string (out.get ())), "(None, (), None)");
   // *args cannot be given by keyword.
-  out = call (echo.get (), tuple ({ nn_value_new_int (1) }), kw ({ { "rest", nn_value_new_int (2) } }), e);
+  out = call (echo.get (), value_tuple ({ nn_value_new_int (1) }), kw ({ { "rest", nn_value_new_int (2) } }), e);
   EXPECT_FALSE (out);
   EXPECT_EQ (e.message (), "FixtureEcho: forward() got an unexpected keyword argument 'rest'");
 }
@@ -282,16 +282,16 @@ TEST (Runtime, InferenceUsesInferRoutesOnlyOrZeroFilledForward)
     "children": [{"name": "emb", "type": "FixtureEmbed", "config": {"num": 5, "dim": 4}}]})");
   ASSERT_TRUE (g);
   NnShape si = shape ({2, 3}), sx = shape ({2, 3, 4});
-  Value args = tuple ({ nn_value_take_tensor (nn_tensor_new_meta (NN_DTYPE_I64, &si)),
+  ValueRef args = value_tuple ({ nn_value_take_tensor (nn_tensor_new_meta (NN_DTYPE_I64, &si)),
                         nn_value_take_tensor (nn_tensor_new_meta (NN_DTYPE_F32, &sx)) });
-  Value out (nn_module_infer (g.get (), args.get (), nullptr, e.out ()));
+  ValueRef out (nn_module_infer (g.get (), args.get (), nullptr, e.out ()));
   ASSERT_TRUE (out) << e.message ();
   EXPECT_EQ (take (nn_value_to_string (out.get ())), "(Tensor[2, 3, 4] F32 meta, 4)");
   // A shape error during inference names the path.
   NnShape bad = shape ({2, 3, 5});
-  Value args2 = tuple ({ nn_value_take_tensor (nn_tensor_new_meta (NN_DTYPE_I64, &si)),
+  ValueRef args2 = value_tuple ({ nn_value_take_tensor (nn_tensor_new_meta (NN_DTYPE_I64, &si)),
                          nn_value_take_tensor (nn_tensor_new_meta (NN_DTYPE_F32, &bad)) });
-  EXPECT_FALSE (Value (nn_module_infer (g.get (), args2.get (), nullptr, e.out ())));
+  EXPECT_FALSE (ValueRef (nn_module_infer (g.get (), args2.get (), nullptr, e.out ())));
   EXPECT_EQ (e.message (), "Graph: node 'm' (op 'fixture_mul'): shapes [2, 3, 4] and [2, 3, 5] differ");
 }
 
@@ -349,9 +349,9 @@ TEST (Runtime, ValueObserverSeesArgumentsKeywordsAndResults)
                  {"name": "loop", "type": "ModuleList", "children": [{"name": "0", "type": "FixtureAffine"}]}]})");
   ASSERT_TRUE (g);
   NnShape s = shape ({2});
-  Value args = tuple ({ nn_value_take_tensor (nn_tensor_new_meta (NN_DTYPE_F32, &s)) });
+  ValueRef args = value_tuple ({ nn_value_take_tensor (nn_tensor_new_meta (NN_DTYPE_F32, &s)) });
   std::vector<std::string> lines;
-  Value out (nn_module_infer_observed (g.get (), args.get (), nullptr, observe_values, &lines, e.out ()));
+  ValueRef out (nn_module_infer_observed (g.get (), args.get (), nullptr, observe_values, &lines, e.out ()));
   ASSERT_TRUE (out) << e.message ();
   EXPECT_EQ (lines, (std::vector<std::string>{
     " (Tensor[2] F32 meta,) - -> {'p': {'sum': Tensor[2] F32 meta, 'diff': Tensor[2] F32 meta}, 'l': Tensor[2] F32 meta}",

@@ -74,52 +74,6 @@ class TestInspect(NnctlCase):
         self.model, self.weights = write_tiny(self.tmp)
         self.desc = tiny_descriptor()
 
-    def test_plugins(self):
-        data = self.nnctl_json("plugins")
-        names = [p["name"] for p in data["plugins"]]
-        for fam in ("containers", "conv", "linear", "pool"):
-            self.assertIn(fam, names)
-        types = {t for p in data["plugins"] for t in p["types"]}
-        for t in ("Sequential", "Conv2d", "Linear", "MaxPool2d", "BatchNorm2d"):
-            self.assertIn(t, types)
-        for p in data["plugins"]:
-            self.assertTrue(os.path.isfile(p["file"]), p["file"])
-        self.assertEqual(data["failures"], [])
-        out, _ = self.nnctl("plugins")
-        self.assertIn(f"{len(names)} plugins loaded", out)
-        for p in data["plugins"]:
-            self.assertIn(p["file"], out)
-
-    def test_plugins_type_schema(self):
-        conv = self.nnctl_json("plugins", "Conv2d")
-        keys = {k["name"]: k for k in conv["keys"]}
-        self.assertEqual(keys["kernel_size"]["kind"], "int tuple")
-        self.assertEqual(keys["kernel_size"]["tuple_len"], 2)
-        self.assertTrue(keys["in_channels"]["required"])
-        self.assertFalse(keys["stride"]["required"])
-        self.assertFalse(keys["bias"]["required"])
-        self.assertEqual(keys["bias"]["default"], True)
-        self.assertEqual(conv["plugin"], "conv")
-        # Tensors depend on the config: without one, it says so.
-        self.assertIsInstance(conv["tensors"], str)
-        self.assertIn("in_channels", conv["tensors"])
-        # With a config, the shapes follow PyTorch's definition.
-        cfg = {"in_channels": 6, "out_channels": 10, "kernel_size": [3, 5], "groups": 2}
-        got = self.nnctl_json("plugins", "Conv2d", "--config", json.dumps(cfg))
-        want = [(n, s) for n, s, _, _ in expected_tensors({"type": "Conv2d", "config": cfg})]
-        self.assertEqual([(t["name"], t["shape"]) for t in got["tensors"]], want)
-        # A type without required keys is shown with its default tensors.
-        relu = self.nnctl_json("plugins", "ReLU")
-        self.assertEqual(relu["tensors"], [])
-        text, _ = self.nnctl("plugins", "Conv2d")
-        for k in keys:
-            self.assertIn(k, text)
-
-    def test_plugins_unknown_type(self):
-        err = self.error("plugins", "Conv3d")
-        self.assertIn("Conv3d", err)
-        self.assertIn("Conv2d", err)  # the known types are listed
-
     def test_show(self):
         out, _ = self.nnctl("show", self.model)
         lines = out.splitlines()
@@ -525,10 +479,48 @@ class TestMultiInput(NnctlCase):
         text, _ = self.nnctl("run", model, "--input", xin, "--hook", "inner")
         self.assertIn("activation inner.pair.0: [2, 4]", text)
 
+    def test_other_commands_on_two_inputs(self):
+        out, _ = self.nnctl("show", self.model)
+        self.assertTrue(out.startswith("TwoInputs("), out)
+        self.assertIn("(lin): Linear(in_features=4, out_features=3, bias=True)", out)
+        rows = self.nnctl_json("modules", self.model)
+        self.assertEqual([r["path"] for r in rows], ["", "lin", "act", "keep"])
+        # Surgery checks the change against both recorded inputs.
+        wider = self.path("wider.json")
+        self.nnctl("replace", self.model, "lin",
+                   '{"type": "Linear", "config": {"in_features": 4, "out_features": 5}}',
+                   "--seed", "1", "-o", wider)
+        data = self.nnctl_json("run", wider, "--random-inputs")
+        self.assertEqual(data["outputs"][0]["shape"], [2, 5])
+        bad = self.path("bad.json")
+        err = self.error("replace", self.model, "lin",
+                         '{"type": "Linear", "config": {"in_features": 3, "out_features": 5}}',
+                         "--seed", "1", "-o", bad)
+        self.assertIn("lin", err)
+        self.assertFalse(os.path.exists(bad))
+        diff = self.nnctl_json("diff", self.model, wider)
+        self.assertFalse(diff["same"])
+
+    def test_result_without_tensors(self):
+        self.desc["model"]["config"]["output"] = {"tuple": [3, None]}
+        with open(self.model, "w") as f:
+            json.dump(self.desc, f)
+        out, _ = self.nnctl("run", self.model, "--random-inputs")
+        self.assertEqual(out, "output: (3, None)\n")
+        data = self.nnctl_json("run", self.model, "--random-inputs")
+        self.assertEqual((data["outputs"], data["output_value"]), ([], "(3, None)"))
+        err = self.error("run", self.model, "--random-inputs", "-o", self.path("o.safetensors"))
+        self.assertIn("holds no tensor", err)
+        self.assertFalse(os.path.exists(self.path("o.safetensors")))
+
     def test_summary_and_dot_with_two_inputs(self):
         data = self.nnctl_json("summary", self.model)
         rows = {r["path"]: r for r in data["rows"]}
         self.assertEqual(rows["lin"]["output_shape"], [2, 3])
+        # Each row's input is its call's first tensor argument.
+        self.assertEqual(rows["lin"]["input_shape"], [2, 4])
+        self.assertEqual(rows["act"]["input_shape"], [2, 3])
+        self.assertEqual(rows[""]["input_shape"], [2, 4])
         self.assertEqual(rows[""]["output_shape"], [2, 3])  # first leaf: logits
         self.assertEqual([(i["shape"], i["dtype"]) for i in data["inputs"]],
                          [([2, 4], "F32"), ([2, 3, 2], "I64")])
@@ -549,10 +541,60 @@ class TestMultiInput(NnctlCase):
         self.assertIn('"lin: Linear', dot)
 
 
+class TestPlugins(NnctlCase):
+    """The listing and one type's schema: no model needed."""
+
+    def test_plugins(self):
+        data = self.nnctl_json("plugins")
+        names = [p["name"] for p in data["plugins"]]
+        for fam in ("containers", "conv", "linear", "pool"):
+            self.assertIn(fam, names)
+        types = {t["name"] for p in data["plugins"] for t in p["types"]}
+        for t in ("Sequential", "Conv2d", "Linear", "MaxPool2d", "BatchNorm2d"):
+            self.assertIn(t, types)
+        for p in data["plugins"]:
+            self.assertTrue(os.path.isfile(p["file"]), p["file"])
+        self.assertEqual(data["failures"], [])
+        out, _ = self.nnctl("plugins")
+        self.assertIn(f"{len(names)} plugins loaded", out)
+        for p in data["plugins"]:
+            self.assertIn(p["file"], out)
+
+    def test_plugins_type_schema(self):
+        conv = self.nnctl_json("plugins", "Conv2d")
+        keys = {k["name"]: k for k in conv["keys"]}
+        self.assertEqual(keys["kernel_size"]["kind"], "int tuple")
+        self.assertEqual(keys["kernel_size"]["tuple_len"], 2)
+        self.assertTrue(keys["in_channels"]["required"])
+        self.assertFalse(keys["stride"]["required"])
+        self.assertFalse(keys["bias"]["required"])
+        self.assertEqual(keys["bias"]["default"], True)
+        self.assertEqual(conv["plugin"], "conv")
+        # Tensors depend on the config: without one, it says so.
+        self.assertIsInstance(conv["tensors"], str)
+        self.assertIn("in_channels", conv["tensors"])
+        # With a config, the shapes follow PyTorch's definition.
+        cfg = {"in_channels": 6, "out_channels": 10, "kernel_size": [3, 5], "groups": 2}
+        got = self.nnctl_json("plugins", "Conv2d", "--config", json.dumps(cfg))
+        want = [(n, s) for n, s, _, _ in expected_tensors({"type": "Conv2d", "config": cfg})]
+        self.assertEqual([(t["name"], t["shape"]) for t in got["tensors"]], want)
+        # A type without required keys is shown with its default tensors.
+        relu = self.nnctl_json("plugins", "ReLU")
+        self.assertEqual(relu["tensors"], [])
+        text, _ = self.nnctl("plugins", "Conv2d")
+        for k in keys:
+            self.assertIn(k, text)
+
+    def test_plugins_unknown_type(self):
+        err = self.error("plugins", "Conv3d")
+        self.assertIn("Conv3d", err)
+        self.assertIn("Conv2d", err)  # the known types are listed
+
+
 class TestPluginSignatures(NnctlCase):
     def test_plugins_json_reports_signatures_and_aliases(self):
         data = self.nnctl_json("plugins")
-        types = {t["type"]: t for t in data["types"]}
+        types = {t["name"]: t for p in data["plugins"] for t in p["types"]}
         relu = types["ReLU"]
         self.assertFalse(relu["op"])
         self.assertIn("torch.relu", relu["aliases"])
@@ -568,11 +610,13 @@ class TestPluginSignatures(NnctlCase):
         flat = types["Flatten"]
         self.assertIn("I64", flat["args"][0]["dtypes"])
         self.assertEqual({k["name"] for k in flat["keys"]}, {"start_dim", "end_dim"})
+        self.assertEqual(flat["schema"], ["start_dim", "end_dim"])
+        self.assertEqual(types["Linear"]["schema"], ["in_features", "out_features", "bias"])
         # Every plugin lists its ops apart; each op is a type flagged op.
         for p in data["plugins"]:
             for op in p["ops"]:
                 self.assertTrue(types[op]["op"], op)
-                self.assertIn(op, p["types"])
+                self.assertIn(op, [t["name"] for t in p["types"]])
         # One type as --json carries the same signature.
         one = self.nnctl_json("plugins", "Hardtanh")
         self.assertEqual([a["name"] for a in one["args"]],

@@ -135,8 +135,9 @@ snapshot_diff (Snapshot *a, NnModule *root)
 }
 
 static gboolean
-count_hook (NnModule *m, const char *path, NnTensor *input, NnTensor **output,
-            gpointer user_data, GError **error)
+count_hook (NnModule *m, const char *path, const NnValue *args,
+            const NnValue *kwargs, NnValue **output, gpointer user_data,
+            GError **error)
 {
   return TRUE;
 }
@@ -226,8 +227,9 @@ typedef struct {
 } HookStore;
 
 static gboolean
-keep_hook (NnModule *m, const char *path, NnTensor *input, NnTensor **output,
-           gpointer user_data, GError **error)
+keep_hook (NnModule *m, const char *path, const NnValue *args,
+           const NnValue *kwargs, NnValue **output, gpointer user_data,
+           GError **error)
 {
   HookStore *st = user_data;
   /* The path the core reports must be the module's own. */
@@ -237,7 +239,13 @@ keep_hook (NnModule *m, const char *path, NnTensor *input, NnTensor **output,
     return FALSE;
   }
   g_ptr_array_add (st->names, g_strdup_printf ("%s:%s", st->input, path));
-  g_ptr_array_add (st->tensors, nn_tensor_ref (*output));
+  NnTensor *t = nn_value_get_tensor (*output);
+  if (!t) {
+    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                 "hook on '%s': the output is not a tensor", path);
+    return FALSE;
+  }
+  g_ptr_array_add (st->tensors, nn_tensor_ref (t));
   return TRUE;
 }
 
@@ -295,7 +303,19 @@ run_inputs (NnModule *root, Options *o)
     }
     for (guint k = 0; k < stores->len; k++)
       ((HookStore *) stores->pdata[k])->input = name;
-    NnTensor *y = cap ? nn_capture_run (cap, x, &error) : nn_module_forward (root, x, &error);
+    NnTensor *y = NULL;
+    if (cap) {
+      g_autoptr (NnValue) args = nn_value_new_tuple ();
+      nn_value_append (args, nn_value_new_tensor (x));
+      g_autoptr (NnValue) out = nn_capture_run (cap, args, NULL, &error);
+      if (out && !(y = nn_value_get_tensor (out)))
+        g_set_error (&error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                     "the model returned a non-tensor");
+      else if (y)
+        nn_tensor_ref (y);
+    } else {
+      y = nn_module_forward (root, x, &error);
+    }
     if (!y) {
       status = fail (error, name);
       goto out;

@@ -100,26 +100,10 @@ list_json (NnRegistry *reg, GPtrArray *plugins, GPtrArray *failures)
     json_builder_add_string_value (b, p->description);
     json_builder_set_member_name (b, "file");
     json_builder_add_string_value (b, p->path);
+    /* Every type in full, as `plugins TYPE --json` shows it minus the
+     * tensors: what the exporter checks its configs and calls against. */
     json_builder_set_member_name (b, "types");
     json_builder_begin_array (b);
-    for (guint k = 0; p->type_names && p->type_names[k]; k++)
-      json_builder_add_string_value (b, p->type_names[k]);
-    json_builder_end_array (b);
-    json_builder_set_member_name (b, "ops");
-    json_builder_begin_array (b);
-    for (guint k = 0; p->type_names && p->type_names[k]; k++)
-      if (is_op (lookup (reg, p->type_names[k])))
-        json_builder_add_string_value (b, p->type_names[k]);
-    json_builder_end_array (b);
-    json_builder_end_object (b);
-  }
-  json_builder_end_array (b);
-  /* Every type in full, as `plugins TYPE --json` shows it minus the
-   * tensors: what the exporter checks its configs and calls against. */
-  json_builder_set_member_name (b, "types");
-  json_builder_begin_array (b);
-  for (guint i = 0; i < plugins->len; i++) {
-    NnPluginInfo *p = plugins->pdata[i];
     for (guint k = 0; p->type_names && p->type_names[k]; k++) {
       const NnLayerType *t = lookup (reg, p->type_names[k]);
       if (!t)
@@ -128,6 +112,14 @@ list_json (NnRegistry *reg, GPtrArray *plugins, GPtrArray *failures)
       type_json_members (b, t, p);
       json_builder_end_object (b);
     }
+    json_builder_end_array (b);
+    json_builder_set_member_name (b, "ops");
+    json_builder_begin_array (b);
+    for (guint k = 0; p->type_names && p->type_names[k]; k++)
+      if (is_op (lookup (reg, p->type_names[k])))
+        json_builder_add_string_value (b, p->type_names[k]);
+    json_builder_end_array (b);
+    json_builder_end_object (b);
   }
   json_builder_end_array (b);
   /* alias -> type, for resolving a spelling without scanning types. */
@@ -363,6 +355,10 @@ type_text (const NnLayerType *t, NnPluginInfo *pi, NnModule *inst,
 static void
 type_json_members (JsonBuilder *b, const NnLayerType *t, NnPluginInfo *pi)
 {
+  /* "name" and "type" both: the listing's entries are named, the one-type
+   * view always said "type". */
+  json_builder_set_member_name (b, "name");
+  json_builder_add_string_value (b, t->name);
   json_builder_set_member_name (b, "type");
   json_builder_add_string_value (b, t->name);
   json_builder_set_member_name (b, "doc");
@@ -388,6 +384,11 @@ type_json_members (JsonBuilder *b, const NnLayerType *t, NnPluginInfo *pi)
   json_builder_add_boolean_value (b, (t->flags & NN_LAYER_INDEXABLE) != 0);
   json_builder_set_member_name (b, "keyed");
   json_builder_add_boolean_value (b, (t->flags & NN_LAYER_KEYED) != 0);
+  json_builder_set_member_name (b, "schema");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < t->n_schema; i++)
+    json_builder_add_string_value (b, t->schema[i].name);
+  json_builder_end_array (b);
   json_builder_set_member_name (b, "keys");
   json_builder_begin_array (b);
   for (guint i = 0; i < t->n_schema; i++) {

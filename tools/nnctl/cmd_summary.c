@@ -205,6 +205,8 @@ emit_row (Row *r, Emit *e)
     json_builder_add_int_value (b, r->depth);
     json_builder_set_member_name (b, "idx");
     json_builder_add_int_value (b, r->depth ? idx : 0);
+    json_builder_set_member_name (b, "input_shape");
+    nnctl_json_add_shape (b, &r->in);
     json_builder_set_member_name (b, "output_shape");
     nnctl_json_add_shape (b, &r->out);
     json_builder_set_member_name (b, "params");

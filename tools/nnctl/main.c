@@ -12,11 +12,13 @@
 
 static const NnctlCommand commands[] = {
   { "plugins", "[TYPE]",
-    "List the loaded plugins and those that failed, or show one layer "
-    "type's schema.",
+    "List the loaded plugins (types, ops, aliases) and those that failed, "
+    "or show one type's signature and schema.",
+    "TYPE may be any alias of a type, e.g. torch.relu.\n\n"
     "Examples:\n"
     "  nnctl plugins\n"
     "  nnctl plugins Conv2d\n"
+    "  nnctl plugins torch.nn.functional.hardtanh\n"
     "  nnctl plugins Conv2d --config '{\"in_channels\": 3, \"out_channels\": 8,"
     " \"kernel_size\": 3}'\n"
     "  nnctl --plugin-path ./my-plugins plugins --json",
@@ -58,7 +60,9 @@ static const NnctlCommand commands[] = {
     "Examples:\n"
     "  nnctl summary resnet18.json --input-shape 1,3,224,224\n"
     "  nnctl summary resnet18.json --depth 2\n"
-    "(without --input-shape, the shape recorded in the model is used)",
+    "  nnctl summary gpt.json --input-spec idx:int64:1,64\n"
+    "(without --input-shape or --input-spec, the inputs recorded in the "
+    "model are used)",
     nnctl_cmd_summary },
   { "replace", "MODEL REF NEW",
     "Replace the module at REF with NEW (inline JSON or @file.json), "
@@ -105,10 +109,17 @@ static const NnctlCommand commands[] = {
     "-o out.json",
     nnctl_cmd_wrap },
   { "run", "MODEL",
-    "Run the model on an input and print the output shape and top-k.",
-    "The input comes from --input FILE.safetensors[:NAME], --random SHAPE, "
-    "or the samples\nbundled beside the model (samples.safetensors).\n\n"
+    "Run the model on its inputs and print every output tensor and top-k.",
+    "The inputs come from --input FILE.safetensors[:NAME] (by argument name, "
+    "or in order),\n--random NAME:DTYPE:SHAPE[:LO..HI], --random SHAPE, "
+    "--random-inputs, or the samples\nbundled beside the model "
+    "(samples.safetensors).  Outputs are named output,\noutput.0, "
+    "output.KEY, ...\n\n"
     "Examples:\n"
+    "  nnctl run gpt.json --random idx:int64:1,64:0..50257 --output "
+    "logits.safetensors\n"
+    "  nnctl run two.json --input batch.safetensors\n"
+    "  nnctl run two.json --random-inputs --seed 3\n"
     "  nnctl run resnet18.json --random 1,3,224,224 --seed 1 --topk 5\n"
     "  nnctl run resnet18.json --input x.safetensors:input --output "
     "y.safetensors\n"
