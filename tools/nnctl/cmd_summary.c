@@ -445,9 +445,8 @@ nnctl_cmd_summary (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
   e.json = json;
   totals_walk (root, &e);
   if (e.total_macs == G_MAXUINT64) {
-    g_autofree char *ins = nn_shape_to_string (&in);
-    rc = nnctl_error ("summary", "%s: the mult-adds for input shape %s "
-                      "overflow 64 bits", argv[1], ins);
+    rc = nnctl_error ("summary", "%s: the mult-adds for these inputs "
+                      "overflow 64 bits", argv[1]);
     goto done;
   }
   if (json)
