@@ -15,5 +15,6 @@
 #include <nnkit/descriptor.h>
 #include <nnkit/weights.h>
 #include <nnkit/surgery.h>
+#include <nnkit/train.h>
 
 #endif

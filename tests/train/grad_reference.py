@@ -1,0 +1,103 @@
+#!/usr/bin/python3
+"""Reference gradients for tests/train: random configurations of every
+type with a backward, run through PyTorch autograd.
+
+    grad_reference.py OUTDIR
+
+Writes OUTDIR/cases.json (a list of {name, type, config, inputs, params,
+train}) and per case OUTDIR/<name>.safetensors holding the inputs (in0,
+in1, ...), the parameters (param.<name>), the output (out), the upstream
+gradient (gout) and the expected gradients (grad.in<i>, grad.param.<name>)."""
+import json
+import os
+import random
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools", "torch2nn"))
+from nnexport import safetensors_io  # noqa: E402
+
+rng = random.Random(1234)
+torch.manual_seed(1234)
+cases = []
+
+
+def add(name, type_name, config, module, inputs, train=False, grad_inputs=None):
+    """Runs @module on @inputs, backward from a random upstream gradient."""
+    module.train(train)
+    if grad_inputs is None:
+        grad_inputs = [i for i, t in enumerate(inputs) if t.is_floating_point()]
+    ins = []
+    for i, t in enumerate(inputs):
+        t = t.clone()
+        if i in grad_inputs:
+            t.requires_grad_(True)
+        ins.append(t)
+    out = module(*ins)
+    gout = torch.randn_like(out)
+    out.backward(gout)
+    tensors = {"out": out.detach(), "gout": gout}
+    for i, t in enumerate(ins):
+        tensors[f"in{i}"] = t.detach()
+        if i in grad_inputs:
+            tensors[f"grad.in{i}"] = t.grad
+    params = []
+    for pname, p in module.named_parameters(recurse=False):
+        params.append(pname)
+        tensors[f"param.{pname}"] = p.detach()
+        tensors[f"grad.param.{pname}"] = p.grad
+    safetensors_io.write(os.path.join(outdir, name + ".safetensors"),
+                         {k: v.contiguous() for k, v in tensors.items()})
+    cases.append({"name": name, "type": type_name, "config": config,
+                  "inputs": len(inputs), "params": params, "train": train})
+
+
+def nonzero(*shape):
+    # Away from ReLU's kink so that finite precision cannot flip a side.
+    t = torch.randn(*shape)
+    return t + torch.sign(t) * 0.05
+
+
+outdir = sys.argv[1]
+os.makedirs(outdir, exist_ok=True)
+
+for k in range(4):
+    fin, fout, bias = rng.randint(1, 9), rng.randint(1, 7), rng.random() < 0.6
+    lead = rng.choice([[5], [1], [2, 3]])
+    add(f"linear{k}", "Linear", {"in_features": fin, "out_features": fout, "bias": bias},
+        torch.nn.Linear(fin, fout, bias=bias), [torch.randn(*lead, fin)])
+
+for k in range(2):
+    shape = [rng.randint(1, 4) for _ in range(rng.randint(1, 4))]
+    add(f"relu{k}", "ReLU", {}, torch.nn.ReLU(), [nonzero(*shape)])
+
+for k, (s, e) in enumerate([(1, -1), (0, 1), (2, 3)]):
+    add(f"flatten{k}", "Flatten", {"start_dim": s, "end_dim": e},
+        torch.nn.Flatten(s, e), [torch.randn(2, 3, 4, 2)])
+
+add("dropout_eval", "Dropout", {"p": 0.3}, torch.nn.Dropout(0.3), [torch.randn(3, 4)])
+
+for k, red in enumerate(["mean", "sum", "none", "mean"]):
+    n, c = rng.randint(2, 6), rng.randint(2, 7)
+    ls = rng.choice([0.0, 0.1, 0.25])
+    target = torch.randint(0, c, (n,))
+    ignore = -100
+    if k == 3:  # one ignored row, under a custom ignore_index
+        ignore = 3 if c <= 3 else c + 1
+        target[0] = ignore
+    cfg = {"reduction": red, "label_smoothing": ls, "ignore_index": ignore}
+    add(f"cross_entropy{k}", "CrossEntropyLoss", cfg,
+        torch.nn.CrossEntropyLoss(reduction=red, label_smoothing=ls, ignore_index=ignore),
+        [torch.randn(n, c), target])
+
+for k, red in enumerate(["mean", "sum", "none"]):
+    shape = [rng.randint(1, 4) for _ in range(rng.randint(1, 3))]
+    add(f"mse{k}", "MSELoss", {"reduction": red}, torch.nn.MSELoss(reduction=red),
+        [torch.randn(*shape), torch.randn(*shape)])
+    add(f"bce{k}", "BCEWithLogitsLoss", {"reduction": red},
+        torch.nn.BCEWithLogitsLoss(reduction=red),
+        [torch.randn(*shape) * 3, torch.rand(*shape)])
+
+with open(os.path.join(outdir, "cases.json"), "w") as f:
+    json.dump(cases, f, indent=1)
