@@ -73,6 +73,21 @@ class Finetune(unittest.TestCase):
         # Frozen: bit-identical.
         self.assertTrue(torch.equal(got["1.weight"], init["1.weight"]))
         self.assertTrue(os.path.exists(os.path.join(self.dir, "one.optim.safetensors")))
+        # The frozen set is saved with the checkpoint; summary counts it.
+        with open(out) as f:
+            self.assertEqual(json.load(f)["frozen"], ["1.weight", "1.bias"])
+        r = nnctl("summary", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Trainable params: 109", r.stdout)
+        self.assertIn("Non-trainable params: 130", r.stdout)
+        # --resume continues from it: the frozen layer stays as it was.
+        r = nnctl("finetune", self.model, "--data", self.data, "--epochs", "1",
+                  "--batch-size", "12", "--lr", "0.1", "--resume", out, "-o", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("epoch 2:", r.stdout)
+        again = self.weights(os.path.join(self.dir, "one.safetensors"))
+        self.assertTrue(torch.equal(again["1.weight"], init["1.weight"]))
+        self.assertFalse(torch.equal(again["6.weight"], got["6.weight"]))
 
     def fails(self, args, out, needle):
         r = nnctl("finetune", *args, "-o", out)

@@ -236,6 +236,37 @@ TEST (Train, FreezeByGlobAndCount)
   EXPECT_TRUE (contains (err.message (), "'0.nope' is not a parameter")) << err.message ();
 }
 
+TEST (Train, FrozenSetTravelsInTheDescriptor)
+{
+  Registry reg = default_registry ();
+  Module m = load_json (reg.get (), chain);
+  ASSERT_TRUE (m);
+  Error err;
+  ASSERT_TRUE (nn_module_set_requires_grad (m.get (), "2", FALSE, nullptr, err.out ()));
+  CStr text (nn_descriptor_to_data (m.get (), nullptr));
+  EXPECT_TRUE (contains (text.get (), "\"frozen\": [\"2.weight\", \"2.bias\"]")) << text.get ();
+  Module back = load_json (reg.get (), text.get ());
+  ASSERT_TRUE (back);
+  gint64 t = 0, f = 0;
+  nn_module_count_trainable (back.get (), &t, &f);
+  EXPECT_EQ (f, 3 * 2 + 2);
+  // A glob in the file works as on the command line; one matching nothing
+  // or not a string is refused, naming the field.
+  std::string globbed = std::string (chain);
+  globbed.insert (globbed.find ("\"model\""), "\"frozen\": [\"0.*\"], ");
+  Module g = load_json (reg.get (), globbed);
+  ASSERT_TRUE (g);
+  nn_module_count_trainable (g.get (), &t, &f);
+  EXPECT_EQ (f, 4 * 3 + 3);
+  for (const char *bad : { "\"frozen\": [\"zz.*\"], ", "\"frozen\": [3], ", "\"frozen\": 1, " }) {
+    std::string text2 = std::string (chain);
+    text2.insert (text2.find ("\"model\""), bad);
+    Module none (nn_descriptor_load_data (reg.get (), text2.c_str (), -1, "t.json", err.out ()));
+    EXPECT_FALSE (none) << bad;
+    EXPECT_TRUE (contains (err.message (), "t.json: frozen: ")) << err.message ();
+  }
+}
+
 TEST (Train, TypeWithoutBackwardIsNamedOnlyWhenNeeded)
 {
   Registry reg = default_registry ();
