@@ -26,6 +26,7 @@ cases = []
 def add(name, type_name, config, module, inputs, train=False, grad_inputs=None):
     """Runs @module on @inputs, backward from a random upstream gradient."""
     module.train(train)
+    buffers = {f"buffer.{n}": b.clone() for n, b in module.named_buffers(recurse=False)}
     if grad_inputs is None:
         grad_inputs = [i for i, t in enumerate(inputs) if t.is_floating_point()]
     ins = []
@@ -42,6 +43,9 @@ def add(name, type_name, config, module, inputs, train=False, grad_inputs=None):
         tensors[f"in{i}"] = t.detach()
         if i in grad_inputs:
             tensors[f"grad.in{i}"] = t.grad
+    tensors.update(buffers)
+    for n, b in module.named_buffers(recurse=False):
+        tensors[f"after.{n}"] = b.clone()
     params = []
     for pname, p in module.named_parameters(recurse=False):
         params.append(pname)
@@ -50,7 +54,8 @@ def add(name, type_name, config, module, inputs, train=False, grad_inputs=None):
     safetensors_io.write(os.path.join(outdir, name + ".safetensors"),
                          {k: v.contiguous() for k, v in tensors.items()})
     cases.append({"name": name, "type": type_name, "config": config,
-                  "inputs": len(inputs), "params": params, "train": train})
+                  "inputs": len(inputs), "params": params, "train": train,
+                  "buffers": [n for n, _ in module.named_buffers(recurse=False)]})
 
 
 def nonzero(*shape):
@@ -77,6 +82,21 @@ for k, (s, e) in enumerate([(1, -1), (0, 1), (2, 3)]):
         torch.nn.Flatten(s, e), [torch.randn(2, 3, 4, 2)])
 
 add("dropout_eval", "Dropout", {"p": 0.3}, torch.nn.Dropout(0.3), [torch.randn(3, 4)])
+
+for k, (train, momentum, affine) in enumerate([(True, 0.1, True), (True, None, True),
+                                               (False, 0.1, True), (True, 0.3, False)]):
+    c = rng.randint(1, 4)
+    bn = torch.nn.BatchNorm2d(c, momentum=momentum, affine=affine)
+    with torch.no_grad():
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.num_batches_tracked.fill_(rng.randint(0, 5))
+        if affine:
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.5, 0.5)
+    add(f"batch_norm2d_{k}", "BatchNorm2d",
+        {"num_features": c, "momentum": momentum, "affine": affine}, bn,
+        [torch.randn(rng.randint(2, 4), c, rng.randint(1, 4), rng.randint(2, 4))], train=train)
 
 for k, red in enumerate(["mean", "sum", "none", "mean"]):
     n, c = rng.randint(2, 6), rng.randint(2, 7)

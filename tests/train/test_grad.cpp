@@ -61,6 +61,12 @@ TEST_F (GradReference, EveryCaseMatchesTorch)
       Tensor t = load (st.get (), std::string ("param.") + pn);
       ASSERT_TRUE (nn_module_set_tensor (m.get (), pn, t.get (), err.out ())) << err.message ();
     }
+    JsonArray *buffers = json_object_get_array_member (cs, "buffers");
+    for (guint b = 0; b < json_array_get_length (buffers); b++) {
+      const char *bn = json_array_get_string_element (buffers, b);
+      Tensor t = load (st.get (), std::string ("buffer.") + bn);
+      ASSERT_TRUE (nn_module_set_tensor (m.get (), bn, t.get (), err.out ())) << err.message ();
+    }
     nn_module_train (m.get (), json_object_get_boolean_member (cs, "train"));
 
     NnTape *tape = nn_tape_new (0);
@@ -93,6 +99,17 @@ TEST_F (GradReference, EveryCaseMatchesTorch)
       Tensor want = load (st.get (), std::string ("grad.param.") + pn);
       EXPECT_TRUE (close (nn_module_lookup_grad (m.get (), pn, err.out ()), want.get ()))
           << pn << " " << err.message ();
+    }
+    // Buffers after the forward: running statistics in training mode.
+    for (guint b = 0; b < json_array_get_length (buffers); b++) {
+      const char *bn = json_array_get_string_element (buffers, b);
+      Tensor want = load (st.get (), std::string ("after.") + bn);
+      NnTensor *got = nn_module_get_buffer (m.get (), bn);
+      ASSERT_TRUE (got && want) << bn;
+      if (want->dtype == NN_DTYPE_I64)
+        EXPECT_EQ (*(gint64 *) got->data, *(gint64 *) want->data) << bn;
+      else
+        EXPECT_TRUE (close (got, want.get ())) << bn;
     }
     nn_tape_free (tape);
   }
