@@ -77,6 +77,13 @@ for k in range(2):
     shape = [rng.randint(1, 4) for _ in range(rng.randint(1, 4))]
     add(f"relu{k}", "ReLU", {}, torch.nn.ReLU(), [nonzero(*shape)])
 
+for name, mod in [("Tanh", torch.nn.Tanh()), ("Sigmoid", torch.nn.Sigmoid()),
+                  ("SiLU", torch.nn.SiLU())]:
+    add(name.lower(), name, {}, mod, [torch.randn(3, 5) * 2])
+for approx in ["none", "tanh"]:
+    add(f"gelu_{approx}", "GELU", {"approximate": approx}, torch.nn.GELU(approximate=approx),
+        [torch.randn(4, 6) * 2])
+
 for k, (s, e) in enumerate([(1, -1), (0, 1), (2, 3)]):
     add(f"flatten{k}", "Flatten", {"start_dim": s, "end_dim": e},
         torch.nn.Flatten(s, e), [torch.randn(2, 3, 4, 2)])
