@@ -84,6 +84,19 @@ for approx in ["none", "tanh"]:
     add(f"gelu_{approx}", "GELU", {"approximate": approx}, torch.nn.GELU(approximate=approx),
         [torch.randn(4, 6) * 2])
 
+conv_configs = [
+    dict(in_channels=2, out_channels=3, kernel_size=3, stride=1, padding=1, bias=True),
+    dict(in_channels=4, out_channels=4, kernel_size=3, stride=2, padding=1, groups=4,
+         bias=False),                                     # depthwise, strided
+    dict(in_channels=4, out_channels=6, kernel_size=(2, 3), stride=(1, 2), padding=(1, 0),
+         dilation=(2, 1), groups=2, bias=True),           # groups, dilation
+    dict(in_channels=3, out_channels=2, kernel_size=1, bias=True),
+]
+for k, cfg in enumerate(conv_configs):
+    conv = torch.nn.Conv2d(**cfg)
+    add(f"conv2d_{k}", "Conv2d", cfg, conv,
+        [torch.randn(rng.randint(1, 3), cfg["in_channels"], rng.randint(4, 7), rng.randint(4, 7))])
+
 for k, (s, e) in enumerate([(1, -1), (0, 1), (2, 3)]):
     add(f"flatten{k}", "Flatten", {"start_dim": s, "end_dim": e},
         torch.nn.Flatten(s, e), [torch.randn(2, 3, 4, 2)])
