@@ -97,6 +97,16 @@ for k, cfg in enumerate(conv_configs):
     add(f"conv2d_{k}", "Conv2d", cfg, conv,
         [torch.randn(rng.randint(1, 3), cfg["in_channels"], rng.randint(4, 7), rng.randint(4, 7))])
 
+pool_configs = [
+    ("MaxPool2d", dict(kernel_size=2), torch.nn.MaxPool2d(2)),
+    ("MaxPool2d", dict(kernel_size=3, stride=2, padding=1), torch.nn.MaxPool2d(3, 2, 1)),
+    ("MaxPool2d", dict(kernel_size=2, stride=1, dilation=2), torch.nn.MaxPool2d(2, 1, dilation=2)),
+    ("AdaptiveAvgPool2d", dict(output_size=1), torch.nn.AdaptiveAvgPool2d(1)),
+    ("AdaptiveAvgPool2d", dict(output_size=[2, 3]), torch.nn.AdaptiveAvgPool2d((2, 3))),
+]
+for k, (t, cfg, mod) in enumerate(pool_configs):
+    add(f"pool{k}", t, cfg, mod, [torch.randn(2, 3, rng.randint(4, 7), rng.randint(5, 8))])
+
 for k, (s, e) in enumerate([(1, -1), (0, 1), (2, 3)]):
     add(f"flatten{k}", "Flatten", {"start_dim": s, "end_dim": e},
         torch.nn.Flatten(s, e), [torch.randn(2, 3, 4, 2)])
