@@ -76,6 +76,44 @@ def run(name, make_opt, frozen=(), clip=None):
                          {k: v.contiguous() for k, v in m.state_dict().items()})
 
 
+# A small CNN: conv, BatchNorm (batch statistics in training), pools.  The
+# first conv has no bias: BatchNorm cancels it, so its gradient is rounding
+# noise that Adam's normalisation would amplify into arbitrary steps.
+torch.manual_seed(11)
+cnn = torch.nn.Sequential(
+    torch.nn.Conv2d(1, 4, 3, padding=1, bias=False), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+    torch.nn.MaxPool2d(2), torch.nn.Conv2d(4, 6, 3, padding=1, groups=2), torch.nn.ReLU(),
+    torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(6, 3))
+cnn.eval()
+nnexport.export(cnn, os.path.join(outdir, "cnn.json"), None, {"input": torch.randn(1, 1, 6, 6)},
+                nnexport.Plugins.unchecked(), [])
+with open(os.path.join(outdir, "cnn.json")) as f:
+    desc = json.load(f)
+desc.pop("input_shape", None)
+with open(os.path.join(outdir, "cnn.json"), "w") as f:
+    json.dump(desc, f)
+cnn_batches = {}
+for i in range(STEPS):
+    cnn_batches[f"x{i}"] = torch.randn(5, 1, 6, 6)
+    cnn_batches[f"y{i}"] = torch.randint(0, 3, (5,))
+safetensors_io.write(os.path.join(outdir, "cnn_batches.safetensors"), cnn_batches)
+
+
+def run_cnn(name, make_opt):
+    m = copy.deepcopy(cnn)
+    m.train()
+    opt = make_opt(m.parameters())
+    for i in range(STEPS):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(m(cnn_batches[f"x{i}"]), cnn_batches[f"y{i}"]).backward()
+        opt.step()
+    safetensors_io.write(os.path.join(outdir, name + ".safetensors"),
+                         {k: v.contiguous() for k, v in m.state_dict().items()})
+
+
+run_cnn("cnn_sgd", lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9))
+run_cnn("cnn_adamw", lambda ps: torch.optim.AdamW(ps, lr=0.01, weight_decay=0.05))
+
 run("sgd", lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-3),
     frozen=("1",))
 run("nesterov", lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.8, nesterov=True))
