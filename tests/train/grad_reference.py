@@ -107,6 +107,22 @@ pool_configs = [
 for k, (t, cfg, mod) in enumerate(pool_configs):
     add(f"pool{k}", t, cfg, mod, [torch.randn(2, 3, rng.randint(4, 7), rng.randint(5, 8))])
 
+class Op(torch.nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *a):
+        return self.fn(*a)
+
+
+add("add_same", "add", {}, Op(torch.add), [torch.randn(2, 3), torch.randn(2, 3)])
+add("add_bcast", "add", {}, Op(lambda a, b: torch.add(a, b)),
+    [torch.randn(2, 3, 4), torch.randn(3, 1)])
+add("sub_bcast", "sub", {}, Op(torch.sub), [torch.randn(4, 1), torch.randn(2, 1, 5)])
+add("mul_bcast", "mul", {}, Op(torch.mul), [torch.randn(2, 3, 4), torch.randn(4)])
+add("mul_same", "mul", {}, Op(torch.mul), [torch.randn(3, 2), torch.randn(3, 2)])
+
 for k, (s, e) in enumerate([(1, -1), (0, 1), (2, 3)]):
     add(f"flatten{k}", "Flatten", {"start_dim": s, "end_dim": e},
         torch.nn.Flatten(s, e), [torch.randn(2, 3, 4, 2)])
