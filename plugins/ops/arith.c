@@ -372,21 +372,6 @@ mul_backward (NnModule *self, NnCall *call, const NnArgs *args,
   return res;
 }
 
-#define NN_OPS_GRAD_TYPE(var_, name_, doc_, args_, aliases_, fn_, bw_)    \
-  const NnLayerType var_ = {                                              \
-    .struct_size = sizeof (NnLayerType),                                  \
-    .name = name_,                                                        \
-    .doc = doc_,                                                          \
-    .flags = NN_LAYER_OP,                                                 \
-    .args = args_,                                                        \
-    .n_args = G_N_ELEMENTS (args_),                                       \
-    .aliases = aliases_,                                                  \
-    .create = nn_ops_create,                                              \
-    .forward = fn_,                                                       \
-    .infer = fn_,                                                         \
-    .backward = bw_,                                                      \
-  }
-
 static NN_OPS_GRAD_TYPE (add_type, "add", "input + alpha * other", alpha_args,
                          add_aliases, add_fn, add_backward);
 static NN_OPS_GRAD_TYPE (sub_type, "sub", "input - alpha * other", alpha_args,

@@ -48,6 +48,22 @@ extern const NnLayerType *const nn_ops_layer_norm_types[];
     .infer = fn_,                                                         \
   }
 
+/* NN_OPS_TYPE with a backward slot (docs/TRAINING.md). */
+#define NN_OPS_GRAD_TYPE(var_, name_, doc_, args_, aliases_, fn_, bw_)    \
+  const NnLayerType var_ = {                                              \
+    .struct_size = sizeof (NnLayerType),                                  \
+    .name = name_,                                                        \
+    .doc = doc_,                                                          \
+    .flags = NN_LAYER_OP,                                                 \
+    .args = args_,                                                        \
+    .n_args = G_N_ELEMENTS (args_),                                       \
+    .aliases = aliases_,                                                  \
+    .create = nn_ops_create,                                              \
+    .forward = fn_,                                                       \
+    .infer = fn_,                                                         \
+    .backward = bw_,                                                      \
+  }
+
 /* Argument kinds that take a tensor of any dtype. */
 #define NN_OPS_ANY_TENSOR NN_ARG_TENSOR
 #define NN_OPS_ALL NN_DTYPES_ALL

@@ -23,7 +23,7 @@ torch.manual_seed(1234)
 cases = []
 
 
-def add(name, type_name, config, module, inputs, train=False, grad_inputs=None):
+def add(name, type_name, config, module, inputs, train=False, grad_inputs=None, extra=()):
     """Runs @module on @inputs, backward from a random upstream gradient."""
     module.train(train)
     buffers = {f"buffer.{n}": b.clone() for n, b in module.named_buffers(recurse=False)}
@@ -35,7 +35,7 @@ def add(name, type_name, config, module, inputs, train=False, grad_inputs=None):
         if i in grad_inputs:
             t.requires_grad_(True)
         ins.append(t)
-    out = module(*ins)
+    out = module(*ins, *extra)
     gout = torch.randn_like(out)
     out.backward(gout)
     tensors = {"out": out.detach(), "gout": gout}
@@ -55,6 +55,7 @@ def add(name, type_name, config, module, inputs, train=False, grad_inputs=None):
                          {k: v.contiguous() for k, v in tensors.items()})
     cases.append({"name": name, "type": type_name, "config": config,
                   "inputs": len(inputs), "params": params, "train": train,
+                  "extra": list(extra),
                   "buffers": [n for n, _ in module.named_buffers(recurse=False)]})
 
 
@@ -122,6 +123,9 @@ add("add_bcast", "add", {}, Op(lambda a, b: torch.add(a, b)),
 add("sub_bcast", "sub", {}, Op(torch.sub), [torch.randn(4, 1), torch.randn(2, 1, 5)])
 add("mul_bcast", "mul", {}, Op(torch.mul), [torch.randn(2, 3, 4), torch.randn(4)])
 add("mul_same", "mul", {}, Op(torch.mul), [torch.randn(3, 2), torch.randn(3, 2)])
+
+add("reshape", "reshape", {}, Op(torch.reshape), [torch.randn(2, 3, 4)], extra=[[3, 8]])
+add("unsqueeze", "unsqueeze", {}, Op(torch.unsqueeze), [torch.randn(2, 3)], extra=[1])
 
 for k, (s, e) in enumerate([(1, -1), (0, 1), (2, 3)]):
     add(f"flatten{k}", "Flatten", {"start_dim": s, "end_dim": e},

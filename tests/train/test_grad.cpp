@@ -81,6 +81,20 @@ TEST_F (GradReference, EveryCaseMatchesTorch)
         nn_tape_watch (tape, ins.back ().get ());
       nn_value_append (args.get (), nn_value_new_tensor (ins.back ().get ()));
     }
+    // Non-tensor arguments after the tensors: ints or tuples of ints.
+    JsonArray *extra = json_object_get_array_member (cs, "extra");
+    for (guint k = 0; k < json_array_get_length (extra); k++) {
+      JsonNode *e = json_array_get_element (extra, k);
+      if (JSON_NODE_HOLDS_ARRAY (e)) {
+        NnValue *t = nn_value_new_tuple ();
+        JsonArray *a = json_node_get_array (e);
+        for (guint j = 0; j < json_array_get_length (a); j++)
+          nn_value_append (t, nn_value_new_int (json_array_get_int_element (a, j)));
+        nn_value_append (args.get (), t);
+      } else {
+        nn_value_append (args.get (), nn_value_new_int (json_node_get_int (e)));
+      }
+    }
     Value out (nn_tape_call (tape, m.get (), args.get (), nullptr, err.out ()));
     ASSERT_TRUE (out) << err.message ();
     Tensor want_out = load (st.get (), "out");
