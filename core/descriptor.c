@@ -3,6 +3,8 @@
 #include "nn-private.h"
 #include "json_guard.h"
 
+#include <nnkit/train.h>
+
 #include <string.h>
 
 #define NN_FORMAT_NAME "nnkit"
@@ -396,6 +398,26 @@ read_inputs (JsonNode *n, GError **error)
   return g_steal_pointer (&spec);
 }
 
+static gboolean
+apply_frozen (NnModule *m, JsonNode *fn, GError **error)
+{
+  if (!JSON_NODE_HOLDS_ARRAY (fn))
+    return invalid (error, "frozen", "expected an array of parameter names or globs");
+  JsonArray *a = json_node_get_array (fn);
+  for (guint i = 0; i < json_array_get_length (a); i++) {
+    JsonNode *e = json_array_get_element (a, i);
+    if (!JSON_NODE_HOLDS_VALUE (e) || json_node_get_value_type (e) != G_TYPE_STRING)
+      return invalid (error, "frozen", "entry %u is not a string", i);
+    GError *tmp = NULL;
+    if (!nn_module_set_requires_grad (m, json_node_get_string (e), FALSE, NULL, &tmp)) {
+      invalid (error, "frozen", "%s", tmp->message);
+      g_error_free (tmp);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
 NnModule *
 nn_descriptor_load_data (NnRegistry *reg, const char *data, gssize len,
                          const char *origin, GError **error)
@@ -406,7 +428,7 @@ nn_descriptor_load_data (NnRegistry *reg, const char *data, gssize len,
   if (!root)
     return NULL;
   static const char *const fields[] = { "format", "version", "input_shape", "inputs", "model",
-                                        "weights_id", NULL };
+                                        "weights_id", "frozen", NULL };
   GError *tmp = NULL;
   g_autoptr (NnValue) spec = NULL;
   if (!JSON_NODE_HOLDS_OBJECT (root)) {
@@ -457,6 +479,13 @@ nn_descriptor_load_data (NnRegistry *reg, const char *data, gssize len,
     nn_module_set_input_shape (m, &ishape);
   if (spec)
     nn_module_set_input_spec (m, spec, NULL);
+  /* "frozen": parameter names or globs with requires_grad False
+   * (docs/TRAINING.md). */
+  JsonNode *fn = json_object_get_member (o, "frozen");
+  if (fn && !apply_frozen (m, fn, &tmp)) {
+    nn_module_unref (m);
+    goto fail;
+  }
   return m;
 
 fail:
@@ -635,6 +664,14 @@ nn_descriptor_to_data (NnModule *root, gsize *len_out)
       json_builder_add_string_value (b, nn_dtype_name (t->dtype));
       json_builder_end_object (b);
     }
+    json_builder_end_array (b);
+  }
+  g_auto (GStrv) frozen = nn_module_frozen_names (root);
+  if (frozen[0]) {
+    json_builder_set_member_name (b, "frozen");
+    json_builder_begin_array (b);
+    for (guint i = 0; frozen[i]; i++)
+      json_builder_add_string_value (b, frozen[i]);
     json_builder_end_array (b);
   }
   json_builder_set_member_name (b, "model");

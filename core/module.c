@@ -118,6 +118,7 @@ nn_module_unref (NnModule *m)
     g_ptr_array_unref (m->index_paths);
   if (m->index_of)
     g_hash_table_unref (m->index_of);
+  nn_module_clear_training (m);
   NnPlugin *plugin = m->plugin;
   g_free (m);
   nn_plugin_unref (plugin);

@@ -42,6 +42,11 @@ struct _NnModule {
   guint64 index_gen;
   GPtrArray *index_paths;   /* NnNamedItem, named_modules() order */
   GHashTable *index_of;     /* NnModule* -> position + 1 */
+  /* Training (core/train.c): mode, frozen own parameter names (nullable
+   * set), gradients by own parameter name (nullable: name -> NnTensor). */
+  gboolean training;
+  GHashTable *frozen;
+  GHashTable *grads;
 };
 
 /* Bumped by every structural mutation anywhere, so caches of every root
@@ -58,7 +63,21 @@ struct _NnCall {
   gboolean located;     /* the error already carries its module path */
   GArray *events;       /* (nullable) NnCallEvent, entry order */
   GPtrArray *keep;      /* values kept alive until the run ends */
+  struct _NnTape *tape; /* (nullable) recording for backward (tape.c) */
+  guint tape_inside;    /* > 0 inside a recorded leaf: nested calls are
+                         * its own business, not recorded */
+  GRand *rng;           /* (nullable) made on first nn_call_get_rng() */
 };
+
+/* tape.c: called by invoke() around a type's forward in a recorded run.
+ * nn_tape_wants() says whether the call must be recorded; nn_tape_record
+ * takes @bound (transfer full) and refs @out. */
+gboolean nn_tape_wants (NnCall *call, NnModule *m, const NnArgs *bound);
+void nn_tape_record (NnCall *call, NnModule *m, NnArgs *bound,
+                     const NnValue *out);
+GRand *nn_tape_rng (struct _NnTape *tape);
+/* train.c: frees the training fields of @m. */
+void nn_module_clear_training (NnModule *m);
 
 typedef struct {
   NnModule *module;

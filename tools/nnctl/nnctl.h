@@ -68,6 +68,7 @@ int nnctl_cmd_dot (NnctlGlobal *g, const NnctlCommand *cmd, int argc, char **arg
 int nnctl_cmd_export (NnctlGlobal *g, const NnctlCommand *cmd, int argc, char **argv);
 int nnctl_cmd_convert (NnctlGlobal *g, const NnctlCommand *cmd, int argc, char **argv);
 int nnctl_cmd_doctor (NnctlGlobal *g, const NnctlCommand *cmd, int argc, char **argv);
+int nnctl_cmd_finetune (NnctlGlobal *g, const NnctlCommand *cmd, int argc, char **argv);
 
 /* --- weights files (cmd_weights.c) ------------------------------------------ */
 
