@@ -71,7 +71,7 @@ TEST_F (GradReference, EveryCaseMatchesTorch)
 
     NnTape *tape = nn_tape_new (0);
     std::vector<Tensor> ins;
-    Value args (nn_value_new_tuple ());
+    ValueRef args (nn_value_new_tuple ());
     gint64 n_in = json_object_get_int_member (cs, "inputs");
     for (gint64 i = 0; i < n_in; i++) {
       std::string key = "in" + std::to_string (i);
@@ -95,7 +95,7 @@ TEST_F (GradReference, EveryCaseMatchesTorch)
         nn_value_append (args.get (), nn_value_new_int (json_node_get_int (e)));
       }
     }
-    Value out (nn_tape_call (tape, m.get (), args.get (), nullptr, err.out ()));
+    ValueRef out (nn_tape_call (tape, m.get (), args.get (), nullptr, err.out ()));
     ASSERT_TRUE (out) << err.message ();
     Tensor want_out = load (st.get (), "out");
     EXPECT_TRUE (close (nn_value_get_tensor (out.get ()), want_out.get ())) << "output";

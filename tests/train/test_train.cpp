@@ -52,11 +52,11 @@ protected:
       Tensor y = load (st.get (), "y" + std::to_string (i));
       nn_module_zero_grad (m);
       NnTape *tape = nn_tape_new (0);
-      Value a = tuple ({ nn_value_new_tensor (x.get ()) });
-      Value logits (nn_tape_call (tape, m, a.get (), nullptr, err.out ()));
+      ValueRef a = value_tuple ({ nn_value_new_tensor (x.get ()) });
+      ValueRef logits (nn_tape_call (tape, m, a.get (), nullptr, err.out ()));
       ASSERT_TRUE (logits) << err.message ();
-      Value la = tuple ({ nn_value_ref (logits.get ()), nn_value_new_tensor (y.get ()) });
-      Value l (nn_tape_call (tape, loss.get (), la.get (), nullptr, err.out ()));
+      ValueRef la = value_tuple ({ nn_value_ref (logits.get ()), nn_value_new_tensor (y.get ()) });
+      ValueRef l (nn_tape_call (tape, loss.get (), la.get (), nullptr, err.out ()));
       ASSERT_TRUE (l) << err.message ();
       ASSERT_TRUE (nn_backward (tape, nn_value_get_tensor (l.get ()), nullptr, err.out ()))
           << err.message ();
@@ -305,9 +305,9 @@ TEST (Train, TypeWithoutBackwardIsNamedOnlyWhenNeeded)
   nn_module_reset_parameters (m.get (), 3);
   Error err;
   Tensor x = tensor_f32 ({ 2, 4 }, [] (gint64 i) { return 0.1f * (float) i - 0.3f; });
-  Value a = tuple ({ nn_value_new_tensor (x.get ()) });
+  ValueRef a = value_tuple ({ nn_value_new_tensor (x.get ()) });
   NnTape *tape = nn_tape_new (1);
-  Value y (nn_tape_call (tape, m.get (), a.get (), nullptr, err.out ()));
+  ValueRef y (nn_tape_call (tape, m.get (), a.get (), nullptr, err.out ()));
   ASSERT_TRUE (y) << err.message ();
   EXPECT_EQ (nn_tape_n_entries (tape), 3u);
   Tensor g = tensor_f32 ({ 2, 2 }, [] (gint64 i) { return 1.0f; });
@@ -323,7 +323,7 @@ TEST (Train, TypeWithoutBackwardIsNamedOnlyWhenNeeded)
   // gradient path: nothing before it is recorded and backward succeeds.
   ASSERT_TRUE (nn_module_set_requires_grad (m.get (), "0", FALSE, nullptr, err.out ()));
   tape = nn_tape_new (1);
-  Value y2 (nn_tape_call (tape, m.get (), a.get (), nullptr, err.out ()));
+  ValueRef y2 (nn_tape_call (tape, m.get (), a.get (), nullptr, err.out ()));
   ASSERT_TRUE (y2) << err.message ();
   EXPECT_EQ (nn_tape_n_entries (tape), 1u);
   EXPECT_TRUE (nn_backward (tape, nn_value_get_tensor (y2.get ()), g.get (), err.out ()))
@@ -332,7 +332,7 @@ TEST (Train, TypeWithoutBackwardIsNamedOnlyWhenNeeded)
   // A wrong seed gradient, or an output not computed by the tape.
   nn_tape_free (tape);
   tape = nn_tape_new (1);
-  Value y3 (nn_tape_call (tape, m.get (), a.get (), nullptr, err.out ()));
+  ValueRef y3 (nn_tape_call (tape, m.get (), a.get (), nullptr, err.out ()));
   Tensor bad = tensor_f32 ({ 3 }, [] (gint64 i) { return 1.0f; });
   EXPECT_FALSE (nn_backward (tape, nn_value_get_tensor (y3.get ()), bad.get (), err.out ()));
   EXPECT_TRUE (contains (err.message (), "output's shape [2, 2]")) << err.message ();
@@ -352,15 +352,15 @@ TEST (Train, DropoutInTrainModeIsSeededByTheTape)
   Module d = make_module (reg.get (), "Dropout", "{\"p\": 0.5}", err, "drop");
   ASSERT_TRUE (d) << err.message ();
   Tensor x = tensor_f32 ({ 200 }, [] (gint64 i) { return 1.0f + (float) i; });
-  Value a = tuple ({ nn_value_new_tensor (x.get ()) });
+  ValueRef a = value_tuple ({ nn_value_new_tensor (x.get ()) });
   // Eval mode: the identity.
-  Value e (nn_module_call (d.get (), a.get (), nullptr, err.out ()));
+  ValueRef e (nn_module_call (d.get (), a.get (), nullptr, err.out ()));
   EXPECT_EQ (nn_value_get_tensor (e.get ()), x.get ());
   nn_module_train (d.get (), TRUE);
   auto run = [&] (guint32 seed, std::vector<float> &out, std::vector<float> &grad) {
     NnTape *tape = nn_tape_new (seed);
     nn_tape_watch (tape, x.get ());
-    Value y (nn_tape_call (tape, d.get (), a.get (), nullptr, err.out ()));
+    ValueRef y (nn_tape_call (tape, d.get (), a.get (), nullptr, err.out ()));
     ASSERT_TRUE (y) << err.message ();
     NnTensor *yt = nn_value_get_tensor (y.get ());
     out.assign (nn_tensor_f32 (yt), nn_tensor_f32 (yt) + 200);

@@ -80,6 +80,7 @@ class Plugins:
         self.canonical = {}    # name or alias -> canonical type name
         self.signatures = {}   # canonical name -> parameter names, or None
         self.schemas = {}      # canonical name -> config keys, or None
+        self.variadic = set()  # canonical names taking *args or **kwargs
         for plugin in (listing or {}).get("plugins", []):
             for entry in plugin.get("types", []):
                 name, aliases, sig, schema = _names_of(entry)
@@ -91,9 +92,12 @@ class Plugins:
                     self.canonical.setdefault(n, name)
                 self.signatures[name] = _param_names(sig)
                 self.schemas[name] = _schema_keys(schema)
+                if isinstance(sig, list) and any(
+                        isinstance(a, dict) and (a.get("variadic") or a.get("var_keyword"))
+                        for a in sig):
+                    self.variadic.add(name)
         # nnctl's full listing: "types" with aliases, call signatures
         # ("args") and config schemas ("keys"), and an alias table.
-        self.variadic = set()
         for entry in (listing or {}).get("types", []) or []:
             if not isinstance(entry, dict) or not entry.get("type"):
                 continue
