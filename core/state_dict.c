@@ -256,7 +256,7 @@ apply_pending (GArray *pending, GError **error)
     if (cur == NULL)
       cur = nn_module_get_buffer (p->owner, p->leaf);
     g_ptr_array_add (old, cur ? nn_tensor_ref (cur) : NULL);
-    if (cur == NULL || !nn_module_set_tensor (p->owner, p->leaf, p->tensor, error)) {
+    if (cur == NULL || !nn_module_set_tensor_half (p->owner, p->leaf, p->tensor, error)) {
       if (cur == NULL)
         g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_LOAD,
                      "%s has no tensor '%s'",
@@ -264,7 +264,7 @@ apply_pending (GArray *pending, GError **error)
       /* in reverse, so a slot listed twice (shared module) ends original */
       for (guint j = i; j-- > 0;) {
         Pending *q = &g_array_index (pending, Pending, j);
-        nn_module_set_tensor (q->owner, q->leaf, old->pdata[j], NULL);
+        nn_module_set_tensor_half (q->owner, q->leaf, old->pdata[j], NULL);
       }
       return FALSE;
     }
@@ -332,12 +332,36 @@ share_tied (GHashTable *chosen, NnNamedItem *it, NnTensor **t,
   return TRUE;
 }
 
+static gboolean
+is_half (NnDType d)
+{
+  return d == NN_DTYPE_F16 || d == NN_DTYPE_BF16;
+}
+
+/* The dtype a file tensor goes in as: the slot's, except that a type
+ * converting per use (NN_LAYER_HALF_WEIGHTS) keeps F16/BF16 as stored
+ * when @keep, and gets F32 back otherwise (its declared dtype). */
+static NnDType
+load_dtype (NnNamedItem *it, NnSafetensors *st, const char *file_name,
+            gboolean keep)
+{
+  NnDType slot = it->tensor->dtype;
+  if (!(nn_module_get_type (it->module)->flags & NN_LAYER_HALF_WEIGHTS) ||
+      (slot != NN_DTYPE_F32 && !is_half (slot)))
+    return slot;
+  const char *fname = nn_safetensors_get_info (st, file_name, NULL);
+  NnDType fdt;
+  if (keep && fname && nn_dtype_parse (fname, &fdt) && is_half (fdt))
+    return fdt;
+  return NN_DTYPE_F32;
+}
+
 /* Matches file keys to @sd, fills @r and converts every tensor that will
  * go in into @pending.  FALSE only on a hard error: ambiguous keys after
  * the prefix options, or a tensor that cannot be converted. */
 static gboolean
 load_prepare (NnModule *m, NnSafetensors *st, const char *strip,
-              const char *add, GPtrArray *sd, NnLoadReport *r,
+              const char *add, gboolean keep, GPtrArray *sd, NnLoadReport *r,
               GArray *pending, GError **error)
 {
   g_autoptr (GPtrArray) mapped_order = g_ptr_array_new ();
@@ -372,7 +396,8 @@ load_prepare (NnModule *m, NnSafetensors *st, const char *strip,
     }
     if (!ok)
       continue; /* keep classifying for the report; convert nothing more */
-    NnTensor *t = nn_safetensors_get (st, fk->file_name, it->tensor->dtype,
+    NnTensor *t = nn_safetensors_get (st, fk->file_name,
+                                      load_dtype (it, st, fk->file_name, keep),
                                       error);
     if (t == NULL) {
       g_prefix_error (error, "loading '%s' into %s: ", it->name,
@@ -426,7 +451,9 @@ nn_module_load_state_dict (NnModule *m, NnSafetensors *st,
   g_autoptr (GArray) pending = g_array_new (FALSE, FALSE, sizeof (Pending));
   g_array_set_clear_func (pending, pending_clear);
 
-  gboolean ok = load_prepare (m, st, strip, add, sd, r, pending, error);
+  gboolean ok = load_prepare (m, st, strip, add,
+                              (flags & NN_LOAD_KEEP_DTYPE) != 0, sd, r,
+                              pending, error);
   /* As PyTorch: a size mismatch fails even when not strict. */
   if (ok && (r->mismatched->len || (strict && !nn_load_report_is_clean (r)))) {
     g_autofree char *text = load_report_format (r, strict);
