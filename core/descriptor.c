@@ -418,6 +418,34 @@ apply_frozen (NnModule *m, JsonNode *fn, GError **error)
   return TRUE;
 }
 
+/* The top-level "tied": {alias key: first key} object, applied in order
+ * once the tree is built.  @n (nullable). */
+static gboolean
+apply_ties (NnModule *m, JsonNode *n, GError **error)
+{
+  if (n == NULL)
+    return TRUE;
+  if (!JSON_NODE_HOLDS_OBJECT (n))
+    return invalid (error, NULL, "'tied' must be an object of alias key -> "
+                    "first key, found %s", node_kind (n));
+  JsonObject *o = json_node_get_object (n);
+  g_autoptr (GList) members = json_object_get_members (o);
+  for (GList *l = members; l; l = l->next) {
+    const char *alias = l->data;
+    JsonNode *v = json_object_get_member (o, alias);
+    if (!JSON_NODE_HOLDS_VALUE (v) || json_node_get_value_type (v) != G_TYPE_STRING)
+      return invalid (error, NULL, "tied.%s: expected the first key as a "
+                      "string, found %s", alias, node_kind (v));
+    GError *tmp = NULL;
+    if (!nn_module_tie (m, alias, json_node_get_string (v), &tmp)) {
+      invalid (error, NULL, "tied: %s", tmp->message);
+      g_error_free (tmp);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
 NnModule *
 nn_descriptor_load_data (NnRegistry *reg, const char *data, gssize len,
                          const char *origin, GError **error)
@@ -428,7 +456,7 @@ nn_descriptor_load_data (NnRegistry *reg, const char *data, gssize len,
   if (!root)
     return NULL;
   static const char *const fields[] = { "format", "version", "input_shape", "inputs", "model",
-                                        "weights_id", "frozen", NULL };
+                                        "weights_id", "frozen", "tied", NULL };
   GError *tmp = NULL;
   g_autoptr (NnValue) spec = NULL;
   if (!JSON_NODE_HOLDS_OBJECT (root)) {
@@ -475,6 +503,10 @@ nn_descriptor_load_data (NnRegistry *reg, const char *data, gssize len,
   g_private_set (&loading_version, saved);
   if (!m)
     goto fail;
+  if (!apply_ties (m, json_object_get_member (o, "tied"), &tmp)) {
+    nn_module_unref (m);
+    goto fail;
+  }
   if (sn)
     nn_module_set_input_shape (m, &ishape);
   if (spec)
@@ -676,6 +708,16 @@ nn_descriptor_to_data (NnModule *root, gsize *len_out)
   }
   json_builder_set_member_name (b, "model");
   json_builder_add_value (b, nn_descriptor_module_to_node (root));
+  g_autoptr (GPtrArray) ties = nn_module_tied_keys (root);
+  if (ties->len) {
+    json_builder_set_member_name (b, "tied");
+    json_builder_begin_object (b);
+    for (guint i = 0; i + 1 < ties->len; i += 2) {
+      json_builder_set_member_name (b, ties->pdata[i]);
+      json_builder_add_string_value (b, ties->pdata[i + 1]);
+    }
+    json_builder_end_object (b);
+  }
   json_builder_end_object (b);
   g_autoptr (JsonNode) doc = json_builder_get_root (b);
   return nn_json_to_text (doc, len_out);

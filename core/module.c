@@ -437,6 +437,35 @@ nn_module_get_buffer (NnModule *m, const char *name)
   return s ? s->tensor : NULL;
 }
 
+/* F32 and its half forms interchange in types that convert per use. */
+static gboolean
+half_swap (NnModule *m, NnDType have, NnDType want)
+{
+  gboolean half_have = have == NN_DTYPE_F16 || have == NN_DTYPE_BF16;
+  gboolean half_want = want == NN_DTYPE_F16 || want == NN_DTYPE_BF16;
+  return (m->type->flags & NN_LAYER_HALF_WEIGHTS) &&
+         ((half_have && (want == NN_DTYPE_F32 || half_want)) ||
+          (have == NN_DTYPE_F32 && half_want));
+}
+
+gboolean
+nn_module_set_tensor_half (NnModule *m, const char *name, NnTensor *t,
+                           GError **error)
+{
+  NnSlot *s = find_slot (m->params, name);
+  if (!s)
+    s = find_slot (m->buffers, name);
+  if (s && s->tensor->dtype != t->dtype &&
+      nn_shape_equal (&s->tensor->shape, &t->shape) &&
+      half_swap (m, s->tensor->dtype, t->dtype)) {
+    NnTensor *old = s->tensor;
+    s->tensor = nn_tensor_ref (t);
+    nn_tensor_unref (old);
+    return TRUE;
+  }
+  return nn_module_set_tensor (m, name, t, error);
+}
+
 gboolean
 nn_module_set_tensor (NnModule *m, const char *name, NnTensor *t,
                       GError **error)

@@ -146,6 +146,10 @@ void nn_error_prefix (GError **error, const char *path, const char *name);
 /* The version of the descriptor being loaded in this thread, 2 when none
  * is: what nn_module_descriptor_version() reports during create(). */
 guint nn_descriptor_loading_version (void);
+/* nn_module_set_tensor that also lets an F16/BF16 tensor take an F32 slot
+ * (and back) in a type with NN_LAYER_HALF_WEIGHTS (load's keep-dtype). */
+gboolean nn_module_set_tensor_half (NnModule *m, const char *name,
+                                    NnTensor *t, GError **error);
 
 /* dtype.c */
 float nn_half_to_float (guint16 h);

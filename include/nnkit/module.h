@@ -179,6 +179,21 @@ NN_API void nn_module_set_input_shape (NnModule *m, const NnShape *shape);
  * from a generator seeded with @seed. */
 NN_API void nn_module_reset_parameters (NnModule *m, guint32 seed);
 
+/* --- tied tensors ------------------------------------------------------ */
+
+/* Ties the tensor at full key @alias_key (e.g. "lm_head.weight") to the
+ * one at @first_key ("wte.weight"): afterwards both slots hold the same
+ * tensor, as PyTorch's `m.lm_head.weight = m.wte.weight`.  Both must be
+ * parameters (or both buffers) of the same dtype and shape.  Loading keeps
+ * the tie; replacing either slot or either module unties.  Not thread
+ * safe against a concurrent run of @root. */
+NN_API gboolean nn_module_tie (NnModule *root, const char *alias_key,
+                               const char *first_key, GError **error);
+/* The ties of @root as (transfer full) pairs of strings, alias key then
+ * first key, flattened: [alias0, first0, alias1, first1, ...], in
+ * state_dict order.  A module shared by two parents is not a tie. */
+NN_API GPtrArray *nn_module_tied_keys (NnModule *root);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (NnModule, nn_module_unref)
 
 G_END_DECLS

@@ -86,6 +86,11 @@ typedef enum {
   /* A functional op (plugins/ops): listed apart by nnctl, never a child
    * in PyTorch's module tree. */
   NN_LAYER_OP = 1 << 5,
+  /* Its F32 parameters and buffers may hold F16 or BF16 tensors as stored
+   * in a weights file (NN_LOAD_KEEP_DTYPE): forward converts them per use
+   * (nn_tensor_to_dtype), so they stay mmapped.  Without it they are
+   * always converted to F32 at load. */
+  NN_LAYER_HALF_WEIGHTS = 1 << 6,
 } NnLayerFlags;
 
 /* --- forward signatures (ABI 2) ---------------------------------------- */

@@ -243,11 +243,16 @@ conv2d_infer (NnModule *self, NnCall *call, const NnArgs *args,
 /* Fetches the weights at call time (load_state_dict may have swapped
  * them) and checks them against the geometry. */
 static gboolean
-conv2d_weights (NnModule *self, const NnConvGeom *g, const float **w,
-                const float **b, GError **error)
+conv2d_weights (NnModule *self, const NnConvGeom *g, NnTensor **wkeep,
+                NnTensor **bkeep, const float **w, const float **b,
+                GError **error)
 {
-  NnTensor *wt = nn_module_get_parameter (self, "weight");
-  NnTensor *bt = g->has_bias ? nn_module_get_parameter (self, "bias") : NULL;
+  NnTensor *wp = nn_module_get_parameter (self, "weight");
+  NnTensor *bp = g->has_bias ? nn_module_get_parameter (self, "bias") : NULL;
+  /* F16/BF16 weights kept as stored convert per call (a ref when F32);
+   * the caller releases *@wkeep and *@bkeep. */
+  NnTensor *wt = *wkeep = wp ? nn_tensor_to_dtype (wp, NN_DTYPE_F32) : NULL;
+  NnTensor *bt = *bkeep = bp ? nn_tensor_to_dtype (bp, NN_DTYPE_F32) : NULL;
   gint64 wn = g->out_channels * (g->in_channels / g->groups) * g->kh * g->kw;
 
   *w = wt ? nn_tensor_f32 (wt) : NULL;
@@ -354,9 +359,11 @@ conv2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
   NnTensor *input = nn_args_tensor (args, 0);
   const float *weight, *bias, *x = nn_tensor_f32 (input);
   NnShape os;
+  g_autoptr (NnTensor) wkeep = NULL;
+  g_autoptr (NnTensor) bkeep = NULL;
 
   if (!conv2d_out_shape (g, &input->shape, &os, error)
-      || !conv2d_weights (self, g, &weight, &bias, error))
+      || !conv2d_weights (self, g, &wkeep, &bkeep, &weight, &bias, error))
     return NULL;
 
   const guint nd = input->shape.ndim;
@@ -580,7 +587,7 @@ const NnLayerType nn_conv2d_type = {
   .doc = "2-D convolution over an NCHW input, as torch.nn.Conv2d",
   .schema = conv2d_schema,
   .n_schema = G_N_ELEMENTS (conv2d_schema),
-  .flags = 0,
+  .flags = NN_LAYER_HALF_WEIGHTS,
   .create = conv2d_create,
   .args = conv2d_args,
   .n_args = G_N_ELEMENTS (conv2d_args),

@@ -161,6 +161,8 @@ void
 nn_dnnl_batch_norm2d_setup (NnLayerType *t)
 {
   *t = nn_batch_norm2d_type;
+  /* oneDNN reads F32 weights itself: they are converted at load. */
+  t->flags &= ~(guint) NN_LAYER_HALF_WEIGHTS;
   t->doc = "BatchNorm2d (running statistics) on oneDNN, as torch.nn.BatchNorm2d";
   t->aliases = NULL;
   t->rank = NN_DNNL_RANK;

@@ -199,6 +199,8 @@ void
 nn_dnnl_conv2d_setup (NnLayerType *t)
 {
   *t = nn_conv2d_type;
+  /* oneDNN reads F32 weights itself: they are converted at load. */
+  t->flags &= ~(guint) NN_LAYER_HALF_WEIGHTS;
   t->doc = "Conv2d on oneDNN (zero padding), as torch.nn.Conv2d";
   t->aliases = NULL;
   t->rank = NN_DNNL_RANK;

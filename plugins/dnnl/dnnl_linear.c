@@ -151,6 +151,8 @@ void
 nn_dnnl_linear_setup (NnLayerType *t)
 {
   *t = nn_linear_type;
+  /* oneDNN reads F32 weights itself: they are converted at load. */
+  t->flags &= ~(guint) NN_LAYER_HALF_WEIGHTS;
   t->doc = "Linear on oneDNN's inner product, as torch.nn.Linear";
   t->aliases = NULL;
   t->rank = NN_DNNL_RANK;

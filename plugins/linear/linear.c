@@ -93,8 +93,11 @@ linear_forward (NnModule *self, NnCall *call, const NnArgs *args,
     return NULL;
 
   /* Looked up at every call: load_state_dict may have swapped them. */
-  NnTensor *wt = nn_module_get_parameter (self, "weight");
-  NnTensor *bt = has_bias ? nn_module_get_parameter (self, "bias") : NULL;
+  NnTensor *wp = nn_module_get_parameter (self, "weight");
+  NnTensor *bp = has_bias ? nn_module_get_parameter (self, "bias") : NULL;
+  /* F16/BF16 weights kept as stored convert per call (a ref when F32). */
+  g_autoptr (NnTensor) wt = wp ? nn_tensor_to_dtype (wp, NN_DTYPE_F32) : NULL;
+  g_autoptr (NnTensor) bt = bp ? nn_tensor_to_dtype (bp, NN_DTYPE_F32) : NULL;
   const float *w = wt ? nn_tensor_f32 (wt) : NULL;
   const float *b = bt ? nn_tensor_f32 (bt) : NULL;
   if (!w || nn_tensor_numel (wt) != in_f * out_f
@@ -225,7 +228,7 @@ const NnLayerType nn_linear_type = {
   .doc = "Fully connected layer y = x W^T + b, as torch.nn.Linear",
   .schema = linear_schema,
   .n_schema = G_N_ELEMENTS (linear_schema),
-  .flags = 0,
+  .flags = NN_LAYER_HALF_WEIGHTS,
   .args = linear_args,
   .n_args = G_N_ELEMENTS (linear_args),
   .create = linear_create,

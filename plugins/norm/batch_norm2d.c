@@ -163,6 +163,13 @@ batch_norm2d_infer (NnModule *self, NnCall *call, const NnArgs *args,
   return nn_value_take_tensor (nn_tensor_new_meta (NN_DTYPE_F32, &shape));
 }
 
+/* (transfer full) (nullable) */
+static NnTensor *
+as_f32 (NnTensor *t)
+{
+  return t ? nn_tensor_to_dtype (t, NN_DTYPE_F32) : NULL;
+}
+
 static NnValue *
 batch_norm2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
                       GError **error)
@@ -174,10 +181,11 @@ batch_norm2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
     return NULL;
   gint64 n = shape.dims[0], c = shape.dims[1], hw = shape.dims[2] * shape.dims[3];
   double eps = nn_module_config_float (self, "eps");
-  NnTensor *w = nn_module_get_parameter (self, "weight");
-  NnTensor *b = nn_module_get_parameter (self, "bias");
-  NnTensor *rm = nn_module_get_buffer (self, "running_mean");
-  NnTensor *rv = nn_module_get_buffer (self, "running_var");
+  /* F16/BF16 tensors kept as stored convert per call (a ref when F32). */
+  g_autoptr (NnTensor) w = as_f32 (nn_module_get_parameter (self, "weight"));
+  g_autoptr (NnTensor) b = as_f32 (nn_module_get_parameter (self, "bias"));
+  g_autoptr (NnTensor) rm = as_f32 (nn_module_get_buffer (self, "running_mean"));
+  g_autoptr (NnTensor) rv = as_f32 (nn_module_get_buffer (self, "running_var"));
 
   g_autofree double *mean = g_new (double, c);
   g_autofree double *var = g_new (double, c);
@@ -311,6 +319,7 @@ const NnLayerType nn_batch_norm2d_type = {
   .doc = "batch normalisation of NCHW input with running statistics (eval mode)",
   .schema = batch_norm2d_schema,
   .n_schema = G_N_ELEMENTS (batch_norm2d_schema),
+  .flags = NN_LAYER_HALF_WEIGHTS,
   .args = batch_norm2d_args,
   .n_args = G_N_ELEMENTS (batch_norm2d_args),
   .create = batch_norm2d_create,

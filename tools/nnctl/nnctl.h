@@ -32,6 +32,7 @@ typedef struct {
   /* Model options, filled by commands taking a MODEL argument. */
   char *weights;         /* --weights FILE */
   char *weights_key;     /* --weights-key NAME: checkpoint dict entry */
+  gboolean keep_dtype;   /* --keep-dtype: F16/BF16 weights stay as stored */
   gint64 init_seed;      /* --init-seed N, valid if has_init_seed */
   gboolean has_init_seed;
 } NnctlGlobal;

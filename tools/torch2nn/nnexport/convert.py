@@ -275,6 +275,28 @@ def _check_state_dict(state):
             raise ExportError(f"state_dict entry '{key}': dtype {t.dtype} is not supported")
 
 
+def tied_keys(model):
+    """{alias key: first key} for every tensor held by two slots (as
+    `m.lm_head.weight = m.wte.weight`), keys as state_dict shows them.  A
+    module reachable by two paths is one slot, not a tie."""
+    first = {}
+    ties = {}
+    for path, mod in model.named_modules(remove_duplicate=False):
+        slots = list(mod._parameters.items())
+        slots += [(n, b) for n, b in mod._buffers.items()
+                  if n not in mod._non_persistent_buffers_set]
+        for name, t in slots:
+            if t is None:
+                continue
+            key = f"{path}.{name}" if path else name
+            seen = first.get(id(t))
+            if seen is None:
+                first[id(t)] = (key, mod, name)
+            elif not (seen[1] is mod and seen[2] == name):
+                ties[key] = seen[0]
+    return ties
+
+
 def default_inputs(model, input_shape=None):
     """Example inputs when none are given: one float32 tensor of
     @input_shape (default [1, 3, 224, 224], torchvision's classifiers)
@@ -331,6 +353,9 @@ def convert(model, input_shape=None, inputs=None, plugins=None, warnings_out=Non
     # "inputs" supersedes version 1's "input_shape" (a loader takes one).
     descriptor = {"format": "nnkit", "version": FORMAT_VERSION, "inputs": spec}
     descriptor["model"] = root
+    ties = tied_keys(model)
+    if ties:
+        descriptor["tied"] = ties
     return descriptor, state, conv.non_persistent
 
 
