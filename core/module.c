@@ -757,6 +757,10 @@ nn_module_reset_parameters (NnModule *m, guint32 seed)
     make_writable (mod->params);
     make_writable (mod->buffers);
     mod->type->reset_parameters (mod, rng);
+    for (guint k = 0; k < mod->params->len; k++)
+      nn_tensor_mark_written (g_array_index (mod->params, NnSlot, k).tensor);
+    for (guint k = 0; k < mod->buffers->len; k++)
+      nn_tensor_mark_written (g_array_index (mod->buffers, NnSlot, k).tensor);
   }
 }
 

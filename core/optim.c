@@ -217,6 +217,8 @@ nn_optimizer_step (NnOptimizer *opt, GError **error)
         p->buf2 = zeros_like (pt);
       adam_update (c, p, w, nn_tensor_f32 (gt), n, opt->step);
     }
+    /* In place: caches built from the old values must see it. */
+    nn_tensor_mark_written (nn_module_get_parameter (p->owner, p->own));
   }
   return TRUE;
 }

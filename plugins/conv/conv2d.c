@@ -451,13 +451,15 @@ conv2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
   const NnConvGeom *g = conv2d_geom (self);
   NnTensor *input = nn_args_tensor (args, 0);
   const float *weight, *bias;
+  g_autoptr (NnTensor) wkeep = NULL;
+  g_autoptr (NnTensor) bkeep = NULL;
   if (g->pad_mode != NN_CONV_PAD_ZEROS)
     {
       g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
                    "backward supports padding_mode='zeros' only");
       return NULL;
     }
-  if (!conv2d_weights (self, g, &weight, &bias, error))
+  if (!conv2d_weights (self, g, &wkeep, &bkeep, &weight, &bias, error))
     return NULL;
   NnTensor *gt = nn_value_get_tensor (grad_out);
   const guint nd = input->shape.ndim;

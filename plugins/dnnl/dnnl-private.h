@@ -82,10 +82,13 @@ void nn_dnnl_slot_drop (NnModule *m);
 
 /* A tensor cached by pointer, with a reference so the address cannot be
  * reused by another tensor while the cache lives; load_state_dict swaps
- * tensors, so a different tensor or data pointer means new weights. */
+ * tensors, so a different tensor or data pointer means new weights; an
+ * optimiser step or a BatchNorm update writes in place and bumps the
+ * tensor's version. */
 typedef struct {
   NnTensor *tensor;   /* (nullable) holds a reference */
   gpointer data;
+  guint64 version;    /* nn_tensor_get_version(): in-place writes */
 } NnDnnlSeen;
 
 gboolean nn_dnnl_seen_same (const NnDnnlSeen *s, NnTensor *t);

@@ -254,7 +254,8 @@ nn_dnnl_slot_drop (NnModule *m)
 gboolean
 nn_dnnl_seen_same (const NnDnnlSeen *s, NnTensor *t)
 {
-  return s->tensor == t && (!t || s->data == t->data);
+  return s->tensor == t
+         && (!t || (s->data == t->data && s->version == nn_tensor_get_version (t)));
 }
 
 void
@@ -263,6 +264,7 @@ nn_dnnl_seen_set (NnDnnlSeen *s, NnTensor *t)
   nn_dnnl_seen_clear (s);
   s->tensor = t ? nn_tensor_ref (t) : NULL;
   s->data = t ? t->data : NULL;
+  s->version = t ? nn_tensor_get_version (t) : 0;
 }
 
 void

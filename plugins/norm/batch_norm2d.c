@@ -149,6 +149,8 @@ update_running (NnModule *self, const double *mean, const double *var,
     m[ch] = (float) ((1.0 - f) * m[ch] + f * mean[ch]);
     v[ch] = (float) ((1.0 - f) * v[ch] + f * var[ch] * unbias);
   }
+  nn_tensor_mark_written (rm);
+  nn_tensor_mark_written (rv);
   return TRUE;
 }
 
