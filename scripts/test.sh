@@ -20,7 +20,9 @@ NN_BUILD_DIR=build-asan scripts/build.sh -Db_sanitize=address,undefined \
 NN_PROVIDERS=-dnnl ASAN_OPTIONS=detect_leaks=1 meson test -C build-asan --print-errorlogs \
   --num-processes 2 --no-suite conformance --no-suite scenarios --no-suite install \
   --no-suite dnnl --timeout-multiplier 3 || status=1
-ASAN_OPTIONS=detect_leaks=0 meson test -C build-asan --print-errorlogs --no-rebuild \
+# (The wrapper, since the tests' own environment sets ASAN_OPTIONS.)
+meson test -C build-asan --print-errorlogs --no-rebuild \
+  --wrapper 'env ASAN_OPTIONS=detect_leaks=0:abort_on_error=0' \
   --num-processes 2 --suite dnnl --timeout-multiplier 3 \
   --logbase testlog-dnnl || status=1
 
