@@ -36,7 +36,8 @@ NN_BUILD_DIR=build-tsan scripts/build.sh -Db_sanitize=thread -Db_lundef=false \
 # their internal hand-offs as races; the core's threads are what is checked.
 NN_PROVIDERS=-dnnl G_SLICE=always-malloc TSAN_OPTIONS=halt_on_error=1 \
   meson test -C build-tsan --print-errorlogs --wrapper 'env NN_NUM_THREADS=1' \
-  --num-processes 2 --suite core --timeout-multiplier 4 || status=1
+  --num-processes 2 --suite core --timeout-multiplier 4 --logbase testlog-tsan \
+  || status=1
 
 # libFuzzer targets, 20 s each (docs/FUZZING.md); only they and the
 # plugins are built there.
@@ -49,8 +50,9 @@ ninja -C build-fuzz $(ninja -C build-fuzz -t targets all |
   >/dev/null || exit 1
 meson test -C build-fuzz --no-rebuild --print-errorlogs --suite fuzz || status=1
 
+# meson names a wrapped run's log LOGBASE-env.json.
 /usr/bin/python3 scripts/count_tests.py build/meson-logs/testlog.json \
-  build-asan/meson-logs/testlog.json build-asan/meson-logs/testlog-dnnl.json \
-  build-tsan/meson-logs/testlog.json \
+  build-asan/meson-logs/testlog.json build-asan/meson-logs/testlog-dnnl-env.json \
+  build-tsan/meson-logs/testlog-tsan-env.json \
   build-fuzz/meson-logs/testlog.json
 exit $status
