@@ -77,6 +77,13 @@ typedef struct {
 /* Returns: (transfer none) @m's slot, locked; created on first use. */
 NnDnnlSlot *nn_dnnl_slot_lock (NnModule *m);
 void nn_dnnl_slot_unlock (NnDnnlSlot *slot);
+/* The end of a weighted forward (Conv2d, Linear): runs @prim (NULL when
+ * building the state failed, @error then set) on @x into @out with
+ * @weights and @bias (nullable), unlocks @slot, and returns (transfer full)
+ * @out as a value, or NULL after dropping @out. */
+NnValue *nn_dnnl_run_weighted (NnDnnlSlot *slot, NnDnnlPrim *prim,
+                               dnnl_memory_t weights, dnnl_memory_t bias,
+                               NnTensor *x, NnTensor *out, GError **error);
 /* Frees @m's slot and state; from the type's destroy. */
 void nn_dnnl_slot_drop (NnModule *m);
 
