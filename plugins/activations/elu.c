@@ -47,10 +47,36 @@ celu_check (const double *p, GError **error)
   return TRUE;
 }
 
+/* PyTorch's elu_backward on the input: out_scale where x > 0, else
+ * in_scale * alpha * out_scale * exp(x * in_scale). */
+static double
+elu_core_deriv (float x, double alpha, double in_scale, double out_scale)
+{
+  return x > 0.0f ? out_scale : in_scale * alpha * out_scale * exp (x * in_scale);
+}
+
+static double
+elu_deriv (float x, float y, const double *p)
+{
+  return elu_core_deriv (x, p[0], 1.0, 1.0);
+}
+
+static double
+selu_deriv (float x, float y, const double *p)
+{
+  return elu_core_deriv (x, SELU_ALPHA, 1.0, SELU_SCALE);
+}
+
+static double
+celu_deriv (float x, float y, const double *p)
+{
+  return elu_core_deriv (x, p[0], 1.0 / p[0], 1.0);
+}
+
 static const char *const alpha_params[] = { "alpha" };
-static const NnPwFunc elu_func = { elu_kernel, alpha_params, 1, NULL };
-static const NnPwFunc selu_func = { selu_kernel, NULL, 0, NULL };
-static const NnPwFunc celu_func = { celu_kernel, alpha_params, 1, celu_check };
+static const NnPwFunc elu_func = { elu_kernel, alpha_params, 1, NULL, elu_deriv };
+static const NnPwFunc selu_func = { selu_kernel, NULL, 0, NULL, selu_deriv };
+static const NnPwFunc celu_func = { celu_kernel, alpha_params, 1, celu_check, celu_deriv };
 
 static const NnSchemaKey alpha_schema[] = {
   NN_PW_NUMBER_KEY ("alpha", "1.0", "scale of the negative branch"),

@@ -43,6 +43,56 @@ glu_apply (NnTensor *input, gint64 dim_arg, GError **error)
   return nn_value_take_tensor (out);
 }
 
+/* With s = sigmoid(b): da = g * s, db = g * a * s * (1 - s), written into
+ * the matching halves of the input's gradient.  The dim was checked by
+ * the forward. */
+static NnValue *
+glu_backward_apply (NnTensor *input, gint64 dim_arg, const NnValue *grad_out,
+                    GError **error)
+{
+  const NnShape *s = &input->shape;
+  guint dim;
+  if (!nn_lu_wrap_dim (dim_arg, s->ndim, &dim, error))
+    return NULL;
+  gint64 half = s->dims[dim] / 2;
+  gint64 outer = nn_lu_prod (s, 0, dim), inner = nn_lu_prod (s, dim + 1, s->ndim);
+  NnTensor *dx = nn_tensor_new (NN_DTYPE_F32, s);
+  if (!dx)
+    return nn_lu_result (NULL, error);
+  const float *x = nn_tensor_f32 (input);
+  const float *g = nn_tensor_f32 (nn_value_get_tensor (grad_out));
+  float *d = nn_tensor_f32 (dx);
+  for (gint64 o = 0; o < outer; o++) {
+    const float *a = x + o * 2 * half * inner, *b = a + half * inner;
+    float *da = d + o * 2 * half * inner, *db = da + half * inner;
+    const float *go = g + o * half * inner;
+    for (gint64 i = 0; i < half * inner; i++) {
+      double sg = 1.0 / (1.0 + exp (-(double) b[i]));
+      da[i] = (float) (go[i] * sg);
+      db[i] = (float) (go[i] * a[i] * sg * (1.0 - sg));
+    }
+  }
+  NnValue *res = nn_value_new_tuple ();
+  nn_value_append (res, nn_value_take_tensor (dx));
+  return res;
+}
+
+static NnValue *
+glu_backward (NnModule *self, NnCall *call, const NnArgs *args,
+              const NnValue *out, const NnValue *grad_out, GError **error)
+{
+  return glu_backward_apply (nn_args_tensor (args, 0),
+                             nn_module_config_int (self, "dim"), grad_out, error);
+}
+
+static NnValue *
+glu_fn_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                 const NnValue *out, const NnValue *grad_out, GError **error)
+{
+  return glu_backward_apply (nn_args_tensor (args, 0), nn_args_int (args, 1),
+                             grad_out, error);
+}
+
 static NnValue *
 glu_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
 {
@@ -64,6 +114,7 @@ const NnLayerType nn_glu_type = {
   .n_schema = G_N_ELEMENTS (glu_schema),
   .create = nn_pw_create_nothing,
   .forward = glu_forward,
+  .backward = glu_backward,
   .infer = glu_forward,
   .extra_repr = glu_extra_repr,
 };
@@ -91,5 +142,6 @@ const NnLayerType nn_glu_fn_type = {
   .aliases = glu_fn_aliases,
   .create = nn_pw_create_nothing,
   .forward = glu_fn_forward,
+  .backward = glu_fn_backward,
   .infer = glu_fn_forward,
 };

@@ -113,6 +113,44 @@ hardtanh_extra_repr (NnModule *self)
                           nn_module_config_bool (self, "inplace") ? ", inplace=True" : "");
 }
 
+/* PyTorch's hardtanh_backward: the gradient passes strictly inside
+ * (lo, hi), none at or beyond the bounds. */
+static NnValue *
+clamp_backward (const NnArgs *args, const NnValue *grad_out, Clamp c,
+                GError **error)
+{
+  NnTensor *input = nn_args_tensor (args, 0);
+  NnTensor *dx = nn_act_alloc (&input->shape, error);
+  if (!dx)
+    return NULL;
+  const float *x = nn_tensor_f32 (input);
+  const float *g = nn_tensor_f32 (nn_value_get_tensor (grad_out));
+  float *d = nn_tensor_f32 (dx);
+  for (gint64 i = 0, n = nn_tensor_numel (dx); i < n; i++)
+    d[i] = (x[i] <= c.lo || x[i] >= c.hi) ? 0.0f : g[i];
+  NnValue *res = nn_value_new_tuple ();
+  nn_value_append (res, nn_value_take_tensor (dx));
+  return res;
+}
+
+static NnValue *
+hardtanh_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                   const NnValue *out, const NnValue *grad_out, GError **error)
+{
+  Clamp c;
+  if (!hardtanh_bounds (self, args, &c, error))
+    return NULL;
+  return clamp_backward (args, grad_out, c, error);
+}
+
+static NnValue *
+relu6_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                const NnValue *out, const NnValue *grad_out, GError **error)
+{
+  static const Clamp c = { 0.0f, 6.0f };
+  return clamp_backward (args, grad_out, c, error);
+}
+
 static NnValue *
 relu6_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
 {
@@ -131,6 +169,7 @@ const NnLayerType nn_hardtanh_type = {
   .aliases = hardtanh_aliases,
   .create = hardtanh_create,
   .forward = hardtanh_forward,
+  .backward = hardtanh_backward,
   .infer = hardtanh_infer,
   .extra_repr = hardtanh_extra_repr,
 };
@@ -146,6 +185,7 @@ const NnLayerType nn_relu6_type = {
   .aliases = relu6_aliases,
   .create = nn_act_create_nothing,
   .forward = relu6_forward,
+  .backward = relu6_backward,
   .infer = nn_act_infer_same,
   .extra_repr = nn_act_inplace_repr,
 };

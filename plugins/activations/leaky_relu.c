@@ -12,7 +12,15 @@ leaky_relu_kernel (const float *restrict x, float *restrict y, gint64 n,
 }
 
 static const char *const leaky_relu_params[] = { "negative_slope" };
-static const NnPwFunc leaky_relu_func = { leaky_relu_kernel, leaky_relu_params, 1, NULL };
+/* 1 where x > 0, else the slope (PyTorch: the slope at 0). */
+static double
+leaky_relu_deriv (float x, float y, const double *p)
+{
+  return x > 0.0f ? 1.0 : (double) (float) p[0];
+}
+
+static const NnPwFunc leaky_relu_func = { leaky_relu_kernel, leaky_relu_params, 1, NULL,
+                                          leaky_relu_deriv };
 
 static const NnSchemaKey leaky_relu_schema[] = {
   NN_PW_NUMBER_KEY ("negative_slope", "0.01", "slope for negative inputs"),

@@ -4,6 +4,7 @@
  * plugin's. */
 #include "pointwise.h"
 #include "../common/nn-layer-util.h"
+#include "../common/nn-grad-util.h"
 
 static const NnSchemaKey dim_schema[] = {
   { "dim", NN_KIND_INT, 0, NN_KEY_OPTIONAL | NN_KEY_NULLABLE, "null", 0, 0,
@@ -49,6 +50,47 @@ run (NnModule *self, const NnArgs *args, gboolean negate, GError **error)
   return nn_value_take_tensor (out);
 }
 
+/* Log-softmax's gradient from its output; Softmin's is softmax's,
+ * negated (the input was -x). */
+static NnValue *
+run_backward (NnModule *self, const NnArgs *args, const NnValue *out,
+              const NnValue *grad_out, gboolean negate, GError **error)
+{
+  const NnShape *s = &nn_args_tensor (args, 0)->shape;
+  gint64 d = nn_module_config_is_null (self, "dim")
+                 ? ((s->ndim == 0 || s->ndim == 1 || s->ndim == 3) ? 0 : 1)
+                 : nn_module_config_int (self, "dim");
+  guint dim;
+  if (!nn_lu_wrap_dim (d, s->ndim, &dim, error))
+    return NULL;
+  NnTensor *dx = nn_tensor_new (NN_DTYPE_F32, s);
+  if (!dx)
+    return nn_lu_result (NULL, error);
+  gint64 len = s->ndim ? s->dims[dim] : 1;
+  nn_grad_softmax (nn_tensor_f32 (nn_value_get_tensor (out)),
+                   nn_tensor_f32 (nn_value_get_tensor (grad_out)),
+                   nn_tensor_f32 (dx), nn_lu_prod (s, 0, dim), len,
+                   nn_lu_prod (s, dim + 1, s->ndim), !negate,
+                   negate ? -1.0f : 1.0f);
+  NnValue *res = nn_value_new_tuple ();
+  nn_value_append (res, nn_value_take_tensor (dx));
+  return res;
+}
+
+static NnValue *
+log_softmax_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                      const NnValue *out, const NnValue *grad_out, GError **error)
+{
+  return run_backward (self, args, out, grad_out, FALSE, error);
+}
+
+static NnValue *
+softmin_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                  const NnValue *out, const NnValue *grad_out, GError **error)
+{
+  return run_backward (self, args, out, grad_out, TRUE, error);
+}
+
 static NnValue *
 log_softmax_forward (NnModule *self, NnCall *call, const NnArgs *args,
                      GError **error)
@@ -78,6 +120,7 @@ const NnLayerType nn_log_softmax_type = {
   .n_schema = G_N_ELEMENTS (dim_schema),
   .create = nn_pw_create_nothing,
   .forward = log_softmax_forward,
+  .backward = log_softmax_backward,
   .infer = log_softmax_forward,
   .extra_repr = dim_extra_repr,
 };
@@ -90,6 +133,7 @@ const NnLayerType nn_softmin_type = {
   .n_schema = G_N_ELEMENTS (dim_schema),
   .create = nn_pw_create_nothing,
   .forward = softmin_forward,
+  .backward = softmin_backward,
   .infer = softmin_forward,
   .extra_repr = dim_extra_repr,
 };

@@ -58,6 +58,46 @@ nn_pw_op_forward (const NnPwFunc *f, const NnArgs *args, GError **error)
   return apply (f, nn_args_tensor (args, 0), p, error);
 }
 
+static NnValue *
+apply_backward (const NnPwFunc *f, const NnArgs *args, const NnValue *out,
+                const NnValue *grad_out, const double *p, GError **error)
+{
+  NnTensor *input = nn_args_tensor (args, 0);
+  NnTensor *dx = nn_lu_new_f32 (&input->shape, FALSE);
+  if (!dx)
+    return nn_lu_result (NULL, error);
+  const float *x = nn_tensor_f32 (input);
+  const float *y = nn_tensor_f32 (nn_value_get_tensor (out));
+  const float *g = nn_tensor_f32 (nn_value_get_tensor (grad_out));
+  float *d = nn_tensor_f32 (dx);
+  for (gint64 i = 0, n = nn_tensor_numel (dx); i < n; i++)
+    d[i] = (float) (g[i] * f->deriv (x[i], y[i], p));
+  NnValue *res = nn_value_new_tuple ();
+  nn_value_append (res, nn_value_take_tensor (dx));
+  return res;
+}
+
+NnValue *
+nn_pw_module_backward (NnModule *self, const NnPwFunc *f, const NnArgs *args,
+                       const NnValue *out, const NnValue *grad_out,
+                       GError **error)
+{
+  double p[NN_PW_MAX_PARAMS] = { 0 };
+  for (guint i = 0; i < f->n_params; i++)
+    p[i] = nn_pw_number (self, f->params[i]);
+  return apply_backward (f, args, out, grad_out, p, error);
+}
+
+NnValue *
+nn_pw_op_backward (const NnPwFunc *f, const NnArgs *args, const NnValue *out,
+                   const NnValue *grad_out, GError **error)
+{
+  double p[NN_PW_MAX_PARAMS] = { 0 };
+  for (guint i = 0; i < f->n_params; i++)
+    p[i] = nn_args_float (args, i + 1);
+  return apply_backward (f, args, out, grad_out, p, error);
+}
+
 const char *
 nn_pw_inplace_suffix (NnModule *self)
 {

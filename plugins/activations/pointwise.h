@@ -21,6 +21,9 @@ typedef struct {
   /* (nullable) Call-time check of the parameters, as PyTorch checks them
    * when called (Softshrink's lambd >= 0). */
   gboolean (*check) (const double *p, GError **error);
+  /* dy/dx at input @x with output @y, as PyTorch's backward formula (its
+   * choice at kinks); the type's backward multiplies it by the gradient. */
+  double (*deriv) (float x, float y, const double *p);
 } NnPwFunc;
 
 #define NN_PW_MAX_PARAMS 4
@@ -46,6 +49,15 @@ NnValue *nn_pw_module_forward (NnModule *self, const NnPwFunc *f,
 NnValue *nn_pw_op_forward (const NnPwFunc *f, const NnArgs *args,
                            GError **error);
 
+/* backward of a module type and of an op type: a one-item tuple holding
+ * grad_out * f->deriv elementwise (the op's numeric arguments get None). */
+NnValue *nn_pw_module_backward (NnModule *self, const NnPwFunc *f,
+                                const NnArgs *args, const NnValue *out,
+                                const NnValue *grad_out, GError **error);
+NnValue *nn_pw_op_backward (const NnPwFunc *f, const NnArgs *args,
+                            const NnValue *out, const NnValue *grad_out,
+                            GError **error);
+
 /* Config key @key (a JSON number) as a double. */
 double nn_pw_number (NnModule *self, const char *key);
 
@@ -68,11 +80,18 @@ gboolean nn_pw_create_nothing (NnModule *self, GError **error);
   {                                                                       \
     return nn_pw_module_forward (self, &func_, args, error);              \
   }                                                                       \
+  static NnValue *var_##_backward (NnModule *self, NnCall *call,          \
+                                   const NnArgs *args, const NnValue *out, \
+                                   const NnValue *grad_out, GError **error) \
+  {                                                                       \
+    return nn_pw_module_backward (self, &func_, args, out, grad_out, error); \
+  }                                                                       \
   const NnLayerType var_ = {                                              \
     .struct_size = sizeof (NnLayerType), .name = name_, .doc = doc_,      \
     .schema = schema_, .n_schema = n_schema_,                             \
     .create = var_##_create, .forward = var_##_forward,                   \
     .infer = var_##_forward, .extra_repr = repr_,                         \
+    .backward = var_##_backward,                                          \
   }
 
 /* Defines `const NnLayerType var_`, the functional op @name_ computing
@@ -84,11 +103,18 @@ gboolean nn_pw_create_nothing (NnModule *self, GError **error);
   {                                                                       \
     return nn_pw_op_forward (&func_, args, error);                        \
   }                                                                       \
+  static NnValue *var_##_backward (NnModule *self, NnCall *call,          \
+                                   const NnArgs *args, const NnValue *out, \
+                                   const NnValue *grad_out, GError **error) \
+  {                                                                       \
+    return nn_pw_op_backward (&func_, args, out, grad_out, error);        \
+  }                                                                       \
   const NnLayerType var_ = {                                              \
     .struct_size = sizeof (NnLayerType), .name = name_, .doc = doc_,      \
     .flags = NN_LAYER_OP, .args = args_, .n_args = G_N_ELEMENTS (args_),  \
     .aliases = aliases_, .create = nn_pw_create_nothing,                  \
     .forward = var_##_forward, .infer = var_##_forward,                   \
+    .backward = var_##_backward,                                          \
   }
 
 /* The op signature's first argument. */

@@ -3,6 +3,8 @@
 #include "pointwise.h"
 #include "../common/nn-layer-util.h"
 
+#include <nnkit/train.h>
+
 static const NnSchemaKey prelu_schema[] = {
   { "num_parameters", NN_KIND_INT, 0, NN_KEY_OPTIONAL | NN_KEY_HAS_MIN, "1",
     1, 0, NULL, "1 (one shared slope) or the channel count C" },
@@ -57,6 +59,58 @@ prelu_apply (NnTensor *input, NnTensor *weight, GError **error)
   return nn_value_take_tensor (out);
 }
 
+/* d input = g where x > 0, else g * slope; d slope = sum of g * x over
+ * x <= 0, per channel or all in one (PyTorch's prelu_backward).  @dw is
+ * NULL when the slope needs no gradient; it is accumulated into. */
+static NnValue *
+prelu_grad (NnTensor *input, NnTensor *weight, const NnValue *grad_out,
+            float *dw, gboolean want_dw_value)
+{
+  const NnShape *s = &input->shape;
+  gint64 np = nn_tensor_numel (weight);
+  gint64 c = s->ndim >= 2 ? s->dims[1] : 1;
+  gint64 inner = nn_lu_prod (s, 2, s->ndim), n = nn_tensor_numel (input);
+  NnTensor *dx = nn_tensor_new (NN_DTYPE_F32, s);
+  NnTensor *dwt = want_dw_value ? nn_tensor_new (NN_DTYPE_F32, &weight->shape) : NULL;
+  if (!dw && dwt)
+    dw = nn_tensor_f32 (dwt);
+  const float *x = nn_tensor_f32 (input), *a = nn_tensor_f32 (weight);
+  const float *g = nn_tensor_f32 (nn_value_get_tensor (grad_out));
+  float *d = nn_tensor_f32 (dx);
+  for (gint64 i = 0; i < n; i++) {
+    gint64 k = np > 1 ? (i / inner) % c : 0;
+    if (x[i] > 0.0f) {
+      d[i] = g[i];
+    } else {
+      d[i] = g[i] * a[k];
+      if (dw)
+        dw[k] += g[i] * x[i];
+    }
+  }
+  NnValue *res = nn_value_new_tuple ();
+  nn_value_append (res, nn_value_take_tensor (dx));
+  if (dwt)
+    nn_value_append (res, nn_value_take_tensor (dwt));
+  return res;
+}
+
+static NnValue *
+prelu_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                const NnValue *out, const NnValue *grad_out, GError **error)
+{
+  return prelu_grad (nn_args_tensor (args, 0),
+                     nn_module_get_parameter (self, "weight"), grad_out,
+                     nn_module_grad_f32 (self, "weight"), FALSE);
+}
+
+static NnValue *
+prelu_fn_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                   const NnValue *out, const NnValue *grad_out, GError **error)
+{
+  return prelu_grad (nn_args_tensor (args, 0), nn_args_tensor (args, 1),
+                     grad_out, NULL, TRUE);
+}
+
 static NnValue *
 prelu_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
 {
@@ -85,6 +139,7 @@ const NnLayerType nn_prelu_type = {
   .n_schema = G_N_ELEMENTS (prelu_schema),
   .create = prelu_create,
   .forward = prelu_forward,
+  .backward = prelu_backward,
   .infer = prelu_forward,
   .extra_repr = prelu_extra_repr,
   .reset_parameters = prelu_reset_parameters,
@@ -115,5 +170,6 @@ const NnLayerType nn_prelu_fn_type = {
   .aliases = prelu_fn_aliases,
   .create = nn_pw_create_nothing,
   .forward = prelu_fn_forward,
+  .backward = prelu_fn_backward,
   .infer = prelu_fn_forward,
 };

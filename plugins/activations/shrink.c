@@ -45,9 +45,27 @@ softshrink_check (const double *p, GError **error)
 
 static const char *const lambd_params[] = { "lambd" };
 static const char *const threshold_params[] = { "threshold", "value" };
-static const NnPwFunc hardshrink_func = { hardshrink_kernel, lambd_params, 1, NULL };
-static const NnPwFunc softshrink_func = { softshrink_kernel, lambd_params, 1, softshrink_check };
-static const NnPwFunc threshold_func = { threshold_kernel, threshold_params, 2, NULL };
+/* Both shrinks pass the gradient outside [-lambd, lambd], as PyTorch's
+ * hardshrink_backward and softshrink_backward; Threshold where x > t. */
+static double
+shrink_deriv (float x, float y, const double *p)
+{
+  const float l = (float) p[0];
+  return (x >= -l && x <= l) ? 0.0 : 1.0;
+}
+
+static double
+threshold_deriv (float x, float y, const double *p)
+{
+  return x <= (float) p[0] ? 0.0 : 1.0;
+}
+
+static const NnPwFunc hardshrink_func = { hardshrink_kernel, lambd_params, 1, NULL,
+                                          shrink_deriv };
+static const NnPwFunc softshrink_func = { softshrink_kernel, lambd_params, 1, softshrink_check,
+                                          shrink_deriv };
+static const NnPwFunc threshold_func = { threshold_kernel, threshold_params, 2, NULL,
+                                         threshold_deriv };
 
 static const NnSchemaKey lambd_schema[] = {
   NN_PW_NUMBER_KEY ("lambd", "0.5", "half-width of the band mapped to 0"),

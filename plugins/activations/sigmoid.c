@@ -114,6 +114,34 @@ silu_backward (NnModule *self, NnCall *call, const NnArgs *args,
   return nn_act_backward_map (args, out, grad_out, silu_deriv, error);
 }
 
+/* PyTorch's hardsigmoid_backward: 1/6 strictly inside (-3, 3);
+ * hardswish_backward: 0 below -3, x / 3 + 1/2 up to 3, 1 above. */
+static float
+hardsigmoid_deriv (float x, float y)
+{
+  return (x > -3.0f && x < 3.0f) ? 1.0f / 6.0f : 0.0f;
+}
+
+static NnValue *
+hardsigmoid_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                      const NnValue *out, const NnValue *grad_out, GError **error)
+{
+  return nn_act_backward_map (args, out, grad_out, hardsigmoid_deriv, error);
+}
+
+static float
+hardswish_deriv (float x, float y)
+{
+  return x < -3.0f ? 0.0f : x <= 3.0f ? x / 3.0f + 0.5f : 1.0f;
+}
+
+static NnValue *
+hardswish_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                    const NnValue *out, const NnValue *grad_out, GError **error)
+{
+  return nn_act_backward_map (args, out, grad_out, hardswish_deriv, error);
+}
+
 const NnLayerType nn_sigmoid_type = {
   .struct_size = sizeof (NnLayerType),
   .name = "Sigmoid",
@@ -158,6 +186,7 @@ const NnLayerType nn_hardsigmoid_type = {
   .aliases = hardsigmoid_aliases,
   .create = nn_act_create_nothing,
   .forward = hardsigmoid_forward,
+  .backward = hardsigmoid_backward,
   .infer = nn_act_infer_same,
 };
 
@@ -172,5 +201,6 @@ const NnLayerType nn_hardswish_type = {
   .aliases = hardswish_aliases,
   .create = nn_act_create_nothing,
   .forward = hardswish_forward,
+  .backward = hardswish_backward,
   .infer = nn_act_infer_same,
 };

@@ -1,6 +1,7 @@
 /* Softmax along one dimension of a tensor of any rank, as torch.nn.Softmax,
  * including its legacy implicit dimension when dim is None. */
 #include "activations.h"
+#include "../common/nn-grad-util.h"
 
 #include <math.h>
 
@@ -129,6 +130,30 @@ softmax_forward (NnModule *self, NnCall *call, const NnArgs *args,
   return nn_value_take_tensor (out);
 }
 
+static NnValue *
+softmax_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                  const NnValue *out, const NnValue *grad_out, GError **error)
+{
+  guint dim;
+  if (!softmax_resolve_dim (self, args, &dim, error))
+    return NULL;
+  const NnShape *s = &nn_args_tensor (args, 0)->shape;
+  gint64 outer = 1, len = s->ndim ? s->dims[dim] : 1, inner = 1;
+  for (guint i = 0; i < dim && i < s->ndim; i++)
+    outer *= s->dims[i];
+  for (guint i = dim + 1; i < s->ndim; i++)
+    inner *= s->dims[i];
+  NnTensor *dx = nn_act_alloc (s, error);
+  if (!dx)
+    return NULL;
+  nn_grad_softmax (nn_tensor_f32 (nn_value_get_tensor (out)),
+                   nn_tensor_f32 (nn_value_get_tensor (grad_out)),
+                   nn_tensor_f32 (dx), outer, len, inner, FALSE, 1.0f);
+  NnValue *res = nn_value_new_tuple ();
+  nn_value_append (res, nn_value_take_tensor (dx));
+  return res;
+}
+
 static char *
 softmax_extra_repr (NnModule *self)
 {
@@ -147,5 +172,6 @@ const NnLayerType nn_softmax_type = {
   .create = nn_act_create_nothing,
   .infer = softmax_infer,
   .forward = softmax_forward,
+  .backward = softmax_backward,
   .extra_repr = softmax_extra_repr,
 };

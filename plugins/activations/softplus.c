@@ -51,11 +51,54 @@ tanhshrink_kernel (const float *restrict x, float *restrict y, gint64 n,
 }
 
 static const char *const softplus_params[] = { "beta", "threshold" };
-static const NnPwFunc softplus_func = { softplus_kernel, softplus_params, 2, NULL };
-static const NnPwFunc mish_func = { mish_kernel, NULL, 0, NULL };
-static const NnPwFunc log_sigmoid_func = { log_sigmoid_kernel, NULL, 0, NULL };
-static const NnPwFunc softsign_func = { softsign_kernel, NULL, 0, NULL };
-static const NnPwFunc tanhshrink_func = { tanhshrink_kernel, NULL, 0, NULL };
+/* Derivatives as PyTorch's backward formulas write them. */
+static double
+softplus_deriv (float x, float y, const double *p)
+{
+  double bx = p[0] * x;
+  if (bx > p[1])
+    return 1.0;
+  double z = exp (bx);
+  return z / (z + 1.0);
+}
+
+static double
+mish_deriv (float x, float y, const double *p)
+{
+  double sp = x > 20.0f ? x : log1p (exp (x));
+  double t = tanh (sp), s = 1.0 / (1.0 + exp (-(double) x));
+  return t + x * s * (1.0 - t * t);
+}
+
+/* d log(sigmoid(x)) = sigmoid(-x). */
+static double
+log_sigmoid_deriv (float x, float y, const double *p)
+{
+  return 1.0 / (1.0 + exp ((double) x));
+}
+
+static double
+softsign_deriv (float x, float y, const double *p)
+{
+  double d = 1.0 + fabs ((double) x);
+  return 1.0 / (d * d);
+}
+
+static double
+tanhshrink_deriv (float x, float y, const double *p)
+{
+  double t = tanh ((double) x);
+  return t * t;
+}
+
+static const NnPwFunc softplus_func = { softplus_kernel, softplus_params, 2, NULL,
+                                        softplus_deriv };
+static const NnPwFunc mish_func = { mish_kernel, NULL, 0, NULL, mish_deriv };
+static const NnPwFunc log_sigmoid_func = { log_sigmoid_kernel, NULL, 0, NULL,
+                                           log_sigmoid_deriv };
+static const NnPwFunc softsign_func = { softsign_kernel, NULL, 0, NULL, softsign_deriv };
+static const NnPwFunc tanhshrink_func = { tanhshrink_kernel, NULL, 0, NULL,
+                                          tanhshrink_deriv };
 
 static const NnSchemaKey softplus_schema[] = {
   NN_PW_NUMBER_KEY ("beta", "1", "sharpness: log(1 + exp(beta * x)) / beta"),

@@ -440,10 +440,35 @@ conv2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
   return nn_value_take_tensor (out);
 }
 
-/* The three gradients of the convolution by direct loops over every tap
- * (groups, depthwise, stride and dilation included): each output gradient
- * flows to the bias, to the weight times the input tap it read, and to
- * that input tap times the weight.  Zero padding only. */
+/* The input coordinate that padded position @i (may be < 0 or >= @n)
+ * reads under @mode, or -1 for a zero.  conv2d_out_shape guarantees
+ * reflect pads < n and circular pads <= n, so one fold suffices. */
+static inline gint64
+tap_source (gint64 i, gint64 n, NnConvPadMode mode)
+{
+  if (i >= 0 && i < n)
+    return i;
+  switch (mode)
+    {
+    case NN_CONV_PAD_REFLECT:
+      return i < 0 ? -i : 2 * (n - 1) - i;
+    case NN_CONV_PAD_CIRCULAR:
+      return ((i % n) + n) % n;
+    case NN_CONV_PAD_REPLICATE:
+      return i < 0 ? 0 : n - 1;
+    case NN_CONV_PAD_ZEROS:
+    default:
+      return -1;
+    }
+}
+
+/* The three gradients of the convolution, per image and group on GEMMs
+ * (as PyTorch's CPU path): with col the im2col matrix [cin*kh*kw, ho*wo]
+ * of the image and G the group's output gradient [cout, ho*wo],
+ * d weight += G col^T, dcol = W^T G, folded back onto the input taps it
+ * came from (col2im), d bias += row sums of G.  Every padding mode: a tap
+ * that read a reflected, replicated or wrapped pixel sends its gradient
+ * to that pixel; a zero tap sends none. */
 static NnValue *
 conv2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
                  const NnValue *out, const NnValue *grad_out, GError **error)
@@ -453,12 +478,6 @@ conv2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
   const float *weight, *bias;
   g_autoptr (NnTensor) wkeep = NULL;
   g_autoptr (NnTensor) bkeep = NULL;
-  if (g->pad_mode != NN_CONV_PAD_ZEROS)
-    {
-      g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
-                   "backward supports padding_mode='zeros' only");
-      return NULL;
-    }
   if (!conv2d_weights (self, g, &wkeep, &bkeep, &weight, &bias, error))
     return NULL;
   NnTensor *gt = nn_value_get_tensor (grad_out);
@@ -467,46 +486,92 @@ conv2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
   const gint64 h = input->shape.dims[nd - 2], w = input->shape.dims[nd - 1];
   const gint64 ho = gt->shape.dims[nd - 2], wo = gt->shape.dims[nd - 1];
   const gint64 cin = g->in_channels / g->groups, cout = g->out_channels / g->groups;
+  const gint64 kk = cin * g->kh * g->kw, P = ho * wo;
   const float *x = nn_tensor_f32 (input), *go = nn_tensor_f32 (gt);
   float *gw = nn_module_grad_f32 (self, "weight");
   float *gb = g->has_bias ? nn_module_grad_f32 (self, "bias") : NULL;
-  NnTensor *dx = nn_tensor_new (NN_DTYPE_F32, &input->shape);
+  g_autofree gint64 *rows = g_new (gint64, MAX (g->kh * ho, 1));
+  g_autofree gint64 *cols = g_new (gint64, MAX (g->kw * wo, 1));
+  for (gint64 ki = 0; ki < g->kh; ki++)
+    for (gint64 oh = 0; oh < ho; oh++)
+      rows[ki * ho + oh] = tap_source (oh * g->sh - g->pad_top + ki * g->dh, h,
+                                       g->pad_mode);
+  for (gint64 kj = 0; kj < g->kw; kj++)
+    for (gint64 ow = 0; ow < wo; ow++)
+      cols[kj * wo + ow] = tap_source (ow * g->sw - g->pad_left + kj * g->dw, w,
+                                       g->pad_mode);
+  g_autofree float *col = try_alloc_floats (MAX (kk * P, 1), "im2col buffer", error);
+  g_autofree float *dcol = col ? try_alloc_floats (MAX (kk * P, 1), "im2col gradient",
+                                                   error) : NULL;
+  NnTensor *dx = dcol ? nn_tensor_new (NN_DTYPE_F32, &input->shape) : NULL;
+  if (!dx)
+    {
+      if (error && !*error)
+        g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                     "cannot allocate the input gradient");
+      return NULL;
+    }
   float *d = nn_tensor_f32 (dx);
-
+  nn_blas_prepare ();
   for (gint64 b = 0; b < n; b++)
-    for (gint64 oc = 0; oc < g->out_channels; oc++)
+    for (gint64 grp = 0; grp < g->groups; grp++)
       {
-        const gint64 ic0 = (oc / cout) * cin;
-        const float *gp = go + (b * g->out_channels + oc) * ho * wo;
-        const float *wk = weight + oc * cin * g->kh * g->kw;
-        float *gwk = gw ? gw + oc * cin * g->kh * g->kw : NULL;
-        for (gint64 oh = 0; oh < ho; oh++)
-          for (gint64 ow = 0; ow < wo; ow++)
+        const float *xg = x + (b * g->in_channels + grp * cin) * h * w;
+        float *dg = d + (b * g->in_channels + grp * cin) * h * w;
+        const float *gg = go + (b * g->out_channels + grp * cout) * P;
+        if (gb)
+          for (gint64 oc = 0; oc < cout; oc++)
             {
-              const float v = gp[oh * wo + ow];
-              if (gb)
-                gb[oc] += v;
-              for (gint64 ic = 0; ic < cin; ic++)
-                {
-                  const gint64 plane = (b * g->in_channels + ic0 + ic) * h * w;
-                  for (gint64 ki = 0; ki < g->kh; ki++)
-                    {
-                      gint64 ih = oh * g->sh - g->pad_top + ki * g->dh;
-                      if (ih < 0 || ih >= h)
-                        continue;
-                      for (gint64 kj = 0; kj < g->kw; kj++)
-                        {
-                          gint64 iw = ow * g->sw - g->pad_left + kj * g->dw;
-                          if (iw < 0 || iw >= w)
-                            continue;
-                          gint64 wi = (ic * g->kh + ki) * g->kw + kj;
-                          if (gwk)
-                            gwk[wi] += v * x[plane + ih * w + iw];
-                          d[plane + ih * w + iw] += v * wk[wi];
-                        }
-                    }
-                }
+              double sum = 0.0;
+              for (gint64 p = 0; p < P; p++)
+                sum += gg[oc * P + p];
+              gb[grp * cout + oc] += (float) sum;
             }
+        if (P == 0 || kk == 0)
+          continue;
+        if (gw)
+          {
+            for (gint64 ic = 0; ic < cin; ic++)
+              for (gint64 ki = 0; ki < g->kh; ki++)
+                for (gint64 kj = 0; kj < g->kw; kj++)
+                  {
+                    float *cr = col + ((ic * g->kh + ki) * g->kw + kj) * P;
+                    const float *plane = xg + ic * h * w;
+                    for (gint64 oh = 0; oh < ho; oh++)
+                      {
+                        gint64 sr = rows[ki * ho + oh];
+                        for (gint64 ow = 0; ow < wo; ow++)
+                          {
+                            gint64 sc = cols[kj * wo + ow];
+                            cr[oh * wo + ow] = sr < 0 || sc < 0 ? 0.0f
+                                                                : plane[sr * w + sc];
+                          }
+                      }
+                  }
+            cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, cout, kk, P,
+                         1.0f, gg, P, col, P, 1.0f, gw + grp * cout * kk, kk);
+          }
+        cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, kk, P, cout, 1.0f,
+                     weight + grp * cout * kk, kk, gg, P, 0.0f, dcol, P);
+        for (gint64 ic = 0; ic < cin; ic++)
+          for (gint64 ki = 0; ki < g->kh; ki++)
+            for (gint64 kj = 0; kj < g->kw; kj++)
+              {
+                const float *cr = dcol + ((ic * g->kh + ki) * g->kw + kj) * P;
+                float *plane = dg + ic * h * w;
+                for (gint64 oh = 0; oh < ho; oh++)
+                  {
+                    gint64 sr = rows[ki * ho + oh];
+                    if (sr < 0)
+                      continue;
+                    for (gint64 ow = 0; ow < wo; ow++)
+                      {
+                        gint64 sc = cols[kj * wo + ow];
+                        if (sc >= 0)
+                          plane[sr * w + sc] += cr[oh * wo + ow];
+                      }
+                  }
+              }
       }
   NnValue *res = nn_value_new_tuple ();
   nn_value_append (res, nn_value_take_tensor (dx));

@@ -5,6 +5,8 @@
 #include "embedding.h"
 #include "../common/nn-layer-util.h"
 
+#include <nnkit/train.h>
+
 static const NnSchemaKey embedding_schema[] = {
   { "num_embeddings", NN_KIND_INT, 0, NN_KEY_HAS_MIN, NULL, 1, 0, NULL,
     "rows of the table (the vocabulary size)" },
@@ -80,6 +82,43 @@ embedding_forward (NnModule *self, NnCall *call, const NnArgs *args,
   return nn_value_take_tensor (out);
 }
 
+/* d weight[idx[i]] += g[i], except the padding_idx row, divided by the
+ * index's count in the batch under scale_grad_by_freq, as PyTorch's
+ * embedding_dense_backward (sparse=True gives the same values densely).
+ * The indices get no gradient. */
+static NnValue *
+embedding_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                    const NnValue *out, const NnValue *grad_out,
+                    GError **error)
+{
+  NnTensor *idx = nn_args_tensor (args, 0);
+  float *dw = nn_module_grad_f32 (self, "weight");
+  NnValue *res = nn_value_new_tuple ();
+  nn_value_append (res, nn_value_new_none ());
+  if (!dw)
+    return res;
+  NnTensor *w = nn_module_get_parameter (self, "weight");
+  gint64 rows = w->shape.dims[0], dim = w->shape.dims[1], pad = -1;
+  nn_emb_padding_idx (self, rows, &pad, NULL);
+  gint64 n = nn_tensor_numel (idx);
+  g_autofree gint64 *count = NULL;
+  if (nn_module_config_bool (self, "scale_grad_by_freq")) {
+    count = g_new0 (gint64, rows);
+    for (gint64 i = 0; i < n; i++)
+      count[nn_emb_index (idx, i)]++;
+  }
+  const float *g = nn_tensor_f32 (nn_value_get_tensor (grad_out));
+  for (gint64 i = 0; i < n; i++) {
+    gint64 r = nn_emb_index (idx, i);
+    if (r == pad)
+      continue;
+    float scale = count ? 1.0f / (float) count[r] : 1.0f;
+    for (gint64 j = 0; j < dim; j++)
+      dw[r * dim + j] += g[i * dim + j] * scale;
+  }
+  return res;
+}
+
 static char *
 embedding_extra_repr (NnModule *self)
 {
@@ -121,6 +160,7 @@ const NnLayerType nn_embedding_type = {
   .n_args = G_N_ELEMENTS (embedding_args),
   .create = embedding_create,
   .forward = embedding_forward,
+  .backward = embedding_backward,
   .infer = embedding_forward,
   .extra_repr = embedding_extra_repr,
   .reset_parameters = embedding_reset_parameters,

@@ -1,9 +1,13 @@
-/* BatchNorm1d in eval mode: [N, C] or [N, C, L] input normalised per
- * channel by the running statistics, or by the batch's own without them
- * (track_running_stats=False), as torch.nn.BatchNorm1d after .eval(). */
+/* BatchNorm1d: [N, C] or [N, C, L] input normalised per channel.  In
+ * eval mode by the running statistics, or by the batch's own without them
+ * (track_running_stats=False); in training mode (nn_module_train) by the
+ * batch's, updating the running ones, as torch.nn.BatchNorm1d.  The
+ * running-statistics update and the backward are BatchNorm2d's. */
 #include "norm.h"
 #include "norm_stats.h"
 #include "../common/nn-layer-util.h"
+
+#include <nnkit/train.h>
 
 static const NnSchemaKey batch_norm1d_schema[] = {
   { "num_features", NN_KIND_INT, 0, NN_KEY_HAS_MIN, NULL, 1, 0, NULL,
@@ -77,7 +81,8 @@ batch_norm1d_forward (NnModule *self, NnCall *call, const NnArgs *args,
   }
   c = s->dims[1];
   gint64 n = s->dims[0], hw = s->ndim == 3 ? s->dims[2] : 1;
-  if (!tracked && n * hw <= 1) {
+  gboolean use_batch = !tracked || nn_module_is_training (self);
+  if (use_batch && n * hw <= 1) {
     g_autofree char *found = nn_shape_to_string (s);
     g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
                  "Expected more than 1 value per channel when training, got "
@@ -91,7 +96,7 @@ batch_norm1d_forward (NnModule *self, NnCall *call, const NnArgs *args,
   const float *x = nn_tensor_f32 (input);
   g_autofree double *mean = g_new (double, c);
   g_autofree double *var = g_new (double, c);
-  if (tracked) {
+  if (!use_batch) {
     const float *rm = nn_tensor_f32 (nn_module_get_buffer (self, "running_mean"));
     const float *rv = nn_tensor_f32 (nn_module_get_buffer (self, "running_var"));
     for (gint64 i = 0; i < c; i++) {
@@ -100,6 +105,10 @@ batch_norm1d_forward (NnModule *self, NnCall *call, const NnArgs *args,
     }
   } else {
     nn_norm_channel_moments (x, n, c, hw, mean, var);
+    if (tracked && !nn_norm_update_running (self, mean, var, c, n * hw, error)) {
+      nn_tensor_unref (out);
+      return NULL;
+    }
   }
   NnTensor *wt = nn_module_get_parameter (self, "weight");
   NnTensor *bt = nn_module_get_parameter (self, "bias");
@@ -109,14 +118,26 @@ batch_norm1d_forward (NnModule *self, NnCall *call, const NnArgs *args,
   return nn_value_take_tensor (out);
 }
 
+static NnValue *
+batch_norm1d_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                       const NnValue *out, const NnValue *grad_out,
+                       GError **error)
+{
+  NnTensor *input = nn_args_tensor (args, 0);
+  const NnShape *s = &input->shape;
+  return nn_norm_batch_backward (self, input, s->dims[0], s->dims[1],
+                                 s->ndim == 3 ? s->dims[2] : 1, grad_out);
+}
+
 const NnLayerType nn_batch_norm1d_type = {
   .struct_size = sizeof (NnLayerType),
   .name = "BatchNorm1d",
-  .doc = "batch normalisation of [N, C] or [N, C, L] input (eval mode)",
+  .doc = "batch normalisation of [N, C] or [N, C, L] input",
   .schema = batch_norm1d_schema,
   .n_schema = G_N_ELEMENTS (batch_norm1d_schema),
   .create = batch_norm1d_create,
   .forward = batch_norm1d_forward,
+  .backward = batch_norm1d_backward,
   .infer = batch_norm1d_forward,
   .extra_repr = nn_norm_batch_extra_repr,
   .reset_parameters = batch_norm1d_reset_parameters,

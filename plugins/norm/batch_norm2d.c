@@ -128,8 +128,8 @@ writable_buffer (NnModule *self, const char *name, GError **error)
 /* Training mode, as PyTorch: num_batches_tracked += 1, then running
  * stats move by momentum (None: the cumulative average 1 / tracked) toward
  * the batch mean and the unbiased batch variance. */
-static gboolean
-update_running (NnModule *self, const double *mean, const double *var,
+gboolean
+nn_norm_update_running (NnModule *self, const double *mean, const double *var,
                 gint64 c, gint64 count, GError **error)
 {
   NnTensor *rm = writable_buffer (self, "running_mean", error);
@@ -198,7 +198,7 @@ batch_norm2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
     }
   } else {
     batch_stats (x, n, c, hw, mean, var);
-    if (rm && rv && !update_running (self, mean, var, c, n * hw, error))
+    if (rm && rv && !nn_norm_update_running (self, mean, var, c, n * hw, error))
       return NULL;
   }
 
@@ -235,14 +235,11 @@ batch_norm2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
  *   dx = w invstd / M (M g - sum g - xhat sum (g xhat)),
  * with running statistics: dx = g w invstd; dweight = sum (g xhat) and
  * dbias = sum g per channel either way. */
-static NnValue *
-batch_norm2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
-                       const NnValue *out, const NnValue *grad_out,
-                       GError **error)
+NnValue *
+nn_norm_batch_backward (NnModule *self, NnTensor *input, gint64 n, gint64 c,
+                        gint64 hw, const NnValue *grad_out)
 {
-  NnTensor *input = nn_args_tensor (args, 0);
   const NnShape *shape = &input->shape;
-  gint64 n = shape->dims[0], c = shape->dims[1], hw = shape->dims[2] * shape->dims[3];
   double eps = nn_module_config_float (self, "eps"), m_count = (double) (n * hw);
   NnTensor *w = nn_module_get_parameter (self, "weight");
   NnTensor *rm = nn_module_get_buffer (self, "running_mean");
@@ -290,6 +287,17 @@ batch_norm2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
   NnValue *res = nn_value_new_tuple ();
   nn_value_append (res, nn_value_take_tensor (dx));
   return res;
+}
+
+static NnValue *
+batch_norm2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                       const NnValue *out, const NnValue *grad_out,
+                       GError **error)
+{
+  NnTensor *input = nn_args_tensor (args, 0);
+  const NnShape *s = &input->shape;
+  return nn_norm_batch_backward (self, input, s->dims[0], s->dims[1],
+                                 s->dims[2] * s->dims[3], grad_out);
 }
 
 static char *

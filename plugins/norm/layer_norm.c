@@ -5,6 +5,8 @@
 #include "norm_stats.h"
 #include "../common/nn-layer-util.h"
 
+#include <nnkit/train.h>
+
 static const NnSchemaKey layer_norm_schema[] = {
   { "normalized_shape", NN_KIND_JSON, 0, 0, NULL, 0, 0, NULL,
     "trailing shape to normalise over: an int or a list of ints" },
@@ -136,6 +138,57 @@ layer_norm_forward (NnModule *self, NnCall *call, const NnArgs *args,
   return nn_value_take_tensor (out);
 }
 
+/* Per row, with xhat = (x - mean) * rstd and h = g * weight:
+ * dx = rstd * (h - mean(h) - xhat * mean(h * xhat)); d weight += g * xhat,
+ * d bias += g (PyTorch's layer_norm_backward), sums in double. */
+static NnValue *
+layer_norm_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                     const NnValue *out, const NnValue *grad_out,
+                     GError **error)
+{
+  const LayerNorm *ln = nn_module_get_private (self);
+  NnTensor *input = nn_args_tensor (args, 0);
+  NnTensor *dxt = nn_tensor_new (NN_DTYPE_F32, &input->shape);
+  if (!dxt)
+    return nn_lu_result (NULL, error);
+  gint64 d = nn_shape_numel (&ln->norm);
+  gint64 rows = d > 0 ? nn_tensor_numel (input) / d : 0;
+  const float *x = nn_tensor_f32 (input);
+  const float *g = nn_tensor_f32 (nn_value_get_tensor (grad_out));
+  float *dx = nn_tensor_f32 (dxt);
+  NnTensor *wt = nn_module_get_parameter (self, "weight");
+  const float *w = wt ? nn_tensor_f32 (wt) : NULL;
+  float *dw = wt ? nn_module_grad_f32 (self, "weight") : NULL;
+  float *db = wt ? nn_module_grad_f32 (self, "bias") : NULL;
+  double eps = nn_module_config_float (self, "eps");
+  g_autofree double *xhat = g_new (double, MAX (d, 1));
+  for (gint64 r = 0; r < rows; r++) {
+    const float *src = x + r * d, *gr = g + r * d;
+    double mean, var;
+    nn_norm_moments (src, d, &mean, &var);
+    double rstd = 1.0 / sqrt (var + eps), sh = 0.0, shx = 0.0;
+    for (gint64 i = 0; i < d; i++) {
+      xhat[i] = (src[i] - mean) * rstd;
+      double h = w ? (double) gr[i] * w[i] : gr[i];
+      sh += h;
+      shx += h * xhat[i];
+      if (dw)
+        dw[i] += (float) (gr[i] * xhat[i]);
+      if (db)
+        db[i] += gr[i];
+    }
+    sh /= (double) d;
+    shx /= (double) d;
+    for (gint64 i = 0; i < d; i++) {
+      double h = w ? (double) gr[i] * w[i] : gr[i];
+      dx[r * d + i] = (float) (rstd * (h - sh - xhat[i] * shx));
+    }
+  }
+  NnValue *res = nn_value_new_tuple ();
+  nn_value_append (res, nn_value_take_tensor (dxt));
+  return res;
+}
+
 static char *
 layer_norm_extra_repr (NnModule *self)
 {
@@ -166,6 +219,7 @@ const NnLayerType nn_layer_norm_type = {
   .create = layer_norm_create,
   .destroy = layer_norm_destroy,
   .forward = layer_norm_forward,
+  .backward = layer_norm_backward,
   .infer = layer_norm_forward,
   .extra_repr = layer_norm_extra_repr,
   .reset_parameters = layer_norm_reset_parameters,

@@ -379,6 +379,70 @@ product_macs (NnModule *self, const NnArgs *args, const NnValue *out)
   return (guint64) nn_tensor_numel (o) * (guint64) a->shape.dims[a->shape.ndim - 1];
 }
 
+/* The gradients of matmul, mm and bmm (float32): per batch item
+ * dA += G @ B^T and dB += A^T @ G, summed over the batch dims an operand
+ * was broadcast along; 1-d operands are the row and column they were in
+ * the forward. */
+static NnValue *
+product_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                  const NnValue *out, const NnValue *grad_out, GError **error)
+{
+  NnTensor *a = nn_args_tensor (args, 0), *b = nn_args_tensor (args, 1);
+  NnTensor *g = nn_value_get_tensor (grad_out);
+  if (a->dtype != NN_DTYPE_F32)
+    {
+      nn_ops_fail (error, "backward of a matrix product supports float32 "
+                   "only, found %s", nn_dtype_name (a->dtype));
+      return NULL;
+    }
+  NnShape as = a->shape, bs = b->shape;
+  if (as.ndim == 1)
+    as = (NnShape) { 2, { 1, a->shape.dims[0] } };
+  if (bs.ndim == 1)
+    bs = (NnShape) { 2, { b->shape.dims[0], 1 } };
+  gint64 m = as.dims[as.ndim - 2], k = as.dims[as.ndim - 1];
+  gint64 n = bs.dims[bs.ndim - 1];
+  NnShape ab = { as.ndim - 2 }, bb = { bs.ndim - 2 }, batch;
+  for (guint i = 0; i < ab.ndim; i++)
+    ab.dims[i] = as.dims[i];
+  for (guint i = 0; i < bb.ndim; i++)
+    bb.dims[i] = bs.dims[i];
+  if (!nn_ops_broadcast (&ab, &bb, &batch, error))
+    return NULL;
+  NnTensor *da = nn_ops_new (FALSE, NN_DTYPE_F32, &a->shape, error);
+  NnTensor *db = da ? nn_ops_new (FALSE, NN_DTYPE_F32, &b->shape, error) : NULL;
+  if (!db)
+    {
+      if (da)
+        nn_tensor_unref (da);
+      return NULL;
+    }
+  const float *av = a->data, *bv = b->data, *gv = nn_tensor_f32 (g);
+  float *dav = da->data, *dbv = db->data;
+  if (m > 0 && n > 0 && k > 0)
+    {
+      nn_blas_prepare ();
+      NnOpsIter it;
+      nn_ops_iter_init (&it, &batch);
+      nn_ops_iter_add (&it, &ab);
+      nn_ops_iter_add (&it, &bb);
+      for (gint64 i = 0, nb = nn_shape_numel (&batch); i < nb;
+           i++, nn_ops_iter_next (&it))
+        {
+          const float *gi = gv + i * m * n;
+          const float *ai = av + it.off[0] * m * k, *bi = bv + it.off[1] * k * n;
+          cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, m, k, n, 1.0f,
+                       gi, n, bi, n, 1.0f, dav + it.off[0] * m * k, k);
+          cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, k, n, m, 1.0f,
+                       ai, k, gi, n, 1.0f, dbv + it.off[1] * k * n, n);
+        }
+    }
+  NnValue *res = nn_value_new_tuple ();
+  nn_value_append (res, nn_value_take_tensor (da));
+  nn_value_append (res, nn_value_take_tensor (db));
+  return res;
+}
+
 #define PRODUCT_TYPE(var_, name_, doc_, args_, aliases_, fn_)              \
   const NnLayerType var_ = {                                              \
     .struct_size = sizeof (NnLayerType),                                  \
@@ -392,6 +456,7 @@ product_macs (NnModule *self, const NnArgs *args, const NnValue *out)
     .forward = fn_,                                                       \
     .infer = fn_,                                                         \
     .count_macs = product_macs,                                           \
+    .backward = product_backward,                                         \
   }
 
 static PRODUCT_TYPE (matmul_type, "matmul", "matrix product with broadcasting",
@@ -405,8 +470,20 @@ static NN_OPS_TYPE (addmm_type, "addmm", "beta * input + alpha * (mat1 @ mat2)",
 static NN_OPS_TYPE (baddbmm_type, "baddbmm",
                     "beta * input + alpha * bmm(batch1, batch2)", baddbmm_args,
                     baddbmm_aliases, baddbmm_fn);
-static PRODUCT_TYPE (linear_type, "linear", "input @ weight.T + bias",
-                     linear_args, linear_aliases, linear_fn);
+/* F.linear has no backward here (the Linear module has one). */
+static const NnLayerType linear_type = {
+  .struct_size = sizeof (NnLayerType),
+  .name = "linear",
+  .doc = "input @ weight.T + bias",
+  .flags = NN_LAYER_OP,
+  .args = linear_args,
+  .n_args = G_N_ELEMENTS (linear_args),
+  .aliases = linear_aliases,
+  .create = nn_ops_create,
+  .forward = linear_fn,
+  .infer = linear_fn,
+  .count_macs = product_macs,
+};
 
 const NnLayerType *const nn_ops_matmul_types[] = {
   &matmul_type, &mm_type, &bmm_type, &linear_type, &addmm_type,

@@ -51,6 +51,34 @@ extern const NnLayerType *const nn_ops_layer_norm_types[];
 #define NN_OPS_TYPE(var_, name_, doc_, args_, aliases_, fn_)              \
   NN_OPS_GRAD_TYPE (var_, name_, doc_, args_, aliases_, fn_, NULL)
 
+/* A forward (and infer) of an op. */
+typedef NnValue *(*NnOpsForward) (NnModule *self, NnCall *call,
+                                  const NnArgs *args, GError **error);
+
+/* The backward of an op that only moves, copies or repeats the elements
+ * of argument 0 (a tensor, or a sequence or dict of tensors as cat's):
+ * reruns @fn with argument 0's tensors replaced by int64 tensors of their
+ * element positions and sums the gradient back to the positions the
+ * result names (ops_grad.c).  Returns (transfer full) the one-item tuple
+ * of argument 0's gradient. */
+NnValue *nn_ops_move_backward (NnOpsForward fn, const NnArgSpec *specs,
+                               guint n_specs, NnModule *self,
+                               NnCall *call, const NnArgs *args, const NnValue *out,
+                               const NnValue *grad_out, GError **error);
+
+/* Declares a movement op (see nn_ops_move_backward) with its backward;
+ * written without a leading `static`, unlike NN_OPS_TYPE. */
+#define NN_OPS_MOVE_TYPE(var_, name_, doc_, args_, aliases_, fn_)         \
+  static NnValue *var_##_backward (NnModule *self, NnCall *call,          \
+                            const NnArgs *args, const NnValue *out,       \
+                            const NnValue *grad_out, GError **error)      \
+  {                                                                       \
+    return nn_ops_move_backward (fn_, args_, G_N_ELEMENTS (args_), self,  \
+                                 call, args, out, grad_out, error);             \
+  }                                                                       \
+  static NN_OPS_GRAD_TYPE (var_, name_, doc_, args_, aliases_, fn_,       \
+                           var_##_backward)
+
 /* Tensor arguments of ops take every dtype unless they say otherwise. */
 #define NN_OPS_ALL NN_DTYPES_ALL
 

@@ -664,9 +664,9 @@ static const NnArgSpec len_args[] = {
 static const char *const flip_aliases[] = { "torch.flip", "Tensor.flip", NULL };
 static const char *const tile_aliases[] = { "torch.tile", "Tensor.tile", NULL };
 static const char *const len_aliases[] = { "builtins.len", NULL };
-static NN_OPS_TYPE (flip_type, "flip", "reverses the order along dims",
+NN_OPS_MOVE_TYPE (flip_type, "flip", "reverses the order along dims",
                     flip_args, flip_aliases, flip_fn);
-static NN_OPS_TYPE (tile_type, "tile", "repeat, reps padded with leading 1s",
+NN_OPS_MOVE_TYPE (tile_type, "tile", "repeat, reps padded with leading 1s",
                     flip_args, tile_aliases, tile_fn);
 static NN_OPS_TYPE (len_type, "len", "Python's len()", len_args, len_aliases,
                     len_fn);
@@ -718,11 +718,11 @@ static NN_OPS_GRAD_TYPE (view_type, "view", "the same elements in a new shape",
                     sizes_args, view_aliases, reshape_fn, same_elements_backward);
 static NN_OPS_GRAD_TYPE (unflatten_type, "unflatten", "splits dim into sizes",
                     unflatten_args, unflatten_aliases, unflatten_fn, same_elements_backward);
-static NN_OPS_TYPE (permute_type, "permute", "reorders the dims",
+NN_OPS_MOVE_TYPE (permute_type, "permute", "reorders the dims",
                     permute_args, permute_aliases, permute_fn);
-static NN_OPS_TYPE (transpose_type, "transpose", "swaps dim0 and dim1",
+NN_OPS_MOVE_TYPE (transpose_type, "transpose", "swaps dim0 and dim1",
                     transpose_args, transpose_aliases, transpose_fn);
-static NN_OPS_TYPE (t_type, "t", "transposes a 2-d tensor", one_args,
+NN_OPS_MOVE_TYPE (t_type, "t", "transposes a 2-d tensor", one_args,
                     t_aliases, t_fn);
 static NN_OPS_GRAD_TYPE (contiguous_type, "contiguous", "the input itself",
                     contiguous_args, contiguous_aliases, contiguous_fn, same_elements_backward);
@@ -730,11 +730,11 @@ static NN_OPS_GRAD_TYPE (squeeze_type, "squeeze", "drops size-1 dims",
                     opt_dim_args, squeeze_aliases, squeeze_fn, same_elements_backward);
 static NN_OPS_GRAD_TYPE (unsqueeze_type, "unsqueeze", "inserts a size-1 dim",
                     dim_args, unsqueeze_aliases, unsqueeze_fn, same_elements_backward);
-static NN_OPS_TYPE (expand_type, "expand", "broadcasts to sizes",
+NN_OPS_MOVE_TYPE (expand_type, "expand", "broadcasts to sizes",
                     expand_args, expand_aliases, expand_fn);
-static NN_OPS_TYPE (expand_as_type, "expand_as", "broadcasts to other's shape",
+NN_OPS_MOVE_TYPE (expand_as_type, "expand_as", "broadcasts to other's shape",
                     expand_as_args, expand_as_aliases, expand_as_fn);
-static NN_OPS_TYPE (repeat_type, "repeat", "tiles the tensor", repeat_args,
+NN_OPS_MOVE_TYPE (repeat_type, "repeat", "tiles the tensor", repeat_args,
                     repeat_aliases, repeat_fn);
 static NN_OPS_TYPE (size_type, "size", "the sizes as a tuple, or one int",
                     opt_dim_args, size_aliases, size_fn);
@@ -742,7 +742,7 @@ static NN_OPS_TYPE (dim_type, "dim", "the number of dims", one_args,
                     dim_aliases, dim_fn);
 static NN_OPS_TYPE (numel_type, "numel", "the number of elements", one_args,
                     numel_aliases, numel_fn);
-static NN_OPS_TYPE (roll_type, "roll", "rotates elements along dims",
+NN_OPS_MOVE_TYPE (roll_type, "roll", "rotates elements along dims",
                     roll_args, roll_aliases, roll_fn);
 
 const NnLayerType *const nn_ops_shape_types[] = {

@@ -2,6 +2,7 @@
  * (F.softmax, torch.softmax, Tensor.softmax); the Softmax layer type
  * lives in the activations family. */
 #include "ops.h"
+#include "../common/nn-grad-util.h"
 
 #include <math.h>
 
@@ -120,6 +121,57 @@ log_softmax_fn (NnModule *self, NnCall *call, const NnArgs *args,
   return softmax_common (args, TRUE, error);
 }
 
+/* Float32 only: the tape's gradients are float32. */
+static NnValue *
+softmax_backward_common (const NnArgs *args, const NnValue *out,
+                         const NnValue *grad_out, gboolean log_it,
+                         GError **error)
+{
+  NnTensor *y = nn_value_get_tensor (out);
+  if (y->dtype != NN_DTYPE_F32)
+    {
+      nn_ops_fail (error, "backward of %s supports float32 only, found %s",
+                   log_it ? "log_softmax" : "softmax", nn_dtype_name (y->dtype));
+      return NULL;
+    }
+  NnValue *dimv = nn_args_get (args, 1);
+  guint nd = y->shape.ndim, dim;
+  gint64 d = nn_value_is_none (dimv)
+    ? ((nd == 0 || nd == 1 || nd == 3) ? 0 : 1)
+    : nn_value_get_int (dimv);
+  if (!nn_ops_dim (d, nd, &dim, error))
+    return NULL;
+  gint64 size = nd ? y->shape.dims[dim] : 1, outer = 1, inner = 1;
+  for (guint i = 0; i < dim && nd; i++)
+    outer *= y->shape.dims[i];
+  for (guint i = dim + 1; i < nd; i++)
+    inner *= y->shape.dims[i];
+  NnTensor *dx = nn_ops_new (FALSE, NN_DTYPE_F32, &y->shape, error);
+  if (!dx)
+    return NULL;
+  nn_grad_softmax (nn_tensor_f32 (y),
+                   nn_tensor_f32 (nn_value_get_tensor (grad_out)),
+                   nn_tensor_f32 (dx), outer, size, inner, log_it, 1.0f);
+  NnValue *res = nn_value_new_tuple ();
+  nn_value_append (res, nn_value_take_tensor (dx));
+  return res;
+}
+
+static NnValue *
+softmax_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                  const NnValue *out, const NnValue *grad_out, GError **error)
+{
+  return softmax_backward_common (args, out, grad_out, FALSE, error);
+}
+
+static NnValue *
+log_softmax_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                      const NnValue *out, const NnValue *grad_out,
+                      GError **error)
+{
+  return softmax_backward_common (args, out, grad_out, TRUE, error);
+}
+
 static const NnArgSpec softmax_args[] = {
   { "input", NN_ARG_TENSOR, NN_OPS_ALL, 0, NULL, "tensor" },
   { "dim", NN_ARG_INT | NN_ARG_NONE, 0, NN_ARG_OPTIONAL, "null",
@@ -137,10 +189,11 @@ static const char *const log_softmax_aliases[] = {
   "torch.log_softmax", "torch.nn.functional.log_softmax",
   "Tensor.log_softmax", "torch.special.log_softmax", NULL };
 
-static NN_OPS_TYPE (softmax_type, "softmax", "exp(x) / sum(exp(x)) along dim",
-                    softmax_args, softmax_aliases, softmax_fn);
-static NN_OPS_TYPE (log_softmax_type, "log_softmax", "log of softmax along dim",
-                    softmax_args, log_softmax_aliases, log_softmax_fn);
+static NN_OPS_GRAD_TYPE (softmax_type, "softmax", "exp(x) / sum(exp(x)) along dim",
+                         softmax_args, softmax_aliases, softmax_fn, softmax_backward);
+static NN_OPS_GRAD_TYPE (log_softmax_type, "log_softmax", "log of softmax along dim",
+                         softmax_args, log_softmax_aliases, log_softmax_fn,
+                         log_softmax_backward);
 
 const NnLayerType *const nn_ops_softmax_types[] = {
   &softmax_type, &log_softmax_type, NULL,

@@ -59,26 +59,44 @@ avg_pool2d_infer (NnModule *self, NnCall *call, const NnArgs *args,
   return nn_pool_infer_windows (&cfg->geom, nn_args_tensor (args, 0), error);
 }
 
+/* The input rows [*h0, *h1) and columns [*w0, *w1) of output (oh, ow)
+ * and its divisor; FALSE for a window wholly in the padding (output 0). */
+static gboolean
+avg_window (const AvgPool *cfg, const NnPoolExtent *ext, gint64 oh, gint64 ow,
+            gint64 *h0, gint64 *h1, gint64 *w0, gint64 *w1, gint64 *div)
+{
+  const NnPoolGeom *g = &cfg->geom;
+  gint64 a0 = oh * g->stride[0] - g->padding[0];
+  /* A window is clipped to the padded input first (ceil_mode windows
+   * may run past it): that is the size count_include_pad divides by. */
+  gint64 a1 = MIN (a0 + g->kernel[0], ext->h + g->padding[0]);
+  gint64 ph = a1 - a0;
+  gint64 b0 = ow * g->stride[1] - g->padding[1];
+  gint64 b1 = MIN (b0 + g->kernel[1], ext->w + g->padding[1]);
+  gint64 pw = b1 - b0;
+  *h0 = MAX (a0, 0);
+  *h1 = MIN (a1, ext->h);
+  *w0 = MAX (b0, 0);
+  *w1 = MIN (b1, ext->w);
+  if (*h0 >= *h1 || *w0 >= *w1)
+    return FALSE;
+  if (cfg->divisor_override)
+    *div = cfg->divisor_override;
+  else if (cfg->count_include_pad)
+    *div = ph * pw;
+  else
+    *div = (*h1 - *h0) * (*w1 - *w0);
+  return TRUE;
+}
+
 static void
 avg_pool2d_plane (gconstpointer ctx, const float *x, float *y)
 {
   const AvgPoolPlane *p = ctx;
-  const NnPoolGeom *g = &p->cfg.geom;
-  for (gint64 oh = 0; oh < p->ext.oh; oh++) {
-    gint64 h0 = oh * g->stride[0] - g->padding[0];
-    /* A window is clipped to the padded input first (ceil_mode windows
-     * may run past it): that is the size count_include_pad divides by. */
-    gint64 h1 = MIN (h0 + g->kernel[0], p->ext.h + g->padding[0]);
-    gint64 ph = h1 - h0;
-    h0 = MAX (h0, 0);
-    h1 = MIN (h1, p->ext.h);
+  for (gint64 oh = 0; oh < p->ext.oh; oh++)
     for (gint64 ow = 0; ow < p->ext.ow; ow++) {
-      gint64 w0 = ow * g->stride[1] - g->padding[1];
-      gint64 w1 = MIN (w0 + g->kernel[1], p->ext.w + g->padding[1]);
-      gint64 pw = w1 - w0;
-      w0 = MAX (w0, 0);
-      w1 = MIN (w1, p->ext.w);
-      if (h0 >= h1 || w0 >= w1) {
+      gint64 h0, h1, w0, w1, div;
+      if (!avg_window (&p->cfg, &p->ext, oh, ow, &h0, &h1, &w0, &w1, &div)) {
         y[oh * p->ext.ow + ow] = 0.0f;
         continue;
       }
@@ -86,16 +104,50 @@ avg_pool2d_plane (gconstpointer ctx, const float *x, float *y)
       for (gint64 ih = h0; ih < h1; ih++)
         for (gint64 iw = w0; iw < w1; iw++)
           sum += x[ih * p->ext.w + iw];
-      gint64 div;
-      if (p->cfg.divisor_override)
-        div = p->cfg.divisor_override;
-      else if (p->cfg.count_include_pad)
-        div = ph * pw;
-      else
-        div = (h1 - h0) * (w1 - w0);
       y[oh * p->ext.ow + ow] = sum / (float) div;
     }
+}
+
+/* Each window spreads its gradient / divisor over the input cells it
+ * averaged (PyTorch's avg_pool2d_backward). */
+static NnValue *
+avg_pool2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                     const NnValue *out, const NnValue *grad_out,
+                     GError **error)
+{
+  const AvgPool *cfg = nn_module_get_private (self);
+  NnTensor *input = nn_args_tensor (args, 0);
+  NnTensor *gt = nn_value_get_tensor (grad_out);
+  const guint nd = input->shape.ndim;
+  NnPoolExtent ext = { 0 };
+  ext.h = input->shape.dims[nd - 2];
+  ext.w = input->shape.dims[nd - 1];
+  ext.oh = gt->shape.dims[nd - 2];
+  ext.ow = gt->shape.dims[nd - 1];
+  const gint64 plane = ext.h * ext.w;
+  const gint64 planes = plane > 0 ? nn_tensor_numel (input) / plane : 0;
+  NnTensor *dx = nn_pool_alloc (&input->shape, error);
+  if (!dx)
+    return NULL;
+  const float *go = nn_tensor_f32 (gt);
+  float *d = nn_tensor_f32 (dx);
+  for (gint64 pl = 0; pl < planes; pl++) {
+    float *dp = d + pl * ext.h * ext.w;
+    const float *gp = go + pl * ext.oh * ext.ow;
+    for (gint64 oh = 0; oh < ext.oh; oh++)
+      for (gint64 ow = 0; ow < ext.ow; ow++) {
+        gint64 h0, h1, w0, w1, div;
+        if (!avg_window (cfg, &ext, oh, ow, &h0, &h1, &w0, &w1, &div))
+          continue;
+        float v = gp[oh * ext.ow + ow] / (float) div;
+        for (gint64 ih = h0; ih < h1; ih++)
+          for (gint64 iw = w0; iw < w1; iw++)
+            dp[ih * ext.w + iw] += v;
+      }
   }
+  NnValue *res = nn_value_new_tuple ();
+  nn_value_append (res, nn_value_take_tensor (dx));
+  return res;
 }
 
 static NnValue *
@@ -134,5 +186,6 @@ const NnLayerType nn_avg_pool2d_type = {
   .destroy = avg_pool2d_destroy,
   .infer = avg_pool2d_infer,
   .forward = avg_pool2d_forward,
+  .backward = avg_pool2d_backward,
   .extra_repr = avg_pool2d_extra_repr,
 };

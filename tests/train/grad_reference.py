@@ -23,8 +23,12 @@ torch.manual_seed(1234)
 cases = []
 
 
-def add(name, type_name, config, module, inputs, train=False, grad_inputs=None, extra=()):
-    """Runs @module on @inputs, backward from a random upstream gradient."""
+def add(name, type_name, config, module, inputs, train=False, grad_inputs=None, extra=(),
+        args=None, pick=None):
+    """Runs @module on @inputs, backward from a random upstream gradient.
+    @args (optional): the C call's positional arguments in cases.json's
+    form ({"in": i}, {"list": [i, ...]}, {"slice": [a, b, c]}, ints, None,
+    lists for tuples); @pick: differentiate item @pick of a tuple result."""
     module.train(train)
     buffers = {f"buffer.{n}": b.clone() for n, b in module.named_buffers(recurse=False)}
     if grad_inputs is None:
@@ -36,6 +40,8 @@ def add(name, type_name, config, module, inputs, train=False, grad_inputs=None, 
             t.requires_grad_(True)
         ins.append(t)
     out = module(*ins, *extra)
+    if pick is not None:
+        out = out[pick]
     gout = torch.randn_like(out)
     out.backward(gout)
     tensors = {"out": out.detach(), "gout": gout}
@@ -53,10 +59,15 @@ def add(name, type_name, config, module, inputs, train=False, grad_inputs=None, 
         tensors[f"grad.param.{pname}"] = p.grad
     safetensors_io.write(os.path.join(outdir, name + ".safetensors"),
                          {k: v.contiguous() for k, v in tensors.items()})
-    cases.append({"name": name, "type": type_name, "config": config,
-                  "inputs": len(inputs), "params": params, "train": train,
-                  "extra": list(extra),
-                  "buffers": [n for n, _ in module.named_buffers(recurse=False)]})
+    case = {"name": name, "type": type_name, "config": config,
+            "inputs": len(inputs), "params": params, "train": train,
+            "extra": list(extra),
+            "buffers": [n for n, _ in module.named_buffers(recurse=False)]}
+    if args is not None:
+        case["args"] = args
+    if pick is not None:
+        case["pick"] = pick
+    cases.append(case)
 
 
 def nonzero(*shape):
@@ -168,6 +179,166 @@ for k, red in enumerate(["mean", "sum", "none"]):
     add(f"bce{k}", "BCEWithLogitsLoss", {"reduction": red},
         torch.nn.BCEWithLogitsLoss(reduction=red),
         [torch.randn(*shape) * 3, torch.rand(*shape)])
+
+# --- activations: every module type of plugins/activations/ -------------
+def spread(*shape):
+    # Values over the interesting range of the piecewise activations, kept
+    # away from their kinks (0, +-lambd, +-3, the clamp bounds) so that
+    # float32 rounding cannot flip a side.
+    t = torch.rand(*shape) * 10 - 5
+    for kink in (-3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0, 6.0, 0.7, -0.4, 1.5, -2.0):
+        near = (t - kink).abs() < 0.03
+        t = torch.where(near, t + 0.07, t)
+    return t
+
+
+act_cases = [
+    ("Hardtanh", {"min_val": -2.0, "max_val": 1.5}, torch.nn.Hardtanh(-2.0, 1.5)),
+    ("Hardtanh", {}, torch.nn.Hardtanh()),
+    ("ReLU6", {}, torch.nn.ReLU6()),
+    ("Hardsigmoid", {}, torch.nn.Hardsigmoid()),
+    ("Hardswish", {}, torch.nn.Hardswish()),
+    ("ELU", {"alpha": 0.7}, torch.nn.ELU(0.7)),
+    ("SELU", {}, torch.nn.SELU()),
+    ("CELU", {"alpha": 1.5}, torch.nn.CELU(1.5)),
+    ("LeakyReLU", {"negative_slope": 0.2}, torch.nn.LeakyReLU(0.2)),
+    ("Softplus", {"beta": 2, "threshold": 3}, torch.nn.Softplus(2, 3)),
+    ("Mish", {}, torch.nn.Mish()),
+    ("LogSigmoid", {}, torch.nn.LogSigmoid()),
+    ("Softsign", {}, torch.nn.Softsign()),
+    ("Tanhshrink", {}, torch.nn.Tanhshrink()),
+    ("Hardshrink", {"lambd": 0.5}, torch.nn.Hardshrink(0.5)),
+    ("Softshrink", {"lambd": 0.7}, torch.nn.Softshrink(0.7)),
+    ("Threshold", {"threshold": -0.4, "value": 2.0}, torch.nn.Threshold(-0.4, 2.0)),
+]
+for k, (t, cfg, mod) in enumerate(act_cases):
+    add(f"act{k}_{t.lower()}", t, cfg, mod, [spread(3, 4, 5)])
+for k, (t, cfg, mod, shape) in enumerate([
+        ("Softmax", {"dim": 1}, torch.nn.Softmax(1), (3, 5, 2)),
+        ("Softmax", {"dim": -1}, torch.nn.Softmax(-1), (4, 6)),
+        ("LogSoftmax", {"dim": 1}, torch.nn.LogSoftmax(1), (3, 5, 2)),
+        ("LogSoftmax", {"dim": 0}, torch.nn.LogSoftmax(0), (4, 3)),
+        ("Softmin", {"dim": 2}, torch.nn.Softmin(2), (2, 3, 4)),
+        ("GLU", {"dim": -1}, torch.nn.GLU(-1), (3, 6)),
+        ("GLU", {"dim": 1}, torch.nn.GLU(1), (2, 4, 3))]):
+    add(f"act_dim{k}_{t.lower()}", t, cfg, mod, [torch.randn(*shape) * 2])
+for k, c in enumerate([1, 3]):
+    prelu = torch.nn.PReLU(c)
+    with torch.no_grad():
+        prelu.weight.uniform_(-0.5, 0.5)
+    add(f"prelu{k}", "PReLU", {"num_parameters": c}, prelu, [spread(2, 3, 4)])
+
+
+
+
+import torch.nn.functional as F  # noqa: E402
+
+# Functional spellings: the op types of the same functions.
+add("fn_leaky_relu", "leaky_relu", {}, Op(lambda x: F.leaky_relu(x, 0.3)), [spread(4, 5)],
+    args=[{"in": 0}, 0.3])
+add("fn_elu", "elu", {}, Op(lambda x: F.elu(x, 1.2)), [spread(4, 5)], args=[{"in": 0}, 1.2])
+add("fn_softplus", "softplus", {}, Op(lambda x: F.softplus(x)), [spread(4, 5)])
+add("fn_prelu", "prelu", {}, Op(F.prelu), [spread(2, 3, 4), torch.rand(3) - 0.5])
+add("fn_glu", "glu", {}, Op(lambda x: F.glu(x, 0)), [torch.randn(4, 3)], args=[{"in": 0}, 0])
+add("fn_softmax", "softmax", {}, Op(lambda x: F.softmax(x, 1)), [torch.randn(3, 4, 2)],
+    args=[{"in": 0}, 1])
+add("fn_log_softmax", "log_softmax", {}, Op(lambda x: F.log_softmax(x, -1)),
+    [torch.randn(3, 7)], args=[{"in": 0}, -1])
+
+# --- movement ops: one backward through their own forward ---------------
+add("permute", "permute", {}, Op(lambda x: x.permute(2, 0, 1)), [torch.randn(2, 3, 4)],
+    args=[{"in": 0}, 2, 0, 1])
+add("transpose", "transpose", {}, Op(lambda x: x.transpose(0, 2)), [torch.randn(2, 3, 4)],
+    args=[{"in": 0}, 0, 2])
+add("t", "t", {}, Op(lambda x: x.t()), [torch.randn(3, 5)])
+add("view", "view", {}, Op(lambda x: x.view(4, 6)), [torch.randn(2, 3, 4)],
+    args=[{"in": 0}, 4, 6])
+add("squeeze", "squeeze", {}, Op(lambda x: x.squeeze(1)), [torch.randn(3, 1, 4)],
+    args=[{"in": 0}, 1])
+add("contiguous", "contiguous", {}, Op(lambda x: x.contiguous()), [torch.randn(3, 4)])
+add("getitem_slices", "getitem", {}, Op(lambda x: x[1:, ::2, 1]), [torch.randn(3, 5, 4)],
+    args=[{"in": 0}, [{"slice": [1, None, None]}, {"slice": [None, None, 2]}, 1]])
+add("getitem_index", "getitem", {}, Op(lambda x, i: x[i]),
+    [torch.randn(4, 3), torch.tensor([2, 0, 2, 3])], args=[{"in": 0}, {"in": 1}])
+add("select", "select", {}, Op(lambda x: x.select(1, 2)), [torch.randn(2, 4, 3)],
+    args=[{"in": 0}, 1, 2])
+add("narrow", "narrow", {}, Op(lambda x: x.narrow(2, 1, 2)), [torch.randn(2, 3, 4)],
+    args=[{"in": 0}, 2, 1, 2])
+add("index_select", "index_select", {}, Op(lambda x, i: x.index_select(0, i)),
+    [torch.randn(4, 3), torch.tensor([3, 1, 3])], args=[{"in": 0}, 0, {"in": 1}])
+add("expand", "expand", {}, Op(lambda x: x.expand(2, 3, 4)), [torch.randn(3, 1)],
+    args=[{"in": 0}, 2, 3, 4])
+add("repeat", "repeat", {}, Op(lambda x: x.repeat(2, 1, 3)), [torch.randn(3, 2)],
+    args=[{"in": 0}, 2, 1, 3])
+add("flip", "flip", {}, Op(lambda x: x.flip(0, 2)), [torch.randn(2, 3, 4)],
+    args=[{"in": 0}, [0, 2]])
+add("cat", "cat", {}, Op(lambda a, b, c: torch.cat([a, b, c], 1)),
+    [torch.randn(2, 3, 2), torch.randn(2, 1, 2), torch.randn(2, 4, 2)],
+    args=[{"list": [0, 1, 2]}, 1])
+add("stack", "stack", {}, Op(lambda a, b: torch.stack([a, b], 1)),
+    [torch.randn(3, 2), torch.randn(3, 2)], args=[{"list": [0, 1]}, 1])
+for k in range(3):
+    add(f"chunk{k}", "chunk", {}, Op(lambda x: torch.chunk(x, 3, 1)), [torch.randn(2, 7, 3)],
+        args=[{"in": 0}, 3, 1], pick=k)
+add("split_sizes", "split", {}, Op(lambda x: torch.split(x, [1, 3], 0)), [torch.randn(4, 3)],
+    args=[{"in": 0}, [1, 3], 0], pick=1)
+add("split_even", "split", {}, Op(lambda x: torch.split(x, 2, -1)), [torch.randn(3, 5)],
+    args=[{"in": 0}, 2, -1], pick=2)
+
+# --- matrix products ----------------------------------------------------
+for k, (a, b) in enumerate([((3, 4), (4, 5)), ((2, 3, 4), (4, 2)), ((4,), (2, 4, 3)),
+                            ((2, 1, 3, 4), (3, 4, 2)), ((5,), (5,)), ((3, 4), (4,))]):
+    add(f"matmul{k}", "matmul", {}, Op(torch.matmul), [torch.randn(*a), torch.randn(*b)])
+add("mm", "mm", {}, Op(torch.mm), [torch.randn(3, 4), torch.randn(4, 2)])
+add("bmm", "bmm", {}, Op(torch.bmm), [torch.randn(2, 3, 4), torch.randn(2, 4, 5)])
+
+# --- LayerNorm, Embedding, AvgPool2d, BatchNorm1d -----------------------
+for k, (shape, norm, affine) in enumerate([((3, 5), [5], True), ((2, 3, 4), [3, 4], True),
+                                           ((4, 6), [6], False)]):
+    ln = torch.nn.LayerNorm(norm, elementwise_affine=affine)
+    if affine:
+        with torch.no_grad():
+            ln.weight.uniform_(0.5, 1.5)
+            ln.bias.uniform_(-0.5, 0.5)
+    add(f"layer_norm{k}", "LayerNorm", {"normalized_shape": norm,
+                                        "elementwise_affine": affine},
+        ln, [torch.randn(*shape) * 2 + 0.5])
+for k, (pad, freq) in enumerate([(None, False), (2, False), (-1, True)]):
+    emb = torch.nn.Embedding(6, 4, padding_idx=pad, scale_grad_by_freq=freq)
+    add(f"embedding{k}", "Embedding", {"num_embeddings": 6, "embedding_dim": 4,
+                                       "padding_idx": pad, "scale_grad_by_freq": freq},
+        emb, [torch.tensor([[0, 2, 5, 2], [5, 1, 2, 3]])])
+for k, cfg in enumerate([dict(kernel_size=2),
+                         dict(kernel_size=3, stride=2, padding=1),
+                         dict(kernel_size=3, stride=2, padding=1, count_include_pad=False,
+                              ceil_mode=True),
+                         dict(kernel_size=[2, 3], stride=1, divisor_override=4)]):
+    add(f"avg_pool{k}", "AvgPool2d", cfg, torch.nn.AvgPool2d(**cfg),
+        [torch.randn(2, 3, rng.randint(5, 7), rng.randint(5, 8))])
+for k, (shape, train, momentum) in enumerate([((5, 3), True, 0.1), ((4, 3, 6), True, None),
+                                              ((4, 3, 2), False, 0.1), ((6, 3), True, 0.5)]):
+    bn = torch.nn.BatchNorm1d(3, momentum=momentum)
+    with torch.no_grad():
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.num_batches_tracked.fill_(rng.randint(0, 5))
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-0.5, 0.5)
+    add(f"batch_norm1d_{k}", "BatchNorm1d", {"num_features": 3, "momentum": momentum}, bn,
+        [torch.randn(*shape)], train=train)
+
+# --- Conv2d's other padding modes ---------------------------------------
+for k, (mode, cfg) in enumerate([
+        ("reflect", dict(in_channels=2, out_channels=3, kernel_size=3, padding=1)),
+        ("replicate", dict(in_channels=4, out_channels=4, kernel_size=3, padding=2, stride=2,
+                           groups=4)),
+        ("circular", dict(in_channels=4, out_channels=2, kernel_size=(3, 2), padding=(1, 2),
+                          dilation=(2, 1), groups=2)),
+        ("reflect", dict(in_channels=3, out_channels=2, kernel_size=2, padding=(1, 0),
+                         bias=False))]):
+    cfg = dict(cfg, padding_mode=mode)
+    add(f"conv2d_{mode}{k}", "Conv2d", cfg, torch.nn.Conv2d(**cfg),
+        [torch.randn(2, cfg["in_channels"], 5, 6)])
 
 with open(os.path.join(outdir, "cases.json"), "w") as f:
     json.dump(cases, f, indent=1)

@@ -116,11 +116,12 @@ class Finetune(unittest.TestCase):
                     {"name": "0", "type": "Flatten", "config": {}},
                     {"name": "1", "type": "Linear",
                      "config": {"in_features": 12, "out_features": 5}},
-                    {"name": "2", "type": "Softmin", "config": {"dim": 1}},
+                    {"name": "2", "type": "Unflatten",
+                     "config": {"dim": 1, "unflattened_size": [5]}},
                     {"name": "3", "type": "Linear",
                      "config": {"in_features": 5, "out_features": 4}}]}}, f)
         self.fails([chain, "--init-seed", "1", "--data", self.data], out,
-                   "'2': layer type Softmin has no backward()")
+                   "'2': layer type Unflatten has no backward()")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,41 @@ using namespace nntrain;
 
 namespace {
 
+// One call argument from its JSON form in cases.json (see "args").
+NnValue *
+arg_value (JsonNode *e, const std::vector<Tensor> &ins)
+{
+  if (JSON_NODE_HOLDS_NULL (e))
+    return nn_value_new_none ();
+  if (JSON_NODE_HOLDS_ARRAY (e)) {
+    NnValue *t = nn_value_new_tuple ();
+    JsonArray *a = json_node_get_array (e);
+    for (guint j = 0; j < json_array_get_length (a); j++)
+      nn_value_append (t, arg_value (json_array_get_element (a, j), ins));
+    return t;
+  }
+  if (JSON_NODE_HOLDS_OBJECT (e)) {
+    JsonObject *o = json_node_get_object (e);
+    if (json_object_has_member (o, "in"))
+      return nn_value_new_tensor (ins[json_object_get_int_member (o, "in")].get ());
+    if (json_object_has_member (o, "list")) {
+      NnValue *l = nn_value_new_list ();
+      JsonArray *a = json_object_get_array_member (o, "list");
+      for (guint j = 0; j < json_array_get_length (a); j++)
+        nn_value_append (l, nn_value_new_tensor (ins[json_array_get_int_element (a, j)].get ()));
+      return l;
+    }
+    JsonArray *a = json_object_get_array_member (o, "slice");
+    NnValue *parts[3];
+    for (guint j = 0; j < 3; j++)
+      parts[j] = arg_value (json_array_get_element (a, j), ins);
+    return nn_value_new_slice (parts[0], parts[1], parts[2]);
+  }
+  if (json_node_get_value_type (e) == G_TYPE_DOUBLE)
+    return nn_value_new_float (json_node_get_double (e));
+  return nn_value_new_int (json_node_get_int (e));
+}
+
 class GradReference : public ::testing::Test {
 protected:
   static std::string dir;
@@ -79,29 +114,35 @@ TEST_F (GradReference, EveryCaseMatchesTorch)
       ASSERT_TRUE (ins.back ()) << key;
       if (nn_safetensors_get_info (st.get (), ("grad." + key).c_str (), nullptr))
         nn_tape_watch (tape, ins.back ().get ());
-      nn_value_append (args.get (), nn_value_new_tensor (ins.back ().get ()));
     }
-    // Non-tensor arguments after the tensors: ints or tuples of ints.
-    JsonArray *extra = json_object_get_array_member (cs, "extra");
-    for (guint k = 0; k < json_array_get_length (extra); k++) {
-      JsonNode *e = json_array_get_element (extra, k);
-      if (JSON_NODE_HOLDS_ARRAY (e)) {
-        NnValue *t = nn_value_new_tuple ();
-        JsonArray *a = json_node_get_array (e);
-        for (guint j = 0; j < json_array_get_length (a); j++)
-          nn_value_append (t, nn_value_new_int (json_array_get_int_element (a, j)));
-        nn_value_append (args.get (), t);
-      } else {
-        nn_value_append (args.get (), nn_value_new_int (json_node_get_int (e)));
-      }
+    if (json_object_has_member (cs, "args")) {
+      // Explicit positional arguments: {"in": i}, {"list": [i, ...]},
+      // {"slice": [start, stop, step]}, ints, null, tuples of those.
+      JsonArray *spec = json_object_get_array_member (cs, "args");
+      for (guint k = 0; k < json_array_get_length (spec); k++)
+        nn_value_append (args.get (), arg_value (json_array_get_element (spec, k), ins));
+    } else {
+      for (gint64 i = 0; i < n_in; i++)
+        nn_value_append (args.get (), nn_value_new_tensor (ins[i].get ()));
+      // Non-tensor arguments after the tensors: ints or tuples of ints.
+      JsonArray *extra = json_object_get_array_member (cs, "extra");
+      for (guint k = 0; k < json_array_get_length (extra); k++)
+        nn_value_append (args.get (), arg_value (json_array_get_element (extra, k), ins));
     }
     ValueRef out (nn_tape_call (tape, m.get (), args.get (), nullptr, err.out ()));
     ASSERT_TRUE (out) << err.message ();
+    // A tuple result (chunk, split): the case differentiates item "pick".
+    NnTensor *res = nn_value_get_tensor (out.get ());
+    if (json_object_has_member (cs, "pick")) {
+      NnValue *item = nn_value_item (out.get (), (guint) json_object_get_int_member (cs, "pick"));
+      ASSERT_TRUE (item);
+      res = nn_value_get_tensor (item);
+    }
+    ASSERT_TRUE (res);
     Tensor want_out = load (st.get (), "out");
-    EXPECT_TRUE (close (nn_value_get_tensor (out.get ()), want_out.get ())) << "output";
+    EXPECT_TRUE (close (res, want_out.get ())) << "output";
     Tensor gout = load (st.get (), "gout");
-    ASSERT_TRUE (nn_backward (tape, nn_value_get_tensor (out.get ()), gout.get (), err.out ()))
-        << err.message ();
+    ASSERT_TRUE (nn_backward (tape, res, gout.get (), err.out ())) << err.message ();
     for (gint64 i = 0; i < n_in; i++) {
       std::string key = "grad.in" + std::to_string (i);
       Tensor want = load (st.get (), key);

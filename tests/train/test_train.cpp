@@ -214,7 +214,7 @@ TEST_F (TrainReference, OptimizerStateResumes)
 const char *chain =
     "{\"format\": \"nnkit\", \"version\": 2, \"model\": {\"type\": \"Sequential\", \"children\": ["
     "{\"name\": \"0\", \"type\": \"Linear\", \"config\": {\"in_features\": 4, \"out_features\": 3}},"
-    "{\"name\": \"1\", \"type\": \"Softmin\", \"config\": {\"dim\": 1}},"
+    "{\"name\": \"1\", \"type\": \"Unflatten\", \"config\": {\"dim\": 1, \"unflattened_size\": [3]}},"
     "{\"name\": \"2\", \"type\": \"Linear\", \"config\": {\"in_features\": 3, \"out_features\": 2}}]}}";
 
 TEST (Train, ModesReachTheWholeSubtree)
@@ -312,14 +312,14 @@ TEST (Train, TypeWithoutBackwardIsNamedOnlyWhenNeeded)
   EXPECT_EQ (nn_tape_n_entries (tape), 3u);
   Tensor g = tensor_f32 ({ 2, 2 }, [] (gint64 i) { return 1.0f; });
   EXPECT_FALSE (nn_backward (tape, nn_value_get_tensor (y.get ()), g.get (), err.out ()));
-  EXPECT_TRUE (contains (err.message (), "'1': layer type Softmin has no backward()"))
+  EXPECT_TRUE (contains (err.message (), "'1': layer type Unflatten has no backward()"))
       << err.message ();
   // Walked once only.
   EXPECT_FALSE (nn_backward (tape, nn_value_get_tensor (y.get ()), g.get (), err.out ()));
   EXPECT_TRUE (contains (err.message (), "already walked")) << err.message ();
   nn_tape_free (tape);
 
-  // With everything before the last Linear frozen, Softmin is not on the
+  // With everything before the last Linear frozen, Unflatten is not on the
   // gradient path: nothing before it is recorded and backward succeeds.
   ASSERT_TRUE (nn_module_set_requires_grad (m.get (), "0", FALSE, nullptr, err.out ()));
   tape = nn_tape_new (1);
