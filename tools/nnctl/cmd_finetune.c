@@ -1,8 +1,10 @@
 /* nnctl finetune MODEL: fine-tunes a classifier on a safetensors data
- * file ("input" [N, ...] float32, "labels" [N] int64) with cross entropy,
- * SGD or AdamW, frozen globs, a checkpoint written atomically after each
- * epoch and --resume (docs/TRAINING.md).  Everything is checked before the
- * first step; a failing step writes nothing. */
+ * file ("input" [N, ...] float32, "labels" [N] int64) with cross entropy
+ * (label smoothing), SGD, Adam or AdamW, an epoch-wise StepLR or
+ * CosineAnnealingLR schedule, gradient-norm clipping, frozen globs, a
+ * checkpoint written atomically after each epoch and --resume, which
+ * continues the optimiser and the schedule (docs/TRAINING.md).  Everything
+ * is checked before the first step; a failing step writes nothing. */
 #include "nnctl.h"
 
 #include <math.h>
@@ -139,7 +141,98 @@ typedef struct {
   double lr, momentum, weight_decay;
   const char *optimizer;
   gboolean no_shuffle;
+  double clip; /* > 0: clip_grad_norm_ before each step */
 } Settings;
+
+/* The learning-rate schedule, stepped once per epoch as PyTorch's
+ * scheduler.step() after each epoch: epoch e (from 0) trains at
+ * lr(e).  Saved beside the checkpoint so --resume continues it. */
+typedef struct {
+  char *kind;       /* "none", "step" or "cosine" */
+  double base_lr;
+  gint64 step_size; /* step */
+  double gamma;     /* step */
+  gint64 t_max;     /* cosine (eta_min 0) */
+} Schedule;
+
+static double
+schedule_lr (const Schedule *sc, gint64 epoch)
+{
+  if (g_strcmp0 (sc->kind, "step") == 0)
+    return nn_lr_step (sc->base_lr, epoch, sc->step_size, sc->gamma);
+  if (g_strcmp0 (sc->kind, "cosine") == 0)
+    return nn_lr_cosine (sc->base_lr, epoch, sc->t_max, 0.0);
+  return sc->base_lr;
+}
+
+/* "out.json" -> "out.sched.json": the schedule and the epochs done. */
+static char *
+sched_path_for (const char *model_path)
+{
+  const char *dot = strrchr (model_path, '.');
+  const char *slash = strrchr (model_path, '/');
+  gsize stem = dot && (!slash || dot > slash) ? (gsize) (dot - model_path)
+                                              : strlen (model_path);
+  return g_strdup_printf ("%.*s.sched.json", (int) stem, model_path);
+}
+
+/* Writes @sc and @epochs_done to @path atomically. */
+static gboolean
+schedule_save (const Schedule *sc, gint64 epochs_done, const char *path,
+               GError **error)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "scheduler");
+  json_builder_add_string_value (b, sc->kind);
+  json_builder_set_member_name (b, "base_lr");
+  json_builder_add_double_value (b, sc->base_lr);
+  json_builder_set_member_name (b, "step_size");
+  json_builder_add_int_value (b, sc->step_size);
+  json_builder_set_member_name (b, "gamma");
+  json_builder_add_double_value (b, sc->gamma);
+  json_builder_set_member_name (b, "t_max");
+  json_builder_add_int_value (b, sc->t_max);
+  json_builder_set_member_name (b, "last_epoch");
+  json_builder_add_int_value (b, epochs_done);
+  json_builder_end_object (b);
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  g_autoptr (JsonNode) root = json_builder_get_root (b);
+  json_generator_set_root (gen, root);
+  json_generator_set_pretty (gen, TRUE);
+  g_autofree char *text = json_generator_to_data (gen, NULL);
+  return g_file_set_contents (path, text, -1, error);
+}
+
+/* Reads a schedule written by schedule_save; @epochs_done (nullable). */
+static gboolean
+schedule_load (Schedule *sc, gint64 *epochs_done, const char *path,
+               GError **error)
+{
+  g_autoptr (JsonParser) p = json_parser_new ();
+  if (!json_parser_load_from_file (p, path, error))
+    return FALSE;
+  JsonNode *root = json_parser_get_root (p);
+  JsonObject *o = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
+  const char *kind = o ? json_object_get_string_member_with_default (o, "scheduler", NULL)
+                       : NULL;
+  if (!kind || (strcmp (kind, "none") && strcmp (kind, "step") && strcmp (kind, "cosine"))
+      || !json_object_has_member (o, "base_lr")) {
+    g_set_error (error, NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_WRONG_KIND,
+                 "%s: expected an object with 'scheduler' (none, step or "
+                 "cosine) and 'base_lr'", path);
+    return FALSE;
+  }
+  g_free (sc->kind);
+  sc->kind = g_strdup (kind);
+  sc->base_lr = json_object_get_double_member (o, "base_lr");
+  sc->step_size = json_object_get_int_member_with_default (o, "step_size", 0);
+  sc->gamma = json_object_get_double_member_with_default (o, "gamma", 0.1);
+  sc->t_max = json_object_get_int_member_with_default (o, "t_max", 0);
+  if (epochs_done)
+    *epochs_done = json_object_get_int_member_with_default (o, "last_epoch", 0);
+  return TRUE;
+}
 
 /* One epoch of training; @epoch seeds the shuffle and the tapes. */
 static gboolean
@@ -181,8 +274,10 @@ train_epoch (NnModule *m, NnModule *loss, NnOptimizer *opt, Dataset *d,
       nn_value_append (la, nn_value_new_tensor (logits));
       nn_value_append (la, nn_value_new_tensor (y));
       l = nn_tape_call (tape, loss, la, NULL, error);
-      ok = l && nn_backward (tape, nn_value_get_tensor (l), NULL, error)
-           && nn_optimizer_step (opt, error);
+      ok = l && nn_backward (tape, nn_value_get_tensor (l), NULL, error);
+      if (ok && s->clip > 0.0)
+        nn_clip_grad_norm (m, s->clip);
+      ok = ok && nn_optimizer_step (opt, error);
     }
     nn_tape_free (tape);
     if (!ok)
@@ -221,10 +316,15 @@ nnctl_cmd_finetune (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
                     char **argv)
 {
   char *data = NULL, *val = NULL, *out = NULL, *resume = NULL;
-  char *optimizer = NULL;
+  char *optimizer = NULL, *scheduler = NULL;
   char **freeze = NULL;
-  Settings s = { 1, 32, 0, 0.01, 0.0, 0.0, "sgd", FALSE };
-  gint epochs = 1, batch = 32, seed = 0;
+  Settings s = { 1, 32, 0, 0.01, 0.0, 0.0, "sgd", FALSE, 0.0 };
+  gint epochs = 1, batch = 32, seed = 0, step_size = 0, t_max = 0;
+  /* NAN: not given (GOption leaves an absent double untouched). */
+  double gamma = NAN, label_smoothing = 0.0, clip = NAN;
+  gboolean gamma_given;
+  Schedule sched = { NULL, 0.0, 0, 0.1, 0 };
+  char *spath = NULL;
   const GOptionEntry entries[] = {
     { "data", 0, 0, G_OPTION_ARG_FILENAME, &data,
       "Training data: 'input' [N, ...] float32 and 'labels' [N] int64", "TRAIN.safetensors" },
@@ -240,6 +340,19 @@ nnctl_cmd_finetune (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
     { "momentum", 0, 0, G_OPTION_ARG_DOUBLE, &s.momentum, "SGD momentum (default 0)", "M" },
     { "weight-decay", 0, 0, G_OPTION_ARG_DOUBLE, &s.weight_decay,
       "Weight decay (default 0)", "W" },
+    { "scheduler", 0, 0, G_OPTION_ARG_STRING, &scheduler,
+      "Learning-rate schedule stepped once per epoch: step (StepLR) or "
+      "cosine (CosineAnnealingLR, eta_min 0); default none", "NAME" },
+    { "step-size", 0, 0, G_OPTION_ARG_INT, &step_size,
+      "StepLR: epochs between decays (required with --scheduler step)", "N" },
+    { "gamma", 0, 0, G_OPTION_ARG_DOUBLE, &gamma,
+      "StepLR: decay factor (default 0.1)", "G" },
+    { "t-max", 0, 0, G_OPTION_ARG_INT, &t_max,
+      "CosineAnnealingLR: epochs of the half period (default --epochs)", "N" },
+    { "clip-grad-norm", 0, 0, G_OPTION_ARG_DOUBLE, &clip,
+      "Scale the gradients to a global 2-norm of at most MAX before each step", "MAX" },
+    { "label-smoothing", 0, 0, G_OPTION_ARG_DOUBLE, &label_smoothing,
+      "Cross-entropy label smoothing in [0, 1) (default 0)", "S" },
     { "seed", 0, 0, G_OPTION_ARG_INT, &seed, "Seed of the shuffle and dropout (default 0)", "S" },
     { "no-shuffle", 0, 0, G_OPTION_ARG_NONE, &s.no_shuffle,
       "Batches in file order", NULL },
@@ -273,6 +386,45 @@ nnctl_cmd_finetune (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
                  "--momentum and --weight-decay >= 0");
     goto done;
   }
+  gamma_given = !isnan (gamma);
+  if (!gamma_given)
+    gamma = 0.1;
+  if (scheduler && strcmp (scheduler, "step") && strcmp (scheduler, "cosine")) {
+    nnctl_usage ("finetune", "unknown --scheduler '%s' (expected step or cosine)",
+                 scheduler);
+    goto done;
+  }
+  if (scheduler && strcmp (scheduler, "step") == 0 && step_size < 1) {
+    nnctl_usage ("finetune", "--scheduler step needs --step-size N >= 1");
+    goto done;
+  }
+  if (step_size < 0 || t_max < 0 || !(gamma > 0.0) || !isfinite (gamma)) {
+    nnctl_usage ("finetune", "--step-size and --t-max must be >= 1 and --gamma > 0");
+    goto done;
+  }
+  if ((step_size || gamma_given) && g_strcmp0 (scheduler, "step") != 0) {
+    nnctl_usage ("finetune", "--step-size and --gamma need --scheduler step");
+    goto done;
+  }
+  if (t_max && g_strcmp0 (scheduler, "cosine") != 0) {
+    nnctl_usage ("finetune", "--t-max needs --scheduler cosine");
+    goto done;
+  }
+  if (!isnan (clip) && !(clip > 0.0 && isfinite (clip))) {
+    nnctl_usage ("finetune", "--clip-grad-norm must be > 0, found %g", clip);
+    goto done;
+  }
+  if (!(label_smoothing >= 0.0 && label_smoothing < 1.0)) {
+    nnctl_usage ("finetune", "--label-smoothing must be in [0, 1), found %g",
+                 label_smoothing);
+    goto done;
+  }
+  s.clip = isnan (clip) ? 0.0 : clip;
+  sched.kind = g_strdup (scheduler ? scheduler : "none");
+  sched.base_lr = s.lr;
+  sched.step_size = step_size;
+  sched.gamma = gamma;
+  sched.t_max = t_max ? t_max : epochs;
   s.epochs = epochs;
   s.batch_size = batch;
   s.seed = seed;
@@ -315,8 +467,11 @@ nnctl_cmd_finetune (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
     goto done;
   }
   NnRegistry *reg = nnctl_registry (g, &error);
-  if (reg)
-    loss = nn_module_new_from_type (reg, "CrossEntropyLoss", NULL, "loss", &error);
+  if (reg) {
+    g_autoptr (JsonObject) lcfg = json_object_new ();
+    json_object_set_double_member (lcfg, "label_smoothing", label_smoothing);
+    loss = nn_module_new_from_type (reg, "CrossEntropyLoss", lcfg, "loss", &error);
+  }
   if (!loss) {
     nnctl_fail ("finetune", error);
     goto done;
@@ -332,8 +487,25 @@ nnctl_cmd_finetune (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
       goto done;
     }
     first_epoch = nn_optimizer_get_step (opt) / per_epoch;
-    nn_optimizer_set_lr (opt, s.lr);
+    /* The saved schedule continues unless --scheduler names a new one;
+     * a checkpoint from before schedules (no file) had none. */
+    g_autofree char *sp = sched_path_for (resume);
+    if (!scheduler && g_file_test (sp, G_FILE_TEST_EXISTS)) {
+      gint64 done_epochs = 0;
+      if (!schedule_load (&sched, &done_epochs, sp, &error)) {
+        nnctl_fail ("--resume", error);
+        goto done;
+      }
+      if (done_epochs != first_epoch) {
+        nnctl_error ("--resume", "%s says %" G_GINT64_FORMAT " epochs were "
+                     "done but the optimiser state says %" G_GINT64_FORMAT
+                     " (steps / steps per epoch): a different --batch-size "
+                     "or data?", sp, done_epochs, first_epoch);
+        goto done;
+      }
+    }
   }
+  nn_optimizer_set_lr (opt, schedule_lr (&sched, first_epoch));
   gint64 trainable = 0, frozen = 0;
   nn_module_count_trainable (m, &trainable, &frozen);
   nnctl_info (g, "training %" G_GINT64_FORMAT " parameters (%" G_GINT64_FORMAT
@@ -341,28 +513,36 @@ nnctl_cmd_finetune (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
               " steps per epoch\n", trainable, frozen, train.n, per_epoch);
   gboolean tty = isatty (fileno (stderr)) && !g->quiet;
   opath = optim_path_for (out);
+  spath = sched_path_for (out);
   for (gint64 e = first_epoch; e < first_epoch + s.epochs; e++) {
     double tl, ta, vl = 0, va = 0;
+    double lr = schedule_lr (&sched, e);
+    nn_optimizer_set_lr (opt, lr);
     if (!train_epoch (m, loss, opt, &train, &s, e, tty, &tl, &ta, &error)
         || (val && !evaluate (m, loss, &valid, s.batch_size, &vl, &va, &error))) {
       nnctl_fail ("finetune", error);
       goto done;
     }
     nn_module_train (m, FALSE);
-    if (!nn_model_save (m, out, &error) || !nn_optimizer_save (opt, opath, &error)) {
+    if (!nn_model_save (m, out, &error) || !nn_optimizer_save (opt, opath, &error)
+        || !schedule_save (&sched, e + 1, spath, &error)) {
       nnctl_fail (out, error);
       goto done;
     }
     if (val)
       printf ("epoch %" G_GINT64_FORMAT ": train loss %.4f acc %.4f, val loss %.4f "
-              "acc %.4f\n", e + 1, tl, ta, vl, va);
+              "acc %.4f, lr %.9g\n", e + 1, tl, ta, vl, va, lr);
     else
-      printf ("epoch %" G_GINT64_FORMAT ": train loss %.4f acc %.4f\n", e + 1, tl, ta);
+      printf ("epoch %" G_GINT64_FORMAT ": train loss %.4f acc %.4f, lr %.9g\n",
+              e + 1, tl, ta, lr);
     fflush (stdout);
   }
   rc = NNCTL_EXIT_OK;
 done:
   g_free (opath);
+  g_free (spath);
+  g_free (sched.kind);
+  g_free (scheduler);
   nn_optimizer_free (opt);
   dataset_clear (&train);
   dataset_clear (&valid);
