@@ -272,6 +272,17 @@ add("repeat", "repeat", {}, Op(lambda x: x.repeat(2, 1, 3)), [torch.randn(3, 2)]
     args=[{"in": 0}, 2, 1, 3])
 add("flip", "flip", {}, Op(lambda x: x.flip(0, 2)), [torch.randn(2, 3, 4)],
     args=[{"in": 0}, [0, 2]])
+add("roll", "roll", {}, Op(lambda x: torch.roll(x, (1, -2), (0, 2))), [torch.randn(3, 2, 4)],
+    args=[{"in": 0}, [1, -2], [0, 2]])
+add("tile", "tile", {}, Op(lambda x: torch.tile(x, (2, 1, 2))), [torch.randn(3, 2)],
+    args=[{"in": 0}, [2, 1, 2]])
+add("expand_as", "expand_as", {}, Op(lambda x, o: x.expand_as(o)),
+    [torch.randn(1, 3), torch.randn(4, 3)], args=[{"in": 0}, {"in": 1}], grad_inputs=[0])
+add("gather", "gather", {}, Op(lambda x, i: torch.gather(x, 1, i)),
+    [torch.randn(3, 4), torch.tensor([[0, 0, 3], [1, 2, 1], [3, 3, 3]])],
+    args=[{"in": 0}, 1, {"in": 1}])
+add("unbind", "unbind", {}, Op(lambda x: torch.unbind(x, 1)), [torch.randn(2, 3, 2)],
+    args=[{"in": 0}, 1], pick=1)
 add("cat", "cat", {}, Op(lambda a, b, c: torch.cat([a, b, c], 1)),
     [torch.randn(2, 3, 2), torch.randn(2, 1, 2), torch.randn(2, 4, 2)],
     args=[{"list": [0, 1, 2]}, 1])
