@@ -529,6 +529,42 @@ conv2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
             }
         if (P == 0 || kk == 0)
           continue;
+        if (cin == 1)
+          {
+            /* Depthwise: one input plane per group, where GEMMs would be
+             * tiny; direct loops over the taps instead. */
+            const float *plane = xg;
+            for (gint64 oc = 0; oc < cout; oc++)
+              {
+                const float *wk = weight + (grp * cout + oc) * kk;
+                const float *go_oc = gg + oc * P;
+                for (gint64 ki = 0; ki < g->kh; ki++)
+                  for (gint64 kj = 0; kj < g->kw; kj++)
+                    {
+                      const gint64 t = ki * g->kw + kj;
+                      const float wv = wk[t];
+                      double acc = 0.0;
+                      for (gint64 oh = 0; oh < ho; oh++)
+                        {
+                          gint64 sr = rows[ki * ho + oh];
+                          if (sr < 0)
+                            continue;
+                          const float *gr = go_oc + oh * wo;
+                          for (gint64 ow = 0; ow < wo; ow++)
+                            {
+                              gint64 sc = cols[kj * wo + ow];
+                              if (sc < 0)
+                                continue;
+                              acc += gr[ow] * plane[sr * w + sc];
+                              dg[sr * w + sc] += gr[ow] * wv;
+                            }
+                        }
+                      if (gw)
+                        gw[(grp * cout + oc) * kk + t] += (float) acc;
+                    }
+              }
+            continue;
+          }
         if (gw)
           {
             for (gint64 ic = 0; ic < cin; ic++)
