@@ -33,6 +33,14 @@ gboolean nn_emb_padding_idx (NnModule *self, gint64 rows, gint64 *out,
 void nn_emb_copy_row (const float *weight, gint64 dim, gint64 r,
                       double max_norm, double norm_type, float *dst);
 
+/* The weight gradient of a lookup: d weight[idx[i]] += g[i] (rows of
+ * @dim floats), skipping row @pad (>= 0; -1: none), divided by the
+ * index's count among @idx when @by_freq, as PyTorch's
+ * embedding_dense_backward. */
+void nn_emb_accumulate_grad (const NnTensor *idx, const float *g, gint64 rows,
+                             gint64 dim, gint64 pad, gboolean by_freq,
+                             float *dw);
+
 /* init.normal_(weight) then zero row @padding_idx (>= 0). */
 void nn_emb_reset_weight (NnModule *self, gint64 padding_idx, GRand *rng);
 

@@ -75,3 +75,24 @@ nn_emb_reset_weight (NnModule *self, gint64 padding_idx, GRand *rng)
     memset (d + padding_idx * dim, 0, sizeof (float) * dim);
   }
 }
+
+void
+nn_emb_accumulate_grad (const NnTensor *idx, const float *g, gint64 rows,
+                        gint64 dim, gint64 pad, gboolean by_freq, float *dw)
+{
+  gint64 n = nn_tensor_numel (idx);
+  g_autofree gint64 *count = NULL;
+  if (by_freq) {
+    count = g_new0 (gint64, rows);
+    for (gint64 i = 0; i < n; i++)
+      count[nn_emb_index (idx, i)]++;
+  }
+  for (gint64 i = 0; i < n; i++) {
+    gint64 r = nn_emb_index (idx, i);
+    if (r == pad)
+      continue;
+    float scale = count ? 1.0f / (float) count[r] : 1.0f;
+    for (gint64 j = 0; j < dim; j++)
+      dw[r * dim + j] += g[i * dim + j] * scale;
+  }
+}

@@ -62,6 +62,30 @@ embedding_fn_forward (NnModule *self, NnCall *call, const NnArgs *args,
   return nn_value_take_tensor (out);
 }
 
+/* The weight argument's gradient (an input gradient here: the table is
+ * passed in), as the module's; padding_idx < 0 counts from the end, as
+ * F.embedding wraps it. */
+static NnValue *
+embedding_fn_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                       const NnValue *out, const NnValue *grad_out,
+                       GError **error)
+{
+  NnTensor *idx = nn_args_tensor (args, 0), *w = nn_args_tensor (args, 1);
+  gint64 rows = w->shape.dims[0], dim = w->shape.dims[1], pad = -1;
+  NnValue *pv = nn_args_get (args, 2);
+  if (!nn_value_is_none (pv))
+    pad = nn_value_get_int (pv) < 0 ? rows + nn_value_get_int (pv) : nn_value_get_int (pv);
+  NnTensor *dw = nn_tensor_new (NN_DTYPE_F32, &w->shape);
+  if (!dw)
+    return nn_lu_result (NULL, error);
+  nn_emb_accumulate_grad (idx, nn_tensor_f32 (nn_value_get_tensor (grad_out)),
+                          rows, dim, pad, nn_args_bool (args, 5), nn_tensor_f32 (dw));
+  NnValue *res = nn_value_new_tuple ();
+  nn_value_append (res, nn_value_new_none ());
+  nn_value_append (res, nn_value_take_tensor (dw));
+  return res;
+}
+
 const NnLayerType nn_embedding_functional_type = {
   .struct_size = sizeof (NnLayerType),
   .name = "embedding",
@@ -72,5 +96,6 @@ const NnLayerType nn_embedding_functional_type = {
   .aliases = embedding_fn_aliases,
   .create = embedding_fn_create,
   .forward = embedding_fn_forward,
+  .backward = embedding_fn_backward,
   .infer = embedding_fn_forward,
 };

@@ -100,22 +100,9 @@ embedding_backward (NnModule *self, NnCall *call, const NnArgs *args,
   NnTensor *w = nn_module_get_parameter (self, "weight");
   gint64 rows = w->shape.dims[0], dim = w->shape.dims[1], pad = -1;
   nn_emb_padding_idx (self, rows, &pad, NULL);
-  gint64 n = nn_tensor_numel (idx);
-  g_autofree gint64 *count = NULL;
-  if (nn_module_config_bool (self, "scale_grad_by_freq")) {
-    count = g_new0 (gint64, rows);
-    for (gint64 i = 0; i < n; i++)
-      count[nn_emb_index (idx, i)]++;
-  }
-  const float *g = nn_tensor_f32 (nn_value_get_tensor (grad_out));
-  for (gint64 i = 0; i < n; i++) {
-    gint64 r = nn_emb_index (idx, i);
-    if (r == pad)
-      continue;
-    float scale = count ? 1.0f / (float) count[r] : 1.0f;
-    for (gint64 j = 0; j < dim; j++)
-      dw[r * dim + j] += g[i * dim + j] * scale;
-  }
+  nn_emb_accumulate_grad (idx, nn_tensor_f32 (nn_value_get_tensor (grad_out)),
+                          rows, dim, pad,
+                          nn_module_config_bool (self, "scale_grad_by_freq"), dw);
   return res;
 }
 

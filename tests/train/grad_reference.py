@@ -319,6 +319,10 @@ for k, (pad, freq) in enumerate([(None, False), (2, False), (-1, True)]):
     add(f"embedding{k}", "Embedding", {"num_embeddings": 6, "embedding_dim": 4,
                                        "padding_idx": pad, "scale_grad_by_freq": freq},
         emb, [torch.tensor([[0, 2, 5, 2], [5, 1, 2, 3]])])
+add("fn_embedding", "embedding", {},
+    Op(lambda i, w: F.embedding(i, w, padding_idx=-2, scale_grad_by_freq=True)),
+    [torch.tensor([[1, 4, 4], [0, 3, 4]]), torch.randn(5, 3)],
+    args=[{"in": 0}, {"in": 1}, -2, None, 2.0, True])
 for k, cfg in enumerate([dict(kernel_size=2),
                          dict(kernel_size=3, stride=2, padding=1),
                          dict(kernel_size=3, stride=2, padding=1, count_include_pad=False,

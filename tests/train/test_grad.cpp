@@ -40,6 +40,8 @@ arg_value (JsonNode *e, const std::vector<Tensor> &ins)
       parts[j] = arg_value (json_array_get_element (a, j), ins);
     return nn_value_new_slice (parts[0], parts[1], parts[2]);
   }
+  if (json_node_get_value_type (e) == G_TYPE_BOOLEAN)
+    return nn_value_new_bool (json_node_get_boolean (e));
   if (json_node_get_value_type (e) == G_TYPE_DOUBLE)
     return nn_value_new_float (json_node_get_double (e));
   return nn_value_new_int (json_node_get_int (e));
@@ -117,7 +119,7 @@ TEST_F (GradReference, EveryCaseMatchesTorch)
     }
     if (json_object_has_member (cs, "args")) {
       // Explicit positional arguments: {"in": i}, {"list": [i, ...]},
-      // {"slice": [start, stop, step]}, ints, null, tuples of those.
+      // {"slice": [start, stop, step]}, ints, floats, bools, null, tuples.
       JsonArray *spec = json_object_get_array_member (cs, "args");
       for (guint k = 0; k < json_array_get_length (spec); k++)
         nn_value_append (args.get (), arg_value (json_array_get_element (spec, k), ins));
