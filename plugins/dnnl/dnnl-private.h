@@ -20,6 +20,11 @@ void nn_dnnl_linear_setup (NnLayerType *t);
 void nn_dnnl_max_pool2d_setup (NnLayerType *t);
 void nn_dnnl_avg_pool2d_setup (NnLayerType *t);
 void nn_dnnl_batch_norm2d_setup (NnLayerType *t);
+void nn_dnnl_matmul_setup (NnLayerType *t);
+void nn_dnnl_mm_setup (NnLayerType *t);
+void nn_dnnl_bmm_setup (NnLayerType *t);
+void nn_dnnl_linear_fn_setup (NnLayerType *t);
+void nn_dnnl_mha_setup (NnLayerType *t);
 
 /* Sets @error from a failed oneDNN call (naming @what) and returns FALSE;
  * returns TRUE for dnnl_success. */
@@ -101,6 +106,40 @@ typedef struct {
 gboolean nn_dnnl_seen_same (const NnDnnlSeen *s, NnTensor *t);
 void nn_dnnl_seen_set (NnDnnlSeen *s, NnTensor *t);
 void nn_dnnl_seen_clear (NnDnnlSeen *s);
+
+/* --- matrix products (dnnl_matmul_cache.c) ----------------------------- */
+
+#define NN_DNNL_MATMUL_MAX_DIMS NN_MAX_DIMS
+
+/* A float32 product C = A @ B (+ bias): A [batch..., m, k] and B
+ * [batch..., k, n] with element strides (so transposed and head-strided
+ * views need no copy), batch dims equal or 1 (broadcast), C contiguous
+ * [batch..., m, n]; @bias, when set, is [n] added to every row.  Zero the
+ * key first (nn_dnnl_matmul_key_init): it is hashed by its bytes. */
+typedef struct {
+  guint nd;                                   /* 2 .. NN_DNNL_MATMUL_MAX_DIMS */
+  gboolean bias;
+  gint64 a_dims[NN_DNNL_MATMUL_MAX_DIMS], a_strides[NN_DNNL_MATMUL_MAX_DIMS];
+  gint64 b_dims[NN_DNNL_MATMUL_MAX_DIMS], b_strides[NN_DNNL_MATMUL_MAX_DIMS];
+  gint64 c_dims[NN_DNNL_MATMUL_MAX_DIMS];
+} NnDnnlMatmulKey;
+
+typedef enum {
+  NN_DNNL_MATMUL_DONE,
+  NN_DNNL_MATMUL_DECLINED,   /* oneDNN implements no such product: no error */
+  NN_DNNL_MATMUL_FAILED,     /* @error set */
+} NnDnnlMatmulResult;
+
+void nn_dnnl_matmul_key_init (NnDnnlMatmulKey *key, guint nd);
+/* Row-major strides of @dims (extents 0 count as 1). */
+void nn_dnnl_matmul_key_contiguous (const gint64 *dims, guint nd, gint64 *strides);
+/* Runs the product of @key on nn_get_num_threads() OpenMP threads.  The
+ * primitive is built on first use of @key's shapes and strides and
+ * cached process-wide (thread-safe; several threads may run one
+ * primitive at once). */
+NnDnnlMatmulResult nn_dnnl_matmul_run (const NnDnnlMatmulKey *key, const float *a,
+                                       const float *b, const float *bias, float *c,
+                                       GError **error);
 
 G_END_DECLS
 

@@ -11,6 +11,11 @@ static const SetupFunc setups[] = {
   nn_dnnl_max_pool2d_setup,
   nn_dnnl_avg_pool2d_setup,
   nn_dnnl_batch_norm2d_setup,
+  nn_dnnl_matmul_setup,
+  nn_dnnl_mm_setup,
+  nn_dnnl_bmm_setup,
+  nn_dnnl_linear_fn_setup,
+  nn_dnnl_mha_setup,
 };
 
 /* Filled once, at init: they copy the reference vtables, which are not
