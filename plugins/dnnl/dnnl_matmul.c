@@ -105,12 +105,12 @@ run (const NnLayerType *ref, NnModule *self, NnCall *call, const NnArgs *args,
                               bias ? nn_tensor_f32 (bias) : NULL,
                               nn_tensor_f32 (r), error))
     {
-    case NN_DNNL_MATMUL_DONE:
+    case NN_DNNL_DONE:
       return nn_value_take_tensor (r);
-    case NN_DNNL_MATMUL_DECLINED:
+    case NN_DNNL_DECLINED:
       nn_tensor_unref (r);
       return ref->forward (self, call, args, error);
-    case NN_DNNL_MATMUL_FAILED:
+    case NN_DNNL_FAILED:
     default:
       nn_tensor_unref (r);
       return NULL;

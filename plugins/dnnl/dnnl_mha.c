@@ -1,7 +1,6 @@
 /* dnnl plugin: MultiheadAttention with its products on oneDNN's matmul:
  * the q/k/v projections (one product for self-attention), Q K^T and
- * P V per head as batched products, softmax in float32 rows on the
- * thread pool; out_proj is the child, called through the core as by the
+ * P V per head as batched products, softmax on oneDNN's; out_proj is the child, called through the core as by the
  * reference.  The reference type (plugins/attention, compiled in) keeps
  * schema, create, infer and repr, and runs whatever the fast path does
  * not take: masks, add_bias_kv, add_zero_attn, separate kdim/vdim, bad
@@ -65,7 +64,8 @@ split_kv (gsize begin, gsize end, gpointer data)
   to_heads (m, m->v, m->v_stride, m->s, m->vh, 1.0f, begin, end);
 }
 
-/* Softmax of each [S] row, sums in double as the reference. */
+/* Softmax of each [S] row, sums in double as the reference: where
+ * oneDNN declines its softmax. */
 static void
 softmax_rows (gsize begin, gsize end, gpointer data)
 {
@@ -99,7 +99,7 @@ merge_heads (gsize begin, gsize end, gpointer data)
 }
 
 /* rows x [rows, in] @ w[off.., in]^T + bias -> y [rows, out]. */
-static NnDnnlMatmulResult
+static NnDnnlResult
 project (const float *x, gint64 rows, gint64 in, const float *w, gint64 out,
          const float *bias, float *y, GError **error)
 {
@@ -116,7 +116,7 @@ project (const float *x, gint64 rows, gint64 in, const float *w, gint64 out,
 }
 
 /* [B, M, K] @ [B, K, N] -> [B, M, N]; @b_trans: @b is stored [B, N, K]. */
-static NnDnnlMatmulResult
+static NnDnnlResult
 batched (gint64 batch, gint64 m, gint64 k, gint64 n, const float *a,
          const float *b, gboolean b_trans, float *c, GError **error)
 {
@@ -175,11 +175,11 @@ fast_path (NnModule *self, const NnArgs *args, gint64 e)
 }
 
 static gboolean
-ok_or_fallback (NnDnnlMatmulResult r, gboolean *declined)
+ok_or_fallback (NnDnnlResult r, gboolean *declined)
 {
-  if (r == NN_DNNL_MATMUL_DECLINED)
+  if (r == NN_DNNL_DECLINED)
     *declined = TRUE;
-  return r == NN_DNNL_MATMUL_DONE;
+  return r == NN_DNNL_DONE;
 }
 
 static NnValue *
@@ -260,7 +260,19 @@ dnnl_mha_forward (NnModule *self, NnCall *call, const NnArgs *args,
                                 error), &declined);
   if (!ok)
     goto out;
-  nn_thread_pool_parallel_for (pool, (gsize) (m.n * m.h * m.l), softmax_rows, &m);
+  /* oneDNN's vectorised exp; our rows only where it has none. */
+  switch (nn_dnnl_softmax_run (m.n * m.h * m.l, m.s, 1, FALSE, m.p, m.p, error))
+    {
+    case NN_DNNL_DONE:
+      break;
+    case NN_DNNL_DECLINED:
+      nn_thread_pool_parallel_for (pool, (gsize) (m.n * m.h * m.l), softmax_rows, &m);
+      break;
+    case NN_DNNL_FAILED:
+    default:
+      ok = FALSE;
+      goto out;
+    }
   ok = ok_or_fallback (batched (m.n * m.h, m.l, m.s, m.hd, m.p, m.vh, FALSE, m.o,
                                 error), &declined);
   if (!ok)

@@ -616,7 +616,7 @@ TEST (Dnnl, MatmulProvidersAreListedAndExcludable)
 {
   SKIP_WITHOUT_DNNL ();
   Pair p = registries ();
-  for (const char *name : { "matmul", "torch.matmul", "bmm", "linear", "MultiheadAttention" }) {
+  for (const char *name : { "matmul", "torch.matmul", "bmm", "linear", "softmax", "MultiheadAttention" }) {
     Error e;
     Array list (nn_registry_list_providers (p.ref.get (), name, e.out ()));
     ASSERT_TRUE (list) << name << ": " << e.message ();
@@ -783,4 +783,70 @@ TEST (Dnnl, MultiheadAttentionFallsBackToTheReference)
   EXPECT_FALSE (call_with (rm.get (), { bad.get (), k.get (), k.get () }, nullptr, er));
   EXPECT_EQ (er.message (), ef.message ());
   EXPECT_TRUE (contains (ef.message (), "was expecting embedding dimension of 8, but got 6")) << ef.message ();
+}
+
+TEST (Dnnl, SoftmaxOpsMatchReference)
+{
+  SKIP_WITHOUT_DNNL ();
+  Pair p = registries ();
+  struct { const char *op; NnShape x; gint64 dim; } cases[] = {
+    { "torch.nn.functional.softmax", shape ({ 2, 4, 7, 7 }), -1 },
+    { "torch.softmax", shape ({ 3, 5, 6 }), 1 },
+    { "Tensor.softmax", shape ({ 9 }), 0 },
+    { "torch.nn.functional.log_softmax", shape ({ 4, 33 }), 1 },
+    { "log_softmax", shape ({ 2, 3, 4, 5 }), -3 },
+  };
+  int k = 0;
+  for (auto &c : cases) {
+    std::string what = std::string (c.op) + " " + shape_text (c.x) + " dim " + std::to_string (c.dim);
+    Error e;
+    Module f = make_module (p.fast.get (), c.op, "{}", e, "op");
+    Module rm = make_module (p.ref.get (), c.op, "{}", e, "op");
+    ASSERT_TRUE (f && rm) << what;
+    EXPECT_EQ ("dnnl", provider (f.get ())) << what;
+    Tensor x = random_input (c.x, 1300 + k++);
+    auto call = [&] (NnModule *m, Error &err) {
+      ValueRef args = value_tuple ({ nn_value_new_tensor (x.get ()), nn_value_new_int (c.dim) });
+      return ValueRef (nn_module_call (m, args.get (), nullptr, err.out ()));
+    };
+    Error ef, er;
+    ValueRef yf = call (f.get (), ef), yr = call (rm.get (), er);
+    ASSERT_TRUE (yf && yr) << what << ": " << ef.message () << er.message ();
+    expect_same_values (yf.get (), yr.get (), what);
+  }
+}
+
+// The implicit dim, a dtype argument, float64 and bad dims are the
+// reference's.
+TEST (Dnnl, SoftmaxFallsBackToTheReference)
+{
+  SKIP_WITHOUT_DNNL ();
+  Pair p = registries ();
+  Error e;
+  Module f = make_module (p.fast.get (), "softmax", "{}", e, "op");
+  Module rm = make_module (p.ref.get (), "softmax", "{}", e, "op");
+  ASSERT_TRUE (f && rm);
+  Tensor x = random_input (shape ({ 2, 3, 4 }), 1);
+  Tensor x64 = random_f64 (shape ({ 3, 4 }), 2);
+  struct { NnTensor *x; NnValue *(*dim) (); NnValue *(*dtype) (); const char *what; } cases[] = {
+    { x.get (), [] { return nn_value_new_none (); }, nullptr, "implicit dim" },
+    { x.get (), [] { return nn_value_new_int (-1); }, [] { return nn_value_new_string ("torch.float64"); }, "dtype" },
+    { x64.get (), [] { return nn_value_new_int (1); }, nullptr, "float64" },
+    { x.get (), [] { return nn_value_new_int (3); }, nullptr, "bad dim" },
+  };
+  for (auto &c : cases) {
+    auto call = [&] (NnModule *m, Error &err) {
+      ValueRef args = value_tuple ({ nn_value_new_tensor (c.x), c.dim () });
+      ValueRef kw (c.dtype ? nn_value_new_dict () : nullptr);
+      if (c.dtype)
+        nn_value_dict_set (kw.get (), "dtype", c.dtype ());
+      return ValueRef (nn_module_call (m, args.get (), kw.get (), err.out ()));
+    };
+    Error ef, er;
+    ValueRef yf = call (f.get (), ef), yr = call (rm.get (), er);
+    EXPECT_EQ (er.message (), ef.message ()) << c.what;
+    ASSERT_EQ (!yr, !yf) << c.what;
+    if (yr)
+      expect_same_values (yf.get (), yr.get (), c.what);
+  }
 }
