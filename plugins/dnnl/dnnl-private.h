@@ -151,11 +151,15 @@ void nn_dnnl_cache_clear (NnDnnlCache *cache);
  * prim NULL when oneDNN has no implementation. */
 gboolean nn_dnnl_cached_build (NnDnnlCached *e, const_dnnl_op_desc_t desc,
                                GError **error);
+/* Below this many multiply-adds (or elements) a run uses one thread. */
+#define NN_DNNL_SMALL_WORK (1 << 15)
+
 /* Runs @e's primitive with @n arguments (@arg_ids, layouts @mds, the
  * caller's buffers @data) and a scratchpad of its own, on
- * nn_get_num_threads() OpenMP threads.  Several threads may run one entry
- * at once. */
-gboolean nn_dnnl_cached_run (NnDnnlCached *e, int n, const int *arg_ids,
+ * nn_get_num_threads() OpenMP threads (one when @work, its size in
+ * multiply-adds or elements, is small).  Several threads may run one
+ * entry at once. */
+gboolean nn_dnnl_cached_run (NnDnnlCached *e, gint64 work, int n, const int *arg_ids,
                              const dnnl_memory_desc_t *const *mds, void *const *data,
                              GError **error);
 

@@ -114,6 +114,15 @@ nn_dnnl_cached_build (NnDnnlCached *e, const_dnnl_op_desc_t desc, GError **error
     return TRUE;   /* declined: prim stays NULL, the reference runs */
   if (!nn_dnnl_ok (st, "choosing a primitive", error))
     return FALSE;
+  /* oneDNN's "ref:" implementations are scalar loops (softmax over a
+   * strided axis), slower than nnkit's own: declined too. */
+  const char *impl = NULL;
+  if (dnnl_primitive_desc_query (pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success
+      && impl && g_str_has_prefix (impl, "ref"))
+    {
+      dnnl_primitive_desc_destroy (pd);
+      return TRUE;
+    }
   e->scratch_md = *dnnl_primitive_desc_query_md (pd, dnnl_query_scratchpad_md, 0);
   st = dnnl_primitive_create (&e->prim, pd);
   dnnl_primitive_desc_destroy (pd);
@@ -121,7 +130,7 @@ nn_dnnl_cached_build (NnDnnlCached *e, const_dnnl_op_desc_t desc, GError **error
 }
 
 gboolean
-nn_dnnl_cached_run (NnDnnlCached *e, int n, const int *arg_ids,
+nn_dnnl_cached_run (NnDnnlCached *e, gint64 work, int n, const int *arg_ids,
                     const dnnl_memory_desc_t *const *mds, void *const *data,
                     GError **error)
 {
@@ -152,8 +161,10 @@ nn_dnnl_cached_run (NnDnnlCached *e, int n, const int *arg_ids,
                          "creating a stream", error);
   if (ok)
     {
-      /* OpenMP's count is per calling thread: nnkit's, every run. */
-      omp_set_num_threads (nn_get_num_threads ());
+      /* OpenMP's count is per calling thread: nnkit's, every run; one
+       * thread for small work, which waking the others would cost more
+       * than it saves. */
+      omp_set_num_threads (work < NN_DNNL_SMALL_WORK ? 1 : nn_get_num_threads ());
       ok = nn_dnnl_ok (dnnl_primitive_execute (e->prim, s, n_args, args),
                        "running the primitive", error)
            && nn_dnnl_ok (dnnl_stream_wait (s), "waiting for the stream", error);
