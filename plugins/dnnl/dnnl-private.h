@@ -27,6 +27,7 @@ void nn_dnnl_linear_fn_setup (NnLayerType *t);
 void nn_dnnl_mha_setup (NnLayerType *t);
 void nn_dnnl_softmax_setup (NnLayerType *t);
 void nn_dnnl_log_softmax_setup (NnLayerType *t);
+void nn_dnnl_layer_norm_setup (NnLayerType *t);
 
 /* Sets @error from a failed oneDNN call (naming @what) and returns FALSE;
  * returns TRUE for dnnl_success. */

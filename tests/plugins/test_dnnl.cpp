@@ -850,3 +850,36 @@ TEST (Dnnl, SoftmaxFallsBackToTheReference)
       expect_same_values (yf.get (), yr.get (), c.what);
   }
 }
+
+TEST (Dnnl, LayerNormMatchesReference)
+{
+  SKIP_WITHOUT_DNNL ();
+  Pair p = registries ();
+  struct { const char *cfg; NnShape x; } cases[] = {
+    { R"({"normalized_shape": [768]})", shape ({ 2, 197, 768 }) },
+    { R"({"normalized_shape": 32, "eps": 1e-6})", shape ({ 5, 32 }) },
+    { R"({"normalized_shape": [4, 6], "elementwise_affine": false})", shape ({ 3, 2, 4, 6 }) },
+    { R"({"normalized_shape": [4, 6]})", shape ({ 4, 6 }) },
+    { R"({"normalized_shape": [7]})", shape ({ 7 }) },
+  };
+  int k = 0;
+  for (auto &c : cases) {
+    Module f = create (p.fast.get (), "LayerNorm", c.cfg);
+    Module rm = create (p.ref.get (), "LayerNorm", c.cfg);
+    ASSERT_TRUE (f && rm);
+    EXPECT_EQ ("dnnl", provider (f.get ()));
+    EXPECT_EQ ("norm", provider (rm.get ()));
+    same_weights (f.get (), rm.get (), 1400 + k);
+    expect_same_output (f.get (), rm.get (), c.x, 1500 + k, c.cfg);
+    k++;
+  }
+  // Trailing dims other than normalized_shape: the reference's error.
+  Module f = create (p.fast.get (), "LayerNorm", R"({"normalized_shape": [4, 6]})");
+  Module rm = create (p.ref.get (), "LayerNorm", R"({"normalized_shape": [4, 6]})");
+  Tensor x = random_input (shape ({ 2, 6, 4 }), 1);
+  Error ef, er;
+  EXPECT_FALSE (Tensor (nn_module_forward (f.get (), x.get (), ef.out ())));
+  EXPECT_FALSE (Tensor (nn_module_forward (rm.get (), x.get (), er.out ())));
+  EXPECT_EQ (er.message (), ef.message ());
+  EXPECT_TRUE (contains (ef.message (), "expected input with shape [*, 4, 6]")) << ef.message ();
+}
