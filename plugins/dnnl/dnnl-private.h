@@ -20,6 +20,14 @@ void nn_dnnl_linear_setup (NnLayerType *t);
 void nn_dnnl_max_pool2d_setup (NnLayerType *t);
 void nn_dnnl_avg_pool2d_setup (NnLayerType *t);
 void nn_dnnl_batch_norm2d_setup (NnLayerType *t);
+void nn_dnnl_matmul_setup (NnLayerType *t);
+void nn_dnnl_mm_setup (NnLayerType *t);
+void nn_dnnl_bmm_setup (NnLayerType *t);
+void nn_dnnl_linear_fn_setup (NnLayerType *t);
+void nn_dnnl_mha_setup (NnLayerType *t);
+void nn_dnnl_softmax_setup (NnLayerType *t);
+void nn_dnnl_log_softmax_setup (NnLayerType *t);
+void nn_dnnl_layer_norm_setup (NnLayerType *t);
 
 /* Sets @error from a failed oneDNN call (naming @what) and returns FALSE;
  * returns TRUE for dnnl_success. */
@@ -101,6 +109,95 @@ typedef struct {
 gboolean nn_dnnl_seen_same (const NnDnnlSeen *s, NnTensor *t);
 void nn_dnnl_seen_set (NnDnnlSeen *s, NnTensor *t);
 void nn_dnnl_seen_clear (NnDnnlSeen *s);
+
+/* --- primitives cached by shape (dnnl_prim_cache.c) -------------------- */
+
+typedef enum {
+  NN_DNNL_DONE,
+  NN_DNNL_DECLINED,   /* oneDNN implements no such primitive: no error */
+  NN_DNNL_FAILED,     /* @error set */
+} NnDnnlResult;
+
+#define NN_DNNL_CACHED_MAX_ARGS 6
+
+/* A primitive built for one key (prim NULL: oneDNN declined it) and the
+ * memory descriptors its runs wrap the caller's buffers in. */
+typedef struct {
+  gint ref_count;
+  dnnl_primitive_t prim;     /* (nullable) */
+  dnnl_memory_desc_t md[NN_DNNL_CACHED_MAX_ARGS];
+  dnnl_memory_desc_t scratch_md;
+} NnDnnlCached;
+
+/* A process-wide cache: zero-initialised static storage is ready. */
+typedef struct {
+  GMutex lock;
+  GHashTable *table;
+} NnDnnlCache;
+
+/* Fills @e's descriptors and primitive for @key (nn_dnnl_cached_build);
+ * FALSE with @error on failure. */
+typedef gboolean (*NnDnnlBuildFunc) (gconstpointer key, NnDnnlCached *e,
+                                     GError **error);
+
+/* Returns: (transfer full) the entry of @key (@key_size bytes, compared
+ * bytewise: zero the padding), built by @build on first use; NULL with
+ * @error.  Thread-safe. */
+NnDnnlCached *nn_dnnl_cache_get (NnDnnlCache *cache, gconstpointer key, gsize key_size,
+                                 NnDnnlBuildFunc build, GError **error);
+void nn_dnnl_cached_unref (NnDnnlCached *e);
+/* Empties @cache; from the user's destructor. */
+void nn_dnnl_cache_clear (NnDnnlCache *cache);
+/* Creates @e's primitive from @desc with a user scratchpad; TRUE leaving
+ * prim NULL when oneDNN has no implementation. */
+gboolean nn_dnnl_cached_build (NnDnnlCached *e, const_dnnl_op_desc_t desc,
+                               GError **error);
+/* Below this many multiply-adds (or elements) a run uses one thread. */
+#define NN_DNNL_SMALL_WORK (1 << 15)
+
+/* Runs @e's primitive with @n arguments (@arg_ids, layouts @mds, the
+ * caller's buffers @data) and a scratchpad of its own, on
+ * nn_get_num_threads() OpenMP threads (one when @work, its size in
+ * multiply-adds or elements, is small).  Several threads may run one
+ * entry at once. */
+gboolean nn_dnnl_cached_run (NnDnnlCached *e, gint64 work, int n, const int *arg_ids,
+                             const dnnl_memory_desc_t *const *mds, void *const *data,
+                             GError **error);
+
+/* Softmax (@log_it: log_softmax) of float32 [outer, size, inner] along
+ * size, @x into @y (the same buffer allowed), on a cached primitive
+ * (dnnl_softmax.c). */
+NnDnnlResult nn_dnnl_softmax_run (gint64 outer, gint64 size, gint64 inner,
+                                  gboolean log_it, const float *x, float *y,
+                                  GError **error);
+
+/* --- matrix products (dnnl_matmul_cache.c) ----------------------------- */
+
+#define NN_DNNL_MATMUL_MAX_DIMS NN_MAX_DIMS
+
+/* A float32 product C = A @ B (+ bias): A [batch..., m, k] and B
+ * [batch..., k, n] with element strides (so transposed and head-strided
+ * views need no copy), batch dims equal or 1 (broadcast), C contiguous
+ * [batch..., m, n]; @bias, when set, is [n] added to every row.  Zero the
+ * key first (nn_dnnl_matmul_key_init): it is hashed by its bytes. */
+typedef struct {
+  guint nd;                                   /* 2 .. NN_DNNL_MATMUL_MAX_DIMS */
+  gboolean bias;
+  gint64 a_dims[NN_DNNL_MATMUL_MAX_DIMS], a_strides[NN_DNNL_MATMUL_MAX_DIMS];
+  gint64 b_dims[NN_DNNL_MATMUL_MAX_DIMS], b_strides[NN_DNNL_MATMUL_MAX_DIMS];
+  gint64 c_dims[NN_DNNL_MATMUL_MAX_DIMS];
+} NnDnnlMatmulKey;
+
+void nn_dnnl_matmul_key_init (NnDnnlMatmulKey *key, guint nd);
+/* Row-major strides of @dims (extents 0 count as 1). */
+void nn_dnnl_matmul_key_contiguous (const gint64 *dims, guint nd, gint64 *strides);
+/* Runs the product of @key on nn_get_num_threads() OpenMP threads.  The
+ * primitive is built on first use of @key's shapes and strides and
+ * cached process-wide (thread-safe; several threads may run one
+ * primitive at once). */
+NnDnnlResult nn_dnnl_matmul_run (const NnDnnlMatmulKey *key, const float *a,
+                                       const float *b, const float *bias, float *c,
+                                       GError **error);
 
 G_END_DECLS
 

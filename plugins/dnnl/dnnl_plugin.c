@@ -11,6 +11,14 @@ static const SetupFunc setups[] = {
   nn_dnnl_max_pool2d_setup,
   nn_dnnl_avg_pool2d_setup,
   nn_dnnl_batch_norm2d_setup,
+  nn_dnnl_matmul_setup,
+  nn_dnnl_mm_setup,
+  nn_dnnl_bmm_setup,
+  nn_dnnl_linear_fn_setup,
+  nn_dnnl_softmax_setup,
+  nn_dnnl_log_softmax_setup,
+  nn_dnnl_mha_setup,
+  nn_dnnl_layer_norm_setup,
 };
 
 /* Filled once, at init: they copy the reference vtables, which are not
@@ -59,5 +67,6 @@ dnnl_init (NnPlugin *plugin, GError **error)
 
 NN_PLUGIN_DEFINE ("dnnl", "0.1.0", "MIT",
                   "oneDNN providers: Conv2d, Linear, MaxPool2d, AvgPool2d, "
-                  "BatchNorm2d (rank above the OpenBLAS reference)",
+                  "BatchNorm2d, LayerNorm, matmul/mm/bmm/linear, softmax/log_softmax, "
+                  "MultiheadAttention (rank above the OpenBLAS reference)",
                   dnnl_init)

@@ -108,6 +108,23 @@ class TestProviders(unittest.TestCase):
         self.assertIn("Provider for this config: conv", text)
         self.assertRegex(text, r"dnnl +rank 320 +\(excluded\)")
 
+    def test_ops_list_their_providers(self):
+        # Functional ops have providers too: matmul through its alias,
+        # softmax; a per-type rule leaves one op to the reference.
+        if "dnnl" not in plugin_names():
+            self.skipTest("built without oneDNN")
+        for name, ref in (("torch.matmul", "ops"), ("softmax", "ops"),
+                          ("MultiheadAttention", "attention"), ("LayerNorm", "norm")):
+            out, _ = nnctl("plugins", name, "--json")
+            data = json.loads(out)
+            provs = [(p["plugin"], p["rank"]) for p in data["providers"]]
+            self.assertEqual(provs, [("dnnl", 320), (ref, 256)], name)
+        out, _ = nnctl("plugins", "matmul", "--json", env={"NN_PROVIDERS": "matmul=-dnnl"})
+        self.assertEqual(json.loads(out)["provider_for_config"], "ops")
+        text, _ = nnctl("plugins", "bmm")
+        self.assertRegex(text, r"dnnl +rank 320")
+        self.assertRegex(text, r"ops +rank 256")
+
     def test_unsupported_config_falls_back(self):
         cfg = '{"in_channels": 3, "out_channels": 8, "kernel_size": 3, "padding": 1, "padding_mode": "reflect"}'
         out, _ = nnctl("plugins", "Conv2d", "--json", "--config", cfg)

@@ -375,3 +375,511 @@ TEST (Dnnl, DescribesModulesAsTheReference)
     EXPECT_TRUE (nn_shape_equal (&a, &b)) << c.type;
   }
 }
+
+// --- matrix products and attention ----------------------------------------
+
+namespace {
+
+// Calls op or module @m with positional tensors @ts and keyword @kwargs
+// (nullable, transfer full); the result value, or null with @e set.
+ValueRef
+call_with (NnModule *m, std::initializer_list<NnTensor *> ts, NnValue *kwargs, Error &e)
+{
+  ValueRef args (nn_value_new_tuple ());
+  for (NnTensor *t : ts)
+    nn_value_append (args.get (), t ? nn_value_new_tensor (t) : nn_value_new_none ());
+  ValueRef kw (kwargs);
+  return ValueRef (nn_module_call (m, args.get (), kw.get (), e.out ()));
+}
+
+// Every tensor of @a and @b (a tensor, or a tuple of tensors and None)
+// equal within 1e-4 relative to magnitudes above 1.
+void
+expect_same_values (const NnValue *a, const NnValue *b, const std::string &what)
+{
+  ASSERT_EQ (nn_value_kind (a), nn_value_kind (b)) << what;
+  if (nn_value_kind (a) == NN_VALUE_TUPLE) {
+    ASSERT_EQ (nn_value_n_items (a), nn_value_n_items (b)) << what;
+    for (guint i = 0; i < nn_value_n_items (a); i++)
+      expect_same_values (nn_value_item (a, i), nn_value_item (b, i), what + " #" + std::to_string (i));
+    return;
+  }
+  if (nn_value_is_none (a))
+    return;
+  NnTensor *x = nn_value_get_tensor (a), *y = nn_value_get_tensor (b);
+  ASSERT_TRUE (x && y) << what;
+  ASSERT_EQ (x->dtype, y->dtype) << what;
+  ASSERT_TRUE (nn_shape_equal (&x->shape, &y->shape))
+    << what << ": " << shape_text (x->shape) << " vs " << shape_text (y->shape);
+  double worst = 0;
+  for (gint64 i = 0; i < nn_tensor_numel (y); i++) {
+    double u = x->dtype == NN_DTYPE_F64 ? ((double *) x->data)[i] : nn_tensor_f32 (x)[i];
+    double v = y->dtype == NN_DTYPE_F64 ? ((double *) y->data)[i] : nn_tensor_f32 (y)[i];
+    worst = std::max (worst, std::fabs (u - v) / std::max (1.0, std::fabs (v)));
+  }
+  EXPECT_LE (worst, 1e-4) << what;
+}
+
+Tensor
+random_f64 (const NnShape &s, guint32 seed)
+{
+  Tensor t (nn_tensor_new (NN_DTYPE_F64, &s));
+  GRand *r = g_rand_new_with_seed (seed);
+  for (gint64 i = 0; i < nn_tensor_numel (t.get ()); i++)
+    ((double *) t->data)[i] = g_rand_double_range (r, -2, 2);
+  g_rand_free (r);
+  return t;
+}
+
+// The product @a @ @b computed here, independently of both providers:
+// torch.matmul's rules for 1-d operands and broadcast batch dims.
+Tensor
+naive_matmul (NnTensor *a, NnTensor *b)
+{
+  NnShape as = a->shape, bs = b->shape;
+  bool drop_m = as.ndim == 1, drop_n = bs.ndim == 1;
+  if (drop_m) as = shape ({ 1, a->shape.dims[0] });
+  if (drop_n) bs = shape ({ b->shape.dims[0], 1 });
+  guint nd = std::max (as.ndim, bs.ndim);
+  gint64 ad[8], bd[8], cd[8];
+  for (guint i = 0; i < nd; i++) {
+    ad[i] = i < nd - as.ndim ? 1 : as.dims[i - (nd - as.ndim)];
+    bd[i] = i < nd - bs.ndim ? 1 : bs.dims[i - (nd - bs.ndim)];
+    cd[i] = std::max (ad[i], bd[i]);
+  }
+  gint64 m = ad[nd - 2], k = ad[nd - 1], n = bd[nd - 1];
+  cd[nd - 2] = m;
+  cd[nd - 1] = n;
+  NnShape out = {};
+  for (guint i = 0; i + 2 < nd; i++) out.dims[out.ndim++] = cd[i];
+  if (!drop_m) out.dims[out.ndim++] = m;
+  if (!drop_n) out.dims[out.ndim++] = n;
+  Tensor c (nn_tensor_new (NN_DTYPE_F32, &out));
+  gint64 batches = 1;
+  for (guint i = 0; i + 2 < nd; i++) batches *= cd[i];
+  const float *pa = nn_tensor_f32 (a), *pb = nn_tensor_f32 (b);
+  float *pc = nn_tensor_f32 (c.get ());
+  for (gint64 bi = 0; bi < batches; bi++) {
+    gint64 rem = bi, oa = 0, ob = 0, sa = 1, sb = 1;
+    for (guint i = nd - 2; i-- > 0;) {
+      gint64 idx = rem % cd[i];
+      rem /= cd[i];
+      oa += (ad[i] == 1 ? 0 : idx) * sa;
+      ob += (bd[i] == 1 ? 0 : idx) * sb;
+      sa *= ad[i];
+      sb *= bd[i];
+    }
+    for (gint64 i = 0; i < m; i++)
+      for (gint64 j = 0; j < n; j++) {
+        double s = 0;
+        for (gint64 l = 0; l < k; l++)
+          s += (double) pa[(oa * m + i) * k + l] * pb[(ob * k + l) * n + j];
+        pc[(bi * m + i) * n + j] = (float) s;
+      }
+  }
+  return c;
+}
+
+} // namespace
+
+TEST (Dnnl, MatrixProductsMatchReferenceAndNaiveProduct)
+{
+  SKIP_WITHOUT_DNNL ();
+  Pair p = registries ();
+  struct { const char *op; NnShape a, b; } cases[] = {
+    { "torch.matmul", shape ({ 3, 4 }), shape ({ 4, 5 }) },
+    { "matmul", shape ({ 4 }), shape ({ 4 }) },
+    { "matmul", shape ({ 4 }), shape ({ 4, 3 }) },
+    { "matmul", shape ({ 2, 4 }), shape ({ 4 }) },
+    { "operator.matmul", shape ({ 2, 3, 17, 8 }), shape ({ 2, 3, 8, 19 }) },
+    { "Tensor.__matmul__", shape ({ 2, 1, 3, 4 }), shape ({ 5, 4, 2 }) },
+    { "matmul", shape ({ 3, 4 }), shape ({ 2, 4, 5 }) },
+    { "matmul", shape ({ 2, 3, 4 }), shape ({ 4 }) },
+    { "matmul", shape ({ 5 }), shape ({ 2, 3, 5, 6 }) },
+    { "matmul", shape ({ 12, 197, 64 }), shape ({ 12, 64, 197 }) },
+    { "torch.mm", shape ({ 3, 4 }), shape ({ 4, 2 }) },
+    { "torch.bmm", shape ({ 2, 3, 4 }), shape ({ 2, 4, 5 }) },
+  };
+  int k = 0;
+  for (auto &c : cases) {
+    std::string what = std::string (c.op) + " " + shape_text (c.a) + " @ " + shape_text (c.b);
+    Error e;
+    Module f = make_module (p.fast.get (), c.op, "{}", e, "op");
+    Module rm = make_module (p.ref.get (), c.op, "{}", e, "op");
+    ASSERT_TRUE (f && rm) << what;
+    EXPECT_EQ ("dnnl", provider (f.get ())) << what;
+    EXPECT_EQ ("ops", provider (rm.get ())) << what;
+    Tensor a = random_input (c.a, 200 + k), b = random_input (c.b, 300 + k);
+    Error ef, er;
+    ValueRef yf = call_with (f.get (), { a.get (), b.get () }, nullptr, ef);
+    ValueRef yr = call_with (rm.get (), { a.get (), b.get () }, nullptr, er);
+    ASSERT_TRUE (yf) << what << ": " << ef.message ();
+    ASSERT_TRUE (yr) << what << ": " << er.message ();
+    expect_same_values (yf.get (), yr.get (), what);
+    ValueRef naive (nn_value_take_tensor (naive_matmul (a.get (), b.get ()).release ()));
+    expect_same_values (yf.get (), naive.get (), what + " (naive)");
+    k++;
+  }
+}
+
+TEST (Dnnl, FunctionalLinearMatchesReference)
+{
+  SKIP_WITHOUT_DNNL ();
+  Pair p = registries ();
+  struct { NnShape x; gint64 out; bool bias; } cases[] = {
+    { shape ({ 2, 3, 4 }), 5, true }, { shape ({ 3, 4 }), 2, false },
+    { shape ({ 1, 197, 96 }), 288, true }, { shape ({ 7 }), 3, true },
+  };
+  int k = 0;
+  for (auto &c : cases) {
+    gint64 in = c.x.dims[c.x.ndim - 1];
+    std::string what = "F.linear " + shape_text (c.x) + " -> " + std::to_string (c.out);
+    Error e;
+    Module f = make_module (p.fast.get (), "torch.nn.functional.linear", "{}", e, "op");
+    Module rm = make_module (p.ref.get (), "torch.nn.functional.linear", "{}", e, "op");
+    ASSERT_TRUE (f && rm);
+    EXPECT_EQ ("dnnl", provider (f.get ()));
+    Tensor x = random_input (c.x, 400 + k), w = random_input (shape ({ c.out, in }), 500 + k);
+    Tensor b = random_input (shape ({ c.out }), 600 + k);
+    Error ef, er;
+    ValueRef yf = call_with (f.get (), { x.get (), w.get (), c.bias ? b.get () : nullptr }, nullptr, ef);
+    ValueRef yr = call_with (rm.get (), { x.get (), w.get (), c.bias ? b.get () : nullptr }, nullptr, er);
+    ASSERT_TRUE (yf && yr) << what << ": " << ef.message () << er.message ();
+    expect_same_values (yf.get (), yr.get (), what);
+    k++;
+  }
+}
+
+// What oneDNN's path does not take runs the reference: other dtypes,
+// empty operands, a bias that only broadcasts, and errors, reported in
+// the reference's words.
+TEST (Dnnl, MatrixProductsFallBackToTheReference)
+{
+  SKIP_WITHOUT_DNNL ();
+  Pair p = registries ();
+  Error e;
+  Module f = make_module (p.fast.get (), "matmul", "{}", e, "op");
+  Module rm = make_module (p.ref.get (), "matmul", "{}", e, "op");
+  ASSERT_TRUE (f && rm);
+  ASSERT_EQ ("dnnl", provider (f.get ()));
+  {
+    Tensor a = random_f64 (shape ({ 3, 4 }), 1), b = random_f64 (shape ({ 4, 2 }), 2);
+    Error ef, er;
+    ValueRef yf = call_with (f.get (), { a.get (), b.get () }, nullptr, ef);
+    ValueRef yr = call_with (rm.get (), { a.get (), b.get () }, nullptr, er);
+    ASSERT_TRUE (yf && yr) << ef.message ();
+    EXPECT_EQ (NN_DTYPE_F64, nn_value_get_tensor (yf.get ())->dtype);
+    expect_same_values (yf.get (), yr.get (), "float64");
+  }
+  {
+    NnShape zs = shape ({ 0, 4 });
+    Tensor a (nn_tensor_new (NN_DTYPE_F32, &zs));
+    Tensor b = random_input (shape ({ 4, 3 }), 3);
+    Error ef;
+    ValueRef yf = call_with (f.get (), { a.get (), b.get () }, nullptr, ef);
+    ASSERT_TRUE (yf) << ef.message ();
+    NnShape want = shape ({ 0, 3 });
+    EXPECT_TRUE (nn_shape_equal (&nn_value_get_tensor (yf.get ())->shape, &want));
+  }
+  struct { const char *op; NnShape a, b; const char *msg; } bad[] = {
+    { "matmul", shape ({ 3, 4 }), shape ({ 5, 2 }), "mat1 and mat2 shapes cannot be multiplied (3x4 and 5x2)" },
+    { "matmul", shape ({ 2, 3, 4 }), shape ({ 3, 4, 2 }), "must match the size of tensor b" },
+    { "bmm", shape ({ 1, 3, 4 }), shape ({ 2, 4, 5 }), "Expected size for first two dimensions of batch2 tensor" },
+    { "mm", shape ({ 2, 3, 4 }), shape ({ 4, 5 }), "self must be a matrix" },
+  };
+  for (auto &c : bad) {
+    Module bf = make_module (p.fast.get (), c.op, "{}", e, "op");
+    Module br = make_module (p.ref.get (), c.op, "{}", e, "op");
+    ASSERT_TRUE (bf && br);
+    Tensor a = random_input (c.a, 4), b = random_input (c.b, 5);
+    Error ef, er;
+    EXPECT_FALSE (call_with (bf.get (), { a.get (), b.get () }, nullptr, ef)) << c.op;
+    EXPECT_FALSE (call_with (br.get (), { a.get (), b.get () }, nullptr, er)) << c.op;
+    EXPECT_EQ (er.message (), ef.message ());
+    EXPECT_TRUE (contains (ef.message (), c.msg)) << ef.message ();
+  }
+  // F.linear with a bias that broadcasts but is not [out_features].
+  Module lf = make_module (p.fast.get (), "linear", "{}", e, "op");
+  Module lr = make_module (p.ref.get (), "linear", "{}", e, "op");
+  Tensor x = random_input (shape ({ 2, 3, 4 }), 6), w = random_input (shape ({ 5, 4 }), 7);
+  Tensor b = random_input (shape ({ 3, 1 }), 8);
+  Error ef, er;
+  ValueRef yf = call_with (lf.get (), { x.get (), w.get (), b.get () }, nullptr, ef);
+  ValueRef yr = call_with (lr.get (), { x.get (), w.get (), b.get () }, nullptr, er);
+  ASSERT_TRUE (yf && yr) << ef.message ();
+  expect_same_values (yf.get (), yr.get (), "linear, broadcast bias");
+}
+
+// Provider listings (what `nnctl plugins matmul` prints) and NN_PROVIDERS
+// rules reach the ops too.
+TEST (Dnnl, MatmulProvidersAreListedAndExcludable)
+{
+  SKIP_WITHOUT_DNNL ();
+  Pair p = registries ();
+  for (const char *name : { "matmul", "torch.matmul", "bmm", "linear", "softmax", "MultiheadAttention" }) {
+    Error e;
+    Array list (nn_registry_list_providers (p.ref.get (), name, e.out ()));
+    ASSERT_TRUE (list) << name << ": " << e.message ();
+    ASSERT_EQ (2u, list->len) << name;
+    // Tried first without rules; excluded ones are listed last.
+    auto *first = (NnProviderInfo *) list->pdata[0], *second = (NnProviderInfo *) list->pdata[1];
+    EXPECT_STRNE ("dnnl", first->plugin) << name;
+    EXPECT_EQ (NN_RANK_PRIMARY, first->rank);
+    EXPECT_FALSE (first->excluded) << name;
+    EXPECT_STREQ ("dnnl", second->plugin) << name;
+    EXPECT_EQ (NN_RANK_PRIMARY + 64, second->rank);
+    EXPECT_TRUE (second->excluded) << name;
+    Array fast (nn_registry_list_providers (p.fast.get (), name, e.out ()));
+    ASSERT_TRUE (fast && fast->len == 2) << name;
+    EXPECT_STREQ ("dnnl", ((NnProviderInfo *) fast->pdata[0])->plugin) << name;
+    EXPECT_FALSE (((NnProviderInfo *) fast->pdata[0])->excluded) << name;
+  }
+}
+
+TEST (Dnnl, SeveralThreadsShareTheProductCache)
+{
+  SKIP_WITHOUT_DNNL ();
+  Pair p = registries ();
+  Error e;
+  Module f = make_module (p.fast.get (), "matmul", "{}", e, "op");
+  ASSERT_TRUE (f);
+  NnShape as[3] = { shape ({ 4, 9, 16 }), shape ({ 3, 5 }), shape ({ 2, 2, 7, 8 }) };
+  NnShape bs[3] = { shape ({ 4, 16, 6 }), shape ({ 5, 11 }), shape ({ 2, 8, 3 }) };
+  std::vector<Tensor> a, b, want;
+  for (int i = 0; i < 3; i++) {
+    a.push_back (random_input (as[i], 700 + i));
+    b.push_back (random_input (bs[i], 800 + i));
+    want.push_back (naive_matmul (a.back ().get (), b.back ().get ()));
+  }
+  std::atomic<int> bad { 0 };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; t++)
+    threads.emplace_back ([&, t] {
+      for (int k = 0; k < 12; k++) {
+        int i = (t + k) % 3;
+        Error err;
+        ValueRef y = call_with (f.get (), { a[i].get (), b[i].get () }, nullptr, err);
+        NnTensor *yt = y ? nn_value_get_tensor (y.get ()) : nullptr;
+        if (!yt || !nn_shape_equal (&yt->shape, &want[i]->shape)) {
+          bad++;
+          continue;
+        }
+        for (gint64 j = 0; j < nn_tensor_numel (yt); j++)
+          if (std::fabs (nn_tensor_f32 (yt)[j] - nn_tensor_f32 (want[i].get ())[j]) > 1e-4) {
+            bad++;
+            break;
+          }
+      }
+    });
+  for (auto &t : threads)
+    t.join ();
+  EXPECT_EQ (0, bad.load ());
+}
+
+namespace {
+
+Module
+load_mha (NnRegistry *reg, gint64 e, gint64 h, const std::string &extra)
+{
+  std::string json = "{\"type\": \"MultiheadAttention\", \"config\": {\"embed_dim\": " +
+    std::to_string (e) + ", \"num_heads\": " + std::to_string (h) + extra +
+    "}, \"children\": [{\"name\": \"out_proj\", \"type\": \"Linear\", \"config\": "
+    "{\"in_features\": " + std::to_string (e) + ", \"out_features\": " + std::to_string (e) + "}}]}";
+  return load_json (reg, json);
+}
+
+void
+scale_parameters (NnModule *m, float by)
+{
+  for (guint i = 0; i < nn_module_n_parameters (m); i++) {
+    NnTensor *t = nn_module_parameter_at (m, i, nullptr);
+    for (gint64 j = 0; j < nn_tensor_numel (t); j++)
+      nn_tensor_f32 (t)[j] *= by;
+  }
+}
+
+// Same random tensors in every parameter of both trees, of the size of an
+// initialised model's (uniform in +-1/sqrt(E)): with +-1 a wide model's
+// scores are in the hundreds and softmax amplifies rounding.
+void
+same_tree_weights (NnModule *a, NnModule *b, guint32 seed, gint64 e)
+{
+  same_weights (a, b, seed);
+  same_weights (nn_module_get_child (a, "out_proj"), nn_module_get_child (b, "out_proj"), seed + 1);
+  for (NnModule *m : { a, b }) {
+    scale_parameters (m, 1.0f / std::sqrt ((float) e));
+    scale_parameters (nn_module_get_child (m, "out_proj"), 1.0f / std::sqrt ((float) e));
+  }
+}
+
+} // namespace
+
+TEST (Dnnl, MultiheadAttentionMatchesReference)
+{
+  SKIP_WITHOUT_DNNL ();
+  Pair p = registries ();
+  struct {
+    gint64 e, h; std::string extra; NnShape q, kv; bool self_attn, need_weights, average;
+  } cases[] = {
+    { 32, 4, "", shape ({ 7, 2, 32 }), shape ({ 7, 2, 32 }), true, false, true },
+    { 32, 4, ", \"batch_first\": true", shape ({ 2, 7, 32 }), shape ({ 2, 7, 32 }), true, true, true },
+    { 24, 3, ", \"batch_first\": true", shape ({ 3, 5, 24 }), shape ({ 3, 9, 24 }), false, true, false },
+    { 16, 2, ", \"bias\": false", shape ({ 6, 3, 16 }), shape ({ 4, 3, 16 }), false, true, true },
+    { 16, 4, "", shape ({ 5, 16 }), shape ({ 8, 16 }), false, true, false },
+    { 768, 12, ", \"batch_first\": true", shape ({ 1, 197, 768 }), shape ({ 1, 197, 768 }), true, false, true },
+  };
+  int k = 0;
+  for (auto &c : cases) {
+    std::string what = "MHA e=" + std::to_string (c.e) + c.extra + " q " + shape_text (c.q) +
+                       " kv " + shape_text (c.kv);
+    Module f = load_mha (p.fast.get (), c.e, c.h, c.extra);
+    Module rm = load_mha (p.ref.get (), c.e, c.h, c.extra);
+    ASSERT_TRUE (f && rm) << what;
+    EXPECT_EQ ("dnnl", provider (f.get ()));
+    EXPECT_EQ ("attention", provider (rm.get ()));
+    same_tree_weights (f.get (), rm.get (), 900 + k, c.e);
+    Tensor q = random_input (c.q, 1000 + k);
+    Tensor kk = c.self_attn ? Tensor (nn_tensor_ref (q.get ())) : random_input (c.kv, 1100 + k);
+    Tensor v = c.self_attn ? Tensor (nn_tensor_ref (q.get ())) : random_input (c.kv, 1200 + k);
+    auto kwargs = [&] {
+      NnValue *d = nn_value_new_dict ();
+      nn_value_dict_set (d, "need_weights", nn_value_new_bool (c.need_weights));
+      nn_value_dict_set (d, "average_attn_weights", nn_value_new_bool (c.average));
+      return d;
+    };
+    Error ef, er;
+    ValueRef yf = call_with (f.get (), { q.get (), kk.get (), v.get () }, kwargs (), ef);
+    ValueRef yr = call_with (rm.get (), { q.get (), kk.get (), v.get () }, kwargs (), er);
+    ASSERT_TRUE (yf) << what << ": " << ef.message ();
+    ASSERT_TRUE (yr) << what << ": " << er.message ();
+    expect_same_values (yf.get (), yr.get (), what);
+    k++;
+  }
+}
+
+// Masks and bad shapes are the reference's: same results, same errors.
+TEST (Dnnl, MultiheadAttentionFallsBackToTheReference)
+{
+  SKIP_WITHOUT_DNNL ();
+  Pair p = registries ();
+  Module f = load_mha (p.fast.get (), 8, 2, "");
+  Module rm = load_mha (p.ref.get (), 8, 2, "");
+  ASSERT_TRUE (f && rm);
+  same_tree_weights (f.get (), rm.get (), 77, 8);
+  Tensor q = random_input (shape ({ 4, 2, 8 }), 1), k = random_input (shape ({ 5, 2, 8 }), 2);
+  Tensor mask = random_input (shape ({ 4, 5 }), 3);
+  auto masked = [&] {
+    NnValue *d = nn_value_new_dict ();
+    nn_value_dict_set (d, "attn_mask", nn_value_new_tensor (mask.get ()));
+    return d;
+  };
+  Error ef, er;
+  ValueRef yf = call_with (f.get (), { q.get (), k.get (), k.get () }, masked (), ef);
+  ValueRef yr = call_with (rm.get (), { q.get (), k.get (), k.get () }, masked (), er);
+  ASSERT_TRUE (yf && yr) << ef.message () << er.message ();
+  expect_same_values (yf.get (), yr.get (), "float attn_mask");
+  Tensor bad = random_input (shape ({ 4, 2, 6 }), 4);
+  EXPECT_FALSE (call_with (f.get (), { bad.get (), k.get (), k.get () }, nullptr, ef));
+  EXPECT_FALSE (call_with (rm.get (), { bad.get (), k.get (), k.get () }, nullptr, er));
+  EXPECT_EQ (er.message (), ef.message ());
+  EXPECT_TRUE (contains (ef.message (), "was expecting embedding dimension of 8, but got 6")) << ef.message ();
+}
+
+TEST (Dnnl, SoftmaxOpsMatchReference)
+{
+  SKIP_WITHOUT_DNNL ();
+  Pair p = registries ();
+  struct { const char *op; NnShape x; gint64 dim; } cases[] = {
+    { "torch.nn.functional.softmax", shape ({ 2, 4, 7, 7 }), -1 },
+    { "torch.softmax", shape ({ 3, 5, 6 }), 1 },
+    { "Tensor.softmax", shape ({ 9 }), 0 },
+    { "torch.nn.functional.log_softmax", shape ({ 4, 33 }), 1 },
+    { "log_softmax", shape ({ 2, 3, 4, 5 }), -3 },
+  };
+  int k = 0;
+  for (auto &c : cases) {
+    std::string what = std::string (c.op) + " " + shape_text (c.x) + " dim " + std::to_string (c.dim);
+    Error e;
+    Module f = make_module (p.fast.get (), c.op, "{}", e, "op");
+    Module rm = make_module (p.ref.get (), c.op, "{}", e, "op");
+    ASSERT_TRUE (f && rm) << what;
+    EXPECT_EQ ("dnnl", provider (f.get ())) << what;
+    Tensor x = random_input (c.x, 1300 + k++);
+    auto call = [&] (NnModule *m, Error &err) {
+      ValueRef args = value_tuple ({ nn_value_new_tensor (x.get ()), nn_value_new_int (c.dim) });
+      return ValueRef (nn_module_call (m, args.get (), nullptr, err.out ()));
+    };
+    Error ef, er;
+    ValueRef yf = call (f.get (), ef), yr = call (rm.get (), er);
+    ASSERT_TRUE (yf && yr) << what << ": " << ef.message () << er.message ();
+    expect_same_values (yf.get (), yr.get (), what);
+  }
+}
+
+// The implicit dim, a dtype argument, float64 and bad dims are the
+// reference's.
+TEST (Dnnl, SoftmaxFallsBackToTheReference)
+{
+  SKIP_WITHOUT_DNNL ();
+  Pair p = registries ();
+  Error e;
+  Module f = make_module (p.fast.get (), "softmax", "{}", e, "op");
+  Module rm = make_module (p.ref.get (), "softmax", "{}", e, "op");
+  ASSERT_TRUE (f && rm);
+  Tensor x = random_input (shape ({ 2, 3, 4 }), 1);
+  Tensor x64 = random_f64 (shape ({ 3, 4 }), 2);
+  struct { NnTensor *x; NnValue *(*dim) (); NnValue *(*dtype) (); const char *what; } cases[] = {
+    { x.get (), [] { return nn_value_new_none (); }, nullptr, "implicit dim" },
+    { x.get (), [] { return nn_value_new_int (-1); }, [] { return nn_value_new_string ("torch.float64"); }, "dtype" },
+    { x64.get (), [] { return nn_value_new_int (1); }, nullptr, "float64" },
+    { x.get (), [] { return nn_value_new_int (3); }, nullptr, "bad dim" },
+  };
+  for (auto &c : cases) {
+    auto call = [&] (NnModule *m, Error &err) {
+      ValueRef args = value_tuple ({ nn_value_new_tensor (c.x), c.dim () });
+      ValueRef kw (c.dtype ? nn_value_new_dict () : nullptr);
+      if (c.dtype)
+        nn_value_dict_set (kw.get (), "dtype", c.dtype ());
+      return ValueRef (nn_module_call (m, args.get (), kw.get (), err.out ()));
+    };
+    Error ef, er;
+    ValueRef yf = call (f.get (), ef), yr = call (rm.get (), er);
+    EXPECT_EQ (er.message (), ef.message ()) << c.what;
+    ASSERT_EQ (!yr, !yf) << c.what;
+    if (yr)
+      expect_same_values (yf.get (), yr.get (), c.what);
+  }
+}
+
+TEST (Dnnl, LayerNormMatchesReference)
+{
+  SKIP_WITHOUT_DNNL ();
+  Pair p = registries ();
+  struct { const char *cfg; NnShape x; } cases[] = {
+    { R"({"normalized_shape": [768]})", shape ({ 2, 197, 768 }) },
+    { R"({"normalized_shape": 32, "eps": 1e-6})", shape ({ 5, 32 }) },
+    { R"({"normalized_shape": [4, 6], "elementwise_affine": false})", shape ({ 3, 2, 4, 6 }) },
+    { R"({"normalized_shape": [4, 6]})", shape ({ 4, 6 }) },
+    { R"({"normalized_shape": [7]})", shape ({ 7 }) },
+  };
+  int k = 0;
+  for (auto &c : cases) {
+    Module f = create (p.fast.get (), "LayerNorm", c.cfg);
+    Module rm = create (p.ref.get (), "LayerNorm", c.cfg);
+    ASSERT_TRUE (f && rm);
+    EXPECT_EQ ("dnnl", provider (f.get ()));
+    EXPECT_EQ ("norm", provider (rm.get ()));
+    same_weights (f.get (), rm.get (), 1400 + k);
+    expect_same_output (f.get (), rm.get (), c.x, 1500 + k, c.cfg);
+    k++;
+  }
+  // Trailing dims other than normalized_shape: the reference's error.
+  Module f = create (p.fast.get (), "LayerNorm", R"({"normalized_shape": [4, 6]})");
+  Module rm = create (p.ref.get (), "LayerNorm", R"({"normalized_shape": [4, 6]})");
+  Tensor x = random_input (shape ({ 2, 6, 4 }), 1);
+  Error ef, er;
+  EXPECT_FALSE (Tensor (nn_module_forward (f.get (), x.get (), ef.out ())));
+  EXPECT_FALSE (Tensor (nn_module_forward (rm.get (), x.get (), er.out ())));
+  EXPECT_EQ (er.message (), ef.message ());
+  EXPECT_TRUE (contains (ef.message (), "expected input with shape [*, 4, 6]")) << ef.message ();
+}

@@ -1,0 +1,355 @@
+/* dnnl plugin: MultiheadAttention with its products on oneDNN's matmul:
+ * the q/k/v projections (one product for self-attention), Q K^T and
+ * P V per head as batched products, softmax on oneDNN's; out_proj is the child, called through the core as by the
+ * reference.  The reference type (plugins/attention, compiled in) keeps
+ * schema, create, infer and repr, and runs whatever the fast path does
+ * not take: masks, add_bias_kv, add_zero_attn, separate kdim/vdim, bad
+ * shapes (which it reports). */
+#include "dnnl-private.h"
+#include "attention.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct {
+  gint64 n, h, l, s, hd, e;
+  gboolean bf;        /* rows are [N, L] (batch first) rather than [L, N] */
+  const float *q, *k, *v;   /* projections: element (row, c) at row * stride + c */
+  gint64 q_stride, k_stride, v_stride;
+  float *qh, *kh, *vh;      /* head-major [N, H, L or S, hd] */
+  float *p;                 /* scores then probabilities [N, H, L, S] */
+  float *o;                 /* [N, H, L, hd] */
+  float *attn;              /* the query's layout [rows, E] */
+  float scale;
+} MhaRun;
+
+static inline gint64
+row_of (const MhaRun *m, gint64 b, gint64 t, gint64 len)
+{
+  return m->bf ? b * len + t : t * m->n + b;
+}
+
+/* (n, t) rows to head-major [N, H, T, hd]; @scale applied (the query's
+ * 1 / sqrt(hd), as PyTorch scales q before the product). */
+static void
+to_heads (const MhaRun *m, const float *src, gint64 stride, gint64 len,
+          float *dst, float scale, gsize begin, gsize end)
+{
+  for (gsize i = begin; i < end; i++)
+    {
+      gint64 b = (gint64) i / len, t = (gint64) i % len;
+      const float *x = src + row_of (m, b, t, len) * stride;
+      for (gint64 hh = 0; hh < m->h; hh++)
+        {
+          float *y = dst + ((b * m->h + hh) * len + t) * m->hd;
+          const float *xh = x + hh * m->hd;
+          for (gint64 d = 0; d < m->hd; d++)
+            y[d] = xh[d] * scale;
+        }
+    }
+}
+
+static void
+split_q (gsize begin, gsize end, gpointer data)
+{
+  MhaRun *m = data;
+  to_heads (m, m->q, m->q_stride, m->l, m->qh, m->scale, begin, end);
+}
+
+static void
+split_kv (gsize begin, gsize end, gpointer data)
+{
+  MhaRun *m = data;
+  to_heads (m, m->k, m->k_stride, m->s, m->kh, 1.0f, begin, end);
+  to_heads (m, m->v, m->v_stride, m->s, m->vh, 1.0f, begin, end);
+}
+
+/* Softmax of each [S] row, sums in double as the reference: where
+ * oneDNN declines its softmax. */
+static void
+softmax_rows (gsize begin, gsize end, gpointer data)
+{
+  MhaRun *m = data;
+  for (gsize r = begin; r < end; r++)
+    {
+      float *x = m->p + (gint64) r * m->s, mx = -INFINITY;
+      double sum = 0;
+      for (gint64 j = 0; j < m->s; j++)
+        mx = fmaxf (mx, x[j]);
+      for (gint64 j = 0; j < m->s; j++)
+        sum += (x[j] = expf (x[j] - mx));
+      float inv = (float) (1.0 / sum);
+      for (gint64 j = 0; j < m->s; j++)
+        x[j] *= inv;
+    }
+}
+
+static void
+merge_heads (gsize begin, gsize end, gpointer data)
+{
+  MhaRun *m = data;
+  for (gsize i = begin; i < end; i++)
+    {
+      gint64 b = (gint64) i / m->l, t = (gint64) i % m->l;
+      float *y = m->attn + row_of (m, b, t, m->l) * m->e;
+      for (gint64 hh = 0; hh < m->h; hh++)
+        memcpy (y + hh * m->hd, m->o + ((b * m->h + hh) * m->l + t) * m->hd,
+                sizeof (float) * m->hd);
+    }
+}
+
+/* rows x [rows, in] @ w[off.., in]^T + bias -> y [rows, out]. */
+static NnDnnlResult
+project (const float *x, gint64 rows, gint64 in, const float *w, gint64 out,
+         const float *bias, float *y, GError **error)
+{
+  NnDnnlMatmulKey key;
+
+  nn_dnnl_matmul_key_init (&key, 2);
+  key.bias = bias != NULL;
+  key.a_dims[0] = rows, key.a_dims[1] = in;
+  key.a_strides[0] = in, key.a_strides[1] = 1;
+  key.b_dims[0] = in, key.b_dims[1] = out;
+  key.b_strides[0] = 1, key.b_strides[1] = in;
+  key.c_dims[0] = rows, key.c_dims[1] = out;
+  return nn_dnnl_matmul_run (&key, x, w, bias, y, error);
+}
+
+/* [B, M, K] @ [B, K, N] -> [B, M, N]; @b_trans: @b is stored [B, N, K]. */
+static NnDnnlResult
+batched (gint64 batch, gint64 m, gint64 k, gint64 n, const float *a,
+         const float *b, gboolean b_trans, float *c, GError **error)
+{
+  NnDnnlMatmulKey key;
+
+  nn_dnnl_matmul_key_init (&key, 3);
+  key.a_dims[0] = batch, key.a_dims[1] = m, key.a_dims[2] = k;
+  key.b_dims[0] = batch, key.b_dims[1] = k, key.b_dims[2] = n;
+  key.c_dims[0] = batch, key.c_dims[1] = m, key.c_dims[2] = n;
+  nn_dnnl_matmul_key_contiguous (key.a_dims, 3, key.a_strides);
+  if (b_trans)
+    {
+      key.b_strides[0] = k * n, key.b_strides[1] = 1, key.b_strides[2] = k;
+    }
+  else
+    nn_dnnl_matmul_key_contiguous (key.b_dims, 3, key.b_strides);
+  return nn_dnnl_matmul_run (&key, a, b, NULL, c, error);
+}
+
+static gboolean
+plain (NnTensor *t)
+{
+  return t && t->dtype == NN_DTYPE_F32 && !nn_tensor_is_meta (t)
+         && nn_tensor_numel (t) > 0;
+}
+
+/* The cases the fast path takes; everything else is the reference's. */
+static gboolean
+fast_path (NnModule *self, const NnArgs *args, gint64 e)
+{
+  NnTensor *q = nn_args_tensor (args, 0), *k = nn_args_tensor (args, 1);
+  NnTensor *v = nn_args_tensor (args, 2);
+  NnTensor *w = nn_module_get_parameter (self, "in_proj_weight");
+  NnTensor *b = nn_module_get_parameter (self, "in_proj_bias");
+  NnShape ws = { 2, { 3 * e, e } }, bs = { 1, { 3 * e } };
+  guint nd = q ? q->shape.ndim : 0;
+
+  if (nn_args_tensor (args, 3) || nn_args_tensor (args, 5)
+      || nn_module_config_bool (self, "add_bias_kv")
+      || nn_module_config_bool (self, "add_zero_attn")
+      || !plain (q) || !plain (k) || !plain (v) || (nd != 2 && nd != 3)
+      || k->shape.ndim != nd || !nn_shape_equal (&k->shape, &v->shape)
+      || q->shape.dims[nd - 1] != e || k->shape.dims[nd - 1] != e
+      || !w || !nn_shape_equal (&w->shape, &ws) || !nn_tensor_f32 (w)
+      || (nn_module_config_bool (self, "bias")
+          && (!b || !nn_shape_equal (&b->shape, &bs) || !nn_tensor_f32 (b))))
+    return FALSE;
+  /* Batched: the batch dim (0 batch first, else 1) must agree. */
+  if (nd == 3)
+    {
+      guint bd = nn_module_config_bool (self, "batch_first") ? 0 : 1;
+      if (q->shape.dims[bd] != k->shape.dims[bd])
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+ok_or_fallback (NnDnnlResult r, gboolean *declined)
+{
+  if (r == NN_DNNL_DECLINED)
+    *declined = TRUE;
+  return r == NN_DNNL_DONE;
+}
+
+static NnValue *
+dnnl_mha_forward (NnModule *self, NnCall *call, const NnArgs *args,
+                  GError **error)
+{
+  const gint64 e = nn_module_config_int (self, "embed_dim");
+  const gint64 heads = nn_module_config_int (self, "num_heads");
+
+  if (!fast_path (self, args, e))
+    return nn_multihead_attention_type.forward (self, call, args, error);
+
+  NnTensor *qt = nn_args_tensor (args, 0), *kt = nn_args_tensor (args, 1);
+  NnTensor *vt = nn_args_tensor (args, 2);
+  gboolean need_weights = nn_args_bool (args, 4), average = nn_args_bool (args, 6);
+  gboolean batched_in = qt->shape.ndim == 3;
+  MhaRun m = { 0 };
+  m.bf = !batched_in || nn_module_config_bool (self, "batch_first");
+  m.e = e;
+  m.h = heads;
+  m.hd = e / heads;
+  m.n = batched_in ? qt->shape.dims[m.bf ? 0 : 1] : 1;
+  m.l = batched_in ? qt->shape.dims[m.bf ? 1 : 0] : qt->shape.dims[0];
+  m.s = batched_in ? kt->shape.dims[m.bf ? 1 : 0] : kt->shape.dims[0];
+  m.scale = 1.0f / sqrtf ((float) m.hd);
+
+  const float *w = nn_tensor_f32 (nn_module_get_parameter (self, "in_proj_weight"));
+  NnTensor *bt = nn_module_config_bool (self, "bias")
+                   ? nn_module_get_parameter (self, "in_proj_bias") : NULL;
+  const float *bias = bt ? nn_tensor_f32 (bt) : NULL;
+  const gint64 rq = m.l * m.n, rk = m.s * m.n;
+  gboolean self_attn = qt->data == kt->data && kt->data == vt->data
+                       && nn_shape_equal (&qt->shape, &kt->shape);
+  gboolean declined = FALSE, ok;
+  NnTensor *attn = nn_tensor_new (NN_DTYPE_F32, &qt->shape);
+  float *proj = g_try_new (float, self_attn ? rq * 3 * e : rq * e + 2 * rk * e);
+  float *work = g_try_new (float, rq * e + 2 * rk * e + m.n * m.h * m.l * m.s + rq * e);
+
+  if (!attn || !proj || !work)
+    {
+      g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                   "MultiheadAttention: cannot allocate the attention buffers");
+      ok = FALSE;
+      goto out;
+    }
+  m.qh = work;
+  m.kh = m.qh + rq * e;
+  m.vh = m.kh + rk * e;
+  m.p = m.vh + rk * e;
+  m.o = m.p + m.n * m.h * m.l * m.s;
+  m.attn = nn_tensor_f32 (attn);
+  if (self_attn)
+    {
+      /* One product against the packed [3E, E] weight. */
+      m.q = proj, m.k = proj + e, m.v = proj + 2 * e;
+      m.q_stride = m.k_stride = m.v_stride = 3 * e;
+      ok = ok_or_fallback (project (nn_tensor_f32 (qt), rq, e, w, 3 * e, bias,
+                                    proj, error), &declined);
+    }
+  else
+    {
+      float *pq = proj, *pk = proj + rq * e, *pv = pk + rk * e;
+      m.q = pq, m.k = pk, m.v = pv;
+      m.q_stride = m.k_stride = m.v_stride = e;
+      ok = ok_or_fallback (project (nn_tensor_f32 (qt), rq, e, w, e, bias, pq, error),
+                           &declined)
+           && ok_or_fallback (project (nn_tensor_f32 (kt), rk, e, w + e * e, e,
+                                       bias ? bias + e : NULL, pk, error), &declined)
+           && ok_or_fallback (project (nn_tensor_f32 (vt), rk, e, w + 2 * e * e, e,
+                                       bias ? bias + 2 * e : NULL, pv, error), &declined);
+    }
+  if (!ok)
+    goto out;
+  NnThreadPool *pool = nn_call_get_thread_pool (call);
+  nn_thread_pool_parallel_for (pool, (gsize) (m.n * m.l), split_q, &m);
+  nn_thread_pool_parallel_for (pool, (gsize) (m.n * m.s), split_kv, &m);
+  ok = ok_or_fallback (batched (m.n * m.h, m.l, m.hd, m.s, m.qh, m.kh, TRUE, m.p,
+                                error), &declined);
+  if (!ok)
+    goto out;
+  /* oneDNN's vectorised exp; our rows only where it has none. */
+  switch (nn_dnnl_softmax_run (m.n * m.h * m.l, m.s, 1, FALSE, m.p, m.p, error))
+    {
+    case NN_DNNL_DONE:
+      break;
+    case NN_DNNL_DECLINED:
+      nn_thread_pool_parallel_for (pool, (gsize) (m.n * m.h * m.l), softmax_rows, &m);
+      break;
+    case NN_DNNL_FAILED:
+    default:
+      ok = FALSE;
+      goto out;
+    }
+  ok = ok_or_fallback (batched (m.n * m.h, m.l, m.s, m.hd, m.p, m.vh, FALSE, m.o,
+                                error), &declined);
+  if (!ok)
+    goto out;
+  nn_thread_pool_parallel_for (pool, (gsize) (m.n * m.l), merge_heads, &m);
+
+out:
+  g_free (proj);
+  if (!ok)
+    {
+      g_free (work);
+      g_clear_pointer (&attn, nn_tensor_unref);
+      return declined ? nn_multihead_attention_type.forward (self, call, args, error)
+                      : NULL;
+    }
+
+  NnTensor *weights = NULL;
+  if (need_weights)
+    {
+      /* [N, L, S] averaged over heads, or [N, H, L, S]; no N unbatched. */
+      NnShape ws = { 0 };
+      if (batched_in)
+        ws.dims[ws.ndim++] = m.n;
+      if (!average)
+        ws.dims[ws.ndim++] = m.h;
+      ws.dims[ws.ndim++] = m.l;
+      ws.dims[ws.ndim++] = m.s;
+      weights = nn_tensor_new (NN_DTYPE_F32, &ws);
+      if (weights && !average)
+        memcpy (nn_tensor_f32 (weights), m.p, sizeof (float) * nn_tensor_numel (weights));
+      else if (weights)
+        {
+          float *wo = nn_tensor_f32 (weights);
+          const gint64 ls = m.l * m.s;
+          for (gint64 b = 0; b < m.n; b++)
+            for (gint64 hh = 0; hh < m.h; hh++)
+              for (gint64 i = 0; i < ls; i++)
+                wo[b * ls + i] += m.p[(b * m.h + hh) * ls + i] / (float) m.h;
+        }
+    }
+  g_free (work);
+  if (need_weights && !weights)
+    {
+      nn_tensor_unref (attn);
+      g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                   "MultiheadAttention: cannot allocate the attention weights");
+      return NULL;
+    }
+  NnTensor *y = nn_call_child (call, self, "out_proj", attn, error);
+  nn_tensor_unref (attn);
+  if (!y)
+    {
+      g_clear_pointer (&weights, nn_tensor_unref);
+      return NULL;
+    }
+  NnValue *res = nn_value_new_tuple ();
+  nn_value_append (res, nn_value_take_tensor (y));
+  nn_value_append (res, weights ? nn_value_take_tensor (weights) : nn_value_new_none ());
+  return res;
+}
+
+static gboolean
+dnnl_mha_supports (const NnLayerType *type, JsonObject *config,
+                   const NnArgs *args, const NnCpuInfo *cpu)
+{
+  return nn_cpu_has (cpu, NN_CPU_SSE4_1);
+}
+
+void
+nn_dnnl_mha_setup (NnLayerType *t)
+{
+  *t = nn_multihead_attention_type;
+  t->doc = "multi-head scaled dot-product attention, products on oneDNN's "
+           "matmul; child out_proj (Linear); returns (attn_output, "
+           "attn_weights or None)";
+  t->aliases = NULL;
+  t->rank = NN_DNNL_RANK;
+  t->forward = dnnl_mha_forward;
+  t->supports = dnnl_mha_supports;
+}

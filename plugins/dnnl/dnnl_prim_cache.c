@@ -1,0 +1,178 @@
+/* dnnl plugin: process-wide caches of primitives keyed by shapes (the
+ * matrix products, softmax), and running a cached primitive on the
+ * caller's buffers. */
+#include "dnnl-private.h"
+
+#include <omp.h>
+#include <string.h>
+
+/* Enough for the distinct shapes of several models at once; when a cache
+ * is full it is emptied (entries in use live on). */
+#define CACHE_MAX 256
+
+/* The cache's table hashes and compares keys of its own size: each table
+ * keeps the size in its user data. */
+typedef struct {
+  gpointer key;
+  gsize size;
+} Key;
+
+static guint
+key_hash (gconstpointer p)
+{
+  const Key *k = p;
+  const guint8 *b = k->key;
+  guint h = 2166136261u;   /* FNV-1a over the key's bytes (zero-padded) */
+
+  for (gsize i = 0; i < k->size; i++)
+    h = (h ^ b[i]) * 16777619u;
+  return h;
+}
+
+static gboolean
+key_equal (gconstpointer a, gconstpointer b)
+{
+  const Key *x = a, *y = b;
+  return x->size == y->size && memcmp (x->key, y->key, x->size) == 0;
+}
+
+static void
+key_free (gpointer p)
+{
+  Key *k = p;
+  g_free (k->key);
+  g_free (k);
+}
+
+void
+nn_dnnl_cached_unref (NnDnnlCached *e)
+{
+  if (!g_atomic_int_dec_and_test (&e->ref_count))
+    return;
+  if (e->prim)
+    dnnl_primitive_destroy (e->prim);
+  g_free (e);
+}
+
+NnDnnlCached *
+nn_dnnl_cache_get (NnDnnlCache *cache, gconstpointer key, gsize key_size,
+                   NnDnnlBuildFunc build, GError **error)
+{
+  Key k = { (gpointer) key, key_size };
+  NnDnnlCached *e;
+
+  g_mutex_lock (&cache->lock);
+  if (!cache->table)
+    cache->table = g_hash_table_new_full (key_hash, key_equal, key_free,
+                                          (GDestroyNotify) nn_dnnl_cached_unref);
+  e = g_hash_table_lookup (cache->table, &k);
+  if (!e)
+    {
+      /* Built under the lock: two threads meeting a new shape build it
+       * once, and a build takes microseconds next to the runs. */
+      e = g_new0 (NnDnnlCached, 1);
+      e->ref_count = 1;
+      if (!build (key, e, error))
+        {
+          nn_dnnl_cached_unref (e);
+          g_mutex_unlock (&cache->lock);
+          return NULL;
+        }
+      if (g_hash_table_size (cache->table) >= CACHE_MAX)
+        g_hash_table_remove_all (cache->table);
+      Key *owned = g_new (Key, 1);
+      owned->key = g_memdup2 (key, key_size);
+      owned->size = key_size;
+      g_hash_table_insert (cache->table, owned, e);
+    }
+  g_atomic_int_inc (&e->ref_count);
+  g_mutex_unlock (&cache->lock);
+  return e;
+}
+
+void
+nn_dnnl_cache_clear (NnDnnlCache *cache)
+{
+  if (cache->table)
+    g_hash_table_unref (cache->table);
+  cache->table = NULL;
+}
+
+gboolean
+nn_dnnl_cached_build (NnDnnlCached *e, const_dnnl_op_desc_t desc, GError **error)
+{
+  dnnl_engine_t eng = nn_dnnl_engine (error);
+  dnnl_primitive_attr_t attr = eng ? nn_dnnl_attr_new (error) : NULL;
+  dnnl_primitive_desc_t pd = NULL;
+  dnnl_status_t st;
+
+  if (!attr)
+    return FALSE;
+  st = dnnl_primitive_desc_create (&pd, desc, attr, eng, NULL);
+  dnnl_primitive_attr_destroy (attr);
+  if (st == dnnl_unimplemented)
+    return TRUE;   /* declined: prim stays NULL, the reference runs */
+  if (!nn_dnnl_ok (st, "choosing a primitive", error))
+    return FALSE;
+  /* oneDNN's "ref:" implementations are scalar loops (softmax over a
+   * strided axis), slower than nnkit's own: declined too. */
+  const char *impl = NULL;
+  if (dnnl_primitive_desc_query (pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success
+      && impl && g_str_has_prefix (impl, "ref"))
+    {
+      dnnl_primitive_desc_destroy (pd);
+      return TRUE;
+    }
+  e->scratch_md = *dnnl_primitive_desc_query_md (pd, dnnl_query_scratchpad_md, 0);
+  st = dnnl_primitive_create (&e->prim, pd);
+  dnnl_primitive_desc_destroy (pd);
+  return nn_dnnl_ok (st, "creating a primitive", error);
+}
+
+gboolean
+nn_dnnl_cached_run (NnDnnlCached *e, gint64 work, int n, const int *arg_ids,
+                    const dnnl_memory_desc_t *const *mds, void *const *data,
+                    GError **error)
+{
+  dnnl_engine_t eng = nn_dnnl_engine (error);
+  dnnl_memory_t mem[NN_DNNL_CACHED_MAX_ARGS + 1] = { NULL };
+  dnnl_exec_arg_t args[NN_DNNL_CACHED_MAX_ARGS + 1];
+  dnnl_stream_t s = NULL;
+  int n_args = 0;
+  gboolean ok = eng != NULL;
+
+  g_return_val_if_fail (n <= NN_DNNL_CACHED_MAX_ARGS && e->prim, FALSE);
+  /* The scratchpad is the caller's (per run), so runs of one primitive
+   * from several threads share nothing. */
+  for (int i = 0; ok && i < n; i++)
+    {
+      ok = nn_dnnl_ok (dnnl_memory_create (&mem[i], mds[i], eng, data[i]),
+                       "wrapping an operand", error);
+      args[n_args++] = (dnnl_exec_arg_t) { arg_ids[i], mem[i] };
+    }
+  if (ok && dnnl_memory_desc_get_size (&e->scratch_md) > 0)
+    {
+      ok = nn_dnnl_ok (dnnl_memory_create (&mem[n], &e->scratch_md, eng,
+                                           DNNL_MEMORY_ALLOCATE),
+                       "allocating the scratchpad", error);
+      args[n_args++] = (dnnl_exec_arg_t) { DNNL_ARG_SCRATCHPAD, mem[n] };
+    }
+  ok = ok && nn_dnnl_ok (dnnl_stream_create (&s, eng, dnnl_stream_default_flags),
+                         "creating a stream", error);
+  if (ok)
+    {
+      /* OpenMP's count is per calling thread: nnkit's, every run; one
+       * thread for small work, which waking the others would cost more
+       * than it saves. */
+      omp_set_num_threads (work < NN_DNNL_SMALL_WORK ? 1 : nn_get_num_threads ());
+      ok = nn_dnnl_ok (dnnl_primitive_execute (e->prim, s, n_args, args),
+                       "running the primitive", error)
+           && nn_dnnl_ok (dnnl_stream_wait (s), "waiting for the stream", error);
+    }
+  if (s)
+    dnnl_stream_destroy (s);
+  for (int i = 0; i <= n; i++)
+    if (mem[i])
+      dnnl_memory_destroy (mem[i]);
+  return ok;
+}
