@@ -370,10 +370,37 @@ mha_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
   return res;
 }
 
+/* Positions of @t: its elements over its last dimension (layout-free:
+ * [L, N, F], [N, L, F] and unbatched [L, F] alike). */
+static guint64
+positions (NnTensor *t)
+{
+  if (!t || t->shape.ndim == 0 || t->shape.dims[t->shape.ndim - 1] == 0)
+    return 0;
+  return (guint64) nn_tensor_numel (t) / (guint64) t->shape.dims[t->shape.ndim - 1];
+}
+
+/* The input projections this module owns, one multiply-add per weight
+ * element and position it is applied at: E x E per query position, E x
+ * kdim per key position, E x vdim per value position, plus one add per
+ * in_proj_bias element and position.  torchinfo counts nothing here (the
+ * module is not a leaf, since it holds out_proj); out_proj counts on its
+ * own row, the parameter-free score and weighted-sum products nowhere, as
+ * torchinfo counts no parameter-free work; bias_k / bias_v are appended,
+ * not multiplied (docs/NNCTL.md). */
 static guint64
 mha_count_macs (NnModule *self, const NnArgs *args, const NnValue *out)
 {
-  return nn_lu_count_macs_params (self, out, FALSE);
+  Mha *m = nn_module_get_private (self);
+  guint64 pq = positions (nn_args_tensor (args, 0));
+  guint64 pk = positions (nn_args_tensor (args, 1));
+  guint64 pv = positions (nn_args_tensor (args, 2));
+  guint64 e = (guint64) m->e, macs;
+
+  macs = e * e * pq + e * (guint64) m->kdim * pk + e * (guint64) m->vdim * pv;
+  if (nn_module_get_parameter (self, "in_proj_bias"))
+    macs += e * (pq + pk + pv);
+  return macs;
 }
 
 const NnLayerType nn_multihead_attention_type = {
