@@ -10,6 +10,8 @@
 #include "attention.h"
 #include "../common/nn-layer-util.h"
 
+#include <cblas.h>
+
 static const NnSchemaKey mha_schema[] = {
   { "embed_dim", NN_KIND_INT, 0, NN_KEY_HAS_MIN, NULL, 1, 0, NULL,
     "model dimension E" },
@@ -312,20 +314,28 @@ mha_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
       }
     /* add_zero_attn's row stays zero (g_new0). */
     float *out = g_new0 (float, MAX (l * n * e, 1));
-    g_autofree double *row = g_new (double, MAX (s, 1));
     float *wout = weights ? nn_tensor_f32 (weights) : NULL;
     const float scale = 1.0f / sqrtf ((float) hd);
-    for (gint64 b = 0; b < n; b++)
-      for (gint64 hh = 0; hh < h; hh++)
+    /* q / sqrt(hd) first, as PyTorch scales q before q kᵀ. */
+    for (gint64 i = 0; i < l * n * e; i++)
+      q[i] *= scale;
+    /* Per batch and head, the rows are time-major [T, N, E]: head hh of
+     * batch b is a [T, hd] matrix at b * e + hh * hd with row stride
+     * n * e, so scores and weighted sums are two strided sgemm calls. */
+    const gint64 ld = n * e;
+    g_autofree float *p = g_new (float, MAX (l * s, 1));
+    g_autofree double *row = g_new (double, MAX (s, 1));
+    for (gint64 b = 0; b < n && l > 0 && s > 0 && hd > 0; b++)
+      for (gint64 hh = 0; hh < h; hh++) {
+        const gint64 at0 = b * e + hh * hd;
+        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) l, (int) s,
+                     (int) hd, 1.0f, q + at0, (int) ld, k + at0, (int) ld, 0.0f,
+                     p, (int) s);
         for (gint64 i = 0; i < l; i++) {
-          const float *qi = q + (i * n + b) * e + hh * hd;
-          double mx = -INFINITY;
+          float *pi = p + i * s;
+          double mx = -INFINITY, sum = 0.0;
           for (gint64 j = 0; j < s; j++) {
-            const float *kj = k + (j * n + b) * e + hh * hd;
-            float dot = 0.0f;
-            for (gint64 d = 0; d < hd; d++)
-              dot += (qi[d] * scale) * kj[d];
-            double v0 = dot;
+            double v0 = pi[j];
             if (j < s0 && am)
               v0 += mask_at (am, am->shape.ndim == 2 ? i * s0 + j
                                  : ((b * h + hh) * l + i) * s0 + j);
@@ -334,22 +344,22 @@ mha_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
             row[j] = v0;
             mx = fmax (mx, v0);
           }
-          double sum = 0.0;
           for (gint64 j = 0; j < s; j++)
             sum += (row[j] = exp (row[j] - mx));
-          float *oi = out + (i * n + b) * e + hh * hd;
           for (gint64 j = 0; j < s; j++) {
-            double p = row[j] / sum;
-            const float *vj = v + (j * n + b) * e + hh * hd;
-            for (gint64 d = 0; d < hd; d++)
-              oi[d] += (float) (p * vj[d]);
+            double pj = row[j] / sum;
+            pi[j] = (float) pj;
             if (wout) {
               gint64 at = average ? (b * l + i) * s + j
                                   : ((b * h + hh) * l + i) * s + j;
-              wout[at] += (float) (average ? p / (double) h : p);
+              wout[at] += (float) (average ? pj / (double) h : pj);
             }
           }
         }
+        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) l, (int) hd,
+                     (int) s, 1.0f, p, (int) s, v + at0, (int) ld, 0.0f,
+                     out + at0, (int) ld);
+      }
     /* Back to the query's layout for out_proj. */
     float *dst = nn_tensor_f32 (attn);
     for (gint64 i = 0; i < l; i++)
