@@ -10,6 +10,8 @@
 #include "attention.h"
 #include "../common/nn-layer-util.h"
 
+#include <cblas.h>
+
 static const NnSchemaKey mha_schema[] = {
   { "embed_dim", NN_KIND_INT, 0, NN_KEY_HAS_MIN, NULL, 1, 0, NULL,
     "model dimension E" },
@@ -312,20 +314,28 @@ mha_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
       }
     /* add_zero_attn's row stays zero (g_new0). */
     float *out = g_new0 (float, MAX (l * n * e, 1));
-    g_autofree double *row = g_new (double, MAX (s, 1));
     float *wout = weights ? nn_tensor_f32 (weights) : NULL;
     const float scale = 1.0f / sqrtf ((float) hd);
-    for (gint64 b = 0; b < n; b++)
-      for (gint64 hh = 0; hh < h; hh++)
+    /* q / sqrt(hd) first, as PyTorch scales q before q kᵀ. */
+    for (gint64 i = 0; i < l * n * e; i++)
+      q[i] *= scale;
+    /* Per batch and head, the rows are time-major [T, N, E]: head hh of
+     * batch b is a [T, hd] matrix at b * e + hh * hd with row stride
+     * n * e, so scores and weighted sums are two strided sgemm calls. */
+    const gint64 ld = n * e;
+    g_autofree float *p = g_new (float, MAX (l * s, 1));
+    g_autofree double *row = g_new (double, MAX (s, 1));
+    for (gint64 b = 0; b < n && l > 0 && s > 0 && hd > 0; b++)
+      for (gint64 hh = 0; hh < h; hh++) {
+        const gint64 at0 = b * e + hh * hd;
+        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) l, (int) s,
+                     (int) hd, 1.0f, q + at0, (int) ld, k + at0, (int) ld, 0.0f,
+                     p, (int) s);
         for (gint64 i = 0; i < l; i++) {
-          const float *qi = q + (i * n + b) * e + hh * hd;
-          double mx = -INFINITY;
+          float *pi = p + i * s;
+          double mx = -INFINITY, sum = 0.0;
           for (gint64 j = 0; j < s; j++) {
-            const float *kj = k + (j * n + b) * e + hh * hd;
-            float dot = 0.0f;
-            for (gint64 d = 0; d < hd; d++)
-              dot += (qi[d] * scale) * kj[d];
-            double v0 = dot;
+            double v0 = pi[j];
             if (j < s0 && am)
               v0 += mask_at (am, am->shape.ndim == 2 ? i * s0 + j
                                  : ((b * h + hh) * l + i) * s0 + j);
@@ -334,22 +344,22 @@ mha_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
             row[j] = v0;
             mx = fmax (mx, v0);
           }
-          double sum = 0.0;
           for (gint64 j = 0; j < s; j++)
             sum += (row[j] = exp (row[j] - mx));
-          float *oi = out + (i * n + b) * e + hh * hd;
           for (gint64 j = 0; j < s; j++) {
-            double p = row[j] / sum;
-            const float *vj = v + (j * n + b) * e + hh * hd;
-            for (gint64 d = 0; d < hd; d++)
-              oi[d] += (float) (p * vj[d]);
+            double pj = row[j] / sum;
+            pi[j] = (float) pj;
             if (wout) {
               gint64 at = average ? (b * l + i) * s + j
                                   : ((b * h + hh) * l + i) * s + j;
-              wout[at] += (float) (average ? p / (double) h : p);
+              wout[at] += (float) (average ? pj / (double) h : pj);
             }
           }
         }
+        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) l, (int) hd,
+                     (int) s, 1.0f, p, (int) s, v + at0, (int) ld, 0.0f,
+                     out + at0, (int) ld);
+      }
     /* Back to the query's layout for out_proj. */
     float *dst = nn_tensor_f32 (attn);
     for (gint64 i = 0; i < l; i++)
@@ -370,10 +380,37 @@ mha_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
   return res;
 }
 
+/* Positions of @t: its elements over its last dimension (layout-free:
+ * [L, N, F], [N, L, F] and unbatched [L, F] alike). */
+static guint64
+positions (NnTensor *t)
+{
+  if (!t || t->shape.ndim == 0 || t->shape.dims[t->shape.ndim - 1] == 0)
+    return 0;
+  return (guint64) nn_tensor_numel (t) / (guint64) t->shape.dims[t->shape.ndim - 1];
+}
+
+/* The input projections this module owns, one multiply-add per weight
+ * element and position it is applied at: E x E per query position, E x
+ * kdim per key position, E x vdim per value position, plus one add per
+ * in_proj_bias element and position.  torchinfo counts nothing here (the
+ * module is not a leaf, since it holds out_proj); out_proj counts on its
+ * own row, the parameter-free score and weighted-sum products nowhere, as
+ * torchinfo counts no parameter-free work; bias_k / bias_v are appended,
+ * not multiplied (docs/NNCTL.md). */
 static guint64
 mha_count_macs (NnModule *self, const NnArgs *args, const NnValue *out)
 {
-  return nn_lu_count_macs_params (self, out, FALSE);
+  Mha *m = nn_module_get_private (self);
+  guint64 pq = positions (nn_args_tensor (args, 0));
+  guint64 pk = positions (nn_args_tensor (args, 1));
+  guint64 pv = positions (nn_args_tensor (args, 2));
+  guint64 e = (guint64) m->e, macs;
+
+  macs = e * e * pq + e * (guint64) m->kdim * pk + e * (guint64) m->vdim * pv;
+  if (nn_module_get_parameter (self, "in_proj_bias"))
+    macs += e * (pq + pk + pv);
+  return macs;
 }
 
 const NnLayerType nn_multihead_attention_type = {

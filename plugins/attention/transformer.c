@@ -143,6 +143,15 @@ mask_true (NnTensor *m, gint64 i)
                                    : nn_tensor_f32 (m)[i] != 0.0f;
 }
 
+/* PyTorch's _qkv_same_embed_dim, per key: kdim / vdim None or equal to
+ * embed_dim (torch2nn writes the value PyTorch holds, never None). */
+static gboolean
+same_embed_dim (NnModule *sa, const char *key)
+{
+  return nn_module_config_is_null (sa, key)
+         || nn_module_config_int (sa, key) == nn_module_config_int (sa, "embed_dim");
+}
+
 /* Whether PyTorch 1.13 converts to nested tensors here, and then the
  * length of each row (@lens, n entries) and the longest. */
 static gboolean
@@ -163,7 +172,7 @@ nested_path (NnModule *self, NnTensor *src, NnTensor *mask, NnTensor *kpm,
       || !g_str_equal (nn_module_get_type_name (n2), "LayerNorm")
       || nn_module_config_bool (first, "norm_first")
       || !nn_module_config_bool (sa, "batch_first")
-      || !nn_module_config_is_null (sa, "kdim") || !nn_module_config_is_null (sa, "vdim")
+      || !same_embed_dim (sa, "kdim") || !same_embed_dim (sa, "vdim")
       || nn_module_config_float (n1, "eps") != nn_module_config_float (n2, "eps")
       || nn_module_config_int (sa, "num_heads") % 2 == 1)
     return FALSE;

@@ -131,12 +131,6 @@ embedding_extra_repr (NnModule *self)
   return g_string_free (s, FALSE);
 }
 
-static guint64
-embedding_count_macs (NnModule *self, const NnArgs *args, const NnValue *out)
-{
-  return nn_lu_count_macs_params (self, out, FALSE);
-}
-
 const NnLayerType nn_embedding_type = {
   .struct_size = sizeof (NnLayerType),
   .name = "Embedding",
@@ -151,5 +145,6 @@ const NnLayerType nn_embedding_type = {
   .infer = embedding_forward,
   .extra_repr = embedding_extra_repr,
   .reset_parameters = embedding_reset_parameters,
-  .count_macs = embedding_count_macs,
+  /* No count_macs: a lookup copies rows and multiplies nothing, so 0
+   * (torchinfo's weight rule would show batch x numel; docs/NNCTL.md). */
 };

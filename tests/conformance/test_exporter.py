@@ -513,5 +513,47 @@ class TestCli(unittest.TestCase):
             self.assertEqual(sorted(os.listdir(d)), ["m.pt"])
 
 
+class TestSequenceAndVisionModels(unittest.TestCase):
+    """The hand-written sequence and vision models: their converters
+    (TransformerEncoder and its layers, the 1-d pools) and dataflow."""
+
+    export = TestGraphs.export
+    check_handwritten = TestGraphs.check_handwritten
+
+    def test_text_classifier(self):
+        d = self.check_handwritten("text_classifier")
+        enc = next(c for c in d["model"]["children"] if c["name"] == "encoder")
+        self.assertEqual(enc["type"], "TransformerEncoder")
+        self.assertEqual(enc["config"], {"num_layers": 2, "enable_nested_tensor": True,
+                                         "mask_check": True})
+        layer = enc["children"][0]["children"][0]
+        self.assertEqual(layer["config"]["activation"], "relu")
+        self.assertTrue(layer["config"]["batch_first"])
+        self.assertEqual([c["name"] for c in layer["children"]],
+                         [n for n, _ in handwritten.build("text_classifier")[0]
+                          .encoder.layers[0].named_children()])
+        self.assertEqual(d["inputs"][1], {"name": "padding_mask", "shape": [1, 12],
+                                          "dtype": "BOOL"})
+
+    def test_recurrent_unet_and_audio(self):
+        for name in ("lstm_tagger", "gru_classifier", "small_unet", "audio_cnn"):
+            self.check_handwritten(name)
+
+    def test_gelu_string_and_decoder_layer(self):
+        layer = nn.TransformerDecoderLayer(8, 2, dim_feedforward=16, activation="gelu")
+        cfg = registry.module_converter(layer).config(layer, "dec")
+        self.assertEqual(cfg["activation"], "gelu")
+        self.assertFalse(cfg["batch_first"])
+
+    def test_activation_module_is_refused(self):
+        layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, activation=nn.GELU(),
+                                           batch_first=True)
+        model = nn.TransformerEncoder(layer, 1)
+        with self.assertRaises(nnexport.ExportError) as cm:
+            nnexport.convert(model, inputs={"src": torch.randn(1, 3, 8)})
+        self.assertRegex(str(cm.exception),
+                         r"^layers\.0 \(TransformerEncoderLayer\): an activation module")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -16,7 +16,7 @@ struct _Row {
   guint depth;
   NnShape in, out;     /* first tensor leaves; 0-d when there is none */
   NnValue *args, *kwargs, *result; /* (nullable) the call, meta tensors */
-  guint64 macs;        /* own count, leaves only */
+  guint64 macs;        /* own count: the type's count_macs of this call */
   GPtrArray *children; /* (element-type Row) (transfer none) */
 };
 
@@ -107,10 +107,12 @@ build_tree (GPtrArray *all)
     }
     g_ptr_array_add (stack, r);
   }
+  /* Every row counts its own work: a leaf's, and a composite's own
+   * parameters' (MultiheadAttention's in-projection), its children
+   * counting theirs on their rows (docs/NNCTL.md). */
   for (guint k = 0; k < all->len; k++) {
     Row *r = all->pdata[k];
-    if (r->children->len == 0)
-      r->macs = nnctl_count_macs (r->module, r->args, r->kwargs, r->result);
+    r->macs = nnctl_count_macs (r->module, r->args, r->kwargs, r->result);
   }
   return all->pdata[entry_order ? 0 : all->len - 1];
 }
@@ -142,12 +144,10 @@ totals_walk (Row *r, Emit *e)
 {
   /* As torchinfo: activations count for layers holding parameters (they
    * are what the backward pass keeps), x2 for their gradients. */
-  if (r->children->len == 0) {
-    if (nnctl_own_param_count (r->module) > 0)
-      e->leaf_out_bytes += (guint64) nn_shape_numel (&r->out) * 4;
-    if (__builtin_add_overflow (e->total_macs, r->macs, &e->total_macs))
-      e->total_macs = G_MAXUINT64;
-  }
+  if (r->children->len == 0 && nnctl_own_param_count (r->module) > 0)
+    e->leaf_out_bytes += (guint64) nn_shape_numel (&r->out) * 4;
+  if (__builtin_add_overflow (e->total_macs, r->macs, &e->total_macs))
+    e->total_macs = G_MAXUINT64;
   for (guint i = 0; i < r->children->len; i++)
     totals_walk (r->children->pdata[i], e);
 }
@@ -190,7 +190,8 @@ emit_row (Row *r, Emit *e)
   gint64 params = expanded || r->children->len == 0
                   ? nnctl_own_param_count (r->module)
                   : nn_module_count_parameters (r->module);
-  guint64 macs = expanded ? 0 : subtree_macs (r);
+  /* An expanded composite shows its own count (0, "--", for containers). */
+  guint64 macs = expanded ? r->macs : subtree_macs (r);
 
   if (e->max_depth >= 0 && (gint) r->depth > e->max_depth)
     return;

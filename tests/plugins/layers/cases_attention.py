@@ -119,6 +119,20 @@ def cases(rng, gen):
                         kwargs={"src_key_padding_mask": kpm} if kpm is not None else {},
                         cls=lambda layer=layer, norm=norm: nn.TransformerEncoder(layer, 2, norm),
                         tree=True, shape_from_data=nested))
+    # The nested path with self_attn's kdim/vdim written as numbers equal to
+    # embed_dim (as torch2nn writes them), not None.
+    layer = nn.TransformerEncoderLayer(4, 2, 6, batch_first=True)
+
+    def explicit_dims(enc):
+        for lay in enc.layers:
+            lay.self_attn.nnkit_explicit_dims = True
+
+    out.append(Case("TransformerEncoder_explicit_kdim", "TransformerEncoder", {},
+                    [randn(gen, 3, 5, 4)],
+                    kwargs={"src_key_padding_mask": padding_mask(gen, rng, 3, 5,
+                                                                 all_padded=True)},
+                    cls=lambda layer=layer: nn.TransformerEncoder(layer, 2),
+                    init=explicit_dims, tree=True, shape_from_data=True))
     for i in range(2):
         d = 4
         layer = nn.TransformerDecoderLayer(d, 2, 5, batch_first=i == 1, norm_first=i == 1)

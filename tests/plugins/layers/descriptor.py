@@ -32,12 +32,15 @@ def config(m):
     if isinstance(m, nn.ModuleList):
         return "ModuleList", {}
     if isinstance(m, nn.MultiheadAttention):
+        # None for kdim/vdim equal to embed_dim, unless a case asks for the
+        # numbers (torch2nn's spelling).
+        same = m._qkv_same_embed_dim and not getattr(m, "nnkit_explicit_dims", False)
         return "MultiheadAttention", {
             "embed_dim": m.embed_dim, "num_heads": m.num_heads, "dropout": m.dropout,
             "bias": m.in_proj_bias is not None, "add_bias_kv": m.bias_k is not None,
             "add_zero_attn": m.add_zero_attn,
-            "kdim": None if m._qkv_same_embed_dim else m.kdim,
-            "vdim": None if m._qkv_same_embed_dim else m.vdim, "batch_first": m.batch_first}
+            "kdim": None if same else m.kdim,
+            "vdim": None if same else m.vdim, "batch_first": m.batch_first}
     if isinstance(m, (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)):
         return type(m).__name__, _layer_config(m)
     if isinstance(m, nn.TransformerEncoder):

@@ -103,9 +103,31 @@ def randomise(module, gen):
                 t.copy_(torch.randn(t.shape, generator=gen))
 
 
-def torchinfo_macs(module, out):
+def mha_projection_macs(module, args):
+    """nnkit's rule for MultiheadAttention's own parameters (docs/NNCTL.md;
+    torchinfo counts nothing there): each projection weight element once
+    per position of the input it projects, each in_proj_bias element once
+    per position; bias_k / bias_v are appended, not multiplied."""
+    query, key, value = args[:3]
+    e = module.embed_dim
+    pq = query.numel() // query.shape[-1]
+    pk = key.numel() // key.shape[-1]
+    pv = value.numel() // value.shape[-1]
+    macs = e * e * pq + e * module.kdim * pk + e * module.vdim * pv
+    if module.in_proj_bias is not None:
+        macs += e * (pq + pk + pv)
+    return macs
+
+
+def torchinfo_macs(module, out, args=()):
     """Mult-Adds of @module's own parameters as torchinfo counts them
-    (layer_info.calculate_macs), for the first tensor of the result."""
+    (layer_info.calculate_macs), for the first tensor of the result; but
+    0 for Embedding (a lookup) and MultiheadAttention's projections by
+    mha_projection_macs, as nnkit documents."""
+    if isinstance(module, torch.nn.Embedding):
+        return 0
+    if isinstance(module, torch.nn.MultiheadAttention):
+        return mha_projection_macs(module, args)
     first = out
     while isinstance(first, (tuple, list)):
         first = first[0]
@@ -199,7 +221,7 @@ def run_case(case, outdir, gen):
         entry["call_error"] = str(e)
     else:
         if not case.op:
-            entry["macs"] = torchinfo_macs(module, out)
+            entry["macs"] = torchinfo_macs(module, out, args)
     write_safetensors(os.path.join(outdir, case.name + ".safetensors"), tensors)
     return entry
 

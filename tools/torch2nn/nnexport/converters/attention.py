@@ -1,6 +1,9 @@
-"""MultiheadAttention (its out_proj child exports as a Linear)."""
+"""MultiheadAttention (its out_proj child exports as a Linear), and the
+Transformer encoder / decoder stacks and layers (their children export as
+MultiheadAttention, Linear, Dropout and LayerNorm)."""
 
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ..registry import converter
 
@@ -11,3 +14,49 @@ def multihead_attention(m):
             "bias": m.in_proj_bias is not None, "add_bias_kv": m.bias_k is not None,
             "add_zero_attn": m.add_zero_attn, "kdim": m.kdim, "vdim": m.vdim,
             "batch_first": m.batch_first}
+
+
+def _activation(layer):
+    """'relu' or 'gelu': the function PyTorch's layer applies between
+    linear1 and linear2 (a string argument becomes F.relu / F.gelu)."""
+    act = layer.activation
+    if act is F.relu or type(act) is nn.ReLU:
+        return "relu"
+    if act is F.gelu or (type(act) is nn.GELU and act.approximate == "none"):
+        return "gelu"
+    raise ValueError(f"activation {act!r} is not supported (nnkit's Transformer "
+                     "layers take 'relu' or 'gelu')")
+
+
+def _layer(m):
+    if isinstance(m.activation, nn.Module):
+        # A module activation is a child PyTorch prints; nnkit's layer has none.
+        raise ValueError("an activation module (not the 'relu' / 'gelu' string) "
+                         "is not supported")
+    if m.norm1.eps != m.norm2.eps or not m.norm1.elementwise_affine:
+        raise ValueError("norm1 and norm2 must be affine LayerNorms of one eps")
+    return {"d_model": m.self_attn.embed_dim, "nhead": m.self_attn.num_heads,
+            "dim_feedforward": m.linear1.out_features, "dropout": float(m.dropout.p),
+            "activation": _activation(m), "layer_norm_eps": float(m.norm1.eps),
+            "batch_first": m.self_attn.batch_first, "norm_first": m.norm_first}
+
+
+@converter(nn.TransformerEncoderLayer)
+def transformer_encoder_layer(m):
+    return _layer(m)
+
+
+@converter(nn.TransformerDecoderLayer)
+def transformer_decoder_layer(m):
+    return _layer(m)
+
+
+@converter(nn.TransformerEncoder)
+def transformer_encoder(m):
+    return {"num_layers": m.num_layers, "enable_nested_tensor": bool(m.enable_nested_tensor),
+            "mask_check": bool(getattr(m, "mask_check", True))}
+
+
+@converter(nn.TransformerDecoder)
+def transformer_decoder(m):
+    return {"num_layers": m.num_layers}

@@ -39,3 +39,28 @@ def adaptive_maxpool2d(m):
     if m.return_indices:
         raise ValueError("return_indices=True is not supported")
     return {"output_size": _size(m, "output_size"), "return_indices": False}
+
+
+@converter(nn.MaxPool1d)
+def maxpool1d(m):
+    # nnkit's 1-d pools return PyTorch's (output, indices) tuple too.
+    return {"kernel_size": _size(m, "kernel_size"), "stride": _size(m, "stride"),
+            "padding": _size(m, "padding"), "dilation": _size(m, "dilation"),
+            "return_indices": m.return_indices, "ceil_mode": m.ceil_mode}
+
+
+@converter(nn.AvgPool1d)
+def avgpool1d(m):
+    return {"kernel_size": _size(m, "kernel_size"), "stride": _size(m, "stride"),
+            "padding": _size(m, "padding"), "ceil_mode": m.ceil_mode,
+            "count_include_pad": m.count_include_pad}
+
+
+@converter(nn.AdaptiveAvgPool1d)
+def adaptive_avgpool1d(m):
+    return {"output_size": _size(m, "output_size")}
+
+
+@converter(nn.AdaptiveMaxPool1d)
+def adaptive_maxpool1d(m):
+    return {"output_size": _size(m, "output_size"), "return_indices": m.return_indices}
