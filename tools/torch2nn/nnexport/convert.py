@@ -106,7 +106,7 @@ def _patch_refused(model, running):
 
         def refusal(*args, _fn=fn, _why=why, **kwargs):
             path, mod = running[-1] if running else ("", model)
-            caller = f"{path or '<root>'} ({type(mod).__name__})"
+            caller = f"{path} ({type(mod).__name__})" if path else "its forward"
             raise ExportError(f"out of scope: {caller} calls "
                               f"{registry.qualified_name(_fn)}: {_why}", "",
                               type(model).__name__, user_line(stack=traceback.extract_stack()))
