@@ -4,8 +4,9 @@
     conformance.py MODEL --checker nn-conform --workdir DIR
                    [--sizes 224,160] [--batches 1,2] [--single-file] [--nnctl NNCTL]
 
-MODEL is a torchvision classifier name or hw:NAME, a model of
-handwritten.py.  The model is built with seeded random weights (and
+MODEL is a torchvision classification or segmentation model name,
+fpn:RESNET (torchvision's resnet_fpn_backbone over that ResNet) or
+hw:NAME, a model of handwritten.py.  The model is built with seeded random weights (and
 randomised BatchNorm statistics), exported with tools/torch2nn, loaded by
 nn-conform (nnkit's public API) and compared with PyTorch on:
   1. named_modules paths (and classes), state_dict keys, shapes, dtypes;
@@ -24,6 +25,7 @@ missing or the nnkit build cannot load descriptor version 2 yet.
 
 import argparse
 import difflib
+import inspect
 import os
 import subprocess
 import sys
@@ -53,26 +55,64 @@ DTYPE_NAMES = {torch.float32: "F32", torch.int64: "I64", torch.bool: "BOOL",
 def build_model(name, seed):
     """torchvision @name with seeded random init, randomised BatchNorm
     statistics and no all-zero parameters, in eval mode (also used by
-    tests/scenarios)."""
+    tests/scenarios).  fpn:BACKBONE is torchvision's resnet_fpn_backbone
+    over that ResNet, every layer trainable (so FrozenBatchNorm2d
+    throughout), returning an OrderedDict of five feature maps."""
     torch.manual_seed(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = torchvision.models.get_model(name, weights=None)
+        if name.startswith("fpn:"):
+            from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+            model = resnet_fpn_backbone(backbone_name=name[4:], weights=None,
+                                        trainable_layers=5)
+        else:
+            builder = torchvision.models.get_model_builder(name)
+            extra = {}
+            params = inspect.signature(builder).parameters
+            if "weights_backbone" in params:
+                # Segmentation models would fetch ImageNet backbone weights.
+                extra["weights_backbone"] = None
+            if "aux_loss" in params:
+                # FCN and DeepLabV3 then return {"out", "aux"}: two leaves,
+                # two layers out of the IntermediateLayerGetter.
+                extra["aux_loss"] = True
+            model = builder(weights=None, **extra)
     nnexport.randomize_batchnorm(model, torch.Generator().manual_seed(seed + 1))
+    randomize_frozen_batchnorm(model, torch.Generator().manual_seed(seed + 3))
     nnexport.randomize_zero_parameters(model, torch.Generator().manual_seed(seed + 2))
     return model.eval()
 
 
+def randomize_frozen_batchnorm(model, generator):
+    """torchvision's FrozenBatchNorm2d (not a _BatchNorm) holds its four
+    tensors as buffers, initialised to the identity: random values, as
+    nnexport.randomize_batchnorm gives BatchNorm."""
+    from torchvision.ops.misc import FrozenBatchNorm2d
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, FrozenBatchNorm2d):
+                n = mod.weight.shape[0]
+                mod.running_mean.copy_(torch.randn(n, generator=generator) * 0.1)
+                mod.running_var.copy_(torch.rand(n, generator=generator) * 0.5 + 0.75)
+                mod.weight.copy_(torch.rand(n, generator=generator) * 0.5 + 0.75)
+                mod.bias.copy_(torch.randn(n, generator=generator) * 0.1)
+
+
 def build_case(name, seed):
-    """(model, inputs(batch, size)) for torchvision @name or hw:NAME."""
+    """(model, inputs(batch, size)) for torchvision @name, fpn:RESNET or
+    hw:NAME."""
     if name.startswith("hw:"):
         model, make, _ = handwritten.build(name[3:], seed)
         return model, make
 
+    model = build_model(name, seed)
+    # Under the forward's own parameter name (LRASPP's is "input").
+    arg = next(iter(inspect.signature(model.forward).parameters))
+
     def make(batch, size):
         gen = torch.Generator().manual_seed(batch * 1000 + size)
-        return {"x": torch.randn(batch, 3, size, size, generator=gen)}
-    return build_model(name, seed), make
+        return {arg: torch.randn(batch, 3, size, size, generator=gen)}
+    return model, make
 
 
 def leaves(value, prefix):

@@ -351,6 +351,59 @@ class TestGraphs(unittest.TestCase):
             err = max_error(model, d, {"x": torch.randn(2, 3, size - 16, size - 16)})
             self.assertLessEqual(err, 1e-5, name)
 
+    def test_fpn_dict_argument_names_and_list_length_are_structure(self):
+        # An OrderedDict argument, level names appended by a child and
+        # `range(len(x) - 2, -1, -1)` over a Python list: fixed by the
+        # code, so one export serves every input size, without warnings.
+        from collections import OrderedDict
+        from torchvision.ops.feature_pyramid_network import (FeaturePyramidNetwork,
+                                                             LastLevelMaxPool)
+
+        class Levels(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fpn = FeaturePyramidNetwork([3, 5, 6], 4, LastLevelMaxPool())
+
+            def forward(self, x):
+                feats = OrderedDict([("a", x[:, :3]),
+                                     ("b", F.avg_pool2d(x[:, :5], 2)),
+                                     ("c", F.avg_pool2d(x, 4))])
+                return self.fpn(feats)
+
+        torch.manual_seed(0)
+        model = Levels().eval()
+        notes = []
+        d, _, _ = nnexport.convert(model, inputs={"x": torch.randn(1, 6, 16, 16)},
+                                   warnings_out=notes)
+        self.assertEqual(notes, [])
+        for shape in ((1, 6, 16, 16), (2, 6, 24, 24)):
+            x = {"x": torch.randn(*shape)}
+            self.assertEqual(list(graph_interp.run(model, d, x)), ["a", "b", "c", "pool"])
+            self.assertLessEqual(max_error(model, d, x), 1e-5)
+
+    def test_overridden_repr_becomes_extra_repr(self):
+        from torchvision.ops.misc import FrozenBatchNorm2d
+
+        class ConvBN(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(3, 4, 1)
+                self.bn = FrozenBatchNorm2d(4, eps=1e-3)
+
+            def forward(self, x):
+                return self.bn(self.conv(x))
+
+        model = ConvBN().eval()
+        with torch.no_grad():
+            model.bn.running_var.uniform_(0.5, 1.5)
+            model.bn.bias.normal_()
+        d, state = self.export(model, {"x": torch.randn(1, 3, 5, 5)})
+        bn = d["model"]["children"][1]
+        self.assertEqual((bn["type"], bn["class"], bn["extra_repr"]),
+                         ("Graph", "FrozenBatchNorm2d", "4, eps=0.001"))
+        self.assertEqual(list(state), list(model.state_dict()))
+        self.assertLessEqual(max_error(model, d, {"x": torch.randn(2, 3, 7, 7)}), 1e-6)
+
     def test_shared_module_is_a_ref_to_its_first_path(self):
         d, _ = self.export(Shared(), {"x": torch.randn(1, 4)})
         self.assertEqual(d["model"]["children"][1], {"name": "b", "ref": "a"})
@@ -382,6 +435,54 @@ class TestFailures(unittest.TestCase):
         self.fails(DataDependent(), {"x": torch.randn(2)},
                    r"^<root> \(DataDependent\): data-dependent control flow: .* "
                    r"at broken_models\.py:\d+$")
+
+    def test_refused_function_names_caller_and_reason(self):
+        import torchvision
+
+        class Boxes(nn.Module):
+            def forward(self, boxes, scores):
+                return torchvision.ops.nms(boxes, scores, 0.5)
+
+        class Detector(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.head = nn.Linear(4, 4)
+                self.post = Boxes()
+
+            def forward(self, x):
+                b = self.head(x).abs().cumsum(1)
+                return self.post(b, x[:, 0])
+
+        msg = self.fails(Detector(), {"x": torch.randn(5, 4)},
+                         r"^<root> \(Detector\): out of scope: post \(Boxes\) calls "
+                         r"torchvision\.ops\.boxes\.nms: non-maximum suppression keeps a "
+                         r"data-dependent number of boxes.* at test_exporter\.py:\d+$")
+        self.assertIn("resnet_fpn_backbone", msg)
+        # The refused functions are restored afterwards.
+        self.assertIs(torchvision.ops.nms, torchvision.ops.boxes.nms)
+        self.assertEqual(torchvision.ops.nms.__name__, "nms")
+        self.assertEqual(len(torchvision.ops.nms(torch.tensor([[0., 0, 1, 1]]),
+                                                 torch.tensor([1.]), 0.5)), 1)
+
+    def test_pooling_function_falls_back_to_the_layer_name(self):
+        # oneDNN's MaxPool2d outranks the reference and lists no aliases.
+        class Pool(nn.Module):
+            def forward(self, x):
+                return F.max_pool2d(x, 1, 2, 0) + F.avg_pool2d(x, 2)
+
+        listing = {"plugins": [{"name": "p", "types": [
+            {"name": "Graph"}, {"name": "MaxPool2d", "aliases": []},
+            {"name": "AvgPool2d", "aliases": ["avg_pool2d"]},
+            {"name": "add", "aliases": ["operator.add"]}]}]}
+        d, _, _ = nnexport.convert(Pool(), inputs={"x": torch.randn(1, 2, 4, 4)},
+                                   plugins=nnexport.Plugins(listing))
+        self.assertEqual([(n["op"], n.get("config")) for n in nodes_of(d["model"])[:2]],
+                         [("MaxPool2d", {"kernel_size": 1, "stride": 2, "padding": 0,
+                                         "dilation": 1, "ceil_mode": False,
+                                         "return_indices": False}),
+                          ("avg_pool2d", {"kernel_size": 2, "stride": 2, "padding": 0,
+                                          "ceil_mode": False, "count_include_pad": True,
+                                          "divisor_override": None})])
 
     def test_torch_layer_without_converter(self):
         self.fails(nn.Sequential(nn.PixelShuffle(2)), {"input": torch.randn(1, 4, 2, 2)},
@@ -511,6 +612,26 @@ class TestCli(unittest.TestCase):
             proc = self.run_tool(src, "-o", out, "--input-shape", "2,3")
             self.assert_one_line_error(proc, r"1 \(DataDependent\): data-dependent control flow")
             self.assertEqual(sorted(os.listdir(d)), ["m.pt"])
+
+
+    def test_detectors_are_refused_naming_model_and_reason(self):
+        # Built by name without backbone weights (no download); they run
+        # once on the example input and fail at their first NMS call.
+        # Mask and Keypoint R-CNN stop in Faster R-CNN's rpn the same way.
+        cases = [("fasterrcnn_resnet50_fpn", "FasterRCNN", "rpn", "RegionProposalNetwork"),
+                 ("retinanet_resnet50_fpn", "RetinaNet", "its forward", None)]
+        for name, cls, caller, caller_cls in cases:
+            if caller_cls:
+                caller += f" \\({caller_cls}\\)"
+            with tempfile.TemporaryDirectory() as d:
+                out = os.path.join(d, "o.json")
+                proc = self.run_tool(name, "-o", out, "--input-shape", "1,3,64,64")
+                self.assert_one_line_error(
+                    proc, f"{name} \\({cls}\\): out of scope: {caller} "
+                    r"calls torchvision\.ops\.boxes\.batched_nms: non-maximum suppression "
+                    r"keeps a data-dependent number of boxes and the post-processing branches "
+                    r"on tensor values \(data-dependent control flow\).* at \w+\.py:\d+$")
+                self.assertEqual(os.listdir(d), [], name)
 
 
 class TestSequenceAndVisionModels(unittest.TestCase):

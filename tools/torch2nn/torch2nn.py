@@ -98,7 +98,13 @@ def load_source(source, weights=None, seed=0):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return torchvision.models.get_model(source, weights=weights)
+            builder = torchvision.models.get_model_builder(source)
+            extra = {}
+            if "weights_backbone" in inspect.signature(builder).parameters:
+                # Segmentation and detection models would fetch ImageNet
+                # backbone weights by default; random init needs none.
+                extra["weights_backbone"] = None
+            return builder(weights=weights, **extra)
         except Exception as e:
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise nnexport.ExportError(f"{source}: torchvision cannot build it: {first}") from None
@@ -193,7 +199,10 @@ def main(argv=None):
         nnexport.export(model, args.output, args.input_shape, inputs, plugins, notes)
         for note in notes:
             sys.stderr.write(f"torch2nn: warning: {note}\n")
-    except (nnexport.ExportError, safetensors_io.SafetensorsError) as e:
+    except nnexport.ExportError as e:
+        # The model itself is named as the user named it.
+        return fail(e.line(root=os.path.basename(args.source.rstrip("/")) or args.source))
+    except safetensors_io.SafetensorsError as e:
         return fail(str(e))
     except OSError as e:
         return fail(f"{e.filename or args.output}: {e.strerror}")

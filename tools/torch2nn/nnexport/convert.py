@@ -14,6 +14,8 @@ import copy
 import inspect
 import json
 import os
+import sys
+import traceback
 import warnings
 
 import torch
@@ -49,9 +51,12 @@ def _clone(v):
 def record_calls(model, inputs):
     """Runs @model on @inputs (name -> value) once; returns id(module) ->
     the (args, kwargs, result) of its first call, cloned (the arguments
-    before it ran)."""
+    before it ran).  A call of a refused function (registry.refuse) fails
+    the export there, naming the module that made it."""
     calls = {}
     patched = []
+    running = []  # (path, module) of the modules inside whose forward we are
+    paths = {id(mod): path for path, mod in model.named_modules()}
 
     def wrap(mod):
         inner = mod.forward
@@ -60,7 +65,11 @@ def record_calls(model, inputs):
             first = id(mod) not in calls
             if first:
                 calls[id(mod)] = (_clone(args), _clone(kwargs), None)
-            out = inner(*args, **kwargs)
+            running.append((paths.get(id(mod), "?"), mod))
+            try:
+                out = inner(*args, **kwargs)
+            finally:
+                running.pop()
             if first:
                 calls[id(mod)] = calls[id(mod)][:2] + (_clone(out),)
             return out
@@ -70,6 +79,7 @@ def record_calls(model, inputs):
         if "forward" not in mod.__dict__:
             object.__setattr__(mod, "forward", wrap(mod))
             patched.append(mod)
+    unpatch = _patch_refused(model, running)
     try:
         with torch.no_grad():
             model(**_clone(inputs))
@@ -80,9 +90,36 @@ def record_calls(model, inputs):
                           f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
                           "", type(model).__name__, user_line(e.__traceback__)) from None
     finally:
+        unpatch()
         for mod in patched:
             del mod.__dict__["forward"]
     return calls
+
+
+def _patch_refused(model, running):
+    """Replaces every refused function, in every loaded module that holds
+    it under its name, by one that fails the export; returns the undo."""
+    undo = []
+    modules = list(sys.modules.values())
+    for fn, why in registry.refused():
+        name = getattr(fn, "__name__", None)
+
+        def refusal(*args, _fn=fn, _why=why, **kwargs):
+            path, mod = running[-1] if running else ("", model)
+            caller = f"{path} ({type(mod).__name__})" if path else "its forward"
+            raise ExportError(f"out of scope: {caller} calls "
+                              f"{registry.qualified_name(_fn)}: {_why}", "",
+                              type(model).__name__, user_line(stack=traceback.extract_stack()))
+        for space in modules:
+            d = getattr(space, "__dict__", None)
+            if name and isinstance(d, dict) and d.get(name) is fn:
+                d[name] = refusal
+                undo.append((d, name, fn))
+
+    def restore():
+        for d, name, fn in undo:
+            d[name] = fn
+    return restore
 
 
 def _declared(m, path):
@@ -217,10 +254,27 @@ class Converter:
             if b is not None and name in m._non_persistent_buffers_set:
                 self.non_persistent[f"{path}.{name}" if path else name] = b
         node.update(declared)
-        if m.extra_repr():
+        extra = self._extra_repr(m, path)
+        if extra:
             # A Graph has no extra_repr of its own: print(model) shows this.
-            node["extra_repr"] = m.extra_repr()
+            node["extra_repr"] = extra
         return node
+
+    def _extra_repr(self, m, path):
+        """The text print(model) shows between the parentheses of @m's
+        line: extra_repr(), or for a childless module whose class
+        overrides __repr__ (torchvision's FrozenBatchNorm2d prints
+        "FrozenBatchNorm2d(64, eps=1e-05)") what that __repr__ puts there."""
+        if type(m).__repr__ is nn.Module.__repr__:
+            return m.extra_repr()
+        cls = type(m).__name__
+        text = repr(m)
+        if not any(True for _ in m.children()) and text.startswith(cls + "(") and \
+                text.endswith(")") and "\n" not in text:
+            return text[len(cls) + 1:-1]
+        self.warn(f"{path or '<root>'} ({cls}): its class overrides __repr__; "
+                  "nnkit prints it as a module with its extra_repr()")
+        return m.extra_repr()
 
     def _trace_inputs(self, m, path):
         """Concrete inputs for tracing @m (from its first call, or none if

@@ -24,12 +24,14 @@ class ExportError(Exception):
         self.where = where
         super().__init__(self.line())
 
-    def line(self):
+    def line(self, root="<root>"):
+        """The one-line message; @root names the model itself (the CLI
+        gives the source's name)."""
         text = self.what
         if self.where:
             text += f" at {self.where}"
         if self.path is not None or self.cls is not None:
-            label = self.path or "<root>"
+            label = self.path or root
             if self.cls:
                 label += f" ({self.cls})"
             text = f"{label}: {text}"

@@ -17,6 +17,7 @@ import torch
 from .errors import ExportError
 
 _MODULES = {}   # class -> ModuleConverter
+_REFUSED = {}   # id(callable) -> (callable, why)
 _FUNCTIONS = {}  # id(callable) -> (callable, OpConverter)
 _METHODS = {}    # Tensor method name -> OpConverter
 
@@ -146,3 +147,21 @@ def display_target(kind, target):
         return f"torch.Tensor.{target}"
     return qualified_name(target)
 
+
+
+def refuse(*functions, why):
+    """Declares that a model calling any of @functions cannot be exported,
+    for the reason @why (torchvision's NMS: detectors keep a data-dependent
+    number of boxes).  The exporter fails at the first such call of the
+    example run, naming the function, the calling module and @why."""
+    for fn in functions:
+        if fn is None:  # an optional dependency that is missing
+            continue
+        if id(fn) in _REFUSED:
+            raise RuntimeError(f"{qualified_name(fn)} refused twice")
+        _REFUSED[id(fn)] = (fn, why)
+
+
+def refused():
+    """[(callable, why)] of every refused function."""
+    return list(_REFUSED.values())

@@ -100,7 +100,8 @@ class _Concrete:
         if v is UNKNOWN:
             raise DataDependent(f"control flow on '{self.node.name}', whose value is unknown "
                                 "(the module did not run on the example input)")
-        self.tracer.fixed.append(self.node)
+        if self.node not in self.tracer.structural:
+            self.tracer.fixed.append(self.node)
         return v
 
     def __bool__(self):
@@ -133,6 +134,7 @@ class ExportTracer(fx.Tracer):
         self.concrete = {}
         self.tainted = {}
         self.fixed = []       # nodes whose value was fixed by control flow
+        self.structural = set()  # nodes fixed by the code, whatever the input
         self.tensor_constants = []
         self._replaying = 0
 
@@ -167,6 +169,15 @@ class ExportTracer(fx.Tracer):
         value = self._replay(node)
         self.concrete[node] = value
         inputs = node.all_input_nodes
+        if kind == "call_function" and target is builtins.len and len(args) == 1 and \
+                isinstance(args[0], (list, tuple)) and not isinstance(args[0], fx.Proxy):
+            # len() of a Python list of traced values (an FPN's feature
+            # maps) is the list's length, fixed by the code that built it;
+            # so is arithmetic on it (`range(len(x) - 2, -1, -1)`).
+            self.structural.add(node)
+        elif inputs and not isinstance(value, torch.Tensor) and \
+                all(n in self.structural for n in inputs):
+            self.structural.add(node)
         if _is_shape_access(node):
             self.tainted[node] = False
         elif isinstance(value, torch.Tensor) or value is UNKNOWN and kind == "placeholder":
@@ -178,10 +189,17 @@ class ExportTracer(fx.Tracer):
             # A list argument (DenseNet's list of features) is a list of
             # its elements, so that torch.cat(inputs, 1) sees a sequence.
             return type(value)(proxy[i] for i in range(len(value)))
-        if value is None and kind == "call_function" and target is operator.getitem:
-            # An element that is None (an optional output not produced) is
-            # structure, not data: `if targets is not None` must see None.
-            return None
+        if kind == "placeholder" and isinstance(value, dict) and \
+                all(isinstance(k, str) for k in value):
+            # A dict argument (an FPN's OrderedDict of feature maps) is a
+            # dict of its entries: `list(x.keys())` is the example's keys,
+            # fixed by the code that built it, and each value one getitem.
+            return type(value)((k, proxy[k]) for k in value)
+        if kind == "call_function" and target is operator.getitem and _is_structure(value):
+            # An element that is None (an optional output not produced) or
+            # names (an FPN's list of level names) is structure, not data:
+            # `if targets is not None` must see None, a dict key a string.
+            return _copy(value)
         return proxy
 
     def _value_of(self, n):
@@ -230,6 +248,15 @@ class ExportTracer(fx.Tracer):
         finally:
             self._replaying -= 1
         return UNKNOWN
+
+
+def _is_structure(v):
+    """None, a string, or a list or tuple of strings: values a model's
+    code fixes, never computed from tensor data."""
+    if v is None or isinstance(v, str):
+        return True
+    return isinstance(v, (list, tuple)) and not hasattr(v, "_fields") and \
+        len(v) > 0 and all(isinstance(x, str) for x in v)
 
 
 def _same(a, b):

@@ -47,9 +47,11 @@ def _bind(call, params, defaults):
     return {k: bound.get(k, d) for k, d in zip(params, defaults)}
 
 
-def _config_call(call, params, defaults):
+def _config_call(call, params, defaults, layer=None):
     # The pooling layer types take their window from the config only
     # (docs/PLUGINS.md): the function's arguments become the config.
+    # @layer, the layer type's own name, is the last spelling tried: a
+    # higher-ranked provider (oneDNN's MaxPool2d) lists no aliases.
     config = _bind(call, params, defaults)
     for k, v in config.items():
         if _is_ref(v):
@@ -58,7 +60,8 @@ def _config_call(call, params, defaults):
     if config.get("return_indices"):
         call.fail("return_indices=True is not supported")
     config = {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
-    return call.emit(args=[call.args[0]], kwargs={}, config=config)
+    names = call.conv.names + [layer] if layer else None
+    return call.emit(names, args=[call.args[0]], kwargs={}, config=config)
 
 
 def _is_ref(v):
@@ -85,7 +88,8 @@ def max_pool2d(call):
     if config["stride"] is None or config["stride"] == []:
         call.kwargs["stride"] = config["kernel_size"]  # PyTorch: stride = kernel_size
     return _config_call(call, ["kernel_size", "stride", "padding", "dilation", "ceil_mode",
-                               "return_indices"], [None, None, 0, 1, False, False])
+                               "return_indices"], [None, None, 0, 1, False, False],
+                        layer="MaxPool2d")
 
 
 @op_converter(F.avg_pool2d, name="avg_pool2d")
@@ -97,7 +101,7 @@ def avg_pool2d(call):
         call.kwargs["stride"] = config["kernel_size"]
     return _config_call(call, ["kernel_size", "stride", "padding", "ceil_mode",
                                "count_include_pad", "divisor_override"],
-                        [None, None, 0, False, True, None])
+                        [None, None, 0, False, True, None], layer="AvgPool2d")
 ops(F.multi_head_attention_forward, name="multi_head_attention_forward")
 
 
