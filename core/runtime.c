@@ -3,6 +3,7 @@
  * with the module path; composites reach descendants only through
  * nn_call_module(). */
 #include "nn-private.h"
+#include "check-private.h"
 
 #include <stdlib.h>
 
@@ -98,9 +99,12 @@ invoke (NnCall *call, NnModule *m, const NnValue *args, const NnValue *kwargs,
   gboolean saved_meta = call->meta;
   if (zero)
     call->meta = FALSE;
+  NnCheck *check = call->meta || zero ? NULL : nn_check_begin (m, bound);
   NnValue *out = fn (m, call, bound, &local);
   call->meta = saved_meta;
   nn_args_free (bound);
+  if (!call->meta && !zero)
+    nn_check_end (check, call, m, args, kwargs, &out, &local);
 
   const char *slot = fn == t->infer ? "infer" : "forward";
   if (out && local) {

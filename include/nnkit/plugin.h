@@ -86,6 +86,11 @@ typedef enum {
   /* A functional op (plugins/ops): listed apart by nnctl, never a child
    * in PyTorch's module tree. */
   NN_LAYER_OP = 1 << 5,
+  /* Results may share storage with the inputs, or be input tensors
+   * themselves: views and pass-throughs (Identity, Flatten, reshape,
+   * getitem).  The checked mode (NN_CHECK=1) refuses such results from
+   * other types unless the argument is the declared inplace_arg. */
+  NN_LAYER_ALIASES = 1 << 6,
 } NnLayerFlags;
 
 /* --- forward signatures (ABI 2) ---------------------------------------- */

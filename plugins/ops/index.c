@@ -301,11 +301,11 @@ static const char *const index_select_aliases[] = {
 static const char *const gather_aliases[] = {
   "torch.gather", "Tensor.gather", NULL };
 
-static NN_OPS_TYPE (getitem_type, "getitem", "obj[index], as Python",
+static NN_OPS_VIEW_TYPE (getitem_type, "getitem", "obj[index], as Python",
                     getitem_args, getitem_aliases, getitem_fn);
-static NN_OPS_TYPE (select_type, "select", "input[..., index, ...] at dim",
+static NN_OPS_VIEW_TYPE (select_type, "select", "input[..., index, ...] at dim",
                     select_args, select_aliases, select_fn);
-static NN_OPS_TYPE (narrow_type, "narrow", "input[start:start+length] at dim",
+static NN_OPS_VIEW_TYPE (narrow_type, "narrow", "input[start:start+length] at dim",
                     narrow_args, narrow_aliases, narrow_fn);
 static NN_OPS_TYPE (index_select_type, "index_select",
                     "the entries of dim listed in index", index_args,

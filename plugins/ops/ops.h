@@ -48,6 +48,23 @@ extern const NnLayerType *const nn_ops_layer_norm_types[];
     .infer = fn_,                                                         \
   }
 
+/* An op whose result may be its input or share its storage, as PyTorch's
+ * views (reshape, getitem, to the same dtype): NN_LAYER_ALIASES tells the
+ * checked mode (NN_CHECK=1) it is by design. */
+#define NN_OPS_VIEW_TYPE(var_, name_, doc_, args_, aliases_, fn_)         \
+  const NnLayerType var_ = {                                              \
+    .struct_size = sizeof (NnLayerType),                                  \
+    .name = name_,                                                        \
+    .doc = doc_,                                                          \
+    .flags = NN_LAYER_OP | NN_LAYER_ALIASES,                              \
+    .args = args_,                                                        \
+    .n_args = G_N_ELEMENTS (args_),                                       \
+    .aliases = aliases_,                                                  \
+    .create = nn_ops_create,                                              \
+    .forward = fn_,                                                       \
+    .infer = fn_,                                                         \
+  }
+
 /* Tensor arguments of ops take every dtype unless they say otherwise. */
 #define NN_OPS_ALL NN_DTYPES_ALL
 
