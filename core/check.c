@@ -106,13 +106,12 @@ check_writes (NnCheck *c, NnModule *m, GError **error)
       continue;
     if (!written) {
       g_autofree char *shape = nn_shape_to_string (&l->tensor->shape);
-      g_autofree char *pre = nn_check_op_prefix (m);
       g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
-                   "%sforward wrote into its input '%s' (Tensor%s %s), "
+                   "forward wrote into its input '%s' (Tensor%s %s), "
                    "which the type does not declare in-place (inplace_arg); "
                    "captured activations and Graph values would change "
                    "silently; the input is restored (a bug in plugin '%s')",
-                   pre, l->name, shape,
+                   l->name, shape,
                    nn_dtype_name (l->tensor->dtype), nn_check_plugin_name (m));
     }
     /* The caller and any capture still hold the tensor: give it back its
@@ -146,19 +145,17 @@ static void
 alias_leaf (const char *name, NnTensor *t, gpointer user_data)
 {
   AliasScan *s = user_data;
-  g_autofree char *pre = NULL;
   if (s->failed || nn_tensor_is_meta (t))
     return;
   for (guint i = 0; i < s->check->leaves->len; i++) {
     Leaf *l = &g_array_index (s->check->leaves, Leaf, i);
     if (declared_inplace (s->module->type, l->arg) || !overlaps (t, l->tensor))
       continue;
-    pre = nn_check_op_prefix (s->module);
     g_set_error (s->error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
-                 "%sforward returned %s%s%s, which %s its input '%s', but "
+                 "forward returned %s%s%s, which %s its input '%s', but "
                  "the type declares neither an in-place argument (inplace_arg) "
                  "nor NN_LAYER_ALIASES (a bug in plugin '%s')",
-                 pre, *name ? "result '" : "the result",
+                 *name ? "result '" : "the result",
                  name, *name ? "'" : "",
                  t == l->tensor ? "is the very tensor object of"
                                 : "shares storage with",

@@ -7,7 +7,7 @@
 #define NN_LAYER_KNOWN_FLAGS                                           \
   (NN_LAYER_INDEXABLE | NN_LAYER_CONTAINER | NN_LAYER_KEYED              \
    | NN_LAYER_ROUTES_ONLY | NN_LAYER_DECLARED_TENSORS | NN_LAYER_OP   \
-   | NN_LAYER_ALIASES)
+   | NN_LAYER_ALIASES | NN_LAYER_SHAPE_FROM_DATA)
 #define NN_ARG_KNOWN_FLAGS                                             \
   (NN_ARG_OPTIONAL | NN_ARG_VARIADIC | NN_ARG_KW_ONLY | NN_ARG_CHECK_ITEMS \
    | NN_ARG_VAR_KEYWORD)
