@@ -146,3 +146,50 @@ TEST (Checks, DeclaredViewIsAccepted)
   Tensor y (nn_module_forward (m.get (), x.get (), e.out ()));
   EXPECT_TRUE (y) << e.message ();
 }
+
+// NN_CHECK is read once per process: the other modes run in a child, this
+// test binary again with NN_TEST_CHECK_MODE naming what to expect.
+TEST (ChecksMode, Child)
+{
+  const char *mode = g_getenv ("NN_TEST_CHECK_MODE");
+  if (!mode)
+    GTEST_SKIP () << "run by ChecksMode.DefaultAndOff";
+  Registry reg = mistakes_registry ();
+  Module bad = load (reg.get (), "BadShape");
+  Module writes = load (reg.get (), "WritesInput");
+  ASSERT_TRUE (bad && writes);
+  Tensor x = tensor_f32 ({1, 3}, [] (gint64 i) { return (float) i; });
+  Error e1, e2;
+  Tensor y1 (nn_module_forward (bad.get (), x.get (), e1.out ()));
+  Tensor y2 (nn_module_forward (writes.get (), x.get (), e2.out ()));
+  // Writes into inputs are only looked for in checked mode.
+  EXPECT_TRUE (y2) << e2.message ();
+  if (g_str_equal (mode, "default")) {
+    EXPECT_FALSE (y1);
+    EXPECT_TRUE (contains (e1.message (), "forward returned Tensor[1, 9] F32 but infer says"));
+  } else {
+    EXPECT_TRUE (y1) << e1.message ();
+    EXPECT_EQ (shape_text (y1->shape), "[1, 9]");
+  }
+}
+
+TEST (ChecksMode, DefaultAndOff)
+{
+  for (const char *mode : { "default", "off" }) {
+    gchar **env = g_get_environ ();
+    env = g_str_equal (mode, "off") ? g_environ_setenv (env, "NN_CHECK", "0", TRUE)
+                                    : g_environ_unsetenv (env, "NN_CHECK");
+    env = g_environ_setenv (env, "NN_TEST_CHECK_MODE", mode, TRUE);
+    g_autofree char *self = g_file_read_link ("/proc/self/exe", nullptr);
+    const char *argv[] = { self, "--gtest_filter=ChecksMode.Child", nullptr };
+    int status = -1;
+    g_autofree char *out = nullptr;
+    Error e;
+    ASSERT_TRUE (g_spawn_sync (nullptr, (char **) argv, env, G_SPAWN_STDERR_TO_DEV_NULL,
+                               nullptr, nullptr, &out, nullptr, &status, e.out ()))
+        << e.message ();
+    g_strfreev (env);
+    EXPECT_TRUE (g_spawn_check_wait_status (status, nullptr)) << mode << "\n" << out;
+    EXPECT_TRUE (contains (out, "[  PASSED  ] 1 test")) << mode << "\n" << out;
+  }
+}
