@@ -106,14 +106,19 @@ nn_check_shapes (NnCall *call, NnModule *m, const NnValue *args,
   NnValue *inferred = NULL;
   if (bound) {
     /* Nested calls of infer are shape inference too, and must neither be
-     * reported to an observer nor mark the caller's error as located. */
+     * reported to an observer, nor recorded on a training tape (a child
+     * without infer runs forward on zeros), nor mark the caller's error
+     * as located. */
     gboolean saved_meta = call->meta, saved_located = call->located;
     GArray *saved_events = call->events;
+    struct _NnTape *saved_tape = call->tape;
     call->meta = TRUE;
     call->events = NULL;
+    call->tape = NULL;
     inferred = t->infer (m, call, bound, &local);
     call->meta = saved_meta;
     call->events = saved_events;
+    call->tape = saved_tape;
     call->located = saved_located;
     nn_args_free (bound);
   }

@@ -3,6 +3,8 @@
 #include "nn-private.h"
 #include "json_guard.h"
 
+#include <nnkit/train.h>
+
 #include <string.h>
 
 #define NN_FORMAT_NAME "nnkit"
@@ -188,7 +190,7 @@ static gboolean
 build_children (NnRegistry *reg, NnModule *m, JsonArray *kids, const char *path,
                 NnModule *root, GError **error)
 {
-  static const char *const child_fields[] = { "name", "type", "class", "config", "parameters",
+  static const char *const child_fields[] = { "name", "type", "class", "extra_repr", "config", "parameters",
                                               "buffers", "children", "ref", NULL };
   for (guint i = 0; i < json_array_get_length (kids); i++) {
     JsonNode *kn = json_array_get_element (kids, i);
@@ -247,7 +249,7 @@ static NnModule *
 build_node (NnRegistry *reg, JsonNode *node, const char *path, NnModule *root,
             GError **error)
 {
-  static const char *const fields[] = { "name", "type", "class", "config", "parameters",
+  static const char *const fields[] = { "name", "type", "class", "extra_repr", "config", "parameters",
                                         "buffers", "children", NULL };
   const char *where = *path ? path : "model";
   if (!JSON_NODE_HOLDS_OBJECT (node)) {
@@ -260,6 +262,7 @@ build_node (NnRegistry *reg, JsonNode *node, const char *path, NnModule *root,
   GError *tmp = NULL;
   const char *type = get_string_field (o, "type", where, TRUE, &tmp);
   const char *klass = type ? get_string_field (o, "class", where, FALSE, &tmp) : NULL;
+  const char *extra = !tmp ? get_string_field (o, "extra_repr", where, FALSE, &tmp) : NULL;
   if (tmp) {
     g_propagate_error (error, tmp);
     return NULL;
@@ -288,6 +291,7 @@ build_node (NnRegistry *reg, JsonNode *node, const char *path, NnModule *root,
     return NULL;
   if (klass)
     nn_module_set_class_name (m, klass);
+  nn_module_set_extra_repr (m, extra);
   if (!declare_tensors (m, o, "parameters", where, error)
       || !declare_tensors (m, o, "buffers", where, error))
     return NULL;
@@ -394,6 +398,54 @@ read_inputs (JsonNode *n, GError **error)
   return g_steal_pointer (&spec);
 }
 
+static gboolean
+apply_frozen (NnModule *m, JsonNode *fn, GError **error)
+{
+  if (!JSON_NODE_HOLDS_ARRAY (fn))
+    return invalid (error, "frozen", "expected an array of parameter names or globs");
+  JsonArray *a = json_node_get_array (fn);
+  for (guint i = 0; i < json_array_get_length (a); i++) {
+    JsonNode *e = json_array_get_element (a, i);
+    if (!JSON_NODE_HOLDS_VALUE (e) || json_node_get_value_type (e) != G_TYPE_STRING)
+      return invalid (error, "frozen", "entry %u is not a string", i);
+    GError *tmp = NULL;
+    if (!nn_module_set_requires_grad (m, json_node_get_string (e), FALSE, NULL, &tmp)) {
+      invalid (error, "frozen", "%s", tmp->message);
+      g_error_free (tmp);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+/* The top-level "tied": {alias key: first key} object, applied in order
+ * once the tree is built.  @n (nullable). */
+static gboolean
+apply_ties (NnModule *m, JsonNode *n, GError **error)
+{
+  if (n == NULL)
+    return TRUE;
+  if (!JSON_NODE_HOLDS_OBJECT (n))
+    return invalid (error, NULL, "'tied' must be an object of alias key -> "
+                    "first key, found %s", node_kind (n));
+  JsonObject *o = json_node_get_object (n);
+  g_autoptr (GList) members = json_object_get_members (o);
+  for (GList *l = members; l; l = l->next) {
+    const char *alias = l->data;
+    JsonNode *v = json_object_get_member (o, alias);
+    if (!JSON_NODE_HOLDS_VALUE (v) || json_node_get_value_type (v) != G_TYPE_STRING)
+      return invalid (error, NULL, "tied.%s: expected the first key as a "
+                      "string, found %s", alias, node_kind (v));
+    GError *tmp = NULL;
+    if (!nn_module_tie (m, alias, json_node_get_string (v), &tmp)) {
+      invalid (error, NULL, "tied: %s", tmp->message);
+      g_error_free (tmp);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
 NnModule *
 nn_descriptor_load_data (NnRegistry *reg, const char *data, gssize len,
                          const char *origin, GError **error)
@@ -404,7 +456,7 @@ nn_descriptor_load_data (NnRegistry *reg, const char *data, gssize len,
   if (!root)
     return NULL;
   static const char *const fields[] = { "format", "version", "input_shape", "inputs", "model",
-                                        "weights_id", NULL };
+                                        "weights_id", "frozen", "tied", NULL };
   GError *tmp = NULL;
   g_autoptr (NnValue) spec = NULL;
   if (!JSON_NODE_HOLDS_OBJECT (root)) {
@@ -451,10 +503,21 @@ nn_descriptor_load_data (NnRegistry *reg, const char *data, gssize len,
   g_private_set (&loading_version, saved);
   if (!m)
     goto fail;
+  if (!apply_ties (m, json_object_get_member (o, "tied"), &tmp)) {
+    nn_module_unref (m);
+    goto fail;
+  }
   if (sn)
     nn_module_set_input_shape (m, &ishape);
   if (spec)
     nn_module_set_input_spec (m, spec, NULL);
+  /* "frozen": parameter names or globs with requires_grad False
+   * (docs/TRAINING.md). */
+  JsonNode *fn = json_object_get_member (o, "frozen");
+  if (fn && !apply_frozen (m, fn, &tmp)) {
+    nn_module_unref (m);
+    goto fail;
+  }
   return m;
 
 fail:
@@ -541,6 +604,10 @@ module_node (NnModule *m, const char *path, GHashTable *first_path)
   if (m->class_name) {
     json_builder_set_member_name (b, "class");
     json_builder_add_string_value (b, m->class_name);
+  }
+  if (m->extra_repr) {
+    json_builder_set_member_name (b, "extra_repr");
+    json_builder_add_string_value (b, m->extra_repr);
   }
   if (json_object_get_size (m->config) > 0) {
     json_builder_set_member_name (b, "config");
@@ -631,8 +698,26 @@ nn_descriptor_to_data (NnModule *root, gsize *len_out)
     }
     json_builder_end_array (b);
   }
+  g_auto (GStrv) frozen = nn_module_frozen_names (root);
+  if (frozen[0]) {
+    json_builder_set_member_name (b, "frozen");
+    json_builder_begin_array (b);
+    for (guint i = 0; frozen[i]; i++)
+      json_builder_add_string_value (b, frozen[i]);
+    json_builder_end_array (b);
+  }
   json_builder_set_member_name (b, "model");
   json_builder_add_value (b, nn_descriptor_module_to_node (root));
+  g_autoptr (GPtrArray) ties = nn_module_tied_keys (root);
+  if (ties->len) {
+    json_builder_set_member_name (b, "tied");
+    json_builder_begin_object (b);
+    for (guint i = 0; i + 1 < ties->len; i += 2) {
+      json_builder_set_member_name (b, ties->pdata[i]);
+      json_builder_add_string_value (b, ties->pdata[i + 1]);
+    }
+    json_builder_end_object (b);
+  }
   json_builder_end_object (b);
   g_autoptr (JsonNode) doc = json_builder_get_root (b);
   return nn_json_to_text (doc, len_out);

@@ -37,9 +37,13 @@ nn_model_weights_path_for (const char *path)
 
 static gboolean
 load_weights (NnModule *m, NnSafetensors *st, const char *weights_path,
-              GError **error)
+              const NnWeightsOpenOptions *wopts, GError **error)
 {
-  if (!nn_module_load_state_dict (m, st, NULL, NULL, error)) {
+  NnLoadOptions lo = { sizeof lo, 0, NULL, NULL };
+  if (wopts && wopts->struct_size >= G_STRUCT_OFFSET (NnWeightsOpenOptions, flags)
+      + sizeof wopts->flags && (wopts->flags & NN_WEIGHTS_KEEP_DTYPE))
+    lo.flags |= NN_LOAD_KEEP_DTYPE;
+  if (!nn_module_load_state_dict (m, st, &lo, NULL, error)) {
     g_prefix_error (error, "%s: ", weights_path);
     return FALSE;
   }
@@ -67,9 +71,9 @@ load_single_file (NnRegistry *reg, const char *path, const char *weights_path,
   if (weights_path) {
     g_autoptr (NnSafetensors) wst = nn_weights_open_for_module (
         m, weights_path, wopts, error);
-    if (wst == NULL || !load_weights (m, wst, weights_path, error))
+    if (wst == NULL || !load_weights (m, wst, weights_path, wopts, error))
       return NULL;
-  } else if (!load_weights (m, st, path, error)) {
+  } else if (!load_weights (m, st, path, wopts, error)) {
     return NULL;
   }
   return g_steal_pointer (&m);
@@ -185,7 +189,7 @@ load_descriptor_file (NnRegistry *reg, const char *path,
    * descriptor must be the ones saved with it. */
   g_autofree char *id = weights_path ? NULL : descriptor_weights_id (data, len);
   if (!check_pair (path, id, st, wpath, error) ||
-      !load_weights (m, st, wpath, error))
+      !load_weights (m, st, wpath, wopts, error))
     return NULL;
   return g_steal_pointer (&m);
 }

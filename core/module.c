@@ -111,12 +111,14 @@ nn_module_unref (NnModule *m)
   g_array_unref (m->buffers);
   json_object_unref (m->config);
   g_free (m->class_name);
+  g_free (m->extra_repr);
   if (m->input_spec)
     nn_value_unref (m->input_spec);
   if (m->index_paths)
     g_ptr_array_unref (m->index_paths);
   if (m->index_of)
     g_hash_table_unref (m->index_of);
+  nn_module_clear_training (m);
   NnPlugin *plugin = m->plugin;
   g_free (m);
   nn_plugin_unref (plugin);
@@ -132,6 +134,21 @@ const NnLayerType *
 nn_module_get_type (NnModule *m)
 {
   return m->type;
+}
+
+const char *
+nn_module_get_extra_repr (NnModule *m)
+{
+  g_return_val_if_fail (m != NULL, NULL);
+  return m->extra_repr;
+}
+
+void
+nn_module_set_extra_repr (NnModule *m, const char *text)
+{
+  g_return_if_fail (m != NULL);
+  g_free (m->extra_repr);
+  m->extra_repr = text && *text ? g_strdup (text) : NULL;
 }
 
 const char *
@@ -418,6 +435,35 @@ nn_module_get_buffer (NnModule *m, const char *name)
 {
   NnSlot *s = find_slot (m->buffers, name);
   return s ? s->tensor : NULL;
+}
+
+/* F32 and its half forms interchange in types that convert per use. */
+static gboolean
+half_swap (NnModule *m, NnDType have, NnDType want)
+{
+  gboolean half_have = have == NN_DTYPE_F16 || have == NN_DTYPE_BF16;
+  gboolean half_want = want == NN_DTYPE_F16 || want == NN_DTYPE_BF16;
+  return (m->type->flags & NN_LAYER_HALF_WEIGHTS) &&
+         ((half_have && (want == NN_DTYPE_F32 || half_want)) ||
+          (have == NN_DTYPE_F32 && half_want));
+}
+
+gboolean
+nn_module_set_tensor_half (NnModule *m, const char *name, NnTensor *t,
+                           GError **error)
+{
+  NnSlot *s = find_slot (m->params, name);
+  if (!s)
+    s = find_slot (m->buffers, name);
+  if (s && s->tensor->dtype != t->dtype &&
+      nn_shape_equal (&s->tensor->shape, &t->shape) &&
+      half_swap (m, s->tensor->dtype, t->dtype)) {
+    NnTensor *old = s->tensor;
+    s->tensor = nn_tensor_ref (t);
+    nn_tensor_unref (old);
+    return TRUE;
+  }
+  return nn_module_set_tensor (m, name, t, error);
 }
 
 gboolean
@@ -711,6 +757,10 @@ nn_module_reset_parameters (NnModule *m, guint32 seed)
     make_writable (mod->params);
     make_writable (mod->buffers);
     mod->type->reset_parameters (mod, rng);
+    for (guint k = 0; k < mod->params->len; k++)
+      nn_tensor_mark_written (g_array_index (mod->params, NnSlot, k).tensor);
+    for (guint k = 0; k < mod->buffers->len; k++)
+      nn_tensor_mark_written (g_array_index (mod->buffers, NnSlot, k).tensor);
   }
 }
 

@@ -28,6 +28,8 @@ struct _NnModule {
   const NnLayerType *type;
   NnPlugin *plugin;       /* holds a reference: keeps the .so loaded */
   char *class_name;       /* (nullable) display name, e.g. "BasicBlock" */
+  char *extra_repr;       /* (nullable) recorded extra_repr text, for types
+                           * without an extra_repr of their own (Graph) */
   JsonObject *config;     /* validated, defaults filled */
   GArray *children;       /* NnChild, in registration order */
   GArray *params;         /* NnSlot */
@@ -40,6 +42,11 @@ struct _NnModule {
   guint64 index_gen;
   GPtrArray *index_paths;   /* NnNamedItem, named_modules() order */
   GHashTable *index_of;     /* NnModule* -> position + 1 */
+  /* Training (core/train.c): mode, frozen own parameter names (nullable
+   * set), gradients by own parameter name (nullable: name -> NnTensor). */
+  gboolean training;
+  GHashTable *frozen;
+  GHashTable *grads;
 };
 
 /* Bumped by every structural mutation anywhere, so caches of every root
@@ -56,7 +63,21 @@ struct _NnCall {
   gboolean located;     /* the error already carries its module path */
   GArray *events;       /* (nullable) NnCallEvent, entry order */
   GPtrArray *keep;      /* values kept alive until the run ends */
+  struct _NnTape *tape; /* (nullable) recording for backward (tape.c) */
+  guint tape_inside;    /* > 0 inside a recorded leaf: nested calls are
+                         * its own business, not recorded */
+  GRand *rng;           /* (nullable) made on first nn_call_get_rng() */
 };
+
+/* tape.c: called by invoke() around a type's forward in a recorded run.
+ * nn_tape_wants() says whether the call must be recorded; nn_tape_record
+ * takes @bound (transfer full) and refs @out. */
+gboolean nn_tape_wants (NnCall *call, NnModule *m, const NnArgs *bound);
+void nn_tape_record (NnCall *call, NnModule *m, NnArgs *bound,
+                     const NnValue *out);
+GRand *nn_tape_rng (struct _NnTape *tape);
+/* train.c: frees the training fields of @m. */
+void nn_module_clear_training (NnModule *m);
 
 typedef struct {
   NnModule *module;
@@ -125,6 +146,10 @@ void nn_error_prefix (GError **error, const char *path, const char *name);
 /* The version of the descriptor being loaded in this thread, 2 when none
  * is: what nn_module_descriptor_version() reports during create(). */
 guint nn_descriptor_loading_version (void);
+/* nn_module_set_tensor that also lets an F16/BF16 tensor take an F32 slot
+ * (and back) in a type with NN_LAYER_HALF_WEIGHTS (load's keep-dtype). */
+gboolean nn_module_set_tensor_half (NnModule *m, const char *name,
+                                    NnTensor *t, GError **error);
 
 /* dtype.c */
 float nn_half_to_float (guint16 h);

@@ -31,7 +31,8 @@ static void
 generic_repr (GString *s, NnModule *m, int depth_left, guint indent)
 {
   const char *name = nn_module_get_class_name (m);
-  g_autofree char *extra = m->type->extra_repr ? m->type->extra_repr (m) : NULL;
+  g_autofree char *extra = m->type->extra_repr ? m->type->extra_repr (m)
+                           : g_strdup (m->extra_repr);
   gboolean has_extra = extra && *extra;
   g_string_append (s, name);
   g_string_append_c (s, '(');
@@ -60,7 +61,7 @@ generic_repr (GString *s, NnModule *m, int depth_left, guint indent)
 static void
 repr_into (GString *s, NnModule *m, int depth_left, guint indent)
 {
-  /* A type's own repr (ModuleList folding) applies at unlimited depth. */
+  /* A type's own repr applies at unlimited depth. */
   if (m->type->repr && depth_left < 0) {
     g_autofree char *own = m->type->repr (m);
     append_indented (s, own, indent);

@@ -5,6 +5,7 @@
 #include "nn-private.h"
 #include "check-private.h"
 
+#include <nnkit/train.h>
 #include <stdlib.h>
 
 /* Errors from a type's code carry no location: the innermost call adds
@@ -100,11 +101,19 @@ invoke (NnCall *call, NnModule *m, const NnValue *args, const NnValue *kwargs,
   if (zero)
     call->meta = FALSE;
   NnCheck *check = call->meta || zero ? NULL : nn_check_begin (m, bound);
+  /* A recorded leaf: what it calls inside is its own backward's concern. */
+  gboolean record = nn_tape_wants (call, m, bound);
+  call->tape_inside += record;
   NnValue *out = fn (m, call, bound, &local);
+  call->tape_inside -= record;
   call->meta = saved_meta;
-  nn_args_free (bound);
+  /* Checked before recording: a refused result never reaches the tape. */
   if (!call->meta && !zero)
     nn_check_end (check, call, m, args, kwargs, &out, &local);
+  if (record && out && !local)
+    nn_tape_record (call, m, bound, out);
+  else
+    nn_args_free (bound);
 
   const char *slot = fn == t->infer ? "infer" : "forward";
   if (out && local) {
@@ -301,7 +310,7 @@ nn_call_get_path (NnCall *call)
 
 static NnValue *
 run_root (NnModule *m, const NnValue *args, const NnValue *kwargs,
-          gboolean meta, GArray *events, GError **error)
+          gboolean meta, GArray *events, NnTape *tape, GError **error)
 {
   g_return_val_if_fail (m != NULL, NULL);
   if (!check_call_values (args, kwargs, error))
@@ -312,11 +321,14 @@ run_root (NnModule *m, const NnValue *args, const NnValue *kwargs,
   call.path = g_string_new (NULL);
   call.meta = meta;
   call.events = events;
+  call.tape = tape;
   call.keep = g_ptr_array_new_with_free_func ((GDestroyNotify) nn_tensor_unref);
   g_autoptr (NnValue) empty = args ? NULL : nn_value_new_tuple ();
   NnValue *out = run_module (&call, m, args ? args : empty, kwargs, error);
   g_ptr_array_unref (call.keep);
   g_string_free (call.path, TRUE);
+  if (call.rng)
+    g_rand_free (call.rng);
   return out;
 }
 
@@ -324,7 +336,15 @@ NnValue *
 nn_module_call (NnModule *m, const NnValue *args, const NnValue *kwargs,
                 GError **error)
 {
-  return run_root (m, args, kwargs, FALSE, NULL, error);
+  return run_root (m, args, kwargs, FALSE, NULL, NULL, error);
+}
+
+NnValue *
+nn_tape_call (NnTape *tape, NnModule *m, const NnValue *args,
+              const NnValue *kwargs, GError **error)
+{
+  g_return_val_if_fail (tape != NULL, NULL);
+  return run_root (m, args, kwargs, FALSE, NULL, tape, error);
 }
 
 NnTensor *
@@ -362,7 +382,7 @@ nn_module_infer_observed (NnModule *m, const NnValue *args,
     events = g_array_new (FALSE, TRUE, sizeof (NnCallEvent));
     g_array_set_clear_func (events, event_clear);
   }
-  NnValue *out = run_root (m, margs, mkwargs, TRUE, events, error);
+  NnValue *out = run_root (m, margs, mkwargs, TRUE, events, NULL, error);
   /* Reported in call-entry order, as torchinfo lists layers. */
   if (out && observer)
     for (guint i = 0; i < events->len; i++) {

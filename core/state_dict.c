@@ -256,7 +256,7 @@ apply_pending (GArray *pending, GError **error)
     if (cur == NULL)
       cur = nn_module_get_buffer (p->owner, p->leaf);
     g_ptr_array_add (old, cur ? nn_tensor_ref (cur) : NULL);
-    if (cur == NULL || !nn_module_set_tensor (p->owner, p->leaf, p->tensor, error)) {
+    if (cur == NULL || !nn_module_set_tensor_half (p->owner, p->leaf, p->tensor, error)) {
       if (cur == NULL)
         g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_LOAD,
                      "%s has no tensor '%s'",
@@ -264,7 +264,7 @@ apply_pending (GArray *pending, GError **error)
       /* in reverse, so a slot listed twice (shared module) ends original */
       for (guint j = i; j-- > 0;) {
         Pending *q = &g_array_index (pending, Pending, j);
-        nn_module_set_tensor (q->owner, q->leaf, old->pdata[j], NULL);
+        nn_module_set_tensor_half (q->owner, q->leaf, old->pdata[j], NULL);
       }
       return FALSE;
     }
@@ -290,12 +290,78 @@ read_options (const NnLoadOptions *opts, guint *flags, const char **strip,
     *add = opts->add_prefix;
 }
 
+/* The first file tensor loaded for a model tensor: every other key holding
+ * that model tensor (tied, or a module shared by two parents) gets it. */
+typedef struct {
+  NnNamedItem *item; /* (transfer none) its state_dict entry */
+  NnTensor *tensor;  /* (transfer none; its Pending holds it) */
+} Tied;
+
+/* Replaces *@t (transfer full) by the tensor already chosen for the same
+ * model tensor, after checking both files' values agree. */
+static gboolean
+share_tied (GHashTable *chosen, NnNamedItem *it, NnTensor **t,
+            const char *model_class, GError **error)
+{
+  Tied *tie = g_hash_table_lookup (chosen, it->tensor);
+  if (tie == NULL) {
+    tie = g_new0 (Tied, 1);
+    g_hash_table_insert (chosen, it->tensor, tie);
+  }
+  if (tie->item == NULL || (tie->item->module == it->module &&
+                            strcmp (leaf_name (tie->item->name),
+                                    leaf_name (it->name)) == 0)) {
+    /* First key, or the same slot again through a shared module: the
+     * last copy wins, as PyTorch's copy_ in key order. */
+    tie->item = it;
+    tie->tensor = *t;
+    return TRUE;
+  }
+  const NnTensor *a = tie->tensor, *b = *t;
+  if (a->dtype != b->dtype || !nn_shape_equal (&a->shape, &b->shape) ||
+      memcmp (a->data, b->data, nn_tensor_nbytes (a)) != 0) {
+    g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_LOAD,
+                 "loading %s: '%s' and '%s' are one tied tensor in the model "
+                 "but hold different values in the file (expected equal "
+                 "values, or only one of the keys)", model_class, tie->item->name,
+                 it->name);
+    return FALSE;
+  }
+  nn_tensor_unref (*t);
+  *t = nn_tensor_ref (tie->tensor);
+  return TRUE;
+}
+
+static gboolean
+is_half (NnDType d)
+{
+  return d == NN_DTYPE_F16 || d == NN_DTYPE_BF16;
+}
+
+/* The dtype a file tensor goes in as: the slot's, except that a type
+ * converting per use (NN_LAYER_HALF_WEIGHTS) keeps F16/BF16 as stored
+ * when @keep, and gets F32 back otherwise (its declared dtype). */
+static NnDType
+load_dtype (NnNamedItem *it, NnSafetensors *st, const char *file_name,
+            gboolean keep)
+{
+  NnDType slot = it->tensor->dtype;
+  if (!(nn_module_get_type (it->module)->flags & NN_LAYER_HALF_WEIGHTS) ||
+      (slot != NN_DTYPE_F32 && !is_half (slot)))
+    return slot;
+  const char *fname = nn_safetensors_get_info (st, file_name, NULL);
+  NnDType fdt;
+  if (keep && fname && nn_dtype_parse (fname, &fdt) && is_half (fdt))
+    return fdt;
+  return NN_DTYPE_F32;
+}
+
 /* Matches file keys to @sd, fills @r and converts every tensor that will
  * go in into @pending.  FALSE only on a hard error: ambiguous keys after
  * the prefix options, or a tensor that cannot be converted. */
 static gboolean
 load_prepare (NnModule *m, NnSafetensors *st, const char *strip,
-              const char *add, GPtrArray *sd, NnLoadReport *r,
+              const char *add, gboolean keep, GPtrArray *sd, NnLoadReport *r,
               GArray *pending, GError **error)
 {
   g_autoptr (GPtrArray) mapped_order = g_ptr_array_new ();
@@ -304,13 +370,17 @@ load_prepare (NnModule *m, NnSafetensors *st, const char *strip,
   if (file_map == NULL)
     return FALSE;
   g_autoptr (GHashTable) model_keys = g_hash_table_new (g_str_hash, g_str_equal);
+  /* model tensor -> the Tied chosen for it, so tied keys stay one tensor */
+  g_autoptr (GHashTable) chosen = g_hash_table_new_full (NULL, NULL, NULL,
+                                                         g_free);
+  g_autoptr (GPtrArray) absent = g_ptr_array_new ();
   gboolean ok = TRUE;
   for (guint i = 0; i < sd->len; i++) {
     NnNamedItem *it = sd->pdata[i];
     g_hash_table_add (model_keys, it->name);
     FileKey *fk = g_hash_table_lookup (file_map, it->name);
     if (fk == NULL) {
-      g_ptr_array_add (r->missing, g_strdup (it->name));
+      g_ptr_array_add (absent, it);
       continue;
     }
     NnShape fshape;
@@ -326,7 +396,8 @@ load_prepare (NnModule *m, NnSafetensors *st, const char *strip,
     }
     if (!ok)
       continue; /* keep classifying for the report; convert nothing more */
-    NnTensor *t = nn_safetensors_get (st, fk->file_name, it->tensor->dtype,
+    NnTensor *t = nn_safetensors_get (st, fk->file_name,
+                                      load_dtype (it, st, fk->file_name, keep),
                                       error);
     if (t == NULL) {
       g_prefix_error (error, "loading '%s' into %s: ", it->name,
@@ -339,9 +410,26 @@ load_prepare (NnModule *m, NnSafetensors *st, const char *strip,
       nn_tensor_unref (t);
       t = s;
     }
+    if (!share_tied (chosen, it, &t, r->model_class, error)) {
+      nn_tensor_unref (t);
+      ok = FALSE;
+      continue;
+    }
     Pending p = { it->module, leaf_name (it->name), t };
     g_array_append_val (pending, p);
     g_ptr_array_add (r->loaded, g_strdup (it->name));
+  }
+  /* A key absent from the file is filled from a key tied to it (as
+   * safetensors' save_file keeps one of them); else it is missing. */
+  for (guint i = 0; i < absent->len; i++) {
+    NnNamedItem *it = absent->pdata[i];
+    Tied *tie = g_hash_table_lookup (chosen, it->tensor);
+    if (tie == NULL) {
+      g_ptr_array_add (r->missing, g_strdup (it->name));
+      continue;
+    }
+    Pending p = { it->module, leaf_name (it->name), nn_tensor_ref (tie->tensor) };
+    g_array_append_val (pending, p);
   }
   collect_unexpected (m, model_keys, file_map, mapped_order, r);
   return ok;
@@ -363,7 +451,9 @@ nn_module_load_state_dict (NnModule *m, NnSafetensors *st,
   g_autoptr (GArray) pending = g_array_new (FALSE, FALSE, sizeof (Pending));
   g_array_set_clear_func (pending, pending_clear);
 
-  gboolean ok = load_prepare (m, st, strip, add, sd, r, pending, error);
+  gboolean ok = load_prepare (m, st, strip, add,
+                              (flags & NN_LOAD_KEEP_DTYPE) != 0, sd, r,
+                              pending, error);
   /* As PyTorch: a size mismatch fails even when not strict. */
   if (ok && (r->mismatched->len || (strict && !nn_load_report_is_clean (r)))) {
     g_autofree char *text = load_report_format (r, strict);

@@ -185,6 +185,20 @@ nn_tensor_is_meta (const NnTensor *t)
   return t != NULL && t->meta;
 }
 
+void
+nn_tensor_mark_written (NnTensor *t)
+{
+  g_return_if_fail (t != NULL);
+  __atomic_add_fetch (&t->version, 1, __ATOMIC_RELEASE);
+}
+
+guint64
+nn_tensor_get_version (const NnTensor *t)
+{
+  g_return_val_if_fail (t != NULL, 0);
+  return __atomic_load_n (&t->version, __ATOMIC_ACQUIRE);
+}
+
 NnTensor *
 nn_tensor_copy (const NnTensor *src)
 {

@@ -36,6 +36,16 @@ $nnctl dot "$model" -o "$out/digits.dot"
 dot -Tsvg "$out/digits.dot" -o "$out/digits.svg"
 echo "rendered $out/digits.svg"
 
+step "6. Fine-tune the new head on digits 0-4, the features frozen" \
+  "nnctl finetune $out/digits5.json --data examples/digits/train5.safetensors --val examples/digits/val5.safetensors --freeze 'features.*' --epochs 5 --batch-size 32 --lr 0.1 --momentum 0.9 --seed 1 -o $out/digits5-tuned.json"
+# The held-out 0-4 images as the bundled samples, so `run` reports accuracy.
+cp examples/digits/val5.safetensors "$out/samples.safetensors"
+printf 'before: '; $nnctl run "$out/digits5.json" | tail -n 1
+$nnctl finetune "$out/digits5.json" --data examples/digits/train5.safetensors \
+  --val examples/digits/val5.safetensors --freeze 'features.*' --epochs 5 \
+  --batch-size 32 --lr 0.1 --momentum 0.9 --seed 1 -o "$out/digits5-tuned.json"
+printf 'after:  '; $nnctl run "$out/digits5-tuned.json" | tail -n 1
+
 cat <<TRY
 
 == What to try next

@@ -46,6 +46,14 @@ NN_API const NnLayerType *nn_module_get_type (NnModule *m);
 NN_API const char *nn_module_get_class_name (NnModule *m);
 /* (nullable) @name: NULL resets to the type name. */
 NN_API void nn_module_set_class_name (NnModule *m, const char *name);
+/* The extra_repr() text recorded for a module whose type has none of its
+ * own (a Graph standing for a PyTorch class such as ConvNeXt's
+ * LayerNorm2d, whose extra_repr() says "(768,), eps=1e-06, ...").
+ * Returns: (transfer none) (nullable). */
+NN_API const char *nn_module_get_extra_repr (NnModule *m);
+/* (nullable) @text: copied; NULL or "" forgets it.  Ignored in print when
+ * the type has an extra_repr of its own. */
+NN_API void nn_module_set_extra_repr (NnModule *m, const char *text);
 /* Returns: (transfer none) the validated config with defaults filled. */
 NN_API JsonObject *nn_module_get_config (NnModule *m);
 
@@ -170,6 +178,21 @@ NN_API void nn_module_set_input_shape (NnModule *m, const NnShape *shape);
 /* Fills every tensor of the subtree as PyTorch's reset_parameters() would,
  * from a generator seeded with @seed. */
 NN_API void nn_module_reset_parameters (NnModule *m, guint32 seed);
+
+/* --- tied tensors ------------------------------------------------------ */
+
+/* Ties the tensor at full key @alias_key (e.g. "lm_head.weight") to the
+ * one at @first_key ("wte.weight"): afterwards both slots hold the same
+ * tensor, as PyTorch's `m.lm_head.weight = m.wte.weight`.  Both must be
+ * parameters (or both buffers) of the same dtype and shape.  Loading keeps
+ * the tie; replacing either slot or either module unties.  Not thread
+ * safe against a concurrent run of @root. */
+NN_API gboolean nn_module_tie (NnModule *root, const char *alias_key,
+                               const char *first_key, GError **error);
+/* The ties of @root as (transfer full) pairs of strings, alias key then
+ * first key, flattened: [alias0, first0, alias1, first1, ...], in
+ * state_dict order.  A module shared by two parents is not a tie. */
+NN_API GPtrArray *nn_module_tied_keys (NnModule *root);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (NnModule, nn_module_unref)
 

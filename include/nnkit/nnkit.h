@@ -18,5 +18,6 @@
 #include <nnkit/cpu.h>
 #include <nnkit/blas.h>
 #include <nnkit/providers.h>
+#include <nnkit/train.h>
 
 #endif

@@ -57,6 +57,7 @@ struct _NnTensor {
   gpointer release_data;
   gboolean read_only;
   gboolean meta;            /* shape and dtype only, data is NULL */
+  guint64 version;          /* bumped by nn_tensor_mark_written() */
 };
 
 /* Shapes */
@@ -99,6 +100,13 @@ NN_API NnTensor *nn_tensor_new_borrowed (NnDType dtype, const NnShape *shape,
  * around.  Never NULL for a valid shape. */
 NN_API NnTensor *nn_tensor_new_meta (NnDType dtype, const NnShape *shape);
 NN_API gboolean nn_tensor_is_meta (const NnTensor *t);
+/* Records that @t's data was changed in place (an optimiser step, running
+ * statistics, reset_parameters), so caches derived from it (a provider's
+ * reordered weights) rebuild.  MT safe. */
+NN_API void nn_tensor_mark_written (NnTensor *t);
+/* Returns: the count of nn_tensor_mark_written() calls on @t; a cache keyed
+ * on (tensor, data, version) is current. */
+NN_API guint64 nn_tensor_get_version (const NnTensor *t);
 /* Returns: (transfer full) @t converted to @dtype (a new tensor; a ref of
  * @t when it already has that dtype), as PyTorch's .to(dtype): floats
  * round to nearest even, float to int truncates toward zero, anything to

@@ -51,6 +51,9 @@ NN_API gboolean nn_safetensors_write (const char *path,
 
 typedef enum {
   NN_LOAD_NON_STRICT = 1 << 0, /* missing/unexpected keys do not fail */
+  /* F16/BF16 file tensors stay as stored (borrowed from the mapping) in
+   * F32 slots of types with NN_LAYER_HALF_WEIGHTS; default: convert. */
+  NN_LOAD_KEEP_DTYPE = 1 << 1,
 } NnLoadFlags;
 
 typedef struct {
@@ -128,6 +131,8 @@ typedef enum {
 typedef enum {
   /* Do not strip a "module." prefix that every key carries. */
   NN_WEIGHTS_NO_AUTO_STRIP = 1 << 0,
+  /* nn_model_load_with_options: load with NN_LOAD_KEEP_DTYPE. */
+  NN_WEIGHTS_KEEP_DTYPE = 1 << 1,
 } NnWeightsOpenFlags;
 
 typedef struct {

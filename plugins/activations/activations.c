@@ -74,6 +74,25 @@ nn_act_map (const NnArgs *args, NnActKernel kernel, gconstpointer params,
 }
 
 NnValue *
+nn_act_backward_map (const NnArgs *args, const NnValue *out,
+                     const NnValue *grad_out, NnActDeriv deriv, GError **error)
+{
+  NnTensor *input = nn_args_tensor (args, 0);
+  NnTensor *dx = nn_act_alloc (&input->shape, error);
+  if (!dx)
+    return NULL;
+  const float *x = nn_tensor_f32 (input);
+  const float *y = nn_tensor_f32 (nn_value_get_tensor (out));
+  const float *g = nn_tensor_f32 (nn_value_get_tensor (grad_out));
+  float *d = nn_tensor_f32 (dx);
+  for (gint64 i = 0, n = nn_tensor_numel (dx); i < n; i++)
+    d[i] = g[i] * deriv (x[i], y[i]);
+  NnValue *res = nn_value_new_tuple ();
+  nn_value_append (res, nn_value_take_tensor (dx));
+  return res;
+}
+
+NnValue *
 nn_act_infer_same (NnModule *self, NnCall *call, const NnArgs *args,
                    GError **error)
 {

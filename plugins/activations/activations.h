@@ -73,6 +73,13 @@ typedef void (*NnActKernel) (const float *restrict x, float *restrict y,
 /* Applies @kernel to argument 0 (a float32 tensor of any shape, checked
  * by the core's binding).  Returns (transfer full) a tensor value of the
  * input's shape, or NULL when memory for it is exhausted. */
+/* The derivative of a pointwise activation at input @x with output @y. */
+typedef float (*NnActDeriv) (float x, float y);
+/* A backward slot's body for a pointwise activation: a one-item tuple
+ * holding grad_out * deriv (x, y), elementwise. */
+NnValue *nn_act_backward_map (const NnArgs *args, const NnValue *out,
+                              const NnValue *grad_out, NnActDeriv deriv,
+                              GError **error);
 NnValue *nn_act_map (const NnArgs *args, NnActKernel kernel,
                      gconstpointer params, GError **error);
 

@@ -74,6 +74,38 @@ gelu_infer (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
   return nn_act_infer_same (self, call, args, error);
 }
 
+/* Exact: Phi (x) + x phi (x).  Tanh form: with u = k (x + 0.044715 x^3),
+ * 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) k (1 + 3 * 0.044715 x^2). */
+static float
+gelu_erf_deriv (float x, float y)
+{
+  double v = x;
+  return (float) (0.5 * (1.0 + erf (v * M_SQRT1_2))
+                  + v * exp (-0.5 * v * v) * 0.5 * M_2_SQRTPI * M_SQRT1_2);
+}
+
+static float
+gelu_tanh_deriv (float x, float y)
+{
+  const double k = M_2_SQRTPI * M_SQRT1_2, v = x;
+  double t = tanh (k * (v + 0.044715 * v * v * v));
+  return (float) (0.5 * (1.0 + t)
+                  + 0.5 * v * (1.0 - t * t) * k * (1.0 + 3.0 * 0.044715 * v * v));
+}
+
+static NnValue *
+gelu_backward (NnModule *self, NnCall *call, const NnArgs *args,
+               const NnValue *out, const NnValue *grad_out, GError **error)
+{
+  NnActKernel kernel = gelu_kernel (self, args, error);
+  if (!kernel)
+    return NULL;
+  return nn_act_backward_map (args, out, grad_out,
+                              kernel == gelu_tanh_kernel ? gelu_tanh_deriv
+                                                         : gelu_erf_deriv,
+                              error);
+}
+
 static char *
 gelu_extra_repr (NnModule *self)
 {
@@ -92,6 +124,7 @@ const NnLayerType nn_gelu_type = {
   .aliases = gelu_aliases,
   .create = nn_act_create_nothing,
   .forward = gelu_forward,
+  .backward = gelu_backward,
   .infer = gelu_infer,
   .extra_repr = gelu_extra_repr,
 };

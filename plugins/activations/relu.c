@@ -17,6 +17,25 @@ relu_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
   return nn_act_map (args, relu_kernel, NULL, error);
 }
 
+/* dx = g where x > 0, else 0 (PyTorch's threshold_backward: 0 at x = 0). */
+static NnValue *
+relu_backward (NnModule *self, NnCall *call, const NnArgs *args,
+               const NnValue *out, const NnValue *grad_out, GError **error)
+{
+  NnTensor *input = nn_args_tensor (args, 0);
+  NnTensor *dx = nn_act_alloc (&input->shape, error);
+  if (!dx)
+    return NULL;
+  const float *x = nn_tensor_f32 (input);
+  const float *g = nn_tensor_f32 (nn_value_get_tensor (grad_out));
+  float *d = nn_tensor_f32 (dx);
+  for (gint64 i = 0, n = nn_tensor_numel (dx); i < n; i++)
+    d[i] = x[i] > 0.0f ? g[i] : 0.0f;
+  NnValue *res = nn_value_new_tuple ();
+  nn_value_append (res, nn_value_take_tensor (dx));
+  return res;
+}
+
 static const char *const relu_aliases[] = {
   "relu", "torch.relu", "torch.nn.functional.relu", "Tensor.relu", NULL
 };
@@ -32,6 +51,7 @@ const NnLayerType nn_relu_type = {
   .aliases = relu_aliases,
   .create = nn_act_create_nothing,
   .forward = relu_forward,
+  .backward = relu_backward,
   .infer = nn_act_infer_same,
   .extra_repr = nn_act_inplace_repr,
 };

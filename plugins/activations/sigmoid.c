@@ -86,6 +86,34 @@ hardswish_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **er
   return nn_act_map (args, hardswish_kernel, NULL, error);
 }
 
+/* d sigmoid = y (1 - y); d silu = s (1 + x (1 - s)) with s = sigmoid (x). */
+static float
+sigmoid_deriv (float x, float y)
+{
+  return y * (1.0f - y);
+}
+
+static NnValue *
+sigmoid_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                  const NnValue *out, const NnValue *grad_out, GError **error)
+{
+  return nn_act_backward_map (args, out, grad_out, sigmoid_deriv, error);
+}
+
+static float
+silu_deriv (float x, float y)
+{
+  float s = 1.0f / (1.0f + nn_act_expf (-x));
+  return s * (1.0f + x * (1.0f - s));
+}
+
+static NnValue *
+silu_backward (NnModule *self, NnCall *call, const NnArgs *args,
+               const NnValue *out, const NnValue *grad_out, GError **error)
+{
+  return nn_act_backward_map (args, out, grad_out, silu_deriv, error);
+}
+
 const NnLayerType nn_sigmoid_type = {
   .struct_size = sizeof (NnLayerType),
   .name = "Sigmoid",
@@ -97,6 +125,7 @@ const NnLayerType nn_sigmoid_type = {
   .aliases = sigmoid_aliases,
   .create = nn_act_create_nothing,
   .forward = sigmoid_forward,
+  .backward = sigmoid_backward,
   .infer = nn_act_infer_same,
 };
 
@@ -111,6 +140,7 @@ const NnLayerType nn_silu_type = {
   .aliases = silu_aliases,
   .create = nn_act_create_nothing,
   .forward = silu_forward,
+  .backward = silu_backward,
   .infer = nn_act_infer_same,
   .extra_repr = nn_act_inplace_repr,
 };

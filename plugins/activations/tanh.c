@@ -17,6 +17,20 @@ tanh_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
   return nn_act_map (args, tanh_kernel, NULL, error);
 }
 
+/* d tanh = 1 - y^2, from the output. */
+static float
+tanh_deriv (float x, float y)
+{
+  return 1.0f - y * y;
+}
+
+static NnValue *
+tanh_backward (NnModule *self, NnCall *call, const NnArgs *args,
+               const NnValue *out, const NnValue *grad_out, GError **error)
+{
+  return nn_act_backward_map (args, out, grad_out, tanh_deriv, error);
+}
+
 static const char *const tanh_aliases[] = {
   "tanh", "torch.tanh", "torch.nn.functional.tanh", "Tensor.tanh", NULL
 };
@@ -32,5 +46,6 @@ const NnLayerType nn_tanh_type = {
   .aliases = tanh_aliases,
   .create = nn_act_create_nothing,
   .forward = tanh_forward,
+  .backward = tanh_backward,
   .infer = nn_act_infer_same,
 };

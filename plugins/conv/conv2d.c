@@ -5,6 +5,8 @@
 #include "conv.h"
 #include "nn-blas.h"
 
+#include <nnkit/train.h>
+
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
@@ -241,11 +243,16 @@ conv2d_infer (NnModule *self, NnCall *call, const NnArgs *args,
 /* Fetches the weights at call time (load_state_dict may have swapped
  * them) and checks them against the geometry. */
 static gboolean
-conv2d_weights (NnModule *self, const NnConvGeom *g, const float **w,
-                const float **b, GError **error)
+conv2d_weights (NnModule *self, const NnConvGeom *g, NnTensor **wkeep,
+                NnTensor **bkeep, const float **w, const float **b,
+                GError **error)
 {
-  NnTensor *wt = nn_module_get_parameter (self, "weight");
-  NnTensor *bt = g->has_bias ? nn_module_get_parameter (self, "bias") : NULL;
+  NnTensor *wp = nn_module_get_parameter (self, "weight");
+  NnTensor *bp = g->has_bias ? nn_module_get_parameter (self, "bias") : NULL;
+  /* F16/BF16 weights kept as stored convert per call (a ref when F32);
+   * the caller releases *@wkeep and *@bkeep. */
+  NnTensor *wt = *wkeep = wp ? nn_tensor_to_dtype (wp, NN_DTYPE_F32) : NULL;
+  NnTensor *bt = *bkeep = bp ? nn_tensor_to_dtype (bp, NN_DTYPE_F32) : NULL;
   gint64 wn = g->out_channels * (g->in_channels / g->groups) * g->kh * g->kw;
 
   *w = wt ? nn_tensor_f32 (wt) : NULL;
@@ -352,9 +359,11 @@ conv2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
   NnTensor *input = nn_args_tensor (args, 0);
   const float *weight, *bias, *x = nn_tensor_f32 (input);
   NnShape os;
+  g_autoptr (NnTensor) wkeep = NULL;
+  g_autoptr (NnTensor) bkeep = NULL;
 
   if (!conv2d_out_shape (g, &input->shape, &os, error)
-      || !conv2d_weights (self, g, &weight, &bias, error))
+      || !conv2d_weights (self, g, &wkeep, &bkeep, &weight, &bias, error))
     return NULL;
 
   const guint nd = input->shape.ndim;
@@ -429,6 +438,79 @@ conv2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
                            y + i * out_img);
     }
   return nn_value_take_tensor (out);
+}
+
+/* The three gradients of the convolution by direct loops over every tap
+ * (groups, depthwise, stride and dilation included): each output gradient
+ * flows to the bias, to the weight times the input tap it read, and to
+ * that input tap times the weight.  Zero padding only. */
+static NnValue *
+conv2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                 const NnValue *out, const NnValue *grad_out, GError **error)
+{
+  const NnConvGeom *g = conv2d_geom (self);
+  NnTensor *input = nn_args_tensor (args, 0);
+  const float *weight, *bias;
+  g_autoptr (NnTensor) wkeep = NULL;
+  g_autoptr (NnTensor) bkeep = NULL;
+  if (g->pad_mode != NN_CONV_PAD_ZEROS)
+    {
+      g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                   "backward supports padding_mode='zeros' only");
+      return NULL;
+    }
+  if (!conv2d_weights (self, g, &wkeep, &bkeep, &weight, &bias, error))
+    return NULL;
+  NnTensor *gt = nn_value_get_tensor (grad_out);
+  const guint nd = input->shape.ndim;
+  const gint64 n = nd == 4 ? input->shape.dims[0] : 1;
+  const gint64 h = input->shape.dims[nd - 2], w = input->shape.dims[nd - 1];
+  const gint64 ho = gt->shape.dims[nd - 2], wo = gt->shape.dims[nd - 1];
+  const gint64 cin = g->in_channels / g->groups, cout = g->out_channels / g->groups;
+  const float *x = nn_tensor_f32 (input), *go = nn_tensor_f32 (gt);
+  float *gw = nn_module_grad_f32 (self, "weight");
+  float *gb = g->has_bias ? nn_module_grad_f32 (self, "bias") : NULL;
+  NnTensor *dx = nn_tensor_new (NN_DTYPE_F32, &input->shape);
+  float *d = nn_tensor_f32 (dx);
+
+  for (gint64 b = 0; b < n; b++)
+    for (gint64 oc = 0; oc < g->out_channels; oc++)
+      {
+        const gint64 ic0 = (oc / cout) * cin;
+        const float *gp = go + (b * g->out_channels + oc) * ho * wo;
+        const float *wk = weight + oc * cin * g->kh * g->kw;
+        float *gwk = gw ? gw + oc * cin * g->kh * g->kw : NULL;
+        for (gint64 oh = 0; oh < ho; oh++)
+          for (gint64 ow = 0; ow < wo; ow++)
+            {
+              const float v = gp[oh * wo + ow];
+              if (gb)
+                gb[oc] += v;
+              for (gint64 ic = 0; ic < cin; ic++)
+                {
+                  const gint64 plane = (b * g->in_channels + ic0 + ic) * h * w;
+                  for (gint64 ki = 0; ki < g->kh; ki++)
+                    {
+                      gint64 ih = oh * g->sh - g->pad_top + ki * g->dh;
+                      if (ih < 0 || ih >= h)
+                        continue;
+                      for (gint64 kj = 0; kj < g->kw; kj++)
+                        {
+                          gint64 iw = ow * g->sw - g->pad_left + kj * g->dw;
+                          if (iw < 0 || iw >= w)
+                            continue;
+                          gint64 wi = (ic * g->kh + ki) * g->kw + kj;
+                          if (gwk)
+                            gwk[wi] += v * x[plane + ih * w + iw];
+                          d[plane + ih * w + iw] += v * wk[wi];
+                        }
+                    }
+                }
+            }
+      }
+  NnValue *res = nn_value_new_tuple ();
+  nn_value_append (res, nn_value_take_tensor (dx));
+  return res;
 }
 
 static char *
@@ -507,13 +589,14 @@ const NnLayerType nn_conv2d_type = {
   .doc = "2-D convolution over an NCHW input, as torch.nn.Conv2d",
   .schema = conv2d_schema,
   .n_schema = G_N_ELEMENTS (conv2d_schema),
-  .flags = 0,
+  .flags = NN_LAYER_HALF_WEIGHTS,
   .create = conv2d_create,
   .args = conv2d_args,
   .n_args = G_N_ELEMENTS (conv2d_args),
   .destroy = conv2d_destroy,
   .infer = conv2d_infer,
   .forward = conv2d_forward,
+  .backward = conv2d_backward,
   .extra_repr = conv2d_extra_repr,
   .reset_parameters = conv2d_reset_parameters,
   .count_macs = conv2d_count_macs,

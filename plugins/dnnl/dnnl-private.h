@@ -77,15 +77,25 @@ typedef struct {
 /* Returns: (transfer none) @m's slot, locked; created on first use. */
 NnDnnlSlot *nn_dnnl_slot_lock (NnModule *m);
 void nn_dnnl_slot_unlock (NnDnnlSlot *slot);
+/* The end of a weighted forward (Conv2d, Linear): runs @prim (NULL when
+ * building the state failed, @error then set) on @x into @out with
+ * @weights and @bias (nullable), unlocks @slot, and returns (transfer full)
+ * @out as a value, or NULL after dropping @out. */
+NnValue *nn_dnnl_run_weighted (NnDnnlSlot *slot, NnDnnlPrim *prim,
+                               dnnl_memory_t weights, dnnl_memory_t bias,
+                               NnTensor *x, NnTensor *out, GError **error);
 /* Frees @m's slot and state; from the type's destroy. */
 void nn_dnnl_slot_drop (NnModule *m);
 
 /* A tensor cached by pointer, with a reference so the address cannot be
  * reused by another tensor while the cache lives; load_state_dict swaps
- * tensors, so a different tensor or data pointer means new weights. */
+ * tensors, so a different tensor or data pointer means new weights; an
+ * optimiser step or a BatchNorm update writes in place and bumps the
+ * tensor's version. */
 typedef struct {
   NnTensor *tensor;   /* (nullable) holds a reference */
   gpointer data;
+  guint64 version;    /* nn_tensor_get_version(): in-place writes */
 } NnDnnlSeen;
 
 gboolean nn_dnnl_seen_same (const NnDnnlSeen *s, NnTensor *t);

@@ -2,6 +2,7 @@
  * The statistics and affine tensors are passed by pointer on every call,
  * so loading new ones needs no rebuild. */
 #include "dnnl-private.h"
+#include <nnkit/train.h>
 #include "norm.h"
 
 typedef struct {
@@ -86,7 +87,10 @@ dnnl_batch_norm2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
   NnTensor *rm = nn_module_get_buffer (self, "running_mean");
   NnTensor *rv = nn_module_get_buffer (self, "running_var");
 
-  if (x->shape.ndim != 4 || x->shape.dims[1] != c || nn_tensor_numel (x) == 0
+  /* Train mode uses batch statistics and updates the running ones: the
+   * reference does that (docs/TRAINING.md); oneDNN here is inference. */
+  if (nn_module_is_training (self)
+      || x->shape.ndim != 4 || x->shape.dims[1] != c || nn_tensor_numel (x) == 0
       || !nn_tensor_f32 (x) || !channel_tensor_ok (rm, c) || !channel_tensor_ok (rv, c)
       || (affine && (!channel_tensor_ok (w, c) || !channel_tensor_ok (b, c))))
     return nn_batch_norm2d_type.forward (self, call, args, error);
@@ -157,6 +161,8 @@ void
 nn_dnnl_batch_norm2d_setup (NnLayerType *t)
 {
   *t = nn_batch_norm2d_type;
+  /* oneDNN reads F32 weights itself: they are converted at load. */
+  t->flags &= ~(guint) NN_LAYER_HALF_WEIGHTS;
   t->doc = "BatchNorm2d (running statistics) on oneDNN, as torch.nn.BatchNorm2d";
   t->aliases = NULL;
   t->rank = NN_DNNL_RANK;

@@ -251,10 +251,33 @@ nn_dnnl_slot_drop (NnModule *m)
   g_free (slot);
 }
 
+NnValue *
+nn_dnnl_run_weighted (NnDnnlSlot *slot, NnDnnlPrim *prim,
+                      dnnl_memory_t weights, dnnl_memory_t bias, NnTensor *x,
+                      NnTensor *out, GError **error)
+{
+  gboolean ok = prim != NULL;
+  if (ok)
+    {
+      dnnl_exec_arg_t extra[2] = { { DNNL_ARG_WEIGHTS, weights },
+                                   { DNNL_ARG_BIAS, bias } };
+      ok = nn_dnnl_prim_run (prim, nn_tensor_f32 (x), nn_tensor_f32 (out),
+                             bias ? 2 : 1, extra, error);
+    }
+  nn_dnnl_slot_unlock (slot);
+  if (!ok)
+    {
+      nn_tensor_unref (out);
+      return NULL;
+    }
+  return nn_value_take_tensor (out);
+}
+
 gboolean
 nn_dnnl_seen_same (const NnDnnlSeen *s, NnTensor *t)
 {
-  return s->tensor == t && (!t || s->data == t->data);
+  return s->tensor == t
+         && (!t || (s->data == t->data && s->version == nn_tensor_get_version (t)));
 }
 
 void
@@ -263,6 +286,7 @@ nn_dnnl_seen_set (NnDnnlSeen *s, NnTensor *t)
   nn_dnnl_seen_clear (s);
   s->tensor = t ? nn_tensor_ref (t) : NULL;
   s->data = t ? t->data : NULL;
+  s->version = t ? nn_tensor_get_version (t) : 0;
 }
 
 void

@@ -160,21 +160,8 @@ dnnl_conv2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
       slot->state = s = conv_state_new (g, &in4, &out4, w, b, error);
       slot->state_free = conv_state_free;
     }
-  gboolean ok = s != NULL;
-  if (ok)
-    {
-      dnnl_exec_arg_t extra[2] = { { DNNL_ARG_WEIGHTS, s->weights },
-                                   { DNNL_ARG_BIAS, s->bias } };
-      ok = nn_dnnl_prim_run (&s->prim, nn_tensor_f32 (x), nn_tensor_f32 (out),
-                             s->bias ? 2 : 1, extra, error);
-    }
-  nn_dnnl_slot_unlock (slot);
-  if (!ok)
-    {
-      nn_tensor_unref (out);
-      return NULL;
-    }
-  return nn_value_take_tensor (out);
+  return nn_dnnl_run_weighted (slot, s ? &s->prim : NULL, s ? s->weights : NULL,
+                               s ? s->bias : NULL, x, out, error);
 }
 
 /* oneDNN pads with zeros only; the other modes stay with the reference. */
@@ -199,6 +186,8 @@ void
 nn_dnnl_conv2d_setup (NnLayerType *t)
 {
   *t = nn_conv2d_type;
+  /* oneDNN reads F32 weights itself: they are converted at load. */
+  t->flags &= ~(guint) NN_LAYER_HALF_WEIGHTS;
   t->doc = "Conv2d on oneDNN (zero padding), as torch.nn.Conv2d";
   t->aliases = NULL;
   t->rank = NN_DNNL_RANK;

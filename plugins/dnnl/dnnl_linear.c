@@ -115,21 +115,8 @@ dnnl_linear_forward (NnModule *self, NnCall *call, const NnArgs *args,
       slot->state = s = linear_state_new (rows, in_f, out_f, w, b, error);
       slot->state_free = linear_state_free;
     }
-  gboolean ok = s != NULL;
-  if (ok)
-    {
-      dnnl_exec_arg_t extra[2] = { { DNNL_ARG_WEIGHTS, s->weights },
-                                   { DNNL_ARG_BIAS, s->bias } };
-      ok = nn_dnnl_prim_run (&s->prim, nn_tensor_f32 (x), nn_tensor_f32 (out),
-                             s->bias ? 2 : 1, extra, error);
-    }
-  nn_dnnl_slot_unlock (slot);
-  if (!ok)
-    {
-      nn_tensor_unref (out);
-      return NULL;
-    }
-  return nn_value_take_tensor (out);
+  return nn_dnnl_run_weighted (slot, s ? &s->prim : NULL, s ? s->weights : NULL,
+                               s ? s->bias : NULL, x, out, error);
 }
 
 static gboolean
@@ -151,6 +138,8 @@ void
 nn_dnnl_linear_setup (NnLayerType *t)
 {
   *t = nn_linear_type;
+  /* oneDNN reads F32 weights itself: they are converted at load. */
+  t->flags &= ~(guint) NN_LAYER_HALF_WEIGHTS;
   t->doc = "Linear on oneDNN's inner product, as torch.nn.Linear";
   t->aliases = NULL;
   t->rank = NN_DNNL_RANK;

@@ -1,6 +1,7 @@
 /* linear plugin: PyTorch's nn.Linear, y = x W^T + b over the last
  * dimension of an input of any leading shape, as one sgemm. */
 #include "linear.h"
+#include <nnkit/train.h>
 
 #include <cblas.h>
 #include "nn-blas.h"
@@ -92,8 +93,11 @@ linear_forward (NnModule *self, NnCall *call, const NnArgs *args,
     return NULL;
 
   /* Looked up at every call: load_state_dict may have swapped them. */
-  NnTensor *wt = nn_module_get_parameter (self, "weight");
-  NnTensor *bt = has_bias ? nn_module_get_parameter (self, "bias") : NULL;
+  NnTensor *wp = nn_module_get_parameter (self, "weight");
+  NnTensor *bp = has_bias ? nn_module_get_parameter (self, "bias") : NULL;
+  /* F16/BF16 weights kept as stored convert per call (a ref when F32). */
+  g_autoptr (NnTensor) wt = wp ? nn_tensor_to_dtype (wp, NN_DTYPE_F32) : NULL;
+  g_autoptr (NnTensor) bt = bp ? nn_tensor_to_dtype (bp, NN_DTYPE_F32) : NULL;
   const float *w = wt ? nn_tensor_f32 (wt) : NULL;
   const float *b = bt ? nn_tensor_f32 (bt) : NULL;
   if (!w || nn_tensor_numel (wt) != in_f * out_f
@@ -140,6 +144,47 @@ linear_forward (NnModule *self, NnCall *call, const NnArgs *args,
   return nn_value_take_tensor (out);
 }
 
+/* dW += g^T x, db += column sums of g, dx = g W: the three products of
+ * y = x W^T + b, over every leading row. */
+static NnValue *
+linear_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                 const NnValue *out, const NnValue *grad_out, GError **error)
+{
+  const gint64 in_f = nn_module_config_int (self, "in_features");
+  const gint64 out_f = nn_module_config_int (self, "out_features");
+  NnTensor *input = nn_args_tensor (args, 0);
+  const float *x = nn_tensor_f32 (input);
+  const float *g = nn_tensor_f32 (nn_value_get_tensor (grad_out));
+  const float *w = nn_tensor_f32 (nn_module_get_parameter (self, "weight"));
+  gint64 rows = nn_shape_numel (&input->shape) / in_f;
+
+  float *gw = nn_module_grad_f32 (self, "weight");
+  float *gb = nn_module_config_bool (self, "bias")
+                  ? nn_module_grad_f32 (self, "bias") : NULL;
+  if (gw && rows > 0)
+    cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, (int) out_f,
+                 (int) in_f, (int) rows, 1.0f, g, (int) out_f, x, (int) in_f,
+                 1.0f, gw, (int) in_f);
+  if (gb)
+    for (gint64 r = 0; r < rows; r++)
+      for (gint64 j = 0; j < out_f; j++)
+        gb[j] += g[r * out_f + j];
+
+  NnTensor *dx = nn_tensor_new (NN_DTYPE_F32, &input->shape);
+  if (!dx) {
+    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                 "cannot allocate the input gradient");
+    return NULL;
+  }
+  if (rows > 0)
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) rows,
+                 (int) in_f, (int) out_f, 1.0f, g, (int) out_f, w, (int) in_f,
+                 0.0f, nn_tensor_f32 (dx), (int) in_f);
+  NnValue *res = nn_value_new_tuple ();
+  nn_value_append (res, nn_value_take_tensor (dx));
+  return res;
+}
+
 static char *
 linear_extra_repr (NnModule *self)
 {
@@ -183,12 +228,13 @@ const NnLayerType nn_linear_type = {
   .doc = "Fully connected layer y = x W^T + b, as torch.nn.Linear",
   .schema = linear_schema,
   .n_schema = G_N_ELEMENTS (linear_schema),
-  .flags = 0,
+  .flags = NN_LAYER_HALF_WEIGHTS,
   .args = linear_args,
   .n_args = G_N_ELEMENTS (linear_args),
   .create = linear_create,
   .infer = linear_infer,
   .forward = linear_forward,
+  .backward = linear_backward,
   .extra_repr = linear_extra_repr,
   .reset_parameters = linear_reset_parameters,
   .count_macs = linear_count_macs,

@@ -1,6 +1,9 @@
 /* Dropout: the identity in eval mode, as torch.nn.Dropout after .eval(),
- * and F.dropout with training=False. */
+ * and F.dropout with training=False; in training mode (nn_module_train)
+ * it zeroes elements with probability p and scales the rest. */
 #include "misc.h"
+
+#include <nnkit/train.h>
 
 static const NnSchemaKey dropout_schema[] = {
   { "p", NN_KIND_FLOAT, 0, NN_KEY_OPTIONAL | NN_KEY_HAS_MIN | NN_KEY_HAS_MAX,
@@ -10,42 +13,114 @@ static const NnSchemaKey dropout_schema[] = {
 };
 
 /* F.dropout(input, p=0.5, training=True, inplace=False).  None takes the
- * module's behaviour (eval mode); nnkit only runs inference, so an
- * explicit training=True with p > 0 is refused rather than ignored. */
+ * module's: its config's p and its mode (nn_module_train). */
 static const NnArgSpec dropout_args[] = {
   NN_MISC_INPUT_ARG,
   { "p", NN_ARG_FLOAT | NN_ARG_NONE, 0, NN_ARG_OPTIONAL, "null",
     "drop probability (None: the config's p)" },
   { "training", NN_ARG_BOOL | NN_ARG_NONE, 0, NN_ARG_OPTIONAL, "null",
-    "must be False or None: nnkit runs in eval mode" },
+    "drop elements (None: the module's mode, eval by default)" },
   { "inplace", NN_ARG_BOOL | NN_ARG_NONE, 0, NN_ARG_OPTIONAL, "null",
-    "ignored: the input is returned" },
+    "ignored: a new tensor is returned" },
 };
 
 static const char *const dropout_aliases[] = {
   "dropout", "torch.nn.functional.dropout", "torch.dropout", NULL
 };
 
+static gboolean
+dropout_params (NnModule *self, const NnArgs *args, double *p,
+                gboolean *training, GError **error)
+{
+  NnValue *pv = nn_args_get (args, 1), *tv = nn_args_get (args, 2);
+  *p = nn_value_is_none (pv) ? nn_module_config_float (self, "p")
+                             : nn_value_get_float (pv);
+  *training = nn_value_is_none (tv) ? nn_module_is_training (self)
+                                    : nn_value_get_bool (tv);
+  if (!(*p >= 0.0 && *p <= 1.0)) {
+    g_autofree char *t = nn_format_py_float (*p);
+    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                 "dropout probability has to be between 0 and 1, but got %s", t);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static NnValue *
+dropout_infer (NnModule *self, NnCall *call, const NnArgs *args,
+               GError **error)
+{
+  double p;
+  gboolean training;
+  if (!dropout_params (self, args, &p, &training, error))
+    return NULL;
+  return nn_value_ref (nn_args_get (args, 0));
+}
+
+/* In training, each element is kept with probability 1 - p (a draw from
+ * the call's generator, seeded by the tape) and scaled by 1 / (1 - p);
+ * otherwise, and for p = 0, the input itself is returned. */
 static NnValue *
 dropout_forward (NnModule *self, NnCall *call, const NnArgs *args,
                  GError **error)
 {
-  NnValue *p = nn_args_get (args, 1), *training = nn_args_get (args, 2);
-  double pv = nn_value_is_none (p) ? nn_module_config_float (self, "p")
-                                   : nn_value_get_float (p);
-  if (!(pv >= 0.0 && pv <= 1.0)) {
-    g_autofree char *t = nn_format_py_float (pv);
+  double p;
+  gboolean training;
+  if (!dropout_params (self, args, &p, &training, error))
+    return NULL;
+  NnTensor *x = nn_args_tensor (args, 0);
+  if (!training || p == 0.0)
+    return nn_value_ref (nn_args_get (args, 0));
+  if (x->dtype != NN_DTYPE_F32) {
     g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
-                 "dropout probability has to be between 0 and 1, but got %s", t);
+                 "dropout in training mode needs a float32 input, found %s",
+                 nn_dtype_name (x->dtype));
     return NULL;
   }
-  if (!nn_value_is_none (training) && nn_value_get_bool (training) && pv > 0.0) {
+  NnTensor *y = nn_tensor_new (NN_DTYPE_F32, &x->shape);
+  if (!y) {
     g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
-                 "dropout with training=True is not supported: nnkit runs "
-                 "in eval mode (pass training=False)");
+                 "cannot allocate the output");
     return NULL;
   }
-  return nn_value_ref (nn_args_get (args, 0));
+  GRand *rng = nn_call_get_rng (call);
+  const float scale = p < 1.0 ? (float) (1.0 / (1.0 - p)) : 0.0f;
+  const float *xd = nn_tensor_f32 (x);
+  float *yd = nn_tensor_f32 (y);
+  for (gint64 i = 0, n = nn_tensor_numel (x); i < n; i++)
+    yd[i] = g_rand_double (rng) >= p ? xd[i] * scale : 0.0f;
+  return nn_value_take_tensor (y);
+}
+
+/* The mask is read back from the output: a zero output of a non-zero
+ * input was dropped.  A zero input counts as kept (its drop is not
+ * visible), a measure-zero difference documented in docs/TRAINING.md. */
+static NnValue *
+dropout_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                  const NnValue *out, const NnValue *grad_out, GError **error)
+{
+  NnTensor *x = nn_args_tensor (args, 0), *y = nn_value_get_tensor (out);
+  NnTensor *g = nn_value_get_tensor (grad_out);
+  NnValue *res = nn_value_new_tuple ();
+  if (y == x) {
+    nn_value_append (res, nn_value_new_tensor (g));
+    return res;
+  }
+  double p;
+  gboolean training;
+  if (!dropout_params (self, args, &p, &training, error)) {
+    nn_value_unref (res);
+    return NULL;
+  }
+  const float scale = p < 1.0 ? (float) (1.0 / (1.0 - p)) : 0.0f;
+  NnTensor *dx = nn_tensor_new (NN_DTYPE_F32, &x->shape);
+  const float *xd = nn_tensor_f32 (x), *yd = nn_tensor_f32 (y);
+  const float *gd = nn_tensor_f32 (g);
+  float *d = nn_tensor_f32 (dx);
+  for (gint64 i = 0, n = nn_tensor_numel (x); i < n; i++)
+    d[i] = (yd[i] == 0.0f && xd[i] != 0.0f) ? 0.0f : gd[i] * scale;
+  nn_value_append (res, nn_value_take_tensor (dx));
+  return res;
 }
 
 static char *
@@ -68,6 +143,7 @@ const NnLayerType nn_dropout_type = {
   .aliases = dropout_aliases,
   .create = nn_misc_create_nothing,
   .forward = dropout_forward,
-  .infer = dropout_forward,
+  .infer = dropout_infer,
+  .backward = dropout_backward,
   .extra_repr = dropout_extra_repr,
 };

@@ -108,6 +108,18 @@ flatten_infer (NnModule *self, NnCall *call, const NnArgs *args,
                                                    &shape));
 }
 
+/* The gradient is the output's, reshaped back to the input's shape. */
+static NnValue *
+flatten_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                  const NnValue *out, const NnValue *grad_out, GError **error)
+{
+  NnTensor *g = nn_value_get_tensor (grad_out);
+  NnValue *res = nn_value_new_tuple ();
+  nn_value_append (res, nn_value_take_tensor (
+                            nn_tensor_reshape (g, &nn_args_tensor (args, 0)->shape)));
+  return res;
+}
+
 static char *
 flatten_extra_repr (NnModule *self)
 {
@@ -129,5 +141,6 @@ const NnLayerType nn_flatten_type = {
   .create = nn_misc_create_nothing,
   .infer = flatten_infer,
   .forward = flatten_forward,
+  .backward = flatten_backward,
   .extra_repr = flatten_extra_repr,
 };

@@ -1,8 +1,12 @@
-/* BatchNorm2d in eval mode, as torch.nn.BatchNorm2d after .eval(): the
+/* BatchNorm2d.  In training mode (nn_module_train) the batch statistics
+ * normalise and update the running ones, as PyTorch does.  In eval mode,
+ * as torch.nn.BatchNorm2d after .eval(): the
  * running statistics normalise each channel; without them
  * (track_running_stats=False) PyTorch uses the batch's own statistics even
  * in eval mode, and so do we. */
 #include "norm.h"
+
+#include <nnkit/train.h>
 
 #include <math.h>
 
@@ -107,6 +111,49 @@ batch_stats (const float *x, gint64 n, gint64 c, gint64 hw, double *mean,
   }
 }
 
+/* The buffer @name of @self made writable (weights loaded zero-copy are
+ * read-only mappings).  Returns: (transfer none) (nullable). */
+static NnTensor *
+writable_buffer (NnModule *self, const char *name, GError **error)
+{
+  NnTensor *t = nn_module_get_buffer (self, name);
+  if (!t || !nn_tensor_is_read_only (t))
+    return t;
+  g_autoptr (NnTensor) copy = nn_tensor_copy (t);
+  if (!copy || !nn_module_set_tensor (self, name, copy, error))
+    return NULL;
+  return nn_module_get_buffer (self, name);
+}
+
+/* Training mode, as PyTorch: num_batches_tracked += 1, then running
+ * stats move by momentum (None: the cumulative average 1 / tracked) toward
+ * the batch mean and the unbiased batch variance. */
+static gboolean
+update_running (NnModule *self, const double *mean, const double *var,
+                gint64 c, gint64 count, GError **error)
+{
+  NnTensor *rm = writable_buffer (self, "running_mean", error);
+  NnTensor *rv = rm ? writable_buffer (self, "running_var", error) : NULL;
+  NnTensor *nbt = rv ? writable_buffer (self, "num_batches_tracked", error) : NULL;
+  if (!rm || !rv || (!nbt && nn_module_get_buffer (self, "num_batches_tracked")))
+    return FALSE;
+  gint64 tracked = 0;
+  if (nbt && nbt->dtype == NN_DTYPE_I64)
+    tracked = ++*(gint64 *) nbt->data;
+  double f = nn_module_config_is_null (self, "momentum")
+                 ? (tracked > 0 ? 1.0 / (double) tracked : 0.0)
+                 : nn_module_config_float (self, "momentum");
+  double unbias = count > 1 ? (double) count / (double) (count - 1) : 1.0;
+  float *m = nn_tensor_f32 (rm), *v = nn_tensor_f32 (rv);
+  for (gint64 ch = 0; ch < c; ch++) {
+    m[ch] = (float) ((1.0 - f) * m[ch] + f * mean[ch]);
+    v[ch] = (float) ((1.0 - f) * v[ch] + f * var[ch] * unbias);
+  }
+  nn_tensor_mark_written (rm);
+  nn_tensor_mark_written (rv);
+  return TRUE;
+}
+
 static NnValue *
 batch_norm2d_infer (NnModule *self, NnCall *call, const NnArgs *args,
                     GError **error)
@@ -116,6 +163,13 @@ batch_norm2d_infer (NnModule *self, NnCall *call, const NnArgs *args,
                                error))
     return NULL;
   return nn_value_take_tensor (nn_tensor_new_meta (NN_DTYPE_F32, &shape));
+}
+
+/* (transfer full) (nullable) */
+static NnTensor *
+as_f32 (NnTensor *t)
+{
+  return t ? nn_tensor_to_dtype (t, NN_DTYPE_F32) : NULL;
 }
 
 static NnValue *
@@ -129,20 +183,23 @@ batch_norm2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
     return NULL;
   gint64 n = shape.dims[0], c = shape.dims[1], hw = shape.dims[2] * shape.dims[3];
   double eps = nn_module_config_float (self, "eps");
-  NnTensor *w = nn_module_get_parameter (self, "weight");
-  NnTensor *b = nn_module_get_parameter (self, "bias");
-  NnTensor *rm = nn_module_get_buffer (self, "running_mean");
-  NnTensor *rv = nn_module_get_buffer (self, "running_var");
+  /* F16/BF16 tensors kept as stored convert per call (a ref when F32). */
+  g_autoptr (NnTensor) w = as_f32 (nn_module_get_parameter (self, "weight"));
+  g_autoptr (NnTensor) b = as_f32 (nn_module_get_parameter (self, "bias"));
+  g_autoptr (NnTensor) rm = as_f32 (nn_module_get_buffer (self, "running_mean"));
+  g_autoptr (NnTensor) rv = as_f32 (nn_module_get_buffer (self, "running_var"));
 
   g_autofree double *mean = g_new (double, c);
   g_autofree double *var = g_new (double, c);
-  if (rm && rv) {
+  if (rm && rv && !nn_module_is_training (self)) {
     for (gint64 ch = 0; ch < c; ch++) {
       mean[ch] = nn_tensor_f32 (rm)[ch];
       var[ch] = nn_tensor_f32 (rv)[ch];
     }
   } else {
     batch_stats (x, n, c, hw, mean, var);
+    if (rm && rv && !update_running (self, mean, var, c, n * hw, error))
+      return NULL;
   }
 
   /* Folded into one multiply-add per element: y = x * scale + shift. */
@@ -174,6 +231,67 @@ batch_norm2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
   return nn_value_take_tensor (out);
 }
 
+/* With batch statistics (training, or no running stats):
+ *   dx = w invstd / M (M g - sum g - xhat sum (g xhat)),
+ * with running statistics: dx = g w invstd; dweight = sum (g xhat) and
+ * dbias = sum g per channel either way. */
+static NnValue *
+batch_norm2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                       const NnValue *out, const NnValue *grad_out,
+                       GError **error)
+{
+  NnTensor *input = nn_args_tensor (args, 0);
+  const NnShape *shape = &input->shape;
+  gint64 n = shape->dims[0], c = shape->dims[1], hw = shape->dims[2] * shape->dims[3];
+  double eps = nn_module_config_float (self, "eps"), m_count = (double) (n * hw);
+  NnTensor *w = nn_module_get_parameter (self, "weight");
+  NnTensor *rm = nn_module_get_buffer (self, "running_mean");
+  NnTensor *rv = nn_module_get_buffer (self, "running_var");
+  gboolean batch = nn_module_is_training (self) || !rm || !rv;
+  const float *x = nn_tensor_f32 (input);
+  const float *g = nn_tensor_f32 (nn_value_get_tensor (grad_out));
+  g_autofree double *mean = g_new (double, c);
+  g_autofree double *var = g_new (double, c);
+  if (batch)
+    batch_stats (x, n, c, hw, mean, var);
+  else
+    for (gint64 ch = 0; ch < c; ch++) {
+      mean[ch] = nn_tensor_f32 (rm)[ch];
+      var[ch] = nn_tensor_f32 (rv)[ch];
+    }
+  float *gw = nn_module_grad_f32 (self, "weight");
+  float *gb = nn_module_grad_f32 (self, "bias");
+  NnTensor *dx = nn_tensor_new (NN_DTYPE_F32, shape);
+  float *d = nn_tensor_f32 (dx);
+  for (gint64 ch = 0; ch < c; ch++) {
+    double invstd = 1.0 / sqrt (var[ch] + eps), sg = 0.0, sgx = 0.0;
+    for (gint64 b = 0; b < n; b++) {
+      const float *xp = x + (b * c + ch) * hw, *gp = g + (b * c + ch) * hw;
+      for (gint64 i = 0; i < hw; i++) {
+        sg += gp[i];
+        sgx += gp[i] * ((double) xp[i] - mean[ch]) * invstd;
+      }
+    }
+    if (gw)
+      gw[ch] += (float) sgx;
+    if (gb)
+      gb[ch] += (float) sg;
+    double scale = (w ? nn_tensor_f32 (w)[ch] : 1.0) * invstd;
+    for (gint64 b = 0; b < n; b++) {
+      const float *xp = x + (b * c + ch) * hw, *gp = g + (b * c + ch) * hw;
+      float *dp = d + (b * c + ch) * hw;
+      for (gint64 i = 0; i < hw; i++) {
+        double xhat = ((double) xp[i] - mean[ch]) * invstd;
+        dp[i] = batch ? (float) (scale * (gp[i] - sg / m_count - xhat * sgx / m_count))
+                      : (float) (scale * gp[i]);
+      }
+    }
+  }
+  NnValue *res = nn_value_new_tuple ();
+  nn_value_append (res, nn_value_take_tensor (dx));
+  return res;
+}
+
 static char *
 batch_norm2d_extra_repr (NnModule *self)
 {
@@ -203,11 +321,13 @@ const NnLayerType nn_batch_norm2d_type = {
   .doc = "batch normalisation of NCHW input with running statistics (eval mode)",
   .schema = batch_norm2d_schema,
   .n_schema = G_N_ELEMENTS (batch_norm2d_schema),
+  .flags = NN_LAYER_HALF_WEIGHTS,
   .args = batch_norm2d_args,
   .n_args = G_N_ELEMENTS (batch_norm2d_args),
   .create = batch_norm2d_create,
   .infer = batch_norm2d_infer,
   .forward = batch_norm2d_forward,
+  .backward = batch_norm2d_backward,
   .extra_repr = batch_norm2d_extra_repr,
   .reset_parameters = batch_norm2d_reset_parameters,
   .count_macs = batch_norm2d_count_macs,

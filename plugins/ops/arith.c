@@ -3,6 +3,8 @@
  * computes sizes such as C // 4 and stays an int). */
 #include "ops.h"
 
+#include <nnkit/train.h>
+
 #include <math.h>
 
 #define NUM (NN_ARG_TENSOR | NN_ARG_SCALAR)
@@ -277,16 +279,109 @@ static const char *const remainder_aliases[] = {
 static const char *const fmod_aliases[] = {
   "torch.fmod", "Tensor.fmod", "Tensor.fmod_", NULL };
 
-static NN_OPS_TYPE (add_type, "add", "input + alpha * other", alpha_args,
-                    add_aliases, add_fn);
-static NN_OPS_TYPE (sub_type, "sub", "input - alpha * other", alpha_args,
-                    sub_aliases, sub_fn);
+/* --- backward of add, sub and mul (float32), with broadcasting ---------- */
+
+/* Offset in a tensor of @s broadcast (right-aligned) to @out of element
+ * @i of @out. */
+static gint64
+bcast_offset (const NnShape *out, const NnShape *s, gint64 i)
+{
+  gint64 off = 0, stride = 1;
+  for (gint d = (gint) out->ndim - 1, e = (gint) s->ndim - 1; d >= 0; d--, e--) {
+    gint64 idx = i % out->dims[d];
+    i /= out->dims[d];
+    if (e >= 0) {
+      if (s->dims[e] != 1)
+        off += idx * stride;
+      stride *= s->dims[e];
+    }
+  }
+  return off;
+}
+
+/* The gradient of a tensor operand @a: sum over the broadcast dims of
+ * g * factor, factor being the other operand (mul), @scale (add/sub).
+ * Returns None for a number or a non-float32 operand. */
+static NnValue *
+operand_grad (const NnValue *a, const NnValue *other, gboolean times_other,
+              double scale, NnTensor *g)
+{
+  NnTensor *t = nn_value_get_tensor (a);
+  if (!t || t->dtype != NN_DTYPE_F32)
+    return nn_value_new_none ();
+  NnTensor *d = nn_tensor_new (NN_DTYPE_F32, &t->shape);
+  float *dd = nn_tensor_f32 (d);
+  const float *gd = nn_tensor_f32 (g);
+  NnTensor *ot = times_other ? nn_value_get_tensor (other) : NULL;
+  const float *od = ot && ot->dtype == NN_DTYPE_F32 ? nn_tensor_f32 (ot) : NULL;
+  double num = times_other && !ot ? (nn_value_kind (other) == NN_VALUE_FLOAT
+                                         ? nn_value_get_float (other)
+                                         : (double) nn_value_get_int (other))
+                                  : 1.0;
+  for (gint64 i = 0, n = nn_tensor_numel (g); i < n; i++) {
+    double f = od ? od[bcast_offset (&g->shape, &ot->shape, i)] : num;
+    dd[bcast_offset (&g->shape, &t->shape, i)] += (float) (gd[i] * f * scale);
+  }
+  return nn_value_take_tensor (d);
+}
+
+static double
+alpha_of (const NnArgs *args)
+{
+  NnValue *a = nn_args_get (args, 2);
+  return nn_value_kind (a) == NN_VALUE_FLOAT ? nn_value_get_float (a)
+                                             : (double) nn_value_get_int (a);
+}
+
+static NnValue *
+add_sub_backward (const NnArgs *args, const NnValue *grad_out, double sign)
+{
+  NnTensor *g = nn_value_get_tensor (grad_out);
+  NnValue *res = nn_value_new_tuple ();
+  nn_value_append (res, operand_grad (nn_args_get (args, 0), NULL, FALSE, 1.0, g));
+  nn_value_append (res, operand_grad (nn_args_get (args, 1), NULL, FALSE,
+                                      sign * alpha_of (args), g));
+  return res;
+}
+
+/* d input = g, d other = +-alpha g, each summed to its operand's shape. */
+static NnValue *
+add_backward (NnModule *self, NnCall *call, const NnArgs *args,
+              const NnValue *out, const NnValue *grad_out, GError **error)
+{
+  return add_sub_backward (args, grad_out, 1.0);
+}
+
+static NnValue *
+sub_backward (NnModule *self, NnCall *call, const NnArgs *args,
+              const NnValue *out, const NnValue *grad_out, GError **error)
+{
+  return add_sub_backward (args, grad_out, -1.0);
+}
+
+/* d input = g * other, d other = g * input. */
+static NnValue *
+mul_backward (NnModule *self, NnCall *call, const NnArgs *args,
+              const NnValue *out, const NnValue *grad_out, GError **error)
+{
+  NnTensor *g = nn_value_get_tensor (grad_out);
+  NnValue *a = nn_args_get (args, 0), *b = nn_args_get (args, 1);
+  NnValue *res = nn_value_new_tuple ();
+  nn_value_append (res, operand_grad (a, b, TRUE, 1.0, g));
+  nn_value_append (res, operand_grad (b, a, TRUE, 1.0, g));
+  return res;
+}
+
+static NN_OPS_GRAD_TYPE (add_type, "add", "input + alpha * other", alpha_args,
+                         add_aliases, add_fn, add_backward);
+static NN_OPS_GRAD_TYPE (sub_type, "sub", "input - alpha * other", alpha_args,
+                         sub_aliases, sub_fn, sub_backward);
 static NN_OPS_TYPE (rsub_type, "rsub", "other - alpha * input", alpha_args,
                     rsub_aliases, rsub_fn);
 static NN_OPS_TYPE (rsub_dunder_type, "Tensor.__rsub__", "other - input",
                     two_args, NULL, rsub_dunder_fn);
-static NN_OPS_TYPE (mul_type, "mul", "input * other", two_args, mul_aliases,
-                    mul_fn);
+static NN_OPS_GRAD_TYPE (mul_type, "mul", "input * other", two_args, mul_aliases,
+                         mul_fn, mul_backward);
 static NN_OPS_TYPE (div_type, "div", "input / other, rounded as rounding_mode",
                     div_args, div_aliases, div_fn);
 static NN_OPS_TYPE (floor_divide_type, "floor_divide",

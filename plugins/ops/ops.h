@@ -33,8 +33,8 @@ extern const NnLayerType *const nn_ops_create_types[];
 extern const NnLayerType *const nn_ops_convert_types[];
 extern const NnLayerType *const nn_ops_layer_norm_types[];
 
-/* Declares an op type whose forward also serves as infer. */
-#define NN_OPS_TYPE(var_, name_, doc_, args_, aliases_, fn_)              \
+/* Declares an op type whose forward also serves as infer; @bw_ (nullable) its backward (docs/TRAINING.md). */
+#define NN_OPS_GRAD_TYPE(var_, name_, doc_, args_, aliases_, fn_, bw_)    \
   const NnLayerType var_ = {                                              \
     .struct_size = sizeof (NnLayerType),                                  \
     .name = name_,                                                        \
@@ -46,12 +46,15 @@ extern const NnLayerType *const nn_ops_layer_norm_types[];
     .create = nn_ops_create,                                              \
     .forward = fn_,                                                       \
     .infer = fn_,                                                         \
+    .backward = bw_,                                                      \
   }
+#define NN_OPS_TYPE(var_, name_, doc_, args_, aliases_, fn_)              \
+  NN_OPS_GRAD_TYPE (var_, name_, doc_, args_, aliases_, fn_, NULL)
 
 /* An op whose result may be its input or share its storage, as PyTorch's
  * views (reshape, getitem, to the same dtype): NN_LAYER_ALIASES tells the
  * checked mode (NN_CHECK=1) it is by design. */
-#define NN_OPS_VIEW_TYPE(var_, name_, doc_, args_, aliases_, fn_)         \
+#define NN_OPS_VIEW_GRAD_TYPE(var_, name_, doc_, args_, aliases_, fn_, bw_) \
   const NnLayerType var_ = {                                              \
     .struct_size = sizeof (NnLayerType),                                  \
     .name = name_,                                                        \
@@ -63,7 +66,10 @@ extern const NnLayerType *const nn_ops_layer_norm_types[];
     .create = nn_ops_create,                                              \
     .forward = fn_,                                                       \
     .infer = fn_,                                                         \
+    .backward = bw_,                                                      \
   }
+#define NN_OPS_VIEW_TYPE(var_, name_, doc_, args_, aliases_, fn_)         \
+  NN_OPS_VIEW_GRAD_TYPE (var_, name_, doc_, args_, aliases_, fn_, NULL)
 
 /* Tensor arguments of ops take every dtype unless they say otherwise. */
 #define NN_OPS_ALL NN_DTYPES_ALL

@@ -697,24 +697,39 @@ static const char *const numel_aliases[] = {
   "torch.numel", "Tensor.numel", "Tensor.nelement", NULL };
 static const char *const roll_aliases[] = { "torch.roll", "Tensor.roll", NULL };
 
-static NN_OPS_VIEW_TYPE (reshape_type, "reshape", "the same elements in a new shape",
-                    sizes_args, reshape_aliases, reshape_fn);
-static NN_OPS_VIEW_TYPE (view_type, "view", "the same elements in a new shape",
-                    sizes_args, view_aliases, reshape_fn);
-static NN_OPS_VIEW_TYPE (unflatten_type, "unflatten", "splits dim into sizes",
-                    unflatten_args, unflatten_aliases, unflatten_fn);
+/* Ops that keep the elements in order (reshape, view, unflatten,
+ * contiguous, squeeze, unsqueeze): the gradient is the output's, in the
+ * input's shape. */
+static NnValue *
+same_elements_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                        const NnValue *out, const NnValue *grad_out,
+                        GError **error)
+{
+  NnTensor *g = nn_value_get_tensor (grad_out);
+  NnValue *res = nn_value_new_tuple ();
+  nn_value_append (res, nn_value_take_tensor (
+                            nn_tensor_reshape (g, &nn_args_tensor (args, 0)->shape)));
+  return res;
+}
+
+static NN_OPS_VIEW_GRAD_TYPE (reshape_type, "reshape", "the same elements in a new shape",
+                    sizes_args, reshape_aliases, reshape_fn, same_elements_backward);
+static NN_OPS_VIEW_GRAD_TYPE (view_type, "view", "the same elements in a new shape",
+                    sizes_args, view_aliases, reshape_fn, same_elements_backward);
+static NN_OPS_VIEW_GRAD_TYPE (unflatten_type, "unflatten", "splits dim into sizes",
+                    unflatten_args, unflatten_aliases, unflatten_fn, same_elements_backward);
 static NN_OPS_TYPE (permute_type, "permute", "reorders the dims",
                     permute_args, permute_aliases, permute_fn);
 static NN_OPS_VIEW_TYPE (transpose_type, "transpose", "swaps dim0 and dim1",
                     transpose_args, transpose_aliases, transpose_fn);
 static NN_OPS_VIEW_TYPE (t_type, "t", "transposes a 2-d tensor", one_args,
                     t_aliases, t_fn);
-static NN_OPS_VIEW_TYPE (contiguous_type, "contiguous", "the input itself",
-                    contiguous_args, contiguous_aliases, contiguous_fn);
-static NN_OPS_VIEW_TYPE (squeeze_type, "squeeze", "drops size-1 dims",
-                    opt_dim_args, squeeze_aliases, squeeze_fn);
-static NN_OPS_VIEW_TYPE (unsqueeze_type, "unsqueeze", "inserts a size-1 dim",
-                    dim_args, unsqueeze_aliases, unsqueeze_fn);
+static NN_OPS_VIEW_GRAD_TYPE (contiguous_type, "contiguous", "the input itself",
+                    contiguous_args, contiguous_aliases, contiguous_fn, same_elements_backward);
+static NN_OPS_VIEW_GRAD_TYPE (squeeze_type, "squeeze", "drops size-1 dims",
+                    opt_dim_args, squeeze_aliases, squeeze_fn, same_elements_backward);
+static NN_OPS_VIEW_GRAD_TYPE (unsqueeze_type, "unsqueeze", "inserts a size-1 dim",
+                    dim_args, unsqueeze_aliases, unsqueeze_fn, same_elements_backward);
 static NN_OPS_VIEW_TYPE (expand_type, "expand", "broadcasts to sizes",
                     expand_args, expand_aliases, expand_fn);
 static NN_OPS_VIEW_TYPE (expand_as_type, "expand_as", "broadcasts to other's shape",

@@ -175,6 +175,39 @@ static const char *const adaptive_max_pool2d_aliases[] = {
   "adaptive_max_pool2d", "torch.nn.functional.adaptive_max_pool2d", NULL
 };
 
+/* Each output gradient is spread evenly over its window. */
+static NnValue *
+adaptive_avg_pool2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                              const NnValue *out, const NnValue *grad_out,
+                              GError **error)
+{
+  NnTensor *input = nn_args_tensor (args, 0);
+  NnTensor *gt = nn_value_get_tensor (grad_out);
+  const guint nd = input->shape.ndim;
+  const gint64 h = input->shape.dims[nd - 2], w = input->shape.dims[nd - 1];
+  const gint64 oh_n = gt->shape.dims[nd - 2], ow_n = gt->shape.dims[nd - 1];
+  const gint64 planes = nn_tensor_numel (input) / (h * w);
+  NnTensor *dx = nn_pool_alloc (&input->shape, error);
+  if (!dx)
+    return NULL;
+  const float *go = nn_tensor_f32 (gt);
+  float *d = nn_tensor_f32 (dx);
+  for (gint64 pl = 0; pl < planes; pl++)
+    for (gint64 oh = 0; oh < oh_n; oh++) {
+      gint64 h0 = window_start (oh, h, oh_n), h1 = window_end (oh, h, oh_n);
+      for (gint64 ow = 0; ow < ow_n; ow++) {
+        gint64 w0 = window_start (ow, w, ow_n), w1 = window_end (ow, w, ow_n);
+        float v = go[(pl * oh_n + oh) * ow_n + ow] / (float) ((h1 - h0) * (w1 - w0));
+        for (gint64 ih = h0; ih < h1; ih++)
+          for (gint64 iw = w0; iw < w1; iw++)
+            d[(pl * h + ih) * w + iw] += v;
+      }
+    }
+  NnValue *res = nn_value_new_tuple ();
+  nn_value_append (res, nn_value_take_tensor (dx));
+  return res;
+}
+
 static char *
 adaptive_extra_repr (NnModule *self)
 {
@@ -194,6 +227,7 @@ const NnLayerType nn_adaptive_avg_pool2d_type = {
   .create = adaptive_avg_pool2d_create,
   .infer = adaptive_infer,
   .forward = adaptive_avg_pool2d_forward,
+  .backward = adaptive_avg_pool2d_backward,
   .extra_repr = adaptive_extra_repr,
 };
 

@@ -95,6 +95,58 @@ max_pool2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
                               max_pool2d_plane, &p, error);
 }
 
+/* Each output gradient goes to its window's first maximum, the element
+ * the forward picked (PyTorch's argmax), on every [H, W] plane. */
+static NnValue *
+max_pool2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                     const NnValue *out, const NnValue *grad_out,
+                     GError **error)
+{
+  const NnPoolGeom *g = nn_module_get_private (self);
+  NnTensor *input = nn_args_tensor (args, 0);
+  NnTensor *gt = nn_value_get_tensor (grad_out);
+  const guint nd = input->shape.ndim;
+  const gint64 h = input->shape.dims[nd - 2], w = input->shape.dims[nd - 1];
+  const gint64 oh_n = gt->shape.dims[nd - 2], ow_n = gt->shape.dims[nd - 1];
+  const gint64 planes = nn_tensor_numel (input) / (h * w);
+  NnTensor *dx = nn_pool_alloc (&input->shape, error);
+  if (!dx)
+    return NULL;
+  const float *x = nn_tensor_f32 (input), *go = nn_tensor_f32 (gt);
+  float *d = nn_tensor_f32 (dx);
+  for (gint64 pl = 0; pl < planes; pl++) {
+    const float *xp = x + pl * h * w;
+    float *dp = d + pl * h * w;
+    for (gint64 oh = 0; oh < oh_n; oh++) {
+      gint64 h0 = oh * g->stride[0] - g->padding[0];
+      gint64 h1 = MIN (h0 + (g->kernel[0] - 1) * g->dilation[0] + 1, h);
+      while (h0 < 0)
+        h0 += g->dilation[0];
+      for (gint64 ow = 0; ow < ow_n; ow++) {
+        gint64 w0 = ow * g->stride[1] - g->padding[1];
+        gint64 w1 = MIN (w0 + (g->kernel[1] - 1) * g->dilation[1] + 1, w);
+        while (w0 < 0)
+          w0 += g->dilation[1];
+        float m = -INFINITY;
+        gint64 at = -1;
+        for (gint64 ih = h0; ih < h1; ih += g->dilation[0])
+          for (gint64 iw = w0; iw < w1; iw += g->dilation[1]) {
+            float v = xp[ih * w + iw];
+            if (at < 0 || v > m || (isnan (v) && !isnan (m))) {
+              m = v;
+              at = ih * w + iw;
+            }
+          }
+        if (at >= 0)
+          dp[at] += go[(pl * oh_n + oh) * ow_n + ow];
+      }
+    }
+  }
+  NnValue *res = nn_value_new_tuple ();
+  nn_value_append (res, nn_value_take_tensor (dx));
+  return res;
+}
+
 static const char *const max_pool2d_aliases[] = {
   "max_pool2d", "torch.nn.functional.max_pool2d", "torch.max_pool2d", NULL
 };
@@ -125,5 +177,6 @@ const NnLayerType nn_max_pool2d_type = {
   .destroy = max_pool2d_destroy,
   .infer = max_pool2d_infer,
   .forward = max_pool2d_forward,
+  .backward = max_pool2d_backward,
   .extra_repr = max_pool2d_extra_repr,
 };

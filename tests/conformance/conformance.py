@@ -51,20 +51,28 @@ DTYPE_NAMES = {torch.float32: "F32", torch.int64: "I64", torch.bool: "BOOL",
 
 
 def build_model(name, seed):
-    """(model, inputs(batch, size)) for torchvision @name or hw:NAME."""
-    if name.startswith("hw:"):
-        model, make, _ = handwritten.build(name[3:], seed)
-        return model, make
+    """torchvision @name with seeded random init, randomised BatchNorm
+    statistics and no all-zero parameters, in eval mode (also used by
+    tests/scenarios)."""
     torch.manual_seed(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = torchvision.models.get_model(name, weights=None)
     nnexport.randomize_batchnorm(model, torch.Generator().manual_seed(seed + 1))
+    nnexport.randomize_zero_parameters(model, torch.Generator().manual_seed(seed + 2))
+    return model.eval()
+
+
+def build_case(name, seed):
+    """(model, inputs(batch, size)) for torchvision @name or hw:NAME."""
+    if name.startswith("hw:"):
+        model, make, _ = handwritten.build(name[3:], seed)
+        return model, make
 
     def make(batch, size):
         gen = torch.Generator().manual_seed(batch * 1000 + size)
         return {"x": torch.randn(batch, 3, size, size, generator=gen)}
-    return model.eval(), make
+    return build_model(name, seed), make
 
 
 def leaves(value, prefix):
@@ -80,11 +88,23 @@ def leaves(value, prefix):
 
 
 class Report:
-    def __init__(self, model):
+    """Counts failed checks.  A check of a kind listed in @xfail (a known
+    gap of nnkit's C side, named in meson.build) is expected to fail: its
+    failure is reported as XFAIL, and its passing as a failure (XPASS), so
+    that the mark is removed once the gap is closed."""
+
+    def __init__(self, model, xfail=()):
         self.model = model
+        self.xfail = set(xfail)
         self.failed = []
 
-    def check(self, what, ok, detail=""):
+    def check(self, what, ok, detail="", kind=None):
+        if kind in self.xfail:
+            label = "XPASS (remove --xfail " + kind + ")" if ok else "XFAIL"
+            print(f"{label}: {self.model}: {what}" + (f"\n{detail}" if detail else ""))
+            if ok:
+                self.failed.append(what)
+            return ok
         print(f"{'PASS' if ok else 'FAIL'}: {self.model}: {what}" +
               (f"\n{detail}" if detail and not ok else ""))
         if not ok:
@@ -136,13 +156,15 @@ def main():
     ap.add_argument("--single-file", action="store_true",
                     help="export one .safetensors carrying the descriptor")
     ap.add_argument("--keep", action="store_true", help="keep the weight files")
+    ap.add_argument("--xfail", action="append", default=[], choices=["export", "repr"],
+                    help="a check known to fail (a gap of nnkit's C side)")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     batches = [int(b) for b in args.batches.split(",")]
     os.makedirs(args.workdir, exist_ok=True)
     torch.set_num_threads(int(os.environ.get("NN_NUM_THREADS", "2")))
-    rep = Report(args.model)
-    model, make = build_model(args.model, args.seed)
+    rep = Report(args.model, args.xfail)
+    model, make = build_case(args.model, args.seed)
     stem = args.model.replace(":", "_")
     base = os.path.join(args.workdir, stem)
     ext = ".safetensors" if args.single_file else ".json"
@@ -153,7 +175,10 @@ def main():
     try:
         fixed = export(model, base + ext, make(1, sizes[0]), args.nnctl)
     except nnexport.ExportError as e:
-        rep.check("torch2nn exports the model", False, str(e))
+        rep.check("torch2nn exports the model", False, str(e), kind="export")
+        return 0 if "export" in rep.xfail else 1
+    if "export" in rep.xfail:
+        rep.check("torch2nn exports the model", True, kind="export")
         return 1
     print(f"exported {base + ext} in {time.monotonic() - t0:.1f}s")
     groups = {sizes[0]: base + ext}
@@ -230,7 +255,8 @@ def check_structure(rep, model, base):
         text = f.read()
     ref_text = repr(model)
     rep.check("nn_module_to_string() == print(model)", text.rstrip("\n") == ref_text,
-              first_difference(ref_text.splitlines(), text.rstrip("\n").splitlines(), "repr"))
+              first_difference(ref_text.splitlines(), text.rstrip("\n").splitlines(), "repr"),
+              kind="repr")
 
 
 def check_state_dict(rep, model, sd_path, args):
@@ -238,7 +264,7 @@ def check_state_dict(rep, model, sd_path, args):
     state = model.state_dict()
     rep.check("saved state_dict keys in PyTorch's order", list(saved) == list(state),
               first_difference(list(state), list(saved), "keys"))
-    fresh, _ = build_model(args.model, args.seed + 100)
+    fresh, _ = build_case(args.model, args.seed + 100)
     try:
         nnexport.load_state_dict_file(fresh, sd_path, strict=True)
         loaded, detail = True, ""

@@ -97,6 +97,9 @@ class Interpreter:
         for n in config["nodes"]:
             a = decode(n.get("args", []), env)
             k = {key: decode(v, env) for key, v in n.get("kwargs", {}).items()}
+            # A layer type called as a function: its config holds the
+            # function's arguments (pooling windows), under PyTorch's names.
+            k.update(n.get("config", {}))
             if "module" in n:
                 full = f"{path}.{n['module']}" if path else n["module"]
                 env[n["name"]] = self.call(full, *a, **k)
@@ -105,7 +108,7 @@ class Interpreter:
                 for part in n["attr"].split("."):
                     obj = getattr(obj, part)
                 env[n["name"]] = obj
-            elif n["op"] == "setitem":
+            elif n["op"] in ("setitem", "operator.setitem"):
                 # The op's result is the updated tensor (dataflow).
                 t = a[0].clone()
                 t[a[1]] = a[2]

@@ -6,6 +6,7 @@ second, different input extent for the size check.
 """
 
 import collections
+import math
 
 import torch
 import torch.nn as nn
@@ -139,6 +140,56 @@ class DenseStack(nn.Module):
         return torch.cat(features, 1)
 
 
+class CausalSelfAttention(nn.Module):
+    """A GPT block as people write it: size() unpacking, split, view and
+    transpose, a causal mask buffer, masked_fill, math.sqrt of a size."""
+
+    def __init__(self, c=32, heads=4, t=16):
+        super().__init__()
+        self.c_attn = nn.Linear(c, 3 * c)
+        self.c_proj = nn.Linear(c, c)
+        self.n_head = heads
+        self.register_buffer("bias", torch.tril(torch.ones(t, t)).view(1, 1, t, t))
+
+    def forward(self, x):
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+        att = att.masked_fill(self.bias[:, :, :T, :T] == 0, float("-inf"))
+        att = F.softmax(att, dim=-1)
+        y = (att @ v).transpose(1, 2).contiguous().view(B, T, C)
+        return self.c_proj(y)
+
+
+class TinyGPT(nn.Module):
+    """Token and position embeddings, blocks in a ModuleList, weight tying."""
+
+    def __init__(self, vocab=50, c=32, t=16):
+        super().__init__()
+        self.wte = nn.Embedding(vocab, c)
+        self.wpe = nn.Embedding(t, c)
+        self.h = nn.ModuleList([CausalSelfAttention(c, 4, t) for _ in range(2)])
+        self.ln_f = nn.LayerNorm(c)
+        self.lm_head = nn.Linear(c, vocab, bias=False)
+        self.lm_head.weight = self.wte.weight
+
+    def forward(self, idx):
+        b, t = idx.size()
+        pos = torch.arange(0, t, dtype=torch.long, device=idx.device)
+        x = self.wte(idx) + self.wpe(pos)
+        for block in self.h:
+            x = x + block(x)
+        return self.lm_head(self.ln_f(x))
+
+
+def _tokens(batch, size):
+    gen = torch.Generator().manual_seed(batch * 1000 + size)
+    return {"idx": torch.randint(0, 50, (batch, size), generator=gen)}
+
+
 def _images(batch, size):
     gen = torch.Generator().manual_seed(batch * 1000 + size)
     return {"x": torch.randn(batch, 3, size, size, generator=gen)}
@@ -164,6 +215,7 @@ MODELS = collections.OrderedDict([
     ("two_inputs", (TwoInputs, _two, [16, 16])),
     ("size_unpacking", (ChannelShuffle, _images, [16, 12])),
     ("list_input", (DenseStack, _images, [16, 12])),
+    ("tiny_gpt", (TinyGPT, _tokens, [8, 12])),
 ])
 
 

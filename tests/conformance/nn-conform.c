@@ -242,50 +242,86 @@ run_inputs (NnModule *model, const Options *o, GError **error)
 }
 
 /* --inputs: tensors named CASE.ARG, one case per forward call, ARG the
- * forward's arguments in order.  Each case's output is saved as CASE.  The
- * ABI 1 runtime calls a module with one tensor, so a case has one ARG. */
+ * forward's positional arguments in order, each in its file's dtype.  The
+ * output leaves of case CASE are saved as nn_value_foreach_tensor() names
+ * them with prefix CASE: "CASE" for a tensor, "CASE.0", "CASE.key", ... */
+typedef struct {
+  GPtrArray *names;   /* char *, owned */
+  GPtrArray *tensors; /* NnTensor *, owned */
+} Leaves;
+
+static void
+collect_leaf (const char *name, NnTensor *t, gpointer user_data)
+{
+  Leaves *l = user_data;
+  g_ptr_array_add (l->names, g_strdup (name));
+  g_ptr_array_add (l->tensors, nn_tensor_ref (t));
+}
+
+static gboolean
+run_case (NnModule *model, const char *case_name, NnValue *args, Leaves *out,
+          GError **error)
+{
+  g_autoptr (NnValue) y = nn_module_call (model, args, NULL, error);
+  if (!y) {
+    g_prefix_error (error, "case '%s': ", case_name);
+    return FALSE;
+  }
+  nn_value_foreach_tensor (y, case_name, collect_leaf, out);
+  return TRUE;
+}
+
 static gboolean
 run_cases (NnModule *model, const Options *o, GError **error)
 {
   g_autoptr (NnSafetensors) st = nn_safetensors_open (o->cases_path, error);
   if (!st)
     return FALSE;
+  Leaves out = { g_ptr_array_new_with_free_func (g_free),
+                 g_ptr_array_new_with_free_func ((GDestroyNotify) nn_tensor_unref) };
+  g_autofree char *current = NULL;
+  g_autoptr (NnValue) args = NULL;
+  gboolean ok = TRUE;
   guint n = nn_safetensors_n_tensors (st);
-  g_autoptr (GPtrArray) outs = g_ptr_array_new_with_free_func ((GDestroyNotify) nn_tensor_unref);
-  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
-  for (guint i = 0; i < n; i++) {
+  for (guint i = 0; ok && i < n; i++) {
     const char *name = nn_safetensors_name_at (st, i);
     const char *dot = strchr (name, '.');
     if (!dot || dot == name) {
       g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_NOT_FOUND,
                    "%s: tensor '%s' is not named CASE.ARG", o->cases_path, name);
-      return FALSE;
+      ok = FALSE;
+      break;
     }
-    char *case_name = g_strndup (name, dot - name);
-    if (names->len > 0
-        && g_strcmp0 (g_ptr_array_index (names, names->len - 1), case_name) == 0) {
-      g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_NOT_FOUND,
-                   "%s: case '%s' has several arguments; this runtime calls a "
-                   "module with one tensor", o->cases_path, case_name);
-      g_free (case_name);
-      return FALSE;
+    g_autofree char *case_name = g_strndup (name, dot - name);
+    if (current && strcmp (current, case_name) != 0) {
+      ok = run_case (model, current, args, &out, error);
+      g_clear_pointer (&args, nn_value_unref);
     }
-    g_ptr_array_add (names, case_name);
-    g_autoptr (NnTensor) x = nn_safetensors_get (st, name, NN_DTYPE_F32, error);
+    if (!args) {
+      g_free (current);
+      current = g_strdup (case_name);
+      args = nn_value_new_tuple ();
+    }
+    NnShape shape;
+    NnDType dtype = NN_DTYPE_F32;
+    const char *file_dtype = nn_safetensors_get_info (st, name, &shape);
+    if (file_dtype && !nn_dtype_parse (file_dtype, &dtype))
+      dtype = NN_DTYPE_F32;
+    NnTensor *x = ok ? nn_safetensors_get (st, name, dtype, error) : NULL;
     if (!x)
-      return FALSE;
-    NnTensor *y = nn_module_forward (model, x, error);
-    if (!y) {
-      g_prefix_error (error, "case '%s': ", case_name);
-      return FALSE;
-    }
-    g_ptr_array_add (outs, y);
+      ok = FALSE;
+    else
+      nn_value_append (args, nn_value_take_tensor (x));
   }
-  if (!o->output_path)
-    return TRUE;
-  return nn_safetensors_write (o->output_path, (const char *const *) names->pdata,
-                               (NnTensor *const *) outs->pdata, outs->len,
+  if (ok && args)
+    ok = run_case (model, current, args, &out, error);
+  if (ok && o->output_path)
+    ok = nn_safetensors_write (o->output_path, (const char *const *) out.names->pdata,
+                               (NnTensor *const *) out.tensors->pdata, out.tensors->len,
                                NULL, error);
+  g_ptr_array_unref (out.names);
+  g_ptr_array_unref (out.tensors);
+  return ok;
 }
 
 /* Prints "peak_rss_kib N", the high-water mark of this process image.

@@ -3,7 +3,8 @@
 writes a table (model, export ok, max forward error, time) between the
 markers in docs/TORCH2NN.md.  Not part of CI: it takes tens of minutes.
 
-    sweep.py [--checker build/tests/conformance/nn-conform] [--only a,b] [--no-write]
+    sweep.py [--checker build/tests/conformance/nn-conform --nnctl build/tools/nnctl/nnctl]
+             [--only a,b] [--no-write]
 
 With --checker the forward error is nnkit's (nn-conform on the exported
 model); without it, the descriptor is run by graph_interp (the exported
@@ -70,11 +71,13 @@ def forward_error(model, path, size, checker, workdir):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--checker")
+    ap.add_argument("--nnctl", help="check exports against this nnctl's plugins")
     ap.add_argument("--only")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("NN_NUM_THREADS", "2")))
     rows = []
+    plugins = nnexport.Plugins.from_nnctl(args.nnctl) if args.nnctl else None
     models = classifiers()
     if args.only:
         keep = set(args.only.split(","))
@@ -87,34 +90,43 @@ def main():
                 warnings.simplefilter("ignore")
                 model = torchvision.models.get_model(name, weights=None).eval()
             nnexport.randomize_batchnorm(model, torch.Generator().manual_seed(1))
+            nnexport.randomize_zero_parameters(model, torch.Generator().manual_seed(2))
             path = os.path.join(d, "m.json")
             try:
                 x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(3))
-                nnexport.export(model, path, inputs={"x": x})
+                nnexport.export(model, path, inputs={"x": x}, plugins=plugins)
                 err, why = forward_error(model, path, size, args.checker, d)
                 ok = "yes"
             except nnexport.ExportError as e:
                 ok, err, why = "no", None, str(e)
             except Exception as e:  # a crash of ours is a result too
                 ok, err, why = "no", None, f"internal error: {type(e).__name__}: {e}"
+            if ok == "yes" and err is None:
+                ok = "yes, nnkit fails"
         secs = time.monotonic() - t0
         cell = "" if err is None else f"{err:.2g}"
         rows.append((name, ok, cell, f"{secs:.0f} s", why.replace("|", "\\|")[:160]))
         print(" | ".join(rows[-1]), flush=True)
-    how = "nnkit (nn-conform)" if args.checker else "graph_interp (exported dataflow, PyTorch leaves)"
+        if not args.no_write:
+            # After every model, so that an interrupted sweep leaves its rows.
+            write_table(rows, len(models), args.checker)
+    return 0
+
+
+def write_table(rows, total, checker):
+    how = "nnkit (nn-conform)" if checker else "graph_interp (exported dataflow, PyTorch leaves)"
+    done = "" if len(rows) == total else f" (sweep stopped after {len(rows)} of {total})"
     table = [f"Forward error measured by {how}; {sum(r[1] == 'yes' for r in rows)} of "
-             f"{len(rows)} models export.", "",
+             f"{len(rows)} models export and run{done}.", "",
              "| model | export ok | max forward error (relative) | time | note |",
              "|---|---|---|---|---|"] + ["| " + " | ".join(r) + " |" for r in rows]
-    if not args.no_write:
-        doc = os.path.join(ROOT, "docs", "TORCH2NN.md")
-        with open(doc) as f:
-            text = f.read()
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        with open(doc, "w") as f:
-            f.write(head + BEGIN + "\n" + "\n".join(table) + "\n" + END + tail)
-    return 0
+    doc = os.path.join(ROOT, "docs", "TORCH2NN.md")
+    with open(doc) as f:
+        text = f.read()
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    with open(doc, "w") as f:
+        f.write(head + BEGIN + "\n" + "\n".join(table) + "\n" + END + tail)
 
 
 if __name__ == "__main__":

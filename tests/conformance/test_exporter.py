@@ -85,6 +85,14 @@ class Expressions(nn.Module):
 from broken_models import DataDependent, UnknownOp  # noqa: E402
 
 
+class SliceWrites(nn.Module):
+    def forward(self, x):
+        y = x.clone()
+        y[:, 0:2].zero_()
+        y[:, 3] = 5.0
+        return y * 2
+
+
 class Twice(nn.Module):
     """A layer type an out-of-tree converter provides."""
 
@@ -252,6 +260,23 @@ class TestGraphs(unittest.TestCase):
         attrs = [n["attr"] for n in nodes_of(scale) if "attr" in n]
         self.assertEqual(attrs, ["gamma", "shift"])
 
+    def test_non_persistent_buffer_travels_in_the_weights_file(self):
+        class Masked(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.register_buffer("mask", torch.tril(torch.ones(3, 3)), persistent=False)
+
+            def forward(self, x):
+                return x * self.mask
+
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "m.json")
+            d = nnexport.export(Masked(), out, inputs={"x": torch.randn(3, 3)})
+            self.assertEqual(d["model"]["buffers"], {"mask": {
+                "shape": [3, 3], "dtype": "F32", "persistent": False}})
+            tensors, _ = safetensors_io.read(os.path.join(tmp, "m.safetensors"))
+            self.assertTrue(torch.equal(tensors["mask"], torch.tril(torch.ones(3, 3))))
+
     def test_tuple_and_dict_results(self):
         d = self.check_handwritten("tuple_and_dict")
         self.assertEqual(d["model"]["config"]["output"],
@@ -271,6 +296,13 @@ class TestGraphs(unittest.TestCase):
         self.assertEqual(ops, ["size", "getitem", "getitem", "getitem", "getitem", "floordiv",
                                "view", "transpose", "mul", "view"])
 
+    def test_gpt_block(self):
+        d = self.check_handwritten("tiny_gpt")
+        ops = [n.get("op") for n in nodes_of(d["model"])]
+        # b of `b, t = idx.size()` is never read: its getitem is dropped.
+        self.assertEqual(ops[:3], ["size", "getitem", "arange"])
+        self.assertEqual(d["inputs"], [{"name": "idx", "shape": [1, 8], "dtype": "I64"}])
+
     def test_list_arguments(self):
         d = self.check_handwritten("list_input")
         nodes = nodes_of(d["model"])
@@ -288,6 +320,13 @@ class TestGraphs(unittest.TestCase):
         self.assertEqual(by_name(nodes, "relu")["args"], ["add"])
         self.assertEqual(by_name(nodes, "add_1")["args"], ["relu", "relu"])
         self.assertLessEqual(max_error(model, d, {"x": torch.randn(2, 3, 4, 4)}), 1e-6)
+
+    def test_writes_through_slices(self):
+        model = SliceWrites()
+        d, _ = self.export(model, {"x": torch.randn(2, 5)})
+        ops = [n["op"] for n in nodes_of(d["model"])]
+        self.assertEqual(ops, ["getitem", "zeros_like", "setitem", "setitem", "mul"])
+        self.assertLessEqual(max_error(model, d, {"x": torch.randn(3, 5)}), 0)
 
     def test_argument_expressions(self):
         model = Expressions()

@@ -54,8 +54,9 @@ values (NnTensor *t)
 }
 
 gboolean
-count_calls (NnModule *m, const char *path, const NnValue *args, const NnValue *kwargs,
-             NnValue **out, gpointer user_data, GError **error)
+count_calls (NnModule *m, const char *path, const NnValue *args,
+             const NnValue *kwargs, NnValue **out, gpointer user_data,
+             GError **error)
 {
   ++*(int *) user_data;
   return TRUE;

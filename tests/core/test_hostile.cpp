@@ -256,11 +256,11 @@ TEST (Hostile, ShapesWhoseSizeOverflowsAreRefused)
   Registry reg = default_registry ();
   Module m (nn_descriptor_load_data (reg.get (),
       "{\"format\": \"nnkit\", \"version\": 1, \"input_shape\": "
-      "[4294967296, 4294967296, 16], \"model\": {\"type\": \"ReLU\"}}", -1, "huge.json",
-      e.out ()));
+      "[2147483647, 2147483647, 2147483647], \"model\": {\"type\": \"ReLU\"}}", -1,
+      "huge.json", e.out ()));
   EXPECT_EQ (m, nullptr);
-  EXPECT_TRUE (contains (e.message (), "huge.json: input_shape [4294967296, 4294967296, 16] "
-                         "has more elements")) << e.message ();
+  EXPECT_TRUE (contains (e.message (), "huge.json: input_shape [2147483647, 2147483647, "
+                         "2147483647] has more elements")) << e.message ();
 }
 
 TEST (Hostile, ConvPaddingThatOverflowsIsAShapeError)

@@ -40,3 +40,37 @@ TEST (Repr, EmptyAndMultiLineForms)
   EXPECT_EQ (take (nn_module_to_string (nested.get ())),
              "Sequential(\n  (inner): Block(\n    (act): ReLU()\n  )\n)");
 }
+
+// A Graph standing for a PyTorch class with its own extra_repr (ConvNeXt's
+// LayerNorm2d) prints the recorded text as PyTorch's Module.__repr__ would:
+// on one line without children, first inside the parentheses with them.
+TEST (Repr, RecordedExtraReprOfAGraph)
+{
+  Registry reg = default_registry ();
+  Error e;
+  const char *leaf = R"({"type": "Graph", "class": "LayerNorm2d", "extra_repr": "(8,), eps=1e-06, elementwise_affine=True",
+      "config": {"inputs": ["x"], "nodes": [], "output": "x"}})";
+  Module m (nn_descriptor_load_module_data (reg.get (), leaf, -1, "l", e.out ()));
+  ASSERT_TRUE (m) << e.message ();
+  EXPECT_EQ (take (nn_module_to_string (m.get ())),
+             "LayerNorm2d((8,), eps=1e-06, elementwise_affine=True)");
+  EXPECT_STREQ (nn_module_get_extra_repr (m.get ()), "(8,), eps=1e-06, elementwise_affine=True");
+  const char *parent = R"({"type": "Graph", "class": "Block", "extra_repr": "k=2",
+      "config": {"inputs": ["x"], "nodes": [{"name": "a", "module": "act", "args": ["x"]}], "output": "a"},
+      "children": [{"name": "act", "type": "ReLU"}]})";
+  Module p (nn_descriptor_load_module_data (reg.get (), parent, -1, "p", e.out ()));
+  ASSERT_TRUE (p) << e.message ();
+  EXPECT_EQ (take (nn_module_to_string (p.get ())), "Block(\n  k=2\n  (act): ReLU()\n)");
+  // Saved back as given.
+  g_autofree char *text = nn_descriptor_to_data (m.get (), nullptr);
+  ASSERT_TRUE (text);
+  EXPECT_TRUE (contains (text, "(8,), eps=1e-06, elementwise_affine=True")) << text;
+  Module again (nn_descriptor_load_module_data (reg.get (), text, -1, "again", e.out ()));
+  ASSERT_TRUE (again) << e.message ();
+  EXPECT_EQ (take (nn_module_to_string (again.get ())), take (nn_module_to_string (m.get ())));
+  // Not a string: refused, naming the field.
+  Module bad (nn_descriptor_load_module_data (reg.get (), R"({"type": "Graph", "extra_repr": 3,
+      "config": {"inputs": ["x"], "nodes": [], "output": "x"}})", -1, "b", e.out ()));
+  EXPECT_FALSE (bad);
+  EXPECT_TRUE (contains (e.message (), "field 'extra_repr' must be a string, found")) << e.message ();
+}

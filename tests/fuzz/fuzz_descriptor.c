@@ -3,6 +3,7 @@
  * what loaded, which must load again. */
 #include <nnkit/nnkit.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 
 static NnRegistry *

@@ -5,6 +5,9 @@
 # input as crash-* in the scratch directory and this script prints it.
 set -u
 target=$1 corpus=$2 seconds=$3
+# meson passes the target relative to the build directory; we cd away.
+case $target in /*) ;; *) target=$PWD/$target ;; esac
+case $corpus in /*) ;; *) corpus=$PWD/$corpus ;; esac
 work=$(mktemp -d "${TMPDIR:-/tmp}/nnkit-fuzz-XXXXXX") || exit 1
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/corpus"

@@ -174,11 +174,11 @@ class TestOutputs(NnctlCase):
         self.assertFalse(os.path.exists(self.path("x.json")))
 
     def test_summary_of_an_uncountable_input_shape_is_an_error(self):
-        desc = dict(DESC, input_shape=[4294967296, 4294967296, 64])
+        desc = dict(DESC, input_shape=[2147483647, 2147483647, 2147483647])
         with open(self.path("huge.json"), "w") as f:
             json.dump(desc, f)
         err = self.error("summary", self.path("huge.json"))
-        self.assertIn("input_shape [4294967296, 4294967296, 64] has more elements "
+        self.assertIn("input_shape [2147483647, 2147483647, 2147483647] has more elements "
                       "than 64-bit sizes can count", err)
 
 

@@ -296,9 +296,9 @@ TEST (ModuleList, HasNoForward)
   EXPECT_FALSE (dict->flags & NN_LAYER_INDEXABLE);
 }
 
-// Expected texts are PyTorch's print() of the same ModuleList (>= 2.0,
-// which folds runs; e.g. its own docs show "(0-2): 3 x Linear(...)").
-TEST (ModuleList, ReprFoldsRunsOfIdenticalItems)
+// Expected texts are PyTorch 1.13's print() of the same ModuleList: one
+// line per item (2.x folds identical runs; the reference here is 1.13).
+TEST (ModuleList, ReprListsEveryItem)
 {
   Module m = load (R"({"type": "ModuleList", "children": [
     {"name": "0", "type": "FixtureLinear", "config": {"in_features": 10, "out_features": 10}},
@@ -311,14 +311,17 @@ TEST (ModuleList, ReprFoldsRunsOfIdenticalItems)
   ASSERT_TRUE (m);
   EXPECT_EQ (take (nn_module_to_string (m.get ())),
              "ModuleList(\n"
-             "  (0-2): 3 x FixtureLinear(in_features=10, out_features=10)\n"
+             "  (0): FixtureLinear(in_features=10, out_features=10)\n"
+             "  (1): FixtureLinear(in_features=10, out_features=10)\n"
+             "  (2): FixtureLinear(in_features=10, out_features=10)\n"
              "  (3): FixtureAffine(scale=1.0, shift=0.0)\n"
              "  (4): FixtureLinear(in_features=10, out_features=20)\n"
-             "  (5-6): 2 x FixtureLinear(in_features=10, out_features=10)\n"
+             "  (5): FixtureLinear(in_features=10, out_features=10)\n"
+             "  (6): FixtureLinear(in_features=10, out_features=10)\n"
              ")");
 }
 
-TEST (ModuleList, ReprFoldsMultiLineItemsAndNests)
+TEST (ModuleList, ReprIndentsMultiLineItemsAndNests)
 {
   const std::string block = R"({"type": "Sequential", "children": [
       {"name": "0", "type": "FixtureLinear", "config": {"in_features": 4, "out_features": 4}},
@@ -332,7 +335,11 @@ TEST (ModuleList, ReprFoldsMultiLineItemsAndNests)
   EXPECT_EQ (take (nn_module_to_string (m.get ())),
              "Sequential(\n"
              "  (layers): ModuleList(\n"
-             "    (0-1): 2 x Sequential(\n"
+             "    (0): Sequential(\n"
+             "      (0): FixtureLinear(in_features=4, out_features=4)\n"
+             "      (1): FixtureAffine(scale=1.0, shift=2.0)\n"
+             "    )\n"
+             "    (1): Sequential(\n"
              "      (0): FixtureLinear(in_features=4, out_features=4)\n"
              "      (1): FixtureAffine(scale=1.0, shift=2.0)\n"
              "    )\n"
@@ -341,10 +348,10 @@ TEST (ModuleList, ReprFoldsMultiLineItemsAndNests)
              ")");
 }
 
-TEST (ModuleList, ReprRunStopsAtAKeyGap)
+TEST (ModuleList, ReprKeepsKeysAfterADeletion)
 {
-  // nnkit never renumbers keys: after deleting "1", items "0" and "2" are
-  // not printed as a range that would name the missing key.
+  // nnkit never renumbers keys: after deleting "1", items print as "0",
+  // "2", "3".
   Module m = load (R"({"type": "ModuleList", "children": [
     {"name": "0", "type": "FixtureAffine"}, {"name": "2", "type": "FixtureAffine"},
     {"name": "3", "type": "FixtureAffine"}]})");
@@ -352,7 +359,8 @@ TEST (ModuleList, ReprRunStopsAtAKeyGap)
   EXPECT_EQ (take (nn_module_to_string (m.get ())),
              "ModuleList(\n"
              "  (0): FixtureAffine(scale=1.0, shift=0.0)\n"
-             "  (2-3): 2 x FixtureAffine(scale=1.0, shift=0.0)\n"
+             "  (2): FixtureAffine(scale=1.0, shift=0.0)\n"
+             "  (3): FixtureAffine(scale=1.0, shift=0.0)\n"
              ")");
 }
 

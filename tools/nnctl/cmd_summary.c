@@ -277,8 +277,13 @@ print_text (Row *root, Emit *e, guint64 in_bytes, gint64 total_params)
   g_string_append (h, "Mult-Adds");
   printf ("%s\n%s\n%s\n%s", line, h->str, line, e->text->str);
   printf ("%s\n", line);
-  printf ("Total params: %s\nTrainable params: %s\nNon-trainable params: 0\n",
-          tp, tp);
+  /* torchinfo splits by requires_grad (frozen parameters, TRAINING.md). */
+  gint64 trainable = 0, frozen = 0;
+  nn_module_count_trainable (root->module, &trainable, &frozen);
+  g_autofree char *trs = nnctl_count_str (trainable);
+  g_autofree char *frs = nnctl_count_str (frozen);
+  printf ("Total params: %s\nTrainable params: %s\nNon-trainable params: %s\n",
+          tp, trs, frs);
   if (*unit)
     printf ("Total mult-adds%s: %.2f\n", unit, macs / div);
   else
@@ -323,8 +328,12 @@ print_json (Row *root, Emit *e, GPtrArray *inputs, guint64 in_bytes,
   json_builder_end_array (b);
   json_builder_set_member_name (b, "total_params");
   json_builder_add_int_value (b, total_params);
+  gint64 trainable = 0, frozen = 0;
+  nn_module_count_trainable (root->module, &trainable, &frozen);
   json_builder_set_member_name (b, "trainable_params");
-  json_builder_add_int_value (b, total_params);
+  json_builder_add_int_value (b, trainable);
+  json_builder_set_member_name (b, "non_trainable_params");
+  json_builder_add_int_value (b, frozen);
   json_builder_set_member_name (b, "total_mult_adds");
   json_builder_add_int_value (b, e->total_macs);
   json_builder_set_member_name (b, "input_size_bytes");
@@ -445,9 +454,8 @@ nnctl_cmd_summary (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
   e.json = json;
   totals_walk (root, &e);
   if (e.total_macs == G_MAXUINT64) {
-    g_autofree char *ins = nn_shape_to_string (&in);
-    rc = nnctl_error ("summary", "%s: the mult-adds for input shape %s "
-                      "overflow 64 bits", argv[1], ins);
+    rc = nnctl_error ("summary", "%s: the mult-adds for these inputs "
+                      "overflow 64 bits", argv[1]);
     goto done;
   }
   if (json)

@@ -98,6 +98,10 @@ command_context (NnctlGlobal *g, const NnctlCommand *cmd,
     { "weights-key", 0, 0, G_OPTION_ARG_STRING, &g->weights_key,
       "Entry of a .pth checkpoint dict holding the state_dict "
       "(default: the only one)", "NAME" },
+    { "keep-dtype", 0, 0, G_OPTION_ARG_NONE, &g->keep_dtype,
+      "Keep F16/BF16 weights as stored (mmapped, converted per use) in "
+      "Linear, Conv2d and BatchNorm2d (default: convert to F32 at load)",
+      NULL },
     { "init-seed", 0, 0, G_OPTION_ARG_STRING, init_seed_str,
       "MODEL has no weights file: initialise the weights as PyTorch does, "
       "from seed N", "N" },
@@ -263,8 +267,9 @@ nnctl_load_model (NnctlGlobal *g, const char *path, GError **error)
   reg = nnctl_registry (g, error);
   if (!reg)
     return NULL;
-  NnWeightsOpenOptions wopts = { sizeof wopts, 0, g->weights_key, NULL,
-                                  NULL };
+  NnWeightsOpenOptions wopts = { sizeof wopts,
+                                  g->keep_dtype ? NN_WEIGHTS_KEEP_DTYPE : 0,
+                                  g->weights_key, NULL, NULL };
   m = nn_model_load_with_options (reg, path, g->weights, &wopts, init,
                                   error);
   if (m && init)

@@ -128,6 +128,21 @@ static const NnctlCommand commands[] = {
     "  nnctl --threads 1 run resnet18.json --random 1,3,224,224 --repeat 10\n"
     "  nnctl run examples/digits/digits.json",
     nnctl_cmd_run },
+  { "finetune", "MODEL",
+    "Fine-tune a classifier on a data file with cross entropy, SGD or AdamW, "
+    "frozen globs and a checkpoint after each epoch.",
+    "The data files hold 'input' [N, ...] float32 and 'labels' [N] int64.  "
+    "Batches are shuffled by --seed unless --no-shuffle.  Each epoch prints "
+    "the train (and --val) loss and accuracy and writes OUT and "
+    "OUT-stem.optim.safetensors atomically; --resume OUT continues.  See "
+    "docs/TRAINING.md.\n\n"
+    "Examples:\n"
+    "  nnctl finetune digits5.json --data train.safetensors --freeze "
+    "'features.*' --epochs 3 --batch-size 32 --lr 0.1 --momentum 0.9 -o tuned.json\n"
+    "  nnctl finetune m.json --data t.safetensors --val v.safetensors "
+    "--optimizer adamw --lr 1e-3 --weight-decay 0.01 -o out.json\n"
+    "  nnctl finetune m.json --data t.safetensors --resume out.json --epochs 2 -o out.json",
+    nnctl_cmd_finetune },
   { "diff", "A B",
     "Compare two models: added, removed and changed modules, and the max "
     "abs difference of each tensor.",

@@ -32,6 +32,7 @@ typedef struct {
   /* Model options, filled by commands taking a MODEL argument. */
   char *weights;         /* --weights FILE */
   char *weights_key;     /* --weights-key NAME: checkpoint dict entry */
+  gboolean keep_dtype;   /* --keep-dtype: F16/BF16 weights stay as stored */
   gint64 init_seed;      /* --init-seed N, valid if has_init_seed */
   gboolean has_init_seed;
 } NnctlGlobal;
@@ -68,6 +69,7 @@ int nnctl_cmd_dot (NnctlGlobal *g, const NnctlCommand *cmd, int argc, char **arg
 int nnctl_cmd_export (NnctlGlobal *g, const NnctlCommand *cmd, int argc, char **argv);
 int nnctl_cmd_convert (NnctlGlobal *g, const NnctlCommand *cmd, int argc, char **argv);
 int nnctl_cmd_doctor (NnctlGlobal *g, const NnctlCommand *cmd, int argc, char **argv);
+int nnctl_cmd_finetune (NnctlGlobal *g, const NnctlCommand *cmd, int argc, char **argv);
 
 /* --- weights files (cmd_weights.c) ------------------------------------------ */
 

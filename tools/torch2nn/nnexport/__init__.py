@@ -18,7 +18,7 @@ from . import safetensors_io
 
 __all__ = ["export", "convert", "default_inputs", "descriptor_text", "weights_path_for",
            "ExportError", "Plugins", "find_nnctl", "converter", "op_converter", "ops",
-           "safetensors_io", "randomize_batchnorm", "load_state_dict_file"]
+           "safetensors_io", "randomize_batchnorm", "randomize_zero_parameters", "load_state_dict_file"]
 
 
 def randomize_batchnorm(model, generator):
@@ -37,6 +37,17 @@ def randomize_batchnorm(model, generator):
                 if mod.affine:
                     mod.weight.copy_(torch.rand(n, generator=generator) * 0.5 + 0.75)
                     mod.bias.copy_(torch.randn(n, generator=generator) * 0.1)
+    return model
+
+
+def randomize_zero_parameters(model, generator):
+    """Fills every parameter that is all zeros (ViT's head is initialised
+    so) with small random values, so that a forward comparison is not
+    vacuous.  Used by tests on models without pretrained weights."""
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.numel() and p.is_floating_point() and not p.any():
+                p.copy_(torch.randn(p.shape, generator=generator) * 0.02)
     return model
 
 

@@ -48,7 +48,8 @@ def _clone(v):
 
 def record_calls(model, inputs):
     """Runs @model on @inputs (name -> value) once; returns id(module) ->
-    the (args, kwargs) of its first call, cloned before it ran."""
+    the (args, kwargs, result) of its first call, cloned (the arguments
+    before it ran)."""
     calls = {}
     patched = []
 
@@ -56,9 +57,13 @@ def record_calls(model, inputs):
         inner = mod.forward
 
         def forward(*args, **kwargs):
-            if id(mod) not in calls:
-                calls[id(mod)] = (_clone(args), _clone(kwargs))
-            return inner(*args, **kwargs)
+            first = id(mod) not in calls
+            if first:
+                calls[id(mod)] = (_clone(args), _clone(kwargs), None)
+            out = inner(*args, **kwargs)
+            if first:
+                calls[id(mod)] = calls[id(mod)][:2] + (_clone(out),)
+            return out
         return forward
 
     for mod in model.modules():
@@ -182,7 +187,7 @@ class Converter:
         inputs, concrete_args = self._trace_inputs(m, path)
         consts_before = set(m.__dict__)
         try:
-            tr = tracer.trace(m, inputs, concrete_args)
+            tr = tracer.trace(m, inputs, concrete_args, self.calls)
         except ExportError as e:
             raise e.located(path, cls, user_line(e.__traceback__)) from None
         except Exception as e:
@@ -212,9 +217,9 @@ class Converter:
             if b is not None and name in m._non_persistent_buffers_set:
                 self.non_persistent[f"{path}.{name}" if path else name] = b
         node.update(declared)
-        extra = m.extra_repr()
-        if extra:
-            node["extra_repr"] = extra
+        if m.extra_repr():
+            # A Graph has no extra_repr of its own: print(model) shows this.
+            node["extra_repr"] = m.extra_repr()
         return node
 
     def _trace_inputs(self, m, path):
@@ -229,7 +234,7 @@ class Converter:
             self.warn(f"{path or '<root>'} ({type(m).__name__}): never called on the "
                       "example input; traced without shapes")
             return {}, None
-        args, kwargs = call
+        args, kwargs, _ = call
         try:
             bound = sig.bind(*args, **kwargs)
         except TypeError as e:
@@ -268,6 +273,28 @@ def _check_state_dict(state):
                               "are not supported")
         if t.dtype not in ST_DTYPE:
             raise ExportError(f"state_dict entry '{key}': dtype {t.dtype} is not supported")
+
+
+def tied_keys(model):
+    """{alias key: first key} for every tensor held by two slots (as
+    `m.lm_head.weight = m.wte.weight`), keys as state_dict shows them.  A
+    module reachable by two paths is one slot, not a tie."""
+    first = {}
+    ties = {}
+    for path, mod in model.named_modules(remove_duplicate=False):
+        slots = list(mod._parameters.items())
+        slots += [(n, b) for n, b in mod._buffers.items()
+                  if n not in mod._non_persistent_buffers_set]
+        for name, t in slots:
+            if t is None:
+                continue
+            key = f"{path}.{name}" if path else name
+            seen = first.get(id(t))
+            if seen is None:
+                first[id(t)] = (key, mod, name)
+            elif not (seen[1] is mod and seen[2] == name):
+                ties[key] = seen[0]
+    return ties
 
 
 def default_inputs(model, input_shape=None):
@@ -323,10 +350,12 @@ def convert(model, input_shape=None, inputs=None, plugins=None, warnings_out=Non
     if warnings_out is not None:
         warnings_out.extend(conv.warnings)
     spec = inputs_spec(inputs)
-    descriptor = {"format": "nnkit", "version": FORMAT_VERSION}
-    # The core takes one of the two: "inputs" records every argument.
-    descriptor["inputs"] = spec
+    # "inputs" supersedes version 1's "input_shape" (a loader takes one).
+    descriptor = {"format": "nnkit", "version": FORMAT_VERSION, "inputs": spec}
     descriptor["model"] = root
+    ties = tied_keys(model)
+    if ties:
+        descriptor["tied"] = ties
     return descriptor, state, conv.non_persistent
 
 

@@ -9,6 +9,8 @@ result nobody reads are dropped (fx records asserts' conditions, shape
 reads for them, ...); module nodes always stay, since hooks fire per call.
 """
 
+import operator
+
 import torch
 import torch.fx as fx
 import torch.utils._pytree as pytree
@@ -242,8 +244,19 @@ class GraphBuilder:
             mutated = 0
         if mutated is not None and len(node.args) > mutated and \
                 isinstance(node.args[mutated], fx.Node):
-            self.env[node.args[mutated]] = result
+            target = node.args[mutated]
+            self.env[target] = result
             self.keep.update(n["name"] for n in self.nodes[before:])
+            if target.op == "call_function" and target.target is operator.getitem and \
+                    isinstance(target.args[0], fx.Node):
+                # Mutating a slice (t[a:b].zero_()) writes through to the
+                # tensor it views: t = setitem(t, index, new slice).
+                base = target.args[0]
+                ref = self.emit_op(f"{node.name}_write", self.plugins.resolve_op(
+                    ["setitem", "operator.setitem"], "operator.setitem"),
+                    [self.env[base], self.resolve(target.args[1]), result], {}, None, node)
+                self.env[base] = ref
+                self.keep.add(ref.name)
 
     def _drop_unused(self, output):
         used = set(refs_in(output))

@@ -80,6 +80,7 @@ class Plugins:
         self.canonical = {}    # name or alias -> canonical type name
         self.signatures = {}   # canonical name -> parameter names, or None
         self.schemas = {}      # canonical name -> config keys, or None
+        self.variadic = set()  # canonical names taking *args or **kwargs
         for plugin in (listing or {}).get("plugins", []):
             for entry in plugin.get("types", []):
                 name, aliases, sig, schema = _names_of(entry)
@@ -91,10 +92,33 @@ class Plugins:
                     self.canonical.setdefault(n, name)
                 self.signatures[name] = _param_names(sig)
                 self.schemas[name] = _schema_keys(schema)
-        for alias in (listing or {}).get("aliases", []) if isinstance(
-                (listing or {}).get("aliases"), list) else []:
-            if isinstance(alias, dict) and alias.get("alias") and alias.get("type"):
-                self.canonical.setdefault(alias["alias"], alias["type"])
+                if isinstance(sig, list) and any(
+                        isinstance(a, dict) and (a.get("variadic") or a.get("var_keyword"))
+                        for a in sig):
+                    self.variadic.add(name)
+        # nnctl's full listing: "types" with aliases, call signatures
+        # ("args") and config schemas ("keys"), and an alias table.
+        for entry in (listing or {}).get("types", []) or []:
+            if not isinstance(entry, dict) or not entry.get("type"):
+                continue
+            name = entry["type"]
+            self.checks_ops = True
+            for n in [name] + list(entry.get("aliases") or []):
+                self.canonical.setdefault(n, name)
+            args = entry.get("args")
+            if isinstance(args, list):
+                self.signatures[name] = [a.get("name") for a in args if isinstance(a, dict)]
+                if any(a.get("variadic") or a.get("var_keyword") for a in args
+                       if isinstance(a, dict)):
+                    self.variadic.add(name)
+            keys = entry.get("keys")
+            if isinstance(keys, list):
+                self.schemas[name] = [k.get("name") for k in keys if isinstance(k, dict)]
+        aliases = (listing or {}).get("aliases")
+        if isinstance(aliases, dict):
+            for alias, target in aliases.items():
+                if isinstance(target, str):
+                    self.canonical.setdefault(alias, target)
 
     @classmethod
     def unchecked(cls):
@@ -151,13 +175,13 @@ class Plugins:
         if config is not None:
             self.check_type(canon, config)
         params = self.signatures.get(canon)
-        if params is None:
+        if params is None or canon in self.variadic:
             return
-        if "args" not in params and "kwargs" not in params:
-            unknown = [k for k in entry.get("kwargs", {}) if k not in params]
-            if unknown:
-                raise ExportError(f"op {op}: keyword '{unknown[0]}' is not in its nnkit "
-                                  f"signature ({', '.join(params)})")
-            if len(entry.get("args", [])) > len(params):
-                raise ExportError(f"op {op}: {len(entry['args'])} positional arguments, "
-                                  f"its nnkit signature takes {len(params)}")
+        unknown = [k for k in entry.get("kwargs", {}) if k not in params]
+        if unknown:
+            raise ExportError(f"op {op}: keyword '{unknown[0]}' is not in its nnkit "
+                              f"signature ({', '.join(params)})")
+        if len(entry.get("args", [])) > len(params):
+            raise ExportError(f"op {op}: {len(entry['args'])} positional arguments, "
+                              f"its nnkit signature takes {len(params)}")
+

@@ -124,8 +124,9 @@ class ExportAttribute(_Concrete, fx.proxy.Attribute):
 class ExportTracer(fx.Tracer):
     """Traces one module with @inputs (parameter name -> concrete value)."""
 
-    def __init__(self, inputs):
+    def __init__(self, inputs, recorded=None):
         super().__init__(autowrap_modules=(math,))
+        self.recorded = recorded or {}
         self.record_stack_traces = True
         self.proxy_buffer_attributes = True  # buffers read in forward become attr nodes
         self.inputs = inputs
@@ -217,12 +218,42 @@ class ExportTracer(fx.Tracer):
                 if node.op == "call_method":
                     return getattr(args[0], node.target)(*args[1:], **kwargs)
                 if node.op == "call_module":
-                    return self.root.get_submodule(node.target)(*args, **kwargs)
+                    mod = self.root.get_submodule(node.target)
+                    rec = self.recorded.get(id(mod))
+                    if rec is not None and rec[2] is not None and _same(args, rec[0]) \
+                            and _same(kwargs, rec[1]):
+                        # The model's own run already computed this call.
+                        return _copy(rec[2])
+                    return mod(*args, **kwargs)
         except Exception:
             return UNKNOWN
         finally:
             self._replaying -= 1
         return UNKNOWN
+
+
+def _same(a, b):
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and \
+            a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:
+        return False
+
+
+def _copy(v):
+    if isinstance(v, torch.Tensor):
+        return v.clone()
+    if isinstance(v, (list, tuple)) and not hasattr(v, "_fields"):
+        return type(v)(_copy(x) for x in v)
+    if isinstance(v, dict):
+        return type(v)((k, _copy(x)) for k, x in v.items())
+    return v
 
 
 def _flatten(v):
@@ -236,15 +267,19 @@ def _flatten(v):
         yield v
 
 
-def trace(m, inputs, concrete_args=None):
+def trace(m, inputs, concrete_args=None, recorded=None):
     """Traces @m's forward.  Returns the tracer (its .graph, .concrete,
-    .fixed).  Functions wrapped with torch.fx.wrap are traced through, so
+    .fixed).  @recorded: id(module) -> (args, kwargs, result) of its first
+    call, reused instead of running a call with equal arguments again.
+    Functions wrapped with torch.fx.wrap are traced through, so
     their bodies become ops; `len` in the forward's module is recorded."""
-    tracer = ExportTracer(inputs)
+    tracer = ExportTracer(inputs, recorded)
     saved = list(fx_trace._wrapped_fns_to_patch)
     fn_globals = getattr(type(m).forward, "__globals__", None)
-    # torch.tensor(x.shape[-2:]) builds a tensor from traced ints: recorded.
-    patch = [(torch.__dict__, "tensor"), (torch.__dict__, "as_tensor")]
+    # Factories given traced ints (torch.arange(0, t)) do not dispatch to a
+    # Proxy by themselves: recorded as calls, as are tensors built from them.
+    patch = [(torch.__dict__, name) for name in
+             ("tensor", "as_tensor", "arange", "zeros", "ones", "full", "empty", "eye")]
     # Functions wrapped with torch.fx.wrap stay one call only when a
     # converter handles them; the others are traced through.
     patch += [(d, name) for d, name in saved if name in d and registry.has_function(d[name])]

@@ -3,22 +3,27 @@ arithmetic on sizes, `C // self.groups`, becomes these ops on int values).
 In-place forms become the out-of-place op: the Graph is dataflow, and later
 reads of the mutated value read the op's result (graph.py)."""
 
+import math
 import operator
 
 import torch
 
-from ..registry import ops
+from ..registry import op_converter, ops
 
 
 ops(torch.add, operator.add, "add", "__add__", "__radd__")
-ops(torch.sub, torch.subtract, operator.sub, "sub", "subtract", "__sub__", "__rsub__")
+ops(torch.sub, torch.subtract, operator.sub, "sub", "subtract", "__sub__")
+# x.__rsub__(y) is y - x: nnkit's rsub swaps its operands the same way.
+ops(torch.rsub, "__rsub__", name="rsub")
 ops(torch.mul, torch.multiply, operator.mul, "mul", "multiply", "__mul__", "__rmul__")
 ops(torch.div, torch.divide, torch.true_divide, operator.truediv, "div", "divide",
-    "true_divide", "__truediv__", "__rtruediv__")
+    "true_divide", "__truediv__")
 ops(operator.floordiv, torch.floor_divide, "floor_divide", "__floordiv__",
     name="floordiv")
-ops(operator.mod, torch.remainder, torch.fmod, "remainder", "fmod", "__mod__", name="mod")
-ops(operator.pow, torch.pow, "pow", "__pow__", "__rpow__", name="pow")
+# remainder takes the divisor's sign (Python's %), fmod the dividend's (C's).
+ops(operator.mod, torch.remainder, "remainder", "__mod__", name="mod")
+ops(torch.fmod, "fmod", name="fmod")
+ops(operator.pow, torch.pow, "pow", "__pow__", name="pow")
 ops(operator.neg, torch.neg, "neg", "__neg__", name="neg")
 ops(operator.matmul, torch.matmul, "matmul", "__matmul__", name="matmul")
 ops(torch.bmm, "bmm")
@@ -32,12 +37,13 @@ ops(operator.lt, torch.lt, "lt", "__lt__", name="lt")
 ops(operator.le, torch.le, "le", "__le__", name="le")
 ops(operator.gt, torch.gt, "gt", "__gt__", name="gt")
 ops(operator.ge, torch.ge, "ge", "__ge__", name="ge")
-ops(operator.and_, torch.logical_and, torch.bitwise_and, "logical_and", "bitwise_and",
-    "__and__", name="and_")
-ops(operator.or_, torch.logical_or, torch.bitwise_or, "logical_or", "bitwise_or",
-    "__or__", name="or_")
-ops(operator.invert, torch.logical_not, torch.bitwise_not, "logical_not", "bitwise_not",
-    "__invert__", name="invert")
+ops(operator.and_, torch.bitwise_and, "bitwise_and", "__and__", name="and_")
+ops(operator.or_, torch.bitwise_or, "bitwise_or", "__or__", name="or_")
+ops(operator.invert, torch.bitwise_not, "bitwise_not", "__invert__", name="invert")
+# The logical forms take any dtype (nonzero is true) and return bool.
+ops(torch.logical_and, "logical_and", name="logical_and")
+ops(torch.logical_or, "logical_or", name="logical_or")
+ops(torch.logical_not, "logical_not", name="logical_not")
 
 # In-place forms: the value they mutate is the first argument.
 ops(operator.iadd, "add_", "__iadd__", name="add", mutates=0)
@@ -80,3 +86,9 @@ ops(torch.prod, "prod")
 ops(torch.all, "all")
 ops(torch.any, "any")
 ops(torch.topk, "topk")
+
+
+@op_converter(math.sqrt, name="pow")
+def math_sqrt(call):
+    # math.sqrt(k.size(-1)) on a traced size: x ** 0.5 on a Python number.
+    return call.emit(["pow", "operator.pow"], args=[call.args[0], 0.5], kwargs={})

@@ -31,3 +31,13 @@ ops("new_full")
 ops(torch.tril, "tril")
 ops(torch.triu, "triu")
 ops(torch.tensor, torch.as_tensor, name="tensor")
+
+
+@op_converter("zero_", name="zeros_like", mutates=0)
+def zero_(call):
+    return call.emit("zeros_like", args=[call.args[0]], kwargs={})
+
+
+@op_converter("fill_", name="full_like", mutates=0)
+def fill_(call):
+    return call.emit("full_like", args=[call.args[0], call.args[1]], kwargs={})

@@ -35,10 +35,69 @@ ops(F.embedding, name="embedding")
 ops(F.normalize, name="normalize")
 ops(F.pad, name="pad")
 ops(F.interpolate, name="interpolate")
-ops(F.adaptive_avg_pool2d, name="adaptive_avg_pool2d")
-ops(F.adaptive_max_pool2d, name="adaptive_max_pool2d")
-ops(F.max_pool2d, name="max_pool2d")
-ops(F.avg_pool2d, name="avg_pool2d")
+
+
+def _bind(call, params, defaults):
+    """The call's arguments after the input, by PyTorch's parameter names."""
+    bound = dict(zip(params, call.args[1:]))
+    bound.update({k: v for k, v in call.kwargs.items() if k in params})
+    extra = [k for k in call.kwargs if k not in params]
+    if len(call.args) - 1 > len(params) or extra:
+        call.fail(f"unexpected arguments for {call.node.target.__name__}")
+    return {k: bound.get(k, d) for k, d in zip(params, defaults)}
+
+
+def _config_call(call, params, defaults):
+    # The pooling layer types take their window from the config only
+    # (docs/PLUGINS.md): the function's arguments become the config.
+    config = _bind(call, params, defaults)
+    for k, v in config.items():
+        if _is_ref(v):
+            call.fail(f"argument '{k}' of {call.node.target.__name__} is computed in "
+                      "forward; nnkit's pooling takes it as a constant")
+    if config.get("return_indices"):
+        call.fail("return_indices=True is not supported")
+    config = {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
+    return call.emit(args=[call.args[0]], kwargs={}, config=config)
+
+
+def _is_ref(v):
+    from ..values import Ref
+    if isinstance(v, (list, tuple)):
+        return any(_is_ref(x) for x in v)
+    return isinstance(v, Ref)
+
+
+@op_converter(F.adaptive_avg_pool2d, name="adaptive_avg_pool2d")
+def adaptive_avg_pool2d(call):
+    return _config_call(call, ["output_size"], [None])
+
+
+@op_converter(F.adaptive_max_pool2d, name="adaptive_max_pool2d")
+def adaptive_max_pool2d(call):
+    return _config_call(call, ["output_size", "return_indices"], [None, False])
+
+
+@op_converter(F.max_pool2d, torch.max_pool2d, name="max_pool2d")
+def max_pool2d(call):
+    config = _bind(call, ["kernel_size", "stride", "padding", "dilation", "ceil_mode",
+                          "return_indices"], [None, None, 0, 1, False, False])
+    if config["stride"] is None or config["stride"] == []:
+        call.kwargs["stride"] = config["kernel_size"]  # PyTorch: stride = kernel_size
+    return _config_call(call, ["kernel_size", "stride", "padding", "dilation", "ceil_mode",
+                               "return_indices"], [None, None, 0, 1, False, False])
+
+
+@op_converter(F.avg_pool2d, name="avg_pool2d")
+def avg_pool2d(call):
+    config = _bind(call, ["kernel_size", "stride", "padding", "ceil_mode",
+                          "count_include_pad", "divisor_override"],
+                   [None, None, 0, False, True, None])
+    if config["stride"] is None or config["stride"] == []:
+        call.kwargs["stride"] = config["kernel_size"]
+    return _config_call(call, ["kernel_size", "stride", "padding", "ceil_mode",
+                               "count_include_pad", "divisor_override"],
+                        [None, None, 0, False, True, None])
 ops(F.multi_head_attention_forward, name="multi_head_attention_forward")
 
 

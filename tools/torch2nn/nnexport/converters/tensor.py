@@ -8,7 +8,17 @@ ops(torch.reshape, name="reshape")
 ops(torch.permute, name="permute")
 ops(torch.transpose, torch.swapaxes, "transpose", "swapaxes", name="transpose")
 ops(torch.t, "t")
-ops(torch.flatten, "flatten")
+
+
+@op_converter(torch.flatten, "flatten")
+def flatten(call):
+    # One type serves nn.Flatten (start_dim 1) and torch.flatten (0): the
+    # function's defaults are written out.
+    params = dict(zip(["start_dim", "end_dim"], call.args[1:]))
+    params.update(call.kwargs)
+    return call.emit(args=[call.args[0]], kwargs={"start_dim": params.get("start_dim", 0),
+                                                  "end_dim": params.get("end_dim", -1)})
+
 ops("unflatten")
 ops(torch.unsqueeze, "unsqueeze")
 ops(torch.squeeze, "squeeze")

@@ -1,0 +1,401 @@
+// Training end to end: modes, frozen parameters, optimiser steps against
+// torch.optim (train_reference.py, run at test time), optimiser state
+// files, and the tape's error paths.
+#include "train-test.h"
+
+#include <cmath>
+#include <cstring>
+
+using namespace nntrain;
+
+namespace {
+
+class TrainReference : public ::testing::Test {
+protected:
+  static std::string dir;
+  static std::string skip;
+
+  static void SetUpTestSuite ()
+  {
+    dir = tmp_dir ();
+    bool no_torch = false;
+    std::string err = run_python (source_path ("tests/train/train_reference.py"), { dir },
+                                  &no_torch);
+    if (!err.empty ()) {
+      if (no_torch) skip = err;
+      else ADD_FAILURE () << err;
+    }
+  }
+  static void TearDownTestSuite () { remove_tree (dir); }
+
+  Module load_model (NnRegistry *reg, const char *file = "model.json")
+  {
+    Error err;
+    Module m (nn_model_load (reg, (dir + "/" + file).c_str (), nullptr, FALSE, err.out ()));
+    EXPECT_TRUE (m != nullptr) << err.message ();
+    return m;
+  }
+
+  // Trains @m on the reference batches as train_reference.py does.
+  void train (NnRegistry *reg, NnModule *m, NnOptimizer *opt, double clip, guint first,
+              guint steps, const char *batches = "batches.safetensors",
+              const char *loss_cfg = "{\"label_smoothing\": 0.1}")
+  {
+    Error err;
+    Module loss = make_module (reg, "CrossEntropyLoss", loss_cfg, err, "loss");
+    ASSERT_TRUE (loss) << err.message ();
+    Safetensors st (nn_safetensors_open ((dir + "/" + batches).c_str (), err.out ()));
+    ASSERT_TRUE (st) << err.message ();
+    nn_module_train (m, TRUE);
+    for (guint i = first; i < first + steps; i++) {
+      Tensor x = load (st.get (), "x" + std::to_string (i));
+      Tensor y = load (st.get (), "y" + std::to_string (i));
+      nn_module_zero_grad (m);
+      NnTape *tape = nn_tape_new (0);
+      ValueRef a = value_tuple ({ nn_value_new_tensor (x.get ()) });
+      ValueRef logits (nn_tape_call (tape, m, a.get (), nullptr, err.out ()));
+      ASSERT_TRUE (logits) << err.message ();
+      ValueRef la = value_tuple ({ nn_value_ref (logits.get ()), nn_value_new_tensor (y.get ()) });
+      ValueRef l (nn_tape_call (tape, loss.get (), la.get (), nullptr, err.out ()));
+      ASSERT_TRUE (l) << err.message ();
+      ASSERT_TRUE (nn_backward (tape, nn_value_get_tensor (l.get ()), nullptr, err.out ()))
+          << err.message ();
+      nn_tape_free (tape);
+      if (clip > 0) nn_clip_grad_norm (m, clip);
+      ASSERT_TRUE (nn_optimizer_step (opt, err.out ())) << err.message ();
+    }
+  }
+
+  void expect_weights (NnModule *m, const std::string &run)
+  {
+    Error err;
+    Safetensors st (nn_safetensors_open ((dir + "/" + run + ".safetensors").c_str (), err.out ()));
+    ASSERT_TRUE (st) << err.message ();
+    Array sd (nn_module_state_dict (m));
+    ASSERT_GT (sd->len, 0u);
+    for (guint i = 0; i < sd->len; i++) {
+      NnNamedItem *it = (NnNamedItem *) sd->pdata[i];
+      Tensor want = load (st.get (), it->name);
+      ASSERT_TRUE (want) << it->name;
+      if (want->dtype == NN_DTYPE_I64)
+        EXPECT_EQ (*(gint64 *) it->tensor->data, *(gint64 *) want->data) << it->name;
+      else
+        EXPECT_TRUE (close (it->tensor, want.get ())) << run << ": " << it->name;
+    }
+  }
+};
+
+std::string TrainReference::dir;
+std::string TrainReference::skip;
+
+TEST_F (TrainReference, SgdMomentumWithFrozenPrefixMatchesTorch)
+{
+  if (!skip.empty ()) GTEST_SKIP () << skip;
+  Registry reg = default_registry ();
+  Module m = load_model (reg.get ());
+  ASSERT_TRUE (m);
+  Error err;
+  guint n = 0;
+  ASSERT_TRUE (nn_module_set_requires_grad (m.get (), "1", FALSE, &n, err.out ())) << err.message ();
+  EXPECT_EQ (n, 2u);
+  Tensor w0 (nn_tensor_copy (nn_module_lookup_tensor (m.get (), "1.weight", nullptr)));
+  Tensor b0 (nn_tensor_copy (nn_module_lookup_tensor (m.get (), "1.bias", nullptr)));
+  NnOptimConfig cfg;
+  nn_optim_config_init (&cfg, NN_OPTIM_SGD);
+  cfg.lr = 0.1;
+  cfg.momentum = 0.9;
+  cfg.weight_decay = 1e-3;
+  NnOptimizer *opt = nn_optimizer_new (m.get (), &cfg);
+  train (reg.get (), m.get (), opt, 0, 0, 3);
+  nn_optimizer_free (opt);
+  expect_weights (m.get (), "sgd");
+  // Frozen parameters are bit-identical, and got no gradient.
+  NnTensor *w = nn_module_lookup_tensor (m.get (), "1.weight", nullptr);
+  NnTensor *b = nn_module_lookup_tensor (m.get (), "1.bias", nullptr);
+  EXPECT_EQ (memcmp (nn_tensor_f32 (w), nn_tensor_f32 (w0.get ()), nn_tensor_nbytes (w)), 0);
+  EXPECT_EQ (memcmp (nn_tensor_f32 (b), nn_tensor_f32 (b0.get ()), nn_tensor_nbytes (b)), 0);
+  EXPECT_EQ (nn_module_lookup_grad (m.get (), "1.weight", err.out ()), nullptr);
+  EXPECT_NE (nn_module_lookup_grad (m.get (), "6.weight", err.out ()), nullptr);
+}
+
+TEST_F (TrainReference, NesterovAdamWAndAdamMatchTorch)
+{
+  if (!skip.empty ()) GTEST_SKIP () << skip;
+  Registry reg = default_registry ();
+  struct Run { const char *name; NnOptimKind kind; double lr, mom, wd, clip; gboolean nesterov; };
+  const Run runs[] = {
+    { "nesterov", NN_OPTIM_SGD, 0.05, 0.8, 0.0, 0, TRUE },
+    { "adamw", NN_OPTIM_ADAMW, 0.01, 0, 0.05, 0, FALSE },
+    { "adam", NN_OPTIM_ADAM, 0.02, 0, 0.01, 0.5, FALSE },
+  };
+  for (const Run &r : runs) {
+    SCOPED_TRACE (r.name);
+    Module m = load_model (reg.get ());
+    ASSERT_TRUE (m);
+    NnOptimConfig cfg;
+    nn_optim_config_init (&cfg, r.kind);
+    cfg.lr = r.lr;
+    cfg.momentum = r.mom;
+    cfg.weight_decay = r.wd;
+    cfg.nesterov = r.nesterov;
+    NnOptimizer *opt = nn_optimizer_new (m.get (), &cfg);
+    train (reg.get (), m.get (), opt, r.clip, 0, 3);
+    EXPECT_EQ (nn_optimizer_get_step (opt), 3);
+    nn_optimizer_free (opt);
+    expect_weights (m.get (), r.name);
+  }
+}
+
+TEST_F (TrainReference, SmallCnnWithBatchNormMatchesTorch)
+{
+  if (!skip.empty ()) GTEST_SKIP () << skip;
+  Registry reg = default_registry ();
+  for (NnOptimKind kind : { NN_OPTIM_SGD, NN_OPTIM_ADAMW }) {
+    const char *run = kind == NN_OPTIM_SGD ? "cnn_sgd" : "cnn_adamw";
+    SCOPED_TRACE (run);
+    Module m = load_model (reg.get (), "cnn.json");
+    ASSERT_TRUE (m);
+    NnOptimConfig cfg;
+    nn_optim_config_init (&cfg, kind);
+    if (kind == NN_OPTIM_SGD) {
+      cfg.lr = 0.1;
+      cfg.momentum = 0.9;
+    } else {
+      cfg.lr = 0.01;
+      cfg.weight_decay = 0.05;
+    }
+    NnOptimizer *opt = nn_optimizer_new (m.get (), &cfg);
+    train (reg.get (), m.get (), opt, 0, 0, 3, "cnn_batches.safetensors", "{}");
+    nn_optimizer_free (opt);
+    // Parameters and BatchNorm's running statistics and batch count.
+    expect_weights (m.get (), run);
+  }
+}
+
+TEST_F (TrainReference, OptimizerStateResumes)
+{
+  if (!skip.empty ()) GTEST_SKIP () << skip;
+  Registry reg = default_registry ();
+  Module m = load_model (reg.get ());
+  ASSERT_TRUE (m);
+  Error err;
+  NnOptimConfig cfg;
+  nn_optim_config_init (&cfg, NN_OPTIM_ADAMW);
+  cfg.lr = 0.01;
+  cfg.weight_decay = 0.05;
+  NnOptimizer *opt = nn_optimizer_new (m.get (), &cfg);
+  train (reg.get (), m.get (), opt, 0, 0, 2);
+  std::string state = dir + "/state.safetensors";
+  ASSERT_TRUE (nn_optimizer_save (opt, state.c_str (), err.out ())) << err.message ();
+  nn_optimizer_free (opt);
+  // A fresh optimiser resumed from the file takes the third step as the
+  // uninterrupted run did.
+  NnOptimizer *again = nn_optimizer_new (m.get (), &cfg);
+  ASSERT_TRUE (nn_optimizer_load (again, state.c_str (), err.out ())) << err.message ();
+  EXPECT_EQ (nn_optimizer_get_step (again), 2);
+  train (reg.get (), m.get (), again, 0, 2, 1);
+  nn_optimizer_free (again);
+  expect_weights (m.get (), "adamw");
+
+  // An SGD state does not load into AdamW, nor a file that is no state.
+  NnOptimizer *other = nn_optimizer_new (m.get (), &cfg);
+  EXPECT_FALSE (nn_optimizer_load (other, (dir + "/batches.safetensors").c_str (), err.out ()));
+  EXPECT_TRUE (contains (err.message (), "not an optimizer state")) << err.message ();
+  NnOptimConfig sgd;
+  nn_optim_config_init (&sgd, NN_OPTIM_SGD);
+  NnOptimizer *s = nn_optimizer_new (m.get (), &sgd);
+  ASSERT_TRUE (nn_optimizer_save (s, state.c_str (), err.out ())) << err.message ();
+  EXPECT_FALSE (nn_optimizer_load (other, state.c_str (), err.out ()));
+  EXPECT_TRUE (contains (err.message (), "kind")) << err.message ();
+  nn_optimizer_free (s);
+  nn_optimizer_free (other);
+}
+
+const char *chain =
+    "{\"format\": \"nnkit\", \"version\": 2, \"model\": {\"type\": \"Sequential\", \"children\": ["
+    "{\"name\": \"0\", \"type\": \"Linear\", \"config\": {\"in_features\": 4, \"out_features\": 3}},"
+    "{\"name\": \"1\", \"type\": \"Softmin\", \"config\": {\"dim\": 1}},"
+    "{\"name\": \"2\", \"type\": \"Linear\", \"config\": {\"in_features\": 3, \"out_features\": 2}}]}}";
+
+TEST (Train, ModesReachTheWholeSubtree)
+{
+  Registry reg = default_registry ();
+  Module m = load_json (reg.get (), chain);
+  ASSERT_TRUE (m);
+  NnModule *c = nn_module_lookup_path (m.get (), "2", nullptr);
+  EXPECT_FALSE (nn_module_is_training (m.get ()));
+  nn_module_train (m.get (), TRUE);
+  EXPECT_TRUE (nn_module_is_training (m.get ()));
+  EXPECT_TRUE (nn_module_is_training (c));
+  nn_module_train (c, FALSE);
+  EXPECT_TRUE (nn_module_is_training (m.get ()));
+  EXPECT_FALSE (nn_module_is_training (c));
+}
+
+TEST (Train, FreezeByGlobAndCount)
+{
+  Registry reg = default_registry ();
+  Module m = load_json (reg.get (), chain);
+  ASSERT_TRUE (m);
+  Error err;
+  gint64 t = 0, f = 0;
+  nn_module_count_trainable (m.get (), &t, &f);
+  EXPECT_EQ (t, 4 * 3 + 3 + 3 * 2 + 2);
+  EXPECT_EQ (f, 0);
+  guint n = 0;
+  ASSERT_TRUE (nn_module_set_requires_grad (m.get (), "*.weight", FALSE, &n, err.out ()));
+  EXPECT_EQ (n, 2u);
+  nn_module_count_trainable (m.get (), &t, &f);
+  EXPECT_EQ (t, 3 + 2);
+  EXPECT_EQ (f, 12 + 6);
+  char **names = nn_module_frozen_names (m.get ());
+  ASSERT_EQ (g_strv_length (names), 2u);
+  EXPECT_STREQ (names[0], "0.weight");
+  EXPECT_STREQ (names[1], "2.weight");
+  g_strfreev (names);
+  ASSERT_TRUE (nn_module_set_requires_grad (m.get (), "0.*", TRUE, &n, err.out ()));
+  EXPECT_TRUE (nn_module_param_requires_grad (nn_module_lookup_path (m.get (), "0", nullptr),
+                                              "weight"));
+  // A glob matching nothing is an error naming it, and changes nothing.
+  EXPECT_FALSE (nn_module_set_requires_grad (m.get (), "features.*", FALSE, &n, err.out ()));
+  EXPECT_TRUE (contains (err.message (), "'features.*' matches no parameter")) << err.message ();
+  nn_module_count_trainable (m.get (), &t, &f);
+  EXPECT_EQ (f, 6);
+  // Gradients are read by parameter name; a bad name is an error.
+  EXPECT_EQ (nn_module_lookup_grad (m.get (), "0.nope", err.out ()), nullptr);
+  EXPECT_TRUE (contains (err.message (), "'0.nope' is not a parameter")) << err.message ();
+}
+
+TEST (Train, FrozenSetTravelsInTheDescriptor)
+{
+  Registry reg = default_registry ();
+  Module m = load_json (reg.get (), chain);
+  ASSERT_TRUE (m);
+  Error err;
+  ASSERT_TRUE (nn_module_set_requires_grad (m.get (), "2", FALSE, nullptr, err.out ()));
+  CStr text (nn_descriptor_to_data (m.get (), nullptr));
+  EXPECT_TRUE (contains (text.get (), "\"frozen\": [\"2.weight\", \"2.bias\"]")) << text.get ();
+  Module back = load_json (reg.get (), text.get ());
+  ASSERT_TRUE (back);
+  gint64 t = 0, f = 0;
+  nn_module_count_trainable (back.get (), &t, &f);
+  EXPECT_EQ (f, 3 * 2 + 2);
+  // A glob in the file works as on the command line; one matching nothing
+  // or not a string is refused, naming the field.
+  std::string globbed = std::string (chain);
+  globbed.insert (globbed.find ("\"model\""), "\"frozen\": [\"0.*\"], ");
+  Module g = load_json (reg.get (), globbed);
+  ASSERT_TRUE (g);
+  nn_module_count_trainable (g.get (), &t, &f);
+  EXPECT_EQ (f, 4 * 3 + 3);
+  for (const char *bad : { "\"frozen\": [\"zz.*\"], ", "\"frozen\": [3], ", "\"frozen\": 1, " }) {
+    std::string text2 = std::string (chain);
+    text2.insert (text2.find ("\"model\""), bad);
+    Module none (nn_descriptor_load_data (reg.get (), text2.c_str (), -1, "t.json", err.out ()));
+    EXPECT_FALSE (none) << bad;
+    EXPECT_TRUE (contains (err.message (), "t.json: frozen: ")) << err.message ();
+  }
+}
+
+TEST (Train, TypeWithoutBackwardIsNamedOnlyWhenNeeded)
+{
+  Registry reg = default_registry ();
+  Module m = load_json (reg.get (), chain);
+  ASSERT_TRUE (m);
+  nn_module_reset_parameters (m.get (), 3);
+  Error err;
+  Tensor x = tensor_f32 ({ 2, 4 }, [] (gint64 i) { return 0.1f * (float) i - 0.3f; });
+  ValueRef a = value_tuple ({ nn_value_new_tensor (x.get ()) });
+  NnTape *tape = nn_tape_new (1);
+  ValueRef y (nn_tape_call (tape, m.get (), a.get (), nullptr, err.out ()));
+  ASSERT_TRUE (y) << err.message ();
+  EXPECT_EQ (nn_tape_n_entries (tape), 3u);
+  Tensor g = tensor_f32 ({ 2, 2 }, [] (gint64 i) { return 1.0f; });
+  EXPECT_FALSE (nn_backward (tape, nn_value_get_tensor (y.get ()), g.get (), err.out ()));
+  EXPECT_TRUE (contains (err.message (), "'1': layer type Softmin has no backward()"))
+      << err.message ();
+  // Walked once only.
+  EXPECT_FALSE (nn_backward (tape, nn_value_get_tensor (y.get ()), g.get (), err.out ()));
+  EXPECT_TRUE (contains (err.message (), "already walked")) << err.message ();
+  nn_tape_free (tape);
+
+  // With everything before the last Linear frozen, Softmin is not on the
+  // gradient path: nothing before it is recorded and backward succeeds.
+  ASSERT_TRUE (nn_module_set_requires_grad (m.get (), "0", FALSE, nullptr, err.out ()));
+  tape = nn_tape_new (1);
+  ValueRef y2 (nn_tape_call (tape, m.get (), a.get (), nullptr, err.out ()));
+  ASSERT_TRUE (y2) << err.message ();
+  EXPECT_EQ (nn_tape_n_entries (tape), 1u);
+  EXPECT_TRUE (nn_backward (tape, nn_value_get_tensor (y2.get ()), g.get (), err.out ()))
+      << err.message ();
+  EXPECT_NE (nn_module_lookup_grad (m.get (), "2.weight", err.out ()), nullptr);
+  // A wrong seed gradient, or an output not computed by the tape.
+  nn_tape_free (tape);
+  tape = nn_tape_new (1);
+  ValueRef y3 (nn_tape_call (tape, m.get (), a.get (), nullptr, err.out ()));
+  Tensor bad = tensor_f32 ({ 3 }, [] (gint64 i) { return 1.0f; });
+  EXPECT_FALSE (nn_backward (tape, nn_value_get_tensor (y3.get ()), bad.get (), err.out ()));
+  EXPECT_TRUE (contains (err.message (), "output's shape [2, 2]")) << err.message ();
+  EXPECT_FALSE (nn_backward (tape, nn_value_get_tensor (y3.get ()), nullptr, err.out ()));
+  EXPECT_TRUE (contains (err.message (), "one-element output")) << err.message ();
+  EXPECT_FALSE (nn_backward (tape, x.get (), nullptr, err.out ()));
+  EXPECT_TRUE (contains (err.message (), "not computed by a recorded call")) << err.message ();
+  nn_tape_free (tape);
+  nn_module_zero_grad (m.get ());
+  EXPECT_EQ (nn_module_lookup_grad (m.get (), "2.weight", err.out ()), nullptr);
+}
+
+TEST (Train, DropoutInTrainModeIsSeededByTheTape)
+{
+  Registry reg = default_registry ();
+  Error err;
+  Module d = make_module (reg.get (), "Dropout", "{\"p\": 0.5}", err, "drop");
+  ASSERT_TRUE (d) << err.message ();
+  Tensor x = tensor_f32 ({ 200 }, [] (gint64 i) { return 1.0f + (float) i; });
+  ValueRef a = value_tuple ({ nn_value_new_tensor (x.get ()) });
+  // Eval mode: the identity.
+  ValueRef e (nn_module_call (d.get (), a.get (), nullptr, err.out ()));
+  EXPECT_EQ (nn_value_get_tensor (e.get ()), x.get ());
+  nn_module_train (d.get (), TRUE);
+  auto run = [&] (guint32 seed, std::vector<float> &out, std::vector<float> &grad) {
+    NnTape *tape = nn_tape_new (seed);
+    nn_tape_watch (tape, x.get ());
+    ValueRef y (nn_tape_call (tape, d.get (), a.get (), nullptr, err.out ()));
+    ASSERT_TRUE (y) << err.message ();
+    NnTensor *yt = nn_value_get_tensor (y.get ());
+    out.assign (nn_tensor_f32 (yt), nn_tensor_f32 (yt) + 200);
+    Tensor g = tensor_f32 ({ 200 }, [] (gint64 i) { return 1.0f; });
+    ASSERT_TRUE (nn_backward (tape, yt, g.get (), err.out ())) << err.message ();
+    NnTensor *gx = nn_tape_grad (tape, x.get ());
+    ASSERT_TRUE (gx);
+    grad.assign (nn_tensor_f32 (gx), nn_tensor_f32 (gx) + 200);
+    nn_tape_free (tape);
+  };
+  std::vector<float> o1, g1, o2, g2, o3, g3;
+  run (5, o1, g1);
+  run (5, o2, g2);
+  run (6, o3, g3);
+  EXPECT_EQ (o1, o2);
+  EXPECT_NE (o1, o3);
+  int dropped = 0;
+  for (int i = 0; i < 200; i++) {
+    float xi = 1.0f + (float) i;
+    EXPECT_TRUE (o1[i] == 0.0f || o1[i] == 2.0f * xi) << i;
+    EXPECT_EQ (g1[i], o1[i] == 0.0f ? 0.0f : 2.0f) << i;
+    dropped += o1[i] == 0.0f;
+  }
+  EXPECT_GT (dropped, 60);
+  EXPECT_LT (dropped, 140);
+}
+
+TEST (Train, Schedules)
+{
+  EXPECT_DOUBLE_EQ (nn_lr_step (0.1, 0, 3, 0.5), 0.1);
+  EXPECT_DOUBLE_EQ (nn_lr_step (0.1, 3, 3, 0.5), 0.05);
+  EXPECT_DOUBLE_EQ (nn_lr_step (0.1, 7, 3, 0.5), 0.025);
+  EXPECT_DOUBLE_EQ (nn_lr_cosine (0.1, 0, 10, 0.0), 0.1);
+  EXPECT_NEAR (nn_lr_cosine (0.1, 5, 10, 0.0), 0.05, 1e-12);
+  EXPECT_NEAR (nn_lr_cosine (0.1, 10, 10, 0.01), 0.01, 1e-12);
+}
+
+} // namespace
