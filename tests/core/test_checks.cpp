@@ -147,6 +147,55 @@ TEST (Checks, DeclaredViewIsAccepted)
   EXPECT_TRUE (y) << e.message ();
 }
 
+static NnValue *
+tape_call (NnTape *tape, NnModule *m, NnTensor *x, Error &e)
+{
+  g_autoptr (NnValue) args = nn_value_new_tuple ();
+  nn_value_append (args, nn_value_new_tensor (x));
+  return nn_tape_call (tape, m, args, nullptr, e.out ());
+}
+
+// A refused forward fails a recorded run as any other and never reaches
+// the tape, whose backward would otherwise start from a wrong shape.
+TEST (Checks, RefusedForwardIsNotRecorded)
+{
+  Registry reg = mistakes_registry ();
+  Module m = load (reg.get (), "BadShape");
+  ASSERT_TRUE (m);
+  Tensor x = tensor_f32 ({1, 3}, [] (gint64 i) { return (float) i; });
+  NnTape *tape = nn_tape_new (1);
+  Error e;
+  NnValue *out = tape_call (tape, m.get (), x.get (), e);
+  EXPECT_EQ (out, nullptr);
+  EXPECT_TRUE (contains (e.message (), "act: BadShape: forward returned Tensor[1, 9] F32 "
+                                       "but infer says Tensor[1, 10] F32")) << e.message ();
+  // fc (trainable) only; act's input is fc's result, so it would be recorded.
+  EXPECT_EQ (nn_tape_n_entries (tape), 1u);
+  nn_tape_free (tape);
+}
+
+// The check's infer of a composite runs a child without infer on zeros:
+// that nested forward is inference, and must not be recorded.
+TEST (Checks, InferOfTheCheckIsNotRecorded)
+{
+  Registry reg = mistakes_registry ();
+  Error e;
+  Module m (nn_descriptor_load_data (reg.get (), R"({"format": "nnkit", "version": 2,
+    "model": {"type": "CallsInner", "children": [
+      {"name": "inner", "type": "FixtureLinear",
+       "config": {"in_features": 3, "out_features": 4}}]}})", -1, "test", e.out ()));
+  ASSERT_TRUE (m) << e.message ();
+  Tensor x = tensor_f32 ({2, 3}, [] (gint64 i) { return (float) i; });
+  NnTape *tape = nn_tape_new (1);
+  NnValue *out = tape_call (tape, m.get (), x.get (), e);
+  ASSERT_NE (out, nullptr) << e.message ();
+  EXPECT_EQ (shape_text (nn_value_get_tensor (out)->shape), "[2, 4]");
+  // inner once, from the forward: the check's zero-filled run adds nothing.
+  EXPECT_EQ (nn_tape_n_entries (tape), 1u);
+  nn_value_unref (out);
+  nn_tape_free (tape);
+}
+
 // NN_CHECK is read once per process: the other modes run in a child, this
 // test binary again with NN_TEST_CHECK_MODE naming what to expect.
 TEST (ChecksMode, Child)
