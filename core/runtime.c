@@ -3,6 +3,7 @@
  * with the module path; composites reach descendants only through
  * nn_call_module(). */
 #include "nn-private.h"
+#include "check-private.h"
 
 #include <nnkit/train.h>
 #include <stdlib.h>
@@ -99,12 +100,16 @@ invoke (NnCall *call, NnModule *m, const NnValue *args, const NnValue *kwargs,
   gboolean saved_meta = call->meta;
   if (zero)
     call->meta = FALSE;
+  NnCheck *check = call->meta || zero ? NULL : nn_check_begin (m, bound);
   /* A recorded leaf: what it calls inside is its own backward's concern. */
   gboolean record = nn_tape_wants (call, m, bound);
   call->tape_inside += record;
   NnValue *out = fn (m, call, bound, &local);
   call->tape_inside -= record;
   call->meta = saved_meta;
+  /* Checked before recording: a refused result never reaches the tape. */
+  if (!call->meta && !zero)
+    nn_check_end (check, call, m, args, kwargs, &out, &local);
   if (record && out && !local)
     nn_tape_record (call, m, bound, out);
   else

@@ -91,6 +91,16 @@ typedef enum {
    * (nn_tensor_to_dtype), so they stay mmapped.  Without it they are
    * always converted to F32 at load. */
   NN_LAYER_HALF_WEIGHTS = 1 << 6,
+  /* Results may share storage with the inputs, or be input tensors
+   * themselves: views and pass-throughs (Identity, Flatten, reshape,
+   * getitem).  The checked mode (NN_CHECK=1) refuses such results from
+   * other types unless the argument is the declared inplace_arg. */
+  NN_LAYER_ALIASES = 1 << 7,
+  /* Result shapes may depend on the input's values, which infer cannot
+   * see: infer gives a bound (PyTorch 1.13's nested TransformerEncoder
+   * cuts to the longest unpadded row).  The core then does not compare
+   * forward's result with infer's. */
+  NN_LAYER_SHAPE_FROM_DATA = 1 << 8,
 } NnLayerFlags;
 
 /* --- forward signatures (ABI 2) ---------------------------------------- */

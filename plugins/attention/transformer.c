@@ -312,6 +312,8 @@ const NnLayerType nn_transformer_encoder_type = {
   .struct_size = sizeof (NnLayerType),
   .name = "TransformerEncoder",
   .doc = "a stack of encoder layers; children layers (ModuleList), norm (optional)",
+  /* The nested path's length is the padding mask's: infer gives L. */
+  .flags = NN_LAYER_SHAPE_FROM_DATA,
   .schema = encoder_schema,
   .n_schema = G_N_ELEMENTS (encoder_schema),
   .args = encoder_args,

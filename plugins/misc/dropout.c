@@ -133,6 +133,7 @@ dropout_extra_repr (NnModule *self)
 
 const NnLayerType nn_dropout_type = {
   .struct_size = sizeof (NnLayerType),
+  .flags = NN_LAYER_ALIASES, /* returns its input or a view of it */
   .name = "Dropout",
   .doc = "randomly zeroes elements in training; the identity in eval mode",
   .schema = dropout_schema,

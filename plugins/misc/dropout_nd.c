@@ -57,6 +57,7 @@ dropout_nd_extra_repr (NnModule *self)
 #define DROPOUT_TYPE(var_, name_, doc_, forward_)                          \
   const NnLayerType var_ = {                                              \
     .struct_size = sizeof (NnLayerType), .name = name_, .doc = doc_,      \
+    .flags = NN_LAYER_ALIASES, /* in eval, the input itself */        \
     .schema = dropout_nd_schema,                                          \
     .n_schema = G_N_ELEMENTS (dropout_nd_schema),                         \
     .args = dropout_nd_args, .n_args = G_N_ELEMENTS (dropout_nd_args),    \

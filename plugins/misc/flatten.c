@@ -130,6 +130,7 @@ flatten_extra_repr (NnModule *self)
 
 const NnLayerType nn_flatten_type = {
   .struct_size = sizeof (NnLayerType),
+  .flags = NN_LAYER_ALIASES, /* returns its input or a view of it */
   .name = "Flatten",
   .doc = "flattens dims start_dim..end_dim into one",
   .schema = flatten_schema,

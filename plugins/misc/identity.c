@@ -9,6 +9,7 @@ static const NnArgSpec identity_args[] = {
 
 const NnLayerType nn_identity_type = {
   .struct_size = sizeof (NnLayerType),
+  .flags = NN_LAYER_ALIASES, /* returns its input or a view of it */
   .name = "Identity",
   .doc = "returns its input unchanged",
   .schema = NULL,

@@ -23,6 +23,7 @@ stochastic_depth_extra_repr (NnModule *self)
 
 const NnLayerType nn_stochastic_depth_type = {
   .struct_size = sizeof (NnLayerType),
+  .flags = NN_LAYER_ALIASES, /* returns its input or a view of it */
   .name = "StochasticDepth",
   .doc = "torchvision's stochastic depth; the identity in eval mode",
   .schema = stochastic_depth_schema,

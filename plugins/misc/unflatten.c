@@ -106,6 +106,7 @@ unflatten_extra_repr (NnModule *self)
 
 const NnLayerType nn_unflatten_type = {
   .struct_size = sizeof (NnLayerType),
+  .flags = NN_LAYER_ALIASES, /* returns its input or a view of it */
   .name = "Unflatten",
   .doc = "splits one dimension into several",
   .schema = unflatten_schema,

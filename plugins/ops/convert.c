@@ -115,7 +115,7 @@ clone_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
                             const NnArgs *args, GError **error)           \
   { return convert (nn_args_tensor (args, 0), dtype_); }                  \
   static const char *const id_##_aliases[] = { __VA_ARGS__, NULL };       \
-  static NN_OPS_TYPE (id_##_type, "Tensor." #id_, "converts to " #dtype_, \
+  static NN_OPS_VIEW_TYPE (id_##_type, "Tensor." #id_, "converts to " #dtype_, \
                       cast_args, id_##_aliases, id_##_fn)
 
 static const NnArgSpec cast_args[] = {
@@ -176,11 +176,11 @@ static const char *const clone_aliases[] = {
 static const char *const detach_aliases[] = {
   "torch.detach", "Tensor.detach", "Tensor.detach_", NULL };
 
-static NN_OPS_TYPE (to_type, "to", "converts to a dtype (device ignored)",
+static NN_OPS_VIEW_TYPE (to_type, "to", "converts to a dtype (device ignored)",
                     to_args, to_aliases, to_fn);
-static NN_OPS_TYPE (type_type, "type", "converts to a dtype, or names it",
+static NN_OPS_VIEW_TYPE (type_type, "type", "converts to a dtype, or names it",
                     type_args, type_aliases, type_fn);
-static NN_OPS_TYPE (type_as_type, "type_as", "converts to other's dtype",
+static NN_OPS_VIEW_TYPE (type_as_type, "type_as", "converts to other's dtype",
                     type_as_args, type_as_aliases, type_as_fn);
 static NN_OPS_TYPE (clone_type, "clone", "a copy", clone_args, clone_aliases,
                     clone_fn);

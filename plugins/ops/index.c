@@ -301,11 +301,11 @@ static const char *const index_select_aliases[] = {
 static const char *const gather_aliases[] = {
   "torch.gather", "Tensor.gather", NULL };
 
-NN_OPS_MOVE_TYPE (getitem_type, "getitem", "obj[index], as Python",
+NN_OPS_MOVE_VIEW_TYPE (getitem_type, "getitem", "obj[index], as Python",
                     getitem_args, getitem_aliases, getitem_fn);
-NN_OPS_MOVE_TYPE (select_type, "select", "input[..., index, ...] at dim",
+NN_OPS_MOVE_VIEW_TYPE (select_type, "select", "input[..., index, ...] at dim",
                     select_args, select_aliases, select_fn);
-NN_OPS_MOVE_TYPE (narrow_type, "narrow", "input[start:start+length] at dim",
+NN_OPS_MOVE_VIEW_TYPE (narrow_type, "narrow", "input[start:start+length] at dim",
                     narrow_args, narrow_aliases, narrow_fn);
 NN_OPS_MOVE_TYPE (index_select_type, "index_select",
                     "the entries of dim listed in index", index_args,

@@ -339,11 +339,11 @@ NN_OPS_MOVE_TYPE (cat_type, "cat", "joins tensors along dim", cat_args,
                     cat_aliases, cat_fn);
 NN_OPS_MOVE_TYPE (stack_type, "stack", "joins tensors along a new dim",
                     cat_args, stack_aliases, stack_fn);
-NN_OPS_MOVE_TYPE (split_type, "split", "pieces of equal or given sizes",
+NN_OPS_MOVE_VIEW_TYPE (split_type, "split", "pieces of equal or given sizes",
                     split_args, split_aliases, split_fn);
-NN_OPS_MOVE_TYPE (chunk_type, "chunk", "at most chunks equal pieces",
+NN_OPS_MOVE_VIEW_TYPE (chunk_type, "chunk", "at most chunks equal pieces",
                     chunk_args, chunk_aliases, chunk_fn);
-NN_OPS_MOVE_TYPE (unbind_type, "unbind", "the slices along dim",
+NN_OPS_MOVE_VIEW_TYPE (unbind_type, "unbind", "the slices along dim",
                     unbind_args, unbind_aliases, unbind_fn);
 
 const NnLayerType *const nn_ops_join_types[] = {

@@ -66,18 +66,48 @@ NnValue *nn_ops_move_backward (NnOpsForward fn, const NnArgSpec *specs,
                                NnCall *call, const NnArgs *args, const NnValue *out,
                                const NnValue *grad_out, GError **error);
 
-/* Declares a movement op (see nn_ops_move_backward) with its backward;
- * written without a leading `static`, unlike NN_OPS_TYPE. */
-#define NN_OPS_MOVE_TYPE(var_, name_, doc_, args_, aliases_, fn_)         \
+/* The backward of movement op var_ (see nn_ops_move_backward). */
+#define NN_OPS_MOVE_BACKWARD(var_, args_, fn_)                             \
   static NnValue *var_##_backward (NnModule *self, NnCall *call,          \
                             const NnArgs *args, const NnValue *out,       \
                             const NnValue *grad_out, GError **error)      \
   {                                                                       \
     return nn_ops_move_backward (fn_, args_, G_N_ELEMENTS (args_), self,  \
-                                 call, args, out, grad_out, error);             \
-  }                                                                       \
+                                 call, args, out, grad_out, error);       \
+  }
+
+/* Declares a movement op with its backward; written without a leading
+ * `static`, unlike NN_OPS_TYPE. */
+#define NN_OPS_MOVE_TYPE(var_, name_, doc_, args_, aliases_, fn_)         \
+  NN_OPS_MOVE_BACKWARD (var_, args_, fn_)                                 \
   static NN_OPS_GRAD_TYPE (var_, name_, doc_, args_, aliases_, fn_,       \
                            var_##_backward)
+/* An op whose result may be its input or share its storage, as PyTorch's
+ * views (reshape, getitem, to the same dtype): NN_LAYER_ALIASES tells the
+ * checked mode (NN_CHECK=1) it is by design. */
+#define NN_OPS_VIEW_GRAD_TYPE(var_, name_, doc_, args_, aliases_, fn_, bw_) \
+  const NnLayerType var_ = {                                              \
+    .struct_size = sizeof (NnLayerType),                                  \
+    .name = name_,                                                        \
+    .doc = doc_,                                                          \
+    .flags = NN_LAYER_OP | NN_LAYER_ALIASES,                              \
+    .args = args_,                                                        \
+    .n_args = G_N_ELEMENTS (args_),                                       \
+    .aliases = aliases_,                                                  \
+    .create = nn_ops_create,                                              \
+    .forward = fn_,                                                       \
+    .infer = fn_,                                                         \
+    .backward = bw_,                                                      \
+  }
+#define NN_OPS_VIEW_TYPE(var_, name_, doc_, args_, aliases_, fn_)         \
+  NN_OPS_VIEW_GRAD_TYPE (var_, name_, doc_, args_, aliases_, fn_, NULL)
+
+/* A movement op whose result may share its input's storage (getitem,
+ * transpose, expand...): the movement backward and NN_LAYER_ALIASES. */
+#define NN_OPS_MOVE_VIEW_TYPE(var_, name_, doc_, args_, aliases_, fn_)    \
+  NN_OPS_MOVE_BACKWARD (var_, args_, fn_)                                 \
+  static NN_OPS_VIEW_GRAD_TYPE (var_, name_, doc_, args_, aliases_, fn_,  \
+                                var_##_backward)
 
 /* Tensor arguments of ops take every dtype unless they say otherwise. */
 #define NN_OPS_ALL NN_DTYPES_ALL

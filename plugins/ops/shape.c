@@ -712,27 +712,27 @@ same_elements_backward (NnModule *self, NnCall *call, const NnArgs *args,
   return res;
 }
 
-static NN_OPS_GRAD_TYPE (reshape_type, "reshape", "the same elements in a new shape",
+static NN_OPS_VIEW_GRAD_TYPE (reshape_type, "reshape", "the same elements in a new shape",
                     sizes_args, reshape_aliases, reshape_fn, same_elements_backward);
-static NN_OPS_GRAD_TYPE (view_type, "view", "the same elements in a new shape",
+static NN_OPS_VIEW_GRAD_TYPE (view_type, "view", "the same elements in a new shape",
                     sizes_args, view_aliases, reshape_fn, same_elements_backward);
-static NN_OPS_GRAD_TYPE (unflatten_type, "unflatten", "splits dim into sizes",
+static NN_OPS_VIEW_GRAD_TYPE (unflatten_type, "unflatten", "splits dim into sizes",
                     unflatten_args, unflatten_aliases, unflatten_fn, same_elements_backward);
 NN_OPS_MOVE_TYPE (permute_type, "permute", "reorders the dims",
                     permute_args, permute_aliases, permute_fn);
-NN_OPS_MOVE_TYPE (transpose_type, "transpose", "swaps dim0 and dim1",
+NN_OPS_MOVE_VIEW_TYPE (transpose_type, "transpose", "swaps dim0 and dim1",
                     transpose_args, transpose_aliases, transpose_fn);
-NN_OPS_MOVE_TYPE (t_type, "t", "transposes a 2-d tensor", one_args,
+NN_OPS_MOVE_VIEW_TYPE (t_type, "t", "transposes a 2-d tensor", one_args,
                     t_aliases, t_fn);
-static NN_OPS_GRAD_TYPE (contiguous_type, "contiguous", "the input itself",
+static NN_OPS_VIEW_GRAD_TYPE (contiguous_type, "contiguous", "the input itself",
                     contiguous_args, contiguous_aliases, contiguous_fn, same_elements_backward);
-static NN_OPS_GRAD_TYPE (squeeze_type, "squeeze", "drops size-1 dims",
+static NN_OPS_VIEW_GRAD_TYPE (squeeze_type, "squeeze", "drops size-1 dims",
                     opt_dim_args, squeeze_aliases, squeeze_fn, same_elements_backward);
-static NN_OPS_GRAD_TYPE (unsqueeze_type, "unsqueeze", "inserts a size-1 dim",
+static NN_OPS_VIEW_GRAD_TYPE (unsqueeze_type, "unsqueeze", "inserts a size-1 dim",
                     dim_args, unsqueeze_aliases, unsqueeze_fn, same_elements_backward);
-NN_OPS_MOVE_TYPE (expand_type, "expand", "broadcasts to sizes",
+NN_OPS_MOVE_VIEW_TYPE (expand_type, "expand", "broadcasts to sizes",
                     expand_args, expand_aliases, expand_fn);
-NN_OPS_MOVE_TYPE (expand_as_type, "expand_as", "broadcasts to other's shape",
+NN_OPS_MOVE_VIEW_TYPE (expand_as_type, "expand_as", "broadcasts to other's shape",
                     expand_as_args, expand_as_aliases, expand_as_fn);
 NN_OPS_MOVE_TYPE (repeat_type, "repeat", "tiles the tensor", repeat_args,
                     repeat_aliases, repeat_fn);
