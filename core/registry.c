@@ -261,6 +261,40 @@ nn_registry_list_types (NnRegistry *reg)
 }
 
 static void
+add_aliases (GPtrArray *out, const NnLayerType *t)
+{
+  for (guint i = 0; t && t->aliases && t->aliases[i]; i++) {
+    gboolean seen = FALSE;
+    for (guint k = 0; k < out->len && !seen; k++)
+      seen = strcmp (out->pdata[k], t->aliases[i]) == 0;
+    if (!seen)
+      g_ptr_array_add (out, g_strdup (t->aliases[i]));
+  }
+}
+
+/* Every provider of the type is asked, in rank order, so a provider that
+ * declares no aliases of its own (oneDNN's copies) hides none. */
+char **
+nn_registry_get_aliases (NnRegistry *reg, const char *type_name)
+{
+  GPtrArray *out = g_ptr_array_new ();
+  GPtrArray *list;
+  NnTypeEntry *top;
+
+  g_return_val_if_fail (reg != NULL && type_name != NULL, NULL);
+  g_mutex_lock (&reg->lock);
+  list = reg->providers ? g_hash_table_lookup (reg->providers, type_name) : NULL;
+  top = g_hash_table_lookup (reg->types, type_name);
+  if (top)
+    add_aliases (out, top->type);
+  for (guint i = 0; list && i < list->len; i++)
+    add_aliases (out, ((NnTypeEntry *) list->pdata[i])->type);
+  g_mutex_unlock (&reg->lock);
+  g_ptr_array_add (out, NULL);
+  return (char **) g_ptr_array_free (out, FALSE);
+}
+
+static void
 plugin_info_free (gpointer p)
 {
   NnPluginInfo *info = p;

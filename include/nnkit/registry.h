@@ -80,6 +80,10 @@ NN_API GPtrArray *nn_registry_list_plugins (NnRegistry *reg);
 NN_API GPtrArray *nn_registry_get_failures (NnRegistry *reg);
 /* Returns: (transfer full) NULL-terminated sorted type names. */
 NN_API char **nn_registry_list_types (NnRegistry *reg);
+/* Returns: (transfer full) NULL-terminated sorted aliases of the type
+ * named @type_name, whichever provider registered them (aliases are one
+ * namespace: every provider of the type answers to them).  MT safe. */
+NN_API char **nn_registry_get_aliases (NnRegistry *reg, const char *type_name);
 /* Like nn_registry_lookup_type, also returning (transfer none) the
  * plugin that provides the type. */
 NN_API const NnLayerType *nn_registry_resolve_type (NnRegistry *reg,

@@ -125,6 +125,21 @@ class TestProviders(unittest.TestCase):
         self.assertRegex(text, r"dnnl +rank 320")
         self.assertRegex(text, r"ops +rank 256")
 
+    def test_aliases_survive_a_provider_without_them(self):
+        # oneDNN's pools declare no aliases of their own; the listing still
+        # gives every spelling the reference registered (the exporter checks
+        # its output against this map).
+        if "dnnl" not in plugin_names():
+            self.skipTest("built without oneDNN")
+        data = json.loads(nnctl("plugins", "--json")[0])
+        for alias, name in (("max_pool2d", "MaxPool2d"), ("avg_pool2d", "AvgPool2d")):
+            self.assertEqual(data["aliases"].get(alias), name, alias)
+        one = json.loads(nnctl("plugins", "MaxPool2d", "--json")[0])
+        self.assertEqual(one["providers"][0]["plugin"], "dnnl")
+        self.assertIn("max_pool2d", one["aliases"])
+        text = nnctl("plugins", "MaxPool2d")[0]
+        self.assertRegex(text, r"Aliases:\n  .*max_pool2d")
+
     def test_unsupported_config_falls_back(self):
         cfg = '{"in_channels": 3, "out_channels": 8, "kernel_size": 3, "padding": 1, "padding_mode": "reflect"}'
         out, _ = nnctl("plugins", "Conv2d", "--json", "--config", cfg)

@@ -7,8 +7,8 @@
 
 #include <string.h>
 
-static void type_json_members (JsonBuilder *b, const NnLayerType *t,
-                               NnPluginInfo *pi);
+static void type_json_members (JsonBuilder *b, NnRegistry *reg,
+                               const NnLayerType *t, NnPluginInfo *pi);
 
 /* The vtable behind @name, or NULL if the registry no longer resolves it. */
 static const NnLayerType *
@@ -55,14 +55,14 @@ list_text (NnRegistry *reg, GPtrArray *plugins, GPtrArray *failures)
       printf ("  ops:   %s\n", op_names);
     gboolean header = FALSE;
     for (guint k = 0; p->type_names && p->type_names[k]; k++) {
-      const NnLayerType *t = lookup (reg, p->type_names[k]);
-      if (!t || !t->aliases || !t->aliases[0])
+      g_auto (GStrv) aliases = nn_registry_get_aliases (reg, p->type_names[k]);
+      if (!aliases[0])
         continue;
       if (!header)
         printf ("  aliases:\n");
       header = TRUE;
-      g_autofree char *al = g_strjoinv (", ", (char **) t->aliases);
-      printf ("    %s: %s\n", t->name, al);
+      g_autofree char *al = g_strjoinv (", ", aliases);
+      printf ("    %s: %s\n", p->type_names[k], al);
     }
   }
   if (failures->len) {
@@ -110,7 +110,7 @@ list_json (NnRegistry *reg, GPtrArray *plugins, GPtrArray *failures)
       if (!t)
         continue;
       json_builder_begin_object (b);
-      type_json_members (b, t, p);
+      type_json_members (b, reg, t, p);
       json_builder_end_object (b);
     }
     json_builder_end_array (b);
@@ -129,10 +129,10 @@ list_json (NnRegistry *reg, GPtrArray *plugins, GPtrArray *failures)
   for (guint i = 0; i < plugins->len; i++) {
     NnPluginInfo *p = plugins->pdata[i];
     for (guint k = 0; p->type_names && p->type_names[k]; k++) {
-      const NnLayerType *t = lookup (reg, p->type_names[k]);
-      for (guint a = 0; t && t->aliases && t->aliases[a]; a++) {
-        json_builder_set_member_name (b, t->aliases[a]);
-        json_builder_add_string_value (b, t->name);
+      g_auto (GStrv) aliases = nn_registry_get_aliases (reg, p->type_names[k]);
+      for (guint a = 0; aliases[a]; a++) {
+        json_builder_set_member_name (b, aliases[a]);
+        json_builder_add_string_value (b, p->type_names[k]);
       }
     }
   }
@@ -326,8 +326,9 @@ type_text (NnRegistry *reg, const NnLayerType *t, NnPluginInfo *pi,
     }
     printf ("\n");
   }
-  if (t->aliases && t->aliases[0]) {
-    g_autofree char *al = g_strjoinv (", ", (char **) t->aliases);
+  g_auto (GStrv) aliases = nn_registry_get_aliases (reg, t->name);
+  if (aliases[0]) {
+    g_autofree char *al = g_strjoinv (", ", aliases);
     printf ("Aliases:\n  %s\n\n", al);
   }
   printf ("Config keys (%u):\n", t->n_schema);
@@ -359,7 +360,8 @@ type_text (NnRegistry *reg, const NnLayerType *t, NnPluginInfo *pi,
 
 /* The members describing @t, inside an object being built. */
 static void
-type_json_members (JsonBuilder *b, const NnLayerType *t, NnPluginInfo *pi)
+type_json_members (JsonBuilder *b, NnRegistry *reg, const NnLayerType *t,
+                   NnPluginInfo *pi)
 {
   /* "name" and "type" both: the listing's entries are named, the one-type
    * view always said "type". */
@@ -376,7 +378,7 @@ type_json_members (JsonBuilder *b, const NnLayerType *t, NnPluginInfo *pi)
   json_builder_set_member_name (b, "op");
   json_builder_add_boolean_value (b, is_op (t));
   json_builder_set_member_name (b, "aliases");
-  nnctl_json_add_aliases (b, t);
+  nnctl_json_add_aliases (b, reg, t->name);
   json_builder_set_member_name (b, "forward");
   json_builder_add_boolean_value (b, t->forward != NULL);
   json_builder_set_member_name (b, "args");
@@ -450,7 +452,7 @@ type_json (NnRegistry *reg, const NnLayerType *t, NnPluginInfo *pi,
   g_autoptr (JsonBuilder) b = json_builder_new ();
 
   json_builder_begin_object (b);
-  type_json_members (b, t, pi);
+  type_json_members (b, reg, t, pi);
   nnctl_providers_json (b, reg, t->name);
   json_builder_set_member_name (b, "provider_for_config");
   json_builder_add_string_value (b, inst ? nn_plugin_get_name (

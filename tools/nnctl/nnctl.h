@@ -178,7 +178,8 @@ void nnctl_json_add_signature (JsonBuilder *b, const NnLayerType *t);
  * else the root type's declared signature.  Returns (transfer full). */
 char **nnctl_forward_params (NnModule *model);
 /* Adds the type's aliases as a JSON array of strings to @b. */
-void nnctl_json_add_aliases (JsonBuilder *b, const NnLayerType *t);
+void nnctl_json_add_aliases (JsonBuilder *b, NnRegistry *reg,
+                             const char *type_name);
 
 /* TRUE if @path ends with @suffix (case-sensitive, as the core). */
 gboolean nnctl_has_suffix (const char *path, const char *suffix);

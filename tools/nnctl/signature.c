@@ -160,11 +160,13 @@ nnctl_json_add_signature (JsonBuilder *b, const NnLayerType *t)
 }
 
 void
-nnctl_json_add_aliases (JsonBuilder *b, const NnLayerType *t)
+nnctl_json_add_aliases (JsonBuilder *b, NnRegistry *reg, const char *type_name)
 {
+  g_auto (GStrv) aliases = nn_registry_get_aliases (reg, type_name);
+
   json_builder_begin_array (b);
-  for (guint i = 0; t->aliases && t->aliases[i]; i++)
-    json_builder_add_string_value (b, t->aliases[i]);
+  for (guint i = 0; aliases[i]; i++)
+    json_builder_add_string_value (b, aliases[i]);
   json_builder_end_array (b);
 }
 
