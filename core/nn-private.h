@@ -80,7 +80,9 @@ struct _NnCall {
   struct _NnPlan *plan;
   guint cursor;
   GPtrArray *trace;
-  gboolean plan_off;    /* meta runs and NN_PLAN=off: resolve each call */
+  gboolean plan_on;     /* set by nn_plan_begin(); off in meta runs, with
+                         * NN_PLAN=off and in NnCalls made elsewhere (a
+                         * backward's): those resolve each call afresh */
   gboolean args_given;  /* the call being entered took its arguments
                          * (nn_call_*_take): they may die in place */
 };
@@ -137,9 +139,9 @@ struct _NnPlanStep {
 void nn_plan_begin (NnCall *call, NnModule *root);
 /* Ends it: publishes the recorded trace as @root's plan when @ok. */
 void nn_plan_end (NnCall *call, NnModule *root, gboolean ok);
-/* Resolves descendant @path of @self for this call: the plan's step when
- * it matches and still holds, else a fresh lookup (recorded).  Returns:
- * (transfer none) (nullable) valid until the run ends. */
+/* Resolves descendant @path of @self for this call (plan_on): the plan's
+ * step when it matches and still holds, else a fresh lookup (recorded).
+ * Returns: (transfer none) (nullable) valid until the run ends. */
 const NnPlanStep *nn_plan_resolve (NnCall *call, NnModule *self,
                                    const char *path, GError **error);
 /* Frees @m's plan (nn_module_unref). */

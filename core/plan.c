@@ -95,10 +95,9 @@ nn_plan_begin (NnCall *call, NnModule *root)
   call->cursor = 0;
   call->trace = NULL;
   call->plan = NULL;
-  if (call->meta || !plan_enabled ()) {
-    call->plan_off = TRUE;
+  call->plan_on = !call->meta && plan_enabled ();
+  if (!call->plan_on)
     return;
-  }
   pthread_mutex_lock (&plan_lock);
   if (root->plan)
     call->plan = plan_ref (root->plan);
@@ -112,13 +111,15 @@ nn_plan_end (NnCall *call, NnModule *root, gboolean ok)
 {
   /* A plan followed to its end is kept; a run that left it (a miss, or
    * fewer calls than planned) publishes what it did instead. */
-  if (ok && !call->plan_off && !call->trace && call->plan
+  if (!call->plan_on)
+    return;
+  if (ok && !call->trace && call->plan
       && call->cursor < call->plan->steps->len) {
     call->trace = g_ptr_array_new_with_free_func (step_unref);
     for (guint i = 0; i < call->cursor; i++)
       g_ptr_array_add (call->trace, step_ref (call->plan->steps->pdata[i]));
   }
-  if (ok && !call->plan_off && call->trace) {
+  if (ok && call->trace) {
     NnPlan *p = g_new0 (NnPlan, 1);
     p->ref_count = 1;
     p->steps = g_ptr_array_ref (call->trace);

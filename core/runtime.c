@@ -295,18 +295,34 @@ nn_call_module (NnCall *call, NnModule *self, const char *path,
   }
   /* Resolved through the root's plan: a step is reused only while the
    * modules it passes through are unedited, so a replacement is seen at
-   * once (plan.c). */
-  const NnPlanStep *st = nn_plan_resolve (call, self, path, error);
-  if (!st)
-    return NULL;
-  NnModule *target = st->chain[st->n_chain - 1];
+   * once (plan.c).  Unplanned runs (inference, NN_PLAN=off) look it up. */
+  g_autofree char *canon = NULL;
+  NnModule *target;
+  const char *where;
+  guint depth_add;
+  if (call->plan_on) {
+    const NnPlanStep *st = nn_plan_resolve (call, self, path, error);
+    if (!st)
+      return NULL;
+    target = st->chain[st->n_chain - 1];
+    where = st->canon;
+    depth_add = st->depth_add;
+  } else {
+    target = nn_module_lookup_ref (self, path, &canon, error);
+    if (!target)
+      return NULL;
+    where = canon;
+    depth_add = 1;
+    for (const char *p = canon; *p; p++)
+      depth_add += *p == '.';
+  }
   g_autoptr (NnValue) empty = args ? NULL : nn_value_new_tuple ();
   gsize saved = call->path->len;
   guint saved_depth = call->depth;
   if (call->path->len)
     g_string_append_c (call->path, '.');
-  g_string_append (call->path, st->canon);
-  call->depth += st->depth_add;
+  g_string_append (call->path, where);
+  call->depth += depth_add;
   NnValue *out = run_module (call, target, args ? args : empty, kwargs, error);
   g_string_truncate (call->path, saved);
   call->depth = saved_depth;
