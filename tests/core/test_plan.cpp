@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -508,6 +509,54 @@ TEST (InPlace, GraphKeepsValuesStillRead)
     EXPECT_TRUE (close_to (y.get (), want));
   }
   EXPECT_EQ (nn_engine_get_inplace_count () - before, 2u); // d, twice
+}
+
+}  // namespace
+
+// --- the storage pool (core/tensor.c) ---------------------------------------
+
+namespace {
+
+TEST (Pool, LargeBlocksAreKeptAndHandedOutZeroed)
+{
+  nn_tensor_pool_trim ();
+  EXPECT_EQ (nn_tensor_pool_get_bytes (), 0u);
+  const gint64 mib = 1 << 20;
+  NnShape big = shape ({ 40 * mib });
+  NnTensor *t = nn_tensor_new (NN_DTYPE_U8, &big);
+  ASSERT_NE (t, nullptr);
+  EXPECT_EQ ((guintptr) t->data % 64, 0u);
+  memset (t->data, 0xab, 40 * mib);
+  void *first = t->data;
+  nn_tensor_unref (t);
+  EXPECT_GE (nn_tensor_pool_get_bytes (), (gsize) (40 * mib));
+
+  // Below 32 MiB: left to malloc, the pool is untouched.
+  NnShape small = shape ({ 8 * mib });
+  Tensor s (nn_tensor_new (NN_DTYPE_U8, &small));
+  EXPECT_GE (nn_tensor_pool_get_bytes (), (gsize) (40 * mib));
+
+  // 36 MiB fits the kept 40 MiB block (at least three quarters of it):
+  // the same storage, zero-filled as nn_tensor_new promises.
+  NnShape fits = shape ({ 9 * mib }); // F32: 36 MiB
+  NnTensor *u = nn_tensor_new (NN_DTYPE_F32, &fits);
+  ASSERT_NE (u, nullptr);
+  EXPECT_EQ (u->data, first);
+  EXPECT_EQ (nn_tensor_pool_get_bytes (), 0u);
+  const guint8 *b = (const guint8 *) u->data;
+  EXPECT_TRUE (std::all_of (b, b + 36 * mib, [] (guint8 c) { return c == 0; }));
+  nn_tensor_unref (u);
+
+  // 80 MiB does not fit it: a new block.
+  NnShape larger = shape ({ 80 * mib });
+  NnTensor *v = nn_tensor_new (NN_DTYPE_U8, &larger);
+  ASSERT_NE (v, nullptr);
+  EXPECT_NE (v->data, first);
+  EXPECT_GE (nn_tensor_pool_get_bytes (), (gsize) (40 * mib));
+  nn_tensor_unref (v);
+  EXPECT_GE (nn_tensor_pool_get_bytes (), (gsize) (120 * mib));
+  nn_tensor_pool_trim ();
+  EXPECT_EQ (nn_tensor_pool_get_bytes (), 0u);
 }
 
 }  // namespace
