@@ -3,11 +3,17 @@
  *   nn-bench forward MODEL --shape 1,3,224,224 [--threads N] [--repeat R]
  *                    [--warmup W] [--hooks] [--providers RULES]
  *   nn-bench steps [--n 1000] [--repeat R] [--warmup W]
+ *   nn-bench memory MODEL --shape 1,3,224,224 [--threads N] [--providers R]
  *
  * forward prints "median_ms", "cpu_ms" (all threads), one "provider TYPE
  * PLUGIN" line per layer type in the model and the BLAS line; --hooks puts
  * a no-op pre and forward hook on every module first.  steps times a
- * Sequential of N Identity modules and prints "per_step_ns".  Timing only:
+ * Sequential of N Identity modules and prints "per_step_ns".  memory
+ * prints the weights' bytes, the largest activation (shape inference),
+ * and the peak RSS of a forward above the process before the model was
+ * loaded (VmHWM, reset through /proc/self/clear_refs), for the first
+ * forward and for a later one, all in MB, with the budget weights + 2 x
+ * largest activation + 10 MB that docs/ENGINE.md states.  Timing only:
  * the input is seeded noise; correctness is the conformance tests' job. */
 #include <nnkit/nnkit.h>
 #include <nnkit/plugin.h>
@@ -127,6 +133,92 @@ add_hooks (NnModule *root)
   g_ptr_array_unref (mods);
 }
 
+/* A field of /proc/self/status in kB ("VmRSS:", "VmHWM:"), or -1. */
+static double
+status_kb (const char *key)
+{
+  char *text = NULL;
+  double v = -1;
+  if (!g_file_get_contents ("/proc/self/status", &text, NULL, NULL))
+    return -1;
+  const char *p = strstr (text, key);
+  if (p)
+    v = g_ascii_strtod (p + strlen (key), NULL);
+  g_free (text);
+  return v;
+}
+
+/* Resets VmHWM to the current RSS (Linux >= 4.0); FALSE when refused. */
+static gboolean
+reset_peak (void)
+{
+  FILE *f = fopen ("/proc/self/clear_refs", "w");
+  if (!f)
+    return FALSE;
+  gboolean ok = fputs ("5", f) >= 0;
+  return fclose (f) == 0 && ok;
+}
+
+static void
+largest_out (NnModule *m, const char *path, guint depth, const NnValue *args,
+             const NnValue *kwargs, const NnValue *out, gpointer user_data)
+{
+  gsize *max = user_data;
+  NnTensor *t = nn_value_get_tensor (out);
+  if (t)
+    *max = MAX (*max, nn_tensor_nbytes (t));
+}
+
+static int
+memory (NnRegistry *reg, const char *path, const NnShape *s)
+{
+  GError *e = NULL;
+  double base = status_kb ("VmRSS:");
+  NnModule *m = nn_model_load (reg, path, NULL, TRUE, &e);
+  if (!m)
+    return fail (path, e);
+  gsize weights = 0, largest = 0;
+  GPtrArray *sd = nn_module_state_dict (m);
+  for (guint i = 0; i < sd->len; i++)
+    weights += nn_tensor_nbytes (((NnNamedItem *) sd->pdata[i])->tensor);
+  g_ptr_array_unref (sd);
+  NnTensor *x = nn_tensor_new (NN_DTYPE_F32, s);
+  GRand *rng = g_rand_new_with_seed (7);
+  for (gint64 i = 0; i < nn_tensor_numel (x); i++)
+    nn_tensor_f32 (x)[i] = (float) g_rand_double_range (rng, -1, 1);
+  g_rand_free (rng);
+  NnValue *args = nn_value_new_tuple ();
+  nn_value_append (args, nn_value_new_tensor (x));
+  NnValue *meta = nn_module_infer_observed (m, args, NULL, largest_out, &largest, &e);
+  nn_value_unref (args);
+  if (!meta)
+    return fail ("shape inference", e);
+  nn_value_unref (meta);
+  double peaks[2];
+  for (int i = 0; i < 3; i++)
+    {
+      if (!reset_peak ())
+        return fail ("/proc/self/clear_refs", NULL);
+      NnTensor *y = nn_module_forward (m, x, &e);
+      if (!y)
+        return fail ("forward", e);
+      nn_tensor_unref (y);
+      if (i != 1)
+        peaks[i / 2] = (status_kb ("VmHWM:") - base) / 1024.0;
+    }
+  double mb = 1024.0 * 1024.0;
+  printf ("weights_mb %.1f\nlargest_activation_mb %.1f\n", weights / mb,
+          largest / mb);
+  printf ("first_forward_peak_mb %.1f\nforward_peak_mb %.1f\n", peaks[0],
+          peaks[1]);
+  printf ("budget_mb %.1f\npool_mb %.1f\n",
+          weights / mb + 2 * largest / mb + 10, nn_tensor_pool_get_bytes () / mb);
+  print_providers (m);
+  nn_tensor_unref (x);
+  nn_module_unref (m);
+  return 0;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -144,7 +236,7 @@ main (int argc, char **argv)
     { "n", 0, 0, G_OPTION_ARG_INT, &n, "steps: Identity modules", "N" },
     { NULL }
   };
-  GOptionContext *ctx = g_option_context_new ("forward MODEL | steps");
+  GOptionContext *ctx = g_option_context_new ("forward MODEL | steps | memory MODEL");
 
   g_option_context_add_main_entries (ctx, entries, NULL);
   if (!g_option_context_parse (ctx, &argc, &argv, &e))
@@ -185,6 +277,15 @@ main (int argc, char **argv)
       return rc;
     }
 
+  if (strcmp (argv[1], "memory") == 0 && argc >= 3 && shape_text)
+    {
+      NnShape ms;
+      if (!nn_shape_parse (shape_text, &ms, &e))
+        return fail ("--shape", e);
+      int rc = memory (reg, argv[2], &ms);
+      nn_registry_unref (reg);
+      return rc;
+    }
   if (strcmp (argv[1], "forward") != 0 || argc < 3 || !shape_text)
     {
       fprintf (stderr, "usage: nn-bench forward MODEL --shape S\n");

@@ -22,6 +22,17 @@ nn_tree_generation_bump (void)
   atomic_fetch_add (&tree_generation, 1);
 }
 
+/* Stamps are unique, so a module freed and another allocated at its
+ * address never look alike to a plan step. */
+static atomic_uint_fast64_t next_stamp = 1;
+
+void
+nn_module_touch (NnModule *m)
+{
+  __atomic_store_n (&m->stamp, atomic_fetch_add (&next_stamp, 1),
+                    __ATOMIC_RELEASE);
+}
+
 static void
 slot_clear (gpointer p)
 {
@@ -76,6 +87,7 @@ nn_module_new_from_type (NnRegistry *reg, const char *type_name,
   g_array_set_clear_func (m->params, slot_clear);
   m->buffers = g_array_new (FALSE, TRUE, sizeof (NnSlot));
   g_array_set_clear_func (m->buffers, slot_clear);
+  nn_module_touch (m);
 
   if (!type->create (m, error)) {
     if (error && !*error)
@@ -118,6 +130,7 @@ nn_module_unref (NnModule *m)
     g_ptr_array_unref (m->index_paths);
   if (m->index_of)
     g_hash_table_unref (m->index_of);
+  nn_plan_clear (m);
   nn_module_clear_training (m);
   NnPlugin *plugin = m->plugin;
   g_free (m);
@@ -256,6 +269,7 @@ nn_module_insert_child (NnModule *m, guint pos, const char *name,
   }
   NnChild c = { g_strdup (name), nn_module_ref (child) };
   g_array_insert_val (m->children, MIN (pos, m->children->len), c);
+  nn_module_touch (m);
   nn_tree_generation_bump ();
   return TRUE;
 }
@@ -273,6 +287,7 @@ nn_module_remove_child_at (NnModule *m, guint i)
   if (i >= m->children->len)
     return FALSE;
   g_array_remove_index (m->children, i);
+  nn_module_touch (m);
   nn_tree_generation_bump ();
   return TRUE;
 }
@@ -284,6 +299,7 @@ nn_module_set_child_at (NnModule *m, guint i, NnModule *child)
   NnModule *old = c->module;
   c->module = nn_module_ref (child);
   nn_module_unref (old);
+  nn_module_touch (m);
   nn_tree_generation_bump ();
 }
 
@@ -461,6 +477,7 @@ nn_module_set_tensor_half (NnModule *m, const char *name, NnTensor *t,
     NnTensor *old = s->tensor;
     s->tensor = nn_tensor_ref (t);
     nn_tensor_unref (old);
+    nn_module_touch (m);
     return TRUE;
   }
   return nn_module_set_tensor (m, name, t, error);
@@ -489,6 +506,7 @@ nn_module_set_tensor (NnModule *m, const char *name, NnTensor *t,
   NnTensor *old = s->tensor;
   s->tensor = nn_tensor_ref (t);
   nn_tensor_unref (old);
+  nn_module_touch (m); /* load_state_dict: plans and their caches rebuild */
   return TRUE;
 }
 

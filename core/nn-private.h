@@ -47,6 +47,13 @@ struct _NnModule {
   gboolean training;
   GHashTable *frozen;
   GHashTable *grads;
+  /* Execution plan (core/plan.c).  stamp: unique across the process,
+   * renewed by every edit of this module's children or own tensors, so a
+   * plan step resolved through it knows whether it still holds.  plan:
+   * (nullable) this module's plan as a root, under plan.c's lock. */
+  guint64 stamp;
+  struct _NnPlan *plan;
+  guint64 plan_builds;
 };
 
 /* Bumped by every structural mutation anywhere, so caches of every root
@@ -67,6 +74,17 @@ struct _NnCall {
   guint tape_inside;    /* > 0 inside a recorded leaf: nested calls are
                          * its own business, not recorded */
   GRand *rng;           /* (nullable) made on first nn_call_get_rng() */
+  /* Execution plan (core/plan.c): the root's plan being followed
+   * (nullable), the next step expected, and the trace being recorded
+   * (nullable: following the plan without a miss so far). */
+  struct _NnPlan *plan;
+  guint cursor;
+  GPtrArray *trace;
+  gboolean plan_on;     /* set by nn_plan_begin(); off in meta runs, with
+                         * NN_PLAN=off and in NnCalls made elsewhere (a
+                         * backward's): those resolve each call afresh */
+  gboolean args_given;  /* the call being entered took its arguments
+                         * (nn_call_*_take): they may die in place */
 };
 
 /* tape.c: called by invoke() around a type's forward in a recorded run.
@@ -100,6 +118,34 @@ NnArgs *nn_args_bind (const NnLayerType *type, const NnValue *args,
 /* Returns: (transfer full) JSON as a value: null None, arrays tuples,
  * objects dicts. */
 NnValue *nn_value_from_json (JsonNode *node);
+
+/* module.c: gives @m a new stamp after an edit of its children or own
+ * tensors; plan steps resolved through it rebuild. */
+void nn_module_touch (NnModule *m);
+
+/* plan.c (see docs/ENGINE.md, "The execution plan") */
+typedef struct _NnPlanStep NnPlanStep;
+struct _NnPlanStep {
+  gint ref_count;
+  NnModule *caller;     /* compared by address only */
+  char *path;           /* as the caller spelt it */
+  char *canon;          /* canonical dotted path below the caller */
+  guint depth_add;      /* segments in canon */
+  guint n_chain;        /* caller, intermediate modules, target */
+  NnModule **chain;
+  guint64 *stamps;      /* each chain module's stamp when resolved */
+};
+/* Starts a run of @root: follows its plan, or records a trace. */
+void nn_plan_begin (NnCall *call, NnModule *root);
+/* Ends it: publishes the recorded trace as @root's plan when @ok. */
+void nn_plan_end (NnCall *call, NnModule *root, gboolean ok);
+/* Resolves descendant @path of @self for this call (plan_on): the plan's
+ * step when it matches and still holds, else a fresh lookup (recorded).
+ * Returns: (transfer none) (nullable) valid until the run ends. */
+const NnPlanStep *nn_plan_resolve (NnCall *call, NnModule *self,
+                                   const char *path, GError **error);
+/* Frees @m's plan (nn_module_unref). */
+void nn_plan_clear (NnModule *m);
 
 /* hooks.c */
 /* Fires the global then the module's pre-hooks; they may replace *@args
@@ -169,6 +215,13 @@ char *nn_json_to_text (JsonNode *node, gsize *len_out);
  * size (8-byte elements) overflows 64 bits. */
 gboolean nn_shape_check_size (const NnShape *shape, const char *what,
                               GError **error);
+
+/* tensor.c: TRUE when @t's storage is its own (not borrowed, mapped,
+ * read-only or a view), so nobody else can see a write into it. */
+gboolean nn_tensor_owns_storage (const NnTensor *t);
+
+/* value.c: references held on @v now, for the in-place check. */
+gint nn_value_get_ref_count (const NnValue *v);
 
 /* util.c */
 /* Writes @len bytes to @path through a temp file in the same directory,

@@ -63,6 +63,64 @@ value_as_meta (const NnValue *v)
   return v ? nn_value_map_tensors (v, as_meta, NULL, NULL) : NULL;
 }
 
+static gint64 inplace_count;
+
+guint64
+nn_engine_get_inplace_count (void)
+{
+  return (guint64) __atomic_load_n (&inplace_count, __ATOMIC_RELAXED);
+}
+
+/* Whether @b's shape broadcasts to @a's (numpy's rules, from the right). */
+static gboolean
+broadcasts_to (const NnShape *b, const NnShape *a)
+{
+  if (b->ndim > a->ndim)
+    return FALSE;
+  for (guint i = 1; i <= b->ndim; i++) {
+    gint64 db = b->dims[b->ndim - i], da = a->dims[a->ndim - i];
+    if (db != da && db != 1)
+      return FALSE;
+  }
+  return TRUE;
+}
+
+/* The tensor a type declaring inplace_arg may write its result into:
+ * positional argument k, when it dies at this step.  It dies when nothing
+ * but this call reaches it: the caller's argument tuple is referenced
+ * once (no hook holds it), its item k only by that tuple and the binding,
+ * and the tensor only by that item, with storage of its own; and the
+ * caller gave the tuple up (nn_call_*_take), so it cannot read it after.  Every other
+ * tensor argument must have its dtype and broadcast to its shape, so the
+ * result has exactly its shape.  Never in shape inference or while a tape
+ * records (backward reads the inputs).  Returns: (transfer none). */
+static NnTensor *
+inplace_target (NnCall *call, const NnLayerType *t, const NnValue *args,
+                const NnArgs *bound, gboolean given)
+{
+  if (!given || t->inplace_arg <= 0 || !t->forward_into || call->meta
+      || call->tape)
+    return NULL;
+  guint k = (guint) t->inplace_arg - 1;
+  if (k >= nn_args_n (bound) || k >= nn_value_n_items (args)
+      || nn_value_get_ref_count (args) != 1)
+    return NULL;
+  NnValue *v = nn_args_get (bound, k);
+  NnTensor *x = nn_value_get_tensor (v);
+  if (!x || nn_value_item (args, k) != v || nn_value_get_ref_count (v) != 2
+      || g_atomic_int_get (&x->ref_count) != 1 || !nn_tensor_owns_storage (x))
+    return NULL;
+  for (guint i = 0; i < nn_args_n (bound); i++) {
+    NnValue *o = nn_args_get (bound, i);
+    if (i == k || nn_value_kind (o) != NN_VALUE_TENSOR)
+      continue;
+    NnTensor *y = nn_value_get_tensor (o);
+    if (y == x || y->dtype != x->dtype || !broadcasts_to (&y->shape, &x->shape))
+      return NULL;
+  }
+  return x;
+}
+
 /* Binds and runs @m's forward (or, in inference, infer), enforcing the
  * slot's contract: NULL exactly when an error is set. */
 static NnValue *
@@ -71,6 +129,9 @@ invoke (NnCall *call, NnModule *m, const NnValue *args, const NnValue *kwargs,
 {
   const NnLayerType *t = m->type;
   NnValue *(*fn) (NnModule *, NnCall *, const NnArgs *, GError **) = t->forward;
+  /* Only the outermost invoke of a taken call may work in place. */
+  gboolean given = call->args_given;
+  call->args_given = FALSE;
   gboolean zero = FALSE;
   g_autoptr (NnValue) zargs = NULL;
   g_autoptr (NnValue) zkwargs = NULL;
@@ -104,7 +165,21 @@ invoke (NnCall *call, NnModule *m, const NnValue *args, const NnValue *kwargs,
   /* A recorded leaf: what it calls inside is its own backward's concern. */
   gboolean record = nn_tape_wants (call, m, bound);
   call->tape_inside += record;
-  NnValue *out = fn (m, call, bound, &local);
+  NnTensor *into = inplace_target (call, t, args, bound, given);
+  NnValue *out = NULL;
+  if (into) {
+    /* The result reuses the dying input's storage (docs/ENGINE.md). */
+    __atomic_add_fetch (&inplace_count, 1, __ATOMIC_RELAXED);
+    if (t->forward_into (m, call, bound, into, NULL,
+                         nn_call_get_thread_pool (call), &local) && !local)
+      out = nn_value_new_tensor (into);
+    else if (!local)
+      g_set_error (&local, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                   "bug in layer type %s: its forward_into() failed without "
+                   "setting an error", t->name);
+  } else {
+    out = fn (m, call, bound, &local);
+  }
   call->tape_inside -= record;
   call->meta = saved_meta;
   /* Checked before recording: a refused result never reaches the tape. */
@@ -223,24 +298,69 @@ nn_call_module (NnCall *call, NnModule *self, const char *path,
                  "descendant", path);
     return NULL;
   }
-  /* Looked up on every call, so a replacement is seen at once. */
+  /* Resolved through the root's plan: a step is reused only while the
+   * modules it passes through are unedited, so a replacement is seen at
+   * once (plan.c).  Unplanned runs (inference, NN_PLAN=off) look it up. */
   g_autofree char *canon = NULL;
-  NnModule *target = nn_module_lookup_ref (self, path, &canon, error);
-  if (!target)
-    return NULL;
+  NnModule *target;
+  const char *where;
+  guint depth_add;
+  if (call->plan_on) {
+    const NnPlanStep *st = nn_plan_resolve (call, self, path, error);
+    if (!st)
+      return NULL;
+    target = st->chain[st->n_chain - 1];
+    where = st->canon;
+    depth_add = st->depth_add;
+  } else {
+    target = nn_module_lookup_ref (self, path, &canon, error);
+    if (!target)
+      return NULL;
+    where = canon;
+    depth_add = 1;
+    for (const char *p = canon; *p; p++)
+      depth_add += *p == '.';
+  }
   g_autoptr (NnValue) empty = args ? NULL : nn_value_new_tuple ();
   gsize saved = call->path->len;
   guint saved_depth = call->depth;
   if (call->path->len)
     g_string_append_c (call->path, '.');
-  g_string_append (call->path, canon);
-  for (const char *p = canon; *p; p++)
-    if (*p == '.')
-      call->depth++;
-  call->depth++;
+  g_string_append (call->path, where);
+  call->depth += depth_add;
   NnValue *out = run_module (call, target, args ? args : empty, kwargs, error);
   g_string_truncate (call->path, saved);
   call->depth = saved_depth;
+  return out;
+}
+
+NnValue *
+nn_call_module_take (NnCall *call, NnModule *self, const char *path,
+                     NnValue *args, NnValue *kwargs, GError **error)
+{
+  g_return_val_if_fail (call != NULL, NULL);
+  call->args_given = TRUE;
+  NnValue *out = nn_call_module (call, self, path, args, kwargs, error);
+  call->args_given = FALSE;
+  if (args)
+    nn_value_unref (args);
+  if (kwargs)
+    nn_value_unref (kwargs);
+  return out;
+}
+
+NnValue *
+nn_call_functional_take (NnCall *call, NnModule *fn, NnValue *args,
+                         NnValue *kwargs, GError **error)
+{
+  g_return_val_if_fail (call != NULL, NULL);
+  call->args_given = TRUE;
+  NnValue *out = nn_call_functional (call, fn, args, kwargs, error);
+  call->args_given = FALSE;
+  if (args)
+    nn_value_unref (args);
+  if (kwargs)
+    nn_value_unref (kwargs);
   return out;
 }
 
@@ -324,7 +444,9 @@ run_root (NnModule *m, const NnValue *args, const NnValue *kwargs,
   call.tape = tape;
   call.keep = g_ptr_array_new_with_free_func ((GDestroyNotify) nn_tensor_unref);
   g_autoptr (NnValue) empty = args ? NULL : nn_value_new_tuple ();
+  nn_plan_begin (&call, m);
   NnValue *out = run_module (&call, m, args ? args : empty, kwargs, error);
+  nn_plan_end (&call, m, out != NULL);
   g_ptr_array_unref (call.keep);
   g_string_free (call.path, TRUE);
   if (call.rng)

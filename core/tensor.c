@@ -1,6 +1,7 @@
 /* nnkit core: shapes and reference-counted tensors. */
 #include "nn-private.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,17 +124,165 @@ shape_nbytes (NnDType dtype, const NnShape *shape, gsize *out)
   return TRUE;
 }
 
+/* --- the storage pool ----------------------------------------------------
+ * Activations of one size come and go every forward.  Below 32 MiB glibc
+ * keeps them in its heap after the first forward (its mmap threshold
+ * rises to the largest block freed, up to DEFAULT_MMAP_THRESHOLD_MAX, 32
+ * MiB on 64-bit), with no system call per forward; above it every block
+ * would be mapped, faulted in and unmapped again each time.  Those blocks
+ * are kept here, up to a cap, and handed out again best-fit.  Keeping
+ * smaller ones too would only raise the peak RSS: blocks of many sizes
+ * sit idle at once.  A block starts with its header; data is 64-byte
+ * aligned after it. */
+#define POOL_MIN ((gsize) 32 << 20)
+#define POOL_ALIGN 64
+
+typedef struct {
+  gpointer base;      /* what calloc returned */
+  gsize capacity;     /* usable bytes after data */
+} PoolHeader;
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static GPtrArray *pool_free;   /* PoolHeader *, any order */
+static gsize pool_bytes;       /* capacity held in pool_free */
+static gsize pool_cap = G_MAXSIZE; /* G_MAXSIZE: not read yet */
+
+/* NN_POOL_MB (default 512) caps what the pool keeps; 0 disables it. */
+static gsize
+pool_cap_locked (void)
+{
+  if (pool_cap == G_MAXSIZE) {
+    const char *env = g_getenv ("NN_POOL_MB");
+    guint64 mb = 512;
+    if (env && !g_ascii_string_to_unsigned (env, 10, 0, 1 << 20, &mb, NULL))
+      mb = 512;
+    pool_cap = (gsize) mb << 20;
+  }
+  return pool_cap;
+}
+
+static PoolHeader *
+header_of (gpointer data)
+{
+  return (PoolHeader *) ((char *) data - sizeof (PoolHeader));
+}
+
+static void
+pool_release (gpointer data)
+{
+  PoolHeader *h = header_of (data);
+  pthread_mutex_lock (&pool_lock);
+  if (!pool_free)
+    pool_free = g_ptr_array_new ();
+  if (pool_bytes + h->capacity <= pool_cap_locked ()) {
+    g_ptr_array_add (pool_free, h);
+    pool_bytes += h->capacity;
+    h = NULL;
+  }
+  pthread_mutex_unlock (&pool_lock);
+  if (h)
+    free (h->base);
+}
+
+/* The smallest kept block that holds @n bytes without wasting more than a
+ * quarter of it, or NULL. */
+static gpointer
+pool_take (gsize n)
+{
+  PoolHeader *best = NULL;
+  guint at = 0;
+  pthread_mutex_lock (&pool_lock);
+  for (guint i = 0; pool_free && i < pool_free->len; i++) {
+    PoolHeader *h = pool_free->pdata[i];
+    if (h->capacity >= n && h->capacity - n <= h->capacity / 4
+        && (!best || h->capacity < best->capacity)) {
+      best = h;
+      at = i;
+    }
+  }
+  if (best) {
+    g_ptr_array_remove_index_fast (pool_free, at);
+    pool_bytes -= best->capacity;
+  }
+  pthread_mutex_unlock (&pool_lock);
+  if (!best)
+    return NULL;
+  gpointer data = (char *) best + sizeof (PoolHeader);
+  memset (data, 0, n);
+  return data;
+}
+
+static gpointer
+pool_alloc (gsize n)
+{
+  gpointer data = pool_take (n);
+  if (data)
+    return data;
+  /* Rounded to pages, so blocks of nearly equal sizes serve each other. */
+  gsize cap = (n + 4095) & ~(gsize) 4095;
+  gsize total;
+  if (!g_size_checked_add (&total, cap, sizeof (PoolHeader) + POOL_ALIGN))
+    return NULL;
+  /* calloc: a fresh large block is untouched zero pages until written. */
+  char *base = calloc (total, 1);
+  if (!base)
+    return NULL;
+  guintptr d = ((guintptr) base + sizeof (PoolHeader) + POOL_ALIGN - 1)
+               & ~(guintptr) (POOL_ALIGN - 1);
+  PoolHeader *h = header_of ((gpointer) d);
+  h->base = base;
+  h->capacity = cap;
+  return (gpointer) d;
+}
+
+void
+nn_tensor_pool_trim (void)
+{
+  pthread_mutex_lock (&pool_lock);
+  GPtrArray *blocks = pool_free;
+  pool_free = NULL;
+  pool_bytes = 0;
+  pthread_mutex_unlock (&pool_lock);
+  for (guint i = 0; blocks && i < blocks->len; i++)
+    free (((PoolHeader *) blocks->pdata[i])->base);
+  if (blocks)
+    g_ptr_array_unref (blocks);
+}
+
+gsize
+nn_tensor_pool_get_bytes (void)
+{
+  pthread_mutex_lock (&pool_lock);
+  gsize n = pool_bytes;
+  pthread_mutex_unlock (&pool_lock);
+  return n;
+}
+
+gboolean
+nn_tensor_owns_storage (const NnTensor *t)
+{
+  return !t->meta && !t->read_only
+         && (t->release == pool_release || t->release == free);
+}
+
 NnTensor *
 nn_tensor_new (NnDType dtype, const NnShape *shape)
 {
   gsize nbytes;
   if (!shape_nbytes (dtype, shape, &nbytes))
     return NULL;
-  /* calloc, not malloc + memset: glibc hands out large fresh chunks as
-   * untouched zero pages, so weights that are then swapped in from a mapped
-   * file (or only inspected) cost no memory, while repeated forwards reuse
-   * the heap.  Alignment is malloc's (16); no kernel relies on more. */
-  gpointer data = calloc (MAX (nbytes, 1), 1);
+  gpointer data;
+  GDestroyNotify release = free;
+  gpointer release_data;
+  if (nbytes >= POOL_MIN) {
+    data = pool_alloc (nbytes);
+    release = pool_release;
+    release_data = data;
+  } else {
+    /* calloc, not malloc + memset: small blocks come from the heap. */
+    data = calloc (MAX (nbytes, 1), 1);
+    release_data = data;
+  }
   if (!data)
     return NULL;
   NnTensor *t = g_new0 (NnTensor, 1);
@@ -141,8 +290,8 @@ nn_tensor_new (NnDType dtype, const NnShape *shape)
   t->shape = *shape;
   t->ref_count = 1;
   t->data = data;
-  t->release = free;
-  t->release_data = data;
+  t->release = release;
+  t->release_data = release_data;
   return t;
 }
 

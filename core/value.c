@@ -154,6 +154,12 @@ nn_value_ref (NnValue *v)
   return v;
 }
 
+gint
+nn_value_get_ref_count (const NnValue *v)
+{
+  return g_atomic_int_get (&v->ref_count);
+}
+
 void
 nn_value_unref (NnValue *v)
 {

@@ -250,17 +250,21 @@ struct _NnLayerType {
   guint64 (*count_macs) (NnModule *self, const NnArgs *args,
                          const NnValue *out);
 
-  /* --- reserved for the execution engine (documented, unused by the ABI
-   * 2.0 core; a 2.0 type sets them to 0/NULL) ----------------------------
+  /* --- the execution engine ---------------------------------------------
    *
    * inplace_arg: 0 when the result never aliases an input; else 1 + the
-   * index of the positional tensor argument whose storage the result may
-   * reuse when the engine knows that input dies at this step (ReLU, add).
-   * The offset keeps a zero-initialised vtable honest. */
+   * index k of the positional tensor argument whose storage the result
+   * may reuse.  The core then calls forward_into with @out = argument k
+   * itself when it dies at this call (nothing else references it; every
+   * other tensor argument has its dtype and broadcasts to its shape), so
+   * the type must give a result of argument k's shape and dtype then
+   * (ReLU).  The offset keeps a zero-initialised vtable honest. */
   gint32 inplace_arg;
-  /* Like forward, writing into @out (preallocated by the engine with the
-   * inferred shape and dtype) and using @ws for scratch; @pool runs the
-   * op's parallel loops.  NULL: the engine calls forward. */
+  /* Like forward, writing into @out (given by the engine with the result's
+   * shape and dtype; with inplace_arg it may be an input, so no restrict)
+   * and using @ws (nullable) for scratch; @pool runs the op's parallel
+   * loops.  Returns FALSE with @error set on failure.  NULL: the engine
+   * calls forward. */
   gboolean (*forward_into) (NnModule *self, NnCall *call, const NnArgs *args,
                             NnTensor *out, NnWorkspace *ws,
                             NnThreadPool *pool, GError **error);
@@ -365,9 +369,11 @@ NN_API char *nn_module_config_repr (NnModule *self, const char *key);
 /* Runs descendant @path of @self ("layers.0", "transformer.h.1.attn", a
  * direct child's name) through the core, with positional @args (a tuple
  * value, transfer none) and keyword @kwargs (a dict value or NULL,
- * transfer none).  The module is looked up by path on every call, so a
- * replacement is seen; its hooks fire; errors are prefixed with its full
- * path.  In shape inference the same call infers instead of computing.
+ * transfer none).  The path is resolved through the root's execution
+ * plan, whose steps hold only while the modules on the path are unedited,
+ * so a replacement is seen at the next call; its hooks fire; errors are
+ * prefixed with its full path.  In shape inference the same call infers
+ * instead of computing.
  * Returns (transfer full) the result, NULL on error. */
 NN_API NnValue *nn_call_module (NnCall *call, NnModule *self,
                                 const char *path, const NnValue *args,
@@ -395,6 +401,20 @@ NN_API gboolean nn_call_is_meta (NnCall *call);
 /* Returns: (transfer none) the dotted path of the module being run, ""
  * for the root; valid during the call. */
 NN_API const char *nn_call_get_path (NnCall *call);
+
+/* As nn_call_module() and nn_call_functional(), taking @args and @kwargs
+ * (transfer full): the caller gives its argument tuple up, so an input
+ * nothing else references dies at this call and a type declaring
+ * inplace_arg may write its result into it (docs/ENGINE.md, "Memory").
+ * Composites that drop their tuple after the call use these (Sequential,
+ * Graph); a tuple reused for another call must go through the others.
+ * (Appended in ABI 2.0.) */
+NN_API NnValue *nn_call_module_take (NnCall *call, NnModule *self,
+                                     const char *path, NnValue *args,
+                                     NnValue *kwargs, GError **error);
+NN_API NnValue *nn_call_functional_take (NnCall *call, NnModule *fn,
+                                         NnValue *args, NnValue *kwargs,
+                                         GError **error);
 
 /* --- numerics helpers shared by plugins ------------------------------ */
 

@@ -75,6 +75,24 @@ NN_API gboolean nn_module_infer_shape_observed (NnModule *m,
  * environment variable if set, else the number of cores.  Process-wide. */
 NN_API void nn_set_num_threads (int n);
 
+/* --- the execution plan (appended in ABI 2.0; docs/ENGINE.md) ----------
+ *
+ * A root's first forward records the calls its composites make; later
+ * forwards reuse those resolved steps while the modules they pass through
+ * are unedited (surgery, load_state_dict and nn_module_set_tensor renew
+ * them), and rebuild the plan otherwise.  NN_PLAN=off resolves every call
+ * afresh.  Hooks are asked for on every call either way. */
+
+/* Returns: how many times @root's plan was built (0: never run as a root,
+ * or always with NN_PLAN=off); @n_steps (out) (optional) the steps of the
+ * current plan.  MT safe. */
+NN_API guint64 nn_module_get_plan_info (NnModule *root, guint *n_steps);
+/* Forgets @root's plan; the next forward records a new one.  MT safe. */
+NN_API void nn_module_drop_plan (NnModule *root);
+/* Returns: how many calls in this process so far wrote their result into
+ * a dying input (inplace_arg, docs/ENGINE.md "Memory").  MT safe. */
+NN_API guint64 nn_engine_get_inplace_count (void);
+
 G_END_DECLS
 
 #endif

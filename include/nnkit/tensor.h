@@ -127,6 +127,18 @@ NN_API float *nn_tensor_f32 (const NnTensor *t);
 /* Returns: (transfer none) the data as gint64*, or NULL if not I64. */
 NN_API gint64 *nn_tensor_i64 (const NnTensor *t);
 
+/* --- the storage pool (appended in ABI 2.0; docs/ENGINE.md) ------------
+ * Storage of 32 MiB and more that nn_tensor_new() made (what glibc would
+ * map and unmap on every allocation) is kept when its tensor goes and
+ * handed out again (zero-filled) to a later tensor of about the size, so
+ * repeated forwards neither map nor unmap memory.
+ * NN_POOL_MB (default 512) caps what is kept; 0 keeps nothing. */
+
+/* Frees every kept block.  MT safe. */
+NN_API void nn_tensor_pool_trim (void);
+/* Returns: the bytes the pool keeps now.  MT safe. */
+NN_API gsize nn_tensor_pool_get_bytes (void);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (NnTensor, nn_tensor_unref)
 
 G_END_DECLS

@@ -17,6 +17,20 @@ relu_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
   return nn_act_map (args, relu_kernel, NULL, error);
 }
 
+/* The engine's in-place path: @out may be the input itself, when the
+ * input dies at this call (no restrict here, unlike the kernels). */
+static gboolean
+relu_forward_into (NnModule *self, NnCall *call, const NnArgs *args,
+                   NnTensor *out, NnWorkspace *ws, NnThreadPool *pool,
+                   GError **error)
+{
+  const float *x = nn_tensor_f32 (nn_args_tensor (args, 0));
+  float *y = nn_tensor_f32 (out);
+  for (gint64 i = 0, n = nn_tensor_numel (out); i < n; i++)
+    y[i] = x[i] < 0.0f ? 0.0f : x[i];
+  return TRUE;
+}
+
 /* dx = g where x > 0, else 0 (PyTorch's threshold_backward: 0 at x = 0). */
 static NnValue *
 relu_backward (NnModule *self, NnCall *call, const NnArgs *args,
@@ -51,6 +65,8 @@ const NnLayerType nn_relu_type = {
   .aliases = relu_aliases,
   .create = nn_act_create_nothing,
   .forward = relu_forward,
+  .inplace_arg = 1, /* input */
+  .forward_into = relu_forward_into,
   .backward = relu_backward,
   .infer = nn_act_infer_same,
   .extra_repr = nn_act_inplace_repr,

@@ -69,6 +69,13 @@ graph_check (NnModule *self, GError **error)
   return TRUE;
 }
 
+static void
+graph_release (const guint *release, guint n, NnValue **values)
+{
+  for (guint r = 0; r < n; r++)
+    g_clear_pointer (&values[release[r]], nn_value_unref);
+}
+
 static NnValue *
 graph_eval_node (NnModule *self, NnCall *call, const NnGraphNode *node,
                  NnValue **values, GError **error)
@@ -87,27 +94,21 @@ graph_eval_node (NnModule *self, NnCall *call, const NnGraphNode *node,
   NnValue *args = nn_graph_expr_eval (&node->args, values);
   NnValue *kwargs = node->kwargs.n_items
                     ? nn_graph_expr_eval (&node->kwargs, values) : NULL;
+  /* Values this node reads last go now: then only the call holds them,
+   * and the engine may reuse a dying input's storage in place. */
+  graph_release (node->release, node->n_release, values);
+  /* The argument values are given up with the call (transfer full). */
   NnValue *y;
   if (node->kind == NN_GRAPH_NODE_MODULE)
-    y = nn_call_module (call, self, node->target, args, kwargs, error);
+    y = nn_call_module_take (call, self, node->target, args, kwargs, error);
   else
     {
-      y = nn_call_functional (call, node->fn, args, kwargs, error);
+      y = nn_call_functional_take (call, node->fn, args, kwargs, error);
       if (y == NULL)
         g_prefix_error (error, "node '%s' (op '%s'): ", node->name,
                         node->target);
     }
-  nn_value_unref (args);
-  if (kwargs != NULL)
-    nn_value_unref (kwargs);
   return y;
-}
-
-static void
-graph_release (const guint *release, guint n, NnValue **values)
-{
-  for (guint r = 0; r < n; r++)
-    g_clear_pointer (&values[release[r]], nn_value_unref);
 }
 
 static NnValue *
@@ -139,6 +140,7 @@ graph_forward (NnModule *self, NnCall *call, const NnArgs *args,
                                                  error);
       if (values[g->n_inputs + i] == NULL)
         break;
+      /* A result nothing reads goes at once, as before the call. */
       graph_release (node->release, node->n_release, values);
     }
   if (i == g->n_nodes)

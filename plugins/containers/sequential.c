@@ -17,8 +17,8 @@ sequential_forward (NnModule *self, NnCall *call, const NnArgs *args,
       nn_module_child_at (self, i, &name);
       NnValue *tuple = nn_value_new_tuple ();
       nn_value_append (tuple, x);
-      NnValue *y = nn_call_module (call, self, name, tuple, NULL, error);
-      nn_value_unref (tuple);
+      /* Given up: an input only this call holds may be reused in place. */
+      NnValue *y = nn_call_module_take (call, self, name, tuple, NULL, error);
       if (y == NULL)
         return NULL;
       x = y;

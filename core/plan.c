@@ -1,0 +1,228 @@
+/* nnkit core: the execution plan.  The first forward of a root records
+ * the calls its composites make through nn_call_module(), in entry order,
+ * each resolved to its module (the trace); that list of steps becomes the
+ * root's plan, and later forwards follow it instead of looking each path
+ * up.  A step is used only when the same caller asks for the same path at
+ * the same position and every module on the way still carries the stamp
+ * it had when resolved (module.c renews a stamp on every edit of children
+ * or own tensors), so surgery and load_state_dict are seen at once, and
+ * edits of other trees change nothing here.  Hooks are not part of a
+ * step: each call still asks its module for hooks.  Knows no type. */
+#include "nn-private.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct _NnPlan NnPlan;
+struct _NnPlan {
+  gint ref_count;
+  GPtrArray *steps;     /* NnPlanStep *, entry order */
+};
+
+/* Guards every root's plan pointer; held only to take or swap a
+ * reference.  A pthread mutex, which ThreadSanitizer sees. */
+static pthread_mutex_t plan_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int plan_disabled = -1;
+
+/* NN_PLAN=off resolves every call as before the plan existed: what the
+ * agreement tests compare against. */
+static gboolean
+plan_enabled (void)
+{
+  int d = __atomic_load_n (&plan_disabled, __ATOMIC_RELAXED);
+  if (d < 0) {
+    const char *env = g_getenv ("NN_PLAN");
+    d = env && (g_ascii_strcasecmp (env, "off") == 0 || strcmp (env, "0") == 0);
+    __atomic_store_n (&plan_disabled, d, __ATOMIC_RELAXED);
+  }
+  return !d;
+}
+
+static NnPlanStep *
+step_ref (NnPlanStep *s)
+{
+  g_atomic_int_inc (&s->ref_count);
+  return s;
+}
+
+static void
+step_unref (gpointer p)
+{
+  NnPlanStep *s = p;
+  if (!g_atomic_int_dec_and_test (&s->ref_count))
+    return;
+  g_free (s->path);
+  g_free (s->canon);
+  g_free (s->chain);
+  g_free (s->stamps);
+  g_free (s);
+}
+
+static NnPlan *
+plan_ref (NnPlan *p)
+{
+  g_atomic_int_inc (&p->ref_count);
+  return p;
+}
+
+static void
+plan_unref (NnPlan *p)
+{
+  if (p && g_atomic_int_dec_and_test (&p->ref_count)) {
+    g_ptr_array_unref (p->steps);
+    g_free (p);
+  }
+}
+
+static guint64
+stamp_of (NnModule *m)
+{
+  return __atomic_load_n (&m->stamp, __ATOMIC_ACQUIRE);
+}
+
+void
+nn_plan_clear (NnModule *m)
+{
+  plan_unref (m->plan);
+  m->plan = NULL;
+}
+
+void
+nn_plan_begin (NnCall *call, NnModule *root)
+{
+  call->cursor = 0;
+  call->trace = NULL;
+  call->plan = NULL;
+  call->plan_on = !call->meta && plan_enabled ();
+  if (!call->plan_on)
+    return;
+  pthread_mutex_lock (&plan_lock);
+  if (root->plan)
+    call->plan = plan_ref (root->plan);
+  pthread_mutex_unlock (&plan_lock);
+  if (!call->plan)
+    call->trace = g_ptr_array_new_with_free_func (step_unref);
+}
+
+void
+nn_plan_end (NnCall *call, NnModule *root, gboolean ok)
+{
+  /* A plan followed to its end is kept; a run that left it (a miss, or
+   * fewer calls than planned) publishes what it did instead. */
+  if (!call->plan_on)
+    return;
+  if (ok && !call->trace && call->plan
+      && call->cursor < call->plan->steps->len) {
+    call->trace = g_ptr_array_new_with_free_func (step_unref);
+    for (guint i = 0; i < call->cursor; i++)
+      g_ptr_array_add (call->trace, step_ref (call->plan->steps->pdata[i]));
+  }
+  if (ok && call->trace) {
+    NnPlan *p = g_new0 (NnPlan, 1);
+    p->ref_count = 1;
+    p->steps = g_ptr_array_ref (call->trace);
+    pthread_mutex_lock (&plan_lock);
+    NnPlan *old = root->plan;
+    root->plan = p;
+    root->plan_builds++;
+    pthread_mutex_unlock (&plan_lock);
+    plan_unref (old);
+  }
+  g_clear_pointer (&call->trace, g_ptr_array_unref);
+  plan_unref (call->plan);
+  call->plan = NULL;
+}
+
+/* The step still holds: the chain is walked from the caller, which is
+ * alive, and each module's stamp is checked before the next one (its
+ * child while the stamp is unchanged) is read. */
+static gboolean
+step_holds (const NnPlanStep *s, NnModule *self, const char *path)
+{
+  if (s->caller != self || strcmp (s->path, path) != 0)
+    return FALSE;
+  for (guint i = 0; i < s->n_chain; i++)
+    if (stamp_of (s->chain[i]) != s->stamps[i])
+      return FALSE;
+  return TRUE;
+}
+
+static NnPlanStep *
+resolve_fresh (NnModule *self, const char *path, GError **error)
+{
+  g_autofree char *canon = NULL;
+  NnModule *target = nn_module_lookup_ref (self, path, &canon, error);
+  if (!target)
+    return NULL;
+  NnPlanStep *s = g_new0 (NnPlanStep, 1);
+  s->ref_count = 1;
+  s->caller = self;
+  s->path = g_strdup (path);
+  g_auto (GStrv) segs = g_strsplit (canon, ".", -1);
+  guint n = g_strv_length (segs);
+  s->depth_add = n;
+  s->n_chain = n + 1;
+  s->chain = g_new (NnModule *, n + 1);
+  s->stamps = g_new (guint64, n + 1);
+  NnModule *m = self;
+  for (guint i = 0; i <= n; i++) {
+    if (i > 0)
+      m = nn_module_get_child (m, segs[i - 1]);
+    g_assert (m != NULL); /* canon names existing child slots */
+    s->chain[i] = m;
+    s->stamps[i] = stamp_of (m);
+  }
+  g_assert (m == target);
+  s->canon = g_steal_pointer (&canon);
+  return s;
+}
+
+const NnPlanStep *
+nn_plan_resolve (NnCall *call, NnModule *self, const char *path,
+                 GError **error)
+{
+  if (call->plan && !call->trace) {
+    GPtrArray *steps = call->plan->steps;
+    if (call->cursor < steps->len
+        && step_holds (steps->pdata[call->cursor], self, path))
+      return steps->pdata[call->cursor++];
+    /* The plan no longer describes this run: record from here on, keeping
+     * the steps that matched. */
+    call->trace = g_ptr_array_new_with_free_func (step_unref);
+    for (guint i = 0; i < call->cursor; i++)
+      g_ptr_array_add (call->trace, step_ref (steps->pdata[i]));
+  }
+  if (!call->trace)
+    call->trace = g_ptr_array_new_with_free_func (step_unref);
+  NnPlanStep *s = resolve_fresh (self, path, error);
+  if (!s)
+    return NULL;
+  g_ptr_array_add (call->trace, s);
+  call->cursor++;
+  return s;
+}
+
+guint64
+nn_module_get_plan_info (NnModule *root, guint *n_steps)
+{
+  g_return_val_if_fail (root != NULL, 0);
+  pthread_mutex_lock (&plan_lock);
+  if (n_steps)
+    *n_steps = root->plan ? root->plan->steps->len : 0;
+  guint64 builds = root->plan_builds;
+  pthread_mutex_unlock (&plan_lock);
+  return builds;
+}
+
+void
+nn_module_drop_plan (NnModule *root)
+{
+  g_return_if_fail (root != NULL);
+  pthread_mutex_lock (&plan_lock);
+  NnPlan *old = root->plan;
+  root->plan = NULL;
+  pthread_mutex_unlock (&plan_lock);
+  plan_unref (old);
+}
