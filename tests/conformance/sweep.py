@@ -51,17 +51,19 @@ CHECK_TITLES = {"export": "export", "repr": "repr", "keys": "keys/shapes",
                 "forward": "forward", "roundtrip": "round trip"}
 
 # Models of the layers issue outside list_models' classifiers: dict
-# outputs (segmentation) and an OrderedDict output (FPN backbone).
-EXTRA_MODELS = [("fcn_resnet50", "224,160"),
-                ("deeplabv3_mobilenet_v3_large", "224,160"),
-                ("lraspp_mobilenet_v3_large", "224,160"),
-                ("resnet_fpn_backbone", "224,160")]
+# outputs (segmentation) and an OrderedDict output (FPN backbone), as
+# (row name, conformance.py case, sizes).  The FPN backbone's case is
+# resnet_fpn_backbone(backbone_name="resnet18", ...) in conformance.py.
+EXTRA_MODELS = [("fcn_resnet50", "fcn_resnet50", "224,160"),
+                ("deeplabv3_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large", "224,160"),
+                ("lraspp_mobilenet_v3_large", "lraspp_mobilenet_v3_large", "224,160"),
+                ("resnet_fpn_backbone", "fpn:resnet18", "224,160")]
 # Models whose forward asserts one input size: checked at that size only.
 FIXED_SIZE = ("vit_", "maxvit_")
 
 
 def sweep_models():
-    """[(name, params or None, sizes)]: EXTRA_MODELS, then the classifiers
+    """[(name, params or None, sizes, case)]: EXTRA_MODELS, then the classifiers
     under MAX_BYTES, fewest parameters first (so that a sweep cut short has
     the most rows)."""
     out = []
@@ -71,9 +73,9 @@ def sweep_models():
             continue
         size = max(224, meta.get("min_size", (224, 224))[0])
         sizes = f"{size}" if name.startswith(FIXED_SIZE) else f"{size},160"
-        out.append((name, meta["num_params"], sizes))
+        out.append((name, meta["num_params"], sizes, name))
     out.sort(key=lambda m: (m[1], m[0]))
-    return [(name, None, sizes) for name, sizes in EXTRA_MODELS] + out
+    return [(name, None, sizes, case) for name, case, sizes in EXTRA_MODELS] + out
 
 
 def check_kind(what):
@@ -127,11 +129,11 @@ def parse_output(text):
     return checks, errors, first
 
 
-def run_model(name, sizes, args):
-    """Runs conformance.py on @name; returns its result row (a dict)."""
-    workdir = os.path.join(args.workdir, name)
+def run_model(name, case, sizes, args):
+    """Runs conformance.py on @case; returns the result row of @name (a dict)."""
+    workdir = os.path.join(args.workdir, case.replace(":", "_"))
     shutil.rmtree(workdir, ignore_errors=True)
-    cmd = [sys.executable, os.path.join(HERE, "conformance.py"), name,
+    cmd = [sys.executable, os.path.join(HERE, "conformance.py"), case,
            "--checker", args.checker, "--workdir", workdir,
            "--sizes", sizes, "--batches", "1,2"]
     if args.nnctl:
@@ -164,7 +166,7 @@ def run_model(name, sizes, args):
     # that makes the rest meaningless) is "not reached", never "ok".
     for kind in CHECKS:
         checks.setdefault(kind, "not reached")
-    return {"model": name, "sizes": sizes, "status": status, "checks": checks,
+    return {"model": name, "case": case, "sizes": sizes, "status": status, "checks": checks,
             "errors": errors, "seconds": round(secs, 1), "exit": code,
             "detail": first[:600],
             "date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")}
@@ -245,7 +247,7 @@ def write_table(models, results, command):
         "| model | params (M) | sizes | result | repr | keys/shapes | forward | "
         "rel. error b1 / b2 / size 2 | round trip | time | first failure |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
-    ] + [table_row(name, params, sizes, rows.get(name)) for name, params, sizes in models]
+    ] + [table_row(name, params, sizes, rows.get(name)) for name, params, sizes, _ in models]
     doc = os.path.join(ROOT, "docs", "TORCH2NN.md")
     with open(doc) as f:
         text = f.read()
@@ -302,13 +304,13 @@ def main():
             "cpu": cpu_name(), "cpus": os.cpu_count(),
             "torch": torch.__version__, "torchvision": torchvision.__version__}
         os.makedirs(args.workdir, exist_ok=True)
-        for name, params, sizes in todo:
+        for name, params, sizes, case in todo:
             if args.resume and name in results["rows"]:
                 continue
             if stop_at and datetime.datetime.utcnow() >= stop_at:
                 print(f"stopping: it is past {args.stop_at} UTC", flush=True)
                 break
-            row = run_model(name, sizes, args)
+            row = run_model(name, case, sizes, args)
             row["params"] = params
             results["rows"][name] = row
             save_results(args.results, results)
