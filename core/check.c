@@ -13,7 +13,8 @@
 typedef struct {
   char *name;        /* "input", "tensors.1": the argument and leaf */
   guint arg;         /* index in the signature */
-  NnTensor *tensor;  /* a reference, so the object outlives the call */
+  NnTensor *tensor;  /* borrowed: the bound args hold it until nn_check_end,
+                      * and a reference here would stop in-place reuse */
   gpointer copy;     /* its bytes before the call */
 } Leaf;
 
@@ -50,8 +51,6 @@ leaf_clear (gpointer p)
   Leaf *l = p;
   g_free (l->name);
   g_free (l->copy);
-  if (l->tensor)
-    nn_tensor_unref (l->tensor);
 }
 
 static void
@@ -60,7 +59,7 @@ snapshot_leaf (const char *name, NnTensor *t, gpointer user_data)
   NnCheck *c = user_data;
   if (nn_tensor_is_meta (t))
     return;
-  Leaf l = { g_strdup (name), c->cur_arg, nn_tensor_ref (t),
+  Leaf l = { g_strdup (name), c->cur_arg, t,
              g_memdup2 (t->data, nn_tensor_nbytes (t)) };
   g_array_append_val (c->leaves, l);
 }
