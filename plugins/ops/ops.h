@@ -34,12 +34,12 @@ extern const NnLayerType *const nn_ops_convert_types[];
 extern const NnLayerType *const nn_ops_layer_norm_types[];
 
 /* Declares an op type whose forward also serves as infer; @bw_ (nullable) its backward (docs/TRAINING.md). */
-#define NN_OPS_GRAD_TYPE(var_, name_, doc_, args_, aliases_, fn_, bw_)    \
+#define NN_OPS_FLAGS_TYPE(var_, name_, doc_, flags_, args_, aliases_, fn_, bw_) \
   const NnLayerType var_ = {                                              \
     .struct_size = sizeof (NnLayerType),                                  \
     .name = name_,                                                        \
     .doc = doc_,                                                          \
-    .flags = NN_LAYER_OP,                                                 \
+    .flags = (flags_),                                                    \
     .args = args_,                                                        \
     .n_args = G_N_ELEMENTS (args_),                                       \
     .aliases = aliases_,                                                  \
@@ -48,6 +48,8 @@ extern const NnLayerType *const nn_ops_layer_norm_types[];
     .infer = fn_,                                                         \
     .backward = bw_,                                                      \
   }
+#define NN_OPS_GRAD_TYPE(var_, name_, doc_, args_, aliases_, fn_, bw_)    \
+  NN_OPS_FLAGS_TYPE (var_, name_, doc_, NN_LAYER_OP, args_, aliases_, fn_, bw_)
 #define NN_OPS_TYPE(var_, name_, doc_, args_, aliases_, fn_)              \
   NN_OPS_GRAD_TYPE (var_, name_, doc_, args_, aliases_, fn_, NULL)
 
@@ -86,19 +88,8 @@ NnValue *nn_ops_move_backward (NnOpsForward fn, const NnArgSpec *specs,
  * views (reshape, getitem, to the same dtype): NN_LAYER_ALIASES tells the
  * checked mode (NN_CHECK=1) it is by design. */
 #define NN_OPS_VIEW_GRAD_TYPE(var_, name_, doc_, args_, aliases_, fn_, bw_) \
-  const NnLayerType var_ = {                                              \
-    .struct_size = sizeof (NnLayerType),                                  \
-    .name = name_,                                                        \
-    .doc = doc_,                                                          \
-    .flags = NN_LAYER_OP | NN_LAYER_ALIASES,                              \
-    .args = args_,                                                        \
-    .n_args = G_N_ELEMENTS (args_),                                       \
-    .aliases = aliases_,                                                  \
-    .create = nn_ops_create,                                              \
-    .forward = fn_,                                                       \
-    .infer = fn_,                                                         \
-    .backward = bw_,                                                      \
-  }
+  NN_OPS_FLAGS_TYPE (var_, name_, doc_, NN_LAYER_OP | NN_LAYER_ALIASES,    \
+                     args_, aliases_, fn_, bw_)
 #define NN_OPS_VIEW_TYPE(var_, name_, doc_, args_, aliases_, fn_)         \
   NN_OPS_VIEW_GRAD_TYPE (var_, name_, doc_, args_, aliases_, fn_, NULL)
 
