@@ -126,9 +126,13 @@ list_json (NnRegistry *reg, GPtrArray *plugins, GPtrArray *failures)
   /* alias -> type, for resolving a spelling without scanning types. */
   json_builder_set_member_name (b, "aliases");
   json_builder_begin_object (b);
+  /* A type several plugins provide is listed once: no repeated keys. */
+  g_autoptr (GHashTable) done = g_hash_table_new (g_str_hash, g_str_equal);
   for (guint i = 0; i < plugins->len; i++) {
     NnPluginInfo *p = plugins->pdata[i];
     for (guint k = 0; p->type_names && p->type_names[k]; k++) {
+      if (!g_hash_table_add (done, p->type_names[k]))
+        continue;
       g_auto (GStrv) aliases = nn_registry_get_aliases (reg, p->type_names[k]);
       for (guint a = 0; aliases[a]; a++) {
         json_builder_set_member_name (b, aliases[a]);
