@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ import warnings
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 sys.path.insert(0, os.path.join(ROOT, "tools", "torch2nn"))
+from bench_util import cores, cpu_model, run  # noqa: E402
 
 
 def build_model(name, seed=0):
@@ -65,18 +65,8 @@ def torch_child(args):
     return 0
 
 
-def cores(n):
-    allowed = sorted(os.sched_getaffinity(0))
-    if len(allowed) < n:
-        raise SystemExit(f"bench_engine: {n} threads asked, {len(allowed)} CPUs allowed")
-    return ",".join(str(c) for c in allowed[:n])
 
 
-def run(cmd, env=None):
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)}: {proc.stderr.strip()}")
-    return proc.stdout
 
 
 def keyed(out):
@@ -100,28 +90,19 @@ def nn_env():
 
 
 def nnkit_forward(a, path, batch, threads, extra=()):
-    out = run(["taskset", "-c", cores(threads), a.bench, "forward", path,
+    out = run(["taskset", "-c", cores(threads, "bench_engine"), a.bench, "forward", path,
                "--shape", f"{batch},3,224,224", "--threads", str(threads),
                "--repeat", str(a.repeat), "--warmup", str(a.warmup), *extra], env=nn_env())
     return keyed(out)
 
 
 def pytorch_forward(a, name, batch, threads):
-    out = run(["taskset", "-c", cores(threads), sys.executable, os.path.abspath(__file__),
+    out = run(["taskset", "-c", cores(threads, "bench_engine"), sys.executable, os.path.abspath(__file__),
                "--torch-child", name, "--batch", str(batch), "--threads", str(threads),
                "--repeat", str(a.repeat), "--warmup", str(a.warmup)])
     return float(keyed(out)[0]["median_ms"])
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def main():
@@ -212,14 +193,14 @@ def main():
         walls = []
         for i in range(a.warmup + a.repeat):
             t0 = time.perf_counter()
-            run(["taskset", "-c", cores(1), a.nnctl, "--threads", "1", "run", r18,
+            run(["taskset", "-c", cores(1, "bench_engine"), a.nnctl, "--threads", "1", "run", r18,
                  "--random", "1,3,224,224"], env=nn_env())
             if i >= a.warmup:
                 walls.append((time.perf_counter() - t0) * 1000.0)
         w = statistics.median(walls)
         print(f"nnctl run {os.path.basename(r18)} (whole process, 1 thread): {w:.1f} ms; forward alone "
               f"{p:.1f} ms; start-up and load {w - p:.1f} ms")
-    steps, _ = keyed(run(["taskset", "-c", cores(1), a.bench, "steps", "--n", "1000",
+    steps, _ = keyed(run(["taskset", "-c", cores(1, "bench_engine"), a.bench, "steps", "--n", "1000",
                           "--threads", "1", "--repeat", str(a.repeat),
                           "--warmup", str(a.warmup)], env=nn_env()))
     print(f"Per-step overhead (Sequential of 1,000 Identity): "

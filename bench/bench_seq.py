@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -54,6 +53,7 @@ SMOKE_SIZES = {
     "tiny_gpt": dict(vocab=100, c=32, t=32, heads=4),
     "lstm_tagger": dict(vocab=100, d=16, hidden=24, tags=7),
 }
+from bench_util import cores, cpu_model, run  # noqa: E402
 
 
 def build(name, smoke, seed=0):
@@ -88,18 +88,8 @@ def torch_child(a):
     return 0
 
 
-def cores(n):
-    allowed = sorted(os.sched_getaffinity(0))
-    if len(allowed) < n:
-        raise SystemExit(f"bench_seq: {n} threads asked, {len(allowed)} CPUs allowed")
-    return ",".join(str(c) for c in allowed[:n])
 
 
-def run(cmd, env=None):
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)}: {proc.stderr.strip()}")
-    return proc.stdout
 
 
 def nnkit_forward(a, path, in_path, out_path, threads):
@@ -108,14 +98,14 @@ def nnkit_forward(a, path, in_path, out_path, threads):
     env = dict(os.environ)
     env.pop("NN_NUM_THREADS", None)   # --threads alone sets the count
     env.pop("NN_PROVIDERS", None)
-    out = run(["taskset", "-c", cores(threads), a.nnctl, "--threads", str(threads),
+    out = run(["taskset", "-c", cores(threads, "bench_seq"), a.nnctl, "--threads", str(threads),
                "run", path, "--input", in_path, "--output", out_path,
                "--repeat", str(a.repeat), "--json"], env=env)
     return float(json.loads(out)["median_ms"])
 
 
 def pytorch_forward(a, name, batch, threads):
-    out = run(["taskset", "-c", cores(threads), sys.executable, os.path.abspath(__file__),
+    out = run(["taskset", "-c", cores(threads, "bench_seq"), sys.executable, os.path.abspath(__file__),
                "--torch-child", name, "--batch", str(batch), "--seq", str(a.seq),
                "--threads", str(threads), "--repeat", str(a.repeat),
                "--warmup", str(a.warmup)] + (["--smoke"] if a.smoke else []))
@@ -125,15 +115,6 @@ def pytorch_forward(a, name, batch, threads):
     return float(value)
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def main():
