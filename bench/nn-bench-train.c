@@ -19,20 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-static double
-now_ms (clockid_t clock)
-{
-  struct timespec ts;
-  clock_gettime (clock, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int
-cmp_double (const void *a, const void *b)
-{
-  double x = *(const double *) a, y = *(const double *) b;
-  return (x > y) - (x < y);
-}
+#include "bench-time.h"
 
 static int
 fail (const char *what, GError *e)
@@ -137,9 +124,9 @@ main (int argc, char **argv)
   double *wall = g_new (double, repeat), *cpu = g_new (double, repeat);
   double first = NAN, last = NAN;
   for (int i = 0; i < warmup + repeat; i++) {
-    double c0 = now_ms (CLOCK_PROCESS_CPUTIME_ID), t0 = now_ms (CLOCK_MONOTONIC);
+    double c0 = nn_bench_now_ms (CLOCK_PROCESS_CPUTIME_ID), t0 = nn_bench_now_ms (CLOCK_MONOTONIC);
     double v = step (m, loss, opt, x, y, (guint32) i, &e);
-    double t1 = now_ms (CLOCK_MONOTONIC), c1 = now_ms (CLOCK_PROCESS_CPUTIME_ID);
+    double t1 = nn_bench_now_ms (CLOCK_MONOTONIC), c1 = nn_bench_now_ms (CLOCK_PROCESS_CPUTIME_ID);
     if (isnan (v))
       return fail ("step", e);
     if (i == 0)
@@ -150,10 +137,8 @@ main (int argc, char **argv)
       cpu[i - warmup] = c1 - c0;
     }
   }
-  qsort (wall, repeat, sizeof *wall, cmp_double);
-  qsort (cpu, repeat, sizeof *cpu, cmp_double);
   printf ("median_ms %.3f\ncpu_ms %.3f\nloss_first %.6f\nloss_last %.6f\n",
-          wall[repeat / 2], cpu[repeat / 2], first, last);
+          nn_bench_median (wall, repeat), nn_bench_median (cpu, repeat), first, last);
   g_free (wall);
   g_free (cpu);
   g_free (freeze);

@@ -23,27 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-static double
-now_ms (clockid_t clock)
-{
-  struct timespec ts;
-  clock_gettime (clock, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int
-cmp_double (const void *a, const void *b)
-{
-  double x = *(const double *) a, y = *(const double *) b;
-  return (x > y) - (x < y);
-}
-
-static double
-median (double *v, int n)
-{
-  qsort (v, n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
+#include "bench-time.h"
 
 static gboolean
 noop_pre (NnModule *m, const char *path, NnValue **args, NnValue **kwargs,
@@ -78,9 +58,9 @@ time_forward (NnModule *m, NnTensor *x, int warmup, int repeat, double scale,
 
   for (int i = 0; i < warmup + repeat; i++)
     {
-      double c0 = now_ms (CLOCK_PROCESS_CPUTIME_ID), t0 = now_ms (CLOCK_MONOTONIC);
+      double c0 = nn_bench_now_ms (CLOCK_PROCESS_CPUTIME_ID), t0 = nn_bench_now_ms (CLOCK_MONOTONIC);
       NnTensor *y = nn_module_forward (m, x, &e);
-      double t1 = now_ms (CLOCK_MONOTONIC), c1 = now_ms (CLOCK_PROCESS_CPUTIME_ID);
+      double t1 = nn_bench_now_ms (CLOCK_MONOTONIC), c1 = nn_bench_now_ms (CLOCK_PROCESS_CPUTIME_ID);
       if (!y)
         return fail ("forward", e);
       nn_tensor_unref (y);
@@ -90,9 +70,9 @@ time_forward (NnModule *m, NnTensor *x, int warmup, int repeat, double scale,
           cpu[i - warmup] = c1 - c0;
         }
     }
-  printf ("%s %.4f\n", key, median (wall, repeat) * scale);
+  printf ("%s %.4f\n", key, nn_bench_median (wall, repeat) * scale);
   if (scale == 1.0)
-    printf ("cpu_ms %.4f\n", median (cpu, repeat));
+    printf ("cpu_ms %.4f\n", nn_bench_median (cpu, repeat));
   g_free (wall);
   g_free (cpu);
   return 0;
