@@ -50,31 +50,30 @@ bce_infer (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
       nn_tensor_new_meta (NN_DTYPE_F32, r == NN_LOSS_NONE ? &x->shape : &none));
 }
 
+static double
+bce_elem (double x, double y)
+{
+  return MAX (x, 0.0) - x * y + log1p (exp (-fabs (x)));
+}
+
+/* d input = sigmoid (x) - y, d target = -x. */
+static void
+bce_elem_grad (double x, double y, double *dx, double *dy)
+{
+  *dx = 1.0 / (1.0 + exp (-x)) - y;
+  *dy = -x;
+}
+
 static NnValue *
 bce_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
 {
   NnLossReduction r;
   if (!bce_check (self, args, &r, error))
     return NULL;
-  NnTensor *x = nn_args_tensor (args, 0), *y = nn_args_tensor (args, 1);
-  const float *xd = nn_tensor_f32 (x), *yd = nn_tensor_f32 (y);
-  gint64 n = nn_tensor_numel (x);
-  NnTensor *e = nn_tensor_new (NN_DTYPE_F32, &x->shape);
-  float *ed = nn_tensor_f32 (e);
-  double total = 0.0;
-  for (gint64 i = 0; i < n; i++) {
-    double v = xd[i];
-    double l = MAX (v, 0.0) - v * yd[i] + log1p (exp (-fabs (v)));
-    ed[i] = (float) l;
-    total += l;
-  }
-  if (r == NN_LOSS_NONE)
-    return nn_value_take_tensor (e);
-  nn_tensor_unref (e);
-  return nn_loss_scalar (r == NN_LOSS_SUM ? total : total / (double) n);
+  return nn_loss_pointwise (nn_args_tensor (args, 0), nn_args_tensor (args, 1),
+                            r, bce_elem);
 }
 
-/* d input = (sigmoid (x) - y) * scale, d target = -x * scale. */
 static NnValue *
 bce_backward (NnModule *self, NnCall *call, const NnArgs *args,
               const NnValue *out, const NnValue *grad_out, GError **error)
@@ -82,19 +81,9 @@ bce_backward (NnModule *self, NnCall *call, const NnArgs *args,
   NnLossReduction r;
   if (!bce_check (self, args, &r, error))
     return NULL;
-  NnTensor *x = nn_args_tensor (args, 0), *y = nn_args_tensor (args, 1);
-  const float *xd = nn_tensor_f32 (x), *yd = nn_tensor_f32 (y);
-  const float *g = nn_tensor_f32 (nn_value_get_tensor (grad_out));
-  gint64 n = nn_tensor_numel (x);
-  NnTensor *dx = nn_tensor_new (NN_DTYPE_F32, &x->shape);
-  NnTensor *dy = nn_tensor_new (NN_DTYPE_F32, &x->shape);
-  float *a = nn_tensor_f32 (dx), *b = nn_tensor_f32 (dy);
-  for (gint64 i = 0; i < n; i++) {
-    double sc = nn_loss_grad_scale (r, g, i, n);
-    a[i] = (float) ((1.0 / (1.0 + exp (-(double) xd[i])) - yd[i]) * sc);
-    b[i] = (float) (-(double) xd[i] * sc);
-  }
-  return nn_loss_grads (dx, dy);
+  return nn_loss_pointwise_backward (nn_args_tensor (args, 0),
+                                     nn_args_tensor (args, 1), r, grad_out,
+                                     bce_elem_grad);
 }
 
 static gboolean

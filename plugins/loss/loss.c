@@ -80,6 +80,45 @@ nn_loss_same_shape (NnTensor *input, NnTensor *target, GError **error)
   return FALSE;
 }
 
+NnValue *
+nn_loss_pointwise (NnTensor *x, NnTensor *y, NnLossReduction r,
+                   NnLossElem elem)
+{
+  const float *xd = nn_tensor_f32 (x), *yd = nn_tensor_f32 (y);
+  gint64 n = nn_tensor_numel (x);
+  NnTensor *e = nn_tensor_new (NN_DTYPE_F32, &x->shape);
+  float *ed = nn_tensor_f32 (e);
+  double total = 0.0;
+  for (gint64 i = 0; i < n; i++) {
+    double l = elem (xd[i], yd[i]);
+    ed[i] = (float) l;
+    total += l;
+  }
+  if (r == NN_LOSS_NONE)
+    return nn_value_take_tensor (e);
+  nn_tensor_unref (e);
+  return nn_loss_scalar (r == NN_LOSS_SUM ? total : total / (double) n);
+}
+
+NnValue *
+nn_loss_pointwise_backward (NnTensor *x, NnTensor *y, NnLossReduction r,
+                            const NnValue *grad_out, NnLossElemGrad grad)
+{
+  const float *xd = nn_tensor_f32 (x), *yd = nn_tensor_f32 (y);
+  const float *g = nn_tensor_f32 (nn_value_get_tensor (grad_out));
+  gint64 n = nn_tensor_numel (x);
+  NnTensor *dx = nn_tensor_new (NN_DTYPE_F32, &x->shape);
+  NnTensor *dy = nn_tensor_new (NN_DTYPE_F32, &x->shape);
+  float *a = nn_tensor_f32 (dx), *b = nn_tensor_f32 (dy);
+  for (gint64 i = 0; i < n; i++) {
+    double sc = nn_loss_grad_scale (r, g, i, n), da, db;
+    grad (xd[i], yd[i], &da, &db);
+    a[i] = (float) (da * sc);
+    b[i] = (float) (db * sc);
+  }
+  return nn_loss_grads (dx, dy);
+}
+
 static gboolean
 loss_init (NnPlugin *plugin, GError **error)
 {

@@ -50,6 +50,20 @@ NnValue *nn_loss_grads (NnTensor *a, NnTensor *b);
 gboolean nn_loss_same_shape (NnTensor *input, NnTensor *target,
                              GError **error);
 
+/* Per-element loss l(x, y) and its partial derivatives, in double. */
+typedef double (*NnLossElem) (double x, double y);
+typedef void (*NnLossElemGrad) (double x, double y, double *dx, double *dy);
+/* A same-shape loss (MSE, BCE): @elem on every element, reduced by @r.
+ * @x and @y are F32 of one shape (checked by the caller). Transfer full. */
+NnValue *nn_loss_pointwise (NnTensor *x, NnTensor *y, NnLossReduction r,
+                            NnLossElem elem);
+/* Its backward: the tuple (d input, d target), each @grad's partial times
+ * the output gradient's scale (nn_loss_grad_scale). Transfer full. */
+NnValue *nn_loss_pointwise_backward (NnTensor *x, NnTensor *y,
+                                     NnLossReduction r,
+                                     const NnValue *grad_out,
+                                     NnLossElemGrad grad);
+
 extern const NnLayerType nn_cross_entropy_loss_type;
 extern const NnLayerType nn_mse_loss_type;
 extern const NnLayerType nn_bce_with_logits_loss_type;

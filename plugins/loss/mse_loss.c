@@ -32,6 +32,20 @@ mse_infer (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
       nn_tensor_new_meta (NN_DTYPE_F32, r == NN_LOSS_NONE ? &x->shape : &none));
 }
 
+static double
+mse_elem (double x, double y)
+{
+  return (x - y) * (x - y);
+}
+
+/* d input = 2 (x - y), d target its negation. */
+static void
+mse_elem_grad (double x, double y, double *dx, double *dy)
+{
+  *dx = 2.0 * (x - y);
+  *dy = -*dx;
+}
+
 static NnValue *
 mse_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
 {
@@ -40,43 +54,19 @@ mse_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
   if (!nn_loss_reduction (self, args, 4, &r, error)
       || !nn_loss_same_shape (x, y, error))
     return NULL;
-  const float *xd = nn_tensor_f32 (x), *yd = nn_tensor_f32 (y);
-  gint64 n = nn_tensor_numel (x);
-  NnTensor *e = nn_tensor_new (NN_DTYPE_F32, &x->shape);
-  float *ed = nn_tensor_f32 (e);
-  double total = 0.0;
-  for (gint64 i = 0; i < n; i++) {
-    double d = (double) xd[i] - yd[i];
-    ed[i] = (float) (d * d);
-    total += d * d;
-  }
-  if (r == NN_LOSS_NONE)
-    return nn_value_take_tensor (e);
-  nn_tensor_unref (e);
-  return nn_loss_scalar (r == NN_LOSS_SUM ? total : total / (double) n);
+  return nn_loss_pointwise (x, y, r, mse_elem);
 }
 
-/* d input = 2 (x - y) * scale, d target its negation. */
 static NnValue *
 mse_backward (NnModule *self, NnCall *call, const NnArgs *args,
               const NnValue *out, const NnValue *grad_out, GError **error)
 {
   NnLossReduction r;
-  NnTensor *x = nn_args_tensor (args, 0), *y = nn_args_tensor (args, 1);
   if (!nn_loss_reduction (self, args, 4, &r, error))
     return NULL;
-  const float *xd = nn_tensor_f32 (x), *yd = nn_tensor_f32 (y);
-  const float *g = nn_tensor_f32 (nn_value_get_tensor (grad_out));
-  gint64 n = nn_tensor_numel (x);
-  NnTensor *dx = nn_tensor_new (NN_DTYPE_F32, &x->shape);
-  NnTensor *dy = nn_tensor_new (NN_DTYPE_F32, &x->shape);
-  float *a = nn_tensor_f32 (dx), *b = nn_tensor_f32 (dy);
-  for (gint64 i = 0; i < n; i++) {
-    double v = 2.0 * ((double) xd[i] - yd[i]) * nn_loss_grad_scale (r, g, i, n);
-    a[i] = (float) v;
-    b[i] = (float) -v;
-  }
-  return nn_loss_grads (dx, dy);
+  return nn_loss_pointwise_backward (nn_args_tensor (args, 0),
+                                     nn_args_tensor (args, 1), r, grad_out,
+                                     mse_elem_grad);
 }
 
 static gboolean
