@@ -148,8 +148,10 @@ TEST_F (GradReference, EveryCaseMatchesTorch)
     for (gint64 i = 0; i < n_in; i++) {
       std::string key = "grad.in" + std::to_string (i);
       Tensor want = load (st.get (), key);
-      if (want)
+      // Braces: gtest's EXPECT_* expands to an if/else of its own.
+      if (want) {
         EXPECT_TRUE (close (nn_tape_grad (tape, ins[i].get ()), want.get ())) << key;
+      }
     }
     for (guint p = 0; p < json_array_get_length (params); p++) {
       const char *pn = json_array_get_string_element (params, p);
