@@ -441,6 +441,23 @@ nn_value_count_tensors (const NnValue *v)
   return n;
 }
 
+static void
+first_leaf (const char *name, NnTensor *t, gpointer user_data)
+{
+  NnTensor **first = user_data;
+  if (!*first)
+    *first = t;
+}
+
+NnTensor *
+nn_value_first_tensor (const NnValue *v)
+{
+  NnTensor *first = NULL;
+  if (v)
+    nn_value_foreach_tensor (v, "", first_leaf, &first);
+  return first;
+}
+
 NnValue *
 nn_value_map_tensors (const NnValue *v, NnValueMapFunc map,
                       gpointer user_data, GError **error)

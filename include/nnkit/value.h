@@ -106,6 +106,10 @@ NN_API void nn_value_foreach_tensor (const NnValue *v, const char *prefix,
                                      NnValueLeafFunc func, gpointer user_data);
 /* The number of tensor leaves. */
 NN_API guint nn_value_count_tensors (const NnValue *v);
+/* Returns: (transfer none) (nullable) the first tensor leaf in
+ * nn_value_foreach_tensor()'s order, NULL for a NULL value or one with no
+ * tensor (summary rows and shape observers report this leaf's shape). */
+NN_API NnTensor *nn_value_first_tensor (const NnValue *v);
 
 /* Returns: (transfer full) a value of the same structure whose tensor
  * leaves are replaced by @map's results (transfer full of each result);

@@ -92,6 +92,14 @@ TEST (Value, TensorLeavesAreNamedByPositionAndKey)
   nn_value_foreach_tensor (lstm.get (), "lstm", collect, &names);
   EXPECT_EQ (names, (std::vector<std::string>{ "lstm.0=[5]", "lstm.1.0=[1, 2]", "lstm.1.1=[1, 3]" }));
   EXPECT_EQ (nn_value_count_tensors (lstm.get ()), 3u);
+  // The first leaf is the out tensor, found through the nested tuple order.
+  ASSERT_NE (nn_value_first_tensor (lstm.get ()), nullptr);
+  EXPECT_EQ (nn_value_first_tensor (lstm.get ())->shape.dims[0], 5);
+  EXPECT_EQ (nn_value_first_tensor (inner.get ())->shape.dims[1], 2);
+  ValueRef no_tensor (nn_value_new_tuple ());
+  nn_value_append (no_tensor.get (), nn_value_new_int (7));
+  EXPECT_EQ (nn_value_first_tensor (no_tensor.get ()), nullptr);
+  EXPECT_EQ (nn_value_first_tensor (nullptr), nullptr);
 
   names.clear ();
   ValueRef one = t ({ 2 });

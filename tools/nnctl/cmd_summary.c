@@ -36,24 +36,13 @@ row_free (gpointer p)
   g_free (r);
 }
 
-static void
-first_leaf (const char *name, NnTensor *t, gpointer data)
-{
-  NnShape *s = data;
-  if (s->ndim == G_MAXUINT)
-    *s = t->shape;
-}
-
 /* The shape of @v's first tensor leaf, or a 0-d shape. */
 static NnShape
 first_shape (const NnValue *v)
 {
-  NnShape s = { G_MAXUINT };
-  if (v)
-    nn_value_foreach_tensor (v, "", first_leaf, &s);
-  if (s.ndim == G_MAXUINT)
-    s.ndim = 0;
-  return s;
+  NnTensor *t = nn_value_first_tensor (v);
+  NnShape none = { 0 };
+  return t ? t->shape : none;
 }
 
 static void
