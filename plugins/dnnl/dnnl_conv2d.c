@@ -4,6 +4,7 @@
 #include "dnnl-private.h"
 #include "conv.h"
 
+#include <malloc.h>
 #include <string.h>
 
 typedef struct {
@@ -131,6 +132,7 @@ conv_state_new (const NnConvGeom *g, const NnShape *in4, const NnShape *out4,
     }
   nn_dnnl_seen_set (&s->w_seen, w);
   nn_dnnl_seen_set (&s->b_seen, b);
+  nn_dnnl_release_plain (nn_tensor_f32 (w), nn_tensor_numel (w) * sizeof (float));
   return s;
 }
 
@@ -206,6 +208,10 @@ dnnl_conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
     {
       conv_state_free (s);
       slot->state = s = NULL;
+      /* The freed reordered weights go back to the system before the new
+       * ones are made (a fused plan rebuilds every layer once), so the
+       * heap does not keep both. */
+      malloc_trim (0);
     }
   if (!s)
     {
