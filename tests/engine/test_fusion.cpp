@@ -10,6 +10,7 @@
 
 #include <nnkit/train.h>
 #include <nnkit/surgery.h>
+#include <nnkit/providers.h>
 #include <sys/wait.h>
 
 #include <glib/gstdio.h>
@@ -176,12 +177,25 @@ conv_bn_reference (NnModule *root, NnTensor *x)
   return out;
 }
 
-struct ConvBn : ::testing::Test {
+// Each case runs on the default providers (oneDNN where the CPU has it:
+// folded while reordering, eltwise post-ops) and on the reference ones
+// (NN_PROVIDERS=-dnnl: the core's folded copies, the kernels' own loop).
+void
+use_providers (NnRegistry *reg, const char *rules)
+{
+  Error e;
+  if (*rules) {
+    ASSERT_TRUE (nn_registry_set_providers (reg, rules, e.out ())) << e.message ();
+  }
+}
+
+struct ConvBn : ::testing::TestWithParam<const char *> {
   Registry reg = default_registry ();
   Module m;
   Tensor x = small_input ();
   void SetUp () override
   {
+    use_providers (reg.get (), GetParam ());
     m = load_json (reg.get (), kConvBn);
     ASSERT_TRUE (m);
     nn_module_reset_parameters (m.get (), 7);
@@ -190,7 +204,7 @@ struct ConvBn : ::testing::Test {
   void TearDown () override { nn_engine_set_fusion (TRUE); }
 };
 
-TEST_F (ConvBn, FusedAgreesWithUnfusedAndReference)
+TEST_P (ConvBn, FusedAgreesWithUnfusedAndReference)
 {
   guint64 version = nn_tensor_get_version (nn_module_lookup_tensor (m.get (), "conv.weight", nullptr));
   Pair p = both (m.get (), x.get ());
@@ -206,7 +220,7 @@ TEST_F (ConvBn, FusedAgreesWithUnfusedAndReference)
              version);
 }
 
-TEST_F (ConvBn, OffByApiAndEnvironmentName)
+TEST_P (ConvBn, OffByApiAndEnvironmentName)
 {
   nn_engine_set_fusion (FALSE);
   EXPECT_FALSE (nn_engine_get_fusion ());
@@ -228,7 +242,7 @@ capture_hook (NnModule *, const char *, const NnValue *, const NnValue *,
   return TRUE;
 }
 
-TEST_F (ConvBn, HookOnAbsorbedModuleUnfusesItsGroupAndSeesTheUnfusedValue)
+TEST_P (ConvBn, HookOnAbsorbedModuleUnfusesItsGroupAndSeesTheUnfusedValue)
 {
   for (const char *target : { "bn", "act", "conv" }) {
     SCOPED_TRACE (target);
@@ -272,7 +286,7 @@ count_pre (NnModule *, const char *, NnValue **, NnValue **, gpointer user_data,
   return TRUE;
 }
 
-TEST_F (ConvBn, GlobalHookUnfusesEverything)
+TEST_P (ConvBn, GlobalHookUnfusesEverything)
 {
   both (m.get (), x.get ());
   int calls = 0;
@@ -285,7 +299,7 @@ TEST_F (ConvBn, GlobalHookUnfusesEverything)
   nn_hook_handle_free (h);
 }
 
-TEST_F (ConvBn, EditsAfterAFusedForwardRebuildTheFoldedWeights)
+TEST_P (ConvBn, EditsAfterAFusedForwardRebuildTheFoldedWeights)
 {
   both (m.get (), x.get ());
   auto before = forward (m.get (), x.get ());
@@ -327,7 +341,7 @@ TEST_F (ConvBn, EditsAfterAFusedForwardRebuildTheFoldedWeights)
   EXPECT_LT (max_diff (y, y_off), 1e-5);
 }
 
-TEST_F (ConvBn, TrainingModeAndTapeAreNeverFused)
+TEST_P (ConvBn, TrainingModeAndTapeAreNeverFused)
 {
   both (m.get (), x.get ());
   ASSERT_FALSE (fusions (m.get ()).empty ());
@@ -350,7 +364,7 @@ TEST_F (ConvBn, TrainingModeAndTapeAreNeverFused)
   nn_module_train (m.get (), FALSE);
 }
 
-TEST_F (ConvBn, ErrorsAreTheUnfusedOnes)
+TEST_P (ConvBn, ErrorsAreTheUnfusedOnes)
 {
   both (m.get (), x.get ());
   Tensor bad = tensor_f32 ({ 1, 5, 4, 4 }, [] (gint64) { return 1.0f; });
@@ -415,8 +429,9 @@ exported (bool resnet)
   return dirs[resnet];
 }
 
-struct Torch : ::testing::Test {
+struct Torch : ::testing::TestWithParam<const char *> {
   Registry reg = default_registry ();
+  void SetUp () override { use_providers (reg.get (), GetParam ()); }
   void TearDown () override { nn_engine_set_fusion (TRUE); }
 
   Module load (const std::string &dir, const char *name)
@@ -436,7 +451,7 @@ struct Torch : ::testing::Test {
   }
 };
 
-TEST_F (Torch, SmallNetAgreesFusedUnfusedAndWithPyTorch)
+TEST_P (Torch, SmallNetAgreesFusedUnfusedAndWithPyTorch)
 {
   std::string dir = exported (false);
   if (dir.empty ())
@@ -471,7 +486,7 @@ TEST_F (Torch, SmallNetAgreesFusedUnfusedAndWithPyTorch)
   }
 }
 
-TEST_F (Torch, Resnet18AgreesFusedUnfusedAndWithPyTorch)
+TEST_P (Torch, Resnet18AgreesFusedUnfusedAndWithPyTorch)
 {
   std::string dir = exported (true);
   if (dir.empty ())
@@ -501,5 +516,8 @@ TEST_F (Torch, Resnet18AgreesFusedUnfusedAndWithPyTorch)
   nn_hook_handle_free (h);
   EXPECT_LT (max_diff (cap, read_raw (dir + "/resnet18_hook_layer1.0.bn2.bin")), 1e-4);
 }
+
+INSTANTIATE_TEST_SUITE_P (Providers, ConvBn, ::testing::Values ("", "-dnnl"));
+INSTANTIATE_TEST_SUITE_P (Providers, Torch, ::testing::Values ("", "-dnnl"));
 
 }  // namespace
