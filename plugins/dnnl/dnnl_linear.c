@@ -3,6 +3,8 @@
 #include "dnnl-private.h"
 #include "linear.h"
 
+#include <malloc.h>
+
 typedef struct {
   gint64 rows;             /* the row count the primitive was built for */
   NnActKind act;           /* the fused activation post-op, and its */
@@ -122,6 +124,10 @@ dnnl_linear_run (NnModule *self, NnCall *call, const NnArgs *args,
     {
       linear_state_free (s);
       slot->state = s = NULL;
+      /* The freed reordered weights go back to the system before the new
+       * ones are made (a fused plan rebuilds every layer once), so the
+       * heap does not keep both. */
+      malloc_trim (0);
     }
   if (!s)
     {
