@@ -371,18 +371,24 @@ group_size (NnCall *call, const NnPlanStep *st, guint idx, NnModule *target,
       || target->training || nn_hooks_any (target) || !nn_fuse_enabled ())
     return 0;
 
-  /* A hook anywhere in the group un-fuses all of it, so that it sees
+  /* Only steps whose stamps hold are read (their modules are alive and
+   * unedited: stamps_hold reads the chain from the caller, which runs).
+   * A hook anywhere in the group un-fuses all of it, so that it sees
    * exactly the unfused values, not the folded ones' rounding. */
-  for (guint k = 1; k <= plan->fuse_len[idx]; k++)
-    if (nn_hooks_any (step_target (plan->steps->pdata[idx + k])))
+  guint limit = 0;
+  while (limit < plan->fuse_len[idx]
+         && stamps_hold (plan->steps->pdata[idx + limit + 1])) {
+    if (nn_hooks_any (step_target (plan->steps->pdata[idx + limit + 1])))
       return 0;
+    limit++;
+  }
   guint n = 0;
-  for (guint k = 1; k <= plan->fuse_len[idx]; k++) {
+  for (guint k = 1; k <= limit; k++) {
     const NnPlanStep *s = plan->steps->pdata[idx + k];
     NnModule *m = step_target (s);
     const NnFuseInfo *ai = m->type->fuse;
     NnFuseOp op = { 0 };
-    if (!stamps_hold (s) || m->training || !ai->describe (m, &op))
+    if (!ai || !ai->describe || m->training || !ai->describe (m, &op))
       break;
     if (op.role == NN_FUSE_AS_AFFINE && k == 1 && ai->fill_affine
         && (fi->accepts & NN_FUSE_ACCEPT_AFFINE) && fi->weight_name
