@@ -85,6 +85,20 @@ struct _NnCall {
                          * backward's): those resolve each call afresh */
   gboolean args_given;  /* the call being entered took its arguments
                          * (nn_call_*_take): they may die in place */
+  /* Fusion (core/fuse.c).  step_fresh: the step just resolved was
+   * recorded by this run.  n_invokes counts every type call, so a chain
+   * (one step's result read only by the next) has nothing in between.
+   * epilogue: for the next invoke of epilogue_for.  absorb_*: the next
+   * absorb_left steps from absorb_next pass absorb_tensor on. */
+  gboolean step_fresh;
+  guint64 n_invokes;
+  NnTensor *last_result;      /* compared by address only */
+  guint last_result_next;
+  guint64 last_result_invokes;
+  const NnEpilogue *epilogue;
+  NnModule *epilogue_for;
+  guint absorb_left, absorb_next;
+  NnTensor *absorb_tensor;    /* compared by address only */
 };
 
 /* tape.c: called by invoke() around a type's forward in a recorded run.
@@ -134,6 +148,26 @@ struct _NnPlanStep {
   guint n_chain;        /* caller, intermediate modules, target */
   NnModule **chain;
   guint64 *stamps;      /* each chain module's stamp when resolved */
+  /* Observed when recorded (fuse.c): the call's one positional argument
+   * was the previous step's float32 result, read by nothing else; the
+   * ndims of its first tensor argument and of its tensor result. */
+  gboolean chained;
+  guint in_ndim, out_ndim;
+};
+
+typedef struct _NnFoldCache NnFoldCache;
+typedef struct _NnPlan NnPlan;
+struct _NnPlan {
+  gint ref_count;
+  GPtrArray *steps;     /* NnPlanStep *, entry order */
+  /* Fusion, per step (fuse.c): how many following steps it may absorb
+   * (fixed at publication), its folded-weight cache (made on first use),
+   * and what its last run fused (for nn_module_get_plan_fusions). */
+  guint8 *fuse_len;
+  NnFoldCache **folds;
+  char **fused_names;
+  guint8 *fused_n;      /* steps absorbed under fused_names[i] */
+  GMutex fuse_lock;     /* guards folds[] and fused_names[] */
 };
 /* Starts a run of @root: follows its plan, or records a trace. */
 void nn_plan_begin (NnCall *call, NnModule *root);
@@ -146,6 +180,28 @@ const NnPlanStep *nn_plan_resolve (NnCall *call, NnModule *self,
                                    const char *path, GError **error);
 /* Frees @m's plan (nn_module_unref). */
 void nn_plan_clear (NnModule *m);
+/* plan.c: (transfer full) (nullable) @root's current plan, and its
+ * release (NULL ignored). */
+NnPlan *nn_plan_ref_of (NnModule *root);
+void nn_plan_release (NnPlan *plan);
+
+/* fuse.c: fusion in the plan (docs/ENGINE.md, "Fusion"). */
+gboolean nn_fuse_enabled (void);
+/* Marks which steps of a new plan may absorb the ones after them. */
+void nn_fuse_annotate (NnPlan *plan);
+void nn_fuse_plan_free (NnPlan *plan);
+/* Around nn_call_module's run of step @st (number @idx; @fresh: recorded
+ * by this run) of @target: _absorbed returns (transfer full) the input
+ * passed on when a fused producer already did this call's work (NULL
+ * otherwise); _begin records what a fresh step saw, or sets an epilogue
+ * in @ep for a producer; _end notes the result and releases @ep. */
+NnValue *nn_fuse_absorbed (NnCall *call, const NnPlanStep *st,
+                           const NnValue *args);
+void nn_fuse_begin (NnCall *call, const NnPlanStep *st, guint idx,
+                    gboolean fresh, NnModule *target, const NnValue *args,
+                    const NnValue *kwargs, NnEpilogue *ep);
+void nn_fuse_end (NnCall *call, const NnPlanStep *st, guint idx,
+                  gboolean fresh, const NnValue *out, NnEpilogue *ep);
 
 /* hooks.c */
 /* Fires the global then the module's pre-hooks; they may replace *@args

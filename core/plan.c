@@ -14,12 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct _NnPlan NnPlan;
-struct _NnPlan {
-  gint ref_count;
-  GPtrArray *steps;     /* NnPlanStep *, entry order */
-};
-
 /* Guards every root's plan pointer; held only to take or swap a
  * reference.  A pthread mutex, which ThreadSanitizer sees. */
 static pthread_mutex_t plan_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -71,6 +65,7 @@ static void
 plan_unref (NnPlan *p)
 {
   if (p && g_atomic_int_dec_and_test (&p->ref_count)) {
+    nn_fuse_plan_free (p);
     g_ptr_array_unref (p->steps);
     g_free (p);
   }
@@ -93,6 +88,7 @@ void
 nn_plan_begin (NnCall *call, NnModule *root)
 {
   call->cursor = 0;
+  call->step_fresh = FALSE;
   call->trace = NULL;
   call->plan = NULL;
   call->plan_on = !call->meta && plan_enabled ();
@@ -123,6 +119,7 @@ nn_plan_end (NnCall *call, NnModule *root, gboolean ok)
     NnPlan *p = g_new0 (NnPlan, 1);
     p->ref_count = 1;
     p->steps = g_ptr_array_ref (call->trace);
+    nn_fuse_annotate (p);
     pthread_mutex_lock (&plan_lock);
     NnPlan *old = root->plan;
     root->plan = p;
@@ -185,6 +182,7 @@ nn_plan_resolve (NnCall *call, NnModule *self, const char *path,
 {
   if (call->plan && !call->trace) {
     GPtrArray *steps = call->plan->steps;
+    call->step_fresh = FALSE;
     if (call->cursor < steps->len
         && step_holds (steps->pdata[call->cursor], self, path))
       return steps->pdata[call->cursor++];
@@ -201,6 +199,7 @@ nn_plan_resolve (NnCall *call, NnModule *self, const char *path,
     return NULL;
   g_ptr_array_add (call->trace, s);
   call->cursor++;
+  call->step_fresh = TRUE;
   return s;
 }
 
@@ -214,6 +213,21 @@ nn_module_get_plan_info (NnModule *root, guint *n_steps)
   guint64 builds = root->plan_builds;
   pthread_mutex_unlock (&plan_lock);
   return builds;
+}
+
+NnPlan *
+nn_plan_ref_of (NnModule *root)
+{
+  pthread_mutex_lock (&plan_lock);
+  NnPlan *p = root->plan ? plan_ref (root->plan) : NULL;
+  pthread_mutex_unlock (&plan_lock);
+  return p;
+}
+
+void
+nn_plan_release (NnPlan *plan)
+{
+  plan_unref (plan);
 }
 
 void

@@ -7,7 +7,8 @@
 #define NN_LAYER_KNOWN_FLAGS                                           \
   (NN_LAYER_INDEXABLE | NN_LAYER_CONTAINER | NN_LAYER_KEYED              \
    | NN_LAYER_ROUTES_ONLY | NN_LAYER_DECLARED_TENSORS | NN_LAYER_OP   \
-   | NN_LAYER_HALF_WEIGHTS | NN_LAYER_ALIASES | NN_LAYER_SHAPE_FROM_DATA)
+   | NN_LAYER_HALF_WEIGHTS | NN_LAYER_ALIASES | NN_LAYER_SHAPE_FROM_DATA \
+   | NN_LAYER_FIXED_DATAFLOW)
 #define NN_ARG_KNOWN_FLAGS                                             \
   (NN_ARG_OPTIONAL | NN_ARG_VARIADIC | NN_ARG_KW_ONLY | NN_ARG_CHECK_ITEMS \
    | NN_ARG_VAR_KEYWORD)
@@ -146,6 +147,32 @@ schema_key_problem (const NnSchemaKey *keys, guint i)
 
 /* Returns: (transfer full) (nullable) what is wrong with the forward
  * signature, NULL when it is sane. */
+/* A fusion declaration (NnFuseInfo) the plan can rely on. */
+static char *
+fuse_problem (const NnFuseInfo *f)
+{
+  if (!f)
+    return NULL;
+  if (f->struct_size != sizeof (NnFuseInfo))
+    return g_strdup_printf ("fuse info struct_size is %" G_GSIZE_FORMAT
+                            ", expected %" G_GSIZE_FORMAT, f->struct_size,
+                            sizeof (NnFuseInfo));
+  if (f->accepts & ~NN_FUSE_ACCEPT_AFFINE)
+    return g_strdup_printf ("fuse info accepts unknown bits 0x%x",
+                            f->accepts & ~NN_FUSE_ACCEPT_AFFINE);
+  if (f->act_kinds & ~((NN_ACT_BIT (NN_ACT_N_KINDS) - 1) & ~1u))
+    return g_strdup_printf ("fuse info has unknown activation bits 0x%x",
+                            f->act_kinds);
+  if ((f->accepts || f->act_kinds) && !f->forward_fused)
+    return g_strdup ("fuse info accepts an epilogue but has no "
+                     "forward_fused");
+  if ((f->accepts & NN_FUSE_ACCEPT_AFFINE)
+      && (!f->weight_name || f->affine_dim_from_end >= 0))
+    return g_strdup ("fuse info accepts an affine but names no weight or "
+                     "gives no negative affine_dim_from_end");
+  return NULL;
+}
+
 static char *
 args_problem (const NnLayerType *t)
 {
@@ -264,5 +291,8 @@ nn_layer_type_problem (const NnLayerType *t)
         if (strcmp (t->aliases[j], a) == 0)
           return g_strdup_printf ("alias '%s' is listed twice", a);
     }
+  char *fp = fuse_problem (t->fuse);
+  if (fp)
+    return fp;
   return args_problem (t);
 }

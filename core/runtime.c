@@ -132,6 +132,13 @@ invoke (NnCall *call, NnModule *m, const NnValue *args, const NnValue *kwargs,
   /* Only the outermost invoke of a taken call may work in place. */
   gboolean given = call->args_given;
   call->args_given = FALSE;
+  /* A fused producer's epilogue (fuse.c) is for this invoke alone. */
+  const NnEpilogue *ep = NULL;
+  if (call->epilogue && call->epilogue_for == m && !call->meta) {
+    ep = call->epilogue;
+    call->epilogue = NULL;
+  }
+  call->n_invokes++;
   gboolean zero = FALSE;
   g_autoptr (NnValue) zargs = NULL;
   g_autoptr (NnValue) zkwargs = NULL;
@@ -165,9 +172,11 @@ invoke (NnCall *call, NnModule *m, const NnValue *args, const NnValue *kwargs,
   /* A recorded leaf: what it calls inside is its own backward's concern. */
   gboolean record = nn_tape_wants (call, m, bound);
   call->tape_inside += record;
-  NnTensor *into = inplace_target (call, t, args, bound, given);
+  NnTensor *into = ep ? NULL : inplace_target (call, t, args, bound, given);
   NnValue *out = NULL;
-  if (into) {
+  if (ep) {
+    out = t->fuse->forward_fused (m, call, bound, ep, &local);
+  } else if (into) {
     /* The result reuses the dying input's storage (docs/ENGINE.md). */
     __atomic_add_fetch (&inplace_count, 1, __ATOMIC_RELAXED);
     if (t->forward_into (m, call, bound, into, NULL,
@@ -305,13 +314,24 @@ nn_call_module (NnCall *call, NnModule *self, const char *path,
   NnModule *target;
   const char *where;
   guint depth_add;
+  const NnPlanStep *st = NULL;
+  guint idx = 0;
+  gboolean fresh = FALSE;
+  NnEpilogue ep = { 0 };
   if (call->plan_on) {
-    const NnPlanStep *st = nn_plan_resolve (call, self, path, error);
+    st = nn_plan_resolve (call, self, path, error);
     if (!st)
       return NULL;
     target = st->chain[st->n_chain - 1];
     where = st->canon;
     depth_add = st->depth_add;
+    idx = call->cursor - 1;
+    fresh = call->step_fresh;
+    /* A fused producer before it did this call's work (fuse.c). */
+    NnValue *passed = nn_fuse_absorbed (call, st, args);
+    if (passed)
+      return passed;
+    nn_fuse_begin (call, st, idx, fresh, target, args, kwargs, &ep);
   } else {
     target = nn_module_lookup_ref (self, path, &canon, error);
     if (!target)
@@ -329,6 +349,8 @@ nn_call_module (NnCall *call, NnModule *self, const char *path,
   g_string_append (call->path, where);
   call->depth += depth_add;
   NnValue *out = run_module (call, target, args ? args : empty, kwargs, error);
+  if (st)
+    nn_fuse_end (call, st, idx, fresh, out, &ep);
   g_string_truncate (call->path, saved);
   call->depth = saved_depth;
   return out;

@@ -101,6 +101,11 @@ typedef enum {
    * cuts to the longest unpadded row).  The core then does not compare
    * forward's result with infer's. */
   NN_LAYER_SHAPE_FROM_DATA = 1 << 8,
+  /* A composite whose calls, and which value each call reads, follow from
+   * its config and children alone, never from the data (Sequential,
+   * Graph): the execution plan may then fuse consecutive calls it makes
+   * (docs/ENGINE.md, "Fusion").  (Appended in ABI 2.0.) */
+  NN_LAYER_FIXED_DATAFLOW = 1 << 9,
 } NnLayerFlags;
 
 /* --- forward signatures (ABI 2) ---------------------------------------- */
@@ -179,6 +184,8 @@ NN_API void nn_args_free (NnArgs *args);
 /* Opaque engine objects of the reserved slots (see NnLayerType). */
 typedef struct _NnCpuInfo NnCpuInfo;
 typedef struct _NnWorkspace NnWorkspace;
+/* A type's fusion capabilities (below); appended in ABI 2.0. */
+typedef struct _NnFuseInfo NnFuseInfo;
 typedef struct _NnThreadPool NnThreadPool;
 
 typedef struct _NnLayerType NnLayerType;
@@ -291,8 +298,109 @@ struct _NnLayerType {
                         const NnValue *out, const NnValue *grad_out,
                         GError **error);
 
-  gpointer reserved[8];
+  /* (nullable) What the execution plan may fuse with this type: see
+   * NnFuseInfo below.  Taken from the reserved slots in ABI 2.0, so the
+   * vtable's size is unchanged and older plugins read as NULL. */
+  const NnFuseInfo *fuse;
+  gpointer reserved[7];
 };
+
+/* --- fusion in the execution plan (appended in ABI 2.0) ---------------
+ *
+ * When a fixed-dataflow composite (NN_LAYER_FIXED_DATAFLOW) calls a
+ * module whose result only the next call reads, the plan may run the
+ * two as one: the first (the producer) computes the second's effect in
+ * its own epilogue and the second call passes the result on unchanged.
+ * Only in eval mode, without hooks and without a recording tape; the
+ * absorbed module stays in the tree untouched (docs/ENGINE.md, "Fusion").
+ */
+
+/* Pointwise activations an epilogue can apply (nn_fuse_apply_act). */
+typedef enum {
+  NN_ACT_NONE = 0,
+  NN_ACT_RELU,        /* x > 0 ? x : alpha * x (alpha 0: ReLU) */
+  NN_ACT_CLIP,        /* min (max (x, alpha), beta): ReLU6, Hardtanh */
+  NN_ACT_SILU,        /* x * sigmoid (x) */
+  NN_ACT_HARDSWISH,   /* x * relu6 (x + 3) / 6 */
+  NN_ACT_GELU_ERF,    /* x * Phi (x) */
+  NN_ACT_GELU_TANH,   /* GELU(approximate='tanh') */
+  NN_ACT_SIGMOID,
+  NN_ACT_TANH,
+  NN_ACT_N_KINDS
+} NnActKind;
+
+#define NN_ACT_BIT(k) (1u << (k))
+
+/* What an absorbed module does to its one tensor argument. */
+typedef enum {
+  NN_FUSE_AS_NONE = 0,
+  NN_FUSE_AS_ACTIVATION,   /* act, alpha, beta */
+  NN_FUSE_AS_AFFINE,       /* y = x * scale[c] + shift[c] per channel */
+} NnFuseRole;
+
+typedef struct {
+  NnFuseRole role;
+  NnActKind act;
+  float alpha, beta;
+  guint channel_dim;       /* AFFINE: the channel dimension (1 for NCHW) */
+  gint64 n_channels;       /* AFFINE */
+} NnFuseOp;
+
+/* The epilogue a producer's forward_fused applies: first a per-channel
+ * affine folded into its weights (when @n_channels > 0: weight row c times
+ * scale[c], bias c becomes bias[c] * scale[c] + shift[c], a missing bias
+ * counting as 0), then @act on every element.  A provider keeping derived
+ * weights (a reordered copy) rebuilds them when @fold_id changes; others
+ * take the folded weights from nn_epilogue_get_folded(). */
+typedef struct {
+  gint64 n_channels;       /* 0: no affine */
+  const float *scale;      /* (transfer none) n_channels floats */
+  const float *shift;      /* (transfer none) n_channels floats */
+  guint64 fold_id;         /* unique per folded values, never reused */
+  NnActKind act;
+  float alpha, beta;
+  gpointer priv;           /* the core's */
+} NnEpilogue;
+
+/* The producer's weight and bias with @ep's affine folded in, float32,
+ * made on first use and kept by the core while the pair's tensors are
+ * unchanged (transfer none: valid during the call).  FALSE with @error
+ * when @ep has no affine or memory is exhausted. */
+NN_API gboolean nn_epilogue_get_folded (const NnEpilogue *ep,
+                                        NnTensor **weight, NnTensor **bias,
+                                        GError **error);
+
+/* The producer accepts a folded per-channel affine (BatchNorm): its
+ * float32 parameter weight_name has the output channels on dim 0, and
+ * bias_name (possibly absent) is per output channel. */
+#define NN_FUSE_ACCEPT_AFFINE (1u << 0)
+
+struct _NnFuseInfo {
+  gsize struct_size;       /* sizeof (NnFuseInfo) */
+  /* --- as a producer */
+  guint32 accepts;         /* NN_FUSE_ACCEPT_* */
+  guint32 act_kinds;       /* NN_ACT_BIT () of the activations it applies */
+  /* AFFINE: the result's dimension its weight's dim 0 indexes, counted
+   * from the end (-3 for Conv2d's [n, c, h, w], -1 for Linear). */
+  gint affine_dim_from_end;
+  const char *weight_name, *bias_name;
+  /* As forward, applying @ep (transfer none) to the result. */
+  NnValue *(*forward_fused) (NnModule *self, NnCall *call, const NnArgs *args,
+                             const NnEpilogue *ep, GError **error);
+  /* --- as an absorbed module */
+  /* Fills @op with what a call of @self (one tensor argument) does now,
+   * or returns FALSE when it cannot be absorbed in its present state
+   * (BatchNorm in training mode or without running statistics). */
+  gboolean (*describe) (NnModule *self, NnFuseOp *op);
+  /* AFFINE: fills @scale and @shift (n_channels floats each) from the
+   * module's present tensors; FALSE when they are missing or malformed. */
+  gboolean (*fill_affine) (NnModule *self, float *scale, float *shift);
+};
+
+/* Applies activation @act (alpha, beta as NnActKind says) to @n floats
+ * of @y in place, with the same formulas as the activation types. */
+NN_API void nn_fuse_apply_act (float *y, gsize n, NnActKind act, float alpha,
+                               float beta);
 
 /* Provider ranks (NnLayerType.rank), higher wins. */
 #define NN_RANK_NONE (-1)      /* never chosen unless selected explicitly */

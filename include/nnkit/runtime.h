@@ -93,6 +93,20 @@ NN_API void nn_module_drop_plan (NnModule *root);
  * a dying input (inplace_arg, docs/ENGINE.md "Memory").  MT safe. */
 NN_API guint64 nn_engine_get_inplace_count (void);
 
+/* --- fusion in the plan (appended in ABI 2.0; docs/ENGINE.md "Fusion") --
+ *
+ * Later forwards may run a producer (Conv2d, Linear) together with the
+ * BatchNorm and activation modules right after it when nothing else
+ * observes the values in between: no hook on any of them, eval mode, no
+ * tape.  On by default; NN_FUSE=off or nn_engine_set_fusion (FALSE)
+ * turns it off process-wide (the results agree to rounding either way). */
+NN_API void nn_engine_set_fusion (gboolean enabled);
+NN_API gboolean nn_engine_get_fusion (void);
+/* Returns: (transfer full) a NULL-terminated list of the groups @root's
+ * last planned forward fused, each the full paths joined by '+'
+ * ("layer1.0.conv1+layer1.0.bn1+layer1.0.relu").  MT safe. */
+NN_API char **nn_module_get_plan_fusions (NnModule *root);
+
 G_END_DECLS
 
 #endif

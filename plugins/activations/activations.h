@@ -5,6 +5,11 @@
 
 #include <nnkit/plugin.h>
 
+/* act_fuse.c: the activations' fusion declarations. */
+extern const NnFuseInfo nn_relu_fuse, nn_relu6_fuse, nn_hardtanh_fuse,
+  nn_silu_fuse, nn_hardswish_fuse, nn_gelu_fuse, nn_sigmoid_fuse,
+  nn_tanh_fuse;
+
 extern const NnLayerType nn_relu_type;
 extern const NnLayerType nn_relu6_type;
 extern const NnLayerType nn_hardtanh_type;

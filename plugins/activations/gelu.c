@@ -127,4 +127,5 @@ const NnLayerType nn_gelu_type = {
   .backward = gelu_backward,
   .infer = gelu_infer,
   .extra_repr = gelu_extra_repr,
+  .fuse = &nn_gelu_fuse,
 };

@@ -172,6 +172,7 @@ const NnLayerType nn_hardtanh_type = {
   .backward = hardtanh_backward,
   .infer = hardtanh_infer,
   .extra_repr = hardtanh_extra_repr,
+  .fuse = &nn_hardtanh_fuse,
 };
 
 const NnLayerType nn_relu6_type = {
@@ -188,4 +189,5 @@ const NnLayerType nn_relu6_type = {
   .backward = relu6_backward,
   .infer = nn_act_infer_same,
   .extra_repr = nn_act_inplace_repr,
+  .fuse = &nn_relu6_fuse,
 };

@@ -70,4 +70,5 @@ const NnLayerType nn_relu_type = {
   .backward = relu_backward,
   .infer = nn_act_infer_same,
   .extra_repr = nn_act_inplace_repr,
+  .fuse = &nn_relu_fuse,
 };

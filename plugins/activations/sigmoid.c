@@ -155,6 +155,7 @@ const NnLayerType nn_sigmoid_type = {
   .forward = sigmoid_forward,
   .backward = sigmoid_backward,
   .infer = nn_act_infer_same,
+  .fuse = &nn_sigmoid_fuse,
 };
 
 const NnLayerType nn_silu_type = {
@@ -171,6 +172,7 @@ const NnLayerType nn_silu_type = {
   .backward = silu_backward,
   .infer = nn_act_infer_same,
   .extra_repr = nn_act_inplace_repr,
+  .fuse = &nn_silu_fuse,
 };
 
 /* PyTorch gives Hardsigmoid and Hardswish an inplace flag but no
@@ -203,4 +205,5 @@ const NnLayerType nn_hardswish_type = {
   .forward = hardswish_forward,
   .backward = hardswish_backward,
   .infer = nn_act_infer_same,
+  .fuse = &nn_hardswish_fuse,
 };

@@ -48,4 +48,5 @@ const NnLayerType nn_tanh_type = {
   .forward = tanh_forward,
   .backward = tanh_backward,
   .infer = nn_act_infer_same,
+  .fuse = &nn_tanh_fuse,
 };

@@ -178,7 +178,7 @@ const NnLayerType nn_graph_type = {
   .schema = graph_schema,
   .n_schema = G_N_ELEMENTS (graph_schema),
   .flags = NN_LAYER_CONTAINER | NN_LAYER_ROUTES_ONLY
-           | NN_LAYER_DECLARED_TENSORS,
+           | NN_LAYER_DECLARED_TENSORS | NN_LAYER_FIXED_DATAFLOW,
   .args = graph_args,
   .n_args = G_N_ELEMENTS (graph_args),
   .create = graph_create,

@@ -45,7 +45,8 @@ const NnLayerType nn_sequential_type = {
   .doc = "Runs its children in order, feeding each one's output to the next",
   .schema = NULL,
   .n_schema = 0,
-  .flags = NN_LAYER_INDEXABLE | NN_LAYER_CONTAINER | NN_LAYER_ROUTES_ONLY,
+  .flags = NN_LAYER_INDEXABLE | NN_LAYER_CONTAINER | NN_LAYER_ROUTES_ONLY
+           | NN_LAYER_FIXED_DATAFLOW,
   .args = sequential_args,
   .n_args = G_N_ELEMENTS (sequential_args),
   .create = sequential_create,

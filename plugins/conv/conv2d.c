@@ -243,12 +243,25 @@ conv2d_infer (NnModule *self, NnCall *call, const NnArgs *args,
 /* Fetches the weights at call time (load_state_dict may have swapped
  * them) and checks them against the geometry. */
 static gboolean
-conv2d_weights (NnModule *self, const NnConvGeom *g, NnTensor **wkeep,
-                NnTensor **bkeep, const float **w, const float **b,
-                GError **error)
+conv2d_weights (NnModule *self, const NnConvGeom *g, const NnEpilogue *ep,
+                NnTensor **wkeep, NnTensor **bkeep, const float **w,
+                const float **b, GError **error)
 {
-  NnTensor *wp = nn_module_get_parameter (self, "weight");
-  NnTensor *bp = g->has_bias ? nn_module_get_parameter (self, "bias") : NULL;
+  /* A fused epilogue may fold a BatchNorm into the weights, which then
+   * have a bias where the module has none. */
+  gboolean folded = ep && ep->n_channels > 0;
+  gboolean has_bias = g->has_bias || folded;
+  NnTensor *wp, *bp;
+  if (folded)
+    {
+      if (!nn_epilogue_get_folded (ep, &wp, &bp, error))
+        return FALSE;
+    }
+  else
+    {
+      wp = nn_module_get_parameter (self, "weight");
+      bp = g->has_bias ? nn_module_get_parameter (self, "bias") : NULL;
+    }
   /* F16/BF16 weights kept as stored convert per call (a ref when F32);
    * the caller releases *@wkeep and *@bkeep. */
   NnTensor *wt = *wkeep = wp ? nn_tensor_to_dtype (wp, NN_DTYPE_F32) : NULL;
@@ -258,7 +271,7 @@ conv2d_weights (NnModule *self, const NnConvGeom *g, NnTensor **wkeep,
   *w = wt ? nn_tensor_f32 (wt) : NULL;
   *b = bt ? nn_tensor_f32 (bt) : NULL;
   if (!*w || nn_tensor_numel (wt) != wn
-      || (g->has_bias && (!*b || nn_tensor_numel (bt) != g->out_channels)))
+      || (has_bias && (!*b || nn_tensor_numel (bt) != g->out_channels)))
     {
       g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
                    "weight or bias is missing or not float32 of the configured shape");
@@ -351,9 +364,11 @@ try_alloc_floats (gint64 n, const char *what, GError **error)
   return p;
 }
 
+/* The forward, with the epilogue @ep (nullable) of a fused plan step:
+ * folded weights, then an activation on each image while it is hot. */
 static NnValue *
-conv2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
-                GError **error)
+conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
+            const NnEpilogue *ep, GError **error)
 {
   const NnConvGeom *g = conv2d_geom (self);
   NnTensor *input = nn_args_tensor (args, 0);
@@ -363,7 +378,7 @@ conv2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
   g_autoptr (NnTensor) bkeep = NULL;
 
   if (!conv2d_out_shape (g, &input->shape, &os, error)
-      || !conv2d_weights (self, g, &wkeep, &bkeep, &weight, &bias, error))
+      || !conv2d_weights (self, g, ep, &wkeep, &bkeep, &weight, &bias, error))
     return NULL;
 
   const guint nd = input->shape.ndim;
@@ -436,9 +451,35 @@ conv2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
       else
         conv2d_gemm_image (&cg, img, ih, iw, weight, bias, ho, wo, col,
                            y + i * out_img);
+      if (ep && ep->act != NN_ACT_NONE)
+        nn_fuse_apply_act (y + i * out_img, (gsize) out_img, ep->act,
+                           ep->alpha, ep->beta);
     }
   return nn_value_take_tensor (out);
 }
+
+static NnValue *
+conv2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
+                GError **error)
+{
+  return conv2d_run (self, call, args, NULL, error);
+}
+
+/* Fused plan steps (docs/ENGINE.md, "Fusion"): a following BatchNorm
+ * folds into the weights, any activation the core applies runs per
+ * image. */
+const NnFuseInfo nn_conv2d_fuse = {
+  .struct_size = sizeof (NnFuseInfo),
+  .accepts = NN_FUSE_ACCEPT_AFFINE,
+  .act_kinds = NN_ACT_BIT (NN_ACT_RELU) | NN_ACT_BIT (NN_ACT_CLIP)
+               | NN_ACT_BIT (NN_ACT_SILU) | NN_ACT_BIT (NN_ACT_HARDSWISH)
+               | NN_ACT_BIT (NN_ACT_GELU_ERF) | NN_ACT_BIT (NN_ACT_GELU_TANH)
+               | NN_ACT_BIT (NN_ACT_SIGMOID) | NN_ACT_BIT (NN_ACT_TANH),
+  .affine_dim_from_end = -3,
+  .weight_name = "weight",
+  .bias_name = "bias",
+  .forward_fused = conv2d_run,
+};
 
 /* The input coordinate that padded position @i (may be < 0 or >= @n)
  * reads under @mode, or -1 for a zero.  conv2d_out_shape guarantees
@@ -478,7 +519,7 @@ conv2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
   const float *weight, *bias;
   g_autoptr (NnTensor) wkeep = NULL;
   g_autoptr (NnTensor) bkeep = NULL;
-  if (!conv2d_weights (self, g, &wkeep, &bkeep, &weight, &bias, error))
+  if (!conv2d_weights (self, g, NULL, &wkeep, &bkeep, &weight, &bias, error))
     return NULL;
   NnTensor *gt = nn_value_get_tensor (grad_out);
   const guint nd = input->shape.ndim;
@@ -697,6 +738,7 @@ const NnLayerType nn_conv2d_type = {
   .destroy = conv2d_destroy,
   .infer = conv2d_infer,
   .forward = conv2d_forward,
+  .fuse = &nn_conv2d_fuse,
   .backward = conv2d_backward,
   .extra_repr = conv2d_extra_repr,
   .reset_parameters = conv2d_reset_parameters,

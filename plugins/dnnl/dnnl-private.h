@@ -72,6 +72,18 @@ dnnl_memory_t nn_dnnl_reorder_new (const dnnl_memory_desc_t *from,
                                    const dnnl_memory_desc_t *to,
                                    GError **error);
 
+/* Adds @act (NN_ACT_NONE: nothing) as an eltwise post-op of @attr, for
+ * a fused epilogue (dnnl_prim_cache.c). */
+gboolean nn_dnnl_attr_add_act (dnnl_primitive_attr_t attr, NnActKind act,
+                               float alpha, float beta, GError **error);
+
+/* After the weights at @data (@bytes, plain layout) were reordered into
+ * a provider's copy: their pages leave the process's resident set (a
+ * mapped weights file's are read again from it when a rebuild needs
+ * them), so the plain and the reordered weights are not both resident
+ * (dnnl_prim_cache.c). */
+void nn_dnnl_release_plain (const void *data, gsize bytes);
+
 /* Per-module state of a provider, kept beside the module (whose private
  * data belongs to the reference type's create).  The slot's lock is held
  * from nn_dnnl_slot_lock() to nn_dnnl_slot_unlock(): one forward at a

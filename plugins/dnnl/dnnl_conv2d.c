@@ -4,10 +4,15 @@
 #include "dnnl-private.h"
 #include "conv.h"
 
+#include <malloc.h>
 #include <string.h>
 
 typedef struct {
   NnShape in;              /* the input shape the primitive was built for */
+  NnActKind act;           /* the fused activation post-op, and its */
+  float alpha, beta;       /* parameters */
+  guint64 fold_id;         /* the fused BatchNorm folded in, 0: none */
+  float *folded_bias;      /* (nullable) the bias memory's data then */
   NnDnnlPrim prim;
   dnnl_memory_t weights;   /* reordered copy */
   dnnl_memory_t bias;      /* (nullable) wraps the bias tensor's data */
@@ -24,12 +29,38 @@ conv_state_free (gpointer p)
   if (s->bias) dnnl_memory_destroy (s->bias);
   nn_dnnl_seen_clear (&s->w_seen);
   nn_dnnl_seen_clear (&s->b_seen);
+  g_free (s->folded_bias);
   g_free (s);
+}
+
+/* Weights with @ep's affine folded in, in a temporary plain buffer that
+ * is reordered and freed at once: only the reordered copy stays. */
+static float *
+fold_weights (NnTensor *w, const NnEpilogue *ep)
+{
+  gint64 n = nn_tensor_numel (w), per = n / ep->n_channels;
+  float *t = g_try_malloc ((gsize) n * sizeof (float));
+  const float *src = nn_tensor_f32 (w);
+  if (t)
+    for (gint64 o = 0; o < ep->n_channels; o++)
+      for (gint64 k = 0; k < per; k++)
+        t[o * per + k] = src[o * per + k] * ep->scale[o];
+  return t;
+}
+
+static float *
+fold_bias (NnTensor *b, const NnEpilogue *ep)
+{
+  float *t = g_new (float, ep->n_channels);
+  for (gint64 o = 0; o < ep->n_channels; o++)
+    t[o] = (float) ((b ? (double) nn_tensor_f32 (b)[o] : 0.0) * ep->scale[o]
+                    + ep->shift[o]);
+  return t;
 }
 
 static ConvState *
 conv_state_new (const NnConvGeom *g, const NnShape *in4, const NnShape *out4,
-                NnTensor *w, NnTensor *b, GError **error)
+                NnTensor *w, NnTensor *b, const NnEpilogue *ep, GError **error)
 {
   ConvState *s = g_new0 (ConvState, 1);
   dnnl_engine_t eng = nn_dnnl_engine (error);
@@ -49,8 +80,17 @@ conv_state_new (const NnConvGeom *g, const NnShape *in4, const NnShape *out4,
   dnnl_dims_t pl = { g->pad_top, g->pad_left };
   dnnl_dims_t pr = { g->pad_bottom, g->pad_right };
 
+  gboolean fold = ep && ep->n_channels > 0;
+  g_autofree float *wtmp = fold ? fold_weights (w, ep) : NULL;
+  const float *wdata = fold ? wtmp : nn_tensor_f32 (w);
+  s->fold_id = fold ? ep->fold_id : 0;
+  s->folded_bias = fold ? fold_bias (b, ep) : NULL;
+  float *bdata = fold ? s->folded_bias : b ? nn_tensor_f32 (b) : NULL;
   s->in = *in4;
-  gboolean ok = eng
+  s->act = ep ? ep->act : NN_ACT_NONE;
+  s->alpha = ep ? ep->alpha : 0.0f;
+  s->beta = ep ? ep->beta : 0.0f;
+  gboolean ok = eng && wdata
     && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&src_any, 4, sd, dnnl_f32, dnnl_format_tag_any), "src md", error)
     && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&dst_any, 4, dd, dnnl_f32, dnnl_format_tag_any), "dst md", error)
     && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&src_user, 4, sd, dnnl_f32, dnnl_nchw), "src md", error)
@@ -66,18 +106,21 @@ conv_state_new (const NnConvGeom *g, const NnShape *in4, const NnShape *out4,
     && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&b_md, 1, bd, dnnl_f32, dnnl_x), "bias md", error)
     && nn_dnnl_ok (dnnl_dilated_convolution_forward_desc_init (
                      &desc, dnnl_forward_inference, dnnl_convolution_direct,
-                     &src_any, &w_any, b ? &b_md : NULL, &dst_any, strides, dil,
+                     &src_any, &w_any, bdata ? &b_md : NULL, &dst_any, strides, dil,
                      pl, pr), "describing the convolution", error)
     && (attr = nn_dnnl_attr_new (error))
+    && nn_dnnl_attr_add_act (attr, s->act, s->alpha, s->beta, error)
     && nn_dnnl_ok (dnnl_primitive_desc_create (&pd, &desc, attr, eng, NULL),
                    "choosing a convolution", error)
     && nn_dnnl_prim_init (&s->prim, pd, &src_user, &dst_user, error)
     && (s->weights = nn_dnnl_reorder_new (
-          &w_user, nn_tensor_f32 (w),
+          &w_user, wdata,
           dnnl_primitive_desc_query_md (pd, dnnl_query_weights_md, 0), error))
-    && (!b || nn_dnnl_ok (dnnl_memory_create (&s->bias, &b_md, eng,
-                                              nn_tensor_f32 (b)),
-                          "wrapping the bias", error));
+    && (!bdata || nn_dnnl_ok (dnnl_memory_create (&s->bias, &b_md, eng, bdata),
+                              "wrapping the bias", error));
+  if (eng && !wdata)
+    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                 "cannot allocate the folded weights");
   if (pd)
     dnnl_primitive_desc_destroy (pd);
   if (attr)
@@ -89,6 +132,7 @@ conv_state_new (const NnConvGeom *g, const NnShape *in4, const NnShape *out4,
     }
   nn_dnnl_seen_set (&s->w_seen, w);
   nn_dnnl_seen_set (&s->b_seen, b);
+  nn_dnnl_release_plain (nn_tensor_f32 (w), nn_tensor_numel (w) * sizeof (float));
   return s;
 }
 
@@ -112,14 +156,19 @@ conv_out_shape (const NnConvGeom *g, const NnShape *in, NnShape *out)
   return TRUE;
 }
 
+/* The forward, with the epilogue @ep (nullable) of a fused plan step: a
+ * BatchNorm folded into the weights while they are reordered (once per
+ * fold: ep->fold_id), and the activation as an eltwise post-op. */
 static NnValue *
-dnnl_conv2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
-                     GError **error)
+dnnl_conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
+                 const NnEpilogue *ep, GError **error)
 {
   const NnConvGeom *g = nn_module_get_private (self);
   NnTensor *x = nn_args_tensor (args, 0);
   NnTensor *w = nn_module_get_parameter (self, "weight");
   NnTensor *b = g->has_bias ? nn_module_get_parameter (self, "bias") : NULL;
+  NnActKind act = ep ? ep->act : NN_ACT_NONE;
+  guint64 fold_id = ep && ep->n_channels > 0 ? ep->fold_id : 0;
   NnShape os, in4, out4;
 
   /* Anything unusual goes to the reference, which computes it or names
@@ -129,8 +178,10 @@ dnnl_conv2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
   if (!conv_out_shape (g, &x->shape, &os) || !nn_tensor_f32 (x)
       || !w || !nn_tensor_f32 (w) || !nn_shape_equal (&w->shape, &ws)
       || nn_tensor_numel (x) == 0
+      || (fold_id && ep->n_channels != g->out_channels)
       || (g->has_bias && (!b || !nn_tensor_f32 (b) || !nn_shape_equal (&b->shape, &bs))))
-    return nn_conv2d_type.forward (self, call, args, error);
+    return ep ? nn_conv2d_type.fuse->forward_fused (self, call, args, ep, error)
+              : nn_conv2d_type.forward (self, call, args, error);
 
   in4 = x->shape;
   out4 = os;
@@ -150,19 +201,36 @@ dnnl_conv2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
   NnDnnlSlot *slot = nn_dnnl_slot_lock (self);
   ConvState *s = slot->state;
   if (s && (!nn_shape_equal (&s->in, &in4) || !nn_dnnl_seen_same (&s->w_seen, w)
-            || !nn_dnnl_seen_same (&s->b_seen, b)))
+            || !nn_dnnl_seen_same (&s->b_seen, b) || s->act != act
+            || s->fold_id != fold_id
+            || (act != NN_ACT_NONE && (s->alpha != ep->alpha
+                                       || s->beta != ep->beta))))
     {
       conv_state_free (s);
       slot->state = s = NULL;
+      /* The freed reordered weights go back to the system before the new
+       * ones are made (a fused plan rebuilds every layer once), so the
+       * heap does not keep both. */
+      malloc_trim (0);
     }
   if (!s)
     {
-      slot->state = s = conv_state_new (g, &in4, &out4, w, b, error);
+      slot->state = s = conv_state_new (g, &in4, &out4, w, b, ep, error);
       slot->state_free = conv_state_free;
     }
   return nn_dnnl_run_weighted (slot, s ? &s->prim : NULL, s ? s->weights : NULL,
                                s ? s->bias : NULL, x, out, error);
 }
+
+static NnValue *
+dnnl_conv2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
+                     GError **error)
+{
+  return dnnl_conv2d_run (self, call, args, NULL, error);
+}
+
+/* The reference's declaration with this provider's fused forward. */
+static NnFuseInfo dnnl_conv2d_fuse;
 
 /* oneDNN pads with zeros only; the other modes stay with the reference. */
 static gboolean
@@ -192,6 +260,9 @@ nn_dnnl_conv2d_setup (NnLayerType *t)
   t->aliases = NULL;
   t->rank = NN_DNNL_RANK;
   t->forward = dnnl_conv2d_forward;
+  dnnl_conv2d_fuse = *nn_conv2d_type.fuse;
+  dnnl_conv2d_fuse.forward_fused = dnnl_conv2d_run;
+  t->fuse = &dnnl_conv2d_fuse;
   t->supports = dnnl_conv2d_supports;
   t->destroy = dnnl_conv2d_destroy;
 }

@@ -3,8 +3,12 @@
 #include "dnnl-private.h"
 #include "linear.h"
 
+#include <malloc.h>
+
 typedef struct {
   gint64 rows;             /* the row count the primitive was built for */
+  NnActKind act;           /* the fused activation post-op, and its */
+  float alpha, beta;       /* parameters */
   NnDnnlPrim prim;
   dnnl_memory_t weights;   /* reordered copy */
   dnnl_memory_t bias;      /* (nullable) wraps the bias tensor's data */
@@ -26,7 +30,7 @@ linear_state_free (gpointer p)
 
 static LinearState *
 linear_state_new (gint64 rows, gint64 in_f, gint64 out_f, NnTensor *w,
-                  NnTensor *b, GError **error)
+                  NnTensor *b, const NnEpilogue *ep, GError **error)
 {
   LinearState *s = g_new0 (LinearState, 1);
   dnnl_engine_t eng = nn_dnnl_engine (error);
@@ -38,6 +42,9 @@ linear_state_new (gint64 rows, gint64 in_f, gint64 out_f, NnTensor *w,
   dnnl_dims_t bd = { out_f };
 
   s->rows = rows;
+  s->act = ep ? ep->act : NN_ACT_NONE;
+  s->alpha = ep ? ep->alpha : 0.0f;
+  s->beta = ep ? ep->beta : 0.0f;
   gboolean ok = eng
     && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&src, 2, sd, dnnl_f32, dnnl_nc), "src md", error)
     && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&dst, 2, dd, dnnl_f32, dnnl_nc), "dst md", error)
@@ -48,6 +55,7 @@ linear_state_new (gint64 rows, gint64 in_f, gint64 out_f, NnTensor *w,
                      &desc, dnnl_forward_inference, &src, &w_any,
                      b ? &b_md : NULL, &dst), "describing the inner product", error)
     && (attr = nn_dnnl_attr_new (error))
+    && nn_dnnl_attr_add_act (attr, s->act, s->alpha, s->beta, error)
     && nn_dnnl_ok (dnnl_primitive_desc_create (&pd, &desc, attr, eng, NULL),
                    "choosing an inner product", error)
     && nn_dnnl_prim_init (&s->prim, pd, &src, &dst, error)
@@ -67,13 +75,17 @@ linear_state_new (gint64 rows, gint64 in_f, gint64 out_f, NnTensor *w,
     }
   nn_dnnl_seen_set (&s->w_seen, w);
   nn_dnnl_seen_set (&s->b_seen, b);
+  nn_dnnl_release_plain (nn_tensor_f32 (w), nn_tensor_numel (w) * sizeof (float));
   return s;
 }
 
+/* The forward, with the epilogue @ep (nullable) of a fused plan step:
+ * its activation as an eltwise post-op. */
 static NnValue *
-dnnl_linear_forward (NnModule *self, NnCall *call, const NnArgs *args,
-                     GError **error)
+dnnl_linear_run (NnModule *self, NnCall *call, const NnArgs *args,
+                 const NnEpilogue *ep, GError **error)
 {
+  NnActKind act = ep ? ep->act : NN_ACT_NONE;
   const gint64 in_f = nn_module_config_int (self, "in_features");
   const gint64 out_f = nn_module_config_int (self, "out_features");
   NnTensor *x = nn_args_tensor (args, 0);
@@ -89,7 +101,8 @@ dnnl_linear_forward (NnModule *self, NnCall *call, const NnArgs *args,
       || !nn_shape_equal (&w->shape, &ws)
       || (nn_module_config_bool (self, "bias")
           && (!b || !nn_tensor_f32 (b) || !nn_shape_equal (&b->shape, &bs))))
-    return nn_linear_type.forward (self, call, args, error);
+    return ep ? nn_linear_type.fuse->forward_fused (self, call, args, ep, error)
+              : nn_linear_type.forward (self, call, args, error);
 
   gint64 rows = nn_tensor_numel (x) / in_f;
   NnShape os = x->shape;
@@ -105,19 +118,35 @@ dnnl_linear_forward (NnModule *self, NnCall *call, const NnArgs *args,
   NnDnnlSlot *slot = nn_dnnl_slot_lock (self);
   LinearState *s = slot->state;
   if (s && (s->rows != rows || !nn_dnnl_seen_same (&s->w_seen, w)
-            || !nn_dnnl_seen_same (&s->b_seen, b)))
+            || !nn_dnnl_seen_same (&s->b_seen, b) || s->act != act
+            || (act != NN_ACT_NONE && (s->alpha != ep->alpha
+                                       || s->beta != ep->beta))))
     {
       linear_state_free (s);
       slot->state = s = NULL;
+      /* The freed reordered weights go back to the system before the new
+       * ones are made (a fused plan rebuilds every layer once), so the
+       * heap does not keep both. */
+      malloc_trim (0);
     }
   if (!s)
     {
-      slot->state = s = linear_state_new (rows, in_f, out_f, w, b, error);
+      slot->state = s = linear_state_new (rows, in_f, out_f, w, b, ep, error);
       slot->state_free = linear_state_free;
     }
   return nn_dnnl_run_weighted (slot, s ? &s->prim : NULL, s ? s->weights : NULL,
                                s ? s->bias : NULL, x, out, error);
 }
+
+static NnValue *
+dnnl_linear_forward (NnModule *self, NnCall *call, const NnArgs *args,
+                     GError **error)
+{
+  return dnnl_linear_run (self, call, args, NULL, error);
+}
+
+/* The reference's declaration with this provider's fused forward. */
+static NnFuseInfo dnnl_linear_fuse;
 
 static gboolean
 dnnl_linear_supports (const NnLayerType *type, JsonObject *config,
@@ -144,6 +173,9 @@ nn_dnnl_linear_setup (NnLayerType *t)
   t->aliases = NULL;
   t->rank = NN_DNNL_RANK;
   t->forward = dnnl_linear_forward;
+  dnnl_linear_fuse = *nn_linear_type.fuse;
+  dnnl_linear_fuse.forward_fused = dnnl_linear_run;
+  t->fuse = &dnnl_linear_fuse;
   t->supports = dnnl_linear_supports;
   t->destroy = dnnl_linear_destroy;
 }

@@ -176,3 +176,67 @@ nn_dnnl_cached_run (NnDnnlCached *e, gint64 work, int n, const int *arg_ids,
       dnnl_memory_destroy (mem[i]);
   return ok;
 }
+
+/* --- fused epilogues (docs/ENGINE.md, "Fusion") ------------------------ */
+
+/* oneDNN's eltwise algorithm of @act with its alpha and beta; FALSE for
+ * none. */
+static gboolean
+act_alg (NnActKind act, float alpha, float beta, dnnl_alg_kind_t *alg,
+         float *a, float *b)
+{
+  *a = 0.0f;
+  *b = 0.0f;
+  switch (act)
+    {
+    case NN_ACT_RELU: *alg = dnnl_eltwise_relu; *a = alpha; return TRUE;
+    case NN_ACT_CLIP: *alg = dnnl_eltwise_clip_v2; *a = alpha; *b = beta; return TRUE;
+    case NN_ACT_SILU: *alg = dnnl_eltwise_swish; *a = 1.0f; return TRUE;
+    case NN_ACT_HARDSWISH: *alg = dnnl_eltwise_hardswish; return TRUE;
+    case NN_ACT_GELU_ERF: *alg = dnnl_eltwise_gelu_erf; return TRUE;
+    case NN_ACT_GELU_TANH: *alg = dnnl_eltwise_gelu_tanh; return TRUE;
+    case NN_ACT_SIGMOID: *alg = dnnl_eltwise_logistic; return TRUE;
+    case NN_ACT_TANH: *alg = dnnl_eltwise_tanh; return TRUE;
+    default: return FALSE;
+    }
+}
+
+gboolean
+nn_dnnl_attr_add_act (dnnl_primitive_attr_t attr, NnActKind act, float alpha,
+                      float beta, GError **error)
+{
+  dnnl_alg_kind_t alg;
+  float a, b;
+  dnnl_post_ops_t po = NULL;
+
+  if (!act_alg (act, alpha, beta, &alg, &a, &b))
+    return TRUE;
+  gboolean ok = nn_dnnl_ok (dnnl_post_ops_create (&po), "creating post-ops", error)
+    && nn_dnnl_ok (dnnl_post_ops_append_eltwise (po, 1.0f, alg, a, b),
+                   "adding an activation post-op", error)
+    && nn_dnnl_ok (dnnl_primitive_attr_set_post_ops (attr, po),
+                   "setting post-ops", error);
+  if (po)
+    dnnl_post_ops_destroy (po);
+  return ok;
+}
+
+/* --- the plain weights once reordered ---------------------------------- */
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+void
+nn_dnnl_release_plain (const void *data, gsize bytes)
+{
+#ifdef MADV_PAGEOUT
+  /* Whole pages inside the tensor only.  MADV_PAGEOUT never loses data:
+   * a mapped weights file's clean pages leave the process (read again
+   * from the file if needed), anonymous ones go to swap or stay. */
+  gsize page = (gsize) sysconf (_SC_PAGESIZE);
+  guintptr begin = ((guintptr) data + page - 1) & ~(guintptr) (page - 1);
+  guintptr end = ((guintptr) data + bytes) & ~(guintptr) (page - 1);
+  if (end > begin)
+    (void) madvise ((void *) begin, end - begin, MADV_PAGEOUT);
+#endif
+}

@@ -78,9 +78,11 @@ linear_infer (NnModule *self, NnCall *call, const NnArgs *args,
   return nn_value_take_tensor (nn_tensor_new_meta (NN_DTYPE_F32, &os));
 }
 
+/* The forward, with the epilogue @ep (nullable) of a fused plan step: an
+ * activation over the result. */
 static NnValue *
-linear_forward (NnModule *self, NnCall *call, const NnArgs *args,
-                GError **error)
+linear_run (NnModule *self, NnCall *call, const NnArgs *args,
+            const NnEpilogue *ep, GError **error)
 {
   const gint64 in_f = nn_module_config_int (self, "in_features");
   const gint64 out_f = nn_module_config_int (self, "out_features");
@@ -141,8 +143,28 @@ linear_forward (NnModule *self, NnCall *call, const NnArgs *args,
     cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) rows,
                  (int) out_f, (int) in_f, 1.0f, x, (int) in_f, w, (int) in_f,
                  beta, y, (int) out_f);
+  if (ep && ep->act != NN_ACT_NONE)
+    nn_fuse_apply_act (y, (gsize) (rows * out_f), ep->act, ep->alpha, ep->beta);
   return nn_value_take_tensor (out);
 }
+
+static NnValue *
+linear_forward (NnModule *self, NnCall *call, const NnArgs *args,
+                GError **error)
+{
+  return linear_run (self, call, args, NULL, error);
+}
+
+/* Fused plan steps (docs/ENGINE.md, "Fusion"): a following activation
+ * module runs over the result in the same call. */
+const NnFuseInfo nn_linear_fuse = {
+  .struct_size = sizeof (NnFuseInfo),
+  .act_kinds = NN_ACT_BIT (NN_ACT_RELU) | NN_ACT_BIT (NN_ACT_CLIP)
+               | NN_ACT_BIT (NN_ACT_SILU) | NN_ACT_BIT (NN_ACT_HARDSWISH)
+               | NN_ACT_BIT (NN_ACT_GELU_ERF) | NN_ACT_BIT (NN_ACT_GELU_TANH)
+               | NN_ACT_BIT (NN_ACT_SIGMOID) | NN_ACT_BIT (NN_ACT_TANH),
+  .forward_fused = linear_run,
+};
 
 /* dW += g^T x, db += column sums of g, dx = g W: the three products of
  * y = x W^T + b, over every leading row. */
@@ -238,4 +260,5 @@ const NnLayerType nn_linear_type = {
   .extra_repr = linear_extra_repr,
   .reset_parameters = linear_reset_parameters,
   .count_macs = linear_count_macs,
+  .fuse = &nn_linear_fuse,
 };

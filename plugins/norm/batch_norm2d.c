@@ -323,6 +323,52 @@ batch_norm2d_count_macs (NnModule *self, const NnArgs *args, const NnValue *out)
   return (guint64) y->shape.dims[0] * 2u * (guint64) nn_module_config_int (self, "num_features");
 }
 
+/* As an absorbed step of a fused plan (docs/ENGINE.md, "Fusion"): in
+ * eval mode with running statistics, a per-channel affine on dim 1. */
+static gboolean
+batch_norm2d_describe (NnModule *self, NnFuseOp *op)
+{
+  if (nn_module_is_training (self)
+      || !nn_module_get_buffer (self, "running_mean")
+      || !nn_module_get_buffer (self, "running_var"))
+    return FALSE;
+  op->role = NN_FUSE_AS_AFFINE;
+  op->channel_dim = 1;
+  op->n_channels = nn_module_config_int (self, "num_features");
+  return TRUE;
+}
+
+/* scale = weight / sqrt (running_var + eps), shift = bias - mean * scale,
+ * in double as the forward computes them. */
+static gboolean
+batch_norm2d_fill_affine (NnModule *self, float *scale, float *shift)
+{
+  gint64 c = nn_module_config_int (self, "num_features");
+  double eps = nn_module_config_float (self, "eps");
+  g_autoptr (NnTensor) w = as_f32 (nn_module_get_parameter (self, "weight"));
+  g_autoptr (NnTensor) b = as_f32 (nn_module_get_parameter (self, "bias"));
+  g_autoptr (NnTensor) rm = as_f32 (nn_module_get_buffer (self, "running_mean"));
+  g_autoptr (NnTensor) rv = as_f32 (nn_module_get_buffer (self, "running_var"));
+  if (!rm || !rv || nn_tensor_numel (rm) != c || nn_tensor_numel (rv) != c
+      || (w && nn_tensor_numel (w) != c) || (b && nn_tensor_numel (b) != c))
+    return FALSE;
+  for (gint64 ch = 0; ch < c; ch++) {
+    double sc = 1.0 / sqrt ((double) nn_tensor_f32 (rv)[ch] + eps);
+    if (w)
+      sc *= nn_tensor_f32 (w)[ch];
+    scale[ch] = (float) sc;
+    shift[ch] = (float) ((b ? nn_tensor_f32 (b)[ch] : 0.0)
+                         - nn_tensor_f32 (rm)[ch] * sc);
+  }
+  return TRUE;
+}
+
+const NnFuseInfo nn_batch_norm2d_fuse = {
+  .struct_size = sizeof (NnFuseInfo),
+  .describe = batch_norm2d_describe,
+  .fill_affine = batch_norm2d_fill_affine,
+};
+
 const NnLayerType nn_batch_norm2d_type = {
   .struct_size = sizeof (NnLayerType),
   .name = "BatchNorm2d",
@@ -335,6 +381,7 @@ const NnLayerType nn_batch_norm2d_type = {
   .create = batch_norm2d_create,
   .infer = batch_norm2d_infer,
   .forward = batch_norm2d_forward,
+  .fuse = &nn_batch_norm2d_fuse,
   .backward = batch_norm2d_backward,
   .extra_repr = batch_norm2d_extra_repr,
   .reset_parameters = batch_norm2d_reset_parameters,

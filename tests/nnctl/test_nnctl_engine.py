@@ -171,6 +171,55 @@ class TestDnnlIsa(unittest.TestCase):
             self.assertNotIn("isa:Intel AVX2\n", out)
 
 
+def read_safetensors(path):
+    """{name: list of floats} of an F32 safetensors file, read here."""
+    import struct
+    with open(path, "rb") as f:
+        data = f.read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    out = {}
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        a, b = v["data_offsets"]
+        raw = data[8 + n + a:8 + n + b]
+        out[k] = list(struct.unpack("<%df" % (len(raw) // 4), raw))
+    return out
+
+
+class TestFusion(unittest.TestCase):
+    """nnctl run --fusions / --no-fuse (docs/ENGINE.md, "Fusion")."""
+
+    MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "tiny.json")
+
+    def run_tiny(self, tmp, *extra):
+        path = os.path.join(tmp, "y.safetensors")
+        out, _ = nnctl("run", "--init-seed", "3", self.MODEL, "--random", "2,1,8,8",
+                       "--seed", "4", "--output", path, "--json", *extra)
+        return json.loads(out), read_safetensors(path)["output"]
+
+    def test_fused_groups_are_listed_and_agree_with_no_fuse(self):
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            fused, y = self.run_tiny(tmp, "--fusions")
+            self.assertIn("conv1+bn1+relu", fused["fused"])
+            self.assertIn("block.0+block.1", fused["fused"])
+            plain, y0 = self.run_tiny(tmp, "--fusions", "--no-fuse")
+            self.assertEqual(plain["fused"], [])
+            self.assertEqual(len(y), len(y0))
+            for a, b in zip(y, y0):
+                self.assertLess(abs(a - b), 1e-5 * (1 + abs(b)))
+            env_off, _ = nnctl("run", "--init-seed", "3", self.MODEL, "--random", "2,1,8,8",
+                               "--fusions", env={"NN_FUSE": "off"})
+            self.assertIn("fused: nothing", env_off)
+
+    def test_fusions_text_lines(self):
+        text, _ = nnctl("run", "--init-seed", "3", self.MODEL, "--random", "1,1,8,8",
+                        "--fusions", "--repeat", "2")
+        self.assertIn("fused: conv1+bn1+relu\n", text)
+
+
 if __name__ == "__main__":
     if not NNCTL:
         sys.exit("usage: test_nnctl_engine.py --nnctl=PATH")

@@ -17,6 +17,8 @@ typedef struct {
   char **hooks;      /* --hook REF|GLOB, repeatable */
   char *save_acts;   /* --save-activations FILE */
   gint repeat;       /* --repeat N */
+  gboolean no_fuse;  /* --no-fuse */
+  gboolean fusions;  /* --fusions */
   gboolean json;
 } RunArgs;
 
@@ -351,12 +353,18 @@ nnctl_cmd_run (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
       "FILE" },
     { "repeat", 'n', 0, G_OPTION_ARG_INT, &a.repeat,
       "Run N more times and print the median time", "N" },
+    { "no-fuse", 0, 0, G_OPTION_ARG_NONE, &a.no_fuse,
+      "Run every module on its own (no fused plan steps; as NN_FUSE=off)",
+      NULL },
+    { "fusions", 0, 0, G_OPTION_ARG_NONE, &a.fusions,
+      "Print the module groups the planned forward ran fused", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &a.json, "Machine-readable output",
       NULL },
     { NULL }
   };
   int rc = nnctl_parse (g, cmd, entries, NNCTL_TAKES_MODEL, &argc, &argv,
                         1, 1);
+  g_auto (GStrv) fused = NULL;
   GError *err = NULL;
   gint64 seed = 0;
   double median = 0;
@@ -374,6 +382,8 @@ nnctl_cmd_run (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
   nnctl_inputs_init (&in);
   if (rc != NNCTL_CONTINUE || (rc = check_args (&a, &seed)) != NNCTL_CONTINUE)
     goto done;
+  if (a.no_fuse)
+    nn_engine_set_fusion (FALSE);
   model = nnctl_load_model (g, argv[1], &err);
   if (!model) {
     rc = nnctl_fail ("run", err);
@@ -429,6 +439,16 @@ nnctl_cmd_run (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
     rc = nnctl_fail ("run", err);
     goto done;
   }
+  /* The first forward records the plan; fusion shows from the second. */
+  if (a.fusions && a.repeat == 0) {
+    g_autoptr (NnValue) again = nn_module_call (model, in.args, in.kwargs, &err);
+    if (!again) {
+      rc = nnctl_fail ("run", err);
+      goto done;
+    }
+  }
+  if (a.fusions)
+    fused = nn_module_get_plan_fusions (model);
   leaves.names = g_ptr_array_new_with_free_func (g_free);
   leaves.tensors = g_ptr_array_new ();
   nn_value_foreach_tensor (out, "output", collect_leaf, &leaves);
@@ -481,6 +501,13 @@ nnctl_cmd_run (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
       print_predictions (first, labels, TRUE, b);
     if (cap)
       activations_report (cap, TRUE, b);
+    if (fused) {
+      json_builder_set_member_name (b, "fused");
+      json_builder_begin_array (b);
+      for (guint i = 0; fused[i]; i++)
+        json_builder_add_string_value (b, fused[i]);
+      json_builder_end_array (b);
+    }
     if (a.repeat > 0) {
       json_builder_set_member_name (b, "runs");
       json_builder_add_int_value (b, a.repeat);
@@ -512,6 +539,10 @@ nnctl_cmd_run (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
       print_predictions (first, labels, FALSE, NULL);
     if (cap)
       activations_report (cap, FALSE, NULL);
+    for (guint i = 0; fused && fused[i]; i++)
+      printf ("fused: %s\n", fused[i]);
+    if (fused && !fused[0])
+      printf ("fused: nothing\n");
     if (a.repeat > 0)
       printf ("median time: %.3f ms over %d runs (%d threads)\n", median,
               a.repeat, nn_get_num_threads ());
