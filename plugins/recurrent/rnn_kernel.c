@@ -27,11 +27,11 @@ nn_rnn_run_direction (NnRnnMode mode, const NnRnnWeights *w, const float *x,
                       gint64 y_t_stride, gint64 y_b_stride, gboolean reverse)
 {
   gint64 gate = nn_rnn_gates (mode) * hidden;
-  nn_blas_prepare ();
   float *xp = g_new (float, MAX (len * batch * gate, 1));
   float *hp = g_new (float, MAX (batch * gate, 1));
   float *hfull = g_new (float, MAX (batch * hidden, 1));
   /* xp[t * batch + b] = x[t, b] W_ih^T (+ b_ih), every step at once. */
+  nn_blas_prepare_work (len * batch * gate * in);
   if (len * batch > 0)
     cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) (len * batch),
                  (int) gate, (int) in, 1.0f, x, (int) in, w->w_ih, (int) in,
@@ -40,6 +40,8 @@ nn_rnn_run_direction (NnRnnMode mode, const NnRnnWeights *w, const float *x,
     for (gint64 r = 0; r < len * batch; r++)
       for (gint64 j = 0; j < gate; j++)
         xp[r * gate + j] += w->b_ih[j];
+  /* The steps' products are small: often one thread (the grain rule). */
+  nn_blas_prepare_work (batch * gate * out);
   for (gint64 s = 0; s < len; s++) {
     gint64 t = reverse ? len - 1 - s : s;
     const float *xt = xp + t * batch * gate;
