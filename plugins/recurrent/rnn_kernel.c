@@ -1,10 +1,13 @@
 /* The recurrence of RNN, LSTM and GRU for one layer direction: all input
- * projections in one sgemm, then per step the hidden projection (sgemm)
- * and the gates, as PyTorch's cells define them. */
+ * projections (and the biases) in one sgemm, then per step the hidden
+ * projection (sgemm, added onto the step's input part) and the gates, as
+ * PyTorch's cells define them, 8 units at a time (rnn_math.h). */
 #include "recurrent.h"
 
 #include <cblas.h>
 #include "nn-blas.h"
+#include "rnn_math.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -14,10 +17,47 @@ nn_rnn_gates (NnRnnMode mode)
   return mode == NN_RNN_LSTM ? 4 : mode == NN_RNN_GRU ? 3 : 1;
 }
 
-static inline float
-sigmoid (float v)
+/* The gates of @n (<= 8) units from j on, for one row: @g holds the
+ * pre-activations (input and hidden products, biases but GRU's b_hn
+ * added; gate k at k * @hidden), @gh GRU's hidden product (its n part
+ * still without b_hn, which is @b_hn, nullable), @c LSTM's cell (in
+ * place), @hp the row's previous h (GRU); the new h goes to @hb. */
+__attribute__ ((always_inline)) static inline void
+gates (NnRnnMode mode, const float *g, const float *gh, const float *b_hn,
+       gint64 hidden, gint64 j, gint64 n, float *c, const float *hp,
+       float *hb)
 {
-  return 1.0f / (1.0f + expf (-v));
+  switch (mode) {
+  case NN_RNN_TANH:
+    nn_v8_store (hb + j, nn_v8_tanh (nn_v8_load (g + j, n)), n);
+    break;
+  case NN_RNN_RELU: {
+    NnV8f v = nn_v8_load (g + j, n);
+    nn_v8_store (hb + j, nn_v8_select (v > NN_V8 (0.0f), v, NN_V8 (0.0f)), n);
+    break;
+  }
+  case NN_RNN_LSTM: {
+    NnV8f i = nn_v8_sigmoid (nn_v8_load (g + j, n));
+    NnV8f f = nn_v8_sigmoid (nn_v8_load (g + hidden + j, n));
+    NnV8f gg = nn_v8_tanh (nn_v8_load (g + 2 * hidden + j, n));
+    NnV8f o = nn_v8_sigmoid (nn_v8_load (g + 3 * hidden + j, n));
+    NnV8f cn = f * nn_v8_load (c + j, n) + i * gg;
+    nn_v8_store (c + j, cn, n);
+    nn_v8_store (hb + j, o * nn_v8_tanh (cn), n);
+    break;
+  }
+  case NN_RNN_GRU: {
+    NnV8f r = nn_v8_sigmoid (nn_v8_load (g + j, n) + nn_v8_load (gh + j, n));
+    NnV8f z = nn_v8_sigmoid (nn_v8_load (g + hidden + j, n)
+                             + nn_v8_load (gh + hidden + j, n));
+    NnV8f hn = nn_v8_load (gh + 2 * hidden + j, n);
+    if (b_hn)
+      hn += nn_v8_load (b_hn + j, n);
+    NnV8f nn = nn_v8_tanh (nn_v8_load (g + 2 * hidden + j, n) + r * hn);
+    nn_v8_store (hb + j, (NN_V8 (1.0f) - z) * nn + z * nn_v8_load (hp + j, n), n);
+    break;
+  }
+  }
 }
 
 void
@@ -27,61 +67,40 @@ nn_rnn_run_direction (NnRnnMode mode, const NnRnnWeights *w, const float *x,
                       gint64 y_t_stride, gint64 y_b_stride, gboolean reverse)
 {
   gint64 gate = nn_rnn_gates (mode) * hidden;
+  gboolean gru = mode == NN_RNN_GRU;
   float *xp = g_new (float, MAX (len * batch * gate, 1));
-  float *hp = g_new (float, MAX (batch * gate, 1));
+  float *hp = gru ? g_new (float, MAX (batch * gate, 1)) : NULL;
   float *hfull = g_new (float, MAX (batch * hidden, 1));
-  /* xp[t * batch + b] = x[t, b] W_ih^T (+ b_ih), every step at once. */
+  float *bias = g_new0 (float, MAX (gate, 1));
+  /* xp[t * batch + b] = x[t, b] W_ih^T + b_ih + b_hh, every step at once;
+   * GRU keeps b_hn apart (r multiplies it). */
   nn_blas_prepare_work (len * batch * gate * in);
   if (len * batch > 0)
     cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) (len * batch),
                  (int) gate, (int) in, 1.0f, x, (int) in, w->w_ih, (int) in,
                  0.0f, xp, (int) gate);
-  if (w->b_ih)
-    for (gint64 r = 0; r < len * batch; r++)
-      for (gint64 j = 0; j < gate; j++)
-        xp[r * gate + j] += w->b_ih[j];
+  for (gint64 j = 0; j < gate; j++)
+    bias[j] = (w->b_ih ? w->b_ih[j] : 0.0f)
+              + (w->b_hh && (!gru || j < 2 * hidden) ? w->b_hh[j] : 0.0f);
+  for (gint64 r = 0; r < len * batch; r++)
+    for (gint64 j = 0; j < gate; j++)
+      xp[r * gate + j] += bias[j];
+  const float *b_hn = gru && w->b_hh ? w->b_hh + 2 * hidden : NULL;
+  NnRnnHidden hd;
+  nn_rnn_hidden_init (&hd, w->w_hh, gate, out);
   /* The steps' products are small: often one thread (the grain rule). */
   nn_blas_prepare_work (batch * gate * out);
   for (gint64 s = 0; s < len; s++) {
     gint64 t = reverse ? len - 1 - s : s;
-    const float *xt = xp + t * batch * gate;
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) batch,
-                 (int) gate, (int) out, 1.0f, h, (int) out, w->w_hh, (int) out,
-                 0.0f, hp, (int) gate);
-    if (w->b_hh)
-      for (gint64 b = 0; b < batch; b++)
-        for (gint64 j = 0; j < gate; j++)
-          hp[b * gate + j] += w->b_hh[j];
+    float *xt = xp + t * batch * gate;
+    /* h W_hh^T added onto the step's input part (beta 1), except GRU's,
+     * whose n gate needs it apart. */
+    nn_rnn_hidden_product (&hd, batch, h, gru ? hp : xt, !gru);
     for (gint64 b = 0; b < batch; b++) {
-      const float *gx = xt + b * gate, *gh = hp + b * gate;
       float *hb = mode == NN_RNN_LSTM ? hfull + b * hidden : h + b * out;
-      for (gint64 j = 0; j < hidden; j++) {
-        switch (mode) {
-        case NN_RNN_TANH:
-          hb[j] = tanhf (gx[j] + gh[j]);
-          break;
-        case NN_RNN_RELU:
-          hb[j] = fmaxf (gx[j] + gh[j], 0.0f);
-          break;
-        case NN_RNN_LSTM: {
-          float ig = sigmoid (gx[j] + gh[j]);
-          float fg = sigmoid (gx[hidden + j] + gh[hidden + j]);
-          float gg = tanhf (gx[2 * hidden + j] + gh[2 * hidden + j]);
-          float og = sigmoid (gx[3 * hidden + j] + gh[3 * hidden + j]);
-          float cn = fg * c[b * hidden + j] + ig * gg;
-          c[b * hidden + j] = cn;
-          hb[j] = og * tanhf (cn);
-          break;
-        }
-        case NN_RNN_GRU: {
-          float r = sigmoid (gx[j] + gh[j]);
-          float z = sigmoid (gx[hidden + j] + gh[hidden + j]);
-          float n = tanhf (gx[2 * hidden + j] + r * gh[2 * hidden + j]);
-          hb[j] = (1.0f - z) * n + z * hb[j];
-          break;
-        }
-        }
-      }
+      for (gint64 j = 0; j < hidden; j += 8)
+        gates (mode, xt + b * gate, gru ? hp + b * gate : NULL, b_hn, hidden,
+               j, MIN (8, hidden - j), c ? c + b * hidden : NULL, h + b * out, hb);
     }
     if (mode == NN_RNN_LSTM) {
       if (w->w_hr)
@@ -97,7 +116,9 @@ nn_rnn_run_direction (NnRnnMode mode, const NnRnnWeights *w, const float *x,
         memcpy (y + t * y_t_stride + b * y_b_stride, h + b * out,
                 sizeof (float) * out);
   }
+  nn_rnn_hidden_clear (&hd);
   g_free (xp);
   g_free (hp);
   g_free (hfull);
+  g_free (bias);
 }
