@@ -1,6 +1,9 @@
 /* GELU: x * Phi(x), exact (erf) or PyTorch's tanh approximation. */
 #include "activations.h"
 
+#include "../common/nn-vecmath.h"
+#include <nnkit/cpu.h>
+
 #include <math.h>
 
 static const char *const gelu_approximations[] = { "none", "tanh", NULL };
@@ -11,12 +14,45 @@ static const NnSchemaKey gelu_schema[] = {
     "tanh approximation" },
 };
 
+/* 8 at a time on the vector erf: libm's erff per element was an eighth
+ * of a GPT's forward.  One body, compiled twice: for AVX2 (picked when
+ * the CPU has it, NN_CPU_DISABLE honoured) and for the baseline. */
+__attribute__ ((always_inline)) static inline void
+gelu_erf_body (const float *restrict x, float *restrict y, gint64 n)
+{
+  for (gint64 i = 0; i < n; i += 8) {
+    gint64 w = MIN (8, n - i);
+    NnV8f v = nn_v8_load (x + i, w);
+    NnV8f e = nn_v8_erf (v * NN_V8 ((float) M_SQRT1_2));
+    nn_v8_store (y + i, v * NN_V8 (0.5f) * (NN_V8 (1.0f) + e), w);
+  }
+}
+
+#ifdef NN_VECMATH_AVX2
+__attribute__ ((target ("avx2,fma"))) static void
+gelu_erf_avx2 (const float *restrict x, float *restrict y, gint64 n)
+{
+  gelu_erf_body (x, y, n);
+}
+#endif
+
 static void
 gelu_erf_kernel (const float *restrict x, float *restrict y, gint64 n,
                  gconstpointer params)
 {
-  for (gint64 i = 0; i < n; i++)
-    y[i] = x[i] * 0.5f * (1.0f + erff (x[i] * (float) M_SQRT1_2));
+#ifdef NN_VECMATH_AVX2
+  static gsize once;
+  static gboolean avx2;
+  if (g_once_init_enter (&once)) {
+    avx2 = nn_cpu_has (nn_cpu_info_get (), NN_CPU_AVX2 | NN_CPU_FMA);
+    g_once_init_leave (&once, 1);
+  }
+  if (avx2) {
+    gelu_erf_avx2 (x, y, n);
+    return;
+  }
+#endif
+  gelu_erf_body (x, y, n);
 }
 
 static void
