@@ -60,6 +60,47 @@ gates (NnRnnMode mode, const float *g, const float *gh, const float *b_hn,
   }
 }
 
+/* One step's gates over every row: new h (LSTM: h_full) and c. */
+typedef struct {
+  NnRnnMode mode;
+  const float *xt, *hp, *b_hn;
+  gint64 batch, hidden, gate, out;
+  float *c, *h, *hfull;
+} StepGates;
+
+__attribute__ ((always_inline)) static inline void
+step_gates_body (const StepGates *s)
+{
+  for (gint64 b = 0; b < s->batch; b++) {
+    float *hb = s->mode == NN_RNN_LSTM ? s->hfull + b * s->hidden : s->h + b * s->out;
+    for (gint64 j = 0; j < s->hidden; j += 8)
+      gates (s->mode, s->xt + b * s->gate, s->hp ? s->hp + b * s->gate : NULL,
+             s->b_hn, s->hidden, j, MIN (8, s->hidden - j),
+             s->c ? s->c + b * s->hidden : NULL, s->h + b * s->out, hb);
+  }
+}
+
+#ifdef NN_VECMATH_AVX2
+/* The same body on 8-float registers (picked as the packed product is). */
+__attribute__ ((target ("avx2,fma"))) static void
+step_gates_avx2 (const StepGates *s)
+{
+  step_gates_body (s);
+}
+#endif
+
+static void
+step_gates (const StepGates *s)
+{
+#ifdef NN_VECMATH_AVX2
+  if (nn_rnn_hidden_packable ()) {
+    step_gates_avx2 (s);
+    return;
+  }
+#endif
+  step_gates_body (s);
+}
+
 void
 nn_rnn_run_direction (NnRnnMode mode, const NnRnnWeights *w, const float *x,
                       gint64 len, gint64 batch, gint64 in, gint64 hidden,
@@ -96,12 +137,8 @@ nn_rnn_run_direction (NnRnnMode mode, const NnRnnWeights *w, const float *x,
     /* h W_hh^T added onto the step's input part (beta 1), except GRU's,
      * whose n gate needs it apart. */
     nn_rnn_hidden_product (&hd, batch, h, gru ? hp : xt, !gru);
-    for (gint64 b = 0; b < batch; b++) {
-      float *hb = mode == NN_RNN_LSTM ? hfull + b * hidden : h + b * out;
-      for (gint64 j = 0; j < hidden; j += 8)
-        gates (mode, xt + b * gate, gru ? hp + b * gate : NULL, b_hn, hidden,
-               j, MIN (8, hidden - j), c ? c + b * hidden : NULL, h + b * out, hb);
-    }
+    StepGates sg = { mode, xt, hp, b_hn, batch, hidden, gate, out, c, h, hfull };
+    step_gates (&sg);
     if (mode == NN_RNN_LSTM) {
       if (w->w_hr)
         /* h = h_full W_hr^T: the projection of LSTM's proj_size. */
