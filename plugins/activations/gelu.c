@@ -18,7 +18,7 @@ static const NnSchemaKey gelu_schema[] = {
  * of a GPT's forward.  One body, compiled twice: for AVX2 (picked when
  * the CPU has it, NN_CPU_DISABLE honoured) and for the baseline. */
 __attribute__ ((always_inline)) static inline void
-gelu_erf_body (const float *restrict x, float *restrict y, gint64 n)
+gelu_erf_body (const float *x, float *y, gint64 n)
 {
   for (gint64 i = 0; i < n; i += 8) {
     gint64 w = MIN (8, n - i);
@@ -30,15 +30,15 @@ gelu_erf_body (const float *restrict x, float *restrict y, gint64 n)
 
 #ifdef NN_VECMATH_AVX2
 __attribute__ ((target ("avx2,fma"))) static void
-gelu_erf_avx2 (const float *restrict x, float *restrict y, gint64 n)
+gelu_erf_avx2 (const float *x, float *y, gint64 n)
 {
   gelu_erf_body (x, y, n);
 }
 #endif
 
+/* @y may be @x (the in-place path): each block is read before written. */
 static void
-gelu_erf_kernel (const float *restrict x, float *restrict y, gint64 n,
-                 gconstpointer params)
+gelu_erf_run (const float *x, float *y, gint64 n)
 {
 #ifdef NN_VECMATH_AVX2
   static gsize once;
@@ -56,14 +56,28 @@ gelu_erf_kernel (const float *restrict x, float *restrict y, gint64 n,
 }
 
 static void
-gelu_tanh_kernel (const float *restrict x, float *restrict y, gint64 n,
-                  gconstpointer params)
+gelu_erf_kernel (const float *restrict x, float *restrict y, gint64 n,
+                 gconstpointer params)
+{
+  gelu_erf_run (x, y, n);
+}
+
+/* @y may be @x: element i is read before it is written. */
+static void
+gelu_tanh_run (const float *x, float *y, gint64 n)
 {
   const float k = (float) (M_2_SQRTPI * M_SQRT1_2); /* sqrt(2 / pi) */
   for (gint64 i = 0; i < n; i++) {
     float v = x[i];
     y[i] = 0.5f * v * (1.0f + tanhf (k * (v + 0.044715f * v * v * v)));
   }
+}
+
+static void
+gelu_tanh_kernel (const float *restrict x, float *restrict y, gint64 n,
+                  gconstpointer params)
+{
+  gelu_tanh_run (x, y, n);
 }
 
 /* F.gelu(input, approximate='none'): None takes the config's. */
@@ -100,6 +114,24 @@ gelu_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
 {
   NnActKernel kernel = gelu_kernel (self, args, error);
   return kernel ? nn_act_map (args, kernel, NULL, error) : NULL;
+}
+
+/* The engine's path: @out is a new tensor, or the input itself when it
+ * dies at this call (a Linear's result before GELU): no allocation then. */
+static gboolean
+gelu_forward_into (NnModule *self, NnCall *call, const NnArgs *args,
+                   NnTensor *out, NnWorkspace *ws, NnThreadPool *pool,
+                   GError **error)
+{
+  NnActKernel kernel = gelu_kernel (self, args, error);
+  if (!kernel)
+    return FALSE;
+  const float *x = nn_tensor_f32 (nn_args_tensor (args, 0));
+  if (kernel == gelu_tanh_kernel)
+    gelu_tanh_run (x, nn_tensor_f32 (out), nn_tensor_numel (out));
+  else
+    gelu_erf_run (x, nn_tensor_f32 (out), nn_tensor_numel (out));
+  return TRUE;
 }
 
 static NnValue *
@@ -160,6 +192,8 @@ const NnLayerType nn_gelu_type = {
   .aliases = gelu_aliases,
   .create = nn_act_create_nothing,
   .forward = gelu_forward,
+  .inplace_arg = 1, /* input */
+  .forward_into = gelu_forward_into,
   .backward = gelu_backward,
   .infer = gelu_infer,
   .extra_repr = gelu_extra_repr,
