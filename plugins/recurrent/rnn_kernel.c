@@ -1,14 +1,14 @@
 /* The recurrence of RNN, LSTM and GRU for one layer direction: all input
  * projections (and the biases) in one sgemm, then per step the hidden
- * projection (sgemm, added onto the step's input part) and the gates, as
- * PyTorch's cells define them, 8 units at a time (nn-vecmath.h). */
+ * projection (rnn_gemm.c, added onto the step's input part) and the
+ * gates, as PyTorch's cells define them, 8 units at a time
+ * (nn-vecmath.h). */
 #include "recurrent.h"
 
 #include <cblas.h>
 #include "nn-blas.h"
 #include "../common/nn-vecmath.h"
 
-#include <math.h>
 #include <string.h>
 
 guint
