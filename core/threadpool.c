@@ -170,15 +170,15 @@ nn_thread_pool_get_n_threads (NnThreadPool *pool)
   return n;
 }
 
-void
-nn_thread_pool_parallel_for (NnThreadPool *pool, gsize n,
-                             NnParallelFunc func, gpointer data)
+/* The loop on at most @max_threads threads (the caller counted). */
+static void
+parallel_for_upto (NnThreadPool *pool, gsize n, int max_threads,
+                   NnParallelFunc func, gpointer data)
 {
-  g_return_if_fail (func != NULL);
   if (n == 0)
     return;
 
-  guint want = (guint) MIN ((gsize) nn_get_num_threads (), n);
+  guint want = (guint) MIN ((gsize) MAX (max_threads, 1), n);
   if (!pool || want <= 1 || in_worker
       || !g_atomic_int_compare_and_exchange (&pool->busy, 0, 1))
     {
@@ -220,6 +220,23 @@ nn_thread_pool_parallel_for (NnThreadPool *pool, gsize n,
     pthread_cond_wait (&pool->done, &pool->lock);
   pthread_mutex_unlock (&pool->lock);
   g_atomic_int_set (&pool->busy, 0);
+}
+
+void
+nn_thread_pool_parallel_for (NnThreadPool *pool, gsize n,
+                             NnParallelFunc func, gpointer data)
+{
+  g_return_if_fail (func != NULL);
+  parallel_for_upto (pool, n, nn_get_num_threads (), func, data);
+}
+
+void
+nn_thread_pool_parallel_for_work (NnThreadPool *pool, gsize n, gint64 work,
+                                  NnParallelFunc func, gpointer data)
+{
+  g_return_if_fail (func != NULL);
+  parallel_for_upto (pool, n, nn_threads_for_work (work, NN_WORK_GRAIN),
+                     func, data);
 }
 
 NnThreadPool *

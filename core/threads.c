@@ -36,3 +36,17 @@ nn_get_num_threads (void)
     }
   return g_atomic_int_get (&num_threads);
 }
+
+/* The grain rule (plugin.h): as many threads as the work has grains, at
+ * least one, at most the process's count.  MT safe. */
+int
+nn_threads_for_work (gint64 work, gint64 grain)
+{
+  int n = nn_get_num_threads ();
+  gint64 t;
+
+  if (grain <= 0)
+    grain = NN_WORK_GRAIN;
+  t = work / grain;
+  return t <= 1 ? 1 : t >= n ? n : (int) t;
+}

@@ -560,6 +560,30 @@ NN_API void nn_thread_pool_free (NnThreadPool *pool);
 /* Threads @pool runs a loop on, the caller included (1 for NULL). */
 NN_API guint nn_thread_pool_get_n_threads (NnThreadPool *pool);
 
+/* --- how many threads small work uses (appended in ABI 2.x) ------------
+ * Waking another thread costs microseconds (far more on a loaded
+ * machine): work smaller than a grain per thread runs on fewer threads,
+ * so a second thread never makes small work slower.  docs/ENGINE.md. */
+
+/* Elements per thread, at least, for elementwise and movement loops (as
+ * PyTorch's at::internal::GRAIN_SIZE). */
+#define NN_WORK_GRAIN ((gint64) 32768)
+/* Multiply-adds per thread, at least, for matrix products (about 20 us
+ * of one core's work). */
+#define NN_GEMM_GRAIN ((gint64) 1 << 20)
+
+/* Returns: the threads worth using for @work units when each thread
+ * should get @grain units at least (<= 0: NN_WORK_GRAIN): @work / @grain
+ * clamped to 1 .. nn_get_num_threads().  MT safe. */
+NN_API int nn_threads_for_work (gint64 work, gint64 grain);
+/* nn_thread_pool_parallel_for() on at most nn_threads_for_work (@work,
+ * NN_WORK_GRAIN) threads: @work is the whole loop's cost in elements
+ * touched (or comparable units).  MT safe. */
+NN_API void nn_thread_pool_parallel_for_work (NnThreadPool *pool, gsize n,
+                                              gint64 work,
+                                              NnParallelFunc func,
+                                              gpointer data);
+
 G_END_DECLS
 
 #endif

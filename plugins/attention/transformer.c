@@ -10,7 +10,10 @@
  * inference (no grad): with enable_nested_tensor, a batch_first post-norm
  * TransformerEncoderLayer with an even head count, a left-aligned
  * src_key_padding_mask and no mask, padded positions come back as 0 and
- * the sequence is cut to the longest unpadded row (before `norm`). */
+ * the sequence is cut to the longest unpadded row (before `norm`).  The
+ * layers then run on that cut already (positions every row pads are keys
+ * the mask removes and queries the result drops: the same numbers for
+ * less work), without the mask when no row of the cut pads. */
 #include "attention.h"
 #include "../common/nn-layer-util.h"
 
@@ -208,6 +211,30 @@ to_padded (NnTensor *x, NnTensor *kpm, gint64 longest)
   return y;
 }
 
+/* [N, L, ...] of @t cut to [N, @len, ...] (a copy). */
+static NnTensor *
+cut_rows (NnTensor *t, gint64 len)
+{
+  NnShape s = t->shape;
+  gint64 n = s.dims[0], l = s.dims[1];
+  gsize row = nn_tensor_nbytes (t) / (gsize) MAX (n * l, 1);
+  s.dims[1] = len;
+  NnTensor *y = nn_tensor_new (t->dtype, &s);
+  for (gint64 b = 0; y && b < n; b++)
+    memcpy ((guint8 *) y->data + (gsize) (b * len) * row,
+            (const guint8 *) t->data + (gsize) (b * l) * row, (gsize) len * row);
+  return y;
+}
+
+static gboolean
+any_true (NnTensor *m)
+{
+  for (gint64 i = 0, n = nn_tensor_numel (m); i < n; i++)
+    if (mask_true (m, i))
+      return TRUE;
+  return FALSE;
+}
+
 static NnValue *
 encoder_forward (NnModule *self, NnCall *call, const NnArgs *args,
                  GError **error)
@@ -216,6 +243,23 @@ encoder_forward (NnModule *self, NnCall *call, const NnArgs *args,
   NnTensor *kpm = nn_args_tensor (args, 2);
   gint64 longest = 0;
   gboolean nested = nested_path (self, src, mask, kpm, &longest);
+  g_autoptr (NnTensor) src_cut = NULL, kpm_cut = NULL;
+  /* A float mask adds its values to the scores: only a bool one drops. */
+  if (nested && longest > 0 && longest < src->shape.dims[1]
+      && kpm->dtype == NN_DTYPE_BOOL && !nn_tensor_is_meta (src) && src->data) {
+    src_cut = cut_rows (src, longest);
+    kpm_cut = cut_rows (kpm, longest);
+    if (!src_cut || !kpm_cut) {
+      g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                   "cannot allocate the cut sequence");
+      return NULL;
+    }
+    src = src_cut;
+    kpm = kpm_cut;
+  }
+  NnTensor *pad = kpm;   /* what to_padded reads */
+  if (nested && kpm->dtype == NN_DTYPE_BOOL && !any_true (kpm))
+    kpm = NULL;   /* nothing left to mask */
   NnTensor *x = nn_tensor_ref (src);
   for (gint64 i = 0; x && i < nn_module_config_int (self, "num_layers"); i++) {
     g_autofree char *path = g_strdup_printf ("layers.%" G_GINT64_FORMAT, i);
@@ -234,7 +278,7 @@ encoder_forward (NnModule *self, NnCall *call, const NnArgs *args,
       nn_value_unref (out);
   }
   if (x && nested && !nn_tensor_is_meta (x)) {
-    NnTensor *p = to_padded (x, kpm, longest);
+    NnTensor *p = to_padded (x, pad, longest);
     nn_tensor_unref (x);
     x = p;
   }

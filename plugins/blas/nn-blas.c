@@ -14,14 +14,25 @@ nn_blas_plugin_init (void)
   nn_blas_prepare ();
 }
 
-void
-nn_blas_prepare (void)
+static void
+apply (int n)
 {
-  int n = nn_get_num_threads ();
   int old = g_atomic_int_get (&applied);
 
   /* Only the thread that wins the exchange calls OpenBLAS, whose setter
    * is not meant to race with itself. */
   if (old != n && g_atomic_int_compare_and_exchange (&applied, old, n))
     openblas_set_num_threads (n);
+}
+
+void
+nn_blas_prepare (void)
+{
+  apply (nn_get_num_threads ());
+}
+
+void
+nn_blas_prepare_work (gint64 macs)
+{
+  apply (nn_threads_for_work (macs, NN_GEMM_GRAIN));
 }

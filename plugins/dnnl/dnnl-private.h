@@ -45,6 +45,7 @@ typedef struct {
   dnnl_memory_t src, dst;                    /* the primitive's layouts */
   dnnl_memory_t scratch;                     /* (nullable) */
   dnnl_stream_t stream;
+  gint64 macs;        /* a run's multiply-adds when known, else 0 */
 } NnDnnlPrim;
 
 /* Creates the primitive of @pd (transfer none; attr must have asked for
@@ -54,7 +55,8 @@ gboolean nn_dnnl_prim_init (NnDnnlPrim *p, const_dnnl_primitive_desc_t pd,
                             const dnnl_memory_desc_t *user_dst,
                             GError **error);
 /* Runs it on @x and @y (plain layouts) with @extra arguments (weights,
- * bias, statistics), on nn_get_num_threads() OpenMP threads. */
+ * bias, statistics), on nn_get_num_threads() OpenMP threads, or
+ * nn_threads_for_work (macs, NN_GEMM_GRAIN) when the builder set macs. */
 gboolean nn_dnnl_prim_run (NnDnnlPrim *p, const float *x, float *y,
                            int n_extra, const dnnl_exec_arg_t *extra,
                            GError **error);
@@ -164,15 +166,13 @@ void nn_dnnl_cache_clear (NnDnnlCache *cache);
  * prim NULL when oneDNN has no implementation. */
 gboolean nn_dnnl_cached_build (NnDnnlCached *e, const_dnnl_op_desc_t desc,
                                GError **error);
-/* Below this many multiply-adds (or elements) a run uses one thread. */
-#define NN_DNNL_SMALL_WORK (1 << 15)
-
 /* Runs @e's primitive with @n arguments (@arg_ids, layouts @mds, the
  * caller's buffers @data) and a scratchpad of its own, on
- * nn_get_num_threads() OpenMP threads (one when @work, its size in
- * multiply-adds or elements, is small).  Several threads may run one
- * entry at once. */
-gboolean nn_dnnl_cached_run (NnDnnlCached *e, gint64 work, int n, const int *arg_ids,
+ * nn_threads_for_work (@work, @grain) OpenMP threads: @work is its size
+ * in multiply-adds (@grain NN_GEMM_GRAIN) or elements (NN_WORK_GRAIN).
+ * Several threads may run one entry at once. */
+gboolean nn_dnnl_cached_run (NnDnnlCached *e, gint64 work, gint64 grain,
+                             int n, const int *arg_ids,
                              const dnnl_memory_desc_t *const *mds, void *const *data,
                              GError **error);
 

@@ -130,8 +130,9 @@ nn_dnnl_prim_run (NnDnnlPrim *p, const float *x, float *y, int n_extra,
 
   g_return_val_if_fail (n_extra <= 12, FALSE);
   /* Debian's oneDNN threads with OpenMP, whose count is per calling
-   * thread: apply nnkit's before every run. */
-  omp_set_num_threads (nn_get_num_threads ());
+   * thread: apply nnkit's before every run (fewer for a small product). */
+  omp_set_num_threads (p->macs > 0 ? nn_threads_for_work (p->macs, NN_GEMM_GRAIN)
+                                   : nn_get_num_threads ());
   if (!nn_dnnl_ok (dnnl_memory_set_data_handle (p->user_src, (void *) x),
                    "setting the input", error)
       || !nn_dnnl_ok (dnnl_memory_set_data_handle (p->user_dst, y),

@@ -73,6 +73,7 @@ linear_state_new (gint64 rows, gint64 in_f, gint64 out_f, NnTensor *w,
       linear_state_free (s);
       return NULL;
     }
+  s->prim.macs = rows * in_f * out_f;   /* small products: fewer threads */
   nn_dnnl_seen_set (&s->w_seen, w);
   nn_dnnl_seen_set (&s->b_seen, b);
   nn_dnnl_release_plain (nn_tensor_f32 (w), nn_tensor_numel (w) * sizeof (float));

@@ -80,7 +80,7 @@ nn_dnnl_matmul_run (const NnDnnlMatmulKey *key, const float *a, const float *b,
   gint64 work = key->a_dims[key->nd - 1];   /* numel (C) * k */
   for (guint i = 0; i < key->nd; i++)
     work *= key->c_dims[i];
-  gboolean ok = nn_dnnl_cached_run (e, work, key->bias ? 4 : 3, ids, mds, data, error);
+  gboolean ok = nn_dnnl_cached_run (e, work, NN_GEMM_GRAIN, key->bias ? 4 : 3, ids, mds, data, error);
   nn_dnnl_cached_unref (e);
   return ok ? NN_DNNL_DONE : NN_DNNL_FAILED;
 }

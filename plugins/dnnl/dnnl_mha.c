@@ -1,10 +1,12 @@
 /* dnnl plugin: MultiheadAttention with its products on oneDNN's matmul:
  * the q/k/v projections (one product for self-attention), Q K^T and
- * P V per head as batched products, softmax on oneDNN's; out_proj is the child, called through the core as by the
- * reference.  The reference type (plugins/attention, compiled in) keeps
- * schema, create, infer and repr, and runs whatever the fast path does
- * not take: masks, add_bias_kv, add_zero_attn, separate kdim/vdim, bad
- * shapes (which it reports). */
+ * P V per head as batched products, the masks (bool or float attn_mask
+ * [L, S] or [N * H, L, S], key_padding_mask [N, S]) added to the scores,
+ * softmax on oneDNN's; out_proj is the child, called through the core as
+ * by the reference.  The reference type (plugins/attention, compiled in)
+ * keeps schema, create, infer and repr, and runs whatever the fast path
+ * does not take: add_bias_kv, add_zero_attn, separate kdim/vdim, meta
+ * masks, bad shapes (which it reports). */
 #include "dnnl-private.h"
 #include "attention.h"
 
@@ -21,6 +23,8 @@ typedef struct {
   float *o;                 /* [N, H, L, hd] */
   float *attn;              /* the query's layout [rows, E] */
   float scale;
+  NnTensor *am, *kpm;       /* (nullable) masks, shapes checked */
+  float *kpm_add;           /* kpm as [N, S] addends (0 or -inf) */
 } MhaRun;
 
 static inline gint64
@@ -84,6 +88,50 @@ softmax_rows (gsize begin, gsize end, gpointer data)
     }
 }
 
+static inline float
+mask_add (NnTensor *mask, gint64 i)
+{
+  if (mask->dtype == NN_DTYPE_BOOL)
+    return ((const guint8 *) mask->data)[i] ? -INFINITY : 0.0f;
+  return nn_tensor_f32 (mask)[i];
+}
+
+/* Adds the masks to score rows (n, h, i) of [N, H, L, S], as the
+ * reference does before its softmax: a row all -inf comes out NaN there
+ * and here. */
+static void
+add_masks (gsize begin, gsize end, gpointer data)
+{
+  MhaRun *m = data;
+  for (gsize r = begin; r < end; r++)
+    {
+      gint64 i = (gint64) r % m->l, bh = (gint64) r / m->l, b = bh / m->h;
+      float *x = m->p + (gint64) r * m->s;
+      if (m->am)
+        {
+          gint64 at = (m->am->shape.ndim == 2 ? i : bh * m->l + i) * m->s;
+          if (m->am->dtype == NN_DTYPE_BOOL)
+            {
+              const guint8 *mk = (const guint8 *) m->am->data + at;
+              for (gint64 j = 0; j < m->s; j++)
+                x[j] = mk[j] ? -INFINITY : x[j];
+            }
+          else
+            {
+              const float *mk = nn_tensor_f32 (m->am) + at;
+              for (gint64 j = 0; j < m->s; j++)
+                x[j] += mk[j];
+            }
+        }
+      if (m->kpm_add)
+        {
+          const float *mk = m->kpm_add + b * m->s;
+          for (gint64 j = 0; j < m->s; j++)
+            x[j] += mk[j];
+        }
+    }
+}
+
 static void
 merge_heads (gsize begin, gsize end, gpointer data)
 {
@@ -143,9 +191,18 @@ plain (NnTensor *t)
          && nn_tensor_numel (t) > 0;
 }
 
+/* A mask the fast path adds: float32 or bool, real, of shape @want. */
+static gboolean
+mask_fits (NnTensor *mask, const NnShape *want)
+{
+  return !mask || ((mask->dtype == NN_DTYPE_F32 || mask->dtype == NN_DTYPE_BOOL)
+                   && !nn_tensor_is_meta (mask) && mask->data
+                   && nn_shape_equal (&mask->shape, want));
+}
+
 /* The cases the fast path takes; everything else is the reference's. */
 static gboolean
-fast_path (NnModule *self, const NnArgs *args, gint64 e)
+fast_path (NnModule *self, const NnArgs *args, gint64 e, gint64 heads)
 {
   NnTensor *q = nn_args_tensor (args, 0), *k = nn_args_tensor (args, 1);
   NnTensor *v = nn_args_tensor (args, 2);
@@ -154,8 +211,7 @@ fast_path (NnModule *self, const NnArgs *args, gint64 e)
   NnShape ws = { 2, { 3 * e, e } }, bs = { 1, { 3 * e } };
   guint nd = q ? q->shape.ndim : 0;
 
-  if (nn_args_tensor (args, 3) || nn_args_tensor (args, 5)
-      || nn_module_config_bool (self, "add_bias_kv")
+  if (nn_module_config_bool (self, "add_bias_kv")
       || nn_module_config_bool (self, "add_zero_attn")
       || !plain (q) || !plain (k) || !plain (v) || (nd != 2 && nd != 3)
       || k->shape.ndim != nd || !nn_shape_equal (&k->shape, &v->shape)
@@ -165,13 +221,23 @@ fast_path (NnModule *self, const NnArgs *args, gint64 e)
           && (!b || !nn_shape_equal (&b->shape, &bs) || !nn_tensor_f32 (b))))
     return FALSE;
   /* Batched: the batch dim (0 batch first, else 1) must agree. */
+  gboolean bf = nd == 2 || nn_module_config_bool (self, "batch_first");
+  gint64 n = 1, l = q->shape.dims[0], s = k->shape.dims[0];
   if (nd == 3)
     {
-      guint bd = nn_module_config_bool (self, "batch_first") ? 0 : 1;
+      guint bd = bf ? 0 : 1;
       if (q->shape.dims[bd] != k->shape.dims[bd])
         return FALSE;
+      n = q->shape.dims[bd];
+      l = q->shape.dims[1 - bd];
+      s = k->shape.dims[1 - bd];
     }
-  return TRUE;
+  /* The masks' shapes as the reference requires them (it reports others). */
+  NnTensor *am = nn_args_tensor (args, 5), *kpm = nn_args_tensor (args, 3);
+  NnShape am2 = { 2, { l, s } }, am3 = { 3, { n * heads, l, s } };
+  NnShape kpm_want = nd == 3 ? (NnShape) { 2, { n, s } } : (NnShape) { 1, { s } };
+  return (!am || mask_fits (am, am->shape.ndim == 2 ? &am2 : &am3))
+         && mask_fits (kpm, &kpm_want);
 }
 
 static gboolean
@@ -189,7 +255,7 @@ dnnl_mha_forward (NnModule *self, NnCall *call, const NnArgs *args,
   const gint64 e = nn_module_config_int (self, "embed_dim");
   const gint64 heads = nn_module_config_int (self, "num_heads");
 
-  if (!fast_path (self, args, e))
+  if (!fast_path (self, args, e, heads))
     return nn_multihead_attention_type.forward (self, call, args, error);
 
   NnTensor *qt = nn_args_tensor (args, 0), *kt = nn_args_tensor (args, 1);
@@ -205,6 +271,8 @@ dnnl_mha_forward (NnModule *self, NnCall *call, const NnArgs *args,
   m.l = batched_in ? qt->shape.dims[m.bf ? 1 : 0] : qt->shape.dims[0];
   m.s = batched_in ? kt->shape.dims[m.bf ? 1 : 0] : kt->shape.dims[0];
   m.scale = 1.0f / sqrtf ((float) m.hd);
+  m.am = nn_args_tensor (args, 5);
+  m.kpm = nn_args_tensor (args, 3);
 
   const float *w = nn_tensor_f32 (nn_module_get_parameter (self, "in_proj_weight"));
   NnTensor *bt = nn_module_config_bool (self, "bias")
@@ -217,8 +285,9 @@ dnnl_mha_forward (NnModule *self, NnCall *call, const NnArgs *args,
   NnTensor *attn = nn_tensor_new (NN_DTYPE_F32, &qt->shape);
   float *proj = g_try_new (float, self_attn ? rq * 3 * e : rq * e + 2 * rk * e);
   float *work = g_try_new (float, rq * e + 2 * rk * e + m.n * m.h * m.l * m.s + rq * e);
+  m.kpm_add = m.kpm ? g_try_new (float, m.n * m.s) : NULL;
 
-  if (!attn || !proj || !work)
+  if (!attn || !proj || !work || (m.kpm && !m.kpm_add))
     {
       g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
                    "MultiheadAttention: cannot allocate the attention buffers");
@@ -254,19 +323,26 @@ dnnl_mha_forward (NnModule *self, NnCall *call, const NnArgs *args,
   if (!ok)
     goto out;
   NnThreadPool *pool = nn_call_get_thread_pool (call);
-  nn_thread_pool_parallel_for (pool, (gsize) (m.n * m.l), split_q, &m);
-  nn_thread_pool_parallel_for (pool, (gsize) (m.n * m.s), split_kv, &m);
+  nn_thread_pool_parallel_for_work (pool, (gsize) (m.n * m.l), rq * e, split_q, &m);
+  nn_thread_pool_parallel_for_work (pool, (gsize) (m.n * m.s), 2 * rk * e, split_kv, &m);
   ok = ok_or_fallback (batched (m.n * m.h, m.l, m.hd, m.s, m.qh, m.kh, TRUE, m.p,
                                 error), &declined);
   if (!ok)
     goto out;
+  if (m.kpm)
+    for (gint64 i = 0; i < m.n * m.s; i++)
+      m.kpm_add[i] = mask_add (m.kpm, i);
+  if (m.am || m.kpm)
+    nn_thread_pool_parallel_for_work (pool, (gsize) (m.n * m.h * m.l),
+                                      m.n * m.h * m.l * m.s, add_masks, &m);
   /* oneDNN's vectorised exp; our rows only where it has none. */
   switch (nn_dnnl_softmax_run (m.n * m.h * m.l, m.s, 1, FALSE, m.p, m.p, error))
     {
     case NN_DNNL_DONE:
       break;
     case NN_DNNL_DECLINED:
-      nn_thread_pool_parallel_for (pool, (gsize) (m.n * m.h * m.l), softmax_rows, &m);
+      nn_thread_pool_parallel_for_work (pool, (gsize) (m.n * m.h * m.l),
+                                        4 * m.n * m.h * m.l * m.s, softmax_rows, &m);
       break;
     case NN_DNNL_FAILED:
     default:
@@ -277,10 +353,11 @@ dnnl_mha_forward (NnModule *self, NnCall *call, const NnArgs *args,
                                 error), &declined);
   if (!ok)
     goto out;
-  nn_thread_pool_parallel_for (pool, (gsize) (m.n * m.l), merge_heads, &m);
+  nn_thread_pool_parallel_for_work (pool, (gsize) (m.n * m.l), rq * e, merge_heads, &m);
 
 out:
   g_free (proj);
+  g_free (m.kpm_add);
   if (!ok)
     {
       g_free (work);

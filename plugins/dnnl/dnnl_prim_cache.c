@@ -130,7 +130,8 @@ nn_dnnl_cached_build (NnDnnlCached *e, const_dnnl_op_desc_t desc, GError **error
 }
 
 gboolean
-nn_dnnl_cached_run (NnDnnlCached *e, gint64 work, int n, const int *arg_ids,
+nn_dnnl_cached_run (NnDnnlCached *e, gint64 work, gint64 grain, int n,
+                    const int *arg_ids,
                     const dnnl_memory_desc_t *const *mds, void *const *data,
                     GError **error)
 {
@@ -161,10 +162,10 @@ nn_dnnl_cached_run (NnDnnlCached *e, gint64 work, int n, const int *arg_ids,
                          "creating a stream", error);
   if (ok)
     {
-      /* OpenMP's count is per calling thread: nnkit's, every run; one
-       * thread for small work, which waking the others would cost more
-       * than it saves. */
-      omp_set_num_threads (work < NN_DNNL_SMALL_WORK ? 1 : nn_get_num_threads ());
+      /* OpenMP's count is per calling thread: nnkit's, every run, cut
+       * by the grain rule for small work, which waking the others would
+       * cost more than it saves. */
+      omp_set_num_threads (nn_threads_for_work (work, grain));
       ok = nn_dnnl_ok (dnnl_primitive_execute (e->prim, s, n_args, args),
                        "running the primitive", error)
            && nn_dnnl_ok (dnnl_stream_wait (s), "waiting for the stream", error);

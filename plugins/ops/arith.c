@@ -2,6 +2,7 @@
  * remainder, on tensors and Python numbers (operator.* on ints in a graph
  * computes sizes such as C // 4 and stays an int). */
 #include "ops.h"
+#include "../common/nn-vecmath.h"
 
 #include <nnkit/train.h>
 
@@ -158,10 +159,44 @@ sub_check (NnDType common, const NnValue *a, const NnValue *b, GError **error)
   return TRUE;
 }
 
-static const NnOpsBinary op_add = { "add", f_add, i_add };
-static const NnOpsBinary op_sub = { "sub", f_sub, i_sub, .check = sub_check };
-static const NnOpsBinary op_mul = { "mul", f_mul, i_mul };
-static const NnOpsBinary op_div = { "div", f_div, i_div_trunc, .int_to_float = TRUE };
+/* float32 kernels of a run (NnOpsBinary.f32), 8 lanes at a time where
+ * an operand is contiguous or one value.  A float op rounds as f's double
+ * result rounded to float does (+ - * / are exact in double first). */
+#define NN_OPS_F32_RUN(name, OP)                                              \
+  static void                                                               \
+  name (const float *x, gint64 sx, const float *y, gint64 sy, float *z,     \
+        gint64 n)                                                           \
+  {                                                                         \
+    if (sx == 1 && sy == 1)                                                 \
+      for (gint64 i = 0; i < n; i += 8) {                                   \
+        gint64 w = MIN (8, n - i);                                          \
+        nn_v8_store (z + i, nn_v8_load (x + i, w) OP nn_v8_load (y + i, w), w); \
+      }                                                                     \
+    else if (sx == 1 && sy == 0)                                            \
+      for (gint64 i = 0; i < n; i += 8) {                                   \
+        gint64 w = MIN (8, n - i);                                          \
+        nn_v8_store (z + i, nn_v8_load (x + i, w) OP NN_V8 (*y), w);        \
+      }                                                                     \
+    else if (sx == 0 && sy == 1)                                            \
+      for (gint64 i = 0; i < n; i += 8) {                                   \
+        gint64 w = MIN (8, n - i);                                          \
+        nn_v8_store (z + i, NN_V8 (*x) OP nn_v8_load (y + i, w), w);        \
+      }                                                                     \
+    else                                                                    \
+      for (gint64 i = 0; i < n; i++)                                        \
+        z[i] = x[i * sx] OP y[i * sy];                                      \
+  }
+
+NN_OPS_F32_RUN (r_add, +)
+NN_OPS_F32_RUN (r_sub, -)
+NN_OPS_F32_RUN (r_mul, *)
+NN_OPS_F32_RUN (r_div, /)
+
+static const NnOpsBinary op_add = { "add", f_add, i_add, .f32 = r_add };
+static const NnOpsBinary op_sub = { "sub", f_sub, i_sub, .check = sub_check, .f32 = r_sub };
+static const NnOpsBinary op_mul = { "mul", f_mul, i_mul, .f32 = r_mul };
+static const NnOpsBinary op_div = { "div", f_div, i_div_trunc, .int_to_float = TRUE,
+                                    .f32 = r_div };
 static const NnOpsBinary op_div_trunc = { "div", f_div_trunc, i_div_trunc };
 static const NnOpsBinary op_div_floor = { "div", f_div_floor, i_div_floor };
 static const NnOpsBinary op_floor_divide = { "floor_divide", f_div_floor, i_div_floor };

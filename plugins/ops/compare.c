@@ -297,6 +297,26 @@ masked_fill_fn (NnModule *self, NnCall *call, const NnArgs *args,
   if (!out || meta)
     return nn_ops_take (out);
   memcpy (out->data, in->data, nn_tensor_nbytes (in));
+  if (in->dtype == NN_DTYPE_F32 && mask->dtype == NN_DTYPE_BOOL
+      && nn_tensor_numel (out) > 0)
+    {
+      /* By runs (a [T, T] mask over [B, H, T, T] scores is one run per
+       * head), with no per-element dtype dispatch. */
+      const NnShape *ins[] = { &mask->shape };
+      const guint8 *m = mask->data;
+      float *z = out->data, f = (float) fv;
+      NnOpsRuns r;
+      nn_ops_runs_init (&r, &shape, 1, ins);
+      for (gint64 i = 0; i < r.runs; i++, nn_ops_iter_next (&r.outer))
+        {
+          const guint8 *mr = m + r.outer.off[0];
+          float *zr = z + i * r.inner;
+          for (gint64 j = 0; j < r.inner; j++)
+            if (mr[j * r.step[0]])
+              zr[j] = f;
+        }
+      return nn_value_take_tensor (out);
+    }
   NnOpsIter it;
   nn_ops_iter_init (&it, &shape);
   nn_ops_iter_add (&it, &mask->shape);

@@ -190,6 +190,21 @@ void nn_ops_iter_add_strided (NnOpsIter *it, const gint64 *strides,
                               gint64 base);
 void nn_ops_iter_next (NnOpsIter *it);
 
+/* A broadcast walk over a result shape as runs (ops_runs.c): @inner
+ * elements per run, in which operand k advances @step[k] (0 or its
+ * contiguous step) per element; @outer's off[k] is operand k's offset at
+ * the start of each of the @runs runs (nn_ops_iter_next between runs). */
+#define NN_OPS_RUNS_MAX 3
+typedef struct {
+  gint64 inner, runs;
+  gint64 step[NN_OPS_RUNS_MAX];
+  NnOpsIter outer;
+} NnOpsRuns;
+
+/* @ins: the @n_ops operands' shapes, each broadcastable to @out. */
+void nn_ops_runs_init (NnOpsRuns *r, const NnShape *out, guint n_ops,
+                       const NnShape *const *ins);
+
 /* --- element-wise ops ---------------------------------------------------- */
 
 /* A binary element-wise op.  The float function computes in double on
@@ -206,6 +221,10 @@ typedef struct {
   /* (nullable) extra dtype check on the common dtype and operand dtypes. */
   gboolean (*check) (NnDType common, const NnValue *a, const NnValue *b,
                      GError **error);
+  /* (nullable) float32 in and out, no alpha: @n results z[i] = x[i * sx]
+   * op y[i * sy] (steps of a run, NnOpsRuns), exactly as f rounds them. */
+  void (*f32) (const float *x, gint64 sx, const float *y, gint64 sy,
+               float *z, gint64 n);
 } NnOpsBinary;
 
 /* Applies @op to tensors or Python scalars @a and @b with broadcasting and

@@ -52,6 +52,25 @@ check_kind (const NnOpsBinary *op, const NnValue *v, const char *which,
                       nn_value_kind_name (nn_value_kind (v)));
 }
 
+/* float32 by runs on the op's own kernel (x * scale, x + bias: one
+ * kernel call per run instead of an iterator step per element). */
+static NnValue *
+binary_f32_runs (const NnOpsBinary *op, NnTensor *ta, NnTensor *tb,
+                 NnTensor *out)
+{
+  const NnShape *ins[] = { &ta->shape, &tb->shape };
+  const float *x = ta->data, *y = tb->data;
+  float *z = out->data;
+  NnOpsRuns r;
+  if (nn_tensor_numel (out) == 0)
+    return nn_value_take_tensor (out);
+  nn_ops_runs_init (&r, &out->shape, 2, ins);
+  for (gint64 i = 0; i < r.runs; i++, nn_ops_iter_next (&r.outer))
+    op->f32 (x + r.outer.off[0], r.step[0], y + r.outer.off[1], r.step[1],
+             z + i * r.inner, r.inner);
+  return nn_value_take_tensor (out);
+}
+
 NnValue *
 nn_ops_binary (const NnOpsBinary *op, const NnValue *a, const NnValue *b,
                const NnValue *alpha, GError **error)
@@ -94,6 +113,9 @@ nn_ops_binary (const NnOpsBinary *op, const NnValue *a, const NnValue *b,
   if (nn_dtype_is_float (compute))
     {
       double al = alpha ? nn_ops_round_to (compute, nn_value_get_float (alpha)) : 1;
+      if (op->f32 && !alpha && compute == NN_DTYPE_F32 && ta->dtype == NN_DTYPE_F32
+          && tb->dtype == NN_DTYPE_F32 && out_dtype == NN_DTYPE_F32)
+        return binary_f32_runs (op, ta, tb, out);
       if (!alpha && compute == NN_DTYPE_F32 && ta->dtype == NN_DTYPE_F32
           && tb->dtype == NN_DTYPE_F32 && out_dtype == NN_DTYPE_F32
           && nn_shape_equal (&ta->shape, &tb->shape))

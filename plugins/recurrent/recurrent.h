@@ -40,6 +40,26 @@ void nn_rnn_run_direction (NnRnnMode mode, const NnRnnWeights *w,
                            float *c, float *y, gint64 y_t_stride,
                            gint64 y_b_stride, gboolean reverse);
 
+/* The per-step hidden product of one layer direction (rnn_gemm.c):
+ * W_hh [gate, out] (transfer none), packed transposed once when this CPU
+ * runs the packed kernel (AVX2 and FMA), else used by OpenBLAS. */
+typedef struct {
+  const float *w_hh;
+  float *wt;          /* (nullable) [out, gate] */
+  gint64 gate, out;
+} NnRnnHidden;
+
+/* Whether this CPU (nn_cpu_info_get(), NN_CPU_DISABLE honoured) runs the
+ * packed kernel. */
+gboolean nn_rnn_hidden_packable (void);
+void nn_rnn_hidden_init (NnRnnHidden *hd, const float *w_hh, gint64 gate,
+                         gint64 out);
+void nn_rnn_hidden_clear (NnRnnHidden *hd);
+/* @c [rows, gate] = (@accumulate: @c +) @h [rows, out] W_hh^T.  Runs in
+ * the calling thread. */
+void nn_rnn_hidden_product (const NnRnnHidden *hd, gint64 rows,
+                            const float *h, float *c, gboolean accumulate);
+
 /* The config's nonlinearity (RNN, RNNCell): FALSE with PyTorch's error
  * for anything but 'tanh' and 'relu'. */
 gboolean nn_rnn_read_nonlinearity (NnModule *self, NnRnnMode *mode,

@@ -216,3 +216,50 @@ TEST (Threads, DefaultComesFromTheEnvironment)
   r = run_check ("threads", {}, { "NN_NUM_THREADS" });
   EXPECT_EQ (std::to_string (g_get_num_processors ()), r.kv["threads"]);
 }
+
+// The grain rule (nn_threads_for_work): whole grains per thread, at least
+// one thread, at most the process's count.  Its decisions, not timings.
+TEST (Threads, WorkGetsAThreadPerWholeGrain)
+{
+  nn_set_num_threads (4);
+  EXPECT_EQ (1, nn_threads_for_work (0, 100));
+  EXPECT_EQ (1, nn_threads_for_work (-7, 100));
+  EXPECT_EQ (1, nn_threads_for_work (99, 100));
+  EXPECT_EQ (1, nn_threads_for_work (199, 100));
+  EXPECT_EQ (2, nn_threads_for_work (200, 100));
+  EXPECT_EQ (3, nn_threads_for_work (399, 100));
+  EXPECT_EQ (4, nn_threads_for_work (400, 100));
+  EXPECT_EQ (4, nn_threads_for_work (G_MAXINT64, 100));
+  // grain <= 0 means NN_WORK_GRAIN.
+  EXPECT_EQ (1, nn_threads_for_work (NN_WORK_GRAIN * 2 - 1, 0));
+  EXPECT_EQ (2, nn_threads_for_work (NN_WORK_GRAIN * 2, -1));
+  // A product of 2 grains of multiply-adds gets 2 threads, half of one 1.
+  EXPECT_EQ (2, nn_threads_for_work (2 * NN_GEMM_GRAIN, NN_GEMM_GRAIN));
+  EXPECT_EQ (1, nn_threads_for_work (NN_GEMM_GRAIN / 2, NN_GEMM_GRAIN));
+  nn_set_num_threads (1);
+  EXPECT_EQ (1, nn_threads_for_work (G_MAXINT64, 1));
+  nn_set_num_threads (2);
+}
+
+// Small work runs as one range in the calling thread; large work is
+// split into ranges (a few per thread) like nn_thread_pool_parallel_for.
+TEST (ThreadPool, SmallWorkRunsInTheCaller)
+{
+  nn_set_num_threads (2);
+  NnThreadPool *pool = nn_thread_pool_new (2);
+  Counts small (1000);
+  thread_slot = -1;
+  nn_thread_pool_parallel_for_work (pool, 1000, NN_WORK_GRAIN - 1, count_range, &small);
+  expect_each_once (small);
+  EXPECT_EQ (1, small.calls.load ());
+  int caller = thread_slot;
+  EXPECT_EQ (1ul << (caller % 64), small.threads_mask.load ());
+  Counts large (1000);
+  nn_thread_pool_parallel_for_work (pool, 1000, NN_WORK_GRAIN * 2, count_range, &large);
+  expect_each_once (large);
+  EXPECT_EQ (8, large.calls.load ());   // 2 threads x 4 ranges
+  Counts none (0);
+  nn_thread_pool_parallel_for_work (pool, 0, NN_WORK_GRAIN * 8, count_range, &none);
+  EXPECT_EQ (0, none.calls.load ());
+  nn_thread_pool_free (pool);
+}

@@ -130,6 +130,12 @@ case("rsub", "torch.rsub", torch.rsub, [a, b], {"alpha": 2})
 case("rsub_dunder", "Tensor.__rsub__", lambda x, y: x.__rsub__(y), [a, 3])
 case("sub_int", "sub", torch.sub, [ri(3, 2), ri(2)])
 case("mul_broadcast", "mul", torch.mul, [a, b])
+# float32 runs (ops_runs.c): lengths no multiple of 8, a broadcast dim in
+# the middle, a Python number on the left.
+case("add_runs_odd", "add", torch.add, [r(3, 5, 7), r(7)])
+case("mul_runs_middle", "mul", torch.mul, [r(2, 1, 9), r(2, 3, 1)])
+case("div_scalar_left", "operator.truediv", operator.truediv, [1.5, r(3, 11)])
+case("sub_runs_big", "sub", torch.sub, [r(4, 33, 65), r(33, 1)])
 case("mul_scalar", "operator.mul", operator.mul, [a, -2.0])
 case("mul_int_bool", "Tensor.mul", torch.mul, [ri(4), ri(4) > 0])
 case("div_true", "div", torch.div, [a, b])
@@ -380,6 +386,9 @@ case("where_scalar", "where", torch.where, [a > 0, a, 0.0])
 case("where_int_scalars", "where", torch.where, [m1, 1, 0])
 err("where_float_cond", "where", torch.where, [a, a, b])
 case("masked_fill", "Tensor.masked_fill", torch.masked_fill, [a, b > 0, float("-inf")])
+case("masked_fill_heads", "masked_fill", torch.masked_fill,
+     [r(2, 3, 5, 5), torch.tril(torch.ones(5, 5)).view(1, 1, 5, 5) == 0, float("-inf")])
+case("masked_fill_rows", "masked_fill", torch.masked_fill, [r(4, 6, 9), r(4, 1, 9) > 0, -1.0])
 case("masked_fill_tensor_value", "masked_fill", torch.masked_fill, [a, b > 0, torch.tensor(2.5)])
 case("masked_fill_int", "Tensor.masked_fill_", torch.masked_fill, [ri(2, 3), ri(2, 3) > 0, 7])
 case("masked_fill_long_mask", "masked_fill", torch.masked_fill,

@@ -286,3 +286,38 @@ TEST (Activations, AllTypesRegisteredWithDocumentedSchemas)
       EXPECT_NE (t->schema[i].doc, nullptr) << type << "." << t->schema[i].name;
   }
 }
+
+// GELU declares its input as in-place: after a Linear whose result
+// nothing else holds, the engine writes GELU's result into it (no
+// allocation); both forms still match their formulas.
+TEST (Activations, GeluWorksInPlaceOnADyingInput)
+{
+  Registry reg = default_registry ();
+  for (const char *form : { "none", "tanh" }) {
+    std::string json = std::string (
+      "{\"type\": \"Sequential\", \"children\": ["
+      "{\"name\": \"0\", \"type\": \"Linear\", \"config\": {\"in_features\": 5, \"out_features\": 37}},"
+      "{\"name\": \"1\", \"type\": \"GELU\", \"config\": {\"approximate\": \"") + form + "\"}}]}";
+    Module m = load_json (reg.get (), json);
+    ASSERT_TRUE (m) << form;
+    nn_module_reset_parameters (m.get (), 7);
+    NnShape s = shape ({ 3, 5 });
+    Tensor x = input (s, 11);
+    Error err;
+    Tensor h (nn_module_forward (nn_module_lookup_path (m.get (), "0", nullptr), x.get (), err.out ()));
+    ASSERT_TRUE (h) << err.message ();
+    guint64 before = nn_engine_get_inplace_count ();
+    Tensor y (nn_module_forward (m.get (), x.get (), err.out ()));
+    ASSERT_TRUE (y) << err.message ();
+    EXPECT_EQ (1u, nn_engine_get_inplace_count () - before) << form;
+    ASSERT_EQ (nn_tensor_numel (y.get ()), nn_tensor_numel (h.get ()));
+    for (gint64 i = 0; i < nn_tensor_numel (y.get ()); i++) {
+      double v = nn_tensor_f32 (h.get ())[i];
+      double want = g_str_equal (form, "none")
+        ? 0.5 * v * (1 + std::erf (v / std::sqrt (2.0)))
+        : 0.5 * v * (1 + std::tanh (std::sqrt (2 / M_PI) * (v + 0.044715 * v * v * v)));
+      EXPECT_NEAR (nn_tensor_f32 (y.get ())[i], want, 2e-6 * std::max (1.0, std::fabs (want)))
+          << form << " at " << i;
+    }
+  }
+}

@@ -757,7 +757,109 @@ TEST (Dnnl, MultiheadAttentionMatchesReference)
   }
 }
 
-// Masks and bad shapes are the reference's: same results, same errors.
+namespace {
+
+// A bool mask of @s, True where (i * 7 + seed) % 5 == 0: some keys of
+// every row masked, never all.
+Tensor
+bool_mask (const NnShape &s, int seed)
+{
+  Tensor t (nn_tensor_new (NN_DTYPE_BOOL, &s));
+  for (gint64 i = 0; i < nn_tensor_numel (t.get ()); i++)
+    ((guint8 *) t->data)[i] = (i * 7 + seed) % 5 == 0;
+  return t;
+}
+
+} // namespace
+
+// The fast path adds the masks itself: bool and float attn_mask (2-D and
+// per-head 3-D), bool and float key_padding_mask, batched and unbatched,
+// with and without weights: the reference's results.
+TEST (Dnnl, MultiheadAttentionMasksMatchReference)
+{
+  SKIP_WITHOUT_DNNL ();
+  Pair p = registries ();
+  struct {
+    std::string extra; NnShape q, kv, am, kpm; bool am_bool, kpm_bool, need_weights;
+  } cases[] = {
+    { "", shape ({ 4, 2, 8 }), shape ({ 5, 2, 8 }), shape ({ 4, 5 }), shape ({ 0 }), true, false, false },
+    { ", \"batch_first\": true", shape ({ 2, 6, 8 }), shape ({ 2, 6, 8 }), shape ({ 0 }), shape ({ 2, 6 }), false, true, false },
+    { ", \"batch_first\": true", shape ({ 3, 4, 8 }), shape ({ 3, 7, 8 }), shape ({ 6, 4, 7 }), shape ({ 3, 7 }), false, true, true },
+    { "", shape ({ 4, 3, 8 }), shape ({ 4, 3, 8 }), shape ({ 4, 4 }), shape ({ 3, 4 }), true, false, true },
+    { "", shape ({ 4, 8 }), shape ({ 6, 8 }), shape ({ 2, 4, 6 }), shape ({ 6 }), true, true, true },
+  };
+  int k = 0;
+  for (auto &c : cases) {
+    std::string what = "masked MHA case " + std::to_string (k);
+    Module f = load_mha (p.fast.get (), 8, 2, c.extra);
+    Module rm = load_mha (p.ref.get (), 8, 2, c.extra);
+    ASSERT_TRUE (f && rm) << what;
+    same_tree_weights (f.get (), rm.get (), 950 + k, 8);
+    bool self_attn = nn_shape_equal (&c.q, &c.kv);
+    Tensor q = random_input (c.q, 1400 + k);
+    Tensor kv = self_attn ? Tensor (nn_tensor_ref (q.get ())) : random_input (c.kv, 1500 + k);
+    Tensor am, kpm;
+    if (c.am.ndim == 2 || c.am.ndim == 3)
+      am = c.am_bool ? bool_mask (c.am, k) : random_input (c.am, 1600 + k);
+    if (c.kpm.dims[0] > 0)
+      kpm = c.kpm_bool ? bool_mask (c.kpm, k + 1) : random_input (c.kpm, 1700 + k);
+    auto kwargs = [&] {
+      NnValue *d = nn_value_new_dict ();
+      nn_value_dict_set (d, "need_weights", nn_value_new_bool (c.need_weights));
+      if (am)
+        nn_value_dict_set (d, "attn_mask", nn_value_new_tensor (am.get ()));
+      if (kpm)
+        nn_value_dict_set (d, "key_padding_mask", nn_value_new_tensor (kpm.get ()));
+      return d;
+    };
+    Error ef, er;
+    ValueRef yf = call_with (f.get (), { q.get (), kv.get (), kv.get () }, kwargs (), ef);
+    ValueRef yr = call_with (rm.get (), { q.get (), kv.get (), kv.get () }, kwargs (), er);
+    ASSERT_TRUE (yf) << what << ": " << ef.message ();
+    ASSERT_TRUE (yr) << what << ": " << er.message ();
+    expect_same_values (yf.get (), yr.get (), what);
+    k++;
+  }
+}
+
+// A row whose keys are all masked is NaN in the reference (softmax of
+// -inf only), and in the fast path.
+TEST (Dnnl, MultiheadAttentionFullyMaskedRowIsNaNLikeTheReference)
+{
+  SKIP_WITHOUT_DNNL ();
+  Pair p = registries ();
+  Module f = load_mha (p.fast.get (), 8, 2, ", \"batch_first\": true");
+  Module rm = load_mha (p.ref.get (), 8, 2, ", \"batch_first\": true");
+  ASSERT_TRUE (f && rm);
+  same_tree_weights (f.get (), rm.get (), 31, 8);
+  Tensor q = random_input (shape ({ 2, 3, 8 }), 5);
+  NnShape ks = shape ({ 2, 3 });
+  Tensor kpm (nn_tensor_new (NN_DTYPE_BOOL, &ks));
+  for (int i = 0; i < 3; i++)
+    ((guint8 *) kpm->data)[3 + i] = 1;   // batch 1: every key padded
+  auto kwargs = [&] {
+    NnValue *d = nn_value_new_dict ();
+    nn_value_dict_set (d, "need_weights", nn_value_new_bool (FALSE));
+    nn_value_dict_set (d, "key_padding_mask", nn_value_new_tensor (kpm.get ()));
+    return d;
+  };
+  Error ef, er;
+  ValueRef yf = call_with (f.get (), { q.get (), q.get (), q.get () }, kwargs (), ef);
+  ValueRef yr = call_with (rm.get (), { q.get (), q.get (), q.get () }, kwargs (), er);
+  ASSERT_TRUE (yf && yr) << ef.message () << er.message ();
+  NnTensor *a = nn_value_get_tensor (nn_value_item (yf.get (), 0));
+  NnTensor *b = nn_value_get_tensor (nn_value_item (yr.get (), 0));
+  for (gint64 i = 0; i < nn_tensor_numel (b); i++) {
+    bool padded_batch = i >= 3 * 8;
+    EXPECT_EQ (padded_batch, std::isnan (nn_tensor_f32 (b)[i])) << "reference, element " << i;
+    EXPECT_EQ (padded_batch, std::isnan (nn_tensor_f32 (a)[i])) << "fast path, element " << i;
+    if (!padded_batch)
+      EXPECT_NEAR (nn_tensor_f32 (b)[i], nn_tensor_f32 (a)[i], 1e-4) << "element " << i;
+  }
+}
+
+// Masks of the wrong shape, and bad inputs, are the reference's: same
+// results, same errors.
 TEST (Dnnl, MultiheadAttentionFallsBackToTheReference)
 {
   SKIP_WITHOUT_DNNL ();
@@ -778,6 +880,16 @@ TEST (Dnnl, MultiheadAttentionFallsBackToTheReference)
   ValueRef yr = call_with (rm.get (), { q.get (), k.get (), k.get () }, masked (), er);
   ASSERT_TRUE (yf && yr) << ef.message () << er.message ();
   expect_same_values (yf.get (), yr.get (), "float attn_mask");
+  Tensor bad_mask = random_input (shape ({ 5, 4 }), 6);
+  auto bad_masked = [&] {
+    NnValue *d = nn_value_new_dict ();
+    nn_value_dict_set (d, "attn_mask", nn_value_new_tensor (bad_mask.get ()));
+    return d;
+  };
+  EXPECT_FALSE (call_with (f.get (), { q.get (), k.get (), k.get () }, bad_masked (), ef));
+  EXPECT_FALSE (call_with (rm.get (), { q.get (), k.get (), k.get () }, bad_masked (), er));
+  EXPECT_EQ (er.message (), ef.message ());
+  EXPECT_TRUE (contains (ef.message (), "The shape of the 2D attn_mask is")) << ef.message ();
   Tensor bad = random_input (shape ({ 4, 2, 6 }), 4);
   EXPECT_FALSE (call_with (f.get (), { bad.get (), k.get (), k.get () }, nullptr, ef));
   EXPECT_FALSE (call_with (rm.get (), { bad.get (), k.get (), k.get () }, nullptr, er));

@@ -36,6 +36,11 @@ def cases(rng, gen):
                 h0 = randn(gen, *(lead + [out_size]))
                 args.append((h0, randn(gen, *(lead + [hid]))) if typ == "LSTM" else h0)
             out.append(Case(f"{typ}_{i}", typ, cfg, args))
+        # Wider: 9 rows (the packed step kernel's blocks of 6 rows and a
+        # remainder) and gate widths that are no multiple of its 16 columns.
+        wide = {"input_size": 5, "hidden_size": 13, "num_layers": 2,
+                "bidirectional": True}
+        out.append(Case(f"{typ}_wide", typ, wide, [randn(gen, 6, 9, 5)]))
         base = {"input_size": 3, "hidden_size": 4, "num_layers": 2}
         out.append(Case(f"{typ}_bad_features", typ, base, [randn(gen, 5, 2, 4)]))
         out.append(Case(f"{typ}_bad_rank", typ, base, [randn(gen, 5, 2, 3, 1)],
