@@ -85,6 +85,8 @@ struct _NnCall {
                          * backward's): those resolve each call afresh */
   gboolean args_given;  /* the call being entered took its arguments
                          * (nn_call_*_take): they may die in place */
+  struct _NnTape *walking; /* (nullable) in a backward: the tape walked, for
+                            * nn_call_input_needs_grad() */
 };
 
 /* tape.c: called by invoke() around a type's forward in a recorded run.

@@ -427,42 +427,57 @@ dnnl_conv2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
   };
   float *gw = nn_module_grad_f32 (self, "weight");
   float *gb = g->has_bias ? nn_module_grad_f32 (self, "bias") : NULL;
+  /* A network's first convolution needs no input gradient: skipped, as
+   * PyTorch's output_mask does. */
+  const gboolean want_dx = nn_call_input_needs_grad (call, args, 0);
+  NnValue *res = nn_value_new_tuple ();
+  if (!want_dx && !gw && !gb)
+    {
+      nn_value_append (res, nn_value_new_none ());
+      return res;
+    }
   BwdEntry *e = entry_get (&k, error);
   if (!e)
-    return NULL;
-  if (!e->bwd_d || (!e->bwd_w && (gw || gb)))
+    {
+      nn_value_unref (res);
+      return NULL;
+    }
+  if ((want_dx && !e->bwd_d) || (!e->bwd_w && (gw || gb)))
     {
       entry_unref (e);
+      nn_value_unref (res);
       return nn_conv2d_type.backward (self, call, args, out, grad_out, error);
     }
 
   const gint64 nw = nn_tensor_numel (w);
-  NnTensor *dx = nn_tensor_new (NN_DTYPE_F32, &x->shape);
+  NnTensor *dx = want_dx ? nn_tensor_new (NN_DTYPE_F32, &x->shape) : NULL;
   g_autofree float *dw = gw || gb ? g_try_new (float, nw) : NULL;
   g_autofree float *db = gb ? g_try_new (float, g->out_channels) : NULL;
-  if (!dx || ((gw || gb) && !dw) || (gb && !db))
+  if ((want_dx && !dx) || ((gw || gb) && !dw) || (gb && !db))
     {
       entry_unref (e);
       if (dx)
         nn_tensor_unref (dx);
+      nn_value_unref (res);
       g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
                    "cannot allocate the convolution's gradients");
       return NULL;
     }
   gboolean ok = entry_run (e, nn_tensor_f32 (x), nn_tensor_f32 (w), nn_tensor_f32 (gt),
-                           nn_tensor_f32 (dx), dw, db, error);
+                           dx ? nn_tensor_f32 (dx) : NULL, dw, db, error);
   entry_unref (e);
   if (!ok)
     {
-      nn_tensor_unref (dx);
+      if (dx)
+        nn_tensor_unref (dx);
+      nn_value_unref (res);
       return NULL;
     }
   if (gw)
     add_into (gw, dw, nw);
   if (gb)
     add_into (gb, db, g->out_channels);
-  NnValue *res = nn_value_new_tuple ();
-  nn_value_append (res, nn_value_take_tensor (dx));
+  nn_value_append (res, dx ? nn_value_take_tensor (dx) : nn_value_new_none ());
   return res;
 }
 
