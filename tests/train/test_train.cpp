@@ -436,6 +436,24 @@ TEST (Train, FirstConvSkipsTheInputGradient)
   }
 }
 
+// Loading plugins settles libgomp's spin count first (core/omp_setup.c):
+// a short one, since a spinning OpenMP worker takes the core nnkit's pool
+// needs between oneDNN's primitives; the test's environment sets neither
+// GOMP_SPINCOUNT nor OMP_WAIT_POLICY (the user's would win).
+// Read at start-up, before any test loads plugins.
+const bool omp_env_preset = g_getenv ("OMP_WAIT_POLICY") || g_getenv ("GOMP_SPINCOUNT");
+
+TEST (Train, OpenMpSpinIsShortWhenPluginsLoad)
+{
+  if (omp_env_preset)
+    GTEST_SKIP () << "the environment sets OpenMP's wait policy";
+  Registry reg = default_registry ();
+  Error err;
+  Module m = make_module (reg.get (), "ReLU", "{}", err, "relu");
+  ASSERT_TRUE (m) << err.message ();
+  EXPECT_STREQ (g_getenv ("GOMP_SPINCOUNT"), "1000");
+}
+
 TEST (Train, DropoutInTrainModeIsSeededByTheTape)
 {
   Registry reg = default_registry ();
