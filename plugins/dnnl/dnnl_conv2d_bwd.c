@@ -37,18 +37,29 @@ static GMutex cache_lock;
 static GHashTable *cache;   /* BwdKey* (owned) -> BwdEntry* */
 #define CACHE_MAX 256
 
+/* Destroys @e's primitives (the entry itself stays). */
+static void
+entry_clear (BwdEntry *e)
+{
+  dnnl_primitive_t *prims[] = { &e->bwd_d, &e->bwd_w, &e->r_ddst_d, &e->r_wei_d,
+                                &e->r_dsrc_d, &e->r_ddst_w, &e->r_src_w, &e->r_dwei_w };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (prims); i++)
+    if (*prims[i])
+      {
+        dnnl_primitive_destroy (*prims[i]);
+        *prims[i] = NULL;
+      }
+}
+
 static void
 entry_unref (gpointer p)
 {
   BwdEntry *e = p;
-  dnnl_primitive_t *prims[] = { &e->bwd_d, &e->bwd_w, &e->r_ddst_d, &e->r_wei_d,
-                                &e->r_dsrc_d, &e->r_ddst_w, &e->r_src_w, &e->r_dwei_w };
 
   if (!g_atomic_int_dec_and_test (&e->ref_count))
     return;
-  for (gsize i = 0; i < G_N_ELEMENTS (prims); i++)
-    if (*prims[i])
-      dnnl_primitive_destroy (*prims[i]);
+  entry_clear (e);
   g_free (e);
 }
 
@@ -127,8 +138,9 @@ prim_new (const_dnnl_op_desc_t desc, const_dnnl_primitive_desc_t hint,
   return TRUE;
 }
 
+/* @plain: NCHW activations (no reorders) rather than oneDNN's choice. */
 static gboolean
-entry_build (const BwdKey *k, BwdEntry *e, GError **error)
+entry_build_layout (const BwdKey *k, BwdEntry *e, gboolean plain, GError **error)
 {
   dnnl_engine_t eng = nn_dnnl_engine (error);
   gboolean grouped = k->groups > 1;
@@ -175,6 +187,24 @@ entry_build (const BwdKey *k, BwdEntry *e, GError **error)
     && (attr = nn_dnnl_attr_new (error));
   if (!ok)
     goto out;
+  if (plain)
+    {
+      src_any = md[B_SRC];
+      dst_any = md[B_DDST];
+      ok = nn_dnnl_ok (dnnl_dilated_convolution_forward_desc_init (
+                         &fwd, dnnl_forward_training, dnnl_convolution_direct, &src_any,
+                         &w_any, k->has_bias ? &b_md : NULL, &dst_any, strides, dil, pl, pr),
+                       "describing the convolution", error)
+        && nn_dnnl_ok (dnnl_dilated_convolution_backward_data_desc_init (
+                         &bwd_d, dnnl_convolution_direct, &src_any, &w_any, &dst_any,
+                         strides, dil, pl, pr), "describing the backward data", error)
+        && nn_dnnl_ok (dnnl_dilated_convolution_backward_weights_desc_init (
+                         &bwd_w, dnnl_convolution_direct, &src_any, &w_any,
+                         k->has_bias ? &b_md : NULL, &dst_any, strides, dil, pl, pr),
+                       "describing the backward weights", error);
+      if (!ok)
+        goto out;
+    }
   md[B_DSRC] = md[B_SRC];
   md[B_DWEI] = md[B_WEI];
   md[B_DBIAS] = b_md;
@@ -214,6 +244,28 @@ out:
   if (w_pd) dnnl_primitive_desc_destroy (w_pd);
   if (attr) dnnl_primitive_attr_destroy (attr);
   return ok;
+}
+
+/* A 1x1 stride-1 convolution is one GEMM per image on NCHW: oneDNN's
+ * GEMM kernels take the caller's layout, which saves reordering the
+ * input, the gradient and the input gradient (most of mobilenet_v2's
+ * convolutions).  The rest, or when oneDNN has nothing for NCHW, use its
+ * blocked layouts. */
+static gboolean
+entry_build (const BwdKey *k, BwdEntry *e, GError **error)
+{
+  if (k->kh == 1 && k->kw == 1 && k->sh == 1 && k->sw == 1 && k->groups == 1
+      && k->pad_top == 0 && k->pad_left == 0 && k->pad_bottom == 0 && k->pad_right == 0)
+    {
+      if (!entry_build_layout (k, e, TRUE, error))
+        return FALSE;
+      if (e->bwd_d && e->bwd_w)
+        return TRUE;
+      BwdEntry fresh = { e->ref_count };
+      entry_clear (e);
+      *e = fresh;
+    }
+  return entry_build_layout (k, e, FALSE, error);
 }
 
 /* Returns: (transfer full) the entry of @k, built on first use; NULL

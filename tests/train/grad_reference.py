@@ -112,7 +112,8 @@ for k, cfg in enumerate(conv_configs):
 # Channel counts where oneDNN's provider picks its blocked (jit) layouts,
 # so its backward_data / backward_weights paths and their reorders run:
 # plain, strided, grouped, depthwise (strided and not), dilated, uneven
-# padding, 1x1 strided, a 3-channel stem, and a 3-D (unbatched) input.
+# padding, 1x1 strided and not (the latter on NCHW directly), a
+# 3-channel stem, and a 3-D (unbatched) input.
 wide_conv_configs = [
     (dict(in_channels=16, out_channels=32, kernel_size=3, padding=1, bias=False), (2, 9, 9)),
     (dict(in_channels=32, out_channels=16, kernel_size=3, stride=2, padding=1, bias=True),
@@ -128,6 +129,7 @@ wide_conv_configs = [
     (dict(in_channels=16, out_channels=24, kernel_size=(3, 2), padding=(2, 0), stride=(2, 1),
           bias=True), (2, 7, 8)),
     (dict(in_channels=32, out_channels=64, kernel_size=1, stride=2, bias=False), (4, 8, 8)),
+    (dict(in_channels=32, out_channels=48, kernel_size=1, bias=True), (3, 7, 9)),  # NCHW GEMM
     (dict(in_channels=3, out_channels=16, kernel_size=7, stride=2, padding=3, bias=False),
      (2, 19, 17)),
     (dict(in_channels=16, out_channels=16, kernel_size=3, padding="same", bias=True), (8, 6)),
