@@ -150,6 +150,10 @@ pool_configs = [
 ]
 for k, (t, cfg, mod) in enumerate(pool_configs):
     add(f"pool{k}", t, cfg, mod, [torch.randn(2, 3, rng.randint(4, 7), rng.randint(5, 8))])
+# Large enough (> 2^17 elements) that the max pool's backward splits its
+# planes over the thread pool.
+add("pool_wide", "MaxPool2d", dict(kernel_size=3, stride=2, padding=1),
+    torch.nn.MaxPool2d(3, 2, 1), [torch.randn(2, 64, 32, 35)])
 
 class Op(torch.nn.Module):
     def __init__(self, fn):
