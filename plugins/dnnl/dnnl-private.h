@@ -122,7 +122,7 @@ typedef enum {
   NN_DNNL_FAILED,     /* @error set */
 } NnDnnlResult;
 
-#define NN_DNNL_CACHED_MAX_ARGS 9
+#define NN_DNNL_CACHED_MAX_ARGS 6
 
 /* A primitive built for one key (prim NULL: oneDNN declined it) and the
  * memory descriptors its runs wrap the caller's buffers in. */

@@ -436,6 +436,68 @@ TEST (Train, FirstConvSkipsTheInputGradient)
   }
 }
 
+// A BatchNorm2d called twice on one tape: the backward of the first call
+// cannot use the statistics the provider kept (the second call's), so it
+// recomputes them; its gradients match a direct computation here.
+TEST (Train, BatchNormCalledTwiceRecomputesItsStatistics)
+{
+  const gint64 N = 4, C = 32, HW = 35;
+  Registry reg = default_registry ();
+  Error err;
+  Module m = make_module (reg.get (), "BatchNorm2d", "{\"num_features\": 32}", err, "bn");
+  ASSERT_TRUE (m) << err.message ();
+  nn_module_reset_parameters (m.get (), 1);
+  float *wd = nn_tensor_f32 (nn_module_get_parameter (m.get (), "weight"));
+  for (gint64 c = 0; c < C; c++)
+    wd[c] = 0.5f + 0.03f * (float) c;
+  nn_module_train (m.get (), TRUE);
+  Tensor x1 = tensor_f32 ({ N, C, 5, 7 }, [] (gint64 i) { return 3.0 + std::sin (0.7 * i); });
+  Tensor x2 = tensor_f32 ({ N, C, 5, 7 }, [] (gint64 i) { return std::cos (0.3 * i); });
+  Tensor g = tensor_f32 ({ N, C, 5, 7 }, [] (gint64 i) { return std::sin (0.13 * i + 1.0); });
+  NnTape *tape = nn_tape_new (0);
+  nn_tape_watch (tape, x1.get ());
+  ValueRef a1 = value_tuple ({ nn_value_new_tensor (x1.get ()) });
+  ValueRef a2 = value_tuple ({ nn_value_new_tensor (x2.get ()) });
+  ValueRef y1 (nn_tape_call (tape, m.get (), a1.get (), nullptr, err.out ()));
+  ASSERT_TRUE (y1) << err.message ();
+  ValueRef y2 (nn_tape_call (tape, m.get (), a2.get (), nullptr, err.out ()));
+  ASSERT_TRUE (y2) << err.message ();
+  ASSERT_TRUE (nn_backward (tape, nn_value_get_tensor (y1.get ()), g.get (), err.out ()))
+      << err.message ();
+  NnTensor *gx = nn_tape_grad (tape, x1.get ());
+  NnTensor *gw = nn_module_lookup_grad (m.get (), "weight", err.out ());
+  NnTensor *gb = nn_module_lookup_grad (m.get (), "bias", err.out ());
+  ASSERT_TRUE (gx && gw && gb);
+  const float *x = nn_tensor_f32 (x1.get ()), *gd = nn_tensor_f32 (g.get ());
+  double worst = 0.0;
+  for (gint64 c = 0; c < C; c++) {
+    double sum = 0.0, sq = 0.0, sg = 0.0, sgx = 0.0, M = (double) (N * HW);
+    for (gint64 n = 0; n < N; n++)
+      for (gint64 i = 0; i < HW; i++)
+        sum += x[(n * C + c) * HW + i];
+    double mean = sum / M;
+    for (gint64 n = 0; n < N; n++)
+      for (gint64 i = 0; i < HW; i++) {
+        double d = x[(n * C + c) * HW + i] - mean, gv = gd[(n * C + c) * HW + i];
+        sq += d * d;
+        sg += gv;
+        sgx += gv * d;
+      }
+    double inv = 1.0 / std::sqrt (sq / M + 1e-5);
+    auto rel = [] (double got, double want) { return std::fabs (got - want) / (1.0 + std::fabs (want)); };
+    worst = std::max (worst, rel (nn_tensor_f32 (gw)[c], sgx * inv));
+    worst = std::max (worst, rel (nn_tensor_f32 (gb)[c], sg));
+    for (gint64 n = 0; n < N; n++)
+      for (gint64 i = 0; i < HW; i++) {
+        gint64 k = (n * C + c) * HW + i;
+        double want = wd[c] * inv * (gd[k] - sg / M - (x[k] - mean) * inv * inv * sgx / M);
+        worst = std::max (worst, rel (nn_tensor_f32 (gx)[k], want));
+      }
+  }
+  EXPECT_LT (worst, 1e-4);
+  nn_tape_free (tape);
+}
+
 // Loading plugins settles libgomp's spin count first (core/omp_setup.c):
 // a short one, since a spinning OpenMP worker takes the core nnkit's pool
 // needs between oneDNN's primitives; the test's environment sets neither
