@@ -50,6 +50,10 @@ int nn_provider_effective_rank (int rank);
 void nn_provider_rules_order (const NnProviderRules *rules, const char *type,
                               NnProviderCand *cands, guint n);
 
+/* omp_setup.c: sets a short GOMP_SPINCOUNT (unless the user set it or
+ * OMP_WAIT_POLICY) before the first plugin loads libgomp.  Idempotent. */
+void nn_omp_setup (void);
+
 G_END_DECLS
 
 #endif

@@ -99,6 +99,8 @@ struct _NnCall {
   NnModule *epilogue_for;
   guint absorb_left, absorb_next;
   NnTensor *absorb_tensor;    /* compared by address only */
+  struct _NnTape *walking; /* (nullable) in a backward: the tape walked, for
+                            * nn_call_input_needs_grad() */
 };
 
 /* tape.c: called by invoke() around a type's forward in a recorded run.

@@ -2,6 +2,7 @@
  * descriptor, init with staged registrations, then commit.  Every failure
  * is recorded with its file and cause, so the other plugins still load. */
 #include "registry-private.h"
+#include "nn-engine-private.h"
 
 #include <nnkit/blas.h>
 
@@ -213,6 +214,8 @@ open_shared_object (const char *path, GError **error)
   /* OpenBLAS reads OPENBLAS_CORETYPE once, when a plugin linking it
    * loads: settle it before the first dlopen(). */
   nn_blas_setup ();
+  /* libgomp reads its spin count once too (omp_setup.c). */
+  nn_omp_setup ();
   handle = dlopen (path, RTLD_NOW | RTLD_LOCAL);
   const char *why;
 

@@ -260,6 +260,7 @@ run_backward (NnTape *tape, GHashTable *grads, const TapeEntry *e,
   NnCall call = { 0 };
   call.path = g_string_new (e->path);
   call.keep = g_ptr_array_new_with_free_func ((GDestroyNotify) nn_tensor_unref);
+  call.walking = tape;
   GError *local = NULL;
   NnValue *gin = t->backward (e->module, &call, e->args, e->out, gout, &local);
   g_ptr_array_unref (call.keep);
@@ -357,4 +358,17 @@ nn_call_get_rng (NnCall *call)
   if (!call->rng)
     call->rng = g_rand_new ();
   return call->rng;
+}
+
+gboolean
+nn_call_input_needs_grad (NnCall *call, const NnArgs *args, guint i)
+{
+  g_return_val_if_fail (call != NULL && args != NULL, TRUE);
+  if (!call->walking)
+    return TRUE;
+  if (i >= nn_args_n (args))
+    return FALSE;
+  LiveScan s = { call->walking->live, FALSE };
+  nn_value_foreach_tensor (nn_args_get (args, i), "", scan_live, &s);
+  return s.hit;
 }

@@ -110,6 +110,13 @@ NN_API NnTensor *nn_tape_grad (NnTape *tape, NnTensor *t);
 /* For a type's forward: the call's generator (transfer none), seeded by
  * the tape; outside a tape, a generator seeded from the system. */
 NN_API GRand *nn_call_get_rng (NnCall *call);
+/* For a type's backward: whether a gradient is wanted for positional
+ * argument @i of @args (a tensor produced by a recorded call or watched),
+ * as PyTorch's output_mask, so that a backward may skip computing it and
+ * return None there (a network's first convolution).  TRUE outside a
+ * backward walk, where nothing is known. */
+NN_API gboolean nn_call_input_needs_grad (NnCall *call, const NnArgs *args,
+                                          guint i);
 
 /* --- optimisers ---------------------------------------------------------- */
 

@@ -123,11 +123,15 @@ clamp_backward (const NnArgs *args, const NnValue *grad_out, Clamp c,
   NnTensor *dx = nn_act_alloc (&input->shape, error);
   if (!dx)
     return NULL;
-  const float *x = nn_tensor_f32 (input);
-  const float *g = nn_tensor_f32 (nn_value_get_tensor (grad_out));
-  float *d = nn_tensor_f32 (dx);
-  for (gint64 i = 0, n = nn_tensor_numel (dx); i < n; i++)
-    d[i] = (x[i] <= c.lo || x[i] >= c.hi) ? 0.0f : g[i];
+  const float *restrict x = nn_tensor_f32 (input);
+  const float *restrict g = nn_tensor_f32 (nn_value_get_tensor (grad_out));
+  float *restrict d = nn_tensor_f32 (dx);
+  /* Both loads unconditional and | rather than ||: no branch, so the
+   * loop vectorises (15% of a mobilenet_v2 training step when not). */
+  for (gint64 i = 0, n = nn_tensor_numel (dx); i < n; i++) {
+    const float xi = x[i], gi = g[i];
+    d[i] = ((xi <= c.lo) | (xi >= c.hi)) ? 0.0f : gi;
+  }
   NnValue *res = nn_value_new_tuple ();
   nn_value_append (res, nn_value_take_tensor (dx));
   return res;

@@ -40,11 +40,14 @@ relu_backward (NnModule *self, NnCall *call, const NnArgs *args,
   NnTensor *dx = nn_act_alloc (&input->shape, error);
   if (!dx)
     return NULL;
-  const float *x = nn_tensor_f32 (input);
-  const float *g = nn_tensor_f32 (nn_value_get_tensor (grad_out));
-  float *d = nn_tensor_f32 (dx);
-  for (gint64 i = 0, n = nn_tensor_numel (dx); i < n; i++)
-    d[i] = x[i] > 0.0f ? g[i] : 0.0f;
+  const float *restrict x = nn_tensor_f32 (input);
+  const float *restrict g = nn_tensor_f32 (nn_value_get_tensor (grad_out));
+  float *restrict d = nn_tensor_f32 (dx);
+  /* The load unconditional, so the select vectorises. */
+  for (gint64 i = 0, n = nn_tensor_numel (dx); i < n; i++) {
+    const float gi = g[i];
+    d[i] = x[i] > 0.0f ? gi : 0.0f;
+  }
   NnValue *res = nn_value_new_tuple ();
   nn_value_append (res, nn_value_take_tensor (dx));
   return res;

@@ -541,24 +541,28 @@ conv2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
     for (gint64 ow = 0; ow < wo; ow++)
       cols[kj * wo + ow] = tap_source (ow * g->sw - g->pad_left + kj * g->dw, w,
                                        g->pad_mode);
+  /* No input gradient for a network's first convolution (PyTorch's
+   * output_mask): its GEMM and col2im are skipped. */
+  const gboolean want_dx = nn_call_input_needs_grad (call, args, 0);
   g_autofree float *col = try_alloc_floats (MAX (kk * P, 1), "im2col buffer", error);
-  g_autofree float *dcol = col ? try_alloc_floats (MAX (kk * P, 1), "im2col gradient",
-                                                   error) : NULL;
+  g_autofree float *dcol = col && want_dx
+                           ? try_alloc_floats (MAX (kk * P, 1), "im2col gradient", error)
+                           : NULL;
   NnTensor *dx = dcol ? nn_tensor_new (NN_DTYPE_F32, &input->shape) : NULL;
-  if (!dx)
+  if (want_dx ? !dx : !col)
     {
       if (error && !*error)
         g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
                      "cannot allocate the input gradient");
       return NULL;
     }
-  float *d = nn_tensor_f32 (dx);
+  float *d = dx ? nn_tensor_f32 (dx) : NULL;
   nn_blas_prepare ();
   for (gint64 b = 0; b < n; b++)
     for (gint64 grp = 0; grp < g->groups; grp++)
       {
         const float *xg = x + (b * g->in_channels + grp * cin) * h * w;
-        float *dg = d + (b * g->in_channels + grp * cin) * h * w;
+        float *dg = d ? d + (b * g->in_channels + grp * cin) * h * w : NULL;
         const float *gg = go + (b * g->out_channels + grp * cout) * P;
         if (gb)
           for (gint64 oc = 0; oc < cout; oc++)
@@ -597,7 +601,8 @@ conv2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
                               if (sc < 0)
                                 continue;
                               acc += gr[ow] * plane[sr * w + sc];
-                              dg[sr * w + sc] += gr[ow] * wv;
+                              if (dg)
+                                dg[sr * w + sc] += gr[ow] * wv;
                             }
                         }
                       if (gw)
@@ -628,6 +633,8 @@ conv2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
             cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, cout, kk, P,
                          1.0f, gg, P, col, P, 1.0f, gw + grp * cout * kk, kk);
           }
+        if (!dg)
+          continue;
         cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, kk, P, cout, 1.0f,
                      weight + grp * cout * kk, kk, gg, P, 0.0f, dcol, P);
         for (gint64 ic = 0; ic < cin; ic++)
@@ -651,7 +658,7 @@ conv2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
               }
       }
   NnValue *res = nn_value_new_tuple ();
-  nn_value_append (res, nn_value_take_tensor (dx));
+  nn_value_append (res, dx ? nn_value_take_tensor (dx) : nn_value_new_none ());
   return res;
 }
 

@@ -28,6 +28,10 @@ void nn_dnnl_mha_setup (NnLayerType *t);
 void nn_dnnl_softmax_setup (NnLayerType *t);
 void nn_dnnl_log_softmax_setup (NnLayerType *t);
 void nn_dnnl_layer_norm_setup (NnLayerType *t);
+/* Backward setups: each adds the oneDNN backward to a type filled by its
+ * forward setup above (dnnl_*_bwd.c). */
+void nn_dnnl_conv2d_backward_setup (NnLayerType *t);
+void nn_dnnl_batch_norm2d_backward_setup (NnLayerType *t);
 
 /* Sets @error from a failed oneDNN call (naming @what) and returns FALSE;
  * returns TRUE for dnnl_success. */

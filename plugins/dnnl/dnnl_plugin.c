@@ -21,6 +21,15 @@ static const SetupFunc setups[] = {
   nn_dnnl_layer_norm_setup,
 };
 
+/* Backward providers, added to the type their forward setup filled
+ * (kept apart so that forward and backward code live in separate files). */
+static const struct {
+  SetupFunc forward, backward;
+} backward_setups[] = {
+  { nn_dnnl_conv2d_setup, nn_dnnl_conv2d_backward_setup },
+  { nn_dnnl_batch_norm2d_setup, nn_dnnl_batch_norm2d_backward_setup },
+};
+
 /* Filled once, at init: they copy the reference vtables, which are not
  * compile-time constants here. */
 static NnLayerType types[G_N_ELEMENTS (setups)];
@@ -59,6 +68,9 @@ dnnl_init (NnPlugin *plugin, GError **error)
   for (gsize i = 0; i < G_N_ELEMENTS (setups); i++)
     {
       setups[i] (&types[i]);
+      for (gsize j = 0; j < G_N_ELEMENTS (backward_setups); j++)
+        if (backward_setups[j].forward == setups[i])
+          backward_setups[j].backward (&types[i]);
       if (!nn_plugin_register_type (plugin, &types[i], error))
         return FALSE;
     }

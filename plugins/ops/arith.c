@@ -344,6 +344,10 @@ operand_grad (const NnValue *a, const NnValue *other, gboolean times_other,
   NnTensor *t = nn_value_get_tensor (a);
   if (!t || t->dtype != NN_DTYPE_F32)
     return nn_value_new_none ();
+  /* A residual add's operands: the gradient itself, shared (the tape
+   * never writes into a returned gradient). */
+  if (!times_other && scale == 1.0 && nn_shape_equal (&t->shape, &g->shape))
+    return nn_value_new_tensor (g);
   NnTensor *d = nn_tensor_new (NN_DTYPE_F32, &t->shape);
   float *dd = nn_tensor_f32 (d);
   const float *gd = nn_tensor_f32 (g);

@@ -95,28 +95,24 @@ max_pool2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
                               max_pool2d_plane, &p, error);
 }
 
-/* Each output gradient goes to its window's first maximum, the element
- * the forward picked (PyTorch's argmax), on every [H, W] plane. */
-static NnValue *
-max_pool2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
-                     const NnValue *out, const NnValue *grad_out,
-                     GError **error)
+typedef struct {
+  const NnPoolGeom *g;
+  gint64 h, w, oh_n, ow_n;
+  const float *x, *go;
+  float *d;
+} MaxBackJob;
+
+/* Planes [@begin, @end): each output gradient goes to its window's first
+ * maximum, the element the forward picked (PyTorch's argmax). */
+static void
+max_pool2d_backward_planes (gsize begin, gsize end, gpointer data)
 {
-  const NnPoolGeom *g = nn_module_get_private (self);
-  NnTensor *input = nn_args_tensor (args, 0);
-  NnTensor *gt = nn_value_get_tensor (grad_out);
-  const guint nd = input->shape.ndim;
-  const gint64 h = input->shape.dims[nd - 2], w = input->shape.dims[nd - 1];
-  const gint64 oh_n = gt->shape.dims[nd - 2], ow_n = gt->shape.dims[nd - 1];
-  const gint64 planes = nn_tensor_numel (input) / (h * w);
-  NnTensor *dx = nn_pool_alloc (&input->shape, error);
-  if (!dx)
-    return NULL;
-  const float *x = nn_tensor_f32 (input), *go = nn_tensor_f32 (gt);
-  float *d = nn_tensor_f32 (dx);
-  for (gint64 pl = 0; pl < planes; pl++) {
-    const float *xp = x + pl * h * w;
-    float *dp = d + pl * h * w;
+  const MaxBackJob *j = data;
+  const NnPoolGeom *g = j->g;
+  const gint64 h = j->h, w = j->w, oh_n = j->oh_n, ow_n = j->ow_n;
+  for (gint64 pl = (gint64) begin; pl < (gint64) end; pl++) {
+    const float *xp = j->x + pl * h * w;
+    float *dp = j->d + pl * h * w;
     for (gint64 oh = 0; oh < oh_n; oh++) {
       gint64 h0 = oh * g->stride[0] - g->padding[0];
       gint64 h1 = MIN (h0 + (g->kernel[0] - 1) * g->dilation[0] + 1, h);
@@ -138,10 +134,36 @@ max_pool2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
             }
           }
         if (at >= 0)
-          dp[at] += go[(pl * oh_n + oh) * ow_n + ow];
+          dp[at] += j->go[(pl * oh_n + oh) * ow_n + ow];
       }
     }
   }
+}
+
+/* Planes are independent: they split over the thread pool (a training
+ * step's only pooling backward that is not tiny). */
+static NnValue *
+max_pool2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                     const NnValue *out, const NnValue *grad_out,
+                     GError **error)
+{
+  const NnPoolGeom *g = nn_module_get_private (self);
+  NnTensor *input = nn_args_tensor (args, 0);
+  NnTensor *gt = nn_value_get_tensor (grad_out);
+  const guint nd = input->shape.ndim;
+  MaxBackJob j = { g, input->shape.dims[nd - 2], input->shape.dims[nd - 1],
+                   gt->shape.dims[nd - 2], gt->shape.dims[nd - 1],
+                   nn_tensor_f32 (input), nn_tensor_f32 (gt), NULL };
+  const gint64 planes = nn_tensor_numel (input) / MAX (j.h * j.w, 1);
+  NnTensor *dx = nn_pool_alloc (&input->shape, error);
+  if (!dx)
+    return NULL;
+  j.d = nn_tensor_f32 (dx);
+  if (nn_tensor_numel (input) < (1 << 17))
+    max_pool2d_backward_planes (0, (gsize) planes, &j);
+  else
+    nn_thread_pool_parallel_for (nn_call_get_thread_pool (call), (gsize) planes,
+                                 max_pool2d_backward_planes, &j);
   NnValue *res = nn_value_new_tuple ();
   nn_value_append (res, nn_value_take_tensor (dx));
   return res;

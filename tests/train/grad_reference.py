@@ -109,6 +109,38 @@ for k, cfg in enumerate(conv_configs):
     add(f"conv2d_{k}", "Conv2d", cfg, conv,
         [torch.randn(rng.randint(1, 3), cfg["in_channels"], rng.randint(4, 7), rng.randint(4, 7))])
 
+# Channel counts where oneDNN's provider picks its blocked (jit) layouts,
+# so its backward_data / backward_weights paths and their reorders run:
+# plain, strided, grouped, depthwise (strided and not), dilated, uneven
+# padding, 1x1 strided and not (the latter on NCHW directly), a
+# 3-channel stem, and a 3-D (unbatched) input.
+wide_conv_configs = [
+    (dict(in_channels=16, out_channels=32, kernel_size=3, padding=1, bias=False), (2, 9, 9)),
+    (dict(in_channels=32, out_channels=16, kernel_size=3, stride=2, padding=1, bias=True),
+     (3, 10, 11)),
+    (dict(in_channels=32, out_channels=64, kernel_size=3, padding=1, groups=4, bias=True),
+     (2, 8, 8)),
+    (dict(in_channels=32, out_channels=32, kernel_size=3, padding=1, groups=32, bias=False),
+     (2, 9, 7)),
+    (dict(in_channels=48, out_channels=48, kernel_size=5, stride=2, padding=2, groups=48,
+          bias=True), (2, 11, 12)),
+    (dict(in_channels=16, out_channels=16, kernel_size=3, padding=2, dilation=2, bias=True),
+     (2, 9, 9)),
+    (dict(in_channels=16, out_channels=24, kernel_size=(3, 2), padding=(2, 0), stride=(2, 1),
+          bias=True), (2, 7, 8)),
+    (dict(in_channels=32, out_channels=64, kernel_size=1, stride=2, bias=False), (4, 8, 8)),
+    (dict(in_channels=32, out_channels=48, kernel_size=1, bias=True), (3, 7, 9)),  # NCHW GEMM
+    (dict(in_channels=3, out_channels=16, kernel_size=7, stride=2, padding=3, bias=False),
+     (2, 19, 17)),
+    (dict(in_channels=16, out_channels=16, kernel_size=3, padding="same", bias=True), (8, 6)),
+]
+for k, (cfg, dims) in enumerate(wide_conv_configs):
+    # (n, h, w): a batch; (h, w): one unbatched [C, H, W] image.
+    shape = (dims[0], cfg["in_channels"]) + dims[1:] if len(dims) == 3 \
+        else (cfg["in_channels"],) + dims
+    x = torch.randn(*shape)
+    add(f"conv2d_wide{k}", "Conv2d", cfg, torch.nn.Conv2d(**cfg), [x])
+
 pool_configs = [
     ("MaxPool2d", dict(kernel_size=2), torch.nn.MaxPool2d(2)),
     ("MaxPool2d", dict(kernel_size=3, stride=2, padding=1), torch.nn.MaxPool2d(3, 2, 1)),
@@ -118,6 +150,10 @@ pool_configs = [
 ]
 for k, (t, cfg, mod) in enumerate(pool_configs):
     add(f"pool{k}", t, cfg, mod, [torch.randn(2, 3, rng.randint(4, 7), rng.randint(5, 8))])
+# Large enough (> 2^17 elements) that the max pool's backward splits its
+# planes over the thread pool.
+add("pool_wide", "MaxPool2d", dict(kernel_size=3, stride=2, padding=1),
+    torch.nn.MaxPool2d(3, 2, 1), [torch.randn(2, 64, 32, 35)])
 
 class Op(torch.nn.Module):
     def __init__(self, fn):
@@ -158,6 +194,25 @@ for k, (train, momentum, affine) in enumerate([(True, 0.1, True), (True, None, T
     add(f"batch_norm2d_{k}", "BatchNorm2d",
         {"num_features": c, "momentum": momentum, "affine": affine}, bn,
         [torch.randn(rng.randint(2, 4), c, rng.randint(1, 4), rng.randint(2, 4))], train=train)
+
+# Channel counts and planes as in the torchvision models, where the
+# oneDNN provider's training forward and backward run.
+for k, (train, momentum, affine, dims) in enumerate([
+        (True, 0.1, True, (4, 32, 7, 9)), (True, None, True, (2, 64, 5, 5)),
+        (True, 0.2, False, (3, 24, 6, 4)), (False, 0.1, True, (2, 32, 4, 4)),
+        (True, 0.1, True, (8, 16, 1, 1))]):
+    c = dims[1]
+    bn = torch.nn.BatchNorm2d(c, momentum=momentum, affine=affine)
+    with torch.no_grad():
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.num_batches_tracked.fill_(rng.randint(0, 5))
+        if affine:
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.5, 0.5)
+    add(f"batch_norm2d_wide{k}", "BatchNorm2d",
+        {"num_features": c, "momentum": momentum, "affine": affine}, bn,
+        [torch.randn(*dims) * 2 + 0.5], train=train)
 
 for k, red in enumerate(["mean", "sum", "none", "mean"]):
     n, c = rng.randint(2, 6), rng.randint(2, 7)

@@ -345,6 +345,177 @@ TEST (Train, TypeWithoutBackwardIsNamedOnlyWhenNeeded)
   EXPECT_EQ (nn_module_lookup_grad (m.get (), "2.weight", err.out ()), nullptr);
 }
 
+// A convolution whose input needs no gradient (a network's first layer)
+// skips the input gradient (nn_call_input_needs_grad) on every provider;
+// its weight and bias gradients still match a direct sum computed here,
+// and with the input watched the input gradient matches one too.
+TEST (Train, FirstConvSkipsTheInputGradient)
+{
+  const gint64 N = 2, C = 16, O = 24, H = 9, W = 8, K = 3, S = 2, P = 1;
+  const gint64 HO = (H + 2 * P - K) / S + 1, WO = (W + 2 * P - K) / S + 1;
+  Tensor x = tensor_f32 ({ N, C, H, W }, [] (gint64 i) { return std::sin (0.37 * i); });
+  Tensor g = tensor_f32 ({ N, O, HO, WO }, [] (gint64 i) { return std::cos (0.11 * i); });
+  // Direct sums: dw[o,c,ki,kj] = sum g[n,o,oh,ow] x[n,c,oh*S-P+ki,ow*S-P+kj].
+  std::vector<double> dw (O * C * K * K, 0.0), db (O, 0.0);
+  const float *xd = nn_tensor_f32 (x.get ()), *gd = nn_tensor_f32 (g.get ());
+  for (gint64 n = 0; n < N; n++)
+    for (gint64 o = 0; o < O; o++)
+      for (gint64 oh = 0; oh < HO; oh++)
+        for (gint64 ow = 0; ow < WO; ow++) {
+          double gv = gd[((n * O + o) * HO + oh) * WO + ow];
+          db[o] += gv;
+          for (gint64 c = 0; c < C; c++)
+            for (gint64 ki = 0; ki < K; ki++)
+              for (gint64 kj = 0; kj < K; kj++) {
+                gint64 ih = oh * S - P + ki, iw = ow * S - P + kj;
+                if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+                  dw[((o * C + c) * K + ki) * K + kj]
+                      += gv * xd[((n * C + c) * H + ih) * W + iw];
+              }
+        }
+  for (const char *rule : { "", "Conv2d=-dnnl" }) {
+    SCOPED_TRACE (rule);
+    Registry reg = default_registry ();
+    Error err;
+    if (*rule) {
+      ASSERT_TRUE (nn_registry_set_providers (reg.get (), rule, err.out ())) << err.message ();
+    }
+    Module m = make_module (reg.get (), "Conv2d",
+                            "{\"in_channels\": 16, \"out_channels\": 24, \"kernel_size\": 3, "
+                            "\"stride\": 2, \"padding\": 1}", err, "conv");
+    ASSERT_TRUE (m) << err.message ();
+    nn_module_reset_parameters (m.get (), 5);
+    nn_module_train (m.get (), TRUE);
+    for (bool watch : { false, true }) {
+      SCOPED_TRACE (watch ? "watched" : "not watched");
+      nn_module_zero_grad (m.get ());
+      NnTape *tape = nn_tape_new (0);
+      if (watch)
+        nn_tape_watch (tape, x.get ());
+      ValueRef a = value_tuple ({ nn_value_new_tensor (x.get ()) });
+      ValueRef y (nn_tape_call (tape, m.get (), a.get (), nullptr, err.out ()));
+      ASSERT_TRUE (y) << err.message ();
+      ASSERT_TRUE (nn_backward (tape, nn_value_get_tensor (y.get ()), g.get (), err.out ()))
+          << err.message ();
+      NnTensor *gx = nn_tape_grad (tape, x.get ());
+      EXPECT_EQ (gx != nullptr, watch);
+      if (gx) {
+        // dx[n,c,ih,iw] = sum over the taps that read it of g * w.
+        const float *wd = nn_tensor_f32 (nn_module_get_parameter (m.get (), "weight"));
+        double worst = 0.0;
+        for (gint64 n = 0; n < N; n++)
+          for (gint64 c = 0; c < C; c++)
+            for (gint64 ih = 0; ih < H; ih++)
+              for (gint64 iw = 0; iw < W; iw++) {
+                double want = 0.0;
+                for (gint64 o = 0; o < O; o++)
+                  for (gint64 ki = 0; ki < K; ki++)
+                    for (gint64 kj = 0; kj < K; kj++) {
+                      gint64 oh = ih + P - ki, ow = iw + P - kj;
+                      if (oh % S || ow % S || oh < 0 || ow < 0 || oh / S >= HO || ow / S >= WO)
+                        continue;
+                      want += gd[((n * O + o) * HO + oh / S) * WO + ow / S]
+                              * wd[((o * C + c) * K + ki) * K + kj];
+                    }
+                double got = nn_tensor_f32 (gx)[((n * C + c) * H + ih) * W + iw];
+                worst = std::max (worst, std::fabs (got - want) / (1.0 + std::fabs (want)));
+              }
+        EXPECT_LT (worst, 1e-4);
+      }
+      NnTensor *gw = nn_module_lookup_grad (m.get (), "weight", err.out ());
+      NnTensor *gb = nn_module_lookup_grad (m.get (), "bias", err.out ());
+      ASSERT_TRUE (gw && gb);
+      double worst = 0.0;
+      for (gint64 i = 0; i < O * C * K * K; i++)
+        worst = std::max (worst, std::fabs (nn_tensor_f32 (gw)[i] - dw[i]) / (1.0 + std::fabs (dw[i])));
+      for (gint64 i = 0; i < O; i++)
+        worst = std::max (worst, std::fabs (nn_tensor_f32 (gb)[i] - db[i]) / (1.0 + std::fabs (db[i])));
+      EXPECT_LT (worst, 1e-4);
+      nn_tape_free (tape);
+    }
+  }
+}
+
+// A BatchNorm2d called twice on one tape: the backward of the first call
+// cannot use the statistics the provider kept (the second call's), so it
+// recomputes them; its gradients match a direct computation here.
+TEST (Train, BatchNormCalledTwiceRecomputesItsStatistics)
+{
+  const gint64 N = 4, C = 32, HW = 35;
+  Registry reg = default_registry ();
+  Error err;
+  Module m = make_module (reg.get (), "BatchNorm2d", "{\"num_features\": 32}", err, "bn");
+  ASSERT_TRUE (m) << err.message ();
+  nn_module_reset_parameters (m.get (), 1);
+  float *wd = nn_tensor_f32 (nn_module_get_parameter (m.get (), "weight"));
+  for (gint64 c = 0; c < C; c++)
+    wd[c] = 0.5f + 0.03f * (float) c;
+  nn_module_train (m.get (), TRUE);
+  Tensor x1 = tensor_f32 ({ N, C, 5, 7 }, [] (gint64 i) { return 3.0 + std::sin (0.7 * i); });
+  Tensor x2 = tensor_f32 ({ N, C, 5, 7 }, [] (gint64 i) { return std::cos (0.3 * i); });
+  Tensor g = tensor_f32 ({ N, C, 5, 7 }, [] (gint64 i) { return std::sin (0.13 * i + 1.0); });
+  NnTape *tape = nn_tape_new (0);
+  nn_tape_watch (tape, x1.get ());
+  ValueRef a1 = value_tuple ({ nn_value_new_tensor (x1.get ()) });
+  ValueRef a2 = value_tuple ({ nn_value_new_tensor (x2.get ()) });
+  ValueRef y1 (nn_tape_call (tape, m.get (), a1.get (), nullptr, err.out ()));
+  ASSERT_TRUE (y1) << err.message ();
+  ValueRef y2 (nn_tape_call (tape, m.get (), a2.get (), nullptr, err.out ()));
+  ASSERT_TRUE (y2) << err.message ();
+  ASSERT_TRUE (nn_backward (tape, nn_value_get_tensor (y1.get ()), g.get (), err.out ()))
+      << err.message ();
+  NnTensor *gx = nn_tape_grad (tape, x1.get ());
+  NnTensor *gw = nn_module_lookup_grad (m.get (), "weight", err.out ());
+  NnTensor *gb = nn_module_lookup_grad (m.get (), "bias", err.out ());
+  ASSERT_TRUE (gx && gw && gb);
+  const float *x = nn_tensor_f32 (x1.get ()), *gd = nn_tensor_f32 (g.get ());
+  double worst = 0.0;
+  for (gint64 c = 0; c < C; c++) {
+    double sum = 0.0, sq = 0.0, sg = 0.0, sgx = 0.0, M = (double) (N * HW);
+    for (gint64 n = 0; n < N; n++)
+      for (gint64 i = 0; i < HW; i++)
+        sum += x[(n * C + c) * HW + i];
+    double mean = sum / M;
+    for (gint64 n = 0; n < N; n++)
+      for (gint64 i = 0; i < HW; i++) {
+        double d = x[(n * C + c) * HW + i] - mean, gv = gd[(n * C + c) * HW + i];
+        sq += d * d;
+        sg += gv;
+        sgx += gv * d;
+      }
+    double inv = 1.0 / std::sqrt (sq / M + 1e-5);
+    auto rel = [] (double got, double want) { return std::fabs (got - want) / (1.0 + std::fabs (want)); };
+    worst = std::max (worst, rel (nn_tensor_f32 (gw)[c], sgx * inv));
+    worst = std::max (worst, rel (nn_tensor_f32 (gb)[c], sg));
+    for (gint64 n = 0; n < N; n++)
+      for (gint64 i = 0; i < HW; i++) {
+        gint64 k = (n * C + c) * HW + i;
+        double want = wd[c] * inv * (gd[k] - sg / M - (x[k] - mean) * inv * inv * sgx / M);
+        worst = std::max (worst, rel (nn_tensor_f32 (gx)[k], want));
+      }
+  }
+  EXPECT_LT (worst, 1e-4);
+  nn_tape_free (tape);
+}
+
+// Loading plugins settles libgomp's spin count first (core/omp_setup.c):
+// a short one, since a spinning OpenMP worker takes the core nnkit's pool
+// needs between oneDNN's primitives; the test's environment sets neither
+// GOMP_SPINCOUNT nor OMP_WAIT_POLICY (the user's would win).
+// Read at start-up, before any test loads plugins.
+const bool omp_env_preset = g_getenv ("OMP_WAIT_POLICY") || g_getenv ("GOMP_SPINCOUNT");
+
+TEST (Train, OpenMpSpinIsShortWhenPluginsLoad)
+{
+  if (omp_env_preset)
+    GTEST_SKIP () << "the environment sets OpenMP's wait policy";
+  Registry reg = default_registry ();
+  Error err;
+  Module m = make_module (reg.get (), "ReLU", "{}", err, "relu");
+  ASSERT_TRUE (m) << err.message ();
+  EXPECT_STREQ (g_getenv ("GOMP_SPINCOUNT"), "1000");
+}
+
 TEST (Train, DropoutInTrainModeIsSeededByTheTape)
 {
   Registry reg = default_registry ();
