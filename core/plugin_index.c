@@ -6,6 +6,7 @@
  * keyed by size, mtime and this core's ABI, and are written only after a
  * successful in-process load. */
 #include "registry-private.h"
+#include "nn-engine-private.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,7 +15,7 @@
 #include <unistd.h>
 
 /* Bumped when the entry layout changes: older entries then never match. */
-#define NN_INDEX_FORMAT 1
+#define NN_INDEX_FORMAT 2
 
 static char *
 index_file (const char *canonical)
@@ -40,8 +41,9 @@ index_head (const char *canonical, const struct stat *st)
                           canonical);
 }
 
-/* The whole entry for @plugin: the head, the plugin's name, then every
- * type name and alias it registered, one per line. */
+/* The whole entry for @plugin: the head, the plugin's name, then one line
+ * per type, "T <name> <effective rank>", and per alias, "A <alias>": the
+ * rank tells whether two providers of a name would tie. */
 static char *
 index_text (const char *canonical, const struct stat *st, NnPlugin *plugin)
 {
@@ -53,9 +55,10 @@ index_text (const char *canonical, const struct stat *st, NnPlugin *plugin)
   for (guint i = 0; i < plugin->types->len; i++)
     {
       const NnLayerType *t = g_ptr_array_index (plugin->types, i);
-      g_string_append_printf (s, "%s\n", t->name);
+      g_string_append_printf (s, "T %s %d\n", t->name,
+                              nn_provider_effective_rank (t->rank));
       for (guint k = 0; t->aliases && t->aliases[k]; k++)
-        g_string_append_printf (s, "%s\n", t->aliases[k]);
+        g_string_append_printf (s, "A %s\n", t->aliases[k]);
     }
   return g_string_free (s, FALSE);
 }
@@ -75,7 +78,8 @@ is_word (const char *s)
 
 gboolean
 nn_plugin_index_lookup (const char *canonical, const struct stat *st,
-                        char **plugin_name, GHashTable **names)
+                        char **plugin_name, GHashTable **types,
+                        GHashTable **aliases)
 {
   g_autofree char *file = index_file (canonical);
   g_autofree char *text = NULL;
@@ -88,16 +92,33 @@ nn_plugin_index_lookup (const char *canonical, const struct stat *st,
   g_auto (GStrv) lines = g_strsplit (text + strlen (head), "\n", -1);
   guint n = g_strv_length (lines);
   /* The text ends with a newline, so the last piece is empty. */
-  if (n < 2 || *lines[n - 1] != '\0')
+  if (n < 2 || *lines[n - 1] != '\0' || !is_word (lines[0]))
     return FALSE;
-  for (guint i = 0; i + 1 < n; i++)
-    if (!is_word (lines[i]))
+  GHashTable *t = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  GHashTable *a = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  gboolean ok = TRUE;
+  for (guint i = 1; ok && i + 1 < n; i++)
+    {
+      g_auto (GStrv) w = g_strsplit (lines[i], " ", -1);
+      guint nw = g_strv_length (w);
+      gint64 rank = 0;
+      if (nw == 3 && strcmp (w[0], "T") == 0 && is_word (w[1])
+          && g_ascii_string_to_signed (w[2], 10, G_MININT, G_MAXINT, &rank, NULL))
+        g_hash_table_insert (t, g_strdup (w[1]), GINT_TO_POINTER ((int) rank));
+      else if (nw == 2 && strcmp (w[0], "A") == 0 && is_word (w[1]))
+        g_hash_table_add (a, g_strdup (w[1]));
+      else
+        ok = FALSE;
+    }
+  if (!ok)
+    {
+      g_hash_table_unref (t);
+      g_hash_table_unref (a);
       return FALSE;
-
+    }
   *plugin_name = g_strdup (lines[0]);
-  *names = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  for (guint i = 1; i + 1 < n; i++)
-    g_hash_table_add (*names, g_strdup (lines[i]));
+  *types = t;
+  *aliases = a;
   return TRUE;
 }
 

@@ -425,7 +425,22 @@ commit_plugin (NnRegistry *reg, NnPlugin *plugin, GError **error)
       const NnLayerType *t = g_ptr_array_index (plugin->types, i);
       nn_providers_add_locked (reg, t, plugin);
     }
-  g_ptr_array_add (reg->plugins, plugin);
+  /* Listed in discovery order however late a deferred plugin loads; it
+   * never moves before one loaded by path alone (as an eager scan after
+   * that load would list them). */
+  guint pos = reg->plugins->len;
+  guint mine = GPOINTER_TO_UINT (g_hash_table_lookup (reg->discovered,
+                                                      plugin->canonical));
+  while (mine && pos > 0)
+    {
+      NnPlugin *prev = g_ptr_array_index (reg->plugins, pos - 1);
+      guint theirs = GPOINTER_TO_UINT (g_hash_table_lookup (reg->discovered,
+                                                            prev->canonical));
+      if (!theirs || theirs < mine)
+        break;
+      pos--;
+    }
+  g_ptr_array_insert (reg->plugins, (gint) pos, plugin);
   forget_failure_locked (reg, plugin->path);
   g_mutex_unlock (&reg->lock);
   return TRUE;

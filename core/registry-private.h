@@ -77,6 +77,9 @@ struct _NnRegistry {
    * index knows, found by a scan and not loaded yet. */
   gboolean lazy;
   GPtrArray *pending;
+  /* canonical path -> 1 + its position in discovery order, so @plugins
+   * stays in discovery order whenever a plugin loads. */
+  GHashTable *discovered;
 };
 
 typedef struct _NnPendingPlugin NnPendingPlugin;
@@ -123,11 +126,12 @@ gboolean nn_registry_load_file_serialised (NnRegistry *reg, const char *path,
                                            GError **error);
 
 /* plugin_index.c */
-/* TRUE with *@plugin_name and *@names (transfer full: the type names and
- * aliases, a set) when the index holds an entry for this very file
- * (@st: its stat()). */
+/* TRUE with *@plugin_name, *@types (type name -> effective rank, as
+ * GINT_TO_POINTER) and *@aliases (a set), all transfer full, when the
+ * index holds an entry for this very file (@st: its stat()). */
 gboolean nn_plugin_index_lookup (const char *canonical, const struct stat *st,
-                                 char **plugin_name, GHashTable **names);
+                                 char **plugin_name, GHashTable **types,
+                                 GHashTable **aliases);
 /* Records what @plugin, just loaded, registers; best effort. */
 void nn_plugin_index_store (NnPlugin *plugin);
 
@@ -148,6 +152,8 @@ void nn_registry_lazy_init_depth (int delta);
  * with @reg->load_lock held. */
 void nn_registry_lazy_before_file (NnRegistry *reg, const char *canonical,
                                    gboolean everything_before);
+/* Notes that the scan found @canonical now (first time only). */
+void nn_registry_note_discovered (NnRegistry *reg, const char *canonical);
 /* Defers @path when the registry is lazy and the index knows the file:
  * TRUE then, and the file counts as seen.  Call with @reg->load_lock. */
 gboolean nn_registry_defer (NnRegistry *reg, const char *path,

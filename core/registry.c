@@ -46,6 +46,8 @@ nn_registry_new (void)
   reg->searched = g_ptr_array_new_with_free_func (searched_dir_free);
   reg->lazy = nn_registry_lazy_default ();
   reg->pending = g_ptr_array_new_with_free_func (nn_pending_plugin_free);
+  reg->discovered = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                           NULL);
   return reg;
 }
 
@@ -82,6 +84,7 @@ nn_registry_unref (NnRegistry *reg)
   g_hash_table_unref (reg->seen);
   g_ptr_array_unref (reg->searched);
   g_ptr_array_unref (reg->pending);
+  g_hash_table_unref (reg->discovered);
   g_mutex_clear (&reg->lock);
   g_mutex_clear (&reg->load_lock);
   g_free (reg);

@@ -13,8 +13,16 @@ struct _NnPendingPlugin {
   char *path;
   char *canonical;
   char *name;          /* plugin name, from the index */
-  GHashTable *names;   /* its type names and aliases, from the index */
+  GHashTable *types;   /* type name -> effective rank, from the index */
+  GHashTable *aliases; /* its aliases, from the index */
 };
+
+static gboolean
+registers (const NnPendingPlugin *p, const char *name)
+{
+  return g_hash_table_contains (p->types, name)
+         || g_hash_table_contains (p->aliases, name);
+}
 
 void
 nn_pending_plugin_free (gpointer p)
@@ -24,7 +32,8 @@ nn_pending_plugin_free (gpointer p)
   g_free (pp->path);
   g_free (pp->canonical);
   g_free (pp->name);
-  g_hash_table_unref (pp->names);
+  g_clear_pointer (&pp->types, g_hash_table_unref);
+  g_clear_pointer (&pp->aliases, g_hash_table_unref);
   g_free (pp);
 }
 
@@ -35,28 +44,36 @@ nn_registry_lazy_default (void)
   return !(v && (strcmp (v, "0") == 0 || g_ascii_strcasecmp (v, "no") == 0));
 }
 
+/* Whether @a's aliases or types collide with @b's names in an order-
+ * dependent way: an alias has one owner, so any common alias, or alias
+ * and type name; a type name only when both rank it the same (a tie: the
+ * second is refused). */
+static gboolean
+collides (const NnPendingPlugin *a, const NnPendingPlugin *b)
+{
+  GHashTableIter it;
+  gpointer key, value, other;
+
+  g_hash_table_iter_init (&it, a->aliases);
+  while (g_hash_table_iter_next (&it, &key, NULL))
+    if (registers (b, key))
+      return TRUE;
+  g_hash_table_iter_init (&it, a->types);
+  while (g_hash_table_iter_next (&it, &key, &value))
+    if (g_hash_table_contains (b->aliases, key)
+        || (g_hash_table_lookup_extended (b->types, key, NULL, &other)
+            && other == value))
+      return TRUE;
+  return FALSE;
+}
+
 /* Two plugins whose load order decides something: the same plugin name
- * (the first wins) or a shared type name or alias (a tie is refused in
- * the second). */
+ * (the first wins) or a collision of names (the second is refused).
+ * Providers of one type at different ranks may load in any order. */
 static gboolean
 shares (const NnPendingPlugin *a, const NnPendingPlugin *b)
 {
-  GHashTableIter it;
-  gpointer key;
-
-  if (strcmp (a->name, b->name) == 0)
-    return TRUE;
-  if (g_hash_table_size (a->names) > g_hash_table_size (b->names))
-    {
-      const NnPendingPlugin *t = a;
-      a = b;
-      b = t;
-    }
-  g_hash_table_iter_init (&it, a->names);
-  while (g_hash_table_iter_next (&it, &key, NULL))
-    if (g_hash_table_contains (b->names, key))
-      return TRUE;
-  return FALSE;
+  return strcmp (a->name, b->name) == 0 || collides (a, b) || collides (b, a);
 }
 
 /* Removes from the pending list, and returns in discovery order, the
@@ -107,7 +124,7 @@ nn_registry_lazy_wants_locked (NnRegistry *reg, const char *name)
   for (guint i = 0; i < reg->pending->len; i++)
     {
       NnPendingPlugin *p = g_ptr_array_index (reg->pending, i);
-      if (!name || g_hash_table_contains (p->names, name))
+      if (!name || registers (p, name))
         return TRUE;
     }
   return FALSE;
@@ -124,7 +141,7 @@ take_for_name_locked (NnRegistry *reg, const char *name)
   for (guint i = 0; i < reg->pending->len; i++)
     {
       NnPendingPlugin *p = g_ptr_array_index (reg->pending, i);
-      mark[i] = !name || g_hash_table_contains (p->names, name);
+      mark[i] = !name || registers (p, name);
     }
   todo = take_closure_locked (reg, mark);
   g_free (mark);
@@ -210,7 +227,8 @@ nn_registry_defer (NnRegistry *reg, const char *path, const char *canonical)
     return FALSE;
 
   p = g_new0 (NnPendingPlugin, 1);
-  if (!nn_plugin_index_lookup (canonical, &st, &p->name, &p->names))
+  if (!nn_plugin_index_lookup (canonical, &st, &p->name, &p->types,
+                               &p->aliases))
     {
       g_free (p);
       return FALSE;
@@ -223,6 +241,16 @@ nn_registry_defer (NnRegistry *reg, const char *path, const char *canonical)
   g_ptr_array_add (reg->pending, p);
   g_mutex_unlock (&reg->lock);
   return TRUE;
+}
+
+void
+nn_registry_note_discovered (NnRegistry *reg, const char *canonical)
+{
+  g_mutex_lock (&reg->lock);
+  if (!g_hash_table_contains (reg->discovered, canonical))
+    g_hash_table_insert (reg->discovered, g_strdup (canonical),
+                         GUINT_TO_POINTER (g_hash_table_size (reg->discovered) + 1));
+  g_mutex_unlock (&reg->lock);
 }
 
 /* --- public API ----------------------------------------------------------- */
