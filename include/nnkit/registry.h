@@ -39,10 +39,11 @@ NN_API void nn_registry_add_path (NnRegistry *reg, const char *dir);
 NN_API void nn_registry_set_use_default_dir (NnRegistry *reg, gboolean use);
 
 /* Scans every directory in discovery order and loads each file with the
- * module suffix.  Per-file failures are recorded (see
- * nn_registry_get_failures) and do not make this fail; it returns FALSE
- * only if a directory given with add_path cannot be read.  Calling it
- * again loads only files not seen before. */
+ * module suffix (a lazy registry defers the files the plugin index knows
+ * until a lookup needs them: see nn_registry_set_lazy).  Per-file failures
+ * are recorded (see nn_registry_get_failures) and do not make this fail;
+ * it returns FALSE only if a directory given with add_path cannot be read.
+ * Calling it again loads only files not seen before. */
 NN_API gboolean nn_registry_load_default (NnRegistry *reg, GError **error);
 
 /* Loads one plugin file.  On failure the error names @path and the cause;
