@@ -4,7 +4,8 @@
 Each command runs as a fresh process --runs times (after one untimed
 warm-up); per run, wall time comes from time.monotonic() around the child
 and peak RSS from os.wait4()'s rusage of that child alone.  Prints a
-Markdown table of medians.
+Markdown table of medians, then nnctl's times with plugins loaded on
+demand next to NN_PLUGIN_LAZY=0 (every plugin at start-up).
 
   /usr/bin/python3 bench/bench_startup.py --nnctl build/tools/nnctl/nnctl
 """
@@ -68,6 +69,17 @@ def main():
         t1, r1 = measure(ours, args.runs, env)
         t2, r2 = measure(theirs, args.runs, env)
         print("| %s | %.0f | %.1f | %.0f | %.1f | %.2f |" % (name, t1, r1, t2, r2, t1 / t2))
+
+    # What loading plugins on demand saves: the same commands with every
+    # plugin loaded at start-up (docs/PLUGIN_LOADING.md).
+    eager = dict(env, NN_PLUGIN_LAZY="0")
+    print()
+    print("| command | nnctl ms, plugins on demand | nnctl ms, NN_PLUGIN_LAZY=0 |")
+    print("|---|---:|---:|")
+    for name, ours, _ in cases:
+        t1, _ = measure(ours, args.runs, env)
+        t0, _ = measure(ours, args.runs, eager)
+        print("| %s | %.0f | %.0f |" % (name, t1, t0))
 
 
 if __name__ == "__main__":

@@ -127,9 +127,12 @@ probe_path (void)
 }
 
 /* Runs the helper, with OPENBLAS_CORETYPE=@coretype when non-NULL.
- * Returns: (transfer full) (nullable) the kernel it reports. */
+ * Returns: (transfer full) (nullable) the kernel it reports (its first
+ * line); *@lib_out (optional, transfer full, nullable) the OpenBLAS file
+ * it names on its second line. */
 static char *
-run_probe (const char *path, const char *coretype, GError **error)
+run_probe (const char *path, const char *coretype, char **lib_out,
+           GError **error)
 {
   char **envp = g_get_environ ();
   const char *argv[] = { path, NULL };
@@ -151,6 +154,13 @@ run_probe (const char *path, const char *coretype, GError **error)
     {
       g_free (out);
       return NULL;
+    }
+  char *nl = strchr (out, '\n');
+  if (nl)
+    {
+      *nl = '\0';
+      if (lib_out)
+        *lib_out = g_strdup (g_strstrip (nl + 1));
     }
   g_strstrip (out);
   if (*out == '\0')
@@ -199,7 +209,7 @@ decide_locked (void)
 {
   const char *user = g_getenv ("OPENBLAS_CORETYPE");
   const char *fake = g_getenv ("NN_BLAS_PROBE_CORENAME");
-  g_autofree char *path = NULL;
+  g_autofree char *path = NULL, *lib = NULL;
   GError *e = NULL;
   int want = cpu_level ();
 
@@ -212,10 +222,24 @@ decide_locked (void)
     return;
 
   path = probe_path ();
+  /* The answer of an earlier process with this very probe, OpenBLAS and
+   * CPU: no helper to spawn (blas_cache.c). */
+  if (!(fake && *fake)
+      && nn_blas_cache_lookup (path, &state.default_kernel, &state.chosen))
+    {
+      if (state.chosen)
+        {
+          g_setenv ("OPENBLAS_CORETYPE", state.chosen, TRUE);
+          state.setup = NN_BLAS_OVERRIDDEN;
+        }
+      else
+        state.setup = NN_BLAS_DEFAULT_OK;
+      return;
+    }
   /* NN_BLAS_PROBE_CORENAME stands in for the probe's first answer, so a
    * test can play a CPU OpenBLAS does not know. */
   state.default_kernel = fake && *fake ? g_strdup (fake)
-                                       : run_probe (path, NULL, &e);
+                                       : run_probe (path, NULL, &lib, &e);
   if (!state.default_kernel)
     {
       state.setup = NN_BLAS_UNKNOWN;
@@ -229,6 +253,8 @@ decide_locked (void)
   if (have < 0 || have >= want)
     {
       state.setup = NN_BLAS_DEFAULT_OK;
+      if (lib)
+        nn_blas_cache_store (path, lib, state.default_kernel, NULL);
       return;
     }
 
@@ -238,13 +264,15 @@ decide_locked (void)
   for (int level = want; level > have; level--)
     {
       const char *k = level_kernel[level];
-      g_autofree char *got = k ? run_probe (path, k, NULL) : NULL;
+      g_autofree char *got = k ? run_probe (path, k, NULL, NULL) : NULL;
 
       if (got && kernel_level (got) == level)
         {
           g_setenv ("OPENBLAS_CORETYPE", k, TRUE);
           state.chosen = g_strdup (k);
           state.setup = NN_BLAS_OVERRIDDEN;
+          if (lib && !(fake && *fake))
+            nn_blas_cache_store (path, lib, state.default_kernel, k);
           return;
         }
     }

@@ -174,7 +174,11 @@ scan_dir (NnRegistry *reg, const char *dir, gboolean required,
       g_mutex_lock (&reg->lock);
       seen = canonical && g_hash_table_contains (reg->seen, canonical);
       g_mutex_unlock (&reg->lock);
-      if (!seen)
+      /* A file the plugin index knows waits for a lookup of one of its
+       * names (registry_lazy.c). */
+      if (canonical)
+        nn_registry_note_discovered (reg, canonical);
+      if (!seen && !nn_registry_defer (reg, path, canonical))
         nn_registry_load_file_serialised (reg, path, NULL);
       g_free (canonical);
       g_free (path);

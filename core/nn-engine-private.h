@@ -54,6 +54,16 @@ void nn_provider_rules_order (const NnProviderRules *rules, const char *type,
  * OMP_WAIT_POLICY) before the first plugin loads libgomp.  Idempotent. */
 void nn_omp_setup (void);
 
+/* blas_cache.c: the OpenBLAS probe's remembered answer for the probe
+ * @probe (transfer none), valid while the OpenBLAS file it loaded, the CPU
+ * and the loader's environment are unchanged.  @default_kernel, @chosen:
+ * (out) (transfer full); @chosen NULL when nnkit set no override. */
+gboolean nn_blas_cache_lookup (const char *probe, char **default_kernel,
+                               char **chosen);
+/* Records the answer: @lib is the OpenBLAS file the probe loaded. */
+void nn_blas_cache_store (const char *probe, const char *lib,
+                          const char *default_kernel, const char *chosen);
+
 G_END_DECLS
 
 #endif

@@ -360,7 +360,9 @@ run_init (NnRegistry *reg, NnPlugin *plugin, const NnPluginDesc *desc,
 
   g_atomic_pointer_set (&plugin->registry, reg);
   plugin->in_init = TRUE;
+  nn_registry_lazy_init_depth (1);
   ok = desc->init (plugin, &e);
+  nn_registry_lazy_init_depth (-1);
   plugin->in_init = FALSE;
 
   if (plugin->stage_error)
@@ -426,7 +428,22 @@ commit_plugin (NnRegistry *reg, NnPlugin *plugin, GError **error)
       const NnLayerType *t = g_ptr_array_index (plugin->types, i);
       nn_providers_add_locked (reg, t, plugin);
     }
-  g_ptr_array_add (reg->plugins, plugin);
+  /* Listed in discovery order however late a deferred plugin loads; it
+   * never moves before one loaded by path alone (as an eager scan after
+   * that load would list them). */
+  guint pos = reg->plugins->len;
+  guint mine = GPOINTER_TO_UINT (g_hash_table_lookup (reg->discovered,
+                                                      plugin->canonical));
+  while (mine && pos > 0)
+    {
+      NnPlugin *prev = g_ptr_array_index (reg->plugins, pos - 1);
+      guint theirs = GPOINTER_TO_UINT (g_hash_table_lookup (reg->discovered,
+                                                            prev->canonical));
+      if (!theirs || theirs < mine)
+        break;
+      pos--;
+    }
+  g_ptr_array_insert (reg->plugins, (gint) pos, plugin);
   forget_failure_locked (reg, plugin->path);
   g_mutex_unlock (&reg->lock);
   return TRUE;
@@ -485,6 +502,7 @@ nn_registry_load_file_serialised (NnRegistry *reg, const char *path,
 
   g_mutex_lock (&reg->lock);
   loaded = find_plugin_by_file_locked (reg, canonical) != NULL;
+  gboolean known = g_hash_table_contains (reg->seen, canonical);
   g_hash_table_add (reg->seen, g_strdup (canonical));
   g_mutex_unlock (&reg->lock);
   if (loaded)
@@ -492,13 +510,20 @@ nn_registry_load_file_serialised (NnRegistry *reg, const char *path,
       g_free (canonical);
       return TRUE;
     }
+  /* Load order decides which of two files with a common name wins: the
+   * deferred plugins found before this file load first.  A file found
+   * for the first time may register anything, so all of them do. */
+  nn_registry_lazy_before_file (reg, canonical, !known);
 
   /* A plugin that crashes or hangs while loading must not take us down. */
   plugin = nn_plugin_probe (path, canonical, &e)
            ? open_plugin (reg, path, canonical, &e) : NULL;
   g_free (canonical);
   if (plugin && commit_plugin (reg, plugin, &e))
-    return TRUE;
+    {
+      nn_plugin_index_store (plugin);
+      return TRUE;
+    }
   if (plugin)
     {
       g_atomic_pointer_set (&plugin->registry, NULL);

@@ -6,6 +6,7 @@
 #include "nn-private.h"
 
 #include <stddef.h>
+#include <sys/stat.h>
 
 G_BEGIN_DECLS
 
@@ -72,7 +73,16 @@ struct _NnRegistry {
    * NULL until first needed. */
   GHashTable *providers;
   struct NnProviderRulesState *provider_rules;
+  /* registry_lazy.c: NnPendingPlugin *, discovery order: files the plugin
+   * index knows, found by a scan and not loaded yet. */
+  gboolean lazy;
+  GPtrArray *pending;
+  /* canonical path -> 1 + its position in discovery order, so @plugins
+   * stays in discovery order whenever a plugin loads. */
+  GHashTable *discovered;
 };
+
+typedef struct _NnPendingPlugin NnPendingPlugin;
 
 /* registry.c */
 /* The entry whose name or alias is @name, or NULL.  Call with @reg->lock. */
@@ -114,6 +124,40 @@ void nn_registry_record_failure_locked (NnRegistry *reg, const char *path,
  * @reg->load_lock held; failures are recorded. */
 gboolean nn_registry_load_file_serialised (NnRegistry *reg, const char *path,
                                            GError **error);
+
+/* plugin_index.c */
+/* TRUE with *@plugin_name, *@types (type name -> effective rank, as
+ * GINT_TO_POINTER) and *@aliases (a set), all transfer full, when the
+ * index holds an entry for this very file (@st: its stat()). */
+gboolean nn_plugin_index_lookup (const char *canonical, const struct stat *st,
+                                 char **plugin_name, GHashTable **types,
+                                 GHashTable **aliases);
+/* Records what @plugin, just loaded, registers; best effort. */
+void nn_plugin_index_store (NnPlugin *plugin);
+
+/* registry_lazy.c */
+gboolean nn_registry_lazy_default (void);
+void nn_pending_plugin_free (gpointer p);
+/* TRUE when a deferred plugin registers @name (any deferred plugin when
+ * @name is NULL).  Call with @reg->lock. */
+gboolean nn_registry_lazy_wants_locked (NnRegistry *reg, const char *name);
+/* Loads the deferred plugins registering @name (all when NULL), after the
+ * earlier ones that share a name with them.  Takes @reg->load_lock. */
+void nn_registry_lazy_load (NnRegistry *reg, const char *name);
+/* +1 when this thread starts running a plugin's init, -1 after. */
+void nn_registry_lazy_init_depth (int delta);
+/* Before @canonical is loaded: loads the deferred plugins that must load
+ * before it (every deferred one when @everything_before, as for a file the
+ * index does not know) and drops @canonical from the deferred list.  Call
+ * with @reg->load_lock held. */
+void nn_registry_lazy_before_file (NnRegistry *reg, const char *canonical,
+                                   gboolean everything_before);
+/* Notes that the scan found @canonical now (first time only). */
+void nn_registry_note_discovered (NnRegistry *reg, const char *canonical);
+/* Defers @path when the registry is lazy and the index knows the file:
+ * TRUE then, and the file counts as seen.  Call with @reg->load_lock. */
+gboolean nn_registry_defer (NnRegistry *reg, const char *path,
+                            const char *canonical);
 
 /* providers.c */
 /* Returns: (transfer none) (nullable) the provider of @type's name that

@@ -44,6 +44,10 @@ nn_registry_new (void)
   reg->failures = g_ptr_array_new_with_free_func (failure_rec_free);
   reg->seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   reg->searched = g_ptr_array_new_with_free_func (searched_dir_free);
+  reg->lazy = nn_registry_lazy_default ();
+  reg->pending = g_ptr_array_new_with_free_func (nn_pending_plugin_free);
+  reg->discovered = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                           NULL);
   return reg;
 }
 
@@ -79,6 +83,8 @@ nn_registry_unref (NnRegistry *reg)
   g_ptr_array_unref (reg->failures);
   g_hash_table_unref (reg->seen);
   g_ptr_array_unref (reg->searched);
+  g_ptr_array_unref (reg->pending);
+  g_hash_table_unref (reg->discovered);
   g_mutex_clear (&reg->lock);
   g_mutex_clear (&reg->load_lock);
   g_free (reg);
@@ -219,8 +225,32 @@ nn_registry_resolve_type (NnRegistry *reg, const char *name,
 
   if (plugin_out)
     *plugin_out = NULL;
+  /* Deferred plugins registering @name load first: one of them may rank
+   * above a provider already loaded. */
+  nn_registry_lazy_load (reg, name);
   g_mutex_lock (&reg->lock);
   entry = nn_registry_find_locked (reg, name);
+  if (!entry && nn_registry_lazy_wants_locked (reg, NULL))
+    {
+      /* Not where the index says: it may be stale, and the message below
+       * lists every type, so load everything and look again. */
+      g_mutex_unlock (&reg->lock);
+      nn_registry_lazy_load (reg, NULL);
+      g_mutex_lock (&reg->lock);
+      entry = nn_registry_find_locked (reg, name);
+    }
+  if (entry && strcmp (entry->type->name, name) != 0
+      && nn_registry_lazy_wants_locked (reg, entry->type->name))
+    {
+      /* Found by an alias: providers that declare only the type's name
+       * (oneDNN's copies) must be loaded too.  The name lives in the
+       * plugin, which the registry keeps loaded. */
+      const char *type_name = entry->type->name;
+      g_mutex_unlock (&reg->lock);
+      nn_registry_lazy_load (reg, type_name);
+      g_mutex_lock (&reg->lock);
+      entry = nn_registry_find_locked (reg, name);
+    }
   if (entry)
     {
       type = entry->type;
@@ -254,6 +284,7 @@ nn_registry_list_types (NnRegistry *reg)
   char **names;
 
   g_return_val_if_fail (reg != NULL, NULL);
+  nn_registry_lazy_load (reg, NULL);
   g_mutex_lock (&reg->lock);
   names = sorted_type_names_locked (reg);
   g_mutex_unlock (&reg->lock);
@@ -282,6 +313,7 @@ nn_registry_get_aliases (NnRegistry *reg, const char *type_name)
   NnTypeEntry *top;
 
   g_return_val_if_fail (reg != NULL && type_name != NULL, NULL);
+  nn_registry_lazy_load (reg, type_name);
   g_mutex_lock (&reg->lock);
   list = reg->providers ? g_hash_table_lookup (reg->providers, type_name) : NULL;
   top = g_hash_table_lookup (reg->types, type_name);
@@ -325,6 +357,7 @@ nn_registry_list_plugins (NnRegistry *reg)
   GPtrArray *out;
 
   g_return_val_if_fail (reg != NULL, NULL);
+  nn_registry_lazy_load (reg, NULL);
   out = g_ptr_array_new_with_free_func (plugin_info_free);
   g_mutex_lock (&reg->lock);
   for (guint i = 0; i < reg->plugins->len; i++)
@@ -356,6 +389,9 @@ nn_registry_get_failures (NnRegistry *reg)
   GPtrArray *out;
 
   g_return_val_if_fail (reg != NULL, NULL);
+  /* A deferred plugin loaded before, unchanged, yet loading it may fail
+   * now (a name another file took since): load them all to know. */
+  nn_registry_lazy_load (reg, NULL);
   out = g_ptr_array_new_with_free_func (plugin_failure_free);
   g_mutex_lock (&reg->lock);
   for (guint i = 0; i < reg->failures->len; i++)

@@ -39,10 +39,11 @@ NN_API void nn_registry_add_path (NnRegistry *reg, const char *dir);
 NN_API void nn_registry_set_use_default_dir (NnRegistry *reg, gboolean use);
 
 /* Scans every directory in discovery order and loads each file with the
- * module suffix.  Per-file failures are recorded (see
- * nn_registry_get_failures) and do not make this fail; it returns FALSE
- * only if a directory given with add_path cannot be read.  Calling it
- * again loads only files not seen before. */
+ * module suffix (a lazy registry defers the files the plugin index knows
+ * until a lookup needs them: see nn_registry_set_lazy).  Per-file failures
+ * are recorded (see nn_registry_get_failures) and do not make this fail;
+ * it returns FALSE only if a directory given with add_path cannot be read.
+ * Calling it again loads only files not seen before. */
 NN_API gboolean nn_registry_load_default (NnRegistry *reg, GError **error);
 
 /* Loads one plugin file.  On failure the error names @path and the cause;
@@ -109,6 +110,23 @@ NN_API const char *nn_registry_installed_dir (void);
  * (nullable, transfer full) flags those that did not exist.  MT safe. */
 NN_API char **nn_registry_get_search_path (NnRegistry *reg,
                                            gboolean **missing_out);
+
+/* Loading on demand (docs/PLUGIN_LOADING.md).  A lazy registry (the
+ * default; NN_PLUGIN_LAZY=0 turns it off) does not dlopen() a plugin file
+ * that the plugin index in $XDG_CACHE_HOME/nnkit/plugin-index/ recorded
+ * from an earlier load of that very file (path, size, mtime): the scan
+ * defers it, and the first lookup of one of its type names or aliases
+ * loads it.  Listing plugins, types or failures, and looking up a name no
+ * plugin is known to register, load every deferred plugin first, so the
+ * answers are those of an eager scan.  FALSE loads the deferred plugins
+ * now and defers none later.  MT safe. */
+NN_API void nn_registry_set_lazy (NnRegistry *reg, gboolean lazy);
+/* Returns: (transfer full) NULL-terminated paths of the plugin files found
+ * and deferred, not loaded yet, in discovery order.  Loads nothing.  MT
+ * safe. */
+NN_API char **nn_registry_list_deferred (NnRegistry *reg);
+/* Loads every deferred plugin (failures are recorded as usual).  MT safe. */
+NN_API void nn_registry_load_deferred (NnRegistry *reg);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (NnRegistry, nn_registry_unref)
 

@@ -4,12 +4,15 @@
 #include "nn-test.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <glib/gstdio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 #include <string>
@@ -922,4 +925,200 @@ TEST (RegistryAbi, AliasesResolveAndClashesNameBothPlugins)
     EXPECT_CONTAINS (msg, c.clash);
     EXPECT_FALSE (has_type (reg.get (), "FixtureValidFirst"));
   }
+}
+
+// --- loading on demand (core/registry_lazy.c, core/plugin_index.c) ----------
+
+namespace {
+
+// A private copy of fixture @name in @dir: a path the plugin index has
+// never seen, so each test starts without an entry.
+std::string copy_fixture (const TempDir &dir, const std::string &name,
+                          const std::string &as)
+{
+  char *data = nullptr;
+  gsize len = 0;
+  EXPECT_TRUE (g_file_get_contents (fixture (name).c_str (), &data, &len, nullptr));
+  std::string out = dir.write (as, std::string (data ? data : "", len));
+  g_free (data);
+  return out;
+}
+
+std::vector<std::string> deferred (NnRegistry *reg)
+{
+  char **paths = nn_registry_list_deferred (reg);
+  std::vector<std::string> out;
+  for (guint i = 0; paths && paths[i]; i++)
+    out.emplace_back (paths[i]);
+  g_strfreev (paths);
+  return out;
+}
+
+Registry scanned (const TempDir &dir)
+{
+  Registry reg = isolated_registry ();
+  nn_registry_add_path (reg.get (), dir.path.c_str ());
+  EXPECT_TRUE (nn_registry_load_default (reg.get (), nullptr));
+  return reg;
+}
+
+}  // namespace
+
+// The first scan loads every file and records what each registers; the
+// next scan defers them, and a lookup loads only the plugin it needs.
+TEST (RegistryLazy, IndexedPluginsLoadOnTheirFirstLookup)
+{
+  EnvGuard guard ("NN_PLUGIN_PATH"), lazy ("NN_PLUGIN_LAZY");
+  g_unsetenv ("NN_PLUGIN_PATH");
+  g_unsetenv ("NN_PLUGIN_LAZY");
+  TempDir dir;
+  std::string good = copy_fixture (dir, "fixture-good.so", "a-good.so");
+  std::string other = copy_fixture (dir, "fixture-other.so", "b-other.so");
+  {
+    Registry first = scanned (dir);
+    EXPECT_TRUE (deferred (first.get ()).empty ());
+    EXPECT_TRUE (is_mapped (good));
+    EXPECT_TRUE (is_mapped (other));
+  }
+  ASSERT_FALSE (is_mapped (good));
+
+  Registry reg = scanned (dir);
+  EXPECT_EQ (deferred (reg.get ()), (std::vector<std::string>{ good, other }));
+  EXPECT_FALSE (is_mapped (good));
+  EXPECT_FALSE (is_mapped (other));
+
+  Error e;
+  EXPECT_NE (nn_registry_lookup_type (reg.get (), "FixtureOther", e.out ()), nullptr)
+      << e.message ();
+  EXPECT_TRUE (is_mapped (other));
+  EXPECT_FALSE (is_mapped (good));
+  EXPECT_EQ (deferred (reg.get ()), (std::vector<std::string>{ good }));
+
+  // Listing answers as an eager scan would: everything loads first, and
+  // plugins are listed in discovery order, not in the order they loaded.
+  EXPECT_EQ (plugin_names (reg.get ()),
+             (std::vector<std::string>{ "fixture", "fixture-other" }));
+  EXPECT_TRUE (deferred (reg.get ()).empty ());
+  EXPECT_TRUE (is_mapped (good));
+}
+
+TEST (RegistryLazy, TurnedOffLoadsEverythingAtTheScan)
+{
+  EnvGuard guard ("NN_PLUGIN_PATH"), lazy ("NN_PLUGIN_LAZY");
+  g_unsetenv ("NN_PLUGIN_PATH");
+  TempDir dir;
+  std::string good = copy_fixture (dir, "fixture-good.so", "good.so");
+  g_unsetenv ("NN_PLUGIN_LAZY");
+  { Registry first = scanned (dir); }
+
+  g_setenv ("NN_PLUGIN_LAZY", "0", TRUE);
+  {
+    Registry reg = scanned (dir);
+    EXPECT_TRUE (deferred (reg.get ()).empty ());
+    EXPECT_TRUE (is_mapped (good));
+  }
+  g_unsetenv ("NN_PLUGIN_LAZY");
+  Registry reg = scanned (dir);
+  EXPECT_EQ (deferred (reg.get ()), std::vector<std::string>{ good });
+  nn_registry_set_lazy (reg.get (), FALSE);
+  EXPECT_TRUE (deferred (reg.get ()).empty ());
+  EXPECT_TRUE (is_mapped (good));
+  nn_registry_load_deferred (reg.get ());  // nothing left: a no-op
+  EXPECT_EQ (plugin_names (reg.get ()), std::vector<std::string>{ "fixture" });
+}
+
+// A changed file (size or mtime) is not trusted to the index: it loads at
+// the scan, and the index learns it again.
+TEST (RegistryLazy, ChangedFileLoadsAtTheScan)
+{
+  EnvGuard guard ("NN_PLUGIN_PATH"), lazy ("NN_PLUGIN_LAZY");
+  g_unsetenv ("NN_PLUGIN_PATH");
+  g_unsetenv ("NN_PLUGIN_LAZY");
+  TempDir dir;
+  std::string good = copy_fixture (dir, "fixture-good.so", "good.so");
+  { Registry first = scanned (dir); }
+  struct timespec times[2] = { { 0, UTIME_OMIT }, { 1000000000, 0 } };
+  ASSERT_EQ (utimensat (AT_FDCWD, good.c_str (), times, 0), 0);
+  {
+    Registry reg = scanned (dir);
+    EXPECT_TRUE (deferred (reg.get ()).empty ());
+    EXPECT_TRUE (has_type (reg.get (), "FixtureScale"));
+  }
+  Registry reg = scanned (dir);
+  EXPECT_EQ (deferred (reg.get ()), std::vector<std::string>{ good });
+}
+
+// A damaged index entry is ignored, not believed.
+TEST (RegistryLazy, DamagedIndexEntryIsIgnored)
+{
+  EnvGuard guard ("NN_PLUGIN_PATH"), lazy ("NN_PLUGIN_LAZY");
+  g_unsetenv ("NN_PLUGIN_PATH");
+  g_unsetenv ("NN_PLUGIN_LAZY");
+  TempDir dir;
+  std::string good = copy_fixture (dir, "fixture-good.so", "good.so");
+  { Registry first = scanned (dir); }
+  char *canonical = realpath (good.c_str (), nullptr);
+  ASSERT_NE (canonical, nullptr);
+  char *key = g_compute_checksum_for_string (G_CHECKSUM_SHA256, canonical, -1);
+  free (canonical);
+  std::string entry = std::string (g_get_user_cache_dir ()) + "/nnkit/plugin-index/" + key;
+  g_free (key);
+  char *text = nullptr;
+  ASSERT_TRUE (g_file_get_contents (entry.c_str (), &text, nullptr, nullptr)) << entry;
+  std::string damaged = std::string (text) + "two words\n";
+  g_free (text);
+  ASSERT_TRUE (g_file_set_contents (entry.c_str (), damaged.c_str (), -1, nullptr));
+
+  Registry reg = scanned (dir);
+  EXPECT_TRUE (deferred (reg.get ()).empty ());
+  EXPECT_TRUE (is_mapped (good));
+}
+
+// Whatever the index says, the outcome is the eager scan's: broken files
+// are still reported, the first of two same-named plugins still wins, and
+// an unknown name still lists every type.
+TEST (RegistryLazy, FailuresAndOrderAreThoseOfAnEagerScan)
+{
+  EnvGuard guard ("NN_PLUGIN_PATH"), lazy ("NN_PLUGIN_LAZY");
+  g_unsetenv ("NN_PLUGIN_PATH");
+  g_unsetenv ("NN_PLUGIN_LAZY");
+  TempDir dir;
+  std::string first = copy_fixture (dir, "fixture-good.so", "a.so");
+  std::string bad = copy_fixture (dir, "fixture-bad-magic.so", "b-bad.so");
+  std::string dup = copy_fixture (dir, "fixture-dup-name.so", "c-dup.so");
+  std::string other = copy_fixture (dir, "fixture-other.so", "d-other.so");
+  auto failures = [] (NnRegistry *reg) {
+    Array f (nn_registry_get_failures (reg));
+    std::vector<std::pair<std::string, int>> out;
+    for (guint i = 0; i < f->len; i++) {
+      auto *x = static_cast<NnPluginFailure *> (g_ptr_array_index (f.get (), i));
+      out.emplace_back (x->path, x->code);
+    }
+    return out;
+  };
+  std::vector<std::pair<std::string, int>> want = {
+    { bad, NN_PLUGIN_ERROR_BAD_MAGIC }, { dup, NN_PLUGIN_ERROR_DUPLICATE_PLUGIN } };
+  {
+    Registry eager = scanned (dir);
+    EXPECT_EQ (failures (eager.get ()), want);
+  }
+  {
+    Registry reg = scanned (dir);
+    // b-bad.so has no index entry (it never loaded), so a.so, found
+    // before it, loaded at the scan.  c-dup.so may be deferred (the probe
+    // helper loaded it alone and indexed it), but it shares its plugin
+    // name with a.so, so it can only load after it, and is refused.
+    std::vector<std::string> d = deferred (reg.get ());
+    EXPECT_EQ (std::count (d.begin (), d.end (), first), 0);
+    EXPECT_EQ (std::count (d.begin (), d.end (), other), 1);
+    EXPECT_EQ (failures (reg.get ()), want);
+    EXPECT_EQ (plugin_names (reg.get ()),
+               (std::vector<std::string>{ "fixture", "fixture-other" }));
+  }
+  Registry reg = scanned (dir);
+  Error e;
+  EXPECT_EQ (nn_registry_lookup_type (reg.get (), "NoSuchType", e.out ()), nullptr);
+  EXPECT_TRUE (e.matches (NN_PLUGIN_ERROR, NN_PLUGIN_ERROR_UNKNOWN_TYPE));
+  EXPECT_CONTAINS (e.message (), "FixtureOther");
+  EXPECT_TRUE (deferred (reg.get ()).empty ());
 }

@@ -173,3 +173,55 @@ TEST (BlasSetup, AlreadyLoadedWeakKernelWarnsOnce)
   EXPECT_EQ (1, count (r.err, "nnkit: warning:")) << r.err;
   EXPECT_NE (std::string::npos, r.err.find ("OPENBLAS_CORETYPE=" + best)) << r.err;
 }
+
+// The probe's answer is remembered (core/blas_cache.c): a second process
+// spawns no probe, and a change of the OpenBLAS file it named brings the
+// probe back.  A probe that names no file is never remembered.
+TEST (BlasSetup, ProbeAnswerIsCachedWhileOpenBlasIsUnchanged)
+{
+  std::string best = expected_best (linux_cpu_flags ());
+  if (level_of (best) < 0)
+    GTEST_SKIP () << "no OpenBLAS kernel for this CPU";
+  char *d = g_dir_make_tmp ("nnkit-blas-cache-XXXXXX", nullptr);
+  std::string dir = d;
+  g_free (d);
+  std::string runs = dir + "/runs", lib = dir + "/libfake-openblas.so";
+  std::string probe = dir + "/probe.sh", bare = dir + "/bare.sh";
+  ASSERT_TRUE (g_file_set_contents (lib.c_str (), "one", -1, nullptr));
+  std::string text = "#!/bin/sh\necho run >> " + runs + "\necho " + best + "\necho " + lib + "\n";
+  ASSERT_TRUE (g_file_set_contents (probe.c_str (), text.c_str (), -1, nullptr));
+  text = "#!/bin/sh\necho run >> " + runs + "\necho " + best + "\n";
+  ASSERT_TRUE (g_file_set_contents (bare.c_str (), text.c_str (), -1, nullptr));
+  g_chmod (probe.c_str (), 0755);
+  g_chmod (bare.c_str (), 0755);
+  auto probe_runs = [&] () {
+    char *t = nullptr;
+    int n = g_file_get_contents (runs.c_str (), &t, nullptr, nullptr) ? count (t, "run") : 0;
+    g_free (t);
+    return n;
+  };
+  auto check = [&] (const std::string &script) {
+    CheckRun r = run_check ("blas", { "NN_BLAS_PROBE=" + script, "XDG_CACHE_HOME=" + dir + "/cache" },
+                            { "OPENBLAS_CORETYPE", "NN_BLAS_PROBE_CORENAME" });
+    EXPECT_EQ (0, r.status) << r.err;
+    EXPECT_EQ (NN_BLAS_DEFAULT_OK, std::stoi (r.kv["setup"])) << r.err;
+    EXPECT_NE (std::string::npos, r.kv["describe"].find (best)) << r.kv["describe"];
+  };
+
+  check (probe);
+  EXPECT_EQ (1, probe_runs ());
+  check (probe);
+  EXPECT_EQ (1, probe_runs ()) << "the second process should use the cached answer";
+  ASSERT_TRUE (g_file_set_contents (lib.c_str (), "changed", -1, nullptr));
+  check (probe);
+  EXPECT_EQ (2, probe_runs ()) << "a changed OpenBLAS file must be probed again";
+  check (probe);
+  EXPECT_EQ (2, probe_runs ());
+  check (bare);
+  check (bare);
+  EXPECT_EQ (4, probe_runs ()) << "an answer naming no OpenBLAS file is not remembered";
+
+  char *argv[] = { (char *) "rm", (char *) "-rf", (char *) dir.c_str (), nullptr };
+  g_spawn_sync (nullptr, argv, nullptr, G_SPAWN_SEARCH_PATH, nullptr, nullptr,
+                nullptr, nullptr, nullptr, nullptr);
+}

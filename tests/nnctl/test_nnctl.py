@@ -291,6 +291,29 @@ class TestRun(NnctlCase):
         self.assertEqual(data["output_shape"], [3, 3])
         self.assertEqual(len(data["topk"]), 3)
 
+    def test_run_random_inputs_are_standard_normal(self):
+        # An odd count: the last value of a Box-Muller pair stands alone.
+        model = self.path("identity.json")
+        with open(model, "w") as f:
+            json.dump({"format": "nnkit", "version": 1, "model": {"type": "Identity"}}, f)
+        out = self.path("x.safetensors")
+        self.nnctl("run", model, "--init-seed", "0", "--random", "1,20001", "--seed", "7",
+                   "--output", out)
+        tensors, _ = read_safetensors(out)
+        (_, shape, x), = tensors.values()
+        self.assertEqual(shape, [1, 20001])
+        n = len(x)
+        mean = sum(x) / n
+        var = sum((v - mean) ** 2 for v in x) / n
+        # N(0, 1): the mean within 5 standard errors, the variance within 5%.
+        self.assertLess(abs(mean), 5 / n ** 0.5)
+        self.assertLess(abs(var - 1), 0.05)
+        # Consecutive values (a pair's cos and sin) are uncorrelated.
+        cov = sum(x[i] * x[i + 1] for i in range(0, n - 1, 2)) / (n // 2)
+        self.assertLess(abs(cov), 5 / (n // 2) ** 0.5)
+        # Float32 draws may repeat by chance, but only rarely.
+        self.assertGreater(len(set(x)), 0.99 * n)
+
     def test_run_bundled_samples(self):
         shape = [4, 1, 8, 8]
         x = random_input(shape, 9)

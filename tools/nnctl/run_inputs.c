@@ -303,9 +303,14 @@ nnctl_random_tensor (NnDType dtype, const NnShape *shape, gboolean has_range,
         x[i] = (float) (lo + (hi - lo) * g_rand_double (rng));
         continue;
       }
-      /* Box-Muller, one normal per draw pair: simple and seed-stable. */
+      /* Box-Muller: two normals per draw pair (cos and sin), seed-stable;
+       * half the draws and logarithms of one normal per pair, which was a
+       * visible part of `nnctl run --random` on an image. */
       double u1 = g_rand_double (rng), u2 = g_rand_double (rng);
-      x[i] = (float) (sqrt (-2.0 * log (1.0 - u1)) * cos (2 * G_PI * u2));
+      double r = sqrt (-2.0 * log (1.0 - u1));
+      x[i] = (float) (r * cos (2 * G_PI * u2));
+      if (i + 1 < n)
+        x[++i] = (float) (r * sin (2 * G_PI * u2));
     }
   } else {
     gint64 *x = nn_tensor_i64 (base);
