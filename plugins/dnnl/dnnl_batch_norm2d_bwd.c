@@ -52,11 +52,11 @@ saved_drop (NnModule *m)
   g_mutex_unlock (&saved_lock);
 }
 
-/* The threads of a loop over @numel elements: one for small work. */
+/* The threads of a loop over @numel elements: the core's grain rule. */
 static int
 n_threads (gint64 numel)
 {
-  return numel < NN_DNNL_SMALL_WORK ? 1 : nn_get_num_threads ();
+  return nn_threads_for_work (numel, NN_WORK_GRAIN);
 }
 
 /* Per-channel mean and biased variance of @x [n, c, hw] (two passes: no

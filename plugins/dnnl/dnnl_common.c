@@ -181,6 +181,9 @@ nn_dnnl_reorder_new (const dnnl_memory_desc_t *from, const void *data,
 
   if (!eng)
     return NULL;
+  /* The first reorder may be oneDNN's first OpenMP region: without this it
+   * would start every core's worker even under --threads 1. */
+  omp_set_num_threads (nn_get_num_threads ());
   ok = nn_dnnl_ok (dnnl_memory_create (&dst, to, eng, DNNL_MEMORY_ALLOCATE),
                    "allocating the weights layout", error)
        && nn_dnnl_ok (dnnl_memory_create (&src, from, eng, (void *) data),

@@ -853,8 +853,9 @@ TEST (Dnnl, MultiheadAttentionFullyMaskedRowIsNaNLikeTheReference)
     bool padded_batch = i >= 3 * 8;
     EXPECT_EQ (padded_batch, std::isnan (nn_tensor_f32 (b)[i])) << "reference, element " << i;
     EXPECT_EQ (padded_batch, std::isnan (nn_tensor_f32 (a)[i])) << "fast path, element " << i;
-    if (!padded_batch)
+    if (!padded_batch) {
       EXPECT_NEAR (nn_tensor_f32 (b)[i], nn_tensor_f32 (a)[i], 1e-4) << "element " << i;
+    }
   }
 }
 

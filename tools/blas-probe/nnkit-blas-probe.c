@@ -2,7 +2,9 @@
  * then the file OpenBLAS was loaded from.  libnnkit runs it before loading
  * any plugin, since OpenBLAS reads OPENBLAS_CORETYPE only once, when it
  * loads (core/blas_setup.c); the file lets it cache the answer. */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* dladdr */
+#endif
 #include <cblas.h>
 #include <dlfcn.h>
 #include <stdio.h>
