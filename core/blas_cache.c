@@ -53,12 +53,8 @@ context_line (const char *probe)
 static char *
 cache_file (const char *context)
 {
-  g_autofree char *key = g_compute_checksum_for_string (G_CHECKSUM_SHA256,
-                                                        context, -1);
-  return g_build_filename (g_get_user_cache_dir (), "nnkit", "blas-probe",
-                           key, NULL);
+  return nn_cache_file ("blas-probe", context);
 }
-
 gboolean
 nn_blas_cache_lookup (const char *probe, char **default_kernel,
                       char **chosen)
@@ -86,9 +82,8 @@ nn_blas_cache_lookup (const char *probe, char **default_kernel,
   return **default_kernel != '\0';
 }
 
-/* g_file_set_contents() writes a temp file and renames it, so racing
- * processes each leave a whole answer; a cache that cannot be written only
- * costs a probe next time. */
+/* nn_cache_store() writes whole entries; a cache that cannot be written
+ * only costs a probe next time. */
 void
 nn_blas_cache_store (const char *probe, const char *lib,
                      const char *default_kernel, const char *chosen)
@@ -99,11 +94,9 @@ nn_blas_cache_store (const char *probe, const char *lib,
   if (!context || !libid || strchr (lib, '\n') || strchr (default_kernel, '\n'))
     return;
   g_autofree char *file = cache_file (context);
-  g_autofree char *dir = g_path_get_dirname (file);
   g_autofree char *text = g_strdup_printf ("%slib %s\nlibid %s\ndefault %s\n"
                                            "chosen %s\n", context, lib, libid,
                                            default_kernel,
                                            chosen ? chosen : "-");
-  if (g_mkdir_with_parents (dir, 0700) == 0)
-    g_file_set_contents (file, text, -1, NULL);
+  nn_cache_store (file, text);
 }

@@ -64,6 +64,15 @@ gboolean nn_blas_cache_lookup (const char *probe, char **default_kernel,
 void nn_blas_cache_store (const char *probe, const char *lib,
                           const char *default_kernel, const char *chosen);
 
+/* cache_file.c */
+/* The file for @key in nnkit's per-user cache folder @what:
+ * $XDG_CACHE_HOME/nnkit/@what/<sha256 of @key>.  Transfer full. */
+char *nn_cache_file (const char *what, const char *key);
+/* Writes @text to the cache file @file whole (temp file, then rename:
+ * racing processes each leave a whole entry; mode 0600, folder 0700).
+ * A cache that cannot be written only costs work later: no error. */
+void nn_cache_store (const char *file, const char *text);
+
 G_END_DECLS
 
 #endif

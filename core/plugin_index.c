@@ -20,12 +20,8 @@
 static char *
 index_file (const char *canonical)
 {
-  g_autofree char *key = g_compute_checksum_for_string (G_CHECKSUM_SHA256,
-                                                        canonical, -1);
-  return g_build_filename (g_get_user_cache_dir (), "nnkit", "plugin-index",
-                           key, NULL);
+  return nn_cache_file ("plugin-index", canonical);
 }
-
 /* The first line: everything an entry depends on.  The core's ABI and
  * vtable size are in it because validation (which types a plugin may
  * register) is the core's. */
@@ -138,15 +134,5 @@ nn_plugin_index_store (NnPlugin *plugin)
   if (g_file_get_contents (file, &old, NULL, NULL) && strcmp (old, text) == 0)
     return; /* already there: the common case costs one read */
 
-  g_autofree char *dir = g_path_get_dirname (file);
-  if (g_mkdir_with_parents (dir, 0700) != 0)
-    return;
-  g_autofree char *tmp = g_strconcat (file, ".XXXXXX", NULL);
-  int fd = g_mkstemp_full (tmp, O_WRONLY | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return;
-  gboolean ok = nn_write_all_fd (fd, text, strlen (text));
-  ok = close (fd) == 0 && ok;
-  if (!ok || rename (tmp, file) != 0)
-    unlink (tmp);
+  nn_cache_store (file, text);
 }

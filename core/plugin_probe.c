@@ -5,6 +5,7 @@
  * hangs there is reported and never loaded into the host.  Verdicts are
  * cached per file (path, size, mtime) in the user's cache directory. */
 #include "registry-private.h"
+#include "nn-engine-private.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -67,12 +68,8 @@ scanner_path (void)
 static char *
 cache_file (const char *canonical)
 {
-  g_autofree char *key = g_compute_checksum_for_string (G_CHECKSUM_SHA256,
-                                                        canonical, -1);
-  return g_build_filename (g_get_user_cache_dir (), "nnkit", "plugin-probe",
-                           key, NULL);
+  return nn_cache_file ("plugin-probe", canonical);
 }
-
 /* A cache line: "<size> <mtime s> <mtime ns> <ok|broken> <canonical path>\n"
  * then, for "broken", the reason on the second line. */
 static char *
@@ -121,18 +118,8 @@ static void
 cache_store (const char *canonical, const struct stat *st, const char *broken)
 {
   g_autofree char *file = cache_file (canonical);
-  g_autofree char *dir = g_path_get_dirname (file);
-  if (g_mkdir_with_parents (dir, 0700) != 0)
-    return;
   g_autofree char *text = cache_text (st, canonical, broken);
-  g_autofree char *tmp = g_strconcat (file, ".XXXXXX", NULL);
-  int fd = g_mkstemp_full (tmp, O_WRONLY | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return;
-  gboolean ok = nn_write_all_fd (fd, text, strlen (text));
-  ok = close (fd) == 0 && ok;
-  if (!ok || rename (tmp, file) != 0)
-    unlink (tmp);
+  nn_cache_store (file, text);
 }
 
 /* --- running the scanner -------------------------------------------------- */
