@@ -97,6 +97,13 @@ nn_module_new_from_type (NnRegistry *reg, const char *type_name,
     nn_module_unref (m);
     return NULL;
   }
+  if (m->alloc_failure) {
+    g_set_error_literal (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                         m->alloc_failure);
+    nn_error_prefix (error, path, type->name);
+    nn_module_unref (m);
+    return NULL;
+  }
   return m;
 }
 
@@ -123,6 +130,7 @@ nn_module_unref (NnModule *m)
   g_array_unref (m->buffers);
   json_object_unref (m->config);
   g_free (m->class_name);
+  g_free (m->alloc_failure);
   g_free (m->extra_repr);
   if (m->input_spec)
     nn_value_unref (m->input_spec);
@@ -348,8 +356,20 @@ add_slot (NnModule *self, GArray *slots, const char *name, NnDType dtype,
     return NULL;
   }
   NnTensor *t = nn_tensor_new (dtype, shape);
-  if (!t)
+  if (!t) {
+    /* Plugins' create functions rarely check this result: remember it, so
+     * module creation fails with the tensor named instead of leaving a
+     * module without it. */
+    if (!self->alloc_failure) {
+      char *s = nn_shape_to_string (shape);
+      self->alloc_failure = g_strdup_printf (
+          "cannot allocate %s '%s': %s %s (out of memory or too large)",
+          slots == self->params ? "parameter" : "buffer", name,
+          nn_dtype_name (dtype), s);
+      g_free (s);
+    }
     return NULL;
+  }
   NnSlot s = { g_strdup (name), t, persistent, FALSE };
   g_array_append_val (slots, s);
   return t;

@@ -28,6 +28,8 @@ struct _NnModule {
   const NnLayerType *type;
   NnPlugin *plugin;       /* holds a reference: keeps the .so loaded */
   char *class_name;       /* (nullable) display name, e.g. "BasicBlock" */
+  char *alloc_failure;    /* (nullable) the first tensor a type's create
+                           * registered that could not be allocated */
   char *extra_repr;       /* (nullable) recorded extra_repr text, for types
                            * without an extra_repr of their own (Graph) */
   JsonObject *config;     /* validated, defaults filled */

@@ -22,7 +22,7 @@ NN_PROVIDERS=-dnnl ASAN_OPTIONS=detect_leaks=1 meson test -C build-asan --print-
   --no-suite dnnl --timeout-multiplier 3 || status=1
 # (The wrapper, since the tests' own environment sets ASAN_OPTIONS.)
 meson test -C build-asan --print-errorlogs --no-rebuild \
-  --wrapper 'env ASAN_OPTIONS=detect_leaks=0:abort_on_error=0' \
+  --wrapper 'env ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:allocator_may_return_null=1' \
   --num-processes 2 --suite dnnl --timeout-multiplier 3 \
   --logbase testlog-dnnl || status=1
 

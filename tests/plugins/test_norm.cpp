@@ -285,6 +285,26 @@ TEST (BatchNorm2d, ConfigErrors)
   }
 }
 
+// 2^45 features: 128 TiB per tensor, beyond any process's address space,
+// so the allocation fails on every machine. The core turns the create
+// function's unchecked failure into an error naming the tensor (a fuzzing
+// finding: the module used to be created without its weight).
+TEST (BatchNorm2d, UnallocatableTensorsFailCreationNamingThem)
+{
+  Registry reg = default_registry ();
+  Error err;
+  Module m = make (reg.get (), "{\"num_features\": 35184372088832}", err);
+  EXPECT_FALSE (m);
+  EXPECT_TRUE (err.matches (NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED)) << err.message ();
+  EXPECT_TRUE (contains (err.message (),
+                         "bn1: BatchNorm2d: cannot allocate parameter 'weight': F32 "
+                         "[35184372088832]")) << err.message ();
+  Error err2;
+  Module m2 = make (reg.get (), "{\"num_features\": 35184372088832, \"affine\": false}", err2);
+  EXPECT_FALSE (m2);
+  EXPECT_TRUE (contains (err2.message (), "cannot allocate buffer 'running_mean'")) << err2.message ();
+}
+
 TEST (BatchNorm2d, MultAddsAsTorchinfoCountsThem)
 {
   // torchinfo: output_size[0] * numel for each of weight and bias;
