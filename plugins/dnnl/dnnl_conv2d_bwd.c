@@ -173,7 +173,16 @@ entry_build_layout (const BwdKey *k, BwdEntry *e, gboolean plain, GError **error
                    : dnnl_memory_desc_init_by_tag (&md[B_WEI], 4, wd, dnnl_f32, dnnl_oihw),
                    "weights md", error)
     && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&b_md, 1, bd, dnnl_f32, dnnl_x), "bias md", error)
-    && nn_dnnl_ok (dnnl_dilated_convolution_forward_desc_init (
+    && (attr = nn_dnnl_attr_new (error));
+  if (!ok)
+    goto out;
+  /* Plain: the activations stay NCHW; else oneDNN picks their layouts. */
+  if (plain)
+    {
+      src_any = md[B_SRC];
+      dst_any = md[B_DDST];
+    }
+  ok = nn_dnnl_ok (dnnl_dilated_convolution_forward_desc_init (
                      &fwd, dnnl_forward_training, dnnl_convolution_direct, &src_any,
                      &w_any, k->has_bias ? &b_md : NULL, &dst_any, strides, dil, pl, pr),
                    "describing the convolution", error)
@@ -183,28 +192,9 @@ entry_build_layout (const BwdKey *k, BwdEntry *e, gboolean plain, GError **error
     && nn_dnnl_ok (dnnl_dilated_convolution_backward_weights_desc_init (
                      &bwd_w, dnnl_convolution_direct, &src_any, &w_any,
                      k->has_bias ? &b_md : NULL, &dst_any, strides, dil, pl, pr),
-                   "describing the backward weights", error)
-    && (attr = nn_dnnl_attr_new (error));
+                   "describing the backward weights", error);
   if (!ok)
     goto out;
-  if (plain)
-    {
-      src_any = md[B_SRC];
-      dst_any = md[B_DDST];
-      ok = nn_dnnl_ok (dnnl_dilated_convolution_forward_desc_init (
-                         &fwd, dnnl_forward_training, dnnl_convolution_direct, &src_any,
-                         &w_any, k->has_bias ? &b_md : NULL, &dst_any, strides, dil, pl, pr),
-                       "describing the convolution", error)
-        && nn_dnnl_ok (dnnl_dilated_convolution_backward_data_desc_init (
-                         &bwd_d, dnnl_convolution_direct, &src_any, &w_any, &dst_any,
-                         strides, dil, pl, pr), "describing the backward data", error)
-        && nn_dnnl_ok (dnnl_dilated_convolution_backward_weights_desc_init (
-                         &bwd_w, dnnl_convolution_direct, &src_any, &w_any,
-                         k->has_bias ? &b_md : NULL, &dst_any, strides, dil, pl, pr),
-                       "describing the backward weights", error);
-      if (!ok)
-        goto out;
-    }
   md[B_DSRC] = md[B_SRC];
   md[B_DWEI] = md[B_WEI];
   md[B_DBIAS] = b_md;
