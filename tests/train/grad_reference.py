@@ -180,9 +180,10 @@ for k, (s, e) in enumerate([(1, -1), (0, 1), (2, 3)]):
 
 add("dropout_eval", "Dropout", {"p": 0.3}, torch.nn.Dropout(0.3), [torch.randn(3, 4)])
 
-for k, (train, momentum, affine) in enumerate([(True, 0.1, True), (True, None, True),
-                                               (False, 0.1, True), (True, 0.3, False)]):
-    c = rng.randint(1, 4)
+
+def random_batch_norm2d(c, momentum, affine):
+    """A BatchNorm2d with random running statistics, counter and affine
+    parameters (drawn from torch's and rng's streams, in that order)."""
     bn = torch.nn.BatchNorm2d(c, momentum=momentum, affine=affine)
     with torch.no_grad():
         bn.running_mean.uniform_(-1, 1)
@@ -191,6 +192,13 @@ for k, (train, momentum, affine) in enumerate([(True, 0.1, True), (True, None, T
         if affine:
             bn.weight.uniform_(0.5, 1.5)
             bn.bias.uniform_(-0.5, 0.5)
+    return bn
+
+
+for k, (train, momentum, affine) in enumerate([(True, 0.1, True), (True, None, True),
+                                               (False, 0.1, True), (True, 0.3, False)]):
+    c = rng.randint(1, 4)
+    bn = random_batch_norm2d(c, momentum, affine)
     add(f"batch_norm2d_{k}", "BatchNorm2d",
         {"num_features": c, "momentum": momentum, "affine": affine}, bn,
         [torch.randn(rng.randint(2, 4), c, rng.randint(1, 4), rng.randint(2, 4))], train=train)
@@ -202,14 +210,7 @@ for k, (train, momentum, affine, dims) in enumerate([
         (True, 0.2, False, (3, 24, 6, 4)), (False, 0.1, True, (2, 32, 4, 4)),
         (True, 0.1, True, (8, 16, 1, 1))]):
     c = dims[1]
-    bn = torch.nn.BatchNorm2d(c, momentum=momentum, affine=affine)
-    with torch.no_grad():
-        bn.running_mean.uniform_(-1, 1)
-        bn.running_var.uniform_(0.5, 2)
-        bn.num_batches_tracked.fill_(rng.randint(0, 5))
-        if affine:
-            bn.weight.uniform_(0.5, 1.5)
-            bn.bias.uniform_(-0.5, 0.5)
+    bn = random_batch_norm2d(c, momentum, affine)
     add(f"batch_norm2d_wide{k}", "BatchNorm2d",
         {"num_features": c, "momentum": momentum, "affine": affine}, bn,
         [torch.randn(*dims) * 2 + 0.5], train=train)
