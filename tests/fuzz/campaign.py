@@ -159,6 +159,9 @@ def main():
     pending, running, done = list(args.budgets), [], []
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    # A shell starts background jobs with SIGINT ignored; Ctrl-C or kill
+    # -INT must still end the campaign with its table.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         while pending or running:
             while pending and len(running) < args.lanes and not stop:
