@@ -80,12 +80,14 @@ hex4 (const char *p, const char *end)
 }
 
 /* Reads the string starting at s->pos (a quote).  Returns its unescaped
- * text (transfer full), or NULL when unterminated: the parser reports it. */
+ * text (transfer full), or NULL when unterminated: the parser reports it.
+ * Sets @lone to the first lone UTF-16 surrogate escape's value, else 0. */
 static char *
-scan_string (Scan *s)
+scan_string (Scan *s, int *lone)
 {
   const char *p = s->text + s->pos + 1, *end = s->text + s->len;
   GString *out = g_string_new (NULL);
+  *lone = 0;
   while (p < end && *p != '"') {
     if (*p != '\\') {
       g_string_append_c (out, *p++);
@@ -114,6 +116,8 @@ scan_string (Scan *s)
           p += 6;
         }
       }
+      if (c >= 0xD800 && c < 0xE000 && !*lone)
+        *lone = (int) c;
       append_utf8 (out, c);
       break;
     }
@@ -232,10 +236,20 @@ nn_json_guard_scan (const char *text, gsize len, guint max_depth, guint flags,
         top->index++;
       s.pos++;
     } else if (c == '"') {
-      char *str = scan_string (&s);
+      int lone;
+      char *str = scan_string (&s, &lone);
       if (!str)
         break; /* unterminated: the parser says so */
-      if (top && top->is_object && top->expect_key)
+      if (lone) {
+        /* json-glib would keep it as bytes that are not UTF-8, so the
+         * text could not be written out and read again. */
+        gboolean is_key = top && top->is_object && top->expect_key;
+        g_free (str);
+        ok = fail (&s, origin, domain, code, error, "%s has a lone UTF-16 "
+                   "surrogate escape \\u%04X (expected a \\uD800-\\uDBFF "
+                   "escape followed by a \\uDC00-\\uDFFF one)",
+                   is_key ? "a key" : "a string", (unsigned) lone);
+      } else if (top && top->is_object && top->expect_key)
         ok = scan_key (&s, top, str, origin, domain, code, error);
       else
         g_free (str);

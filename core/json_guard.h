@@ -21,8 +21,10 @@ typedef enum {
 /* Scans @len bytes of JSON @text without recursion and refuses, naming
  * @origin and the key path: nesting deeper than @max_depth, integers
  * outside gint64 (json-glib would clamp them), numbers that overflow a
- * double, and with NN_JSON_GUARD_NO_DUPLICATE_KEYS repeated keys.  Syntax
- * errors are left to the parser.  Errors use @domain / @code.  MT safe. */
+ * double, lone UTF-16 surrogate escapes (json-glib would keep them as
+ * bytes that are not UTF-8), and with NN_JSON_GUARD_NO_DUPLICATE_KEYS
+ * repeated keys.  Syntax errors are left to the parser.  Errors use
+ * @domain / @code.  MT safe. */
 gboolean nn_json_guard_scan (const char *text, gsize len, guint max_depth,
                              guint flags, const char *origin, GQuark domain,
                              int code, GError **error);

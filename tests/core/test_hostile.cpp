@@ -177,6 +177,60 @@ TEST (Hostile, LargestFiniteFloatSavesAndReloads)
   EXPECT_EQ (nn_module_config_float (back.get (), "eps"), 1.7976931348623157e308);
 }
 
+// Found by the fourth fuzzing campaign: json-glib keeps a lone surrogate
+// escape as bytes that are not UTF-8, so the loaded descriptor saved as
+// text that did not load again.
+TEST (Hostile, LoneSurrogateEscapesAreRefusedWithTheirKeyPath)
+{
+  Registry reg = default_registry ();
+  for (const char *bad : { "\\uDAFE", "\\uDAFEt", "\\uDC00", "\\uD83D\\u0041" }) {
+    std::string text = std::string ("{\"format\": \"nnkit\", \"version\": 1, \"model\": "
+                                    "{\"type\": \"ReLU\", \"class\": \"Nn") + bad + "\"}}";
+    Error e;
+    Module m (nn_descriptor_load_data (reg.get (), text.c_str (), -1, "sur.json", e.out ()));
+    EXPECT_EQ (m, nullptr) << bad;
+    EXPECT_TRUE (contains (e.message (), "sur.json: model.class: a string has a lone UTF-16 "
+                                         "surrogate escape \\u"))
+        << e.message ();
+  }
+  // In a key, the message names the object holding it.
+  Error e;
+  Module m (nn_descriptor_load_data (reg.get (),
+      "{\"format\": \"nnkit\", \"version\": 1, \"model\": {\"type\": \"Dropout\", "
+      "\"config\": {\"\\uDC01\": 1}}}", -1, "key.json", e.out ()));
+  EXPECT_EQ (m, nullptr);
+  EXPECT_TRUE (contains (e.message (), "key.json: model.config: a key has a lone UTF-16 "
+                                       "surrogate escape \\uDC01"))
+      << e.message ();
+  // And in a safetensors header.
+  std::string path = write_header ("sur.safetensors",
+                                   "{\"__metadata__\": {\"note\": \"\\uD800\"}}");
+  Error se;
+  Safetensors st (nn_safetensors_open (path.c_str (), se.out ()));
+  EXPECT_EQ (st, nullptr);
+  EXPECT_TRUE (contains (se.message (), "__metadata__.note: a string has a lone UTF-16 "
+                                        "surrogate escape \\uD800"))
+      << se.message ();
+}
+
+TEST (Hostile, SurrogatePairsLoadSaveAndReload)
+{
+  Registry reg = default_registry ();
+  Error e;
+  Module m (nn_descriptor_load_data (reg.get (),
+      "{\"format\": \"nnkit\", \"version\": 1, \"model\": {\"type\": \"ReLU\", "
+      "\"class\": \"Nn\\uD83D\\uDE00\"}}", -1, "pair.json", e.out ()));
+  ASSERT_NE (m, nullptr) << e.message ();
+  gsize len = 0;
+  CStr text (nn_descriptor_to_data (m.get (), &len));
+  EXPECT_TRUE (g_utf8_validate (text.get (), (gssize) len, nullptr));
+  EXPECT_NE (std::string (text.get ()).find ("Nn\xF0\x9F\x98\x80"), std::string::npos)
+      << text.get ();
+  Module back (nn_descriptor_load_data (reg.get (), text.get (), (gssize) len, "saved",
+                                        e.out ()));
+  ASSERT_NE (back, nullptr) << e.message () << text.get ();
+}
+
 TEST (Hostile, SharedModuleDiamondsLoadInLinearTime)
 {
   // m_k holds m_{k-1} twice: 2^40 paths, 42 modules.
