@@ -466,7 +466,7 @@ TEST_P (Torch, SmallNetAgreesFusedUnfusedAndWithPyTorch)
   EXPECT_LT (max_diff (p.unfused, torch), 1e-4);
   auto f = fusions (m.get ());
   for (const char *g : { "stem.0+stem.1+stem.2", "block.conv1+block.bn1+block.relu",
-                         "block.conv2+block.bn2", "mix.0+mix.1", "dw.0+dw.1+dw.2",
+                         "block.conv2+block.bn2+block.add+block.relu", "mix.0+mix.1", "dw.0+dw.1+dw.2",
                          "gate.0+gate.1+gate.2", "head.0+head.1", "head.2+head.3" })
     EXPECT_TRUE (has (f, g)) << g;
 
