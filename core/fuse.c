@@ -347,12 +347,21 @@ nn_fuse_plan_free (NnPlan *plan)
 
 /* --- a run -------------------------------------------------------------- */
 
+/* Whether @kwargs holds nothing but PyTorch's `inplace` flag, which
+ * never changes a value (F.relu (x, inplace=False) as exported). */
+static gboolean
+no_kwargs (const NnValue *kwargs)
+{
+  guint n = kwargs ? nn_value_n_items (kwargs) : 0;
+  return n == 0 || (n == 1 && strcmp (nn_value_dict_key (kwargs, 0),
+                                      "inplace") == 0);
+}
+
 /* The one positional float32 tensor of a call with no keywords, or NULL. */
 static NnTensor *
 sole_tensor (const NnValue *args, const NnValue *kwargs)
 {
-  if (!args || nn_value_n_items (args) != 1
-      || (kwargs && nn_value_n_items (kwargs) != 0))
+  if (!args || nn_value_n_items (args) != 1 || !no_kwargs (kwargs))
     return NULL;
   NnTensor *x = nn_value_get_tensor (nn_value_item (args, 0));
   return x && x->dtype == NN_DTYPE_F32 && !nn_tensor_is_meta (x) ? x : NULL;
@@ -481,7 +490,8 @@ group_size (NnCall *call, const NnPlanStep *st, guint idx, NnModule *target,
   if (!plan || call->trace || call->meta || call->tape || call->events
       || !plan->fuse_len || plan->fuse_len[idx] == 0 || !x || !fi
       || !fi->forward_fused || x->shape.ndim != st->in_ndim
-      || target->training || nn_hooks_any (target) || !nn_fuse_enabled ())
+      || (st->fn ? st->caller : target)->training || nn_hooks_any (target)
+      || !nn_fuse_enabled ())
     return 0;
 
   /* Only steps whose stamps hold are read (their modules are alive and
@@ -501,8 +511,8 @@ group_size (NnCall *call, const NnPlanStep *st, guint idx, NnModule *target,
     NnModule *m = step_target (s);
     const NnFuseInfo *ai = m->type->fuse;
     NnFuseOp op = { 0 };
-    /* A functional op is not a module: no training mode of its own. */
-    if (!ai || !ai->describe || (!s->fn && m->training)
+    /* A functional op is not a module: its caller's mode. */
+    if (!ai || !ai->describe || (s->fn ? s->caller : m)->training
         || !ai->describe (m, &op))
       break;
     if (op.role == NN_FUSE_AS_ADD) {

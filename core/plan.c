@@ -227,7 +227,8 @@ resolve_functional_fresh (NnModule *self, NnModule *fn)
   s->caller = self;
   s->fn = fn;
   s->path = g_strconcat ("#", fn->type->name, NULL);
-  s->canon = g_strdup (fn->type->name);
+  /* Named in fusion groups as the op, in lower case: add, relu. */
+  s->canon = g_ascii_strdown (fn->type->name, -1);
   s->depth_add = 0;
   s->n_chain = 1;
   s->chain = g_new (NnModule *, 1);
