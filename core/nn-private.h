@@ -224,10 +224,11 @@ gboolean nn_fuse_enabled (void);
 /* Marks which steps of a new plan may absorb the ones after them. */
 void nn_fuse_annotate (NnPlan *plan);
 void nn_fuse_plan_free (NnPlan *plan);
-/* Around nn_call_module's run of step @st (number @idx; @fresh: recorded
- * by this run) of @target: _absorbed returns (transfer full) the input
- * passed on when a fused producer already did this call's work (NULL
- * otherwise); _begin records what a fresh step saw, or sets an epilogue
+/* Around nn_call_module's or nn_call_functional's run of step @st
+ * (number @idx; @fresh: recorded by this run) of @target: _absorbed
+ * returns (transfer full) the input passed on when a fused producer
+ * already did this call's work (NULL otherwise; NULL with @error when a
+ * fused residual add gets other operands than recorded); _begin records what a fresh step saw, or sets an epilogue
  * in @ep for a producer; _end notes the result and releases @ep. */
 NnValue *nn_fuse_absorbed (NnCall *call, const NnPlanStep *st,
                            const NnValue *args, const NnValue *kwargs,

@@ -1,6 +1,7 @@
 /* nnkit core: the execution plan.  The first forward of a root records
  * the calls its composites make through nn_call_module(), in entry order,
- * each resolved to its module (the trace); that list of steps becomes the
+ * each resolved to its module, and through nn_call_functional() (the
+ * op and its caller, for fusion) (the trace); that list of steps becomes the
  * root's plan, and later forwards follow it instead of looking each path
  * up.  A step is used only when the same caller asks for the same path at
  * the same position and every module on the way still carries the stamp
