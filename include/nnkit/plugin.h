@@ -505,7 +505,9 @@ NN_API NnTensor *nn_call_child (NnCall *call, NnModule *self,
                                 GError **error);
 /* Runs a module that is not a descendant (a functional op a composite
  * created with nn_module_new_from_type()): no hooks, as PyTorch's F.* have
- * none; errors carry the caller's path. */
+ * none; errors carry the caller's path.  The running module is its
+ * caller: the call is a step of the root's execution plan, which a fused
+ * group may absorb (a residual add, docs/ENGINE.md "Fusion"). */
 NN_API NnValue *nn_call_functional (NnCall *call, NnModule *fn,
                                     const NnValue *args,
                                     const NnValue *kwargs, GError **error);
