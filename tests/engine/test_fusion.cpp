@@ -606,6 +606,26 @@ TEST_P (Torch, ResidualAddsAgreeFusedUnfusedAndWithPyTorch)
                1e-4) << t;
   forward (m.get (), x.get ());
   EXPECT_EQ (fusions (m.get ()).size (), G_N_ELEMENTS (kResidualFused));
+
+  // Another input shape after the fused plan: the residual groups wait
+  // for a plan recorded with it, the values are the unfused ones; a bad
+  // input fails as unfused.
+  Tensor x1 = tensor_f32 ({ 1, 3, 8, 6 }, [] (gint64 i) { return (float) std::cos (0.3 * i); });
+  nn_engine_set_fusion (FALSE);
+  auto y1_off = forward (m.get (), x1.get ());
+  nn_engine_set_fusion (TRUE);
+  forward (m.get (), x.get ());
+  EXPECT_LT (max_diff (forward (m.get (), x1.get ()), y1_off), 1e-5);
+  EXPECT_LT (max_diff (forward (m.get (), x1.get ()), y1_off), 1e-5);
+  Tensor bad = tensor_f32 ({ 2, 4, 10, 12 }, [] (gint64) { return 1.0f; });
+  Error fused_e, unfused_e;
+  forward (m.get (), x.get ());
+  EXPECT_FALSE (nn_module_forward (m.get (), bad.get (), fused_e.out ()));
+  nn_engine_set_fusion (FALSE);
+  EXPECT_FALSE (nn_module_forward (m.get (), bad.get (), unfused_e.out ()));
+  nn_engine_set_fusion (TRUE);
+  EXPECT_FALSE (fused_e.message ().empty ());
+  EXPECT_EQ (fused_e.message (), unfused_e.message ());
 }
 
 TEST_P (Torch, ResidualAddsNeverFuseWithATapeOrInTraining)
