@@ -13,8 +13,9 @@
 
 #include <string.h>
 
-/* Groups are a producer, at most one affine, at most one activation. */
-#define FUSE_MAX_ABSORB 2
+/* Groups are a producer, at most one affine, at most one residual add,
+ * at most one activation, in that order. */
+#define FUSE_MAX_ABSORB 3
 
 static int fuse_state = -1;   /* -1: NN_FUSE not read yet */
 
@@ -267,7 +268,36 @@ nn_epilogue_get_folded (const NnEpilogue *ep, NnTensor **weight,
 static NnModule *
 step_target (const NnPlanStep *s)
 {
-  return s->chain[s->n_chain - 1];
+  return s->fn ? s->fn : s->chain[s->n_chain - 1];
+}
+
+/* Marks the steps whose result a later add reads as its residual, when
+ * every step from the source to the add runs in a fixed-dataflow
+ * composite: then each run routes the same tensor from one to the other,
+ * and a run may hold it from the source's end to give it to the group
+ * absorbing the add. */
+static void
+annotate_residuals (NnPlan *plan)
+{
+  guint n = plan->steps->len;
+  plan->res_last = g_new0 (guint, MAX (n, 1));
+  for (guint i = 0; i < n; i++) {
+    const NnPlanStep *a = plan->steps->pdata[i];
+    const NnFuseInfo *ai = step_target (a)->type->fuse;
+    if (!a->chained || a->res_src == 0 || a->res_src > i || !ai
+        || !ai->describe)
+      continue;
+    gboolean fixed = TRUE;
+    for (guint j = a->res_src - 1; j <= i && fixed; j++) {
+      const NnPlanStep *s = plan->steps->pdata[j];
+      fixed = (s->caller->type->flags & NN_LAYER_FIXED_DATAFLOW) != 0;
+    }
+    if (!fixed)
+      continue;
+    if (plan->res_last[a->res_src - 1] == 0)
+      plan->n_res++;
+    plan->res_last[a->res_src - 1] = i + 1;
+  }
 }
 
 void
@@ -279,6 +309,7 @@ nn_fuse_annotate (NnPlan *plan)
   plan->folds = g_new0 (NnFoldCache *, MAX (n, 1));
   plan->fused_names = g_new0 (char *, MAX (n, 1));
   plan->fused_n = g_new0 (guint8, MAX (n, 1));
+  annotate_residuals (plan);
   for (guint i = 0; i < n; i++) {
     const NnPlanStep *h = plan->steps->pdata[i];
     const NnFuseInfo *fi = step_target (h)->type->fuse;
@@ -310,20 +341,48 @@ nn_fuse_plan_free (NnPlan *plan)
   g_free (plan->fused_names);
   g_free (plan->fused_n);
   g_free (plan->fuse_len);
+  g_free (plan->res_last);
   g_mutex_clear (&plan->fuse_lock);
 }
 
 /* --- a run -------------------------------------------------------------- */
 
+/* Whether @kwargs holds nothing but PyTorch's `inplace` flag, which
+ * never changes a value (F.relu (x, inplace=False) as exported). */
+static gboolean
+no_kwargs (const NnValue *kwargs)
+{
+  guint n = kwargs ? nn_value_n_items (kwargs) : 0;
+  return n == 0 || (n == 1 && strcmp (nn_value_dict_key (kwargs, 0),
+                                      "inplace") == 0);
+}
+
 /* The one positional float32 tensor of a call with no keywords, or NULL. */
 static NnTensor *
 sole_tensor (const NnValue *args, const NnValue *kwargs)
 {
-  if (!args || nn_value_n_items (args) != 1
-      || (kwargs && nn_value_n_items (kwargs) != 0))
+  if (!args || nn_value_n_items (args) != 1 || !no_kwargs (kwargs))
     return NULL;
   NnTensor *x = nn_value_get_tensor (nn_value_item (args, 0));
   return x && x->dtype == NN_DTYPE_F32 && !nn_tensor_is_meta (x) ? x : NULL;
+}
+
+/* A producer's first positional tensor when every positional tensor is
+ * float32 (an add's result is then float32 too), or NULL. */
+static NnTensor *
+producer_input (const NnValue *args)
+{
+  NnTensor *first = NULL;
+  for (guint i = 0, n = args ? nn_value_n_items (args) : 0; i < n; i++) {
+    NnTensor *t = nn_value_get_tensor (nn_value_item (args, i));
+    if (!t)
+      continue;
+    if (t->dtype != NN_DTYPE_F32 || nn_tensor_is_meta (t))
+      return NULL;
+    if (!first)
+      first = t;
+  }
+  return first;
 }
 
 static gboolean
@@ -336,22 +395,84 @@ stamps_hold (const NnPlanStep *s)
   return TRUE;
 }
 
-NnValue *
-nn_fuse_absorbed (NnCall *call, const NnPlanStep *st, const NnValue *args)
+/* Where a later add may find step @idx's result @y as its residual: by
+ * address when recording, held while following the plan with fusion
+ * possible (also when the step was absorbed). */
+static void
+note_result (NnCall *call, guint idx, NnTensor *y)
 {
-  if (call->absorb_left == 0)
-    return NULL;
+  if (call->step_out) {
+    if (call->step_out->len <= idx)
+      g_array_set_size (call->step_out, idx + 1);
+    g_array_index (call->step_out, gpointer, idx) = y;
+  }
+  if (y && call->held && idx < call->n_held && call->plan->res_last[idx]
+      && !call->trace && !call->tape && !call->events && !call->held[idx]
+      && nn_fuse_enabled ())
+    call->held[idx] = nn_tensor_ref (y);
+}
+
+/* Drops the run's hold on the residual step @st reads, at its last
+ * reader. */
+static void
+release_residual (NnCall *call, const NnPlanStep *st, guint idx)
+{
+  guint src = st->res_src;
+  if (!call->held || src == 0 || src > call->n_held || !call->plan
+      || call->plan->res_last[src - 1] != idx + 1)
+    return;
+  g_clear_pointer (&call->held[src - 1], nn_tensor_unref);
+}
+
+NnValue *
+nn_fuse_absorbed (NnCall *call, const NnPlanStep *st, const NnValue *args,
+                  const NnValue *kwargs, GError **error)
+{
   guint idx = call->cursor - 1;
-  NnValue *item = args && nn_value_n_items (args) == 1
-                    ? nn_value_item (args, 0) : NULL;
+  if (call->absorb_left == 0) {
+    release_residual (call, st, idx);
+    return NULL;
+  }
+  /* The residual add: the chained operand and the residual the producer
+   * added, in their recorded positions, and no keyword (alpha). */
+  gboolean is_add = call->absorb_add == idx + 1;
+  guint n_items = args ? nn_value_n_items (args) : 0;
+  NnValue *item = NULL;
+  if (is_add) {
+    if (n_items == 2 && (!kwargs || nn_value_n_items (kwargs) == 0)
+        && nn_value_get_tensor (nn_value_item (args, st->res_pos))
+             == call->absorb_residual)
+      item = nn_value_item (args, 1 - st->res_pos);
+  } else if (n_items == 1) {
+    item = nn_value_item (args, 0);
+  }
   if (!call->plan || call->trace || idx != call->absorb_next || !item
       || nn_value_get_tensor (item) != call->absorb_tensor
       || call->plan->steps->pdata[idx] != st) {
+    call->absorb_left = 0;
+    release_residual (call, st, idx);
+    if (call->absorb_add) {
+      /* The producer already added a residual this call does not read:
+       * its result cannot be given as anything's.  Cannot happen while
+       * the fixed-dataflow composites route as recorded. */
+      call->absorb_add = 0;
+      call->absorb_residual = NULL;
+      g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                   "fused residual add: step %u (%s) was not called with "
+                   "the operands recorded in the plan; run with NN_FUSE=off "
+                   "and report this", idx, st->canon);
+      return NULL;
+    }
     /* Not the call the producer absorbed (cannot happen in a
      * fixed-dataflow composite whose plan holds): run it. */
-    call->absorb_left = 0;
     return NULL;
   }
+  if (is_add) {
+    call->absorb_add = 0;
+    call->absorb_residual = NULL;
+  }
+  release_residual (call, st, idx);
+  note_result (call, idx, call->absorb_tensor);
   call->absorb_left--;
   call->absorb_next++;
   return nn_value_ref (item);
@@ -361,14 +482,16 @@ nn_fuse_absorbed (NnCall *call, const NnPlanStep *st, const NnValue *args)
  * it absorb; fills @ep's activation and *@affine. */
 static guint
 group_size (NnCall *call, const NnPlanStep *st, guint idx, NnModule *target,
-            NnTensor *x, NnEpilogue *ep, NnModule **affine, gint64 *channels)
+            NnTensor *x, NnEpilogue *ep, NnModule **affine, gint64 *channels,
+            guint *add_step)
 {
   NnPlan *plan = call->plan;
   const NnFuseInfo *fi = target->type->fuse;
   if (!plan || call->trace || call->meta || call->tape || call->events
       || !plan->fuse_len || plan->fuse_len[idx] == 0 || !x || !fi
       || !fi->forward_fused || x->shape.ndim != st->in_ndim
-      || target->training || nn_hooks_any (target) || !nn_fuse_enabled ())
+      || (st->fn ? st->caller : target)->training || nn_hooks_any (target)
+      || !nn_fuse_enabled ())
     return 0;
 
   /* Only steps whose stamps hold are read (their modules are alive and
@@ -388,9 +511,28 @@ group_size (NnCall *call, const NnPlanStep *st, guint idx, NnModule *target,
     NnModule *m = step_target (s);
     const NnFuseInfo *ai = m->type->fuse;
     NnFuseOp op = { 0 };
-    if (!ai || !ai->describe || m->training || !ai->describe (m, &op))
+    /* A functional op is not a module: its caller's mode. */
+    if (!ai || !ai->describe || (s->fn ? s->caller : m)->training
+        || !ai->describe (m, &op))
       break;
-    if (op.role == NN_FUSE_AS_AFFINE && k == 1 && ai->fill_affine
+    if (op.role == NN_FUSE_AS_ADD) {
+      /* The residual: held since its step ended, of the recorded shape,
+       * with the producer's input of the recorded shape, so the result
+       * and the residual have the same shape as when recorded. */
+      NnTensor *r = s->res_src && call->held && s->res_src <= call->n_held
+                      && s->res_src - 1 < idx ? call->held[s->res_src - 1]
+                                              : NULL;
+      if (!(fi->accepts & NN_FUSE_ACCEPT_ADD) || ep->residual
+          || ep->act != NN_ACT_NONE || !r || r->dtype != NN_DTYPE_F32
+          || !nn_shape_equal (&r->shape, &s->res_shape)
+          || !nn_shape_equal (&x->shape, &st->in_shape))
+        break;
+      ep->residual = r;
+      *add_step = idx + k;
+    } else if (s->res_src) {
+      /* Recorded as a two-operand call: only an add absorbs it. */
+      break;
+    } else if (op.role == NN_FUSE_AS_AFFINE && k == 1 && ai->fill_affine
         && (fi->accepts & NN_FUSE_ACCEPT_AFFINE) && fi->weight_name
         && (gint) st->out_ndim + fi->affine_dim_from_end
              == (gint) op.channel_dim) {
@@ -436,34 +578,81 @@ note_group (NnCall *call, guint idx, guint n)
   g_mutex_unlock (&plan->fuse_lock);
 }
 
+/* Whether positional item @k of @args is the previous step's float32
+ * result, dying at this call: only the given tuple holds it (as for
+ * inplace_arg), and nothing ran in between. */
+static gboolean
+dies_here (NnCall *call, guint idx, const NnValue *args, guint k)
+{
+  NnValue *item = nn_value_item (args, k);
+  NnTensor *x = nn_value_get_tensor (item);
+  return x && x->dtype == NN_DTYPE_F32 && !nn_tensor_is_meta (x)
+         && call->args_given && x == call->last_result
+         && call->last_result_next == idx
+         && call->last_result_invokes == call->n_invokes
+         && nn_value_get_ref_count (args) == 1
+         && nn_value_get_ref_count (item) == 1
+         && g_atomic_int_get (&x->ref_count) == 1;
+}
+
+/* Recording a two-operand call (an add): chained through the operand
+ * that dies here, the other one (same shape, float32) the residual,
+ * the result of the latest earlier step that returned that tensor. */
+static void
+record_residual (NnCall *call, NnPlanStep *s, guint idx, const NnValue *args)
+{
+  for (guint c = 0; c < 2; c++) {
+    if (!dies_here (call, idx, args, c))
+      continue;
+    NnTensor *x = nn_value_get_tensor (nn_value_item (args, c));
+    NnTensor *r = nn_value_get_tensor (nn_value_item (args, 1 - c));
+    if (!r || r == x || r->dtype != NN_DTYPE_F32 || nn_tensor_is_meta (r)
+        || !nn_shape_equal (&r->shape, &x->shape))
+      return;
+    for (guint j = MIN (idx, call->step_out->len); j-- > 0;)
+      if (g_array_index (call->step_out, gpointer, j) == (gpointer) r) {
+        s->chained = TRUE;
+        s->res_src = j + 1;
+        s->res_pos = 1 - c;
+        s->res_shape = r->shape;
+        return;
+      }
+    return;
+  }
+}
+
 void
 nn_fuse_begin (NnCall *call, const NnPlanStep *st, guint idx, gboolean fresh,
                NnModule *target, const NnValue *args, const NnValue *kwargs,
                NnEpilogue *ep)
 {
-  NnTensor *x = sole_tensor (args, kwargs);
   memset (ep, 0, sizeof *ep);
   call->absorb_left = 0;
+  call->absorb_add = 0;
+  call->absorb_residual = NULL;
 
   if (fresh) {
-    /* Recording: what this call read.  Its input dies here when only the
-     * given tuple holds it (as for inplace_arg). */
+    /* Recording: what this call read. */
     NnPlanStep *s = (NnPlanStep *) st;
     NnTensor *a0 = args && nn_value_n_items (args) > 0
                      ? nn_value_get_tensor (nn_value_item (args, 0)) : NULL;
     s->in_ndim = a0 ? a0->shape.ndim : 0;
-    s->chained = x && call->args_given && x == call->last_result
-                 && call->last_result_next == idx
-                 && call->last_result_invokes == call->n_invokes
-                 && nn_value_get_ref_count (args) == 1
-                 && nn_value_get_ref_count (nn_value_item (args, 0)) == 1
-                 && g_atomic_int_get (&x->ref_count) == 1;
+    if (a0)
+      s->in_shape = a0->shape;
+    s->res_src = 0;
+    s->chained = sole_tensor (args, kwargs) && dies_here (call, idx, args, 0);
+    if (args && nn_value_n_items (args) == 2
+        && (!kwargs || nn_value_n_items (kwargs) == 0))
+      record_residual (call, s, idx, args);
     return;
   }
 
   NnModule *affine = NULL;
   gint64 channels = 0;
-  guint n = group_size (call, st, idx, target, x, ep, &affine, &channels);
+  guint add_step = 0;
+  NnTensor *x = producer_input (args);
+  guint n = group_size (call, st, idx, target, x, ep, &affine, &channels,
+                        &add_step);
   if (n > 0 && affine) {
     Fold *f = fold_get (call->plan, idx, target, target->type->fuse, affine,
                         channels);
@@ -483,10 +672,16 @@ nn_fuse_begin (NnCall *call, const NnPlanStep *st, guint idx, gboolean fresh,
     note_group (call, idx, n);
   if (n == 0)
     return;
+  if (add_step > idx + n)
+    ep->residual = NULL;    /* the group stopped before the add */
   call->epilogue = ep;
   call->epilogue_for = target;
   call->absorb_left = n;
   call->absorb_next = idx + 1;
+  if (ep->residual) {
+    call->absorb_add = add_step + 1;
+    call->absorb_residual = ep->residual;
+  }
 }
 
 void
@@ -499,18 +694,25 @@ nn_fuse_end (NnCall *call, const NnPlanStep *st, guint idx, gboolean fresh,
   if (call->epilogue == ep) {
     call->epilogue = NULL;
     call->absorb_left = 0;
+    call->absorb_add = 0;
+    call->absorb_residual = NULL;
   }
   fold_unref (ep->priv);
   ep->priv = NULL;
   if (fresh)
     ((NnPlanStep *) st)->out_ndim = y ? y->shape.ndim : 0;
+  note_result (call, idx, y);
+  release_residual (call, st, idx);
   call->last_result = y;
   call->last_result_next = idx + 1;
   call->last_result_invokes = call->n_invokes;
   if (call->absorb_left)
     call->absorb_tensor = y;
-  if (!y)
+  if (!y) {
     call->absorb_left = 0;
+    call->absorb_add = 0;
+    call->absorb_residual = NULL;
+  }
 }
 
 char **

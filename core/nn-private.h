@@ -101,6 +101,19 @@ struct _NnCall {
   NnModule *epilogue_for;
   guint absorb_left, absorb_next;
   NnTensor *absorb_tensor;    /* compared by address only */
+  /* Residual adds (fuse.c).  current: the module whose forward runs, the
+   * caller of a functional op.  step_out[i]: step i's tensor result in
+   * this run (NULL: none), by address, to find a residual's source when
+   * recording.  held[i]: (nullable) a reference on step i's result while
+   * a later group may read it as its residual (plan->res_last[i] > 0).
+   * absorb_residual: what the running group added, compared by address
+   * with the absorbed add's operand (step absorb_add - 1). */
+  NnModule *current;
+  GArray *step_out;           /* gpointer */
+  NnTensor **held;
+  guint n_held;
+  NnTensor *absorb_residual;
+  guint absorb_add;           /* 1 + the absorbed add's step, 0: none */
   struct _NnTape *walking; /* (nullable) in a backward: the tape walked, for
                             * nn_call_input_needs_grad() */
 };
@@ -157,6 +170,16 @@ struct _NnPlanStep {
    * ndims of its first tensor argument and of its tensor result. */
   gboolean chained;
   guint in_ndim, out_ndim;
+  /* Appended for functional-op steps (nn_call_functional): fn is the op
+   * (owned by the caller, path "#" + its type name); chain holds only the
+   * caller.  in_shape: the first tensor argument's shape when recorded.
+   * A two-operand step chained through one operand records the other, its
+   * residual: res_src - 1 the step whose result it was (0: none), its
+   * position and shape (that of the chained operand too). */
+  NnModule *fn;
+  NnShape in_shape;
+  guint res_src, res_pos;
+  NnShape res_shape;
 };
 
 typedef struct _NnFoldCache NnFoldCache;
@@ -172,6 +195,10 @@ struct _NnPlan {
   char **fused_names;
   guint8 *fused_n;      /* steps absorbed under fused_names[i] */
   GMutex fuse_lock;     /* guards folds[] and fused_names[] */
+  /* Per step: 1 + the last step reading its result as a residual (0:
+   * none), and how many steps have one (runs then keep call->held). */
+  guint *res_last;
+  guint n_res;
 };
 /* Starts a run of @root: follows its plan, or records a trace. */
 void nn_plan_begin (NnCall *call, NnModule *root);
@@ -182,6 +209,9 @@ void nn_plan_end (NnCall *call, NnModule *root, gboolean ok);
  * Returns: (transfer none) (nullable) valid until the run ends. */
 const NnPlanStep *nn_plan_resolve (NnCall *call, NnModule *self,
                                    const char *path, GError **error);
+/* As nn_plan_resolve for a call of functional op @fn by @self. */
+const NnPlanStep *nn_plan_resolve_functional (NnCall *call, NnModule *self,
+                                              NnModule *fn, GError **error);
 /* Frees @m's plan (nn_module_unref). */
 void nn_plan_clear (NnModule *m);
 /* plan.c: (transfer full) (nullable) @root's current plan, and its
@@ -194,13 +224,15 @@ gboolean nn_fuse_enabled (void);
 /* Marks which steps of a new plan may absorb the ones after them. */
 void nn_fuse_annotate (NnPlan *plan);
 void nn_fuse_plan_free (NnPlan *plan);
-/* Around nn_call_module's run of step @st (number @idx; @fresh: recorded
- * by this run) of @target: _absorbed returns (transfer full) the input
- * passed on when a fused producer already did this call's work (NULL
- * otherwise); _begin records what a fresh step saw, or sets an epilogue
+/* Around nn_call_module's or nn_call_functional's run of step @st
+ * (number @idx; @fresh: recorded by this run) of @target: _absorbed
+ * returns (transfer full) the input passed on when a fused producer
+ * already did this call's work (NULL otherwise; NULL with @error when a
+ * fused residual add gets other operands than recorded); _begin records what a fresh step saw, or sets an epilogue
  * in @ep for a producer; _end notes the result and releases @ep. */
 NnValue *nn_fuse_absorbed (NnCall *call, const NnPlanStep *st,
-                           const NnValue *args);
+                           const NnValue *args, const NnValue *kwargs,
+                           GError **error);
 void nn_fuse_begin (NnCall *call, const NnPlanStep *st, guint idx,
                     gboolean fresh, NnModule *target, const NnValue *args,
                     const NnValue *kwargs, NnEpilogue *ep);

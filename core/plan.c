@@ -1,6 +1,7 @@
 /* nnkit core: the execution plan.  The first forward of a root records
  * the calls its composites make through nn_call_module(), in entry order,
- * each resolved to its module (the trace); that list of steps becomes the
+ * each resolved to its module, and through nn_call_functional() (the
+ * op and its caller, for fusion) (the trace); that list of steps becomes the
  * root's plan, and later forwards follow it instead of looking each path
  * up.  A step is used only when the same caller asks for the same path at
  * the same position and every module on the way still carries the stamp
@@ -92,14 +93,20 @@ nn_plan_begin (NnCall *call, NnModule *root)
   call->trace = NULL;
   call->plan = NULL;
   call->plan_on = !call->meta && plan_enabled ();
+  call->step_out = NULL;
+  call->held = NULL;
+  call->n_held = 0;
   if (!call->plan_on)
     return;
+  call->step_out = g_array_new (FALSE, TRUE, sizeof (gpointer));
   pthread_mutex_lock (&plan_lock);
   if (root->plan)
     call->plan = plan_ref (root->plan);
   pthread_mutex_unlock (&plan_lock);
   if (!call->plan)
     call->trace = g_ptr_array_new_with_free_func (step_unref);
+  else if (call->plan->n_res)
+    call->held = g_new0 (NnTensor *, call->n_held = call->plan->steps->len);
 }
 
 void
@@ -109,6 +116,13 @@ nn_plan_end (NnCall *call, NnModule *root, gboolean ok)
    * fewer calls than planned) publishes what it did instead. */
   if (!call->plan_on)
     return;
+  /* Residuals a left plan never reached (fuse.c). */
+  for (guint i = 0; i < call->n_held; i++)
+    if (call->held[i])
+      nn_tensor_unref (call->held[i]);
+  g_clear_pointer (&call->held, g_free);
+  call->n_held = 0;
+  g_clear_pointer (&call->step_out, g_array_unref);
   if (ok && !call->trace && call->plan
       && call->cursor < call->plan->steps->len) {
     call->trace = g_ptr_array_new_with_free_func (step_unref);
@@ -138,7 +152,7 @@ nn_plan_end (NnCall *call, NnModule *root, gboolean ok)
 static gboolean
 step_holds (const NnPlanStep *s, NnModule *self, const char *path)
 {
-  if (s->caller != self || strcmp (s->path, path) != 0)
+  if (s->caller != self || s->fn || strcmp (s->path, path) != 0)
     return FALSE;
   for (guint i = 0; i < s->n_chain; i++)
     if (stamp_of (s->chain[i]) != s->stamps[i])
@@ -201,6 +215,52 @@ nn_plan_resolve (NnCall *call, NnModule *self, const char *path,
   call->cursor++;
   call->step_fresh = TRUE;
   return s;
+}
+
+/* A functional op's step: the caller alone in the chain, the op (owned
+ * by the caller, which is alive and unedited while its stamp holds)
+ * compared by address. */
+static NnPlanStep *
+resolve_functional_fresh (NnModule *self, NnModule *fn)
+{
+  NnPlanStep *s = g_new0 (NnPlanStep, 1);
+  s->ref_count = 1;
+  s->caller = self;
+  s->fn = fn;
+  s->path = g_strconcat ("#", fn->type->name, NULL);
+  /* Named in fusion groups as the op, in lower case: add, relu. */
+  s->canon = g_ascii_strdown (fn->type->name, -1);
+  s->depth_add = 0;
+  s->n_chain = 1;
+  s->chain = g_new (NnModule *, 1);
+  s->stamps = g_new (guint64, 1);
+  s->chain[0] = self;
+  s->stamps[0] = stamp_of (self);
+  return s;
+}
+
+const NnPlanStep *
+nn_plan_resolve_functional (NnCall *call, NnModule *self, NnModule *fn,
+                            GError **error)
+{
+  if (call->plan && !call->trace) {
+    GPtrArray *steps = call->plan->steps;
+    call->step_fresh = FALSE;
+    if (call->cursor < steps->len) {
+      const NnPlanStep *s = steps->pdata[call->cursor];
+      if (s->fn == fn && s->caller == self && stamp_of (self) == s->stamps[0])
+        return steps->pdata[call->cursor++];
+    }
+    call->trace = g_ptr_array_new_with_free_func (step_unref);
+    for (guint i = 0; i < call->cursor; i++)
+      g_ptr_array_add (call->trace, step_ref (steps->pdata[i]));
+  }
+  if (!call->trace)
+    call->trace = g_ptr_array_new_with_free_func (step_unref);
+  g_ptr_array_add (call->trace, resolve_functional_fresh (self, fn));
+  call->cursor++;
+  call->step_fresh = TRUE;
+  return call->trace->pdata[call->trace->len - 1];
 }
 
 guint64

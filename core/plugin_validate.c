@@ -157,9 +157,10 @@ fuse_problem (const NnFuseInfo *f)
     return g_strdup_printf ("fuse info struct_size is %" G_GSIZE_FORMAT
                             ", expected %" G_GSIZE_FORMAT, f->struct_size,
                             sizeof (NnFuseInfo));
-  if (f->accepts & ~NN_FUSE_ACCEPT_AFFINE)
+  const guint32 known = NN_FUSE_ACCEPT_AFFINE | NN_FUSE_ACCEPT_ADD;
+  if (f->accepts & ~known)
     return g_strdup_printf ("fuse info accepts unknown bits 0x%x",
-                            f->accepts & ~NN_FUSE_ACCEPT_AFFINE);
+                            f->accepts & ~known);
   if (f->act_kinds & ~((NN_ACT_BIT (NN_ACT_N_KINDS) - 1) & ~1u))
     return g_strdup_printf ("fuse info has unknown activation bits 0x%x",
                             f->act_kinds);

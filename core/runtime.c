@@ -174,6 +174,9 @@ invoke (NnCall *call, NnModule *m, const NnValue *args, const NnValue *kwargs,
   call->tape_inside += record;
   NnTensor *into = ep ? NULL : inplace_target (call, t, args, bound, given);
   NnValue *out = NULL;
+  /* The caller of the functional ops it runs (their plan steps). */
+  NnModule *saved_current = call->current;
+  call->current = m;
   if (ep) {
     out = t->fuse->forward_fused (m, call, bound, ep, &local);
   } else if (into) {
@@ -189,6 +192,7 @@ invoke (NnCall *call, NnModule *m, const NnValue *args, const NnValue *kwargs,
   } else {
     out = fn (m, call, bound, &local);
   }
+  call->current = saved_current;
   call->tape_inside -= record;
   call->meta = saved_meta;
   /* Checked before recording: a refused result never reaches the tape. */
@@ -328,9 +332,13 @@ nn_call_module (NnCall *call, NnModule *self, const char *path,
     idx = call->cursor - 1;
     fresh = call->step_fresh;
     /* A fused producer before it did this call's work (fuse.c). */
-    NnValue *passed = nn_fuse_absorbed (call, st, args);
-    if (passed)
+    GError *absorb_error = NULL;
+    NnValue *passed = nn_fuse_absorbed (call, st, args, kwargs, &absorb_error);
+    if (passed || absorb_error) {
+      if (absorb_error)
+        g_propagate_error (error, absorb_error);
       return passed;
+    }
     nn_fuse_begin (call, st, idx, fresh, target, args, kwargs, &ep);
   } else {
     target = nn_module_lookup_ref (self, path, &canon, error);
@@ -420,9 +428,32 @@ nn_call_functional (NnCall *call, NnModule *fn, const NnValue *args,
     return NULL;
   }
   g_autoptr (NnValue) empty = args ? NULL : nn_value_new_tuple ();
+  /* A plan step too, so that fusion sees a residual add (fuse.c). */
+  const NnPlanStep *st = NULL;
+  guint idx = 0;
+  gboolean fresh = FALSE;
+  NnEpilogue ep = { 0 };
+  if (call->plan_on && call->current) {
+    st = nn_plan_resolve_functional (call, call->current, fn, error);
+    if (!st)
+      return NULL;
+    idx = call->cursor - 1;
+    fresh = call->step_fresh;
+    GError *absorb_error = NULL;
+    NnValue *passed = nn_fuse_absorbed (call, st, args, kwargs, &absorb_error);
+    if (passed || absorb_error) {
+      if (absorb_error)
+        g_propagate_error (error, absorb_error);
+      return passed;
+    }
+    nn_fuse_begin (call, st, idx, fresh, fn, args ? args : empty, kwargs, &ep);
+  }
   /* Functional ops are not modules in PyTorch: no hooks, the caller's
    * path. */
-  return invoke (call, fn, args ? args : empty, kwargs, error);
+  NnValue *out = invoke (call, fn, args ? args : empty, kwargs, error);
+  if (st)
+    nn_fuse_end (call, st, idx, fresh, out, &ep);
+  return out;
 }
 
 NnTensor *

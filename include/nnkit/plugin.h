@@ -336,6 +336,9 @@ typedef enum {
   NN_FUSE_AS_NONE = 0,
   NN_FUSE_AS_ACTIVATION,   /* act, alpha, beta */
   NN_FUSE_AS_AFFINE,       /* y = x * scale[c] + shift[c] per channel */
+  /* Appended: an elementwise add (a functional op step) of the previous
+   * step's result and another tensor of the same shape, the residual. */
+  NN_FUSE_AS_ADD,
 } NnFuseRole;
 
 typedef struct {
@@ -360,6 +363,11 @@ typedef struct {
   NnActKind act;
   float alpha, beta;
   gpointer priv;           /* the core's */
+  /* Appended: (transfer none) (nullable) a float32 tensor of exactly the
+   * result's shape, added after the affine and before @act (a residual
+   * add absorbed by a producer declaring NN_FUSE_ACCEPT_ADD).  The
+   * producer must not write to it. */
+  NnTensor *residual;
 } NnEpilogue;
 
 /* The producer's weight and bias with @ep's affine folded in, float32,
@@ -374,6 +382,9 @@ NN_API gboolean nn_epilogue_get_folded (const NnEpilogue *ep,
  * float32 parameter weight_name has the output channels on dim 0, and
  * bias_name (possibly absent) is per output channel. */
 #define NN_FUSE_ACCEPT_AFFINE (1u << 0)
+/* The producer adds NnEpilogue.residual to its result before the
+ * activation (y = act (conv (x) + residual)). */
+#define NN_FUSE_ACCEPT_ADD (1u << 1)
 
 struct _NnFuseInfo {
   gsize struct_size;       /* sizeof (NnFuseInfo) */
@@ -494,7 +505,9 @@ NN_API NnTensor *nn_call_child (NnCall *call, NnModule *self,
                                 GError **error);
 /* Runs a module that is not a descendant (a functional op a composite
  * created with nn_module_new_from_type()): no hooks, as PyTorch's F.* have
- * none; errors carry the caller's path. */
+ * none; errors carry the caller's path.  The running module is its
+ * caller: the call is a step of the root's execution plan, which a fused
+ * group may absorb (a residual add, docs/ENGINE.md "Fusion"). */
 NN_API NnValue *nn_call_functional (NnCall *call, NnModule *fn,
                                     const NnValue *args,
                                     const NnValue *kwargs, GError **error);

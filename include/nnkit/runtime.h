@@ -77,7 +77,8 @@ NN_API void nn_set_num_threads (int n);
 
 /* --- the execution plan (appended in ABI 2.0; docs/ENGINE.md) ----------
  *
- * A root's first forward records the calls its composites make; later
+ * A root's first forward records the calls its composites make (module
+ * and functional-op calls); later
  * forwards reuse those resolved steps while the modules they pass through
  * are unedited (surgery, load_state_dict and nn_module_set_tensor renew
  * them), and rebuild the plan otherwise.  NN_PLAN=off resolves every call
@@ -104,7 +105,8 @@ NN_API void nn_engine_set_fusion (gboolean enabled);
 NN_API gboolean nn_engine_get_fusion (void);
 /* Returns: (transfer full) a NULL-terminated list of the groups @root's
  * last planned forward fused, each the full paths joined by '+'
- * ("layer1.0.conv1+layer1.0.bn1+layer1.0.relu").  MT safe. */
+ * ("layer1.0.conv1+layer1.0.bn1+layer1.0.relu"), an op call as its
+ * caller's path and its type in lower case ("layer1.0.add").  MT safe. */
 NN_API char **nn_module_get_plan_fusions (NnModule *root);
 
 G_END_DECLS

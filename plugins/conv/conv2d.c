@@ -365,7 +365,8 @@ try_alloc_floats (gint64 n, const char *what, GError **error)
 }
 
 /* The forward, with the epilogue @ep (nullable) of a fused plan step:
- * folded weights, then an activation on each image while it is hot. */
+ * folded weights, then the residual and the activation on each image
+ * while it is hot. */
 static NnValue *
 conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
             const NnEpilogue *ep, GError **error)
@@ -380,6 +381,18 @@ conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
   if (!conv2d_out_shape (g, &input->shape, &os, error)
       || !conv2d_weights (self, g, ep, &wkeep, &bkeep, &weight, &bias, error))
     return NULL;
+  const float *res = ep && ep->residual ? nn_tensor_f32 (ep->residual) : NULL;
+  if (ep && ep->residual
+      && (!res || !nn_shape_equal (&ep->residual->shape, &os)))
+    {
+      /* The core gives the result's shape; anything else is its bug. */
+      g_autofree char *r = nn_shape_to_string (&ep->residual->shape);
+      g_autofree char *o = nn_shape_to_string (&os);
+      g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
+                   "fused residual add: residual %s (%s) where the output is "
+                   "float32 %s", r, nn_dtype_name (ep->residual->dtype), o);
+      return NULL;
+    }
 
   const guint nd = input->shape.ndim;
   const gint64 n = nd == 4 ? input->shape.dims[0] : 1;
@@ -451,6 +464,14 @@ conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
       else
         conv2d_gemm_image (&cg, img, ih, iw, weight, bias, ho, wo, col,
                            y + i * out_img);
+      if (res)
+        {
+          /* The absorbed residual add, before the activation. */
+          float *yi = y + i * out_img;
+          const float *ri = res + i * out_img;
+          for (gint64 k = 0; k < out_img; k++)
+            yi[k] += ri[k];
+        }
       if (ep && ep->act != NN_ACT_NONE)
         nn_fuse_apply_act (y + i * out_img, (gsize) out_img, ep->act,
                            ep->alpha, ep->beta);
@@ -466,11 +487,11 @@ conv2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
 }
 
 /* Fused plan steps (docs/ENGINE.md, "Fusion"): a following BatchNorm
- * folds into the weights, any activation the core applies runs per
- * image. */
+ * folds into the weights, a residual add and any activation the core
+ * applies run per image. */
 const NnFuseInfo nn_conv2d_fuse = {
   .struct_size = sizeof (NnFuseInfo),
-  .accepts = NN_FUSE_ACCEPT_AFFINE,
+  .accepts = NN_FUSE_ACCEPT_AFFINE | NN_FUSE_ACCEPT_ADD,
   .act_kinds = NN_ACT_BIT (NN_ACT_RELU) | NN_ACT_BIT (NN_ACT_CLIP)
                | NN_ACT_BIT (NN_ACT_SILU) | NN_ACT_BIT (NN_ACT_HARDSWISH)
                | NN_ACT_BIT (NN_ACT_GELU_ERF) | NN_ACT_BIT (NN_ACT_GELU_TANH)

@@ -82,6 +82,11 @@ dnnl_memory_t nn_dnnl_reorder_new (const dnnl_memory_desc_t *from,
  * a fused epilogue (dnnl_prim_cache.c). */
 gboolean nn_dnnl_attr_add_act (dnnl_primitive_attr_t attr, NnActKind act,
                                float alpha, float beta, GError **error);
+/* As nn_dnnl_attr_add_act, after a sum post-op when @sum: the primitive
+ * then adds what its destination holds (a fused residual add). */
+gboolean nn_dnnl_attr_add_sum_act (dnnl_primitive_attr_t attr, gboolean sum,
+                                   NnActKind act, float alpha, float beta,
+                                   GError **error);
 
 /* After the weights at @data (@bytes, plain layout) were reordered into
  * a provider's copy: their pages leave the process's resident set (a

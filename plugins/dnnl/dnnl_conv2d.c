@@ -17,6 +17,12 @@ typedef struct {
   dnnl_memory_t weights;   /* reordered copy */
   dnnl_memory_t bias;      /* (nullable) wraps the bias tensor's data */
   NnDnnlSeen w_seen, b_seen;
+  /* A fused residual add: a sum post-op, the destination pre-filled with
+   * the residual (reordered into the primitive's layout when it chose a
+   * blocked one: res_user wraps the residual, reorder_res copies it). */
+  gboolean sum;
+  dnnl_memory_t res_user;        /* (nullable) */
+  dnnl_primitive_t reorder_res;  /* (nullable) */
 } ConvState;
 
 static void
@@ -25,6 +31,8 @@ conv_state_free (gpointer p)
   ConvState *s = p;
 
   nn_dnnl_prim_clear (&s->prim);
+  if (s->reorder_res) dnnl_primitive_destroy (s->reorder_res);
+  if (s->res_user) dnnl_memory_destroy (s->res_user);
   if (s->weights) dnnl_memory_destroy (s->weights);
   if (s->bias) dnnl_memory_destroy (s->bias);
   nn_dnnl_seen_clear (&s->w_seen);
@@ -56,6 +64,47 @@ fold_bias (NnTensor *b, const NnEpilogue *ep)
     t[o] = (float) ((b ? (double) nn_tensor_f32 (b)[o] : 0.0) * ep->scale[o]
                     + ep->shift[o]);
   return t;
+}
+
+/* The reorder of a plain residual into the primitive's destination
+ * layout, for the sum post-op. */
+static gboolean
+residual_reorder_new (ConvState *s, const dnnl_memory_desc_t *user,
+                      dnnl_engine_t eng, GError **error)
+{
+  dnnl_primitive_desc_t rpd = NULL;
+  const dnnl_memory_desc_t *dst;
+  gboolean ok = nn_dnnl_ok (dnnl_memory_get_memory_desc (s->prim.dst, &dst),
+                            "querying the output layout", error)
+    && nn_dnnl_ok (dnnl_memory_create (&s->res_user, user, eng, DNNL_MEMORY_NONE),
+                   "wrapping the residual", error)
+    && nn_dnnl_ok (dnnl_reorder_primitive_desc_create (&rpd, user, eng, dst, eng, NULL),
+                   "describing the residual's reorder", error)
+    && nn_dnnl_ok (dnnl_primitive_create (&s->reorder_res, rpd),
+                   "creating the residual's reorder", error);
+  if (rpd)
+    dnnl_primitive_desc_destroy (rpd);
+  return ok;
+}
+
+/* Puts the residual where the sum post-op reads it: the primitive's
+ * destination. */
+static gboolean
+residual_fill (ConvState *s, NnTensor *residual, NnTensor *out, GError **error)
+{
+  if (!s->reorder_res)
+    {
+      memcpy (nn_tensor_f32 (out), nn_tensor_f32 (residual),
+              (gsize) nn_tensor_numel (out) * sizeof (float));
+      return TRUE;
+    }
+  dnnl_exec_arg_t a[] = { { DNNL_ARG_FROM, s->res_user },
+                          { DNNL_ARG_TO, s->prim.dst } };
+  return nn_dnnl_ok (dnnl_memory_set_data_handle (s->res_user,
+                                                  nn_tensor_f32 (residual)),
+                     "setting the residual", error)
+    && nn_dnnl_ok (dnnl_primitive_execute (s->reorder_res, s->prim.stream, 2, a),
+                   "reordering the residual", error);
 }
 
 static ConvState *
@@ -90,6 +139,7 @@ conv_state_new (const NnConvGeom *g, const NnShape *in4, const NnShape *out4,
   s->act = ep ? ep->act : NN_ACT_NONE;
   s->alpha = ep ? ep->alpha : 0.0f;
   s->beta = ep ? ep->beta : 0.0f;
+  s->sum = ep && ep->residual;
   gboolean ok = eng && wdata
     && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&src_any, 4, sd, dnnl_f32, dnnl_format_tag_any), "src md", error)
     && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&dst_any, 4, dd, dnnl_f32, dnnl_format_tag_any), "dst md", error)
@@ -109,7 +159,8 @@ conv_state_new (const NnConvGeom *g, const NnShape *in4, const NnShape *out4,
                      &src_any, &w_any, bdata ? &b_md : NULL, &dst_any, strides, dil,
                      pl, pr), "describing the convolution", error)
     && (attr = nn_dnnl_attr_new (error))
-    && nn_dnnl_attr_add_act (attr, s->act, s->alpha, s->beta, error)
+    && nn_dnnl_attr_add_sum_act (attr, s->sum, s->act, s->alpha, s->beta,
+                                 error)
     && nn_dnnl_ok (dnnl_primitive_desc_create (&pd, &desc, attr, eng, NULL),
                    "choosing a convolution", error)
     && nn_dnnl_prim_init (&s->prim, pd, &src_user, &dst_user, error)
@@ -117,7 +168,8 @@ conv_state_new (const NnConvGeom *g, const NnShape *in4, const NnShape *out4,
           &w_user, wdata,
           dnnl_primitive_desc_query_md (pd, dnnl_query_weights_md, 0), error))
     && (!bdata || nn_dnnl_ok (dnnl_memory_create (&s->bias, &b_md, eng, bdata),
-                              "wrapping the bias", error));
+                              "wrapping the bias", error))
+    && (!s->sum || !s->prim.dst || residual_reorder_new (s, &dst_user, eng, error));
   if (eng && !wdata)
     g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
                  "cannot allocate the folded weights");
@@ -158,7 +210,8 @@ conv_out_shape (const NnConvGeom *g, const NnShape *in, NnShape *out)
 
 /* The forward, with the epilogue @ep (nullable) of a fused plan step: a
  * BatchNorm folded into the weights while they are reordered (once per
- * fold: ep->fold_id), and the activation as an eltwise post-op. */
+ * fold: ep->fold_id), a residual add as a sum post-op, and the
+ * activation as an eltwise post-op. */
 static NnValue *
 dnnl_conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
                  const NnEpilogue *ep, GError **error)
@@ -169,6 +222,7 @@ dnnl_conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
   NnTensor *b = g->has_bias ? nn_module_get_parameter (self, "bias") : NULL;
   NnActKind act = ep ? ep->act : NN_ACT_NONE;
   guint64 fold_id = ep && ep->n_channels > 0 ? ep->fold_id : 0;
+  NnTensor *residual = ep ? ep->residual : NULL;
   NnShape os, in4, out4;
 
   /* Anything unusual goes to the reference, which computes it or names
@@ -179,6 +233,8 @@ dnnl_conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
       || !w || !nn_tensor_f32 (w) || !nn_shape_equal (&w->shape, &ws)
       || nn_tensor_numel (x) == 0
       || (fold_id && ep->n_channels != g->out_channels)
+      || (residual && (!nn_tensor_f32 (residual)
+                       || !nn_shape_equal (&residual->shape, &os)))
       || (g->has_bias && (!b || !nn_tensor_f32 (b) || !nn_shape_equal (&b->shape, &bs))))
     return ep ? nn_conv2d_type.fuse->forward_fused (self, call, args, ep, error)
               : nn_conv2d_type.forward (self, call, args, error);
@@ -202,7 +258,7 @@ dnnl_conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
   ConvState *s = slot->state;
   if (s && (!nn_shape_equal (&s->in, &in4) || !nn_dnnl_seen_same (&s->w_seen, w)
             || !nn_dnnl_seen_same (&s->b_seen, b) || s->act != act
-            || s->fold_id != fold_id
+            || s->fold_id != fold_id || s->sum != (residual != NULL)
             || (act != NN_ACT_NONE && (s->alpha != ep->alpha
                                        || s->beta != ep->beta))))
     {
@@ -217,6 +273,12 @@ dnnl_conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
     {
       slot->state = s = conv_state_new (g, &in4, &out4, w, b, ep, error);
       slot->state_free = conv_state_free;
+    }
+  if (s && residual && !residual_fill (s, residual, out, error))
+    {
+      nn_dnnl_slot_unlock (slot);
+      nn_tensor_unref (out);
+      return NULL;
     }
   return nn_dnnl_run_weighted (slot, s ? &s->prim : NULL, s ? s->weights : NULL,
                                s ? s->bias : NULL, x, out, error);

@@ -203,23 +203,35 @@ act_alg (NnActKind act, float alpha, float beta, dnnl_alg_kind_t *alg,
 }
 
 gboolean
-nn_dnnl_attr_add_act (dnnl_primitive_attr_t attr, NnActKind act, float alpha,
-                      float beta, GError **error)
+nn_dnnl_attr_add_sum_act (dnnl_primitive_attr_t attr, gboolean sum,
+                          NnActKind act, float alpha, float beta,
+                          GError **error)
 {
   dnnl_alg_kind_t alg;
   float a, b;
   dnnl_post_ops_t po = NULL;
+  gboolean has_act = act_alg (act, alpha, beta, &alg, &a, &b);
 
-  if (!act_alg (act, alpha, beta, &alg, &a, &b))
+  if (!sum && !has_act)
     return TRUE;
+  /* The sum first: act (conv (x) + dst), dst holding the residual. */
   gboolean ok = nn_dnnl_ok (dnnl_post_ops_create (&po), "creating post-ops", error)
-    && nn_dnnl_ok (dnnl_post_ops_append_eltwise (po, 1.0f, alg, a, b),
-                   "adding an activation post-op", error)
+    && (!sum || nn_dnnl_ok (dnnl_post_ops_append_sum (po, 1.0f),
+                            "adding a sum post-op", error))
+    && (!has_act || nn_dnnl_ok (dnnl_post_ops_append_eltwise (po, 1.0f, alg, a, b),
+                                "adding an activation post-op", error))
     && nn_dnnl_ok (dnnl_primitive_attr_set_post_ops (attr, po),
                    "setting post-ops", error);
   if (po)
     dnnl_post_ops_destroy (po);
   return ok;
+}
+
+gboolean
+nn_dnnl_attr_add_act (dnnl_primitive_attr_t attr, NnActKind act, float alpha,
+                      float beta, GError **error)
+{
+  return nn_dnnl_attr_add_sum_act (attr, FALSE, act, alpha, beta, error);
 }
 
 /* --- the plain weights once reordered ---------------------------------- */

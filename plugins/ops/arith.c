@@ -203,8 +203,9 @@ static const NnOpsBinary op_floor_divide = { "floor_divide", f_div_floor, i_div_
 static const NnOpsBinary op_remainder = { "remainder", f_rem, i_rem };
 static const NnOpsBinary op_fmod = { "fmod", f_fmod, i_fmod };
 
-static NnValue *
-add_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+NnValue *
+nn_ops_add_forward (NnModule *self, NnCall *call, const NnArgs *args,
+                    GError **error)
 {
   return nn_ops_binary (&op_add, nn_args_get (args, 0), nn_args_get (args, 1),
                         nn_args_get (args, 2), error);
@@ -411,8 +412,21 @@ mul_backward (NnModule *self, NnCall *call, const NnArgs *args,
   return res;
 }
 
-static NN_OPS_GRAD_TYPE (add_type, "add", "input + alpha * other", alpha_args,
-                         add_aliases, add_fn, add_backward);
+/* As NN_OPS_GRAD_TYPE, with what the plan may fuse (add_fuse.c). */
+static const NnLayerType add_type = {
+  .struct_size = sizeof (NnLayerType),
+  .name = "add",
+  .doc = "input + alpha * other",
+  .flags = NN_LAYER_OP,
+  .args = alpha_args,
+  .n_args = G_N_ELEMENTS (alpha_args),
+  .aliases = add_aliases,
+  .create = nn_ops_create,
+  .forward = nn_ops_add_forward,
+  .infer = nn_ops_add_forward,
+  .backward = add_backward,
+  .fuse = &nn_ops_add_fuse,
+};
 static NN_OPS_GRAD_TYPE (sub_type, "sub", "input - alpha * other", alpha_args,
                          sub_aliases, sub_fn, sub_backward);
 static NN_OPS_TYPE (rsub_type, "rsub", "other - alpha * input", alpha_args,

@@ -103,6 +103,12 @@ NnValue *nn_ops_move_backward (NnOpsForward fn, const NnArgSpec *specs,
 /* Tensor arguments of ops take every dtype unless they say otherwise. */
 #define NN_OPS_ALL NN_DTYPES_ALL
 
+/* add's forward (arith.c) and what the plan may fuse with it
+ * (add_fuse.c). */
+NnValue *nn_ops_add_forward (NnModule *self, NnCall *call, const NnArgs *args,
+                             GError **error);
+extern const NnFuseInfo nn_ops_add_fuse;
+
 /* The create of every op: ops have no config and no tensors. */
 gboolean nn_ops_create (NnModule *self, GError **error);
 

@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -466,7 +467,7 @@ TEST_P (Torch, SmallNetAgreesFusedUnfusedAndWithPyTorch)
   EXPECT_LT (max_diff (p.unfused, torch), 1e-4);
   auto f = fusions (m.get ());
   for (const char *g : { "stem.0+stem.1+stem.2", "block.conv1+block.bn1+block.relu",
-                         "block.conv2+block.bn2", "mix.0+mix.1", "dw.0+dw.1+dw.2",
+                         "block.conv2+block.bn2+block.add+block.relu", "mix.0+mix.1", "dw.0+dw.1+dw.2",
                          "gate.0+gate.1+gate.2", "head.0+head.1", "head.2+head.3" })
     EXPECT_TRUE (has (f, g)) << g;
 
@@ -515,6 +516,189 @@ TEST_P (Torch, Resnet18AgreesFusedUnfusedAndWithPyTorch)
   nn_hook_handle_remove (h);
   nn_hook_handle_free (h);
   EXPECT_LT (max_diff (cap, read_raw (dir + "/resnet18_hook_layer1.0.bn2.bin")), 1e-4);
+}
+
+// --- residual adds ------------------------------------------------------
+
+// Captures every module's output by path (a global hook), the last call's
+// for a module called twice, as PyTorch's hook dict in fusion_models.py.
+gboolean
+capture_by_path (NnModule *, const char *path, const NnValue *, const NnValue *,
+                 NnValue **output, gpointer user_data, GError **)
+{
+  auto *caps = static_cast<std::map<std::string, std::vector<float>> *> (user_data);
+  NnTensor *t = nn_value_get_tensor (*output);
+  if (t && t->dtype == NN_DTYPE_F32)
+    (*caps)[path] = values (t);
+  return TRUE;
+}
+
+// Which groups the residual model fuses (fusion_models.py, Residuals): a
+// residual add in either operand order, after the exporter's `out += x`
+// or `x + out`, with a module or a functional activation, with none, or
+// with SiLU; not a broadcasting add, not an add whose result or whose
+// chained operand is read again; the add (a producer then) absorbs the
+// activation where the conv cannot take it.
+const char *const kResidualFused[] = {
+  "stem.0+stem.1+stem.2", "b1.conv1+b1.bn1+b1.relu", "b1.conv2+b1.bn2+b1.add+b1.relu",
+  "b2_conv+b2_bn+add+relu", "b3_conv+b3_bn", "b3_down.0+b3_down.1", "add+b3_relu",
+  "b4_conv+b4_bn+add", "b5_conv+b5_bn+add+b5_act", "b6_conv+b6_bn", "add+b6_relu",
+  "b7_conv+b7_bn+add", "b8_conv+b8_bn", "add+b8_relu",
+};
+
+TEST_P (Torch, ResidualAddsAgreeFusedUnfusedAndWithPyTorch)
+{
+  std::string dir = exported (false);
+  if (dir.empty ())
+    GTEST_SKIP () << "python3-torch not available";
+  Module m = load (dir, "residuals");
+  ASSERT_TRUE (m);
+  Tensor x = input (dir, "residuals", { 2, 3, 10, 12 });
+  Pair p = both (m.get (), x.get ());
+  auto torch = read_raw (dir + "/residuals_out.bin");
+  EXPECT_LT (max_diff (p.fused, p.unfused), 1e-5);
+  EXPECT_LT (max_diff (p.fused, torch), 1e-4);
+  EXPECT_LT (max_diff (p.unfused, torch), 1e-4);
+  auto f = fusions (m.get ());
+  EXPECT_EQ (f.size (), G_N_ELEMENTS (kResidualFused));
+  for (const char *g : kResidualFused)
+    EXPECT_TRUE (has (f, g)) << g;
+  // Later calls run the same groups with the same values.
+  EXPECT_EQ (forward (m.get (), x.get ()), p.fused);
+  EXPECT_EQ (fusions (m.get ()), f);
+
+  // A hook on any module of a group un-fuses it, captures what PyTorch's
+  // hook did and leaves the output as unfused; removed, the group is back.
+  struct Case { const char *target, *group; };
+  for (Case c : { Case { "b1.relu", "b1.conv2+b1.bn2+b1.add+b1.relu" },
+                  Case { "b1.bn2", "b1.conv2+b1.bn2+b1.add+b1.relu" },
+                  Case { "b1.conv2", "b1.conv2+b1.bn2+b1.add+b1.relu" },
+                  Case { "b5_act", "b5_conv+b5_bn+add+b5_act" },
+                  Case { "b7_bn", "b7_conv+b7_bn+add" },
+                  Case { "b3_down.1", "b3_down.0+b3_down.1" } }) {
+    SCOPED_TRACE (c.target);
+    std::vector<float> cap;
+    Error e;
+    NnHookHandle *h = nn_module_add_forward_hook (nn_module_lookup_path (m.get (), c.target, nullptr),
+                                                  capture_hook, &cap, nullptr, "cap", 0, e.out ());
+    ASSERT_TRUE (h) << e.message ();
+    auto y = forward (m.get (), x.get ());
+    EXPECT_FALSE (has (fusions (m.get ()), c.group));
+    nn_hook_handle_remove (h);
+    nn_hook_handle_free (h);
+    EXPECT_LT (max_diff (cap, read_raw (dir + "/residuals_hook_" + c.target + ".bin")), 1e-4);
+    EXPECT_LT (max_diff (y, p.unfused), 1e-5);
+    forward (m.get (), x.get ());
+    EXPECT_TRUE (has (fusions (m.get ()), c.group));
+  }
+
+  // A global hook sees every module, so nothing fuses.
+  std::map<std::string, std::vector<float>> caps;
+  NnHookHandle *g = nn_add_global_forward_hook (capture_by_path, &caps, nullptr, "all", 0);
+  ASSERT_TRUE (g);
+  auto y = forward (m.get (), x.get ());
+  nn_hook_handle_remove (g);
+  nn_hook_handle_free (g);
+  EXPECT_TRUE (fusions (m.get ()).empty ());
+  EXPECT_LT (max_diff (y, p.unfused), 1e-5);
+  for (const char *t : { "b1.relu", "b1.bn2", "b5_act", "b7_bn" })
+    EXPECT_LT (max_diff (caps[t], read_raw (dir + "/residuals_hook_" + std::string (t) + ".bin")),
+               1e-4) << t;
+  forward (m.get (), x.get ());
+  EXPECT_EQ (fusions (m.get ()).size (), G_N_ELEMENTS (kResidualFused));
+
+  // Another input shape after the fused plan: the residual groups wait
+  // for a plan recorded with it, the values are the unfused ones; a bad
+  // input fails as unfused.
+  Tensor x1 = tensor_f32 ({ 1, 3, 8, 6 }, [] (gint64 i) { return (float) std::cos (0.3 * i); });
+  nn_engine_set_fusion (FALSE);
+  auto y1_off = forward (m.get (), x1.get ());
+  nn_engine_set_fusion (TRUE);
+  forward (m.get (), x.get ());
+  EXPECT_LT (max_diff (forward (m.get (), x1.get ()), y1_off), 1e-5);
+  EXPECT_LT (max_diff (forward (m.get (), x1.get ()), y1_off), 1e-5);
+  Tensor bad = tensor_f32 ({ 2, 4, 10, 12 }, [] (gint64) { return 1.0f; });
+  Error fused_e, unfused_e;
+  forward (m.get (), x.get ());
+  EXPECT_FALSE (nn_module_forward (m.get (), bad.get (), fused_e.out ()));
+  nn_engine_set_fusion (FALSE);
+  EXPECT_FALSE (nn_module_forward (m.get (), bad.get (), unfused_e.out ()));
+  nn_engine_set_fusion (TRUE);
+  EXPECT_FALSE (fused_e.message ().empty ());
+  EXPECT_EQ (fused_e.message (), unfused_e.message ());
+}
+
+TEST_P (Torch, ResidualAddsNeverFuseWithATapeOrInTraining)
+{
+  std::string dir = exported (false);
+  if (dir.empty ())
+    GTEST_SKIP () << "python3-torch not available";
+  Module m = load (dir, "residuals");
+  ASSERT_TRUE (m);
+  Tensor x = input (dir, "residuals", { 2, 3, 10, 12 });
+  Pair p = both (m.get (), x.get ());
+  ASSERT_FALSE (fusions (m.get ()).empty ());
+
+  NnTape *tape = nn_tape_new (1);
+  ValueRef args = value_tuple ({ nn_value_new_tensor (x.get ()) });
+  Error e;
+  ValueRef out (nn_tape_call (tape, m.get (), args.get (), nullptr, e.out ()));
+  ASSERT_TRUE (out) << e.message ();
+  EXPECT_TRUE (fusions (m.get ()).empty ());
+  EXPECT_LT (max_diff (values (nn_value_get_tensor (out.get ())), p.unfused), 1e-5);
+  nn_tape_free (tape);
+
+  // Training mode: nothing folds, and the adds (functional, in a
+  // composite in training mode) absorb nothing either.
+  nn_module_train (m.get (), TRUE);
+  forward (m.get (), x.get ());
+  forward (m.get (), x.get ());
+  EXPECT_TRUE (fusions (m.get ()).empty ());
+  nn_module_train (m.get (), FALSE);
+  EXPECT_EQ (forward (m.get (), x.get ()), forward (m.get (), x.get ()));
+  EXPECT_FALSE (fusions (m.get ()).empty ());
+}
+
+// add as a producer, on descriptor graphs: one pass for same-shape
+// operands, the op then the activation for a scalar operand; checked
+// against code in this file.
+TEST_P (ConvBn, AddAbsorbsTheActivationAfterIt)
+{
+  const char *g = R"({"type": "Graph", "config": {"inputs": ["x"], "nodes": [
+      {"name": "h", "module": "fc", "args": ["x"]},
+      {"name": "a", "op": "relu", "args": ["h"]},
+      {"name": "c", "op": "add", "args": ["h", "a"]},
+      {"name": "d", "op": "relu", "args": ["c"]},
+      {"name": "e", "op": "add", "args": ["d", 0.25]},
+      {"name": "f", "op": "sigmoid", "args": ["e"]},
+      {"name": "k", "op": "add", "args": ["f", "h"], "kwargs": {"alpha": 2.0}},
+      {"name": "t", "module": "act", "args": ["k"]}], "output": "t"},
+    "children": [{"name": "fc", "type": "Linear", "config": {"in_features": 4, "out_features": 6}},
+                 {"name": "act", "type": "Tanh"}]})";
+  Module gm = load_json (reg.get (), g);
+  ASSERT_TRUE (gm);
+  nn_module_reset_parameters (gm.get (), 5);
+  Tensor in = tensor_f32 ({ 3, 4 }, [] (gint64 i) { return (float) std::sin (1.1 * i) * 3.0f; });
+  const float *w = nn_tensor_f32 (nn_module_lookup_tensor (gm.get (), "fc.weight", nullptr));
+  const float *b = nn_tensor_f32 (nn_module_lookup_tensor (gm.get (), "fc.bias", nullptr));
+  std::vector<float> want;
+  for (int n = 0; n < 3; n++)
+    for (int o = 0; o < 6; o++) {
+      double h = b[o];
+      for (int i = 0; i < 4; i++)
+        h += (double) nn_tensor_f32 (in.get ())[n * 4 + i] * w[o * 4 + i];
+      double d = std::max (0.0, h + std::max (0.0, h));
+      double f = 1.0 / (1.0 + std::exp (-(d + 0.25)));
+      want.push_back ((float) std::tanh (f + 2.0 * h));
+    }
+  Pair p = both (gm.get (), in.get ());
+  EXPECT_LT (max_diff (p.unfused, want), 1e-5);
+  EXPECT_LT (max_diff (p.fused, want), 1e-5);
+  auto f = fusions (gm.get ());
+  EXPECT_TRUE (has (f, "add+relu"));     // same shapes: one pass
+  EXPECT_TRUE (has (f, "add+sigmoid"));  // a scalar operand
+  EXPECT_TRUE (has (f, "add+act"));      // alpha
+  EXPECT_EQ (f.size (), 3u);
 }
 
 INSTANTIATE_TEST_SUITE_P (Providers, ConvBn, ::testing::Values ("", "-dnnl"));

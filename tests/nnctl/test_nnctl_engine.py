@@ -205,6 +205,8 @@ class TestFusion(unittest.TestCase):
             fused, y = self.run_tiny(tmp, "--fusions")
             self.assertIn("conv1+bn1+relu", fused["fused"])
             self.assertIn("block.0+block.1", fused["fused"])
+            # The residual add (an op step, named by the op) absorbs the ReLU.
+            self.assertIn("add+relu", fused["fused"])
             plain, y0 = self.run_tiny(tmp, "--fusions", "--no-fuse")
             self.assertEqual(plain["fused"], [])
             self.assertEqual(len(y), len(y0))
