@@ -48,6 +48,7 @@ nn_tape_new (guint32 seed)
   t->live = g_hash_table_new (g_direct_hash, g_direct_equal);
   t->rng = g_rand_new_with_seed (seed);
   t->watched = g_ptr_array_new_with_free_func ((GDestroyNotify) nn_tensor_unref);
+  nn_tensor_pool_training_begin ();
   return t;
 }
 
@@ -64,6 +65,8 @@ nn_tape_free (NnTape *tape)
   g_ptr_array_unref (tape->watched);
   g_rand_free (tape->rng);
   g_free (tape);
+  /* After the entries: the step's blocks go back to the pool first. */
+  nn_tensor_pool_training_end ();
 }
 
 guint

@@ -436,6 +436,50 @@ TEST (Train, FirstConvSkipsTheInputGradient)
   }
 }
 
+// While a tape is live, blocks from 256 KiB up go through the storage
+// pool and stay there between steps (a step's activations and gradients
+// are asked for again by the next one); without a tape such blocks are
+// the heap's as before, so a forward keeps nothing more.
+TEST (Train, TapeKeepsStepSizedBlocksInThePool)
+{
+  const gsize mib = 1 << 20;
+  NnShape s = { 1, { (gint64) (mib / sizeof (float)) } };
+  nn_tensor_pool_trim ();
+  ASSERT_EQ (nn_tensor_pool_get_bytes (), 0u);
+  nn_tensor_unref (nn_tensor_new (NN_DTYPE_F32, &s));
+  EXPECT_EQ (nn_tensor_pool_get_bytes (), 0u) << "no tape: 1 MiB is the heap's";
+
+  NnTape *tape = nn_tape_new (0);
+  NnTensor *t = nn_tensor_new (NN_DTYPE_F32, &s);
+  ASSERT_TRUE (t);
+  float *data = nn_tensor_f32 (t);
+  for (gint64 i = 0; i < s.dims[0]; i++)
+    data[i] = 1.0f + (float) i;
+  nn_tensor_unref (t);
+  nn_tape_free (tape);
+  EXPECT_EQ (nn_tensor_pool_get_bytes (), mib) << "kept after the tape went";
+
+  // Small blocks stay outside the pool even with a tape.
+  NnShape small = { 1, { 1024 } };
+  tape = nn_tape_new (1);
+  nn_tensor_unref (nn_tensor_new (NN_DTYPE_F32, &small));
+  EXPECT_EQ (nn_tensor_pool_get_bytes (), mib);
+  // The next step gets the block back, zero-filled as nn_tensor_new says.
+  t = nn_tensor_new (NN_DTYPE_F32, &s);
+  ASSERT_TRUE (t);
+  EXPECT_EQ (nn_tensor_f32 (t), data) << "the kept block is reused";
+  EXPECT_EQ (nn_tensor_pool_get_bytes (), 0u);
+  gint64 nonzero = 0;
+  for (gint64 i = 0; i < s.dims[0]; i++)
+    nonzero += nn_tensor_f32 (t)[i] != 0.0f;
+  EXPECT_EQ (nonzero, 0);
+  nn_tape_free (tape);
+  nn_tensor_unref (t);  // after its tape: still goes back to the pool
+  EXPECT_EQ (nn_tensor_pool_get_bytes (), mib);
+  nn_tensor_pool_trim ();
+  EXPECT_EQ (nn_tensor_pool_get_bytes (), 0u);
+}
+
 // A BatchNorm2d called twice on one tape: the backward of the first call
 // cannot use the statistics the provider kept (the second call's), so it
 // recomputes them; its gradients match a direct computation here.
