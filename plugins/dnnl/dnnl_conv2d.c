@@ -230,6 +230,12 @@ static NnValue *
 dnnl_conv2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
                      GError **error)
 {
+  /* trainbwd: in training mode the weights change every step, so the
+   * forward runs beside its backward (dnnl_conv2d_bwd.c), in its layouts. */
+  NnValue *trained = NULL;
+  if (nn_module_is_training (self)
+      && nn_dnnl_conv2d_train_forward (self, args, &trained, error))
+    return trained;
   return dnnl_conv2d_run (self, call, args, NULL, error);
 }
 
