@@ -184,6 +184,21 @@ probe_grad (const char *name, NnTensor *t, gpointer user_data)
     s->any = TRUE;
 }
 
+typedef struct {
+  float *d;
+  const float *a, *b;
+} AddJob;
+
+static void
+add_range (gsize begin, gsize end, gpointer data)
+{
+  const AddJob *j = data;
+  float *d = j->d;
+  const float *a = j->a, *b = j->b;
+  for (gsize i = begin; i < end; i++)
+    d[i] = a[i] + b[i];
+}
+
 /* Adds @g (transfer none) to the gradient of @t; never writes into a
  * stored tensor, which a backward may have returned by reference. */
 static gboolean
@@ -207,11 +222,24 @@ accumulate (NnTape *tape, GHashTable *grads, NnTensor *t, NnTensor *g,
     g_hash_table_insert (grads, t, nn_tensor_ref (g));
     return TRUE;
   }
-  NnTensor *sum = nn_tensor_new (NN_DTYPE_F32, &t->shape);
-  float *d = nn_tensor_f32 (sum);
-  const float *a = nn_tensor_f32 (old), *b = nn_tensor_f32 (g);
-  for (gint64 i = 0, n = nn_tensor_numel (sum); i < n; i++)
-    d[i] = a[i] + b[i];
+  /* A sum held by the map alone (one made here, or a backward's result
+   * nobody else kept) takes the addition in place: no new buffer per
+   * residual branch.  Anything else may be a stored tensor. */
+  gboolean in_place = g_atomic_int_get (&old->ref_count) == 1
+                      && nn_tensor_owns_storage (old);
+  NnTensor *sum = in_place ? nn_tensor_ref (old)
+                           : nn_tensor_new_uninitialized (NN_DTYPE_F32, &t->shape);
+  if (!sum) {
+    g_autofree char *shape = nn_shape_to_string (&t->shape);
+    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                 "cannot allocate the gradient sum %s at '%s'", shape, e->path);
+    return FALSE;
+  }
+  AddJob job = { nn_tensor_f32 (sum), nn_tensor_f32 (old), nn_tensor_f32 (g) };
+  gint64 n = nn_tensor_numel (sum);
+  if (n > 0)
+    nn_thread_pool_parallel_for_work (nn_thread_pool_get_default (), (gsize) n, n,
+                                      add_range, &job);
   g_hash_table_insert (grads, t, sum);
   return TRUE;
 }

@@ -210,7 +210,7 @@ pool_note_live_locked (gsize capacity)
 /* The smallest kept block that holds @n bytes without wasting more than a
  * quarter of it, or NULL. */
 static gpointer
-pool_take (gsize n)
+pool_take (gsize n, gboolean zero)
 {
   PoolHeader *best = NULL;
   guint at = 0;
@@ -232,14 +232,15 @@ pool_take (gsize n)
   if (!best)
     return NULL;
   gpointer data = (char *) best + sizeof (PoolHeader);
-  memset (data, 0, n);
+  if (zero)
+    memset (data, 0, n);
   return data;
 }
 
 static gpointer
-pool_alloc (gsize n)
+pool_alloc (gsize n, gboolean zero)
 {
-  gpointer data = pool_take (n);
+  gpointer data = pool_take (n, zero);
   if (data)
     return data;
   /* Rounded to pages, so blocks of nearly equal sizes serve each other. */
@@ -305,8 +306,8 @@ nn_tensor_owns_storage (const NnTensor *t)
          && (t->release == pool_release || t->release == free);
 }
 
-NnTensor *
-nn_tensor_new (NnDType dtype, const NnShape *shape)
+static NnTensor *
+tensor_new (NnDType dtype, const NnShape *shape, gboolean zero)
 {
   gsize nbytes;
   if (!shape_nbytes (dtype, shape, &nbytes))
@@ -316,12 +317,12 @@ nn_tensor_new (NnDType dtype, const NnShape *shape)
   gpointer release_data;
   if (nbytes >= POOL_MIN
       || (nbytes >= POOL_TRAIN_MIN && g_atomic_int_get (&pool_training) > 0)) {
-    data = pool_alloc (nbytes);
+    data = pool_alloc (nbytes, zero);
     release = pool_release;
     release_data = data;
   } else {
     /* calloc, not malloc + memset: small blocks come from the heap. */
-    data = calloc (MAX (nbytes, 1), 1);
+    data = zero ? calloc (MAX (nbytes, 1), 1) : malloc (MAX (nbytes, 1));
     release_data = data;
   }
   if (!data)
@@ -334,6 +335,18 @@ nn_tensor_new (NnDType dtype, const NnShape *shape)
   t->release = release;
   t->release_data = release_data;
   return t;
+}
+
+NnTensor *
+nn_tensor_new (NnDType dtype, const NnShape *shape)
+{
+  return tensor_new (dtype, shape, TRUE);
+}
+
+NnTensor *
+nn_tensor_new_uninitialized (NnDType dtype, const NnShape *shape)
+{
+  return tensor_new (dtype, shape, FALSE);
 }
 
 NnTensor *

@@ -344,13 +344,13 @@ run_clear (Run *r)
     dnnl_stream_destroy (r->stream);
 }
 
-/* Returns: (transfer none) a zeroed buffer of @bytes owned by @r as
+/* Returns: (transfer none) an uninitialised buffer of @bytes owned by @r as
  * slot @slot, or NULL with @error. */
 static void *
 run_buffer (Run *r, int slot, gsize bytes, GError **error)
 {
   NnShape s = { 1, { (gint64) ((bytes + sizeof (float) - 1) / sizeof (float)) } };
-  r->owned[slot] = nn_tensor_new (NN_DTYPE_F32, &s);
+  r->owned[slot] = nn_tensor_new_uninitialized (NN_DTYPE_F32, &s);
   if (!r->owned[slot])
     g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
                  "cannot allocate a convolution gradient buffer of %" G_GSIZE_FORMAT
@@ -597,7 +597,7 @@ nn_dnnl_conv2d_train_forward (NnModule *self, const NnArgs *args, NnValue **out,
   os.dims[os.ndim - 3] = k.oc;
   os.dims[os.ndim - 2] = k.ho;
   os.dims[os.ndim - 1] = k.wo;
-  NnTensor *y = nn_tensor_new (NN_DTYPE_F32, &os);
+  NnTensor *y = nn_tensor_new_uninitialized (NN_DTYPE_F32, &os);
   if (!y)
     {
       entry_unref (e);
@@ -676,12 +676,13 @@ dnnl_conv2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
     }
 
   const gint64 nw = nn_tensor_numel (w);
-  NnTensor *dx = want_dx ? nn_tensor_new (NN_DTYPE_F32, &x->shape) : NULL;
+  /* Uninitialised: every result below is written in full by oneDNN. */
+  NnTensor *dx = want_dx ? nn_tensor_new_uninitialized (NN_DTYPE_F32, &x->shape) : NULL;
   /* Tensors, not heap blocks: pooled in training like the other
    * buffers of a step (a weight gradient reaches megabytes). */
   NnShape dws = { 1, { nw } }, dbs = { 1, { g->out_channels } };
-  g_autoptr (NnTensor) dwt = gw || gb ? nn_tensor_new (NN_DTYPE_F32, &dws) : NULL;
-  g_autoptr (NnTensor) dbt = gb ? nn_tensor_new (NN_DTYPE_F32, &dbs) : NULL;
+  g_autoptr (NnTensor) dwt = gw || gb ? nn_tensor_new_uninitialized (NN_DTYPE_F32, &dws) : NULL;
+  g_autoptr (NnTensor) dbt = gb ? nn_tensor_new_uninitialized (NN_DTYPE_F32, &dbs) : NULL;
   float *dw = dwt ? nn_tensor_f32 (dwt) : NULL, *db = dbt ? nn_tensor_f32 (dbt) : NULL;
   if ((want_dx && !dx) || ((gw || gb) && !dw) || (gb && !db))
     {

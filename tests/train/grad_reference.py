@@ -290,6 +290,14 @@ act_cases = [
 ]
 for k, (t, cfg, mod) in enumerate(act_cases):
     add(f"act{k}_{t.lower()}", t, cfg, mod, [spread(3, 4, 5)])
+# Large enough (> 2 x 32768 elements) that the elementwise forward and
+# backward split over the thread pool, in training mode; odd sizes so the
+# ranges end mid-vector.
+for k, (t, cfg, mod) in enumerate([
+        ("ReLU", {}, torch.nn.ReLU()), ("ReLU6", {}, torch.nn.ReLU6()),
+        ("Hardtanh", {"min_val": -2.0, "max_val": 1.5}, torch.nn.Hardtanh(-2.0, 1.5)),
+        ("Sigmoid", {}, torch.nn.Sigmoid()), ("Hardswish", {}, torch.nn.Hardswish())]):
+    add(f"act_wide{k}_{t.lower()}", t, cfg, mod, [spread(3, 17, 41, 43)], train=True)
 for k, (t, cfg, mod, shape) in enumerate([
         ("Softmax", {"dim": 1}, torch.nn.Softmax(1), (3, 5, 2)),
         ("Softmax", {"dim": -1}, torch.nn.Softmax(-1), (4, 6)),

@@ -480,6 +480,34 @@ TEST (Train, TapeKeepsStepSizedBlocksInThePool)
   EXPECT_EQ (nn_tensor_pool_get_bytes (), 0u);
 }
 
+// nn_tensor_new_uninitialized: shape, dtype and storage as nn_tensor_new
+// (pooled the same way in training), NULL for a size that overflows.
+TEST (Train, UninitializedTensorsAreOrdinaryTensors)
+{
+  NnShape s = { 2, { 3, 70000 } };
+  NnTape *tape = nn_tape_new (0);
+  NnTensor *t = nn_tensor_new_uninitialized (NN_DTYPE_F32, &s);
+  ASSERT_TRUE (t);
+  EXPECT_EQ (t->dtype, NN_DTYPE_F32);
+  EXPECT_TRUE (nn_shape_equal (&t->shape, &s));
+  EXPECT_EQ (nn_tensor_nbytes (t), (gsize) 3 * 70000 * sizeof (float));
+  EXPECT_FALSE (nn_tensor_is_read_only (t));
+  float *d = nn_tensor_f32 (t);
+  for (gint64 i = 0; i < 3 * 70000; i++)
+    d[i] = (float) i;
+  EXPECT_EQ (d[3 * 70000 - 1], (float) (3 * 70000 - 1));
+  nn_tensor_unref (t);
+  nn_tape_free (tape);
+  NnShape small = { 1, { 5 } };
+  t = nn_tensor_new_uninitialized (NN_DTYPE_I64, &small);
+  ASSERT_TRUE (t);
+  EXPECT_EQ (nn_tensor_nbytes (t), 5 * sizeof (gint64));
+  nn_tensor_unref (t);
+  NnShape huge = { 3, { G_MAXINT64 / 4, 4, 4 } };
+  EXPECT_EQ (nn_tensor_new_uninitialized (NN_DTYPE_F32, &huge), nullptr);
+  nn_tensor_pool_trim ();
+}
+
 // A BatchNorm2d called twice on one tape: the backward of the first call
 // cannot use the statistics the provider kept (the second call's), so it
 // recomputes them; its gradients match a direct computation here.
