@@ -10,7 +10,7 @@ G_BEGIN_DECLS
 
 /* core/tensor.c: while at least one training tape is live (nn_tape_new
  * to nn_tape_free), nn_tensor_new pools blocks of 256 KiB and more, and
- * the pool may keep up to the most it had in use in training (docs/
+ * the pool may keep up to the most it held in training (docs/
  * ENGINE.md, "Backward (training)").  MT safe; calls nest. */
 void nn_tensor_pool_training_begin (void);
 void nn_tensor_pool_training_end (void);

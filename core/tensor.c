@@ -153,7 +153,7 @@ static GPtrArray *pool_free;   /* PoolHeader *, any order */
 static gsize pool_bytes;       /* capacity held in pool_free */
 static gsize pool_cap = G_MAXSIZE; /* G_MAXSIZE: not read yet */
 static gsize pool_live;        /* capacity of pool blocks in use */
-static gsize pool_train_peak;  /* the most pool_live reached in training */
+static gsize pool_train_peak;  /* the most pool_live + pool_bytes in training */
 static gint pool_training;     /* live training tapes (atomic) */
 
 /* NN_POOL_MB (default 512) caps what the pool keeps; 0 disables it. */
@@ -184,8 +184,8 @@ pool_release (gpointer data)
   if (!pool_free)
     pool_free = g_ptr_array_new ();
   pool_live -= h->capacity;
-  /* In training the pool may keep up to what a step had in use at once:
-   * the next step asks for the same blocks again. */
+  /* In training the pool may keep up to what a step held at once: the
+   * next step asks for the same blocks again. */
   gsize cap = pool_cap_locked ();
   if (cap > 0 && pool_train_peak > cap)
     cap = pool_train_peak;
@@ -199,12 +199,15 @@ pool_release (gpointer data)
     free (h->base);
 }
 
+/* The peak counts the kept blocks too: what the process already holds.
+ * Counting only those in use let a step whose sizes do not pair up with
+ * the kept blocks free some at its end and map them again in the next. */
 static void
 pool_note_live_locked (gsize capacity)
 {
   pool_live += capacity;
-  if (g_atomic_int_get (&pool_training) > 0 && pool_live > pool_train_peak)
-    pool_train_peak = pool_live;
+  if (g_atomic_int_get (&pool_training) > 0 && pool_live + pool_bytes > pool_train_peak)
+    pool_train_peak = pool_live + pool_bytes;
 }
 
 /* The smallest kept block that holds @n bytes without wasting more than a
