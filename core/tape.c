@@ -403,3 +403,9 @@ nn_call_input_needs_grad (NnCall *call, const NnArgs *args, guint i)
   nn_value_foreach_tensor (nn_args_get (args, i), "", scan_live, &s);
   return s.hit;
 }
+
+gboolean
+nn_call_is_recording (NnCall *call)
+{
+  return call && call->tape && !call->meta && call->tape_inside > 0;
+}

@@ -234,7 +234,7 @@ dnnl_conv2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
    * forward runs beside its backward (dnnl_conv2d_bwd.c), in its layouts. */
   NnValue *trained = NULL;
   if (nn_module_is_training (self)
-      && nn_dnnl_conv2d_train_forward (self, args, &trained, error))
+      && nn_dnnl_conv2d_train_forward (self, call, args, &trained, error))
     return trained;
   return dnnl_conv2d_run (self, call, args, NULL, error);
 }

@@ -424,10 +424,11 @@ exec_with_scratch (Run *r, dnnl_primitive_t prim, const dnnl_memory_desc_t *scra
 }
 
 /* Runs @e: the input gradient into @dx (nullable: not wanted) and the
- * weight and bias gradients into @dw and @db (nullable), overwriting. */
+ * weight and bias gradients into @dw and @db (nullable), overwriting.
+ * @src_w (nullable): the input already in backward_weights' layout. */
 static gboolean
 entry_run (BwdEntry *e, const float *x, const float *w, const float *go,
-           float *dx, float *dw, float *db, GError **error)
+           float *dx, float *dw, float *db, float *src_w, GError **error)
 {
   dnnl_engine_t eng = nn_dnnl_engine (error);
   Run r = { { NULL }, { NULL }, NULL };
@@ -471,7 +472,8 @@ entry_run (BwdEntry *e, const float *x, const float *w, const float *go,
            && run_mem (&r, e, B_DWEI, dw, error)
            && (!db || run_mem (&r, e, B_DBIAS, db, error))
            && (same_ddst || run_layout (&r, e, B_DDST_W, B_DDST, e->r_ddst_w, TRUE, error))
-           && run_layout (&r, e, B_SRC_W, B_SRC, e->r_src_w, TRUE, error)
+           && (src_w ? run_mem (&r, e, B_SRC_W, src_w, error)
+                     : run_layout (&r, e, B_SRC_W, B_SRC, e->r_src_w, TRUE, error))
            && run_layout (&r, e, B_DWEI_W, B_DWEI, e->r_dwei_w, FALSE, error);
       if (ok)
         {
@@ -500,7 +502,7 @@ entry_run (BwdEntry *e, const float *x, const float *w, const float *go,
 /* Runs @e's training forward: @x and @w (NCHW, OIHW) into @y (NCHW). */
 static gboolean
 entry_run_forward (BwdEntry *e, const float *x, const float *w, const float *b, float *y,
-                   GError **error)
+                   NnTensor **blocked_src, GError **error)
 {
   dnnl_engine_t eng = nn_dnnl_engine (error);
   dnnl_memory_t bias = NULL;
@@ -535,10 +537,67 @@ entry_run_forward (BwdEntry *e, const float *x, const float *w, const float *b, 
                        error);
     }
   ok = ok && nn_dnnl_ok (dnnl_stream_wait (r.stream), "waiting for the stream", error);
+  if (ok && blocked_src && r.owned[B_SRC_F])
+    *blocked_src = nn_tensor_ref (r.owned[B_SRC_F]);
   if (bias)
     dnnl_memory_destroy (bias);
   run_clear (&r);
   return ok;
+}
+
+/* --- the forward's reordered input, kept for backward_weights ----------
+ * The training forward reorders its input into the layout that
+ * backward_weights reads too; when a tape records the call and the
+ * weights want gradients, that copy is kept (one per module, the last
+ * call's) and the backward takes it instead of reordering the input
+ * again.  Matched by the input tensor, its data and version, and the
+ * shape key; anything else reorders as before. */
+typedef struct {
+  BwdKey key;
+  NnTensor *x;          /* compared by address only */
+  gpointer x_data;
+  guint64 x_version;
+  NnTensor *blocked;    /* holds a reference */
+} SavedSrc;
+
+static GMutex saved_lock;
+static GHashTable *saved_src;   /* NnModule * -> SavedSrc * */
+
+static void
+saved_src_free (gpointer p)
+{
+  SavedSrc *s = p;
+  nn_tensor_unref (s->blocked);
+  g_free (s);
+}
+
+static void
+saved_src_put (NnModule *self, SavedSrc *s)
+{
+  g_mutex_lock (&saved_lock);
+  if (!saved_src)
+    saved_src = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, saved_src_free);
+  if (s)
+    g_hash_table_replace (saved_src, self, s);
+  else
+    g_hash_table_remove (saved_src, self);
+  g_mutex_unlock (&saved_lock);
+}
+
+/* Returns: (transfer full) (nullable) @self's kept input of @x for @k. */
+static NnTensor *
+saved_src_take (NnModule *self, NnTensor *x, const BwdKey *k)
+{
+  NnTensor *t = NULL;
+  g_mutex_lock (&saved_lock);
+  SavedSrc *s = saved_src ? g_hash_table_lookup (saved_src, self) : NULL;
+  if (s && s->x == x && s->x_data == x->data && s->x_version == nn_tensor_get_version (x)
+      && memcmp (&s->key, k, sizeof *k) == 0)
+    t = nn_tensor_ref (s->blocked);
+  if (s)
+    g_hash_table_remove (saved_src, self);
+  g_mutex_unlock (&saved_lock);
+  return t;
 }
 
 /* The key of @g on input shape @xs, or FALSE for a shape the forward
@@ -566,8 +625,8 @@ key_for (const NnConvGeom *g, const NnShape *xs, BwdKey *k)
 }
 
 gboolean
-nn_dnnl_conv2d_train_forward (NnModule *self, const NnArgs *args, NnValue **out,
-                              GError **error)
+nn_dnnl_conv2d_train_forward (NnModule *self, NnCall *call, const NnArgs *args,
+                              NnValue **out, GError **error)
 {
   const NnConvGeom *g = nn_module_get_private (self);
   NnTensor *x = nn_args_tensor (args, 0);
@@ -578,6 +637,7 @@ nn_dnnl_conv2d_train_forward (NnModule *self, const NnArgs *args, NnValue **out,
   BwdKey k;
 
   *out = NULL;
+  saved_src_put (self, NULL);   /* a new call: the last one's is stale */
   if (!x || !nn_tensor_f32 (x) || nn_tensor_numel (x) == 0 || !key_for (g, &x->shape, &k)
       || g->pad_mode != NN_CONV_PAD_ZEROS || !w || !nn_tensor_f32 (w)
       || !nn_shape_equal (&w->shape, &ws)
@@ -605,9 +665,28 @@ nn_dnnl_conv2d_train_forward (NnModule *self, const NnArgs *args, NnValue **out,
                    "cannot allocate the output");
       return TRUE;
     }
+  const gboolean keep = e->r_src_f && e->bwd_w
+                        && dnnl_memory_desc_equal (&e->md[B_SRC_F], &e->md[B_SRC_W])
+                        && nn_call_is_recording (call)
+                        && (nn_module_param_requires_grad (self, "weight")
+                            || (b && nn_module_param_requires_grad (self, "bias")));
+  NnTensor *blocked = NULL;
   gboolean ok = entry_run_forward (e, nn_tensor_f32 (x), nn_tensor_f32 (w),
-                                   b ? nn_tensor_f32 (b) : NULL, nn_tensor_f32 (y), error);
+                                   b ? nn_tensor_f32 (b) : NULL, nn_tensor_f32 (y),
+                                   keep ? &blocked : NULL, error);
   entry_unref (e);
+  if (ok && blocked)
+    {
+      SavedSrc *sv = g_new0 (SavedSrc, 1);
+      sv->key = k;
+      sv->x = x;
+      sv->x_data = x->data;
+      sv->x_version = nn_tensor_get_version (x);
+      sv->blocked = blocked;
+      saved_src_put (self, sv);
+    }
+  else if (blocked)
+    nn_tensor_unref (blocked);
   if (!ok)
     {
       nn_tensor_unref (y);
@@ -694,8 +773,10 @@ dnnl_conv2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
                    "cannot allocate the convolution's gradients");
       return NULL;
     }
+  g_autoptr (NnTensor) src_w = (gw || gb) ? saved_src_take (self, x, &k) : NULL;
   gboolean ok = entry_run (e, nn_tensor_f32 (x), nn_tensor_f32 (w), nn_tensor_f32 (gt),
-                           dx ? nn_tensor_f32 (dx) : NULL, dw, db, error);
+                           dx ? nn_tensor_f32 (dx) : NULL, dw, db,
+                           src_w ? nn_tensor_f32 (src_w) : NULL, error);
   entry_unref (e);
   if (!ok)
     {
