@@ -7,8 +7,9 @@
  * One step is PyTorch's opt.zero_grad(); loss = cross_entropy(model(x), y);
  * loss.backward(); opt.step() with plain SGD, the model in train mode
  * (BatchNorm on batch statistics).  Prints "median_ms" (wall clock),
- * "cpu_ms" (process CPU time, all threads) and "loss_first"/"loss_last"
- * so the driver can see that the steps trained.  Input and labels are
+ * "cpu_ms" (process CPU time, all threads), "page_faults" (minor faults
+ * of the process per step: fresh pages a step touches) and
+ * "loss_first"/"loss_last" so the driver can see that the steps trained.  Input and labels are
  * seeded noise; correctness is tests/train's job. */
 #include <nnkit/nnkit.h>
 #include <nnkit/train.h>
@@ -17,9 +18,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "bench-time.h"
+
+static double
+minor_faults (void)
+{
+  struct rusage u;
+  return getrusage (RUSAGE_SELF, &u) == 0 ? (double) u.ru_minflt : 0.0;
+}
 
 static int
 fail (const char *what, GError *e)
@@ -122,8 +131,10 @@ main (int argc, char **argv)
   g_rand_free (r);
 
   double *wall = g_new (double, repeat), *cpu = g_new (double, repeat);
+  double *faults = g_new (double, repeat);
   double first = NAN, last = NAN;
   for (int i = 0; i < warmup + repeat; i++) {
+    double f0 = minor_faults ();
     double c0 = nn_bench_now_ms (CLOCK_PROCESS_CPUTIME_ID), t0 = nn_bench_now_ms (CLOCK_MONOTONIC);
     double v = step (m, loss, opt, x, y, (guint32) i, &e);
     double t1 = nn_bench_now_ms (CLOCK_MONOTONIC), c1 = nn_bench_now_ms (CLOCK_PROCESS_CPUTIME_ID);
@@ -135,12 +146,15 @@ main (int argc, char **argv)
     if (i >= warmup) {
       wall[i - warmup] = t1 - t0;
       cpu[i - warmup] = c1 - c0;
+      faults[i - warmup] = minor_faults () - f0;
     }
   }
-  printf ("median_ms %.3f\ncpu_ms %.3f\nloss_first %.6f\nloss_last %.6f\n",
-          nn_bench_median (wall, repeat), nn_bench_median (cpu, repeat), first, last);
+  printf ("median_ms %.3f\ncpu_ms %.3f\npage_faults %.0f\nloss_first %.6f\nloss_last %.6f\n",
+          nn_bench_median (wall, repeat), nn_bench_median (cpu, repeat),
+          nn_bench_median (faults, repeat), first, last);
   g_free (wall);
   g_free (cpu);
+  g_free (faults);
   g_free (freeze);
   g_free (unfreeze);
   nn_tensor_unref (x);

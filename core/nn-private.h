@@ -8,6 +8,13 @@
 
 G_BEGIN_DECLS
 
+/* core/tensor.c: while at least one training tape is live (nn_tape_new
+ * to nn_tape_free), nn_tensor_new pools blocks of 256 KiB and more, and
+ * the pool may keep up to the most it held in training (docs/
+ * ENGINE.md, "Backward (training)").  MT safe; calls nest. */
+void nn_tensor_pool_training_begin (void);
+void nn_tensor_pool_training_end (void);
+
 /* An own tensor of a module: a parameter or a buffer. */
 typedef struct {
   char *name;

@@ -48,6 +48,7 @@ nn_tape_new (guint32 seed)
   t->live = g_hash_table_new (g_direct_hash, g_direct_equal);
   t->rng = g_rand_new_with_seed (seed);
   t->watched = g_ptr_array_new_with_free_func ((GDestroyNotify) nn_tensor_unref);
+  nn_tensor_pool_training_begin ();
   return t;
 }
 
@@ -64,6 +65,8 @@ nn_tape_free (NnTape *tape)
   g_ptr_array_unref (tape->watched);
   g_rand_free (tape->rng);
   g_free (tape);
+  /* After the entries: the step's blocks go back to the pool first. */
+  nn_tensor_pool_training_end ();
 }
 
 guint
@@ -181,6 +184,21 @@ probe_grad (const char *name, NnTensor *t, gpointer user_data)
     s->any = TRUE;
 }
 
+typedef struct {
+  float *d;
+  const float *a, *b;
+} AddJob;
+
+static void
+add_range (gsize begin, gsize end, gpointer data)
+{
+  const AddJob *j = data;
+  float *d = j->d;
+  const float *a = j->a, *b = j->b;
+  for (gsize i = begin; i < end; i++)
+    d[i] = a[i] + b[i];
+}
+
 /* Adds @g (transfer none) to the gradient of @t; never writes into a
  * stored tensor, which a backward may have returned by reference. */
 static gboolean
@@ -204,11 +222,24 @@ accumulate (NnTape *tape, GHashTable *grads, NnTensor *t, NnTensor *g,
     g_hash_table_insert (grads, t, nn_tensor_ref (g));
     return TRUE;
   }
-  NnTensor *sum = nn_tensor_new (NN_DTYPE_F32, &t->shape);
-  float *d = nn_tensor_f32 (sum);
-  const float *a = nn_tensor_f32 (old), *b = nn_tensor_f32 (g);
-  for (gint64 i = 0, n = nn_tensor_numel (sum); i < n; i++)
-    d[i] = a[i] + b[i];
+  /* A sum held by the map alone (one made here, or a backward's result
+   * nobody else kept) takes the addition in place: no new buffer per
+   * residual branch.  Anything else may be a stored tensor. */
+  gboolean in_place = g_atomic_int_get (&old->ref_count) == 1
+                      && nn_tensor_owns_storage (old);
+  NnTensor *sum = in_place ? nn_tensor_ref (old)
+                           : nn_tensor_new_uninitialized (NN_DTYPE_F32, &t->shape);
+  if (!sum) {
+    g_autofree char *shape = nn_shape_to_string (&t->shape);
+    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                 "cannot allocate the gradient sum %s at '%s'", shape, e->path);
+    return FALSE;
+  }
+  AddJob job = { nn_tensor_f32 (sum), nn_tensor_f32 (old), nn_tensor_f32 (g) };
+  gint64 n = nn_tensor_numel (sum);
+  if (n > 0)
+    nn_thread_pool_parallel_for_work (nn_thread_pool_get_default (), (gsize) n, n,
+                                      add_range, &job);
   g_hash_table_insert (grads, t, sum);
   return TRUE;
 }
@@ -371,4 +402,10 @@ nn_call_input_needs_grad (NnCall *call, const NnArgs *args, guint i)
   LiveScan s = { call->walking->live, FALSE };
   nn_value_foreach_tensor (nn_args_get (args, i), "", scan_live, &s);
   return s.hit;
+}
+
+gboolean
+nn_call_is_recording (NnCall *call)
+{
+  return call && call->tape && !call->meta && call->tape_inside > 0;
 }

@@ -139,6 +139,14 @@ NN_API void nn_tensor_pool_trim (void);
 /* Returns: the bytes the pool keeps now.  MT safe. */
 NN_API gsize nn_tensor_pool_get_bytes (void);
 
+/* --- appended (trainbwd) ---------------------------------------------- */
+/* As nn_tensor_new(), but the contents are unspecified: for a result the
+ * caller writes in full, which saves zero-filling a reused pool block
+ * (training steps: every activation and gradient).
+ * Returns: (transfer full) (nullable) the tensor, NULL if the shape's
+ * size overflows or it cannot be allocated.  MT safe. */
+NN_API NnTensor *nn_tensor_new_uninitialized (NnDType dtype, const NnShape *shape);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (NnTensor, nn_tensor_unref)
 
 G_END_DECLS

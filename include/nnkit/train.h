@@ -178,6 +178,12 @@ NN_API double nn_lr_step (double base_lr, gint64 epoch, gint64 step_size,
 NN_API double nn_lr_cosine (double base_lr, gint64 epoch, gint64 t_max,
                             double eta_min);
 
+/* --- appended (trainbwd) ---------------------------------------------- */
+/* For a type's forward: whether a tape is recording this call (or the
+ * recorded leaf it runs inside), so its backward is likely to follow; a
+ * provider may keep state for it then, and only then.  MT safe. */
+NN_API gboolean nn_call_is_recording (NnCall *call);
+
 G_END_DECLS
 
 #endif

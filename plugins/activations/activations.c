@@ -60,17 +60,61 @@ nn_act_alloc (const NnShape *shape, GError **error)
   return out;
 }
 
+NnTensor *
+nn_act_alloc_full (const NnShape *shape, GError **error)
+{
+  NnTensor *out = nn_tensor_new_uninitialized (NN_DTYPE_F32, shape);
+  if (!out) {
+    g_autofree char *s = nn_shape_to_string (shape);
+    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                 "cannot allocate the float32 output %s", s);
+  }
+  return out;
+}
+
+void
+nn_act_parallel (gint64 n, NnParallelFunc func, gpointer data)
+{
+  if (n > 0)
+    nn_thread_pool_parallel_for_work (nn_thread_pool_get_default (), (gsize) n, n,
+                                      func, data);
+}
+
+typedef struct {
+  NnActKernel kernel;
+  NnActDeriv deriv;
+  gconstpointer params;
+  const float *x, *y, *g;
+  float *out;
+} ActJob;
+
+static void
+map_range (gsize begin, gsize end, gpointer data)
+{
+  const ActJob *j = data;
+  j->kernel (j->x + begin, j->out + begin, (gint64) (end - begin), j->params);
+}
+
 NnValue *
 nn_act_map (const NnArgs *args, NnActKernel kernel, gconstpointer params,
             GError **error)
 {
   NnTensor *input = nn_args_tensor (args, 0);
-  NnTensor *out = nn_act_alloc (&input->shape, error);
+  NnTensor *out = nn_act_alloc_full (&input->shape, error);
   if (!out)
     return NULL;
-  kernel (nn_tensor_f32 (input), nn_tensor_f32 (out), nn_tensor_numel (input),
-          params);
+  ActJob j = { .kernel = kernel, .params = params, .x = nn_tensor_f32 (input),
+               .out = nn_tensor_f32 (out) };
+  nn_act_parallel (nn_tensor_numel (input), map_range, &j);
   return nn_value_take_tensor (out);
+}
+
+static void
+deriv_range (gsize begin, gsize end, gpointer data)
+{
+  const ActJob *j = data;
+  for (gsize i = begin; i < end; i++)
+    j->out[i] = j->g[i] * j->deriv (j->x[i], j->y[i]);
 }
 
 NnValue *
@@ -78,15 +122,13 @@ nn_act_backward_map (const NnArgs *args, const NnValue *out,
                      const NnValue *grad_out, NnActDeriv deriv, GError **error)
 {
   NnTensor *input = nn_args_tensor (args, 0);
-  NnTensor *dx = nn_act_alloc (&input->shape, error);
+  NnTensor *dx = nn_act_alloc_full (&input->shape, error);
   if (!dx)
     return NULL;
-  const float *x = nn_tensor_f32 (input);
-  const float *y = nn_tensor_f32 (nn_value_get_tensor (out));
-  const float *g = nn_tensor_f32 (nn_value_get_tensor (grad_out));
-  float *d = nn_tensor_f32 (dx);
-  for (gint64 i = 0, n = nn_tensor_numel (dx); i < n; i++)
-    d[i] = g[i] * deriv (x[i], y[i]);
+  ActJob j = { .deriv = deriv, .x = nn_tensor_f32 (input),
+               .y = nn_tensor_f32 (nn_value_get_tensor (out)),
+               .g = nn_tensor_f32 (nn_value_get_tensor (grad_out)), .out = nn_tensor_f32 (dx) };
+  nn_act_parallel (nn_tensor_numel (dx), deriv_range, &j);
   NnValue *res = nn_value_new_tuple ();
   nn_value_append (res, nn_value_take_tensor (dx));
   return res;

@@ -91,6 +91,12 @@ NnValue *nn_act_map (const NnArgs *args, NnActKernel kernel,
 /* (transfer full) a new F32 tensor of @shape, or NULL with an error saying
  * how many bytes could not be allocated. */
 NnTensor *nn_act_alloc (const NnShape *shape, GError **error);
+/* As nn_act_alloc, contents unspecified: for a result written in full. */
+NnTensor *nn_act_alloc_full (const NnShape *shape, GError **error);
+/* Runs @func over 0 .. @n-1 on the default thread pool, on as many
+ * threads as @n elements are worth (nn_threads_for_work): the elementwise
+ * maps and their backward passes, serial before (trainbwd). */
+void nn_act_parallel (gint64 n, NnParallelFunc func, gpointer data);
 
 /* infer() of the elementwise types: a meta tensor shaped as argument 0. */
 NnValue *nn_act_infer_same (NnModule *self, NnCall *call, const NnArgs *args,

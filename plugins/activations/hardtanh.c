@@ -115,23 +115,39 @@ hardtanh_extra_repr (NnModule *self)
 
 /* PyTorch's hardtanh_backward: the gradient passes strictly inside
  * (lo, hi), none at or beyond the bounds. */
+typedef struct {
+  const float *x, *g;
+  float *d;
+  Clamp c;
+} ClampBwd;
+
+static void
+clamp_backward_range (gsize begin, gsize end, gpointer data)
+{
+  const ClampBwd *j = data;
+  const float *restrict x = j->x + begin;
+  const float *restrict g = j->g + begin;
+  float *restrict d = j->d + begin;
+  const float lo = j->c.lo, hi = j->c.hi;
+  /* Both loads unconditional and | rather than ||: no branch, so the
+   * loop vectorises (15% of a mobilenet_v2 training step when not). */
+  for (gsize i = 0, n = end - begin; i < n; i++) {
+    const float xi = x[i], gi = g[i];
+    d[i] = ((xi <= lo) | (xi >= hi)) ? 0.0f : gi;
+  }
+}
+
 static NnValue *
 clamp_backward (const NnArgs *args, const NnValue *grad_out, Clamp c,
                 GError **error)
 {
   NnTensor *input = nn_args_tensor (args, 0);
-  NnTensor *dx = nn_act_alloc (&input->shape, error);
+  NnTensor *dx = nn_act_alloc_full (&input->shape, error);
   if (!dx)
     return NULL;
-  const float *restrict x = nn_tensor_f32 (input);
-  const float *restrict g = nn_tensor_f32 (nn_value_get_tensor (grad_out));
-  float *restrict d = nn_tensor_f32 (dx);
-  /* Both loads unconditional and | rather than ||: no branch, so the
-   * loop vectorises (15% of a mobilenet_v2 training step when not). */
-  for (gint64 i = 0, n = nn_tensor_numel (dx); i < n; i++) {
-    const float xi = x[i], gi = g[i];
-    d[i] = ((xi <= c.lo) | (xi >= c.hi)) ? 0.0f : gi;
-  }
+  ClampBwd j = { nn_tensor_f32 (input), nn_tensor_f32 (nn_value_get_tensor (grad_out)),
+                 nn_tensor_f32 (dx), c };
+  nn_act_parallel (nn_tensor_numel (dx), clamp_backward_range, &j);
   NnValue *res = nn_value_new_tuple ();
   nn_value_append (res, nn_value_take_tensor (dx));
   return res;

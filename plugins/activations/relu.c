@@ -31,23 +31,37 @@ relu_forward_into (NnModule *self, NnCall *call, const NnArgs *args,
   return TRUE;
 }
 
+typedef struct {
+  const float *x, *g;
+  float *d;
+} ReluBwd;
+
+static void
+relu_backward_range (gsize begin, gsize end, gpointer data)
+{
+  const ReluBwd *j = data;
+  const float *restrict x = j->x + begin;
+  const float *restrict g = j->g + begin;
+  float *restrict d = j->d + begin;
+  /* The load unconditional, so the select vectorises. */
+  for (gsize i = 0, n = end - begin; i < n; i++) {
+    const float gi = g[i];
+    d[i] = x[i] > 0.0f ? gi : 0.0f;
+  }
+}
+
 /* dx = g where x > 0, else 0 (PyTorch's threshold_backward: 0 at x = 0). */
 static NnValue *
 relu_backward (NnModule *self, NnCall *call, const NnArgs *args,
                const NnValue *out, const NnValue *grad_out, GError **error)
 {
   NnTensor *input = nn_args_tensor (args, 0);
-  NnTensor *dx = nn_act_alloc (&input->shape, error);
+  NnTensor *dx = nn_act_alloc_full (&input->shape, error);
   if (!dx)
     return NULL;
-  const float *restrict x = nn_tensor_f32 (input);
-  const float *restrict g = nn_tensor_f32 (nn_value_get_tensor (grad_out));
-  float *restrict d = nn_tensor_f32 (dx);
-  /* The load unconditional, so the select vectorises. */
-  for (gint64 i = 0, n = nn_tensor_numel (dx); i < n; i++) {
-    const float gi = g[i];
-    d[i] = x[i] > 0.0f ? gi : 0.0f;
-  }
+  ReluBwd j = { nn_tensor_f32 (input), nn_tensor_f32 (nn_value_get_tensor (grad_out)),
+                nn_tensor_f32 (dx) };
+  nn_act_parallel (nn_tensor_numel (dx), relu_backward_range, &j);
   NnValue *res = nn_value_new_tuple ();
   nn_value_append (res, nn_value_take_tensor (dx));
   return res;

@@ -31,6 +31,11 @@ void nn_dnnl_layer_norm_setup (NnLayerType *t);
 /* Backward setups: each adds the oneDNN backward to a type filled by its
  * forward setup above (dnnl_*_bwd.c). */
 void nn_dnnl_conv2d_backward_setup (NnLayerType *t);
+/* Conv2d's forward in training mode (dnnl_conv2d_bwd.c): FALSE when it
+ * leaves the call to the inference forward (an unusual shape, oneDNN
+ * declined); TRUE when it ran it, *@out NULL with @error on failure. */
+gboolean nn_dnnl_conv2d_train_forward (NnModule *self, NnCall *call, const NnArgs *args,
+                                       NnValue **out, GError **error);
 void nn_dnnl_batch_norm2d_backward_setup (NnLayerType *t);
 
 /* Sets @error from a failed oneDNN call (naming @what) and returns FALSE;

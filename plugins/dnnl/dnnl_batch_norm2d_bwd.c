@@ -184,7 +184,8 @@ train_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
 
   const gint64 n = x->shape.dims[0], c = x->shape.dims[1];
   const gint64 hw = x->shape.dims[2] * x->shape.dims[3];
-  NnTensor *out = nn_tensor_new (NN_DTYPE_F32, &x->shape);
+  /* Uninitialised: the loops write every element. */
+  NnTensor *out = nn_tensor_new_uninitialized (NN_DTYPE_F32, &x->shape);
   Saved *s = g_new0 (Saved, 1);
   s->mean = g_try_new (float, c);
   s->var = g_try_new (float, c);
@@ -303,7 +304,7 @@ dnnl_batch_norm2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
   g_autofree float *dshift = g_new (float, c);
   if (!saved_take (self, x, y, c, mean, var))
     batch_stats (nn_tensor_f32 (x), n, c, hw, mean, var);
-  NnTensor *dx = nn_tensor_new (NN_DTYPE_F32, &x->shape);
+  NnTensor *dx = nn_tensor_new_uninitialized (NN_DTYPE_F32, &x->shape);
   if (!dx)
     {
       g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,

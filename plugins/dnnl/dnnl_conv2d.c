@@ -5,6 +5,7 @@
 #include "conv.h"
 
 #include <malloc.h>
+#include <nnkit/train.h>
 #include <string.h>
 
 typedef struct {
@@ -266,8 +267,11 @@ dnnl_conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
       slot->state = s = NULL;
       /* The freed reordered weights go back to the system before the new
        * ones are made (a fused plan rebuilds every layer once), so the
-       * heap does not keep both. */
-      malloc_trim (0);
+       * heap does not keep both.  Not in training: the weights change
+       * every step, and trimming the heap each time made every step
+       * fault all its pages in again (trainbwd). */
+      if (!nn_module_is_training (self))
+        malloc_trim (0);
     }
   if (!s)
     {
@@ -288,6 +292,12 @@ static NnValue *
 dnnl_conv2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
                      GError **error)
 {
+  /* trainbwd: in training mode the weights change every step, so the
+   * forward runs beside its backward (dnnl_conv2d_bwd.c), in its layouts. */
+  NnValue *trained = NULL;
+  if (nn_module_is_training (self)
+      && nn_dnnl_conv2d_train_forward (self, call, args, &trained, error))
+    return trained;
   return dnnl_conv2d_run (self, call, args, NULL, error);
 }
 

@@ -1,6 +1,9 @@
 /* dnnl plugin: Conv2d's backward on oneDNN (backward_data for the input
  * gradient, backward_weights for the weight and bias gradients), every
- * group count and depthwise included.  The primitives let oneDNN pick
+ * group count and depthwise included, and its forward in training mode
+ * (the forward_training primitive the backward ones were built from, in
+ * the layouts they read: no NHWC round trip around every convolution, and
+ * 1x1 convolutions on NCHW directly).  The primitives let oneDNN pick
  * its fast (blocked) layouts; the caller's NCHW tensors are reordered in
  * and out per call.  Both are built once per shape and geometry and
  * cached process-wide, since a training loop meets the same shapes every
@@ -21,16 +24,22 @@ typedef struct {
 
 /* Which buffer a step reads or writes. */
 enum { B_SRC, B_DDST, B_WEI, B_DSRC, B_DWEI, B_DBIAS, B_DDST_D, B_DDST_W,
-       B_SRC_W, B_WEI_D, B_DSRC_D, B_DWEI_W, N_BUFS };
+       B_SRC_W, B_WEI_D, B_DSRC_D, B_DWEI_W,
+       /* the training forward: user output, primitive src/weights/dst */
+       B_DST, B_SRC_F, B_WEI_F, B_DST_F, N_BUFS };
 
 typedef struct {
   gint ref_count;
   /* (nullable) NULL: oneDNN declined, the reference runs */
   dnnl_primitive_t bwd_d, bwd_w;
+  /* (nullable) the training forward (dnnl_forward_training, the hint of
+   * both backward primitives); NULL: the inference forward runs */
+  dnnl_primitive_t fwd;
   dnnl_memory_desc_t md[N_BUFS];          /* zero for buffers not needed */
-  dnnl_memory_desc_t scratch_d, scratch_w;
+  dnnl_memory_desc_t scratch_d, scratch_w, scratch_f;
   /* (nullable) user layout <-> primitive layout; NULL when they agree */
   dnnl_primitive_t r_ddst_d, r_wei_d, r_dsrc_d, r_ddst_w, r_src_w, r_dwei_w;
+  dnnl_primitive_t r_src_f, r_wei_f, r_dst_f;
 } BwdEntry;
 
 static GMutex cache_lock;
@@ -42,7 +51,8 @@ static void
 entry_clear (BwdEntry *e)
 {
   dnnl_primitive_t *prims[] = { &e->bwd_d, &e->bwd_w, &e->r_ddst_d, &e->r_wei_d,
-                                &e->r_dsrc_d, &e->r_ddst_w, &e->r_src_w, &e->r_dwei_w };
+                                &e->r_dsrc_d, &e->r_ddst_w, &e->r_src_w, &e->r_dwei_w,
+                                &e->fwd, &e->r_src_f, &e->r_wei_f, &e->r_dst_f };
 
   for (gsize i = 0; i < G_N_ELEMENTS (prims); i++)
     if (*prims[i])
@@ -207,6 +217,28 @@ entry_build_layout (const BwdKey *k, BwdEntry *e, gboolean plain, GError **error
        && prim_new (&bwd_w, fwd_pd, &e->bwd_w, &w_pd, error);
   if (!ok)
     goto out;
+  md[B_DST] = md[B_DDST];
+  const char *impl = NULL;
+  /* The forward in the layouts its backward reads (no reference kernels,
+   * and the bias in the caller's layout, as the forward plugin's). */
+  if (dnnl_primitive_desc_query (fwd_pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success
+      && impl && !g_str_has_prefix (impl, "ref")
+      && (!k->has_bias
+          || dnnl_memory_desc_equal (dnnl_primitive_desc_query_md (fwd_pd, dnnl_query_weights_md, 1),
+                                     &b_md)))
+    {
+      md[B_SRC_F] = *dnnl_primitive_desc_query_md (fwd_pd, dnnl_query_src_md, 0);
+      md[B_WEI_F] = *dnnl_primitive_desc_query_md (fwd_pd, dnnl_query_weights_md, 0);
+      md[B_DST_F] = *dnnl_primitive_desc_query_md (fwd_pd, dnnl_query_dst_md, 0);
+      e->scratch_f = *dnnl_primitive_desc_query_md (fwd_pd, dnnl_query_scratchpad_md, 0);
+      ok = nn_dnnl_ok (dnnl_primitive_create (&e->fwd, fwd_pd), "creating a convolution",
+                       error)
+           && reorder_new (&md[B_SRC], &md[B_SRC_F], &e->r_src_f, error)
+           && reorder_new (&md[B_WEI], &md[B_WEI_F], &e->r_wei_f, error)
+           && reorder_new (&md[B_DST_F], &md[B_DST], &e->r_dst_f, error);
+      if (!ok)
+        goto out;
+    }
   if (e->bwd_d)
     {
       md[B_DDST_D] = *dnnl_primitive_desc_query_md (d_pd, dnnl_query_diff_dst_md, 0);
@@ -288,9 +320,14 @@ entry_get (const BwdKey *k, GError **error)
   return e;
 }
 
-/* The memories of one run: each wraps a caller's buffer or owns one. */
+/* The memories of one run: each wraps a caller's buffer or one of
+ * @owned.  Temporary buffers (oneDNN's layouts, scratchpads) are nnkit
+ * tensors rather than oneDNN's own allocations: during training the core
+ * pools them between steps, where oneDNN's mapped and unmapped every
+ * large one per call, so each step faulted its pages in again. */
 typedef struct {
   dnnl_memory_t mem[N_BUFS];
+  NnTensor *owned[N_BUFS + 1];
   dnnl_stream_t stream;
 } Run;
 
@@ -300,18 +337,38 @@ run_clear (Run *r)
   for (int i = 0; i < N_BUFS; i++)
     if (r->mem[i])
       dnnl_memory_destroy (r->mem[i]);
+  for (int i = 0; i < N_BUFS + 1; i++)
+    if (r->owned[i])
+      nn_tensor_unref (r->owned[i]);
   if (r->stream)
     dnnl_stream_destroy (r->stream);
 }
 
-/* The memory of buffer @i: wrapping @data, or allocated (@data NULL). */
+/* Returns: (transfer none) an uninitialised buffer of @bytes owned by @r as
+ * slot @slot, or NULL with @error. */
+static void *
+run_buffer (Run *r, int slot, gsize bytes, GError **error)
+{
+  NnShape s = { 1, { (gint64) ((bytes + sizeof (float) - 1) / sizeof (float)) } };
+  r->owned[slot] = nn_tensor_new_uninitialized (NN_DTYPE_F32, &s);
+  if (!r->owned[slot])
+    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                 "cannot allocate a convolution gradient buffer of %" G_GSIZE_FORMAT
+                 " bytes", bytes);
+  return r->owned[slot] ? nn_tensor_f32 (r->owned[slot]) : NULL;
+}
+
+/* The memory of buffer @i: wrapping @data, or a buffer of its own (@data
+ * NULL). */
 static gboolean
 run_mem (Run *r, const BwdEntry *e, int i, void *data, GError **error)
 {
   dnnl_engine_t eng = nn_dnnl_engine (error);
-  return eng && nn_dnnl_ok (dnnl_memory_create (&r->mem[i], &e->md[i], eng,
-                                                data ? data : DNNL_MEMORY_ALLOCATE),
-                            "allocating a convolution gradient buffer", error);
+  if (eng && !data)
+    data = run_buffer (r, i, dnnl_memory_desc_get_size (&e->md[i]), error);
+  return eng && data
+         && nn_dnnl_ok (dnnl_memory_create (&r->mem[i], &e->md[i], eng, data),
+                        "allocating a convolution gradient buffer", error);
 }
 
 /* The primitive-layout memory of user buffer @user as @i: the user's own
@@ -338,21 +395,28 @@ run_get (Run *r, int i, int user)
 }
 
 static gboolean
-exec_with_scratch (dnnl_primitive_t prim, const dnnl_memory_desc_t *scratch_md,
-                   dnnl_stream_t s, int n, dnnl_exec_arg_t *args, GError **error)
+exec_with_scratch (Run *r, dnnl_primitive_t prim, const dnnl_memory_desc_t *scratch_md,
+                   int n, dnnl_exec_arg_t *args, GError **error)
 {
   dnnl_engine_t eng = nn_dnnl_engine (error);
   dnnl_memory_t scratch = NULL;
   gboolean ok = eng != NULL;
+  gsize bytes = dnnl_memory_desc_get_size (scratch_md);
 
   /* A scratchpad per run, so that runs from several threads share none. */
-  if (ok && dnnl_memory_desc_get_size (scratch_md) > 0)
+  if (ok && bytes > 0)
     {
-      ok = nn_dnnl_ok (dnnl_memory_create (&scratch, scratch_md, eng, DNNL_MEMORY_ALLOCATE),
-                       "allocating the scratchpad", error);
+      if (r->owned[N_BUFS])
+        {
+          nn_tensor_unref (r->owned[N_BUFS]);
+          r->owned[N_BUFS] = NULL;
+        }
+      void *data = run_buffer (r, N_BUFS, bytes, error);
+      ok = data && nn_dnnl_ok (dnnl_memory_create (&scratch, scratch_md, eng, data),
+                               "allocating the scratchpad", error);
       args[n++] = (dnnl_exec_arg_t) { DNNL_ARG_SCRATCHPAD, scratch };
     }
-  ok = ok && nn_dnnl_ok (dnnl_primitive_execute (prim, s, n, args),
+  ok = ok && nn_dnnl_ok (dnnl_primitive_execute (prim, r->stream, n, args),
                          "running the convolution backward", error);
   if (scratch)
     dnnl_memory_destroy (scratch);
@@ -360,13 +424,14 @@ exec_with_scratch (dnnl_primitive_t prim, const dnnl_memory_desc_t *scratch_md,
 }
 
 /* Runs @e: the input gradient into @dx (nullable: not wanted) and the
- * weight and bias gradients into @dw and @db (nullable), overwriting. */
+ * weight and bias gradients into @dw and @db (nullable), overwriting.
+ * @src_w (nullable): the input already in backward_weights' layout. */
 static gboolean
 entry_run (BwdEntry *e, const float *x, const float *w, const float *go,
-           float *dx, float *dw, float *db, GError **error)
+           float *dx, float *dw, float *db, float *src_w, GError **error)
 {
   dnnl_engine_t eng = nn_dnnl_engine (error);
-  Run r = { { NULL }, NULL };
+  Run r = { { NULL }, { NULL }, NULL };
   gboolean ok = eng
     && nn_dnnl_ok (dnnl_stream_create (&r.stream, eng, dnnl_stream_default_flags),
                    "creating a stream", error)
@@ -387,7 +452,7 @@ entry_run (BwdEntry *e, const float *x, const float *w, const float *go,
             { DNNL_ARG_WEIGHTS, run_get (&r, B_WEI_D, B_WEI) },
             { DNNL_ARG_DIFF_SRC, run_get (&r, B_DSRC_D, B_DSRC) },
           };
-          ok = exec_with_scratch (e->bwd_d, &e->scratch_d, r.stream, 3, a, error);
+          ok = exec_with_scratch (&r, e->bwd_d, &e->scratch_d, 3, a, error);
         }
       if (ok && e->r_dsrc_d)
         {
@@ -407,7 +472,8 @@ entry_run (BwdEntry *e, const float *x, const float *w, const float *go,
            && run_mem (&r, e, B_DWEI, dw, error)
            && (!db || run_mem (&r, e, B_DBIAS, db, error))
            && (same_ddst || run_layout (&r, e, B_DDST_W, B_DDST, e->r_ddst_w, TRUE, error))
-           && run_layout (&r, e, B_SRC_W, B_SRC, e->r_src_w, TRUE, error)
+           && (src_w ? run_mem (&r, e, B_SRC_W, src_w, error)
+                     : run_layout (&r, e, B_SRC_W, B_SRC, e->r_src_w, TRUE, error))
            && run_layout (&r, e, B_DWEI_W, B_DWEI, e->r_dwei_w, FALSE, error);
       if (ok)
         {
@@ -418,7 +484,7 @@ entry_run (BwdEntry *e, const float *x, const float *w, const float *go,
             { DNNL_ARG_DIFF_WEIGHTS, run_get (&r, B_DWEI_W, B_DWEI) },
             { DNNL_ARG_DIFF_BIAS, r.mem[B_DBIAS] },
           };
-          ok = exec_with_scratch (e->bwd_w, &e->scratch_w, r.stream, db ? 4 : 3, a, error);
+          ok = exec_with_scratch (&r, e->bwd_w, &e->scratch_w, db ? 4 : 3, a, error);
         }
       if (ok && e->r_dwei_w)
         {
@@ -431,6 +497,203 @@ entry_run (BwdEntry *e, const float *x, const float *w, const float *go,
   ok = ok && nn_dnnl_ok (dnnl_stream_wait (r.stream), "waiting for the stream", error);
   run_clear (&r);
   return ok;
+}
+
+/* Runs @e's training forward: @x and @w (NCHW, OIHW) into @y (NCHW). */
+static gboolean
+entry_run_forward (BwdEntry *e, const float *x, const float *w, const float *b, float *y,
+                   NnTensor **blocked_src, GError **error)
+{
+  dnnl_engine_t eng = nn_dnnl_engine (error);
+  dnnl_memory_t bias = NULL;
+  Run r = { { NULL }, { NULL }, NULL };
+  gboolean ok = eng
+    && nn_dnnl_ok (dnnl_stream_create (&r.stream, eng, dnnl_stream_default_flags),
+                   "creating a stream", error)
+    && run_mem (&r, e, B_SRC, (void *) x, error)
+    && run_mem (&r, e, B_WEI, (void *) w, error)
+    && run_mem (&r, e, B_DST, y, error)
+    && (!b || nn_dnnl_ok (dnnl_memory_create (&bias, &e->md[B_DBIAS], eng, (void *) b),
+                          "wrapping the bias", error));
+
+  omp_set_num_threads (nn_get_num_threads ());
+  ok = ok && run_layout (&r, e, B_SRC_F, B_SRC, e->r_src_f, TRUE, error)
+       && run_layout (&r, e, B_WEI_F, B_WEI, e->r_wei_f, TRUE, error)
+       && run_layout (&r, e, B_DST_F, B_DST, e->r_dst_f, FALSE, error);
+  if (ok)
+    {
+      dnnl_exec_arg_t a[5] = {
+        { DNNL_ARG_SRC, run_get (&r, B_SRC_F, B_SRC) },
+        { DNNL_ARG_WEIGHTS, run_get (&r, B_WEI_F, B_WEI) },
+        { DNNL_ARG_DST, run_get (&r, B_DST_F, B_DST) },
+        { DNNL_ARG_BIAS, bias },
+      };
+      ok = exec_with_scratch (&r, e->fwd, &e->scratch_f, bias ? 4 : 3, a, error);
+    }
+  if (ok && e->r_dst_f)
+    {
+      dnnl_exec_arg_t a[] = { { DNNL_ARG_FROM, r.mem[B_DST_F] }, { DNNL_ARG_TO, r.mem[B_DST] } };
+      ok = nn_dnnl_ok (dnnl_primitive_execute (e->r_dst_f, r.stream, 2, a), "reordering",
+                       error);
+    }
+  ok = ok && nn_dnnl_ok (dnnl_stream_wait (r.stream), "waiting for the stream", error);
+  if (ok && blocked_src && r.owned[B_SRC_F])
+    *blocked_src = nn_tensor_ref (r.owned[B_SRC_F]);
+  if (bias)
+    dnnl_memory_destroy (bias);
+  run_clear (&r);
+  return ok;
+}
+
+/* --- the forward's reordered input, kept for backward_weights ----------
+ * The training forward reorders its input into the layout that
+ * backward_weights reads too; when a tape records the call and the
+ * weights want gradients, that copy is kept (one per module, the last
+ * call's) and the backward takes it instead of reordering the input
+ * again.  Matched by the input tensor, its data and version, and the
+ * shape key; anything else reorders as before. */
+typedef struct {
+  BwdKey key;
+  NnTensor *x;          /* compared by address only */
+  gpointer x_data;
+  guint64 x_version;
+  NnTensor *blocked;    /* holds a reference */
+} SavedSrc;
+
+static GMutex saved_lock;
+static GHashTable *saved_src;   /* NnModule * -> SavedSrc * */
+
+static void
+saved_src_free (gpointer p)
+{
+  SavedSrc *s = p;
+  nn_tensor_unref (s->blocked);
+  g_free (s);
+}
+
+static void
+saved_src_put (NnModule *self, SavedSrc *s)
+{
+  g_mutex_lock (&saved_lock);
+  if (!saved_src)
+    saved_src = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, saved_src_free);
+  if (s)
+    g_hash_table_replace (saved_src, self, s);
+  else
+    g_hash_table_remove (saved_src, self);
+  g_mutex_unlock (&saved_lock);
+}
+
+/* Returns: (transfer full) (nullable) @self's kept input of @x for @k. */
+static NnTensor *
+saved_src_take (NnModule *self, NnTensor *x, const BwdKey *k)
+{
+  NnTensor *t = NULL;
+  g_mutex_lock (&saved_lock);
+  SavedSrc *s = saved_src ? g_hash_table_lookup (saved_src, self) : NULL;
+  if (s && s->x == x && s->x_data == x->data && s->x_version == nn_tensor_get_version (x)
+      && memcmp (&s->key, k, sizeof *k) == 0)
+    t = nn_tensor_ref (s->blocked);
+  if (s)
+    g_hash_table_remove (saved_src, self);
+  g_mutex_unlock (&saved_lock);
+  return t;
+}
+
+/* The key of @g on input shape @xs, or FALSE for a shape the forward
+ * plugin should judge (it names what is wrong). */
+static gboolean
+key_for (const NnConvGeom *g, const NnShape *xs, BwdKey *k)
+{
+  const guint nd = xs->ndim;
+  if (nd != 3 && nd != 4)
+    return FALSE;
+  gint64 h = xs->dims[nd - 2], w = xs->dims[nd - 1];
+  gint64 eh = g->dh * (g->kh - 1) + 1, ew = g->dw * (g->kw - 1) + 1;
+  if (xs->dims[nd - 3] != g->in_channels || h + g->pad_top + g->pad_bottom < eh
+      || w + g->pad_left + g->pad_right < ew)
+    return FALSE;
+  *k = (BwdKey) {
+    .n = nd == 4 ? xs->dims[0] : 1, .ic = g->in_channels, .h = h, .w = w,
+    .oc = g->out_channels, .ho = (h + g->pad_top + g->pad_bottom - eh) / g->sh + 1,
+    .wo = (w + g->pad_left + g->pad_right - ew) / g->sw + 1, .groups = g->groups,
+    .kh = g->kh, .kw = g->kw, .sh = g->sh, .sw = g->sw, .dh = g->dh, .dw = g->dw,
+    .pad_top = g->pad_top, .pad_left = g->pad_left, .pad_bottom = g->pad_bottom,
+    .pad_right = g->pad_right, .has_bias = g->has_bias,
+  };
+  return k->n > 0 && k->ho > 0 && k->wo > 0;
+}
+
+gboolean
+nn_dnnl_conv2d_train_forward (NnModule *self, NnCall *call, const NnArgs *args,
+                              NnValue **out, GError **error)
+{
+  const NnConvGeom *g = nn_module_get_private (self);
+  NnTensor *x = nn_args_tensor (args, 0);
+  NnTensor *w = nn_module_get_parameter (self, "weight");
+  NnTensor *b = g->has_bias ? nn_module_get_parameter (self, "bias") : NULL;
+  NnShape ws = { 4, { g->out_channels, g->in_channels / g->groups, g->kh, g->kw } };
+  NnShape bs = { 1, { g->out_channels } };
+  BwdKey k;
+
+  *out = NULL;
+  saved_src_put (self, NULL);   /* a new call: the last one's is stale */
+  if (!x || !nn_tensor_f32 (x) || nn_tensor_numel (x) == 0 || !key_for (g, &x->shape, &k)
+      || g->pad_mode != NN_CONV_PAD_ZEROS || !w || !nn_tensor_f32 (w)
+      || !nn_shape_equal (&w->shape, &ws)
+      || (g->has_bias && (!b || !nn_tensor_f32 (b) || !nn_shape_equal (&b->shape, &bs))))
+    return FALSE;
+  GError *e_build = NULL;
+  BwdEntry *e = entry_get (&k, &e_build);
+  if (!e || !e->fwd)
+    {
+      /* The inference forward reports or runs it. */
+      g_clear_error (&e_build);
+      if (e)
+        entry_unref (e);
+      return FALSE;
+    }
+  NnShape os = x->shape;
+  os.dims[os.ndim - 3] = k.oc;
+  os.dims[os.ndim - 2] = k.ho;
+  os.dims[os.ndim - 1] = k.wo;
+  NnTensor *y = nn_tensor_new_uninitialized (NN_DTYPE_F32, &os);
+  if (!y)
+    {
+      entry_unref (e);
+      g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                   "cannot allocate the output");
+      return TRUE;
+    }
+  const gboolean keep = e->r_src_f && e->bwd_w
+                        && dnnl_memory_desc_equal (&e->md[B_SRC_F], &e->md[B_SRC_W])
+                        && nn_call_is_recording (call)
+                        && (nn_module_param_requires_grad (self, "weight")
+                            || (b && nn_module_param_requires_grad (self, "bias")));
+  NnTensor *blocked = NULL;
+  gboolean ok = entry_run_forward (e, nn_tensor_f32 (x), nn_tensor_f32 (w),
+                                   b ? nn_tensor_f32 (b) : NULL, nn_tensor_f32 (y),
+                                   keep ? &blocked : NULL, error);
+  entry_unref (e);
+  if (ok && blocked)
+    {
+      SavedSrc *sv = g_new0 (SavedSrc, 1);
+      sv->key = k;
+      sv->x = x;
+      sv->x_data = x->data;
+      sv->x_version = nn_tensor_get_version (x);
+      sv->blocked = blocked;
+      saved_src_put (self, sv);
+    }
+  else if (blocked)
+    nn_tensor_unref (blocked);
+  if (!ok)
+    {
+      nn_tensor_unref (y);
+      return TRUE;
+    }
+  *out = nn_value_take_tensor (y);
+  return TRUE;
 }
 
 static void
@@ -492,9 +755,14 @@ dnnl_conv2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
     }
 
   const gint64 nw = nn_tensor_numel (w);
-  NnTensor *dx = want_dx ? nn_tensor_new (NN_DTYPE_F32, &x->shape) : NULL;
-  g_autofree float *dw = gw || gb ? g_try_new (float, nw) : NULL;
-  g_autofree float *db = gb ? g_try_new (float, g->out_channels) : NULL;
+  /* Uninitialised: every result below is written in full by oneDNN. */
+  NnTensor *dx = want_dx ? nn_tensor_new_uninitialized (NN_DTYPE_F32, &x->shape) : NULL;
+  /* Tensors, not heap blocks: pooled in training like the other
+   * buffers of a step (a weight gradient reaches megabytes). */
+  NnShape dws = { 1, { nw } }, dbs = { 1, { g->out_channels } };
+  g_autoptr (NnTensor) dwt = gw || gb ? nn_tensor_new_uninitialized (NN_DTYPE_F32, &dws) : NULL;
+  g_autoptr (NnTensor) dbt = gb ? nn_tensor_new_uninitialized (NN_DTYPE_F32, &dbs) : NULL;
+  float *dw = dwt ? nn_tensor_f32 (dwt) : NULL, *db = dbt ? nn_tensor_f32 (dbt) : NULL;
   if ((want_dx && !dx) || ((gw || gb) && !dw) || (gb && !db))
     {
       entry_unref (e);
@@ -505,8 +773,10 @@ dnnl_conv2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
                    "cannot allocate the convolution's gradients");
       return NULL;
     }
+  g_autoptr (NnTensor) src_w = (gw || gb) ? saved_src_take (self, x, &k) : NULL;
   gboolean ok = entry_run (e, nn_tensor_f32 (x), nn_tensor_f32 (w), nn_tensor_f32 (gt),
-                           dx ? nn_tensor_f32 (dx) : NULL, dw, db, error);
+                           dx ? nn_tensor_f32 (dx) : NULL, dw, db,
+                           src_w ? nn_tensor_f32 (src_w) : NULL, error);
   entry_unref (e);
   if (!ok)
     {

@@ -4,6 +4,7 @@
 #include "linear.h"
 
 #include <malloc.h>
+#include <nnkit/train.h>
 
 typedef struct {
   gint64 rows;             /* the row count the primitive was built for */
@@ -127,8 +128,11 @@ dnnl_linear_run (NnModule *self, NnCall *call, const NnArgs *args,
       slot->state = s = NULL;
       /* The freed reordered weights go back to the system before the new
        * ones are made (a fused plan rebuilds every layer once), so the
-       * heap does not keep both. */
-      malloc_trim (0);
+       * heap does not keep both.  Not in training: the weights change
+       * every step, and trimming the heap each time made every step
+       * fault all its pages in again (trainbwd). */
+      if (!nn_module_is_training (self))
+        malloc_trim (0);
     }
   if (!s)
     {

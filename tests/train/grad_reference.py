@@ -141,6 +141,27 @@ for k, (cfg, dims) in enumerate(wide_conv_configs):
     x = torch.randn(*shape)
     add(f"conv2d_wide{k}", "Conv2d", cfg, torch.nn.Conv2d(**cfg), [x])
 
+# The same in training mode, where oneDNN's provider runs the forward
+# beside its backward (the forward_training primitive, in the backward's
+# layouts; 1x1 stride-1 on NCHW): every configuration above at batch 1
+# and at a random batch, plus mobilenet_v2's and resnet18's shapes
+# (inverted-residual 1x1 expand/project, depthwise stride 1 and 2, a 7x7
+# stem, a strided 1x1 shortcut).
+train_conv_configs = [cfg for cfg, _ in wide_conv_configs] + [
+    dict(in_channels=24, out_channels=144, kernel_size=1, bias=False),
+    dict(in_channels=144, out_channels=144, kernel_size=3, stride=2, padding=1, groups=144,
+         bias=False),
+    dict(in_channels=96, out_channels=96, kernel_size=3, padding=1, groups=96, bias=False),
+    dict(in_channels=144, out_channels=32, kernel_size=1, bias=False),
+    dict(in_channels=3, out_channels=64, kernel_size=7, stride=2, padding=3, bias=False),
+    dict(in_channels=64, out_channels=128, kernel_size=1, stride=2, bias=False),
+    dict(in_channels=64, out_channels=64, kernel_size=3, padding=1, bias=True),
+]
+for k, cfg in enumerate(train_conv_configs):
+    for n in (1, rng.randint(2, 4)):
+        x = torch.randn(n, cfg["in_channels"], rng.randint(7, 12), rng.randint(7, 12))
+        add(f"conv2d_train{k}_n{n}", "Conv2d", cfg, torch.nn.Conv2d(**cfg), [x], train=True)
+
 pool_configs = [
     ("MaxPool2d", dict(kernel_size=2), torch.nn.MaxPool2d(2)),
     ("MaxPool2d", dict(kernel_size=3, stride=2, padding=1), torch.nn.MaxPool2d(3, 2, 1)),
@@ -269,6 +290,14 @@ act_cases = [
 ]
 for k, (t, cfg, mod) in enumerate(act_cases):
     add(f"act{k}_{t.lower()}", t, cfg, mod, [spread(3, 4, 5)])
+# Large enough (> 2 x 32768 elements) that the elementwise forward and
+# backward split over the thread pool, in training mode; odd sizes so the
+# ranges end mid-vector.
+for k, (t, cfg, mod) in enumerate([
+        ("ReLU", {}, torch.nn.ReLU()), ("ReLU6", {}, torch.nn.ReLU6()),
+        ("Hardtanh", {"min_val": -2.0, "max_val": 1.5}, torch.nn.Hardtanh(-2.0, 1.5)),
+        ("Sigmoid", {}, torch.nn.Sigmoid()), ("Hardswish", {}, torch.nn.Hardswish())]):
+    add(f"act_wide{k}_{t.lower()}", t, cfg, mod, [spread(3, 17, 41, 43)], train=True)
 for k, (t, cfg, mod, shape) in enumerate([
         ("Softmax", {"dim": 1}, torch.nn.Softmax(1), (3, 5, 2)),
         ("Softmax", {"dim": -1}, torch.nn.Softmax(-1), (4, 6)),

@@ -436,6 +436,190 @@ TEST (Train, FirstConvSkipsTheInputGradient)
   }
 }
 
+// While a tape is live, blocks from 256 KiB up go through the storage
+// pool and stay there between steps (a step's activations and gradients
+// are asked for again by the next one); without a tape such blocks are
+// the heap's as before, so a forward keeps nothing more.
+TEST (Train, TapeKeepsStepSizedBlocksInThePool)
+{
+  const gsize mib = 1 << 20;
+  NnShape s = { 1, { (gint64) (mib / sizeof (float)) } };
+  nn_tensor_pool_trim ();
+  ASSERT_EQ (nn_tensor_pool_get_bytes (), 0u);
+  nn_tensor_unref (nn_tensor_new (NN_DTYPE_F32, &s));
+  EXPECT_EQ (nn_tensor_pool_get_bytes (), 0u) << "no tape: 1 MiB is the heap's";
+
+  NnTape *tape = nn_tape_new (0);
+  NnTensor *t = nn_tensor_new (NN_DTYPE_F32, &s);
+  ASSERT_TRUE (t);
+  float *data = nn_tensor_f32 (t);
+  for (gint64 i = 0; i < s.dims[0]; i++)
+    data[i] = 1.0f + (float) i;
+  nn_tensor_unref (t);
+  nn_tape_free (tape);
+  EXPECT_EQ (nn_tensor_pool_get_bytes (), mib) << "kept after the tape went";
+
+  // Small blocks stay outside the pool even with a tape.
+  NnShape small = { 1, { 1024 } };
+  tape = nn_tape_new (1);
+  nn_tensor_unref (nn_tensor_new (NN_DTYPE_F32, &small));
+  EXPECT_EQ (nn_tensor_pool_get_bytes (), mib);
+  // The next step gets the block back, zero-filled as nn_tensor_new says.
+  t = nn_tensor_new (NN_DTYPE_F32, &s);
+  ASSERT_TRUE (t);
+  EXPECT_EQ (nn_tensor_f32 (t), data) << "the kept block is reused";
+  EXPECT_EQ (nn_tensor_pool_get_bytes (), 0u);
+  gint64 nonzero = 0;
+  for (gint64 i = 0; i < s.dims[0]; i++)
+    nonzero += nn_tensor_f32 (t)[i] != 0.0f;
+  EXPECT_EQ (nonzero, 0);
+  nn_tape_free (tape);
+  nn_tensor_unref (t);  // after its tape: still goes back to the pool
+  EXPECT_EQ (nn_tensor_pool_get_bytes (), mib);
+  nn_tensor_pool_trim ();
+  EXPECT_EQ (nn_tensor_pool_get_bytes (), 0u);
+}
+
+// nn_tensor_new_uninitialized: shape, dtype and storage as nn_tensor_new
+// (pooled the same way in training), NULL for a size that overflows.
+TEST (Train, UninitializedTensorsAreOrdinaryTensors)
+{
+  NnShape s = { 2, { 3, 70000 } };
+  NnTape *tape = nn_tape_new (0);
+  NnTensor *t = nn_tensor_new_uninitialized (NN_DTYPE_F32, &s);
+  ASSERT_TRUE (t);
+  EXPECT_EQ (t->dtype, NN_DTYPE_F32);
+  EXPECT_TRUE (nn_shape_equal (&t->shape, &s));
+  EXPECT_EQ (nn_tensor_nbytes (t), (gsize) 3 * 70000 * sizeof (float));
+  EXPECT_FALSE (nn_tensor_is_read_only (t));
+  float *d = nn_tensor_f32 (t);
+  for (gint64 i = 0; i < 3 * 70000; i++)
+    d[i] = (float) i;
+  EXPECT_EQ (d[3 * 70000 - 1], (float) (3 * 70000 - 1));
+  nn_tensor_unref (t);
+  nn_tape_free (tape);
+  NnShape small = { 1, { 5 } };
+  t = nn_tensor_new_uninitialized (NN_DTYPE_I64, &small);
+  ASSERT_TRUE (t);
+  EXPECT_EQ (nn_tensor_nbytes (t), 5 * sizeof (gint64));
+  nn_tensor_unref (t);
+  NnShape huge = { 3, { G_MAXINT64 / 4, 4, 4 } };
+  EXPECT_EQ (nn_tensor_new_uninitialized (NN_DTYPE_F32, &huge), nullptr);
+  nn_tensor_pool_trim ();
+}
+
+// One Conv2d called twice on a tape in training mode (y2 = conv (conv (x))):
+// oneDNN's training forward keeps its reordered input for backward_weights,
+// and the second call replaces what the first kept, so the first call's
+// backward must reorder its own input.  Gradients against direct sums.
+TEST (Train, ConvCalledTwiceUsesOnlyItsOwnKeptInput)
+{
+  const gint64 N = 2, C = 16, H = 7, W = 6, K = 3, P = 1;
+  Tensor x = tensor_f32 ({ N, C, H, W }, [] (gint64 i) { return std::sin (0.23 * i); });
+  Tensor g = tensor_f32 ({ N, C, H, W }, [] (gint64 i) { return std::cos (0.17 * i); });
+  auto at = [&] (gint64 n, gint64 c, gint64 h, gint64 w) { return ((n * C + c) * H + h) * W + w; };
+  for (const char *rule : { "", "Conv2d=-dnnl" }) {
+    SCOPED_TRACE (rule);
+    Registry reg = default_registry ();
+    Error err;
+    if (*rule) {
+      ASSERT_TRUE (nn_registry_set_providers (reg.get (), rule, err.out ())) << err.message ();
+    }
+    Module m = make_module (reg.get (), "Conv2d",
+                            "{\"in_channels\": 16, \"out_channels\": 16, \"kernel_size\": 3, "
+                            "\"padding\": 1}", err, "conv");
+    ASSERT_TRUE (m) << err.message ();
+    nn_module_reset_parameters (m.get (), 3);
+    nn_module_train (m.get (), TRUE);
+    const float *wd = nn_tensor_f32 (nn_module_get_parameter (m.get (), "weight"));
+    const float *bd = nn_tensor_f32 (nn_module_get_parameter (m.get (), "bias"));
+    // Direct sums in double: forward, input gradient, weight gradient.
+    auto fwd = [&] (const std::vector<double> &in) {
+      std::vector<double> out (N * C * H * W, 0.0);
+      for (gint64 n = 0; n < N; n++)
+        for (gint64 o = 0; o < C; o++)
+          for (gint64 h = 0; h < H; h++)
+            for (gint64 w = 0; w < W; w++) {
+              double acc = bd[o];
+              for (gint64 c = 0; c < C; c++)
+                for (gint64 i = 0; i < K; i++)
+                  for (gint64 j = 0; j < K; j++) {
+                    gint64 ih = h - P + i, iw = w - P + j;
+                    if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+                      acc += wd[((o * C + c) * K + i) * K + j] * in[at (n, c, ih, iw)];
+                  }
+              out[at (n, o, h, w)] = acc;
+            }
+      return out;
+    };
+    auto bwd_data = [&] (const std::vector<double> &go) {
+      std::vector<double> din (N * C * H * W, 0.0);
+      for (gint64 n = 0; n < N; n++)
+        for (gint64 o = 0; o < C; o++)
+          for (gint64 h = 0; h < H; h++)
+            for (gint64 w = 0; w < W; w++)
+              for (gint64 c = 0; c < C; c++)
+                for (gint64 i = 0; i < K; i++)
+                  for (gint64 j = 0; j < K; j++) {
+                    gint64 ih = h - P + i, iw = w - P + j;
+                    if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+                      din[at (n, c, ih, iw)] += wd[((o * C + c) * K + i) * K + j]
+                                                * go[at (n, o, h, w)];
+                  }
+      return din;
+    };
+    auto add_bwd_weights = [&] (const std::vector<double> &go, const std::vector<double> &in,
+                                std::vector<double> &dw, std::vector<double> &db) {
+      for (gint64 n = 0; n < N; n++)
+        for (gint64 o = 0; o < C; o++)
+          for (gint64 h = 0; h < H; h++)
+            for (gint64 w = 0; w < W; w++) {
+              db[o] += go[at (n, o, h, w)];
+              for (gint64 c = 0; c < C; c++)
+                for (gint64 i = 0; i < K; i++)
+                  for (gint64 j = 0; j < K; j++) {
+                    gint64 ih = h - P + i, iw = w - P + j;
+                    if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+                      dw[((o * C + c) * K + i) * K + j] += go[at (n, o, h, w)]
+                                                           * in[at (n, c, ih, iw)];
+                  }
+            }
+    };
+    std::vector<double> xv (nn_tensor_f32 (x.get ()), nn_tensor_f32 (x.get ()) + N * C * H * W);
+    std::vector<double> gv (nn_tensor_f32 (g.get ()), nn_tensor_f32 (g.get ()) + N * C * H * W);
+    std::vector<double> y1 = fwd (xv), g1 = bwd_data (gv), dx = bwd_data (g1);
+    std::vector<double> dw (C * C * K * K, 0.0), db (C, 0.0);
+    add_bwd_weights (gv, y1, dw, db);
+    add_bwd_weights (g1, xv, dw, db);
+
+    NnTape *tape = nn_tape_new (0);
+    nn_tape_watch (tape, x.get ());
+    ValueRef a1 = value_tuple ({ nn_value_new_tensor (x.get ()) });
+    ValueRef o1 (nn_tape_call (tape, m.get (), a1.get (), nullptr, err.out ()));
+    ASSERT_TRUE (o1) << err.message ();
+    ValueRef a2 = value_tuple ({ nn_value_new_tensor (nn_value_get_tensor (o1.get ())) });
+    ValueRef o2 (nn_tape_call (tape, m.get (), a2.get (), nullptr, err.out ()));
+    ASSERT_TRUE (o2) << err.message ();
+    ASSERT_TRUE (nn_backward (tape, nn_value_get_tensor (o2.get ()), g.get (), err.out ()))
+        << err.message ();
+    auto worst = [] (const float *got, const std::vector<double> &want) {
+      double e = 0.0;
+      for (size_t i = 0; i < want.size (); i++)
+        e = std::max (e, std::fabs (got[i] - want[i]) / (1.0 + std::fabs (want[i])));
+      return e;
+    };
+    NnTensor *gx = nn_tape_grad (tape, x.get ());
+    ASSERT_TRUE (gx);
+    EXPECT_LT (worst (nn_tensor_f32 (gx), dx), 1e-4);
+    NnTensor *gw = nn_module_lookup_grad (m.get (), "weight", err.out ());
+    NnTensor *gb = nn_module_lookup_grad (m.get (), "bias", err.out ());
+    ASSERT_TRUE (gw && gb);
+    EXPECT_LT (worst (nn_tensor_f32 (gw), dw), 1e-4);
+    EXPECT_LT (worst (nn_tensor_f32 (gb), db), 1e-4);
+    nn_tape_free (tape);
+  }
+}
+
 // A BatchNorm2d called twice on one tape: the backward of the first call
 // cannot use the statistics the provider kept (the second call's), so it
 // recomputes them; its gradients match a direct computation here.
