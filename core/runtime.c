@@ -161,6 +161,15 @@ invoke (NnCall *call, NnModule *m, const NnValue *args, const NnValue *kwargs,
     kwargs = zkwargs;
   }
 
+  /* Only a type that reads laid-out tensors itself ever sees one; the tape
+   * and the checked mode keep or copy the inputs, so they get plain ones
+   * (layout.c, docs/ENGINE.md "Memory"). */
+  if (!call->meta && (!nn_type_takes_layouts (t) || call->tape
+                      || nn_check_enabled ())
+      && (!nn_value_make_plain (args, error)
+          || !nn_value_make_plain (kwargs, error)))
+    return NULL;
+
   NnArgs *bound = nn_args_bind (t, args, kwargs, error);
   if (!bound)
     return NULL;
@@ -174,6 +183,8 @@ invoke (NnCall *call, NnModule *m, const NnValue *args, const NnValue *kwargs,
   call->tape_inside += record;
   NnTensor *into = ep ? NULL : inplace_target (call, t, args, bound, given);
   NnValue *out = NULL;
+  NnModule *saved_running = call->running;
+  call->running = m;
   if (ep) {
     out = t->fuse->forward_fused (m, call, bound, ep, &local);
   } else if (into) {
@@ -191,6 +202,12 @@ invoke (NnCall *call, NnModule *m, const NnValue *args, const NnValue *kwargs,
   }
   call->tape_inside -= record;
   call->meta = saved_meta;
+  call->running = saved_running;
+  /* A laid-out result where none may be (a tape records, layouts off) is
+   * made plain here, so nothing after this point sees one. */
+  if (out && !local && !call->meta && !nn_call_may_lay_out (call)
+      && nn_value_has_layout (out) && !nn_value_make_plain (out, &local))
+    g_clear_pointer (&out, nn_value_unref);
   /* Checked before recording: a refused result never reaches the tape. */
   if (!call->meta && !zero)
     nn_check_end (check, call, m, args, kwargs, &out, &local);
@@ -258,9 +275,12 @@ run_module (NnCall *call, NnModule *m, const NnValue *args,
   } else {
     NnValue *a = nn_value_ref ((NnValue *) args);
     NnValue *k = kwargs ? nn_value_ref ((NnValue *) kwargs) : NULL;
-    if (nn_hooks_fire_pre (m, call, &a, &k, error)) {
+    /* Hooks see plain values only, as PyTorch's hooks see tensors. */
+    if (nn_value_make_plain (a, error) && nn_value_make_plain (k, error)
+        && nn_hooks_fire_pre (m, call, &a, &k, error)) {
       out = invoke (call, m, a, k, error);
-      if (out && !nn_hooks_fire_forward (m, call, a, k, &out, error))
+      if (out && (!nn_value_make_plain (out, error)
+                  || !nn_hooks_fire_forward (m, call, a, k, &out, error)))
         g_clear_pointer (&out, nn_value_unref);
     }
     nn_value_unref (a);
@@ -292,6 +312,19 @@ check_call_values (const NnValue *args, const NnValue *kwargs, GError **error)
     return FALSE;
   }
   return TRUE;
+}
+
+/* A result goes back to the composite whose forward called: plain unless
+ * that type reads laid-out tensors itself (a routing Sequential or Graph
+ * passes them on to the next step).  Returns (transfer full) @out, or
+ * NULL with @error after dropping it. */
+static NnValue *
+to_caller (NnCall *call, NnValue *out, GError **error)
+{
+  if (out && call->running && !nn_type_takes_layouts (call->running->type)
+      && !nn_value_make_plain (out, error))
+    g_clear_pointer (&out, nn_value_unref);
+  return out;
 }
 
 NnValue *
@@ -330,7 +363,7 @@ nn_call_module (NnCall *call, NnModule *self, const char *path,
     /* A fused producer before it did this call's work (fuse.c). */
     NnValue *passed = nn_fuse_absorbed (call, st, args);
     if (passed)
-      return passed;
+      return to_caller (call, passed, error);
     nn_fuse_begin (call, st, idx, fresh, target, args, kwargs, &ep);
   } else {
     target = nn_module_lookup_ref (self, path, &canon, error);
@@ -353,7 +386,7 @@ nn_call_module (NnCall *call, NnModule *self, const char *path,
     nn_fuse_end (call, st, idx, fresh, out, &ep);
   g_string_truncate (call->path, saved);
   call->depth = saved_depth;
-  return out;
+  return to_caller (call, out, error);
 }
 
 NnValue *
@@ -422,7 +455,8 @@ nn_call_functional (NnCall *call, NnModule *fn, const NnValue *args,
   g_autoptr (NnValue) empty = args ? NULL : nn_value_new_tuple ();
   /* Functional ops are not modules in PyTorch: no hooks, the caller's
    * path. */
-  return invoke (call, fn, args ? args : empty, kwargs, error);
+  return to_caller (call, invoke (call, fn, args ? args : empty, kwargs,
+                                  error), error);
 }
 
 NnTensor *
@@ -468,6 +502,9 @@ run_root (NnModule *m, const NnValue *args, const NnValue *kwargs,
   g_autoptr (NnValue) empty = args ? NULL : nn_value_new_tuple ();
   nn_plan_begin (&call, m);
   NnValue *out = run_module (&call, m, args ? args : empty, kwargs, error);
+  /* The caller of a root forward gets plain tensors only. */
+  if (out && !nn_value_make_plain (out, error))
+    g_clear_pointer (&out, nn_value_unref);
   nn_plan_end (&call, m, out != NULL);
   g_ptr_array_unref (call.keep);
   g_string_free (call.path, TRUE);

@@ -261,8 +261,24 @@ nn_tensor_pool_get_bytes (void)
 gboolean
 nn_tensor_owns_storage (const NnTensor *t)
 {
-  return !t->meta && !t->read_only
+  /* A laid-out tensor made plain keeps its laid values for its provider:
+   * an in-place write would leave them stale, so it is never a target. */
+  return !t->meta && !t->read_only && !t->layout
          && (t->release == pool_release || t->release == free);
+}
+
+gpointer
+nn_tensor_storage_alloc (gsize nbytes, GDestroyNotify *release)
+{
+  gpointer data;
+  if (nbytes >= POOL_MIN) {
+    data = pool_alloc (nbytes);
+    *release = pool_release;
+  } else {
+    data = calloc (MAX (nbytes, 1), 1);
+    *release = free;
+  }
+  return data;
 }
 
 NnTensor *
@@ -338,6 +354,9 @@ void
 nn_tensor_mark_written (NnTensor *t)
 {
   g_return_if_fail (t != NULL);
+  /* The provider's laid copy no longer matches the written plain data. */
+  if (t->layout)
+    __atomic_store_n (&t->laid_stale, 1, __ATOMIC_RELEASE);
   __atomic_add_fetch (&t->version, 1, __ATOMIC_RELEASE);
 }
 
@@ -353,6 +372,9 @@ nn_tensor_copy (const NnTensor *src)
 {
   if (src->meta)
     return nn_tensor_new_meta (src->dtype, &src->shape);
+  /* A copy is plain: the values are converted first (once, in place). */
+  if (!nn_tensor_make_plain ((NnTensor *) src, NULL))
+    return NULL;
   NnTensor *t = nn_tensor_new (src->dtype, &src->shape);
   if (t)
     memcpy (t->data, src->data, nn_tensor_nbytes (src));
@@ -373,6 +395,9 @@ nn_tensor_reshape (NnTensor *src, const NnShape *shape)
     return NULL;
   if (src->meta)
     return nn_tensor_new_meta (src->dtype, shape);
+  /* A view shares the plain data, never the provider's layout. */
+  if (!nn_tensor_make_plain (src, NULL))
+    return NULL;
   return nn_tensor_new_borrowed (src->dtype, shape, src->data,
                                  src->read_only, drop_parent,
                                  nn_tensor_ref (src));
@@ -395,6 +420,8 @@ nn_tensor_unref (NnTensor *t)
     return;
   if (t->release)
     t->release (t->release_data);
+  if (t->layout)
+    nn_tensor_layout_clear (t);
   g_free (t);
 }
 

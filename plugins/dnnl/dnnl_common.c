@@ -87,10 +87,14 @@ nn_dnnl_prim_init (NnDnnlPrim *p, const_dnnl_primitive_desc_t pd,
     goto fail;
   /* Blocked layouts (nChw16c) are faster inside; the caller's tensors are
    * plain NCHW, so reorder at the edges when the primitive chose others. */
+  p->src_md = *src;
+  p->dst_md = *dst;
   if (!dnnl_memory_desc_equal (src, user_src))
     {
       if (!nn_dnnl_ok (dnnl_memory_create (&p->src, src, eng, DNNL_MEMORY_ALLOCATE),
                        "allocating the input layout", error)
+          || !nn_dnnl_ok (dnnl_memory_create (&p->lay_src, src, eng, DNNL_MEMORY_NONE),
+                          "wrapping a laid-out input", error)
           || !reorder_prim (user_src, src, eng, &p->reorder_in, error))
         goto fail;
     }
@@ -98,6 +102,8 @@ nn_dnnl_prim_init (NnDnnlPrim *p, const_dnnl_primitive_desc_t pd,
     {
       if (!nn_dnnl_ok (dnnl_memory_create (&p->dst, dst, eng, DNNL_MEMORY_ALLOCATE),
                        "allocating the output layout", error)
+          || !nn_dnnl_ok (dnnl_memory_create (&p->lay_dst, dst, eng, DNNL_MEMORY_NONE),
+                          "wrapping a laid-out output", error)
           || !reorder_prim (dst, user_dst, eng, &p->reorder_out, error))
         goto fail;
     }
@@ -140,6 +146,8 @@ nn_dnnl_prim_run (NnDnnlPrim *p, const float *x, float *y, int n_extra,
     return FALSE;
   if (p->reorder_in && !exec (p->reorder_in, p->stream, p->user_src, p->src, error))
     return FALSE;
+  if (p->reorder_in)
+    nn_engine_note_reorders (1);
   args[n++] = (dnnl_exec_arg_t) { DNNL_ARG_SRC, p->src ? p->src : p->user_src };
   args[n++] = (dnnl_exec_arg_t) { DNNL_ARG_DST, p->dst ? p->dst : p->user_dst };
   if (p->scratch)
@@ -151,7 +159,98 @@ nn_dnnl_prim_run (NnDnnlPrim *p, const float *x, float *y, int n_extra,
     return FALSE;
   if (p->reorder_out && !exec (p->reorder_out, p->stream, p->dst, p->user_dst, error))
     return FALSE;
+  if (p->reorder_out)
+    nn_engine_note_reorders (1);
   return nn_dnnl_ok (dnnl_stream_wait (p->stream), "waiting for the stream", error);
+}
+
+NnTensor *
+nn_dnnl_prim_run_tensor (NnDnnlPrim *p, NnTensor *x, const NnShape *out_shape,
+                         gboolean lay_out, int n_extra,
+                         const dnnl_exec_arg_t *extra, GError **error)
+{
+  dnnl_exec_arg_t args[16];
+  dnnl_memory_t src, dst;
+  void *laid = NULL;
+  const dnnl_memory_desc_t *xmd = nn_dnnl_tensor_md (x, &laid);
+  NnTensor *out = NULL;
+  int n = 0;
+
+  g_return_val_if_fail (n_extra <= 12, NULL);
+  /* A laid-out input in the primitive's own src layout is read as is;
+   * any other is made plain (once: the tensor keeps it) and reordered in
+   * as a caller's plain input would be. */
+  if (xmd && p->lay_src && dnnl_memory_desc_equal (xmd, &p->src_md))
+    {
+      if (!nn_dnnl_ok (dnnl_memory_set_data_handle (p->lay_src, laid),
+                       "setting the laid-out input", error))
+        return NULL;
+      src = p->lay_src;
+    }
+  else
+    {
+      if (!nn_tensor_make_plain (x, error)
+          || !nn_dnnl_ok (dnnl_memory_set_data_handle (p->user_src, x->data),
+                          "setting the input", error))
+        return NULL;
+      src = p->src ? p->src : p->user_src;
+    }
+  if (lay_out && p->lay_dst)
+    {
+      void *buf = NULL;
+      out = nn_dnnl_tensor_new_laid (out_shape, &p->dst_md, error);
+      if (!out || !nn_dnnl_tensor_md (out, &buf)
+          || !nn_dnnl_ok (dnnl_memory_set_data_handle (p->lay_dst, buf),
+                          "setting the laid-out output", error))
+        goto fail;
+      dst = p->lay_dst;
+    }
+  else
+    {
+      out = nn_tensor_new (NN_DTYPE_F32, out_shape);
+      if (!out)
+        {
+          g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                       "cannot allocate the output");
+          return NULL;
+        }
+      if (!nn_dnnl_ok (dnnl_memory_set_data_handle (p->user_dst, out->data),
+                       "setting the output", error))
+        goto fail;
+      dst = p->dst ? p->dst : p->user_dst;
+    }
+
+  omp_set_num_threads (p->macs > 0 ? nn_threads_for_work (p->macs, NN_GEMM_GRAIN)
+                                   : nn_get_num_threads ());
+  if (src == p->src)
+    {
+      if (!exec (p->reorder_in, p->stream, p->user_src, p->src, error))
+        goto fail;
+      nn_engine_note_reorders (1);
+    }
+  args[n++] = (dnnl_exec_arg_t) { DNNL_ARG_SRC, src };
+  args[n++] = (dnnl_exec_arg_t) { DNNL_ARG_DST, dst };
+  if (p->scratch)
+    args[n++] = (dnnl_exec_arg_t) { DNNL_ARG_SCRATCHPAD, p->scratch };
+  for (int i = 0; i < n_extra; i++)
+    args[n++] = extra[i];
+  if (!nn_dnnl_ok (dnnl_primitive_execute (p->prim, p->stream, n, args),
+                   "running the primitive", error))
+    goto fail;
+  if (dst == p->dst)
+    {
+      if (!exec (p->reorder_out, p->stream, p->dst, p->user_dst, error))
+        goto fail;
+      nn_engine_note_reorders (1);
+    }
+  if (!nn_dnnl_ok (dnnl_stream_wait (p->stream), "waiting for the stream", error))
+    goto fail;
+  return out;
+
+fail:
+  if (out)
+    nn_tensor_unref (out);
+  return NULL;
 }
 
 void
@@ -165,6 +264,8 @@ nn_dnnl_prim_clear (NnDnnlPrim *p)
   if (p->src) dnnl_memory_destroy (p->src);
   if (p->dst) dnnl_memory_destroy (p->dst);
   if (p->scratch) dnnl_memory_destroy (p->scratch);
+  if (p->lay_src) dnnl_memory_destroy (p->lay_src);
+  if (p->lay_dst) dnnl_memory_destroy (p->lay_dst);
   if (p->stream) dnnl_stream_destroy (p->stream);
   memset (p, 0, sizeof *p);
 }
@@ -275,6 +376,24 @@ nn_dnnl_run_weighted (NnDnnlSlot *slot, NnDnnlPrim *prim,
       return NULL;
     }
   return nn_value_take_tensor (out);
+}
+
+NnValue *
+nn_dnnl_run_weighted_tensor (NnDnnlSlot *slot, NnDnnlPrim *prim,
+                             dnnl_memory_t weights, dnnl_memory_t bias,
+                             NnTensor *x, const NnShape *out_shape,
+                             gboolean lay_out, GError **error)
+{
+  NnTensor *out = NULL;
+  if (prim)
+    {
+      dnnl_exec_arg_t extra[2] = { { DNNL_ARG_WEIGHTS, weights },
+                                   { DNNL_ARG_BIAS, bias } };
+      out = nn_dnnl_prim_run_tensor (prim, x, out_shape, lay_out,
+                                     bias ? 2 : 1, extra, error);
+    }
+  nn_dnnl_slot_unlock (slot);
+  return out ? nn_value_take_tensor (out) : NULL;
 }
 
 gboolean

@@ -170,18 +170,23 @@ dnnl_conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
   NnActKind act = ep ? ep->act : NN_ACT_NONE;
   guint64 fold_id = ep && ep->n_channels > 0 ? ep->fold_id : 0;
   NnShape os, in4, out4;
+  void *laid = NULL;
 
+  /* Another provider's layout is made plain here; ours is read as is. */
+  if (!nn_dnnl_tensor_md (x, &laid) && !nn_tensor_make_plain (x, error))
+    return NULL;
   /* Anything unusual goes to the reference, which computes it or names
    * what is wrong exactly as without this provider. */
   NnShape ws = { 4, { g->out_channels, g->in_channels / g->groups, g->kh, g->kw } };
   NnShape bs = { 1, { g->out_channels } };
-  if (!conv_out_shape (g, &x->shape, &os) || !nn_tensor_f32 (x)
+  if (!conv_out_shape (g, &x->shape, &os) || x->dtype != NN_DTYPE_F32
       || !w || !nn_tensor_f32 (w) || !nn_shape_equal (&w->shape, &ws)
       || nn_tensor_numel (x) == 0
       || (fold_id && ep->n_channels != g->out_channels)
       || (g->has_bias && (!b || !nn_tensor_f32 (b) || !nn_shape_equal (&b->shape, &bs))))
-    return ep ? nn_conv2d_type.fuse->forward_fused (self, call, args, ep, error)
-              : nn_conv2d_type.forward (self, call, args, error);
+    return !nn_tensor_make_plain (x, error) ? NULL
+           : ep ? nn_conv2d_type.fuse->forward_fused (self, call, args, ep, error)
+           : nn_conv2d_type.forward (self, call, args, error);
 
   in4 = x->shape;
   out4 = os;
@@ -190,14 +195,6 @@ dnnl_conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
       in4 = (NnShape) { 4, { 1, x->shape.dims[0], x->shape.dims[1], x->shape.dims[2] } };
       out4 = (NnShape) { 4, { 1, os.dims[0], os.dims[1], os.dims[2] } };
     }
-  NnTensor *out = nn_tensor_new (NN_DTYPE_F32, &os);
-  if (!out)
-    {
-      g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
-                   "cannot allocate the output");
-      return NULL;
-    }
-
   NnDnnlSlot *slot = nn_dnnl_slot_lock (self);
   ConvState *s = slot->state;
   if (s && (!nn_shape_equal (&s->in, &in4) || !nn_dnnl_seen_same (&s->w_seen, w)
@@ -218,8 +215,11 @@ dnnl_conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
       slot->state = s = conv_state_new (g, &in4, &out4, w, b, ep, error);
       slot->state_free = conv_state_free;
     }
-  return nn_dnnl_run_weighted (slot, s ? &s->prim : NULL, s ? s->weights : NULL,
-                               s ? s->bias : NULL, x, out, error);
+  /* The result stays in the primitive's blocked layout for the next
+   * oneDNN step; the core makes it plain for any other reader. */
+  return nn_dnnl_run_weighted_tensor (slot, s ? &s->prim : NULL,
+                                      s ? s->weights : NULL, s ? s->bias : NULL,
+                                      x, &os, nn_dnnl_may_lay_out (call), error);
 }
 
 static NnValue *
@@ -259,6 +259,7 @@ nn_dnnl_conv2d_setup (NnLayerType *t)
   t->doc = "Conv2d on oneDNN (zero padding), as torch.nn.Conv2d";
   t->aliases = NULL;
   t->rank = NN_DNNL_RANK;
+  t->flags |= NN_LAYER_LAYOUT_AWARE;
   t->forward = dnnl_conv2d_forward;
   dnnl_conv2d_fuse = *nn_conv2d_type.fuse;
   dnnl_conv2d_fuse.forward_fused = dnnl_conv2d_run;
