@@ -182,6 +182,35 @@ nn_value_make_plain (const NnValue *v, GError **error)
   return !v || walk (v, make_leaf_plain, error);
 }
 
+/* Plain, and the laid copy forgotten: the tensor goes where it may be
+ * written without nn_tensor_mark_written() (a hook, the caller), so no
+ * provider may read the laid values again.  They are freed at once when
+ * nothing else holds the tensor. */
+static gboolean
+detach_leaf (NnTensor *t, gpointer data)
+{
+  if (!t->layout)
+    return TRUE;
+  if (!nn_tensor_is_plain (t) && !nn_tensor_make_plain (t, data))
+    return FALSE;
+  __atomic_store_n (&t->laid_stale, 1, __ATOMIC_RELEASE);
+  if (g_atomic_int_get (&t->ref_count) == 1) {
+    g_bit_lock (&t->layout_lock, 0);
+    if (t->laid_free && t->laid)
+      t->laid_free (t->laid);
+    t->laid = NULL;
+    t->laid_free = NULL;
+    g_bit_unlock (&t->layout_lock, 0);
+  }
+  return TRUE;
+}
+
+gboolean
+nn_value_detach_layouts (const NnValue *v, GError **error)
+{
+  return !v || walk (v, detach_leaf, error);
+}
+
 static gboolean
 is_plain_leaf (NnTensor *t, gpointer data)
 {

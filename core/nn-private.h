@@ -289,6 +289,10 @@ void nn_tensor_layout_clear (NnTensor *t);
 /* layout.c: makes every tensor leaf of @v (nullable) plain; FALSE with
  * @error when one cannot be (memory). */
 gboolean nn_value_make_plain (const NnValue *v, GError **error);
+/* layout.c: as nn_value_make_plain, and the laid copies are forgotten
+ * (freed when nothing else holds the tensor): for values handed to hooks
+ * and to the caller, who may write them in place. */
+gboolean nn_value_detach_layouts (const NnValue *v, GError **error);
 /* layout.c: whether @v holds a tensor leaf that is not plain. */
 gboolean nn_value_has_layout (const NnValue *v);
 /* layout.c: whether a type reads laid-out arguments itself. */

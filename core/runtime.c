@@ -162,10 +162,10 @@ invoke (NnCall *call, NnModule *m, const NnValue *args, const NnValue *kwargs,
   }
 
   /* Only a type that reads laid-out tensors itself ever sees one; the tape
-   * and the checked mode keep or copy the inputs, so they get plain ones
-   * (layout.c, docs/ENGINE.md "Memory"). */
-  if (!call->meta && (!nn_type_takes_layouts (t) || call->tape
-                      || nn_check_enabled ())
+   * keeps the inputs for backward, so they are plain there too (layout.c,
+   * docs/ENGINE.md "Memory").  The checked mode snapshots plain inputs
+   * only (check.c). */
+  if (!call->meta && (!nn_type_takes_layouts (t) || call->tape)
       && (!nn_value_make_plain (args, error)
           || !nn_value_make_plain (kwargs, error)))
     return NULL;
@@ -276,10 +276,10 @@ run_module (NnCall *call, NnModule *m, const NnValue *args,
     NnValue *a = nn_value_ref ((NnValue *) args);
     NnValue *k = kwargs ? nn_value_ref ((NnValue *) kwargs) : NULL;
     /* Hooks see plain values only, as PyTorch's hooks see tensors. */
-    if (nn_value_make_plain (a, error) && nn_value_make_plain (k, error)
+    if (nn_value_detach_layouts (a, error) && nn_value_detach_layouts (k, error)
         && nn_hooks_fire_pre (m, call, &a, &k, error)) {
       out = invoke (call, m, a, k, error);
-      if (out && (!nn_value_make_plain (out, error)
+      if (out && (!nn_value_detach_layouts (out, error)
                   || !nn_hooks_fire_forward (m, call, a, k, &out, error)))
         g_clear_pointer (&out, nn_value_unref);
     }
@@ -503,7 +503,7 @@ run_root (NnModule *m, const NnValue *args, const NnValue *kwargs,
   nn_plan_begin (&call, m);
   NnValue *out = run_module (&call, m, args ? args : empty, kwargs, error);
   /* The caller of a root forward gets plain tensors only. */
-  if (out && !nn_value_make_plain (out, error))
+  if (out && !nn_value_detach_layouts (out, error))
     g_clear_pointer (&out, nn_value_unref);
   nn_plan_end (&call, m, out != NULL);
   g_ptr_array_unref (call.keep);

@@ -32,6 +32,9 @@ void nn_dnnl_layer_norm_setup (NnLayerType *t);
  * forward setup above (dnnl_*_bwd.c). */
 void nn_dnnl_conv2d_backward_setup (NnLayerType *t);
 void nn_dnnl_batch_norm2d_backward_setup (NnLayerType *t);
+/* Run after the backward setup: a training forward's input is made plain
+ * before the chained forward reads it (dnnl_batch_norm2d.c). */
+void nn_dnnl_batch_norm2d_layout_setup (NnLayerType *t);
 
 /* Sets @error from a failed oneDNN call (naming @what) and returns FALSE;
  * returns TRUE for dnnl_success. */

@@ -71,6 +71,10 @@ dnnl_init (NnPlugin *plugin, GError **error)
       for (gsize j = 0; j < G_N_ELEMENTS (backward_setups); j++)
         if (backward_setups[j].forward == setups[i])
           backward_setups[j].backward (&types[i]);
+      /* Last: whatever forward the setups chained reads a laid-out input
+       * only in eval mode (layouts: docs/ENGINE.md "Memory"). */
+      if (setups[i] == nn_dnnl_batch_norm2d_setup)
+        nn_dnnl_batch_norm2d_layout_setup (&types[i]);
       if (!nn_plugin_register_type (plugin, &types[i], error))
         return FALSE;
     }
