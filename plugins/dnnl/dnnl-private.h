@@ -57,6 +57,9 @@ typedef struct {
    * layouts whose handles are a laid-out tensor's storage per call. */
   dnnl_memory_desc_t src_md, dst_md;
   dnnl_memory_t lay_src, lay_dst;
+  /* src's and dst's own buffers, allocated on their first use: a step
+   * reading and leaving laid-out tensors never needs them. */
+  void *src_buf, *dst_buf;
 } NnDnnlPrim;
 
 /* Creates the primitive of @pd (transfer none; attr must have asked for

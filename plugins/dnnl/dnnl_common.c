@@ -3,6 +3,7 @@
 #include "dnnl-private.h"
 
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 gboolean
@@ -91,8 +92,8 @@ nn_dnnl_prim_init (NnDnnlPrim *p, const_dnnl_primitive_desc_t pd,
   p->dst_md = *dst;
   if (!dnnl_memory_desc_equal (src, user_src))
     {
-      if (!nn_dnnl_ok (dnnl_memory_create (&p->src, src, eng, DNNL_MEMORY_ALLOCATE),
-                       "allocating the input layout", error)
+      if (!nn_dnnl_ok (dnnl_memory_create (&p->src, src, eng, DNNL_MEMORY_NONE),
+                       "describing the input layout", error)
           || !nn_dnnl_ok (dnnl_memory_create (&p->lay_src, src, eng, DNNL_MEMORY_NONE),
                           "wrapping a laid-out input", error)
           || !reorder_prim (user_src, src, eng, &p->reorder_in, error))
@@ -100,8 +101,8 @@ nn_dnnl_prim_init (NnDnnlPrim *p, const_dnnl_primitive_desc_t pd,
     }
   if (!dnnl_memory_desc_equal (dst, user_dst))
     {
-      if (!nn_dnnl_ok (dnnl_memory_create (&p->dst, dst, eng, DNNL_MEMORY_ALLOCATE),
-                       "allocating the output layout", error)
+      if (!nn_dnnl_ok (dnnl_memory_create (&p->dst, dst, eng, DNNL_MEMORY_NONE),
+                       "describing the output layout", error)
           || !nn_dnnl_ok (dnnl_memory_create (&p->lay_dst, dst, eng, DNNL_MEMORY_NONE),
                           "wrapping a laid-out output", error)
           || !reorder_prim (dst, user_dst, eng, &p->reorder_out, error))
@@ -116,6 +117,27 @@ nn_dnnl_prim_init (NnDnnlPrim *p, const_dnnl_primitive_desc_t pd,
 fail:
   nn_dnnl_prim_clear (p);
   return FALSE;
+}
+
+/* Gives @mem (of layout @md) its own buffer *@buf on first use. */
+static gboolean
+own_buffer (dnnl_memory_t mem, void **buf, const dnnl_memory_desc_t *md,
+            GError **error)
+{
+  if (*buf)
+    return TRUE;
+  gsize n = dnnl_memory_desc_get_size (md);
+  if (posix_memalign (buf, 64, MAX (n, 64)) != 0)
+    {
+      *buf = NULL;
+      g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                   "cannot allocate %" G_GSIZE_FORMAT " bytes for a "
+                   "primitive's layout", n);
+      return FALSE;
+    }
+  /* Setting the handle zero-fills the blocked padding, once. */
+  return nn_dnnl_ok (dnnl_memory_set_data_handle (mem, *buf),
+                     "setting a layout's buffer", error);
 }
 
 static gboolean
@@ -143,6 +165,9 @@ nn_dnnl_prim_run (NnDnnlPrim *p, const float *x, float *y, int n_extra,
                    "setting the input", error)
       || !nn_dnnl_ok (dnnl_memory_set_data_handle (p->user_dst, y),
                       "setting the output", error))
+    return FALSE;
+  if ((p->src && !own_buffer (p->src, &p->src_buf, &p->src_md, error))
+      || (p->dst && !own_buffer (p->dst, &p->dst_buf, &p->dst_md, error)))
     return FALSE;
   if (p->reorder_in && !exec (p->reorder_in, p->stream, p->user_src, p->src, error))
     return FALSE;
@@ -194,6 +219,8 @@ nn_dnnl_prim_run_tensor (NnDnnlPrim *p, NnTensor *x, const NnShape *out_shape,
                           "setting the input", error))
         return NULL;
       src = p->src ? p->src : p->user_src;
+      if (p->src && !own_buffer (p->src, &p->src_buf, &p->src_md, error))
+        return NULL;
     }
   if (lay_out && p->lay_dst)
     {
@@ -218,6 +245,8 @@ nn_dnnl_prim_run_tensor (NnDnnlPrim *p, NnTensor *x, const NnShape *out_shape,
                        "setting the output", error))
         goto fail;
       dst = p->dst ? p->dst : p->user_dst;
+      if (p->dst && !own_buffer (p->dst, &p->dst_buf, &p->dst_md, error))
+        goto fail;
     }
 
   omp_set_num_threads (p->macs > 0 ? nn_threads_for_work (p->macs, NN_GEMM_GRAIN)
@@ -267,6 +296,8 @@ nn_dnnl_prim_clear (NnDnnlPrim *p)
   if (p->lay_src) dnnl_memory_destroy (p->lay_src);
   if (p->lay_dst) dnnl_memory_destroy (p->lay_dst);
   if (p->stream) dnnl_stream_destroy (p->stream);
+  free (p->src_buf);
+  free (p->dst_buf);
   memset (p, 0, sizeof *p);
 }
 

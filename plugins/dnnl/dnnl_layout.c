@@ -87,8 +87,7 @@ nn_dnnl_tensor_md (NnTensor *t, void **laid)
   return data;
 }
 
-/* Storage 64-byte aligned (what oneDNN's own allocations use), zeroed:
- * the blocked padding channels must read as zeros, never as NaN. */
+/* Storage 64-byte aligned (what oneDNN's own allocations use). */
 static void
 laid_free (gpointer p)
 {
@@ -109,7 +108,10 @@ nn_dnnl_tensor_new_laid (const NnShape *shape, const dnnl_memory_desc_t *md,
                    "result", n);
       return NULL;
     }
-  memset (buf, 0, n);
+  /* Not cleared: the primitive writes every value, and oneDNN zero-fills
+   * the blocked padding (channels up to a multiple of 8 or 16) when the
+   * buffer is set as a memory's handle (nn_dnnl_prim_run_tensor), which
+   * its primitives then keep zero, so a consumer never reads garbage. */
   NnTensor *t = nn_tensor_new_laid_out (NN_DTYPE_F32, shape, &nn_dnnl_layout_class,
                                         g_memdup2 (md, sizeof *md), buf, laid_free);
   if (!t)
