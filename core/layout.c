@@ -43,8 +43,10 @@ gboolean
 nn_call_may_lay_out (NnCall *call)
 {
   /* A tape keeps the inputs and results of its leaves for backward, which
-   * reads plain values: laying them out would only add a conversion. */
-  return call && !call->meta && !call->tape && nn_engine_get_layouts ();
+   * reads plain values: laying them out would only add a conversion.  A
+   * backward's own calls (walking) read their results themselves. */
+  return call && !call->meta && !call->tape && !call->walking
+         && nn_engine_get_layouts ();
 }
 
 gboolean

@@ -316,12 +316,13 @@ check_call_values (const NnValue *args, const NnValue *kwargs, GError **error)
 
 /* A result goes back to the composite whose forward called: plain unless
  * that type reads laid-out tensors itself (a routing Sequential or Graph
- * passes them on to the next step).  Returns (transfer full) @out, or
+ * passes them on to the next step); a backward's calls have no running
+ * forward and get plain results.  Returns (transfer full) @out, or
  * NULL with @error after dropping it. */
 static NnValue *
 to_caller (NnCall *call, NnValue *out, GError **error)
 {
-  if (out && call->running && !nn_type_takes_layouts (call->running->type)
+  if (out && (!call->running || !nn_type_takes_layouts (call->running->type))
       && !nn_value_make_plain (out, error))
     g_clear_pointer (&out, nn_value_unref);
   return out;
