@@ -28,9 +28,10 @@ void nn_dnnl_mha_setup (NnLayerType *t);
 void nn_dnnl_softmax_setup (NnLayerType *t);
 void nn_dnnl_log_softmax_setup (NnLayerType *t);
 void nn_dnnl_layer_norm_setup (NnLayerType *t);
-/* ReLU and add on laid-out tensors (dnnl_eltwise.c). */
+/* ReLU, add and mul on laid-out tensors (dnnl_eltwise.c). */
 void nn_dnnl_relu_setup (NnLayerType *t);
 void nn_dnnl_add_setup (NnLayerType *t);
+void nn_dnnl_mul_setup (NnLayerType *t);
 /* Backward setups: each adds the oneDNN backward to a type filled by its
  * forward setup above (dnnl_*_bwd.c). */
 void nn_dnnl_conv2d_backward_setup (NnLayerType *t);

@@ -288,6 +288,72 @@ TEST_F (Layout, ResidualAddAndReluKeepTheLayoutAndAgree)
   EXPECT_LT (max_diff (r.on[0], want), 1e-5);
 }
 
+// A squeeze-excitation scale: a blocked conv result times a plain
+// per-channel factor, in both orders (oneDNN's binary primitive), then a
+// product with a Python float (the reference, on plain tensors).
+const char *kScale = R"({"type": "Graph", "config": {"inputs": ["x", "s"], "nodes": [
+    {"name": "a", "module": "a", "args": ["x"]},
+    {"name": "m1", "op": "mul", "args": ["a", "s"]},
+    {"name": "m2", "op": "mul", "args": ["s", "m1"]},
+    {"name": "c", "module": "c", "args": ["m2"]},
+    {"name": "m3", "op": "mul", "args": ["c", 2.5]}],
+    "output": {"tuple": ["m2", "m3"]}},
+  "children": [
+    {"name": "a", "type": "Conv2d", "config": {"in_channels": 16, "out_channels": 16,
+       "kernel_size": 3, "padding": 1}},
+    {"name": "c", "type": "Conv2d", "config": {"in_channels": 16, "out_channels": 16,
+       "kernel_size": 1}}]})";
+
+TEST_F (Layout, PerChannelScaleKeepsTheLayoutAndAgrees)
+{
+  Module m = load_json (reg.get (), kScale);
+  ASSERT_TRUE (m);
+  nn_module_reset_parameters (m.get (), 9);
+  Tensor x = chain_input ();
+  Tensor s = tensor_f32 ({ 2, 16, 1, 1 }, [] (gint64 i) { return 0.25f + 0.05f * (float) i; });
+  auto call = [&] () {
+    ValueRef args = value_tuple ({ nn_value_new_tensor (x.get ()), nn_value_new_tensor (s.get ()) });
+    Error e;
+    ValueRef out (nn_module_call (m.get (), args.get (), nullptr, e.out ()));
+    EXPECT_TRUE (out) << e.message ();
+    std::vector<std::vector<float>> r;
+    for (guint i = 0; out && i < 2; i++)
+      r.push_back (values (nn_value_get_tensor (nn_value_item (out.get (), i))));
+    return r;
+  };
+  nn_engine_set_layouts (FALSE);
+  call ();
+  guint64 c0 = nn_engine_get_reorder_count ();
+  auto off = call ();
+  guint64 off_reorders = nn_engine_get_reorder_count () - c0;
+  nn_engine_set_layouts (TRUE);
+  call ();
+  c0 = nn_engine_get_reorder_count ();
+  auto on = call ();
+  guint64 on_reorders = nn_engine_get_reorder_count () - c0;
+  ASSERT_EQ (on.size (), 2u);
+  ASSERT_EQ (off.size (), 2u);
+  EXPECT_LT (max_diff (on[0], off[0]), 1e-5);
+  EXPECT_LT (max_diff (on[1], off[1]), 1e-5);
+  if (off_reorders > 0) {
+    EXPECT_LT (on_reorders, off_reorders);
+  }
+
+  // Against the conv alone (layouts off) and the products computed here.
+  nn_engine_set_layouts (FALSE);
+  Error e;
+  Tensor a (nn_module_forward (nn_module_lookup_path (m.get (), "a", nullptr), x.get (), e.out ()));
+  ASSERT_TRUE (a) << e.message ();
+  auto av = values (a.get ());
+  auto sv = values (s.get ());
+  std::vector<float> want (av.size ());
+  for (size_t i = 0; i < want.size (); i++) {
+    float f = sv[i / 64];   // [2, 16, 8, 8]: one factor per (n, c)
+    want[i] = f * (av[i] * f);
+  }
+  EXPECT_LT (max_diff (on[0], want), 1e-6);
+}
+
 TEST_F (Layout, TapeAndTrainingModeGetPlainTensors)
 {
   Module m = load_json (reg.get (), kChain);
