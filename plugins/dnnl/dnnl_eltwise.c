@@ -17,13 +17,17 @@ typedef struct {
   const float *x, *y;   /* y NULL: x alone */
   float *z;
   gboolean relu;        /* then max (z, 0); NaN propagates, as ReLU's */
+  gboolean mul;         /* x * y instead of x + y */
 } EltJob;
 
 static void
 elt_range (gsize begin, gsize end, gpointer data)
 {
   EltJob *j = data;
-  if (j->y)
+  if (j->y && j->mul)
+    for (gsize i = begin; i < end; i++)
+      j->z[i] = j->x[i] * j->y[i];
+  else if (j->y)
     for (gsize i = begin; i < end; i++)
       j->z[i] = j->x[i] + j->y[i];
   else
@@ -34,12 +38,13 @@ elt_range (gsize begin, gsize end, gpointer data)
       j->z[i] = j->z[i] < 0.0f ? 0.0f : j->z[i];
 }
 
-/* z = x (+ y) (then relu) over the blocked buffers of @x and @y (same
- * layout @md) into a new tensor of @x's shape and layout.  Returns
+/* z = x (+ or * y) (then relu) over the blocked buffers of @x and @y
+ * (same layout @md) into a new tensor of @x's shape and layout.  Returns
  * (transfer full) or NULL with @error. */
 static NnTensor *
-eltwise_laid (NnCall *call, NnTensor *x, const dnnl_memory_desc_t *md,
-              const void *xl, const void *yl, gboolean relu, GError **error)
+eltwise_laid2 (NnCall *call, NnTensor *x, const dnnl_memory_desc_t *md,
+               const void *xl, const void *yl, gboolean relu, gboolean mul,
+               GError **error)
 {
   NnTensor *z = nn_dnnl_tensor_new_laid (&x->shape, md, error);
   void *zl = NULL;
@@ -50,10 +55,17 @@ eltwise_laid (NnCall *call, NnTensor *x, const dnnl_memory_desc_t *md,
       return NULL;
     }
   gsize n = dnnl_memory_desc_get_size (md) / sizeof (float);
-  EltJob j = { xl, yl, zl, relu };
+  EltJob j = { xl, yl, zl, relu, mul };
   nn_thread_pool_parallel_for_work (nn_call_get_thread_pool (call), n, (gint64) n,
                                     elt_range, &j);
   return z;
+}
+
+static NnTensor *
+eltwise_laid (NnCall *call, NnTensor *x, const dnnl_memory_desc_t *md,
+              const void *xl, const void *yl, gboolean relu, GError **error)
+{
+  return eltwise_laid2 (call, x, md, xl, yl, relu, FALSE, error);
 }
 
 /* --- ReLU ---------------------------------------------------------------- */
@@ -261,16 +273,29 @@ dnnl_mul_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **err
   void *al = NULL, *bl = NULL;
   const dnnl_memory_desc_t *amd = a ? nn_dnnl_tensor_md (a, &al) : NULL;
   const dnnl_memory_desc_t *bmd = b ? nn_dnnl_tensor_md (b, &bl) : NULL;
-  /* One operand laid out, the other a float32 factor (products commute
-   * exactly in floating point, so the order does not matter). */
-  NnTensor *x = amd && !bmd ? a : !amd && bmd ? b : NULL;
-  NnTensor *f = x == a ? b : a;
-  const dnnl_memory_desc_t *md = x == a ? amd : bmd;
-  void *xl = x == a ? al : bl;
+  /* Two operands in one layout and shape: element by element (0 * 0 in
+   * the padding). */
+  if (amd && bmd && dnnl_memory_desc_equal (amd, bmd)
+      && a->dtype == NN_DTYPE_F32 && b->dtype == NN_DTYPE_F32
+      && nn_shape_equal (&a->shape, &b->shape) && nn_dnnl_may_lay_out (call))
+    {
+      NnTensor *z = eltwise_laid2 (call, a, amd, al, bl, FALSE, TRUE, error);
+      return z ? nn_value_take_tensor (z) : NULL;
+    }
+  /* A laid-out operand of the result's shape times a float32 factor that
+   * broadcasts to it, made plain if it is not (products commute exactly
+   * in floating point, so the order does not matter). */
   gint64 bdims[4];
+  NnTensor *x = NULL, *f = NULL;
+  const dnnl_memory_desc_t *md = NULL;
+  void *xl = NULL;
+  if (amd && b && factor_dims (a, b, bdims))
+    x = a, f = b, md = amd, xl = al;
+  else if (bmd && a && factor_dims (b, a, bdims))
+    x = b, f = a, md = bmd, xl = bl;
 
   if (x && f && x->dtype == NN_DTYPE_F32 && f->dtype == NN_DTYPE_F32
-      && factor_dims (x, f, bdims) && nn_dnnl_may_lay_out (call))
+      && nn_dnnl_may_lay_out (call))
     {
       GError *local = NULL;
       if (!nn_tensor_make_plain (f, error))
