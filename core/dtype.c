@@ -264,6 +264,8 @@ nn_tensor_to_dtype (NnTensor *t, NnDType dtype)
     return nn_tensor_ref (t);
   if (nn_tensor_is_meta (t))
     return nn_tensor_new_meta (dtype, &t->shape);
+  if (!nn_tensor_make_plain (t, NULL))
+    return NULL;
   NnTensor *out = nn_tensor_new (dtype, &t->shape);
   if (!out)
     return NULL;

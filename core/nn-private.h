@@ -123,6 +123,8 @@ struct _NnCall {
   guint absorb_add;           /* 1 + the absorbed add's step, 0: none */
   struct _NnTape *walking; /* (nullable) in a backward: the tape walked, for
                             * nn_call_input_needs_grad() */
+  NnModule *running;       /* (nullable) the module whose forward runs now:
+                            * the caller of nn_call_module (layout.c) */
 };
 
 /* tape.c: called by invoke() around a type's forward in a recorded run.
@@ -318,6 +320,22 @@ gboolean nn_shape_check_size (const NnShape *shape, const char *what,
 /* tensor.c: TRUE when @t's storage is its own (not borrowed, mapped,
  * read-only or a view), so nobody else can see a write into it. */
 gboolean nn_tensor_owns_storage (const NnTensor *t);
+/* tensor.c: storage as nn_tensor_new() allocates it (zero-filled; pooled
+ * when large), with the release function that gives it back. */
+gpointer nn_tensor_storage_alloc (gsize nbytes, GDestroyNotify *release);
+/* layout.c: frees @t's laid values and layout data (from unref). */
+void nn_tensor_layout_clear (NnTensor *t);
+/* layout.c: makes every tensor leaf of @v (nullable) plain; FALSE with
+ * @error when one cannot be (memory). */
+gboolean nn_value_make_plain (const NnValue *v, GError **error);
+/* layout.c: as nn_value_make_plain, and the laid copies are forgotten
+ * (freed when nothing else holds the tensor): for values handed to hooks
+ * and to the caller, who may write them in place. */
+gboolean nn_value_detach_layouts (const NnValue *v, GError **error);
+/* layout.c: whether @v holds a tensor leaf that is not plain. */
+gboolean nn_value_has_layout (const NnValue *v);
+/* layout.c: whether a type reads laid-out arguments itself. */
+gboolean nn_type_takes_layouts (const NnLayerType *t);
 
 /* value.c: references held on @v now, for the in-place check. */
 gint nn_value_get_ref_count (const NnValue *v);

@@ -161,6 +161,17 @@ invoke (NnCall *call, NnModule *m, const NnValue *args, const NnValue *kwargs,
     kwargs = zkwargs;
   }
 
+  /* Only a type that reads laid-out tensors itself ever sees one; the tape
+   * keeps the inputs for backward, so they are plain there too (layout.c,
+   * docs/ENGINE.md "Memory").  The checked mode snapshots plain inputs
+   * only (check.c). */
+  if (!call->meta && (!nn_type_takes_layouts (t) || call->tape)
+      && (!nn_value_make_plain (args, error)
+          || !nn_value_make_plain (kwargs, error)
+          || (ep && ep->residual
+              && !nn_tensor_make_plain (ep->residual, error))))
+    return NULL;
+
   NnArgs *bound = nn_args_bind (t, args, kwargs, error);
   if (!bound)
     return NULL;
@@ -177,6 +188,8 @@ invoke (NnCall *call, NnModule *m, const NnValue *args, const NnValue *kwargs,
   /* The caller of the functional ops it runs (their plan steps). */
   NnModule *saved_current = call->current;
   call->current = m;
+  NnModule *saved_running = call->running;
+  call->running = m;
   if (ep) {
     out = t->fuse->forward_fused (m, call, bound, ep, &local);
   } else if (into) {
@@ -195,6 +208,12 @@ invoke (NnCall *call, NnModule *m, const NnValue *args, const NnValue *kwargs,
   call->current = saved_current;
   call->tape_inside -= record;
   call->meta = saved_meta;
+  call->running = saved_running;
+  /* A laid-out result where none may be (a tape records, layouts off) is
+   * made plain here, so nothing after this point sees one. */
+  if (out && !local && !call->meta && !nn_call_may_lay_out (call)
+      && nn_value_has_layout (out) && !nn_value_make_plain (out, &local))
+    g_clear_pointer (&out, nn_value_unref);
   /* Checked before recording: a refused result never reaches the tape. */
   if (!call->meta && !zero)
     nn_check_end (check, call, m, args, kwargs, &out, &local);
@@ -262,9 +281,12 @@ run_module (NnCall *call, NnModule *m, const NnValue *args,
   } else {
     NnValue *a = nn_value_ref ((NnValue *) args);
     NnValue *k = kwargs ? nn_value_ref ((NnValue *) kwargs) : NULL;
-    if (nn_hooks_fire_pre (m, call, &a, &k, error)) {
+    /* Hooks see plain values only, as PyTorch's hooks see tensors. */
+    if (nn_value_detach_layouts (a, error) && nn_value_detach_layouts (k, error)
+        && nn_hooks_fire_pre (m, call, &a, &k, error)) {
       out = invoke (call, m, a, k, error);
-      if (out && !nn_hooks_fire_forward (m, call, a, k, &out, error))
+      if (out && (!nn_value_detach_layouts (out, error)
+                  || !nn_hooks_fire_forward (m, call, a, k, &out, error)))
         g_clear_pointer (&out, nn_value_unref);
     }
     nn_value_unref (a);
@@ -296,6 +318,20 @@ check_call_values (const NnValue *args, const NnValue *kwargs, GError **error)
     return FALSE;
   }
   return TRUE;
+}
+
+/* A result goes back to the composite whose forward called: plain unless
+ * that type reads laid-out tensors itself (a routing Sequential or Graph
+ * passes them on to the next step); a backward's calls have no running
+ * forward and get plain results.  Returns (transfer full) @out, or
+ * NULL with @error after dropping it. */
+static NnValue *
+to_caller (NnCall *call, NnValue *out, GError **error)
+{
+  if (out && (!call->running || !nn_type_takes_layouts (call->running->type))
+      && !nn_value_make_plain (out, error))
+    g_clear_pointer (&out, nn_value_unref);
+  return out;
 }
 
 NnValue *
@@ -334,11 +370,12 @@ nn_call_module (NnCall *call, NnModule *self, const char *path,
     /* A fused producer before it did this call's work (fuse.c). */
     GError *absorb_error = NULL;
     NnValue *passed = nn_fuse_absorbed (call, st, args, kwargs, &absorb_error);
-    if (passed || absorb_error) {
-      if (absorb_error)
-        g_propagate_error (error, absorb_error);
+    if (absorb_error) {
+      g_propagate_error (error, absorb_error);
       return passed;
     }
+    if (passed)
+      return to_caller (call, passed, error);
     nn_fuse_begin (call, st, idx, fresh, target, args, kwargs, &ep);
   } else {
     target = nn_module_lookup_ref (self, path, &canon, error);
@@ -361,7 +398,7 @@ nn_call_module (NnCall *call, NnModule *self, const char *path,
     nn_fuse_end (call, st, idx, fresh, out, &ep);
   g_string_truncate (call->path, saved);
   call->depth = saved_depth;
-  return out;
+  return to_caller (call, out, error);
 }
 
 NnValue *
@@ -441,11 +478,12 @@ nn_call_functional (NnCall *call, NnModule *fn, const NnValue *args,
     fresh = call->step_fresh;
     GError *absorb_error = NULL;
     NnValue *passed = nn_fuse_absorbed (call, st, args, kwargs, &absorb_error);
-    if (passed || absorb_error) {
-      if (absorb_error)
-        g_propagate_error (error, absorb_error);
+    if (absorb_error) {
+      g_propagate_error (error, absorb_error);
       return passed;
     }
+    if (passed)
+      return to_caller (call, passed, error);
     nn_fuse_begin (call, st, idx, fresh, fn, args ? args : empty, kwargs, &ep);
   }
   /* Functional ops are not modules in PyTorch: no hooks, the caller's
@@ -453,7 +491,7 @@ nn_call_functional (NnCall *call, NnModule *fn, const NnValue *args,
   NnValue *out = invoke (call, fn, args ? args : empty, kwargs, error);
   if (st)
     nn_fuse_end (call, st, idx, fresh, out, &ep);
-  return out;
+  return to_caller (call, out, error);
 }
 
 NnTensor *
@@ -499,6 +537,9 @@ run_root (NnModule *m, const NnValue *args, const NnValue *kwargs,
   g_autoptr (NnValue) empty = args ? NULL : nn_value_new_tuple ();
   nn_plan_begin (&call, m);
   NnValue *out = run_module (&call, m, args ? args : empty, kwargs, error);
+  /* The caller of a root forward gets plain tensors only. */
+  if (out && !nn_value_detach_layouts (out, error))
+    g_clear_pointer (&out, nn_value_unref);
   nn_plan_end (&call, m, out != NULL);
   g_ptr_array_unref (call.keep);
   g_string_free (call.path, TRUE);

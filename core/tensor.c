@@ -305,8 +305,31 @@ nn_tensor_pool_get_bytes (void)
 gboolean
 nn_tensor_owns_storage (const NnTensor *t)
 {
-  return !t->meta && !t->read_only
+  /* A laid-out tensor made plain keeps its laid values for its provider:
+   * an in-place write would leave them stale, so it is never a target. */
+  return !t->meta && !t->read_only && !t->layout
          && (t->release == pool_release || t->release == free);
+}
+
+/* Storage for @nbytes: the pool for large blocks (and, while a tape is
+ * live, for training-sized ones), else the heap. */
+static gpointer
+storage_alloc (gsize nbytes, gboolean zero, GDestroyNotify *release)
+{
+  if (nbytes >= POOL_MIN
+      || (nbytes >= POOL_TRAIN_MIN && g_atomic_int_get (&pool_training) > 0)) {
+    *release = pool_release;
+    return pool_alloc (nbytes, zero);
+  }
+  *release = free;
+  /* calloc, not malloc + memset: small blocks come from the heap. */
+  return zero ? calloc (MAX (nbytes, 1), 1) : malloc (MAX (nbytes, 1));
+}
+
+gpointer
+nn_tensor_storage_alloc (gsize nbytes, GDestroyNotify *release)
+{
+  return storage_alloc (nbytes, TRUE, release);
 }
 
 static NnTensor *
@@ -315,19 +338,8 @@ tensor_new (NnDType dtype, const NnShape *shape, gboolean zero)
   gsize nbytes;
   if (!shape_nbytes (dtype, shape, &nbytes))
     return NULL;
-  gpointer data;
-  GDestroyNotify release = free;
-  gpointer release_data;
-  if (nbytes >= POOL_MIN
-      || (nbytes >= POOL_TRAIN_MIN && g_atomic_int_get (&pool_training) > 0)) {
-    data = pool_alloc (nbytes, zero);
-    release = pool_release;
-    release_data = data;
-  } else {
-    /* calloc, not malloc + memset: small blocks come from the heap. */
-    data = zero ? calloc (MAX (nbytes, 1), 1) : malloc (MAX (nbytes, 1));
-    release_data = data;
-  }
+  GDestroyNotify release;
+  gpointer data = storage_alloc (nbytes, zero, &release);
   if (!data)
     return NULL;
   NnTensor *t = g_new0 (NnTensor, 1);
@@ -336,7 +348,7 @@ tensor_new (NnDType dtype, const NnShape *shape, gboolean zero)
   t->ref_count = 1;
   t->data = data;
   t->release = release;
-  t->release_data = release_data;
+  t->release_data = data;
   return t;
 }
 
@@ -395,6 +407,9 @@ void
 nn_tensor_mark_written (NnTensor *t)
 {
   g_return_if_fail (t != NULL);
+  /* The provider's laid copy no longer matches the written plain data. */
+  if (t->layout)
+    __atomic_store_n (&t->laid_stale, 1, __ATOMIC_RELEASE);
   __atomic_add_fetch (&t->version, 1, __ATOMIC_RELEASE);
 }
 
@@ -410,6 +425,9 @@ nn_tensor_copy (const NnTensor *src)
 {
   if (src->meta)
     return nn_tensor_new_meta (src->dtype, &src->shape);
+  /* A copy is plain: the values are converted first (once, in place). */
+  if (!nn_tensor_make_plain ((NnTensor *) src, NULL))
+    return NULL;
   NnTensor *t = nn_tensor_new (src->dtype, &src->shape);
   if (t)
     memcpy (t->data, src->data, nn_tensor_nbytes (src));
@@ -430,6 +448,9 @@ nn_tensor_reshape (NnTensor *src, const NnShape *shape)
     return NULL;
   if (src->meta)
     return nn_tensor_new_meta (src->dtype, shape);
+  /* A view shares the plain data, never the provider's layout. */
+  if (!nn_tensor_make_plain (src, NULL))
+    return NULL;
   return nn_tensor_new_borrowed (src->dtype, shape, src->data,
                                  src->read_only, drop_parent,
                                  nn_tensor_ref (src));
@@ -452,6 +473,8 @@ nn_tensor_unref (NnTensor *t)
     return;
   if (t->release)
     t->release (t->release_data);
+  if (t->layout)
+    nn_tensor_layout_clear (t);
   g_free (t);
 }
 

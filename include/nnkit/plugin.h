@@ -106,6 +106,11 @@ typedef enum {
    * Graph): the execution plan may then fuse consecutive calls it makes
    * (docs/ENGINE.md, "Fusion").  (Appended in ABI 2.0.) */
   NN_LAYER_FIXED_DATAFLOW = 1 << 9,
+  /* forward accepts laid-out tensors (tensor.h, nn_tensor_get_layout()):
+   * its own provider's, which it reads directly, and any other, which it
+   * makes plain itself.  Without it (or NN_LAYER_ROUTES_ONLY) the core
+   * makes every argument plain first.  (Appended in ABI 2.0.) */
+  NN_LAYER_LAYOUT_AWARE = 1 << 10,
 } NnLayerFlags;
 
 /* --- forward signatures (ABI 2) ---------------------------------------- */
@@ -536,6 +541,19 @@ NN_API NnValue *nn_call_module_take (NnCall *call, NnModule *self,
 NN_API NnValue *nn_call_functional_take (NnCall *call, NnModule *fn,
                                          NnValue *args, NnValue *kwargs,
                                          GError **error);
+
+/* --- laid-out results (appended in ABI 2.0; docs/PLUGINS.md) ----------- */
+
+/* Whether the type being run may return a laid-out tensor
+ * (nn_tensor_new_laid_out): FALSE in shape inference, while a tape records
+ * (backward reads plain values), and when layouts are off
+ * (nn_engine_set_layouts()).  A FALSE answer asks for plain results; the
+ * core would otherwise make them plain itself, at a copy's cost. */
+NN_API gboolean nn_call_may_lay_out (NnCall *call);
+/* Counts @n conversions of activations between layouts (a provider's
+ * reorder to or from its blocked layout, made plain included), for
+ * nn_engine_get_reorder_count().  MT safe. */
+NN_API void nn_engine_note_reorders (guint n);
 
 /* --- numerics helpers shared by plugins ------------------------------ */
 

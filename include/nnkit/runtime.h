@@ -109,6 +109,19 @@ NN_API gboolean nn_engine_get_fusion (void);
  * caller's path and its type in lower case ("layer1.0.add").  MT safe. */
 NN_API char **nn_module_get_plan_fusions (NnModule *root);
 
+/* --- laid-out activations (appended in ABI 2.0; docs/ENGINE.md "Memory")
+ *
+ * A provider's step may leave its result in the provider's blocked layout
+ * for its next step to read as is; the core makes it plain wherever
+ * anything else reads it (other types, hooks, the tape, the caller).  On
+ * by default; NN_DNNL_LAYOUT=off or nn_engine_set_layouts (FALSE) makes
+ * every result plain where it is made (the results agree either way). */
+NN_API void nn_engine_set_layouts (gboolean enabled);
+NN_API gboolean nn_engine_get_layouts (void);
+/* Returns: how many activation reorders (between a plain and a blocked
+ * layout) providers ran in this process so far.  MT safe. */
+NN_API guint64 nn_engine_get_reorder_count (void);
+
 G_END_DECLS
 
 #endif

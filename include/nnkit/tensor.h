@@ -58,6 +58,16 @@ struct _NnTensor {
   gboolean read_only;
   gboolean meta;            /* shape and dtype only, data is NULL */
   guint64 version;          /* bumped by nn_tensor_mark_written() */
+  /* A provider's private layout (appended in ABI 2.0, layout.c): data is
+   * NULL until nn_tensor_make_plain() fills it; the laid storage stays
+   * until the tensor goes, readable by its provider while unwritten. */
+  const struct _NnLayoutClass *layout;
+  gpointer layout_data;     /* the class's description of the layout */
+  gpointer laid;            /* the values in that layout */
+  GDestroyNotify laid_free; /* frees laid */
+  gint plain;               /* 1 once data holds the plain values */
+  gint laid_stale;          /* 1 once the plain data may have been written */
+  gint layout_lock;         /* g_bit_lock bit 0: one thread makes it plain */
 };
 
 /* Shapes */
@@ -139,13 +149,67 @@ NN_API void nn_tensor_pool_trim (void);
 /* Returns: the bytes the pool keeps now.  MT safe. */
 NN_API gsize nn_tensor_pool_get_bytes (void);
 
-/* --- appended (trainbwd) ---------------------------------------------- */
+/* --- appended in ABI 2.0 ----------------------------------------------- */
 /* As nn_tensor_new(), but the contents are unspecified: for a result the
  * caller writes in full, which saves zero-filling a reused pool block
  * (training steps: every activation and gradient).
  * Returns: (transfer full) (nullable) the tensor, NULL if the shape's
  * size overflows or it cannot be allocated.  MT safe. */
 NN_API NnTensor *nn_tensor_new_uninitialized (NnDType dtype, const NnShape *shape);
+
+/* --- laid-out tensors (appended in ABI 2.0; docs/PLUGINS.md "Layouts") --
+ * A provider (oneDNN) may return a tensor whose values sit in its own
+ * blocked layout (nChw16c), so that its next step reads them without a
+ * reorder.  Such a tensor has the logical dtype and shape of any other,
+ * but data is NULL until it is made plain.  The core makes every tensor
+ * plain before a type that does not declare NN_LAYER_LAYOUT_AWARE (or
+ * NN_LAYER_ROUTES_ONLY) reads it, before hooks, the tape, the checked mode
+ * and the caller of a root forward see it: a laid-out tensor never leaves
+ * the providers that understand it. */
+
+typedef struct _NnLayoutClass NnLayoutClass;
+struct _NnLayoutClass {
+  gsize struct_size;        /* sizeof (NnLayoutClass) */
+  const char *name;         /* "onednn", in error messages */
+  /* Writes @t's values from @laid (layout @layout_data) into @plain, a
+   * row-major buffer of nn_tensor_nbytes (@t) bytes.  May run in several
+   * threads at once on different tensors.  FALSE with @error on failure. */
+  gboolean (*to_plain) (const NnTensor *t, gconstpointer layout_data,
+                        gconstpointer laid, gpointer plain, GError **error);
+  /* (nullable) Frees a tensor's layout_data when the tensor goes. */
+  GDestroyNotify free_layout_data;
+  gpointer reserved[4];
+};
+
+/* Returns: (transfer full) a tensor of @dtype and @shape whose values are
+ * @laid (transfer full: freed with @laid_free) in @klass's layout
+ * @layout_data (transfer full: freed with klass->free_layout_data).
+ * @klass (transfer none) must outlive the tensor (a static in the
+ * provider's plugin: its modules keep the plugin loaded while their
+ * results live within a forward).  NULL for an invalid shape (@laid and
+ * @layout_data are freed then). */
+NN_API NnTensor *nn_tensor_new_laid_out (NnDType dtype, const NnShape *shape,
+                                         const NnLayoutClass *klass,
+                                         gpointer layout_data, gpointer laid,
+                                         GDestroyNotify laid_free);
+/* Returns: (transfer none) (nullable) the layout class of @t while its
+ * laid values are current (also after nn_tensor_make_plain(), until the
+ * plain data may have been written: nn_tensor_mark_written()), with
+ * @layout_data and @laid (out) (optional) (transfer none); NULL for a
+ * plain tensor.  MT safe. */
+NN_API const NnLayoutClass *nn_tensor_get_layout (const NnTensor *t,
+                                                  gpointer *layout_data,
+                                                  gpointer *laid);
+/* Whether @t's data holds its values in row-major order (every tensor but
+ * a laid-out one not made plain yet; meta tensors count as plain).
+ * MT safe. */
+NN_API gboolean nn_tensor_is_plain (const NnTensor *t);
+/* Makes @t plain in place: allocates its data and converts the laid values
+ * into it once; then returns TRUE at once.  Several threads may race to
+ * make one tensor plain: one converts, the others wait for it.  FALSE with
+ * NN_MODULE_ERROR_FAILED naming the layout when memory is exhausted or the
+ * conversion fails (@t is unchanged then).  MT safe. */
+NN_API gboolean nn_tensor_make_plain (NnTensor *t, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (NnTensor, nn_tensor_unref)
 

@@ -28,6 +28,10 @@ void nn_dnnl_mha_setup (NnLayerType *t);
 void nn_dnnl_softmax_setup (NnLayerType *t);
 void nn_dnnl_log_softmax_setup (NnLayerType *t);
 void nn_dnnl_layer_norm_setup (NnLayerType *t);
+/* ReLU, add and mul on laid-out tensors (dnnl_eltwise.c). */
+void nn_dnnl_relu_setup (NnLayerType *t);
+void nn_dnnl_add_setup (NnLayerType *t);
+void nn_dnnl_mul_setup (NnLayerType *t);
 /* Backward setups: each adds the oneDNN backward to a type filled by its
  * forward setup above (dnnl_*_bwd.c). */
 void nn_dnnl_conv2d_backward_setup (NnLayerType *t);
@@ -37,6 +41,9 @@ void nn_dnnl_conv2d_backward_setup (NnLayerType *t);
 gboolean nn_dnnl_conv2d_train_forward (NnModule *self, NnCall *call, const NnArgs *args,
                                        NnValue **out, GError **error);
 void nn_dnnl_batch_norm2d_backward_setup (NnLayerType *t);
+/* Run after the backward setup: a training forward's input is made plain
+ * before the chained forward reads it (dnnl_batch_norm2d.c). */
+void nn_dnnl_batch_norm2d_layout_setup (NnLayerType *t);
 
 /* Sets @error from a failed oneDNN call (naming @what) and returns FALSE;
  * returns TRUE for dnnl_success. */
@@ -55,6 +62,17 @@ typedef struct {
   dnnl_memory_t scratch;                     /* (nullable) */
   dnnl_stream_t stream;
   gint64 macs;        /* a run's multiply-adds when known, else 0 */
+  /* The primitive's own src and dst layouts, and memories of those
+   * layouts whose handles are a laid-out tensor's storage per call. */
+  dnnl_memory_desc_t src_md, dst_md;
+  dnnl_memory_t lay_src, lay_dst;
+  /* src's and dst's own buffers, allocated on their first use: a step
+   * reading and leaving laid-out tensors never needs them. */
+  void *src_buf, *dst_buf;
+  /* A sum post-op's plain operand reordered into dst_md (made on first
+   * use): sum_user wraps it, reorder_sum copies it. */
+  dnnl_memory_t sum_user;
+  dnnl_primitive_t reorder_sum;
 } NnDnnlPrim;
 
 /* Creates the primitive of @pd (transfer none; attr must have asked for
@@ -70,6 +88,35 @@ gboolean nn_dnnl_prim_run (NnDnnlPrim *p, const float *x, float *y,
                            int n_extra, const dnnl_exec_arg_t *extra,
                            GError **error);
 void nn_dnnl_prim_clear (NnDnnlPrim *p);
+/* Runs @p on @x, plain or laid out (read as is when its layout is the
+ * primitive's src layout, else made plain first), into a new tensor of
+ * @out_shape: laid out in the primitive's dst layout when @lay_out and
+ * that layout is not plain, else plain.  Returns (transfer full) the
+ * result, NULL with @error.  Counts the activation reorders it runs. */
+NnTensor *nn_dnnl_prim_run_tensor (NnDnnlPrim *p, NnTensor *x,
+                                   const NnShape *out_shape, gboolean lay_out,
+                                   int n_extra, const dnnl_exec_arg_t *extra,
+                                   GError **error);
+
+/* --- laid-out tensors (dnnl_layout.c) ----------------------------------- */
+
+/* The layout class of tensors whose values are in a oneDNN memory
+ * descriptor's layout (nChw16c, nChw8c); layout_data is a
+ * dnnl_memory_desc_t. */
+extern const NnLayoutClass nn_dnnl_layout_class;
+/* Returns: (transfer none) (nullable) the descriptor of @t's current
+ * oneDNN layout, with its storage in @laid (out); NULL when @t is plain
+ * or in another provider's layout. */
+const dnnl_memory_desc_t *nn_dnnl_tensor_md (NnTensor *t, void **laid);
+/* Returns: (transfer full) a zero-filled tensor of @shape laid out as @md
+ * (its padding stays zero for consumers that read it), NULL with @error. */
+NnTensor *nn_dnnl_tensor_new_laid (const NnShape *shape,
+                                   const dnnl_memory_desc_t *md, GError **error);
+/* Whether a provider running in @call may leave its result laid out:
+ * nn_call_may_lay_out() (no tape, layouts on). */
+gboolean nn_dnnl_may_lay_out (NnCall *call);
+/* A plain row-major descriptor of @md's dims, in @out. */
+gboolean nn_dnnl_plain_md (const dnnl_memory_desc_t *md, dnnl_memory_desc_t *out);
 
 /* Returns: (transfer full) (nullable) a primitive attr asking for a user
  * scratchpad, so that no scratch is shared between modules. */
@@ -120,6 +167,14 @@ void nn_dnnl_slot_unlock (NnDnnlSlot *slot);
 NnValue *nn_dnnl_run_weighted (NnDnnlSlot *slot, NnDnnlPrim *prim,
                                dnnl_memory_t weights, dnnl_memory_t bias,
                                NnTensor *x, NnTensor *out, GError **error);
+/* As nn_dnnl_run_weighted, on @x plain or laid out, into a new result of
+ * @out_shape laid out when @lay_out (nn_dnnl_prim_run_tensor), first
+ * filled with @sum (nullable) for a sum post-op. */
+NnValue *nn_dnnl_run_weighted_tensor (NnDnnlSlot *slot, NnDnnlPrim *prim,
+                                      dnnl_memory_t weights, dnnl_memory_t bias,
+                                      NnTensor *x, const NnShape *out_shape,
+                                      gboolean lay_out, NnTensor *sum,
+                                      GError **error);
 /* Frees @m's slot and state; from the type's destroy. */
 void nn_dnnl_slot_drop (NnModule *m);
 

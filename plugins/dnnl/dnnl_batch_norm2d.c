@@ -7,6 +7,8 @@
 
 typedef struct {
   NnShape in;        /* the input shape the primitive was built for */
+  gboolean laid;             /* built for a laid-out input: */
+  dnnl_memory_desc_t in_md;  /* its layout (the result keeps it) */
   gboolean affine;
   NnDnnlPrim prim;
   dnnl_memory_t mean, var, scale, shift;   /* handles set per call */
@@ -26,7 +28,8 @@ bn_state_free (gpointer p)
 }
 
 static BnState *
-bn_state_new (const NnShape *in, double eps, gboolean affine, GError **error)
+bn_state_new (const NnShape *in, const dnnl_memory_desc_t *in_md, double eps,
+              gboolean affine, GError **error)
 {
   BnState *s = g_new0 (BnState, 1);
   dnnl_engine_t eng = nn_dnnl_engine (error);
@@ -40,12 +43,16 @@ bn_state_new (const NnShape *in, double eps, gboolean affine, GError **error)
                    | (affine ? dnnl_use_scale | dnnl_use_shift : 0);
 
   s->in = *in;
+  s->laid = in_md != NULL;
+  if (in_md)
+    s->in_md = *in_md;
   s->affine = affine;
   gboolean ok = eng
     && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&data, 4, dd, dnnl_f32, dnnl_nchw), "data md", error)
     && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&ch, 1, cd, dnnl_f32, dnnl_x), "channel md", error)
     && nn_dnnl_ok (dnnl_batch_normalization_forward_desc_init (
-                     &desc, dnnl_forward_inference, &data, (float) eps, flags),
+                     &desc, dnnl_forward_inference, in_md ? in_md : &data,
+                     (float) eps, flags),
                    "describing the batch norm", error)
     && (attr = nn_dnnl_attr_new (error))
     && nn_dnnl_ok (dnnl_primitive_desc_create (&pd, &desc, attr, eng, NULL),
@@ -86,35 +93,40 @@ dnnl_batch_norm2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
   NnTensor *b = affine ? nn_module_get_parameter (self, "bias") : NULL;
   NnTensor *rm = nn_module_get_buffer (self, "running_mean");
   NnTensor *rv = nn_module_get_buffer (self, "running_var");
+  void *laid = NULL;
+  const dnnl_memory_desc_t *xmd = nn_dnnl_tensor_md (x, &laid);
+
+  /* Our laid-out input is normalised in its layout; any other is plain. */
+  if ((!xmd || xmd->ndims != 4) && !nn_tensor_make_plain (x, error))
+    return NULL;
+  if (xmd && xmd->ndims != 4)
+    xmd = NULL;
 
   /* Train mode uses batch statistics and updates the running ones: the
    * reference does that (docs/TRAINING.md); oneDNN here is inference. */
   if (nn_module_is_training (self)
       || x->shape.ndim != 4 || x->shape.dims[1] != c || nn_tensor_numel (x) == 0
-      || !nn_tensor_f32 (x) || !channel_tensor_ok (rm, c) || !channel_tensor_ok (rv, c)
+      || x->dtype != NN_DTYPE_F32 || !channel_tensor_ok (rm, c) || !channel_tensor_ok (rv, c)
       || (affine && (!channel_tensor_ok (w, c) || !channel_tensor_ok (b, c))))
-    return nn_batch_norm2d_type.forward (self, call, args, error);
+    return !nn_tensor_make_plain (x, error) ? NULL
+           : nn_batch_norm2d_type.forward (self, call, args, error);
 
-  NnTensor *out = nn_tensor_new (NN_DTYPE_F32, &x->shape);
-  if (!out)
-    {
-      g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
-                   "cannot allocate the output");
-      return NULL;
-    }
   NnDnnlSlot *slot = nn_dnnl_slot_lock (self);
   BnState *s = slot->state;
-  if (s && !nn_shape_equal (&s->in, &x->shape))
+  if (s && (!nn_shape_equal (&s->in, &x->shape) || s->laid != (xmd != NULL)
+            || (xmd && !dnnl_memory_desc_equal (&s->in_md, xmd))))
     {
       bn_state_free (s);
       slot->state = s = NULL;
     }
   if (!s)
     {
-      slot->state = s = bn_state_new (&x->shape, nn_module_config_float (self, "eps"),
+      slot->state = s = bn_state_new (&x->shape, xmd,
+                                      nn_module_config_float (self, "eps"),
                                       affine, error);
       slot->state_free = bn_state_free;
     }
+  NnTensor *out = NULL;
   gboolean ok = s
     && nn_dnnl_ok (dnnl_memory_set_data_handle (s->mean, rm->data), "mean", error)
     && nn_dnnl_ok (dnnl_memory_set_data_handle (s->var, rv->data), "variance", error)
@@ -127,16 +139,12 @@ dnnl_batch_norm2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
                                    { DNNL_ARG_VARIANCE, s->var },
                                    { DNNL_ARG_SCALE, s->scale },
                                    { DNNL_ARG_SHIFT, s->shift } };
-      ok = nn_dnnl_prim_run (&s->prim, nn_tensor_f32 (x), nn_tensor_f32 (out),
-                             affine ? 4 : 2, extra, error);
+      out = nn_dnnl_prim_run_tensor (&s->prim, x, &x->shape,
+                                     nn_dnnl_may_lay_out (call),
+                                     affine ? 4 : 2, extra, error);
     }
   nn_dnnl_slot_unlock (slot);
-  if (!ok)
-    {
-      nn_tensor_unref (out);
-      return NULL;
-    }
-  return nn_value_take_tensor (out);
+  return out ? nn_value_take_tensor (out) : NULL;
 }
 
 /* Without running statistics PyTorch normalises by the batch's own:
@@ -157,6 +165,27 @@ dnnl_batch_norm2d_destroy (NnModule *self)
     nn_batch_norm2d_type.destroy (self);
 }
 
+/* The forward the other setups left (the training path chained before
+ * this file's eval forward, dnnl_batch_norm2d_bwd.c): it reads plain
+ * tensors, so a training call gets its input plain. */
+static NnValue *(*chained_forward) (NnModule *, NnCall *, const NnArgs *, GError **);
+
+static NnValue *
+layout_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  if (nn_module_is_training (self)
+      && !nn_tensor_make_plain (nn_args_tensor (args, 0), error))
+    return NULL;
+  return chained_forward (self, call, args, error);
+}
+
+void
+nn_dnnl_batch_norm2d_layout_setup (NnLayerType *t)
+{
+  chained_forward = t->forward;
+  t->forward = layout_forward;
+}
+
 void
 nn_dnnl_batch_norm2d_setup (NnLayerType *t)
 {
@@ -166,6 +195,7 @@ nn_dnnl_batch_norm2d_setup (NnLayerType *t)
   t->doc = "BatchNorm2d (running statistics) on oneDNN, as torch.nn.BatchNorm2d";
   t->aliases = NULL;
   t->rank = NN_DNNL_RANK;
+  t->flags |= NN_LAYER_LAYOUT_AWARE;
   t->forward = dnnl_batch_norm2d_forward;
   t->supports = dnnl_batch_norm2d_supports;
   t->destroy = dnnl_batch_norm2d_destroy;

@@ -3,6 +3,7 @@
 #include "dnnl-private.h"
 
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 gboolean
@@ -87,17 +88,23 @@ nn_dnnl_prim_init (NnDnnlPrim *p, const_dnnl_primitive_desc_t pd,
     goto fail;
   /* Blocked layouts (nChw16c) are faster inside; the caller's tensors are
    * plain NCHW, so reorder at the edges when the primitive chose others. */
+  p->src_md = *src;
+  p->dst_md = *dst;
   if (!dnnl_memory_desc_equal (src, user_src))
     {
-      if (!nn_dnnl_ok (dnnl_memory_create (&p->src, src, eng, DNNL_MEMORY_ALLOCATE),
-                       "allocating the input layout", error)
+      if (!nn_dnnl_ok (dnnl_memory_create (&p->src, src, eng, DNNL_MEMORY_NONE),
+                       "describing the input layout", error)
+          || !nn_dnnl_ok (dnnl_memory_create (&p->lay_src, src, eng, DNNL_MEMORY_NONE),
+                          "wrapping a laid-out input", error)
           || !reorder_prim (user_src, src, eng, &p->reorder_in, error))
         goto fail;
     }
   if (!dnnl_memory_desc_equal (dst, user_dst))
     {
-      if (!nn_dnnl_ok (dnnl_memory_create (&p->dst, dst, eng, DNNL_MEMORY_ALLOCATE),
-                       "allocating the output layout", error)
+      if (!nn_dnnl_ok (dnnl_memory_create (&p->dst, dst, eng, DNNL_MEMORY_NONE),
+                       "describing the output layout", error)
+          || !nn_dnnl_ok (dnnl_memory_create (&p->lay_dst, dst, eng, DNNL_MEMORY_NONE),
+                          "wrapping a laid-out output", error)
           || !reorder_prim (dst, user_dst, eng, &p->reorder_out, error))
         goto fail;
     }
@@ -110,6 +117,27 @@ nn_dnnl_prim_init (NnDnnlPrim *p, const_dnnl_primitive_desc_t pd,
 fail:
   nn_dnnl_prim_clear (p);
   return FALSE;
+}
+
+/* Gives @mem (of layout @md) its own buffer *@buf on first use. */
+static gboolean
+own_buffer (dnnl_memory_t mem, void **buf, const dnnl_memory_desc_t *md,
+            GError **error)
+{
+  if (*buf)
+    return TRUE;
+  gsize n = dnnl_memory_desc_get_size (md);
+  if (posix_memalign (buf, 64, MAX (n, 64)) != 0)
+    {
+      *buf = NULL;
+      g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                   "cannot allocate %" G_GSIZE_FORMAT " bytes for a "
+                   "primitive's layout", n);
+      return FALSE;
+    }
+  /* Setting the handle zero-fills the blocked padding, once. */
+  return nn_dnnl_ok (dnnl_memory_set_data_handle (mem, *buf),
+                     "setting a layout's buffer", error);
 }
 
 static gboolean
@@ -138,8 +166,13 @@ nn_dnnl_prim_run (NnDnnlPrim *p, const float *x, float *y, int n_extra,
       || !nn_dnnl_ok (dnnl_memory_set_data_handle (p->user_dst, y),
                       "setting the output", error))
     return FALSE;
+  if ((p->src && !own_buffer (p->src, &p->src_buf, &p->src_md, error))
+      || (p->dst && !own_buffer (p->dst, &p->dst_buf, &p->dst_md, error)))
+    return FALSE;
   if (p->reorder_in && !exec (p->reorder_in, p->stream, p->user_src, p->src, error))
     return FALSE;
+  if (p->reorder_in)
+    nn_engine_note_reorders (1);
   args[n++] = (dnnl_exec_arg_t) { DNNL_ARG_SRC, p->src ? p->src : p->user_src };
   args[n++] = (dnnl_exec_arg_t) { DNNL_ARG_DST, p->dst ? p->dst : p->user_dst };
   if (p->scratch)
@@ -151,13 +184,174 @@ nn_dnnl_prim_run (NnDnnlPrim *p, const float *x, float *y, int n_extra,
     return FALSE;
   if (p->reorder_out && !exec (p->reorder_out, p->stream, p->dst, p->user_dst, error))
     return FALSE;
+  if (p->reorder_out)
+    nn_engine_note_reorders (1);
   return nn_dnnl_ok (dnnl_stream_wait (p->stream), "waiting for the stream", error);
+}
+
+/* Fills @dst (the plain user_dst, or a memory of p->dst_md) with @sum's
+ * values: copied when it is plain into plain or laid out in dst_md,
+ * else made plain and reordered into dst_md. */
+static gboolean
+fill_sum (NnDnnlPrim *p, NnTensor *sum, dnnl_memory_t dst, GError **error)
+{
+  void *laid = NULL, *to = NULL;
+  const dnnl_memory_desc_t *smd = nn_dnnl_tensor_md (sum, &laid);
+  const dnnl_memory_desc_t *dmd = NULL;
+  if (!nn_dnnl_ok (dnnl_memory_get_memory_desc (dst, &dmd),
+                   "querying the output layout", error)
+      || !nn_dnnl_ok (dnnl_memory_get_data_handle (dst, &to),
+                      "querying the output", error))
+    return FALSE;
+  if (smd && dnnl_memory_desc_equal (smd, dmd))
+    {
+      memcpy (to, laid, dnnl_memory_desc_get_size (dmd));
+      return TRUE;
+    }
+  if (!nn_tensor_make_plain (sum, error))
+    return FALSE;
+  if (dst == p->user_dst)
+    {
+      memcpy (to, sum->data, nn_tensor_nbytes (sum));
+      return TRUE;
+    }
+  if (!p->reorder_sum)
+    {
+      const dnnl_memory_desc_t *umd = NULL;
+      dnnl_primitive_desc_t rpd = NULL;
+      dnnl_engine_t eng = nn_dnnl_engine (error);
+      gboolean ok = eng
+        && nn_dnnl_ok (dnnl_memory_get_memory_desc (p->user_dst, &umd),
+                       "querying the plain layout", error)
+        && nn_dnnl_ok (dnnl_memory_create (&p->sum_user, umd, eng,
+                                           DNNL_MEMORY_NONE),
+                       "wrapping the residual", error)
+        && nn_dnnl_ok (dnnl_reorder_primitive_desc_create (&rpd, umd, eng,
+                                                           dmd, eng, NULL),
+                       "describing the residual's reorder", error)
+        && nn_dnnl_ok (dnnl_primitive_create (&p->reorder_sum, rpd),
+                       "creating the residual's reorder", error);
+      if (rpd)
+        dnnl_primitive_desc_destroy (rpd);
+      if (!ok)
+        return FALSE;
+    }
+  nn_engine_note_reorders (1);
+  return nn_dnnl_ok (dnnl_memory_set_data_handle (p->sum_user, sum->data),
+                     "setting the residual", error)
+    && exec (p->reorder_sum, p->stream, p->sum_user, dst, error);
+}
+
+static NnTensor *
+prim_run_tensor (NnDnnlPrim *p, NnTensor *x, const NnShape *out_shape,
+                 gboolean lay_out, NnTensor *sum, int n_extra,
+                 const dnnl_exec_arg_t *extra, GError **error)
+{
+  dnnl_exec_arg_t args[16];
+  dnnl_memory_t src, dst;
+  void *laid = NULL;
+  const dnnl_memory_desc_t *xmd = nn_dnnl_tensor_md (x, &laid);
+  NnTensor *out = NULL;
+  int n = 0;
+
+  g_return_val_if_fail (n_extra <= 12, NULL);
+  /* A laid-out input in the primitive's own src layout is read as is;
+   * any other is made plain (once: the tensor keeps it) and reordered in
+   * as a caller's plain input would be. */
+  if (xmd && p->lay_src && dnnl_memory_desc_equal (xmd, &p->src_md))
+    {
+      if (!nn_dnnl_ok (dnnl_memory_set_data_handle (p->lay_src, laid),
+                       "setting the laid-out input", error))
+        return NULL;
+      src = p->lay_src;
+    }
+  else
+    {
+      if (!nn_tensor_make_plain (x, error)
+          || !nn_dnnl_ok (dnnl_memory_set_data_handle (p->user_src, x->data),
+                          "setting the input", error))
+        return NULL;
+      src = p->src ? p->src : p->user_src;
+      if (p->src && !own_buffer (p->src, &p->src_buf, &p->src_md, error))
+        return NULL;
+    }
+  if (lay_out && p->lay_dst)
+    {
+      void *buf = NULL;
+      out = nn_dnnl_tensor_new_laid (out_shape, &p->dst_md, error);
+      if (!out || !nn_dnnl_tensor_md (out, &buf)
+          || !nn_dnnl_ok (dnnl_memory_set_data_handle (p->lay_dst, buf),
+                          "setting the laid-out output", error))
+        goto fail;
+      dst = p->lay_dst;
+    }
+  else
+    {
+      out = nn_tensor_new (NN_DTYPE_F32, out_shape);
+      if (!out)
+        {
+          g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                       "cannot allocate the output");
+          return NULL;
+        }
+      if (!nn_dnnl_ok (dnnl_memory_set_data_handle (p->user_dst, out->data),
+                       "setting the output", error))
+        goto fail;
+      dst = p->dst ? p->dst : p->user_dst;
+      if (p->dst && !own_buffer (p->dst, &p->dst_buf, &p->dst_md, error))
+        goto fail;
+    }
+
+  omp_set_num_threads (p->macs > 0 ? nn_threads_for_work (p->macs, NN_GEMM_GRAIN)
+                                   : nn_get_num_threads ());
+  if (src == p->src)
+    {
+      if (!exec (p->reorder_in, p->stream, p->user_src, p->src, error))
+        goto fail;
+      nn_engine_note_reorders (1);
+    }
+  if (sum && !fill_sum (p, sum, dst, error))
+    goto fail;
+  args[n++] = (dnnl_exec_arg_t) { DNNL_ARG_SRC, src };
+  args[n++] = (dnnl_exec_arg_t) { DNNL_ARG_DST, dst };
+  if (p->scratch)
+    args[n++] = (dnnl_exec_arg_t) { DNNL_ARG_SCRATCHPAD, p->scratch };
+  for (int i = 0; i < n_extra; i++)
+    args[n++] = extra[i];
+  if (!nn_dnnl_ok (dnnl_primitive_execute (p->prim, p->stream, n, args),
+                   "running the primitive", error))
+    goto fail;
+  if (dst == p->dst)
+    {
+      if (!exec (p->reorder_out, p->stream, p->dst, p->user_dst, error))
+        goto fail;
+      nn_engine_note_reorders (1);
+    }
+  if (!nn_dnnl_ok (dnnl_stream_wait (p->stream), "waiting for the stream", error))
+    goto fail;
+  return out;
+
+fail:
+  if (out)
+    nn_tensor_unref (out);
+  return NULL;
+}
+
+NnTensor *
+nn_dnnl_prim_run_tensor (NnDnnlPrim *p, NnTensor *x, const NnShape *out_shape,
+                         gboolean lay_out, int n_extra,
+                         const dnnl_exec_arg_t *extra, GError **error)
+{
+  return prim_run_tensor (p, x, out_shape, lay_out, NULL, n_extra, extra,
+                          error);
 }
 
 void
 nn_dnnl_prim_clear (NnDnnlPrim *p)
 {
   if (p->prim) dnnl_primitive_destroy (p->prim);
+  if (p->reorder_sum) dnnl_primitive_destroy (p->reorder_sum);
+  if (p->sum_user) dnnl_memory_destroy (p->sum_user);
   if (p->reorder_in) dnnl_primitive_destroy (p->reorder_in);
   if (p->reorder_out) dnnl_primitive_destroy (p->reorder_out);
   if (p->user_src) dnnl_memory_destroy (p->user_src);
@@ -165,7 +359,11 @@ nn_dnnl_prim_clear (NnDnnlPrim *p)
   if (p->src) dnnl_memory_destroy (p->src);
   if (p->dst) dnnl_memory_destroy (p->dst);
   if (p->scratch) dnnl_memory_destroy (p->scratch);
+  if (p->lay_src) dnnl_memory_destroy (p->lay_src);
+  if (p->lay_dst) dnnl_memory_destroy (p->lay_dst);
   if (p->stream) dnnl_stream_destroy (p->stream);
+  free (p->src_buf);
+  free (p->dst_buf);
   memset (p, 0, sizeof *p);
 }
 
@@ -298,6 +496,24 @@ nn_dnnl_run_weighted (NnDnnlSlot *slot, NnDnnlPrim *prim,
       return NULL;
     }
   return nn_value_take_tensor (out);
+}
+
+NnValue *
+nn_dnnl_run_weighted_tensor (NnDnnlSlot *slot, NnDnnlPrim *prim,
+                             dnnl_memory_t weights, dnnl_memory_t bias,
+                             NnTensor *x, const NnShape *out_shape,
+                             gboolean lay_out, NnTensor *sum, GError **error)
+{
+  NnTensor *out = NULL;
+  if (prim)
+    {
+      dnnl_exec_arg_t extra[2] = { { DNNL_ARG_WEIGHTS, weights },
+                                   { DNNL_ARG_BIAS, bias } };
+      out = prim_run_tensor (prim, x, out_shape, lay_out, sum,
+                             bias ? 2 : 1, extra, error);
+    }
+  nn_dnnl_slot_unlock (slot);
+  return out ? nn_value_take_tensor (out) : NULL;
 }
 
 gboolean

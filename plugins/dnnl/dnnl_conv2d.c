@@ -19,11 +19,8 @@ typedef struct {
   dnnl_memory_t bias;      /* (nullable) wraps the bias tensor's data */
   NnDnnlSeen w_seen, b_seen;
   /* A fused residual add: a sum post-op, the destination pre-filled with
-   * the residual (reordered into the primitive's layout when it chose a
-   * blocked one: res_user wraps the residual, reorder_res copies it). */
+   * the residual (nn_dnnl_run_weighted_tensor). */
   gboolean sum;
-  dnnl_memory_t res_user;        /* (nullable) */
-  dnnl_primitive_t reorder_res;  /* (nullable) */
 } ConvState;
 
 static void
@@ -32,8 +29,6 @@ conv_state_free (gpointer p)
   ConvState *s = p;
 
   nn_dnnl_prim_clear (&s->prim);
-  if (s->reorder_res) dnnl_primitive_destroy (s->reorder_res);
-  if (s->res_user) dnnl_memory_destroy (s->res_user);
   if (s->weights) dnnl_memory_destroy (s->weights);
   if (s->bias) dnnl_memory_destroy (s->bias);
   nn_dnnl_seen_clear (&s->w_seen);
@@ -65,47 +60,6 @@ fold_bias (NnTensor *b, const NnEpilogue *ep)
     t[o] = (float) ((b ? (double) nn_tensor_f32 (b)[o] : 0.0) * ep->scale[o]
                     + ep->shift[o]);
   return t;
-}
-
-/* The reorder of a plain residual into the primitive's destination
- * layout, for the sum post-op. */
-static gboolean
-residual_reorder_new (ConvState *s, const dnnl_memory_desc_t *user,
-                      dnnl_engine_t eng, GError **error)
-{
-  dnnl_primitive_desc_t rpd = NULL;
-  const dnnl_memory_desc_t *dst;
-  gboolean ok = nn_dnnl_ok (dnnl_memory_get_memory_desc (s->prim.dst, &dst),
-                            "querying the output layout", error)
-    && nn_dnnl_ok (dnnl_memory_create (&s->res_user, user, eng, DNNL_MEMORY_NONE),
-                   "wrapping the residual", error)
-    && nn_dnnl_ok (dnnl_reorder_primitive_desc_create (&rpd, user, eng, dst, eng, NULL),
-                   "describing the residual's reorder", error)
-    && nn_dnnl_ok (dnnl_primitive_create (&s->reorder_res, rpd),
-                   "creating the residual's reorder", error);
-  if (rpd)
-    dnnl_primitive_desc_destroy (rpd);
-  return ok;
-}
-
-/* Puts the residual where the sum post-op reads it: the primitive's
- * destination. */
-static gboolean
-residual_fill (ConvState *s, NnTensor *residual, NnTensor *out, GError **error)
-{
-  if (!s->reorder_res)
-    {
-      memcpy (nn_tensor_f32 (out), nn_tensor_f32 (residual),
-              (gsize) nn_tensor_numel (out) * sizeof (float));
-      return TRUE;
-    }
-  dnnl_exec_arg_t a[] = { { DNNL_ARG_FROM, s->res_user },
-                          { DNNL_ARG_TO, s->prim.dst } };
-  return nn_dnnl_ok (dnnl_memory_set_data_handle (s->res_user,
-                                                  nn_tensor_f32 (residual)),
-                     "setting the residual", error)
-    && nn_dnnl_ok (dnnl_primitive_execute (s->reorder_res, s->prim.stream, 2, a),
-                   "reordering the residual", error);
 }
 
 static ConvState *
@@ -169,8 +123,7 @@ conv_state_new (const NnConvGeom *g, const NnShape *in4, const NnShape *out4,
           &w_user, wdata,
           dnnl_primitive_desc_query_md (pd, dnnl_query_weights_md, 0), error))
     && (!bdata || nn_dnnl_ok (dnnl_memory_create (&s->bias, &b_md, eng, bdata),
-                              "wrapping the bias", error))
-    && (!s->sum || !s->prim.dst || residual_reorder_new (s, &dst_user, eng, error));
+                              "wrapping the bias", error));
   if (eng && !wdata)
     g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
                  "cannot allocate the folded weights");
@@ -225,20 +178,26 @@ dnnl_conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
   guint64 fold_id = ep && ep->n_channels > 0 ? ep->fold_id : 0;
   NnTensor *residual = ep ? ep->residual : NULL;
   NnShape os, in4, out4;
+  void *laid = NULL;
 
+  /* Another provider's layout is made plain here; ours is read as is. */
+  if (!nn_dnnl_tensor_md (x, &laid) && !nn_tensor_make_plain (x, error))
+    return NULL;
   /* Anything unusual goes to the reference, which computes it or names
    * what is wrong exactly as without this provider. */
   NnShape ws = { 4, { g->out_channels, g->in_channels / g->groups, g->kh, g->kw } };
   NnShape bs = { 1, { g->out_channels } };
-  if (!conv_out_shape (g, &x->shape, &os) || !nn_tensor_f32 (x)
+  if (!conv_out_shape (g, &x->shape, &os) || x->dtype != NN_DTYPE_F32
       || !w || !nn_tensor_f32 (w) || !nn_shape_equal (&w->shape, &ws)
       || nn_tensor_numel (x) == 0
       || (fold_id && ep->n_channels != g->out_channels)
-      || (residual && (!nn_tensor_f32 (residual)
+      || (residual && (residual->dtype != NN_DTYPE_F32
                        || !nn_shape_equal (&residual->shape, &os)))
       || (g->has_bias && (!b || !nn_tensor_f32 (b) || !nn_shape_equal (&b->shape, &bs))))
-    return ep ? nn_conv2d_type.fuse->forward_fused (self, call, args, ep, error)
-              : nn_conv2d_type.forward (self, call, args, error);
+    return !nn_tensor_make_plain (x, error)
+           || (residual && !nn_tensor_make_plain (residual, error)) ? NULL
+           : ep ? nn_conv2d_type.fuse->forward_fused (self, call, args, ep, error)
+           : nn_conv2d_type.forward (self, call, args, error);
 
   in4 = x->shape;
   out4 = os;
@@ -247,14 +206,6 @@ dnnl_conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
       in4 = (NnShape) { 4, { 1, x->shape.dims[0], x->shape.dims[1], x->shape.dims[2] } };
       out4 = (NnShape) { 4, { 1, os.dims[0], os.dims[1], os.dims[2] } };
     }
-  NnTensor *out = nn_tensor_new (NN_DTYPE_F32, &os);
-  if (!out)
-    {
-      g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
-                   "cannot allocate the output");
-      return NULL;
-    }
-
   NnDnnlSlot *slot = nn_dnnl_slot_lock (self);
   ConvState *s = slot->state;
   if (s && (!nn_shape_equal (&s->in, &in4) || !nn_dnnl_seen_same (&s->w_seen, w)
@@ -278,14 +229,13 @@ dnnl_conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
       slot->state = s = conv_state_new (g, &in4, &out4, w, b, ep, error);
       slot->state_free = conv_state_free;
     }
-  if (s && residual && !residual_fill (s, residual, out, error))
-    {
-      nn_dnnl_slot_unlock (slot);
-      nn_tensor_unref (out);
-      return NULL;
-    }
-  return nn_dnnl_run_weighted (slot, s ? &s->prim : NULL, s ? s->weights : NULL,
-                               s ? s->bias : NULL, x, out, error);
+  /* The result stays in the primitive's blocked layout for the next
+   * oneDNN step; the core makes it plain for any other reader.  A fused
+   * residual fills the destination first, for the sum post-op. */
+  return nn_dnnl_run_weighted_tensor (slot, s ? &s->prim : NULL,
+                                      s ? s->weights : NULL, s ? s->bias : NULL,
+                                      x, &os, nn_dnnl_may_lay_out (call),
+                                      residual, error);
 }
 
 static NnValue *
@@ -331,6 +281,7 @@ nn_dnnl_conv2d_setup (NnLayerType *t)
   t->doc = "Conv2d on oneDNN (zero padding), as torch.nn.Conv2d";
   t->aliases = NULL;
   t->rank = NN_DNNL_RANK;
+  t->flags |= NN_LAYER_LAYOUT_AWARE;
   t->forward = dnnl_conv2d_forward;
   dnnl_conv2d_fuse = *nn_conv2d_type.fuse;
   dnnl_conv2d_fuse.forward_fused = dnnl_conv2d_run;

@@ -19,6 +19,9 @@ static const SetupFunc setups[] = {
   nn_dnnl_log_softmax_setup,
   nn_dnnl_mha_setup,
   nn_dnnl_layer_norm_setup,
+  nn_dnnl_relu_setup,
+  nn_dnnl_add_setup,
+  nn_dnnl_mul_setup,
 };
 
 /* Backward providers, added to the type their forward setup filled
@@ -71,6 +74,10 @@ dnnl_init (NnPlugin *plugin, GError **error)
       for (gsize j = 0; j < G_N_ELEMENTS (backward_setups); j++)
         if (backward_setups[j].forward == setups[i])
           backward_setups[j].backward (&types[i]);
+      /* Last: whatever forward the setups chained reads a laid-out input
+       * only in eval mode (layouts: docs/ENGINE.md "Memory"). */
+      if (setups[i] == nn_dnnl_batch_norm2d_setup)
+        nn_dnnl_batch_norm2d_layout_setup (&types[i]);
       if (!nn_plugin_register_type (plugin, &types[i], error))
         return FALSE;
     }
@@ -80,5 +87,6 @@ dnnl_init (NnPlugin *plugin, GError **error)
 NN_PLUGIN_DEFINE ("dnnl", "0.1.0", "MIT",
                   "oneDNN providers: Conv2d, Linear, MaxPool2d, AvgPool2d, "
                   "BatchNorm2d, LayerNorm, matmul/mm/bmm/linear, softmax/log_softmax, "
-                  "MultiheadAttention (rank above the OpenBLAS reference)",
+                  "MultiheadAttention, and ReLU, add and mul on its laid-out tensors "
+                  "(rank above the OpenBLAS reference)",
                   dnnl_init)

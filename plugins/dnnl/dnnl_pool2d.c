@@ -1,10 +1,14 @@
 /* dnnl plugin: MaxPool2d and AvgPool2d on oneDNN's pooling, on plain
- * NCHW.  PyTorch's ceil_mode becomes extra right/bottom padding. */
+ * NCHW or on a oneDNN step's laid-out result (read in its blocked layout,
+ * the result left in it).  PyTorch's ceil_mode becomes extra right/bottom
+ * padding. */
 #include "dnnl-private.h"
 #include "pool.h"
 
 typedef struct {
   NnShape in;   /* the 4-D input shape the primitive was built for */
+  gboolean laid;             /* built for a laid-out input: */
+  dnnl_memory_desc_t in_md;  /* its layout */
   NnDnnlPrim prim;
 } PoolState;
 
@@ -19,11 +23,12 @@ pool_state_free (gpointer p)
 
 static PoolState *
 pool_state_new (dnnl_alg_kind_t alg, const NnPoolGeom *geom,
-                const NnShape *in4, const NnShape *out4, GError **error)
+                const NnShape *in4, const NnShape *out4,
+                const dnnl_memory_desc_t *in_md, GError **error)
 {
   PoolState *s = g_new0 (PoolState, 1);
   dnnl_engine_t eng = nn_dnnl_engine (error);
-  dnnl_memory_desc_t src, dst;
+  dnnl_memory_desc_t src, dst, dst_any;
   dnnl_pooling_v2_desc_t desc;
   dnnl_primitive_desc_t pd = NULL;
   dnnl_primitive_attr_t attr = NULL;
@@ -45,11 +50,18 @@ pool_state_new (dnnl_alg_kind_t alg, const NnPoolGeom *geom,
       pr[i] = MAX (need, geom->padding[i]);
     }
   s->in = *in4;
+  s->laid = in_md != NULL;
+  if (in_md)
+    s->in_md = *in_md;
+  /* On a laid-out input the pooling runs in that layout and chooses its
+   * result's (the same blocking); on a plain one, plain in and out. */
   gboolean ok = eng
     && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&src, 4, sd, dnnl_f32, dnnl_nchw), "src md", error)
     && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&dst, 4, dd, dnnl_f32, dnnl_nchw), "dst md", error)
+    && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&dst_any, 4, dd, dnnl_f32, dnnl_format_tag_any), "dst md", error)
     && nn_dnnl_ok (dnnl_pooling_v2_forward_desc_init (&desc, dnnl_forward_inference,
-                                                      alg, &src, &dst, strides,
+                                                      alg, in_md ? in_md : &src,
+                                                      in_md ? &dst_any : &dst, strides,
                                                       kernel, dil, pl, pr),
                    "describing the pooling", error)
     && (attr = nn_dnnl_attr_new (error))
@@ -87,13 +99,21 @@ pool_forward (NnModule *self, NnCall *call, const NnArgs *args,
 {
   NnTensor *x = nn_args_tensor (args, 0);
   NnShape os, in4, out4;
+  void *laid = NULL;
+  const dnnl_memory_desc_t *xmd = nn_dnnl_tensor_md (x, &laid);
 
+  if (!xmd && !nn_tensor_make_plain (x, error))
+    return NULL;
   /* PyTorch's max pooling propagates NaN, oneDNN's drops it: an input
-   * with a NaN goes to the reference (a scan is cheap beside the pool). */
-  if (!nn_tensor_f32 (x) || nn_tensor_numel (x) == 0
+   * with a NaN goes to the reference (a scan is cheap beside the pool;
+   * a laid-out input's padding is zeros). */
+  if (x->dtype != NN_DTYPE_F32 || nn_tensor_numel (x) == 0
       || !nn_pool_geom_out_shape (geom, &x->shape, &os, NULL)
-      || (alg == dnnl_pooling_max && any_nan (nn_tensor_f32 (x), nn_tensor_numel (x))))
-    return reference->forward (self, call, args, error);
+      || (alg == dnnl_pooling_max
+          && (xmd ? any_nan (laid, (gint64) (dnnl_memory_desc_get_size (xmd) / sizeof (float)))
+                  : any_nan (nn_tensor_f32 (x), nn_tensor_numel (x)))))
+    return !nn_tensor_make_plain (x, error) ? NULL
+           : reference->forward (self, call, args, error);
   in4 = x->shape;
   out4 = os;
   if (x->shape.ndim == 3)
@@ -101,31 +121,34 @@ pool_forward (NnModule *self, NnCall *call, const NnArgs *args,
       in4 = (NnShape) { 4, { 1, x->shape.dims[0], x->shape.dims[1], x->shape.dims[2] } };
       out4 = (NnShape) { 4, { 1, os.dims[0], os.dims[1], os.dims[2] } };
     }
-  NnTensor *out = nn_pool_alloc (&os, error);
-  if (!out)
-    return NULL;
+  /* A laid-out input of another rank than the 4-D primitive's is read
+   * plain (the 3-D case wraps a batch of one around it). */
+  if (xmd && xmd->ndims != 4)
+    {
+      if (!nn_tensor_make_plain (x, error))
+        return NULL;
+      xmd = NULL;
+    }
 
   NnDnnlSlot *slot = nn_dnnl_slot_lock (self);
   PoolState *s = slot->state;
-  if (s && !nn_shape_equal (&s->in, &in4))
+  if (s && (!nn_shape_equal (&s->in, &in4) || s->laid != (xmd != NULL)
+            || (xmd && !dnnl_memory_desc_equal (&s->in_md, xmd))))
     {
       pool_state_free (s);
       slot->state = s = NULL;
     }
   if (!s)
     {
-      slot->state = s = pool_state_new (alg, geom, &in4, &out4, error);
+      slot->state = s = pool_state_new (alg, geom, &in4, &out4, xmd, error);
       slot->state_free = pool_state_free;
     }
-  gboolean ok = s && nn_dnnl_prim_run (&s->prim, nn_tensor_f32 (x),
-                                       nn_tensor_f32 (out), 0, NULL, error);
+  NnTensor *out = s ? nn_dnnl_prim_run_tensor (&s->prim, x, &os,
+                                               nn_dnnl_may_lay_out (call),
+                                               0, NULL, error)
+                    : NULL;
   nn_dnnl_slot_unlock (slot);
-  if (!ok)
-    {
-      nn_tensor_unref (out);
-      return NULL;
-    }
-  return nn_value_take_tensor (out);
+  return out ? nn_value_take_tensor (out) : NULL;
 }
 
 static NnValue *
@@ -199,6 +222,7 @@ nn_dnnl_max_pool2d_setup (NnLayerType *t)
   t->doc = "MaxPool2d on oneDNN, as torch.nn.MaxPool2d";
   t->aliases = NULL;
   t->rank = NN_DNNL_RANK;
+  t->flags |= NN_LAYER_LAYOUT_AWARE;
   t->forward = dnnl_max_pool2d_forward;
   t->supports = dnnl_max_pool2d_supports;
   t->destroy = dnnl_max_pool2d_destroy;
@@ -211,6 +235,7 @@ nn_dnnl_avg_pool2d_setup (NnLayerType *t)
   t->doc = "AvgPool2d on oneDNN, as torch.nn.AvgPool2d";
   t->aliases = NULL;
   t->rank = NN_DNNL_RANK;
+  t->flags |= NN_LAYER_LAYOUT_AWARE;
   t->forward = dnnl_avg_pool2d_forward;
   t->supports = dnnl_avg_pool2d_supports;
   t->destroy = dnnl_avg_pool2d_destroy;

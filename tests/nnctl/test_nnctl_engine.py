@@ -216,6 +216,21 @@ class TestFusion(unittest.TestCase):
                                "--fusions", env={"NN_FUSE": "off"})
             self.assertIn("fused: nothing", env_off)
 
+    def test_no_layout_agrees(self):
+        """--no-layout and NN_DNNL_LAYOUT=off give the layout run's values."""
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            _, y = self.run_tiny(tmp)
+            _, y0 = self.run_tiny(tmp, "--no-layout")
+            path = os.path.join(tmp, "y.safetensors")
+            nnctl("run", "--init-seed", "3", self.MODEL, "--random", "2,1,8,8",
+                  "--seed", "4", "--output", path, env={"NN_DNNL_LAYOUT": "off"})
+            y1 = read_safetensors(path)["output"]
+            self.assertEqual(len(y), len(y0))
+            for a, b, c in zip(y, y0, y1):
+                self.assertLess(abs(a - b), 1e-5 * (1 + abs(b)))
+                self.assertEqual(b, c)
+
     def test_fusions_text_lines(self):
         text, _ = nnctl("run", "--init-seed", "3", self.MODEL, "--random", "1,1,8,8",
                         "--fusions", "--repeat", "2")

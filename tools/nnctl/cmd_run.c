@@ -18,6 +18,7 @@ typedef struct {
   char *save_acts;   /* --save-activations FILE */
   gint repeat;       /* --repeat N */
   gboolean no_fuse;  /* --no-fuse */
+  gboolean no_layout; /* --no-layout */
   gboolean fusions;  /* --fusions */
   gboolean json;
 } RunArgs;
@@ -356,6 +357,9 @@ nnctl_cmd_run (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
     { "no-fuse", 0, 0, G_OPTION_ARG_NONE, &a.no_fuse,
       "Run every module on its own (no fused plan steps; as NN_FUSE=off)",
       NULL },
+    { "no-layout", 0, 0, G_OPTION_ARG_NONE, &a.no_layout,
+      "Make every result plain where it is made (no oneDNN blocked layouts "
+      "kept between steps; as NN_DNNL_LAYOUT=off)", NULL },
     { "fusions", 0, 0, G_OPTION_ARG_NONE, &a.fusions,
       "Print the module groups the planned forward ran fused", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &a.json, "Machine-readable output",
@@ -384,6 +388,8 @@ nnctl_cmd_run (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
     goto done;
   if (a.no_fuse)
     nn_engine_set_fusion (FALSE);
+  if (a.no_layout)
+    nn_engine_set_layouts (FALSE);
   model = nnctl_load_model (g, argv[1], &err);
   if (!model) {
     rc = nnctl_fail ("run", err);
