@@ -334,6 +334,25 @@ to_caller (NnCall *call, NnValue *out, GError **error)
   return out;
 }
 
+/* Whether a fused producer before this step did its work (fuse.c); then
+ * @out is the value passed on to the caller, or NULL with @error. */
+static gboolean
+absorbed (NnCall *call, const NnPlanStep *st, const NnValue *args,
+          const NnValue *kwargs, NnValue **out, GError **error)
+{
+  GError *absorb_error = NULL;
+  *out = nn_fuse_absorbed (call, st, args, kwargs, &absorb_error);
+  if (absorb_error) {
+    g_propagate_error (error, absorb_error);
+    g_clear_pointer (out, nn_value_unref);
+    return TRUE;
+  }
+  if (!*out)
+    return FALSE;
+  *out = to_caller (call, *out, error);
+  return TRUE;
+}
+
 NnValue *
 nn_call_module (NnCall *call, NnModule *self, const char *path,
                 const NnValue *args, const NnValue *kwargs, GError **error)
@@ -368,14 +387,9 @@ nn_call_module (NnCall *call, NnModule *self, const char *path,
     idx = call->cursor - 1;
     fresh = call->step_fresh;
     /* A fused producer before it did this call's work (fuse.c). */
-    GError *absorb_error = NULL;
-    NnValue *passed = nn_fuse_absorbed (call, st, args, kwargs, &absorb_error);
-    if (absorb_error) {
-      g_propagate_error (error, absorb_error);
+    NnValue *passed;
+    if (absorbed (call, st, args, kwargs, &passed, error))
       return passed;
-    }
-    if (passed)
-      return to_caller (call, passed, error);
     nn_fuse_begin (call, st, idx, fresh, target, args, kwargs, &ep);
   } else {
     target = nn_module_lookup_ref (self, path, &canon, error);
@@ -476,14 +490,9 @@ nn_call_functional (NnCall *call, NnModule *fn, const NnValue *args,
       return NULL;
     idx = call->cursor - 1;
     fresh = call->step_fresh;
-    GError *absorb_error = NULL;
-    NnValue *passed = nn_fuse_absorbed (call, st, args, kwargs, &absorb_error);
-    if (absorb_error) {
-      g_propagate_error (error, absorb_error);
+    NnValue *passed;
+    if (absorbed (call, st, args, kwargs, &passed, error))
       return passed;
-    }
-    if (passed)
-      return to_caller (call, passed, error);
     nn_fuse_begin (call, st, idx, fresh, fn, args ? args : empty, kwargs, &ep);
   }
   /* Functional ops are not modules in PyTorch: no hooks, the caller's
