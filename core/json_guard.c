@@ -81,13 +81,16 @@ hex4 (const char *p, const char *end)
 
 /* Reads the string starting at s->pos (a quote).  Returns its unescaped
  * text (transfer full), or NULL when unterminated: the parser reports it.
- * Sets @lone to the first lone UTF-16 surrogate escape's value, else 0. */
+ * Sets @bad (transfer full) to what is wrong with its first escape that
+ * JSON does not allow, else NULL: json-glib accepts some of them (a lone
+ * surrogate, "\uDAGG") as bytes that are not UTF-8, which could not be
+ * written out and read again. */
 static char *
-scan_string (Scan *s, int *lone)
+scan_string (Scan *s, char **bad)
 {
   const char *p = s->text + s->pos + 1, *end = s->text + s->len;
   GString *out = g_string_new (NULL);
-  *lone = 0;
+  *bad = NULL;
   while (p < end && *p != '"') {
     if (*p != '\\') {
       g_string_append_c (out, *p++);
@@ -104,8 +107,16 @@ scan_string (Scan *s, int *lone)
     case 't': g_string_append_c (out, '\t'); break;
     case 'u': {
       int hi = hex4 (p, end);
-      if (hi < 0)
+      if (hi < 0) {
+        if (!*bad) {
+          char seen[5] = "";   /* printable ASCII only, for the message */
+          for (int i = 0; i < 4 && p + i < end; i++)
+            seen[i] = g_ascii_isprint (p[i]) ? p[i] : '?';
+          *bad = g_strdup_printf ("an invalid escape \\u%s (expected \\u "
+                                  "and 4 hex digits)", seen);
+        }
         break;
+      }
       p += 4;
       gunichar c = (gunichar) hi;
       if (hi >= 0xD800 && hi < 0xDC00 && end - p >= 6 && p[0] == '\\' &&
@@ -116,12 +127,22 @@ scan_string (Scan *s, int *lone)
           p += 6;
         }
       }
-      if (c >= 0xD800 && c < 0xE000 && !*lone)
-        *lone = (int) c;
+      if (c >= 0xD800 && c < 0xE000 && !*bad)
+        *bad = g_strdup_printf ("a lone UTF-16 surrogate escape \\u%04X "
+                                "(expected a \\uD800-\\uDBFF escape "
+                                "followed by a \\uDC00-\\uDFFF one)",
+                                (unsigned) c);
       append_utf8 (out, c);
       break;
     }
-    default: g_string_append_c (out, e); break; /* \" \\ \/ */
+    case '"': case '\\': case '/': g_string_append_c (out, e); break;
+    default:
+      if (!*bad)
+        *bad = g_strdup_printf ("an invalid escape \\%c (JSON allows "
+                                "\\\" \\\\ \\/ \\b \\f \\n \\r "
+                                "\\t \\uXXXX)", g_ascii_isprint (e) ? e : '?');
+      g_string_append_c (out, e);
+      break;
     }
   }
   if (p >= end) {
@@ -236,19 +257,15 @@ nn_json_guard_scan (const char *text, gsize len, guint max_depth, guint flags,
         top->index++;
       s.pos++;
     } else if (c == '"') {
-      int lone;
-      char *str = scan_string (&s, &lone);
+      g_autofree char *bad = NULL;
+      char *str = scan_string (&s, &bad);
       if (!str)
         break; /* unterminated: the parser says so */
-      if (lone) {
-        /* json-glib would keep it as bytes that are not UTF-8, so the
-         * text could not be written out and read again. */
+      if (bad) {
         gboolean is_key = top && top->is_object && top->expect_key;
         g_free (str);
-        ok = fail (&s, origin, domain, code, error, "%s has a lone UTF-16 "
-                   "surrogate escape \\u%04X (expected a \\uD800-\\uDBFF "
-                   "escape followed by a \\uDC00-\\uDFFF one)",
-                   is_key ? "a key" : "a string", (unsigned) lone);
+        ok = fail (&s, origin, domain, code, error, "%s has %s",
+                   is_key ? "a key" : "a string", bad);
       } else if (top && top->is_object && top->expect_key)
         ok = scan_key (&s, top, str, origin, domain, code, error);
       else

@@ -213,6 +213,34 @@ TEST (Hostile, LoneSurrogateEscapesAreRefusedWithTheirKeyPath)
       << se.message ();
 }
 
+// Also found by the fourth campaign: json-glib reads "\uDAGG" as bytes that
+// are not UTF-8 too.  Every escape JSON does not define is refused.
+TEST (Hostile, InvalidEscapesAreRefusedWithTheirKeyPath)
+{
+  Registry reg = default_registry ();
+  struct { const char *escape, *says; } cases[] = {
+    { "\\uDAGG", "an invalid escape \\uDAGG (expected \\u and 4 hex digits)" },
+    { "\\u12zz", "an invalid escape \\u12zz (expected" },
+    { "\\x41", "an invalid escape \\x (JSON allows" },
+  };
+  for (const auto &c : cases) {
+    std::string text = std::string ("{\"format\": \"nnkit\", \"version\": 1, \"model\": "
+                                    "{\"type\": \"ReLU\", \"class\": \"Nn") + c.escape + "\"}}";
+    Error e;
+    Module m (nn_descriptor_load_data (reg.get (), text.c_str (), -1, "esc.json", e.out ()));
+    EXPECT_EQ (m, nullptr) << c.escape;
+    EXPECT_TRUE (contains (e.message (), std::string ("esc.json: model.class: a string has ") +
+                                             c.says))
+        << e.message ();
+  }
+  // The escapes JSON defines still load.
+  Error e;
+  Module m (nn_descriptor_load_data (reg.get (),
+      "{\"format\": \"nnkit\", \"version\": 1, \"model\": {\"type\": \"ReLU\", "
+      "\"class\": \"N\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9n\"}}", -1, "ok.json", e.out ()));
+  ASSERT_NE (m, nullptr) << e.message ();
+}
+
 TEST (Hostile, SurrogatePairsLoadSaveAndReload)
 {
   Registry reg = default_registry ();
