@@ -186,11 +186,13 @@ def main():
 
     r18 = paths.get("resnet18") or next(iter(paths.values()), None)
     if r18:
-        # A hook un-fuses its module's group (ENGINE.md, "Fusion"), so the
-        # hooks' own cost is against the unfused plan; the fused one is shown too.
+        # A hook un-fuses its module's group (ENGINE.md, "Fusion") and sees
+        # plain values, so the results of hooked oneDNN steps are not left
+        # in their blocked layout ("Memory"): the hooks' own cost is against
+        # the plan with neither; the fused, laid-out one is shown too.
         # Three interleaved rounds, the best median of each: one process's
         # median still swings by several per cent on this kind of VM.
-        unfused = dict(nn_env(), NN_FUSE="off")
+        unfused = dict(nn_env(), NN_FUSE="off", NN_DNNL_LAYOUT="off")
         meds = {"plain": [], "hooked": [], "fused": []}
         for _ in range(3):
             for key, extra, env in (("plain", (), unfused), ("hooked", ("--hooks",), None),
@@ -199,8 +201,8 @@ def main():
                 meds[key].append(float(out["median_ms"]))
         p, h, f = (min(meds[k]) for k in ("plain", "hooked", "fused"))
         print(f"\nHooks (no-op pre + forward hook on every module), {os.path.basename(r18)} batch 1, "
-              f"1 thread, best of 3 interleaved medians: unfused plan {p:.2f} ms -> hooked {h:.2f} ms, overhead {100 * (h - p) / p:+.1f}% "
-              f"(against the fused plan, {f:.2f} ms: {100 * (h - f) / f:+.1f}%)")
+              f"1 thread, best of 3 interleaved medians: unfused plain plan {p:.2f} ms -> hooked {h:.2f} ms, overhead {100 * (h - p) / p:+.1f}% "
+              f"(against the fused laid-out plan, {f:.2f} ms: {100 * (h - f) / f:+.1f}%)")
         walls = []
         for i in range(a.warmup + a.repeat):
             t0 = time.perf_counter()
