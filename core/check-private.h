@@ -23,10 +23,13 @@ NnCheck *nn_check_begin (NnModule *m, const NnArgs *bound);
  * forward succeeded (*@out set, *@error unset), compares the inputs with
  * their snapshots, looks for results sharing an input's storage, and runs
  * the type's infer on meta copies of @args/@kwargs (transfer none) to
- * compare the result's structure, shapes and dtypes (unless NN_CHECK=0).  On a mismatch sets
- * @error naming the type and plugin, clears *@out and returns FALSE. */
+ * compare the result's structure, shapes and dtypes (unless NN_CHECK=0).
+ * @step (nullable, transfer none) is the plan step of this call: the
+ * comparison is skipped when it already agreed for the same signature
+ * (nn_check_shapes()).  On a mismatch sets @error naming the type and
+ * plugin, clears *@out and returns FALSE. */
 gboolean nn_check_end (NnCheck *check, NnCall *call, NnModule *m,
                        const NnValue *args, const NnValue *kwargs,
-                       NnValue **out, GError **error);
+                       NnValue **out, const NnPlanStep *step, GError **error);
 
 G_END_DECLS

@@ -189,7 +189,8 @@ check_aliases (NnCheck *c, NnModule *m, const NnValue *out, GError **error)
 
 gboolean
 nn_check_end (NnCheck *check, NnCall *call, NnModule *m, const NnValue *args,
-              const NnValue *kwargs, NnValue **out, GError **error)
+              const NnValue *kwargs, NnValue **out, const NnPlanStep *step,
+              GError **error)
 {
   gboolean ok = TRUE;
   if (*out && !(error && *error)) {
@@ -197,7 +198,7 @@ nn_check_end (NnCheck *check, NnCall *call, NnModule *m, const NnValue *args,
       ok = check_writes (check, m, error) && check_aliases (check, m, *out,
                                                             error);
     if (ok && check_level () > 0)
-      ok = nn_check_shapes (call, m, args, kwargs, *out, error);
+      ok = nn_check_shapes (call, m, args, kwargs, *out, step, error);
     if (!ok)
       g_clear_pointer (out, nn_value_unref);
   }

@@ -106,6 +106,10 @@ struct _NnCall {
   guint64 last_result_invokes;
   const NnEpilogue *epilogue;
   NnModule *epilogue_for;
+  /* The plan step of the next invoke of check_for, whose agreement with
+   * infer it remembers (check_shapes.c). */
+  const struct _NnPlanStep *check_step;
+  NnModule *check_for;
   guint absorb_left, absorb_next;
   NnTensor *absorb_tensor;    /* compared by address only */
   /* Residual adds (fuse.c).  current: the module whose forward runs, the
@@ -189,6 +193,10 @@ struct _NnPlanStep {
   NnShape in_shape;
   guint res_src, res_pos;
   NnShape res_shape;
+  /* Appended for the forward-versus-infer check (check_shapes.c): the
+   * signature of the last call whose result agreed with infer, 0 for
+   * none.  Read and written atomically: the plan is shared by threads. */
+  guint64 shapes_ok;
 };
 
 typedef struct _NnFoldCache NnFoldCache;

@@ -138,6 +138,12 @@ invoke (NnCall *call, NnModule *m, const NnValue *args, const NnValue *kwargs,
     ep = call->epilogue;
     call->epilogue = NULL;
   }
+  /* Likewise the plan step whose check result is remembered. */
+  const NnPlanStep *cstep = NULL;
+  if (call->check_step && call->check_for == m) {
+    cstep = call->check_step;
+    call->check_step = NULL;
+  }
   call->n_invokes++;
   gboolean zero = FALSE;
   g_autoptr (NnValue) zargs = NULL;
@@ -216,7 +222,7 @@ invoke (NnCall *call, NnModule *m, const NnValue *args, const NnValue *kwargs,
     g_clear_pointer (&out, nn_value_unref);
   /* Checked before recording: a refused result never reaches the tape. */
   if (!call->meta && !zero)
-    nn_check_end (check, call, m, args, kwargs, &out, &local);
+    nn_check_end (check, call, m, args, kwargs, &out, cstep, &local);
   if (record && out && !local)
     nn_tape_record (call, m, bound, out);
   else
@@ -407,7 +413,10 @@ nn_call_module (NnCall *call, NnModule *self, const char *path,
     g_string_append_c (call->path, '.');
   g_string_append (call->path, where);
   call->depth += depth_add;
+  call->check_step = st;
+  call->check_for = target;
   NnValue *out = run_module (call, target, args ? args : empty, kwargs, error);
+  call->check_step = NULL;
   if (st)
     nn_fuse_end (call, st, idx, fresh, out, &ep);
   g_string_truncate (call->path, saved);
@@ -497,7 +506,10 @@ nn_call_functional (NnCall *call, NnModule *fn, const NnValue *args,
   }
   /* Functional ops are not modules in PyTorch: no hooks, the caller's
    * path. */
+  call->check_step = st;
+  call->check_for = fn;
   NnValue *out = invoke (call, fn, args ? args : empty, kwargs, error);
+  call->check_step = NULL;
   if (st)
     nn_fuse_end (call, st, idx, fresh, out, &ep);
   return to_caller (call, out, error);

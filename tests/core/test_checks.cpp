@@ -3,14 +3,22 @@
 // runs with NN_CHECK=1 (tests/meson.build's test_env), as every suite.
 #include "nn-test.h"
 
+#include <dlfcn.h>
+
 using namespace nntest;
+
+static std::string
+mistakes_path ()
+{
+  const char *dir = g_getenv ("NN_TEST_FIXTURE_DIR");
+  return std::string (dir ? dir : "tests/fixtures") + "/fixture-mistakes.so";
+}
 
 static Registry
 mistakes_registry ()
 {
   Registry reg = fixture_registry ();
-  const char *dir = g_getenv ("NN_TEST_FIXTURE_DIR");
-  std::string path = std::string (dir ? dir : "tests/fixtures") + "/fixture-mistakes.so";
+  std::string path = mistakes_path ();
   Error e;
   EXPECT_TRUE (nn_registry_load_file (reg.get (), path.c_str (), e.out ())) << e.message ();
   return reg;
@@ -241,4 +249,82 @@ TEST (ChecksMode, DefaultAndOff)
     EXPECT_TRUE (g_spawn_check_wait_status (status, nullptr)) << mode << "\n" << out;
     EXPECT_TRUE (contains (out, "[  PASSED  ] 1 test")) << mode << "\n" << out;
   }
+}
+
+// A plan step remembers the signature (argument and result shapes, dtypes,
+// scalars) whose forward agreed with infer: infer runs again only for a new
+// signature or after an edit, which rebuilds the step.
+TEST (ChecksCache, InferRunsOncePerSignatureAndStep)
+{
+  Registry reg = mistakes_registry ();
+  // The plugin is loaded already: this only finds its counter.
+  void *so = dlopen (mistakes_path ().c_str (), RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE (so, nullptr) << dlerror ();
+  auto calls = (int (*) (void)) dlsym (so, "fixture_mistakes_infer_calls");
+  ASSERT_NE (calls, nullptr) << dlerror ();
+  Module m = load (reg.get (), "CountsInfer");
+  ASSERT_TRUE (m);
+  auto run = [&] (gint64 batch) {
+    Tensor x = tensor_f32 ({batch, 3}, [] (gint64 i) { return 1.0f + (float) i; });
+    Error e;
+    Tensor y (nn_module_forward (m.get (), x.get (), e.out ()));
+    EXPECT_TRUE (y) << e.message ();
+  };
+  int base = calls ();
+  run (1);
+  EXPECT_EQ (calls () - base, 1);
+  run (1);
+  run (1);
+  EXPECT_EQ (calls () - base, 1);
+  run (2);  // a new signature is compared
+  EXPECT_EQ (calls () - base, 2);
+  run (2);
+  run (1);  // the step remembers the latest agreement only
+  EXPECT_EQ (calls () - base, 3);
+
+  Error e;
+  Module fresh (nn_module_new_from_type (reg.get (), "CountsInfer", nullptr, "act", e.out ()));
+  ASSERT_TRUE (fresh) << e.message ();
+  NnShape in = shape ({1, 3});
+  NnSurgeryOptions opts = { sizeof (NnSurgeryOptions), 0, &in };
+  ASSERT_TRUE (nn_surgery_replace (m.get (), "act", fresh.get (), &opts, e.out ()))
+    << e.message ();
+  int before = calls ();  // surgery's own shape check may run infer
+  run (1);  // the edit rebuilt the step
+  EXPECT_EQ (calls () - before, 1);
+  dlclose (so);
+}
+
+// The remembered signature includes the result's shape, so a forward
+// whose shape depends on the data is still caught on the call it goes
+// wrong, however often the same input shape agreed before.
+TEST (ChecksCache, DataDependentShapeBugIsCaughtAfterAgreement)
+{
+  Registry reg = mistakes_registry ();
+  Module m = load (reg.get (), "ShortIfNegative");
+  ASSERT_TRUE (m);
+  // fc's result then has the sign of the input's sum.
+  Error le;
+  NnTensor *w = nn_module_lookup_tensor (m.get (), "fc.weight", le.out ());
+  NnTensor *b = nn_module_lookup_tensor (m.get (), "fc.bias", le.out ());
+  ASSERT_TRUE (w && b) << le.message ();
+  for (gint64 i = 0; i < nn_tensor_numel (w); i++)
+    nn_tensor_f32 (w)[i] = 0.25f;
+  memset (nn_tensor_f32 (b), 0, nn_tensor_nbytes (b));
+  nn_tensor_mark_written (w);
+  nn_tensor_mark_written (b);
+  for (int i = 0; i < 3; i++) {
+    Tensor x = tensor_f32 ({1, 3}, [] (gint64 i) { return 1.0f + (float) i; });
+    Error e;
+    Tensor y (nn_module_forward (m.get (), x.get (), e.out ()));
+    ASSERT_TRUE (y) << e.message ();
+  }
+  // A negative input: fc's result is negative, and act one feature short.
+  Tensor neg = tensor_f32 ({1, 3}, [] (gint64 i) { return -1.0f - (float) i; });
+  Error e;
+  Tensor y (nn_module_forward (m.get (), neg.get (), e.out ()));
+  EXPECT_FALSE (y);
+  EXPECT_EQ (e.message (), "act: ShortIfNegative: forward returned Tensor[1, 9] F32 but "
+                           "infer says Tensor[1, 10] F32 (a bug in plugin "
+                           "'fixture-mistakes')");
 }
