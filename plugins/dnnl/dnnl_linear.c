@@ -109,7 +109,7 @@ dnnl_linear_run (NnModule *self, NnCall *call, const NnArgs *args,
   gint64 rows = nn_tensor_numel (x) / in_f;
   NnShape os = x->shape;
   os.dims[nd - 1] = out_f;
-  NnTensor *out = nn_tensor_new (NN_DTYPE_F32, &os);
+  NnTensor *out = nn_tensor_new_uninitialized (NN_DTYPE_F32, &os);
   if (!out)
     {
       g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
