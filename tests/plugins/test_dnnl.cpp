@@ -725,6 +725,7 @@ TEST (Dnnl, MultiheadAttentionMatchesReference)
     { 32, 4, ", \"batch_first\": true", shape ({ 2, 7, 32 }), shape ({ 2, 7, 32 }), true, true, true },
     { 24, 3, ", \"batch_first\": true", shape ({ 3, 5, 24 }), shape ({ 3, 9, 24 }), false, true, false },
     { 16, 2, ", \"bias\": false", shape ({ 6, 3, 16 }), shape ({ 4, 3, 16 }), false, true, true },
+    { 16, 2, ", \"bias\": false", shape ({ 6, 3, 16 }), shape ({ 6, 3, 16 }), true, false, true },
     { 16, 4, "", shape ({ 5, 16 }), shape ({ 8, 16 }), false, true, false },
     { 768, 12, ", \"batch_first\": true", shape ({ 1, 197, 768 }), shape ({ 1, 197, 768 }), true, false, true },
   };
