@@ -178,6 +178,26 @@ NnValue *nn_dnnl_run_weighted_tensor (NnDnnlSlot *slot, NnDnnlPrim *prim,
 /* Frees @m's slot and state; from the type's destroy. */
 void nn_dnnl_slot_drop (NnModule *m);
 
+/* A product of rows with a weight [out_f, in_f] (+ bias [out_f]) on
+ * oneDNN's inner product, the weights reordered once into its layout
+ * (dnnl_linear.c): Linear's state, and MultiheadAttention's in-projection.
+ * nn_dnnl_inner_get() returns (transfer none) @slot's state for these
+ * operands, built or rebuilt when the rows, the weight or bias tensors
+ * (NnDnnlSeen) or the epilogue @ep (nullable) changed; NULL with @error
+ * set when oneDNN fails.  Call with @slot locked. */
+typedef struct _NnDnnlInner NnDnnlInner;
+NnDnnlInner *nn_dnnl_inner_new (gint64 rows, gint64 in_f, gint64 out_f,
+                                NnTensor *w, NnTensor *b, const NnEpilogue *ep,
+                                GError **error);
+NnDnnlInner *nn_dnnl_inner_get (NnDnnlSlot *slot, NnModule *self, gint64 rows,
+                                gint64 in_f, gint64 out_f, NnTensor *w,
+                                NnTensor *b, const NnEpilogue *ep,
+                                GError **error);
+/* @x [rows, in_f] to @y [rows, out_f]. */
+gboolean nn_dnnl_inner_run (NnDnnlInner *s, const float *x, float *y,
+                            GError **error);
+void nn_dnnl_inner_free (gpointer s);
+
 /* A tensor cached by pointer, with a reference so the address cannot be
  * reused by another tensor while the cache lives; load_state_dict swaps
  * tensors, so a different tensor or data pointer means new weights; an

@@ -87,7 +87,7 @@ dnnl_layer_norm_forward (NnModule *self, NnCall *call, const NnArgs *args,
       nn_dnnl_cached_unref (e);
       return nn_layer_norm_type.forward (self, call, args, error);
     }
-  NnTensor *out = nn_tensor_new (NN_DTYPE_F32, &x->shape);
+  NnTensor *out = nn_tensor_new_uninitialized (NN_DTYPE_F32, &x->shape);
   gboolean ok = out != NULL;
   if (ok)
     {

@@ -1,12 +1,13 @@
 /* dnnl plugin: Linear on oneDNN's inner product, over the rows of an
- * input of any leading shape; weights reordered once per build. */
+ * input of any leading shape; weights reordered once per build.  The
+ * state (NnDnnlInner) also serves MultiheadAttention's in-projection. */
 #include "dnnl-private.h"
 #include "linear.h"
 
 #include <malloc.h>
 #include <nnkit/train.h>
 
-typedef struct {
+struct _NnDnnlInner {
   gint64 rows;             /* the row count the primitive was built for */
   NnActKind act;           /* the fused activation post-op, and its */
   float alpha, beta;       /* parameters */
@@ -14,10 +15,11 @@ typedef struct {
   dnnl_memory_t weights;   /* reordered copy */
   dnnl_memory_t bias;      /* (nullable) wraps the bias tensor's data */
   NnDnnlSeen w_seen, b_seen;
-} LinearState;
+};
+typedef NnDnnlInner LinearState;
 
-static void
-linear_state_free (gpointer p)
+void
+nn_dnnl_inner_free (gpointer p)
 {
   LinearState *s = p;
 
@@ -29,9 +31,9 @@ linear_state_free (gpointer p)
   g_free (s);
 }
 
-static LinearState *
-linear_state_new (gint64 rows, gint64 in_f, gint64 out_f, NnTensor *w,
-                  NnTensor *b, const NnEpilogue *ep, GError **error)
+NnDnnlInner *
+nn_dnnl_inner_new (gint64 rows, gint64 in_f, gint64 out_f, NnTensor *w,
+                   NnTensor *b, const NnEpilogue *ep, GError **error)
 {
   LinearState *s = g_new0 (LinearState, 1);
   dnnl_engine_t eng = nn_dnnl_engine (error);
@@ -71,7 +73,7 @@ linear_state_new (gint64 rows, gint64 in_f, gint64 out_f, NnTensor *w,
     dnnl_primitive_attr_destroy (attr);
   if (!ok)
     {
-      linear_state_free (s);
+      nn_dnnl_inner_free (s);
       return NULL;
     }
   s->prim.macs = rows * in_f * out_f;   /* small products: fewer threads */
@@ -87,7 +89,6 @@ static NnValue *
 dnnl_linear_run (NnModule *self, NnCall *call, const NnArgs *args,
                  const NnEpilogue *ep, GError **error)
 {
-  NnActKind act = ep ? ep->act : NN_ACT_NONE;
   const gint64 in_f = nn_module_config_int (self, "in_features");
   const gint64 out_f = nn_module_config_int (self, "out_features");
   NnTensor *x = nn_args_tensor (args, 0);
@@ -109,7 +110,7 @@ dnnl_linear_run (NnModule *self, NnCall *call, const NnArgs *args,
   gint64 rows = nn_tensor_numel (x) / in_f;
   NnShape os = x->shape;
   os.dims[nd - 1] = out_f;
-  NnTensor *out = nn_tensor_new (NN_DTYPE_F32, &os);
+  NnTensor *out = nn_tensor_new_uninitialized (NN_DTYPE_F32, &os);
   if (!out)
     {
       g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
@@ -118,13 +119,24 @@ dnnl_linear_run (NnModule *self, NnCall *call, const NnArgs *args,
     }
 
   NnDnnlSlot *slot = nn_dnnl_slot_lock (self);
+  LinearState *s = nn_dnnl_inner_get (slot, self, rows, in_f, out_f, w, b, ep, error);
+  return nn_dnnl_run_weighted (slot, s ? &s->prim : NULL, s ? s->weights : NULL,
+                               s ? s->bias : NULL, x, out, error);
+}
+
+NnDnnlInner *
+nn_dnnl_inner_get (NnDnnlSlot *slot, NnModule *self, gint64 rows, gint64 in_f,
+                   gint64 out_f, NnTensor *w, NnTensor *b, const NnEpilogue *ep,
+                   GError **error)
+{
+  NnActKind act = ep ? ep->act : NN_ACT_NONE;
   LinearState *s = slot->state;
   if (s && (s->rows != rows || !nn_dnnl_seen_same (&s->w_seen, w)
             || !nn_dnnl_seen_same (&s->b_seen, b) || s->act != act
             || (act != NN_ACT_NONE && (s->alpha != ep->alpha
                                        || s->beta != ep->beta))))
     {
-      linear_state_free (s);
+      nn_dnnl_inner_free (s);
       slot->state = s = NULL;
       /* The freed reordered weights go back to the system before the new
        * ones are made (a fused plan rebuilds every layer once), so the
@@ -136,11 +148,18 @@ dnnl_linear_run (NnModule *self, NnCall *call, const NnArgs *args,
     }
   if (!s)
     {
-      slot->state = s = linear_state_new (rows, in_f, out_f, w, b, ep, error);
-      slot->state_free = linear_state_free;
+      slot->state = s = nn_dnnl_inner_new (rows, in_f, out_f, w, b, ep, error);
+      slot->state_free = nn_dnnl_inner_free;
     }
-  return nn_dnnl_run_weighted (slot, s ? &s->prim : NULL, s ? s->weights : NULL,
-                               s ? s->bias : NULL, x, out, error);
+  return s;
+}
+
+gboolean
+nn_dnnl_inner_run (NnDnnlInner *s, const float *x, float *y, GError **error)
+{
+  dnnl_exec_arg_t extra[2] = { { DNNL_ARG_WEIGHTS, s->weights },
+                               { DNNL_ARG_BIAS, s->bias } };
+  return nn_dnnl_prim_run (&s->prim, x, y, s->bias ? 2 : 1, extra, error);
 }
 
 static NnValue *

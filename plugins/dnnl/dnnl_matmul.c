@@ -94,7 +94,7 @@ run (const NnLayerType *ref, NnModule *self, NnCall *call, const NnArgs *args,
      const NnDnnlMatmulKey *key, const NnShape *out, NnTensor *a, NnTensor *b,
      NnTensor *bias, GError **error)
 {
-  NnTensor *r = nn_tensor_new (NN_DTYPE_F32, out);
+  NnTensor *r = nn_tensor_new_uninitialized (NN_DTYPE_F32, out);
   if (!r)
     {
       g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,

@@ -1,17 +1,20 @@
-/* dnnl plugin: MultiheadAttention with its products on oneDNN's matmul:
- * the q/k/v projections (one product for self-attention), Q K^T and
+/* dnnl plugin: MultiheadAttention with its products on oneDNN: the q/k/v
+ * projections (self-attention: one inner product with the weights
+ * reordered once, as Linear's; else three matmuls), Q K^T and
  * P V per head as batched products, the masks (bool or float attn_mask
  * [L, S] or [N * H, L, S], key_padding_mask [N, S]) added to the scores,
- * softmax on oneDNN's; out_proj is the child, called through the core as
- * by the reference.  The reference type (plugins/attention, compiled in)
- * keeps schema, create, infer and repr, and runs whatever the fast path
- * does not take: add_bias_kv, add_zero_attn, separate kdim/vdim, meta
- * masks, bad shapes (which it reports). */
+ * softmax on oneDNN's, in chunks of heads whose scores fit L2; out_proj
+ * is the child, called through the core as by the reference.  The
+ * reference type (plugins/attention, compiled in) keeps schema, create,
+ * infer and repr, and runs whatever the fast path does not take:
+ * add_bias_kv, add_zero_attn, separate kdim/vdim, meta masks, bad shapes
+ * (which it reports). */
 #include "dnnl-private.h"
 #include "attention.h"
 
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
   gint64 n, h, l, s, hd, e;
@@ -19,7 +22,9 @@ typedef struct {
   const float *q, *k, *v;   /* projections: element (row, c) at row * stride + c */
   gint64 q_stride, k_stride, v_stride;
   float *qh, *kh, *vh;      /* head-major [N, H, L or S, hd] */
-  float *p;                 /* scores then probabilities [N, H, L, S] */
+  float *p;                 /* scores then probabilities of one chunk:
+                             * [chunk heads, L, S] */
+  gint64 slab0;             /* the chunk's first (batch, head) slab */
   float *o;                 /* [N, H, L, hd] */
   float *attn;              /* the query's layout [rows, E] */
   float scale;
@@ -103,10 +108,12 @@ static void
 add_masks (gsize begin, gsize end, gpointer data)
 {
   MhaRun *m = data;
-  for (gsize r = begin; r < end; r++)
+  for (gsize lr = begin; lr < end; lr++)
     {
-      gint64 i = (gint64) r % m->l, bh = (gint64) r / m->l, b = bh / m->h;
-      float *x = m->p + (gint64) r * m->s;
+      /* @lr counts the chunk's rows; r is the row of [N, H, L]. */
+      gint64 r = m->slab0 * m->l + (gint64) lr;
+      gint64 i = r % m->l, bh = r / m->l, b = bh / m->h;
+      float *x = m->p + (gint64) lr * m->s;
       if (m->am)
         {
           gint64 at = (m->am->shape.ndim == 2 ? i : bh * m->l + i) * m->s;
@@ -248,6 +255,77 @@ ok_or_fallback (NnDnnlResult r, gboolean *declined)
   return r == NN_DNNL_DONE;
 }
 
+/* An uninitialised float32 buffer of @n elements, as a tensor. */
+static NnTensor *
+flat_new (gint64 n)
+{
+  NnShape s = { 1, { MAX (n, 1) } };
+  return nn_tensor_new_uninitialized (NN_DTYPE_F32, &s);
+}
+
+/* The per-core cache the scores of one chunk should fit: L2 where the C
+ * library knows it, else 1 MiB (Zen 4's, and most recent server cores'). */
+static gint64
+l2_bytes (void)
+{
+  static gint64 bytes;
+  if (g_once_init_enter (&bytes))
+    {
+      long l2 = -1;
+#ifdef _SC_LEVEL2_CACHE_SIZE
+      l2 = sysconf (_SC_LEVEL2_CACHE_SIZE);
+#endif
+      g_once_init_leave (&bytes, l2 > 0 ? (gint64) l2 : 1 << 20);
+    }
+  return bytes;
+}
+
+/* How many (batch, head) slabs of [L, S] scores one chunk takes: as many
+ * as fit L2 (at least one).  Scores written by Q K^T are then still in
+ * L2 for the softmax and P V; all of a large batch's scores at once
+ * (vit_b_16 at batch 8: 15 MB) went to memory and back three times. */
+static gint64
+attn_chunk (gint64 slabs, gint64 l, gint64 s)
+{
+  gint64 per = MAX (l * s * (gint64) sizeof (float), 1);
+  return CLAMP (l2_bytes () / per, 1, slabs);
+}
+
+/* Q K^T, the masks, softmax and P V for the @count slabs from
+ * m->slab0, scores in m->p.  FALSE with @declined set where oneDNN
+ * declined (the caller runs the reference), or with @error set. */
+static gboolean
+attend_chunk (MhaRun *m, gint64 count, NnThreadPool *pool, gboolean *declined,
+              GError **error)
+{
+  const gint64 rows = count * m->l;
+  const float *q = m->qh + m->slab0 * m->l * m->hd;
+  const float *k = m->kh + m->slab0 * m->s * m->hd;
+  const float *v = m->vh + m->slab0 * m->s * m->hd;
+  float *o = m->o + m->slab0 * m->l * m->hd;
+
+  if (!ok_or_fallback (batched (count, m->l, m->hd, m->s, q, k, TRUE, m->p, error),
+                       declined))
+    return FALSE;
+  if (m->am || m->kpm)
+    nn_thread_pool_parallel_for_work (pool, (gsize) rows, rows * m->s, add_masks, m);
+  /* oneDNN's vectorised exp; our rows only where it has none. */
+  switch (nn_dnnl_softmax_run (rows, m->s, 1, FALSE, m->p, m->p, error))
+    {
+    case NN_DNNL_DONE:
+      break;
+    case NN_DNNL_DECLINED:
+      nn_thread_pool_parallel_for_work (pool, (gsize) rows, 4 * rows * m->s,
+                                        softmax_rows, m);
+      break;
+    case NN_DNNL_FAILED:
+    default:
+      return FALSE;
+    }
+  return ok_or_fallback (batched (count, m->l, m->s, m->hd, m->p, v, FALSE, o, error),
+                         declined);
+}
+
 static NnValue *
 dnnl_mha_forward (NnModule *self, NnCall *call, const NnArgs *args,
                   GError **error)
@@ -274,7 +352,8 @@ dnnl_mha_forward (NnModule *self, NnCall *call, const NnArgs *args,
   m.am = nn_args_tensor (args, 5);
   m.kpm = nn_args_tensor (args, 3);
 
-  const float *w = nn_tensor_f32 (nn_module_get_parameter (self, "in_proj_weight"));
+  NnTensor *wt = nn_module_get_parameter (self, "in_proj_weight");
+  const float *w = nn_tensor_f32 (wt);
   NnTensor *bt = nn_module_config_bool (self, "bias")
                    ? nn_module_get_parameter (self, "in_proj_bias") : NULL;
   const float *bias = bt ? nn_tensor_f32 (bt) : NULL;
@@ -282,35 +361,50 @@ dnnl_mha_forward (NnModule *self, NnCall *call, const NnArgs *args,
   gboolean self_attn = qt->data == kt->data && kt->data == vt->data
                        && nn_shape_equal (&qt->shape, &kt->shape);
   gboolean declined = FALSE, ok;
-  NnTensor *attn = nn_tensor_new (NN_DTYPE_F32, &qt->shape);
-  float *proj = g_try_new (float, self_attn ? rq * 3 * e : rq * e + 2 * rk * e);
-  float *work = g_try_new (float, rq * e + 2 * rk * e + m.n * m.h * m.l * m.s + rq * e);
+  const gint64 slabs = m.n * m.h;
+  /* Scores in chunks of whole (batch, head) slabs that stay in L2 from
+   * their product through the softmax to P V (all of them when the
+   * weights are returned). */
+  const gint64 chunk = need_weights ? slabs : attn_chunk (slabs, m.l, m.s);
+  /* Buffers are tensors: a block of 32 MiB or more (large batches) comes
+   * from the core's storage pool instead of being mapped every call, and
+   * none is zero-filled (each is written in full). */
+  NnTensor *attn = nn_tensor_new_uninitialized (NN_DTYPE_F32, &qt->shape);
+  NnTensor *proj = flat_new (self_attn ? rq * 3 * e : rq * e + 2 * rk * e);
+  NnTensor *qh = flat_new (rq * e), *kh = flat_new (rk * e), *vh = flat_new (rk * e);
+  NnTensor *p = flat_new (chunk * m.l * m.s), *o = flat_new (rq * e);
   m.kpm_add = m.kpm ? g_try_new (float, m.n * m.s) : NULL;
 
-  if (!attn || !proj || !work || (m.kpm && !m.kpm_add))
+  if (!attn || !proj || !qh || !kh || !vh || !p || !o || (m.kpm && !m.kpm_add))
     {
       g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
                    "MultiheadAttention: cannot allocate the attention buffers");
       ok = FALSE;
       goto out;
     }
-  m.qh = work;
-  m.kh = m.qh + rq * e;
-  m.vh = m.kh + rk * e;
-  m.p = m.vh + rk * e;
-  m.o = m.p + m.n * m.h * m.l * m.s;
+  m.qh = nn_tensor_f32 (qh);
+  m.kh = nn_tensor_f32 (kh);
+  m.vh = nn_tensor_f32 (vh);
+  m.p = nn_tensor_f32 (p);
+  m.o = nn_tensor_f32 (o);
   m.attn = nn_tensor_f32 (attn);
+  float *pf = nn_tensor_f32 (proj);
   if (self_attn)
     {
-      /* One product against the packed [3E, E] weight. */
-      m.q = proj, m.k = proj + e, m.v = proj + 2 * e;
+      /* One product against the packed [3E, E] weight, reordered once
+       * into the inner product's layout as a Linear's (a product reading
+       * it transposed in place ran 3-4% slower). */
+      m.q = pf, m.k = pf + e, m.v = pf + 2 * e;
       m.q_stride = m.k_stride = m.v_stride = 3 * e;
-      ok = ok_or_fallback (project (nn_tensor_f32 (qt), rq, e, w, 3 * e, bias,
-                                    proj, error), &declined);
+      NnDnnlSlot *slot = nn_dnnl_slot_lock (self);
+      NnDnnlInner *in = nn_dnnl_inner_get (slot, self, rq, e, 3 * e, wt, bt,
+                                           NULL, error);
+      ok = in && nn_dnnl_inner_run (in, nn_tensor_f32 (qt), pf, error);
+      nn_dnnl_slot_unlock (slot);
     }
   else
     {
-      float *pq = proj, *pk = proj + rq * e, *pv = pk + rk * e;
+      float *pq = pf, *pk = pf + rq * e, *pv = pk + rk * e;
       m.q = pq, m.k = pk, m.v = pv;
       m.q_stride = m.k_stride = m.v_stride = e;
       ok = ok_or_fallback (project (nn_tensor_f32 (qt), rq, e, w, e, bias, pq, error),
@@ -325,42 +419,25 @@ dnnl_mha_forward (NnModule *self, NnCall *call, const NnArgs *args,
   NnThreadPool *pool = nn_call_get_thread_pool (call);
   nn_thread_pool_parallel_for_work (pool, (gsize) (m.n * m.l), rq * e, split_q, &m);
   nn_thread_pool_parallel_for_work (pool, (gsize) (m.n * m.s), 2 * rk * e, split_kv, &m);
-  ok = ok_or_fallback (batched (m.n * m.h, m.l, m.hd, m.s, m.qh, m.kh, TRUE, m.p,
-                                error), &declined);
-  if (!ok)
-    goto out;
   if (m.kpm)
     for (gint64 i = 0; i < m.n * m.s; i++)
       m.kpm_add[i] = mask_add (m.kpm, i);
-  if (m.am || m.kpm)
-    nn_thread_pool_parallel_for_work (pool, (gsize) (m.n * m.h * m.l),
-                                      m.n * m.h * m.l * m.s, add_masks, &m);
-  /* oneDNN's vectorised exp; our rows only where it has none. */
-  switch (nn_dnnl_softmax_run (m.n * m.h * m.l, m.s, 1, FALSE, m.p, m.p, error))
-    {
-    case NN_DNNL_DONE:
-      break;
-    case NN_DNNL_DECLINED:
-      nn_thread_pool_parallel_for_work (pool, (gsize) (m.n * m.h * m.l),
-                                        4 * m.n * m.h * m.l * m.s, softmax_rows, &m);
-      break;
-    case NN_DNNL_FAILED:
-    default:
-      ok = FALSE;
-      goto out;
-    }
-  ok = ok_or_fallback (batched (m.n * m.h, m.l, m.s, m.hd, m.p, m.vh, FALSE, m.o,
-                                error), &declined);
+  for (m.slab0 = 0; ok && m.slab0 < slabs; m.slab0 += chunk)
+    ok = attend_chunk (&m, MIN (chunk, slabs - m.slab0), pool, &declined, error);
   if (!ok)
     goto out;
   nn_thread_pool_parallel_for_work (pool, (gsize) (m.n * m.l), rq * e, merge_heads, &m);
 
 out:
-  g_free (proj);
+  g_clear_pointer (&proj, nn_tensor_unref);
+  g_clear_pointer (&qh, nn_tensor_unref);
+  g_clear_pointer (&kh, nn_tensor_unref);
+  g_clear_pointer (&vh, nn_tensor_unref);
+  g_clear_pointer (&o, nn_tensor_unref);
   g_free (m.kpm_add);
   if (!ok)
     {
-      g_free (work);
+      g_clear_pointer (&p, nn_tensor_unref);
       g_clear_pointer (&attn, nn_tensor_unref);
       return declined ? nn_multihead_attention_type.forward (self, call, args, error)
                       : NULL;
@@ -369,7 +446,8 @@ out:
   NnTensor *weights = NULL;
   if (need_weights)
     {
-      /* [N, L, S] averaged over heads, or [N, H, L, S]; no N unbatched. */
+      /* [N, L, S] averaged over heads, or [N, H, L, S]; no N unbatched.
+       * One chunk holds every slab's probabilities here. */
       NnShape ws = { 0 };
       if (batched_in)
         ws.dims[ws.ndim++] = m.n;
@@ -390,7 +468,7 @@ out:
                 wo[b * ls + i] += m.p[(b * m.h + hh) * ls + i] / (float) m.h;
         }
     }
-  g_free (work);
+  nn_tensor_unref (p);
   if (need_weights && !weights)
     {
       nn_tensor_unref (attn);
@@ -418,6 +496,14 @@ dnnl_mha_supports (const NnLayerType *type, JsonObject *config,
   return nn_cpu_has (cpu, NN_CPU_SSE4_1);
 }
 
+static void
+dnnl_mha_destroy (NnModule *self)
+{
+  nn_dnnl_slot_drop (self);
+  if (nn_multihead_attention_type.destroy)
+    nn_multihead_attention_type.destroy (self);
+}
+
 void
 nn_dnnl_mha_setup (NnLayerType *t)
 {
@@ -429,4 +515,5 @@ nn_dnnl_mha_setup (NnLayerType *t)
   t->rank = NN_DNNL_RANK;
   t->forward = dnnl_mha_forward;
   t->supports = dnnl_mha_supports;
+  t->destroy = dnnl_mha_destroy;
 }

@@ -80,7 +80,7 @@ softmax_forward (const NnLayerType *ref, gboolean log_it, NnModule *self,
     outer *= in->shape.dims[i];
   for (guint i = (guint) d + 1; i < nd; i++)
     inner *= in->shape.dims[i];
-  NnTensor *out = nn_tensor_new (NN_DTYPE_F32, &in->shape);
+  NnTensor *out = nn_tensor_new_uninitialized (NN_DTYPE_F32, &in->shape);
   if (!out)
     {
       g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,

@@ -725,6 +725,7 @@ TEST (Dnnl, MultiheadAttentionMatchesReference)
     { 32, 4, ", \"batch_first\": true", shape ({ 2, 7, 32 }), shape ({ 2, 7, 32 }), true, true, true },
     { 24, 3, ", \"batch_first\": true", shape ({ 3, 5, 24 }), shape ({ 3, 9, 24 }), false, true, false },
     { 16, 2, ", \"bias\": false", shape ({ 6, 3, 16 }), shape ({ 4, 3, 16 }), false, true, true },
+    { 16, 2, ", \"bias\": false", shape ({ 6, 3, 16 }), shape ({ 6, 3, 16 }), true, false, true },
     { 16, 4, "", shape ({ 5, 16 }), shape ({ 8, 16 }), false, true, false },
     { 768, 12, ", \"batch_first\": true", shape ({ 1, 197, 768 }), shape ({ 1, 197, 768 }), true, false, true },
   };
@@ -995,4 +996,57 @@ TEST (Dnnl, LayerNormMatchesReference)
   EXPECT_FALSE (Tensor (nn_module_forward (rm.get (), x.get (), er.out ())));
   EXPECT_EQ (er.message (), ef.message ());
   EXPECT_TRUE (contains (ef.message (), "expected input with shape [*, 4, 6]")) << ef.message ();
+}
+
+// Self-attention's in-projection runs on weights reordered once per
+// module: new in_proj_weight / in_proj_bias tensors (load_state_dict,
+// surgery), an in-place write (an optimiser step) and another sequence
+// length each rebuild it, and the results stay the reference's.
+TEST (Dnnl, MultiheadAttentionInProjectionFollowsNewWeights)
+{
+  SKIP_WITHOUT_DNNL ();
+  Pair p = registries ();
+  Module f = load_mha (p.fast.get (), 16, 4, ", \"batch_first\": true");
+  Module rm = load_mha (p.ref.get (), 16, 4, ", \"batch_first\": true");
+  ASSERT_TRUE (f && rm);
+  same_tree_weights (f.get (), rm.get (), 61, 16);
+  auto check = [&] (const NnShape &s, int seed, const std::string &what) {
+    Tensor q = random_input (s, seed);
+    auto kwargs = [] {
+      NnValue *d = nn_value_new_dict ();
+      nn_value_dict_set (d, "need_weights", nn_value_new_bool (FALSE));
+      return d;
+    };
+    Error ef, er;
+    ValueRef yf = call_with (f.get (), { q.get (), q.get (), q.get () }, kwargs (), ef);
+    ValueRef yr = call_with (rm.get (), { q.get (), q.get (), q.get () }, kwargs (), er);
+    ASSERT_TRUE (yf) << what << ": " << ef.message ();
+    ASSERT_TRUE (yr) << what << ": " << er.message ();
+    expect_same_values (yf.get (), yr.get (), what);
+  };
+  check (shape ({ 2, 5, 16 }), 1, "first weights");
+  int seed = 70;
+  for (const char *name : { "in_proj_weight", "in_proj_bias" }) {
+    for (NnModule *m : { f.get (), rm.get () }) {
+      NnTensor *old = nn_module_get_parameter (m, name);
+      Tensor fresh (nn_tensor_new (NN_DTYPE_F32, &old->shape));
+      GRand *r = g_rand_new_with_seed (seed);
+      fill_random (fresh.get (), r, -0.3, 0.3);
+      g_rand_free (r);
+      Error e;
+      ASSERT_TRUE (nn_module_set_tensor (m, name, fresh.get (), e.out ())) << e.message ();
+    }
+    check (shape ({ 2, 5, 16 }), 2, std::string ("new ") + name);
+    seed++;
+  }
+  // In place, as an optimiser writes: same tensor, new version.
+  for (NnModule *m : { f.get (), rm.get () }) {
+    NnTensor *w = nn_module_get_parameter (m, "in_proj_weight");
+    for (gint64 i = 0; i < nn_tensor_numel (w); i += 3)
+      nn_tensor_f32 (w)[i] *= -0.5f;
+    nn_tensor_mark_written (w);
+  }
+  check (shape ({ 2, 5, 16 }), 3, "weights written in place");
+  check (shape ({ 3, 9, 16 }), 4, "another sequence length");
+  check (shape ({ 2, 5, 16 }), 5, "the first length again");
 }

@@ -160,4 +160,22 @@ def cases(rng, gen):
     out.append(Case("Transformer_bad_features", "Transformer",
                     {"d_model": 4, "nhead": 2, "num_encoder_layers": 1, "num_decoder_layers": 1,
                      "dim_feedforward": 6}, [randn(gen, 4, 2, 4), randn(gen, 3, 2, 5)], tree=True))
+    # Long sequences: 1 MiB of scores per (batch, head), so the oneDNN
+    # provider runs Q K^T, the masks, softmax and P V in several chunks of
+    # slabs that fit L2, the last one shorter (9 slabs; any L2 below 9 MiB).
+    n, h, l = 3, 3, 512
+    cfg = {"embed_dim": 12, "num_heads": h, "batch_first": True}
+    x = randn(gen, n, l, 12)
+    out.append(Case("MultiheadAttention_chunked_self", "MultiheadAttention", cfg, [x, x, x],
+                    kwargs={"need_weights": False}, tree=True))
+    am = torch.rand(n * h, l, l, generator=gen) > 0.9
+    am[:, :, 0] = False
+    out.append(Case("MultiheadAttention_chunked_masks", "MultiheadAttention", cfg,
+                    [randn(gen, n, l, 12), x, x],
+                    kwargs={"need_weights": False, "attn_mask": am,
+                            "key_padding_mask": padding_mask(gen, rng, n, l)}, tree=True))
+    out.append(Case("MultiheadAttention_chunked_float_mask", "MultiheadAttention",
+                    dict(cfg, batch_first=False), [randn(gen, l, n, 12), x.transpose(0, 1),
+                                                   x.transpose(0, 1)],
+                    kwargs={"need_weights": False, "attn_mask": randn(gen, l, l)}, tree=True))
     return out
