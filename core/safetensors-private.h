@@ -46,6 +46,9 @@ NnTensor *nn_st_load (NnDType from, const guint8 *src, const NnShape *shape,
 /* safetensors_header.c */
 /* Parses and checks the @len-byte JSON header @text of @st, whose data
  * section is already set, filling its entries and metadata. */
+/* Whether @release is the one tensors borrowed from a safetensors mapping
+ * carry: their data is a read-only view of the file (tensor.c). */
+gboolean nn_st_is_mapping_release (GDestroyNotify release);
 gboolean nn_st_parse_header (NnSafetensors *st, const char *text, gsize len,
                              GError **error);
 

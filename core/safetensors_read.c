@@ -147,6 +147,12 @@ st_release_map (gpointer map)
   g_mapped_file_unref (map);
 }
 
+gboolean
+nn_st_is_mapping_release (GDestroyNotify release)
+{
+  return release == st_release_map;
+}
+
 NnTensor *
 nn_safetensors_get (NnSafetensors *st, const char *name, NnDType dtype,
                     GError **error)

@@ -211,6 +211,17 @@ NN_API gboolean nn_tensor_is_plain (const NnTensor *t);
  * conversion fails (@t is unchanged then).  MT safe. */
 NN_API gboolean nn_tensor_make_plain (NnTensor *t, GError **error);
 
+/* --- resident pages (appended in ABI 2.0; docs/ENGINE.md, Memory) ------
+ * Drops @t's whole pages from the process's resident memory when its
+ * storage is a read-only mapping of a weights file (a safetensors tensor
+ * borrowed zero-copy, or a view of one); any other tensor is left as it
+ * is.  The values stay: the next read maps the same pages again from the
+ * page cache (a minor fault, no disk read).  For providers that keep
+ * their own copy of a weight (a reordered layout) once they have read
+ * the plain one.  MT safe; readers of @t at the same time see the same
+ * values. */
+NN_API void nn_tensor_release_pages (NnTensor *t);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (NnTensor, nn_tensor_unref)
 
 G_END_DECLS

@@ -122,13 +122,22 @@ gboolean nn_dnnl_plain_md (const dnnl_memory_desc_t *md, dnnl_memory_desc_t *out
  * scratchpad, so that no scratch is shared between modules. */
 dnnl_primitive_attr_t nn_dnnl_attr_new (GError **error);
 
-/* Returns: a library-allocated memory of layout @to holding @data (plain
- * layout @from) reordered; NULL with @error.  Weights are reordered once
- * per module with this. */
+/* Returns: a memory of layout @to holding @data (plain layout @from)
+ * reordered, in a buffer of its own (dnnl_weights_mem.c); NULL with
+ * @error.  Weights are reordered once per module with this; free the
+ * result with nn_dnnl_weights_free(). */
 dnnl_memory_t nn_dnnl_reorder_new (const dnnl_memory_desc_t *from,
                                    const void *data,
                                    const dnnl_memory_desc_t *to,
                                    GError **error);
+/* Returns: a memory of layout @md over a fresh zeroed mapping of its own,
+ * with transparent huge pages asked for; NULL with @error.  Free it with
+ * nn_dnnl_weights_free() (dnnl_weights_mem.c). */
+dnnl_memory_t nn_dnnl_weights_memory_new (const dnnl_memory_desc_t *md,
+                                          GError **error);
+/* Destroys @m (nullable), made by nn_dnnl_weights_memory_new() or
+ * nn_dnnl_reorder_new(), and unmaps its buffer. */
+void nn_dnnl_weights_free (dnnl_memory_t m);
 
 /* Adds @act (NN_ACT_NONE: nothing) as an eltwise post-op of @attr, for
  * a fused epilogue (dnnl_prim_cache.c). */
@@ -140,12 +149,6 @@ gboolean nn_dnnl_attr_add_sum_act (dnnl_primitive_attr_t attr, gboolean sum,
                                    NnActKind act, float alpha, float beta,
                                    GError **error);
 
-/* After the weights at @data (@bytes, plain layout) were reordered into
- * a provider's copy: their pages leave the process's resident set (a
- * mapped weights file's are read again from it when a rebuild needs
- * them), so the plain and the reordered weights are not both resident
- * (dnnl_prim_cache.c). */
-void nn_dnnl_release_plain (const void *data, gsize bytes);
 
 /* Per-module state of a provider, kept beside the module (whose private
  * data belongs to the reference type's create).  The slot's lock is held

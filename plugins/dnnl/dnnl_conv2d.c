@@ -29,7 +29,7 @@ conv_state_free (gpointer p)
   ConvState *s = p;
 
   nn_dnnl_prim_clear (&s->prim);
-  if (s->weights) dnnl_memory_destroy (s->weights);
+  nn_dnnl_weights_free (s->weights);
   if (s->bias) dnnl_memory_destroy (s->bias);
   nn_dnnl_seen_clear (&s->w_seen);
   nn_dnnl_seen_clear (&s->b_seen);
@@ -138,7 +138,9 @@ conv_state_new (const NnConvGeom *g, const NnShape *in4, const NnShape *out4,
     }
   nn_dnnl_seen_set (&s->w_seen, w);
   nn_dnnl_seen_set (&s->b_seen, b);
-  nn_dnnl_release_plain (nn_tensor_f32 (w), nn_tensor_numel (w) * sizeof (float));
+  /* The plain weights leave the resident set once reordered (a mapped
+   * file's; a rebuild maps them again from the page cache). */
+  nn_tensor_release_pages (w);
   return s;
 }
 

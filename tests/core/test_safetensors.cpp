@@ -583,6 +583,90 @@ TEST (SafetensorsRead, AlignedF32IsZeroCopyAndKeepsTheMapping)
   EXPECT_EQ (mapping_of (data), "");  // last reference gone: unmapped
 }
 
+// Resident kB of the mapping holding @p (its smaps "Rss:"), -1 if none.
+long resident_kb_of (const void *p)
+{
+  std::ifstream smaps ("/proc/self/smaps");
+  std::string line;
+  uintptr_t a = (uintptr_t) p;
+  bool in = false;
+  while (std::getline (smaps, line)) {
+    unsigned long lo, hi;
+    if (sscanf (line.c_str (), "%lx-%lx ", &lo, &hi) == 2
+        && line.find (':') > line.find (' '))
+      in = a >= lo && a < hi;
+    long kb;
+    if (in && sscanf (line.c_str (), "Rss: %ld kB", &kb) == 1)
+      return kb;
+  }
+  return -1;
+}
+
+// nn_tensor_release_pages(): a tensor borrowed from the file mapping
+// leaves the resident set and reads back the file's values; a reshaped
+// view releases its parent's pages the same way.
+TEST (SafetensorsRead, ReleasedPagesLeaveTheProcessAndReadBackTheSame)
+{
+  const size_t n = 1 << 20;  // 4 MiB of floats
+  std::vector<float> v (n);
+  for (size_t i = 0; i < n; i++)
+    v[i] = (float) i * 0.5f - 7.f;
+  std::string h = "{\"w\":{\"dtype\":\"F32\",\"shape\":[1024,1024],"
+                  "\"data_offsets\":[0," + std::to_string (n * 4) + "]}}";
+  while ((8 + h.size ()) % 8)
+    h += ' ';
+  auto o = open_bytes (st_bytes (h, raw (v)));
+  Error err;
+  Tensor t (nn_safetensors_get (o->st.get (), "w", NN_DTYPE_F32, err.out ()));
+  ASSERT_NE (t, nullptr) << err.message ();
+  ASSERT_TRUE (nn_tensor_is_read_only (t.get ()));
+  ASSERT_EQ (std::memcmp (t->data, v.data (), n * 4), 0);  // all resident
+  EXPECT_GE (resident_kb_of (t->data), 4000);
+  nn_tensor_release_pages (t.get ());
+  // Only the page shared with the header may stay.
+  EXPECT_LE (resident_kb_of (t->data), 8);
+  EXPECT_EQ (std::memcmp (t->data, v.data (), n * 4), 0);
+  EXPECT_GE (resident_kb_of (t->data), 4000);
+
+  NnShape flat = { 1, { (gint64) n } };
+  Tensor view (nn_tensor_reshape (t.get (), &flat));
+  ASSERT_NE (view, nullptr);
+  nn_tensor_release_pages (view.get ());
+  EXPECT_LE (resident_kb_of (t->data), 8);
+  EXPECT_EQ (std::memcmp (view->data, v.data (), n * 4), 0);
+}
+
+// Anything but a read-only file mapping keeps its pages and values: an
+// owned tensor, a converted (unaligned) one, a borrowed heap buffer.
+TEST (SafetensorsRead, ReleasePagesLeavesOtherStorageAlone)
+{
+  NnShape s = { 1, { 1 << 18 } };
+  Tensor owned (nn_tensor_new (NN_DTYPE_F32, &s));
+  for (gint64 i = 0; i < s.dims[0]; i++)
+    nn_tensor_f32 (owned.get ())[i] = (float) i;
+  nn_tensor_release_pages (owned.get ());
+  for (gint64 i = 0; i < s.dims[0]; i += 4099)
+    ASSERT_EQ (nn_tensor_f32 (owned.get ())[i], (float) i);
+
+  std::vector<float> heap (1 << 18, 3.25f);
+  Tensor borrowed (nn_tensor_new_borrowed (NN_DTYPE_F32, &s, heap.data (), TRUE,
+                                           nullptr, nullptr));
+  nn_tensor_release_pages (borrowed.get ());
+  for (size_t i = 0; i < heap.size (); i += 4099)
+    ASSERT_EQ (heap[i], 3.25f);
+
+  std::vector<float> v = { 1.f, -2.f, 3.5f };
+  std::string h = R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,12]}})";
+  while ((8 + h.size ()) % 4 != 1)
+    h += ' ';
+  auto o = open_bytes (st_bytes (h, raw (v)));
+  Error err;
+  Tensor copied (nn_safetensors_get (o->st.get (), "w", NN_DTYPE_F32, err.out ()));
+  ASSERT_NE (copied, nullptr) << err.message ();
+  nn_tensor_release_pages (copied.get ());
+  EXPECT_EQ (std::memcmp (copied->data, v.data (), 12), 0);
+}
+
 TEST (SafetensorsRead, ReadOnlyFileOpens)
 {
   std::vector<float> v = { 1.f, 2.f };
