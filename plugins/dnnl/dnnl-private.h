@@ -139,6 +139,30 @@ dnnl_memory_t nn_dnnl_weights_memory_new (const dnnl_memory_desc_t *md,
  * nn_dnnl_reorder_new(), and unmaps its buffer. */
 void nn_dnnl_weights_free (dnnl_memory_t m);
 
+/* The on-disk cache of reordered weights (dnnl_weights_cache.c). */
+typedef struct _NnDnnlCacheKey NnDnnlCacheKey;
+struct _NnDnnlCacheKey { guint64 h[2]; };
+/* FALSE when the cache is off (NN_DNNL_WEIGHTS_CACHE=off, or weights were
+ * replaced in this process) or a layout is not a plain blocked one. */
+gboolean nn_dnnl_weights_cache_key (const dnnl_memory_desc_t *from,
+                                    const void *data,
+                                    const dnnl_memory_desc_t *to,
+                                    NnDnnlCacheKey *key);
+/* Returns: (nullable) the cached @bytes of @key, mapped privately; unmap
+ * with nn_dnnl_weights_cache_unmap(). */
+void *nn_dnnl_weights_cache_map (const NnDnnlCacheKey *key, gsize bytes);
+void nn_dnnl_weights_cache_unmap (void *data, gsize bytes);
+/* Writes @data under @key (best effort: any failure leaves no entry). */
+void nn_dnnl_weights_cache_store (const NnDnnlCacheKey *key,
+                                  const void *data, gsize bytes);
+/* No more lookups or stores in this process (weights were replaced). */
+void nn_dnnl_weights_cache_stop (void);
+/* Returns: a memory of layout @to over the cached reorder of @key, NULL
+ * when there is none (dnnl_weights_mem.c); free with
+ * nn_dnnl_weights_free(). */
+dnnl_memory_t nn_dnnl_weights_memory_cached (const NnDnnlCacheKey *key,
+                                             const dnnl_memory_desc_t *to);
+
 /* Adds @act (NN_ACT_NONE: nothing) as an eltwise post-op of @attr, for
  * a fused epilogue (dnnl_prim_cache.c). */
 gboolean nn_dnnl_attr_add_act (dnnl_primitive_attr_t attr, NnActKind act,

@@ -379,6 +379,11 @@ nn_dnnl_reorder_new (const dnnl_memory_desc_t *from, const void *data,
 
   if (!eng)
     return NULL;
+  /* A reorder an earlier process made of these very bytes and layouts. */
+  NnDnnlCacheKey key;
+  gboolean keyed = nn_dnnl_weights_cache_key (from, data, to, &key);
+  if (keyed && (dst = nn_dnnl_weights_memory_cached (&key, to)))
+    return dst;
   /* The first reorder may be oneDNN's first OpenMP region: without this it
    * would start every core's worker even under --threads 1. */
   omp_set_num_threads (nn_get_num_threads ());
@@ -398,6 +403,9 @@ nn_dnnl_reorder_new (const dnnl_memory_desc_t *from, const void *data,
       nn_dnnl_weights_free (dst);
       dst = NULL;
     }
+  void *handle = NULL;
+  if (dst && keyed && dnnl_memory_get_data_handle (dst, &handle) == dnnl_success)
+    nn_dnnl_weights_cache_store (&key, handle, dnnl_memory_desc_get_size (to));
   return dst;
 }
 

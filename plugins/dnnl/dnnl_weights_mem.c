@@ -32,6 +32,35 @@ mapped_size (gsize bytes)
   return (MAX (bytes, 1) + page - 1) & ~(page - 1);
 }
 
+/* Buffers mapped from the weights cache (void * -> itself); every other
+ * weights buffer is an anonymous mapping. */
+static GMutex cached_lock;
+static GHashTable *cached;
+
+dnnl_memory_t
+nn_dnnl_weights_memory_cached (const NnDnnlCacheKey *key,
+                               const dnnl_memory_desc_t *to)
+{
+  dnnl_engine_t eng = nn_dnnl_engine (NULL);
+  dnnl_memory_t m = NULL;
+  gsize bytes = dnnl_memory_desc_get_size (to);
+  void *p = eng ? nn_dnnl_weights_cache_map (key, bytes) : NULL;
+
+  if (!p)
+    return NULL;
+  if (dnnl_memory_create (&m, to, eng, p) != dnnl_success)
+    {
+      nn_dnnl_weights_cache_unmap (p, bytes);
+      return NULL;
+    }
+  g_mutex_lock (&cached_lock);
+  if (!cached)
+    cached = g_hash_table_new (g_direct_hash, g_direct_equal);
+  g_hash_table_add (cached, p);
+  g_mutex_unlock (&cached_lock);
+  return m;
+}
+
 dnnl_memory_t
 nn_dnnl_weights_memory_new (const dnnl_memory_desc_t *md, GError **error)
 {
@@ -73,6 +102,14 @@ nn_dnnl_weights_free (dnnl_memory_t m)
     p = NULL;
   gsize bytes = p ? dnnl_memory_desc_get_size (md) : 0;
   dnnl_memory_destroy (m);
-  if (p)
+  /* Weights replaced (a fused rebuild, a training step): what start-up
+   * reorders is cached, nothing after. */
+  nn_dnnl_weights_cache_stop ();
+  g_mutex_lock (&cached_lock);
+  gboolean from_cache = p && cached && g_hash_table_remove (cached, p);
+  g_mutex_unlock (&cached_lock);
+  if (from_cache)
+    nn_dnnl_weights_cache_unmap (p, bytes);
+  else if (p)
     munmap (p, mapped_size (bytes));
 }
