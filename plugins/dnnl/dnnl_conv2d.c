@@ -141,6 +141,14 @@ conv_state_new (const NnConvGeom *g, const NnShape *in4, const NnShape *out4,
   /* The plain weights leave the resident set once reordered (a mapped
    * file's; a rebuild maps them again from the page cache). */
   nn_tensor_release_pages (w);
+  /* The folding buffer (as large as the weights: 9.4 MB for resnet18's
+   * last layers) goes back to the system now, not as a resident hole in
+   * the heap (resnet18's later forwards peaked 9 to 15 MB higher). */
+  if (wtmp)
+    {
+      g_clear_pointer (&wtmp, g_free);
+      malloc_trim (0);
+    }
   return s;
 }
 
