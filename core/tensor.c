@@ -484,6 +484,20 @@ nn_tensor_release_pages (NnTensor *t)
     (void) madvise ((void *) begin, end - begin, MADV_DONTNEED);
 }
 
+gboolean
+nn_tensor_get_file_key (const NnTensor *t, guint64 key[6])
+{
+  g_return_val_if_fail (t != NULL && key != NULL, FALSE);
+  const NnTensor *owner = t;
+
+  while (owner->release == drop_parent)
+    owner = owner->release_data;
+  if (t->meta || !t->data || !t->read_only || !owner->read_only
+      || !nn_st_is_mapping_release (owner->release))
+    return FALSE;
+  return nn_st_origin_key (owner->release_data, t->data, key);
+}
+
 NnTensor *
 nn_tensor_ref (NnTensor *t)
 {

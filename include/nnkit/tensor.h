@@ -221,6 +221,14 @@ NN_API gboolean nn_tensor_make_plain (NnTensor *t, GError **error);
  * the plain one.  MT safe; readers of @t at the same time see the same
  * values. */
 NN_API void nn_tensor_release_pages (NnTensor *t);
+/* For the same tensors as nn_tensor_release_pages() when the mapping is
+ * of a file opened by path: fills @key with the file's device, inode,
+ * size, modification and change times (ns) and the values' byte offset
+ * in the file, and returns TRUE.  Equal keys and sizes mean the same bytes
+ * of the same unchanged file, without reading them (a provider's cache of
+ * converted weights).  FALSE for any other tensor (owned, converted,
+ * built in memory).  MT safe. */
+NN_API gboolean nn_tensor_get_file_key (const NnTensor *t, guint64 key[6]);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (NnTensor, nn_tensor_unref)
 

@@ -130,6 +130,13 @@ dnnl_memory_t nn_dnnl_reorder_new (const dnnl_memory_desc_t *from,
                                    const void *data,
                                    const dnnl_memory_desc_t *to,
                                    GError **error);
+/* The same, @plain (nullable) the tensor whose values @data are when
+ * they are a parameter read in place: a weights file's identity then
+ * names the cached reorder instead of the bytes (dnnl_weights_cache.c). */
+dnnl_memory_t nn_dnnl_reorder_weights (const dnnl_memory_desc_t *from,
+                                       const void *data, NnTensor *plain,
+                                       const dnnl_memory_desc_t *to,
+                                       GError **error);
 /* Returns: a memory of layout @md over a fresh zeroed mapping of its own,
  * with transparent huge pages asked for; NULL with @error.  Free it with
  * nn_dnnl_weights_free() (dnnl_weights_mem.c). */
@@ -145,7 +152,7 @@ struct _NnDnnlCacheKey { guint64 h[2]; };
 /* FALSE when the cache is off (NN_DNNL_WEIGHTS_CACHE=off, or weights were
  * replaced in this process) or a layout is not a plain blocked one. */
 gboolean nn_dnnl_weights_cache_key (const dnnl_memory_desc_t *from,
-                                    const void *data,
+                                    const void *data, NnTensor *plain,
                                     const dnnl_memory_desc_t *to,
                                     NnDnnlCacheKey *key);
 /* Returns: (nullable) the cached @bytes of @key, mapped privately; unmap

@@ -371,6 +371,14 @@ dnnl_memory_t
 nn_dnnl_reorder_new (const dnnl_memory_desc_t *from, const void *data,
                      const dnnl_memory_desc_t *to, GError **error)
 {
+  return nn_dnnl_reorder_weights (from, data, NULL, to, error);
+}
+
+dnnl_memory_t
+nn_dnnl_reorder_weights (const dnnl_memory_desc_t *from, const void *data,
+                         NnTensor *plain, const dnnl_memory_desc_t *to,
+                         GError **error)
+{
   dnnl_engine_t eng = nn_dnnl_engine (error);
   dnnl_memory_t src = NULL, dst = NULL;
   dnnl_primitive_t r = NULL;
@@ -381,7 +389,7 @@ nn_dnnl_reorder_new (const dnnl_memory_desc_t *from, const void *data,
     return NULL;
   /* A reorder an earlier process made of these very bytes and layouts. */
   NnDnnlCacheKey key;
-  gboolean keyed = nn_dnnl_weights_cache_key (from, data, to, &key);
+  gboolean keyed = nn_dnnl_weights_cache_key (from, data, plain, to, &key);
   if (keyed && (dst = nn_dnnl_weights_memory_cached (&key, to)))
     return dst;
   /* The first reorder may be oneDNN's first OpenMP region: without this it

@@ -119,8 +119,8 @@ conv_state_new (const NnConvGeom *g, const NnShape *in4, const NnShape *out4,
     && nn_dnnl_ok (dnnl_primitive_desc_create (&pd, &desc, attr, eng, NULL),
                    "choosing a convolution", error)
     && nn_dnnl_prim_init (&s->prim, pd, &src_user, &dst_user, error)
-    && (s->weights = nn_dnnl_reorder_new (
-          &w_user, wdata,
+    && (s->weights = nn_dnnl_reorder_weights (
+          &w_user, wdata, fold ? NULL : w,
           dnnl_primitive_desc_query_md (pd, dnnl_query_weights_md, 0), error))
     && (!bdata || nn_dnnl_ok (dnnl_memory_create (&s->bias, &b_md, eng, bdata),
                               "wrapping the bias", error));

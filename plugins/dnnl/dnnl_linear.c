@@ -60,8 +60,8 @@ linear_state_new (gint64 rows, gint64 in_f, gint64 out_f, NnTensor *w,
     && nn_dnnl_ok (dnnl_primitive_desc_create (&pd, &desc, attr, eng, NULL),
                    "choosing an inner product", error)
     && nn_dnnl_prim_init (&s->prim, pd, &src, &dst, error)
-    && (s->weights = nn_dnnl_reorder_new (
-          &w_user, nn_tensor_f32 (w),
+    && (s->weights = nn_dnnl_reorder_weights (
+          &w_user, nn_tensor_f32 (w), w,
           dnnl_primitive_desc_query_md (pd, dnnl_query_weights_md, 0), error))
     && (!b || nn_dnnl_ok (dnnl_memory_create (&s->bias, &b_md, eng, nn_tensor_f32 (b)),
                           "wrapping the bias", error));

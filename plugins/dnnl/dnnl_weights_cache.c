@@ -5,9 +5,10 @@
  * first one wrote instead, straight from the page cache.
  *
  * One file per reorder in $XDG_CACHE_HOME/nnkit/dnnl-weights/, named by
- * a 128-bit hash of both layouts and the plain bytes (so a file never
- * stands for other weights: changed weights hash differently), holding a
- * header page and the reordered bytes.  Only until the process first
+ * a 128-bit hash of both layouts and of the plain weights: the weights
+ * file's identity and offset when they are read in place from one
+ * (nn_tensor_get_file_key(): a rewritten file has a new mtime), else
+ * their bytes; it holds a header page and the reordered bytes.  Only until the process first
  * replaces weights (a fused rebuild, training's changed weights): what
  * start-up reorders is cached, a training loop writes nothing.  The
  * directory is kept under NN_DNNL_WEIGHTS_CACHE_MB (default 1024) by
@@ -122,9 +123,11 @@ hash_md (guint64 s[4], const dnnl_memory_desc_t *md)
 
 gboolean
 nn_dnnl_weights_cache_key (const dnnl_memory_desc_t *from, const void *data,
-                           const dnnl_memory_desc_t *to, NnDnnlCacheKey *key)
+                           NnTensor *plain, const dnnl_memory_desc_t *to,
+                           NnDnnlCacheKey *key)
 {
   guint64 s[4] = { P1, P2, P1 ^ P2, P1 + P2 };
+  guint64 file[6];
 
   /* Plain blocked layouts only: anything else is reordered every time. */
   if (!enabled () || from->format_kind != dnnl_blocked
@@ -132,7 +135,17 @@ nn_dnnl_weights_cache_key (const dnnl_memory_desc_t *from, const void *data,
     return FALSE;
   hash_md (s, from);
   hash_md (s, to);
-  hash_bytes (s, data, dnnl_memory_desc_get_size (from));
+  /* Weights read in place from a file are named by the file's identity
+   * and their offset, without reading them (a fifth of the start-up's
+   * weight work); anything else by its bytes. */
+  if (plain && nn_tensor_f32 (plain) == data && nn_tensor_get_file_key (plain, file))
+    {
+      static const char tag[] = "file";
+      hash_bytes (s, tag, sizeof tag);
+      hash_bytes (s, file, sizeof file);
+    }
+  else
+    hash_bytes (s, data, dnnl_memory_desc_get_size (from));
   key->h[0] = mix (s[0] ^ rotl (s[1], 17)) ^ mix (s[2]);
   key->h[1] = mix (s[3] ^ rotl (s[2], 29)) ^ mix (s[1] + s[0]);
   return TRUE;

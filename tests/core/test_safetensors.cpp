@@ -667,6 +667,57 @@ TEST (SafetensorsRead, ReleasePagesLeavesOtherStorageAlone)
   EXPECT_EQ (std::memcmp (copied->data, v.data (), 12), 0);
 }
 
+// nn_tensor_get_file_key(): the file's identity (from stat(2), here) and
+// the values' offset in it; views share it, other storage has none, and
+// rewriting the file changes it.
+TEST (SafetensorsRead, FileKeyNamesTheFileAndTheOffset)
+{
+  std::vector<float> v = { 1.f, 2.f, 3.f, 4.f, 5.f, 6.f };
+  std::string h = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                  R"("b":{"dtype":"F32","shape":[2,2],"data_offsets":[8,24]}})";
+  while ((8 + h.size ()) % 8)
+    h += ' ';
+  auto o = open_bytes (st_bytes (h, raw (v)));
+  Error err;
+  Tensor a (nn_safetensors_get (o->st.get (), "a", NN_DTYPE_F32, err.out ()));
+  Tensor b (nn_safetensors_get (o->st.get (), "b", NN_DTYPE_F32, err.out ()));
+  ASSERT_TRUE (a && b) << err.message ();
+  guint64 ka[6], kb[6], kv[6];
+  ASSERT_TRUE (nn_tensor_get_file_key (a.get (), ka));
+  ASSERT_TRUE (nn_tensor_get_file_key (b.get (), kb));
+  struct stat sb;
+  ASSERT_EQ (stat (o->path.c_str (), &sb), 0);
+  EXPECT_EQ (ka[0], (guint64) sb.st_dev);
+  EXPECT_EQ (ka[1], (guint64) sb.st_ino);
+  EXPECT_EQ (ka[2], (guint64) sb.st_size);
+  EXPECT_EQ (ka[3], (guint64) sb.st_mtim.tv_sec * 1000000000u + sb.st_mtim.tv_nsec);
+  EXPECT_EQ (ka[5], 8 + h.size ());
+  EXPECT_EQ (kb[5], 8 + h.size () + 8);
+  for (int i = 0; i < 5; i++)
+    EXPECT_EQ (ka[i], kb[i]);
+  NnShape flat = { 1, { 4 } };
+  Tensor view (nn_tensor_reshape (b.get (), &flat));
+  ASSERT_TRUE (nn_tensor_get_file_key (view.get (), kv));
+  EXPECT_EQ (std::memcmp (kv, kb, sizeof kb), 0);
+
+  NnShape s2 = { 1, { 2 } };
+  Tensor owned (nn_tensor_new (NN_DTYPE_F32, &s2));
+  EXPECT_FALSE (nn_tensor_get_file_key (owned.get (), kv));
+  Tensor copied (nn_safetensors_get (o->st.get (), "a", NN_DTYPE_F64, err.out ()));
+  ASSERT_TRUE (copied) << err.message ();
+  EXPECT_FALSE (nn_tensor_get_file_key (copied.get (), kv));
+
+  // The same bytes written again in place: a new modification time.
+  std::string path = o->path, bytes = read_bytes (path);
+  g_usleep (2000);
+  write_bytes (path, bytes);
+  Safetensors again (nn_safetensors_open (path.c_str (), err.out ()));
+  ASSERT_TRUE (again) << err.message ();
+  Tensor a2 (nn_safetensors_get (again.get (), "a", NN_DTYPE_F32, err.out ()));
+  ASSERT_TRUE (a2 && nn_tensor_get_file_key (a2.get (), kv));
+  EXPECT_NE (std::memcmp (kv, ka, sizeof ka), 0);
+}
+
 TEST (SafetensorsRead, ReadOnlyFileOpens)
 {
   std::vector<float> v = { 1.f, 2.f };
