@@ -227,7 +227,8 @@ NN_API void nn_tensor_release_pages (NnTensor *t);
  * in the file, and returns TRUE.  Equal keys and sizes mean the same bytes
  * of the same unchanged file, without reading them (a provider's cache of
  * converted weights).  FALSE for any other tensor (owned, converted,
- * built in memory).  MT safe. */
+ * built in memory), and when both times are whole seconds (a file system
+ * that cannot tell two writes in one second apart).  MT safe. */
 NN_API gboolean nn_tensor_get_file_key (const NnTensor *t, guint64 key[6]);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (NnTensor, nn_tensor_unref)
