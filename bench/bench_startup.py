@@ -5,7 +5,8 @@ Each command runs as a fresh process --runs times (after one untimed
 warm-up); per run, wall time comes from time.monotonic() around the child
 and peak RSS from os.wait4()'s rusage of that child alone.  Prints a
 Markdown table of medians, then nnctl's times with plugins loaded on
-demand next to NN_PLUGIN_LAZY=0 (every plugin at start-up).
+demand next to NN_PLUGIN_LAZY=0 (every plugin at start-up), and `run`
+with the oneDNN weights cache next to NN_DNNL_WEIGHTS_CACHE=off.
 
   /usr/bin/python3 bench/bench_startup.py --nnctl build/tools/nnctl/nnctl
 """
@@ -79,6 +80,18 @@ def main():
     for name, ours, _ in cases:
         t1, _ = measure(ours, args.runs, env)
         t0, _ = measure(ours, args.runs, eager)
+        print("| %s | %.0f | %.0f |" % (name, t1, t0))
+
+    # What the on-disk cache of reordered weights saves (ENGINE.md,
+    # "Start-up"): the run with it (warm, after measure()'s warm-up) and
+    # with NN_DNNL_WEIGHTS_CACHE=off (every weight reordered again).
+    nocache = dict(env, NN_DNNL_WEIGHTS_CACHE="off")
+    print()
+    print("| command | nnctl ms, weights cache | nnctl ms, NN_DNNL_WEIGHTS_CACHE=off |")
+    print("|---|---:|---:|")
+    for name, ours, _ in cases[1:]:
+        t1, _ = measure(ours, args.runs, env)
+        t0, _ = measure(ours, args.runs, nocache)
         print("| %s | %.0f | %.0f |" % (name, t1, t0))
 
 

@@ -284,6 +284,27 @@ decide_locked (void)
   g_printerr ("nnkit: warning: %s\n", state.why);
 }
 
+/* OpenBLAS (pthread build) starts one worker per core when it loads, and
+ * each spins in sched_yield() for about 0.1 s before it sleeps: a second
+ * core's worth of CPU at every start-up, even when oneDNN does all the
+ * work and OpenBLAS never runs.  It loads with one thread instead; the
+ * BLAS plugins raise the count to nnkit's before their first product
+ * (nn_blas_prepare(), plugins/blas), and OpenBLAS then starts the
+ * workers.  The user's OPENBLAS_NUM_THREADS or GOTO_NUM_THREADS wins. */
+static void
+defer_threads (void)
+{
+  void *h = dlopen ("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD);
+
+  if (h)
+    {
+      dlclose (h); /* already loaded: its threads are running */
+      return;
+    }
+  if (!g_getenv ("OPENBLAS_NUM_THREADS") && !g_getenv ("GOTO_NUM_THREADS"))
+    g_setenv ("OPENBLAS_NUM_THREADS", "1", FALSE);
+}
+
 void
 nn_blas_setup (void)
 {
@@ -292,6 +313,7 @@ nn_blas_setup (void)
   if (g_once_init_enter (&once))
     {
       g_mutex_lock (&state.lock);
+      defer_threads ();
       decide_locked ();
       g_mutex_unlock (&state.lock);
       g_once_init_leave (&once, 1);

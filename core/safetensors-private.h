@@ -31,6 +31,11 @@ struct _NnSafetensors {
   GPtrArray *entries;  /* NnStEntry*, sorted by offset */
   GHashTable *by_name; /* name -> NnStEntry* (owned by entries) */
   GHashTable *metadata;/* char* -> char* */
+  /* What borrowed tensors hold (nn_safetensors_get): the mapping, and
+   * for a file opened by path its identity (nn_tensor_get_file_key). */
+  struct _NnStOrigin *origin;
+  gboolean has_file_id;
+  guint64 file_id[5];  /* device, inode, size, mtime ns, ctime ns */
 };
 
 /* dtype_convert.c */
@@ -46,6 +51,14 @@ NnTensor *nn_st_load (NnDType from, const guint8 *src, const NnShape *shape,
 /* safetensors_header.c */
 /* Parses and checks the @len-byte JSON header @text of @st, whose data
  * section is already set, filling its entries and metadata. */
+/* Whether @release is the one tensors borrowed from a safetensors mapping
+ * carry: their data is a read-only view of the file (tensor.c). */
+gboolean nn_st_is_mapping_release (GDestroyNotify release);
+/* For a tensor whose release_data is @origin (nn_st_is_mapping_release()
+ * of its release): the file's identity and @data's byte offset in it;
+ * FALSE when the mapping is not of a file opened by path (an in-memory
+ * builder's memfd). */
+gboolean nn_st_origin_key (gpointer origin, const void *data, guint64 key[6]);
 gboolean nn_st_parse_header (NnSafetensors *st, const char *text, gsize len,
                              GError **error);
 

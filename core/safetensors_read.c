@@ -16,6 +16,24 @@ st_entry_free (gpointer p)
   g_free (e);
 }
 
+/* The mapping as borrowed tensors hold it: one reference each. */
+typedef struct _NnStOrigin {
+  gint ref;
+  GMappedFile *map;
+  gboolean is_file;
+  guint64 id[5];
+} NnStOrigin;
+
+static void
+origin_unref (gpointer p)
+{
+  NnStOrigin *o = p;
+  if (!g_atomic_int_dec_and_test (&o->ref))
+    return;
+  g_mapped_file_unref (o->map);
+  g_free (o);
+}
+
 void
 nn_safetensors_free (NnSafetensors *st)
 {
@@ -24,6 +42,8 @@ nn_safetensors_free (NnSafetensors *st)
   g_free (st->path);
   if (st->map)
     g_mapped_file_unref (st->map);
+  if (st->origin)
+    origin_unref (st->origin);
   if (st->entries)
     g_ptr_array_unref (st->entries);
   if (st->by_name)
@@ -34,7 +54,7 @@ nn_safetensors_free (NnSafetensors *st)
 }
 
 static GMappedFile *
-st_map (const char *path, GError **error)
+st_map (const char *path, guint64 id[5], GError **error)
 {
   int fd = open (path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -50,6 +70,13 @@ st_map (const char *path, GError **error)
     close (fd);
     return NULL;
   }
+  id[0] = (guint64) sb.st_dev;
+  id[1] = (guint64) sb.st_ino;
+  id[2] = (guint64) sb.st_size;
+  id[3] = (guint64) sb.st_mtim.tv_sec * G_GUINT64_CONSTANT (1000000000)
+          + (guint64) sb.st_mtim.tv_nsec;
+  id[4] = (guint64) sb.st_ctim.tv_sec * G_GUINT64_CONSTANT (1000000000)
+          + (guint64) sb.st_ctim.tv_nsec;
   g_autoptr (GError) merr = NULL;
   /* A private writable mapping: tensors borrowed from it are flagged
    * read-only, but a stray write then costs a copied page, not a crash,
@@ -71,9 +98,10 @@ nn_safetensors_open (const char *path, GError **error)
   st->entries = g_ptr_array_new_with_free_func (st_entry_free);
   st->by_name = g_hash_table_new (g_str_hash, g_str_equal);
   st->metadata = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  st->map = st_map (path, error);
+  st->map = st_map (path, st->file_id, error);
   if (st->map == NULL)
     return NULL;
+  st->has_file_id = TRUE;
 
   const guint8 *bytes = (const guint8 *) g_mapped_file_get_contents (st->map);
   gsize size = g_mapped_file_get_length (st->map);
@@ -141,10 +169,42 @@ nn_safetensors_get_metadata (NnSafetensors *st, const char *key)
   return g_hash_table_lookup (st->metadata, key);
 }
 
-static void
-st_release_map (gpointer map)
+gboolean
+nn_st_is_mapping_release (GDestroyNotify release)
 {
-  g_mapped_file_unref (map);
+  return release == origin_unref;
+}
+
+gboolean
+nn_st_origin_key (gpointer origin, const void *data, guint64 key[6])
+{
+  NnStOrigin *o = origin;
+  const guint8 *base = (const guint8 *) g_mapped_file_get_contents (o->map);
+
+  /* Whole-second times (a file system that keeps no more) would not tell
+   * two writes within one second apart: no key then. */
+  guint64 ns = G_GUINT64_CONSTANT (1000000000);
+  if (!o->is_file || (o->id[3] % ns == 0 && o->id[4] % ns == 0))
+    return FALSE;
+  memcpy (key, o->id, sizeof o->id);
+  key[5] = (guint64) ((const guint8 *) data - base);
+  return TRUE;
+}
+
+static NnStOrigin *
+st_origin (NnSafetensors *st)
+{
+  if (!st->origin)
+    {
+      NnStOrigin *o = g_new0 (NnStOrigin, 1);
+      o->ref = 1;
+      o->map = g_mapped_file_ref (st->map);
+      o->is_file = st->has_file_id;
+      memcpy (o->id, st->file_id, sizeof o->id);
+      st->origin = o;
+    }
+  g_atomic_int_inc (&st->origin->ref);
+  return st->origin;
 }
 
 NnTensor *
@@ -179,8 +239,7 @@ nn_safetensors_get (NnSafetensors *st, const char *name, NnDType dtype,
   if (G_BYTE_ORDER == G_LITTLE_ENDIAN && e->dtype == dtype &&
       ((guintptr) src % nn_dtype_size (dtype)) == 0 && n > 0)
     return nn_tensor_new_borrowed (dtype, &e->shape, (gpointer) src,
-                                   TRUE, st_release_map,
-                                   g_mapped_file_ref (st->map));
+                                   TRUE, origin_unref, st_origin (st));
 
   NnTensor *t = nn_st_load (e->dtype, src, &e->shape, dtype);
   if (!t)

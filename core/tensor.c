@@ -1,7 +1,11 @@
 /* nnkit core: shapes and reference-counted tensors. */
 #include "nn-private.h"
 
+#include "safetensors-private.h"
+
 #include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -454,6 +458,44 @@ nn_tensor_reshape (NnTensor *src, const NnShape *shape)
   return nn_tensor_new_borrowed (src->dtype, shape, src->data,
                                  src->read_only, drop_parent,
                                  nn_tensor_ref (src));
+}
+
+void
+nn_tensor_release_pages (NnTensor *t)
+{
+  g_return_if_fail (t != NULL);
+  const NnTensor *owner = t;
+
+  /* A reshaped view borrows its parent: the storage is the root's. */
+  while (owner->release == drop_parent)
+    owner = owner->release_data;
+  if (t->meta || !t->data || !t->read_only || !owner->read_only
+      || !nn_st_is_mapping_release (owner->release))
+    return;
+  /* Clean pages of a private file mapping: MADV_DONTNEED unmaps them and
+   * the next read maps the page cache's again, the same bytes.  Unlike
+   * MADV_PAGEOUT it leaves the page cache alone, so neither this process
+   * nor the next reads the file from disk again.  Whole pages inside the
+   * tensor only: a neighbour's bytes are never touched. */
+  gsize page = (gsize) sysconf (_SC_PAGESIZE);
+  guintptr begin = ((guintptr) t->data + page - 1) & ~(guintptr) (page - 1);
+  guintptr end = ((guintptr) t->data + nn_tensor_nbytes (t)) & ~(guintptr) (page - 1);
+  if (end > begin)
+    (void) madvise ((void *) begin, end - begin, MADV_DONTNEED);
+}
+
+gboolean
+nn_tensor_get_file_key (const NnTensor *t, guint64 key[6])
+{
+  g_return_val_if_fail (t != NULL && key != NULL, FALSE);
+  const NnTensor *owner = t;
+
+  while (owner->release == drop_parent)
+    owner = owner->release_data;
+  if (t->meta || !t->data || !t->read_only || !owner->read_only
+      || !nn_st_is_mapping_release (owner->release))
+    return FALSE;
+  return nn_st_origin_key (owner->release_data, t->data, key);
 }
 
 NnTensor *

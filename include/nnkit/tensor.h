@@ -211,6 +211,26 @@ NN_API gboolean nn_tensor_is_plain (const NnTensor *t);
  * conversion fails (@t is unchanged then).  MT safe. */
 NN_API gboolean nn_tensor_make_plain (NnTensor *t, GError **error);
 
+/* --- resident pages (appended in ABI 2.0; docs/ENGINE.md, Memory) ------
+ * Drops @t's whole pages from the process's resident memory when its
+ * storage is a read-only mapping of a weights file (a safetensors tensor
+ * borrowed zero-copy, or a view of one); any other tensor is left as it
+ * is.  The values stay: the next read maps the same pages again from the
+ * page cache (a minor fault, no disk read).  For providers that keep
+ * their own copy of a weight (a reordered layout) once they have read
+ * the plain one.  MT safe; readers of @t at the same time see the same
+ * values. */
+NN_API void nn_tensor_release_pages (NnTensor *t);
+/* For the same tensors as nn_tensor_release_pages() when the mapping is
+ * of a file opened by path: fills @key with the file's device, inode,
+ * size, modification and change times (ns) and the values' byte offset
+ * in the file, and returns TRUE.  Equal keys and sizes mean the same bytes
+ * of the same unchanged file, without reading them (a provider's cache of
+ * converted weights).  FALSE for any other tensor (owned, converted,
+ * built in memory), and when both times are whole seconds (a file system
+ * that cannot tell two writes in one second apart).  MT safe. */
+NN_API gboolean nn_tensor_get_file_key (const NnTensor *t, guint64 key[6]);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (NnTensor, nn_tensor_unref)
 
 G_END_DECLS

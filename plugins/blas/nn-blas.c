@@ -10,8 +10,10 @@ static gint applied;
 void
 nn_blas_plugin_init (void)
 {
+  /* No thread count here: OpenBLAS loaded with one thread (the core's
+   * blas_setup.c) and starts its workers only when the first product
+   * asks for more (nn_blas_prepare()). */
   nn_blas_report_kernel (openblas_get_corename ());
-  nn_blas_prepare ();
 }
 
 static void

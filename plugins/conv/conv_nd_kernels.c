@@ -2,6 +2,7 @@
  * for 1-d): im2col + sgemm for the convolution, sgemm + col2im for the
  * transposed one, one gemm per image and group. */
 #include "conv_nd.h"
+#include "nn-blas.h"
 
 #include <cblas.h>
 #include <string.h>
@@ -55,6 +56,7 @@ nn_convnd_forward_kernel (const NnConvNd *g, const float *x, gint64 n,
   gint64 cg = g->in_channels / g->groups, og = g->out_channels / g->groups;
   gint64 kk = cg * g->k[0] * g->k[1], hw = ho * wo;
   float *col = g_new (float, MAX (kk * hw, 1));
+  nn_blas_prepare ();
   for (gint64 b = 0; b < n; b++) {
     const float *img = x + b * g->in_channels * h * w;
     float *out = y + b * g->out_channels * hw;
@@ -82,6 +84,7 @@ nn_convnd_transpose_kernel (const NnConvNd *g, const float *x, gint64 n,
   gint64 cg = g->in_channels / g->groups, og = g->out_channels / g->groups;
   gint64 kk = og * g->k[0] * g->k[1], hw = h * w;
   float *col = g_new (float, MAX (kk * hw, 1));
+  nn_blas_prepare ();
   for (gint64 b = 0; b < n; b++) {
     const float *img = x + b * g->in_channels * hw;
     float *out = y + b * g->out_channels * ho * wo;

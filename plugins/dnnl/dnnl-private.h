@@ -122,13 +122,53 @@ gboolean nn_dnnl_plain_md (const dnnl_memory_desc_t *md, dnnl_memory_desc_t *out
  * scratchpad, so that no scratch is shared between modules. */
 dnnl_primitive_attr_t nn_dnnl_attr_new (GError **error);
 
-/* Returns: a library-allocated memory of layout @to holding @data (plain
- * layout @from) reordered; NULL with @error.  Weights are reordered once
- * per module with this. */
+/* Returns: a memory of layout @to holding @data (plain layout @from)
+ * reordered, in a buffer of its own (dnnl_weights_mem.c); NULL with
+ * @error.  Weights are reordered once per module with this; free the
+ * result with nn_dnnl_weights_free(). */
 dnnl_memory_t nn_dnnl_reorder_new (const dnnl_memory_desc_t *from,
                                    const void *data,
                                    const dnnl_memory_desc_t *to,
                                    GError **error);
+/* The same, @plain (nullable) the tensor whose values @data are when
+ * they are a parameter read in place: a weights file's identity then
+ * names the cached reorder instead of the bytes (dnnl_weights_cache.c). */
+dnnl_memory_t nn_dnnl_reorder_weights (const dnnl_memory_desc_t *from,
+                                       const void *data, NnTensor *plain,
+                                       const dnnl_memory_desc_t *to,
+                                       GError **error);
+/* Returns: a memory of layout @md over a fresh zeroed mapping of its own,
+ * with transparent huge pages asked for; NULL with @error.  Free it with
+ * nn_dnnl_weights_free() (dnnl_weights_mem.c). */
+dnnl_memory_t nn_dnnl_weights_memory_new (const dnnl_memory_desc_t *md,
+                                          GError **error);
+/* Destroys @m (nullable), made by nn_dnnl_weights_memory_new() or
+ * nn_dnnl_reorder_new(), and unmaps its buffer. */
+void nn_dnnl_weights_free (dnnl_memory_t m);
+
+/* The on-disk cache of reordered weights (dnnl_weights_cache.c). */
+typedef struct _NnDnnlCacheKey NnDnnlCacheKey;
+struct _NnDnnlCacheKey { guint64 h[2]; };
+/* FALSE when the cache is off (NN_DNNL_WEIGHTS_CACHE=off, or weights were
+ * replaced in this process) or a layout is not a plain blocked one. */
+gboolean nn_dnnl_weights_cache_key (const dnnl_memory_desc_t *from,
+                                    const void *data, NnTensor *plain,
+                                    const dnnl_memory_desc_t *to,
+                                    NnDnnlCacheKey *key);
+/* Returns: (nullable) the cached @bytes of @key, mapped privately; unmap
+ * with nn_dnnl_weights_cache_unmap(). */
+void *nn_dnnl_weights_cache_map (const NnDnnlCacheKey *key, gsize bytes);
+void nn_dnnl_weights_cache_unmap (void *data, gsize bytes);
+/* Writes @data under @key (best effort: any failure leaves no entry). */
+void nn_dnnl_weights_cache_store (const NnDnnlCacheKey *key,
+                                  const void *data, gsize bytes);
+/* No more lookups or stores in this process (weights were replaced). */
+void nn_dnnl_weights_cache_stop (void);
+/* Returns: a memory of layout @to over the cached reorder of @key, NULL
+ * when there is none (dnnl_weights_mem.c); free with
+ * nn_dnnl_weights_free(). */
+dnnl_memory_t nn_dnnl_weights_memory_cached (const NnDnnlCacheKey *key,
+                                             const dnnl_memory_desc_t *to);
 
 /* Adds @act (NN_ACT_NONE: nothing) as an eltwise post-op of @attr, for
  * a fused epilogue (dnnl_prim_cache.c). */
@@ -140,12 +180,6 @@ gboolean nn_dnnl_attr_add_sum_act (dnnl_primitive_attr_t attr, gboolean sum,
                                    NnActKind act, float alpha, float beta,
                                    GError **error);
 
-/* After the weights at @data (@bytes, plain layout) were reordered into
- * a provider's copy: their pages leave the process's resident set (a
- * mapped weights file's are read again from it when a rebuild needs
- * them), so the plain and the reordered weights are not both resident
- * (dnnl_prim_cache.c). */
-void nn_dnnl_release_plain (const void *data, gsize bytes);
 
 /* Per-module state of a provider, kept beside the module (whose private
  * data belongs to the reference type's create).  The slot's lock is held

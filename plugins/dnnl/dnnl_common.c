@@ -367,31 +367,17 @@ nn_dnnl_prim_clear (NnDnnlPrim *p)
   memset (p, 0, sizeof *p);
 }
 
-#include <sys/mman.h>
-
-/* Asks for transparent huge pages on the 2 MiB-aligned inside of a fresh
- * weights buffer before the reorder first writes it: one fault per 2 MiB
- * instead of 512 (a third of resnet18's start-up faults).  THP's default
- * mode on Debian is "madvise", so nothing happens without the advice. */
-static void
-advise_huge (dnnl_memory_t m)
-{
-  void *p = NULL;
-  const dnnl_memory_desc_t *md = NULL;
-  if (dnnl_memory_get_data_handle (m, &p) != dnnl_success || !p
-      || dnnl_memory_get_memory_desc (m, &md) != dnnl_success)
-    return;
-  gsize bytes = dnnl_memory_desc_get_size (md);
-  guintptr huge = 2u << 20;
-  guintptr begin = ((guintptr) p + huge - 1) & ~(huge - 1);
-  guintptr end = ((guintptr) p + bytes) & ~(huge - 1);
-  if (end > begin)
-    (void) madvise ((void *) begin, end - begin, MADV_HUGEPAGE);
-}
-
 dnnl_memory_t
 nn_dnnl_reorder_new (const dnnl_memory_desc_t *from, const void *data,
                      const dnnl_memory_desc_t *to, GError **error)
+{
+  return nn_dnnl_reorder_weights (from, data, NULL, to, error);
+}
+
+dnnl_memory_t
+nn_dnnl_reorder_weights (const dnnl_memory_desc_t *from, const void *data,
+                         NnTensor *plain, const dnnl_memory_desc_t *to,
+                         GError **error)
 {
   dnnl_engine_t eng = nn_dnnl_engine (error);
   dnnl_memory_t src = NULL, dst = NULL;
@@ -401,12 +387,15 @@ nn_dnnl_reorder_new (const dnnl_memory_desc_t *from, const void *data,
 
   if (!eng)
     return NULL;
+  /* A reorder an earlier process made of these very bytes and layouts. */
+  NnDnnlCacheKey key;
+  gboolean keyed = nn_dnnl_weights_cache_key (from, data, plain, to, &key);
+  if (keyed && (dst = nn_dnnl_weights_memory_cached (&key, to)))
+    return dst;
   /* The first reorder may be oneDNN's first OpenMP region: without this it
    * would start every core's worker even under --threads 1. */
   omp_set_num_threads (nn_get_num_threads ());
-  ok = nn_dnnl_ok (dnnl_memory_create (&dst, to, eng, DNNL_MEMORY_ALLOCATE),
-                   "allocating the weights layout", error)
-       && (advise_huge (dst), TRUE)
+  ok = (dst = nn_dnnl_weights_memory_new (to, error))
        && nn_dnnl_ok (dnnl_memory_create (&src, from, eng, (void *) data),
                       "wrapping the weights", error)
        && nn_dnnl_ok (dnnl_stream_create (&s, eng, dnnl_stream_default_flags),
@@ -417,11 +406,14 @@ nn_dnnl_reorder_new (const dnnl_memory_desc_t *from, const void *data,
   if (r) dnnl_primitive_destroy (r);
   if (s) dnnl_stream_destroy (s);
   if (src) dnnl_memory_destroy (src);
-  if (!ok && dst)
+  if (!ok)
     {
-      dnnl_memory_destroy (dst);
+      nn_dnnl_weights_free (dst);
       dst = NULL;
     }
+  void *handle = NULL;
+  if (dst && keyed && dnnl_memory_get_data_handle (dst, &handle) == dnnl_success)
+    nn_dnnl_weights_cache_store (&key, handle, dnnl_memory_desc_get_size (to));
   return dst;
 }
 

@@ -24,7 +24,7 @@ nn_dnnl_inner_free (gpointer p)
   LinearState *s = p;
 
   nn_dnnl_prim_clear (&s->prim);
-  if (s->weights) dnnl_memory_destroy (s->weights);
+  nn_dnnl_weights_free (s->weights);
   if (s->bias) dnnl_memory_destroy (s->bias);
   nn_dnnl_seen_clear (&s->w_seen);
   nn_dnnl_seen_clear (&s->b_seen);
@@ -62,8 +62,8 @@ nn_dnnl_inner_new (gint64 rows, gint64 in_f, gint64 out_f, NnTensor *w,
     && nn_dnnl_ok (dnnl_primitive_desc_create (&pd, &desc, attr, eng, NULL),
                    "choosing an inner product", error)
     && nn_dnnl_prim_init (&s->prim, pd, &src, &dst, error)
-    && (s->weights = nn_dnnl_reorder_new (
-          &w_user, nn_tensor_f32 (w),
+    && (s->weights = nn_dnnl_reorder_weights (
+          &w_user, nn_tensor_f32 (w), w,
           dnnl_primitive_desc_query_md (pd, dnnl_query_weights_md, 0), error))
     && (!b || nn_dnnl_ok (dnnl_memory_create (&s->bias, &b_md, eng, nn_tensor_f32 (b)),
                           "wrapping the bias", error));
@@ -79,7 +79,9 @@ nn_dnnl_inner_new (gint64 rows, gint64 in_f, gint64 out_f, NnTensor *w,
   s->prim.macs = rows * in_f * out_f;   /* small products: fewer threads */
   nn_dnnl_seen_set (&s->w_seen, w);
   nn_dnnl_seen_set (&s->b_seen, b);
-  nn_dnnl_release_plain (nn_tensor_f32 (w), nn_tensor_numel (w) * sizeof (float));
+  /* The plain weights leave the resident set once reordered (a mapped
+   * file's; a rebuild maps them again from the page cache). */
+  nn_tensor_release_pages (w);
   return s;
 }
 

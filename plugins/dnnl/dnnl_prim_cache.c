@@ -234,22 +234,3 @@ nn_dnnl_attr_add_act (dnnl_primitive_attr_t attr, NnActKind act, float alpha,
   return nn_dnnl_attr_add_sum_act (attr, FALSE, act, alpha, beta, error);
 }
 
-/* --- the plain weights once reordered ---------------------------------- */
-
-#include <sys/mman.h>
-#include <unistd.h>
-
-void
-nn_dnnl_release_plain (const void *data, gsize bytes)
-{
-#ifdef MADV_PAGEOUT
-  /* Whole pages inside the tensor only.  MADV_PAGEOUT never loses data:
-   * a mapped weights file's clean pages leave the process (read again
-   * from the file if needed), anonymous ones go to swap or stay. */
-  gsize page = (gsize) sysconf (_SC_PAGESIZE);
-  guintptr begin = ((guintptr) data + page - 1) & ~(guintptr) (page - 1);
-  guintptr end = ((guintptr) data + bytes) & ~(guintptr) (page - 1);
-  if (end > begin)
-    (void) madvise ((void *) begin, end - begin, MADV_PAGEOUT);
-#endif
-}

@@ -183,6 +183,7 @@ linear_backward (NnModule *self, NnCall *call, const NnArgs *args,
   float *gw = nn_module_grad_f32 (self, "weight");
   float *gb = nn_module_config_bool (self, "bias")
                   ? nn_module_grad_f32 (self, "bias") : NULL;
+  nn_blas_prepare ();
   if (gw && rows > 0)
     cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, (int) out_f,
                  (int) in_f, (int) rows, 1.0f, g, (int) out_f, x, (int) in_f,

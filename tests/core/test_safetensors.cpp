@@ -583,6 +583,141 @@ TEST (SafetensorsRead, AlignedF32IsZeroCopyAndKeepsTheMapping)
   EXPECT_EQ (mapping_of (data), "");  // last reference gone: unmapped
 }
 
+// Resident kB of the mapping holding @p (its smaps "Rss:"), -1 if none.
+long resident_kb_of (const void *p)
+{
+  std::ifstream smaps ("/proc/self/smaps");
+  std::string line;
+  uintptr_t a = (uintptr_t) p;
+  bool in = false;
+  while (std::getline (smaps, line)) {
+    unsigned long lo, hi;
+    if (sscanf (line.c_str (), "%lx-%lx ", &lo, &hi) == 2
+        && line.find (':') > line.find (' '))
+      in = a >= lo && a < hi;
+    long kb;
+    if (in && sscanf (line.c_str (), "Rss: %ld kB", &kb) == 1)
+      return kb;
+  }
+  return -1;
+}
+
+// nn_tensor_release_pages(): a tensor borrowed from the file mapping
+// leaves the resident set and reads back the file's values; a reshaped
+// view releases its parent's pages the same way.
+TEST (SafetensorsRead, ReleasedPagesLeaveTheProcessAndReadBackTheSame)
+{
+  const size_t n = 1 << 20;  // 4 MiB of floats
+  std::vector<float> v (n);
+  for (size_t i = 0; i < n; i++)
+    v[i] = (float) i * 0.5f - 7.f;
+  std::string h = "{\"w\":{\"dtype\":\"F32\",\"shape\":[1024,1024],"
+                  "\"data_offsets\":[0," + std::to_string (n * 4) + "]}}";
+  while ((8 + h.size ()) % 8)
+    h += ' ';
+  auto o = open_bytes (st_bytes (h, raw (v)));
+  Error err;
+  Tensor t (nn_safetensors_get (o->st.get (), "w", NN_DTYPE_F32, err.out ()));
+  ASSERT_NE (t, nullptr) << err.message ();
+  ASSERT_TRUE (nn_tensor_is_read_only (t.get ()));
+  ASSERT_EQ (std::memcmp (t->data, v.data (), n * 4), 0);  // all resident
+  EXPECT_GE (resident_kb_of (t->data), 4000);
+  nn_tensor_release_pages (t.get ());
+  // Only the page shared with the header may stay.
+  EXPECT_LE (resident_kb_of (t->data), 8);
+  EXPECT_EQ (std::memcmp (t->data, v.data (), n * 4), 0);
+  EXPECT_GE (resident_kb_of (t->data), 4000);
+
+  NnShape flat = { 1, { (gint64) n } };
+  Tensor view (nn_tensor_reshape (t.get (), &flat));
+  ASSERT_NE (view, nullptr);
+  nn_tensor_release_pages (view.get ());
+  EXPECT_LE (resident_kb_of (t->data), 8);
+  EXPECT_EQ (std::memcmp (view->data, v.data (), n * 4), 0);
+}
+
+// Anything but a read-only file mapping keeps its pages and values: an
+// owned tensor, a converted (unaligned) one, a borrowed heap buffer.
+TEST (SafetensorsRead, ReleasePagesLeavesOtherStorageAlone)
+{
+  NnShape s = { 1, { 1 << 18 } };
+  Tensor owned (nn_tensor_new (NN_DTYPE_F32, &s));
+  for (gint64 i = 0; i < s.dims[0]; i++)
+    nn_tensor_f32 (owned.get ())[i] = (float) i;
+  nn_tensor_release_pages (owned.get ());
+  for (gint64 i = 0; i < s.dims[0]; i += 4099)
+    ASSERT_EQ (nn_tensor_f32 (owned.get ())[i], (float) i);
+
+  std::vector<float> heap (1 << 18, 3.25f);
+  Tensor borrowed (nn_tensor_new_borrowed (NN_DTYPE_F32, &s, heap.data (), TRUE,
+                                           nullptr, nullptr));
+  nn_tensor_release_pages (borrowed.get ());
+  for (size_t i = 0; i < heap.size (); i += 4099)
+    ASSERT_EQ (heap[i], 3.25f);
+
+  std::vector<float> v = { 1.f, -2.f, 3.5f };
+  std::string h = R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,12]}})";
+  while ((8 + h.size ()) % 4 != 1)
+    h += ' ';
+  auto o = open_bytes (st_bytes (h, raw (v)));
+  Error err;
+  Tensor copied (nn_safetensors_get (o->st.get (), "w", NN_DTYPE_F32, err.out ()));
+  ASSERT_NE (copied, nullptr) << err.message ();
+  nn_tensor_release_pages (copied.get ());
+  EXPECT_EQ (std::memcmp (copied->data, v.data (), 12), 0);
+}
+
+// nn_tensor_get_file_key(): the file's identity (from stat(2), here) and
+// the values' offset in it; views share it, other storage has none, and
+// rewriting the file changes it.
+TEST (SafetensorsRead, FileKeyNamesTheFileAndTheOffset)
+{
+  std::vector<float> v = { 1.f, 2.f, 3.f, 4.f, 5.f, 6.f };
+  std::string h = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                  R"("b":{"dtype":"F32","shape":[2,2],"data_offsets":[8,24]}})";
+  while ((8 + h.size ()) % 8)
+    h += ' ';
+  auto o = open_bytes (st_bytes (h, raw (v)));
+  Error err;
+  Tensor a (nn_safetensors_get (o->st.get (), "a", NN_DTYPE_F32, err.out ()));
+  Tensor b (nn_safetensors_get (o->st.get (), "b", NN_DTYPE_F32, err.out ()));
+  ASSERT_TRUE (a && b) << err.message ();
+  guint64 ka[6], kb[6], kv[6];
+  ASSERT_TRUE (nn_tensor_get_file_key (a.get (), ka));
+  ASSERT_TRUE (nn_tensor_get_file_key (b.get (), kb));
+  struct stat sb;
+  ASSERT_EQ (stat (o->path.c_str (), &sb), 0);
+  EXPECT_EQ (ka[0], (guint64) sb.st_dev);
+  EXPECT_EQ (ka[1], (guint64) sb.st_ino);
+  EXPECT_EQ (ka[2], (guint64) sb.st_size);
+  EXPECT_EQ (ka[3], (guint64) sb.st_mtim.tv_sec * 1000000000u + sb.st_mtim.tv_nsec);
+  EXPECT_EQ (ka[5], 8 + h.size ());
+  EXPECT_EQ (kb[5], 8 + h.size () + 8);
+  for (int i = 0; i < 5; i++)
+    EXPECT_EQ (ka[i], kb[i]);
+  NnShape flat = { 1, { 4 } };
+  Tensor view (nn_tensor_reshape (b.get (), &flat));
+  ASSERT_TRUE (nn_tensor_get_file_key (view.get (), kv));
+  EXPECT_EQ (std::memcmp (kv, kb, sizeof kb), 0);
+
+  NnShape s2 = { 1, { 2 } };
+  Tensor owned (nn_tensor_new (NN_DTYPE_F32, &s2));
+  EXPECT_FALSE (nn_tensor_get_file_key (owned.get (), kv));
+  Tensor copied (nn_safetensors_get (o->st.get (), "a", NN_DTYPE_F64, err.out ()));
+  ASSERT_TRUE (copied) << err.message ();
+  EXPECT_FALSE (nn_tensor_get_file_key (copied.get (), kv));
+
+  // The same bytes written again in place: a new modification time.
+  std::string path = o->path, bytes = read_bytes (path);
+  g_usleep (2000);
+  write_bytes (path, bytes);
+  Safetensors again (nn_safetensors_open (path.c_str (), err.out ()));
+  ASSERT_TRUE (again) << err.message ();
+  Tensor a2 (nn_safetensors_get (again.get (), "a", NN_DTYPE_F32, err.out ()));
+  ASSERT_TRUE (a2 && nn_tensor_get_file_key (a2.get (), kv));
+  EXPECT_NE (std::memcmp (kv, ka, sizeof ka), 0);
+}
+
 TEST (SafetensorsRead, ReadOnlyFileOpens)
 {
   std::vector<float> v = { 1.f, 2.f };

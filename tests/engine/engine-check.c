@@ -4,6 +4,7 @@
  *   engine-check blas       nn_blas_setup(), then load OpenBLAS
  *   engine-check threads    nn_get_num_threads()
  *   engine-check preloaded  load OpenBLAS with a weak kernel first
+ *   engine-check blas-threads  nn_blas_setup(), load OpenBLAS, its threads
  * Prints key=value lines. */
 #include <nnkit/blas.h>
 #include <nnkit/cpu.h>
@@ -68,6 +69,17 @@ main (int argc, char **argv)
       printf ("loaded=%s\n", load_openblas ());
       return 0;
     }
+  if (strcmp (mode, "blas-threads") == 0)
+    {
+      nn_blas_setup ();
+      void *h = dlopen ("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
+      int (*get) (void) = h ? (int (*) (void)) dlsym (h, "openblas_get_num_threads")
+                            : NULL;
+      const char *env = getenv ("OPENBLAS_NUM_THREADS");
+      printf ("env=%s\n", env ? env : "(unset)");
+      printf ("openblas_threads=%d\n", get ? get () : -1);
+      return 0;
+    }
   if (strcmp (mode, "preloaded") == 0)
     {
       setenv ("OPENBLAS_CORETYPE", "Prescott", 1);
@@ -77,6 +89,6 @@ main (int argc, char **argv)
       print_blas ();
       return 0;
     }
-  fprintf (stderr, "usage: engine-check cpu|blas|preloaded\n");
+  fprintf (stderr, "usage: engine-check cpu|blas|blas-threads|preloaded\n");
   return 2;
 }

@@ -225,3 +225,26 @@ TEST (BlasSetup, ProbeAnswerIsCachedWhileOpenBlasIsUnchanged)
   g_spawn_sync (nullptr, argv, nullptr, G_SPAWN_SEARCH_PATH, nullptr, nullptr,
                 nullptr, nullptr, nullptr, nullptr);
 }
+
+// OpenBLAS loads with one thread (no worker spinning at start-up); the
+// BLAS plugins raise the count before their first product.
+TEST (BlasSetup, OpenBlasLoadsWithOneThread)
+{
+  CheckRun r = run_check ("blas-threads", { "NN_NUM_THREADS=2" },
+                          { "OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS" });
+  ASSERT_EQ (0, r.status) << r.err;
+  EXPECT_EQ ("1", r.kv["env"]);
+  EXPECT_EQ ("1", r.kv["openblas_threads"]);
+}
+
+TEST (BlasSetup, UserOpenBlasThreadCountIsRespected)
+{
+  CheckRun r = run_check ("blas-threads", { "OPENBLAS_NUM_THREADS=2" }, { "GOTO_NUM_THREADS" });
+  ASSERT_EQ (0, r.status) << r.err;
+  EXPECT_EQ ("2", r.kv["env"]);
+  EXPECT_EQ ("2", r.kv["openblas_threads"]);
+  r = run_check ("blas-threads", { "GOTO_NUM_THREADS=2" }, { "OPENBLAS_NUM_THREADS" });
+  ASSERT_EQ (0, r.status) << r.err;
+  EXPECT_EQ ("(unset)", r.kv["env"]);
+  EXPECT_EQ ("2", r.kv["openblas_threads"]);
+}

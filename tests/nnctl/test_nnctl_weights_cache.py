@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""The oneDNN provider's on-disk cache of reordered weights
+(plugins/dnnl/dnnl_weights_cache.c), through `nnctl run` in fresh
+processes: a miss writes entries, a hit gives the same output, and
+changed weights, damaged entries, the size cap and NN_DNNL_WEIGHTS_CACHE=off
+behave.  Expected outputs come from the naive forward of nnctl_testlib
+(independent of nnkit), never from nnctl itself."""
+
+import os
+import random
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+for _a in list(sys.argv[1:]):
+    if _a.startswith("--nnctl="):
+        os.environ["NNCTL"] = _a[len("--nnctl="):]
+        sys.argv.remove(_a)
+from nnctl_testlib import (  # noqa: E402
+    NnctlCase, flatten, nest, numel, read_safetensors, tiny_forward,
+    write_safetensors, write_tiny)
+
+
+def dnnl_built(case):
+    out, _ = case.nnctl("plugins")
+    return "dnnl" in out
+
+
+class TestWeightsCache(NnctlCase):
+    def setUp(self):
+        super().setUp()
+        if not dnnl_built(self):
+            self.skipTest("built without oneDNN")
+        self.cache = self.path("cache")
+        self.entries_dir = os.path.join(self.cache, "nnkit", "dnnl-weights")
+        self.env = {"XDG_CACHE_HOME": self.cache, "NN_PROVIDERS": "",
+                    "NN_DNNL_WEIGHTS_CACHE": "on"}
+        self.shape = [2, 1, 8, 8]
+        rng = random.Random(4)
+        self.x = [rng.uniform(-1, 1) for _ in range(numel(self.shape))]
+        self.xin = self.path("x.safetensors")
+        write_safetensors(self.xin, {"input": ("F32", self.shape, self.x)})
+
+    def entries(self):
+        if not os.path.isdir(self.entries_dir):
+            return []
+        return sorted(n for n in os.listdir(self.entries_dir) if n.endswith(".w"))
+
+    def run_model(self, model, weights, env=None):
+        y = self.path("y.safetensors")
+        self.nnctl("run", model, "--input", self.xin, "--output", y,
+                   env=dict(self.env, **(env or {})))
+        got = read_safetensors(y)[0]["output"][2]
+        want, _ = tiny_forward(nest(self.x, self.shape), weights)
+        want = flatten(want)
+        scale = max(1e-6, max(abs(v) for v in want))
+        for i, (g, w) in enumerate(zip(got, want)):
+            self.assertLessEqual(abs(g - w), 1e-4 * scale, f"output[{i}]: {g} vs {w}")
+        return got
+
+    def test_miss_writes_entries_and_hit_gives_the_same_output(self):
+        model, weights = write_tiny(self.tmp, seed=3)
+        first = self.run_model(model, weights)
+        names = self.entries()
+        # tiny has two convolutions and two linear layers.
+        self.assertGreaterEqual(len(names), 2, names)
+        stamps = {n: os.path.getsize(os.path.join(self.entries_dir, n)) for n in names}
+        second = self.run_model(model, weights)
+        self.assertEqual(first, second)  # the very bytes: same layout, same values
+        self.assertEqual(self.entries(), names)  # a hit writes nothing new
+        for n in names:
+            self.assertEqual(os.path.getsize(os.path.join(self.entries_dir, n)), stamps[n])
+
+    def test_changed_weights_are_not_served_from_the_cache(self):
+        model, weights = write_tiny(self.tmp, seed=3)
+        self.run_model(model, weights)
+        before = set(self.entries())
+        model, weights = write_tiny(self.tmp, seed=9)  # same model, new values
+        self.run_model(model, weights)
+        self.assertTrue(set(self.entries()) - before, "new weights, new entries")
+
+    def test_damaged_entries_are_ignored(self):
+        model, weights = write_tiny(self.tmp, seed=3)
+        self.run_model(model, weights)
+        names = self.entries()
+        for i, n in enumerate(names):
+            p = os.path.join(self.entries_dir, n)
+            with open(p, "r+b") as f:
+                if i % 2:
+                    f.truncate(os.path.getsize(p) - 4)   # short
+                else:
+                    f.write(b"not a cache entry")        # foreign header
+        self.run_model(model, weights)  # reorders again, right output
+
+    def test_unwritable_directory_and_off_still_run(self):
+        model, weights = write_tiny(self.tmp, seed=3)
+        os.makedirs(os.path.dirname(self.entries_dir), exist_ok=True)
+        with open(self.entries_dir, "w") as f:   # a file where the directory goes
+            f.write("x")
+        self.run_model(model, weights)
+        os.unlink(self.entries_dir)
+        self.run_model(model, weights, env={"NN_DNNL_WEIGHTS_CACHE": "off"})
+        self.assertEqual(self.entries(), [])
+
+    def test_cap_keeps_the_directory_small(self):
+        model, weights = write_tiny(self.tmp, seed=3)
+        self.run_model(model, weights, env={"NN_DNNL_WEIGHTS_CACHE_MB": "0"})
+        self.assertEqual(self.entries(), [])  # nothing fits under 0 MB
+        os.makedirs(self.entries_dir, exist_ok=True)
+        old = os.path.join(self.entries_dir, "0" * 32 + ".w")
+        with open(old, "wb") as f:
+            f.write(b"\0" * (2 << 20))
+        os.utime(old, (1, 1))  # least recently used
+        self.run_model(model, weights, env={"NN_DNNL_WEIGHTS_CACHE_MB": "1"})
+        self.assertFalse(os.path.exists(old))
+        self.assertTrue(self.entries())
+
+
+if __name__ == "__main__":
+    unittest.main()
