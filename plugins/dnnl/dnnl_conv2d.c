@@ -106,10 +106,19 @@ conv_winograd_enabled (void)
   return conv_winograd_from () >= 0;
 }
 
+/* Below this many output pixels (N x OH x OW) a convolution keeps the
+ * direct kernels: there the layers are the widest (resnet18's 512
+ * channels at 7x7, batch 1), Winograd saves least (1.4x, against 2x at
+ * 14x14 and more) and its weights, 1.8x the plain ones, would be most of
+ * the model's. */
+#define NN_DNNL_WINOGRAD_MIN_PIXELS 256
+
 static gboolean
-conv_winograd_wanted (const NnConvGeom *g)
+conv_winograd_wanted (const NnConvGeom *g, const dnnl_dims_t dd)
 {
-  return conv_winograd_enabled () && g->groups == 1 && g->kh == 3 && g->kw == 3 && g->sh == 1
+  return conv_winograd_enabled ()
+         && dd[0] * dd[2] * dd[3] >= NN_DNNL_WINOGRAD_MIN_PIXELS
+         && g->groups == 1 && g->kh == 3 && g->kw == 3 && g->sh == 1
          && g->sw == 1 && g->dh == 1 && g->dw == 1;
 }
 
@@ -186,7 +195,7 @@ conv_pd_create (const NnConvGeom *g, gboolean winograd, gboolean lay,
   int n = 0;
   dnnl_format_tag_t blocked = conv_blocked_tag ();
 
-  if (winograd && conv_winograd_wanted (g))
+  if (winograd && conv_winograd_wanted (g, dd))
     {
       if (in_md)
         c[n++] = (ConvChoice) { dnnl_convolution_winograd, in_md, dst_any, FALSE };
