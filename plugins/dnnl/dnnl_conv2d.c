@@ -21,9 +21,10 @@ typedef struct {
   /* A fused residual add: a sum post-op, the destination pre-filled with
    * the residual (nn_dnnl_run_weighted_tensor). */
   gboolean sum;
-  /* Winograd was allowed when this state was built (from the second
-   * forward of one input shape: see conv_state_upgrade), and how many
-   * forwards ran with this input shape, over rebuilds. */
+  /* Winograd (or, for a plain input, the blocked result that feeds it)
+   * was allowed when this state was built: from the second forward with
+   * one input shape (dnnl_conv2d_run); and how many forwards ran with
+   * this input shape, over rebuilds. */
   gboolean winograd_allowed;
   guint runs;
   /* Whether results could stay laid out when it was built: the layouts
@@ -111,7 +112,7 @@ conv_winograd_enabled (void)
  * channels at 7x7, batch 1), Winograd saves least (1.4x, against 2x at
  * 14x14 and more) and its weights, 1.8x the plain ones, would be most of
  * the model's. */
-#define NN_DNNL_WINOGRAD_MIN_PIXELS 256
+#define NN_DNNL_WINOGRAD_MIN_PIXELS 128
 
 static gboolean
 conv_winograd_wanted (const NnConvGeom *g, const dnnl_dims_t dd)
@@ -204,9 +205,9 @@ conv_pd_create (const NnConvGeom *g, gboolean winograd, gboolean lay,
   if (in_md)
     c[n++] = (ConvChoice) { dnnl_convolution_direct, in_md, dst_any, TRUE };
   /* The stem's result in the blocked layout the Winograd steps after it
-   * read (oneDNN alone picks NHWC there): only where Winograd may run,
-   * so a network of depthwise blocks (whose kernels read NHWC) keeps
-   * its layouts otherwise. */
+   * read (oneDNN alone picks NHWC there): only from the second forward,
+   * when Winograd may run, and never with NN_DNNL_WINOGRAD=off, which so
+   * keeps the layouts of before. */
   else if (winograd && lay && g->groups == 1
            && blocked != dnnl_format_tag_undef
            && dnnl_memory_desc_init_by_tag (dst_blocked, 4, dd, dnnl_f32,
@@ -364,13 +365,28 @@ dnnl_conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
   NnDnnlSlot *slot = nn_dnnl_slot_lock (self);
   ConvState *s = slot->state;
   guint runs = s && nn_shape_equal (&s->in, &in4) ? s->runs : 0;
+  gboolean lay = nn_dnnl_may_lay_out (call);
+  /* A laid-out input's layout, when it is the batched one built for. */
+  const dnnl_memory_desc_t *xmd = lay ? nn_dnnl_tensor_md (x, &laid) : NULL;
+  if (xmd && (xmd->ndims != 4 || memcmp (xmd->dims, in4.dims,
+                                         4 * sizeof xmd->dims[0]) != 0))
+    xmd = NULL;
   /* Winograd's weight transform is oneDNN's scalar reorder (tens of ms
    * per 512x512 layer) and its weights take 1.8-4x the space: a single
    * forward (nnctl run) keeps the direct kernels, a module run again
-   * with one shape switches to it (rebuilt once). */
-  gboolean winograd = conv_winograd_enabled () && runs >= (guint) conv_winograd_from ();
-  gboolean lay = nn_dnnl_may_lay_out (call);
-  if (s && (!nn_shape_equal (&s->in, &in4) || !nn_dnnl_seen_same (&s->w_seen, w)
+   * with one shape switches to it (rebuilt once).  Only a convolution it
+   * changes is rebuilt for it: a Winograd one, or a stem (plain input). */
+  dnnl_dims_t od = { out4.dims[0], out4.dims[1], out4.dims[2], out4.dims[3] };
+  gboolean winograd = conv_winograd_enabled ()
+                      && runs >= (guint) conv_winograd_from ()
+                      && (conv_winograd_wanted (g, od) || (g->groups == 1 && !xmd));
+  /* While the producers settle (their second forward changes layouts),
+   * a laid-out input in another layout than built for rebuilds, so the
+   * primitive reads it as is; later a mismatch is reordered (an input
+   * alternating layouts would otherwise rebuild every call). */
+  gboolean relayout = s && xmd && runs <= 2
+                      && !dnnl_memory_desc_equal (xmd, &s->prim.src_md);
+  if (s && (relayout || !nn_shape_equal (&s->in, &in4) || !nn_dnnl_seen_same (&s->w_seen, w)
             || !nn_dnnl_seen_same (&s->b_seen, b) || s->act != act
             || s->fold_id != fold_id || s->sum != (residual != NULL)
             || s->winograd_allowed != winograd || s->lay != lay
@@ -389,13 +405,8 @@ dnnl_conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
     }
   if (!s)
     {
-      /* A laid-out input's layout, when it is the batched one built. */
-      const dnnl_memory_desc_t *xmd = nn_dnnl_tensor_md (x, &laid);
-      if (xmd && (xmd->ndims != 4 || memcmp (xmd->dims, in4.dims,
-                                             4 * sizeof xmd->dims[0]) != 0))
-        xmd = NULL;
-      slot->state = s = conv_state_new (g, &in4, &out4, lay ? xmd : NULL,
-                                        winograd, lay, w, b, ep, error);
+      slot->state = s = conv_state_new (g, &in4, &out4, xmd, winograd, lay,
+                                        w, b, ep, error);
       slot->state_free = conv_state_free;
     }
   if (s)

@@ -187,7 +187,7 @@ TEST (Dnnl, Conv2dWinogradFromTheSecondForward)
   Pair p = registries ();
   bool winograd = g_strcmp0 (g_getenv ("NN_DNNL_WINOGRAD"), "off") != 0
                   && nn_cpu_has (nn_cpu_info_get (), NN_CPU_AVX512F);
-  // Results of fewer than 256 pixels (N x OH x OW) keep the direct
+  // Results of fewer than 128 pixels (N x OH x OW) keep the direct
   // kernels (the last case).
   struct { gint64 cin, cout, n, hw; bool bias, small; } cases[] = {
     { 64, 64, 1, 16, true, false },
