@@ -21,6 +21,15 @@ typedef struct {
   /* A fused residual add: a sum post-op, the destination pre-filled with
    * the residual (nn_dnnl_run_weighted_tensor). */
   gboolean sum;
+  /* Winograd (or, for a plain input, the blocked result that feeds it)
+   * was allowed when this state was built: from the second forward with
+   * one input shape (dnnl_conv2d_run); and how many forwards ran with
+   * this input shape, over rebuilds. */
+  gboolean winograd_allowed;
+  guint runs;
+  /* Whether results could stay laid out when it was built: the layouts
+   * chosen then follow the producers' (a toggle rebuilds). */
+  gboolean lay;
 } ConvState;
 
 static void
@@ -62,14 +71,162 @@ fold_bias (NnTensor *b, const NnEpilogue *ep)
   return t;
 }
 
+/* The layouts and algorithm a convolution runs with: candidates tried in
+ * order, the first oneDNN implements (with a vectorised kernel, for the
+ * ones that prefer a layout) wins.  Measured per primitive on AVX-512
+ * (CPU time, docs/ENGINE.md "Choosing a convolution"): Winograd is about
+ * twice as fast as the direct kernels on 3x3 stride-1 convolutions and
+ * reads nChw16c only; the direct kernels run as fast on nChw16c as on
+ * NHWC, so following the producer's layout avoids a reorder per step. */
+typedef struct {
+  dnnl_alg_kind_t alg;
+  const dnnl_memory_desc_t *src, *dst;
+  gboolean vector_only;   /* refuse oneDNN's ref: and gemm: kernels */
+} ConvChoice;
+
+/* NN_DNNL_WINOGRAD (read once): "off" the direct kernels only, "always"
+ * Winograd from a module's first forward too (the conformance tests'
+ * way to check it against PyTorch), else from the second. */
+static int
+conv_winograd_from (void)
+{
+  static gsize once;
+  static int from;
+  if (g_once_init_enter (&once))
+    {
+      const char *v = g_getenv ("NN_DNNL_WINOGRAD");
+      from = g_strcmp0 (v, "off") == 0 ? -1 : g_strcmp0 (v, "always") == 0 ? 0 : 1;
+      g_once_init_leave (&once, 1);
+    }
+  return from;
+}
+
+static gboolean
+conv_winograd_enabled (void)
+{
+  return conv_winograd_from () >= 0;
+}
+
+/* Below this many output pixels (N x OH x OW) a convolution keeps the
+ * direct kernels: there the layers are the widest (resnet18's 512
+ * channels at 7x7, batch 1), Winograd saves least (1.4x, against 2x at
+ * 14x14 and more) and its weights, 1.8x the plain ones, would be most of
+ * the model's. */
+#define NN_DNNL_WINOGRAD_MIN_PIXELS 128
+
+static gboolean
+conv_winograd_wanted (const NnConvGeom *g, const dnnl_dims_t dd)
+{
+  return conv_winograd_enabled ()
+         && dd[0] * dd[2] * dd[3] >= NN_DNNL_WINOGRAD_MIN_PIXELS
+         && g->groups == 1 && g->kh == 3 && g->kw == 3 && g->sh == 1
+         && g->sw == 1 && g->dh == 1 && g->dw == 1;
+}
+
+/* The blocked layout of this CPU's direct kernels, for a plain input's
+ * result (the stem): nChw16c with AVX-512, nChw8c with AVX2, else none. */
+static dnnl_format_tag_t
+conv_blocked_tag (void)
+{
+  const NnCpuInfo *cpu = nn_cpu_info_get ();
+  return nn_cpu_has (cpu, NN_CPU_AVX512F) ? dnnl_nChw16c
+         : nn_cpu_has (cpu, NN_CPU_AVX2) ? dnnl_nChw8c : dnnl_format_tag_undef;
+}
+
+static gboolean
+conv_impl_vectorised (const_dnnl_primitive_desc_t pd)
+{
+  const char *impl = NULL;
+  if (!nn_dnnl_ok (dnnl_primitive_desc_query (pd, dnnl_query_impl_info_str, 0,
+                                              &impl), "naming a kernel", NULL)
+      || !impl)
+    return FALSE;
+  return !g_str_has_prefix (impl, "ref") && !strstr (impl, "gemm");
+}
+
+/* Returns: (transfer full) the primitive descriptor of the first
+ * candidate oneDNN implements, NULL with @error when none is (the last
+ * candidate's error). */
+static dnnl_primitive_desc_t
+conv_pd_choose (const ConvChoice *c, int n, const dnnl_memory_desc_t *w_any,
+                const dnnl_memory_desc_t *b_md, const dnnl_dims_t strides,
+                const dnnl_dims_t dil, const dnnl_dims_t pl,
+                const dnnl_dims_t pr, const_dnnl_primitive_attr_t attr,
+                dnnl_engine_t eng, GError **error)
+{
+  for (int i = 0; i < n; i++)
+    {
+      dnnl_convolution_desc_t desc;
+      dnnl_primitive_desc_t pd = NULL;
+      gboolean last = i == n - 1;
+      if (!nn_dnnl_ok (dnnl_dilated_convolution_forward_desc_init (
+                         &desc, dnnl_forward_inference, c[i].alg, c[i].src,
+                         w_any, b_md, c[i].dst, strides, dil, pl, pr),
+                       "describing the convolution", last ? error : NULL)
+          || !nn_dnnl_ok (dnnl_primitive_desc_create (&pd, &desc, attr, eng, NULL),
+                          "choosing a convolution", last ? error : NULL))
+        continue;
+      if (!c[i].vector_only || conv_impl_vectorised (pd))
+        return pd;
+      dnnl_primitive_desc_destroy (pd);
+    }
+  return NULL;
+}
+
+/* Returns: (transfer full) the convolution's primitive descriptor, its
+ * candidates in order: Winograd (3x3, stride 1, no dilation, one group)
+ * reading the input's layout, then in any; the direct kernels reading the
+ * input's layout (a laid-out input: no reorder between steps); a plain
+ * input read as is into this CPU's blocked layout (the stem of a network
+ * whose next steps are blocked); the layouts oneDNN prefers. */
+static dnnl_primitive_desc_t
+conv_pd_create (const NnConvGeom *g, gboolean winograd, gboolean lay,
+                const dnnl_memory_desc_t *in_md,
+                const dnnl_memory_desc_t *src_any,
+                const dnnl_memory_desc_t *src_user,
+                const dnnl_memory_desc_t *dst_any,
+                dnnl_memory_desc_t *dst_blocked, const dnnl_dims_t dd,
+                const dnnl_memory_desc_t *w_any, const dnnl_memory_desc_t *b_md,
+                const dnnl_dims_t strides, const dnnl_dims_t dil,
+                const dnnl_dims_t pl, const dnnl_dims_t pr,
+                const_dnnl_primitive_attr_t attr, dnnl_engine_t eng,
+                GError **error)
+{
+  ConvChoice c[5];
+  int n = 0;
+  dnnl_format_tag_t blocked = conv_blocked_tag ();
+
+  if (winograd && conv_winograd_wanted (g, dd))
+    {
+      if (in_md)
+        c[n++] = (ConvChoice) { dnnl_convolution_winograd, in_md, dst_any, FALSE };
+      c[n++] = (ConvChoice) { dnnl_convolution_winograd, src_any, dst_any, FALSE };
+    }
+  if (in_md)
+    c[n++] = (ConvChoice) { dnnl_convolution_direct, in_md, dst_any, TRUE };
+  /* The stem's result in the blocked layout the Winograd steps after it
+   * read (oneDNN alone picks NHWC there): only from the second forward,
+   * when Winograd may run, and never with NN_DNNL_WINOGRAD=off, which so
+   * keeps the layouts of before. */
+  else if (winograd && lay && g->groups == 1
+           && blocked != dnnl_format_tag_undef
+           && dnnl_memory_desc_init_by_tag (dst_blocked, 4, dd, dnnl_f32,
+                                            blocked) == dnnl_success)
+    c[n++] = (ConvChoice) { dnnl_convolution_direct, src_user, dst_blocked, TRUE };
+  c[n++] = (ConvChoice) { dnnl_convolution_direct, src_any, dst_any, FALSE };
+  return conv_pd_choose (c, n, w_any, b_md, strides, dil, pl, pr, attr, eng,
+                         error);
+}
+
 static ConvState *
 conv_state_new (const NnConvGeom *g, const NnShape *in4, const NnShape *out4,
+                const dnnl_memory_desc_t *in_md, gboolean winograd, gboolean lay,
                 NnTensor *w, NnTensor *b, const NnEpilogue *ep, GError **error)
 {
   ConvState *s = g_new0 (ConvState, 1);
   dnnl_engine_t eng = nn_dnnl_engine (error);
   dnnl_memory_desc_t src_any, dst_any, w_any, w_user, b_md, src_user, dst_user;
-  dnnl_convolution_desc_t desc;
+  dnnl_memory_desc_t dst_blocked;
   dnnl_primitive_desc_t pd = NULL;
   dnnl_primitive_attr_t attr = NULL;
   gboolean grouped = g->groups > 1;
@@ -95,6 +252,8 @@ conv_state_new (const NnConvGeom *g, const NnShape *in4, const NnShape *out4,
   s->alpha = ep ? ep->alpha : 0.0f;
   s->beta = ep ? ep->beta : 0.0f;
   s->sum = ep && ep->residual;
+  s->winograd_allowed = winograd;
+  s->lay = lay;
   gboolean ok = eng && wdata
     && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&src_any, 4, sd, dnnl_f32, dnnl_format_tag_any), "src md", error)
     && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&dst_any, 4, dd, dnnl_f32, dnnl_format_tag_any), "dst md", error)
@@ -109,15 +268,12 @@ conv_state_new (const NnConvGeom *g, const NnShape *in4, const NnShape *out4,
                    : dnnl_memory_desc_init_by_tag (&w_user, 4, wd, dnnl_f32, dnnl_oihw),
                    "weights md", error)
     && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&b_md, 1, bd, dnnl_f32, dnnl_x), "bias md", error)
-    && nn_dnnl_ok (dnnl_dilated_convolution_forward_desc_init (
-                     &desc, dnnl_forward_inference, dnnl_convolution_direct,
-                     &src_any, &w_any, bdata ? &b_md : NULL, &dst_any, strides, dil,
-                     pl, pr), "describing the convolution", error)
     && (attr = nn_dnnl_attr_new (error))
     && nn_dnnl_attr_add_sum_act (attr, s->sum, s->act, s->alpha, s->beta,
                                  error)
-    && nn_dnnl_ok (dnnl_primitive_desc_create (&pd, &desc, attr, eng, NULL),
-                   "choosing a convolution", error)
+    && (pd = conv_pd_create (g, winograd, lay, in_md, &src_any, &src_user, &dst_any,
+                             &dst_blocked, dd, &w_any, bdata ? &b_md : NULL,
+                             strides, dil, pl, pr, attr, eng, error))
     && nn_dnnl_prim_init (&s->prim, pd, &src_user, &dst_user, error)
     && (s->weights = nn_dnnl_reorder_weights (
           &w_user, wdata, fold ? NULL : w,
@@ -218,9 +374,32 @@ dnnl_conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
     }
   NnDnnlSlot *slot = nn_dnnl_slot_lock (self);
   ConvState *s = slot->state;
-  if (s && (!nn_shape_equal (&s->in, &in4) || !nn_dnnl_seen_same (&s->w_seen, w)
+  guint runs = s && nn_shape_equal (&s->in, &in4) ? s->runs : 0;
+  gboolean lay = nn_dnnl_may_lay_out (call);
+  /* A laid-out input's layout, when it is the batched one built for. */
+  const dnnl_memory_desc_t *xmd = lay ? nn_dnnl_tensor_md (x, &laid) : NULL;
+  if (xmd && (xmd->ndims != 4 || memcmp (xmd->dims, in4.dims,
+                                         4 * sizeof xmd->dims[0]) != 0))
+    xmd = NULL;
+  /* Winograd's weight transform is oneDNN's scalar reorder (tens of ms
+   * per 512x512 layer) and its weights take 1.8-4x the space: a single
+   * forward (nnctl run) keeps the direct kernels, a module run again
+   * with one shape switches to it (rebuilt once).  Only a convolution it
+   * changes is rebuilt for it: a Winograd one, or a stem (plain input). */
+  dnnl_dims_t od = { out4.dims[0], out4.dims[1], out4.dims[2], out4.dims[3] };
+  gboolean winograd = conv_winograd_enabled ()
+                      && runs >= (guint) conv_winograd_from ()
+                      && (conv_winograd_wanted (g, od) || (g->groups == 1 && !xmd));
+  /* While the producers settle (their second forward changes layouts),
+   * a laid-out input in another layout than built for rebuilds, so the
+   * primitive reads it as is; later a mismatch is reordered (an input
+   * alternating layouts would otherwise rebuild every call). */
+  gboolean relayout = s && xmd && runs <= 2
+                      && !dnnl_memory_desc_equal (xmd, &s->prim.src_md);
+  if (s && (relayout || !nn_shape_equal (&s->in, &in4) || !nn_dnnl_seen_same (&s->w_seen, w)
             || !nn_dnnl_seen_same (&s->b_seen, b) || s->act != act
             || s->fold_id != fold_id || s->sum != (residual != NULL)
+            || s->winograd_allowed != winograd || s->lay != lay
             || (act != NN_ACT_NONE && (s->alpha != ep->alpha
                                        || s->beta != ep->beta))))
     {
@@ -236,15 +415,18 @@ dnnl_conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
     }
   if (!s)
     {
-      slot->state = s = conv_state_new (g, &in4, &out4, w, b, ep, error);
+      slot->state = s = conv_state_new (g, &in4, &out4, xmd, winograd, lay,
+                                        w, b, ep, error);
       slot->state_free = conv_state_free;
     }
+  if (s)
+    s->runs = runs + 1;
   /* The result stays in the primitive's blocked layout for the next
    * oneDNN step; the core makes it plain for any other reader.  A fused
    * residual fills the destination first, for the sum post-op. */
   return nn_dnnl_run_weighted_tensor (slot, s ? &s->prim : NULL,
                                       s ? s->weights : NULL, s ? s->bias : NULL,
-                                      x, &os, nn_dnnl_may_lay_out (call),
+                                      x, &os, lay,
                                       residual, error);
 }
 

@@ -169,6 +169,91 @@ TEST (Dnnl, Conv2dMatchesReferenceOnRandomConfigs)
   g_rand_free (r);
 }
 
+// 3x3 stride-1 convolutions run Winograd from a module's second forward
+// with one input shape (the first keeps the direct kernels: Winograd's
+// weight transform is slow): every forward agrees with the reference
+// within 1e-4, and on AVX-512 (where oneDNN 2.6 has f32 Winograd) the
+// second forward's rounding differs from the first's, so another
+// algorithm ran.  Batch 1 takes oneDNN's F(2,3) kernel, batch 8 F(4,3);
+// odd sizes leave partial tiles.  Winograd's error grows with the
+// output's magnitude, not per element (its transforms mix neighbours of
+// different size), so it is compared as the conformance suite compares
+// models: within 1e-4 of the largest |reference| (here ~25, outputs of
+// 1,152 random products; F(4,3) then differs by up to 1.4e-4 on an
+// element near 0, the direct kernels by ~1e-5).
+TEST (Dnnl, Conv2dWinogradFromTheSecondForward)
+{
+  SKIP_WITHOUT_DNNL ();
+  Pair p = registries ();
+  bool winograd = g_strcmp0 (g_getenv ("NN_DNNL_WINOGRAD"), "off") != 0
+                  && nn_cpu_has (nn_cpu_info_get (), NN_CPU_AVX512F);
+  // Results of fewer than 128 pixels (N x OH x OW) keep the direct
+  // kernels (the last case).
+  struct { gint64 cin, cout, n, hw; bool bias, small; } cases[] = {
+    { 64, 64, 1, 16, true, false },
+    { 64, 64, 8, 13, false, false },
+    { 32, 64, 4, 9, true, false },
+    { 128, 128, 8, 7, true, false },
+    { 64, 64, 1, 9, true, true },
+  };
+  int k = 0;
+  for (auto &c : cases) {
+    std::string cfg = g_strdup_printf (
+      R"({"in_channels": %ld, "out_channels": %ld, "kernel_size": 3, "padding": 1, "bias": %s})",
+      (long) c.cin, (long) c.cout, c.bias ? "true" : "false");
+    Module f = create (p.fast.get (), "Conv2d", cfg);
+    Module rm = create (p.ref.get (), "Conv2d", cfg);
+    ASSERT_TRUE (f && rm);
+    same_weights (f.get (), rm.get (), 300 + k);
+    Tensor x = random_input (shape ({ c.n, c.cin, c.hw, c.hw }), 400 + k);
+    Error er;
+    Tensor want (nn_module_forward (rm.get (), x.get (), er.out ()));
+    ASSERT_TRUE (want) << er.message ();
+    std::vector<Tensor> ys;
+    for (int run = 0; run < 3; run++) {
+      Error ef;
+      ys.emplace_back (nn_module_forward (f.get (), x.get (), ef.out ()));
+      ASSERT_TRUE (ys.back ()) << cfg << ": " << ef.message ();
+      const float *a = nn_tensor_f32 (ys.back ().get ()), *b = nn_tensor_f32 (want.get ());
+      double worst = 0, scale = 1;
+      for (gint64 i = 0; i < nn_tensor_numel (want.get ()); i++) {
+        worst = std::max (worst, (double) std::fabs (a[i] - b[i]));
+        scale = std::max (scale, (double) std::fabs (b[i]));
+      }
+      EXPECT_LE (worst, 1e-4 * scale) << cfg << " forward " << run + 1;
+    }
+    gint64 n = nn_tensor_numel (want.get ());
+    bool first_differs = memcmp (nn_tensor_f32 (ys[0].get ()), nn_tensor_f32 (ys[1].get ()),
+                                 (size_t) n * sizeof (float)) != 0;
+    EXPECT_EQ (winograd && !c.small, first_differs) << cfg << ": the second forward's algorithm";
+    EXPECT_EQ (0, memcmp (nn_tensor_f32 (ys[1].get ()), nn_tensor_f32 (ys[2].get ()),
+                          (size_t) n * sizeof (float)))
+      << cfg << ": the third forward reuses the second's primitive";
+    // Another shape starts again with the direct kernels, then Winograd.
+    Tensor x2 = random_input (shape ({ c.n, c.cin, c.hw + 2, c.hw + 2 }), 500 + k);
+    Tensor want2 (nn_module_forward (rm.get (), x2.get (), nullptr));
+    ASSERT_TRUE (want2);
+    Tensor y2[2];
+    for (int run = 0; run < 2; run++) {
+      Error ef;
+      y2[run] = Tensor (nn_module_forward (f.get (), x2.get (), ef.out ()));
+      ASSERT_TRUE (y2[run]) << cfg << ": " << ef.message ();
+      const float *a = nn_tensor_f32 (y2[run].get ()), *b = nn_tensor_f32 (want2.get ());
+      double worst = 0, scale = 1;
+      for (gint64 i = 0; i < nn_tensor_numel (want2.get ()); i++) {
+        worst = std::max (worst, (double) std::fabs (a[i] - b[i]));
+        scale = std::max (scale, (double) std::fabs (b[i]));
+      }
+      EXPECT_LE (worst, 1e-4 * scale) << cfg << " new shape, forward " << run + 1;
+    }
+    EXPECT_EQ (winograd && !c.small,
+               memcmp (nn_tensor_f32 (y2[0].get ()), nn_tensor_f32 (y2[1].get ()),
+                                 (size_t) nn_tensor_numel (want2.get ()) * sizeof (float)) != 0)
+      << cfg << ": a new shape's second forward";
+    k++;
+  }
+}
+
 TEST (Dnnl, LinearMatchesReference)
 {
   SKIP_WITHOUT_DNNL ();
