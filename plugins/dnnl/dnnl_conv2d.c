@@ -22,9 +22,8 @@ typedef struct {
    * the residual (nn_dnnl_run_weighted_tensor). */
   gboolean sum;
   /* Winograd (or, for a plain input, the blocked result that feeds it)
-   * was allowed when this state was built: from the second forward with
-   * one input shape (dnnl_conv2d_run); and how many forwards ran with
-   * this input shape, over rebuilds. */
+   * was allowed when this state was built (conv_winograd_batch); and how
+   * many forwards ran with this input shape, over rebuilds. */
   gboolean winograd_allowed;
   guint runs;
   /* Whether results could stay laid out when it was built: the layouts
@@ -85,39 +84,47 @@ typedef struct {
 } ConvChoice;
 
 /* NN_DNNL_WINOGRAD (read once): "off" the direct kernels only, "always"
- * Winograd from a module's first forward too (the conformance tests'
- * way to check it against PyTorch), else from the second. */
-static int
-conv_winograd_from (void)
+ * Winograd at batch 1 too, else from batch 2.  Batch 1 keeps the direct
+ * kernels by default: its weight transform is oneDNN's scalar reorder
+ * (tens of ms per 512x512 layer) and its weights take 1.8-4x the space,
+ * which a single forward (nnctl run) or the memory budget of a batch-1
+ * forward (docs/ENGINE.md) would pay for little.  Returns the smallest
+ * batch that takes it, 0 for none. */
+static gint64
+conv_winograd_min_batch (void)
 {
   static gsize once;
-  static int from;
+  static gint64 min_batch;
   if (g_once_init_enter (&once))
     {
       const char *v = g_getenv ("NN_DNNL_WINOGRAD");
-      from = g_strcmp0 (v, "off") == 0 ? -1 : g_strcmp0 (v, "always") == 0 ? 0 : 1;
+      min_batch = g_strcmp0 (v, "off") == 0 ? 0 : g_strcmp0 (v, "always") == 0 ? 1 : 2;
       g_once_init_leave (&once, 1);
     }
-  return from;
-}
-
-static gboolean
-conv_winograd_enabled (void)
-{
-  return conv_winograd_from () >= 0;
+  return min_batch;
 }
 
 /* Below this many output pixels (N x OH x OW) a convolution keeps the
  * direct kernels: there the layers are the widest (resnet18's 512
- * channels at 7x7, batch 1), Winograd saves least (1.4x, against 2x at
- * 14x14 and more) and its weights, 1.8x the plain ones, would be most of
- * the model's. */
+ * channels at 7x7), Winograd saves least (1.4x, against 2x at 14x14 and
+ * more) and its weights, 1.8x the plain ones, would be most of the
+ * model's. */
 #define NN_DNNL_WINOGRAD_MIN_PIXELS 128
+
+/* Whether a result of batch @n may come from Winograd at all: the
+ * algorithm depends on the shape only, never on how often a module ran,
+ * so repeated forwards give the same floats. */
+static gboolean
+conv_winograd_batch (gint64 n)
+{
+  gint64 min_batch = conv_winograd_min_batch ();
+  return min_batch > 0 && n >= min_batch;
+}
 
 static gboolean
 conv_winograd_wanted (const NnConvGeom *g, const dnnl_dims_t dd)
 {
-  return conv_winograd_enabled ()
+  return conv_winograd_batch (dd[0])
          && dd[0] * dd[2] * dd[3] >= NN_DNNL_WINOGRAD_MIN_PIXELS
          && g->groups == 1 && g->kh == 3 && g->kw == 3 && g->sh == 1
          && g->sw == 1 && g->dh == 1 && g->dw == 1;
@@ -205,9 +212,9 @@ conv_pd_create (const NnConvGeom *g, gboolean winograd, gboolean lay,
   if (in_md)
     c[n++] = (ConvChoice) { dnnl_convolution_direct, in_md, dst_any, TRUE };
   /* The stem's result in the blocked layout the Winograd steps after it
-   * read (oneDNN alone picks NHWC there): only from the second forward,
-   * when Winograd may run, and never with NN_DNNL_WINOGRAD=off, which so
-   * keeps the layouts of before. */
+   * read (oneDNN alone picks NHWC there): only when Winograd may run at
+   * this batch, never with NN_DNNL_WINOGRAD=off, which so keeps the
+   * layouts of before. */
   else if (winograd && lay && g->groups == 1
            && blocked != dnnl_format_tag_undef
            && dnnl_memory_desc_init_by_tag (dst_blocked, 4, dd, dnnl_f32,
@@ -381,14 +388,11 @@ dnnl_conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
   if (xmd && (xmd->ndims != 4 || memcmp (xmd->dims, in4.dims,
                                          4 * sizeof xmd->dims[0]) != 0))
     xmd = NULL;
-  /* Winograd's weight transform is oneDNN's scalar reorder (tens of ms
-   * per 512x512 layer) and its weights take 1.8-4x the space: a single
-   * forward (nnctl run) keeps the direct kernels, a module run again
-   * with one shape switches to it (rebuilt once).  Only a convolution it
-   * changes is rebuilt for it: a Winograd one, or a stem (plain input). */
+  /* Winograd by the shape alone (conv_winograd_batch): a Winograd
+   * convolution, or a stem (plain input) writing the blocked layout the
+   * Winograd steps after it read. */
   dnnl_dims_t od = { out4.dims[0], out4.dims[1], out4.dims[2], out4.dims[3] };
-  gboolean winograd = conv_winograd_enabled ()
-                      && runs >= (guint) conv_winograd_from ()
+  gboolean winograd = conv_winograd_batch (od[0])
                       && (conv_winograd_wanted (g, od) || (g->groups == 1 && !xmd));
   /* While the producers settle (their second forward changes layouts),
    * a laid-out input in another layout than built for rebuilds, so the

@@ -293,7 +293,7 @@ TEST_F (Layout, ResidualAddAndReluKeepTheLayoutAndAgree)
 // product with a Python float (the reference, on plain tensors) and a
 // blocked result squared (element by element on the buffers).  Both
 // convs are 1x1, as before the excitation in EfficientNet: a 3x3 conv
-// would run Winograd from the second forward, in nChw16c, whose
+// would run Winograd from batch 2, in nChw16c, whose
 // per-channel product oneDNN 2.6 has only its reference binary kernel for
 // (the plain reference then multiplies).
 const char *kScale = R"({"type": "Graph", "config": {"inputs": ["x", "s"], "nodes": [
