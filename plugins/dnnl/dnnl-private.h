@@ -14,6 +14,13 @@ G_BEGIN_DECLS
 /* Above the OpenBLAS reference (NN_RANK_PRIMARY). */
 #define NN_DNNL_RANK (NN_RANK_PRIMARY + 64)
 
+/* Starts a provider's type as a copy of its reference type @ref with
+ * @doc (static) and this plugin's rank; the reference's aliases keep
+ * naming the type whichever provider runs it, so the copy has none.  The
+ * caller then sets its own slots and flags. */
+void nn_dnnl_provider_init (NnLayerType *t, const NnLayerType *ref,
+                            const char *doc);
+
 /* Each type file fills @t from its reference type. */
 void nn_dnnl_conv2d_setup (NnLayerType *t);
 void nn_dnnl_linear_setup (NnLayerType *t);

@@ -189,12 +189,9 @@ nn_dnnl_batch_norm2d_layout_setup (NnLayerType *t)
 void
 nn_dnnl_batch_norm2d_setup (NnLayerType *t)
 {
-  *t = nn_batch_norm2d_type;
+  nn_dnnl_provider_init (t, &nn_batch_norm2d_type, "BatchNorm2d (running statistics) on oneDNN, as torch.nn.BatchNorm2d");
   /* oneDNN reads F32 weights itself: they are converted at load. */
   t->flags &= ~(guint) NN_LAYER_HALF_WEIGHTS;
-  t->doc = "BatchNorm2d (running statistics) on oneDNN, as torch.nn.BatchNorm2d";
-  t->aliases = NULL;
-  t->rank = NN_DNNL_RANK;
   t->flags |= NN_LAYER_LAYOUT_AWARE;
   t->forward = dnnl_batch_norm2d_forward;
   t->supports = dnnl_batch_norm2d_supports;

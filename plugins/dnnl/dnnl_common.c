@@ -543,3 +543,13 @@ dnnl_plugin_unload (void)
     g_hash_table_unref (slots);
   slots = NULL;
 }
+
+void
+nn_dnnl_provider_init (NnLayerType *t, const NnLayerType *ref,
+                       const char *doc)
+{
+  *t = *ref;
+  t->doc = doc;
+  t->aliases = NULL;
+  t->rank = NN_DNNL_RANK;
+}

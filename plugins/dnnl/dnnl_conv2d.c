@@ -471,12 +471,9 @@ dnnl_conv2d_destroy (NnModule *self)
 void
 nn_dnnl_conv2d_setup (NnLayerType *t)
 {
-  *t = nn_conv2d_type;
+  nn_dnnl_provider_init (t, &nn_conv2d_type, "Conv2d on oneDNN (zero padding), as torch.nn.Conv2d");
   /* oneDNN reads F32 weights itself: they are converted at load. */
   t->flags &= ~(guint) NN_LAYER_HALF_WEIGHTS;
-  t->doc = "Conv2d on oneDNN (zero padding), as torch.nn.Conv2d";
-  t->aliases = NULL;
-  t->rank = NN_DNNL_RANK;
   t->flags |= NN_LAYER_LAYOUT_AWARE;
   t->forward = dnnl_conv2d_forward;
   dnnl_conv2d_fuse = *nn_conv2d_type.fuse;

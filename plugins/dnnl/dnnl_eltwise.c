@@ -90,10 +90,7 @@ dnnl_relu_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **er
 void
 nn_dnnl_relu_setup (NnLayerType *t)
 {
-  *t = nn_relu_type;
-  t->doc = "ReLU, also on oneDNN's laid-out tensors, as torch.nn.ReLU";
-  t->aliases = NULL;
-  t->rank = NN_DNNL_RANK;
+  nn_dnnl_provider_init (t, &nn_relu_type, "ReLU, also on oneDNN's laid-out tensors, as torch.nn.ReLU");
   t->flags |= NN_LAYER_LAYOUT_AWARE;
   t->forward = dnnl_relu_forward;
 }
@@ -174,10 +171,7 @@ nn_dnnl_add_setup (NnLayerType *t)
 {
   add_reference = arith_reference ("add");
   g_assert (add_reference != NULL);
-  *t = *add_reference;
-  t->doc = "input + alpha * other, also on oneDNN's laid-out tensors";
-  t->aliases = NULL;
-  t->rank = NN_DNNL_RANK;
+  nn_dnnl_provider_init (t, add_reference, "input + alpha * other, also on oneDNN's laid-out tensors");
   t->flags |= NN_LAYER_LAYOUT_AWARE;
   t->forward = dnnl_add_forward;
   /* A fused epilogue the reference may declare reaches this file first:
@@ -319,10 +313,7 @@ nn_dnnl_mul_setup (NnLayerType *t)
 {
   mul_reference = arith_reference ("mul");
   g_assert (mul_reference != NULL);
-  *t = *mul_reference;
-  t->doc = "input * other, also a oneDNN laid-out tensor times a factor";
-  t->aliases = NULL;
-  t->rank = NN_DNNL_RANK;
+  nn_dnnl_provider_init (t, mul_reference, "input * other, also a oneDNN laid-out tensor times a factor");
   t->flags |= NN_LAYER_LAYOUT_AWARE;
   t->forward = dnnl_mul_forward;
 }

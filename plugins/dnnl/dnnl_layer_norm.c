@@ -119,10 +119,7 @@ dnnl_layer_norm_supports (const NnLayerType *type, JsonObject *config,
 void
 nn_dnnl_layer_norm_setup (NnLayerType *t)
 {
-  *t = nn_layer_norm_type;
-  t->doc = "LayerNorm on oneDNN's layer normalisation, as torch.nn.LayerNorm";
-  t->aliases = NULL;
-  t->rank = NN_DNNL_RANK;
+  nn_dnnl_provider_init (t, &nn_layer_norm_type, "LayerNorm on oneDNN's layer normalisation, as torch.nn.LayerNorm");
   t->forward = dnnl_layer_norm_forward;
   t->supports = dnnl_layer_norm_supports;
 }

@@ -192,12 +192,9 @@ dnnl_linear_destroy (NnModule *self)
 void
 nn_dnnl_linear_setup (NnLayerType *t)
 {
-  *t = nn_linear_type;
+  nn_dnnl_provider_init (t, &nn_linear_type, "Linear on oneDNN's inner product, as torch.nn.Linear");
   /* oneDNN reads F32 weights itself: they are converted at load. */
   t->flags &= ~(guint) NN_LAYER_HALF_WEIGHTS;
-  t->doc = "Linear on oneDNN's inner product, as torch.nn.Linear";
-  t->aliases = NULL;
-  t->rank = NN_DNNL_RANK;
   t->forward = dnnl_linear_forward;
   dnnl_linear_fuse = *nn_linear_type.fuse;
   dnnl_linear_fuse.forward_fused = dnnl_linear_run;

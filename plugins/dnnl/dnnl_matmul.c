@@ -199,11 +199,7 @@ static void
 setup (NnLayerType *t, const NnLayerType *ref, ForwardFunc forward,
        const char *doc)
 {
-  *t = *ref;
-  t->doc = doc;
-  /* The reference's aliases name the type whichever provider runs it. */
-  t->aliases = NULL;
-  t->rank = NN_DNNL_RANK;
+  nn_dnnl_provider_init (t, ref, doc);
   t->forward = forward;
   t->supports = dnnl_product_supports;
 }

@@ -507,12 +507,10 @@ dnnl_mha_destroy (NnModule *self)
 void
 nn_dnnl_mha_setup (NnLayerType *t)
 {
-  *t = nn_multihead_attention_type;
-  t->doc = "multi-head scaled dot-product attention, products on oneDNN's "
-           "matmul; child out_proj (Linear); returns (attn_output, "
-           "attn_weights or None)";
-  t->aliases = NULL;
-  t->rank = NN_DNNL_RANK;
+  nn_dnnl_provider_init (t, &nn_multihead_attention_type,
+                         "multi-head scaled dot-product attention, products "
+                         "on oneDNN's matmul; child out_proj (Linear); "
+                         "returns (attn_output, attn_weights or None)");
   t->forward = dnnl_mha_forward;
   t->supports = dnnl_mha_supports;
   t->destroy = dnnl_mha_destroy;

@@ -218,10 +218,7 @@ dnnl_avg_pool2d_destroy (NnModule *self)
 void
 nn_dnnl_max_pool2d_setup (NnLayerType *t)
 {
-  *t = nn_max_pool2d_type;
-  t->doc = "MaxPool2d on oneDNN, as torch.nn.MaxPool2d";
-  t->aliases = NULL;
-  t->rank = NN_DNNL_RANK;
+  nn_dnnl_provider_init (t, &nn_max_pool2d_type, "MaxPool2d on oneDNN, as torch.nn.MaxPool2d");
   t->flags |= NN_LAYER_LAYOUT_AWARE;
   t->forward = dnnl_max_pool2d_forward;
   t->supports = dnnl_max_pool2d_supports;
@@ -231,10 +228,7 @@ nn_dnnl_max_pool2d_setup (NnLayerType *t)
 void
 nn_dnnl_avg_pool2d_setup (NnLayerType *t)
 {
-  *t = nn_avg_pool2d_type;
-  t->doc = "AvgPool2d on oneDNN, as torch.nn.AvgPool2d";
-  t->aliases = NULL;
-  t->rank = NN_DNNL_RANK;
+  nn_dnnl_provider_init (t, &nn_avg_pool2d_type, "AvgPool2d on oneDNN, as torch.nn.AvgPool2d");
   t->flags |= NN_LAYER_LAYOUT_AWARE;
   t->forward = dnnl_avg_pool2d_forward;
   t->supports = dnnl_avg_pool2d_supports;

@@ -137,10 +137,7 @@ void
 nn_dnnl_softmax_setup (NnLayerType *t)
 {
   ref_softmax = reference ("softmax");
-  *t = *ref_softmax;
-  t->doc = "exp(x) / sum(exp(x)) along dim, on oneDNN's softmax (float32)";
-  t->aliases = NULL;   /* the reference's name the type */
-  t->rank = NN_DNNL_RANK;
+  nn_dnnl_provider_init (t, ref_softmax, "exp(x) / sum(exp(x)) along dim, on oneDNN's softmax (float32)");
   t->forward = dnnl_softmax_forward;
   t->supports = dnnl_softmax_supports;
 }
@@ -149,10 +146,7 @@ void
 nn_dnnl_log_softmax_setup (NnLayerType *t)
 {
   ref_log_softmax = reference ("log_softmax");
-  *t = *ref_log_softmax;
-  t->doc = "log of softmax along dim, on oneDNN's softmax (float32)";
-  t->aliases = NULL;
-  t->rank = NN_DNNL_RANK;
+  nn_dnnl_provider_init (t, ref_log_softmax, "log of softmax along dim, on oneDNN's softmax (float32)");
   t->forward = dnnl_log_softmax_forward;
   t->supports = dnnl_softmax_supports;
 }
