@@ -118,6 +118,17 @@ hash_md (guint64 s[4], const dnnl_memory_desc_t *md)
       hash_bytes (s, b->inner_blks, sizeof b->inner_blks[0] * b->inner_nblks);
       hash_bytes (s, b->inner_idxs, sizeof b->inner_idxs[0] * b->inner_nblks);
     }
+  else if (md->format_kind == dnnl_format_kind_wino)
+    {
+      /* Winograd's transformed weights (dnnl_conv2d.c): field by field,
+       * as the struct ends in padding. */
+      const dnnl_wino_desc_t *w = &md->format_desc.wino_desc;
+      const gint64 f[] = { w->wino_format, w->r, w->alpha, w->ic, w->oc,
+                           w->ic_block, w->oc_block, w->ic2_block,
+                           w->oc2_block, (gint64) w->size };
+      hash_bytes (s, f, sizeof f);
+      hash_bytes (s, &w->adj_scale, sizeof w->adj_scale);
+    }
   hash_bytes (s, &md->extra.flags, sizeof md->extra.flags);
 }
 
@@ -129,9 +140,11 @@ nn_dnnl_weights_cache_key (const dnnl_memory_desc_t *from, const void *data,
   guint64 s[4] = { P1, P2, P1 ^ P2, P1 + P2 };
   guint64 file[6];
 
-  /* Plain blocked layouts only: anything else is reordered every time. */
+  /* From a plain layout into a blocked or Winograd one only: anything
+   * else is reordered every time. */
   if (!enabled () || from->format_kind != dnnl_blocked
-      || to->format_kind != dnnl_blocked)
+      || (to->format_kind != dnnl_blocked
+          && to->format_kind != dnnl_format_kind_wino))
     return FALSE;
   hash_md (s, from);
   hash_md (s, to);

@@ -6,6 +6,7 @@ changed weights, damaged entries, the size cap and NN_DNNL_WEIGHTS_CACHE=off
 behave.  Expected outputs come from the naive forward of nnctl_testlib
 (independent of nnkit), never from nnctl itself."""
 
+import json
 import os
 import random
 import sys
@@ -17,8 +18,8 @@ for _a in list(sys.argv[1:]):
         os.environ["NNCTL"] = _a[len("--nnctl="):]
         sys.argv.remove(_a)
 from nnctl_testlib import (  # noqa: E402
-    NnctlCase, flatten, nest, numel, read_safetensors, tiny_forward,
-    write_safetensors, write_tiny)
+    NnctlCase, conv2d, flatten, make_weights, nest, numel, read_safetensors,
+    tiny_forward, write_safetensors, write_tiny)
 
 
 def dnnl_built(case):
@@ -114,6 +115,51 @@ class TestWeightsCache(NnctlCase):
         self.run_model(model, weights, env={"NN_DNNL_WEIGHTS_CACHE_MB": "1"})
         self.assertFalse(os.path.exists(old))
         self.assertTrue(self.entries())
+
+    def test_winograd_weights_are_cached_too(self):
+        # A 3x3 stride-1 convolution of 16 channels at batch 2 and 8x8
+        # (128 output pixels) runs Winograd on AVX-512 (docs/ENGINE.md,
+        # "Choosing a convolution"); its transformed weights, 16/9 or more
+        # of the plain ones, are an entry like any reorder.
+        desc = {"format": "nnkit", "version": 2, "model": {
+            "type": "Sequential", "children": [
+                {"name": "0", "type": "Conv2d", "config": {
+                    "in_channels": 16, "out_channels": 16, "kernel_size": 3,
+                    "padding": 1}}]}}
+        model = self.path("wino.json")
+        with open(model, "w") as f:
+            json.dump(desc, f)
+        weights = make_weights(desc, 5)
+        write_safetensors(self.path("wino.safetensors"), weights)
+        shape = [2, 16, 8, 8]
+        rng = random.Random(6)
+        x = [rng.uniform(-1, 1) for _ in range(numel(shape))]
+        xin = self.path("wx.safetensors")
+        write_safetensors(xin, {"input": ("F32", shape, x)})
+        want = flatten(conv2d(nest(x, shape), weights["0.weight"][2],
+                              weights["0.bias"][2], 16, 16, 3, 1))
+        scale = max(abs(v) for v in want)
+
+        def run():
+            y = self.path("wy.safetensors")
+            self.nnctl("run", model, "--input", xin, "--output", y, env=self.env)
+            got = read_safetensors(y)[0]["output"][2]
+            for i, (g, w) in enumerate(zip(got, want)):
+                self.assertLessEqual(abs(g - w), 1e-4 * scale, f"output[{i}]: {g} vs {w}")
+            return got
+
+        first = run()
+        names = self.entries()
+        self.assertEqual(len(names), 1, names)
+        second = run()
+        self.assertEqual(first, second)
+        self.assertEqual(self.entries(), names)  # a hit writes nothing new
+        with open("/proc/cpuinfo") as f:
+            avx512 = " avx512f" in f.read()
+        if avx512:
+            size = os.path.getsize(os.path.join(self.entries_dir, names[0]))
+            plain = 16 * 16 * 9 * 4
+            self.assertGreater(size - 4096, plain * 3 // 2, "Winograd's weights")
 
 
 if __name__ == "__main__":
