@@ -325,6 +325,17 @@ std::unique_ptr<Opened> open_bytes (const std::string &bytes)
   return o;
 }
 
+// A file whose one F32 tensor "w" (@v) starts at an address not aligned
+// for float: the header is padded to leave the data at offset 1 mod 4.
+std::unique_ptr<Opened> open_unaligned (const std::vector<float> &v)
+{
+  std::string h = "{\"w\":{\"dtype\":\"F32\",\"shape\":[" + std::to_string (v.size ())
+                  + "],\"data_offsets\":[0," + std::to_string (4 * v.size ()) + "]}}";
+  while ((8 + h.size ()) % 4 != 1)
+    h += ' ';
+  return open_bytes (st_bytes (h, raw (v)));
+}
+
 // Reference IEEE decoding from the bit fields, in double arithmetic.
 double decode_float_bits (uint32_t bits, int exp_bits, int mant_bits)
 {
@@ -656,10 +667,7 @@ TEST (SafetensorsRead, ReleasePagesLeavesOtherStorageAlone)
     ASSERT_EQ (heap[i], 3.25f);
 
   std::vector<float> v = { 1.f, -2.f, 3.5f };
-  std::string h = R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,12]}})";
-  while ((8 + h.size ()) % 4 != 1)
-    h += ' ';
-  auto o = open_bytes (st_bytes (h, raw (v)));
+  auto o = open_unaligned (v);
   Error err;
   Tensor copied (nn_safetensors_get (o->st.get (), "w", NN_DTYPE_F32, err.out ()));
   ASSERT_NE (copied, nullptr) << err.message ();
@@ -735,10 +743,7 @@ TEST (SafetensorsRead, ReadOnlyFileOpens)
 TEST (SafetensorsRead, UnalignedF32IsCopied)
 {
   std::vector<float> v = { 1.f, -2.f, 3.5f };
-  std::string h = R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,12]}})";
-  while ((8 + h.size ()) % 4 != 1)
-    h += ' ';
-  auto o = open_bytes (st_bytes (h, raw (v)));
+  auto o = open_unaligned (v);
   Error err;
   Tensor t (nn_safetensors_get (o->st.get (), "w", NN_DTYPE_F32, err.out ()));
   ASSERT_NE (t, nullptr) << err.message ();
