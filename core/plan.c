@@ -190,6 +190,24 @@ resolve_fresh (NnModule *self, const char *path, GError **error)
   return s;
 }
 
+/* Appends @s (transfer full), resolved afresh, to the run's trace.  When
+ * the plan no longer describes this run, recording starts here, keeping
+ * the steps that matched. */
+static const NnPlanStep *
+record_fresh (NnCall *call, NnPlanStep *s)
+{
+  if (!call->trace) {
+    call->trace = g_ptr_array_new_with_free_func (step_unref);
+    if (call->plan)
+      for (guint i = 0; i < call->cursor; i++)
+        g_ptr_array_add (call->trace, step_ref (call->plan->steps->pdata[i]));
+  }
+  g_ptr_array_add (call->trace, s);
+  call->cursor++;
+  call->step_fresh = TRUE;
+  return s;
+}
+
 const NnPlanStep *
 nn_plan_resolve (NnCall *call, NnModule *self, const char *path,
                  GError **error)
@@ -200,21 +218,9 @@ nn_plan_resolve (NnCall *call, NnModule *self, const char *path,
     if (call->cursor < steps->len
         && step_holds (steps->pdata[call->cursor], self, path))
       return steps->pdata[call->cursor++];
-    /* The plan no longer describes this run: record from here on, keeping
-     * the steps that matched. */
-    call->trace = g_ptr_array_new_with_free_func (step_unref);
-    for (guint i = 0; i < call->cursor; i++)
-      g_ptr_array_add (call->trace, step_ref (steps->pdata[i]));
   }
-  if (!call->trace)
-    call->trace = g_ptr_array_new_with_free_func (step_unref);
   NnPlanStep *s = resolve_fresh (self, path, error);
-  if (!s)
-    return NULL;
-  g_ptr_array_add (call->trace, s);
-  call->cursor++;
-  call->step_fresh = TRUE;
-  return s;
+  return s ? record_fresh (call, s) : NULL;
 }
 
 /* A functional op's step: the caller alone in the chain, the op (owned
@@ -251,16 +257,8 @@ nn_plan_resolve_functional (NnCall *call, NnModule *self, NnModule *fn,
       if (s->fn == fn && s->caller == self && stamp_of (self) == s->stamps[0])
         return steps->pdata[call->cursor++];
     }
-    call->trace = g_ptr_array_new_with_free_func (step_unref);
-    for (guint i = 0; i < call->cursor; i++)
-      g_ptr_array_add (call->trace, step_ref (steps->pdata[i]));
   }
-  if (!call->trace)
-    call->trace = g_ptr_array_new_with_free_func (step_unref);
-  g_ptr_array_add (call->trace, resolve_functional_fresh (self, fn));
-  call->cursor++;
-  call->step_fresh = TRUE;
-  return call->trace->pdata[call->trace->len - 1];
+  return record_fresh (call, resolve_functional_fresh (self, fn));
 }
 
 guint64
