@@ -59,6 +59,15 @@ gboolean nn_dnnl_ok (dnnl_status_t st, const char *what, GError **error);
 /* Returns: (transfer none) the process's CPU engine, NULL with @error. */
 dnnl_engine_t nn_dnnl_engine (GError **error);
 
+/* --- shared scratchpads (dnnl_scratch.c) -------------------------------- */
+
+/* Returns (transfer full: give it back) a 64-byte-aligned buffer of at
+ * least @size bytes for one run's scratchpad, NULL with @error.  Buffers
+ * are pooled across the provider's primitives.  Thread-safe. */
+void *nn_dnnl_scratch_take (gsize size, GError **error);
+/* Returns @buf (nullable) to the pool once the run using it has waited. */
+void nn_dnnl_scratch_give (void *buf);
+
 /* A primitive ready to run on plain (user-layout) buffers: the source and
  * destination are reordered around it when it chose other layouts. */
 typedef struct {
@@ -66,7 +75,10 @@ typedef struct {
   dnnl_primitive_t reorder_in, reorder_out;  /* (nullable) */
   dnnl_memory_t user_src, user_dst;          /* handles set per call */
   dnnl_memory_t src, dst;                    /* the primitive's layouts */
-  dnnl_memory_t scratch;                     /* (nullable) */
+  /* (nullable) the scratchpad's memory; its buffer is taken from the
+   * pool (nn_dnnl_scratch_take) for each run. */
+  dnnl_memory_t scratch;
+  gsize scratch_size;
   dnnl_stream_t stream;
   gint64 macs;        /* a run's multiply-adds when known, else 0 */
   /* The primitive's own src and dst layouts, and memories of those

@@ -108,9 +108,10 @@ nn_dnnl_prim_init (NnDnnlPrim *p, const_dnnl_primitive_desc_t pd,
           || !reorder_prim (dst, user_dst, eng, &p->reorder_out, error))
         goto fail;
     }
-  if (scr && dnnl_memory_desc_get_size (scr) > 0
-      && !nn_dnnl_ok (dnnl_memory_create (&p->scratch, scr, eng, DNNL_MEMORY_ALLOCATE),
-                      "allocating the scratchpad", error))
+  p->scratch_size = scr ? dnnl_memory_desc_get_size (scr) : 0;
+  if (p->scratch_size > 0
+      && !nn_dnnl_ok (dnnl_memory_create (&p->scratch, scr, eng, DNNL_MEMORY_NONE),
+                      "describing the scratchpad", error))
     goto fail;
   return TRUE;
 
@@ -149,6 +150,28 @@ exec (dnnl_primitive_t prim, dnnl_stream_t s, dnnl_memory_t from,
                      error);
 }
 
+/* Runs @p's primitive on @args (n of them, with room for one more: the
+ * scratchpad, from the shared pool for this run only) and waits for it. */
+static gboolean
+prim_execute (NnDnnlPrim *p, int n, dnnl_exec_arg_t *args, GError **error)
+{
+  void *scratch = NULL;
+  gboolean ok = TRUE;
+
+  if (p->scratch)
+    {
+      ok = (scratch = nn_dnnl_scratch_take (p->scratch_size, error))
+           && nn_dnnl_ok (dnnl_memory_set_data_handle (p->scratch, scratch),
+                          "setting the scratchpad", error);
+      args[n++] = (dnnl_exec_arg_t) { DNNL_ARG_SCRATCHPAD, p->scratch };
+    }
+  ok = ok && nn_dnnl_ok (dnnl_primitive_execute (p->prim, p->stream, n, args),
+                         "running the primitive", error)
+       && nn_dnnl_ok (dnnl_stream_wait (p->stream), "waiting for the stream", error);
+  nn_dnnl_scratch_give (scratch);
+  return ok;
+}
+
 gboolean
 nn_dnnl_prim_run (NnDnnlPrim *p, const float *x, float *y, int n_extra,
                   const dnnl_exec_arg_t *extra, GError **error)
@@ -175,12 +198,9 @@ nn_dnnl_prim_run (NnDnnlPrim *p, const float *x, float *y, int n_extra,
     nn_engine_note_reorders (1);
   args[n++] = (dnnl_exec_arg_t) { DNNL_ARG_SRC, p->src ? p->src : p->user_src };
   args[n++] = (dnnl_exec_arg_t) { DNNL_ARG_DST, p->dst ? p->dst : p->user_dst };
-  if (p->scratch)
-    args[n++] = (dnnl_exec_arg_t) { DNNL_ARG_SCRATCHPAD, p->scratch };
   for (int i = 0; i < n_extra; i++)
     args[n++] = extra[i];
-  if (!nn_dnnl_ok (dnnl_primitive_execute (p->prim, p->stream, n, args),
-                   "running the primitive", error))
+  if (!prim_execute (p, n, args, error))
     return FALSE;
   if (p->reorder_out && !exec (p->reorder_out, p->stream, p->dst, p->user_dst, error))
     return FALSE;
@@ -314,12 +334,9 @@ prim_run_tensor (NnDnnlPrim *p, NnTensor *x, const NnShape *out_shape,
     goto fail;
   args[n++] = (dnnl_exec_arg_t) { DNNL_ARG_SRC, src };
   args[n++] = (dnnl_exec_arg_t) { DNNL_ARG_DST, dst };
-  if (p->scratch)
-    args[n++] = (dnnl_exec_arg_t) { DNNL_ARG_SCRATCHPAD, p->scratch };
   for (int i = 0; i < n_extra; i++)
     args[n++] = extra[i];
-  if (!nn_dnnl_ok (dnnl_primitive_execute (p->prim, p->stream, n, args),
-                   "running the primitive", error))
+  if (!prim_execute (p, n, args, error))
     goto fail;
   if (dst == p->dst)
     {

@@ -22,7 +22,7 @@ typedef struct {
    * the residual (nn_dnnl_run_weighted_tensor). */
   gboolean sum;
   /* Winograd (or, for a plain input, the blocked result that feeds it)
-   * was allowed when this state was built (conv_winograd_batch); and how
+   * was allowed when this state was built (conv_winograd_on); and how
    * many forwards ran with this input shape, over rebuilds. */
   gboolean winograd_allowed;
   guint runs;
@@ -81,27 +81,29 @@ typedef struct {
   dnnl_alg_kind_t alg;
   const dnnl_memory_desc_t *src, *dst;
   gboolean vector_only;   /* refuse oneDNN's ref: and gemm: kernels */
+  /* Refuse it when its weights' growth over @w_bytes (the plain ones)
+   * plus its scratchpad exceed this many bytes; -1: no bound. */
+  gint64 max_extra;
 } ConvChoice;
 
 /* NN_DNNL_WINOGRAD (read once): "off" the direct kernels only, "always"
- * Winograd at batch 1 too, else from batch 2.  Batch 1 keeps the direct
- * kernels by default: its weight transform is oneDNN's scalar reorder
- * (tens of ms per 512x512 layer) and its weights take 1.8-4x the space,
- * which a single forward (nnctl run) or the memory budget of a batch-1
- * forward (docs/ENGINE.md) would pay for little.  Returns the smallest
- * batch that takes it, 0 for none. */
-static gint64
-conv_winograd_min_batch (void)
+ * Winograd wherever it applies, else (the default) from batch 2, and at
+ * batch 1 only where it costs little memory (conv_winograd_bounded). */
+typedef enum { WINOGRAD_OFF, WINOGRAD_DEFAULT, WINOGRAD_ALWAYS } WinogradMode;
+
+static WinogradMode
+conv_winograd_mode (void)
 {
   static gsize once;
-  static gint64 min_batch;
+  static WinogradMode mode;
   if (g_once_init_enter (&once))
     {
       const char *v = g_getenv ("NN_DNNL_WINOGRAD");
-      min_batch = g_strcmp0 (v, "off") == 0 ? 0 : g_strcmp0 (v, "always") == 0 ? 1 : 2;
+      mode = g_strcmp0 (v, "off") == 0 ? WINOGRAD_OFF
+             : g_strcmp0 (v, "always") == 0 ? WINOGRAD_ALWAYS : WINOGRAD_DEFAULT;
       g_once_init_leave (&once, 1);
     }
-  return min_batch;
+  return mode;
 }
 
 /* Below this many output pixels (N x OH x OW) a convolution keeps the
@@ -111,20 +113,31 @@ conv_winograd_min_batch (void)
  * model's. */
 #define NN_DNNL_WINOGRAD_MIN_PIXELS 128
 
-/* Whether a result of batch @n may come from Winograd at all: the
- * algorithm depends on the shape only, never on how often a module ran,
- * so repeated forwards give the same floats. */
+/* Whether Winograd may run at all.  Which convolution takes it depends
+ * on the shapes only, never on how often a module ran, so repeated
+ * forwards give the same floats. */
 static gboolean
-conv_winograd_batch (gint64 n)
+conv_winograd_on (void)
 {
-  gint64 min_batch = conv_winograd_min_batch ();
-  return min_batch > 0 && n >= min_batch;
+  return conv_winograd_mode () != WINOGRAD_OFF;
+}
+
+/* Whether Winograd at batch @n must keep its memory small: by default a
+ * batch-1 forward (nnctl run, the memory budget of docs/ENGINE.md) takes
+ * it only where its transformed weights beyond the plain ones, plus its
+ * scratchpad, are no larger than the layer's result (conv_pd_choose):
+ * the early, wide-image layers, where it also saves the most.  Deeper
+ * layers' would be 1.8x their weights plus scratchpads of up to 10 MB. */
+static gboolean
+conv_winograd_bounded (gint64 n)
+{
+  return conv_winograd_mode () == WINOGRAD_DEFAULT && n < 2;
 }
 
 static gboolean
 conv_winograd_wanted (const NnConvGeom *g, const dnnl_dims_t dd)
 {
-  return conv_winograd_batch (dd[0])
+  return conv_winograd_on ()
          && dd[0] * dd[2] * dd[3] >= NN_DNNL_WINOGRAD_MIN_PIXELS
          && g->groups == 1 && g->kh == 3 && g->kw == 3 && g->sh == 1
          && g->sw == 1 && g->dh == 1 && g->dw == 1;
@@ -154,8 +167,20 @@ conv_impl_vectorised (const_dnnl_primitive_desc_t pd)
 /* Returns: (transfer full) the primitive descriptor of the first
  * candidate oneDNN implements, NULL with @error when none is (the last
  * candidate's error). */
+/* The memory @pd needs beyond @w_bytes of plain weights: the growth of
+ * its weights' layout and its scratchpad. */
+static gint64
+conv_extra_bytes (const_dnnl_primitive_desc_t pd, gint64 w_bytes)
+{
+  const dnnl_memory_desc_t *w = dnnl_primitive_desc_query_md (pd, dnnl_query_weights_md, 0);
+  const dnnl_memory_desc_t *scr = dnnl_primitive_desc_query_md (pd, dnnl_query_scratchpad_md, 0);
+  return (gint64) (w ? dnnl_memory_desc_get_size (w) : 0) - w_bytes
+         + (gint64) (scr ? dnnl_memory_desc_get_size (scr) : 0);
+}
+
 static dnnl_primitive_desc_t
-conv_pd_choose (const ConvChoice *c, int n, const dnnl_memory_desc_t *w_any,
+conv_pd_choose (const ConvChoice *c, int n, gint64 w_bytes,
+                const dnnl_memory_desc_t *w_any,
                 const dnnl_memory_desc_t *b_md, const dnnl_dims_t strides,
                 const dnnl_dims_t dil, const dnnl_dims_t pl,
                 const dnnl_dims_t pr, const_dnnl_primitive_attr_t attr,
@@ -173,7 +198,8 @@ conv_pd_choose (const ConvChoice *c, int n, const dnnl_memory_desc_t *w_any,
           || !nn_dnnl_ok (dnnl_primitive_desc_create (&pd, &desc, attr, eng, NULL),
                           "choosing a convolution", last ? error : NULL))
         continue;
-      if (!c[i].vector_only || conv_impl_vectorised (pd))
+      if ((!c[i].vector_only || conv_impl_vectorised (pd))
+          && (c[i].max_extra < 0 || conv_extra_bytes (pd, w_bytes) <= c[i].max_extra))
         return pd;
       dnnl_primitive_desc_destroy (pd);
     }
@@ -203,25 +229,31 @@ conv_pd_create (const NnConvGeom *g, gboolean winograd, gboolean lay,
   int n = 0;
   dnnl_format_tag_t blocked = conv_blocked_tag ();
 
+  gint64 w_bytes = g->out_channels * (g->in_channels / g->groups) * g->kh * g->kw
+                   * (gint64) sizeof (float);
+  gint64 bound = conv_winograd_bounded (dd[0])
+                 ? dd[0] * dd[1] * dd[2] * dd[3] * (gint64) sizeof (float) : -1;
+
   if (winograd && conv_winograd_wanted (g, dd))
     {
       if (in_md)
-        c[n++] = (ConvChoice) { dnnl_convolution_winograd, in_md, dst_any, FALSE };
-      c[n++] = (ConvChoice) { dnnl_convolution_winograd, src_any, dst_any, FALSE };
+        c[n++] = (ConvChoice) { dnnl_convolution_winograd, in_md, dst_any, FALSE, bound };
+      c[n++] = (ConvChoice) { dnnl_convolution_winograd, src_any, dst_any, FALSE, bound };
     }
   if (in_md)
-    c[n++] = (ConvChoice) { dnnl_convolution_direct, in_md, dst_any, TRUE };
+    c[n++] = (ConvChoice) { dnnl_convolution_direct, in_md, dst_any, TRUE, -1 };
   /* The stem's result in the blocked layout the Winograd steps after it
-   * read (oneDNN alone picks NHWC there): only when Winograd may run at
-   * this batch, never with NN_DNNL_WINOGRAD=off, which so keeps the
-   * layouts of before. */
+   * read (oneDNN alone picks NHWC there; at batch 1 on 2 threads the
+   * direct kernels after it are also faster on it, resnet18's 512-channel
+   * ones 3.7 against 5.4 ms): never with NN_DNNL_WINOGRAD=off, which so
+   * keeps the layouts of before. */
   else if (winograd && lay && g->groups == 1
            && blocked != dnnl_format_tag_undef
            && dnnl_memory_desc_init_by_tag (dst_blocked, 4, dd, dnnl_f32,
                                             blocked) == dnnl_success)
-    c[n++] = (ConvChoice) { dnnl_convolution_direct, src_user, dst_blocked, TRUE };
-  c[n++] = (ConvChoice) { dnnl_convolution_direct, src_any, dst_any, FALSE };
-  return conv_pd_choose (c, n, w_any, b_md, strides, dil, pl, pr, attr, eng,
+    c[n++] = (ConvChoice) { dnnl_convolution_direct, src_user, dst_blocked, TRUE, -1 };
+  c[n++] = (ConvChoice) { dnnl_convolution_direct, src_any, dst_any, FALSE, -1 };
+  return conv_pd_choose (c, n, w_bytes, w_any, b_md, strides, dil, pl, pr, attr, eng,
                          error);
 }
 
@@ -388,11 +420,11 @@ dnnl_conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
   if (xmd && (xmd->ndims != 4 || memcmp (xmd->dims, in4.dims,
                                          4 * sizeof xmd->dims[0]) != 0))
     xmd = NULL;
-  /* Winograd by the shape alone (conv_winograd_batch): a Winograd
+  /* Winograd by the shapes alone (conv_winograd_on): a Winograd
    * convolution, or a stem (plain input) writing the blocked layout the
    * Winograd steps after it read. */
   dnnl_dims_t od = { out4.dims[0], out4.dims[1], out4.dims[2], out4.dims[3] };
-  gboolean winograd = conv_winograd_batch (od[0])
+  gboolean winograd = conv_winograd_on ()
                       && (conv_winograd_wanted (g, od) || (g->groups == 1 && !xmd));
   /* While the producers settle (their second forward changes layouts),
    * a laid-out input in another layout than built for rebuilds, so the

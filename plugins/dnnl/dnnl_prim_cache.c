@@ -143,19 +143,21 @@ nn_dnnl_cached_run (NnDnnlCached *e, gint64 work, gint64 grain, int n,
   gboolean ok = eng != NULL;
 
   g_return_val_if_fail (n <= NN_DNNL_CACHED_MAX_ARGS && e->prim, FALSE);
-  /* The scratchpad is the caller's (per run), so runs of one primitive
-   * from several threads share nothing. */
+  /* The scratchpad is taken from the pool for this run only, so runs of
+   * one primitive from several threads share nothing. */
   for (int i = 0; ok && i < n; i++)
     {
       ok = nn_dnnl_ok (dnnl_memory_create (&mem[i], mds[i], eng, data[i]),
                        "wrapping an operand", error);
       args[n_args++] = (dnnl_exec_arg_t) { arg_ids[i], mem[i] };
     }
-  if (ok && dnnl_memory_desc_get_size (&e->scratch_md) > 0)
+  gsize scratch_size = dnnl_memory_desc_get_size (&e->scratch_md);
+  void *scratch = NULL;
+  if (ok && scratch_size > 0)
     {
-      ok = nn_dnnl_ok (dnnl_memory_create (&mem[n], &e->scratch_md, eng,
-                                           DNNL_MEMORY_ALLOCATE),
-                       "allocating the scratchpad", error);
+      ok = (scratch = nn_dnnl_scratch_take (scratch_size, error))
+           && nn_dnnl_ok (dnnl_memory_create (&mem[n], &e->scratch_md, eng, scratch),
+                          "wrapping the scratchpad", error);
       args[n_args++] = (dnnl_exec_arg_t) { DNNL_ARG_SCRATCHPAD, mem[n] };
     }
   ok = ok && nn_dnnl_ok (dnnl_stream_create (&s, eng, dnnl_stream_default_flags),
@@ -175,6 +177,7 @@ nn_dnnl_cached_run (NnDnnlCached *e, gint64 work, gint64 grain, int n,
   for (int i = 0; i <= n; i++)
     if (mem[i])
       dnnl_memory_destroy (mem[i]);
+  nn_dnnl_scratch_give (scratch);
   return ok;
 }
 

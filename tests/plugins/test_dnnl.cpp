@@ -5,6 +5,8 @@
 #include "nn-test.h"
 
 #include <cmath>
+#include <dlfcn.h>
+#include <sstream>
 #include <functional>
 #include <thread>
 #include <atomic>
@@ -169,9 +171,9 @@ TEST (Dnnl, Conv2dMatchesReferenceOnRandomConfigs)
   g_rand_free (r);
 }
 
-// 3x3 stride-1 convolutions run Winograd from batch 2 (batch 1 keeps the
-// direct kernels: Winograd's weight transform is slow and its weights
-// large), chosen by the shape alone: every forward agrees with the
+// 3x3 stride-1 convolutions run Winograd from batch 2 (at batch 1 only
+// where its memory is small, which none of these is: next test), chosen
+// by the shape alone: every forward agrees with the
 // reference within 1e-4, repeated forwards give the same floats, and on
 // AVX-512 (where oneDNN 2.6 has f32 Winograd) a batch's first image is
 // rounded differently from that image run alone at batch 1, so another
@@ -246,6 +248,65 @@ TEST (Dnnl, Conv2dWinogradFromBatchTwo)
     EXPECT_EQ (!c.small, differs) << cfg << ": batch " << c.n << "'s algorithm";
     k++;
   }
+}
+
+// At batch 1 a convolution takes Winograd only where its weights' growth
+// and its scratchpad are no larger than its result: 64 channels at 56x56
+// (resnet's first stage) do, 128 at 28x28 (a scratchpad of ~10 MB) keep
+// the direct kernels.  Which kernel ran is read off oneDNN's own log
+// (verbose level 1: one line per primitive run naming its kernel).
+TEST (Dnnl, Conv2dWinogradAtBatchOneOnlyWhereItsMemoryIsSmall)
+{
+  SKIP_WITHOUT_DNNL ();
+  if (g_getenv ("NN_DNNL_WINOGRAD") || !nn_cpu_has (nn_cpu_info_get (), NN_CPU_AVX512F))
+    GTEST_SKIP () << "oneDNN 2.6 has float32 Winograd on AVX-512 only; default mode only";
+  Pair p = registries ();
+  void *lib = dlopen ("libdnnl.so.2", RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE (nullptr, lib) << "the dnnl provider loaded oneDNN";
+  auto set_verbose = (int (*) (int)) dlsym (lib, "dnnl_set_verbose");
+  ASSERT_NE (nullptr, set_verbose);
+  struct { gint64 c, hw; bool winograd; } cases[] = { { 64, 56, true }, { 128, 28, false } };
+  int k = 0;
+  for (auto &c : cases) {
+    std::string cfg = g_strdup_printf (
+      R"({"in_channels": %ld, "out_channels": %ld, "kernel_size": 3, "padding": 1})",
+      (long) c.c, (long) c.c);
+    Module f = create (p.fast.get (), "Conv2d", cfg);
+    Module rm = create (p.ref.get (), "Conv2d", cfg);
+    ASSERT_TRUE (f && rm);
+    same_weights (f.get (), rm.get (), 500 + k);
+    Tensor x = random_input (shape ({ 1, c.c, c.hw, c.hw }), 600 + k);
+    Error er, ef;
+    Tensor want (nn_module_forward (rm.get (), x.get (), er.out ()));
+    ASSERT_TRUE (want) << er.message ();
+    testing::internal::CaptureStdout ();
+    set_verbose (1);
+    Tensor got (nn_module_forward (f.get (), x.get (), ef.out ()));
+    set_verbose (0);
+    fflush (stdout);
+    std::string log = testing::internal::GetCapturedStdout ();
+    ASSERT_TRUE (got) << cfg << ": " << ef.message ();
+    std::string problem = g_strdup_printf ("mb1_ic%ldoc%ld_ih%ld", (long) c.c, (long) c.c, (long) c.hw);
+    bool ran = false, wino = false;
+    std::istringstream lines (log);
+    for (std::string line; std::getline (lines, line);)
+      if (line.find (",exec,") != std::string::npos && line.find (",convolution,") != std::string::npos
+          && line.find (problem) != std::string::npos) {
+        ran = true;
+        wino = wino || line.find ("wino") != std::string::npos;
+      }
+    EXPECT_TRUE (ran) << cfg << ": no convolution " << problem << " in oneDNN's log:\n" << log;
+    EXPECT_EQ (c.winograd, wino) << cfg << " at batch 1:\n" << log;
+    const float *a = nn_tensor_f32 (got.get ()), *b = nn_tensor_f32 (want.get ());
+    double worst = 0, scale = 1;
+    for (gint64 i = 0; i < nn_tensor_numel (want.get ()); i++) {
+      worst = std::max (worst, (double) std::fabs (a[i] - b[i]));
+      scale = std::max (scale, (double) std::fabs (b[i]));
+    }
+    EXPECT_LE (worst, 1e-4 * scale) << cfg;
+    k++;
+  }
+  dlclose (lib);
 }
 
 TEST (Dnnl, LinearMatchesReference)
