@@ -137,9 +137,21 @@ gboolean nn_dnnl_may_lay_out (NnCall *call);
 /* A plain row-major descriptor of @md's dims, in @out. */
 gboolean nn_dnnl_plain_md (const dnnl_memory_desc_t *md, dnnl_memory_desc_t *out);
 
+/* Sets the calling thread's OpenMP thread count for a primitive doing
+ * @work (multiply-adds or elements; 0: unknown) at @grain per thread:
+ * nn_threads_for_work(), or all of nnkit's threads for unknown work.
+ * oneDNN reads the count twice: when it creates a primitive (most kernels
+ * split their work for that many threads then, for good) and when it
+ * runs one, so a primitive is built and run with the same call. */
+void nn_dnnl_set_threads (gint64 work, gint64 grain);
+
 /* Returns: (transfer full) (nullable) a primitive attr asking for a user
- * scratchpad, so that no scratch is shared between modules. */
+ * scratchpad (shared, dnnl_scratch.c), after setting the thread count
+ * the primitive is to be created with (nn_dnnl_set_threads): all of
+ * nnkit's threads for nn_dnnl_attr_new(). */
 dnnl_primitive_attr_t nn_dnnl_attr_new (GError **error);
+dnnl_primitive_attr_t nn_dnnl_attr_new_for (gint64 work, gint64 grain,
+                                            GError **error);
 
 /* Returns: a memory of layout @to holding @data (plain layout @from)
  * reordered, in a buffer of its own (dnnl_weights_mem.c); NULL with
@@ -307,6 +319,7 @@ void nn_dnnl_cache_clear (NnDnnlCache *cache);
 /* Creates @e's primitive from @desc with a user scratchpad; TRUE leaving
  * prim NULL when oneDNN has no implementation. */
 gboolean nn_dnnl_cached_build (NnDnnlCached *e, const_dnnl_op_desc_t desc,
+                               gint64 work, gint64 grain,
                                GError **error);
 /* Runs @e's primitive with @n arguments (@arg_ids, layouts @mds, the
  * caller's buffers @data) and a scratchpad of its own, on

@@ -34,10 +34,27 @@ nn_dnnl_engine (GError **error)
   return engine;
 }
 
+void
+nn_dnnl_set_threads (gint64 work, gint64 grain)
+{
+  omp_set_num_threads (work > 0 ? nn_threads_for_work (work, grain)
+                                : nn_get_num_threads ());
+}
+
 dnnl_primitive_attr_t
 nn_dnnl_attr_new (GError **error)
 {
+  return nn_dnnl_attr_new_for (0, 0, error);
+}
+
+dnnl_primitive_attr_t
+nn_dnnl_attr_new_for (gint64 work, gint64 grain, GError **error)
+{
   dnnl_primitive_attr_t attr = NULL;
+
+  /* A count a small product or reorder left behind would otherwise be
+   * the one this primitive splits its work for, at every run. */
+  nn_dnnl_set_threads (work, grain);
 
   if (!nn_dnnl_ok (dnnl_primitive_attr_create (&attr), "creating an attr", error))
     return NULL;
@@ -182,8 +199,7 @@ nn_dnnl_prim_run (NnDnnlPrim *p, const float *x, float *y, int n_extra,
   g_return_val_if_fail (n_extra <= 12, FALSE);
   /* Debian's oneDNN threads with OpenMP, whose count is per calling
    * thread: apply nnkit's before every run (fewer for a small product). */
-  omp_set_num_threads (p->macs > 0 ? nn_threads_for_work (p->macs, NN_GEMM_GRAIN)
-                                   : nn_get_num_threads ());
+  nn_dnnl_set_threads (p->macs, NN_GEMM_GRAIN);
   if (!nn_dnnl_ok (dnnl_memory_set_data_handle (p->user_src, (void *) x),
                    "setting the input", error)
       || !nn_dnnl_ok (dnnl_memory_set_data_handle (p->user_dst, y),
@@ -322,8 +338,7 @@ prim_run_tensor (NnDnnlPrim *p, NnTensor *x, const NnShape *out_shape,
         goto fail;
     }
 
-  omp_set_num_threads (p->macs > 0 ? nn_threads_for_work (p->macs, NN_GEMM_GRAIN)
-                                   : nn_get_num_threads ());
+  nn_dnnl_set_threads (p->macs, NN_GEMM_GRAIN);
   if (src == p->src)
     {
       if (!exec (p->reorder_in, p->stream, p->user_src, p->src, error))

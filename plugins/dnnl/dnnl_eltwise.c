@@ -210,7 +210,9 @@ mul_build (gconstpointer k, NnDnnlCached *e, GError **error)
          && nn_dnnl_ok (dnnl_binary_desc_init (&desc, dnnl_binary_mul, &e->md[0],
                                                &e->md[1], &e->md[2]),
                         "describing the product", error)
-         && nn_dnnl_cached_build (e, &desc, error);
+         && nn_dnnl_cached_build (e, &desc, key->laid.dims[0] * key->laid.dims[1]
+                                  * key->laid.dims[2] * key->laid.dims[3],
+                                  NN_WORK_GRAIN, error);
 }
 
 /* @f's dims right-aligned to @x's 4, each 1 or @x's; FALSE otherwise. */

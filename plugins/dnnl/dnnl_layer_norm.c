@@ -29,7 +29,7 @@ build (gconstpointer k, NnDnnlCached *e, GError **error)
          && nn_dnnl_ok (dnnl_layer_normalization_forward_desc_init (
                           &desc, dnnl_forward_inference, &e->md[0], NULL,
                           (float) key->eps, flags), "describing the layer norm", error)
-         && nn_dnnl_cached_build (e, &desc, error);
+         && nn_dnnl_cached_build (e, &desc, key->rows * key->d, NN_WORK_GRAIN, error);
 }
 
 /* normalized_shape, an int or a list (the schema and create checked it). */

@@ -57,7 +57,7 @@ nn_dnnl_inner_new (gint64 rows, gint64 in_f, gint64 out_f, NnTensor *w,
     && nn_dnnl_ok (dnnl_inner_product_forward_desc_init (
                      &desc, dnnl_forward_inference, &src, &w_any,
                      b ? &b_md : NULL, &dst), "describing the inner product", error)
-    && (attr = nn_dnnl_attr_new (error))
+    && (attr = nn_dnnl_attr_new_for (rows * in_f * out_f, NN_GEMM_GRAIN, error))
     && nn_dnnl_attr_add_act (attr, s->act, s->alpha, s->beta, error)
     && nn_dnnl_ok (dnnl_primitive_desc_create (&pd, &desc, attr, eng, NULL),
                    "choosing an inner product", error)

@@ -27,6 +27,16 @@ nn_dnnl_matmul_key_contiguous (const gint64 *dims, guint nd, gint64 *strides)
 }
 
 /* Memory descriptors kept in the entry: A, B, C, bias. */
+/* A product's multiply-adds: numel (C) * k. */
+static gint64
+matmul_work (const NnDnnlMatmulKey *key)
+{
+  gint64 work = key->a_dims[key->nd - 1];
+  for (guint i = 0; i < key->nd; i++)
+    work *= key->c_dims[i];
+  return work;
+}
+
 static gboolean
 build (gconstpointer k, NnDnnlCached *e, GError **error)
 {
@@ -57,7 +67,7 @@ build (gconstpointer k, NnDnnlCached *e, GError **error)
          && nn_dnnl_ok (dnnl_matmul_desc_init (&desc, &e->md[0], &e->md[1],
                                                key->bias ? &e->md[3] : NULL, &e->md[2]),
                         "describing the matmul", error)
-         && nn_dnnl_cached_build (e, &desc, error);
+         && nn_dnnl_cached_build (e, &desc, matmul_work (key), NN_GEMM_GRAIN, error);
 }
 
 NnDnnlResult
@@ -77,10 +87,7 @@ nn_dnnl_matmul_run (const NnDnnlMatmulKey *key, const float *a, const float *b,
   const int ids[] = { DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS };
   const dnnl_memory_desc_t *mds[] = { &e->md[0], &e->md[1], &e->md[2], &e->md[3] };
   void *data[] = { (void *) a, (void *) b, c, (void *) bias };
-  gint64 work = key->a_dims[key->nd - 1];   /* numel (C) * k */
-  for (guint i = 0; i < key->nd; i++)
-    work *= key->c_dims[i];
-  gboolean ok = nn_dnnl_cached_run (e, work, NN_GEMM_GRAIN, key->bias ? 4 : 3, ids, mds, data, error);
+  gboolean ok = nn_dnnl_cached_run (e, matmul_work (key), NN_GEMM_GRAIN, key->bias ? 4 : 3, ids, mds, data, error);
   nn_dnnl_cached_unref (e);
   return ok ? NN_DNNL_DONE : NN_DNNL_FAILED;
 }

@@ -99,10 +99,11 @@ nn_dnnl_cache_clear (NnDnnlCache *cache)
 }
 
 gboolean
-nn_dnnl_cached_build (NnDnnlCached *e, const_dnnl_op_desc_t desc, GError **error)
+nn_dnnl_cached_build (NnDnnlCached *e, const_dnnl_op_desc_t desc, gint64 work,
+                      gint64 grain, GError **error)
 {
   dnnl_engine_t eng = nn_dnnl_engine (error);
-  dnnl_primitive_attr_t attr = eng ? nn_dnnl_attr_new (error) : NULL;
+  dnnl_primitive_attr_t attr = eng ? nn_dnnl_attr_new_for (work, grain, error) : NULL;
   dnnl_primitive_desc_t pd = NULL;
   dnnl_status_t st;
 
@@ -167,7 +168,7 @@ nn_dnnl_cached_run (NnDnnlCached *e, gint64 work, gint64 grain, int n,
       /* OpenMP's count is per calling thread: nnkit's, every run, cut
        * by the grain rule for small work, which waking the others would
        * cost more than it saves. */
-      omp_set_num_threads (nn_threads_for_work (work, grain));
+      nn_dnnl_set_threads (work, grain);
       ok = nn_dnnl_ok (dnnl_primitive_execute (e->prim, s, n_args, args),
                        "running the primitive", error)
            && nn_dnnl_ok (dnnl_stream_wait (s), "waiting for the stream", error);

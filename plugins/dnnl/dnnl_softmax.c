@@ -29,7 +29,8 @@ build (gconstpointer k, NnDnnlCached *e, GError **error)
                           &desc, dnnl_forward_inference,
                           key->log_it ? dnnl_softmax_log : dnnl_softmax_accurate,
                           &e->md[0], &e->md[0], 1), "describing the softmax", error)
-         && nn_dnnl_cached_build (e, &desc, error);
+         && nn_dnnl_cached_build (e, &desc, key->outer * key->size * key->inner,
+                                  NN_WORK_GRAIN, error);
 }
 
 NnDnnlResult
