@@ -292,7 +292,7 @@ class TestRun(NnctlCase):
         self.assertEqual(len(data["topk"]), 3)
 
     def test_run_random_inputs_are_standard_normal(self):
-        # An odd count: the last value of a Box-Muller pair stands alone.
+        # An odd count: the last value of a pair of normals stands alone.
         model = self.path("identity.json")
         with open(model, "w") as f:
             json.dump({"format": "nnkit", "version": 1, "model": {"type": "Identity"}}, f)
@@ -308,7 +308,11 @@ class TestRun(NnctlCase):
         # N(0, 1): the mean within 5 standard errors, the variance within 5%.
         self.assertLess(abs(mean), 5 / n ** 0.5)
         self.assertLess(abs(var - 1), 0.05)
-        # Consecutive values (a pair's cos and sin) are uncorrelated.
+        # The shape too: 4.55% of N(0, 1) lies beyond 2 (binomial standard
+        # error 0.15% here), 0.27% beyond 3.
+        self.assertLess(abs(sum(abs(v) > 2 for v in x) / n - 0.0455), 0.0075)
+        self.assertLess(abs(sum(abs(v) > 3 for v in x) / n - 0.0027), 0.0018)
+        # Consecutive values (the two of a pair) are uncorrelated.
         cov = sum(x[i] * x[i + 1] for i in range(0, n - 1, 2)) / (n // 2)
         self.assertLess(abs(cov), 5 / (n // 2) ** 0.5)
         # Float32 draws may repeat by chance, but only rarely.

@@ -303,14 +303,20 @@ nnctl_random_tensor (NnDType dtype, const NnShape *shape, gboolean has_range,
         x[i] = (float) (lo + (hi - lo) * g_rand_double (rng));
         continue;
       }
-      /* Box-Muller: two normals per draw pair (cos and sin), seed-stable;
-       * half the draws and logarithms of one normal per pair, which was a
-       * visible part of `nnctl run --random` on an image. */
-      double u1 = g_rand_double (rng), u2 = g_rand_double (rng);
-      double r = sqrt (-2.0 * log (1.0 - u1));
-      x[i] = (float) (r * cos (2 * G_PI * u2));
+      /* Marsaglia's polar method: two normals per accepted pair of
+       * 32-bit uniforms in (-1, 1), one logarithm and no sine or cosine,
+       * seed-stable.  Box-Muller on 53-bit uniforms took 3.7 ms of
+       * `nnctl run --random 1,3,224,224` (float32 needs no more bits). */
+      double u, v, q;
+      do {
+        u = g_rand_int (rng) * (2.0 / 4294967296.0) - 1.0;
+        v = g_rand_int (rng) * (2.0 / 4294967296.0) - 1.0;
+        q = u * u + v * v;
+      } while (q >= 1.0 || q == 0.0);
+      double r = sqrt (-2.0 * log (q) / q);
+      x[i] = (float) (u * r);
       if (i + 1 < n)
-        x[++i] = (float) (r * sin (2 * G_PI * u2));
+        x[++i] = (float) (v * r);
     }
   } else {
     gint64 *x = nn_tensor_i64 (base);
