@@ -8,7 +8,9 @@
  * a 128-bit hash of both layouts and of the plain weights: the weights
  * file's identity and offset when they are read in place from one
  * (nn_tensor_get_file_key(): a rewritten file has a new mtime), else
- * their bytes; it holds a header page and the reordered bytes.  Only until the process first
+ * their bytes; it holds a header page (with a checksum of the contents,
+ * checked before use: a damaged entry is reordered again, never served)
+ * and the reordered bytes.  Only until the process first
  * replaces weights (a fused rebuild, training's changed weights): what
  * start-up reorders is cached, a training loop writes nothing.  The
  * directory is kept under NN_DNNL_WEIGHTS_CACHE_MB (default 1024) by
@@ -26,7 +28,10 @@
 #include <unistd.h>
 
 #define HEADER 4096
-#define MAGIC "nnkit-dnnl-weights-1"
+#define MAGIC "nnkit-dnnl-weights-2"   /* -1 had no checksum */
+/* A temp file older than this is a crashed writer's, removed when the
+ * directory is trimmed (a live writer's is seconds old). */
+#define STALE_TEMP_USEC ((gint64) G_USEC_PER_SEC * 3600)
 
 static gint stopped;    /* atomic: weights were replaced, or off */
 
@@ -183,14 +188,32 @@ entry_path (const NnDnnlCacheKey *key)
   return g_build_filename (dir, name, NULL);
 }
 
+/* The contents' checksum: the key's hash over the bytes (18 GB/s on
+ * one core, 2.5 ms for resnet18's 45 MB; a reorder of them takes ten
+ * times that). */
 static void
-header_fill (char *h, const NnDnnlCacheKey *key, gsize bytes)
+checksum (const void *data, gsize bytes, guint64 out[2])
+{
+  guint64 s[4] = { P2, P1, P1 + P2, P1 ^ P2 };
+  hash_bytes (s, data, bytes);
+  out[0] = mix (s[0] ^ rotl (s[2], 23));
+  out[1] = mix (s[1] ^ rotl (s[3], 41));
+}
+
+/* The header page: magic, key, size, then the contents' checksum at
+ * SUM_AT, compared separately (it needs the contents read). */
+#define SUM_AT 56
+
+static void
+header_fill (char *h, const NnDnnlCacheKey *key, gsize bytes,
+             const guint64 sum[2])
 {
   memset (h, 0, HEADER);
   memcpy (h, MAGIC, sizeof MAGIC);
   memcpy (h + 32, key->h, sizeof key->h);
   guint64 n = bytes;
   memcpy (h + 48, &n, sizeof n);
+  memcpy (h + SUM_AT, sum, 2 * sizeof sum[0]);
 }
 
 void *
@@ -216,9 +239,20 @@ nn_dnnl_weights_cache_map (const NnDnnlCacheKey *key, gsize bytes)
   close (fd);
   if (p == MAP_FAILED)
     return NULL;
-  header_fill (want, key, bytes);
+  guint64 stored[2], sum[2];
+  memcpy (stored, p + SUM_AT, sizeof stored);
+  header_fill (want, key, bytes, stored);
   if (memcmp (p, want, HEADER) != 0)
     {
+      munmap (p, HEADER + bytes);
+      return NULL;
+    }
+  /* A damaged entry (a flipped bit, a page of zeros) of the right size
+   * would otherwise become the model's weights without a word. */
+  checksum (p + HEADER, bytes, sum);
+  if (memcmp (sum, stored, sizeof sum) != 0)
+    {
+      g_debug ("%s: contents do not match their checksum; reordering again", path);
       munmap (p, HEADER + bytes);
       return NULL;
     }
@@ -258,17 +292,29 @@ cap_bytes (void)
   return (gint64) cap_mb << 20;
 }
 
+/* Whether @name is a temp file of an entry being written ("*.w.XXXXXX",
+ * nn_dnnl_weights_cache_store). */
+static gboolean
+is_temp_name (const char *name)
+{
+  const char *dot = strrchr (name, '.');
+  return dot && dot - name > 2 && strlen (dot + 1) == 6
+         && strncmp (dot - 2, ".w", 2) == 0;
+}
+
 static void
 trim_dir (const char *dir, gsize adding, gint64 cap)
 {
-  gint64 total = (gint64) adding;
+  gint64 total = (gint64) adding, now = g_get_real_time ();
   GDir *d = g_dir_open (dir, 0, NULL);
   GArray *all = g_array_new (FALSE, FALSE, sizeof (Entry));
   for (const char *n; d && (n = g_dir_read_name (d));)
     {
       Entry e = { g_build_filename (dir, n, NULL), 0, 0 };
       struct stat st;
-      if (!g_str_has_suffix (n, ".w") || stat (e.path, &st) != 0)
+      gboolean temp = is_temp_name (n);
+      if ((!temp && !g_str_has_suffix (n, ".w")) || lstat (e.path, &st) != 0
+          || !S_ISREG (st.st_mode))
         {
           g_free (e.path);
           continue;
@@ -276,7 +322,18 @@ trim_dir (const char *dir, gsize adding, gint64 cap)
       e.size = st.st_size;
       e.mtime = (gint64) st.st_mtim.tv_sec * G_USEC_PER_SEC
                 + st.st_mtim.tv_nsec / 1000;
+      /* A crashed writer's leftover is removed; a live one's counts. */
+      if (temp && now - e.mtime > STALE_TEMP_USEC && g_unlink (e.path) == 0)
+        {
+          g_free (e.path);
+          continue;
+        }
       total += e.size;
+      if (temp)
+        {
+          g_free (e.path);
+          continue;
+        }
       g_array_append_val (all, e);
     }
   if (d)
@@ -328,7 +385,9 @@ nn_dnnl_weights_cache_store (const NnDnnlCacheKey *key, const void *data,
   int fd = g_mkstemp_full (tmp, O_WRONLY | O_CLOEXEC, 0600);
   if (fd < 0)
     return;
-  header_fill (header, key, bytes);
+  guint64 sum[2];
+  checksum (data, bytes, sum);
+  header_fill (header, key, bytes, sum);
   /* A temp file renamed into place: a reader never sees half an entry. */
   gboolean ok = write_all (fd, header, HEADER) && write_all (fd, data, bytes);
   ok = close (fd) == 0 && ok;

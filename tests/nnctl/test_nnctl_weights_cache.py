@@ -93,6 +93,43 @@ class TestWeightsCache(NnctlCase):
                     f.write(b"not a cache entry")        # foreign header
         self.run_model(model, weights)  # reorders again, right output
 
+    def test_damaged_contents_are_caught_by_the_checksum(self):
+        # Header and size intact, one value changed: served as is, it
+        # would be wrong weights without an error.
+        model, weights = write_tiny(self.tmp, seed=3)
+        self.run_model(model, weights)
+        names = self.entries()
+        originals = {}
+        for n in names:
+            p = os.path.join(self.entries_dir, n)
+            with open(p, "rb") as f:
+                originals[n] = f.read()
+            with open(p, "r+b") as f:
+                f.seek(4096 + 8)          # the first value page
+                b = f.read(4)
+                f.seek(4096 + 8)
+                f.write(bytes([b[0] ^ 0x5A, b[1], b[2], b[3] ^ 0x40]))
+        self.run_model(model, weights)  # checked against the naive forward
+        # The miss reordered again and rewrote every entry whole.
+        for n in names:
+            with open(os.path.join(self.entries_dir, n), "rb") as f:
+                self.assertEqual(f.read(), originals[n], n)
+
+    def test_a_crashed_writers_temp_file_is_removed(self):
+        os.makedirs(self.entries_dir, exist_ok=True)
+        stale = os.path.join(self.entries_dir, "1" * 32 + ".w.Ab12Cd")
+        fresh = os.path.join(self.entries_dir, "2" * 32 + ".w.Xy34Zw")
+        other = os.path.join(self.entries_dir, "notes.txt")
+        for p in (stale, fresh, other):
+            with open(p, "wb") as f:
+                f.write(b"\0" * 4096)
+        os.utime(stale, (1, 1))        # a writer that died long ago
+        model, weights = write_tiny(self.tmp, seed=3)
+        self.run_model(model, weights)  # stores entries, trimming first
+        self.assertFalse(os.path.exists(stale))
+        self.assertTrue(os.path.exists(fresh))   # may be a live writer's
+        self.assertTrue(os.path.exists(other))   # not ours
+
     def test_unwritable_directory_and_off_still_run(self):
         model, weights = write_tiny(self.tmp, seed=3)
         os.makedirs(os.path.dirname(self.entries_dir), exist_ok=True)
