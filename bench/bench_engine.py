@@ -3,14 +3,16 @@
 
     bench/bench_engine.py [--bench BUILD/bench/nn-bench] [--nnctl BUILD/tools/nnctl/nnctl]
                           [--models resnet18,resnet50,mobilenet_v2,vgg11_bn,efficientnet_b0,vit_b_16]
-                          [--batches 1,8] [--threads 1,2] [--repeat 9] [--warmup 3]
+                          [--batches 1,8] [--threads 1,2] [--repeat 9] [--warmup 3] [--rounds 1]
                           [--reference] [--smoke]
 
 For each model, batch and thread count, PyTorch (a child process, eval,
 no_grad, torch.set_num_threads) and nnkit (nn-bench forward) each run
 under `taskset -c` on the same first N allowed CPUs: torch.set_num_threads
 alone still lets oneDNN's OpenMP use another core.  Each figure is the
-median of --repeat (>= 9) timed runs after --warmup; the ratio is
+median of --repeat (>= 9) timed runs after --warmup (with --rounds N,
+the sides alternate N times and each takes the median of its rounds'
+medians); the ratio is
 nnkit / PyTorch.  The header names the CPU, the OpenBLAS kernel and the
 provider nnkit chose per layer type.  Then: no-op hooks on every module
 (resnet18) as a percentage of the forward, the per-step cost of a
@@ -82,10 +84,18 @@ def keyed(out):
     return vals, prov
 
 
-def nn_env():
+def nn_env(weights_cache=False):
     env = dict(os.environ)
     env.pop("NN_NUM_THREADS", None)   # --threads alone sets the count
     env.pop("NN_PROVIDERS", None)
+    # Forward timings without the on-disk weights cache: with all six
+    # models it churns at its 1 GB cap (vgg11_bn's classifier alone is
+    # 411 MB reordered), so a row may write hundreds of MB that the kernel
+    # writes back during later timed runs; the forward time does not
+    # depend on it.  The nnctl run line keeps it, as a user's start-up
+    # would.
+    if not weights_cache:
+        env["NN_DNNL_WEIGHTS_CACHE"] = "off"
     return env
 
 
@@ -117,6 +127,9 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--repeat", type=int, default=9)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="alternate PyTorch and nnkit this many times per row; each "
+                         "side's figure is the median of its rounds' medians")
     ap.add_argument("--reference", action="store_true",
                     help="also time nnkit with the oneDNN provider excluded")
     ap.add_argument("--smoke", action="store_true",
@@ -150,7 +163,9 @@ def main():
 
     print(f"# CPU {cpu_model()}, {len(os.sched_getaffinity(0))} CPUs allowed, "
           f"load average {os.getloadavg()[0]:.1f}, torch {torch.__version__}, "
-          f"median of {a.repeat} after {a.warmup} warm-up, both sides pinned with taskset"
+          f"median of {a.repeat} after {a.warmup} warm-up"
+          + (f", median of {a.rounds} alternating rounds" if a.rounds > 1 else "")
+          + ", both sides pinned with taskset"
           + (" -- SMOKE RUN, NOT A MEASUREMENT" if a.smoke else ""))
     header_done = False
     rows = []
@@ -163,9 +178,15 @@ def main():
         del model
         for b in batches:
             for t in threads:
-                ref = pytorch_forward(a, name, b, t)
-                vals, prov = nnkit_forward(a, path, b, t)
-                got = float(vals["median_ms"])
+                # Rounds alternate the sides, so that a slow spell of the
+                # VM (the same process repeated minutes apart varies by 10%
+                # here) falls on both rather than on one.
+                refs, gots = [], []
+                for _ in range(a.rounds):
+                    refs.append(pytorch_forward(a, name, b, t))
+                    vals, prov = nnkit_forward(a, path, b, t)
+                    gots.append(float(vals["median_ms"]))
+                ref, got = statistics.median(refs), statistics.median(gots)
                 if not header_done:
                     print(f"# {vals.get('blas', 'OpenBLAS kernel: ?')}\n")
                     head = "| model | batch | threads | PyTorch ms | nnkit ms | nnkit / PyTorch |"
@@ -207,7 +228,7 @@ def main():
         for i in range(a.warmup + a.repeat):
             t0 = time.perf_counter()
             run(["taskset", "-c", cores(1, "bench_engine"), a.nnctl, "--threads", "1", "run", r18,
-                 "--random", "1,3,224,224"], env=nn_env())
+                 "--random", "1,3,224,224"], env=nn_env(weights_cache=True))
             if i >= a.warmup:
                 walls.append((time.perf_counter() - t0) * 1000.0)
         w = statistics.median(walls)
