@@ -164,11 +164,9 @@ conv_impl_vectorised (const_dnnl_primitive_desc_t pd)
   return !g_str_has_prefix (impl, "ref") && !strstr (impl, "gemm");
 }
 
-/* Returns: (transfer full) the primitive descriptor of the first
- * candidate oneDNN implements, NULL with @error when none is (the last
- * candidate's error). */
 /* The memory @pd needs beyond @w_bytes of plain weights: the growth of
- * its weights' layout and its scratchpad. */
+ * its weights' layout and its scratchpad (counted whole, although the
+ * pool shares scratchpads between layers: a bound, not an estimate). */
 static gint64
 conv_extra_bytes (const_dnnl_primitive_desc_t pd, gint64 w_bytes)
 {
@@ -178,6 +176,9 @@ conv_extra_bytes (const_dnnl_primitive_desc_t pd, gint64 w_bytes)
          + (gint64) (scr ? dnnl_memory_desc_get_size (scr) : 0);
 }
 
+/* Returns: (transfer full) the primitive descriptor of the first
+ * candidate oneDNN implements (within its memory bound, if any), NULL
+ * with @error when none is (the last candidate's error). */
 static dnnl_primitive_desc_t
 conv_pd_choose (const ConvChoice *c, int n, gint64 w_bytes,
                 const dnnl_memory_desc_t *w_any,
