@@ -113,3 +113,11 @@ nn_dnnl_weights_free (dnnl_memory_t m)
   else if (p)
     munmap (p, mapped_size (bytes));
 }
+
+/* The plugin is dlclose()d once its last module is gone, so every weights
+ * buffer has been freed by then; the table itself goes too. */
+__attribute__ ((destructor)) static void
+dnnl_weights_mem_unload (void)
+{
+  g_clear_pointer (&cached, g_hash_table_unref);
+}

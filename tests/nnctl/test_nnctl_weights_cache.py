@@ -9,6 +9,8 @@ behave.  Expected outputs come from the naive forward of nnctl_testlib
 import json
 import os
 import random
+import shutil
+import subprocess
 import sys
 import unittest
 
@@ -18,7 +20,7 @@ for _a in list(sys.argv[1:]):
         os.environ["NNCTL"] = _a[len("--nnctl="):]
         sys.argv.remove(_a)
 from nnctl_testlib import (  # noqa: E402
-    NnctlCase, conv2d, flatten, make_weights, nest, numel, read_safetensors,
+    NnctlCase, conv2d, nnctl_binary, flatten, make_weights, nest, numel, read_safetensors,
     tiny_forward, write_safetensors, write_tiny)
 
 
@@ -129,6 +131,28 @@ class TestWeightsCache(NnctlCase):
         self.assertFalse(os.path.exists(stale))
         self.assertTrue(os.path.exists(fresh))   # may be a live writer's
         self.assertTrue(os.path.exists(other))   # not ours
+
+    def test_a_miss_and_a_hit_leak_nothing(self):
+        # Under valgrind (scripts/deps.sh installs it): the miss reorders
+        # and writes entries, the hit maps them; the plugin's tables of
+        # mapped entries must go when it unloads.
+        valgrind = shutil.which("valgrind")
+        if not valgrind:
+            self.skipTest("valgrind is not installed")
+        with open(shutil.which(nnctl_binary()) or nnctl_binary(), "rb") as f:
+            exe = f.read()
+        if b"__asan_init" in exe or b"__tsan_init" in exe:
+            self.skipTest("a sanitizer build: its own checks run instead")
+        model, weights = write_tiny(self.tmp, seed=3)
+        for what in ("miss", "hit"):
+            p = subprocess.run(
+                [valgrind, "-q", "--leak-check=full",
+                 "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=9",
+                 nnctl_binary(), "run", model, "--input", self.xin],
+                capture_output=True, text=True, timeout=600,
+                env=dict(os.environ, **self.env))
+            self.assertEqual(p.returncode, 0, f"{what}:\n{p.stderr[-4000:]}")
+            self.assertTrue(self.entries(), what)
 
     def test_unwritable_directory_and_off_still_run(self):
         model, weights = write_tiny(self.tmp, seed=3)
