@@ -492,6 +492,55 @@ TEST (Dnnl, SeveralThreadsForwardOneModule)
   EXPECT_EQ (0, bad.load ());
 }
 
+// Scratchpads come from one pool shared by all primitives (dnnl_scratch.c):
+// modules running at once on several threads must each get a buffer of
+// their own.  Winograd convolutions at batch 2 have scratchpads of tens
+// of KB that a shared buffer would garble; each thread's own module, of
+// its own size, is compared with the reference on every forward.
+TEST (Dnnl, SeveralModulesShareTheScratchpadPool)
+{
+  SKIP_WITHOUT_DNNL ();
+  Pair p = registries ();
+  const int n_threads = 4;
+  std::vector<Module> fast, ref;
+  std::vector<Tensor> xs, want;
+  for (int t = 0; t < n_threads; t++) {
+    gint64 c = 16 * (t + 1);
+    std::string cfg = g_strdup_printf (
+      R"({"in_channels": %ld, "out_channels": %ld, "kernel_size": 3, "padding": 1})",
+      (long) c, (long) c);
+    fast.emplace_back (create (p.fast.get (), "Conv2d", cfg));
+    ref.emplace_back (create (p.ref.get (), "Conv2d", cfg));
+    ASSERT_TRUE (fast.back () && ref.back ());
+    same_weights (fast.back ().get (), ref.back ().get (), 700 + t);
+    xs.emplace_back (random_input (shape ({ 2, c, 12 + 2 * t, 12 + 2 * t }), 800 + t));
+    want.emplace_back (nn_module_forward (ref.back ().get (), xs.back ().get (), nullptr));
+    ASSERT_TRUE (want.back ());
+  }
+  std::atomic<int> bad { 0 };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < n_threads; t++)
+    threads.emplace_back ([&, t] {
+      const float *b = nn_tensor_f32 (want[t].get ());
+      gint64 n = nn_tensor_numel (want[t].get ());
+      double scale = 1;
+      for (gint64 i = 0; i < n; i++)
+        scale = std::max (scale, (double) std::fabs (b[i]));
+      for (int k = 0; k < 20; k++) {
+        Tensor y (nn_module_forward (fast[t].get (), xs[t].get (), nullptr));
+        const float *a = y ? nn_tensor_f32 (y.get ()) : nullptr;
+        bool ok = a != nullptr;
+        for (gint64 i = 0; ok && i < n; i++)
+          ok = std::fabs (a[i] - b[i]) <= 1e-4 * scale;
+        if (!ok)
+          bad++;
+      }
+    });
+  for (auto &t : threads)
+    t.join ();
+  EXPECT_EQ (0, bad.load ());
+}
+
 TEST (Dnnl, DescribesModulesAsTheReference)
 {
   SKIP_WITHOUT_DNNL ();
