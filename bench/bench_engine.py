@@ -149,6 +149,8 @@ def main():
                             "efficientnet_b0,vit_b_16")
     if not a.smoke and a.repeat < 9:
         ap.error("--repeat must be at least 9 (or use --smoke)")
+    if a.rounds < 1:
+        ap.error(f"--rounds: expected N >= 1, found {a.rounds}")
     for exe in (a.bench, a.nnctl):
         if not os.path.exists(exe):
             ap.error(f"{exe}: not found; build it (ninja -C BUILD)")
