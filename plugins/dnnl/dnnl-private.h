@@ -295,6 +295,9 @@ typedef struct {
   dnnl_primitive_t prim;     /* (nullable) */
   dnnl_memory_desc_t md[NN_DNNL_CACHED_MAX_ARGS];
   dnnl_memory_desc_t scratch_md;
+  /* A run's size and grain (nn_dnnl_set_threads): the primitive is
+   * created and every run made on the same thread count. */
+  gint64 work, grain;
 } NnDnnlCached;
 
 /* A process-wide cache: zero-initialised static storage is ready. */
@@ -316,17 +319,18 @@ NnDnnlCached *nn_dnnl_cache_get (NnDnnlCache *cache, gconstpointer key, gsize ke
 void nn_dnnl_cached_unref (NnDnnlCached *e);
 /* Empties @cache; from the user's destructor. */
 void nn_dnnl_cache_clear (NnDnnlCache *cache);
-/* Creates @e's primitive from @desc with a user scratchpad; TRUE leaving
- * prim NULL when oneDNN has no implementation. */
+/* Creates @e's primitive from @desc with a user scratchpad, for runs of
+ * @work at @grain (its size in multiply-adds at NN_GEMM_GRAIN or elements
+ * at NN_WORK_GRAIN; the key fixes it); TRUE leaving prim NULL when oneDNN
+ * has no implementation. */
 gboolean nn_dnnl_cached_build (NnDnnlCached *e, const_dnnl_op_desc_t desc,
                                gint64 work, gint64 grain,
                                GError **error);
 /* Runs @e's primitive with @n arguments (@arg_ids, layouts @mds, the
- * caller's buffers @data) and a scratchpad of its own, on
- * nn_threads_for_work (@work, @grain) OpenMP threads: @work is its size
- * in multiply-adds (@grain NN_GEMM_GRAIN) or elements (NN_WORK_GRAIN).
+ * caller's buffers @data) and a scratchpad of its own, on the thread
+ * count it was built for (nn_dnnl_cached_build's work and grain).
  * Several threads may run one entry at once. */
-gboolean nn_dnnl_cached_run (NnDnnlCached *e, gint64 work, gint64 grain,
+gboolean nn_dnnl_cached_run (NnDnnlCached *e,
                              int n, const int *arg_ids,
                              const dnnl_memory_desc_t *const *mds, void *const *data,
                              GError **error);

@@ -252,8 +252,7 @@ mul_laid (NnCall *call, NnTensor *x, const dnnl_memory_desc_t *md, void *xl,
       const int ids[] = { DNNL_ARG_SRC_0, DNNL_ARG_SRC_1, DNNL_ARG_DST };
       const dnnl_memory_desc_t *mds[] = { &e->md[0], &e->md[1], &e->md[2] };
       void *data[] = { xl, f->data, zl };
-      ok = nn_dnnl_cached_run (e, nn_tensor_numel (x), NN_WORK_GRAIN, 3, ids, mds, data,
-                               error);
+      ok = nn_dnnl_cached_run (e, 3, ids, mds, data, error);
     }
   nn_dnnl_cached_unref (e);
   if (!ok && z)

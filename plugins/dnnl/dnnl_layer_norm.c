@@ -95,7 +95,7 @@ dnnl_layer_norm_forward (NnModule *self, NnCall *call, const NnArgs *args,
       const dnnl_memory_desc_t *mds[] = { &e->md[0], &e->md[0], &e->md[1], &e->md[1] };
       void *data[] = { nn_tensor_f32 (x), nn_tensor_f32 (out),
                        w ? nn_tensor_f32 (w) : NULL, b ? nn_tensor_f32 (b) : NULL };
-      ok = nn_dnnl_cached_run (e, nn_tensor_numel (x), NN_WORK_GRAIN, affine ? 4 : 2, ids, mds, data, error);
+      ok = nn_dnnl_cached_run (e, affine ? 4 : 2, ids, mds, data, error);
     }
   else
     g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,

@@ -43,6 +43,7 @@ nn_dnnl_inner_new (gint64 rows, gint64 in_f, gint64 out_f, NnTensor *w,
   dnnl_primitive_attr_t attr = NULL;
   dnnl_dims_t sd = { rows, in_f }, dd = { rows, out_f }, wd = { out_f, in_f };
   dnnl_dims_t bd = { out_f };
+  gint64 macs = rows * in_f * out_f;   /* small products: fewer threads */
 
   s->rows = rows;
   s->act = ep ? ep->act : NN_ACT_NONE;
@@ -57,7 +58,7 @@ nn_dnnl_inner_new (gint64 rows, gint64 in_f, gint64 out_f, NnTensor *w,
     && nn_dnnl_ok (dnnl_inner_product_forward_desc_init (
                      &desc, dnnl_forward_inference, &src, &w_any,
                      b ? &b_md : NULL, &dst), "describing the inner product", error)
-    && (attr = nn_dnnl_attr_new_for (rows * in_f * out_f, NN_GEMM_GRAIN, error))
+    && (attr = nn_dnnl_attr_new_for (macs, NN_GEMM_GRAIN, error))
     && nn_dnnl_attr_add_act (attr, s->act, s->alpha, s->beta, error)
     && nn_dnnl_ok (dnnl_primitive_desc_create (&pd, &desc, attr, eng, NULL),
                    "choosing an inner product", error)
@@ -76,7 +77,7 @@ nn_dnnl_inner_new (gint64 rows, gint64 in_f, gint64 out_f, NnTensor *w,
       nn_dnnl_inner_free (s);
       return NULL;
     }
-  s->prim.macs = rows * in_f * out_f;   /* small products: fewer threads */
+  s->prim.macs = macs;   /* built for that count: run with it */
   nn_dnnl_seen_set (&s->w_seen, w);
   nn_dnnl_seen_set (&s->b_seen, b);
   /* The plain weights leave the resident set once reordered (a mapped

@@ -87,7 +87,7 @@ nn_dnnl_matmul_run (const NnDnnlMatmulKey *key, const float *a, const float *b,
   const int ids[] = { DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS };
   const dnnl_memory_desc_t *mds[] = { &e->md[0], &e->md[1], &e->md[2], &e->md[3] };
   void *data[] = { (void *) a, (void *) b, c, (void *) bias };
-  gboolean ok = nn_dnnl_cached_run (e, matmul_work (key), NN_GEMM_GRAIN, key->bias ? 4 : 3, ids, mds, data, error);
+  gboolean ok = nn_dnnl_cached_run (e, key->bias ? 4 : 3, ids, mds, data, error);
   nn_dnnl_cached_unref (e);
   return ok ? NN_DNNL_DONE : NN_DNNL_FAILED;
 }

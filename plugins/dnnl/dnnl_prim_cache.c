@@ -104,6 +104,8 @@ nn_dnnl_cached_build (NnDnnlCached *e, const_dnnl_op_desc_t desc, gint64 work,
 {
   dnnl_engine_t eng = nn_dnnl_engine (error);
   dnnl_primitive_attr_t attr = eng ? nn_dnnl_attr_new_for (work, grain, error) : NULL;
+  e->work = work;
+  e->grain = grain;
   dnnl_primitive_desc_t pd = NULL;
   dnnl_status_t st;
 
@@ -131,7 +133,7 @@ nn_dnnl_cached_build (NnDnnlCached *e, const_dnnl_op_desc_t desc, gint64 work,
 }
 
 gboolean
-nn_dnnl_cached_run (NnDnnlCached *e, gint64 work, gint64 grain, int n,
+nn_dnnl_cached_run (NnDnnlCached *e, int n,
                     const int *arg_ids,
                     const dnnl_memory_desc_t *const *mds, void *const *data,
                     GError **error)
@@ -168,7 +170,7 @@ nn_dnnl_cached_run (NnDnnlCached *e, gint64 work, gint64 grain, int n,
       /* OpenMP's count is per calling thread: nnkit's, every run, cut
        * by the grain rule for small work, which waking the others would
        * cost more than it saves. */
-      nn_dnnl_set_threads (work, grain);
+      nn_dnnl_set_threads (e->work, e->grain);
       ok = nn_dnnl_ok (dnnl_primitive_execute (e->prim, s, n_args, args),
                        "running the primitive", error)
            && nn_dnnl_ok (dnnl_stream_wait (s), "waiting for the stream", error);

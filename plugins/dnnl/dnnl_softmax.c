@@ -50,7 +50,7 @@ nn_dnnl_softmax_run (gint64 outer, gint64 size, gint64 inner, gboolean log_it,
   const int ids[] = { DNNL_ARG_SRC, DNNL_ARG_DST };
   const dnnl_memory_desc_t *mds[] = { &e->md[0], &e->md[0] };
   void *data[] = { (void *) x, y };
-  gboolean ok = nn_dnnl_cached_run (e, outer * size * inner, NN_WORK_GRAIN, 2, ids, mds, data, error);
+  gboolean ok = nn_dnnl_cached_run (e, 2, ids, mds, data, error);
   nn_dnnl_cached_unref (e);
   return ok ? NN_DNNL_DONE : NN_DNNL_FAILED;
 }
