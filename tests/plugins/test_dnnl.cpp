@@ -848,29 +848,19 @@ TEST (Dnnl, SeveralThreadsShareTheProductCache)
     b.push_back (random_input (bs[i], 800 + i));
     want.push_back (naive_matmul (a.back ().get (), b.back ().get ()));
   }
-  std::atomic<int> bad { 0 };
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 4; t++)
-    threads.emplace_back ([&, t] {
-      for (int k = 0; k < 12; k++) {
-        int i = (t + k) % 3;
-        Error err;
-        ValueRef y = call_with (f.get (), { a[i].get (), b[i].get () }, nullptr, err);
-        NnTensor *yt = y ? nn_value_get_tensor (y.get ()) : nullptr;
-        if (!yt || !nn_shape_equal (&yt->shape, &want[i]->shape)) {
-          bad++;
-          continue;
-        }
-        for (gint64 j = 0; j < nn_tensor_numel (yt); j++)
-          if (std::fabs (nn_tensor_f32 (yt)[j] - nn_tensor_f32 (want[i].get ())[j]) > 1e-4) {
-            bad++;
-            break;
-          }
-      }
-    });
-  for (auto &t : threads)
-    t.join ();
-  EXPECT_EQ (0, bad.load ());
+  EXPECT_EQ (0, on_threads (4, [&] (int t) {
+    int bad = 0;
+    for (int k = 0; k < 12; k++) {
+      int i = (t + k) % 3;
+      Error err;
+      ValueRef y = call_with (f.get (), { a[i].get (), b[i].get () }, nullptr, err);
+      NnTensor *yt = y ? nn_value_get_tensor (y.get ()) : nullptr;
+      // Within 1e-4 absolute (a scale of 1).
+      bad += !yt || !nn_shape_equal (&yt->shape, &want[i]->shape)
+             || !close_to (yt, want[i].get (), 1.0);
+    }
+    return bad;
+  }));
 }
 
 namespace {
