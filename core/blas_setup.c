@@ -341,11 +341,35 @@ nn_blas_report_kernel (const char *corename)
   g_mutex_unlock (&state.lock);
 }
 
+/* The plugins load OpenBLAS on first use (plugins/blas/nn-blas.c), so a
+ * process that has not multiplied through it yet has no kernel reported.
+ * Asking loads it here, as a plugin would (after the setup above): the
+ * kernel a BLAS call will run is what `nnctl plugins` is read for.  A
+ * library that cannot be loaded leaves nothing reported. */
+static void
+load_to_report (void)
+{
+  g_mutex_lock (&state.lock);
+  gboolean known = state.reported != NULL;
+  g_mutex_unlock (&state.lock);
+  if (known)
+    return;
+  nn_blas_setup ();
+  /* Kept open: the plugins load the same library and keep it. */
+  void *h = dlopen ("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
+  const char *(*corename) (void) = h ? (const char *(*) (void))
+                                       dlsym (h, "openblas_get_corename")
+                                     : NULL;
+  if (corename)
+    nn_blas_report_kernel (corename ());
+}
+
 char *
 nn_blas_get_kernel (void)
 {
   char *k;
 
+  load_to_report ();
   g_mutex_lock (&state.lock);
   k = g_strdup (state.reported);
   g_mutex_unlock (&state.lock);
@@ -358,9 +382,10 @@ nn_blas_describe (void)
   GString *s = g_string_new ("OpenBLAS kernel: ");
   const char *best = nn_blas_best_kernel_for_cpu ();
 
+  load_to_report ();
   g_mutex_lock (&state.lock);
   g_string_append (s, state.reported ? state.reported
-                      : "not loaded yet");
+                      : "unknown (OpenBLAS cannot be loaded)");
   switch (state.setup)
     {
     case NN_BLAS_NOT_CHECKED:

@@ -33,15 +33,16 @@ typedef enum {
 NN_API void nn_blas_setup (void);
 /* What nn_blas_setup() did. */
 NN_API NnBlasSetup nn_blas_get_setup (void);
-/* Returns: (transfer full) one line for people: the kernel in use when a
- * BLAS plugin has reported it, what OpenBLAS alone would pick, what the
- * CPU supports and what nnkit did. */
+/* Returns: (transfer full) one line for people: the kernel in use, what
+ * OpenBLAS alone would pick, what the CPU supports and what nnkit did.
+ * The plugins load OpenBLAS on first use; when none has yet, this loads
+ * it (after nn_blas_setup()) to read the kernel it will run. */
 NN_API char *nn_blas_describe (void);
-/* Returns: (transfer full) (nullable) the kernel OpenBLAS reported, NULL
- * while no BLAS-using plugin has run its init. */
+/* Returns: (transfer full) (nullable) the kernel OpenBLAS runs, loading
+ * it as nn_blas_describe() does; NULL when it cannot be loaded. */
 NN_API char *nn_blas_get_kernel (void);
-/* Called by BLAS-using plugins (plugins/blas/nn-blas.h) with
- * openblas_get_corename() (transfer none, copied). */
+/* Called by BLAS-using plugins (plugins/blas/nn-blas.h) when they load
+ * OpenBLAS, with openblas_get_corename() (transfer none, copied). */
 NN_API void nn_blas_report_kernel (const char *corename);
 /* Returns: (transfer none) the strongest OpenBLAS 0.3.21 kernel the
  * process's CPU (nn_cpu_info_get(), NN_CPU_DISABLE applied) can run. */

@@ -17,7 +17,7 @@ extern const NnLayerType nn_transformer_type;
   (NN_DTYPE_BIT (NN_DTYPE_BOOL) | NN_DTYPE_BIT (NN_DTYPE_F32))
 
 /* Y[rows, out] = X[rows, in] W^T (+ b), W [out, in] row-major; @b
- * nullable. */
+ * nullable.  The caller has checked nn_blas_ready(). */
 void nn_att_linear (const float *x, gint64 rows, gint64 in, const float *w,
                     const float *b, gint64 out, float *y);
 

@@ -1,6 +1,5 @@
 /* attention plugin: entry point.  Registers MultiheadAttention and the
  * Transformer composites. */
-#include "nn-blas.h"
 #include "attention.h"
 
 static const NnLayerType *const attention_types[] = {
@@ -15,7 +14,6 @@ static const NnLayerType *const attention_types[] = {
 static gboolean
 attention_init (NnPlugin *plugin, GError **error)
 {
-  nn_blas_plugin_init ();
   for (gsize i = 0; i < G_N_ELEMENTS (attention_types); i++)
     if (!nn_plugin_register_type (plugin, attention_types[i], error))
       return FALSE;

@@ -11,6 +11,7 @@
 #include "../common/nn-layer-util.h"
 
 #include <cblas.h>
+#include "nn-blas.h"
 
 static const NnSchemaKey mha_schema[] = {
   { "embed_dim", NN_KIND_INT, 0, NN_KEY_HAS_MIN, NULL, 1, 0, NULL,
@@ -276,6 +277,8 @@ mha_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
   }
   gboolean meta = nn_tensor_is_meta (qt) || nn_tensor_is_meta (kt)
                   || nn_tensor_is_meta (vt);
+  if (!meta && !nn_blas_ready (error))
+    return NULL;
   /* The attention before out_proj, time-major [L, N, E] as PyTorch's
    * [L * N, E] rows; laid out like the query for the child call. */
   NnShape as = qt->shape;

@@ -1,7 +1,8 @@
-/* Shared by the plugins that call OpenBLAS (conv, linear, dnnl's
- * fallbacks): the core does not link OpenBLAS, so these apply the core's
- * thread count and report the kernel in use.  A static library linked
- * into each such plugin; not installed. */
+/* Shared by the plugins that call OpenBLAS (conv, linear, ops,
+ * attention, recurrent, dnnl's fallbacks): the core does not link
+ * OpenBLAS and neither do they.  This loads it on first use, applies the
+ * core's thread count and reports the kernel in use.  A static library
+ * linked into each such plugin; not installed. */
 #ifndef NN_BLAS_PLUGIN_H
 #define NN_BLAS_PLUGIN_H
 
@@ -9,9 +10,13 @@
 
 G_BEGIN_DECLS
 
-/* From the plugin's init: tells the core which kernel OpenBLAS runs
- * (nnctl plugins shows it). */
-void nn_blas_plugin_init (void);
+/* Loads OpenBLAS on the first call (docs/ENGINE.md, "OpenBLAS on first
+ * use") and reports its kernel to the core.  Every entry point (forward,
+ * backward) that reaches a BLAS call calls this first and fails with its
+ * @error (NN_PLUGIN_ERROR_DLOPEN, naming the library) when OpenBLAS
+ * cannot be loaded; a BLAS call without it aborts as a plugin bug.  MT
+ * safe; after the first call one atomic read. */
+gboolean nn_blas_ready (GError **error);
 /* Before BLAS work: applies nn_get_num_threads() to OpenBLAS when it has
  * changed since the last call.  MT safe and cheap (one atomic read). */
 void nn_blas_prepare (void);

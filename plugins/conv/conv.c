@@ -2,7 +2,6 @@
  * in its own file. */
 #include "conv.h"
 #include "conv_nd.h"
-#include "nn-blas.h"
 
 static const NnLayerType *const conv_types[] = {
   &nn_conv2d_type,
@@ -14,7 +13,6 @@ static const NnLayerType *const conv_types[] = {
 static gboolean
 conv_init (NnPlugin *plugin, GError **error)
 {
-  nn_blas_plugin_init ();
   for (gsize i = 0; i < G_N_ELEMENTS (conv_types); i++)
     if (!nn_plugin_register_type (plugin, conv_types[i], error))
       return FALSE;

@@ -1,6 +1,7 @@
 /* Conv1d: PyTorch's nn.Conv1d on [N, C, L] (or unbatched [C, L]) float32,
  * run as a 2-d convolution of height 1 (conv_nd_kernels.c). */
 #include "conv_nd.h"
+#include "nn-blas.h"
 #include "../common/nn-layer-util.h"
 
 static const char *const padding_strings[] = { "same", "valid", NULL };
@@ -86,6 +87,8 @@ conv1d_forward (NnModule *self, NnCall *call, const NnArgs *args,
   NnShape os = *s;
   os.dims[batched] = g->out_channels;
   os.dims[batched + 1] = lo;
+  if (!nn_tensor_is_meta (input) && !nn_blas_ready (error))
+    return NULL;
   NnTensor *out = nn_lu_new_f32 (&os, nn_tensor_is_meta (input));
   if (!out || nn_tensor_is_meta (input))
     return nn_lu_result (out, error);

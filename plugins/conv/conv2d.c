@@ -425,6 +425,8 @@ conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
     }
 
   gboolean depthwise = g->groups > 1 && g->groups == g->in_channels;
+  if (!depthwise && !nn_blas_ready (error))
+    return NULL;
   gboolean direct = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1
                     && cg.pad_top == 0 && cg.pad_bottom == 0
                     && cg.pad_left == 0 && cg.pad_right == 0;
@@ -446,7 +448,8 @@ conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
     }
   float *y = nn_tensor_f32 (out);
 
-  nn_blas_prepare ();
+  if (!depthwise)
+    nn_blas_prepare ();
   for (gint64 i = 0; i < n; i++)
     {
       const float *img = x + i * in_img;
@@ -540,7 +543,8 @@ conv2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
   const float *weight, *bias;
   g_autoptr (NnTensor) wkeep = NULL;
   g_autoptr (NnTensor) bkeep = NULL;
-  if (!conv2d_weights (self, g, NULL, &wkeep, &bkeep, &weight, &bias, error))
+  if (!nn_blas_ready (error)
+      || !conv2d_weights (self, g, NULL, &wkeep, &bkeep, &weight, &bias, error))
     return NULL;
   NnTensor *gt = nn_value_get_tensor (grad_out);
   const guint nd = input->shape.ndim;

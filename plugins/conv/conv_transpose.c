@@ -2,6 +2,7 @@
  * (output_padding, groups, dilation, and forward's output_size argument),
  * on batched or unbatched float32 input. */
 #include "conv_nd.h"
+#include "nn-blas.h"
 #include "../common/nn-layer-util.h"
 
 /* All of Conv's modes are accepted by the schema so that create() can
@@ -171,6 +172,8 @@ convt_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
   if (g->nd == 2)
     os.dims[cd + 1] = o[0];
   os.dims[s->ndim - 1] = o[1];
+  if (!nn_tensor_is_meta (input) && !nn_blas_ready (error))
+    return NULL;
   NnTensor *out = nn_lu_new_f32 (&os, nn_tensor_is_meta (input));
   if (!out || nn_tensor_is_meta (input))
     return nn_lu_result (out, error);

@@ -1,7 +1,6 @@
 /* dnnl plugin: entry point.  Each provider is set up from its reference
  * type (compiled into this plugin) and registered at NN_DNNL_RANK. */
 #include "dnnl-private.h"
-#include "nn-blas.h"
 
 typedef void (*SetupFunc) (NnLayerType *t);
 
@@ -64,8 +63,6 @@ static gboolean
 dnnl_init (NnPlugin *plugin, GError **error)
 {
   cap_isa ();
-  /* The reference code compiled in falls back on OpenBLAS. */
-  nn_blas_plugin_init ();
   if (!nn_dnnl_engine (error))
     return FALSE;
   for (gsize i = 0; i < G_N_ELEMENTS (setups); i++)

@@ -111,6 +111,8 @@ linear_run (NnModule *self, NnCall *call, const NnArgs *args,
     }
 
   gint64 rows = nn_shape_numel (&input->shape) / in_f;
+  if (!nn_blas_ready (error))
+    return NULL;
   if (rows > G_MAXINT32)
     {
       g_autofree char *s = nn_shape_to_string (&input->shape);
@@ -180,6 +182,8 @@ linear_backward (NnModule *self, NnCall *call, const NnArgs *args,
   const float *w = nn_tensor_f32 (nn_module_get_parameter (self, "weight"));
   gint64 rows = nn_shape_numel (&input->shape) / in_f;
 
+  if (!nn_blas_ready (error))
+    return NULL;
   float *gw = nn_module_grad_f32 (self, "weight");
   float *gb = nn_module_config_bool (self, "bias")
                   ? nn_module_grad_f32 (self, "bias") : NULL;

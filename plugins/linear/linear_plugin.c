@@ -1,11 +1,9 @@
 /* linear plugin: entry point. */
 #include "linear.h"
-#include "nn-blas.h"
 
 static gboolean
 linear_init (NnPlugin *plugin, GError **error)
 {
-  nn_blas_plugin_init ();
   return nn_plugin_register_type (plugin, &nn_linear_type, error);
 }
 

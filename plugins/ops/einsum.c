@@ -5,6 +5,7 @@
  * over every label's range (output labels outside, summed ones inside),
  * accumulating in double (int64 for integers). */
 #include "ops.h"
+#include "nn-blas.h"
 
 #include <string.h>
 
@@ -297,6 +298,8 @@ as_gemm (const Spec *s, NnDType dt, GError **error)
   NnShape rs = { nr };
   for (guint i = 0; i < nr; i++)
     rs.dims[i] = s->size[r_labels[i]];
+  if (!nn_blas_ready (error))
+    return NULL;
   g_autoptr (NnTensor) r = nn_ops_new (FALSE, dt, &rs, error);
   if (!r)
     return NULL;

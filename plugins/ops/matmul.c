@@ -77,6 +77,8 @@ batched (NnTensor *a, NnTensor *b, const NnShape *as, const NnShape *bs,
   if (!drop_n)
     out.dims[out.ndim++] = n;
   gboolean meta = nn_tensor_is_meta (a) || nn_tensor_is_meta (b);
+  if (!meta && !nn_blas_ready (error))
+    return NULL;
   NnTensor *r = nn_ops_new (meta, a->dtype, &out, error);
   if (!r || meta)
     return r;
@@ -216,6 +218,8 @@ linear_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
     }
   gboolean meta = nn_tensor_is_meta (x) || nn_tensor_is_meta (w)
                   || (bias && nn_tensor_is_meta (bias));
+  if (!meta && !nn_blas_ready (error))
+    return NULL;
   NnTensor *r = nn_ops_new (meta, x->dtype, &out, error);
   if (!r || meta)
     return nn_ops_take (r);
@@ -395,6 +399,8 @@ product_backward (NnModule *self, NnCall *call, const NnArgs *args,
                    "only, found %s", nn_dtype_name (a->dtype));
       return NULL;
     }
+  if (!nn_blas_ready (error))
+    return NULL;
   NnShape as = a->shape, bs = b->shape;
   if (as.ndim == 1)
     as = (NnShape) { 2, { 1, a->shape.dims[0] } };

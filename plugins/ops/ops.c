@@ -1,6 +1,5 @@
 /* ops plugin: the entry point and its registration list, one line per op
  * group file; each file exports a NULL-terminated table of its types. */
-#include "nn-blas.h"
 #include "ops.h"
 
 static const NnLayerType *const *const ops_groups[] = {
@@ -33,7 +32,6 @@ nn_ops_create (NnModule *self, GError **error)
 static gboolean
 ops_init (NnPlugin *plugin, GError **error)
 {
-  nn_blas_plugin_init ();
   for (gsize g = 0; g < G_N_ELEMENTS (ops_groups); g++)
     for (const NnLayerType *const *t = ops_groups[g]; *t; t++)
       if (!nn_plugin_register_type (plugin, *t, error))

@@ -263,7 +263,7 @@ NnTensor *nn_ops_select (NnTensor *in, guint dim, gint64 index,
 
 /* C[m,n] = A[m,k] @ B[k,n] (B given as [n,k] when @b_trans), row-major,
  * float32 or float64 through OpenBLAS; C is overwritten (a zero-filled C
- * stays zero when k is 0). */
+ * stays zero when k is 0).  The caller has checked nn_blas_ready(). */
 void nn_ops_gemm (NnDType dt, gint64 m, gint64 n, gint64 k, const void *a,
                   const void *b, gboolean b_trans, void *c);
 

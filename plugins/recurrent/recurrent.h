@@ -33,7 +33,7 @@ typedef struct {
  * @c [batch, hidden], both updated in place, writing step t's h of row b
  * to @y + t * @y_t_stride + b * @y_b_stride (@y nullable: no per-step
  * output).  @reverse walks the steps backwards.  The input projection of
- * all steps is one sgemm. */
+ * all steps is one sgemm.  The caller has checked nn_blas_ready(). */
 void nn_rnn_run_direction (NnRnnMode mode, const NnRnnWeights *w,
                            const float *x, gint64 len, gint64 batch,
                            gint64 in, gint64 hidden, gint64 out, float *h,

@@ -1,6 +1,5 @@
 /* recurrent plugin: entry point.  Registers RNN, LSTM, GRU and their
  * cells. */
-#include "nn-blas.h"
 #include "recurrent.h"
 
 static const NnLayerType *const recurrent_types[] = {
@@ -15,7 +14,6 @@ static const NnLayerType *const recurrent_types[] = {
 static gboolean
 recurrent_init (NnPlugin *plugin, GError **error)
 {
-  nn_blas_plugin_init ();
   for (gsize i = 0; i < G_N_ELEMENTS (recurrent_types); i++)
     if (!nn_plugin_register_type (plugin, recurrent_types[i], error))
       return FALSE;

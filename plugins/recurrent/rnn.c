@@ -4,6 +4,7 @@
  * c_n)).  Parameters weight_ih_l{k}[_reverse], ... in PyTorch's order;
  * dropout between layers is training-only. */
 #include "recurrent.h"
+#include "nn-blas.h"
 #include "../common/nn-layer-util.h"
 
 static const char *const nonlinearities[] = { "tanh", "relu", NULL };
@@ -227,6 +228,8 @@ rnn_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
   cs = hs;
   cs.dims[cs.ndim - 1] = r->hidden;
   gboolean meta = nn_tensor_is_meta (input);
+  if (!meta && !nn_blas_ready (error))
+    return NULL;
   NnTensor *out = nn_lu_new_f32 (&os, meta), *hn = nn_lu_new_f32 (&hs, meta);
   NnTensor *cn = r->mode == NN_RNN_LSTM ? nn_lu_new_f32 (&cs, meta) : NULL;
   if (!out || !hn || (r->mode == NN_RNN_LSTM && !cn)) {

@@ -2,6 +2,7 @@
  * defines them, on [N, input_size] or unbatched [input_size] input;
  * LSTMCell returns (h', c'). */
 #include "recurrent.h"
+#include "nn-blas.h"
 #include "../common/nn-layer-util.h"
 
 static const char *const nonlinearities[] = { "tanh", "relu", NULL };
@@ -145,6 +146,8 @@ cell_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
   NnShape hs = *s;
   hs.dims[hs.ndim - 1] = c->hidden;
   gboolean meta = nn_tensor_is_meta (input);
+  if (!meta && !nn_blas_ready (error))
+    return NULL;
   NnTensor *h = nn_lu_new_f32 (&hs, meta);
   NnTensor *cn = c->mode == NN_RNN_LSTM ? nn_lu_new_f32 (&hs, meta) : NULL;
   if (!h || (c->mode == NN_RNN_LSTM && !cn)) {
