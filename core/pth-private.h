@@ -2,13 +2,40 @@
  * layers: the zip archive (pth_zip.c), a restricted unpickler that builds
  * plain values and never runs code (pth_pickle.c), and the walk that turns
  * a state_dict of rebuilt tensors into a name -> tensor map (pth_read.c).
- * Never installed. */
+ * libzip itself is opened on the first read (pth_zip_load.c).  Never
+ * installed. */
 #ifndef NN_PTH_PRIVATE_H
 #define NN_PTH_PRIVATE_H
 
 #include "safetensors-private.h"
 
+#include <zip.h>
+
 G_BEGIN_DECLS
+
+/* --- libzip, loaded on first use (pth_zip_load.c) ----------------------- */
+
+/* Every libzip function pth_zip.c calls.  Each entry's type is taken from
+ * <zip.h>'s own prototype, so calls through the table are checked. */
+#define NN_PTH_ZIP_FUNCTIONS(X)                                              \
+  X (zip_open) X (zip_discard) X (zip_get_num_entries) X (zip_get_name)      \
+  X (zip_name_locate) X (zip_stat_init) X (zip_stat) X (zip_fopen)           \
+  X (zip_fread) X (zip_fclose) X (zip_strerror) X (zip_file_strerror)        \
+  X (zip_error_init_with_code) X (zip_error_strerror) X (zip_error_fini)
+
+#define NN_PTH_ZIP_FIELD(f) __typeof__ (f) *f;
+typedef struct {
+  NN_PTH_ZIP_FUNCTIONS (NN_PTH_ZIP_FIELD)
+} NnPthZipApi;
+#undef NN_PTH_ZIP_FIELD
+
+/* libzip's functions, dlopen()ed (NN_ZIP_SONAME) on the first call in the
+ * process; later calls return the same table, or the same failure.  @path
+ * (the .pth being read) names the file in @error, an NN_WEIGHTS_ERROR_IO
+ * carrying dlerror()'s text when libzip or one of its functions is
+ * missing.  MT safe.  Returns: (transfer none) (nullable) a table valid
+ * for the process's lifetime. */
+const NnPthZipApi *nn_pth_zip_api (const char *path, GError **error);
 
 /* --- zip (pth_zip.c) ----------------------------------------------------- */
 

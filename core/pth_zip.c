@@ -1,12 +1,12 @@
-/* nnkit core: the zip layer of torch.save files, through libzip.  Every
- * read is bounded by what the central directory declares and by the
+/* nnkit core: the zip layer of torch.save files, through libzip, whose
+ * functions come from the table pth_zip_load.c fills on the first read.
+ * Every read is bounded by what the central directory declares and by the
  * archive's own size, so a forged size cannot make us allocate without
  * limit. */
 #include "pth-private.h"
 
 #include <string.h>
 #include <sys/stat.h>
-#include <zip.h>
 
 /* Deflate cannot expand more than about 1032:1; anything claiming more is
  * forged. */
@@ -14,6 +14,7 @@
 
 struct _NnPthZip {
   char *path;
+  const NnPthZipApi *lib; /* libzip, loaded on first use */
   zip_t *zip;
   char *prefix;     /* "archive/" */
   guint64 file_size;
@@ -25,7 +26,7 @@ nn_pth_zip_free (NnPthZip *z)
   if (z == NULL)
     return;
   if (z->zip)
-    zip_discard (z->zip);
+    z->lib->zip_discard (z->zip);
   g_free (z->path);
   g_free (z->prefix);
   g_free (z);
@@ -36,10 +37,10 @@ nn_pth_zip_free (NnPthZip *z)
 static gboolean
 zip_find_prefix (NnPthZip *z, GError **error)
 {
-  zip_int64_t n = zip_get_num_entries (z->zip, 0);
+  zip_int64_t n = z->lib->zip_get_num_entries (z->zip, 0);
   gboolean torchscript = FALSE;
   for (zip_int64_t i = 0; i < n; i++) {
-    const char *name = zip_get_name (z->zip, (zip_uint64_t) i, 0);
+    const char *name = z->lib->zip_get_name (z->zip, (zip_uint64_t) i, 0);
     if (name == NULL)
       continue;
     const char *slash = strchr (name, '/');
@@ -75,15 +76,18 @@ nn_pth_zip_open (const char *path, GError **error)
     return NULL;
   }
   z->file_size = (guint64) sb.st_size;
+  z->lib = nn_pth_zip_api (path, error);
+  if (z->lib == NULL)
+    return NULL;
   int code = 0;
-  z->zip = zip_open (path, ZIP_RDONLY | ZIP_CHECKCONS, &code);
+  z->zip = z->lib->zip_open (path, ZIP_RDONLY | ZIP_CHECKCONS, &code);
   if (z->zip == NULL) {
     zip_error_t ze;
-    zip_error_init_with_code (&ze, code);
+    z->lib->zip_error_init_with_code (&ze, code);
     g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_HEADER,
                  "%s: broken zip archive (truncated or corrupt torch.save "
-                 "file): %s", path, zip_error_strerror (&ze));
-    zip_error_fini (&ze);
+                 "file): %s", path, z->lib->zip_error_strerror (&ze));
+    z->lib->zip_error_fini (&ze);
     return NULL;
   }
   if (!zip_find_prefix (z, error))
@@ -101,7 +105,7 @@ gboolean
 nn_pth_zip_has (NnPthZip *z, const char *name)
 {
   g_autofree char *full = g_strconcat (z->prefix, name, NULL);
-  return zip_name_locate (z->zip, full, 0) >= 0;
+  return z->lib->zip_name_locate (z->zip, full, 0) >= 0;
 }
 
 guint8 *
@@ -110,8 +114,8 @@ nn_pth_zip_read (NnPthZip *z, const char *name, gint64 expect,
 {
   g_autofree char *full = g_strconcat (z->prefix, name, NULL);
   zip_stat_t st;
-  zip_stat_init (&st);
-  if (zip_stat (z->zip, full, 0, &st) != 0 ||
+  z->lib->zip_stat_init (&st);
+  if (z->lib->zip_stat (z->zip, full, 0, &st) != 0 ||
       !(st.valid & ZIP_STAT_SIZE) || !(st.valid & ZIP_STAT_COMP_SIZE)) {
     g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_NOT_FOUND,
                  "%s: no member '%s' in the archive", z->path, full);
@@ -151,15 +155,15 @@ nn_pth_zip_read (NnPthZip *z, const char *name, gint64 expect,
                  "member '%s'", z->path, want, full);
     return NULL;
   }
-  zip_file_t *f = zip_fopen (z->zip, full, 0);
+  zip_file_t *f = z->lib->zip_fopen (z->zip, full, 0);
   zip_int64_t got = -1;
   const char *why = NULL;
   if (f == NULL) {
-    why = zip_strerror (z->zip);
+    why = z->lib->zip_strerror (z->zip);
   } else {
-    got = zip_fread (f, buf, want);
+    got = z->lib->zip_fread (f, buf, want);
     if (got < 0)
-      why = zip_file_strerror (f);
+      why = z->lib->zip_file_strerror (f);
   }
   if (got < 0 || (guint64) got != want) {
     g_set_error (error, NN_WEIGHTS_ERROR, NN_WEIGHTS_ERROR_OFFSETS,
@@ -168,11 +172,11 @@ nn_pth_zip_read (NnPthZip *z, const char *name, gint64 expect,
                  z->path, full, (gint64) MAX (got, 0), want,
                  why ? ": " : "", why ? why : "");
     if (f)
-      zip_fclose (f);
+      z->lib->zip_fclose (f);
     g_free (buf);
     return NULL;
   }
-  zip_fclose (f);
+  z->lib->zip_fclose (f);
   *len_out = (gsize) want;
   return buf;
 }

@@ -6,10 +6,12 @@
 // tested in tests/nnctl/test_weights_torch.py.
 #include "nn-test.h"
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <glib/gstdio.h>
@@ -172,6 +174,31 @@ class PthTest : public ::testing::Test {
 
   char *dir_ = nullptr;
 };
+
+// First in the file, so that its threads race for the process's first
+// .pth read, the one that dlopen()s libzip (core/pth_zip_load.c): each must
+// read the file (test.sh runs this suite under ThreadSanitizer too).
+TEST_F (PthTest, ThreadsRacingForTheFirstReadAllRead)
+{
+  std::string pth = simple_pth ("first.pth");
+  std::atomic<bool> go{ false };
+  std::atomic<int> read{ 0 };
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 6; i++)
+    threads.emplace_back ([&] {
+      while (!go.load ())
+        std::this_thread::yield ();
+      Error err;
+      Safetensors st = open (pth, err);
+      EXPECT_TRUE (st) << err.message ();
+      if (st && floats (st.get (), "w") == std::vector<float>{ 1, 2, 3, 4, 5, 6 })
+        read++;
+    });
+  go.store (true);
+  for (auto &t : threads)
+    t.join ();
+  EXPECT_EQ (read.load (), 6);
+}
 
 TEST_F (PthTest, ReadsAStateDict)
 {
