@@ -22,7 +22,7 @@ static struct {
   __typeof__ (openblas_get_corename) *get_corename;
 } fns;
 
-/* Why loading failed (set once, never freed: the answer of the process). */
+/* Why loading failed (set once; freed when the plugin unloads). */
 static char *load_failure;
 
 /* The count last given to OpenBLAS from this plugin; 0: none yet. */
@@ -77,6 +77,14 @@ nn_blas_ready (GError **error)
       return FALSE;
     }
   return TRUE;
+}
+
+/* The registry unloads plugins (dlclose()) when it is freed: the message
+ * would outlive its only pointer. */
+__attribute__ ((destructor)) static void
+forget_failure (void)
+{
+  g_clear_pointer (&load_failure, g_free);
 }
 
 /* Reached only after nn_blas_ready() succeeded on the way in (every entry

@@ -9,6 +9,7 @@ come from the naive forward of nnctl_testlib, never from nnctl."""
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import unittest
@@ -19,8 +20,8 @@ for _a in list(sys.argv[1:]):
         os.environ["NNCTL"] = _a[len("--nnctl="):]
         sys.argv.remove(_a)
 from nnctl_testlib import (  # noqa: E402
-    NnctlCase, flatten, nest, numel, read_safetensors, tiny_forward,
-    write_safetensors, write_tiny)
+    NnctlCase, flatten, nest, nnctl_binary, numel, read_safetensors,
+    tiny_forward, write_safetensors, write_tiny)
 
 SONAME = "libopenblas.so.0"
 
@@ -84,6 +85,24 @@ class TestOpenBlasOnFirstUse(NnctlCase):
         self.assertIn("conv1", err)
         self.assertIn(f"cannot load OpenBLAS ({SONAME})", err)
         self.assertIn("file too short", err)  # dlopen()'s own reason
+
+    def test_the_failure_leaks_nothing_under_valgrind(self):
+        # The reason is kept until the plugin unloads, and must go then.
+        valgrind = shutil.which("valgrind")
+        if not valgrind:
+            self.skipTest("valgrind is not installed")
+        with open(shutil.which(nnctl_binary()) or nnctl_binary(), "rb") as f:
+            exe = f.read()
+        if b"__asan_init" in exe or b"__tsan_init" in exe:
+            self.skipTest("a sanitizer build: its own checks run instead")
+        p = subprocess.run(
+            [valgrind, "-q", "--leak-check=full",
+             "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=9",
+             nnctl_binary(), "run", self.model, "--input", self.xin],
+            capture_output=True, text=True, timeout=600,
+            env=dict(os.environ, **self.no_blas, NN_PROVIDERS="-dnnl"))
+        self.assertEqual(p.returncode, 1, p.stderr[-4000:])
+        self.assertIn(f"cannot load OpenBLAS ({SONAME})", p.stderr)
 
     def test_plugins_says_the_kernel_is_unknown(self):
         out, _ = self.nnctl("plugins", env=self.no_blas)
