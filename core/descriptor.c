@@ -310,9 +310,37 @@ nn_descriptor_load_module_node (NnRegistry *reg, JsonNode *node,
   return g_steal_pointer (&m);
 }
 
+/* What a file that is not JSON text most likely is, by its first bytes,
+ * and what to do with it: the files a PyTorch user has at hand besides a
+ * descriptor.  NULL when nothing is recognised (the JSON parser's message
+ * then stands). */
+static const char *
+binary_kind (const char *data, gsize len)
+{
+  const guchar *b = (const guchar *) data;
+  if ((len >= 4 && memcmp (b, "PK\003\004", 4) == 0)
+      || (len >= 2 && b[0] == 0x80 && b[1] >= 2 && b[1] <= 5))
+    return "a PyTorch checkpoint (torch.save()): give it as --weights of "
+           "the model's descriptor, which tools/torch2nn exports";
+  if (len >= 4 && memcmp (b, "\177ELF", 4) == 0)
+    return "an ELF binary (plugins are found on the plugin path)";
+  if (!g_utf8_validate (data, (gssize) len, NULL))
+    return "binary data";
+  return NULL;
+}
+
 static JsonNode *
 parse (const char *data, gssize len, const char *origin, GError **error)
 {
+  gsize n = len < 0 ? strlen (data) : (gsize) len;
+  const char *kind = binary_kind (data, n);
+  if (kind) {
+    /* The parser would only say the data is not UTF-8. */
+    g_set_error (error, NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_PARSE,
+                 "%s: not a model descriptor (JSON text) but %s", origin,
+                 kind);
+    return NULL;
+  }
   if (!nn_json_guard_scan (data, len < 0 ? strlen (data) : (gsize) len,
                            NN_DESCRIPTOR_MAX_JSON_DEPTH,
                            NN_JSON_GUARD_NO_DUPLICATE_KEYS, origin,

@@ -34,7 +34,8 @@ typedef enum {
 #define NN_DESCRIPTOR_ERROR (nn_descriptor_error_quark ())
 typedef enum {
   NN_DESCRIPTOR_ERROR_IO,          /* file cannot be read or written */
-  NN_DESCRIPTOR_ERROR_PARSE,       /* malformed JSON */
+  NN_DESCRIPTOR_ERROR_PARSE,       /* malformed JSON, or not JSON text at all
+                                    * (a checkpoint, a binary: named) */
   NN_DESCRIPTOR_ERROR_INVALID,     /* valid JSON of the wrong structure */
   NN_DESCRIPTOR_ERROR_UNKNOWN_KEY, /* config key not in the type's schema */
   NN_DESCRIPTOR_ERROR_WRONG_KIND,  /* config value of the wrong kind */

@@ -877,6 +877,37 @@ class TestModelFiles(NnctlCase):
         self.assertIn("Conv9d", err)
         self.assertIn("conv1", err)
 
+    def test_files_that_are_not_descriptors_are_named(self):
+        # What a PyTorch user may pass by mistake: a torch.save() zip, a
+        # legacy pickle, a plugin, random bytes.  Written here without torch.
+        import pickle
+        import zipfile
+        ckpt = self.path("model.pth")
+        with zipfile.ZipFile(ckpt, "w") as z:
+            z.writestr("archive/data.pkl", pickle.dumps({"w": [1.0]}, protocol=2))
+        legacy = self.path("legacy.pth")
+        with open(legacy, "wb") as f:
+            f.write(pickle.dumps({"w": [1.0]}, protocol=2))
+        for path in (ckpt, legacy):
+            err = self.error("show", path)
+            self.assertIn(os.path.basename(path), err)
+            self.assertIn("not a model descriptor (JSON text) but a PyTorch "
+                          "checkpoint (torch.save()): give it as --weights", err)
+        elf = self.path("plugin.so")
+        with open(elf, "wb") as f:
+            f.write(b"\x7fELF\x02\x01\x01" + bytes(64))
+        self.assertIn("but an ELF binary", self.error("show", elf))
+        blob = self.path("blob.bin")
+        with open(blob, "wb") as f:
+            f.write(bytes(range(256)))
+        self.assertIn("blob.bin: not a model descriptor (JSON text) but binary data",
+                      self.error("show", blob))
+        # JSON text with a multi-byte character is still parsed as JSON.
+        text = self.path("text.json")
+        with open(text, "w", encoding="utf-8") as f:
+            f.write('{"format": "nnkit", "version": 1, "model": {"type": "Bé"')
+        self.assertIn("malformed JSON", self.error("show", text))
+
     def test_weightless_descriptor_needs_init_seed(self):
         require_add_op()
         model = self.path("tiny.json")
