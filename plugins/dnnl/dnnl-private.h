@@ -168,6 +168,22 @@ dnnl_memory_t nn_dnnl_reorder_weights (const dnnl_memory_desc_t *from,
                                        const void *data, NnTensor *plain,
                                        const dnnl_memory_desc_t *to,
                                        GError **error);
+/* Makes (transfer full, g_free) the plain values to reorder, or NULL when
+ * they cannot be allocated. */
+typedef float *(*NnDnnlMakeWeights) (gpointer user_data);
+/* The same for values computed from @plain's with @derived's bytes (a
+ * folded BatchNorm's scale) by @make, which runs only when no earlier
+ * process cached this reorder: with @plain read in place from a file,
+ * the file's identity and @derived name the entry, so a hit neither
+ * reads the plain weights nor computes anything. */
+dnnl_memory_t nn_dnnl_reorder_weights_derived (const dnnl_memory_desc_t *from,
+                                               NnTensor *plain,
+                                               const void *derived,
+                                               gsize derived_len,
+                                               NnDnnlMakeWeights make,
+                                               gpointer user_data,
+                                               const dnnl_memory_desc_t *to,
+                                               GError **error);
 /* Returns: a memory of layout @md over a fresh zeroed mapping of its own,
  * with transparent huge pages asked for; NULL with @error.  Free it with
  * nn_dnnl_weights_free() (dnnl_weights_mem.c). */
@@ -184,6 +200,7 @@ struct _NnDnnlCacheKey { guint64 h[2]; };
  * replaced in this process) or a layout is not a plain blocked one. */
 gboolean nn_dnnl_weights_cache_key (const dnnl_memory_desc_t *from,
                                     const void *data, NnTensor *plain,
+                                    const void *derived, gsize derived_len,
                                     const dnnl_memory_desc_t *to,
                                     NnDnnlCacheKey *key);
 /* Returns: (nullable) the cached @bytes of @key, mapped privately; unmap

@@ -45,11 +45,20 @@ conv_state_free (gpointer p)
   g_free (s);
 }
 
+typedef struct {
+  NnTensor *w;
+  const NnEpilogue *ep;
+} FoldArgs;
+
 /* Weights with @ep's affine folded in, in a temporary plain buffer that
- * is reordered and freed at once: only the reordered copy stays. */
+ * is reordered and freed at once: only the reordered copy stays.  Made
+ * only when the weights cache has no such reorder
+ * (nn_dnnl_reorder_weights_derived()). */
 static float *
-fold_weights (NnTensor *w, const NnEpilogue *ep)
+fold_weights (gpointer data)
 {
+  NnTensor *w = ((FoldArgs *) data)->w;
+  const NnEpilogue *ep = ((FoldArgs *) data)->ep;
   gint64 n = nn_tensor_numel (w), per = n / ep->n_channels;
   float *t = g_try_malloc ((gsize) n * sizeof (float));
   const float *src = nn_tensor_f32 (w);
@@ -282,8 +291,7 @@ conv_state_new (const NnConvGeom *g, const NnShape *in4, const NnShape *out4,
   dnnl_dims_t pr = { g->pad_bottom, g->pad_right };
 
   gboolean fold = ep && ep->n_channels > 0;
-  g_autofree float *wtmp = fold ? fold_weights (w, ep) : NULL;
-  const float *wdata = fold ? wtmp : nn_tensor_f32 (w);
+  FoldArgs fa = { w, ep };
   s->fold_id = fold ? ep->fold_id : 0;
   s->folded_bias = fold ? fold_bias (b, ep) : NULL;
   float *bdata = fold ? s->folded_bias : b ? nn_tensor_f32 (b) : NULL;
@@ -294,7 +302,7 @@ conv_state_new (const NnConvGeom *g, const NnShape *in4, const NnShape *out4,
   s->sum = ep && ep->residual;
   s->winograd_allowed = winograd;
   s->lay = lay;
-  gboolean ok = eng && wdata
+  gboolean ok = eng
     && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&src_any, 4, sd, dnnl_f32, dnnl_format_tag_any), "src md", error)
     && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&dst_any, 4, dd, dnnl_f32, dnnl_format_tag_any), "dst md", error)
     && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&src_user, 4, sd, dnnl_f32, dnnl_nchw), "src md", error)
@@ -315,14 +323,16 @@ conv_state_new (const NnConvGeom *g, const NnShape *in4, const NnShape *out4,
                              &dst_blocked, dd, &w_any, bdata ? &b_md : NULL,
                              strides, dil, pl, pr, attr, eng, error))
     && nn_dnnl_prim_init (&s->prim, pd, &src_user, &dst_user, error)
-    && (s->weights = nn_dnnl_reorder_weights (
-          &w_user, wdata, fold ? NULL : w,
-          dnnl_primitive_desc_query_md (pd, dnnl_query_weights_md, 0), error))
+    && (s->weights = fold
+          ? nn_dnnl_reorder_weights_derived (
+              &w_user, w, ep->scale, sizeof (float) * (gsize) ep->n_channels,
+              fold_weights, &fa,
+              dnnl_primitive_desc_query_md (pd, dnnl_query_weights_md, 0), error)
+          : nn_dnnl_reorder_weights (
+              &w_user, nn_tensor_f32 (w), w,
+              dnnl_primitive_desc_query_md (pd, dnnl_query_weights_md, 0), error))
     && (!bdata || nn_dnnl_ok (dnnl_memory_create (&s->bias, &b_md, eng, bdata),
                               "wrapping the bias", error));
-  if (eng && !wdata)
-    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
-                 "cannot allocate the folded weights");
   if (pd)
     dnnl_primitive_desc_destroy (pd);
   if (attr)
@@ -337,14 +347,6 @@ conv_state_new (const NnConvGeom *g, const NnShape *in4, const NnShape *out4,
   /* The plain weights leave the resident set once reordered (a mapped
    * file's; a rebuild maps them again from the page cache). */
   nn_tensor_release_pages (w);
-  /* The folding buffer (as large as the weights: 9.4 MB for resnet18's
-   * last layers) goes back to the system now, not as a resident hole in
-   * the heap (resnet18's later forwards peaked 9 to 15 MB higher). */
-  if (wtmp)
-    {
-      g_clear_pointer (&wtmp, g_free);
-      malloc_trim (0);
-    }
   return s;
 }
 

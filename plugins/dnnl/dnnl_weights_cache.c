@@ -139,7 +139,8 @@ hash_md (guint64 s[4], const dnnl_memory_desc_t *md)
 
 gboolean
 nn_dnnl_weights_cache_key (const dnnl_memory_desc_t *from, const void *data,
-                           NnTensor *plain, const dnnl_memory_desc_t *to,
+                           NnTensor *plain, const void *derived,
+                           gsize derived_len, const dnnl_memory_desc_t *to,
                            NnDnnlCacheKey *key)
 {
   guint64 s[4] = { P1, P2, P1 ^ P2, P1 + P2 };
@@ -156,14 +157,25 @@ nn_dnnl_weights_cache_key (const dnnl_memory_desc_t *from, const void *data,
   /* Weights read in place from a file are named by the file's identity
    * and their offset, without reading them (a fifth of the start-up's
    * weight work); anything else by its bytes. */
-  if (plain && nn_tensor_f32 (plain) == data && nn_tensor_get_file_key (plain, file))
+  if (plain && (derived || nn_tensor_f32 (plain) == data)
+      && nn_tensor_get_file_key (plain, file))
     {
       static const char tag[] = "file";
       hash_bytes (s, tag, sizeof tag);
       hash_bytes (s, file, sizeof file);
+      if (derived)
+        {
+          /* Values made from the file's with these bytes (a folded
+           * BatchNorm's scale): named without making them. */
+          static const char dtag[] = "derived";
+          hash_bytes (s, dtag, sizeof dtag);
+          hash_bytes (s, derived, derived_len);
+        }
     }
-  else
+  else if (data)
     hash_bytes (s, data, dnnl_memory_desc_get_size (from));
+  else
+    return FALSE;
   key->h[0] = mix (s[0] ^ rotl (s[1], 17)) ^ mix (s[2]);
   key->h[1] = mix (s[3] ^ rotl (s[2], 29)) ^ mix (s[1] + s[0]);
   return TRUE;
