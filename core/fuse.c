@@ -357,14 +357,23 @@ no_kwargs (const NnValue *kwargs)
                                       "inplace") == 0);
 }
 
+/* Whether recording may read @t's dataflow: a real tensor, or any in the
+ * shape-only run that plans ahead (a meta tensor elsewhere is a nested
+ * shape inference's, not this run's dataflow). */
+static gboolean
+recordable (const NnCall *call, const NnTensor *t)
+{
+  return !nn_tensor_is_meta (t) || call->plan_ahead;
+}
+
 /* The one positional float32 tensor of a call with no keywords, or NULL. */
 static NnTensor *
-sole_tensor (const NnValue *args, const NnValue *kwargs)
+sole_tensor (const NnCall *call, const NnValue *args, const NnValue *kwargs)
 {
   if (!args || nn_value_n_items (args) != 1 || !no_kwargs (kwargs))
     return NULL;
   NnTensor *x = nn_value_get_tensor (nn_value_item (args, 0));
-  return x && x->dtype == NN_DTYPE_F32 && !nn_tensor_is_meta (x) ? x : NULL;
+  return x && x->dtype == NN_DTYPE_F32 && recordable (call, x) ? x : NULL;
 }
 
 /* A producer's first positional tensor when every positional tensor is
@@ -586,7 +595,7 @@ dies_here (NnCall *call, guint idx, const NnValue *args, guint k)
 {
   NnValue *item = nn_value_item (args, k);
   NnTensor *x = nn_value_get_tensor (item);
-  return x && x->dtype == NN_DTYPE_F32 && !nn_tensor_is_meta (x)
+  return x && x->dtype == NN_DTYPE_F32 && recordable (call, x)
          && call->args_given && x == call->last_result
          && call->last_result_next == idx
          && call->last_result_invokes == call->n_invokes
@@ -606,7 +615,7 @@ record_residual (NnCall *call, NnPlanStep *s, guint idx, const NnValue *args)
       continue;
     NnTensor *x = nn_value_get_tensor (nn_value_item (args, c));
     NnTensor *r = nn_value_get_tensor (nn_value_item (args, 1 - c));
-    if (!r || r == x || r->dtype != NN_DTYPE_F32 || nn_tensor_is_meta (r)
+    if (!r || r == x || r->dtype != NN_DTYPE_F32 || !recordable (call, r)
         || !nn_shape_equal (&r->shape, &x->shape))
       return;
     for (guint j = MIN (idx, call->step_out->len); j-- > 0;)
@@ -640,7 +649,8 @@ nn_fuse_begin (NnCall *call, const NnPlanStep *st, guint idx, gboolean fresh,
     if (a0)
       s->in_shape = a0->shape;
     s->res_src = 0;
-    s->chained = sole_tensor (args, kwargs) && dies_here (call, idx, args, 0);
+    s->chained = sole_tensor (call, args, kwargs)
+                 && dies_here (call, idx, args, 0);
     if (args && nn_value_n_items (args) == 2
         && (!kwargs || nn_value_n_items (kwargs) == 0))
       record_residual (call, s, idx, args);

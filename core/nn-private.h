@@ -92,6 +92,9 @@ struct _NnCall {
   gboolean plan_on;     /* set by nn_plan_begin(); off in meta runs, with
                          * NN_PLAN=off and in NnCalls made elsewhere (a
                          * backward's): those resolve each call afresh */
+  gboolean plan_ahead;  /* a shape-only run recording the root's plan
+                         * before its first forward (runtime.c): plan_on
+                         * although meta, and its meta tensors recorded */
   gboolean args_given;  /* the call being entered took its arguments
                          * (nn_call_*_take): they may die in place */
   /* Fusion (core/fuse.c).  step_fresh: the step just resolved was
@@ -219,6 +222,10 @@ struct _NnPlan {
 };
 /* Starts a run of @root: follows its plan, or records a trace. */
 void nn_plan_begin (NnCall *call, NnModule *root);
+/* Whether a forward of @root should first record its plan from a shape-
+ * only run (runtime.c): planning and fusion on, no plan yet, and a tree
+ * whose shape inference computes nothing. */
+gboolean nn_plan_wants_ahead (NnModule *root);
 /* Ends it: publishes the recorded trace as @root's plan when @ok. */
 void nn_plan_end (NnCall *call, NnModule *root, gboolean ok);
 /* Resolves descendant @path of @self for this call (plan_on): the plan's

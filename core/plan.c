@@ -92,7 +92,7 @@ nn_plan_begin (NnCall *call, NnModule *root)
   call->step_fresh = FALSE;
   call->trace = NULL;
   call->plan = NULL;
-  call->plan_on = !call->meta && plan_enabled ();
+  call->plan_on = (!call->meta || call->plan_ahead) && plan_enabled ();
   call->step_out = NULL;
   call->held = NULL;
   call->n_held = 0;
@@ -259,6 +259,31 @@ nn_plan_resolve_functional (NnCall *call, NnModule *self, NnModule *fn,
     }
   }
   return record_fresh (call, resolve_functional_fresh (self, fn));
+}
+
+/* Whether shape inference of @m's subtree computes nothing: every type has
+ * infer() or only routes (runtime.c runs forward on zeros otherwise). */
+static gboolean
+infers_without_computing (NnModule *m)
+{
+  const NnLayerType *t = m->type;
+  if (!t->infer && !(t->flags & NN_LAYER_ROUTES_ONLY))
+    return FALSE;
+  for (guint i = 0; m->children && i < m->children->len; i++)
+    if (!infers_without_computing (g_array_index (m->children, NnChild, i).module))
+      return FALSE;
+  return TRUE;
+}
+
+gboolean
+nn_plan_wants_ahead (NnModule *root)
+{
+  if (!plan_enabled () || !nn_fuse_enabled ())
+    return FALSE;
+  pthread_mutex_lock (&plan_lock);
+  gboolean none = root->plan == NULL;
+  pthread_mutex_unlock (&plan_lock);
+  return none && infers_without_computing (root);
 }
 
 guint64

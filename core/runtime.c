@@ -541,17 +541,14 @@ nn_call_get_path (NnCall *call)
 }
 
 static NnValue *
-run_root (NnModule *m, const NnValue *args, const NnValue *kwargs,
-          gboolean meta, GArray *events, NnTape *tape, GError **error)
+run_root_call (NnModule *m, const NnValue *args, const NnValue *kwargs,
+               gboolean meta, gboolean plan_ahead, GArray *events,
+               NnTape *tape, GError **error)
 {
-  g_return_val_if_fail (m != NULL, NULL);
-  if (!check_call_values (args, kwargs, error))
-    return NULL;
-  if (!meta)
-    nn_get_num_threads (); /* settles the thread count before BLAS runs */
   NnCall call = { 0 };
   call.path = g_string_new (NULL);
   call.meta = meta;
+  call.plan_ahead = plan_ahead;
   call.events = events;
   call.tape = tape;
   call.keep = g_ptr_array_new_with_free_func ((GDestroyNotify) nn_tensor_unref);
@@ -567,6 +564,39 @@ run_root (NnModule *m, const NnValue *args, const NnValue *kwargs,
   if (call.rng)
     g_rand_free (call.rng);
   return out;
+}
+
+/* A root's first forward would record its plan while running every step
+ * apart (plan.c), and fuse only from the second.  A shape-only run records
+ * it first, so the first forward already follows the plan fused: no
+ * unfused primitives to build, no second set-up at the next forward
+ * (docs/ENGINE.md, "Planning ahead").  Its failure is the forward's to
+ * report: the forward then records the plan itself, as before. */
+static void
+plan_ahead (NnModule *m, const NnValue *args, const NnValue *kwargs)
+{
+  g_autoptr (NnValue) margs = value_as_meta (args);
+  g_autoptr (NnValue) mkwargs = value_as_meta (kwargs);
+  GError *ignored = NULL;
+  NnValue *out = run_root_call (m, margs, mkwargs, TRUE, TRUE, NULL, NULL,
+                                &ignored);
+  g_clear_error (&ignored);
+  if (out)
+    nn_value_unref (out);
+}
+
+static NnValue *
+run_root (NnModule *m, const NnValue *args, const NnValue *kwargs,
+          gboolean meta, GArray *events, NnTape *tape, GError **error)
+{
+  g_return_val_if_fail (m != NULL, NULL);
+  if (!check_call_values (args, kwargs, error))
+    return NULL;
+  if (!meta)
+    nn_get_num_threads (); /* settles the thread count before BLAS runs */
+  if (!meta && !events && !tape && nn_plan_wants_ahead (m))
+    plan_ahead (m, args, kwargs);
+  return run_root_call (m, args, kwargs, meta, FALSE, events, tape, error);
 }
 
 NnValue *

@@ -40,6 +40,16 @@ struct Error {
 
 // A registry with the build tree's plugins (no system directory when the
 // library runs uninstalled).  Fails the test on any load failure.
+// Fusion off while in scope: every forward then computes what each module
+// computes alone, exactly (a fused plan, made ahead of a root's first
+// forward, agrees only to rounding; tests/engine/test_fusion.cpp compares).
+struct UnfusedScope {
+  UnfusedScope () { nn_engine_set_fusion (FALSE); }
+  ~UnfusedScope () { nn_engine_set_fusion (TRUE); }
+  UnfusedScope (const UnfusedScope &) = delete;
+  UnfusedScope &operator= (const UnfusedScope &) = delete;
+};
+
 inline Registry default_registry ()
 {
   Registry reg (nn_registry_new ());

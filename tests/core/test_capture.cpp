@@ -119,6 +119,8 @@ protected:
     l4 = run (m.get (), "layer4", l3.get ());
   }
 
+  // The comparisons are exact: module-by-module runs against unfused ones.
+  UnfusedScope unfused;
   Registry reg;
   Module m;
   Tensor x, stem, pooled, l1, l2, l3, l4;
@@ -151,12 +153,8 @@ TEST_F (CaptureResnet, OutputsEqualEachModuleRunOnItsOwn)
                 run (m.get (), "layer2.0.conv1", l1.get ()).get (), "layer2.0.conv1");
   expect_equal (output (cap.get (), "layer4.0.conv1"),
                 run (m.get (), "layer4.0.conv1", l3.get ()).get (), "layer4.0.conv1");
-  // The root's output is the plain forward's, unfused: the capture run
-  // recorded the plan, and a fused forward (BatchNorm folded into the
-  // convs) agrees only to rounding (tests/engine/test_fusion.cpp).
-  nn_engine_set_fusion (FALSE);
+  // The root's output is the plain forward's.
   Tensor plain (nn_module_forward (m.get (), x.get (), e.out ()));
-  nn_engine_set_fusion (TRUE);
   expect_equal (y.get (), plain.get (), "root output");
   EXPECT_EQ (shape_text (output (cap.get (), "layer4")->shape), "[1, 512, 2, 2]");
 }

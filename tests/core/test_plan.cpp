@@ -422,6 +422,8 @@ values_of (NnTensor *t)
 
 TEST (InPlace, DyingInputsAreReusedAndObservedOnesAreNot)
 {
+  // Each ReLU a step of its own (fused, fc's epilogue would do r1's work).
+  UnfusedScope unfused;
   Registry reg = default_registry ();
   Module m = load_json (reg.get (), kChain);
   ASSERT_NE (m, nullptr);
@@ -521,6 +523,80 @@ TEST (InPlace, GraphKeepsValuesStillRead)
 // --- the storage pool (core/tensor.c) ---------------------------------------
 
 namespace {
+
+std::vector<std::string>
+fusions_of (NnModule *root)
+{
+  std::vector<std::string> out;
+  char **f = nn_module_get_plan_fusions (root);
+  for (char **p = f; *p; p++)
+    out.push_back (*p);
+  g_strfreev (f);
+  return out;
+}
+
+// fc1 -> act: Linear with its ReLU as the epilogue when fused.
+const char *kFusable = R"({"type": "Sequential", "children": [
+    {"name": "fc1", "type": "Linear", "config": {"in_features": 4, "out_features": 3}},
+    {"name": "act", "type": "ReLU"},
+    {"name": "fc2", "type": "Linear", "config": {"in_features": 3, "out_features": 2}}]})";
+
+TEST (Plan, MadeAheadSoTheFirstForwardRunsFused)
+{
+  Registry reg = default_registry ();
+  Module m = load_json (reg.get (), kFusable);
+  ASSERT_NE (m, nullptr);
+  nn_module_reset_parameters (m.get (), 4);
+  Tensor x = input ();
+  const float *d = nn_tensor_f32 (x.get ());
+  std::vector<float> h = linear_ref (m.get (), "fc1", std::vector<float> (d, d + 8), 4, 3);
+  for (float &v : h)
+    v = std::max (v, 0.0f);
+  std::vector<float> want = linear_ref (m.get (), "fc2", h, 3, 2);
+  ASSERT_TRUE (std::any_of (h.begin (), h.end (), [] (float f) { return f == 0; }));
+
+  Tensor y = run (m.get (), x.get ());
+  EXPECT_TRUE (close_to (y.get (), want));
+  // The plan came from a shape-only run before this forward, which then
+  // followed it fused: one build, and the group already ran.
+  EXPECT_EQ (nn_module_get_plan_info (m.get (), nullptr), 1u);
+  EXPECT_EQ (fusions_of (m.get ()), std::vector<std::string>{"fc1+act"});
+  Tensor y2 = run (m.get (), x.get ());
+  EXPECT_EQ (values_of (y2.get ()), values_of (y.get ()));
+  EXPECT_EQ (nn_module_get_plan_info (m.get (), nullptr), 1u);
+
+  // Without fusion there is nothing to gain: the first forward records.
+  Module u = load_json (reg.get (), kFusable);
+  nn_module_reset_parameters (u.get (), 4);
+  {
+    UnfusedScope unfused;
+    Tensor yu = run (u.get (), x.get ());
+    EXPECT_TRUE (close_to (yu.get (), want));
+  }
+  EXPECT_EQ (nn_module_get_plan_info (u.get (), nullptr), 1u);
+  EXPECT_TRUE (fusions_of (u.get ()).empty ());
+}
+
+TEST (Plan, NotMadeAheadWhenShapeInferenceWouldCompute)
+{
+  // FixtureLinear has no infer(): a shape-only run would compute it on
+  // zeros, so the first forward records the plan as it runs, unfused.
+  Registry reg = fixture_registry ();
+  Module m = load_json (reg.get (), R"({"type": "Sequential", "children": [
+      {"name": "fc1", "type": "Linear", "config": {"in_features": 4, "out_features": 3}},
+      {"name": "act", "type": "ReLU"},
+      {"name": "fx", "type": "FixtureLinear", "config": {"in_features": 3, "out_features": 2}}]})");
+  ASSERT_NE (m, nullptr);
+  nn_module_reset_parameters (m.get (), 4);
+  Tensor x = input ();
+  Tensor y = run (m.get (), x.get ());
+  ASSERT_TRUE (y);
+  EXPECT_EQ (nn_module_get_plan_info (m.get (), nullptr), 1u);
+  EXPECT_TRUE (fusions_of (m.get ()).empty ());
+  Tensor y2 = run (m.get (), x.get ());
+  EXPECT_EQ (fusions_of (m.get ()), std::vector<std::string>{"fc1+act"});
+  EXPECT_TRUE (close_to (y2.get (), values_of (y.get ())));
+}
 
 TEST (Pool, LargeBlocksAreKeptAndHandedOutZeroed)
 {

@@ -477,6 +477,8 @@ TEST (Surgery, ModuleDictInsertAndDeleteByKey)
 
 TEST (Surgery, WrapAfterAndBefore)
 {
+  // Forwards before and after the edits compared exactly.
+  UnfusedScope unfused;
   Registry reg = default_registry ();
   Module m = resnet (reg.get ());
   ASSERT_TRUE (m);
