@@ -53,7 +53,9 @@ typedef struct {
 /* Weights with @ep's affine folded in, in a temporary plain buffer that
  * is reordered and freed at once: only the reordered copy stays.  Made
  * only when the weights cache has no such reorder
- * (nn_dnnl_reorder_weights_derived()). */
+ * (nn_dnnl_reorder_weights_derived()), whose entries are named by the
+ * file and the scale, not by these values: a change of what this computes
+ * must change the cache's MAGIC (dnnl_weights_cache.c). */
 static float *
 fold_weights (gpointer data)
 {
