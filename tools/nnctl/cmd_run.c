@@ -445,16 +445,19 @@ nnctl_cmd_run (NnctlGlobal *g, const NnctlCommand *cmd, int argc,
     rc = nnctl_fail ("run", err);
     goto done;
   }
-  /* The first forward records the plan; fusion shows from the second. */
-  if (a.fusions && a.repeat == 0) {
+  if (a.fusions)
+    fused = nn_module_get_plan_fusions (model);
+  /* A plan the first forward recorded itself (a type without infer: not
+   * planned ahead, ENGINE.md) fuses from the second. */
+  if (a.fusions && a.repeat == 0 && (!fused || !*fused)) {
+    g_clear_pointer (&fused, g_strfreev);
     g_autoptr (NnValue) again = nn_module_call (model, in.args, in.kwargs, &err);
     if (!again) {
       rc = nnctl_fail ("run", err);
       goto done;
     }
-  }
-  if (a.fusions)
     fused = nn_module_get_plan_fusions (model);
+  }
   leaves.names = g_ptr_array_new_with_free_func (g_free);
   leaves.tensors = g_ptr_array_new ();
   nn_value_foreach_tensor (out, "output", collect_leaf, &leaves);
