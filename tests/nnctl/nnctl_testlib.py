@@ -15,6 +15,20 @@ from array import array
 
 def nnctl_binary():
     return os.environ.get("NNCTL", "nnctl")
+
+
+def valgrind_or_skip(case):
+    """The valgrind to run nnctl under (scripts/deps.sh installs it); skips
+    @case without one, and in a sanitizer build, whose own checks run."""
+    valgrind = shutil.which("valgrind")
+    if not valgrind:
+        case.skipTest("valgrind is not installed")
+    with open(shutil.which(nnctl_binary()) or nnctl_binary(), "rb") as f:
+        exe = f.read()
+    if b"__asan_init" in exe or b"__tsan_init" in exe:
+        case.skipTest("a sanitizer build: its own checks run instead")
+    return valgrind
+
 SOURCE_ROOT = os.environ.get("NN_TEST_SOURCE_ROOT", ".")
 BUILD_ROOT = os.environ.get("NN_TEST_BUILD_ROOT", ".")
 FIXTURE_DIR = os.environ.get("NN_TEST_FIXTURE_DIR",

@@ -9,7 +9,6 @@ come from the naive forward of nnctl_testlib, never from nnctl."""
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 import unittest
@@ -21,7 +20,7 @@ for _a in list(sys.argv[1:]):
         sys.argv.remove(_a)
 from nnctl_testlib import (  # noqa: E402
     NnctlCase, flatten, nest, nnctl_binary, numel, read_safetensors,
-    tiny_forward, write_safetensors, write_tiny)
+    tiny_forward, valgrind_or_skip, write_safetensors, write_tiny)
 
 SONAME = "libopenblas.so.0"
 
@@ -88,13 +87,7 @@ class TestOpenBlasOnFirstUse(NnctlCase):
 
     def test_the_failure_leaks_nothing_under_valgrind(self):
         # The reason is kept until the plugin unloads, and must go then.
-        valgrind = shutil.which("valgrind")
-        if not valgrind:
-            self.skipTest("valgrind is not installed")
-        with open(shutil.which(nnctl_binary()) or nnctl_binary(), "rb") as f:
-            exe = f.read()
-        if b"__asan_init" in exe or b"__tsan_init" in exe:
-            self.skipTest("a sanitizer build: its own checks run instead")
+        valgrind = valgrind_or_skip(self)
         p = subprocess.run(
             [valgrind, "-q", "--leak-check=full",
              "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=9",

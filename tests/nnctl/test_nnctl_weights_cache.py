@@ -9,7 +9,6 @@ behave.  Expected outputs come from the naive forward of nnctl_testlib
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 import unittest
@@ -21,7 +20,7 @@ for _a in list(sys.argv[1:]):
         sys.argv.remove(_a)
 from nnctl_testlib import (  # noqa: E402
     NnctlCase, conv2d, nnctl_binary, flatten, make_weights, nest, numel, read_safetensors,
-    tiny_forward, write_safetensors, write_tiny)
+    tiny_forward, valgrind_or_skip, write_safetensors, write_tiny)
 
 
 def dnnl_built(case):
@@ -136,13 +135,7 @@ class TestWeightsCache(NnctlCase):
         # Under valgrind (scripts/deps.sh installs it): the miss reorders
         # and writes entries, the hit maps them; the plugin's tables of
         # mapped entries must go when it unloads.
-        valgrind = shutil.which("valgrind")
-        if not valgrind:
-            self.skipTest("valgrind is not installed")
-        with open(shutil.which(nnctl_binary()) or nnctl_binary(), "rb") as f:
-            exe = f.read()
-        if b"__asan_init" in exe or b"__tsan_init" in exe:
-            self.skipTest("a sanitizer build: its own checks run instead")
+        valgrind = valgrind_or_skip(self)
         model, weights = write_tiny(self.tmp, seed=3)
         for what in ("miss", "hit"):
             p = subprocess.run(
