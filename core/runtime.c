@@ -6,6 +6,7 @@
 #include "check-private.h"
 
 #include <nnkit/train.h>
+#include <malloc.h>
 #include <stdlib.h>
 
 /* Errors from a type's code carry no location: the innermost call adds
@@ -594,9 +595,19 @@ run_root (NnModule *m, const NnValue *args, const NnValue *kwargs,
     return NULL;
   if (!meta)
     nn_get_num_threads (); /* settles the thread count before BLAS runs */
-  if (!meta && !events && !tape && nn_plan_wants_ahead (m))
+  gboolean plain = !meta && !events && !tape;
+  guint64 builds = plain ? nn_module_get_plan_info (m, NULL) : 0;
+  if (plain && nn_plan_wants_ahead (m))
     plan_ahead (m, args, kwargs);
-  return run_root_call (m, args, kwargs, meta, FALSE, events, tape, error);
+  NnValue *out = run_root_call (m, args, kwargs, meta, FALSE, events, tape,
+                                error);
+  /* A forward that set up a new plan (the providers' primitives, weight
+   * reorders, the plan itself) left the heap holding what that work freed;
+   * the steady forwards after it need none of it.  Given back once here,
+   * it no longer adds to every later forward's resident set. */
+  if (plain && out && nn_module_get_plan_info (m, NULL) != builds)
+    malloc_trim (0);
+  return out;
 }
 
 NnValue *
