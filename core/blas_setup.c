@@ -172,21 +172,33 @@ run_probe (const char *path, const char *coretype, char **lib_out,
   return out;
 }
 
+#define OPENBLAS_SONAME "libopenblas.so.0"
+
+/* Returns: (transfer full) (nullable) the kernel of the OpenBLAS that
+ * dlopen() gives with @flags (RTLD_NOLOAD: only one already in the
+ * process, whose handle is closed again), or NULL.  A library loaded here
+ * stays: the plugins use the same one. */
+static char *
+openblas_corename (int flags)
+{
+  void *h = dlopen (OPENBLAS_SONAME, RTLD_NOW | flags);
+  const char *(*corename) (void) =
+    h ? (const char *(*) (void)) dlsym (h, "openblas_get_corename") : NULL;
+  char *k = corename ? g_strdup (corename ()) : NULL;
+  if (h && (flags & RTLD_NOLOAD))
+    dlclose (h);
+  return k;
+}
+
 /* OpenBLAS already in the process (linked by the host program): its
  * kernel is fixed; read it and complain if it is weak. */
 static gboolean
 check_loaded_locked (void)
 {
-  void *h = dlopen ("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD);
-  const char *(*corename) (void);
-
-  if (!h)
-    return FALSE;
-  corename = (const char *(*) (void)) dlsym (h, "openblas_get_corename");
-  if (corename)
+  char *k = openblas_corename (RTLD_NOLOAD);
+  if (k)
     {
-      const char *k = corename ();
-      state.default_kernel = g_strdup (k);
+      state.default_kernel = k;
       if (kernel_level (k) >= 0 && kernel_level (k) < cpu_level ())
         {
           state.setup = NN_BLAS_TOO_LATE;
@@ -200,8 +212,7 @@ check_loaded_locked (void)
       else
         state.setup = NN_BLAS_DEFAULT_OK;
     }
-  dlclose (h);
-  return corename != NULL;
+  return k != NULL;
 }
 
 static void
@@ -294,7 +305,7 @@ decide_locked (void)
 static void
 defer_threads (void)
 {
-  void *h = dlopen ("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD);
+  void *h = dlopen (OPENBLAS_SONAME, RTLD_NOW | RTLD_NOLOAD);
 
   if (h)
     {
@@ -355,13 +366,9 @@ load_to_report (void)
   if (known)
     return;
   nn_blas_setup ();
-  /* Kept open: the plugins load the same library and keep it. */
-  void *h = dlopen ("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
-  const char *(*corename) (void) = h ? (const char *(*) (void))
-                                       dlsym (h, "openblas_get_corename")
-                                     : NULL;
-  if (corename)
-    nn_blas_report_kernel (corename ());
+  g_autofree char *k = openblas_corename (RTLD_LOCAL);
+  if (k)
+    nn_blas_report_kernel (k);
 }
 
 char *
