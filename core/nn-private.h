@@ -226,8 +226,9 @@ void nn_plan_begin (NnCall *call, NnModule *root);
  * only run (runtime.c): planning and fusion on, no plan yet, and a tree
  * whose shape inference computes nothing. */
 gboolean nn_plan_wants_ahead (NnModule *root);
-/* Ends it: publishes the recorded trace as @root's plan when @ok. */
-void nn_plan_end (NnCall *call, NnModule *root, gboolean ok);
+/* Ends it: publishes the recorded trace as @root's plan when @ok.
+ * Returns whether it published one. */
+gboolean nn_plan_end (NnCall *call, NnModule *root, gboolean ok);
 /* Resolves descendant @path of @self for this call (plan_on): the plan's
  * step when it matches and still holds, else a fresh lookup (recorded).
  * Returns: (transfer none) (nullable) valid until the run ends. */

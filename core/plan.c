@@ -109,13 +109,14 @@ nn_plan_begin (NnCall *call, NnModule *root)
     call->held = g_new0 (NnTensor *, call->n_held = call->plan->steps->len);
 }
 
-void
+gboolean
 nn_plan_end (NnCall *call, NnModule *root, gboolean ok)
 {
+  gboolean published = FALSE;
   /* A plan followed to its end is kept; a run that left it (a miss, or
    * fewer calls than planned) publishes what it did instead. */
   if (!call->plan_on)
-    return;
+    return FALSE;
   /* Residuals a left plan never reached (fuse.c). */
   for (guint i = 0; i < call->n_held; i++)
     if (call->held[i])
@@ -140,10 +141,12 @@ nn_plan_end (NnCall *call, NnModule *root, gboolean ok)
     root->plan_builds++;
     pthread_mutex_unlock (&plan_lock);
     plan_unref (old);
+    published = TRUE;
   }
   g_clear_pointer (&call->trace, g_ptr_array_unref);
   plan_unref (call->plan);
   call->plan = NULL;
+  return published;
 }
 
 /* The step still holds: the chain is walked from the caller, which is

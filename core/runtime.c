@@ -541,10 +541,12 @@ nn_call_get_path (NnCall *call)
   return call->path->str;
 }
 
+/* Runs @m as a root; *@published (nullable): whether the run published a
+ * new plan for it. */
 static NnValue *
 run_root_call (NnModule *m, const NnValue *args, const NnValue *kwargs,
                gboolean meta, gboolean plan_ahead, GArray *events,
-               NnTape *tape, GError **error)
+               NnTape *tape, gboolean *published, GError **error)
 {
   NnCall call = { 0 };
   call.path = g_string_new (NULL);
@@ -559,7 +561,9 @@ run_root_call (NnModule *m, const NnValue *args, const NnValue *kwargs,
   /* The caller of a root forward gets plain tensors only. */
   if (out && !nn_value_detach_layouts (out, error))
     g_clear_pointer (&out, nn_value_unref);
-  nn_plan_end (&call, m, out != NULL);
+  gboolean made = nn_plan_end (&call, m, out != NULL);
+  if (published)
+    *published = made;
   g_ptr_array_unref (call.keep);
   g_string_free (call.path, TRUE);
   if (call.rng)
@@ -572,18 +576,21 @@ run_root_call (NnModule *m, const NnValue *args, const NnValue *kwargs,
  * it first, so the first forward already follows the plan fused: no
  * unfused primitives to build, no second set-up at the next forward
  * (docs/ENGINE.md, "Planning ahead").  Its failure is the forward's to
- * report: the forward then records the plan itself, as before. */
-static void
+ * report: the forward then records the plan itself, as before.  Returns
+ * whether it published the plan. */
+static gboolean
 plan_ahead (NnModule *m, const NnValue *args, const NnValue *kwargs)
 {
   g_autoptr (NnValue) margs = value_as_meta (args);
   g_autoptr (NnValue) mkwargs = value_as_meta (kwargs);
   GError *ignored = NULL;
+  gboolean published = FALSE;
   NnValue *out = run_root_call (m, margs, mkwargs, TRUE, TRUE, NULL, NULL,
-                                &ignored);
+                                &published, &ignored);
   g_clear_error (&ignored);
   if (out)
     nn_value_unref (out);
+  return published;
 }
 
 static NnValue *
@@ -596,16 +603,16 @@ run_root (NnModule *m, const NnValue *args, const NnValue *kwargs,
   if (!meta)
     nn_get_num_threads (); /* settles the thread count before BLAS runs */
   gboolean plain = !meta && !events && !tape;
-  guint64 builds = plain ? nn_module_get_plan_info (m, NULL) : 0;
-  if (plain && nn_plan_wants_ahead (m))
-    plan_ahead (m, args, kwargs);
+  gboolean ahead = plain && nn_plan_wants_ahead (m) && plan_ahead (m, args,
+                                                                   kwargs);
+  gboolean recorded = FALSE;
   NnValue *out = run_root_call (m, args, kwargs, meta, FALSE, events, tape,
-                                error);
+                                &recorded, error);
   /* A forward that set up a new plan (the providers' primitives, weight
    * reorders, the plan itself) left the heap holding what that work freed;
    * the steady forwards after it need none of it.  Given back once here,
    * it no longer adds to every later forward's resident set. */
-  if (plain && out && nn_module_get_plan_info (m, NULL) != builds)
+  if (plain && out && (ahead || recorded))
     malloc_trim (0);
   return out;
 }
