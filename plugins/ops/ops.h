@@ -252,6 +252,11 @@ NnTensor *nn_ops_map_f (NnTensor *in, NnDType out_dtype,
  * slices.  Meta in, meta out.  Returns (transfer full). */
 NnTensor *nn_ops_gather (NnTensor *in, const NnShape *shape,
                          const gint64 *strides, gint64 base, GError **error);
+/* Copies the elements of @src at sum(ik * strides[k]) (element strides,
+ * any sign or 0) to contiguous @dst of @shape, @es bytes each
+ * (strided_copy.c).  The two must not overlap. */
+void nn_ops_strided_copy (guint8 *dst, const guint8 *src, const NnShape *shape,
+                          const gint64 *strides, gsize es);
 /* Elements @start .. @start + @len - 1 of @dim (both already checked),
  * as a new tensor (transfer full).  Meta in, meta out. */
 NnTensor *nn_ops_narrow (NnTensor *in, guint dim, gint64 start, gint64 len,

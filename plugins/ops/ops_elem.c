@@ -232,25 +232,9 @@ nn_ops_gather (NnTensor *in, const NnShape *shape, const gint64 *strides,
   NnTensor *out = nn_ops_new (nn_tensor_is_meta (in), in->dtype, shape, error);
   if (!out || nn_tensor_is_meta (in))
     return out;
-  gint64 n = nn_shape_numel (shape);
   gsize es = nn_dtype_size (in->dtype);
-  const guint8 *src = in->data;
-  guint8 *dst = out->data;
-  if (n == 0)
-    return out;
-  /* Rows whose last dim is contiguous in the input copy in one go. */
-  gint64 row = 1;
-  NnShape outer = *shape;
-  if (shape->ndim > 0 && strides[shape->ndim - 1] == 1)
-    {
-      row = shape->dims[shape->ndim - 1];
-      outer.ndim--;
-    }
-  NnOpsIter it;
-  nn_ops_iter_init (&it, &outer);
-  nn_ops_iter_add_strided (&it, strides, base);
-  for (gint64 i = 0; i < n / row; i++, nn_ops_iter_next (&it))
-    memcpy (dst + i * row * es, src + it.off[0] * es, row * es);
+  nn_ops_strided_copy (out->data, (const guint8 *) in->data + base * es,
+                       shape, strides, es);
   return out;
 }
 
