@@ -103,8 +103,11 @@ dnnl_batch_norm2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
     xmd = NULL;
 
   /* Train mode uses batch statistics and updates the running ones: the
-   * reference does that (docs/TRAINING.md); oneDNN here is inference. */
-  if (nn_module_is_training (self)
+   * reference does that (docs/TRAINING.md); oneDNN here is inference.  A
+   * plain input goes to the reference too: oneDNN's plain-layout kernel
+   * (ncsp_bnorm) ran DenseNet's BatchNorms after torch.cat at a quarter
+   * of the reference's speed, and slower still on two threads. */
+  if (!xmd || nn_module_is_training (self)
       || x->shape.ndim != 4 || x->shape.dims[1] != c || nn_tensor_numel (x) == 0
       || x->dtype != NN_DTYPE_F32 || !channel_tensor_ok (rm, c) || !channel_tensor_ok (rv, c)
       || (affine && (!channel_tensor_ok (w, c) || !channel_tensor_ok (b, c))))

@@ -172,6 +172,27 @@ as_f32 (NnTensor *t)
   return t ? nn_tensor_to_dtype (t, NN_DTYPE_F32) : NULL;
 }
 
+/* y = x * scale + shift over planes [begin, end) of (batch, channel). */
+typedef struct {
+  const float *x;
+  float *y;
+  const float *scale, *shift;
+  gint64 c, hw;
+} Affine;
+
+static void
+affine_planes (gsize begin, gsize end, gpointer data)
+{
+  const Affine *a = data;
+  for (gsize i = begin; i < end; i++) {
+    const float sc = a->scale[i % a->c], sh = a->shift[i % a->c];
+    const float *restrict src = a->x + i * a->hw;
+    float *restrict dst = a->y + i * a->hw;
+    for (gint64 j = 0; j < a->hw; j++)
+      dst[j] = src[j] * sc + sh;
+  }
+}
+
 static NnValue *
 batch_norm2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
                       GError **error)
@@ -220,14 +241,10 @@ batch_norm2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
                  "cannot allocate the float32 output %s", s);
     return NULL;
   }
-  float *y = nn_tensor_f32 (out);
-  for (gint64 i = 0; i < n * c; i++) {
-    const float sc = scale[i % c], sh = shift[i % c];
-    const float *restrict src = x + i * hw;
-    float *restrict dst = y + i * hw;
-    for (gint64 j = 0; j < hw; j++)
-      dst[j] = src[j] * sc + sh;
-  }
+  Affine a = { x, nn_tensor_f32 (out), scale, shift, c, hw };
+  nn_thread_pool_parallel_for_work (nn_call_get_thread_pool (call),
+                                    (gsize) (n * c), 2 * n * c * hw,
+                                    affine_planes, &a);
   return nn_value_take_tensor (out);
 }
 

@@ -220,6 +220,42 @@ TEST_F (Layout, ConvChainSkipsReordersAndAgreesWithLayoutsOff)
   }
 }
 
+// A BatchNorm between two convolutions, not folded (fusion off): with
+// layouts on it normalises the blocked result in its layout on oneDNN;
+// with them off its input is plain and it runs the reference kernel.  The
+// two agree, and on stays within the chain's two reorders.
+const char *kNormChain = R"({"type": "Sequential", "children": [
+  {"name": "a", "type": "Conv2d", "config": {"in_channels": 16, "out_channels": 16,
+     "kernel_size": 3, "padding": 1}},
+  {"name": "bn", "type": "BatchNorm2d", "config": {"num_features": 16}},
+  {"name": "c", "type": "Conv2d", "config": {"in_channels": 16, "out_channels": 16,
+     "kernel_size": 1}}]})";
+
+TEST_F (Layout, BatchNormNormalisesBlockedInputsInTheirLayoutAndPlainOnesOnTheReference)
+{
+  UnfusedScope unfused;
+  Module m = load_json (reg.get (), kNormChain);
+  ASSERT_TRUE (m);
+  nn_module_reset_parameters (m.get (), 5);
+  NnModule *bn = nn_module_get_child (m.get (), "bn");
+  const char *names[] = { "running_mean", "running_var" };
+  for (int k = 0; k < 2; k++) {
+    NnTensor *t = nn_module_get_buffer (bn, names[k]);
+    for (gint64 i = 0; i < 16; i++)
+      nn_tensor_f32 (t)[i] = k ? 0.5f + 0.1f * (float) i : 0.2f * (float) (i % 5) - 0.4f;
+  }
+  for (const char *p : { "weight", "bias" }) {
+    NnTensor *t = nn_module_get_parameter (bn, p);
+    for (gint64 i = 0; i < 16; i++)
+      nn_tensor_f32 (t)[i] = (float) std::cos (0.7 * (double) i) + (p[0] == 'w' ? 1.5f : 0.0f);
+  }
+  Tensor x = chain_input ();
+  OnOff r = on_off (m.get (), x.get ());
+  ASSERT_EQ (r.on.size (), 1u);
+  EXPECT_LT (max_diff (r.on[0], r.off[0]), 1e-5);
+  EXPECT_LE (r.on_reorders, 2u);
+}
+
 // A residual block as a Graph: conv -> relu -> conv, added to a 1x1
 // conv of the input (both blocked: the add runs on the buffers), relu;
 // then an add with alpha and an add of a plain value (the reference adds
