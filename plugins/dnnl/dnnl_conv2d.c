@@ -164,6 +164,11 @@ conv_blocked_tag (void)
          : nn_cpu_has (cpu, NN_CPU_AVX2) ? dnnl_nChw8c : dnnl_format_tag_undef;
 }
 
+/* Whether @pd runs a vector kernel of this CPU's full width: not oneDNN's
+ * ref: or gemm: ones, and on AVX-512 not an AVX2 or SSE4.1 one.  Reading a
+ * producer's narrow blocks (aBcd8b after a grouped convolution) as is had
+ * ResNeXt's 1x1 convolutions on AVX2 kernels, each handing its layout on:
+ * a reorder to the layout oneDNN prefers costs far less. */
 static gboolean
 conv_impl_vectorised (const_dnnl_primitive_desc_t pd)
 {
@@ -172,7 +177,10 @@ conv_impl_vectorised (const_dnnl_primitive_desc_t pd)
                                               &impl), "naming a kernel", NULL)
       || !impl)
     return FALSE;
-  return !g_str_has_prefix (impl, "ref") && !strstr (impl, "gemm");
+  if (g_str_has_prefix (impl, "ref") || strstr (impl, "gemm"))
+    return FALSE;
+  return !nn_cpu_has (nn_cpu_info_get (), NN_CPU_AVX512F)
+         || (!strstr (impl, ":avx2") && !strstr (impl, ":sse41"));
 }
 
 /* The memory @pd needs beyond @w_bytes of plain weights: the growth of

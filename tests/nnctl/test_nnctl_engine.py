@@ -5,6 +5,7 @@ provider rules) and a type's providers.  Expected values come from
 nnctl's own output."""
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -169,6 +170,35 @@ class TestDnnlIsa(unittest.TestCase):
             self.assertNotRegex(out, r"exec,cpu,convolution,[a-z_]+:avx512")
             out, _ = nnctl(*args, env={"ONEDNN_VERBOSE": "1"})
             self.assertNotIn("isa:Intel AVX2\n", out)
+
+    def test_narrow_blocks_are_not_read_on_narrow_kernels(self):
+        """A grouped convolution of 8 channels per group leaves its result
+        in 8-channel blocks; the 1x1 convolution after it reorders that to
+        a layout of AVX-512 kernels instead of reading it on AVX2 ones
+        (dnnl_conv2d.c, conv_impl_vectorised)."""
+        if "dnnl" not in plugin_names():
+            self.skipTest("built without oneDNN")
+        if "avx512f" not in cpuinfo("flags").split():
+            self.skipTest("no AVX-512: AVX2 kernels are this CPU's widest")
+        import tempfile
+
+        def conv(name, cin, cout, k, groups=1):
+            return {"name": name, "type": "Conv2d", "config": {
+                "in_channels": cin, "out_channels": cout, "kernel_size": k,
+                "padding": k // 2, "groups": groups}}
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "resnext.json")
+            with open(path, "w") as f:
+                json.dump({"format": "nnkit", "version": 1, "model": {
+                    "type": "Sequential", "children": [
+                        conv("0", 16, 64, 1), conv("1", 64, 64, 3, 8),
+                        conv("2", 64, 128, 1), conv("3", 128, 128, 3, 16),
+                        conv("4", 128, 64, 1)]}}, f)
+            out, _ = nnctl("run", path, "--random", "1,16,14,14", "--init-seed", "1",
+                           env={"ONEDNN_VERBOSE": "1"})
+            kernels = re.findall(r"exec,cpu,convolution,([a-z_0-9]+:[a-z_0-9]+)", out)
+            self.assertEqual(len(kernels), 5, out)
+            self.assertEqual([k for k in kernels if not k.endswith("avx512_core")], [], kernels)
 
 
 def read_safetensors(path):
