@@ -1,13 +1,14 @@
 #!/bin/sh
 # Installs the Debian 12 packages nnkit needs, only those missing.
 #   scripts/deps.sh build   compiler, meson, libraries (enough for the main job;
-#                           libdnnl-dev is optional: -Ddnnl=disabled builds without)
+#                           libdnnl-dev and libxxhash-dev are optional:
+#                           -Ddnnl=disabled builds without)
 #   scripts/deps.sh test    build set + PyTorch (conformance tests), valgrind,
 #                           clang with libFuzzer (fuzz targets)
 set -eu
 
 build_pkgs="gcc g++ meson ninja-build pkg-config libglib2.0-dev libjson-glib-dev \
-libopenblas-dev libzip-dev libdnnl-dev libgtest-dev graphviz"
+libopenblas-dev libzip-dev libdnnl-dev libxxhash-dev libgtest-dev graphviz"
 test_pkgs="$build_pkgs python3 python3-torch python3-torchvision python3-numpy valgrind \
 clang libclang-rt-14-dev"
 
