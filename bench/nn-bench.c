@@ -59,21 +59,29 @@ time_forward (NnModule *m, NnTensor *x, int warmup, int repeat, double scale,
 {
   double *wall = g_new (double, repeat), *cpu = g_new (double, repeat);
   GError *e = NULL;
+  /* Called with a tuple, so that models returning a dict or a tuple
+   * (segmentation, detection backbones) time as well. */
+  NnValue *args = nn_value_new_tuple ();
+  nn_value_append (args, nn_value_new_tensor (x));
 
   for (int i = 0; i < warmup + repeat; i++)
     {
       double c0 = nn_bench_now_ms (CLOCK_PROCESS_CPUTIME_ID), t0 = nn_bench_now_ms (CLOCK_MONOTONIC);
-      NnTensor *y = nn_module_forward (m, x, &e);
+      NnValue *y = nn_module_call (m, args, NULL, &e);
       double t1 = nn_bench_now_ms (CLOCK_MONOTONIC), c1 = nn_bench_now_ms (CLOCK_PROCESS_CPUTIME_ID);
       if (!y)
-        return fail ("forward", e);
-      nn_tensor_unref (y);
+        {
+          nn_value_unref (args);
+          return fail ("forward", e);
+        }
+      nn_value_unref (y);
       if (i >= warmup)
         {
           wall[i - warmup] = t1 - t0;
           cpu[i - warmup] = c1 - c0;
         }
     }
+  nn_value_unref (args);
   printf ("%s %.4f\n", key, nn_bench_median (wall, repeat) * scale);
   if (scale == 1.0)
     printf ("cpu_ms %.4f\n", nn_bench_median (cpu, repeat));

@@ -172,6 +172,78 @@ read_per_dim (const NnValue *v, guint nd, const char *what, const NnShape *s,
   return TRUE;
 }
 
+/* The planes [begin, end) of an interpolation, one dim at a time: the
+ * last dim of every input row, then the middle dim by whole rows, then
+ * the first by whole planes.  The same sums as taking every output element
+ * over the product of its taps (2-D and 1-D: the same floats), without
+ * re-reading each input row for each output row: LR-ASPP's final
+ * bilinear upsampling took 38% of its forward that way. */
+typedef struct {
+  const float *x;
+  float *y;
+  const Taps *taps;
+  gint64 in[3], out[3];
+} Resample;
+
+/* dst[j] = sum over the taps of @t at position @o of w * rows[idx][j]. */
+static void
+combine_rows (float *restrict dst, const float *src, gint64 row_len,
+              const Taps *t, gint64 o)
+{
+  gint64 f = t->first[o];
+  for (gint64 j = 0; j < row_len; j++)
+    dst[j] = 0.0f;
+  for (gint64 k = 0; k < t->count[o]; k++)
+    {
+      const float *restrict row = src + t->idx[f + k] * row_len;
+      float w = t->w[f + k];
+      for (gint64 j = 0; j < row_len; j++)
+        dst[j] += w * row[j];
+    }
+}
+
+static void
+resample_planes (gsize begin, gsize end, gpointer data)
+{
+  const Resample *r = data;
+  const Taps *t = r->taps;
+  gint64 in_plane = r->in[0] * r->in[1] * r->in[2];
+  gint64 out_plane = r->out[0] * r->out[1] * r->out[2];
+  /* After the last dim: in0 x in1 rows of out2; after the middle one:
+   * in0 planes of out1 x out2 (the output itself when dim 0 is a unit). */
+  gboolean unit0 = r->in[0] == 1 && r->out[0] == 1;
+  g_autofree float *a = g_new (float, r->in[0] * r->in[1] * r->out[2]);
+  g_autofree float *b = unit0 ? NULL : g_new (float, r->in[0] * r->out[1] * r->out[2]);
+  for (gsize p = begin; p < end; p++)
+    {
+      const float *src = r->x + p * in_plane;
+      float *dst = r->y + p * out_plane;
+      for (gint64 row = 0; row < r->in[0] * r->in[1]; row++)
+        {
+          const float *in = src + row * r->in[2];
+          float *o = a + row * r->out[2];
+          for (gint64 o2 = 0; o2 < r->out[2]; o2++)
+            {
+              gint64 f = t[2].first[o2];
+              float acc = 0.0f;
+              for (gint64 k = 0; k < t[2].count[o2]; k++)
+                acc += t[2].w[f + k] * in[t[2].idx[f + k]];
+              o[o2] = acc;
+            }
+        }
+      float *mid = unit0 ? dst : b;
+      for (gint64 i0 = 0; i0 < r->in[0]; i0++)
+        for (gint64 o1 = 0; o1 < r->out[1]; o1++)
+          combine_rows (mid + (i0 * r->out[1] + o1) * r->out[2],
+                        a + i0 * r->in[1] * r->out[2], r->out[2], &t[1], o1);
+      if (unit0)
+        continue;
+      for (gint64 o0 = 0; o0 < r->out[0]; o0++)
+        combine_rows (dst + o0 * r->out[1] * r->out[2], b,
+                      r->out[1] * r->out[2], &t[0], o0);
+    }
+}
+
 NnValue *
 nn_interpolate (NnTensor *input, const NnInterpArgs *a, GError **error)
 {
@@ -247,33 +319,14 @@ nn_interpolate (NnTensor *input, const NnInterpArgs *a, GError **error)
                 real && pass_scale ? scale[i - (3 - nd)] : 0.0,
                 a->align_corners > 0, &taps[i]);
   }
-  const float *x = nn_tensor_f32 (input);
-  float *y = nn_tensor_f32 (out);
+  Resample r = { nn_tensor_f32 (input), nn_tensor_f32 (out), taps,
+                 { in3[0], in3[1], in3[2] }, { out3[0], out3[1], out3[2] } };
   gint64 planes = s->dims[0] * s->dims[1];
-  gint64 in_plane = in3[0] * in3[1] * in3[2], out_plane = out3[0] * out3[1] * out3[2];
-  for (gint64 p = 0; p < planes; p++) {
-    const float *src = x + p * in_plane;
-    float *dst = y + p * out_plane;
-    for (gint64 o0 = 0; o0 < out3[0]; o0++)
-      for (gint64 o1 = 0; o1 < out3[1]; o1++)
-        for (gint64 o2 = 0; o2 < out3[2]; o2++) {
-          float acc = 0.0f;
-          for (gint64 t0 = 0; t0 < taps[0].count[o0]; t0++) {
-            gint64 f0 = taps[0].first[o0] + t0;
-            for (gint64 t1 = 0; t1 < taps[1].count[o1]; t1++) {
-              gint64 f1 = taps[1].first[o1] + t1;
-              const float *row = src + (taps[0].idx[f0] * in3[1] + taps[1].idx[f1]) * in3[2];
-              float w01 = taps[0].w[f0] * taps[1].w[f1], r = 0.0f;
-              for (gint64 t2 = 0; t2 < taps[2].count[o2]; t2++) {
-                gint64 f2 = taps[2].first[o2] + t2;
-                r += taps[2].w[f2] * row[taps[2].idx[f2]];
-              }
-              acc += w01 * r;
-            }
-          }
-          dst[(o0 * out3[1] + o1) * out3[2] + o2] = acc;
-        }
-  }
+  nn_thread_pool_parallel_for_work (nn_call_get_thread_pool (NULL),
+                                    (gsize) planes,
+                                    planes * (out3[0] * out3[1] * out3[2]
+                                              + in3[0] * in3[1] * in3[2]),
+                                    resample_planes, &r);
   for (guint i = 0; i < 3; i++)
     taps_free (&taps[i]);
   return nn_value_take_tensor (out);

@@ -99,7 +99,10 @@ def cases(rng, gen):
            ({"scale_factor": 1.5, "mode": "nearest-exact"}, [1, 2, 3, 4]),
            ({"scale_factor": 1.5, "mode": "nearest", "recompute_scale_factor": True}, [1, 2, 3, 4]),
            ({"size": (3, 4, 5), "mode": "trilinear"}, [1, 2, 2, 3, 2]),
-           ({"scale_factor": 3}, [1, 2, 4]), ({"size": (2, 3, 4)}, [1, 1, 3, 3, 3])]
+           ({"scale_factor": 3}, [1, 2, 4]), ({"size": (2, 3, 4)}, [1, 1, 3, 3, 3]),
+           # Enough planes to be split over the thread pool.
+           ({"scale_factor": 2, "mode": "bilinear"}, [2, 8, 40, 40]),
+           ({"size": (9, 20, 30), "mode": "trilinear", "align_corners": True}, [1, 6, 4, 10, 15])]
     for i, (cfg, shape) in enumerate(ups):
         out.append(Case(f"Upsample_{i}", "Upsample", cfg, [randn(gen, *shape)]))
     out.append(Case("UpsamplingNearest2d_0", "UpsamplingNearest2d", {"scale_factor": 2},
