@@ -39,6 +39,7 @@ void nn_dnnl_layer_norm_setup (NnLayerType *t);
 void nn_dnnl_relu_setup (NnLayerType *t);
 void nn_dnnl_add_setup (NnLayerType *t);
 void nn_dnnl_mul_setup (NnLayerType *t);
+void nn_dnnl_cat_setup (NnLayerType *t);
 /* Backward setups: each adds the oneDNN backward to a type filled by its
  * forward setup above (dnnl_*_bwd.c). */
 void nn_dnnl_conv2d_backward_setup (NnLayerType *t);

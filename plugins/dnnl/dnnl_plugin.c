@@ -21,6 +21,7 @@ static const SetupFunc setups[] = {
   nn_dnnl_relu_setup,
   nn_dnnl_add_setup,
   nn_dnnl_mul_setup,
+  nn_dnnl_cat_setup,
 };
 
 /* Backward providers, added to the type their forward setup filled
@@ -84,6 +85,6 @@ dnnl_init (NnPlugin *plugin, GError **error)
 NN_PLUGIN_DEFINE ("dnnl", "0.1.0", "MIT",
                   "oneDNN providers: Conv2d, Linear, MaxPool2d, AvgPool2d, "
                   "BatchNorm2d, LayerNorm, matmul/mm/bmm/linear, softmax/log_softmax, "
-                  "MultiheadAttention, and ReLU, add and mul on its laid-out tensors "
+                  "MultiheadAttention, and ReLU, add, mul and cat on its laid-out tensors "
                   "(rank above the OpenBLAS reference)",
                   dnnl_init)

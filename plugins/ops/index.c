@@ -84,6 +84,29 @@ getitem_tensor (NnTensor *in, const NnValue *idx, GError **error)
   return nn_ops_take (nn_ops_take_along (basic, plan.adv_dim, plan.adv, error));
 }
 
+/* Makes @v's tensors plain: a tensor, or the items of a tuple or list
+ * (one level, as an index holds them). */
+static gboolean
+make_plain_shallow (const NnValue *v, GError **error)
+{
+  if (nn_value_kind (v) == NN_VALUE_TENSOR)
+    return nn_tensor_make_plain (nn_value_get_tensor (v), error);
+  if (nn_value_kind (v) != NN_VALUE_TUPLE && nn_value_kind (v) != NN_VALUE_LIST)
+    return TRUE;
+  for (guint i = 0; i < nn_value_n_items (v); i++)
+    {
+      const NnValue *item = nn_value_item (v, i);
+      if (nn_value_kind (item) == NN_VALUE_TENSOR
+          && !nn_tensor_make_plain (nn_value_get_tensor (item), error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/* Layout-aware (NN_LAYER_LAYOUT_AWARE): an item of a list, tuple or dict
+ * is handed on as it is, so a oneDNN result in a list (DenseNet's
+ * features) keeps its layout; only indexing into a tensor reads data,
+ * and makes that tensor plain first. */
 static NnValue *
 getitem_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
 {
@@ -92,6 +115,8 @@ getitem_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
     {
     case NN_VALUE_TENSOR:
       {
+        if (!make_plain_shallow (obj, error) || !make_plain_shallow (idx, error))
+          return NULL;
         g_autoptr (NnValue) iv = nn_ops_index_value (idx, error);
         if (!iv)
           return NULL;
@@ -301,8 +326,11 @@ static const char *const index_select_aliases[] = {
 static const char *const gather_aliases[] = {
   "torch.gather", "Tensor.gather", NULL };
 
-NN_OPS_MOVE_VIEW_TYPE (getitem_type, "getitem", "obj[index], as Python",
-                    getitem_args, getitem_aliases, getitem_fn);
+NN_OPS_MOVE_BACKWARD (getitem_type, getitem_args, getitem_fn)
+static NN_OPS_FLAGS_TYPE (getitem_type, "getitem", "obj[index], as Python",
+                          NN_LAYER_OP | NN_LAYER_ALIASES | NN_LAYER_LAYOUT_AWARE,
+                          getitem_args, getitem_aliases, getitem_fn,
+                          getitem_type_backward);
 NN_OPS_MOVE_VIEW_TYPE (select_type, "select", "input[..., index, ...] at dim",
                     select_args, select_aliases, select_fn);
 NN_OPS_MOVE_VIEW_TYPE (narrow_type, "narrow", "input[start:start+length] at dim",

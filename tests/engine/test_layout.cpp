@@ -256,6 +256,101 @@ TEST_F (Layout, BatchNormNormalisesBlockedInputsInTheirLayoutAndPlainOnesOnTheRe
   EXPECT_LE (r.on_reorders, 2u);
 }
 
+// torch.cat of convolutions' results along the channels, as Inception's
+// branches and DenseNet's layers: joined in their layout by oneDNN's
+// concat (dnnl_cat.c), a pooled input beside them reordered into it,
+// read as is by the next convolution.  Joins the provider leaves to the
+// reference (along another dim, with the plain input) agree too.
+const char *kJoin = R"({"type": "Graph", "config": {"inputs": ["x"], "nodes": [
+    {"name": "a", "module": "a", "args": ["x"]},
+    {"name": "b", "module": "b", "args": ["x"]},
+    {"name": "p", "module": "p", "args": ["x"]},
+    {"name": "j", "op": "cat", "args": [["a", "b"], 1]},
+    {"name": "c", "module": "c", "args": ["j"]},
+    {"name": "k", "op": "cat", "args": [["p", "c", "a"], 1]},
+    {"name": "d", "module": "d", "args": ["k"]},
+    {"name": "h", "op": "cat", "args": [["c", "d"], 2]},
+    {"name": "w", "op": "cat", "args": [["x", "a"], 1]}],
+    "output": {"tuple": ["d", "h", "w"]}},
+  "children": [
+    {"name": "a", "type": "Conv2d", "config": {"in_channels": 16, "out_channels": 16,
+       "kernel_size": 3, "padding": 1}},
+    {"name": "b", "type": "Conv2d", "config": {"in_channels": 16, "out_channels": 32,
+       "kernel_size": 1}},
+    {"name": "p", "type": "MaxPool2d", "config": {"kernel_size": 3, "stride": 1, "padding": 1}},
+    {"name": "c", "type": "Conv2d", "config": {"in_channels": 48, "out_channels": 16,
+       "kernel_size": 1}},
+    {"name": "d", "type": "Conv2d", "config": {"in_channels": 48, "out_channels": 16,
+       "kernel_size": 3, "padding": 1}}]})";
+
+TEST_F (Layout, ChannelJoinsOfLaidOutResultsAgreeWithLayoutsOff)
+{
+  Module m = load_json (reg.get (), kJoin);
+  ASSERT_TRUE (m);
+  nn_module_reset_parameters (m.get (), 11);
+  Tensor x = chain_input ();
+  OnOff r = on_off (m.get (), x.get ());
+  ASSERT_EQ (r.on.size (), 3u);
+  ASSERT_EQ (r.off.size (), 3u);
+  for (size_t i = 0; i < 3; i++)
+    EXPECT_LT (max_diff (r.on[i], r.off[i]), 1e-5) << "result " << i;
+}
+
+// Two convolutions' results joined and read by a third: the join runs in
+// their layout, so the chain reorders no more than a plain chain's ends
+// (the input in, the result out).
+const char *kJoinChain = R"({"type": "Graph", "config": {"inputs": ["x"], "nodes": [
+    {"name": "a", "module": "a", "args": ["x"]},
+    {"name": "b", "module": "b", "args": ["a"]},
+    {"name": "j", "op": "cat", "args": [["a", "b"], 1]},
+    {"name": "c", "module": "c", "args": ["j"]}],
+    "output": "c"},
+  "children": [
+    {"name": "a", "type": "Conv2d", "config": {"in_channels": 16, "out_channels": 16,
+       "kernel_size": 3, "padding": 1}},
+    {"name": "b", "type": "Conv2d", "config": {"in_channels": 16, "out_channels": 16,
+       "kernel_size": 3, "padding": 1}},
+    {"name": "c", "type": "Conv2d", "config": {"in_channels": 32, "out_channels": 16,
+       "kernel_size": 3, "padding": 1}}]})";
+
+TEST_F (Layout, ChannelJoinBetweenConvolutionsRunsInTheirLayout)
+{
+  Module m = load_json (reg.get (), kJoinChain);
+  ASSERT_TRUE (m);
+  nn_module_reset_parameters (m.get (), 13);
+  Tensor x = chain_input ();
+  OnOff r = on_off (m.get (), x.get ());
+  ASSERT_EQ (r.on.size (), 1u);
+  EXPECT_LT (max_diff (r.on[0], r.off[0]), 1e-5);
+  EXPECT_LE (r.on_reorders, 2u);
+}
+
+// cat's checks stay the reference's with laid-out operands: PyTorch's
+// message for sizes that do not match.
+TEST_F (Layout, ChannelJoinOfMismatchedSizesFailsAsPyTorch)
+{
+  const char *bad = R"({"type": "Graph", "config": {"inputs": ["x"], "nodes": [
+      {"name": "a", "module": "a", "args": ["x"]},
+      {"name": "b", "module": "b", "args": ["x"]},
+      {"name": "j", "op": "cat", "args": [["a", "b"], 1]}],
+      "output": "j"},
+    "children": [
+      {"name": "a", "type": "Conv2d", "config": {"in_channels": 16, "out_channels": 16,
+         "kernel_size": 3, "padding": 1}},
+      {"name": "b", "type": "Conv2d", "config": {"in_channels": 16, "out_channels": 16,
+         "kernel_size": 3}}]})";
+  Module m = load_json (reg.get (), bad);
+  ASSERT_TRUE (m);
+  nn_module_reset_parameters (m.get (), 12);
+  Tensor x = chain_input ();
+  ValueRef args = value_tuple ({ nn_value_new_tensor (x.get ()) });
+  Error e;
+  ValueRef out (nn_module_call (m.get (), args.get (), nullptr, e.out ()));
+  ASSERT_FALSE (out);
+  EXPECT_NE (e.message ().find ("Sizes of tensors must match except in dimension 1"),
+             std::string::npos) << e.message ();
+}
+
 // A residual block as a Graph: conv -> relu -> conv, added to a 1x1
 // conv of the input (both blocked: the add runs on the buffers), relu;
 // then an add with alpha and an add of a plain value (the reference adds
