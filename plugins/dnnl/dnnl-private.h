@@ -93,6 +93,12 @@ typedef struct {
    * use): sum_user wraps it, reorder_sum copies it. */
   dnnl_memory_t sum_user;
   dnnl_primitive_t reorder_sum;
+  /* A laid-out input in another layout than src_md, reordered straight
+   * into src (made on first use, for relayout_md): one pass, where
+   * making it plain and reordering that in took two. */
+  dnnl_memory_desc_t relayout_md;
+  dnnl_memory_t relayout_from;
+  dnnl_primitive_t relayout;
 } NnDnnlPrim;
 
 /* Creates the primitive of @pd (transfer none; attr must have asked for

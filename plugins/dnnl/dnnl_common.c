@@ -171,6 +171,36 @@ exec (dnnl_primitive_t prim, dnnl_stream_t s, dnnl_memory_t from,
 
 /* Runs @p's primitive on @args (n of them, with room for one more: the
  * scratchpad, from the shared pool for this run only) and waits for it. */
+/* Makes (or keeps) p->relayout, the reorder from laid-out layout @xmd
+ * straight into p->src, with p->relayout_from wrapping its input; FALSE
+ * leaving @error unset when oneDNN has no such reorder. */
+static gboolean
+relayout_ready (NnDnnlPrim *p, const dnnl_memory_desc_t *xmd, GError **error)
+{
+  if (p->relayout && dnnl_memory_desc_equal (&p->relayout_md, xmd))
+    return TRUE;
+  if (p->relayout)
+    dnnl_primitive_destroy (p->relayout);
+  if (p->relayout_from)
+    dnnl_memory_destroy (p->relayout_from);
+  p->relayout = NULL;
+  p->relayout_from = NULL;
+  dnnl_engine_t eng = nn_dnnl_engine (error);
+  dnnl_primitive_desc_t pd = NULL;
+  if (!eng || dnnl_reorder_primitive_desc_create (&pd, xmd, eng, &p->src_md, eng, NULL)
+                != dnnl_success)
+    return FALSE;
+  gboolean ok = nn_dnnl_ok (dnnl_primitive_create (&p->relayout, pd),
+                            "making a reorder between layouts", error)
+                && nn_dnnl_ok (dnnl_memory_create (&p->relayout_from, xmd, eng,
+                                                   DNNL_MEMORY_NONE),
+                               "wrapping a laid-out input", error);
+  dnnl_primitive_desc_destroy (pd);
+  if (ok)
+    p->relayout_md = *xmd;
+  return ok;
+}
+
 static gboolean
 prim_execute (NnDnnlPrim *p, int n, dnnl_exec_arg_t *args, GError **error)
 {
@@ -296,12 +326,24 @@ prim_run_tensor (NnDnnlPrim *p, NnTensor *x, const NnShape *out_shape,
   /* A laid-out input in the primitive's own src layout is read as is;
    * any other is made plain (once: the tensor keeps it) and reordered in
    * as a caller's plain input would be. */
+  gboolean relaid = FALSE;
   if (xmd && p->lay_src && dnnl_memory_desc_equal (xmd, &p->src_md))
     {
       if (!nn_dnnl_ok (dnnl_memory_set_data_handle (p->lay_src, laid),
                        "setting the laid-out input", error))
         return NULL;
       src = p->lay_src;
+    }
+  else if (xmd && p->src && relayout_ready (p, xmd, NULL))
+    {
+      /* Ours in another layout than the primitive reads: straight into
+       * the primitive's own src buffer. */
+      if (!own_buffer (p->src, &p->src_buf, &p->src_md, error)
+          || !nn_dnnl_ok (dnnl_memory_set_data_handle (p->relayout_from, laid),
+                          "setting the laid-out input", error))
+        return NULL;
+      src = p->src;
+      relaid = TRUE;
     }
   else
     {
@@ -343,7 +385,8 @@ prim_run_tensor (NnDnnlPrim *p, NnTensor *x, const NnShape *out_shape,
   nn_dnnl_set_threads (p->macs, NN_GEMM_GRAIN);
   if (src == p->src)
     {
-      if (!exec (p->reorder_in, p->stream, p->user_src, p->src, error))
+      if (!(relaid ? exec (p->relayout, p->stream, p->relayout_from, p->src, error)
+                   : exec (p->reorder_in, p->stream, p->user_src, p->src, error)))
         goto fail;
       nn_engine_note_reorders (1);
     }
@@ -395,6 +438,8 @@ nn_dnnl_prim_clear (NnDnnlPrim *p)
   if (p->scratch) dnnl_memory_destroy (p->scratch);
   if (p->lay_src) dnnl_memory_destroy (p->lay_src);
   if (p->lay_dst) dnnl_memory_destroy (p->lay_dst);
+  if (p->relayout) dnnl_primitive_destroy (p->relayout);
+  if (p->relayout_from) dnnl_memory_destroy (p->relayout_from);
   if (p->stream) dnnl_stream_destroy (p->stream);
   free (p->src_buf);
   free (p->dst_buf);

@@ -351,6 +351,33 @@ TEST_F (Layout, ChannelJoinOfMismatchedSizesFailsAsPyTorch)
              std::string::npos) << e.message ();
 }
 
+// A grouped convolution of 4 channels per group between two ordinary
+// ones: oneDNN picks narrower blocks for it, so its input and its result
+// change layouts.  Each change is one reorder, straight from the
+// producer's layout into the consumer's (not through plain: two), and
+// the values agree with layouts off.
+const char *kRelayout = R"({"type": "Sequential", "children": [
+  {"name": "a", "type": "Conv2d", "config": {"in_channels": 16, "out_channels": 16,
+     "kernel_size": 3, "padding": 1}},
+  {"name": "g", "type": "Conv2d", "config": {"in_channels": 16, "out_channels": 16,
+     "kernel_size": 3, "padding": 1, "groups": 4}},
+  {"name": "c", "type": "Conv2d", "config": {"in_channels": 16, "out_channels": 16,
+     "kernel_size": 3, "padding": 1}}]})";
+
+TEST_F (Layout, ALayoutChangeBetweenStepsIsOneReorder)
+{
+  Module m = load_json (reg.get (), kRelayout);
+  ASSERT_TRUE (m);
+  nn_module_reset_parameters (m.get (), 14);
+  Tensor x = chain_input ();
+  OnOff r = on_off (m.get (), x.get ());
+  ASSERT_EQ (r.on.size (), 1u);
+  EXPECT_LT (max_diff (r.on[0], r.off[0]), 1e-5);
+  // The input in, the result out, and at most one per change of layout
+  // between the three steps.
+  EXPECT_LE (r.on_reorders, 4u) << "layouts off: " << r.off_reorders;
+}
+
 // A residual block as a Graph: conv -> relu -> conv, added to a 1x1
 // conv of the input (both blocked: the add runs on the buffers), relu;
 // then an add with alpha and an add of a plain value (the reference adds
