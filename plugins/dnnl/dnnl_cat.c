@@ -86,18 +86,17 @@ common_layouts (CatState *s, dnnl_engine_t eng, GError **error)
         continue;
       dnnl_primitive_desc_t pd = NULL;
       dnnl_primitive_attr_t attr = nn_dnnl_attr_new_for (s->work, NN_WORK_GRAIN, error);
-      if (!attr
-          || !nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&s->common[i], 4, s->src[i].dims,
-                                                        dnnl_f32, tag), "a common layout", error)
-          || !nn_dnnl_ok (dnnl_reorder_primitive_desc_create (&pd, &s->src[i], eng,
-                                                              &s->common[i], eng, attr),
-                          "reordering a joined input", error))
-        {
-          if (attr)
-            dnnl_primitive_attr_destroy (attr);
-          return FALSE;
-        }
+      if (!attr)
+        return FALSE;
+      /* No such reorder (or layout) in oneDNN: declined, not an error. */
+      gboolean made = dnnl_memory_desc_init_by_tag (&s->common[i], 4, s->src[i].dims,
+                                                    dnnl_f32, tag) == dnnl_success
+                      && dnnl_reorder_primitive_desc_create (&pd, &s->src[i], eng,
+                                                             &s->common[i], eng,
+                                                             attr) == dnnl_success;
       dnnl_primitive_attr_destroy (attr);
+      if (!made)
+        return FALSE;
       gboolean ok = nn_dnnl_ok (dnnl_primitive_create (&s->to_common[i], pd),
                                 "reordering a joined input", error);
       dnnl_primitive_desc_destroy (pd);
@@ -290,7 +289,8 @@ laid_inputs (const NnValue *seq, gint64 dim, const dnnl_memory_desc_t **mds,
     {
       const NnValue *v = nn_value_item (seq, i);
       NnTensor *t = nn_value_kind (v) == NN_VALUE_TENSOR ? nn_value_get_tensor (v) : NULL;
-      if (!t || t->dtype != NN_DTYPE_F32 || t->shape.ndim != 4)
+      /* Empty inputs (a zero-width join) stay with the reference. */
+      if (!t || t->dtype != NN_DTYPE_F32 || t->shape.ndim != 4 || nn_tensor_numel (t) == 0)
         return FALSE;
       if ((mds[i] = nn_dnnl_tensor_md (t, &data[i])))
         laid++;
