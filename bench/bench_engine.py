@@ -43,9 +43,14 @@ def build_model(name, seed=0):
     import torchvision
     import nnexport
     torch.manual_seed(seed)
+    import inspect
+    builder = torchvision.models.get_model_builder(name)
+    # Segmentation models would fetch their backbone's ImageNet weights.
+    extra = ({"weights_backbone": None}
+             if "weights_backbone" in inspect.signature(builder).parameters else {})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = torchvision.models.get_model(name, weights=None)
+        model = builder(weights=None, **extra)
     nnexport.randomize_batchnorm(model, torch.Generator().manual_seed(seed + 1))
     return model.eval()
 
