@@ -202,13 +202,26 @@ chain_input ()
   });
 }
 
-TEST_F (Layout, ConvChainSkipsReordersAndAgreesWithLayoutsOff)
+// The descriptor model @json, its parameters reset from @seed, run on
+// chain_input () with layouts off, then on; @n_results leaves expected.
+OnOff
+chain_on_off (NnRegistry *reg, const char *json, guint32 seed, size_t n_results)
 {
-  Module m = load_json (reg.get (), kChain);
-  ASSERT_TRUE (m);
-  nn_module_reset_parameters (m.get (), 3);
+  Module m = load_json (reg, json);
+  EXPECT_TRUE (m);
+  if (!m)
+    return OnOff ();
+  nn_module_reset_parameters (m.get (), seed);
   Tensor x = chain_input ();
   OnOff r = on_off (m.get (), x.get ());
+  EXPECT_EQ (r.on.size (), n_results);
+  EXPECT_EQ (r.off.size (), n_results);
+  return r;
+}
+
+TEST_F (Layout, ConvChainSkipsReordersAndAgreesWithLayoutsOff)
+{
+  OnOff r = chain_on_off (reg.get (), kChain, 3, 1);
   ASSERT_EQ (r.on.size (), 1u);
   EXPECT_LT (max_diff (r.on[0], r.off[0]), 1e-5);
   // Off: each step reorders in and out when its primitive chose a blocked
@@ -285,14 +298,8 @@ const char *kJoin = R"({"type": "Graph", "config": {"inputs": ["x"], "nodes": [
 
 TEST_F (Layout, ChannelJoinsOfLaidOutResultsAgreeWithLayoutsOff)
 {
-  Module m = load_json (reg.get (), kJoin);
-  ASSERT_TRUE (m);
-  nn_module_reset_parameters (m.get (), 11);
-  Tensor x = chain_input ();
-  OnOff r = on_off (m.get (), x.get ());
-  ASSERT_EQ (r.on.size (), 3u);
-  ASSERT_EQ (r.off.size (), 3u);
-  for (size_t i = 0; i < 3; i++)
+  OnOff r = chain_on_off (reg.get (), kJoin, 11, 3);
+  for (size_t i = 0; i < r.on.size () && i < r.off.size (); i++)
     EXPECT_LT (max_diff (r.on[i], r.off[i]), 1e-5) << "result " << i;
 }
 
@@ -315,11 +322,7 @@ const char *kJoinChain = R"({"type": "Graph", "config": {"inputs": ["x"], "nodes
 
 TEST_F (Layout, ChannelJoinBetweenConvolutionsRunsInTheirLayout)
 {
-  Module m = load_json (reg.get (), kJoinChain);
-  ASSERT_TRUE (m);
-  nn_module_reset_parameters (m.get (), 13);
-  Tensor x = chain_input ();
-  OnOff r = on_off (m.get (), x.get ());
+  OnOff r = chain_on_off (reg.get (), kJoinChain, 13, 1);
   ASSERT_EQ (r.on.size (), 1u);
   EXPECT_LT (max_diff (r.on[0], r.off[0]), 1e-5);
   EXPECT_LE (r.on_reorders, 2u);
@@ -366,11 +369,7 @@ const char *kRelayout = R"({"type": "Sequential", "children": [
 
 TEST_F (Layout, ALayoutChangeBetweenStepsIsOneReorder)
 {
-  Module m = load_json (reg.get (), kRelayout);
-  ASSERT_TRUE (m);
-  nn_module_reset_parameters (m.get (), 14);
-  Tensor x = chain_input ();
-  OnOff r = on_off (m.get (), x.get ());
+  OnOff r = chain_on_off (reg.get (), kRelayout, 14, 1);
   ASSERT_EQ (r.on.size (), 1u);
   EXPECT_LT (max_diff (r.on[0], r.off[0]), 1e-5);
   // The input in, the result out, and at most one per change of layout
