@@ -485,8 +485,8 @@ class TestFailures(unittest.TestCase):
                                           "divisor_override": None})])
 
     def test_torch_layer_without_converter(self):
-        self.fails(nn.Sequential(nn.PixelShuffle(2)), {"input": torch.randn(1, 4, 2, 2)},
-                   r"^0 \(PixelShuffle\): layer type torch\.nn\.PixelShuffle has no converter")
+        self.fails(nn.Sequential(nn.Conv3d(1, 1, 1)), {"input": torch.randn(1, 1, 2, 2, 2)},
+                   r"^0 \(Conv3d\): layer type torch\.nn\.Conv3d has no converter")
 
     def test_pytorch_failure_on_example_input(self):
         self.fails(nn.Linear(3, 2), {"input": torch.randn(2, 5)},

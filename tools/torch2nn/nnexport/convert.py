@@ -198,10 +198,32 @@ class Converter:
             raise ExportError(f"layer type torch.nn.{cls} has no converter (supported: "
                               + ", ".join(registry.module_types()) + ")", path, cls)
         if type(m).forward is nn.Module.forward:
-            raise ExportError("a module without forward holding its own tensors "
-                              f"({', '.join(list(m._parameters) + list(m._buffers))}) "
-                              "cannot be exported", path, cls)
+            return self._holder(m, path)
         return self._graph(m, path)
+
+    def _holder(self, m, path):
+        """A module without forward that holds tensors (ParameterList,
+        ParameterDict, a user's bag of parameters): a Graph that computes
+        nothing and declares them, so that state_dict, named_modules and
+        print(model) (its extra_repr lists the parameters) are PyTorch's.
+        Its parent reads the tensors as attributes (`self.scales[0]` is the
+        attr `scales.0`)."""
+        cls = type(m).__name__
+        try:
+            self.plugins.check_type("Graph", None)
+        except ExportError as e:
+            raise e.located(path, cls) from None
+        children = self.children(m, path)
+        node = self._node("Graph", cls, {"inputs": [], "nodes": [], "output": None},
+                          children)
+        node.update(_declared(m, path))
+        for name, b in m._buffers.items():
+            if b is not None and name in m._non_persistent_buffers_set:
+                self.non_persistent[f"{path}.{name}" if path else name] = b
+        extra = self._extra_repr(m, path)
+        if extra:
+            node["extra_repr"] = extra
+        return node
 
     @staticmethod
     def _container(m):

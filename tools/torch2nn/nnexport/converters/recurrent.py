@@ -1,4 +1,4 @@
-"""LSTM and GRU."""
+"""RNN, LSTM, GRU and their cells."""
 
 import torch.nn as nn
 
@@ -21,3 +21,27 @@ def lstm(m):
 @converter(nn.GRU)
 def gru(m):
     return _rnn(m)
+
+
+@converter(nn.RNN)
+def rnn(m):
+    config = _rnn(m)
+    config["nonlinearity"] = m.nonlinearity
+    return config
+
+
+def _cell(m):
+    return {"input_size": m.input_size, "hidden_size": m.hidden_size, "bias": m.bias}
+
+
+@converter(nn.RNNCell)
+def rnn_cell(m):
+    config = _cell(m)
+    config["nonlinearity"] = m.nonlinearity
+    return config
+
+
+@converter(nn.LSTMCell)
+@converter(nn.GRUCell)
+def gated_cell(m):
+    return _cell(m)
