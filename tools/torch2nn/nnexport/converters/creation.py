@@ -24,10 +24,11 @@ def filled(call):
 
 ops(torch.full, name="full")
 ops(torch.eye, name="eye")
-ops(torch.zeros_like, name="zeros_like")
+ops(torch.zeros_like, torch.empty_like, name="zeros_like")
 ops(torch.ones_like, name="ones_like")
 ops(torch.full_like, name="full_like")
 ops("new_full")
+ops("new_tensor")
 ops(torch.tril, "tril")
 ops(torch.triu, "triu")
 ops(torch.tensor, torch.as_tensor, name="tensor")

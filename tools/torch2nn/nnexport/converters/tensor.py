@@ -6,8 +6,13 @@ from ..registry import op_converter, ops
 
 ops(torch.reshape, name="reshape")
 ops(torch.permute, name="permute")
-ops(torch.transpose, torch.swapaxes, "transpose", "swapaxes", name="transpose")
+ops(torch.transpose, torch.swapaxes, torch.swapdims, "transpose", "swapaxes", "swapdims",
+    name="transpose")
 ops(torch.t, "t")
+ops("t_", name="t", mutates=0)
+ops("transpose_", name="transpose", mutates=0)
+ops(torch.select, "select")
+ops(torch.tile, name="tile")
 
 
 @op_converter(torch.flatten, "flatten")
@@ -19,9 +24,11 @@ def flatten(call):
     return call.emit(args=[call.args[0]], kwargs={"start_dim": params.get("start_dim", 0),
                                                   "end_dim": params.get("end_dim", -1)})
 
-ops("unflatten")
+ops(torch.unflatten, "unflatten", name="unflatten")
 ops(torch.unsqueeze, "unsqueeze")
+ops("unsqueeze_", name="unsqueeze", mutates=0)
 ops(torch.squeeze, "squeeze")
+ops("squeeze_", name="squeeze", mutates=0)
 ops("expand_as")
 ops(torch.chunk, "chunk")
 ops(torch.split, "split")
@@ -43,10 +50,14 @@ ops("long", name="long")
 ops("int", name="int")
 ops("bool", name="bool")
 ops("half", name="half")
+ops("bfloat16", name="bfloat16")
+ops("byte", name="byte")
+ops("char", name="char")
+ops("type", name="type")
 
 
 @op_converter("contiguous", "detach", "clone", torch.clone, torch.detach,
-              "requires_grad_", name="contiguous")
+              "requires_grad_", "detach_", name="contiguous")
 def same_value(call):
     # nnkit tensors are contiguous and never share a buffer between values
     # (in-place ops are dataflow), so these are the value itself.
