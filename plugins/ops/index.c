@@ -267,6 +267,67 @@ gather_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
   return nn_value_take_tensor (out);
 }
 
+/* F.one_hot(tensor, num_classes=-1): int64, a last dim of num_classes
+ * with 1 at each value.  num_classes=-1 takes the largest value + 1, a
+ * size that depends on the data, which shape inference refuses to guess,
+ * as for bool masks. */
+static NnValue *
+one_hot_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  NnTensor *in = nn_args_tensor (args, 0);
+  gint64 classes = nn_args_int (args, 1), n = nn_tensor_numel (in);
+  gboolean meta = nn_tensor_is_meta (in);
+  if (in->shape.ndim + 1 > NN_MAX_DIMS)
+    {
+      nn_ops_shape_fail (error, "one_hot of a %u-d tensor: the result would have "
+                         "more than %d dims", in->shape.ndim, NN_MAX_DIMS);
+      return NULL;
+    }
+  if (classes < -1)
+    {
+      nn_ops_fail (error, "num_classes should be -1 or non-negative, found %"
+                   G_GINT64_FORMAT, classes);
+      return NULL;
+    }
+  if (classes == -1)
+    {
+      if (meta)
+        {
+          nn_ops_fail (error, "one_hot with num_classes=-1 gives a shape that "
+                       "depends on the values (the largest + 1); shape inference "
+                       "cannot compute it: pass num_classes");
+          return NULL;
+        }
+      if (n == 0)
+        {
+          nn_ops_fail (error, "Can not infer total number of classes from empty "
+                       "tensor.");
+          return NULL;
+        }
+      for (gint64 i = 0; i < n; i++)
+        classes = MAX (classes, nn_ops_get_i (in, i) + 1);
+    }
+  NnShape shape = in->shape;
+  shape.dims[shape.ndim++] = classes;
+  NnTensor *out = nn_ops_new (meta, NN_DTYPE_I64, &shape, error);
+  if (!out || meta)
+    return nn_ops_take (out);
+  gint64 *y = nn_tensor_i64 (out);
+  for (gint64 i = 0; i < n; i++)
+    {
+      gint64 v = nn_ops_get_i (in, i);
+      if (v < 0 || v >= classes)
+        {
+          nn_tensor_unref (out);
+          nn_ops_fail (error, v < 0 ? "Class values must be non-negative."
+                                    : "Class values must be smaller than num_classes.");
+          return NULL;
+        }
+      y[i * classes + v] = 1;
+    }
+  return nn_value_take_tensor (out);
+}
+
 static const NnArgSpec getitem_args[] = {
   { "obj", NN_ARG_TENSOR | NN_ARG_SEQ | NN_ARG_DICT, NN_OPS_ALL, 0, NULL,
     "tensor, tuple, list or dict" },
@@ -288,6 +349,12 @@ static const NnArgSpec index_args[] = {
   { "input", NN_ARG_TENSOR, NN_OPS_ALL, 0, NULL, "tensor" },
   { "dim", NN_ARG_INT, 0, 0, NULL, "dim to index" },
   { "index", NN_ARG_TENSOR, INDEX_DTYPES, 0, NULL, "int64 or int32 indices" },
+};
+
+static const NnArgSpec one_hot_args[] = {
+  { "tensor", NN_ARG_TENSOR, NN_DTYPE_BIT (NN_DTYPE_I64), 0, NULL, "int64 class values" },
+  { "num_classes", NN_ARG_INT, 0, NN_ARG_OPTIONAL, "-1",
+    "size of the new last dim; -1: the largest value + 1" },
 };
 
 static const char *const getitem_aliases[] = {
@@ -314,7 +381,12 @@ NN_OPS_MOVE_TYPE (gather_type, "gather",
                     "out[i][j] = input[index[i][j]][j] along dim", index_args,
                     gather_aliases, gather_fn);
 
+static const char *const one_hot_aliases[] = {
+  "torch.nn.functional.one_hot", NULL };
+static NN_OPS_TYPE (one_hot_type, "one_hot", "int64 one-hot encoding of class values",
+                    one_hot_args, one_hot_aliases, one_hot_fn);
+
 const NnLayerType *const nn_ops_index_types[] = {
   &getitem_type, &select_type, &narrow_type, &index_select_type, &gather_type,
-  NULL,
+  &one_hot_type, NULL,
 };

@@ -40,6 +40,7 @@ ops(F.log_softmax, torch.log_softmax, "log_softmax", name="log_softmax")
 ops(F.layer_norm, torch.layer_norm, name="layer_norm")
 ops(F.group_norm, name="group_norm")
 ops(F.linear, name="linear")
+ops(F.conv1d, name="conv1d")
 ops(F.conv2d, name="conv2d")
 ops(F.embedding, name="embedding")
 ops(F.normalize, name="normalize")
@@ -116,6 +117,40 @@ def avg_pool2d(call):
     return _config_call(call, ["kernel_size", "stride", "padding", "ceil_mode",
                                "count_include_pad", "divisor_override"],
                         [None, None, 0, False, True, None], layer="AvgPool2d")
+def _pool1d_stride(call, config):
+    if config["stride"] is None or config["stride"] == []:
+        call.kwargs["stride"] = config["kernel_size"]  # PyTorch: stride = kernel_size
+
+
+_MAX_POOL1D = (["kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"],
+               [None, None, 0, 1, False, False])
+_AVG_POOL1D = (["kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"],
+               [None, None, 0, False, True])
+
+
+@op_converter(F.max_pool1d, torch.max_pool1d, name="max_pool1d")
+def max_pool1d(call):
+    _pool1d_stride(call, _bind(call, *_MAX_POOL1D))
+    return _config_call(call, *_MAX_POOL1D, layer="MaxPool1d")
+
+
+@op_converter(F.avg_pool1d, name="avg_pool1d")
+def avg_pool1d(call):
+    _pool1d_stride(call, _bind(call, *_AVG_POOL1D))
+    return _config_call(call, *_AVG_POOL1D, layer="AvgPool1d")
+
+
+@op_converter(F.adaptive_avg_pool1d, name="adaptive_avg_pool1d")
+def adaptive_avg_pool1d(call):
+    return _config_call(call, ["output_size"], [None], layer="AdaptiveAvgPool1d")
+
+
+@op_converter(F.adaptive_max_pool1d, name="adaptive_max_pool1d")
+def adaptive_max_pool1d(call):
+    return _config_call(call, ["output_size", "return_indices"], [None, False],
+                        layer="AdaptiveMaxPool1d")
+
+
 ops(F.multi_head_attention_forward, name="multi_head_attention_forward")
 
 

@@ -1,6 +1,7 @@
 """Shape, layout and dtype ops on tensors."""
 
 import torch
+import torch.nn.functional as F
 
 from ..registry import op_converter, ops
 
@@ -37,9 +38,12 @@ ops(torch.cat, torch.concat, name="cat")
 ops(torch.stack, name="stack")
 ops(torch.narrow, "narrow")
 ops(torch.roll, "roll")
+ops("unfold")
+ops(torch.repeat_interleave, "repeat_interleave")
 ops(torch.flip, name="flip")
 ops(torch.gather, "gather")
 ops(torch.index_select, "index_select")
+ops(F.one_hot, name="one_hot")
 ops(torch.masked_fill, "masked_fill")
 ops("masked_fill_", name="masked_fill", mutates=0)
 ops("to")
