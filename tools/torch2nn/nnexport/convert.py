@@ -183,6 +183,10 @@ class Converter:
             config = conv.config(m, path)
             try:
                 self.plugins.check_type(conv.type_name, config)
+                call = self.calls.get(id(m))
+                if call is not None:
+                    self.plugins.check_tensor_dtypes(conv.type_name, call[0], call[1],
+                                                     lambda d: ST_DTYPE.get(d, str(d)))
             except ExportError as e:
                 raise e.located(path, cls) from None
             return self._node(conv.type_name, cls, config, self.children(m, path))
