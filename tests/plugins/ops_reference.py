@@ -547,6 +547,45 @@ case("mean_dtype_f64", "mean", torch.mean, [r(3, 4)], {"dtype": torch.float64})
 case("cat_bool_int", "cat", torch.cat, [[ri(2) > 0, ri(3)]])
 case("float_short", "float", lambda t: t.float(), [ri(3)])
 
+# --- ops hand-written models use (patches, grouped-query attention,
+# one-hot targets, functional convolutions and pools) --------------------
+x = r(2, 3, 8, 6)
+case("unfold_patches", "Tensor.unfold", lambda t, *a: t.unfold(*a), [x, 2, 4, 4])
+case("unfold_overlap", "unfold", lambda t, *a: t.unfold(*a), [x, -1, 3, 2])
+case("unfold_twice", "unfold", lambda t, *a: t.unfold(*a), [x.unfold(2, 2, 2), 3, 3, 3])
+case("unfold_int", "unfold", lambda t, *a: t.unfold(*a), [ri(7), 0, 2, 3])
+err("unfold_too_big", "unfold", lambda t, *a: t.unfold(*a), [x, 3, 7, 1])
+err("unfold_step", "unfold", lambda t, *a: t.unfold(*a), [x, 3, 2, 0])
+case("repeat_interleave_dim", "Tensor.repeat_interleave",
+     lambda t, *a, **k: t.repeat_interleave(*a, **k), [r(2, 3, 4)], {"repeats": 2, "dim": 1})
+case("repeat_interleave_flat", "torch.repeat_interleave", torch.repeat_interleave,
+     [ri(2, 3), 3])
+case("repeat_interleave_neg_dim", "repeat_interleave", torch.repeat_interleave,
+     [r(2, 3), torch.tensor(2), -1])
+case("repeat_interleave_zero", "repeat_interleave", torch.repeat_interleave, [r(2, 3), 0, 0])
+err("repeat_interleave_negative", "repeat_interleave", torch.repeat_interleave,
+    [r(2, 3), -1, 0])
+case("one_hot", "torch.nn.functional.one_hot", F.one_hot, [ri(2, 3, lo=0, hi=5), 6])
+case("one_hot_inferred", "one_hot", F.one_hot, [torch.tensor([[0, 3], [1, 2]])])
+err("one_hot_too_small", "one_hot", F.one_hot, [torch.tensor([0, 4]), 3])
+err("one_hot_negative", "one_hot", F.one_hot, [torch.tensor([0, -1]), 3])
+w2, w1 = r(4, 3, 3, 2) * 0.3, r(4, 2, 3) * 0.3
+case("conv2d_fn", "torch.nn.functional.conv2d", F.conv2d,
+     [r(2, 3, 7, 6), w2, r(4)], {"stride": (2, 1), "padding": 1}, tol=1e-4)
+case("conv2d_fn_same_dilated", "torch.conv2d", F.conv2d,
+     [r(1, 3, 6, 7), w2], {"padding": "same", "dilation": 2}, tol=1e-4)
+case("conv2d_fn_groups_unbatched", "conv2d", F.conv2d,
+     [r(4, 5, 5), r(6, 2, 1, 3) * 0.3, None, 1, "valid", 1, 2], tol=1e-4)
+case("conv1d_fn", "torch.nn.functional.conv1d", F.conv1d,
+     [r(2, 2, 9), w1, r(4)], {"padding": "same"}, tol=1e-4)
+case("conv1d_fn_strided", "torch.conv1d", F.conv1d, [r(1, 2, 9), w1, None, 2, 1], tol=1e-4)
+err("conv2d_fn_channels", "conv2d", F.conv2d, [r(1, 2, 6, 6), w2])
+err("conv2d_fn_same_strided", "conv2d", F.conv2d, [r(1, 3, 6, 6), w2], {"stride": 2,
+    "padding": "same"})
+err("conv1d_fn_rank", "conv1d", F.conv1d, [r(2, 2, 2, 9), w1])
+err("conv1d_fn_bias", "conv1d", F.conv1d, [r(1, 2, 9), w1, r(3)],
+    match="expected bias to be 1-dimensional with 4 elements")
+
 # --- ops inside a Graph -----------------------------------------------------
 # Each graph is a Graph descriptor config whose op nodes use the exporter's
 # spellings, with the PyTorch function it stands for; sizes flow as ints.
