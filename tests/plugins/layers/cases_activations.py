@@ -36,6 +36,8 @@ def cases(rng, gen):
         ("GLU", [{}, {"dim": 0}]),
         ("LogSoftmax", [{"dim": 1}, {"dim": -1}, {}]),
         ("Softmin", [{"dim": 0}, {}]),
+        # Bounds print as given: Hardtanh(min_val=-2, max_val=2) for ints.
+        ("Hardtanh", [{}, {"min_val": -2, "max_val": 2}, {"min_val": -0.5, "max_val": 3}]),
     ]
     for typ, cfgs in simple:
         for i, cfg in enumerate(cfgs):

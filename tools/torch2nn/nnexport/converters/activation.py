@@ -61,7 +61,8 @@ def prelu(m):
 
 @converter(nn.Hardtanh)
 def hardtanh(m):
-    return {"min_val": float(m.min_val), "max_val": float(m.max_val), "inplace": m.inplace}
+    # As the module holds them: Hardtanh(-2, 2) prints min_val=-2.
+    return {"min_val": m.min_val, "max_val": m.max_val, "inplace": m.inplace}
 
 
 @converter(nn.LeakyReLU)
