@@ -755,6 +755,63 @@ def _bert(batch, size):
     return {"ids": ids, "types": (torch.arange(size) >= size // 2).long().expand(batch, -1).contiguous()}
 
 
+class Nested(nn.Module):
+    """A ModuleList of ModuleLists looped, a Sequential built from an
+    OrderedDict, a non-persistent buffer read in forward, an optional mask
+    argument, a list result."""
+
+    def __init__(self):
+        super().__init__()
+        self.stages = nn.ModuleList([nn.ModuleList([nn.Linear(8, 8), nn.Linear(8, 8)]) for _ in range(2)])
+        self.head = nn.Sequential(collections.OrderedDict([("fc", nn.Linear(8, 4)), ("act", nn.Tanh())]))
+        self.register_buffer("scale", torch.full((8,), 0.5), persistent=False)
+
+    def forward(self, x, mask=None):
+        outs = []
+        for stage in self.stages:
+            for layer in stage:
+                x = F.silu(layer(x)) * self.scale
+            outs.append(x)
+        if mask is not None:
+            x = x * mask.unsqueeze(-1)
+        outs.append(self.head(x))
+        return outs
+
+
+def _nested(batch, size):
+    g = _generator(batch, size)
+    return {"x": torch.randn(batch, size, 8, generator=g), "mask": (torch.rand(batch, size, generator=g) > 0.5).float()}
+
+
+class IndexZoo(nn.Module):
+    """Indexing as people write it: negative ints, ..., None, slices,
+    integer tensors, writes through an index and a bool mask, gather with an
+    expanded index, reductions over dim tuples, and a bool-mask sum."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(6, 6)
+
+    def forward(self, x, idx):
+        y = self.lin(x)
+        a = y[:, -1]
+        b = y[..., None, 1:4]
+        c = y[0, idx]
+        d = y[:, idx]
+        y2 = y.clone()
+        y2[:, 0] = 0.0
+        y2[y2 < -1] = -1.0
+        e = torch.gather(y, 1, idx.view(1, -1, 1).expand(y.shape[0], -1, y.shape[2]))
+        f = y.sum(dim=(1, 2)), y.std(dim=-1, unbiased=False), y.var(1)
+        g = torch.max(y, y.flip(-1)), torch.cat([y, -y], dim=-1).norm(p=2, dim=-1)
+        return a, b, c, d, y2, e, f, g, y[y > 0.5].sum()
+
+
+def _x_idx(batch, size):
+    g = _generator(batch, size)
+    return {"x": torch.randn(batch, size, 6, generator=g), "idx": torch.tensor([0, size - 1, 1])}
+
+
 def _generator(batch, size):
     return torch.Generator().manual_seed(batch * 1000 + size)
 
@@ -849,6 +906,8 @@ MODELS = collections.OrderedDict([
     ("ae1d", (AE1d, _wave2, [16, 12])),
     ("functional1d", (Functional1d, _f1d, [16, 12])),
     ("bert_embed", (BertEmbed, _bert, [8, 6])),
+    ("nested", (Nested, _nested, [4, 3])),
+    ("index_zoo", (IndexZoo, _x_idx, [5, 4])),
 ])
 
 
