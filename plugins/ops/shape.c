@@ -415,10 +415,21 @@ dim_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
   return nn_value_new_int (nn_args_tensor (args, 0)->shape.ndim);
 }
 
+/* A tensor's element count, or torch.Size.numel(): the product of a
+ * tuple of sizes (x.shape[1:].numel()). */
 static NnValue *
 numel_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
 {
-  return nn_value_new_int (nn_tensor_numel (nn_args_tensor (args, 0)));
+  NnValue *v = nn_args_get (args, 0);
+  if (nn_value_kind (v) == NN_VALUE_TENSOR)
+    return nn_value_new_int (nn_tensor_numel (nn_value_get_tensor (v)));
+  gint64 sizes[NN_MAX_DIMS], n = 1;
+  guint k;
+  if (!nn_ops_sizes (v, "input", sizes, &k, error))
+    return NULL;
+  for (guint i = 0; i < k; i++)
+    n *= sizes[i];
+  return nn_value_new_int (n);
 }
 
 static NnValue *
@@ -743,6 +754,10 @@ static const NnArgSpec transpose_args[] = {
   { "dim1", NN_ARG_INT, 0, 0, NULL, "second dim" },
 };
 static const NnArgSpec one_args[] = { T_IN };
+static const NnArgSpec numel_args[] = {
+  { "input", NN_ARG_TENSOR | NN_ARG_SEQ, NN_OPS_ALL, 0, NULL,
+    "tensor, or a tuple of sizes (torch.Size)" },
+};
 static const NnArgSpec contiguous_args[] = {
   T_IN,
   { "memory_format", NN_ARG_ANY, NN_OPS_ALL, NN_ARG_OPTIONAL | NN_ARG_KW_ONLY, "null",
@@ -884,7 +899,7 @@ static NN_OPS_TYPE (size_type, "size", "the sizes as a tuple, or one int",
                     opt_dim_args, size_aliases, size_fn);
 static NN_OPS_TYPE (dim_type, "dim", "the number of dims", one_args,
                     dim_aliases, dim_fn);
-static NN_OPS_TYPE (numel_type, "numel", "the number of elements", one_args,
+static NN_OPS_TYPE (numel_type, "numel", "the number of elements", numel_args,
                     numel_aliases, numel_fn);
 NN_OPS_MOVE_TYPE (roll_type, "roll", "rotates elements along dims",
                     roll_args, roll_aliases, roll_fn);

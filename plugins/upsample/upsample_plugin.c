@@ -1,5 +1,6 @@
 /* upsample plugin: entry point.  Registers Upsample and its fixed-mode
- * variants, F.interpolate, PixelShuffle and PixelUnshuffle. */
+ * variants, F.interpolate, PixelShuffle and PixelUnshuffle and their
+ * functional forms. */
 #include "upsample.h"
 
 static const NnLayerType *const upsample_types[] = {
@@ -9,6 +10,8 @@ static const NnLayerType *const upsample_types[] = {
   &nn_interpolate_type,
   &nn_pixel_shuffle_type,
   &nn_pixel_unshuffle_type,
+  &nn_pixel_shuffle_fn_type,
+  &nn_pixel_unshuffle_fn_type,
 };
 
 static gboolean

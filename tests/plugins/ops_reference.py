@@ -501,6 +501,7 @@ case("tile", "torch.tile", torch.tile, [r(2, 3), (2,)])
 case("tile_more", "Tensor.tile", torch.tile, [r(2, 3), (2, 1, 2)])
 case("len_tensor", "builtins.len", len, [r(4, 2)])
 case("len_tuple", "len", len, [(1, 2, 3)])
+case("numel_of_size", "numel", lambda s: s.numel(), [torch.Size([2, 3, 4])])
 case("eye", "torch.eye", torch.eye, [3])
 case("eye_rect_dtype", "eye", torch.eye, [2, 4], {"dtype": torch.int64})
 case("addmm", "torch.addmm", torch.addmm, [r(4), r(3, 2), r(2, 4)], {"beta": 0.5, "alpha": 2.0}, tol=1e-4)
@@ -585,6 +586,11 @@ err("conv2d_fn_same_strided", "conv2d", F.conv2d, [r(1, 3, 6, 6), w2], {"stride"
 err("conv1d_fn_rank", "conv1d", F.conv1d, [r(2, 2, 2, 9), w1])
 err("conv1d_fn_bias", "conv1d", F.conv1d, [r(1, 2, 9), w1, r(3)],
     match="expected bias to be 1-dimensional with 4 elements")
+
+case("pixel_shuffle_fn", "torch.nn.functional.pixel_shuffle", F.pixel_shuffle, [r(2, 8, 3, 2), 2])
+case("pixel_unshuffle_fn", "torch.pixel_unshuffle", F.pixel_unshuffle, [r(1, 2, 4, 6), 2])
+err("pixel_shuffle_fn_zero", "pixel_shuffle", F.pixel_shuffle, [r(1, 4, 2, 2), 0])
+err("pixel_unshuffle_fn_channels", "pixel_unshuffle", F.pixel_unshuffle, [r(1, 2, 5, 6), 2])
 
 # --- ops inside a Graph -----------------------------------------------------
 # Each graph is a Graph descriptor config whose op nodes use the exporter's

@@ -46,6 +46,8 @@ ops(F.embedding, name="embedding")
 ops(F.normalize, name="normalize")
 ops(F.pad, name="pad")
 ops(F.interpolate, F.upsample, name="interpolate")
+ops(F.pixel_shuffle, name="pixel_shuffle")
+ops(F.pixel_unshuffle, name="pixel_unshuffle")
 # Losses computed in forward (`return logits, F.cross_entropy(logits, y)`).
 ops(F.cross_entropy, name="cross_entropy")
 ops(F.mse_loss, name="mse_loss")
