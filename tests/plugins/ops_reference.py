@@ -592,6 +592,11 @@ case("pixel_unshuffle_fn", "torch.pixel_unshuffle", F.pixel_unshuffle, [r(1, 2, 
 err("pixel_shuffle_fn_zero", "pixel_shuffle", F.pixel_shuffle, [r(1, 4, 2, 2), 0])
 err("pixel_unshuffle_fn_channels", "pixel_unshuffle", F.pixel_unshuffle, [r(1, 2, 5, 6), 2])
 
+case("var_mean_dims", "torch.var_mean", torch.var_mean, [r(2, 3, 4)], {"dim": [1, 2], "unbiased": False,
+     "keepdim": True})
+case("std_mean_all", "std_mean", torch.std_mean, [r(3, 5)])
+case("std_mean_correction", "std_mean", torch.std_mean, [r(3, 5), 1], {"correction": 0})
+
 # --- ops inside a Graph -----------------------------------------------------
 # Each graph is a Graph descriptor config whose op nodes use the exporter's
 # spellings, with the PyTorch function it stands for; sizes flow as ints.
