@@ -484,6 +484,43 @@ class TestFailures(unittest.TestCase):
                                           "ceil_mode": False, "count_include_pad": True,
                                           "divisor_override": None})])
 
+    def test_recomputed_weights_are_refused_with_the_fix(self):
+        x = {"input": torch.randn(2, 3)}
+        self.fails(nn.Sequential(nn.utils.weight_norm(nn.Linear(3, 2))), x,
+                   r"^0 \(Linear\): its 'weight' is recomputed by a WeightNorm hook "
+                   r".*torch\.nn\.utils\.remove_weight_norm\(module\)$")
+        self.fails(nn.Sequential(nn.utils.spectral_norm(nn.Linear(3, 2))), x,
+                   r"remove_spectral_norm\(module\)$")
+        self.fails(nn.Sequential(nn.utils.parametrizations.orthogonal(nn.Linear(3, 3))), x,
+                   r"^0 \(ParametrizedLinear\): its 'weight' is parametrized .*"
+                   r"remove_parametrizations\(module, name\)$")
+        plain = nn.Sequential(nn.Linear(3, 2))
+        plain[0].register_forward_hook(lambda mod, args, out: None)
+        notes = []
+        nnexport.convert(plain, inputs=x, warnings_out=notes)
+        self.assertIn("0 (Linear): its forward hooks are not exported", "\n".join(notes))
+
+    def test_packed_sequences_and_random_numbers_are_refused(self):
+        class Packed(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.rnn = nn.GRU(2, 3, batch_first=True)
+
+            def forward(self, x, lengths):
+                packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True)
+                return self.rnn(packed)[1]
+
+        class Noisy(nn.Module):
+            def forward(self, mu):
+                return mu + torch.randn_like(mu)
+
+        self.fails(Packed(), {"x": torch.randn(2, 4, 2), "lengths": torch.tensor([4, 3])},
+                   r"^<root> \(Packed\): out of scope: its forward calls "
+                   r"torch\.nn\.utils\.rnn\.pack_padded_sequence: a packed sequence's layout")
+        self.fails(Noisy(), {"mu": torch.randn(3)},
+                   r"^<root> \(Noisy\): out of scope: its forward calls torch\.randn_like: "
+                   r"draws random numbers")
+
     def test_torch_layer_without_converter(self):
         self.fails(nn.Sequential(nn.Conv3d(1, 1, 1)), {"input": torch.randn(1, 1, 2, 2, 2)},
                    r"^0 \(Conv3d\): layer type torch\.nn\.Conv3d has no converter")

@@ -103,12 +103,14 @@ def _patch_refused(model, running):
     modules = list(sys.modules.values())
     for fn, why in registry.refused():
         name = getattr(fn, "__name__", None)
+        # Named before patching: torch.randn_like is found by its name in
+        # the torch namespace, which the patch replaces.
+        qualified = registry.qualified_name(fn)
 
-        def refusal(*args, _fn=fn, _why=why, **kwargs):
+        def refusal(*args, _qualified=qualified, _why=why, **kwargs):
             path, mod = running[-1] if running else ("", model)
             caller = f"{path} ({type(mod).__name__})" if path else "its forward"
-            raise ExportError(f"out of scope: {caller} calls "
-                              f"{registry.qualified_name(_fn)}: {_why}", "",
+            raise ExportError(f"out of scope: {caller} calls {_qualified}: {_why}", "",
                               type(model).__name__, user_line(stack=traceback.extract_stack()))
         for space in modules:
             d = getattr(space, "__dict__", None)
@@ -178,6 +180,7 @@ class Converter:
 
     def module(self, m, path):
         cls = type(m).__name__
+        self._check_reparametrized(m, path)
         conv = registry.module_converter(m)
         if conv is not None:
             config = conv.config(m, path)
@@ -228,6 +231,31 @@ class Converter:
         if extra:
             node["extra_repr"] = extra
         return node
+
+    def _check_reparametrized(self, m, path):
+        """Refuses a module whose weights PyTorch recomputes on every call
+        (torch.nn.utils.weight_norm / spectral_norm hooks, parametrize):
+        its state_dict holds the parts (weight_g, weight_v, ...), nnkit's
+        layer a plain weight.  Other hooks are not exported: a warning."""
+        cls = type(m).__name__
+        undo = {"WeightNorm": "torch.nn.utils.remove_weight_norm(module)",
+                "SpectralNorm": "torch.nn.utils.remove_spectral_norm(module)"}
+        for hook in m._forward_pre_hooks.values():
+            kind = type(hook).__name__
+            if kind in undo and type(hook).__module__.startswith("torch.nn.utils"):
+                raise ExportError(f"its '{hook.name}' is recomputed by a {kind} hook "
+                                  "(torch.nn.utils) on every call, which nnkit does not "
+                                  f"run; bake it before exporting: {undo[kind]}", path, cls)
+        if torch.nn.utils.parametrize.is_parametrized(m):
+            keys = list(m.parametrizations.keys())
+            names = ", ".join(f"'{n}'" for n in keys)
+            raise ExportError(f"its {names} {'is' if len(keys) == 1 else 'are'} parametrized (torch.nn.utils.parametrize), "
+                              "which nnkit does not run; bake it before exporting: "
+                              "torch.nn.utils.parametrize.remove_parametrizations(module, "
+                              "name)", path, cls)
+        if m._forward_pre_hooks or m._forward_hooks:
+            self.warn(f"{path or '<root>'} ({cls}): its forward hooks are not exported "
+                      "(register them on the nnkit model)")
 
     @staticmethod
     def _container(m):

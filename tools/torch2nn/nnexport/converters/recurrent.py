@@ -2,7 +2,13 @@
 
 import torch.nn as nn
 
-from ..registry import converter
+from ..registry import converter, refuse
+
+# A PackedSequence's batch sizes per step come from the lengths' values.
+refuse(nn.utils.rnn.pack_padded_sequence, nn.utils.rnn.pack_sequence,
+       why="a packed sequence's layout (batch size per step) depends on the lengths' "
+           "values, which a fixed graph cannot express; run the RNN on the padded batch "
+           "and take each row's last valid step with gather (or mask the padding)")
 
 
 def _rnn(m):
