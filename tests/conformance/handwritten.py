@@ -812,6 +812,80 @@ def _x_idx(batch, size):
     return {"x": torch.randn(batch, size, 6, generator=g), "idx": torch.tensor([0, size - 1, 1])}
 
 
+class ScaledLinear(nn.Linear):
+    """A torch.nn layer subclassed with its own forward (traced, not the
+    Linear converter), calling super().forward."""
+
+    def forward(self, x):
+        return super().forward(x) * 2.0
+
+
+class StdConv2d(nn.Conv2d):
+    """BiT's weight-standardised convolution."""
+    def forward(self, x):
+        w = self.weight
+        v, m = torch.var_mean(w, dim=[1, 2, 3], keepdim=True, unbiased=False)
+        w = (w - m) / torch.sqrt(v + 1e-10)
+        return F.conv2d(x, w, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+def swish(x):
+    return x * torch.sigmoid(x)
+
+
+class Subclasses(nn.Module):
+    """Subclassed layers, a module-level helper function, a property and a
+    forward argument with a float default."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = StdConv2d(3, 8, 3, padding=1)
+        self.lin = ScaledLinear(8, 4)
+
+    @property
+    def scale(self):
+        return 0.5
+
+    def forward(self, x, temperature=2.0):
+        y = swish(self.conv(x))
+        y = F.adaptive_avg_pool2d(y, 1).view(y.size(0), -1)
+        return self.lin(y) / temperature * self.scale
+
+
+class SplitsAndSizes(nn.Module):
+    """split by sizes, torch.Size slicing and numel(), new_tensor,
+    masked_fill, a torch.Size in the result."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(6, 6)
+
+    def forward(self, x):
+        a, b = torch.split(x, [2, 4], dim=-1)
+        n = x.shape[1:].numel()
+        y = self.lin(torch.cat([b, a], -1)).flatten(start_dim=1) / n
+        z = x.new_tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+        m = x.masked_fill(x < 0, 0.0)
+        return y, (x * z).T if x.dim() == 2 else (x * z).transpose(-1, -2), m, x.size()[1:]
+
+
+class Pixel(nn.Module):
+    """F.pixel_shuffle then F.pixel_unshuffle, and ECA channel attention
+    (a Conv1d over the pooled channels)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 12, 3, padding=1)
+        self.eca = nn.Conv1d(1, 1, 3, padding=1, bias=False)
+
+    def forward(self, x):
+        y = F.pixel_shuffle(self.conv(x), 2)
+        y = F.pixel_unshuffle(y, 2)
+        s = y.mean((2, 3))
+        s = self.eca(s.unsqueeze(1)).squeeze(1).sigmoid()
+        return y * s[:, :, None, None]
+
+
 def _generator(batch, size):
     return torch.Generator().manual_seed(batch * 1000 + size)
 
@@ -908,6 +982,9 @@ MODELS = collections.OrderedDict([
     ("bert_embed", (BertEmbed, _bert, [8, 6])),
     ("nested", (Nested, _nested, [4, 3])),
     ("index_zoo", (IndexZoo, _x_idx, [5, 4])),
+    ("subclasses", (Subclasses, _images, [8, 6])),
+    ("splits_sizes", (SplitsAndSizes, _features(6), [4, 3])),
+    ("pixel_eca", (Pixel, _images, [8, 6])),
 ])
 
 

@@ -710,7 +710,8 @@ class TestSequenceAndVisionModels(unittest.TestCase):
         # PyTorch's ops, is the model's.
         for name in ("seq2seq_transformer", "vit_unfold", "cell_loop", "seq2seq_gru", "espcn",
                      "norm_zoo", "bag_model", "op_soup", "op_soup2", "act_zoo", "shapes",
-                     "tied_rnn_lm", "ae1d", "functional1d"):
+                     "tied_rnn_lm", "ae1d", "functional1d", "nested", "subclasses",
+                     "splits_sizes", "pixel_eca"):
             with self.subTest(name=name):
                 self.check_handwritten(name)
 
