@@ -46,6 +46,8 @@ def by_name(nodes, name):
 def tensors_of(v):
     if isinstance(v, torch.Tensor):
         return [v]
+    if isinstance(v, (int, float)):
+        return [torch.tensor(v)]  # sizes in a result (a torch.Size)
     if isinstance(v, dict):
         return [t for x in v.values() for t in tensors_of(x)]
     return [t for x in v for t in tensors_of(x)]
