@@ -601,14 +601,15 @@ class ActZoo(nn.Module):
         super().__init__()
         self.acts = nn.ModuleList([nn.Mish(), nn.SiLU(), nn.Hardswish(), nn.SELU(), nn.CELU(0.5),
                                    nn.Softsign(), nn.Tanhshrink(), nn.Threshold(0.1, -1.0),
-                                   nn.LogSigmoid(), nn.Softmin(dim=1),
+                                   nn.RReLU(), nn.LogSigmoid(), nn.Softmin(dim=1),
                                    nn.Hardshrink(0.3), nn.Softshrink(0.2), nn.PReLU(),
                                    nn.ELU(), nn.LeakyReLU(0.05), nn.GLU(-1), nn.Hardtanh(-2, 2),
                                    nn.ReLU6(), nn.Sigmoid(), nn.Softplus(2, 10)])
+        self.sm2d = nn.Softmax2d()
 
     def forward(self, x):
         outs = [a(x) for a in self.acts]
-        return torch.cat([o.flatten(1) for o in outs], 1)
+        return torch.cat([o.flatten(1) for o in outs], 1), self.sm2d(x)
 
 
 class Shapes(nn.Module):

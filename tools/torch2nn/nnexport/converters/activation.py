@@ -21,6 +21,7 @@ def inplace_only(m):
 @converter(nn.Softsign)
 @converter(nn.Tanhshrink)
 @converter(nn.LogSigmoid)
+@converter(nn.Softmax2d)
 def no_config(m):
     return {}
 
@@ -46,6 +47,11 @@ def threshold(m):
 @converter(nn.Softshrink)
 def shrink(m):
     return {"lambd": m.lambd}
+
+
+@converter(nn.RReLU)
+def rrelu(m):
+    return {"lower": m.lower, "upper": m.upper, "inplace": m.inplace}
 
 
 @converter(nn.GLU)
