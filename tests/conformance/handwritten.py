@@ -887,6 +887,39 @@ class Pixel(nn.Module):
         return y * s[:, :, None, None]
 
 
+class Video3D(nn.Module):
+    """A small video / volume network: Conv3d (padding, 'same', groups,
+    replicate padding), BatchNorm3d, MaxPool3d, AvgPool3d with ceil_mode,
+    trilinear Upsample, AdaptiveMaxPool3d and AdaptiveAvgPool3d."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv3d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm3d(8)
+        self.pool = nn.MaxPool3d((1, 2, 2))
+        self.c2 = nn.Conv3d(8, 8, (3, 3, 3), padding="same", groups=2,
+                            padding_mode="replicate")
+        self.avg = nn.AvgPool3d(2, ceil_mode=True, count_include_pad=False)
+        self.up = nn.Upsample(scale_factor=2, mode="trilinear", align_corners=False)
+        self.amax = nn.AdaptiveMaxPool3d((1, 2, 2))
+        self.gap = nn.AdaptiveAvgPool3d(1)
+        self.fc = nn.Linear(8 * 4 + 8, 4)
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm3d):
+                m.running_mean.uniform_(-0.3, 0.3)
+                m.running_var.uniform_(0.5, 2.0)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.bn(self.c1(x))))
+        y = F.relu(self.c2(x))
+        z = self.up(self.avg(y))
+        return self.fc(torch.cat([self.amax(z).flatten(1), self.gap(y).flatten(1)], 1))
+
+
+def _video(batch, size):
+    return {"x": torch.randn(batch, 3, 4, size, size, generator=_generator(batch, size))}
+
+
 def _generator(batch, size):
     return torch.Generator().manual_seed(batch * 1000 + size)
 
@@ -986,6 +1019,7 @@ MODELS = collections.OrderedDict([
     ("subclasses", (Subclasses, _images, [8, 6])),
     ("splits_sizes", (SplitsAndSizes, _features(6), [4, 3])),
     ("pixel_eca", (Pixel, _images, [8, 6])),
+    ("video3d", (Video3D, _video, [8, 6])),
 ])
 
 

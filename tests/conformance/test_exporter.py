@@ -524,8 +524,8 @@ class TestFailures(unittest.TestCase):
                    r"draws random numbers")
 
     def test_torch_layer_without_converter(self):
-        self.fails(nn.Sequential(nn.Conv3d(1, 1, 1)), {"input": torch.randn(1, 1, 2, 2, 2)},
-                   r"^0 \(Conv3d\): layer type torch\.nn\.Conv3d has no converter")
+        self.fails(nn.Sequential(nn.Fold((3, 3), 2)), {"input": torch.randn(1, 4, 4)},
+                   r"^0 \(Fold\): layer type torch\.nn\.Fold has no converter")
 
     def test_pytorch_failure_on_example_input(self):
         self.fails(nn.Linear(3, 2), {"input": torch.randn(2, 5)},
@@ -713,7 +713,7 @@ class TestSequenceAndVisionModels(unittest.TestCase):
         for name in ("seq2seq_transformer", "vit_unfold", "cell_loop", "seq2seq_gru", "espcn",
                      "norm_zoo", "bag_model", "op_soup", "op_soup2", "act_zoo", "shapes",
                      "tied_rnn_lm", "ae1d", "functional1d", "nested", "subclasses",
-                     "splits_sizes", "pixel_eca"):
+                     "splits_sizes", "pixel_eca", "video3d"):
             with self.subTest(name=name):
                 self.check_handwritten(name)
 

@@ -1,4 +1,4 @@
-"""Convolutions: Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d."""
+"""Convolutions: Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d."""
 
 import torch.nn as nn
 
@@ -26,6 +26,11 @@ def conv2d(m):
 
 @converter(nn.Conv1d)
 def conv1d(m):
+    return _conv(m)
+
+
+@converter(nn.Conv3d)
+def conv3d(m):
     return _conv(m)
 
 

@@ -21,6 +21,11 @@ def batchnorm1d(m):
     return _batchnorm(m)
 
 
+@converter(nn.BatchNorm3d)
+def batchnorm3d(m):
+    return _batchnorm(m)
+
+
 @converter(nn.LayerNorm)
 def layernorm(m):
     return {"normalized_shape": list(m.normalized_shape), "eps": float(m.eps),
