@@ -152,10 +152,12 @@ class Plugins:
         bound = list(zip(params, args)) + [(p, kwargs[p[0]]) for p in params
                                            if p[0] in kwargs]
         for (param, accepted), value in bound:
-            if accepted is None or not hasattr(value, "dtype") or \
-                    not hasattr(value, "shape"):
+            # Tensors only (a nested tensor, PyTorch's fast path between
+            # encoder layers, has a dtype but no sizes).
+            dtype = getattr(value, "dtype", None) if accepted is not None else None
+            if dtype is None or isinstance(value, (int, float, bool)):
                 continue
-            found = dtype_name(value.dtype)
+            found = dtype_name(dtype)
             if found not in accepted:
                 hint = " (export the model in float32: model.float())" \
                     if found in ("F64", "F16", "BF16") else ""
