@@ -1,5 +1,6 @@
-/* ops plugin: sum, mean, amax, amin, max, min, argmax, argmin, var, std
- * over all dims, one dim or a tuple of dims, with keepdim and dtype. */
+/* ops plugin: sum, mean, amax, amin, max, min, argmax, argmin, var, std,
+ * logsumexp over all dims, one dim or a tuple of dims, with keepdim and
+ * dtype. */
 #include "reduce.h"
 
 #include <math.h>
@@ -428,6 +429,38 @@ var_std (const NnArgs *args, gboolean sqrt_it, gboolean with_mean,
   return t;
 }
 
+/* logsumexp(input, dim, keepdim=False): log(sum(exp(x))) shifted by the
+ * row's max, so large values do not overflow; a row whose max is +-inf
+ * gives that inf, as PyTorch's.  Integers give float32. */
+static NnValue *
+logsumexp_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  NnTensor *in = nn_args_tensor (args, 0);
+  NnDType out_dtype = nn_dtype_is_float (in->dtype) ? in->dtype : NN_DTYPE_F32;
+  g_auto (NnOpsPlan) p;
+  if (!nn_ops_plan_init (&p, in, nn_args_get (args, 1), nn_args_bool (args, 2),
+                         "logsumexp", error))
+    return NULL;
+  NnTensor *out = nn_ops_new (p.meta, out_dtype, &p.out, error);
+  if (!out || p.meta)
+    return nn_ops_take (out);
+  for (gint64 o = 0; o < p.outer; o++)
+    {
+      double m = -INFINITY, acc = 0;
+      for (gint64 k = 0; k < p.r; k++)
+        m = MAX (m, nn_ops_get_f (p.rows, o * p.r + k));
+      if (isinf (m) || p.r == 0)
+        {
+          nn_ops_set_f (out, o, m);
+          continue;
+        }
+      for (gint64 k = 0; k < p.r; k++)
+        acc += exp (nn_ops_get_f (p.rows, o * p.r + k) - m);
+      nn_ops_set_f (out, o, m + log (acc));
+    }
+  return nn_value_take_tensor (out);
+}
+
 static NnValue *
 var_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
 {
@@ -487,6 +520,12 @@ static const NnArgSpec var_args[] = {
     "null", "subtracted from N in the divisor (default 1)" },
 };
 
+static const NnArgSpec logsumexp_args[] = {
+  T_IN,
+  { "dim", NN_ARG_INT | NN_ARG_SEQ, 0, 0, NULL, "dim or dims to reduce" },
+  KEEPDIM,
+};
+
 static const NnArgSpec pair_args[] = {
   T_IN,
   { "other", NN_ARG_TENSOR, NN_OPS_ALL, 0, NULL, "tensor" },
@@ -537,6 +576,8 @@ static const char *const argmin_aliases[] = {
 static const char *const var_aliases[] = { "torch.var", "Tensor.var", NULL };
 static const char *const std_aliases[] = { "torch.std", "Tensor.std", NULL };
 static const char *const var_mean_aliases[] = { "torch.var_mean", NULL };
+static const char *const logsumexp_aliases[] = {
+  "torch.logsumexp", "Tensor.logsumexp", "torch.special.logsumexp", NULL };
 static const char *const std_mean_aliases[] = { "torch.std_mean", NULL };
 
 static NN_OPS_TYPE (sum_type, "sum", "sum over dims", sum_args, sum_aliases,
@@ -561,6 +602,8 @@ static NN_OPS_TYPE (var_type, "var", "variance over dims", var_args,
                     var_aliases, var_fn);
 static NN_OPS_TYPE (std_type, "std", "standard deviation over dims", var_args,
                     std_aliases, std_fn);
+static NN_OPS_TYPE (logsumexp_type, "logsumexp", "log(sum(exp(input))) over dims",
+                    logsumexp_args, logsumexp_aliases, logsumexp_fn);
 static NN_OPS_TYPE (var_mean_type, "var_mean", "(variance, mean) over dims",
                     var_args, var_mean_aliases, var_mean_fn);
 static NN_OPS_TYPE (std_mean_type, "std_mean", "(standard deviation, mean) over dims",
@@ -568,7 +611,7 @@ static NN_OPS_TYPE (std_mean_type, "std_mean", "(standard deviation, mean) over 
 
 const NnLayerType *const nn_ops_reduce_types[] = {
   &sum_type, &mean_type, &amax_type, &amin_type, &max_type, &min_type,
-  &argmax_type, &argmin_type, &var_type, &std_type, &var_mean_type,
+  &argmax_type, &argmin_type, &var_type, &std_type, &logsumexp_type, &var_mean_type,
   &std_mean_type, &maximum_type,
   &minimum_type, &prod_type, &all_type, &any_type, NULL,
 };

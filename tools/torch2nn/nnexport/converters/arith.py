@@ -85,11 +85,51 @@ ops(torch.trunc, torch.fix, "trunc", "fix", name="trunc")
 for _name in ("abs", "neg", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "erf", "reciprocal",
               "sign", "trunc", "floor", "ceil", "round"):
     ops(_name + "_", name=_name, mutates=0)
+ops(torch.log1p, "log1p")
+ops(torch.expm1, "expm1")
+ops(torch.log2, "log2")
+ops(torch.log10, "log10")
+ops(torch.tan, "tan")
+ops(torch.atan, torch.arctan, "atan", "arctan", name="atan")
+ops(torch.asin, torch.arcsin, "asin", "arcsin", name="asin")
+ops(torch.acos, torch.arccos, "acos", "arccos", name="acos")
+ops(torch.sinh, "sinh")
+ops(torch.cosh, "cosh")
+ops(torch.square, "square")
+for _name in ("log1p", "expm1", "log2", "log10", "tan", "atan", "asin", "acos", "sinh", "cosh",
+              "square"):
+    ops(_name + "_", name=_name, mutates=0)
 ops(torch.isnan, "isnan")
 ops(torch.isinf, "isinf")
 ops(torch.isfinite, "isfinite")
 ops(torch.clamp, torch.clip, "clamp", "clip", name="clamp")
 ops("clamp_", "clip_", name="clamp", mutates=0)
+
+
+def _one_bound(call, key):
+    # x.clamp_min(eps) is clamp(x, min=eps); the bound may be a tensor.
+    bound = call.kwargs.get(key, call.args[1] if len(call.args) > 1 else None)
+    return call.emit("clamp", args=[call.args[0]], kwargs={key: bound})
+
+
+@op_converter(torch.clamp_min, "clamp_min", name="clamp")
+def clamp_min(call):
+    return _one_bound(call, "min")
+
+
+@op_converter("clamp_min_", name="clamp", mutates=0)
+def clamp_min_(call):
+    return _one_bound(call, "min")
+
+
+@op_converter(torch.clamp_max, "clamp_max", name="clamp")
+def clamp_max(call):
+    return _one_bound(call, "max")
+
+
+@op_converter("clamp_max_", name="clamp", mutates=0)
+def clamp_max_(call):
+    return _one_bound(call, "max")
 ops(torch.where, name="where")
 ops(torch.maximum, "maximum")
 ops(torch.minimum, "minimum")
@@ -110,6 +150,7 @@ ops(torch.var, "var")
 ops(torch.std, "std")
 ops(torch.var_mean, name="var_mean")
 ops(torch.std_mean, name="std_mean")
+ops(torch.logsumexp, "logsumexp")
 ops(torch.norm, "norm")
 ops(torch.cumsum, "cumsum")
 ops("cumsum_", name="cumsum", mutates=0)

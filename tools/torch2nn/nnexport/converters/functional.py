@@ -38,6 +38,14 @@ ops("sigmoid_", name="sigmoid", mutates=0)
 ops(torch.tanh, F.tanh, "tanh", name="tanh")
 ops(F.softmax, torch.softmax, "softmax", name="softmax")
 ops(F.log_softmax, torch.log_softmax, "log_softmax", name="log_softmax")
+
+
+@op_converter(F.softmin, name="softmax")
+def softmin(call):
+    # softmin(x) is softmax(-x), with the same dim rules.
+    neg = call.emit(["neg", "torch.neg"], args=[call.args[0]], kwargs={})
+    return call.emit(["softmax", "torch.softmax"], args=[neg] + list(call.args[1:]),
+                     kwargs=call.kwargs)
 ops(F.layer_norm, torch.layer_norm, name="layer_norm")
 ops(F.group_norm, name="group_norm")
 ops(F.linear, name="linear")
@@ -48,6 +56,8 @@ ops(F.normalize, name="normalize")
 ops(F.pad, name="pad")
 ops(F.interpolate, F.upsample, name="interpolate")
 ops(F.pixel_shuffle, name="pixel_shuffle")
+ops(F.cosine_similarity, name="cosine_similarity")
+ops(F.pairwise_distance, name="pairwise_distance")
 ops(F.pixel_unshuffle, name="pixel_unshuffle")
 # Losses computed in forward (`return logits, F.cross_entropy(logits, y)`).
 ops(F.cross_entropy, name="cross_entropy")

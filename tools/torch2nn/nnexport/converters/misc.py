@@ -1,5 +1,5 @@
 """Dropout, Flatten, Unflatten, StochasticDepth, padding, up-sampling,
-pixel shuffling."""
+pixel shuffling, distances."""
 
 import torch.nn as nn
 
@@ -85,3 +85,13 @@ def upsample(m):
     return {"size": listed(m.size), "scale_factor": listed(m.scale_factor),
             "mode": m.mode, "align_corners": m.align_corners,
             "recompute_scale_factor": m.recompute_scale_factor}
+
+
+@converter(nn.CosineSimilarity)
+def cosine_similarity(m):
+    return {"dim": m.dim, "eps": float(m.eps)}
+
+
+@converter(nn.PairwiseDistance)
+def pairwise_distance(m):
+    return {"norm": float(m.norm), "eps": float(m.eps), "keepdim": m.keepdim}

@@ -31,6 +31,13 @@ ops("unsqueeze_", name="unsqueeze", mutates=0)
 ops(torch.squeeze, "squeeze")
 ops("squeeze_", name="squeeze", mutates=0)
 ops("expand_as")
+
+
+@op_converter("view_as", "reshape_as", name="reshape")
+def reshape_as(call):
+    # x.view_as(y) is x.reshape(y.size()): the sizes are read in the graph.
+    sizes = call.emit("size", args=[call.args[1]], kwargs={})
+    return call.emit("reshape", args=[call.args[0], sizes], kwargs={})
 ops(torch.chunk, "chunk")
 ops(torch.split, "split")
 ops(torch.unbind, "unbind")
