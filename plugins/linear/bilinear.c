@@ -126,13 +126,11 @@ bilinear_extra_repr (NnModule *self)
                           nn_lu_py_bool (nn_module_config_bool (self, "bias")));
 }
 
-/* Multiply-adds: one per weight element per row. */
+/* torchinfo's Mult-Adds, as Linear's. */
 static guint64
 bilinear_count_macs (NnModule *self, const NnArgs *args, const NnValue *out)
 {
-  NnTensor *a = nn_args_tensor (args, 0);
-  guint64 n = (guint64) nn_lu_prod (&a->shape, 0, a->shape.ndim - 1);
-  return n * (guint64) nn_tensor_numel (nn_module_get_parameter (self, "weight"));
+  return nn_lu_count_macs_params (self, out, FALSE);
 }
 
 const NnLayerType nn_bilinear_type = {

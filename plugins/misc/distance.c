@@ -118,7 +118,7 @@ static const NnSchemaKey cosine_schema[] = {
 };
 
 static const NnSchemaKey pairwise_schema[] = {
-  { "norm", NN_KIND_FLOAT, 0, NN_KEY_OPTIONAL, "2.0", 0, 0, NULL, "the norm's degree p" },
+  { "p", NN_KIND_FLOAT, 0, NN_KEY_OPTIONAL, "2.0", 0, 0, NULL, "the norm's degree" },
   { "eps", NN_KIND_FLOAT, 0, NN_KEY_OPTIONAL, "1e-06", 0, 0, NULL,
     "added to the difference, against division by zero" },
   { "keepdim", NN_KIND_BOOL, 0, NN_KEY_OPTIONAL, "false", 0, 0, NULL,
@@ -142,7 +142,7 @@ static NnValue *
 pairwise_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
 {
   return distance (nn_args_tensor (args, 0), nn_args_tensor (args, 1), PAIRWISE, -1,
-                   nn_module_config_float (self, "norm"),
+                   nn_module_config_float (self, "p"),
                    nn_module_config_float (self, "eps"),
                    nn_module_config_bool (self, "keepdim"), error);
 }

@@ -920,6 +920,75 @@ def _video(batch, size):
     return {"x": torch.randn(batch, 3, 4, size, size, generator=_generator(batch, size))}
 
 
+class MathOps(nn.Module):
+    """Element-wise math (log1p, expm1, square, atan, tan, sinh, cosh, log2,
+    log10, asin), clamp_min/clamp_max, logsumexp, F.softmin, view_as and
+    reshape_as, a norm clamped away from zero."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(6, 6)
+
+    def forward(self, x, y):
+        h = self.lin(x)
+        a = torch.log1p(h.abs()) + torch.expm1(h.clamp(max=1.0)) + h.square()
+        b = torch.atan(h) + torch.tan(h * 0.1) + torch.sinh(h * 0.5) - torch.cosh(h * 0.2)
+        c = torch.log2(h.abs() + 1) + torch.log10(h.abs() + 1) + torch.asin(torch.tanh(h) * 0.9)
+        d = h.clamp_min(0.1) + h.clamp_max(-0.1)
+        e = torch.logsumexp(h, dim=-1, keepdim=True)
+        f = F.softmin(h, dim=-1)
+        g = h.view_as(y) + y.reshape_as(h)
+        n = h / h.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+        return a, b, c, d, e, f, g, n
+
+
+def _xy6(batch, size):
+    g = _generator(batch, size)
+    return {"x": torch.randn(batch, size, 6, generator=g), "y": torch.randn(batch, size, 6, generator=g)}
+
+
+class CRFScore(nn.Module):
+    """The forward algorithm of a BiLSTM-CRF tagger: logsumexp over a
+    transition Parameter in a Python loop over time."""
+
+    def __init__(self, tags=4):
+        super().__init__()
+        self.emb = nn.Embedding(30, 8)
+        self.lstm = nn.LSTM(8, 6, bidirectional=True, batch_first=True)
+        self.proj = nn.Linear(12, tags)
+        self.trans = nn.Parameter(torch.randn(tags, tags) * 0.1)
+
+    def forward(self, ids):
+        em = self.proj(self.lstm(self.emb(ids))[0])
+        alpha = em[:, 0]
+        for t in range(1, em.size(1)):
+            alpha = torch.logsumexp(alpha.unsqueeze(2) + self.trans.unsqueeze(0), dim=1) + em[:, t]
+        return torch.logsumexp(alpha, dim=1)
+
+
+class Siamese(nn.Module):
+    """A shared encoder on two inputs compared by CosineSimilarity,
+    PairwiseDistance, Bilinear and their functional forms."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 8))
+        self.cos = nn.CosineSimilarity(dim=1)
+        self.pd = nn.PairwiseDistance(p=2.0, keepdim=True)
+        self.bil = nn.Bilinear(8, 8, 3)
+
+    def forward(self, a, b):
+        ea, eb = self.enc(a), self.enc(b)
+        return (self.cos(ea, eb), self.pd(ea, eb), self.bil(ea, eb),
+                F.cosine_similarity(ea.unsqueeze(1), eb.unsqueeze(0), dim=-1),
+                F.pairwise_distance(ea, eb, p=1.0))
+
+
+def _pair(batch, size):
+    g = _generator(batch, size)
+    return {"a": torch.randn(batch + 1, 8, generator=g), "b": torch.randn(batch + 1, 8, generator=g)}
+
+
 def _generator(batch, size):
     return torch.Generator().manual_seed(batch * 1000 + size)
 
@@ -1020,6 +1089,9 @@ MODELS = collections.OrderedDict([
     ("splits_sizes", (SplitsAndSizes, _features(6), [4, 3])),
     ("pixel_eca", (Pixel, _images, [8, 6])),
     ("video3d", (Video3D, _video, [8, 6])),
+    ("math_ops", (MathOps, _xy6, [4, 3])),
+    ("crf_score", (CRFScore, lambda b, s: _ids(b, s, 30), [5, 4])),
+    ("siamese", (Siamese, _pair, [1, 1])),
 ])
 
 

@@ -597,6 +597,26 @@ case("var_mean_dims", "torch.var_mean", torch.var_mean, [r(2, 3, 4)], {"dim": [1
 case("std_mean_all", "std_mean", torch.std_mean, [r(3, 5)])
 case("std_mean_correction", "std_mean", torch.std_mean, [r(3, 5), 1], {"correction": 0})
 
+x = r(3, 4)
+for fn in (torch.log1p, torch.expm1, torch.log2, torch.log10, torch.tan, torch.atan, torch.sinh,
+           torch.cosh, torch.square):
+    arg = x.abs() if fn in (torch.log1p, torch.log2, torch.log10) else x
+    case(f"{fn.__name__}_float", f"torch.{fn.__name__}", fn, [arg])
+case("asin", "Tensor.asin", torch.asin, [x.clamp(-0.9, 0.9)])
+case("acos", "torch.arccos", torch.acos, [x.clamp(-0.9, 0.9)])
+case("log1p_int", "log1p", torch.log1p, [ri(5, lo=0)])
+case("square_int", "square", torch.square, [ri(5)])
+case("square_bool", "square", torch.square, [ri(5) > 0])
+case("logsumexp", "torch.logsumexp", torch.logsumexp, [r(2, 3, 4) * 30, 1])
+case("logsumexp_dims_keep", "Tensor.logsumexp", torch.logsumexp, [r(2, 3, 4), (0, 2), True])
+case("logsumexp_inf", "logsumexp", torch.logsumexp,
+     [torch.tensor([[float("-inf"), float("-inf")], [1.0, float("inf")]]), 1])
+case("logsumexp_int", "logsumexp", torch.logsumexp, [ri(3, 4), 1])
+case("cosine_similarity_fn", "torch.nn.functional.cosine_similarity", F.cosine_similarity,
+     [r(2, 1, 5), r(3, 5)], {"dim": -1})
+case("pairwise_distance_fn", "torch.nn.functional.pairwise_distance", F.pairwise_distance,
+     [r(3, 5), r(3, 5)], {"p": 1.5, "keepdim": True})
+
 # --- ops inside a Graph -----------------------------------------------------
 # Each graph is a Graph descriptor config whose op nodes use the exporter's
 # spellings, with the PyTorch function it stands for; sizes flow as ints.

@@ -1,6 +1,8 @@
 """Dropout, Flatten, Unflatten, StochasticDepth, padding, up-sampling,
 pixel shuffling, distances."""
 
+import math
+
 import torch.nn as nn
 
 from ..registry import converter
@@ -94,4 +96,7 @@ def cosine_similarity(m):
 
 @converter(nn.PairwiseDistance)
 def pairwise_distance(m):
-    return {"norm": float(m.norm), "eps": float(m.eps), "keepdim": m.keepdim}
+    if not math.isfinite(m.norm):
+        raise ValueError(f"p={m.norm} is not supported (a descriptor holds finite numbers)")
+    # Constructor argument p, which the module keeps as .norm.
+    return {"p": float(m.norm), "eps": float(m.eps), "keepdim": m.keepdim}
