@@ -709,13 +709,13 @@ class TestSequenceAndVisionModels(unittest.TestCase):
     def test_models_nobody_had_tried(self):
         # Each needed a converter, an op or a tracing rule nnkit lacked
         # (docs/TORCH2NN.md, "Conformance"); their dataflow, run with
-        # PyTorch's ops, is the model's.
+        # PyTorch's ops, is the model's.  (crf_score loops over
+        # range(em.size(1)): its export holds for the example's length only,
+        # and conformance.py re-exports it per length.)
         for name in ("seq2seq_transformer", "vit_unfold", "cell_loop", "seq2seq_gru", "espcn",
                      "norm_zoo", "bag_model", "op_soup", "op_soup2", "act_zoo", "shapes",
                      "tied_rnn_lm", "ae1d", "functional1d", "nested", "subclasses",
                      "splits_sizes", "pixel_eca", "video3d", "math_ops", "siamese"):
-            # (crf_score loops over range(em.size(1)): its export holds for
-            # the example's length only, and conformance.py re-exports.)
             with self.subTest(name=name):
                 self.check_handwritten(name)
 
