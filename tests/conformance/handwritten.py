@@ -989,6 +989,108 @@ def _pair(batch, size):
     return {"a": torch.randn(batch + 1, 8, generator=g), "b": torch.randn(batch + 1, 8, generator=g)}
 
 
+class RMSNorm(nn.Module):
+    """RMSNorm as LLaMA writes it: rsqrt of the mean square."""
+
+    def __init__(self, d, eps=1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d))
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def rotate_half(x):
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+class LlamaBlock(nn.Module):
+    """A LLaMA-style block: RMSNorm, rotary embeddings from non-persistent
+    cos/sin buffers (torch.outer in __init__), grouped-query attention with
+    repeat_interleave, an einsum score, a -inf triu mask, SwiGLU."""
+
+    def __init__(self, d=16, h=4, kv=2, t=32):
+        super().__init__()
+        self.h, self.kv, self.hd = h, kv, d // h
+        self.norm1 = RMSNorm(d)
+        self.q = nn.Linear(d, d, bias=False)
+        self.k = nn.Linear(d, kv * self.hd, bias=False)
+        self.v = nn.Linear(d, kv * self.hd, bias=False)
+        self.o = nn.Linear(d, d, bias=False)
+        self.norm2 = RMSNorm(d)
+        self.gate = nn.Linear(d, 32, bias=False)
+        self.up = nn.Linear(d, 32, bias=False)
+        self.down = nn.Linear(32, d, bias=False)
+        inv = 1.0 / (10000 ** (torch.arange(0, self.hd, 2).float() / self.hd))
+        freqs = torch.outer(torch.arange(t).float(), inv)
+        emb = torch.cat([freqs, freqs], -1)
+        self.register_buffer("cos", emb.cos(), persistent=False)
+        self.register_buffer("sin", emb.sin(), persistent=False)
+
+    def forward(self, x):
+        B, T, D = x.shape
+        y = self.norm1(x)
+        q = self.q(y).view(B, T, self.h, self.hd).transpose(1, 2)
+        k = self.k(y).view(B, T, self.kv, self.hd).transpose(1, 2)
+        v = self.v(y).view(B, T, self.kv, self.hd).transpose(1, 2)
+        cos, sin = self.cos[:T], self.sin[:T]
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        k = k.repeat_interleave(self.h // self.kv, dim=1)
+        v = v.repeat_interleave(self.h // self.kv, dim=1)
+        att = torch.einsum("bhid,bhjd->bhij", q, k) / math.sqrt(self.hd)
+        mask = torch.full((T, T), float("-inf")).triu(1)
+        att = F.softmax(att + mask, dim=-1)
+        out = (att @ v).transpose(1, 2).reshape(B, T, D)
+        x = x + self.o(out)
+        y = self.norm2(x)
+        return x + self.down(F.silu(self.gate(y)) * self.up(y))
+
+
+class MoE(nn.Module):
+    """A mixture of experts: topk routing, softmax over the chosen gates,
+    experts stacked and gathered, the dense gate matrix by scatter."""
+
+    def __init__(self, d=8, e=4, k=2):
+        super().__init__()
+        self.k = k
+        self.router = nn.Linear(d, e)
+        self.experts = nn.ModuleList([nn.Sequential(nn.Linear(d, 16), nn.GELU(), nn.Linear(16, d))
+                                      for _ in range(e)])
+
+    def forward(self, x):
+        logits = self.router(x)
+        w, idx = torch.topk(logits, self.k, dim=-1)
+        w = F.softmax(w, dim=-1)
+        outs = torch.stack([ex(x) for ex in self.experts], dim=-2)  # B T E D
+        sel = torch.gather(outs, -2, idx.unsqueeze(-1).expand(*idx.shape, x.shape[-1]))
+        dense = torch.zeros_like(logits).scatter(-1, idx, w)
+        return (sel * w.unsqueeze(-1)).sum(-2), dense
+
+
+class TensorIdioms(nn.Module):
+    """torch.outer, scatter_ of a number, scatter_add, where against a 0-d
+    tensor, new_ones, a bool tril, amax over a dim tuple, argsort
+    descending."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(6, 6)
+
+    def forward(self, x):
+        h = self.lin(x)
+        a = torch.outer(h[0, 0], h[0, 1])
+        b = torch.zeros(2, h.shape[-1]).scatter_(0, torch.tensor([[0, 1, 0, 1, 0, 1]]), 1.0)
+        c = torch.scatter_add(torch.zeros(3, 6), 0, torch.tensor([[2, 0, 1, 1, 0, 2]]), h[0, :1])
+        d = h.masked_fill(torch.isnan(h), 0.0)
+        e = torch.where(h > 0, h, torch.zeros(()))
+        f = h.new_ones(h.shape[-1]) * 2
+        g = torch.tril(torch.ones(h.shape[1], h.shape[1]), diagonal=-1).bool()
+        return a, b, c, d, e, f * h, g, h.amax((1, 2)), h.argsort(-1, descending=True)
+
+
 def _generator(batch, size):
     return torch.Generator().manual_seed(batch * 1000 + size)
 
@@ -1092,6 +1194,9 @@ MODELS = collections.OrderedDict([
     ("math_ops", (MathOps, _xy6, [4, 3])),
     ("crf_score", (CRFScore, lambda b, s: _ids(b, s, 30), [5, 4])),
     ("siamese", (Siamese, _pair, [1, 1])),
+    ("llama_block", (LlamaBlock, _features(16), [6, 5])),
+    ("moe", (MoE, _features(8), [4, 3])),
+    ("tensor_idioms", (TensorIdioms, _features(6), [6, 5])),
 ])
 
 

@@ -715,7 +715,8 @@ class TestSequenceAndVisionModels(unittest.TestCase):
         for name in ("seq2seq_transformer", "vit_unfold", "cell_loop", "seq2seq_gru", "espcn",
                      "norm_zoo", "bag_model", "op_soup", "op_soup2", "act_zoo", "shapes",
                      "tied_rnn_lm", "ae1d", "functional1d", "nested", "subclasses",
-                     "splits_sizes", "pixel_eca", "video3d", "math_ops", "siamese"):
+                     "splits_sizes", "pixel_eca", "video3d", "math_ops", "siamese",
+                     "llama_block", "moe", "tensor_idioms"):
             with self.subTest(name=name):
                 self.check_handwritten(name)
 

@@ -617,6 +617,17 @@ case("cosine_similarity_fn", "torch.nn.functional.cosine_similarity", F.cosine_s
 case("pairwise_distance_fn", "torch.nn.functional.pairwise_distance", F.pairwise_distance,
      [r(3, 5), r(3, 5)], {"p": 1.5, "keepdim": True})
 
+idx = torch.tensor([[0, 2, 1], [1, 0, 2]])
+case("scatter_src", "torch.scatter", torch.scatter, [r(2, 3), 1, idx, r(2, 3)])
+case("scatter_value", "Tensor.scatter", torch.scatter, [r(3, 4), 0, idx, 2.5])
+case("scatter_int", "scatter", torch.scatter, [ri(3, 3), 1, idx, ri(2, 3)])
+case("scatter_add", "torch.scatter_add", torch.scatter_add, [r(3, 3), 0, idx, r(2, 4)])
+case("scatter_add_int", "Tensor.scatter_add_", torch.scatter_add, [ri(2, 3), 1, idx, ri(2, 3)])
+err("scatter_out_of_range", "scatter", torch.scatter, [r(2, 2), 1, idx, r(2, 3)])
+err("scatter_rank", "scatter", torch.scatter, [r(2, 3), 1, torch.tensor([0, 1]), r(2, 3)])
+err("scatter_dtype", "scatter", torch.scatter, [r(2, 3), 1, idx, ri(2, 3)],
+    match="Expected self.dtype to be equal to src.dtype")
+
 # --- ops inside a Graph -----------------------------------------------------
 # Each graph is a Graph descriptor config whose op nodes use the exporter's
 # spellings, with the PyTorch function it stands for; sizes flow as ints.

@@ -459,3 +459,26 @@ TEST (OpsErrors, UnfoldAndFunctionalConvolutions)
   EXPECT_FALSE (out);
   EXPECT_TRUE (contains (err.message (), "stride must be positive")) << err.message ();
 }
+
+// scatter's reduce= and a number given to scatter_add are nnkit's own
+// refusals (PyTorch's reduce modes are not implemented here).
+TEST (OpsErrors, ScatterRefusesReduceAndNumbersToAdd)
+{
+  Registry reg = default_registry ();
+  Error err;
+  Tensor x = iota (NN_DTYPE_F32, { 2, 3 });
+  NnShape is = shape ({ 1, 3 });
+  Tensor idx (nn_tensor_new (NN_DTYPE_I64, &is));
+  Args a;
+  a.t (x.get ()).i (0).t (idx.get ()).t (x.get ());
+  ValueRef kw (nn_value_new_dict ());
+  nn_value_dict_set (kw.get (), "reduce", nn_value_new_string ("add"));
+  ValueRef out = call (op (reg.get (), "Tensor.scatter").get (), a, err, kw.get ());
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (), "the reduce argument is not supported")) << err.message ();
+  Args n;
+  n.t (x.get ()).i (0).t (idx.get ()).f (1.0);
+  out = call (op (reg.get (), "scatter_add").get (), n, err);
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (), "argument 'src'")) << err.message ();
+}

@@ -27,6 +27,14 @@ ops(operator.pow, torch.pow, "pow", "__pow__", name="pow")
 ops(operator.matmul, torch.matmul, "matmul", "__matmul__", name="matmul")
 ops(operator.imatmul, name="matmul", mutates=0)
 ops(torch.mm, "mm")
+
+
+@op_converter(torch.outer, torch.ger, "outer", "ger", name="mul")
+def outer(call):
+    # outer(a, b) is a[:, None] * b[None, :].
+    a = call.emit(["unsqueeze", "torch.unsqueeze"], args=[call.args[0], 1], kwargs={})
+    b = call.emit(["unsqueeze", "torch.unsqueeze"], args=[call.args[1], 0], kwargs={})
+    return call.emit(["mul", "torch.mul"], args=[a, b], kwargs={})
 ops(torch.bmm, "bmm")
 ops(torch.baddbmm, "baddbmm")
 ops(torch.addmm, "addmm")

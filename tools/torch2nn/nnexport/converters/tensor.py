@@ -51,6 +51,27 @@ ops(torch.flip, name="flip")
 ops(torch.gather, "gather")
 ops(torch.index_select, "index_select")
 ops(F.one_hot, name="one_hot")
+ops(torch.scatter_add, "scatter_add", name="scatter_add")
+ops("scatter_add_", name="scatter_add", mutates=0)
+
+
+def _scatter(call):
+    # x.scatter(1, idx, value=0.5): nnkit's scatter takes the number where
+    # the tensor src goes.
+    kwargs = dict(call.kwargs)
+    if "value" in kwargs:
+        kwargs["src"] = kwargs.pop("value")
+    return call.emit("scatter", args=list(call.args), kwargs=kwargs)
+
+
+@op_converter(torch.scatter, "scatter", name="scatter")
+def scatter(call):
+    return _scatter(call)
+
+
+@op_converter("scatter_", name="scatter", mutates=0)
+def scatter_(call):
+    return _scatter(call)
 ops(torch.masked_fill, "masked_fill")
 ops("masked_fill_", name="masked_fill", mutates=0)
 ops("to")
