@@ -1091,6 +1091,50 @@ class TensorIdioms(nn.Module):
         return a, b, c, d, e, f * h, g, h.amax((1, 2)), h.argsort(-1, descending=True)
 
 
+class STN(nn.Module):
+    """The PyTorch tutorial's spatial transformer network (MNIST):
+    F.affine_grid and F.grid_sample with their default align_corners, a
+    localisation net, F.max_pool2d, Dropout2d and F.dropout in eval."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 10, kernel_size=5)
+        self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
+        self.conv2_drop = nn.Dropout2d()
+        self.fc1 = nn.Linear(320, 50)
+        self.fc2 = nn.Linear(50, 10)
+        self.localization = nn.Sequential(
+            nn.Conv2d(1, 8, kernel_size=7), nn.MaxPool2d(2, stride=2), nn.ReLU(True),
+            nn.Conv2d(8, 10, kernel_size=5), nn.MaxPool2d(2, stride=2), nn.ReLU(True))
+        self.fc_loc = nn.Sequential(nn.Linear(10 * 3 * 3, 32), nn.ReLU(True), nn.Linear(32, 3 * 2))
+        # The tutorial starts at the identity transform (zero weight); a small
+        # random weight makes the grid differ per input here.
+        self.fc_loc[2].weight.data.normal_(0, 0.02)
+        self.fc_loc[2].bias.data.copy_(torch.tensor([1, 0, 0, 0, 1, 0], dtype=torch.float))
+
+    def stn(self, x):
+        xs = self.localization(x)
+        xs = xs.view(-1, 10 * 3 * 3)
+        theta = self.fc_loc(xs)
+        theta = theta.view(-1, 2, 3)
+        grid = F.affine_grid(theta, x.size())
+        return F.grid_sample(x, grid)
+
+    def forward(self, x):
+        x = self.stn(x)
+        x = F.relu(F.max_pool2d(self.conv1(x), 2))
+        x = F.relu(F.max_pool2d(self.conv2_drop(self.conv2(x)), 2))
+        x = x.view(-1, 320)
+        x = F.relu(self.fc1(x))
+        x = F.dropout(x, training=self.training)
+        x = self.fc2(x)
+        return F.log_softmax(x, dim=1)
+
+
+def _mnist(batch, size):
+    return {"x": torch.randn(batch, 1, size, size, generator=_generator(batch, size))}
+
+
 def _generator(batch, size):
     return torch.Generator().manual_seed(batch * 1000 + size)
 
@@ -1197,6 +1241,7 @@ MODELS = collections.OrderedDict([
     ("llama_block", (LlamaBlock, _features(16), [6, 5])),
     ("moe", (MoE, _features(8), [4, 3])),
     ("tensor_idioms", (TensorIdioms, _features(6), [6, 5])),
+    ("stn", (STN, _mnist, [28, 28])),
 ])
 
 

@@ -716,7 +716,7 @@ class TestSequenceAndVisionModels(unittest.TestCase):
                      "norm_zoo", "bag_model", "op_soup", "op_soup2", "act_zoo", "shapes",
                      "tied_rnn_lm", "ae1d", "functional1d", "nested", "subclasses",
                      "splits_sizes", "pixel_eca", "video3d", "math_ops", "siamese",
-                     "llama_block", "moe", "tensor_idioms"):
+                     "llama_block", "moe", "tensor_idioms", "stn"):
             with self.subTest(name=name):
                 self.check_handwritten(name)
 

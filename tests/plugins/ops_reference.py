@@ -628,6 +628,22 @@ err("scatter_rank", "scatter", torch.scatter, [r(2, 3), 1, torch.tensor([0, 1]),
 err("scatter_dtype", "scatter", torch.scatter, [r(2, 3), 1, idx, ri(2, 3)],
     match="Expected self.dtype to be equal to src.dtype")
 
+theta = torch.tensor([[[0.9, -0.2, 0.1], [0.3, 1.1, -0.2]],
+                      [[1.2, 0.1, -0.3], [-0.1, 0.8, 0.25]]])
+for align in (False, True):
+    case(f"affine_grid_{align}", "torch.nn.functional.affine_grid", F.affine_grid,
+         [theta, [2, 3, 4, 5]], {"align_corners": align})
+    grid = F.affine_grid(theta, [2, 3, 4, 5], align_corners=align) * 1.3
+    for mode in ("bilinear", "nearest"):
+        for pad in ("zeros", "border", "reflection"):
+            case(f"grid_sample_{mode}_{pad}_{align}", "torch.nn.functional.grid_sample",
+                 F.grid_sample, [r(2, 3, 6, 7), grid],
+                 {"mode": mode, "padding_mode": pad, "align_corners": align})
+err("affine_grid_bad_theta", "affine_grid", F.affine_grid, [r(2, 3, 3), [2, 3, 4, 5]],
+    match="Expected a batch of 2D affine matrices of shape Nx2x3")
+err("grid_sample_bad_padding", "grid_sample", F.grid_sample,
+    [r(1, 1, 2, 2), r(1, 2, 2, 2)], {"padding_mode": "wrap"})
+
 # --- ops inside a Graph -----------------------------------------------------
 # Each graph is a Graph descriptor config whose op nodes use the exporter's
 # spellings, with the PyTorch function it stands for; sizes flow as ints.
