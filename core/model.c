@@ -43,7 +43,7 @@ load_weights (NnModule *m, NnSafetensors *st, const char *weights_path,
   if (wopts && wopts->struct_size >= G_STRUCT_OFFSET (NnWeightsOpenOptions, flags)
       + sizeof wopts->flags && (wopts->flags & NN_WEIGHTS_KEEP_DTYPE))
     lo.flags |= NN_LOAD_KEEP_DTYPE;
-  if (!nn_module_load_state_dict (m, st, &lo, NULL, error)) {
+  if (!nn_module_load_model_weights (m, st, &lo, error)) {
     g_prefix_error (error, "%s: ", weights_path);
     return FALSE;
   }
@@ -257,7 +257,9 @@ nn_model_save (NnModule *root, const char *path, GError **error)
   if (is_single_file (path)) {
     g_autoptr (GHashTable) md = g_hash_table_new (g_str_hash, g_str_equal);
     g_hash_table_insert (md, (gpointer) NN_MODEL_DESCRIPTOR_KEY, desc);
-    return nn_module_save_state_dict (root, path, md, error);
+    g_autoptr (NnPendingFile) one = nn_module_state_dict_pending (root, path, md,
+                                                                TRUE, error);
+    return one && nn_pending_file_commit (one, error);
   }
   /* Both files are written and flushed, then committed together: weights
    * first, and if the descriptor cannot follow, the old weights go back.
@@ -274,7 +276,7 @@ nn_model_save (NnModule *root, const char *path, GError **error)
                              error))
     return FALSE;
   g_autoptr (NnPendingFile) w = nn_module_state_dict_pending (root, wpath,
-                                                             md, error);
+                                                             md, TRUE, error);
   if (w == NULL)
     return FALSE;
   g_autoptr (NnPendingFile) d = nn_pending_file_new_data (

@@ -22,10 +22,20 @@ NnPendingFile *nn_pending_file_new_safetensors (const char *path,
                                                 NnTensor *const *tensors,
                                                 guint n, GHashTable *metadata,
                                                 GError **error);
-/* state_dict.c: @m's state_dict as nn_module_save_state_dict() writes it. */
+/* state_dict.c: @m's state_dict as nn_module_save_state_dict() writes it;
+ * with @non_persistent followed by the non-persistent buffers, as a
+ * model's weights file carries them (a Graph's declared causal mask is
+ * zeros until loaded). */
 NnPendingFile *nn_module_state_dict_pending (NnModule *m, const char *path,
                                              GHashTable *metadata,
+                                             gboolean non_persistent,
                                              GError **error);
+/* state_dict.c: load_state_dict of a model's weights file: also loads the
+ * non-persistent buffers it holds (not unexpected; absent ones keep their
+ * values). */
+gboolean nn_module_load_model_weights (NnModule *m, NnSafetensors *st,
+                                       const NnLoadOptions *opts,
+                                       GError **error);
 /* save_protocol.c: creates the temp file for @path (symlinks followed,
  * non-regular destinations refused, stale temps of dead saves removed);
  * @fd_out receives its descriptor. */

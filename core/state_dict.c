@@ -107,6 +107,28 @@ nn_load_report_to_string (const NnLoadReport *r)
   return load_report_format (r, TRUE);
 }
 
+/* Non-persistent buffers (absent from state_dict) in state_dict's order
+ * and naming: a model file carries them, since a Graph's declared ones
+ * (a causal mask, position ids) are zeros until loaded. */
+static GPtrArray *
+non_persistent_buffers (NnModule *root)
+{
+  g_autoptr (GPtrArray) mods = nn_module_named_modules_all_paths (root);
+  GPtrArray *out = nn_named_list_new ();
+  for (guint i = 0; i < mods->len; i++) {
+    NnNamedItem *it = mods->pdata[i];
+    for (guint j = 0; j < it->module->buffers->len; j++) {
+      NnSlot *s = &g_array_index (it->module->buffers, NnSlot, j);
+      if (s->persistent)
+        continue;
+      g_autofree char *name = *it->name ? g_strconcat (it->name, ".", s->name, NULL)
+                                        : g_strdup (s->name);
+      nn_named_list_add (out, name, it->module, s->tensor, it->depth);
+    }
+  }
+  return out;
+}
+
 /* --- matching ------------------------------------------------------------ */
 
 typedef struct {
@@ -361,8 +383,8 @@ load_dtype (NnNamedItem *it, NnSafetensors *st, const char *file_name,
  * the prefix options, or a tensor that cannot be converted. */
 static gboolean
 load_prepare (NnModule *m, NnSafetensors *st, const char *strip,
-              const char *add, gboolean keep, GPtrArray *sd, NnLoadReport *r,
-              GArray *pending, GError **error)
+              const char *add, gboolean keep, GPtrArray *sd, guint n_required,
+              NnLoadReport *r, GArray *pending, GError **error)
 {
   g_autoptr (GPtrArray) mapped_order = g_ptr_array_new ();
   g_autoptr (GHashTable) file_map = map_file_keys (st, strip, add,
@@ -380,7 +402,9 @@ load_prepare (NnModule *m, NnSafetensors *st, const char *strip,
     g_hash_table_add (model_keys, it->name);
     FileKey *fk = g_hash_table_lookup (file_map, it->name);
     if (fk == NULL) {
-      g_ptr_array_add (absent, it);
+      /* Entries after @n_required (non-persistent buffers) may be absent. */
+      if (i < n_required)
+        g_ptr_array_add (absent, it);
       continue;
     }
     NnShape fshape;
@@ -417,7 +441,8 @@ load_prepare (NnModule *m, NnSafetensors *st, const char *strip,
     }
     Pending p = { it->module, leaf_name (it->name), t };
     g_array_append_val (pending, p);
-    g_ptr_array_add (r->loaded, g_strdup (it->name));
+    if (i < n_required)
+      g_ptr_array_add (r->loaded, g_strdup (it->name));
   }
   /* A key absent from the file is filled from a key tied to it (as
    * safetensors' save_file keeps one of them); else it is missing. */
@@ -435,12 +460,14 @@ load_prepare (NnModule *m, NnSafetensors *st, const char *strip,
   return ok;
 }
 
-gboolean
-nn_module_load_state_dict (NnModule *m, NnSafetensors *st,
-                           const NnLoadOptions *opts,
-                           NnLoadReport **report_out, GError **error)
+/* load_state_dict; with @non_persistent also the non-persistent buffers
+ * the file holds (a model's weights file), which are then not unexpected
+ * and, when absent, not missing. */
+static gboolean
+load_state_dict (NnModule *m, NnSafetensors *st, const NnLoadOptions *opts,
+                 gboolean non_persistent, NnLoadReport **report_out,
+                 GError **error)
 {
-  g_return_val_if_fail (m != NULL && st != NULL, FALSE);
   guint flags;
   const char *strip, *add;
   read_options (opts, &flags, &strip, &add);
@@ -448,12 +475,20 @@ nn_module_load_state_dict (NnModule *m, NnSafetensors *st,
 
   g_autoptr (NnLoadReport) r = load_report_new (m);
   g_autoptr (GPtrArray) sd = nn_module_state_dict (m);
+  guint n_required = sd->len;
+  if (non_persistent) {
+    g_autoptr (GPtrArray) extra = non_persistent_buffers (m);
+    /* sd owns its items: move extra's over without freeing them. */
+    for (guint i = 0; i < extra->len; i++)
+      g_ptr_array_add (sd, extra->pdata[i]);
+    g_ptr_array_set_free_func (extra, NULL);
+  }
   g_autoptr (GArray) pending = g_array_new (FALSE, FALSE, sizeof (Pending));
   g_array_set_clear_func (pending, pending_clear);
 
   gboolean ok = load_prepare (m, st, strip, add,
-                              (flags & NN_LOAD_KEEP_DTYPE) != 0, sd, r,
-                              pending, error);
+                              (flags & NN_LOAD_KEEP_DTYPE) != 0, sd, n_required,
+                              r, pending, error);
   /* As PyTorch: a size mismatch fails even when not strict. */
   if (ok && (r->mismatched->len || (strict && !nn_load_report_is_clean (r)))) {
     g_autofree char *text = load_report_format (r, strict);
@@ -469,13 +504,37 @@ nn_module_load_state_dict (NnModule *m, NnSafetensors *st,
   return ok;
 }
 
+gboolean
+nn_module_load_state_dict (NnModule *m, NnSafetensors *st,
+                           const NnLoadOptions *opts,
+                           NnLoadReport **report_out, GError **error)
+{
+  g_return_val_if_fail (m != NULL && st != NULL, FALSE);
+  return load_state_dict (m, st, opts, FALSE, report_out, error);
+}
+
+gboolean
+nn_module_load_model_weights (NnModule *m, NnSafetensors *st,
+                              const NnLoadOptions *opts, GError **error)
+{
+  g_return_val_if_fail (m != NULL && st != NULL, FALSE);
+  return load_state_dict (m, st, opts, TRUE, NULL, error);
+}
+
 NnPendingFile *
 nn_module_state_dict_pending (NnModule *m, const char *path,
-                              GHashTable *metadata, GError **error)
+                              GHashTable *metadata, gboolean non_persistent,
+                              GError **error)
 {
   /* Every key is written on its own, a tensor shared by two keys twice,
    * so that PyTorch loads the file with strict=True. */
   g_autoptr (GPtrArray) sd = nn_module_state_dict (m);
+  if (non_persistent) {
+    g_autoptr (GPtrArray) extra = non_persistent_buffers (m);
+    for (guint i = 0; i < extra->len; i++)
+      g_ptr_array_add (sd, extra->pdata[i]);
+    g_ptr_array_set_free_func (extra, NULL);
+  }
   g_autofree const char **names = g_new0 (const char *, sd->len + 1);
   g_autofree NnTensor **tensors = g_new0 (NnTensor *, sd->len + 1);
   for (guint i = 0; i < sd->len; i++) {
@@ -493,6 +552,7 @@ nn_module_save_state_dict (NnModule *m, const char *path,
 {
   g_return_val_if_fail (m != NULL && path != NULL, FALSE);
   g_autoptr (NnPendingFile) pf = nn_module_state_dict_pending (m, path,
-                                                              metadata, error);
+                                                              metadata, FALSE,
+                                                              error);
   return pf && nn_pending_file_commit (pf, error);
 }

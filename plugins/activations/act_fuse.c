@@ -3,6 +3,7 @@
  * Linear) may apply it in its epilogue when nothing observes the value in
  * between.  One declaration per type, referenced from its vtable. */
 #include "activations.h"
+#include "pointwise.h"
 
 #include <string.h>
 
@@ -37,8 +38,8 @@ static gboolean
 hardtanh_describe (NnModule *self, NnFuseOp *op)
 {
   return as_act (op, NN_ACT_CLIP,
-                 (float) nn_module_config_float (self, "min_val"),
-                 (float) nn_module_config_float (self, "max_val"));
+                 (float) nn_pw_number (self, "min_val"),
+                 (float) nn_pw_number (self, "max_val"));
 }
 
 static gboolean

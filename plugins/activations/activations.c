@@ -13,6 +13,9 @@ static const NnLayerType *const activation_types[] = {
   &nn_gelu_type,
   &nn_tanh_type,
   &nn_softmax_type,
+  &nn_softmax2d_type,
+  &nn_rrelu_type,
+  &nn_rrelu_fn_type,
   &nn_leaky_relu_type,
   &nn_prelu_type,
   &nn_elu_type,
@@ -167,5 +170,5 @@ NN_PLUGIN_DEFINE ("activations", "0.1.0", "MIT",
                   "ReLU, ReLU6, Hardtanh, Sigmoid, Hardsigmoid, SiLU, Hardswish, "
                   "GELU, Tanh, Softmax, LeakyReLU, PReLU, ELU, SELU, CELU, Mish, "
                   "Softplus, Softsign, LogSigmoid, LogSoftmax, Softmin, GLU, "
-                  "Threshold, Hardshrink, Softshrink, Tanhshrink",
+                  "Threshold, Hardshrink, Softshrink, Tanhshrink, Softmax2d, RReLU",
                   activations_init)

@@ -1,12 +1,15 @@
 /* Hardtanh: clamp(x, min_val, max_val), and ReLU6, which PyTorch defines
  * as Hardtanh(0, 6) with its own repr. */
 #include "activations.h"
+#include "pointwise.h"
 
+/* The bounds are numbers kept as given, int or float: PyTorch prints
+ * Hardtanh(-2, 2) as min_val=-2, max_val=2 and the default as -1.0, 1.0. */
 static const NnSchemaKey hardtanh_schema[] = {
-  { "min_val", NN_KIND_FLOAT, 0, NN_KEY_OPTIONAL, "-1.0", 0, 0, NULL,
-    "lower end of the linear region" },
-  { "max_val", NN_KIND_FLOAT, 0, NN_KEY_OPTIONAL, "1.0", 0, 0, NULL,
-    "upper end of the linear region, greater than min_val" },
+  { "min_val", NN_KIND_JSON, 0, NN_KEY_OPTIONAL, "-1.0", 0, 0, NULL,
+    "lower end of the linear region (a number)" },
+  { "max_val", NN_KIND_JSON, 0, NN_KEY_OPTIONAL, "1.0", 0, 0, NULL,
+    "upper end of the linear region, greater than min_val (a number)" },
   NN_ACT_INPLACE_KEY,
 };
 
@@ -61,11 +64,15 @@ check_bounds (double lo, double hi, GError **error)
   return TRUE;
 }
 
+static const char *const hardtanh_params[] = { "min_val", "max_val" };
+static const NnPwFunc hardtanh_bound_keys = { .params = hardtanh_params, .n_params = 2 };
+
 static gboolean
 hardtanh_create (NnModule *self, GError **error)
 {
-  return check_bounds (nn_module_config_float (self, "min_val"),
-                       nn_module_config_float (self, "max_val"), error);
+  return nn_pw_create (self, &hardtanh_bound_keys, error)
+         && check_bounds (nn_pw_number (self, "min_val"),
+                          nn_pw_number (self, "max_val"), error);
 }
 
 /* The bounds of one call: the call's arguments over the config's. */
@@ -73,9 +80,9 @@ static gboolean
 hardtanh_bounds (NnModule *self, const NnArgs *args, Clamp *c, GError **error)
 {
   NnValue *lo = nn_args_get (args, 1), *hi = nn_args_get (args, 2);
-  double l = nn_value_is_none (lo) ? nn_module_config_float (self, "min_val")
+  double l = nn_value_is_none (lo) ? nn_pw_number (self, "min_val")
                                    : nn_value_get_float (lo);
-  double h = nn_value_is_none (hi) ? nn_module_config_float (self, "max_val")
+  double h = nn_value_is_none (hi) ? nn_pw_number (self, "max_val")
                                    : nn_value_get_float (hi);
   if (!check_bounds (l, h, error))
     return FALSE;

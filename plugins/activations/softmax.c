@@ -1,5 +1,6 @@
 /* Softmax along one dimension of a tensor of any rank, as torch.nn.Softmax,
- * including its legacy implicit dimension when dim is None. */
+ * including its legacy implicit dimension when dim is None; and
+ * Softmax2d, softmax over the channels (dim -3) of 3-d or 4-d input. */
 #include "activations.h"
 #include "../common/nn-grad-util.h"
 
@@ -103,15 +104,11 @@ softmax_slab (const float *x, float *y, gint64 len, gint64 inner, float *acc)
   }
 }
 
+/* Softmax of @input along @dim (already resolved). */
 static NnValue *
-softmax_forward (NnModule *self, NnCall *call, const NnArgs *args,
-                 GError **error)
+softmax_along (NnTensor *input, guint dim, GError **error)
 {
-  guint dim;
-  NnTensor *input = nn_args_tensor (args, 0);
   const float *x = nn_tensor_f32 (input);
-  if (!softmax_resolve_dim (self, args, &dim, error))
-    return NULL;
   const NnShape *s = &input->shape;
   gint64 outer = 1, len = s->ndim ? s->dims[dim] : 1, inner = 1;
   for (guint i = 0; i < dim && i < s->ndim; i++)
@@ -131,12 +128,20 @@ softmax_forward (NnModule *self, NnCall *call, const NnArgs *args,
 }
 
 static NnValue *
-softmax_backward (NnModule *self, NnCall *call, const NnArgs *args,
-                  const NnValue *out, const NnValue *grad_out, GError **error)
+softmax_forward (NnModule *self, NnCall *call, const NnArgs *args,
+                 GError **error)
 {
   guint dim;
   if (!softmax_resolve_dim (self, args, &dim, error))
     return NULL;
+  return softmax_along (nn_args_tensor (args, 0), dim, error);
+}
+
+/* The input gradient of a softmax along @dim from its output @out. */
+static NnValue *
+softmax_backward_along (const NnArgs *args, guint dim, const NnValue *out,
+                        const NnValue *grad_out, GError **error)
+{
   const NnShape *s = &nn_args_tensor (args, 0)->shape;
   gint64 outer = 1, len = s->ndim ? s->dims[dim] : 1, inner = 1;
   for (guint i = 0; i < dim && i < s->ndim; i++)
@@ -152,6 +157,16 @@ softmax_backward (NnModule *self, NnCall *call, const NnArgs *args,
   NnValue *res = nn_value_new_tuple ();
   nn_value_append (res, nn_value_take_tensor (dx));
   return res;
+}
+
+static NnValue *
+softmax_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                  const NnValue *out, const NnValue *grad_out, GError **error)
+{
+  guint dim;
+  if (!softmax_resolve_dim (self, args, &dim, error))
+    return NULL;
+  return softmax_backward_along (args, dim, out, grad_out, error);
 }
 
 static char *
@@ -174,4 +189,63 @@ const NnLayerType nn_softmax_type = {
   .forward = softmax_forward,
   .backward = softmax_backward,
   .extra_repr = softmax_extra_repr,
+};
+
+/* Softmax2d: the channel dim of [C, H, W] or [N, C, H, W]. */
+static gboolean
+softmax2d_dim (const NnArgs *args, guint *dim, GError **error)
+{
+  const NnShape *s = &nn_args_tensor (args, 0)->shape;
+  if (s->ndim != 3 && s->ndim != 4) {
+    g_autofree char *found = nn_shape_to_string (s);
+    g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
+                 "Softmax2d requires a 3D or 4D tensor as input, found %s", found);
+    return FALSE;
+  }
+  *dim = s->ndim - 3;
+  return TRUE;
+}
+
+static NnValue *
+softmax2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
+                   GError **error)
+{
+  guint dim;
+  if (!softmax2d_dim (args, &dim, error))
+    return NULL;
+  return softmax_along (nn_args_tensor (args, 0), dim, error);
+}
+
+static NnValue *
+softmax2d_infer (NnModule *self, NnCall *call, const NnArgs *args,
+                 GError **error)
+{
+  guint dim;
+  if (!softmax2d_dim (args, &dim, error))
+    return NULL;
+  return nn_act_infer_same (self, call, args, error);
+}
+
+static NnValue *
+softmax2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
+                    const NnValue *out, const NnValue *grad_out, GError **error)
+{
+  guint dim;
+  if (!softmax2d_dim (args, &dim, error))
+    return NULL;
+  return softmax_backward_along (args, dim, out, grad_out, error);
+}
+
+static const NnArgSpec softmax2d_args[] = { NN_ACT_INPUT_ARG };
+
+const NnLayerType nn_softmax2d_type = {
+  .struct_size = sizeof (NnLayerType),
+  .name = "Softmax2d",
+  .doc = "softmax over the channels of [C, H, W] or [N, C, H, W]",
+  .args = softmax2d_args,
+  .n_args = G_N_ELEMENTS (softmax2d_args),
+  .create = nn_act_create_nothing,
+  .infer = softmax2d_infer,
+  .forward = softmax2d_forward,
+  .backward = softmax2d_backward,
 };

@@ -8,6 +8,9 @@ static const NnLayerType *const conv_types[] = {
   &nn_conv1d_type,
   &nn_conv_transpose1d_type,
   &nn_conv_transpose2d_type,
+  &nn_conv3d_type,
+  &nn_conv1d_fn_type,
+  &nn_conv2d_fn_type,
 };
 
 static gboolean
@@ -20,5 +23,5 @@ conv_init (NnPlugin *plugin, GError **error)
 }
 
 NN_PLUGIN_DEFINE ("conv", "0.1.0", "MIT",
-                  "Conv1d, Conv2d, ConvTranspose1d/2d on OpenBLAS",
+                  "Conv1d, Conv2d, Conv3d, ConvTranspose1d/2d and F.conv1d/F.conv2d on OpenBLAS",
                   conv_init)

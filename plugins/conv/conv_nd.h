@@ -9,6 +9,11 @@
 extern const NnLayerType nn_conv1d_type;
 extern const NnLayerType nn_conv_transpose1d_type;
 extern const NnLayerType nn_conv_transpose2d_type;
+/* Conv3d (conv3d.c). */
+extern const NnLayerType nn_conv3d_type;
+/* F.conv1d and F.conv2d (conv_fn.c). */
+extern const NnLayerType nn_conv1d_fn_type;
+extern const NnLayerType nn_conv2d_fn_type;
 
 typedef enum {
   NN_CONVND_ZEROS,

@@ -6,5 +6,6 @@
 #include <nnkit/plugin.h>
 
 extern const NnLayerType nn_linear_type;
+extern const NnLayerType nn_bilinear_type;
 
 #endif

@@ -20,6 +20,10 @@ static const NnLayerType *const misc_types[] = {
   &nn_dropout3d_type,
   &nn_alpha_dropout_type,
   &nn_feature_alpha_dropout_type,
+  &nn_cosine_similarity_type,
+  &nn_pairwise_distance_type,
+  &nn_cosine_similarity_fn_type,
+  &nn_pairwise_distance_fn_type,
 };
 
 NnValue *
@@ -45,4 +49,5 @@ misc_init (NnPlugin *plugin, GError **error)
 }
 
 NN_PLUGIN_DEFINE ("misc", "0.1.0", "MIT",
-                  "Dropout, Flatten, Identity and StochasticDepth", misc_init)
+                  "Dropout, Flatten, Identity, StochasticDepth, padding, Unflatten, "
+                  "CosineSimilarity and PairwiseDistance", misc_init)

@@ -21,6 +21,11 @@ extern const NnLayerType nn_dropout2d_type;
 extern const NnLayerType nn_dropout3d_type;
 extern const NnLayerType nn_alpha_dropout_type;
 extern const NnLayerType nn_feature_alpha_dropout_type;
+/* distance.c */
+extern const NnLayerType nn_cosine_similarity_type;
+extern const NnLayerType nn_pairwise_distance_type;
+extern const NnLayerType nn_cosine_similarity_fn_type;
+extern const NnLayerType nn_pairwise_distance_fn_type;
 
 /* The first argument, a tensor of any dtype: the eval-mode identities
  * pass integer and bool tensors through as PyTorch does. */

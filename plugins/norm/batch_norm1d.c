@@ -1,4 +1,5 @@
-/* BatchNorm1d: [N, C] or [N, C, L] input normalised per channel.  In
+/* BatchNorm1d: [N, C] or [N, C, L] input normalised per channel, and
+ * BatchNorm3d: [N, C, D, H, W] (video, volumes), the same computation.  In
  * eval mode by the running statistics, or by the batch's own without them
  * (track_running_stats=False); in training mode (nn_module_train) by the
  * batch's, updating the running ones, as torch.nn.BatchNorm1d.  The
@@ -11,7 +12,7 @@
 
 static const NnSchemaKey batch_norm1d_schema[] = {
   { "num_features", NN_KIND_INT, 0, NN_KEY_HAS_MIN, NULL, 1, 0, NULL,
-    "channels C of an [N, C] or [N, C, L] input" },
+    "channels C (dim 1 of the input)" },
   { "eps", NN_KIND_FLOAT, 0, NN_KEY_OPTIONAL | NN_KEY_HAS_MIN, "1e-05", 0, 0,
     NULL, "added to the variance for numerical stability" },
   { "momentum", NN_KIND_FLOAT, 0,
@@ -57,17 +58,29 @@ batch_norm1d_reset_parameters (NnModule *self, GRand *rng)
     *nn_tensor_i64 (nbt) = 0;
 }
 
+/* The product of the dims after N and C: the positions per channel. */
+static gint64
+spatial (const NnShape *s)
+{
+  gint64 hw = 1;
+  for (guint i = 2; i < s->ndim; i++)
+    hw *= s->dims[i];
+  return hw;
+}
+
+/* @three_d: BatchNorm3d, whose input is 5-d; else BatchNorm1d's 2-d or 3-d. */
 static NnValue *
-batch_norm1d_forward (NnModule *self, NnCall *call, const NnArgs *args,
-                      GError **error)
+batch_norm_run (NnModule *self, const NnArgs *args, gboolean three_d,
+                GError **error)
 {
   NnTensor *input = nn_args_tensor (args, 0);
   const NnShape *s = &input->shape;
   gint64 c = nn_module_config_int (self, "num_features");
   gboolean tracked = nn_module_config_bool (self, "track_running_stats");
-  if (s->ndim != 2 && s->ndim != 3) {
+  if (three_d ? s->ndim != 5 : (s->ndim != 2 && s->ndim != 3)) {
     g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
-                 "expected 2D or 3D input (got %uD input)", s->ndim);
+                 "expected %s input (got %uD input)", three_d ? "5D" : "2D or 3D",
+                 s->ndim);
     return NULL;
   }
   gboolean affine = nn_module_config_bool (self, "affine");
@@ -80,7 +93,7 @@ batch_norm1d_forward (NnModule *self, NnCall *call, const NnArgs *args,
     return NULL;
   }
   c = s->dims[1];
-  gint64 n = s->dims[0], hw = s->ndim == 3 ? s->dims[2] : 1;
+  gint64 n = s->dims[0], hw = spatial (s);
   gboolean use_batch = !tracked || nn_module_is_training (self);
   if (use_batch && n * hw <= 1) {
     g_autofree char *found = nn_shape_to_string (s);
@@ -119,6 +132,20 @@ batch_norm1d_forward (NnModule *self, NnCall *call, const NnArgs *args,
 }
 
 static NnValue *
+batch_norm1d_forward (NnModule *self, NnCall *call, const NnArgs *args,
+                      GError **error)
+{
+  return batch_norm_run (self, args, FALSE, error);
+}
+
+static NnValue *
+batch_norm3d_forward (NnModule *self, NnCall *call, const NnArgs *args,
+                      GError **error)
+{
+  return batch_norm_run (self, args, TRUE, error);
+}
+
+static NnValue *
 batch_norm1d_backward (NnModule *self, NnCall *call, const NnArgs *args,
                        const NnValue *out, const NnValue *grad_out,
                        GError **error)
@@ -126,7 +153,7 @@ batch_norm1d_backward (NnModule *self, NnCall *call, const NnArgs *args,
   NnTensor *input = nn_args_tensor (args, 0);
   const NnShape *s = &input->shape;
   return nn_norm_batch_backward (self, input, s->dims[0], s->dims[1],
-                                 s->ndim == 3 ? s->dims[2] : 1, grad_out);
+                                 spatial (s), grad_out);
 }
 
 const NnLayerType nn_batch_norm1d_type = {
@@ -139,6 +166,21 @@ const NnLayerType nn_batch_norm1d_type = {
   .forward = batch_norm1d_forward,
   .backward = batch_norm1d_backward,
   .infer = batch_norm1d_forward,
+  .extra_repr = nn_norm_batch_extra_repr,
+  .reset_parameters = batch_norm1d_reset_parameters,
+  .count_macs = nn_norm_count_macs,
+};
+
+const NnLayerType nn_batch_norm3d_type = {
+  .struct_size = sizeof (NnLayerType),
+  .name = "BatchNorm3d",
+  .doc = "batch normalisation of [N, C, D, H, W] input",
+  .schema = batch_norm1d_schema,
+  .n_schema = G_N_ELEMENTS (batch_norm1d_schema),
+  .create = batch_norm1d_create,
+  .forward = batch_norm3d_forward,
+  .backward = batch_norm1d_backward,
+  .infer = batch_norm3d_forward,
   .extra_repr = nn_norm_batch_extra_repr,
   .reset_parameters = batch_norm1d_reset_parameters,
   .count_macs = nn_norm_count_macs,

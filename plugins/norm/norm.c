@@ -5,6 +5,7 @@
 static const NnLayerType *const norm_types[] = {
   &nn_batch_norm2d_type,
   &nn_batch_norm1d_type,
+  &nn_batch_norm3d_type,
   &nn_layer_norm_type,
   &nn_group_norm_type,
   &nn_group_norm_fn_type,

@@ -6,6 +6,7 @@
 
 extern const NnLayerType nn_batch_norm2d_type;
 extern const NnLayerType nn_batch_norm1d_type;
+extern const NnLayerType nn_batch_norm3d_type;
 extern const NnLayerType nn_layer_norm_type;
 extern const NnLayerType nn_group_norm_type;
 extern const NnLayerType nn_group_norm_fn_type;

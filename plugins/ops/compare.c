@@ -387,7 +387,7 @@ static const NnArgSpec tri_args[] = {
 };
 
 static const char *const where_aliases[] = {
-  "torch.where", "Tensor.where", NULL };
+  "torch.where", NULL };
 static const char *const masked_fill_aliases[] = {
   "torch.masked_fill", "Tensor.masked_fill", "Tensor.masked_fill_", NULL };
 static const char *const tril_aliases[] = {

@@ -292,6 +292,171 @@ gather_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
   return nn_value_take_tensor (out);
 }
 
+/* F.one_hot(tensor, num_classes=-1): int64, a last dim of num_classes
+ * with 1 at each value.  num_classes=-1 takes the largest value + 1, a
+ * size that depends on the data, which shape inference refuses to guess,
+ * as for bool masks. */
+static NnValue *
+one_hot_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  NnTensor *in = nn_args_tensor (args, 0);
+  gint64 classes = nn_args_int (args, 1), n = nn_tensor_numel (in);
+  gboolean meta = nn_tensor_is_meta (in);
+  if (in->shape.ndim + 1 > NN_MAX_DIMS)
+    {
+      nn_ops_shape_fail (error, "one_hot of a %u-d tensor: the result would have "
+                         "more than %d dims", in->shape.ndim, NN_MAX_DIMS);
+      return NULL;
+    }
+  if (classes < -1)
+    {
+      nn_ops_fail (error, "num_classes should be -1 or non-negative, found %"
+                   G_GINT64_FORMAT, classes);
+      return NULL;
+    }
+  if (classes == -1)
+    {
+      if (meta)
+        {
+          nn_ops_fail (error, "one_hot with num_classes=-1 gives a shape that "
+                       "depends on the values (the largest + 1); shape inference "
+                       "cannot compute it: pass num_classes");
+          return NULL;
+        }
+      if (n == 0)
+        {
+          nn_ops_fail (error, "Can not infer total number of classes from empty "
+                       "tensor.");
+          return NULL;
+        }
+      for (gint64 i = 0; i < n; i++)
+        classes = MAX (classes, nn_ops_get_i (in, i) + 1);
+    }
+  NnShape shape = in->shape;
+  shape.dims[shape.ndim++] = classes;
+  NnTensor *out = nn_ops_new (meta, NN_DTYPE_I64, &shape, error);
+  if (!out || meta)
+    return nn_ops_take (out);
+  gint64 *y = nn_tensor_i64 (out);
+  for (gint64 i = 0; i < n; i++)
+    {
+      gint64 v = nn_ops_get_i (in, i);
+      if (v < 0 || v >= classes)
+        {
+          nn_tensor_unref (out);
+          nn_ops_fail (error, v < 0 ? "Class values must be non-negative."
+                                    : "Class values must be smaller than num_classes.");
+          return NULL;
+        }
+      y[i * classes + v] = 1;
+    }
+  return nn_value_take_tensor (out);
+}
+
+/* scatter(input, dim, index, src|value) and scatter_add(input, dim, index,
+ * src): a copy of @input where, for every position i of @index, the entry
+ * at index[i] along @dim takes src[i] (or @value), or has it added.  Mixture
+ * of experts' dense gates, one-hot targets, label smoothing. */
+static NnValue *
+scatter_run (const NnArgs *args, gboolean add, GError **error)
+{
+  NnTensor *in = nn_args_tensor (args, 0), *idx = nn_args_tensor (args, 2);
+  NnValue *srcv = nn_args_get (args, 3);
+  NnTensor *src = nn_value_kind (srcv) == NN_VALUE_TENSOR ? nn_value_get_tensor (srcv) : NULL;
+  const char *op = add ? "scatter_add" : "scatter";
+  guint dim;
+  if (!nn_ops_dim (nn_args_int (args, 1), MAX (in->shape.ndim, 1), &dim, error))
+    return NULL;
+  if (!add && nn_args_n (args) > 4 && !nn_value_is_none (nn_args_get (args, 4)))
+    {
+      nn_ops_fail (error, "scatter(): the reduce argument is not supported");
+      return NULL;
+    }
+  if (src && src->dtype != in->dtype)
+    {
+      nn_ops_fail (error, "%s(): Expected self.dtype to be equal to src.dtype", op);
+      return NULL;
+    }
+  guint nd = MAX (in->shape.ndim, 1);
+  if (MAX (idx->shape.ndim, 1) != nd || (src && MAX (src->shape.ndim, 1) != nd))
+    {
+      nn_ops_shape_fail (error, "Index tensor must have the same number of dimensions "
+                         "as %s tensor", src && MAX (src->shape.ndim, 1) != nd ? "src"
+                                                                             : "self");
+      return NULL;
+    }
+  for (guint d = 0; d < idx->shape.ndim; d++)
+    {
+      gint64 isz = idx->shape.dims[d];
+      if ((d != dim && in->shape.ndim && isz > in->shape.dims[d])
+          || (src && src->shape.ndim && isz > src->shape.dims[d]))
+        {
+          g_autofree char *a = nn_shape_to_string (&idx->shape);
+          g_autofree char *b = nn_shape_to_string (&in->shape);
+          g_autofree char *c = src ? nn_shape_to_string (&src->shape) : g_strdup ("");
+          nn_ops_shape_fail (error, "Expected index %s to be smaller than self %s apart "
+                             "from dimension %u%s%s", a, b, dim,
+                             src ? " and to be smaller size than src " : "", c);
+          return NULL;
+        }
+    }
+  gboolean meta = nn_tensor_is_meta (in) || nn_tensor_is_meta (idx)
+                  || (src && nn_tensor_is_meta (src));
+  NnTensor *out = meta ? nn_tensor_new_meta (in->dtype, &in->shape) : nn_tensor_copy (in);
+  if (!out || meta)
+    return nn_ops_take (out);
+  gint64 own[NN_MAX_DIMS], src_st[NN_MAX_DIMS], n = nn_tensor_numel (idx);
+  gint64 size = in->shape.ndim ? in->shape.dims[dim] : 1;
+  double value = src ? 0 : nn_value_get_float (srcv);
+  nn_ops_strides (&in->shape, own);
+  if (src)
+    nn_ops_strides (&src->shape, src_st);
+  NnOpsIter it;
+  nn_ops_iter_init (&it, &idx->shape);
+  for (gint64 i = 0; i < n; i++, nn_ops_iter_next (&it))
+    {
+      gint64 j = nn_ops_get_i (idx, i);
+      if (j < 0 || j >= size)
+        {
+          nn_tensor_unref (out);
+          nn_ops_shape_fail (error, "index %" G_GINT64_FORMAT " is out of bounds for "
+                             "dimension %u with size %" G_GINT64_FORMAT, j, dim, size);
+          return NULL;
+        }
+      gint64 at = 0, from = 0;
+      for (guint d = 0; d < in->shape.ndim; d++)
+        {
+          at += (d == dim ? j : it.idx[d]) * own[d];
+          if (src)
+            from += it.idx[d] * src_st[d];
+        }
+      gboolean ints = !nn_dtype_is_float (in->dtype);
+      if (ints && src)
+        {
+          gint64 v = nn_ops_get_i (src, from);
+          nn_ops_set_i (out, at, add ? nn_ops_get_i (out, at) + v : v);
+        }
+      else
+        {
+          double v = src ? nn_ops_get_f (src, from) : value;
+          nn_ops_set_f (out, at, add ? nn_ops_get_f (out, at) + v : v);
+        }
+    }
+  return nn_value_take_tensor (out);
+}
+
+static NnValue *
+scatter_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  return scatter_run (args, FALSE, error);
+}
+
+static NnValue *
+scatter_add_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  return scatter_run (args, TRUE, error);
+}
+
 static const NnArgSpec getitem_args[] = {
   { "obj", NN_ARG_TENSOR | NN_ARG_SEQ | NN_ARG_DICT, NN_OPS_ALL, 0, NULL,
     "tensor, tuple, list or dict" },
@@ -313,6 +478,28 @@ static const NnArgSpec index_args[] = {
   { "input", NN_ARG_TENSOR, NN_OPS_ALL, 0, NULL, "tensor" },
   { "dim", NN_ARG_INT, 0, 0, NULL, "dim to index" },
   { "index", NN_ARG_TENSOR, INDEX_DTYPES, 0, NULL, "int64 or int32 indices" },
+};
+
+static const NnArgSpec one_hot_args[] = {
+  { "tensor", NN_ARG_TENSOR, NN_DTYPE_BIT (NN_DTYPE_I64), 0, NULL, "int64 class values" },
+  { "num_classes", NN_ARG_INT, 0, NN_ARG_OPTIONAL, "-1",
+    "size of the new last dim; -1: the largest value + 1" },
+};
+
+static const NnArgSpec scatter_args[] = {
+  { "input", NN_ARG_TENSOR, NN_OPS_ALL, 0, NULL, "tensor" },
+  { "dim", NN_ARG_INT, 0, 0, NULL, "dim the index values address" },
+  { "index", NN_ARG_TENSOR, INDEX_DTYPES, 0, NULL, "int64 or int32 positions" },
+  { "src", NN_ARG_TENSOR | NN_ARG_SCALAR, NN_OPS_ALL, 0, NULL,
+    "tensor of values (input's dtype), or one number (value=)" },
+  { "reduce", NN_ARG_STRING | NN_ARG_NONE, 0, NN_ARG_OPTIONAL | NN_ARG_KW_ONLY, "null",
+    "not supported: must be None" },
+};
+static const NnArgSpec scatter_add_args[] = {
+  { "input", NN_ARG_TENSOR, NN_OPS_ALL, 0, NULL, "tensor" },
+  { "dim", NN_ARG_INT, 0, 0, NULL, "dim the index values address" },
+  { "index", NN_ARG_TENSOR, INDEX_DTYPES, 0, NULL, "int64 or int32 positions" },
+  { "src", NN_ARG_TENSOR, NN_OPS_ALL, 0, NULL, "values to add (input's dtype)" },
 };
 
 static const char *const getitem_aliases[] = {
@@ -342,7 +529,20 @@ NN_OPS_MOVE_TYPE (gather_type, "gather",
                     "out[i][j] = input[index[i][j]][j] along dim", index_args,
                     gather_aliases, gather_fn);
 
+static const char *const scatter_aliases[] = {
+  "torch.scatter", "Tensor.scatter", "Tensor.scatter_", NULL };
+static const char *const scatter_add_aliases[] = {
+  "torch.scatter_add", "Tensor.scatter_add", "Tensor.scatter_add_", NULL };
+static NN_OPS_TYPE (scatter_type, "scatter", "a copy with src written at index along dim",
+                    scatter_args, scatter_aliases, scatter_fn);
+static NN_OPS_TYPE (scatter_add_type, "scatter_add", "a copy with src added at index along dim",
+                    scatter_add_args, scatter_add_aliases, scatter_add_fn);
+static const char *const one_hot_aliases[] = {
+  "torch.nn.functional.one_hot", NULL };
+static NN_OPS_TYPE (one_hot_type, "one_hot", "int64 one-hot encoding of class values",
+                    one_hot_args, one_hot_aliases, one_hot_fn);
+
 const NnLayerType *const nn_ops_index_types[] = {
   &getitem_type, &select_type, &narrow_type, &index_select_type, &gather_type,
-  NULL,
+  &one_hot_type, &scatter_type, &scatter_add_type, NULL,
 };

@@ -1,5 +1,6 @@
-/* ops plugin: sum, mean, amax, amin, max, min, argmax, argmin, var, std
- * over all dims, one dim or a tuple of dims, with keepdim and dtype. */
+/* ops plugin: sum, mean, amax, amin, max, min, argmax, argmin, var, std,
+ * logsumexp over all dims, one dim or a tuple of dims, with keepdim and
+ * dtype. */
 #include "reduce.h"
 
 #include <math.h>
@@ -363,15 +364,18 @@ argmin_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
 }
 
 /* var(input, dim, unbiased, keepdim, *, correction): a bool in dim's
- * place is the old var(input, unbiased) overload. */
+ * place is the old var(input, unbiased) overload.  @with_mean: var_mean
+ * and std_mean's (result, mean) tuple, the mean from the same pass. */
 static NnValue *
-var_std (const NnArgs *args, gboolean sqrt_it, GError **error)
+var_std (const NnArgs *args, gboolean sqrt_it, gboolean with_mean,
+         GError **error)
 {
   NnTensor *in = nn_args_tensor (args, 0);
   NnValue *dimv = nn_args_get (args, 1), *unb = nn_args_get (args, 2);
   NnValue *corr = nn_args_get (args, 4);
   g_autoptr (NnValue) none = nn_value_new_none ();
-  const char *op = sqrt_it ? "std" : "var";
+  const char *op = with_mean ? (sqrt_it ? "std_mean" : "var_mean")
+                            : (sqrt_it ? "std" : "var");
   if (nn_value_kind (dimv) == NN_VALUE_BOOL)
     {
       unb = dimv;
@@ -396,10 +400,12 @@ var_std (const NnArgs *args, gboolean sqrt_it, GError **error)
   g_auto (NnOpsPlan) p;
   if (!nn_ops_plan_init (&p, in, dimv, nn_args_bool (args, 3), op, error))
     return NULL;
-  NnTensor *out = nn_ops_new (p.meta, in->dtype, &p.out, error);
-  if (!out || p.meta)
-    return nn_ops_take (out);
-  for (gint64 o = 0; o < p.outer; o++)
+  g_autoptr (NnTensor) out = nn_ops_new (p.meta, in->dtype, &p.out, error);
+  g_autoptr (NnTensor) means = out && with_mean
+    ? nn_ops_new (p.meta, in->dtype, &p.out, error) : NULL;
+  if (!out || (with_mean && !means))
+    return NULL;
+  for (gint64 o = 0; o < p.outer && !p.meta; o++)
     {
       double mean = 0, ss = 0;
       for (gint64 k = 0; k < p.r; k++)
@@ -412,6 +418,45 @@ var_std (const NnArgs *args, gboolean sqrt_it, GError **error)
         }
       double v = ss / MAX (0.0, (double) p.r - c);
       nn_ops_set_f (out, o, sqrt_it ? sqrt (v) : v);
+      if (means)
+        nn_ops_set_f (means, o, mean);
+    }
+  if (!with_mean)
+    return nn_value_take_tensor (g_steal_pointer (&out));
+  NnValue *t = nn_value_new_tuple ();
+  nn_value_append (t, nn_value_take_tensor (g_steal_pointer (&out)));
+  nn_value_append (t, nn_value_take_tensor (g_steal_pointer (&means)));
+  return t;
+}
+
+/* logsumexp(input, dim, keepdim=False): log(sum(exp(x))) shifted by the
+ * row's max, so large values do not overflow; a row whose max is +-inf
+ * gives that inf, as PyTorch's.  Integers give float32. */
+static NnValue *
+logsumexp_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  NnTensor *in = nn_args_tensor (args, 0);
+  NnDType out_dtype = nn_dtype_is_float (in->dtype) ? in->dtype : NN_DTYPE_F32;
+  g_auto (NnOpsPlan) p;
+  if (!nn_ops_plan_init (&p, in, nn_args_get (args, 1), nn_args_bool (args, 2),
+                         "logsumexp", error))
+    return NULL;
+  NnTensor *out = nn_ops_new (p.meta, out_dtype, &p.out, error);
+  if (!out || p.meta)
+    return nn_ops_take (out);
+  for (gint64 o = 0; o < p.outer; o++)
+    {
+      double m = -INFINITY, acc = 0;
+      for (gint64 k = 0; k < p.r; k++)
+        m = MAX (m, nn_ops_get_f (p.rows, o * p.r + k));
+      if (isinf (m) || p.r == 0)
+        {
+          nn_ops_set_f (out, o, m);
+          continue;
+        }
+      for (gint64 k = 0; k < p.r; k++)
+        acc += exp (nn_ops_get_f (p.rows, o * p.r + k) - m);
+      nn_ops_set_f (out, o, m + log (acc));
     }
   return nn_value_take_tensor (out);
 }
@@ -419,13 +464,25 @@ var_std (const NnArgs *args, gboolean sqrt_it, GError **error)
 static NnValue *
 var_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
 {
-  return var_std (args, FALSE, error);
+  return var_std (args, FALSE, FALSE, error);
 }
 
 static NnValue *
 std_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
 {
-  return var_std (args, TRUE, error);
+  return var_std (args, TRUE, FALSE, error);
+}
+
+static NnValue *
+var_mean_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  return var_std (args, FALSE, TRUE, error);
+}
+
+static NnValue *
+std_mean_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  return var_std (args, TRUE, TRUE, error);
 }
 
 #define T_IN { "input", NN_ARG_TENSOR, NN_OPS_ALL, 0, NULL, "tensor" }
@@ -461,6 +518,12 @@ static const NnArgSpec var_args[] = {
   KEEPDIM,
   { "correction", NN_ARG_INT | NN_ARG_NONE, 0, NN_ARG_OPTIONAL | NN_ARG_KW_ONLY,
     "null", "subtracted from N in the divisor (default 1)" },
+};
+
+static const NnArgSpec logsumexp_args[] = {
+  T_IN,
+  { "dim", NN_ARG_INT | NN_ARG_SEQ, 0, 0, NULL, "dim or dims to reduce" },
+  KEEPDIM,
 };
 
 static const NnArgSpec pair_args[] = {
@@ -512,6 +575,10 @@ static const char *const argmin_aliases[] = {
   "torch.argmin", "Tensor.argmin", NULL };
 static const char *const var_aliases[] = { "torch.var", "Tensor.var", NULL };
 static const char *const std_aliases[] = { "torch.std", "Tensor.std", NULL };
+static const char *const var_mean_aliases[] = { "torch.var_mean", NULL };
+static const char *const logsumexp_aliases[] = {
+  "torch.logsumexp", "Tensor.logsumexp", "torch.special.logsumexp", NULL };
+static const char *const std_mean_aliases[] = { "torch.std_mean", NULL };
 
 static NN_OPS_TYPE (sum_type, "sum", "sum over dims", sum_args, sum_aliases,
                     sum_fn);
@@ -535,9 +602,16 @@ static NN_OPS_TYPE (var_type, "var", "variance over dims", var_args,
                     var_aliases, var_fn);
 static NN_OPS_TYPE (std_type, "std", "standard deviation over dims", var_args,
                     std_aliases, std_fn);
+static NN_OPS_TYPE (logsumexp_type, "logsumexp", "log(sum(exp(input))) over dims",
+                    logsumexp_args, logsumexp_aliases, logsumexp_fn);
+static NN_OPS_TYPE (var_mean_type, "var_mean", "(variance, mean) over dims",
+                    var_args, var_mean_aliases, var_mean_fn);
+static NN_OPS_TYPE (std_mean_type, "std_mean", "(standard deviation, mean) over dims",
+                    var_args, std_mean_aliases, std_mean_fn);
 
 const NnLayerType *const nn_ops_reduce_types[] = {
   &sum_type, &mean_type, &amax_type, &amin_type, &max_type, &min_type,
-  &argmax_type, &argmin_type, &var_type, &std_type, &maximum_type,
+  &argmax_type, &argmin_type, &var_type, &std_type, &logsumexp_type, &var_mean_type,
+  &std_mean_type, &maximum_type,
   &minimum_type, &prod_type, &all_type, &any_type, NULL,
 };

@@ -415,10 +415,21 @@ dim_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
   return nn_value_new_int (nn_args_tensor (args, 0)->shape.ndim);
 }
 
+/* A tensor's element count, or torch.Size.numel(): the product of a
+ * tuple of sizes (x.shape[1:].numel()). */
 static NnValue *
 numel_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
 {
-  return nn_value_new_int (nn_tensor_numel (nn_args_tensor (args, 0)));
+  NnValue *v = nn_args_get (args, 0);
+  if (nn_value_kind (v) == NN_VALUE_TENSOR)
+    return nn_value_new_int (nn_tensor_numel (nn_value_get_tensor (v)));
+  gint64 sizes[NN_MAX_DIMS], n = 1;
+  guint k;
+  if (!nn_ops_sizes (v, "input", sizes, &k, error))
+    return NULL;
+  for (guint i = 0; i < k; i++)
+    n *= sizes[i];
+  return nn_value_new_int (n);
 }
 
 static NnValue *
@@ -572,6 +583,127 @@ tile_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
   return repeat_values (in, full, error);
 }
 
+/* unfold(dim, size, step): every window of @size elements along @dim,
+ * @step apart, as a new last dim (a ViT's patches: x.unfold(2, p, p)).
+ * A strided read of the input: dim's stride grows by @step, and the new
+ * dim walks dim's own stride. */
+static NnValue *
+unfold_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  NnTensor *in = nn_args_tensor (args, 0);
+  gint64 size = nn_args_int (args, 2), step = nn_args_int (args, 3);
+  guint nd = in->shape.ndim, d = 0;
+  if (!nn_ops_dim (nn_args_int (args, 1), MAX (nd, 1), &d, error))
+    return NULL;
+  if (nd + 1 > NN_MAX_DIMS)
+    {
+      nn_ops_shape_fail (error, "unfold of a %u-d tensor: the result would have "
+                         "more than %d dims", nd, NN_MAX_DIMS);
+      return NULL;
+    }
+  /* A 0-d tensor unfolds as one element, as PyTorch's. */
+  gint64 len = nd ? in->shape.dims[d] : 1;
+  if (size < 0 || size > len)
+    {
+      nn_ops_shape_fail (error, "maximum size for tensor at dimension %u is %"
+                         G_GINT64_FORMAT " but size is %" G_GINT64_FORMAT,
+                         d, len, size);
+      return NULL;
+    }
+  if (step <= 0)
+    {
+      nn_ops_fail (error, "step is %" G_GINT64_FORMAT " but must be > 0", step);
+      return NULL;
+    }
+  gint64 strides[NN_MAX_DIMS];
+  nn_ops_strides (&in->shape, strides);
+  NnShape shape = in->shape;
+  gint64 along = nd ? strides[d] : 1;
+  if (nd)
+    {
+      shape.dims[d] = (len - size) / step + 1;
+      strides[d] = along * step;
+    }
+  shape.dims[nd] = size;
+  strides[nd] = along;
+  shape.ndim = nd + 1;
+  return nn_ops_take (nn_ops_gather (in, &shape, strides, 0, error));
+}
+
+/* repeat_interleave(input, repeats, dim=None): each element @repeats
+ * times in a row along @dim (the flattened input when None), as grouped-
+ * query attention repeats its key heads.  Read with a zero stride over a
+ * new dim after @dim, then that dim merged into @dim.  A tensor of
+ * per-element repeats gives a size that depends on its values: refused. */
+static NnValue *
+repeat_interleave_fn (NnModule *self, NnCall *call, const NnArgs *args,
+                      GError **error)
+{
+  NnTensor *in = nn_args_tensor (args, 0);
+  NnValue *rv = nn_args_get (args, 1);
+  if (nn_value_kind (rv) == NN_VALUE_TENSOR)
+    {
+      NnTensor *rt = nn_value_get_tensor (rv);
+      if (nn_tensor_numel (rt) != 1 || nn_tensor_is_meta (rt))
+        {
+          nn_ops_fail (error, "repeat_interleave with a tensor of repeats per "
+                       "element gives a size that depends on its values; nnkit "
+                       "takes one int (or a one-element tensor)");
+          return NULL;
+        }
+    }
+  gint64 r = nn_value_kind (rv) == NN_VALUE_TENSOR
+               ? nn_ops_get_i (nn_value_get_tensor (rv), 0) : nn_args_int (args, 1);
+  if (r < 0)
+    {
+      nn_ops_fail (error, "repeats can not be negative");
+      return NULL;
+    }
+  NnShape src = in->shape;
+  guint d = 0;
+  if (nn_value_kind (nn_args_get (args, 2)) == NN_VALUE_NONE)
+    {
+      src.ndim = 1;
+      src.dims[0] = nn_tensor_numel (in);
+    }
+  else if (!nn_ops_dim (nn_args_int (args, 2), MAX (in->shape.ndim, 1), &d, error))
+    return NULL;
+  if (src.ndim == 0)
+    {
+      src.ndim = 1;
+      src.dims[0] = 1;
+    }
+  if (src.ndim + 1 > NN_MAX_DIMS)
+    {
+      nn_ops_shape_fail (error, "repeat_interleave of a %u-d tensor: more than %d "
+                         "dims on the way", src.ndim, NN_MAX_DIMS);
+      return NULL;
+    }
+  gint64 own[NN_MAX_DIMS], strides[NN_MAX_DIMS];
+  nn_ops_strides (&src, own);
+  NnShape wide = { src.ndim + 1, { 0 } };
+  for (guint i = 0, j = 0; i < src.ndim; i++)
+    {
+      wide.dims[j] = src.dims[i];
+      strides[j++] = own[i];
+      if (i == d)
+        {
+          wide.dims[j] = r;
+          strides[j++] = 0;
+        }
+    }
+  g_autoptr (NnTensor) flat = nn_tensor_is_meta (in)
+    ? nn_tensor_new_meta (in->dtype, &src) : nn_tensor_reshape (in, &src);
+  g_autoptr (NnTensor) spread = nn_ops_gather (flat, &wide, strides, 0, error);
+  if (!spread)
+    return NULL;
+  NnShape out = src;
+  out.dims[d] = src.dims[d] * r;
+  return nn_ops_take (nn_tensor_is_meta (spread)
+                      ? nn_tensor_new_meta (spread->dtype, &out)
+                      : nn_tensor_reshape (spread, &out));
+}
+
 /* len(obj): a tensor's first size, or the item count of a sequence,
  * dict or string, as Python's builtin. */
 static NnValue *
@@ -622,6 +754,10 @@ static const NnArgSpec transpose_args[] = {
   { "dim1", NN_ARG_INT, 0, 0, NULL, "second dim" },
 };
 static const NnArgSpec one_args[] = { T_IN };
+static const NnArgSpec numel_args[] = {
+  { "input", NN_ARG_TENSOR | NN_ARG_SEQ, NN_OPS_ALL, 0, NULL,
+    "tensor, or a tuple of sizes (torch.Size)" },
+};
 static const NnArgSpec contiguous_args[] = {
   T_IN,
   { "memory_format", NN_ARG_ANY, NN_OPS_ALL, NN_ARG_OPTIONAL | NN_ARG_KW_ONLY, "null",
@@ -658,6 +794,21 @@ static const NnArgSpec flip_args[] = {
   T_IN,
   { "dims", NN_ARG_ANY, NN_OPS_ALL, NN_ARG_VARIADIC, NULL, "dims to reverse" },
 };
+static const NnArgSpec unfold_args[] = {
+  T_IN,
+  { "dimension", NN_ARG_INT, 0, 0, NULL, "dim the windows slide along" },
+  { "size", NN_ARG_INT, 0, 0, NULL, "window length" },
+  { "step", NN_ARG_INT, 0, 0, NULL, "distance between window starts" },
+};
+static const NnArgSpec repeat_interleave_args[] = {
+  T_IN,
+  { "repeats", NN_ARG_INT | NN_ARG_TENSOR, NN_DTYPES_INT, 0, NULL,
+    "times each element is repeated" },
+  { "dim", NN_ARG_INT | NN_ARG_NONE, 0, NN_ARG_OPTIONAL, "null",
+    "dim to repeat along; None: the flattened input" },
+  { "output_size", NN_ARG_INT | NN_ARG_NONE, 0, NN_ARG_OPTIONAL | NN_ARG_KW_ONLY,
+    "null", "the result's size along dim (a hint; ignored)" },
+};
 static const NnArgSpec len_args[] = {
   { "obj", NN_ARG_ANY, NN_OPS_ALL, 0, NULL, "tensor, tuple, list, dict or str" },
 };
@@ -668,6 +819,14 @@ NN_OPS_MOVE_TYPE (flip_type, "flip", "reverses the order along dims",
                     flip_args, flip_aliases, flip_fn);
 NN_OPS_MOVE_TYPE (tile_type, "tile", "repeat, reps padded with leading 1s",
                     flip_args, tile_aliases, tile_fn);
+static const char *const unfold_aliases[] = { "Tensor.unfold", NULL };
+NN_OPS_MOVE_TYPE (unfold_type, "unfold", "sliding windows along a dim, as a new last dim",
+                  unfold_args, unfold_aliases, unfold_fn);
+static const char *const repeat_interleave_aliases[] = {
+  "torch.repeat_interleave", "Tensor.repeat_interleave", NULL };
+NN_OPS_MOVE_TYPE (repeat_interleave_type, "repeat_interleave",
+                  "each element repeated along a dim", repeat_interleave_args,
+                  repeat_interleave_aliases, repeat_interleave_fn);
 static NN_OPS_TYPE (len_type, "len", "Python's len()", len_args, len_aliases,
                     len_fn);
 
@@ -740,7 +899,7 @@ static NN_OPS_TYPE (size_type, "size", "the sizes as a tuple, or one int",
                     opt_dim_args, size_aliases, size_fn);
 static NN_OPS_TYPE (dim_type, "dim", "the number of dims", one_args,
                     dim_aliases, dim_fn);
-static NN_OPS_TYPE (numel_type, "numel", "the number of elements", one_args,
+static NN_OPS_TYPE (numel_type, "numel", "the number of elements", numel_args,
                     numel_aliases, numel_fn);
 NN_OPS_MOVE_TYPE (roll_type, "roll", "rotates elements along dims",
                     roll_args, roll_aliases, roll_fn);
@@ -749,5 +908,5 @@ const NnLayerType *const nn_ops_shape_types[] = {
   &reshape_type, &view_type, &unflatten_type, &permute_type, &transpose_type,
   &t_type, &contiguous_type, &squeeze_type, &unsqueeze_type, &expand_type,
   &expand_as_type, &repeat_type, &size_type, &dim_type, &numel_type,
-  &roll_type, &flip_type, &tile_type, &len_type, NULL,
+  &roll_type, &flip_type, &tile_type, &unfold_type, &repeat_interleave_type, &len_type, NULL,
 };

@@ -1,5 +1,6 @@
 /* ops plugin: element-wise math: exp, log, sqrt, rsqrt, erf, sin, cos,
- * reciprocal (integers give float32), neg, abs, sign (dtype kept), floor,
+ * reciprocal, log1p, expm1, log2, log10, tan, atan, asin, acos, sinh, cosh
+ * (integers give float32), neg, abs, sign, square (dtype kept), floor,
  * ceil, round, trunc (integers copied), pow, clamp/clip. */
 #include "ops.h"
 
@@ -60,6 +61,9 @@ static gint64 i_neg (gint64 x) { return (gint64) (0 - (guint64) x); }
 static gint64 i_abs (gint64 x) { return x < 0 ? i_neg (x) : x; }
 static double f_sign (double x) { return isnan (x) ? x : (x > 0) - (x < 0); }
 static gint64 i_sign (gint64 x) { return (x > 0) - (x < 0); }
+static double f_square (double x) { return x * x; }
+/* Wraps as PyTorch's integer multiply does. */
+static gint64 i_square (gint64 x) { return (gint64) ((guint64) x * (guint64) x); }
 
 #define UNARY(id_, name_, f_, i_, kind_, bool_error_, doc_, ...)            \
   static const UnaryOp id_##_op = { name_, f_, i_, kind_, bool_error_ };   \
@@ -110,6 +114,44 @@ UNARY (ceil, "ceil", ceil, NULL, KEEP_COPY, "\"ceil_vml_cpu\" not implemented fo
        "torch.ceil", "Tensor.ceil", "Tensor.ceil_");
 UNARY (trunc, "trunc", trunc, NULL, KEEP_COPY, "\"trunc_vml_cpu\" not implemented for 'Bool'", "round toward zero",
        "torch.trunc", "torch.fix", "Tensor.trunc", "Tensor.trunc_");
+UNARY (log1p, "log1p", log1p, NULL, TO_FLOAT, NULL, "log(1 + input)",
+       "torch.log1p", "Tensor.log1p", "Tensor.log1p_");
+UNARY (expm1, "expm1", expm1, NULL, TO_FLOAT, NULL, "e ** input - 1",
+       "torch.expm1", "Tensor.expm1", "Tensor.expm1_");
+UNARY (log2, "log2", log2, NULL, TO_FLOAT, NULL, "base-2 logarithm",
+       "torch.log2", "Tensor.log2", "Tensor.log2_");
+UNARY (log10, "log10", log10, NULL, TO_FLOAT, NULL, "base-10 logarithm",
+       "torch.log10", "Tensor.log10", "Tensor.log10_");
+UNARY (tan, "tan", tan, NULL, TO_FLOAT, NULL, "tangent",
+       "torch.tan", "Tensor.tan", "Tensor.tan_");
+UNARY (atan, "atan", atan, NULL, TO_FLOAT, NULL, "arc tangent",
+       "torch.atan", "torch.arctan", "Tensor.atan", "Tensor.atan_", "Tensor.arctan");
+UNARY (asin, "asin", asin, NULL, TO_FLOAT, NULL, "arc sine",
+       "torch.asin", "torch.arcsin", "Tensor.asin", "Tensor.asin_", "Tensor.arcsin");
+UNARY (acos, "acos", acos, NULL, TO_FLOAT, NULL, "arc cosine",
+       "torch.acos", "torch.arccos", "Tensor.acos", "Tensor.acos_", "Tensor.arccos");
+UNARY (sinh, "sinh", sinh, NULL, TO_FLOAT, NULL, "hyperbolic sine",
+       "torch.sinh", "Tensor.sinh", "Tensor.sinh_");
+UNARY (cosh, "cosh", cosh, NULL, TO_FLOAT, NULL, "hyperbolic cosine",
+       "torch.cosh", "Tensor.cosh", "Tensor.cosh_");
+static const UnaryOp square_op = { "square", f_square, i_square, KEEP, NULL };
+
+/* square: a bool input squares as int64, as PyTorch's (bool * bool
+ * promotes through pow). */
+static NnValue *
+square_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  NnTensor *in = nn_args_tensor (args, 0);
+  if (in->dtype != NN_DTYPE_BOOL)
+    return unary (args, &square_op, error);
+  if (nn_tensor_is_meta (in))
+    return nn_ops_take (nn_tensor_new_meta (NN_DTYPE_I64, &in->shape));
+  return nn_ops_take (nn_tensor_to_dtype (in, NN_DTYPE_I64));
+}
+static const char *const square_aliases[] = {
+  "torch.square", "Tensor.square", "Tensor.square_", NULL };
+static NN_OPS_TYPE (square_type, "square", "input * input", one_args, square_aliases,
+                    square_fn);
 
 /* round(input, decimals=0): half to even, as nearbyint; decimals scale
  * first, as ATen's round_decimals. */
@@ -305,5 +347,7 @@ static NN_OPS_TYPE (clamp_type, "clamp", "min(max(input, min), max)",
 const NnLayerType *const nn_ops_unary_types[] = {
   &exp_type, &log_type, &sqrt_type, &rsqrt_type, &erf_type, &sin_type,
   &cos_type, &reciprocal_type, &neg_type, &abs_type, &sign_type, &floor_type,
-  &ceil_type, &trunc_type, &round_type, &pow_type, &clamp_type, NULL,
+  &ceil_type, &trunc_type, &round_type, &pow_type, &clamp_type, &log1p_type,
+  &expm1_type, &log2_type, &log10_type, &tan_type, &atan_type, &asin_type,
+  &acos_type, &sinh_type, &cosh_type, &square_type, NULL,
 };

@@ -271,21 +271,37 @@ adaptive_extra_repr (NnModule *self)
   return g_strdup_printf ("output_size=%s", o);
 }
 
-#define POOL1D_TYPE(var_, name_, doc_, schema_, forward_, repr_)          \
+/* The functional spellings (F.max_pool1d(x, 2)): the exporter writes the
+ * function's arguments as the config, as for the 2-d pools. */
+static const char *const max_pool1d_aliases[] = {
+  "max_pool1d", "torch.nn.functional.max_pool1d", "torch.max_pool1d", NULL };
+static const char *const avg_pool1d_aliases[] = {
+  "avg_pool1d", "torch.nn.functional.avg_pool1d", "torch.avg_pool1d", NULL };
+static const char *const adaptive_avg_pool1d_aliases[] = {
+  "adaptive_avg_pool1d", "torch.nn.functional.adaptive_avg_pool1d",
+  "torch.adaptive_avg_pool1d", NULL };
+static const char *const adaptive_max_pool1d_aliases[] = {
+  "adaptive_max_pool1d", "torch.nn.functional.adaptive_max_pool1d", NULL };
+
+#define POOL1D_TYPE(var_, name_, doc_, schema_, forward_, repr_, aliases_) \
   const NnLayerType var_ = {                                              \
     .struct_size = sizeof (NnLayerType), .name = name_, .doc = doc_,      \
     .schema = schema_, .n_schema = G_N_ELEMENTS (schema_),                \
     .create = pool1d_create, .forward = forward_, .infer = forward_,      \
-    .extra_repr = repr_,                                                  \
+    .extra_repr = repr_, .aliases = aliases_,                             \
   }
 
 POOL1D_TYPE (nn_max_pool1d_type, "MaxPool1d", "max over sliding windows of [N, C, L]",
-             max_pool1d_schema, max_pool1d_forward, max_pool1d_extra_repr);
+             max_pool1d_schema, max_pool1d_forward, max_pool1d_extra_repr,
+             max_pool1d_aliases);
 POOL1D_TYPE (nn_avg_pool1d_type, "AvgPool1d", "mean over sliding windows of [N, C, L]",
-             avg_pool1d_schema, avg_pool1d_forward, avg_pool1d_extra_repr);
+             avg_pool1d_schema, avg_pool1d_forward, avg_pool1d_extra_repr,
+             avg_pool1d_aliases);
 POOL1D_TYPE (nn_adaptive_avg_pool1d_type, "AdaptiveAvgPool1d",
              "mean over output_size adaptive windows", adaptive_avg_pool1d_schema,
-             adaptive_avg_pool1d_forward, adaptive_extra_repr);
+             adaptive_avg_pool1d_forward, adaptive_extra_repr,
+             adaptive_avg_pool1d_aliases);
 POOL1D_TYPE (nn_adaptive_max_pool1d_type, "AdaptiveMaxPool1d",
              "max over output_size adaptive windows", adaptive_max_pool1d_schema,
-             adaptive_max_pool1d_forward, adaptive_extra_repr);
+             adaptive_max_pool1d_forward, adaptive_extra_repr,
+             adaptive_max_pool1d_aliases);

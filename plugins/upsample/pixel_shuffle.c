@@ -28,6 +28,13 @@ shuffle_run (NnTensor *input, gint64 r, gboolean up, GError **error)
 {
   const char *op = up ? "pixel_shuffle" : "pixel_unshuffle";
   const NnShape *s = &input->shape;
+  if (r < 1) {
+    /* Only the functional forms get here: the layers' schema says >= 1. */
+    g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
+                 "%s expects a positive %s, but got %" G_GINT64_FORMAT, op,
+                 up ? "upscale_factor" : "downscale_factor", r);
+    return NULL;
+  }
   if (s->ndim < 3) {
     g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
                  "%s expects input to have at least 3 dimensions, but got "
@@ -142,4 +149,58 @@ const NnLayerType nn_pixel_unshuffle_type = {
   .forward = unshuffle_forward,
   .infer = unshuffle_forward,
   .extra_repr = unshuffle_extra_repr,
+};
+
+/* F.pixel_shuffle(input, upscale_factor), F.pixel_unshuffle(input,
+ * downscale_factor): the factor is a call argument. */
+static const NnArgSpec shuffle_fn_args[] = {
+  { "input", NN_ARG_TENSOR, NN_DTYPES_ALL, 0, NULL, "[*, C, H, W]" },
+  { "upscale_factor", NN_ARG_INT, 0, 0, NULL, "factor r" },
+};
+static const NnArgSpec unshuffle_fn_args[] = {
+  { "input", NN_ARG_TENSOR, NN_DTYPES_ALL, 0, NULL, "[*, C, H, W]" },
+  { "downscale_factor", NN_ARG_INT, 0, 0, NULL, "factor r" },
+};
+
+static NnValue *
+shuffle_fn_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  return shuffle_run (nn_args_tensor (args, 0), nn_args_int (args, 1), TRUE, error);
+}
+
+static NnValue *
+unshuffle_fn_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  return shuffle_run (nn_args_tensor (args, 0), nn_args_int (args, 1), FALSE, error);
+}
+
+static const char *const shuffle_fn_aliases[] = {
+  "torch.nn.functional.pixel_shuffle", "torch.pixel_shuffle", NULL };
+static const char *const unshuffle_fn_aliases[] = {
+  "torch.nn.functional.pixel_unshuffle", "torch.pixel_unshuffle", NULL };
+
+const NnLayerType nn_pixel_shuffle_fn_type = {
+  .struct_size = sizeof (NnLayerType),
+  .name = "pixel_shuffle",
+  .doc = "F.pixel_shuffle: [*, C r^2, H, W] into [*, C, H r, W r]",
+  .flags = NN_LAYER_OP,
+  .args = shuffle_fn_args,
+  .n_args = G_N_ELEMENTS (shuffle_fn_args),
+  .aliases = shuffle_fn_aliases,
+  .create = shuffle_create,
+  .forward = shuffle_fn_forward,
+  .infer = shuffle_fn_forward,
+};
+
+const NnLayerType nn_pixel_unshuffle_fn_type = {
+  .struct_size = sizeof (NnLayerType),
+  .name = "pixel_unshuffle",
+  .doc = "F.pixel_unshuffle: [*, C, H r, W r] into [*, C r^2, H, W]",
+  .flags = NN_LAYER_OP,
+  .args = unshuffle_fn_args,
+  .n_args = G_N_ELEMENTS (unshuffle_fn_args),
+  .aliases = unshuffle_fn_aliases,
+  .create = shuffle_create,
+  .forward = unshuffle_fn_forward,
+  .infer = unshuffle_fn_forward,
 };

@@ -11,6 +11,10 @@ extern const NnLayerType nn_upsampling_bilinear2d_type;
 extern const NnLayerType nn_interpolate_type;
 extern const NnLayerType nn_pixel_shuffle_type;
 extern const NnLayerType nn_pixel_unshuffle_type;
+extern const NnLayerType nn_pixel_shuffle_fn_type;
+extern const NnLayerType nn_pixel_unshuffle_fn_type;
+extern const NnLayerType nn_affine_grid_type;
+extern const NnLayerType nn_grid_sample_type;
 
 /* F.interpolate's arguments, as Python values: @size and @scale_factor
  * (transfer none) are None, a number or a sequence; @align_corners and

@@ -1,5 +1,6 @@
 /* upsample plugin: entry point.  Registers Upsample and its fixed-mode
- * variants, F.interpolate, PixelShuffle and PixelUnshuffle. */
+ * variants, F.interpolate, PixelShuffle and PixelUnshuffle and their
+ * functional forms, F.affine_grid and F.grid_sample. */
 #include "upsample.h"
 
 static const NnLayerType *const upsample_types[] = {
@@ -9,6 +10,10 @@ static const NnLayerType *const upsample_types[] = {
   &nn_interpolate_type,
   &nn_pixel_shuffle_type,
   &nn_pixel_unshuffle_type,
+  &nn_pixel_shuffle_fn_type,
+  &nn_pixel_unshuffle_fn_type,
+  &nn_affine_grid_type,
+  &nn_grid_sample_type,
 };
 
 static gboolean
@@ -21,5 +26,6 @@ upsample_init (NnPlugin *plugin, GError **error)
 }
 
 NN_PLUGIN_DEFINE ("upsample", "0.1.0", "MIT",
-                  "Upsample, F.interpolate, PixelShuffle and PixelUnshuffle",
+                  "Upsample, F.interpolate, PixelShuffle, PixelUnshuffle, F.affine_grid, "
+                  "F.grid_sample",
                   upsample_init)

@@ -17,7 +17,11 @@ import torch.nn.functional as F
 # Ops whose PyTorch spelling differs from the op name the exporter writes.
 _RENAMED = {"floordiv": operator.floordiv, "mod": operator.mod, "and_": operator.and_,
             "or_": operator.or_, "invert": operator.invert, "len": builtins.len,
-            "getitem": operator.getitem, "neg": operator.neg}
+            "getitem": operator.getitem, "neg": operator.neg, "xor": operator.xor,
+            # Tensor.unfold (windows), not F.unfold (im2col).
+            "unfold": lambda obj, *a, **k: obj.unfold(*a, **k),
+            # A tensor's or a torch.Size's (x.shape[1:].numel()).
+            "numel": lambda obj: obj.numel()}
 
 
 def _op(name):

@@ -338,3 +338,63 @@ TEST_F (Model, SingleFileSaveFailureKeepsTheOldFile)
 }
 
 }  // namespace
+
+// A Graph's declared non-persistent buffer (a causal mask, position ids,
+// as torch2nn writes it): the model's weights file carries it and loading
+// the model reads it, while state_dict, save_state_dict and a plain
+// load_state_dict keep PyTorch's rule that it is no state_dict entry.
+TEST_F (Model, NonPersistentBuffersTravelWithTheModel)
+{
+  const char *desc = R"({"format": "nnkit", "version": 2,
+    "inputs": [{"name": "x", "shape": [1, 3], "dtype": "F32"}],
+    "model": {"type": "Graph", "class": "Masked",
+      "config": {"inputs": ["x"], "nodes": [
+        {"name": "mask", "attr": "mask"},
+        {"name": "fc", "module": "fc", "args": ["x"]},
+        {"name": "mul", "op": "mul", "args": ["fc", "mask"]}], "output": "mul"},
+      "buffers": {"mask": {"shape": [3], "dtype": "F32", "persistent": false}},
+      "children": [{"name": "fc", "type": "Linear",
+                    "config": {"in_features": 3, "out_features": 3}}]}})";
+  Error err;
+  Module m (nn_descriptor_load_data (reg.get (), desc, -1, "masked", err.out ()));
+  ASSERT_NE (m, nullptr) << err.message ();
+  nn_module_reset_parameters (m.get (), 7);
+  float *mask = nn_tensor_f32 (nn_module_get_buffer (m.get (), "mask"));
+  mask[0] = 1.0f, mask[1] = 0.0f, mask[2] = 0.5f;
+  EXPECT_EQ (Array (nn_module_state_dict (m.get ()))->len, 2u);  // fc.weight, fc.bias
+
+  for (const char *name : { "masked.json", "masked1.safetensors" }) {
+    std::string path = tmp.path (name);
+    ASSERT_TRUE (nn_model_save (m.get (), path.c_str (), err.out ())) << err.message ();
+    std::string wpath = g_str_has_suffix (name, ".json") ? tmp.path ("masked.safetensors") : path;
+    {
+      Safetensors st (nn_safetensors_open (wpath.c_str (), err.out ()));
+      ASSERT_NE (st, nullptr) << err.message ();
+      EXPECT_EQ (nn_safetensors_n_tensors (st.get ()), 3u) << name;
+    }
+    Module back = load (path);
+    ASSERT_NE (back, nullptr) << name;
+    const float *got = nn_tensor_f32 (nn_module_get_buffer (back.get (), "mask"));
+    EXPECT_EQ (got[0], 1.0f) << name;
+    EXPECT_EQ (got[1], 0.0f) << name;
+    EXPECT_EQ (got[2], 0.5f) << name;
+  }
+
+  // A weights file without the buffer loads too: the buffer keeps its value.
+  std::string sd = tmp.path ("sd.safetensors");
+  ASSERT_TRUE (nn_module_save_state_dict (m.get (), sd.c_str (), nullptr, err.out ()))
+      << err.message ();
+  {
+    Safetensors st (nn_safetensors_open (sd.c_str (), err.out ()));
+    ASSERT_NE (st, nullptr) << err.message ();
+    EXPECT_EQ (nn_safetensors_n_tensors (st.get ()), 2u);
+  }
+  Module nomask = load (tmp.path ("masked.json"), sd.c_str ());
+  ASSERT_NE (nomask, nullptr);
+
+  // PyTorch's load_state_dict calls a non-persistent key unexpected.
+  Safetensors full (nn_safetensors_open (tmp.path ("masked.safetensors").c_str (), err.out ()));
+  ASSERT_NE (full, nullptr) << err.message ();
+  EXPECT_FALSE (nn_module_load_state_dict (m.get (), full.get (), nullptr, nullptr, err.out ()));
+  EXPECT_HAS (err.message (), "Unexpected key(s) in state_dict: \"mask\"");
+}

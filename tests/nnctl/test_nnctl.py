@@ -620,8 +620,8 @@ class TestPlugins(NnctlCase):
             self.assertIn(k, text)
 
     def test_plugins_unknown_type(self):
-        err = self.error("plugins", "Conv3d")
-        self.assertIn("Conv3d", err)
+        err = self.error("plugins", "Conv4d")
+        self.assertIn("Conv4d", err)
         self.assertIn("Conv2d", err)  # the known types are listed
 
 
@@ -646,6 +646,9 @@ class TestPluginSignatures(NnctlCase):
         self.assertEqual({k["name"] for k in flat["keys"]}, {"start_dim", "end_dim"})
         self.assertEqual(flat["schema"], ["start_dim", "end_dim"])
         self.assertEqual(types["Linear"]["schema"], ["in_features", "out_features", "bias"])
+        # A default json-glib alone writes as the invalid number 1e-08.0.
+        cos = {k["name"]: k for k in types["CosineSimilarity"]["keys"]}
+        self.assertEqual(cos["eps"]["default"], 1e-08)
         # Every plugin lists its ops apart; each op is a type flagged op.
         for p in data["plugins"]:
             for op in p["ops"]:

@@ -521,6 +521,7 @@ case("tile", "torch.tile", torch.tile, [r(2, 3), (2,)])
 case("tile_more", "Tensor.tile", torch.tile, [r(2, 3), (2, 1, 2)])
 case("len_tensor", "builtins.len", len, [r(4, 2)])
 case("len_tuple", "len", len, [(1, 2, 3)])
+case("numel_of_size", "numel", lambda s: s.numel(), [torch.Size([2, 3, 4])])
 case("eye", "torch.eye", torch.eye, [3])
 case("eye_rect_dtype", "eye", torch.eye, [2, 4], {"dtype": torch.int64})
 case("addmm", "torch.addmm", torch.addmm, [r(4), r(3, 2), r(2, 4)], {"beta": 0.5, "alpha": 2.0}, tol=1e-4)
@@ -566,6 +567,102 @@ case("sum_float_dtype_f64", "sum", torch.sum, [r(3, 4), 1], {"dtype": torch.floa
 case("mean_dtype_f64", "mean", torch.mean, [r(3, 4)], {"dtype": torch.float64})
 case("cat_bool_int", "cat", torch.cat, [[ri(2) > 0, ri(3)]])
 case("float_short", "float", lambda t: t.float(), [ri(3)])
+
+# --- ops hand-written models use (patches, grouped-query attention,
+# one-hot targets, functional convolutions and pools) --------------------
+x = r(2, 3, 8, 6)
+case("unfold_patches", "Tensor.unfold", lambda t, *a: t.unfold(*a), [x, 2, 4, 4])
+case("unfold_overlap", "unfold", lambda t, *a: t.unfold(*a), [x, -1, 3, 2])
+case("unfold_twice", "unfold", lambda t, *a: t.unfold(*a), [x.unfold(2, 2, 2), 3, 3, 3])
+case("unfold_int", "unfold", lambda t, *a: t.unfold(*a), [ri(7), 0, 2, 3])
+err("unfold_too_big", "unfold", lambda t, *a: t.unfold(*a), [x, 3, 7, 1])
+err("unfold_step", "unfold", lambda t, *a: t.unfold(*a), [x, 3, 2, 0])
+case("repeat_interleave_dim", "Tensor.repeat_interleave",
+     lambda t, *a, **k: t.repeat_interleave(*a, **k), [r(2, 3, 4)], {"repeats": 2, "dim": 1})
+case("repeat_interleave_flat", "torch.repeat_interleave", torch.repeat_interleave,
+     [ri(2, 3), 3])
+case("repeat_interleave_neg_dim", "repeat_interleave", torch.repeat_interleave,
+     [r(2, 3), torch.tensor(2), -1])
+case("repeat_interleave_zero", "repeat_interleave", torch.repeat_interleave, [r(2, 3), 0, 0])
+err("repeat_interleave_negative", "repeat_interleave", torch.repeat_interleave,
+    [r(2, 3), -1, 0])
+case("one_hot", "torch.nn.functional.one_hot", F.one_hot, [ri(2, 3, lo=0, hi=5), 6])
+case("one_hot_inferred", "one_hot", F.one_hot, [torch.tensor([[0, 3], [1, 2]])])
+err("one_hot_too_small", "one_hot", F.one_hot, [torch.tensor([0, 4]), 3])
+err("one_hot_negative", "one_hot", F.one_hot, [torch.tensor([0, -1]), 3])
+w2, w1 = r(4, 3, 3, 2) * 0.3, r(4, 2, 3) * 0.3
+case("conv2d_fn", "torch.nn.functional.conv2d", F.conv2d,
+     [r(2, 3, 7, 6), w2, r(4)], {"stride": (2, 1), "padding": 1}, tol=1e-4)
+case("conv2d_fn_same_dilated", "torch.conv2d", F.conv2d,
+     [r(1, 3, 6, 7), w2], {"padding": "same", "dilation": 2}, tol=1e-4)
+case("conv2d_fn_groups_unbatched", "conv2d", F.conv2d,
+     [r(4, 5, 5), r(6, 2, 1, 3) * 0.3, None, 1, "valid", 1, 2], tol=1e-4)
+case("conv1d_fn", "torch.nn.functional.conv1d", F.conv1d,
+     [r(2, 2, 9), w1, r(4)], {"padding": "same"}, tol=1e-4)
+case("conv1d_fn_strided", "torch.conv1d", F.conv1d, [r(1, 2, 9), w1, None, 2, 1], tol=1e-4)
+err("conv2d_fn_channels", "conv2d", F.conv2d, [r(1, 2, 6, 6), w2])
+err("conv2d_fn_same_strided", "conv2d", F.conv2d, [r(1, 3, 6, 6), w2], {"stride": 2,
+    "padding": "same"})
+err("conv1d_fn_rank", "conv1d", F.conv1d, [r(2, 2, 2, 9), w1])
+err("conv1d_fn_bias", "conv1d", F.conv1d, [r(1, 2, 9), w1, r(3)],
+    match="expected bias to be 1-dimensional with 4 elements")
+
+case("pixel_shuffle_fn", "torch.nn.functional.pixel_shuffle", F.pixel_shuffle, [r(2, 8, 3, 2), 2])
+case("pixel_unshuffle_fn", "torch.pixel_unshuffle", F.pixel_unshuffle, [r(1, 2, 4, 6), 2])
+err("pixel_shuffle_fn_zero", "pixel_shuffle", F.pixel_shuffle, [r(1, 4, 2, 2), 0])
+err("pixel_unshuffle_fn_channels", "pixel_unshuffle", F.pixel_unshuffle, [r(1, 2, 5, 6), 2])
+
+case("var_mean_dims", "torch.var_mean", torch.var_mean, [r(2, 3, 4)], {"dim": [1, 2], "unbiased": False,
+     "keepdim": True})
+case("std_mean_all", "std_mean", torch.std_mean, [r(3, 5)])
+case("std_mean_correction", "std_mean", torch.std_mean, [r(3, 5), 1], {"correction": 0})
+
+x = r(3, 4)
+for fn in (torch.log1p, torch.expm1, torch.log2, torch.log10, torch.tan, torch.atan, torch.sinh,
+           torch.cosh, torch.square):
+    arg = x.abs() if fn in (torch.log1p, torch.log2, torch.log10) else x
+    case(f"{fn.__name__}_float", f"torch.{fn.__name__}", fn, [arg])
+case("asin", "Tensor.asin", torch.asin, [x.clamp(-0.9, 0.9)])
+case("acos", "torch.arccos", torch.acos, [x.clamp(-0.9, 0.9)])
+case("log1p_int", "log1p", torch.log1p, [ri(5, lo=0)])
+case("square_int", "square", torch.square, [ri(5)])
+case("square_bool", "square", torch.square, [ri(5) > 0])
+case("logsumexp", "torch.logsumexp", torch.logsumexp, [r(2, 3, 4) * 30, 1])
+case("logsumexp_dims_keep", "Tensor.logsumexp", torch.logsumexp, [r(2, 3, 4), (0, 2), True])
+case("logsumexp_inf", "logsumexp", torch.logsumexp,
+     [torch.tensor([[float("-inf"), float("-inf")], [1.0, float("inf")]]), 1])
+case("logsumexp_int", "logsumexp", torch.logsumexp, [ri(3, 4), 1])
+case("cosine_similarity_fn", "torch.nn.functional.cosine_similarity", F.cosine_similarity,
+     [r(2, 1, 5), r(3, 5)], {"dim": -1})
+case("pairwise_distance_fn", "torch.nn.functional.pairwise_distance", F.pairwise_distance,
+     [r(3, 5), r(3, 5)], {"p": 1.5, "keepdim": True})
+
+idx = torch.tensor([[0, 2, 1], [1, 0, 2]])
+case("scatter_src", "torch.scatter", torch.scatter, [r(2, 3), 1, idx, r(2, 3)])
+case("scatter_value", "Tensor.scatter", torch.scatter, [r(3, 4), 0, idx, 2.5])
+case("scatter_int", "scatter", torch.scatter, [ri(3, 3), 1, idx, ri(2, 3)])
+case("scatter_add", "torch.scatter_add", torch.scatter_add, [r(3, 3), 0, idx, r(2, 4)])
+case("scatter_add_int", "Tensor.scatter_add_", torch.scatter_add, [ri(2, 3), 1, idx, ri(2, 3)])
+err("scatter_out_of_range", "scatter", torch.scatter, [r(2, 2), 1, idx, r(2, 3)])
+err("scatter_rank", "scatter", torch.scatter, [r(2, 3), 1, torch.tensor([0, 1]), r(2, 3)])
+err("scatter_dtype", "scatter", torch.scatter, [r(2, 3), 1, idx, ri(2, 3)],
+    match="Expected self.dtype to be equal to src.dtype")
+
+theta = torch.tensor([[[0.9, -0.2, 0.1], [0.3, 1.1, -0.2]],
+                      [[1.2, 0.1, -0.3], [-0.1, 0.8, 0.25]]])
+for align in (False, True):
+    case(f"affine_grid_{align}", "torch.nn.functional.affine_grid", F.affine_grid,
+         [theta, [2, 3, 4, 5]], {"align_corners": align})
+    grid = F.affine_grid(theta, [2, 3, 4, 5], align_corners=align) * 1.3
+    for mode in ("bilinear", "nearest"):
+        for pad in ("zeros", "border", "reflection"):
+            case(f"grid_sample_{mode}_{pad}_{align}", "torch.nn.functional.grid_sample",
+                 F.grid_sample, [r(2, 3, 6, 7), grid],
+                 {"mode": mode, "padding_mode": pad, "align_corners": align})
+err("affine_grid_bad_theta", "affine_grid", F.affine_grid, [r(2, 3, 3), [2, 3, 4, 5]],
+    match="Expected a batch of 2D affine matrices of shape Nx2x3")
+err("grid_sample_bad_padding", "grid_sample", F.grid_sample,
+    [r(1, 1, 2, 2), r(1, 2, 2, 2)], {"padding_mode": "wrap"})
 
 # --- ops inside a Graph -----------------------------------------------------
 # Each graph is a Graph descriptor config whose op nodes use the exporter's

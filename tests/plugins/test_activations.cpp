@@ -323,3 +323,79 @@ TEST (Activations, GeluWorksInPlaceOnADyingInput)
     }
   }
 }
+
+// RReLU: eval uses the fixed slope (lower + upper) / 2; training draws one
+// slope per negative element from U(lower, upper) with the tape's
+// generator (the same seed draws the same slopes), and the gradient is
+// the slope each element got.
+TEST (Activations, RReLUDrawsItsSlopesOnlyInTraining)
+{
+  Registry reg = default_registry ();
+  Error err;
+  Module m = make (reg.get (), "RReLU", "{\"lower\": 0.1, \"upper\": 0.3}", err);
+  ASSERT_TRUE (m) << err.message ();
+  NnShape s = shape ({ 64 });
+  Tensor x = input (s, 3);
+  ValueRef args (nn_value_new_tuple ());
+  nn_value_append (args.get (), nn_value_new_tensor (x.get ()));
+  ValueRef out (nn_module_call (m.get (), args.get (), nullptr, err.out ()));
+  ASSERT_TRUE (out) << err.message ();
+  const float *xd = nn_tensor_f32 (x.get ());
+  const float *yd = nn_tensor_f32 (nn_value_get_tensor (out.get ()));
+  for (int i = 0; i < 64; i++)
+    EXPECT_FLOAT_EQ (yd[i], xd[i] >= 0 ? xd[i] : xd[i] * 0.2f) << i;
+
+  nn_module_train (m.get (), TRUE);
+  std::vector<float> first;
+  for (int run = 0; run < 2; run++) {
+    NnTape *tape = nn_tape_new (42);
+    nn_tape_watch (tape, x.get ());
+    ValueRef y (nn_tape_call (tape, m.get (), args.get (), nullptr, err.out ()));
+    ASSERT_TRUE (y) << err.message ();
+    NnTensor *yt = nn_value_get_tensor (y.get ());
+    const float *t = nn_tensor_f32 (yt);
+    bool varied = false;
+    for (int i = 0; i < 64; i++) {
+      if (xd[i] >= 0) {
+        EXPECT_EQ (t[i], xd[i]);
+        continue;
+      }
+      double a = t[i] / xd[i];
+      EXPECT_GE (a, 0.1 - 1e-6) << i;
+      EXPECT_LE (a, 0.3 + 1e-6) << i;
+      varied = varied || std::fabs (a - 0.2) > 1e-3;
+    }
+    EXPECT_TRUE (varied);
+    if (run == 0)
+      first.assign (t, t + 64);
+    else
+      EXPECT_EQ (std::vector<float> (t, t + 64), first);
+    Tensor ones (nn_tensor_new (NN_DTYPE_F32, &s));
+    for (int i = 0; i < 64; i++)
+      nn_tensor_f32 (ones.get ())[i] = 1.0f;
+    ASSERT_TRUE (nn_backward (tape, yt, ones.get (), err.out ())) << err.message ();
+    NnTensor *g = nn_tape_grad (tape, x.get ());
+    ASSERT_NE (g, nullptr);
+    for (int i = 0; i < 64; i++)
+      if (xd[i] != 0)
+        EXPECT_NEAR (nn_tensor_f32 (g)[i], xd[i] > 0 ? 1.0 : t[i] / xd[i], 1e-5) << i;
+    nn_tape_free (tape);
+  }
+}
+
+TEST (Softmax, Softmax2dTakesThreeOrFourDims)
+{
+  Registry reg = default_registry ();
+  Error err;
+  Module m = make (reg.get (), "Softmax2d", "{}", err);
+  ASSERT_TRUE (m) << err.message ();
+  NnShape s = shape ({ 2, 6 });
+  Tensor x = input (s, 5);
+  ValueRef args (nn_value_new_tuple ());
+  nn_value_append (args.get (), nn_value_new_tensor (x.get ()));
+  ValueRef out (nn_module_call (m.get (), args.get (), nullptr, err.out ()));
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (err.matches (NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH)) << err.message ();
+  EXPECT_TRUE (contains (err.message (), "Softmax2d: Softmax2d requires a 3D or 4D tensor "
+                         "as input, found [2, 6]")) << err.message ();
+}

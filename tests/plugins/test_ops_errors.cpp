@@ -337,3 +337,148 @@ TEST (OpsErrors, BadInputsAreErrorsNotCrashes)
     EXPECT_TRUE (contains (err.message (), c.want)) << c.op << ": " << err.message ();
   }
 }
+
+// The ops hand-written models needed (unfold, repeat_interleave, one_hot,
+// F.conv1d/F.conv2d): nnkit's own refusals, where PyTorch computes a size
+// from the values that shape inference cannot see, and the dtypes bound.
+TEST (OpsErrors, ValueDependentSizesAreRefusedInInference)
+{
+  Registry reg = default_registry ();
+  Error err;
+  Tensor x = iota (NN_DTYPE_F32, { 2, 3 });
+  Tensor per = iota (NN_DTYPE_I64, { 2 });  // [-3, -2]: one repeat per row
+  Args a;
+  a.t (x.get ()).t (per.get ()).i (0);
+  ValueRef out = call (op (reg.get (), "torch.repeat_interleave").get (), a, err);
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (), "tensor of repeats per element")) << err.message ();
+
+  // one_hot without num_classes runs (the largest value + 1) but does not infer.
+  Tensor cls = iota (NN_DTYPE_I64, { 5 });  // [-3 .. 1]
+  NnShape s5 = shape ({ 5 });
+  Tensor pos (nn_tensor_new (NN_DTYPE_I64, &s5));
+  for (gint64 i = 0; i < 5; i++)
+    nn_tensor_i64 (pos.get ())[i] = (i * 3) % 5;
+  Module oh = op (reg.get (), "torch.nn.functional.one_hot");
+  Args b;
+  b.t (pos.get ());
+  out = call (oh.get (), b, err);
+  ASSERT_TRUE (out) << err.message ();
+  NnTensor *y = nn_value_get_tensor (out.get ());
+  ASSERT_EQ (y->shape.ndim, 2u);
+  EXPECT_EQ (y->shape.dims[1], 5);
+  EXPECT_EQ (y->dtype, NN_DTYPE_I64);
+  EXPECT_EQ (nn_tensor_i64 (y)[1 * 5 + 3], 1);
+  EXPECT_EQ (nn_tensor_i64 (y)[1 * 5 + 2], 0);
+  Tensor meta (nn_tensor_new_meta (NN_DTYPE_I64, &s5));
+  Args bm;
+  bm.t (meta.get ());
+  ValueRef inferred (nn_module_infer (oh.get (), bm.v.get (), nullptr, err.out ()));
+  EXPECT_FALSE (inferred);
+  EXPECT_TRUE (contains (err.message (), "depends on the values")) << err.message ();
+  Args bn;
+  bn.t (meta.get ()).i (4);
+  inferred = ValueRef (nn_module_infer (oh.get (), bn.v.get (), nullptr, err.out ()));
+  ASSERT_TRUE (inferred) << err.message ();
+  NnShape want = shape ({ 5, 4 });
+  EXPECT_TRUE (nn_shape_equal (&nn_value_get_tensor (inferred.get ())->shape, &want));
+  Args neg;
+  neg.t (cls.get ()).i (4);
+  out = call (oh.get (), neg, err);
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (), "Class values must be non-negative")) << err.message ();
+  Args f;
+  f.t (x.get ()).i (4);
+  out = call (oh.get (), f, err);
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (), "argument 'tensor'")) << err.message ();
+  Args bad;
+  bad.t (pos.get ()).i (-2);
+  out = call (oh.get (), bad, err);
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (), "num_classes should be -1 or non-negative"))
+      << err.message ();
+}
+
+TEST (OpsErrors, UnfoldAndFunctionalConvolutions)
+{
+  Registry reg = default_registry ();
+  Error err;
+  NnShape s = shape ({ 2, 3, 8 });
+  Tensor meta (nn_tensor_new_meta (NN_DTYPE_F32, &s));
+  Args u;
+  u.t (meta.get ()).i (2).i (4).i (2);
+  Module unfold = op (reg.get (), "Tensor.unfold");
+  ValueRef out (nn_module_infer (unfold.get (), u.v.get (), nullptr, err.out ()));
+  ASSERT_TRUE (out) << err.message ();
+  NnShape want = shape ({ 2, 3, 3, 4 });
+  EXPECT_TRUE (nn_shape_equal (&nn_value_get_tensor (out.get ())->shape, &want));
+  Args bad_dim;
+  bad_dim.t (meta.get ()).i (3).i (2).i (2);
+  out = ValueRef (nn_module_infer (unfold.get (), bad_dim.v.get (), nullptr, err.out ()));
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (), "Dimension out of range")) << err.message ();
+
+  // F.conv2d: float32 only, a weight of the right rank, a padding string
+  // PyTorch knows.
+  Tensor x = iota (NN_DTYPE_F32, { 1, 2, 5, 5 });
+  Tensor w = iota (NN_DTYPE_F32, { 3, 2, 3, 3 });
+  Tensor xd = iota (NN_DTYPE_F64, { 1, 2, 5, 5 });
+  Module conv = op (reg.get (), "torch.nn.functional.conv2d");
+  Args d;
+  d.t (xd.get ()).t (w.get ());
+  out = call (conv.get (), d, err);
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (), "argument 'input'")) << err.message ();
+  EXPECT_TRUE (contains (err.message (), "F64")) << err.message ();
+  Tensor w1 = iota (NN_DTYPE_F32, { 3, 2, 3 });
+  Args r;
+  r.t (x.get ()).t (w1.get ());
+  out = call (conv.get (), r, err);
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (), "Expected 4-dimensional weight")) << err.message ();
+  Args p;
+  p.t (x.get ()).t (w.get ()).val (nn_value_new_none ()).i (1).s ("full");
+  out = call (conv.get (), p, err);
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (), "Invalid padding string 'full'")) << err.message ();
+  Args g;
+  g.t (x.get ()).t (w.get ()).val (nn_value_new_none ()).i (1).i (0).i (1).i (2);
+  out = call (conv.get (), g, err);
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (), "expected weight to be divisible by 2")) << err.message ();
+  Args k;
+  k.t (x.get ()).t (w.get ()).val (nn_value_new_none ()).i (1).i (0).i (3);
+  out = call (conv.get (), k, err);
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (), "Kernel size can't be greater than actual input size"))
+      << err.message ();
+  Args st;
+  st.t (x.get ()).t (w.get ()).val (nn_value_new_none ()).i (0);
+  out = call (conv.get (), st, err);
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (), "stride must be positive")) << err.message ();
+}
+
+// scatter's reduce= and a number given to scatter_add are nnkit's own
+// refusals (PyTorch's reduce modes are not implemented here).
+TEST (OpsErrors, ScatterRefusesReduceAndNumbersToAdd)
+{
+  Registry reg = default_registry ();
+  Error err;
+  Tensor x = iota (NN_DTYPE_F32, { 2, 3 });
+  NnShape is = shape ({ 1, 3 });
+  Tensor idx (nn_tensor_new (NN_DTYPE_I64, &is));
+  Args a;
+  a.t (x.get ()).i (0).t (idx.get ()).t (x.get ());
+  ValueRef kw (nn_value_new_dict ());
+  nn_value_dict_set (kw.get (), "reduce", nn_value_new_string ("add"));
+  ValueRef out = call (op (reg.get (), "Tensor.scatter").get (), a, err, kw.get ());
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (), "the reduce argument is not supported")) << err.message ();
+  Args n;
+  n.t (x.get ()).i (0).t (idx.get ()).f (1.0);
+  out = call (op (reg.get (), "scatter_add").get (), n, err);
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (), "argument 'src'")) << err.message ();
+}

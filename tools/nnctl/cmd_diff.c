@@ -38,11 +38,9 @@ module_label (NnModule *m)
 static char *
 node_text (JsonNode *n)
 {
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
   if (!n)
     return g_strdup ("(absent)");
-  json_generator_set_root (gen, n);
-  return json_generator_to_data (gen, NULL);
+  return nnctl_json_node_text (n, FALSE);
 }
 
 /* "out_features 1000 -> 10, bias true -> false" over the union of keys. */

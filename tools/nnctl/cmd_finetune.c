@@ -196,11 +196,8 @@ schedule_save (const Schedule *sc, gint64 epochs_done, const char *path,
   json_builder_set_member_name (b, "last_epoch");
   json_builder_add_int_value (b, epochs_done);
   json_builder_end_object (b);
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
   g_autoptr (JsonNode) root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  json_generator_set_pretty (gen, TRUE);
-  g_autofree char *text = json_generator_to_data (gen, NULL);
+  g_autofree char *text = nnctl_json_node_text (root, TRUE);
   return g_file_set_contents (path, text, -1, error);
 }
 

@@ -8,11 +8,9 @@ static char *
 config_text (NnModule *m)
 {
   g_autoptr (JsonNode) node = json_node_new (JSON_NODE_OBJECT);
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
 
   json_node_set_object (node, nn_module_get_config (m));
-  json_generator_set_root (gen, node);
-  return json_generator_to_data (gen, NULL);
+  return nnctl_json_node_text (node, FALSE);
 }
 
 /* NAME is one of the module's own tensors ("weight") or a full name

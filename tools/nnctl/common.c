@@ -391,17 +391,58 @@ nnctl_json_add_shape (JsonBuilder *b, const NnShape *s)
   json_builder_end_array (b);
 }
 
+/* json-glib writes a double whose shortest form has no '.' with ".0"
+ * appended, also after an exponent: 1e-08 becomes "1e-08.0", which no
+ * JSON reader accepts (an eps of 1e-08 in a schema or a config).  Drops
+ * such a ".0" outside strings, in place. */
+static char *
+json_fix_numbers (char *text)
+{
+  gboolean in_string = FALSE, exponent = FALSE;
+  char *w = text;
+  for (const char *r = text; *r; r++) {
+    char c = *r;
+    if (in_string) {
+      if (c == '\\' && r[1]) {
+        *w++ = c;
+        c = *++r;
+      } else if (c == '"') {
+        in_string = FALSE;
+      }
+    } else if (c == '"') {
+      in_string = TRUE;
+      exponent = FALSE;
+    } else if (c == 'e' || c == 'E') {
+      exponent = g_ascii_isdigit (r[1]) || r[1] == '-' || r[1] == '+';
+    } else if (exponent && c == '.' && r[1] == '0' && !g_ascii_isdigit (r[2])) {
+      r++;
+      exponent = FALSE;
+      continue;
+    } else if (!g_ascii_isdigit (c) && c != '-' && c != '+') {
+      exponent = FALSE;
+    }
+    *w++ = c;
+  }
+  *w = '\0';
+  return text;
+}
+
+char *
+nnctl_json_node_text (JsonNode *node, gboolean pretty)
+{
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  json_generator_set_pretty (gen, pretty);
+  if (pretty)
+    json_generator_set_indent (gen, 2);
+  json_generator_set_root (gen, node);
+  return json_fix_numbers (json_generator_to_data (gen, NULL));
+}
+
 void
 nnctl_json_print (JsonBuilder *b)
 {
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
   g_autoptr (JsonNode) root = json_builder_get_root (b);
-  g_autofree char *text = NULL;
-
-  json_generator_set_pretty (gen, TRUE);
-  json_generator_set_indent (gen, 2);
-  json_generator_set_root (gen, root);
-  text = json_generator_to_data (gen, NULL);
+  g_autofree char *text = nnctl_json_node_text (root, TRUE);
   printf ("%s\n", text);
 }
 

@@ -157,6 +157,9 @@ const char *nnctl_path_display (const char *path);
 void nnctl_json_add_shape (JsonBuilder *b, const NnShape *s);
 /* Prints @b's root pretty-printed to stdout, with a final newline. */
 void nnctl_json_print (JsonBuilder *b);
+/* @node as JSON text (transfer full), 2-space indented when @pretty; valid
+ * JSON for every double (json-glib alone writes 1e-08 as "1e-08.0"). */
+char *nnctl_json_node_text (JsonNode *node, gboolean pretty);
 /* Own parameter count of @m (not its children). */
 gint64 nnctl_own_param_count (NnModule *m);
 /* Multiply-accumulates of one observed call of @m (meta tensors), from

@@ -36,6 +36,10 @@ def cases(rng, gen):
         ("GLU", [{}, {"dim": 0}]),
         ("LogSoftmax", [{"dim": 1}, {"dim": -1}, {}]),
         ("Softmin", [{"dim": 0}, {}]),
+        # Bounds print as given: Hardtanh(min_val=-2, max_val=2) for ints.
+        ("Hardtanh", [{}, {"min_val": -2, "max_val": 2}, {"min_val": -0.5, "max_val": 3}]),
+        # Eval: the fixed slope (lower + upper) / 2.
+        ("RReLU", [{}, {"lower": 0.1, "upper": 0.3, "inplace": True}, {"lower": 0, "upper": 1}]),
     ]
     for typ, cfgs in simple:
         for i, cfg in enumerate(cfgs):
@@ -49,6 +53,9 @@ def cases(rng, gen):
                 inp = torch.randn(*([2] * max(inp.dim(), abs(cfg["dim"]) + 1)), generator=gen) * 3
             out.append(Case(f"{typ}_{i}", typ, cfg, [inp]))
     out.append(Case("CELU_zero", "CELU", {"alpha": 0.0}, [torch.randn(3, generator=gen)]))
+    out.append(Case("Softmax2d_4d", "Softmax2d", {}, [torch.randn(2, 3, 4, 5, generator=gen)]))
+    out.append(Case("Softmax2d_3d", "Softmax2d", {}, [torch.randn(3, 2, 2, generator=gen)]))
+    out.append(Case("Softmax2d_2d", "Softmax2d", {}, [torch.randn(3, 4, generator=gen)]))
     out.append(Case("Softshrink_negative", "Softshrink", {"lambd": -1}, [torch.randn(3, generator=gen)]))
     out.append(Case("GLU_odd", "GLU", {}, [torch.randn(2, 3, generator=gen)]))
     out.append(Case("GLU_bad_dim", "GLU", {"dim": 2}, [torch.randn(2, 4, generator=gen)]))

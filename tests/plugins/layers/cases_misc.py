@@ -1,4 +1,5 @@
-"""Reference cases for plugins/misc's padding, Unflatten and dropout types."""
+"""Reference cases for plugins/misc's padding, Unflatten, dropout and
+distance types, and plugins/linear's Bilinear."""
 import torch
 
 from reference import Case
@@ -52,4 +53,25 @@ def cases(rng, gen):
                         [torch.randn(*shape, generator=gen)]))
         out.append(Case(f"{typ}_1", typ, {}, [torch.randn(*shape, generator=gen)]))
     out.append(Case("Dropout1d_bad_rank", "Dropout1d", {}, [torch.randn(3, 9, 2, 2, generator=gen)]))
+    # Distances: broadcast inputs, a dim, norms of several degrees.
+    r = lambda *shape: torch.randn(*shape, generator=gen)  # noqa: E731
+    out.append(Case("CosineSimilarity_0", "CosineSimilarity", {}, [r(3, 5), r(3, 5)]))
+    out.append(Case("CosineSimilarity_1", "CosineSimilarity", {"dim": -1, "eps": 1e-6},
+                    [r(2, 1, 4), r(3, 4)]))
+    out.append(Case("CosineSimilarity_zero", "CosineSimilarity", {"dim": 0},
+                    [torch.zeros(4, 2), r(4, 2)]))
+    out.append(Case("CosineSimilarity_bad_broadcast", "CosineSimilarity", {},
+                    [r(2, 3), r(2, 4)]))
+    for i, cfg in enumerate([{}, {"p": 1.0, "keepdim": True}, {"p": 3.0, "eps": 0.0}]):
+        out.append(Case(f"PairwiseDistance_{i}", "PairwiseDistance", cfg,
+                        [r(4, 6), r(4, 6) if i != 2 else r(6)]))
+    for i, (cfg, lead) in enumerate([({"in1_features": 3, "in2_features": 5,
+                                       "out_features": 4}, [6]),
+                                      ({"in1_features": 2, "in2_features": 2,
+                                        "out_features": 3, "bias": False}, [2, 3])]):
+        out.append(Case(f"Bilinear_{i}", "Bilinear", cfg,
+                        [r(*lead, cfg["in1_features"]), r(*lead, cfg["in2_features"])]))
+    out.append(Case("Bilinear_bad_size", "Bilinear",
+                    {"in1_features": 3, "in2_features": 5, "out_features": 4},
+                    [r(6, 4), r(6, 5)]))
     return out

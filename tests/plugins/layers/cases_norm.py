@@ -60,6 +60,13 @@ def cases(rng, gen):
                "momentum": rng.choice([0.1, None]), "affine": i != 2,
                "track_running_stats": i != 3}
         out.append(Case(f"BatchNorm1d_{i}", "BatchNorm1d", cfg, [randn(gen, *shape)]))
+    for i in range(3):
+        c = rng.randint(1, 4)
+        cfg = {"num_features": c, "affine": i != 1, "track_running_stats": i != 2}
+        out.append(Case(f"BatchNorm3d_{i}", "BatchNorm3d", cfg,
+                        [randn(gen, rng.randint(1, 2), c, 2, 3, rng.randint(2, 4))]))
+    out.append(Case("BatchNorm3d_bad_rank", "BatchNorm3d", {"num_features": 4},
+                    [randn(gen, 2, 4, 3, 3)]))
     out.append(Case("BatchNorm1d_bad_rank", "BatchNorm1d", {"num_features": 4},
                     [randn(gen, 2, 4, 3, 3)]))
     out.append(Case("BatchNorm1d_bad_channels", "BatchNorm1d", {"num_features": 4},

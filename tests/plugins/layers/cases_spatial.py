@@ -1,5 +1,5 @@
-"""Reference cases for the 1-d convolutions and pools, the transposed
-convolutions and plugins/upsample."""
+"""Reference cases for the 1-d and 3-d convolutions and pools, the
+transposed convolutions and plugins/upsample."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -90,6 +90,51 @@ def cases(rng, gen):
     out.append(Case("MaxPool1d_bad_rank", "MaxPool1d", {"kernel_size": 3}, [randn(gen, 1, 2, 2, 3)]))
     out.append(Case("AdaptiveAvgPool1d_bad_rank", "AdaptiveAvgPool1d", {"output_size": 3},
                     [randn(gen, 1, 2, 2, 3)]))
+    # The 3-d convolution and pools (video, volumes).
+    for i in range(5):
+        g = rng.choice([1, 2])
+        cin, cout = g * rng.randint(1, 2), g * rng.randint(1, 3)
+        cfg = {"in_channels": cin, "out_channels": cout,
+               "kernel_size": [3, (1, 3, 3), (2, 1, 3), 2, 3][i],
+               "stride": [1, (1, 2, 2), 1, 2, 1][i], "padding": [1, (0, 1, 1), 0, 1, "same"][i],
+               "dilation": [1, 1, (1, 2, 1), 1, 2][i], "groups": g, "bias": i != 1,
+               "padding_mode": ["zeros", "replicate", "zeros", "circular", "reflect"][i]}
+        shape = ([] if i == 2 else [rng.randint(1, 2)]) + [cin, 4, 5, 6]
+        out.append(Case(f"Conv3d_{i}", "Conv3d", cfg, [randn(gen, *shape)]))
+    out.append(Case("Conv3d_bad_channels", "Conv3d", {"in_channels": 3, "out_channels": 2,
+                                                      "kernel_size": 1}, [randn(gen, 1, 2, 3, 3, 3)]))
+    out.append(Case("Conv3d_bad_rank", "Conv3d", {"in_channels": 3, "out_channels": 2,
+                                                  "kernel_size": 1}, [randn(gen, 3, 3, 3)]))
+    for i, (cfg, shape) in enumerate([
+            ({"kernel_size": 2}, [1, 2, 4, 4, 4]),
+            ({"kernel_size": (1, 3, 3), "stride": (1, 2, 2), "padding": (0, 1, 1)}, [2, 3, 3, 5, 6]),
+            ({"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}, [2, 4, 5, 6]),
+            ({"kernel_size": 2, "stride": 1, "dilation": 2, "return_indices": True}, [1, 2, 5, 5, 5])]):
+        out.append(Case(f"MaxPool3d_{i}", "MaxPool3d", cfg, [randn(gen, *shape)]))
+    for i, (cfg, shape) in enumerate([
+            ({"kernel_size": 2}, [1, 2, 4, 4, 4]),
+            ({"kernel_size": 3, "stride": 2, "padding": 1, "count_include_pad": False}, [2, 3, 5, 5, 6]),
+            ({"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}, [2, 4, 5, 6]),
+            ({"kernel_size": (1, 2, 2), "divisor_override": 3}, [1, 2, 3, 4, 4])]):
+        out.append(Case(f"AvgPool3d_{i}", "AvgPool3d", cfg, [randn(gen, *shape)]))
+    for i, (o, shape) in enumerate([(1, [1, 2, 3, 4, 5]), ((2, None, 3), [2, 3, 5, 7]),
+                                    ((3, 2, 4), [1, 2, 5, 5, 6])]):
+        out.append(Case(f"AdaptiveAvgPool3d_{i}", "AdaptiveAvgPool3d", {"output_size": o},
+                        [randn(gen, *shape)]))
+        out.append(Case(f"AdaptiveMaxPool3d_{i}", "AdaptiveMaxPool3d",
+                        {"output_size": o, "return_indices": i == 2}, [randn(gen, *shape)]))
+    out.append(Case("MaxPool3d_big_pad", "MaxPool3d", {"kernel_size": 3, "padding": 2},
+                    [randn(gen, 1, 2, 5, 5, 5)]))
+    out.append(Case("MaxPool3d_bad_rank", "MaxPool3d", {"kernel_size": 2}, [randn(gen, 2, 4, 4)]))
+    out.append(Case("AvgPool3d_too_small", "AvgPool3d", {"kernel_size": 3}, [randn(gen, 1, 2, 2, 4, 4)]))
+    out.append(Case("MaxPool3d_too_small", "MaxPool3d", {"kernel_size": 3}, [randn(gen, 1, 2, 2, 4, 4)]))
+    out.append(Case("AvgPool3d_big_pad", "AvgPool3d", {"kernel_size": 3, "padding": 2},
+                    [randn(gen, 1, 2, 5, 5, 5)]))
+    out.append(Case("AvgPool3d_bad_rank", "AvgPool3d", {"kernel_size": 2}, [randn(gen, 3, 3)]))
+    out.append(Case("AdaptiveAvgPool3d_bad_rank", "AdaptiveAvgPool3d", {"output_size": 2},
+                    [randn(gen, 2, 3, 4)]))
+    out.append(Case("AdaptiveMaxPool3d_bad_rank", "AdaptiveMaxPool3d", {"output_size": 2},
+                    [randn(gen, 2, 3, 4)]))
     ups = [({"scale_factor": 2}, [1, 2, 3, 4]), ({"size": (5, 7), "mode": "bilinear"}, [1, 2, 3, 4]),
            ({"size": (5, 7), "mode": "bilinear", "align_corners": True}, [2, 1, 3, 4]),
            ({"scale_factor": 1.7, "mode": "bicubic"}, [1, 2, 4, 5]),

@@ -103,12 +103,14 @@ def _patch_refused(model, running):
     modules = list(sys.modules.values())
     for fn, why in registry.refused():
         name = getattr(fn, "__name__", None)
+        # Named before patching: torch.randn_like is found by its name in
+        # the torch namespace, which the patch replaces.
+        qualified = registry.qualified_name(fn)
 
-        def refusal(*args, _fn=fn, _why=why, **kwargs):
+        def refusal(*args, _qualified=qualified, _why=why, **kwargs):
             path, mod = running[-1] if running else ("", model)
             caller = f"{path} ({type(mod).__name__})" if path else "its forward"
-            raise ExportError(f"out of scope: {caller} calls "
-                              f"{registry.qualified_name(_fn)}: {_why}", "",
+            raise ExportError(f"out of scope: {caller} calls {_qualified}: {_why}", "",
                               type(model).__name__, user_line(stack=traceback.extract_stack()))
         for space in modules:
             d = getattr(space, "__dict__", None)
@@ -178,11 +180,16 @@ class Converter:
 
     def module(self, m, path):
         cls = type(m).__name__
+        self._check_reparametrized(m, path)
         conv = registry.module_converter(m)
         if conv is not None:
             config = conv.config(m, path)
             try:
                 self.plugins.check_type(conv.type_name, config)
+                call = self.calls.get(id(m))
+                if call is not None:
+                    self.plugins.check_tensor_dtypes(conv.type_name, call[0], call[1],
+                                                     lambda d: ST_DTYPE.get(d, str(d)))
             except ExportError as e:
                 raise e.located(path, cls) from None
             return self._node(conv.type_name, cls, config, self.children(m, path))
@@ -198,10 +205,57 @@ class Converter:
             raise ExportError(f"layer type torch.nn.{cls} has no converter (supported: "
                               + ", ".join(registry.module_types()) + ")", path, cls)
         if type(m).forward is nn.Module.forward:
-            raise ExportError("a module without forward holding its own tensors "
-                              f"({', '.join(list(m._parameters) + list(m._buffers))}) "
-                              "cannot be exported", path, cls)
+            return self._holder(m, path)
         return self._graph(m, path)
+
+    def _holder(self, m, path):
+        """A module without forward that holds tensors (ParameterList,
+        ParameterDict, a user's bag of parameters): a Graph that computes
+        nothing and declares them, so that state_dict, named_modules and
+        print(model) (its extra_repr lists the parameters) are PyTorch's.
+        Its parent reads the tensors as attributes (`self.scales[0]` is the
+        attr `scales.0`)."""
+        cls = type(m).__name__
+        try:
+            self.plugins.check_type("Graph", None)
+        except ExportError as e:
+            raise e.located(path, cls) from None
+        children = self.children(m, path)
+        node = self._node("Graph", cls, {"inputs": [], "nodes": [], "output": None},
+                          children)
+        node.update(_declared(m, path))
+        for name, b in m._buffers.items():
+            if b is not None and name in m._non_persistent_buffers_set:
+                self.non_persistent[f"{path}.{name}" if path else name] = b
+        extra = self._extra_repr(m, path)
+        if extra:
+            node["extra_repr"] = extra
+        return node
+
+    def _check_reparametrized(self, m, path):
+        """Refuses a module whose weights PyTorch recomputes on every call
+        (torch.nn.utils.weight_norm / spectral_norm hooks, parametrize):
+        its state_dict holds the parts (weight_g, weight_v, ...), nnkit's
+        layer a plain weight.  Other hooks are not exported: a warning."""
+        cls = type(m).__name__
+        undo = {"WeightNorm": "torch.nn.utils.remove_weight_norm(module)",
+                "SpectralNorm": "torch.nn.utils.remove_spectral_norm(module)"}
+        for hook in m._forward_pre_hooks.values():
+            kind = type(hook).__name__
+            if kind in undo and type(hook).__module__.startswith("torch.nn.utils"):
+                raise ExportError(f"its '{hook.name}' is recomputed by a {kind} hook "
+                                  "(torch.nn.utils) on every call, which nnkit does not "
+                                  f"run; bake it before exporting: {undo[kind]}", path, cls)
+        if torch.nn.utils.parametrize.is_parametrized(m):
+            keys = list(m.parametrizations.keys())
+            names = ", ".join(f"'{n}'" for n in keys)
+            raise ExportError(f"its {names} {'is' if len(keys) == 1 else 'are'} parametrized (torch.nn.utils.parametrize), "
+                              "which nnkit does not run; bake it before exporting: "
+                              "torch.nn.utils.parametrize.remove_parametrizations(module, "
+                              "name)", path, cls)
+        if m._forward_pre_hooks or m._forward_hooks:
+            self.warn(f"{path or '<root>'} ({cls}): its forward hooks are not exported "
+                      "(register them on the nnkit model)")
 
     @staticmethod
     def _container(m):

@@ -81,6 +81,9 @@ class Plugins:
         self.signatures = {}   # canonical name -> parameter names, or None
         self.schemas = {}      # canonical name -> config keys, or None
         self.variadic = set()  # canonical names taking *args or **kwargs
+        # canonical name -> [(parameter, dtypes any provider accepts, or
+        # None for any)], for tensor arguments, when the listing says.
+        self.arg_dtypes = {}
         for plugin in (listing or {}).get("plugins", []):
             for entry in plugin.get("types", []):
                 name, aliases, sig, schema = _names_of(entry)
@@ -88,6 +91,7 @@ class Plugins:
                     self.checks_ops = True
                 if not name:
                     continue
+                self._add_dtypes(name, sig)
                 for n in [name] + list(aliases):
                     self.canonical.setdefault(n, name)
                 self.signatures[name] = _param_names(sig)
@@ -106,6 +110,7 @@ class Plugins:
             for n in [name] + list(entry.get("aliases") or []):
                 self.canonical.setdefault(n, name)
             args = entry.get("args")
+            self._add_dtypes(name, args)
             if isinstance(args, list):
                 self.signatures[name] = [a.get("name") for a in args if isinstance(a, dict)]
                 if any(a.get("variadic") or a.get("var_keyword") for a in args
@@ -119,6 +124,46 @@ class Plugins:
             for alias, target in aliases.items():
                 if isinstance(target, str):
                     self.canonical.setdefault(alias, target)
+
+    def _add_dtypes(self, name, sig):
+        """Records the tensor dtypes each parameter of @sig accepts, merged
+        over the providers of @name (a call runs when one accepts it)."""
+        if not isinstance(sig, list) or not all(isinstance(a, dict) for a in sig):
+            return
+        new = [(a.get("name"), set(a["dtypes"]) if isinstance(a.get("dtypes"), list) and
+                "Tensor" in (a.get("kinds") or []) else None) for a in sig]
+        old = self.arg_dtypes.get(name)
+        if old is None or [p for p, _ in old] != [p for p, _ in new]:
+            self.arg_dtypes[name] = new
+            return
+        self.arg_dtypes[name] = [(p, None if a is None or b is None else a | b)
+                                 for (p, a), (_, b) in zip(old, new)]
+
+    def check_tensor_dtypes(self, type_name, args, kwargs, dtype_name):
+        """Raises ExportError when a tensor of the recorded call (@args,
+        @kwargs) has a dtype that nnkit's @type_name does not take (a
+        float64 model on a float32-only layer), rather than failing when
+        nnkit runs it.  @dtype_name maps a torch dtype to nnkit's name."""
+        if not self.checked:
+            return
+        params = self.arg_dtypes.get(self.canonical.get(type_name, type_name))
+        if not params:
+            return
+        bound = list(zip(params, args)) + [(p, kwargs[p[0]]) for p in params
+                                           if p[0] in kwargs]
+        for (param, accepted), value in bound:
+            # Tensors only (a nested tensor, PyTorch's fast path between
+            # encoder layers, has a dtype but no sizes).
+            dtype = getattr(value, "dtype", None) if accepted is not None else None
+            if dtype is None or isinstance(value, (int, float, bool)):
+                continue
+            found = dtype_name(dtype)
+            if found not in accepted:
+                hint = " (export the model in float32: model.float())" \
+                    if found in ("F64", "F16", "BF16") else ""
+                raise ExportError(f"nnkit's {type_name} takes '{param}' as "
+                                  f"{' or '.join(sorted(accepted))}, the example run "
+                                  f"passes {found}{hint}")
 
     @classmethod
     def unchecked(cls):

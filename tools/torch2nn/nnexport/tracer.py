@@ -87,6 +87,11 @@ class _Concrete:
 
     def __len__(self):
         v = self._concrete()
+        if isinstance(v, (tuple, list)):
+            # The count of pieces (`list(x.unbind(1))`, which asks len()
+            # first): as iterating it, the number of values the graph holds,
+            # fixed by the code and the shapes, whatever the data.
+            return len(v)
         if v is UNKNOWN or isinstance(v, torch.Tensor) or self.tracer.tainted.get(self.node):
             raise ExportError("len() of a traced tensor cannot be an int in a traced graph "
                               "(use x.size(0))")

@@ -20,13 +20,55 @@ def inplace_only(m):
 @converter(nn.Identity)
 @converter(nn.Softsign)
 @converter(nn.Tanhshrink)
+@converter(nn.LogSigmoid)
+@converter(nn.Softmax2d)
 def no_config(m):
     return {}
 
 
+@converter(nn.SELU)
+def selu(m):
+    return {"inplace": m.inplace}
+
+
+# Numbers go as the module holds them: PyTorch prints CELU(alpha=1) for an
+# int and CELU(alpha=1.0) for a float, and nnkit's types keep that type.
+@converter(nn.CELU)
+def celu(m):
+    return {"alpha": m.alpha, "inplace": m.inplace}
+
+
+@converter(nn.Threshold)
+def threshold(m):
+    return {"threshold": m.threshold, "value": m.value, "inplace": m.inplace}
+
+
+@converter(nn.Hardshrink)
+@converter(nn.Softshrink)
+def shrink(m):
+    return {"lambd": m.lambd}
+
+
+@converter(nn.RReLU)
+def rrelu(m):
+    return {"lower": m.lower, "upper": m.upper, "inplace": m.inplace}
+
+
+@converter(nn.GLU)
+def glu(m):
+    return {"dim": m.dim}
+
+
+@converter(nn.PReLU)
+def prelu(m):
+    # PyTorch keeps no `init` (it only seeds the weight): the weight carries it.
+    return {"num_parameters": m.num_parameters}
+
+
 @converter(nn.Hardtanh)
 def hardtanh(m):
-    return {"min_val": float(m.min_val), "max_val": float(m.max_val), "inplace": m.inplace}
+    # As the module holds them: Hardtanh(-2, 2) prints min_val=-2.
+    return {"min_val": m.min_val, "max_val": m.max_val, "inplace": m.inplace}
 
 
 @converter(nn.LeakyReLU)
@@ -51,5 +93,6 @@ def softplus(m):
 
 @converter(nn.Softmax)
 @converter(nn.LogSoftmax)
+@converter(nn.Softmin)
 def softmax(m):
     return {"dim": m.dim}

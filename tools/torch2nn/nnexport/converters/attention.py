@@ -1,5 +1,5 @@
-"""MultiheadAttention (its out_proj child exports as a Linear), and the
-Transformer encoder / decoder stacks and layers (their children export as
+"""MultiheadAttention (its out_proj child exports as a Linear), the
+Transformer, and its encoder / decoder stacks and layers (their children export as
 MultiheadAttention, Linear, Dropout and LayerNorm)."""
 
 import torch.nn as nn
@@ -60,3 +60,18 @@ def transformer_encoder(m):
 @converter(nn.TransformerDecoder)
 def transformer_decoder(m):
     return {"num_layers": m.num_layers}
+
+
+@converter(nn.Transformer)
+def transformer(m):
+    # The layers' settings, read from the first encoder and decoder layer;
+    # nnkit's Transformer builds the stacks from its exported children.
+    enc, dec = m.encoder, m.decoder
+    if not isinstance(enc, nn.TransformerEncoder) or not isinstance(dec, nn.TransformerDecoder) \
+            or type(enc.layers[0]) is not nn.TransformerEncoderLayer \
+            or type(dec.layers[0]) is not nn.TransformerDecoderLayer:
+        raise ValueError("a custom_encoder or custom_decoder is not supported (nnkit's "
+                         "Transformer holds a TransformerEncoder and a TransformerDecoder)")
+    config = _layer(enc.layers[0])
+    config.update({"num_encoder_layers": enc.num_layers, "num_decoder_layers": dec.num_layers})
+    return config

@@ -1,4 +1,4 @@
-"""Convolutions: Conv1d, Conv2d, ConvTranspose2d."""
+"""Convolutions: Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d."""
 
 import torch.nn as nn
 
@@ -29,8 +29,14 @@ def conv1d(m):
     return _conv(m)
 
 
+@converter(nn.Conv3d)
+def conv3d(m):
+    return _conv(m)
+
+
+@converter(nn.ConvTranspose1d)
 @converter(nn.ConvTranspose2d)
-def conv_transpose2d(m):
+def conv_transpose(m):
     config = _conv(m)
     config["output_padding"] = list(m.output_padding)
     return config

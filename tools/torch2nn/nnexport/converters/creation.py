@@ -2,7 +2,7 @@
 
 import torch
 
-from ..registry import op_converter, ops
+from ..registry import op_converter, ops, refuse
 
 ops(torch.arange, name="arange")
 
@@ -24,10 +24,11 @@ def filled(call):
 
 ops(torch.full, name="full")
 ops(torch.eye, name="eye")
-ops(torch.zeros_like, name="zeros_like")
+ops(torch.zeros_like, torch.empty_like, name="zeros_like")
 ops(torch.ones_like, name="ones_like")
 ops(torch.full_like, name="full_like")
 ops("new_full")
+ops("new_tensor")
 ops(torch.tril, "tril")
 ops(torch.triu, "triu")
 ops(torch.tensor, torch.as_tensor, name="tensor")
@@ -41,3 +42,13 @@ def zero_(call):
 @op_converter("fill_", name="full_like", mutates=0)
 def fill_(call):
     return call.emit("full_like", args=[call.args[0], call.args[1]], kwargs={})
+
+
+# Random numbers in the eval-mode forward (a VAE's reparameterisation, noise
+# injection): PyTorch's result differs on every call.
+refuse(torch.rand, torch.rand_like, torch.randn, torch.randn_like, torch.randint,
+       torch.randint_like, torch.randperm, torch.normal, torch.bernoulli, torch.multinomial,
+       torch.poisson,
+       why="draws random numbers in the eval-mode forward, so its result differs on every "
+           "call and there is no fixed function to export; return the deterministic part "
+           "(a VAE's mean) or take the noise as an input")

@@ -22,19 +22,49 @@ ops(F.hardtanh, name="hardtanh")
 ops(F.leaky_relu, name="leaky_relu")
 ops(F.elu, name="elu")
 ops(F.softplus, name="softplus")
+ops(F.selu, torch.selu, name="selu")
+ops(F.celu, torch.celu, name="celu")
+ops(F.glu, name="glu")
+ops(F.logsigmoid, name="logsigmoid")
+ops(F.prelu, torch.prelu, name="prelu")
+ops(F.softsign, name="softsign")
+ops(F.tanhshrink, name="tanhshrink")
+ops(F.threshold, name="threshold")
+ops(F.hardshrink, torch.hardshrink, "hardshrink", name="hardshrink")
+ops(F.softshrink, name="softshrink")
+ops(F.rrelu, name="rrelu")
 ops(torch.sigmoid, F.sigmoid, "sigmoid", name="sigmoid")
 ops("sigmoid_", name="sigmoid", mutates=0)
 ops(torch.tanh, F.tanh, "tanh", name="tanh")
 ops(F.softmax, torch.softmax, "softmax", name="softmax")
 ops(F.log_softmax, torch.log_softmax, "log_softmax", name="log_softmax")
+
+
+@op_converter(F.softmin, name="softmax")
+def softmin(call):
+    # softmin(x) is softmax(-x), with the same dim rules.
+    neg = call.emit(["neg", "torch.neg"], args=[call.args[0]], kwargs={})
+    return call.emit(["softmax", "torch.softmax"], args=[neg] + list(call.args[1:]),
+                     kwargs=call.kwargs)
 ops(F.layer_norm, torch.layer_norm, name="layer_norm")
 ops(F.group_norm, name="group_norm")
 ops(F.linear, name="linear")
+ops(F.conv1d, name="conv1d")
 ops(F.conv2d, name="conv2d")
 ops(F.embedding, name="embedding")
 ops(F.normalize, name="normalize")
 ops(F.pad, name="pad")
-ops(F.interpolate, name="interpolate")
+ops(F.interpolate, F.upsample, name="interpolate")
+ops(F.pixel_shuffle, name="pixel_shuffle")
+ops(F.affine_grid, name="affine_grid")
+ops(F.grid_sample, name="grid_sample")
+ops(F.cosine_similarity, name="cosine_similarity")
+ops(F.pairwise_distance, name="pairwise_distance")
+ops(F.pixel_unshuffle, name="pixel_unshuffle")
+# Losses computed in forward (`return logits, F.cross_entropy(logits, y)`).
+ops(F.cross_entropy, name="cross_entropy")
+ops(F.mse_loss, name="mse_loss")
+ops(F.binary_cross_entropy_with_logits, name="binary_cross_entropy_with_logits")
 
 
 def _bind(call, params, defaults):
@@ -102,6 +132,40 @@ def avg_pool2d(call):
     return _config_call(call, ["kernel_size", "stride", "padding", "ceil_mode",
                                "count_include_pad", "divisor_override"],
                         [None, None, 0, False, True, None], layer="AvgPool2d")
+def _pool1d_stride(call, config):
+    if config["stride"] is None or config["stride"] == []:
+        call.kwargs["stride"] = config["kernel_size"]  # PyTorch: stride = kernel_size
+
+
+_MAX_POOL1D = (["kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"],
+               [None, None, 0, 1, False, False])
+_AVG_POOL1D = (["kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"],
+               [None, None, 0, False, True])
+
+
+@op_converter(F.max_pool1d, torch.max_pool1d, name="max_pool1d")
+def max_pool1d(call):
+    _pool1d_stride(call, _bind(call, *_MAX_POOL1D))
+    return _config_call(call, *_MAX_POOL1D, layer="MaxPool1d")
+
+
+@op_converter(F.avg_pool1d, name="avg_pool1d")
+def avg_pool1d(call):
+    _pool1d_stride(call, _bind(call, *_AVG_POOL1D))
+    return _config_call(call, *_AVG_POOL1D, layer="AvgPool1d")
+
+
+@op_converter(F.adaptive_avg_pool1d, name="adaptive_avg_pool1d")
+def adaptive_avg_pool1d(call):
+    return _config_call(call, ["output_size"], [None], layer="AdaptiveAvgPool1d")
+
+
+@op_converter(F.adaptive_max_pool1d, name="adaptive_max_pool1d")
+def adaptive_max_pool1d(call):
+    return _config_call(call, ["output_size", "return_indices"], [None, False],
+                        layer="AdaptiveMaxPool1d")
+
+
 ops(F.multi_head_attention_forward, name="multi_head_attention_forward")
 
 

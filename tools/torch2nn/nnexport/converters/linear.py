@@ -1,4 +1,4 @@
-"""Linear layers."""
+"""Linear layers: Linear and Bilinear."""
 
 import torch.nn as nn
 from torch.nn.modules.linear import NonDynamicallyQuantizableLinear
@@ -11,3 +11,9 @@ from ..registry import converter
 def linear(m):
     return {"in_features": m.in_features, "out_features": m.out_features,
             "bias": m.bias is not None}
+
+
+@converter(nn.Bilinear)
+def bilinear(m):
+    return {"in1_features": m.in1_features, "in2_features": m.in2_features,
+            "out_features": m.out_features, "bias": m.bias is not None}

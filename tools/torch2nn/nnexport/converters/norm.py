@@ -21,6 +21,11 @@ def batchnorm1d(m):
     return _batchnorm(m)
 
 
+@converter(nn.BatchNorm3d)
+def batchnorm3d(m):
+    return _batchnorm(m)
+
+
 @converter(nn.LayerNorm)
 def layernorm(m):
     return {"normalized_shape": list(m.normalized_shape), "eps": float(m.eps),
@@ -31,3 +36,14 @@ def layernorm(m):
 def groupnorm(m):
     return {"num_groups": m.num_groups, "num_channels": m.num_channels,
             "eps": float(m.eps), "affine": m.affine}
+
+
+@converter(nn.InstanceNorm1d)
+@converter(nn.InstanceNorm2d)
+def instancenorm(m):
+    return _batchnorm(m)
+
+
+@converter(nn.LocalResponseNorm)
+def local_response_norm(m):
+    return {"size": m.size, "alpha": float(m.alpha), "beta": float(m.beta), "k": float(m.k)}

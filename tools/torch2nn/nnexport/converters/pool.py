@@ -64,3 +64,33 @@ def adaptive_avgpool1d(m):
 @converter(nn.AdaptiveMaxPool1d)
 def adaptive_maxpool1d(m):
     return {"output_size": _size(m, "output_size"), "return_indices": m.return_indices}
+
+
+def _size3(v):
+    # An int, or a tuple whose None entries keep that input dim.
+    return list(v) if isinstance(v, (tuple, list)) else v
+
+
+@converter(nn.MaxPool3d)
+def maxpool3d(m):
+    return {"kernel_size": _size(m, "kernel_size"), "stride": _size(m, "stride"),
+            "padding": _size(m, "padding"), "dilation": _size(m, "dilation"),
+            "return_indices": m.return_indices, "ceil_mode": m.ceil_mode}
+
+
+@converter(nn.AvgPool3d)
+def avgpool3d(m):
+    return {"kernel_size": _size(m, "kernel_size"), "stride": _size(m, "stride"),
+            "padding": _size(m, "padding"), "ceil_mode": m.ceil_mode,
+            "count_include_pad": m.count_include_pad,
+            "divisor_override": m.divisor_override}
+
+
+@converter(nn.AdaptiveAvgPool3d)
+def adaptive_avgpool3d(m):
+    return {"output_size": _size3(m.output_size)}
+
+
+@converter(nn.AdaptiveMaxPool3d)
+def adaptive_maxpool3d(m):
+    return {"output_size": _size3(m.output_size), "return_indices": m.return_indices}

@@ -25,7 +25,22 @@ def attribute(call):
         return None  # nnkit runs on the CPU: device=None means that
     if attr == "T":
         return call.emit("t", args=[obj], kwargs={})
+    value = call.arg_concrete(0)
+    fields = _field_names(value)
+    if attr in fields:
+        # x.max(dim=1).values, topk(...).indices: PyTorch's named result
+        # tuples are tuples, and a field is the item at its position.
+        return call.emit("getitem", args=[obj, fields.index(attr)], kwargs={})
     call.fail(f"unsupported attribute torch.Tensor.{attr}")
+
+
+def _field_names(value):
+    """The field names of a named tuple (torch.return_types.max and the
+    other structseqs, or a collections.namedtuple), else ()."""
+    if not isinstance(value, tuple):
+        return ()
+    names = getattr(type(value), "_fields", None) or getattr(type(value), "__match_args__", ())
+    return tuple(names)
 
 
 @op_converter(torch._assert, fx_trace._assert_is_none, name="assert")

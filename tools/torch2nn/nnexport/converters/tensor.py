@@ -1,13 +1,19 @@
 """Shape, layout and dtype ops on tensors."""
 
 import torch
+import torch.nn.functional as F
 
 from ..registry import op_converter, ops
 
 ops(torch.reshape, name="reshape")
 ops(torch.permute, name="permute")
-ops(torch.transpose, torch.swapaxes, "transpose", "swapaxes", name="transpose")
+ops(torch.transpose, torch.swapaxes, torch.swapdims, "transpose", "swapaxes", "swapdims",
+    name="transpose")
 ops(torch.t, "t")
+ops("t_", name="t", mutates=0)
+ops("transpose_", name="transpose", mutates=0)
+ops(torch.select, "select")
+ops(torch.tile, name="tile")
 
 
 @op_converter(torch.flatten, "flatten")
@@ -19,10 +25,19 @@ def flatten(call):
     return call.emit(args=[call.args[0]], kwargs={"start_dim": params.get("start_dim", 0),
                                                   "end_dim": params.get("end_dim", -1)})
 
-ops("unflatten")
+ops(torch.unflatten, "unflatten", name="unflatten")
 ops(torch.unsqueeze, "unsqueeze")
+ops("unsqueeze_", name="unsqueeze", mutates=0)
 ops(torch.squeeze, "squeeze")
+ops("squeeze_", name="squeeze", mutates=0)
 ops("expand_as")
+
+
+@op_converter("view_as", "reshape_as", name="reshape")
+def reshape_as(call):
+    # x.view_as(y) is x.reshape(y.size()): the sizes are read in the graph.
+    sizes = call.emit("size", args=[call.args[1]], kwargs={})
+    return call.emit("reshape", args=[call.args[0], sizes], kwargs={})
 ops(torch.chunk, "chunk")
 ops(torch.split, "split")
 ops(torch.unbind, "unbind")
@@ -30,9 +45,33 @@ ops(torch.cat, torch.concat, name="cat")
 ops(torch.stack, name="stack")
 ops(torch.narrow, "narrow")
 ops(torch.roll, "roll")
+ops("unfold")
+ops(torch.repeat_interleave, "repeat_interleave")
 ops(torch.flip, name="flip")
 ops(torch.gather, "gather")
 ops(torch.index_select, "index_select")
+ops(F.one_hot, name="one_hot")
+ops(torch.scatter_add, "scatter_add", name="scatter_add")
+ops("scatter_add_", name="scatter_add", mutates=0)
+
+
+def _scatter(call):
+    # x.scatter(1, idx, value=0.5): nnkit's scatter takes the number where
+    # the tensor src goes.
+    kwargs = dict(call.kwargs)
+    if "value" in kwargs:
+        kwargs["src"] = kwargs.pop("value")
+    return call.emit("scatter", args=list(call.args), kwargs=kwargs)
+
+
+@op_converter(torch.scatter, "scatter", name="scatter")
+def scatter(call):
+    return _scatter(call)
+
+
+@op_converter("scatter_", name="scatter", mutates=0)
+def scatter_(call):
+    return _scatter(call)
 ops(torch.masked_fill, "masked_fill")
 ops("masked_fill_", name="masked_fill", mutates=0)
 ops("to")
@@ -43,10 +82,14 @@ ops("long", name="long")
 ops("int", name="int")
 ops("bool", name="bool")
 ops("half", name="half")
+ops("bfloat16", name="bfloat16")
+ops("byte", name="byte")
+ops("char", name="char")
+ops("type", name="type")
 
 
 @op_converter("contiguous", "detach", "clone", torch.clone, torch.detach,
-              "requires_grad_", name="contiguous")
+              "requires_grad_", "detach_", name="contiguous")
 def same_value(call):
     # nnkit tensors are contiguous and never share a buffer between values
     # (in-place ops are dataflow), so these are the value itself.
