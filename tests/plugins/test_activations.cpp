@@ -377,8 +377,9 @@ TEST (Activations, RReLUDrawsItsSlopesOnlyInTraining)
     NnTensor *g = nn_tape_grad (tape, x.get ());
     ASSERT_NE (g, nullptr);
     for (int i = 0; i < 64; i++) {
-      if (xd[i] != 0)
+      if (xd[i] != 0) {
         EXPECT_NEAR (nn_tensor_f32 (g)[i], xd[i] > 0 ? 1.0 : t[i] / xd[i], 1e-5) << i;
+      }
     }
     nn_tape_free (tape);
   }
