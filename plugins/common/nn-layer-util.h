@@ -13,6 +13,8 @@
 #include <string.h>
 #include <nnkit/plugin.h>
 
+#include <stdarg.h>
+
 /* A one-tensor result (transfer full of @t), or NULL when @t is NULL:
  * then @error keeps the reason a callee set, or says that the allocation
  * failed. */
@@ -51,6 +53,23 @@ nn_lu_shape_error (GError **error, const char *what, const NnShape *found)
   g_autofree char *f = nn_shape_to_string (found);
   g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
                "expected %s, found %s", what, f);
+}
+
+/* Sets an NN_SHAPE_ERROR_MISMATCH with a printf-style message; returns
+ * FALSE, for `return nn_lu_shape_fail (error, ...)`. */
+static inline gboolean nn_lu_shape_fail (GError **error, const char *fmt, ...)
+  G_GNUC_PRINTF (2, 3);
+
+static inline gboolean
+nn_lu_shape_fail (GError **error, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  char *msg = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  g_set_error_literal (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH, msg);
+  g_free (msg);
+  return FALSE;
 }
 
 /* Wraps @dim (negative counts from the end) into [0, ndim), with

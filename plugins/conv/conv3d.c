@@ -100,26 +100,6 @@ conv3d_destroy (NnModule *self)
   g_free (nn_module_get_private (self));
 }
 
-/* Input index for padded position @p of an extent-@n dim padded by
- * @before, or -1 for a zero (the conv1d kernels' rule, in 3 dims). */
-static gint64
-source (NnConvNdPad mode, gint64 p, gint64 before, gint64 n)
-{
-  gint64 i = p - before;
-  if (i >= 0 && i < n)
-    return i;
-  switch (mode) {
-  case NN_CONVND_REFLECT:
-    return i < 0 ? -i : 2 * (n - 1) - i;
-  case NN_CONVND_REPLICATE:
-    return i < 0 ? 0 : n - 1;
-  case NN_CONVND_CIRCULAR:
-    return ((i % n) + n) % n;
-  default:
-    return -1;
-  }
-}
-
 /* Channels [c0, c0 + cg) of one volume unfolded into col
  * [cg * kd * kh * kw, od * oh * ow]. */
 static void
@@ -135,11 +115,11 @@ vol2col (const Conv3d *g, const float *vol, gint64 c0, gint64 cg, const gint64 e
           const float *src = vol + (c0 + c) * plane;
           gint64 o = 0;
           for (gint64 o0 = 0; o0 < out[0]; o0++) {
-            gint64 i0 = source (g->mode, o0 * g->s[0] + k0 * g->d[0], g->pad0[0], ext[0]);
+            gint64 i0 = nn_convnd_source (g->mode, o0 * g->s[0] + k0 * g->d[0], g->pad0[0], ext[0]);
             for (gint64 o1 = 0; o1 < out[1]; o1++) {
-              gint64 i1 = source (g->mode, o1 * g->s[1] + k1 * g->d[1], g->pad0[1], ext[1]);
+              gint64 i1 = nn_convnd_source (g->mode, o1 * g->s[1] + k1 * g->d[1], g->pad0[1], ext[1]);
               for (gint64 o2 = 0; o2 < out[2]; o2++, o++) {
-                gint64 i2 = source (g->mode, o2 * g->s[2] + k2 * g->d[2], g->pad0[2],
+                gint64 i2 = nn_convnd_source (g->mode, o2 * g->s[2] + k2 * g->d[2], g->pad0[2],
                                     ext[2]);
                 dst[o] = (i0 < 0 || i1 < 0 || i2 < 0)
                            ? 0.0f : src[(i0 * ext[1] + i1) * ext[2] + i2];

@@ -12,20 +12,6 @@ conv_fn_create (NnModule *self, GError **error)
   return TRUE;
 }
 
-static gboolean
-shape_fail (GError **error, const char *fmt, ...) G_GNUC_PRINTF (2, 3);
-
-static gboolean
-shape_fail (GError **error, const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
-  va_end (ap);
-  g_set_error_literal (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH, msg);
-  return FALSE;
-}
-
 /* Reads stride, padding, dilation (ints, or 'same' / 'valid' padding) and
  * groups into @g, index 0 being the height (1 for 1-d), as NnConvNd
  * keeps them. */
@@ -47,12 +33,12 @@ read_geometry (const NnArgs *args, guint nd, NnConvNd *g, GError **error)
     if (!t)
       return FALSE;
     if (n != nd)
-      return shape_fail (error, "expected %s to be a single integer value or a list "
+      return nn_lu_shape_fail (error, "expected %s to be a single integer value or a list "
                          "of %u values to match the convolution dimensions, but "
                          "got %s=%u values", names[a], nd, names[a], n);
     for (guint i = 0; i < nd; i++)
       if (t[i] < unit[a])
-        return shape_fail (error, "%s must be %s, found %" G_GINT64_FORMAT, names[a],
+        return nn_lu_shape_fail (error, "%s must be %s, found %" G_GINT64_FORMAT, names[a],
                            a == 1 ? "non-negative" : "positive", t[i]);
     v[a][0] = nd == 2 ? t[0] : unit[a];
     v[a][1] = t[nd - 1];
@@ -63,7 +49,7 @@ read_geometry (const NnArgs *args, guint nd, NnConvNd *g, GError **error)
     g->pad0[0] = g->pad0[1] = g->pad1[0] = g->pad1[1] = 0;
   } else if (pad_str && g_strcmp0 (pad_str, "same") == 0) {
     if (g->s[0] != 1 || g->s[1] != 1)
-      return shape_fail (error, "padding='same' is not supported for strided "
+      return nn_lu_shape_fail (error, "padding='same' is not supported for strided "
                          "convolutions");
     /* The odd tap of an even kernel goes after, as PyTorch pads. */
     for (guint i = 0; i < 2; i++) {
@@ -72,12 +58,12 @@ read_geometry (const NnArgs *args, guint nd, NnConvNd *g, GError **error)
       g->pad1[i] = total - total / 2;
     }
   } else if (pad_str) {
-    return shape_fail (error, "Invalid padding string '%s', should be one of "
+    return nn_lu_shape_fail (error, "Invalid padding string '%s', should be one of "
                        "{'valid', 'same'}", pad_str);
   }
   g->groups = nn_args_int (args, 6);
   if (g->groups < 1)
-    return shape_fail (error, "non-positive groups is not supported");
+    return nn_lu_shape_fail (error, "non-positive groups is not supported");
   return TRUE;
 }
 
@@ -91,12 +77,12 @@ conv_fn_run (const NnArgs *args, guint nd, GError **error)
   g_autofree char *in_s = nn_shape_to_string (s);
   g_autofree char *w_s = nn_shape_to_string (&w->shape);
   if (s->ndim != nd + 1 && s->ndim != nd + 2) {
-    shape_fail (error, "Expected %uD (unbatched) or %uD (batched) input to conv%ud, "
+    nn_lu_shape_fail (error, "Expected %uD (unbatched) or %uD (batched) input to conv%ud, "
                 "but got input of size: %s", nd + 1, nd + 2, nd, in_s);
     return NULL;
   }
   if (w->shape.ndim != nd + 2) {
-    shape_fail (error, "Expected %u-dimensional weight for %u-dimensional input "
+    nn_lu_shape_fail (error, "Expected %u-dimensional weight for %u-dimensional input "
                 "%s, but got %u-dimensional weight of size %s", nd + 2, nd + 2,
                 in_s, w->shape.ndim, w_s);
     return NULL;
@@ -112,13 +98,13 @@ conv_fn_run (const NnArgs *args, guint nd, GError **error)
   g.out_channels = w->shape.dims[0];
   g.in_channels = w->shape.dims[1] * g.groups;
   if (g.out_channels % g.groups) {
-    shape_fail (error, "Given groups=%" G_GINT64_FORMAT ", expected weight to be "
+    nn_lu_shape_fail (error, "Given groups=%" G_GINT64_FORMAT ", expected weight to be "
                 "divisible by %" G_GINT64_FORMAT " at dimension 0, but got weight "
                 "of size %s instead", g.groups, g.groups, w_s);
     return NULL;
   }
   if (c != g.in_channels) {
-    shape_fail (error, "Given groups=%" G_GINT64_FORMAT ", weight of size %s, "
+    nn_lu_shape_fail (error, "Given groups=%" G_GINT64_FORMAT ", weight of size %s, "
                 "expected input%s to have %" G_GINT64_FORMAT " channels, but got %"
                 G_GINT64_FORMAT " channels instead", g.groups, w_s, in_s,
                 g.in_channels, c);
@@ -126,7 +112,7 @@ conv_fn_run (const NnArgs *args, guint nd, GError **error)
   }
   if (b && (b->shape.ndim != 1 || b->shape.dims[0] != g.out_channels)) {
     g_autofree char *b_s = nn_shape_to_string (&b->shape);
-    shape_fail (error, "Given weight of size %s, expected bias to be 1-dimensional "
+    nn_lu_shape_fail (error, "Given weight of size %s, expected bias to be 1-dimensional "
                 "with %" G_GINT64_FORMAT " elements, but got bias of size %s instead",
                 w_s, g.out_channels, b_s);
     return NULL;
@@ -136,7 +122,7 @@ conv_fn_run (const NnArgs *args, guint nd, GError **error)
   for (guint i = 0; i < 2; i++) {
     gint64 padded = ext[i] + g.pad0[i] + g.pad1[i], span = g.d[i] * (g.k[i] - 1) + 1;
     if (padded < span) {
-      shape_fail (error, "Calculated padded input size per channel: (%" G_GINT64_FORMAT
+      nn_lu_shape_fail (error, "Calculated padded input size per channel: (%" G_GINT64_FORMAT
                   "). Kernel size: (%" G_GINT64_FORMAT "). Kernel size can't be "
                   "greater than actual input size", padded, span);
       return NULL;

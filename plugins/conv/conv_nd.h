@@ -22,6 +22,11 @@ typedef enum {
   NN_CONVND_CIRCULAR,
 } NnConvNdPad;
 
+/* Input index for padded position @p of an extent-@n dim padded by
+ * @before (reflected, replicated or wrapped per @mode), or -1 for a zero
+ * (conv_nd_kernels.c; the 1-d, 2-d and 3-d kernels' one rule). */
+gint64 nn_convnd_source (NnConvNdPad mode, gint64 p, gint64 before, gint64 n);
+
 /* Geometry resolved from the config; index 0 is height (1 for 1-d). */
 typedef struct {
   guint nd;                  /* spatial dims: 1 or 2 */

@@ -7,10 +7,8 @@
 #include <cblas.h>
 #include <string.h>
 
-/* Input row/column for padded position @p of an extent-@n dim padded by
- * @before, or -1 for a zero. */
-static gint64
-source (NnConvNdPad mode, gint64 p, gint64 before, gint64 n)
+gint64
+nn_convnd_source (NnConvNdPad mode, gint64 p, gint64 before, gint64 n)
 {
   gint64 i = p - before;
   if (i >= 0 && i < n)
@@ -39,9 +37,9 @@ im2col (const NnConvNd *g, const float *img, gint64 c0, gint64 cg, gint64 h,
         float *dst = col + ((c * g->k[0] + ki) * g->k[1] + kj) * ho * wo;
         const float *plane = img + (c0 + c) * h * w;
         for (gint64 oi = 0; oi < ho; oi++) {
-          gint64 si = source (g->pad_mode, oi * g->s[0] + ki * g->d[0], g->pad0[0], h);
+          gint64 si = nn_convnd_source (g->pad_mode, oi * g->s[0] + ki * g->d[0], g->pad0[0], h);
           for (gint64 oj = 0; oj < wo; oj++) {
-            gint64 sj = source (g->pad_mode, oj * g->s[1] + kj * g->d[1], g->pad0[1], w);
+            gint64 sj = nn_convnd_source (g->pad_mode, oj * g->s[1] + kj * g->d[1], g->pad0[1], w);
             dst[oi * wo + oj] = (si < 0 || sj < 0) ? 0.0f : plane[si * w + sj];
           }
         }

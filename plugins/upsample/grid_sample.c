@@ -14,20 +14,6 @@ grid_create (NnModule *self, GError **error)
   return TRUE;
 }
 
-static gboolean
-fail (GError **error, const char *fmt, ...) G_GNUC_PRINTF (2, 3);
-
-static gboolean
-fail (GError **error, const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
-  va_end (ap);
-  g_set_error_literal (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH, msg);
-  return FALSE;
-}
-
 /* Normalised coordinate of pixel @i of @n: the corners' centres at -1, 1
  * (align_corners) or the corners themselves. */
 static double
@@ -49,14 +35,14 @@ affine_grid_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **
     return NULL;
   gboolean align = nn_args_bool (args, 2);
   if (n_size != 4) {
-    fail (error, "affine_grid only supports 4D sizes (2-d images) here, found a size of "
+    nn_lu_shape_fail (error, "affine_grid only supports 4D sizes (2-d images) here, found a size of "
           "%u dims", n_size);
     return NULL;
   }
   const NnShape *ts = &theta->shape;
   if (ts->ndim != 3 || ts->dims[1] != 2 || ts->dims[2] != 3 || ts->dims[0] != size[0]) {
     g_autofree char *found = nn_shape_to_string (ts);
-    fail (error, "Expected a batch of 2D affine matrices of shape Nx2x3 for size [%"
+    nn_lu_shape_fail (error, "Expected a batch of 2D affine matrices of shape Nx2x3 for size [%"
           G_GINT64_FORMAT ", %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
           "]. Got %s.", size[0], size[1], size[2], size[3], found);
     return NULL;
@@ -121,7 +107,7 @@ grid_sample_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **
   gboolean align = !nn_value_is_none (alignv) && nn_value_get_bool (alignv);
   gboolean nearest = g_strcmp0 (mode, "nearest") == 0;
   if (!nearest && g_strcmp0 (mode, "bilinear") != 0) {
-    fail (error, "grid_sample(): mode '%s' is not supported (bilinear or nearest)", mode);
+    nn_lu_shape_fail (error, "grid_sample(): mode '%s' is not supported (bilinear or nearest)", mode);
     return NULL;
   }
   Pad pad;
@@ -132,7 +118,7 @@ grid_sample_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **
   else if (g_strcmp0 (padding, "reflection") == 0)
     pad = PAD_REFLECTION;
   else {
-    fail (error, "nn.functional.grid_sample(): expected padding_mode to be 'zeros', "
+    nn_lu_shape_fail (error, "nn.functional.grid_sample(): expected padding_mode to be 'zeros', "
           "'border', or 'reflection', but got: '%s'", padding);
     return NULL;
   }
@@ -140,7 +126,7 @@ grid_sample_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **
   if (s->ndim != 4 || gs->ndim != 4 || gs->dims[3] != 2 || gs->dims[0] != s->dims[0]) {
     g_autofree char *a = nn_shape_to_string (s);
     g_autofree char *b = nn_shape_to_string (gs);
-    fail (error, "grid_sample(): expected a 4-D input [N, C, H, W] and a grid [N, H_out, "
+    nn_lu_shape_fail (error, "grid_sample(): expected a 4-D input [N, C, H, W] and a grid [N, H_out, "
           "W_out, 2] of the same N, found %s and %s", a, b);
     return NULL;
   }
