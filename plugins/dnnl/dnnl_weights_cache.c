@@ -58,13 +58,13 @@ nn_dnnl_weights_cache_stop (void)
   g_atomic_int_set (&stopped, 1);
 }
 
-/* --- the hash: four 64-bit lanes over the words, then mixed ----------- */
+/* --- the hash: XXH3, 128 bits, streamed over the key's fields -------- */
 
 /* xxHash's XXH3 (Debian's libxxhash, dispatched to this CPU's widest
  * vectors): the checksum of every mapped entry runs on each start-up, and
  * at about 12 GB/s it keeps up with the page faults that bring the bytes
- * in, where the multiply-rotate hash it replaced ran at 7.6 (resnet18's
- * 45 MB: 3.8 against 6.2 ms). */
+ * in, where the multiply-rotate hash it replaced ran at 7.6 (measured
+ * over 1 GB of entries: 87 against 141 ms). */
 static void
 hash_bytes (XXH3_state_t *s, const void *data, gsize n)
 {
@@ -180,8 +180,8 @@ entry_path (const NnDnnlCacheKey *key)
   return g_build_filename (dir, name, NULL);
 }
 
-/* The contents' checksum (2.5 ms of `nnctl run resnet18`'s 45 MB, page
- * faults included; a reorder of them takes ten times that). */
+/* The contents' checksum (2 to 4 ms for `nnctl run resnet18`'s 45 MB,
+ * page faults included; a reorder of them takes about 26 ms). */
 static void
 checksum (const void *data, gsize bytes, guint64 out[2])
 {
