@@ -55,6 +55,22 @@ nn_lu_shape_error (GError **error, const char *what, const NnShape *found)
                "expected %s, found %s", what, f);
 }
 
+/* Adds the float32 parameter "weight" of shape @weight and, when @bias,
+ * "bias" of @n_bias elements, as the weighted layers' create does; FALSE
+ * with NN_MODULE_ERROR_FAILED when either cannot be allocated. */
+static inline gboolean
+nn_lu_add_weight_bias (NnModule *self, const NnShape *weight, gboolean bias,
+                       gint64 n_bias, GError **error)
+{
+  NnShape bs = { 1, { n_bias } };
+  if (nn_module_add_parameter (self, "weight", NN_DTYPE_F32, weight)
+      && (!bias || nn_module_add_parameter (self, "bias", NN_DTYPE_F32, &bs)))
+    return TRUE;
+  g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+               "cannot allocate the weights");
+  return FALSE;
+}
+
 /* Sets an NN_SHAPE_ERROR_MISMATCH with a printf-style message; returns
  * FALSE, for `return nn_lu_shape_fail (error, ...)`. */
 static inline gboolean nn_lu_shape_fail (GError **error, const char *fmt, ...)

@@ -75,23 +75,11 @@ conv3d_create (NnModule *self, GError **error)
                    "padding='same' is not supported for strided convolutions");
       return FALSE;
     }
-    /* The odd tap of an even kernel goes after, as PyTorch pads. */
-    for (guint i = 0; i < 3; i++) {
-      gint64 total = g->d[i] * (g->k[i] - 1);
-      g->pad0[i] = total / 2;
-      g->pad1[i] = total - total / 2;
-    }
+    nn_convnd_same_padding (3, g->k, g->d, g->pad0, g->pad1);
   }
   NnShape ws = { 5, { g->out_c, g->in_c / g->groups, g->k[0], g->k[1], g->k[2] } };
-  NnShape bs = { 1, { g->out_c } };
-  if (!nn_module_add_parameter (self, "weight", NN_DTYPE_F32, &ws)
-      || (nn_module_config_bool (self, "bias")
-          && !nn_module_add_parameter (self, "bias", NN_DTYPE_F32, &bs))) {
-    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
-                 "cannot allocate the weights");
-    return FALSE;
-  }
-  return TRUE;
+  return nn_lu_add_weight_bias (self, &ws, nn_module_config_bool (self, "bias"),
+                                g->out_c, error);
 }
 
 static void

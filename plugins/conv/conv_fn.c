@@ -51,12 +51,7 @@ read_geometry (const NnArgs *args, guint nd, NnConvNd *g, GError **error)
     if (g->s[0] != 1 || g->s[1] != 1)
       return nn_lu_shape_fail (error, "padding='same' is not supported for strided "
                          "convolutions");
-    /* The odd tap of an even kernel goes after, as PyTorch pads. */
-    for (guint i = 0; i < 2; i++) {
-      gint64 total = g->d[i] * (g->k[i] - 1);
-      g->pad0[i] = total / 2;
-      g->pad1[i] = total - total / 2;
-    }
+    nn_convnd_same_padding (2, g->k, g->d, g->pad0, g->pad1);
   } else if (pad_str) {
     return nn_lu_shape_fail (error, "Invalid padding string '%s', should be one of "
                        "{'valid', 'same'}", pad_str);

@@ -17,6 +17,17 @@ read_pair (NnModule *self, const char *key, guint nd, gint64 *out, gint64 unit)
   out[1] = nd == 2 ? t[1] : t[0];
 }
 
+void
+nn_convnd_same_padding (guint n, const gint64 *k, const gint64 *d,
+                        gint64 *pad0, gint64 *pad1)
+{
+  for (guint i = 0; i < n; i++) {
+    gint64 total = d[i] * (k[i] - 1);
+    pad0[i] = total / 2;
+    pad1[i] = total - total / 2;
+  }
+}
+
 /* Padding ints, or 'valid' / 'same' (stride 1 only, the odd tap after). */
 static gboolean
 read_padding (NnModule *self, NnConvNd *g, GError **error)
@@ -36,11 +47,7 @@ read_padding (NnModule *self, NnConvNd *g, GError **error)
                  "padding='same' is not supported for strided convolutions");
     return FALSE;
   }
-  for (guint i = 0; i < 2; i++) {
-    gint64 total = g->d[i] * (g->k[i] - 1);
-    g->pad0[i] = total / 2;
-    g->pad1[i] = total - total / 2;
-  }
+  nn_convnd_same_padding (2, g->k, g->d, g->pad0, g->pad1);
   return TRUE;
 }
 
@@ -86,14 +93,7 @@ nn_convnd_create (NnModule *self, guint nd, gboolean transposed, GError **error)
   ws.dims[1] = transposed ? g->out_channels / g->groups : g->in_channels / g->groups;
   for (guint i = 0; i < nd; i++)
     ws.dims[2 + i] = g->k[2 - nd + i];
-  NnShape bs = { 1, { g->out_channels } };
-  if (!nn_module_add_parameter (self, "weight", NN_DTYPE_F32, &ws)
-      || (g->has_bias && !nn_module_add_parameter (self, "bias", NN_DTYPE_F32, &bs))) {
-    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
-                 "cannot allocate the weights");
-    return FALSE;
-  }
-  return TRUE;
+  return nn_lu_add_weight_bias (self, &ws, g->has_bias, g->out_channels, error);
 }
 
 void

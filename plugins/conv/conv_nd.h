@@ -27,6 +27,12 @@ typedef enum {
  * (conv_nd_kernels.c; the 1-d, 2-d and 3-d kernels' one rule). */
 gint64 nn_convnd_source (NnConvNdPad mode, gint64 p, gint64 before, gint64 n);
 
+/* padding='same' for @n dims of kernel @k and dilation @d (stride 1):
+ * each dim's d * (k - 1) split into @pad0 before and @pad1 after, the odd
+ * tap of an even kernel after, as PyTorch pads (conv_nd.c). */
+void nn_convnd_same_padding (guint n, const gint64 *k, const gint64 *d,
+                             gint64 *pad0, gint64 *pad1);
+
 /* Geometry resolved from the config; index 0 is height (1 for 1-d). */
 typedef struct {
   guint nd;                  /* spatial dims: 1 or 2 */

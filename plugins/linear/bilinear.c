@@ -30,15 +30,9 @@ bilinear_create (NnModule *self, GError **error)
   gint64 i1 = nn_module_config_int (self, "in1_features");
   gint64 i2 = nn_module_config_int (self, "in2_features");
   gint64 o = nn_module_config_int (self, "out_features");
-  NnShape ws = { 3, { o, i1, i2 } }, bs = { 1, { o } };
-  if (!nn_module_add_parameter (self, "weight", NN_DTYPE_F32, &ws)
-      || (nn_module_config_bool (self, "bias")
-          && !nn_module_add_parameter (self, "bias", NN_DTYPE_F32, &bs))) {
-    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
-                 "cannot allocate the weights");
-    return FALSE;
-  }
-  return TRUE;
+  NnShape ws = { 3, { o, i1, i2 } };
+  return nn_lu_add_weight_bias (self, &ws, nn_module_config_bool (self, "bias"), o,
+                                error);
 }
 
 static NnValue *
