@@ -354,6 +354,13 @@ gboolean nn_dnnl_cached_build (NnDnnlCached *e, const_dnnl_op_desc_t desc,
  * caller's buffers @data) and a scratchpad of its own, on the thread
  * count it was built for (nn_dnnl_cached_build's work and grain).
  * Several threads may run one entry at once. */
+/* The same for any primitive: @n operands (any number), a scratchpad of
+ * @scratch_md (nullable: none) from the pool, on the thread count of
+ * @work at @grain (nn_dnnl_set_threads), on a stream of its own. */
+gboolean nn_dnnl_run_args (dnnl_primitive_t prim, const dnnl_memory_desc_t *scratch_md,
+                           gint64 work, gint64 grain, int n, const int *arg_ids,
+                           const dnnl_memory_desc_t *const *mds, void *const *data,
+                           GError **error);
 gboolean nn_dnnl_cached_run (NnDnnlCached *e,
                              int n, const int *arg_ids,
                              const dnnl_memory_desc_t *const *mds, void *const *data,

@@ -193,8 +193,7 @@ cat_state_new (guint n, const dnnl_memory_desc_t *const *mds, gint64 work,
 static NnTensor *
 cat_run (CatState *s, void *const *data, const NnShape *shape, GError **error)
 {
-  dnnl_engine_t eng = nn_dnnl_engine (error);
-  NnTensor *z = eng ? nn_dnnl_tensor_new_laid (shape, &s->dst, error) : NULL;
+  NnTensor *z = nn_dnnl_tensor_new_laid (shape, &s->dst, error);
   void *zl = NULL;
   if (!z || !nn_dnnl_tensor_md (z, &zl))
     {
@@ -203,71 +202,46 @@ cat_run (CatState *s, void *const *data, const NnShape *shape, GError **error)
       return NULL;
     }
   guint n = s->n;
-  dnnl_memory_t *mem = g_new0 (dnnl_memory_t, n + 2);
-  dnnl_exec_arg_t *args = g_new (dnnl_exec_arg_t, n + 2);
+  const dnnl_memory_desc_t **mds = g_new (const dnnl_memory_desc_t *, n + 1);
+  void **from = g_new (void *, n + 1);
+  int *ids = g_new (int, n + 1);
   void **moved = g_new0 (void *, n);
-  int n_args = 0;
   gboolean ok = TRUE;
-  dnnl_stream_t stream = NULL;
-  ok = nn_dnnl_ok (dnnl_stream_create (&stream, eng, dnnl_stream_default_flags),
-                   "creating a stream", error);
   for (guint i = 0; ok && i < n; i++)
     {
+      from[i] = data[i];
       if (s->to_common[i])
         {
-          /* Into the common layout first, in a buffer of this run's. */
-          dnnl_memory_t from = NULL;
-          moved[i] = g_aligned_alloc0 (1, dnnl_memory_desc_get_size (&s->common[i]), 64);
-          ok = nn_dnnl_ok (dnnl_memory_create (&from, &s->src[i], eng, data[i]),
-                           "wrapping an input", error)
-               && nn_dnnl_ok (dnnl_memory_create (&mem[i], &s->common[i], eng, moved[i]),
-                              "wrapping an input", error);
-          if (ok)
-            {
-              dnnl_exec_arg_t r[] = { { DNNL_ARG_FROM, from }, { DNNL_ARG_TO, mem[i] } };
-              nn_dnnl_set_threads (s->work, NN_WORK_GRAIN);
-              ok = nn_dnnl_ok (dnnl_primitive_execute (s->to_common[i], stream, 2, r),
-                               "reordering a joined input", error);
-              nn_engine_note_reorders (1);
-            }
-          if (from)
-            dnnl_memory_destroy (from);
+          /* Into the common layout first, in a buffer from the shared
+           * scratchpad pool: a fresh one per run had the heap shrink and
+           * grow (and fault its pages in) every forward. */
+          static const int reorder_ids[] = { DNNL_ARG_FROM, DNNL_ARG_TO };
+          const dnnl_memory_desc_t *rmds[] = { &s->src[i], &s->common[i] };
+          gsize size = dnnl_memory_desc_get_size (&s->common[i]);
+          ok = (moved[i] = nn_dnnl_scratch_take (size, error)) != NULL;
+          /* A blocked layout's channel padding must read as zeros. */
+          if (ok && size > (gsize) dnnl_memory_desc_get_size (&s->src[i]))
+            memset (moved[i], 0, size);
+          void *rdata[] = { data[i], moved[i] };
+          ok = ok && nn_dnnl_run_args (s->to_common[i], NULL, s->work, NN_WORK_GRAIN, 2,
+                                       reorder_ids, rmds, rdata, error);
+          nn_engine_note_reorders (1);
+          from[i] = moved[i];
         }
-      else
-        ok = nn_dnnl_ok (dnnl_memory_create (&mem[i], &s->common[i], eng, data[i]),
-                         "wrapping an input", error);
-      args[n_args++] = (dnnl_exec_arg_t) { DNNL_ARG_MULTIPLE_SRC + (int) i, mem[i] };
+      mds[i] = &s->common[i];
+      ids[i] = DNNL_ARG_MULTIPLE_SRC + (int) i;
     }
-  ok = ok && nn_dnnl_ok (dnnl_memory_create (&mem[n], &s->dst, eng, zl),
-                         "wrapping the result", error);
-  args[n_args++] = (dnnl_exec_arg_t) { DNNL_ARG_DST, mem[n] };
-  gsize scratch_size = dnnl_memory_desc_get_size (&s->scratch);
-  void *scratch = NULL;
-  if (ok && scratch_size > 0)
-    {
-      ok = (scratch = nn_dnnl_scratch_take (scratch_size, error))
-           && nn_dnnl_ok (dnnl_memory_create (&mem[n + 1], &s->scratch, eng, scratch),
-                          "wrapping the scratchpad", error);
-      args[n_args++] = (dnnl_exec_arg_t) { DNNL_ARG_SCRATCHPAD, mem[n + 1] };
-    }
-  if (ok)
-    {
-      nn_dnnl_set_threads (s->work, NN_WORK_GRAIN);
-      ok = nn_dnnl_ok (dnnl_primitive_execute (s->prim, stream, n_args, args),
-                       "running the concatenation", error)
-           && nn_dnnl_ok (dnnl_stream_wait (stream), "waiting for the stream", error);
-    }
-  if (stream)
-    dnnl_stream_destroy (stream);
-  for (guint i = 0; i < n + 2; i++)
-    if (mem[i])
-      dnnl_memory_destroy (mem[i]);
-  nn_dnnl_scratch_give (scratch);
+  mds[n] = &s->dst;
+  from[n] = zl;
+  ids[n] = DNNL_ARG_DST;
+  ok = ok && nn_dnnl_run_args (s->prim, &s->scratch, s->work, NN_WORK_GRAIN, (int) n + 1,
+                               ids, mds, from, error);
   for (guint i = 0; i < n; i++)
-    g_aligned_free (moved[i]);
+    nn_dnnl_scratch_give (moved[i]);
   g_free (moved);
-  g_free (mem);
-  g_free (args);
+  g_free (ids);
+  g_free (from);
+  g_free (mds);
   if (!ok)
     g_clear_pointer (&z, nn_tensor_unref);
   return z;

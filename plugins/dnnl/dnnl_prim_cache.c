@@ -133,19 +133,19 @@ nn_dnnl_cached_build (NnDnnlCached *e, const_dnnl_op_desc_t desc, gint64 work,
 }
 
 gboolean
-nn_dnnl_cached_run (NnDnnlCached *e, int n,
-                    const int *arg_ids,
-                    const dnnl_memory_desc_t *const *mds, void *const *data,
-                    GError **error)
+nn_dnnl_run_args (dnnl_primitive_t prim, const dnnl_memory_desc_t *scratch_md,
+                  gint64 work, gint64 grain, int n, const int *arg_ids,
+                  const dnnl_memory_desc_t *const *mds, void *const *data,
+                  GError **error)
 {
   dnnl_engine_t eng = nn_dnnl_engine (error);
-  dnnl_memory_t mem[NN_DNNL_CACHED_MAX_ARGS + 1] = { NULL };
-  dnnl_exec_arg_t args[NN_DNNL_CACHED_MAX_ARGS + 1];
+  /* n operands and the scratchpad (a concatenation has one per input). */
+  dnnl_memory_t *mem = g_new0 (dnnl_memory_t, n + 1);
+  dnnl_exec_arg_t *args = g_new (dnnl_exec_arg_t, n + 1);
   dnnl_stream_t s = NULL;
   int n_args = 0;
   gboolean ok = eng != NULL;
 
-  g_return_val_if_fail (n <= NN_DNNL_CACHED_MAX_ARGS && e->prim, FALSE);
   /* The scratchpad is taken from the pool for this run only, so runs of
    * one primitive from several threads share nothing. */
   for (int i = 0; ok && i < n; i++)
@@ -154,12 +154,12 @@ nn_dnnl_cached_run (NnDnnlCached *e, int n,
                        "wrapping an operand", error);
       args[n_args++] = (dnnl_exec_arg_t) { arg_ids[i], mem[i] };
     }
-  gsize scratch_size = dnnl_memory_desc_get_size (&e->scratch_md);
+  gsize scratch_size = scratch_md ? dnnl_memory_desc_get_size (scratch_md) : 0;
   void *scratch = NULL;
   if (ok && scratch_size > 0)
     {
       ok = (scratch = nn_dnnl_scratch_take (scratch_size, error))
-           && nn_dnnl_ok (dnnl_memory_create (&mem[n], &e->scratch_md, eng, scratch),
+           && nn_dnnl_ok (dnnl_memory_create (&mem[n], scratch_md, eng, scratch),
                           "wrapping the scratchpad", error);
       args[n_args++] = (dnnl_exec_arg_t) { DNNL_ARG_SCRATCHPAD, mem[n] };
     }
@@ -170,8 +170,8 @@ nn_dnnl_cached_run (NnDnnlCached *e, int n,
       /* OpenMP's count is per calling thread: nnkit's, every run, cut
        * by the grain rule for small work, which waking the others would
        * cost more than it saves. */
-      nn_dnnl_set_threads (e->work, e->grain);
-      ok = nn_dnnl_ok (dnnl_primitive_execute (e->prim, s, n_args, args),
+      nn_dnnl_set_threads (work, grain);
+      ok = nn_dnnl_ok (dnnl_primitive_execute (prim, s, n_args, args),
                        "running the primitive", error)
            && nn_dnnl_ok (dnnl_stream_wait (s), "waiting for the stream", error);
     }
@@ -181,7 +181,20 @@ nn_dnnl_cached_run (NnDnnlCached *e, int n,
     if (mem[i])
       dnnl_memory_destroy (mem[i]);
   nn_dnnl_scratch_give (scratch);
+  g_free (mem);
+  g_free (args);
   return ok;
+}
+
+gboolean
+nn_dnnl_cached_run (NnDnnlCached *e, int n,
+                    const int *arg_ids,
+                    const dnnl_memory_desc_t *const *mds, void *const *data,
+                    GError **error)
+{
+  g_return_val_if_fail (n <= NN_DNNL_CACHED_MAX_ARGS && e->prim, FALSE);
+  return nn_dnnl_run_args (e->prim, &e->scratch_md, e->work, e->grain, n, arg_ids,
+                           mds, data, error);
 }
 
 /* --- fused epilogues (docs/ENGINE.md, "Fusion") ------------------------ */
