@@ -14,6 +14,11 @@ G_BEGIN_DECLS
  * ENGINE.md, "Backward (training)").  MT safe; calls nest. */
 void nn_tensor_pool_training_begin (void);
 void nn_tensor_pool_training_end (void);
+/* A root forward begins and ends, for the pool: blocks under 32 MiB are
+ * kept only when freed within one, and the end frees the blocks idle
+ * since the forward before last (none while a tape is live).  MT safe. */
+void nn_tensor_pool_forward_begin (void);
+void nn_tensor_pool_forward_end (void);
 
 /* An own tensor of a module: a parameter or a buffer. */
 typedef struct {
@@ -226,6 +231,9 @@ void nn_plan_begin (NnCall *call, NnModule *root);
  * only run (runtime.c): planning and fusion on, no plan yet, and a tree
  * whose shape inference computes nothing. */
 gboolean nn_plan_wants_ahead (NnModule *root);
+/* Whether @root has a plan now (the next forward will not build one).
+ * MT safe. */
+gboolean nn_plan_is_built (NnModule *root);
 /* Ends it: publishes the recorded trace as @root's plan when @ok.
  * Returns whether it published one. */
 gboolean nn_plan_end (NnCall *call, NnModule *root, gboolean ok);

@@ -289,6 +289,15 @@ nn_plan_wants_ahead (NnModule *root)
   return none && infers_without_computing (root);
 }
 
+gboolean
+nn_plan_is_built (NnModule *root)
+{
+  pthread_mutex_lock (&plan_lock);
+  gboolean built = root->plan != NULL;
+  pthread_mutex_unlock (&plan_lock);
+  return built;
+}
+
 guint64
 nn_module_get_plan_info (NnModule *root, guint *n_steps)
 {

@@ -603,9 +603,15 @@ run_root (NnModule *m, const NnValue *args, const NnValue *kwargs,
   if (!meta)
     nn_get_num_threads (); /* settles the thread count before BLAS runs */
   gboolean plain = !meta && !events && !tape;
+  /* Only forwards of a built plan pool their blocks: the one that builds
+   * it also sets up weights and primitives, whose temporary blocks no
+   * later forward asks for again (left to glibc, with the trim below). */
+  gboolean pooled = !meta && nn_plan_is_built (m);
   gboolean ahead = plain && nn_plan_wants_ahead (m) && plan_ahead (m, args,
                                                                    kwargs);
   gboolean recorded = FALSE;
+  if (pooled)
+    nn_tensor_pool_forward_begin ();
   NnValue *out = run_root_call (m, args, kwargs, meta, FALSE, events, tape,
                                 &recorded, error);
   /* A forward that set up a new plan (the providers' primitives, weight
@@ -614,6 +620,8 @@ run_root (NnModule *m, const NnValue *args, const NnValue *kwargs,
    * it no longer adds to every later forward's resident set. */
   if (plain && out && (ahead || recorded))
     malloc_trim (0);
+  if (pooled)
+    nn_tensor_pool_forward_end ();
   return out;
 }
 

@@ -138,16 +138,28 @@ NN_API float *nn_tensor_f32 (const NnTensor *t);
 NN_API gint64 *nn_tensor_i64 (const NnTensor *t);
 
 /* --- the storage pool (appended in ABI 2.0; docs/ENGINE.md) ------------
- * Storage of 32 MiB and more that nn_tensor_new() made (what glibc would
- * map and unmap on every allocation) is kept when its tensor goes and
- * handed out again (zero-filled) to a later tensor of about the size, so
- * repeated forwards neither map nor unmap memory.
- * NN_POOL_MB (default 512) caps what is kept; 0 keeps nothing. */
+ * Storage of 256 KiB and more that nn_tensor_new() made is kept when its
+ * tensor goes and handed out again (zero-filled) to a later tensor of
+ * about the size, so that repeated forwards reuse the same blocks: they
+ * neither map nor unmap memory, and the heap does not spread over new
+ * pages each forward.  A block under 32 MiB that no forward took for two
+ * forwards is freed.  NN_POOL_MB (default 512) caps what is kept; 0 keeps
+ * nothing.  AddressSanitizer builds keep only blocks of 32 MiB and more. */
 
 /* Frees every kept block.  MT safe. */
 NN_API void nn_tensor_pool_trim (void);
 /* Returns: the bytes the pool keeps now.  MT safe. */
 NN_API gsize nn_tensor_pool_get_bytes (void);
+/* (appended in ABI 2.x) 64-byte aligned storage of @nbytes from the same
+ * pool, for a provider's own buffers (the @laid values of
+ * nn_tensor_new_laid_out()), so that they are reused as tensors' are.
+ * Contents unspecified.  Returns: (transfer full) (nullable) the storage,
+ * freed with nn_tensor_storage_free(); NULL when memory is exhausted.
+ * MT safe. */
+NN_API gpointer nn_tensor_storage_new (gsize nbytes);
+/* Frees (or keeps for reuse) storage from nn_tensor_storage_new(); NULL
+ * is ignored.  MT safe. */
+NN_API void nn_tensor_storage_free (gpointer data);
 
 /* --- appended in ABI 2.0 ----------------------------------------------- */
 /* As nn_tensor_new(), but the contents are unspecified: for a result the

@@ -91,7 +91,7 @@ nn_dnnl_tensor_md (NnTensor *t, void **laid)
 static void
 laid_free (gpointer p)
 {
-  free (p);
+  nn_tensor_storage_free (p);
 }
 
 NnTensor *
@@ -99,9 +99,10 @@ nn_dnnl_tensor_new_laid (const NnShape *shape, const dnnl_memory_desc_t *md,
                          GError **error)
 {
   gsize n = dnnl_memory_desc_get_size (md);
-  void *buf = NULL;
+  /* From the core's pool: a repeated forward reuses the same blocks. */
+  void *buf = n ? nn_tensor_storage_new (n) : NULL;
 
-  if (n == 0 || posix_memalign (&buf, 64, n) != 0)
+  if (!buf)
     {
       g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
                    "cannot allocate %" G_GSIZE_FORMAT " bytes for a laid-out "

@@ -640,4 +640,92 @@ TEST (Pool, LargeBlocksAreKeptAndHandedOutZeroed)
   EXPECT_EQ (nn_tensor_pool_get_bytes (), 0u);
 }
 
+// Pool bytes after @n forwards of kNet on @rows rows (fc1's output, rows
+// x 3 floats, dies inside the forward; fc2's is the caller's).
+gsize
+pool_after_forwards (NnModule *m, gint64 rows, int n)
+{
+  Tensor x = tensor_f32 ({ rows, 4 }, [] (gint64 i) { return (float) (i % 13) / 13.0f - 0.4f; });
+  for (int i = 0; i < n; i++) {
+    Tensor y = run (m, x.get ());
+    if (!y)
+      return 0;
+  }
+  return nn_tensor_pool_get_bytes ();
+}
+
+// Forwards of a built plan keep their blocks from 1 MiB up: the next
+// forward takes the same ones again instead of spreading over the heap.
+TEST (Pool, ForwardsOfABuiltPlanReuseTheirBlocks)
+{
+  Registry reg = fixture_registry ();
+  Module m = load (reg.get (), 3);
+  ASSERT_NE (m, nullptr);
+  const gint64 rows = 120000;  // fc1's output: 1.44 MB
+  nn_tensor_pool_trim ();
+  // The forward that builds the plan keeps nothing: what it sets up once
+  // is glibc's.
+  EXPECT_EQ (pool_after_forwards (m.get (), rows, 1), 0u);
+  gsize kept = pool_after_forwards (m.get (), rows, 1);
+  EXPECT_GE (kept, (gsize) rows * 3 * sizeof (float));
+  // Steady: the same blocks, no more.
+  EXPECT_EQ (pool_after_forwards (m.get (), rows, 3), kept);
+  // Outside a forward, a block larger than any kept one is freed, not
+  // kept (a model's load and teardown free blocks no forward asks for).
+  NnShape big = shape ({ 6 << 20 });
+  nn_tensor_unref (nn_tensor_new (NN_DTYPE_U8, &big));
+  EXPECT_EQ (nn_tensor_pool_get_bytes (), kept);
+  nn_tensor_pool_trim ();
+}
+
+// A block no forward took for two forwards goes back to the system, so a
+// model run at changing sizes holds only what its current size needs.
+TEST (Pool, BlocksIdleForTwoForwardsAreFreed)
+{
+  Registry reg = fixture_registry ();
+  Module m = load (reg.get (), 3);
+  ASSERT_NE (m, nullptr);
+  const gint64 small = 100000, large = 200000;
+  nn_tensor_pool_trim ();
+  pool_after_forwards (m.get (), small, 1);  // builds the plan
+  gsize large_alone = (nn_tensor_pool_trim (), pool_after_forwards (m.get (), large, 4));
+  ASSERT_GT (large_alone, 0u);
+  nn_tensor_pool_trim ();
+  gsize small_kept = pool_after_forwards (m.get (), small, 3);
+  ASSERT_GT (small_kept, 0u);
+  // The small blocks cannot serve the large forwards and sit idle.
+  EXPECT_EQ (pool_after_forwards (m.get (), large, 4), large_alone);
+  nn_tensor_pool_trim ();
+}
+
+// nn_tensor_storage_new(): aligned storage from the same pool, freed
+// outside forwards and training, kept within a training step.
+TEST (Pool, ProviderStorage)
+{
+  nn_tensor_pool_trim ();
+  const gsize n = 3 << 20;
+  guint8 *p = (guint8 *) nn_tensor_storage_new (n);
+  ASSERT_NE (p, nullptr);
+  EXPECT_EQ ((guintptr) p % 64, 0u);
+  memset (p, 0x5a, n);  // all of it is writable
+  nn_tensor_storage_free (p);
+  EXPECT_EQ (nn_tensor_pool_get_bytes (), 0u) << "freed outside a forward";
+  nn_tensor_storage_free (nullptr);
+  void *tiny = nn_tensor_storage_new (0);
+  ASSERT_NE (tiny, nullptr);
+  nn_tensor_storage_free (tiny);
+
+  NnTape *tape = nn_tape_new (0);
+  void *q = nn_tensor_storage_new (n);
+  ASSERT_NE (q, nullptr);
+  nn_tensor_storage_free (q);
+  EXPECT_GE (nn_tensor_pool_get_bytes (), n) << "kept within a training step";
+  void *again = nn_tensor_storage_new (n);
+  EXPECT_EQ (again, q) << "and handed out again";
+  nn_tensor_storage_free (again);
+  nn_tape_free (tape);
+  nn_tensor_pool_trim ();
+  EXPECT_EQ (nn_tensor_pool_get_bytes (), 0u);
+}
+
 }  // namespace
