@@ -87,8 +87,6 @@ def _config_call(call, params, defaults, layer=None):
         if _is_ref(v):
             call.fail(f"argument '{k}' of {call.node.target.__name__} is computed in "
                       "forward; nnkit's pooling takes it as a constant")
-    if config.get("return_indices"):
-        call.fail("return_indices=True is not supported")
     config = {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
     names = call.conv.names + [layer] if layer else None
     return call.emit(names, args=[call.args[0]], kwargs={}, config=config)
@@ -108,11 +106,15 @@ def adaptive_avg_pool2d(call):
 
 @op_converter(F.adaptive_max_pool2d, name="adaptive_max_pool2d")
 def adaptive_max_pool2d(call):
+    if _bind(call, ["output_size", "return_indices"], [None, False])["return_indices"]:
+        call.fail("return_indices=True is not supported for adaptive_max_pool2d")
     return _config_call(call, ["output_size", "return_indices"], [None, False])
 
 
-@op_converter(F.max_pool2d, torch.max_pool2d, name="max_pool2d")
+@op_converter(F.max_pool2d, torch.max_pool2d, F.max_pool2d_with_indices, name="max_pool2d")
 def max_pool2d(call):
+    if call.node.target is F.max_pool2d_with_indices:
+        call.kwargs["return_indices"] = True  # what F.max_pool2d dispatched on
     config = _bind(call, ["kernel_size", "stride", "padding", "dilation", "ceil_mode",
                           "return_indices"], [None, None, 0, 1, False, False])
     if config["stride"] is None or config["stride"] == []:
@@ -120,6 +122,21 @@ def max_pool2d(call):
     return _config_call(call, ["kernel_size", "stride", "padding", "dilation", "ceil_mode",
                                "return_indices"], [None, None, 0, 1, False, False],
                         layer="MaxPool2d")
+
+
+@op_converter(F.max_unpool2d, name="max_unpool2d")
+def max_unpool2d(call):
+    # The window is MaxUnpool2d's config; indices and output_size its arguments.
+    params = ["indices", "kernel_size", "stride", "padding", "output_size"]
+    bound = _bind(call, params, [None, None, None, 0, None])
+    config = {k: bound[k] for k in ("kernel_size", "stride", "padding")}
+    if _is_ref(list(config.values())):
+        call.fail("the window of max_unpool2d is computed in forward; nnkit "
+                  "takes it as a constant")
+    config = {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
+    return call.emit(call.conv.names + ["MaxUnpool2d"],
+                     args=[call.args[0], bound["indices"], bound["output_size"]],
+                     kwargs={}, config=config)
 
 
 @op_converter(F.avg_pool2d, name="avg_pool2d")
@@ -143,8 +160,10 @@ _AVG_POOL1D = (["kernel_size", "stride", "padding", "ceil_mode", "count_include_
                [None, None, 0, False, True])
 
 
-@op_converter(F.max_pool1d, torch.max_pool1d, name="max_pool1d")
+@op_converter(F.max_pool1d, torch.max_pool1d, F.max_pool1d_with_indices, name="max_pool1d")
 def max_pool1d(call):
+    if call.node.target is F.max_pool1d_with_indices:
+        call.kwargs["return_indices"] = True
     _pool1d_stride(call, _bind(call, *_MAX_POOL1D))
     return _config_call(call, *_MAX_POOL1D, layer="MaxPool1d")
 
