@@ -39,7 +39,16 @@ def reshape_as(call):
     sizes = call.emit("size", args=[call.args[1]], kwargs={})
     return call.emit("reshape", args=[call.args[0], sizes], kwargs={})
 ops(torch.chunk, "chunk")
-ops(torch.split, "split")
+
+
+@op_converter(torch.split, "split", name="split")
+def split(call):
+    # Tensor.split names its size `split_size`, torch.split
+    # `split_size_or_sections` (nnkit's): one name in the node.
+    kwargs = dict(call.kwargs)
+    if "split_size" in kwargs:
+        kwargs["split_size_or_sections"] = kwargs.pop("split_size")
+    return call.emit(args=list(call.args), kwargs=kwargs)
 ops(torch.unbind, "unbind")
 ops(torch.cat, torch.concat, name="cat")
 ops(torch.stack, name="stack")
