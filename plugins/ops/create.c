@@ -1,4 +1,4 @@
-/* ops plugin: arange, zeros, ones, full, empty, their _like and Tensor.new_
+/* ops plugin: arange, linspace, zeros, ones, full, empty, their _like and Tensor.new_
  * forms, and tensor() from a number or nested lists.  Sizes may be ints
  * computed in the graph; dtype is a string ("torch.int64"); device,
  * layout, requires_grad, pin_memory and memory_format are accepted and
@@ -275,6 +275,39 @@ bad:
   return NULL;
 }
 
+/* linspace(start, end, steps): as PyTorch's CPU kernel, the first half
+ * counted up from start and the second down from end, so both ends are
+ * exact. */
+static NnValue *
+linspace_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  double start, end;
+  gint64 steps = nn_args_int (args, 2);
+  if (!number (nn_args_get (args, 0), &start) || !number (nn_args_get (args, 1), &end))
+    {
+      nn_ops_fail (error, "linspace(): start and end must be numbers");
+      return NULL;
+    }
+  NnDType dt = NN_DTYPE_F32;
+  if (!read_dtype (args, 3, &dt, error))
+    return NULL;
+  if (steps < 0)
+    {
+      nn_ops_fail (error, "number of steps must be non-negative");
+      return NULL;
+    }
+  NnShape shape = { 1, { steps } };
+  gboolean meta = nn_call_is_meta (call);
+  NnTensor *out = nn_ops_new (meta, dt, &shape, error);
+  if (!out || meta)
+    return nn_ops_take (out);
+  double step = steps > 1 ? (end - start) / (double) (steps - 1) : 0;
+  for (gint64 k = 0; k < steps; k++)
+    nn_ops_set_f (out, k, k < steps / 2 || steps == 1 ? start + step * (double) k
+                                        : end - step * (double) (steps - 1 - k));
+  return nn_value_take_tensor (out);
+}
+
 /* eye(n, m=None): ones on the diagonal of an n x m matrix. */
 static NnValue *
 eye_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
@@ -451,6 +484,14 @@ static const NnArgSpec eye_args[] = {
   DTYPE_KW, FACTORY_KWARGS,
 };
 static const char *const eye_aliases[] = { "torch.eye", NULL };
+static const NnArgSpec linspace_args[] = {
+  NUMBER ("start", "first value"), NUMBER ("end", "last value"),
+  { "steps", NN_ARG_INT, 0, 0, NULL, "number of values" },
+  DTYPE_KW, FACTORY_KWARGS,
+};
+static const char *const linspace_aliases[] = { "torch.linspace", NULL };
+static NN_OPS_TYPE (linspace_type, "linspace", "steps evenly spaced values from start to end",
+                    linspace_args, linspace_aliases, linspace_fn);
 static NN_OPS_TYPE (eye_type, "eye", "the identity matrix", eye_args,
                     eye_aliases, eye_fn);
 
@@ -504,5 +545,5 @@ const NnLayerType *const nn_ops_create_types[] = {
   &zeros_type, &empty_type, &ones_type, &full_type, &zeros_like_type,
   &ones_like_type, &full_like_type, &new_zeros_type, &new_ones_type,
   &new_full_type, &arange_type, &tensor_type, &new_tensor_type, &eye_type,
-  NULL,
+  &linspace_type, NULL,
 };

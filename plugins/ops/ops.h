@@ -32,6 +32,10 @@ extern const NnLayerType *const nn_ops_compare_types[];
 extern const NnLayerType *const nn_ops_create_types[];
 extern const NnLayerType *const nn_ops_convert_types[];
 extern const NnLayerType *const nn_ops_layer_norm_types[];
+extern const NnLayerType *const nn_ops_concat_types[];
+extern const NnLayerType *const nn_ops_index_add_types[];
+extern const NnLayerType *const nn_ops_meshgrid_types[];
+extern const NnLayerType *const nn_ops_cdist_types[];
 
 /* Declares an op type whose forward also serves as infer; @bw_ (nullable) its backward (docs/TRAINING.md). */
 #define NN_OPS_FLAGS_TYPE(var_, name_, doc_, flags_, args_, aliases_, fn_, bw_) \

@@ -648,6 +648,53 @@ err("scatter_rank", "scatter", torch.scatter, [r(2, 3), 1, torch.tensor([0, 1]),
 err("scatter_dtype", "scatter", torch.scatter, [r(2, 3), 1, idx, ri(2, 3)],
     match="Expected self.dtype to be equal to src.dtype")
 
+# index_add (graph networks' aggregation), meshgrid, cdist, linspace and
+# operator.concat: the second round of hand-written models (TORCH2NN.md).
+rows = torch.tensor([0, 3, 0])
+case("index_add", "torch.index_add", torch.index_add, [r(4, 3), 0, rows, r(3, 3)])
+case("index_add_alpha_dim1", "Tensor.index_add_", torch.index_add, [r(2, 4, 3), 1, rows, r(2, 3, 3)],
+     {"alpha": -0.5})
+case("index_add_int", "Tensor.index_add", torch.index_add, [ri(4, 2), 0, rows.int(), ri(3, 2)],
+     {"alpha": 3})
+case("index_add_0d_index", "index_add", torch.index_add, [r(3), 0, torch.tensor(1), torch.tensor(5.0)])
+case("index_add_neg_dim", "index_add", torch.index_add, [r(2, 5), -1, rows, r(2, 3)])
+err("index_add_2d_index", "index_add", torch.index_add, [r(4, 3), 0, rows.view(3, 1), r(3, 3)])
+err("index_add_dtype", "index_add", torch.index_add, [r(4, 3), 0, rows, ri(3, 3)])
+err("index_add_count", "index_add", torch.index_add, [r(4, 3), 0, rows, r(2, 3)],
+    match="index_add_(): Number of indices (3) should be equal to source.size(dim): (2), for dim: 0")
+err("index_add_other_dims", "index_add", torch.index_add, [r(4, 3), 0, rows, r(3, 2)],
+    match="index_add_(): source [3, 2] must match self [4, 3] apart from dimension 0")
+err("index_add_out_of_range", "index_add", torch.index_add, [r(4, 3), 0, torch.tensor([0, 4]), r(2, 3)])
+err("index_add_float_index", "index_add", torch.index_add, [r(4, 3), 0, rows.float(), r(3, 3)],
+    match="argument 'index'")
+for ix in ("ij", "xy"):
+    case(f"meshgrid_{ix}", "torch.meshgrid", torch.meshgrid, [torch.arange(3), torch.arange(4) * 2],
+         {"indexing": ix})
+    case(f"meshgrid_3_{ix}", "meshgrid", torch.meshgrid, [r(2), r(3), r(4)], {"indexing": ix})
+case("meshgrid_list_0d", "meshgrid", lambda ts, **kw: torch.meshgrid(ts, **kw),
+     [[torch.tensor(1.5), r(3)]], {"indexing": "ij"})
+err("meshgrid_2d", "meshgrid", torch.meshgrid, [r(2, 2), r(3)], {"indexing": "ij"},
+    match="torch.meshgrid: Expected 0D or 1D tensor in the tensor list but got: 2-d")
+err("meshgrid_dtypes", "meshgrid", torch.meshgrid, [r(2), torch.arange(3)], {"indexing": "ij"},
+    match="torch.meshgrid: expects all tensors to have the same dtype")
+err("meshgrid_indexing", "meshgrid", torch.meshgrid, [r(2), r(3)], {"indexing": "yx"},
+    match='torch.meshgrid: indexing must be one of "xy" or "ij", but received: yx')
+case("cdist", "torch.cdist", torch.cdist, [r(2, 3, 4), r(5, 4)], tol=1e-4)
+case("cdist_batch_bcast", "cdist", torch.cdist, [r(3, 1, 2, 4), r(2, 5, 4)], tol=1e-4)
+for p_ in (0.0, 1.0, 3.0, float("inf")):
+    case(f"cdist_p{p_}", "cdist", torch.cdist, [r(4, 3), r(2, 3)], {"p": p_}, tol=1e-4)
+err("cdist_columns", "cdist", torch.cdist, [r(2, 4), r(5, 3)])
+err("cdist_1d", "cdist", torch.cdist, [r(4), r(5, 4)])
+err("cdist_negative_p", "cdist", torch.cdist, [r(2, 4), r(5, 4)], {"p": -1.0})
+case("linspace", "torch.linspace", torch.linspace, [0, 1, 5])
+case("linspace_float_ends", "linspace", torch.linspace, [1.5, -1.0, 7])
+case("linspace_one", "linspace", torch.linspace, [-2, 3, 1])
+case("linspace_empty", "linspace", torch.linspace, [0, 1, 0])
+err("linspace_negative", "linspace", torch.linspace, [0, 1, -2])
+case("concat_tuples", "operator.concat", operator.concat, [(2, 3), (4, 5)])
+case("concat_lists", "operator.concat", operator.concat, [[2], [1.5, 4]])
+err("concat_mixed", "operator.concat", operator.concat, [(2, 3), [4]])
+
 theta = torch.tensor([[[0.9, -0.2, 0.1], [0.3, 1.1, -0.2]],
                       [[1.2, 0.1, -0.3], [-0.1, 0.8, 0.25]]])
 for align in (False, True):

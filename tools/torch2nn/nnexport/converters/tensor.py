@@ -62,6 +62,10 @@ ops(torch.index_select, "index_select")
 ops(F.one_hot, name="one_hot")
 ops(torch.scatter_add, "scatter_add", name="scatter_add")
 ops("scatter_add_", name="scatter_add", mutates=0)
+ops(torch.index_add, "index_add", name="index_add")
+ops("index_add_", name="index_add", mutates=0)
+ops(torch.meshgrid, name="meshgrid")
+ops(torch.cdist, name="cdist")
 
 
 def _scatter(call):
