@@ -7,6 +7,7 @@ writer.  Forward results are checked by running the exported descriptor
 with graph_interp (PyTorch ops), against the model itself.  Exit 77 (skip)
 without torch."""
 
+import copy
 import json
 import math
 import os
@@ -501,6 +502,36 @@ class TestFailures(unittest.TestCase):
         notes = []
         nnexport.convert(plain, inputs=x, warnings_out=notes)
         self.assertIn("0 (Linear): its forward hooks are not exported", "\n".join(notes))
+
+    def test_embedding_max_norm_is_refused_with_a_fix_that_keeps_forward(self):
+        torch.manual_seed(0)
+        ids = {"input": torch.randint(0, 10, (2, 5))}
+        msg = (r"nn\.Embedding with max_norm=1\.0 is refused: PyTorch rewrites the looked-up "
+               r"rows .* m\.max_norm = None$")
+        self.fails(nn.Sequential(nn.Embedding(10, 4, max_norm=1.0)), ids, r"^0 \(Embedding\): " + msg)
+        self.fails(nn.Sequential(nn.EmbeddingBag(10, 4, max_norm=2.0)), ids,
+                   r"^0 \(EmbeddingBag\): nn\.EmbeddingBag with max_norm=2\.0 is refused")
+
+        class Functional(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.w = nn.Parameter(torch.randn(10, 4) * 3)
+
+            def forward(self, input):
+                return F.embedding(input, self.w, max_norm=1.5)
+        self.fails(Functional(), ids, r"^<root> \(Functional\): F\.embedding with max_norm=1\.5")
+        # The fix the message gives: every row renormalised once, max_norm
+        # dropped, gives PyTorch's forward of the original and exports.
+        m = nn.Embedding(10, 4, max_norm=1.0)
+        with torch.no_grad():
+            m.weight.mul_(3)
+        fixed = copy.deepcopy(m)
+        with torch.no_grad():
+            torch.embedding_renorm_(fixed.weight, torch.arange(fixed.num_embeddings),
+                                    fixed.max_norm, fixed.norm_type)
+        fixed.max_norm = None
+        torch.testing.assert_close(fixed(ids["input"]), m(ids["input"]))
+        nnexport.convert(nn.Sequential(fixed), inputs=ids)
 
     def test_packed_sequences_and_random_numbers_are_refused(self):
         class Packed(nn.Module):

@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from ..registry import op_converter, ops
+from .embedding import refuse_max_norm
 
 try:
     from torchvision.ops import stochastic_depth as tv_stochastic_depth
@@ -51,7 +52,17 @@ ops(F.group_norm, name="group_norm")
 ops(F.linear, name="linear")
 ops(F.conv1d, name="conv1d")
 ops(F.conv2d, name="conv2d")
-ops(F.embedding, name="embedding")
+
+
+@op_converter(F.embedding, name="embedding")
+def embedding(call):
+    params = dict(zip(["weight", "padding_idx", "max_norm"], call.args[1:]))
+    params.update(call.kwargs)
+    try:
+        refuse_max_norm(params.get("max_norm"), "F.embedding")
+    except ValueError as e:
+        call.fail(str(e))
+    return call.emit()
 ops(F.normalize, name="normalize")
 ops(F.pad, name="pad")
 ops(F.interpolate, F.upsample, name="interpolate")
