@@ -216,6 +216,16 @@ def cases(rng, gen):
     out.append(Case("MaxUnpool2d_int32_indices", "MaxUnpool2d", {"kernel_size": 2},
                     [pooled, idx.int()],
                     error="argument 'indices'"))
+    for i, (g, shape) in enumerate([(2, [2, 4, 3, 3]), (3, [1, 6, 5]), (1, [2, 3, 2, 2, 2])]):
+        out.append(Case(f"ChannelShuffle_{i}", "ChannelShuffle", {"groups": g}, [randn(gen, *shape)]))
+    out.append(Case("channel_shuffle_fn", "channel_shuffle", {}, [randn(gen, 2, 6, 4), 3],
+                    cls=functional(F.channel_shuffle), op=True))
+    out.append(Case("channel_shuffle_fn_int", "channel_shuffle", {},
+                    [torch.arange(24).view(1, 4, 6), 2], cls=functional(F.channel_shuffle), op=True))
+    out.append(Case("ChannelShuffle_indivisible", "ChannelShuffle", {"groups": 2}, [randn(gen, 2, 3, 4)]))
+    out.append(Case("ChannelShuffle_2d", "ChannelShuffle", {"groups": 2}, [randn(gen, 4, 2)]))
+    out.append(Case("channel_shuffle_fn_zero_groups", "channel_shuffle", {}, [randn(gen, 1, 4, 2), 0],
+                    cls=functional(F.channel_shuffle), op=True))
     out.append(Case("PixelShuffle_bad", "PixelShuffle", {"upscale_factor": 2}, [randn(gen, 1, 3, 2, 2)]))
     out.append(Case("PixelShuffle_2d", "PixelShuffle", {"upscale_factor": 2}, [randn(gen, 3, 2)]))
     out.append(Case("PixelUnshuffle_bad", "PixelUnshuffle", {"downscale_factor": 2}, [randn(gen, 1, 3, 3, 2)]))

@@ -72,6 +72,7 @@ ops(F.grid_sample, name="grid_sample")
 ops(F.cosine_similarity, name="cosine_similarity")
 ops(F.pairwise_distance, name="pairwise_distance")
 ops(F.pixel_unshuffle, name="pixel_unshuffle")
+ops(F.channel_shuffle, name="channel_shuffle")
 # Losses computed in forward (`return logits, F.cross_entropy(logits, y)`).
 ops(F.cross_entropy, name="cross_entropy")
 ops(F.mse_loss, name="mse_loss")
