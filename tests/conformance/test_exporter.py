@@ -555,8 +555,8 @@ class TestFailures(unittest.TestCase):
                    r"draws random numbers")
 
     def test_torch_layer_without_converter(self):
-        self.fails(nn.Sequential(nn.Fold((3, 3), 2)), {"input": torch.randn(1, 4, 4)},
-                   r"^0 \(Fold\): layer type torch\.nn\.Fold has no converter")
+        self.fails(nn.Sequential(nn.LPPool2d(2, 2)), {"input": torch.randn(1, 2, 4, 4)},
+                   r"^0 \(LPPool2d\): layer type torch\.nn\.LPPool2d has no converter")
 
     def test_pytorch_failure_on_example_input(self):
         self.fails(nn.Linear(3, 2), {"input": torch.randn(2, 5)},

@@ -216,6 +216,32 @@ def cases(rng, gen):
     out.append(Case("MaxUnpool2d_int32_indices", "MaxUnpool2d", {"kernel_size": 2},
                     [pooled, idx.int()],
                     error="argument 'indices'"))
+    # Unfold (im2col) and Fold (col2im, overlaps summed).
+    for i, (cfg, shape) in enumerate([
+            ({"kernel_size": 2}, [2, 3, 4, 5]),
+            ({"kernel_size": (2, 3), "stride": 2, "padding": 1, "dilation": (1, 2)}, [1, 2, 6, 7]),
+            ({"kernel_size": 3, "padding": 1}, [2, 5, 4])]):
+        out.append(Case(f"Unfold_{i}", "Unfold", cfg, [randn(gen, *shape)]))
+        blocks = F.unfold(torch.zeros(*([1] * (4 - len(shape)) + shape)), **cfg)
+        out.append(Case(f"Fold_{i}", "Fold", dict(cfg, output_size=tuple(shape[-2:])),
+                        [randn(gen, *([shape[0]] if len(shape) == 4 else []),
+                               *blocks.shape[1:])]))
+    out.append(Case("unfold_fn", "torch.nn.functional.unfold", {"kernel_size": 2, "stride": 2},
+                    [randn(gen, 1, 2, 4, 4)],
+                    cls=lambda **cfg: functional(lambda x: F.unfold(x, **cfg))(), op=True))
+    out.append(Case("fold_fn", "fold", {"output_size": (4, 4), "kernel_size": 2, "stride": 2},
+                    [randn(gen, 1, 8, 4)],
+                    cls=lambda **cfg: functional(lambda x: F.fold(x, **cfg))(), op=True))
+    out.append(Case("Unfold_2d", "Unfold", {"kernel_size": 2}, [randn(gen, 5, 5)],
+                    error="Expected 3D or 4D (batch mode) tensor for input with possibly 0 batch "
+                          "size and non-zero dimensions for input, but got: [5, 5]"))
+    out.append(Case("Unfold_too_big", "Unfold", {"kernel_size": 7}, [randn(gen, 1, 2, 5, 5)]))
+    out.append(Case("Fold_blocks", "Fold", {"output_size": (5, 5), "kernel_size": 2},
+                    [randn(gen, 2, 12, 4)]))
+    out.append(Case("Fold_indivisible", "Fold", {"output_size": (5, 5), "kernel_size": 2},
+                    [randn(gen, 2, 13, 16)]))
+    out.append(Case("Fold_4d", "Fold", {"output_size": (5, 5), "kernel_size": 2},
+                    [randn(gen, 2, 12, 16, 1)]))
     for i, (g, shape) in enumerate([(2, [2, 4, 3, 3]), (3, [1, 6, 5]), (1, [2, 3, 2, 2, 2])]):
         out.append(Case(f"ChannelShuffle_{i}", "ChannelShuffle", {"groups": g}, [randn(gen, *shape)]))
     out.append(Case("channel_shuffle_fn", "channel_shuffle", {}, [randn(gen, 2, 6, 4), 3],

@@ -151,6 +151,20 @@ def max_unpool2d(call):
                      kwargs={}, config=config)
 
 
+_UNFOLD = (["kernel_size", "dilation", "padding", "stride"], [None, 1, 0, 1])
+
+
+@op_converter(F.unfold, name="torch.nn.functional.unfold")
+def unfold(call):
+    # Fold and Unfold take their window from the config, as the pools.
+    return _config_call(call, *_UNFOLD, layer="Unfold")
+
+
+@op_converter(F.fold, name="fold")
+def fold(call):
+    return _config_call(call, ["output_size"] + _UNFOLD[0], [None] + _UNFOLD[1], layer="Fold")
+
+
 @op_converter(F.avg_pool2d, name="avg_pool2d")
 def avg_pool2d(call):
     config = _bind(call, ["kernel_size", "stride", "padding", "ceil_mode",
