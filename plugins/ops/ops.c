@@ -25,6 +25,8 @@ static const NnLayerType *const *const ops_groups[] = {
   nn_ops_index_add_types,
   nn_ops_meshgrid_types,
   nn_ops_cdist_types,
+  nn_ops_pointwise3_types,
+  nn_ops_diag_types,
 };
 
 gboolean

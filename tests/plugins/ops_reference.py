@@ -706,6 +706,46 @@ case("concat_tuples", "operator.concat", operator.concat, [(2, 3), (4, 5)])
 case("concat_lists", "operator.concat", operator.concat, [[2], [1.5, 4]])
 err("concat_mixed", "operator.concat", operator.concat, [(2, 3), [4]])
 
+# cummax/cummin, lerp, addcmul/addcdiv, nan_to_num, diag, diag_embed.
+ties = torch.tensor([[1.0, float("nan"), 3.0, float("nan"), 0.5], [5, 4, 4, 6, 1]])
+for fn in ("cummax", "cummin"):
+    f = getattr(torch, fn)
+    case(fn, f"torch.{fn}", f, [ties, 1])
+    case(f"{fn}_dim0", f"Tensor.{fn}", f, [r(4, 3), 0])
+    case(f"{fn}_int", fn, f, [ri(3, 5), -1])
+    case(f"{fn}_bool", fn, f, [torch.tensor([True, False, True, False]), 0])
+    err(f"{fn}_bad_dim", fn, f, [r(2, 3), 2])
+case("lerp_scalar", "torch.lerp", torch.lerp, [r(2, 3), r(3), 0.25])
+case("lerp_tensor_weight", "Tensor.lerp", torch.lerp, [r(2, 3), r(2, 3), torch.rand(2, 1)])
+case("lerp_weight_big", "Tensor.lerp_", torch.lerp, [r(4), r(4), 0.75])
+err("lerp_dtype", "lerp", torch.lerp, [r(3), r(3).double(), 0.5])
+err("lerp_bcast", "lerp", torch.lerp, [r(3), r(4), 0.5])
+case("addcmul", "torch.addcmul", torch.addcmul, [r(2, 3), r(3), r(2, 1)], {"value": 0.5})
+case("addcmul_int", "Tensor.addcmul", torch.addcmul, [ri(3), ri(3), ri(3)], {"value": 2})
+case("addcmul_default", "Tensor.addcmul_", torch.addcmul, [r(3), r(3), r(3)])
+case("addcdiv", "torch.addcdiv", torch.addcdiv, [r(2, 3), r(3), r(2, 3) + 3], {"value": -2.0})
+err("addcdiv_int", "addcdiv", torch.addcdiv, [ri(3), ri(3), ri(3, lo=1)],
+    match="Integer division with addcdiv is no longer supported")
+special = torch.tensor([1.0, float("nan"), float("inf"), -float("inf"), -2.0])
+case("nan_to_num", "torch.nan_to_num", torch.nan_to_num, [special])
+case("nan_to_num_values", "Tensor.nan_to_num", torch.nan_to_num, [special],
+     {"nan": 0.5, "posinf": 9.0, "neginf": -9.0})
+case("nan_to_num_half", "nan_to_num", torch.nan_to_num, [special.half()])
+case("nan_to_num_int", "nan_to_num", torch.nan_to_num, [ri(4)])
+for k in (0, 2, -1):
+    case(f"diag_vec_{k}", "torch.diag", torch.diag, [r(3), k])
+    case(f"diag_mat_{k}", "Tensor.diag", torch.diag, [r(3, 4), k])
+case("diag_mat_far", "diag", torch.diag, [r(2, 3), 3])
+case("diag_int", "diag", torch.diag, [ri(3)])
+err("diag_3d", "diag", torch.diag, [r(2, 2, 2)], match="matrix or a vector expected")
+case("diag_embed", "torch.diag_embed", torch.diag_embed, [r(2, 3)])
+case("diag_embed_offset", "Tensor.diag_embed", torch.diag_embed, [r(3)], {"offset": 1})
+case("diag_embed_dims", "diag_embed", torch.diag_embed, [r(2, 3)],
+     {"offset": -1, "dim1": 0, "dim2": 2})
+case("diag_embed_dims_swapped", "diag_embed", torch.diag_embed, [r(2, 3)],
+     {"offset": 2, "dim1": 2, "dim2": 0})
+err("diag_embed_same_dims", "diag_embed", torch.diag_embed, [r(3)], {"dim1": 0, "dim2": 0})
+
 theta = torch.tensor([[[0.9, -0.2, 0.1], [0.3, 1.1, -0.2]],
                       [[1.2, 0.1, -0.3], [-0.1, 0.8, 0.25]]])
 for align in (False, True):

@@ -66,6 +66,8 @@ ops(torch.index_add, "index_add", name="index_add")
 ops("index_add_", name="index_add", mutates=0)
 ops(torch.meshgrid, name="meshgrid")
 ops(torch.cdist, name="cdist")
+ops(torch.diag, "diag")
+ops(torch.diag_embed, "diag_embed")
 
 
 def _scatter(call):
