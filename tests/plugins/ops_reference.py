@@ -746,6 +746,29 @@ case("diag_embed_dims_swapped", "diag_embed", torch.diag_embed, [r(2, 3)],
      {"offset": 2, "dim1": 2, "dim2": 0})
 err("diag_embed_same_dims", "diag_embed", torch.diag_embed, [r(3)], {"dim1": 0, "dim2": 0})
 
+# tril_indices / triu_indices, bucketize, searchsorted.
+for args_ in ((3, 4, -1), (3, 3, 1), (3, 3, 5), (2, 3, -5), (4, 2)):
+    case(f"tril_indices_{args_}", "torch.tril_indices", torch.tril_indices, list(args_))
+    case(f"triu_indices_{args_}", "torch.triu_indices", torch.triu_indices, list(args_))
+err("tril_indices_negative", "tril_indices", torch.tril_indices, [-1, 3],
+    match="row must be non-negative")
+bounds = torch.tensor([-1.0, 0.0, 0.0, 1.0])
+vals = torch.tensor([[-2.0, -1.0, 0.0, 0.5, 1.0, 2.0, float("nan")]])
+for right in (False, True):
+    case(f"bucketize_{right}", "torch.bucketize", torch.bucketize, [vals, bounds], {"right": right})
+    case(f"searchsorted_{right}", "torch.searchsorted", torch.searchsorted, [bounds, vals],
+         {"right": right})
+case("bucketize_int32", "bucketize", torch.bucketize, [ri(2, 3), bounds], {"out_int32": True})
+case("bucketize_number", "bucketize", torch.bucketize, [0.25, bounds])
+case("searchsorted_rows", "searchsorted", torch.searchsorted,
+     [torch.tensor([[0.0, 1, 2], [1, 2, 3]]), torch.tensor([[1.5, 3.0], [0.5, 2.0]])])
+case("searchsorted_side", "searchsorted", torch.searchsorted, [bounds, vals], {"side": "right"})
+err("bucketize_2d_bounds", "bucketize", torch.bucketize, [vals, torch.ones(2, 2)])
+err("searchsorted_rows_mismatch", "searchsorted", torch.searchsorted,
+    [torch.ones(2, 3), torch.ones(3, 1)])
+err("searchsorted_opposites", "searchsorted", torch.searchsorted, [bounds, vals],
+    {"side": "left", "right": True})
+
 theta = torch.tensor([[[0.9, -0.2, 0.1], [0.3, 1.1, -0.2]],
                       [[1.2, 0.1, -0.3], [-0.1, 0.8, 0.25]]])
 for align in (False, True):

@@ -312,7 +312,7 @@ def trace(m, inputs, concrete_args=None, recorded=None):
     # Proxy by themselves: recorded as calls, as are tensors built from them.
     patch = [(torch.__dict__, name) for name in
              ("tensor", "as_tensor", "arange", "linspace", "zeros", "ones", "full", "empty",
-              "eye")]
+              "eye", "tril_indices", "triu_indices")]
     # Functions wrapped with torch.fx.wrap stay one call only when a
     # converter handles them; the others are traced through.
     patch += [(d, name) for d, name in saved if name in d and registry.has_function(d[name])]

@@ -68,6 +68,8 @@ ops(torch.meshgrid, name="meshgrid")
 ops(torch.cdist, name="cdist")
 ops(torch.diag, "diag")
 ops(torch.diag_embed, "diag_embed")
+ops(torch.bucketize, name="bucketize")
+ops(torch.searchsorted, name="searchsorted")
 
 
 def _scatter(call):
