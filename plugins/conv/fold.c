@@ -118,18 +118,26 @@ im2col (const Window *w, gint64 c, gint64 h, gint64 wd, const gint64 n[2],
       }
 }
 
+/* PyTorch's rank check: @lo-d (unbatched) or @lo + 1-d input. */
+static gboolean
+check_rank (const NnShape *s, guint lo, GError **error)
+{
+  if (s->ndim == lo || s->ndim == lo + 1)
+    return TRUE;
+  g_autofree char *f = nn_shape_to_string (s);
+  return nn_lu_shape_fail (error, "Expected %uD or %uD (batch mode) tensor for input with "
+                           "possibly 0 batch size and non-zero dimensions for input, but "
+                           "got: %s", lo, lo + 1, f);
+}
+
 static NnValue *
 unfold_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
 {
   const Window *w = nn_module_get_private (self);
   NnTensor *input = nn_args_tensor (args, 0);
   const NnShape *s = &input->shape;
-  if (s->ndim != 3 && s->ndim != 4) {
-    g_autofree char *f = nn_shape_to_string (s);
-    nn_lu_shape_fail (error, "Expected 3D or 4D (batch mode) tensor for input with "
-                      "possibly 0 batch size and non-zero dimensions for input, but got: %s", f);
+  if (!check_rank (s, 3, error))
     return NULL;
-  }
   guint b = s->ndim - 3;
   gint64 c = s->dims[b], h = s->dims[b + 1], wd = s->dims[b + 2], n[2];
   if (!blocks (w, h, wd, n, error))
@@ -156,12 +164,8 @@ fold_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
   const Window *w = nn_module_get_private (self);
   NnTensor *input = nn_args_tensor (args, 0);
   const NnShape *s = &input->shape;
-  if (s->ndim != 2 && s->ndim != 3) {
-    g_autofree char *f = nn_shape_to_string (s);
-    nn_lu_shape_fail (error, "Expected 2D or 3D (batch mode) tensor for input with "
-                      "possibly 0 batch size and non-zero dimensions for input, but got: %s", f);
+  if (!check_rank (s, 2, error))
     return NULL;
-  }
   guint b = s->ndim - 2;
   gint64 rows = s->dims[b], l = s->dims[b + 1], kk = w->k[0] * w->k[1], n[2];
   if (rows % kk) {

@@ -75,12 +75,7 @@ values_arg (const NnValue *v)
 {
   if (nn_value_kind (v) == NN_VALUE_TENSOR)
     return nn_tensor_ref (nn_value_get_tensor (v));
-  NnShape s = { 0 };
-  NnTensor *t = nn_tensor_new (NN_DTYPE_F64, &s);
-  if (t)
-    nn_ops_set_f (t, 0, nn_value_kind (v) == NN_VALUE_FLOAT ? nn_value_get_float (v)
-                                                            : (double) nn_value_get_int (v));
-  return t;
+  return nn_ops_scalar_tensor (v, NN_DTYPE_F64);
 }
 
 static NnValue *

@@ -22,12 +22,8 @@ cumulative (const NnArgs *args, gboolean prod, GError **error)
                               error);
   if (!out || nn_tensor_is_meta (in))
     return nn_ops_take (out);
-  guint nd = in->shape.ndim;
-  gint64 size = nd ? in->shape.dims[dim] : 1, outer = 1, inner = 1;
-  for (guint i = 0; i < dim && nd; i++)
-    outer *= in->shape.dims[i];
-  for (guint i = dim + 1; i < nd; i++)
-    inner *= in->shape.dims[i];
+  gint64 outer, size, inner;
+  nn_ops_around_dim (&in->shape, dim, &outer, &size, &inner);
   for (gint64 o = 0; o < outer; o++)
     for (gint64 j = 0; j < inner; j++)
       {
@@ -82,12 +78,8 @@ cum_extreme (const NnArgs *args, gboolean max, GError **error)
   g_autoptr (NnTensor) idx = vals ? nn_ops_new (meta, NN_DTYPE_I64, &in->shape, error) : NULL;
   if (!idx)
     return NULL;
-  guint nd = in->shape.ndim;
-  gint64 size = nd ? in->shape.dims[dim] : 1, outer = 1, inner = 1;
-  for (guint i = 0; i < dim && nd; i++)
-    outer *= in->shape.dims[i];
-  for (guint i = dim + 1; i < nd; i++)
-    inner *= in->shape.dims[i];
+  gint64 outer, size, inner;
+  nn_ops_around_dim (&in->shape, dim, &outer, &size, &inner);
   gboolean fl = nn_dtype_is_float (in->dtype);
   for (gint64 o = 0; o < outer && !meta; o++)
     for (gint64 j = 0; j < inner; j++)

@@ -53,16 +53,8 @@ index_add_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
   if (!out || meta)
     return nn_ops_take (out);
   /* [outer, size, inner] for input, [outer, n, inner] for source. */
-  gint64 n = nn_tensor_numel (idx);
-  gint64 size = in->shape.ndim ? in->shape.dims[dim] : 1;
-  gint64 inner = 1, outer = 1;
-  for (guint d = 0; d < in->shape.ndim; d++)
-    {
-      if (d < dim)
-        outer *= in->shape.dims[d];
-      else if (d > dim)
-        inner *= in->shape.dims[d];
-    }
+  gint64 n = nn_tensor_numel (idx), outer, size, inner;
+  nn_ops_around_dim (&in->shape, dim, &outer, &size, &inner);
   gboolean ints = !nn_dtype_is_float (in->dtype);
   double alpha = nn_value_kind (alphav) == NN_VALUE_FLOAT ? nn_value_get_float (alphav)
                                                           : (double) nn_value_get_int (alphav);

@@ -184,6 +184,10 @@ void nn_ops_bcast_strides (const NnShape *in, const NnShape *out,
                            gint64 *strides);
 /* Row-major contiguous strides of @s. */
 void nn_ops_strides (const NnShape *s, gint64 *strides);
+/* @s read as [@outer, @size, @inner] around @dim (a 0-d shape is 1, 1, 1),
+ * for ops that walk one dim of every row. */
+void nn_ops_around_dim (const NnShape *s, guint dim, gint64 *outer, gint64 *size,
+                        gint64 *inner);
 
 /* Walks a shape in row-major order, keeping up to 4 operands' offsets. */
 typedef struct {

@@ -21,18 +21,6 @@ broadcast3 (NnTensor *const *t, guint n, NnShape *out, GError **error)
   return TRUE;
 }
 
-/* A number argument as a 0-d tensor of @dtype, so one loop serves both. */
-static NnTensor *
-scalar_tensor (const NnValue *v, NnDType dtype)
-{
-  NnShape s = { 0 };
-  NnTensor *t = nn_tensor_new (dtype, &s);
-  if (t)
-    nn_ops_set_f (t, 0, nn_value_kind (v) == NN_VALUE_FLOAT ? nn_value_get_float (v)
-                                                            : (double) nn_value_get_int (v));
-  return t;
-}
-
 typedef enum { P_LERP, P_ADDCMUL, P_ADDCDIV } Pointwise3;
 
 static double
@@ -71,7 +59,7 @@ pointwise3 (const NnArgs *args, Pointwise3 op, GError **error)
       if (nn_value_kind (third) == NN_VALUE_TENSOR)
         t[2] = nn_value_get_tensor (third);
       else
-        t[2] = weight = scalar_tensor (third, dt);
+        t[2] = weight = nn_ops_scalar_tensor (third, dt);
       for (guint i = 1; i < 3; i++)
         if (t[i]->dtype != dt)
           {
