@@ -293,6 +293,22 @@ class TestGraphs(unittest.TestCase):
                                        {"name": "ids", "shape": [1, 16], "dtype": "I64"}])
         self.assertEqual(d["model"]["config"]["inputs"], ["x", "ids"])
 
+    def test_sequence_plus_split_keyword_and_pool_indices(self):
+        class M(nn.Module):
+            def forward(self, x):
+                shape = x.size()[:-1] + (2, 3)
+                a, b = x.split(split_size=[2, 4], dim=-1)
+                y, idx = F.max_pool2d(x.unsqueeze(1), 2, return_indices=True)
+                return b.reshape(shape[0], shape[1], 2, 2), a, y, idx
+        d, _ = self.export(M(), {"x": torch.randn(2, 4, 6)})
+        nodes = nodes_of(d["model"])
+        concat = next(n for n in nodes if n["op"] == "concat")
+        self.assertEqual(concat["args"][1], {"tuple": [2, 3]})
+        split = next(n for n in nodes if n["op"] == "split")
+        self.assertEqual(split["kwargs"], {"split_size_or_sections": [2, 4], "dim": -1})
+        pool = next(n for n in nodes if n["op"] in ("max_pool2d", "MaxPool2d"))
+        self.assertTrue(pool["config"]["return_indices"])
+
     def test_size_unpacking_and_integer_arithmetic(self):
         d = self.check_handwritten("size_unpacking")
         ops = [n["op"] for n in nodes_of(d["model"]) if "op" in n]
