@@ -61,12 +61,16 @@ nn_weights_detect_format (const char *path, GError **error)
     return NN_WEIGHTS_FORMAT_PTH;
   if (n >= 4 && memcmp (head, "PK\005\006", 4) == 0)
     return NN_WEIGHTS_FORMAT_PTH; /* an empty zip; the reader says so */
-  /* Legacy torch.save pickles a magic number first, with protocol 2. */
-  if (n >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5)
-    return NN_WEIGHTS_FORMAT_PTH_LEGACY;
   guint64 hlen = 0;
   for (guint i = 0; i < 8; i++)
     hlen |= (guint64) head[i] << (8 * i);
+  /* Safetensors first: a header of 0x280..0x5ff bytes starts with the same
+   * two bytes as a legacy pickle (0x80, 2..5), but its JSON opens at 8. */
+  if (n >= 9 && hlen <= NN_SAFETENSORS_MAX_HEADER && head[8] == '{')
+    return NN_WEIGHTS_FORMAT_SAFETENSORS;
+  /* Legacy torch.save pickles a magic number first, with protocol 2. */
+  if (n >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5)
+    return NN_WEIGHTS_FORMAT_PTH_LEGACY;
   /* A safetensors header length is small; JSON text read as one is huge. */
   if (n >= 8 && hlen <= NN_SAFETENSORS_MAX_HEADER)
     return NN_WEIGHTS_FORMAT_SAFETENSORS;

@@ -6,6 +6,8 @@
 #include <nnkit/plugin.h>
 
 extern const NnLayerType nn_conv2d_type;
+extern const NnLayerType nn_unfold_type;
+extern const NnLayerType nn_fold_type;
 
 typedef enum {
   NN_CONV_PAD_ZEROS,

@@ -176,11 +176,13 @@ dnnl_avg_pool2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
                        &geom, &nn_avg_pool2d_type, error);
 }
 
+/* The (output, indices) tuple of return_indices is the reference's. */
 static gboolean
 dnnl_max_pool2d_supports (const NnLayerType *type, JsonObject *config,
                           const NnArgs *args, const NnCpuInfo *cpu)
 {
-  return nn_cpu_has (cpu, NN_CPU_SSE4_1);
+  return !json_object_get_boolean_member_with_default (config, "return_indices", FALSE)
+         && nn_cpu_has (cpu, NN_CPU_SSE4_1);
 }
 
 /* oneDNN divides every window by kernel_size when padding counts, but

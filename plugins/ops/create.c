@@ -1,6 +1,6 @@
-/* ops plugin: arange, zeros, ones, full, empty, their _like and Tensor.new_
- * forms, and tensor() from a number or nested lists.  Sizes may be ints
- * computed in the graph; dtype is a string ("torch.int64"); device,
+/* ops plugin: arange, linspace, tril/triu_indices, zeros, ones, full,
+ * empty, their _like and Tensor.new_ forms, and tensor() from a number or
+ * nested lists.  Sizes may be ints computed in the graph; dtype is a string ("torch.int64"); device,
  * layout, requires_grad, pin_memory and memory_format are accepted and
  * ignored, as nnkit runs on the CPU only.  In shape inference the result
  * is a meta tensor. */
@@ -275,6 +275,92 @@ bad:
   return NULL;
 }
 
+/* linspace(start, end, steps): as PyTorch's CPU kernel, the first half
+ * counted up from start and the second down from end, so both ends are
+ * exact. */
+static NnValue *
+linspace_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  double start, end;
+  gint64 steps = nn_args_int (args, 2);
+  if (!number (nn_args_get (args, 0), &start) || !number (nn_args_get (args, 1), &end))
+    {
+      nn_ops_fail (error, "linspace(): start and end must be numbers");
+      return NULL;
+    }
+  NnDType dt = NN_DTYPE_F32;
+  if (!read_dtype (args, 3, &dt, error))
+    return NULL;
+  if (steps < 0)
+    {
+      nn_ops_fail (error, "number of steps must be non-negative");
+      return NULL;
+    }
+  NnShape shape = { 1, { steps } };
+  gboolean meta = nn_call_is_meta (call);
+  NnTensor *out = nn_ops_new (meta, dt, &shape, error);
+  if (!out || meta)
+    return nn_ops_take (out);
+  double step = steps > 1 ? (end - start) / (double) (steps - 1) : 0;
+  for (gint64 k = 0; k < steps; k++)
+    nn_ops_set_f (out, k, k < steps / 2 || steps == 1 ? start + step * (double) k
+                                        : end - step * (double) (steps - 1 - k));
+  return nn_value_take_tensor (out);
+}
+
+/* tril_indices / triu_indices(row, col, offset=0): the [2, N] int64
+ * coordinates of a row x col matrix's lower (upper) triangle, row-major
+ * (DLRM's pairwise interactions). */
+static NnValue *
+tri_indices (NnCall *call, const NnArgs *args, gboolean upper, GError **error)
+{
+  gint64 rows = nn_args_int (args, 0), cols = nn_args_int (args, 1), off = nn_args_int (args, 2);
+  NnDType dt = NN_DTYPE_I64;
+  if (!read_dtype (args, 3, &dt, error))
+    return NULL;
+  if (rows < 0 || cols < 0)
+    {
+      nn_ops_fail (error, "%s must be non-negative, got%" G_GINT64_FORMAT,
+                   rows < 0 ? "row" : "col", rows < 0 ? rows : cols);
+      return NULL;
+    }
+  gint64 n = 0;
+  for (gint64 i = 0; i < rows; i++)
+    {
+      /* Columns j of row i in the triangle: j - i <= off (lower), >= off (upper). */
+      gint64 lo = upper ? MAX (i + off, 0) : 0, hi = upper ? cols : MIN (i + off + 1, cols);
+      n += MAX (hi - lo, 0);
+    }
+  NnShape shape = { 2, { 2, n } };
+  gboolean meta = nn_call_is_meta (call);
+  NnTensor *out = nn_ops_new (meta, dt, &shape, error);
+  if (!out || meta)
+    return nn_ops_take (out);
+  gint64 k = 0;
+  for (gint64 i = 0; i < rows; i++)
+    {
+      gint64 lo = upper ? MAX (i + off, 0) : 0, hi = upper ? cols : MIN (i + off + 1, cols);
+      for (gint64 j = lo; j < hi; j++, k++)
+        {
+          nn_ops_set_i (out, k, i);
+          nn_ops_set_i (out, n + k, j);
+        }
+    }
+  return nn_value_take_tensor (out);
+}
+
+static NnValue *
+tril_indices_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  return tri_indices (call, args, FALSE, error);
+}
+
+static NnValue *
+triu_indices_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  return tri_indices (call, args, TRUE, error);
+}
+
 /* eye(n, m=None): ones on the diagonal of an n x m matrix. */
 static NnValue *
 eye_fn (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
@@ -451,6 +537,26 @@ static const NnArgSpec eye_args[] = {
   DTYPE_KW, FACTORY_KWARGS,
 };
 static const char *const eye_aliases[] = { "torch.eye", NULL };
+static const NnArgSpec tri_indices_args[] = {
+  { "row", NN_ARG_INT, 0, 0, NULL, "rows of the matrix" },
+  { "col", NN_ARG_INT, 0, 0, NULL, "columns of the matrix" },
+  { "offset", NN_ARG_INT, 0, NN_ARG_OPTIONAL, "0", "diagonal offset (> 0: above)" },
+  DTYPE_KW, FACTORY_KWARGS,
+};
+static const char *const tril_indices_aliases[] = { "torch.tril_indices", NULL };
+static const char *const triu_indices_aliases[] = { "torch.triu_indices", NULL };
+static NN_OPS_TYPE (tril_indices_type, "tril_indices", "coordinates of a lower triangle",
+                    tri_indices_args, tril_indices_aliases, tril_indices_fn);
+static NN_OPS_TYPE (triu_indices_type, "triu_indices", "coordinates of an upper triangle",
+                    tri_indices_args, triu_indices_aliases, triu_indices_fn);
+static const NnArgSpec linspace_args[] = {
+  NUMBER ("start", "first value"), NUMBER ("end", "last value"),
+  { "steps", NN_ARG_INT, 0, 0, NULL, "number of values" },
+  DTYPE_KW, FACTORY_KWARGS,
+};
+static const char *const linspace_aliases[] = { "torch.linspace", NULL };
+static NN_OPS_TYPE (linspace_type, "linspace", "steps evenly spaced values from start to end",
+                    linspace_args, linspace_aliases, linspace_fn);
 static NN_OPS_TYPE (eye_type, "eye", "the identity matrix", eye_args,
                     eye_aliases, eye_fn);
 
@@ -504,5 +610,5 @@ const NnLayerType *const nn_ops_create_types[] = {
   &zeros_type, &empty_type, &ones_type, &full_type, &zeros_like_type,
   &ones_like_type, &full_like_type, &new_zeros_type, &new_ones_type,
   &new_full_type, &arange_type, &tensor_type, &new_tensor_type, &eye_type,
-  NULL,
+  &linspace_type, &tril_indices_type, &triu_indices_type, NULL,
 };

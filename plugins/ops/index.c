@@ -70,8 +70,14 @@ getitem_seq (const NnValue *obj, const NnValue *idx, GError **error)
 }
 
 static NnValue *
-getitem_tensor (NnTensor *in, const NnValue *idx, GError **error)
+getitem_tensor (NnTensor *in, const NnValue *index, GError **error)
 {
+  g_autoptr (NnTensor) folded = NULL;
+  g_autoptr (NnValue) idx = nn_ops_fold_tensor_indices (in, index, &folded, error);
+  if (!idx)
+    return NULL;
+  if (folded)
+    in = folded;
   NnOpsIndexPlan plan;
   if (!nn_ops_index_plan (in, idx, &plan, error))
     return NULL;

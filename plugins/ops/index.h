@@ -34,5 +34,12 @@ NnTensor *nn_ops_take_along (NnTensor *in, guint dim, NnTensor *idx,
  * refuses meta tensors (the count depends on data).  (transfer full) */
 NnTensor *nn_ops_take_mask (NnTensor *in, guint dim, NnTensor *mask,
                             GError **error);
+/* Several integer tensor indices next to each other (x[i, j]): returns
+ * (transfer full) the index with them replaced by one linear index, and
+ * sets @folded (transfer full) to @in with their dims folded into one;
+ * other indices are returned as they are (a ref) with @folded NULL.
+ * Tensors apart or mixed with masks are refused (PyTorch's other rules). */
+NnValue *nn_ops_fold_tensor_indices (NnTensor *in, const NnValue *idx,
+                                     NnTensor **folded, GError **error);
 
 #endif

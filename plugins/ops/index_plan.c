@@ -1,6 +1,7 @@
 /* ops plugin: tensor indexing shared by getitem and setitem: ints, slices
  * (positive steps, Python's clamping), None, Ellipsis, tuples of those,
- * and at most one integer index tensor or bool mask. */
+ * and one integer index tensor or bool mask (index_multi.c folds several
+ * adjacent integer ones into one first). */
 #include "index.h"
 
 #include <string.h>

@@ -21,6 +21,13 @@ static const NnLayerType *const *const ops_groups[] = {
   nn_ops_create_types,
   nn_ops_convert_types,
   nn_ops_layer_norm_types,
+  nn_ops_concat_types,
+  nn_ops_index_add_types,
+  nn_ops_meshgrid_types,
+  nn_ops_cdist_types,
+  nn_ops_pointwise3_types,
+  nn_ops_diag_types,
+  nn_ops_bucketize_types,
 };
 
 gboolean

@@ -32,6 +32,13 @@ extern const NnLayerType *const nn_ops_compare_types[];
 extern const NnLayerType *const nn_ops_create_types[];
 extern const NnLayerType *const nn_ops_convert_types[];
 extern const NnLayerType *const nn_ops_layer_norm_types[];
+extern const NnLayerType *const nn_ops_concat_types[];
+extern const NnLayerType *const nn_ops_index_add_types[];
+extern const NnLayerType *const nn_ops_meshgrid_types[];
+extern const NnLayerType *const nn_ops_cdist_types[];
+extern const NnLayerType *const nn_ops_pointwise3_types[];
+extern const NnLayerType *const nn_ops_diag_types[];
+extern const NnLayerType *const nn_ops_bucketize_types[];
 
 /* Declares an op type whose forward also serves as infer; @bw_ (nullable) its backward (docs/TRAINING.md). */
 #define NN_OPS_FLAGS_TYPE(var_, name_, doc_, flags_, args_, aliases_, fn_, bw_) \
@@ -177,6 +184,10 @@ void nn_ops_bcast_strides (const NnShape *in, const NnShape *out,
                            gint64 *strides);
 /* Row-major contiguous strides of @s. */
 void nn_ops_strides (const NnShape *s, gint64 *strides);
+/* @s read as [@outer, @size, @inner] around @dim (a 0-d shape is 1, 1, 1),
+ * for ops that walk one dim of every row. */
+void nn_ops_around_dim (const NnShape *s, guint dim, gint64 *outer, gint64 *size,
+                        gint64 *inner);
 
 /* Walks a shape in row-major order, keeping up to 4 operands' offsets. */
 typedef struct {

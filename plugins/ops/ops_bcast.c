@@ -39,6 +39,20 @@ nn_ops_strides (const NnShape *s, gint64 *strides)
 }
 
 void
+nn_ops_around_dim (const NnShape *s, guint dim, gint64 *outer, gint64 *size, gint64 *inner)
+{
+  *outer = *inner = 1;
+  *size = s->ndim ? s->dims[dim] : 1;
+  for (guint i = 0; i < s->ndim; i++)
+    {
+      if (i < dim)
+        *outer *= s->dims[i];
+      else if (i > dim)
+        *inner *= s->dims[i];
+    }
+}
+
+void
 nn_ops_bcast_strides (const NnShape *in, const NnShape *out, gint64 *strides)
 {
   gint64 own[NN_MAX_DIMS];

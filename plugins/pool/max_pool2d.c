@@ -1,4 +1,6 @@
-/* MaxPool2d: max over dilated sliding windows, as torch.nn.MaxPool2d. */
+/* MaxPool2d: max over dilated sliding windows, as torch.nn.MaxPool2d;
+ * return_indices gives PyTorch's (output, indices) tuple, each index into
+ * its input's H * W plane (what MaxUnpool2d takes). */
 #include "pool.h"
 
 #include <math.h>
@@ -14,7 +16,7 @@ static const NnSchemaKey max_pool2d_schema[] = {
   { "dilation", NN_KIND_INT_TUPLE, 2, NN_KEY_OPTIONAL | NN_KEY_HAS_MIN, "1", 1, 0,
     NULL, "spacing between the elements of a window" },
   { "return_indices", NN_KIND_BOOL, 0, NN_KEY_OPTIONAL, "false", 0, 0, NULL,
-    "also return the argmax indices (not supported: must be false)" },
+    "also return each window's argmax, an int64 index into its H * W plane" },
   { "ceil_mode", NN_KIND_BOOL, 0, NN_KEY_OPTIONAL, "false", 0, 0, NULL,
     "use ceil instead of floor for the output size" },
 };
@@ -24,21 +26,22 @@ typedef struct {
   NnPoolExtent ext; /* set per call */
 } MaxPoolPlane;
 
+/* The private state; geom first, as oneDNN's provider reads it as one. */
+typedef struct {
+  NnPoolGeom geom;
+  gboolean indices; /* return_indices */
+} MaxPoolState;
+
 static gboolean
 max_pool2d_create (NnModule *self, GError **error)
 {
-  if (nn_module_config_bool (self, "return_indices")) {
-    g_set_error (error, NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_OUT_OF_RANGE,
-                 "key 'return_indices' must be false: a module "
-                 "returns one tensor, found true");
+  MaxPoolState *st = g_new0 (MaxPoolState, 1);
+  if (!nn_pool_geom_read (self, TRUE, &st->geom, error)) {
+    g_free (st);
     return FALSE;
   }
-  NnPoolGeom *geom = g_new0 (NnPoolGeom, 1);
-  if (!nn_pool_geom_read (self, TRUE, geom, error)) {
-    g_free (geom);
-    return FALSE;
-  }
-  nn_module_set_private (self, geom);
+  st->indices = nn_module_config_bool (self, "return_indices");
+  nn_module_set_private (self, st);
   return TRUE;
 }
 
@@ -52,8 +55,16 @@ static NnValue *
 max_pool2d_infer (NnModule *self, NnCall *call, const NnArgs *args,
                   GError **error)
 {
-  const NnPoolGeom *geom = nn_module_get_private (self);
-  return nn_pool_infer_windows (geom, nn_args_tensor (args, 0), error);
+  const MaxPoolState *st = nn_module_get_private (self);
+  NnValue *out = nn_pool_infer_windows (&st->geom, nn_args_tensor (args, 0), error);
+  if (!out || !st->indices)
+    return out;
+  NnTensor *y = nn_value_get_tensor (out);
+  NnValue *res = nn_value_new_tuple ();
+  nn_value_append (res, nn_value_take_tensor (nn_tensor_new_meta (NN_DTYPE_F32, &y->shape)));
+  nn_value_append (res, nn_value_take_tensor (nn_tensor_new_meta (NN_DTYPE_I64, &y->shape)));
+  nn_value_unref (out);
+  return res;
 }
 
 static void
@@ -86,57 +97,108 @@ max_pool2d_plane (gconstpointer ctx, const float *x, float *y)
   }
 }
 
+/* Window (@oh, @ow)'s argmax in plane @x, as PyTorch's CPU kernel picks
+ * it: the first maximum, or the last NaN; the window's first element when
+ * all are -inf. */
+static gint64
+max_pool2d_argmax (const NnPoolGeom *g, const NnPoolExtent *e,
+                   const float *x, gint64 oh, gint64 ow)
+{
+  gint64 h0 = oh * g->stride[0] - g->padding[0];
+  gint64 h1 = MIN (h0 + (g->kernel[0] - 1) * g->dilation[0] + 1, e->h);
+  gint64 w0 = ow * g->stride[1] - g->padding[1];
+  gint64 w1 = MIN (w0 + (g->kernel[1] - 1) * g->dilation[1] + 1, e->w);
+  while (h0 < 0)
+    h0 += g->dilation[0];
+  while (w0 < 0)
+    w0 += g->dilation[1];
+  gint64 at = h0 * e->w + w0;
+  float m = -INFINITY;
+  for (gint64 ih = h0; ih < h1; ih += g->dilation[0])
+    for (gint64 iw = w0; iw < w1; iw += g->dilation[1]) {
+      float v = x[ih * e->w + iw];
+      if (v > m || isnan (v)) {
+        m = v;
+        at = ih * e->w + iw;
+      }
+    }
+  return at;
+}
+
+/* (output, indices): plane by plane, one thread (SegNet-sized inputs; the
+ * oneDNN provider declines this config, so this is the only path). */
+static NnValue *
+max_pool2d_with_indices (const NnPoolGeom *g, NnTensor *input, GError **error)
+{
+  NnShape os;
+  if (!nn_pool_geom_out_shape (g, &input->shape, &os, error))
+    return NULL;
+  const guint hd = os.ndim - 2;
+  NnPoolExtent e = { input->shape.dims[hd], input->shape.dims[hd + 1],
+                     os.dims[hd], os.dims[hd + 1] };
+  NnTensor *y = nn_pool_alloc (&os, error);
+  if (!y)
+    return NULL;
+  NnTensor *idx = nn_tensor_new (NN_DTYPE_I64, &os);
+  if (!idx) {
+    g_autofree char *s = nn_shape_to_string (&os);
+    nn_tensor_unref (y);
+    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                 "cannot allocate the int64 indices %s", s);
+    return NULL;
+  }
+  const float *x = nn_tensor_f32 (input);
+  float *yv = nn_tensor_f32 (y);
+  gint64 *iv = nn_tensor_i64 (idx);
+  const gint64 planes = nn_shape_numel (&os) / MAX (e.oh * e.ow, 1);
+  for (gint64 pl = 0; pl < planes; pl++) {
+    const float *xp = x + pl * e.h * e.w;
+    for (gint64 oh = 0; oh < e.oh; oh++)
+      for (gint64 ow = 0; ow < e.ow; ow++) {
+        gint64 o = (pl * e.oh + oh) * e.ow + ow;
+        iv[o] = max_pool2d_argmax (g, &e, xp, oh, ow);
+        yv[o] = xp[iv[o]];
+      }
+  }
+  NnValue *res = nn_value_new_tuple ();
+  nn_value_append (res, nn_value_take_tensor (y));
+  nn_value_append (res, nn_value_take_tensor (idx));
+  return res;
+}
+
 static NnValue *
 max_pool2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
                     GError **error)
 {
-  MaxPoolPlane p = { *(const NnPoolGeom *) nn_module_get_private (self) };
+  const MaxPoolState *st = nn_module_get_private (self);
+  if (st->indices)
+    return max_pool2d_with_indices (&st->geom, nn_args_tensor (args, 0), error);
+  MaxPoolPlane p = { st->geom };
   return nn_pool_run_windows (&p.geom, nn_args_tensor (args, 0), &p.ext,
                               max_pool2d_plane, &p, error);
 }
 
 typedef struct {
   const NnPoolGeom *g;
-  gint64 h, w, oh_n, ow_n;
+  NnPoolExtent e;
   const float *x, *go;
   float *d;
 } MaxBackJob;
 
-/* Planes [@begin, @end): each output gradient goes to its window's first
- * maximum, the element the forward picked (PyTorch's argmax). */
+/* Planes [@begin, @end): each output gradient goes to the element the
+ * forward picked (PyTorch's argmax). */
 static void
 max_pool2d_backward_planes (gsize begin, gsize end, gpointer data)
 {
   const MaxBackJob *j = data;
-  const NnPoolGeom *g = j->g;
-  const gint64 h = j->h, w = j->w, oh_n = j->oh_n, ow_n = j->ow_n;
+  const NnPoolExtent *e = &j->e;
   for (gint64 pl = (gint64) begin; pl < (gint64) end; pl++) {
-    const float *xp = j->x + pl * h * w;
-    float *dp = j->d + pl * h * w;
-    for (gint64 oh = 0; oh < oh_n; oh++) {
-      gint64 h0 = oh * g->stride[0] - g->padding[0];
-      gint64 h1 = MIN (h0 + (g->kernel[0] - 1) * g->dilation[0] + 1, h);
-      while (h0 < 0)
-        h0 += g->dilation[0];
-      for (gint64 ow = 0; ow < ow_n; ow++) {
-        gint64 w0 = ow * g->stride[1] - g->padding[1];
-        gint64 w1 = MIN (w0 + (g->kernel[1] - 1) * g->dilation[1] + 1, w);
-        while (w0 < 0)
-          w0 += g->dilation[1];
-        float m = -INFINITY;
-        gint64 at = -1;
-        for (gint64 ih = h0; ih < h1; ih += g->dilation[0])
-          for (gint64 iw = w0; iw < w1; iw += g->dilation[1]) {
-            float v = xp[ih * w + iw];
-            if (at < 0 || v > m || (isnan (v) && !isnan (m))) {
-              m = v;
-              at = ih * w + iw;
-            }
-          }
-        if (at >= 0)
-          dp[at] += j->go[(pl * oh_n + oh) * ow_n + ow];
-      }
-    }
+    const float *xp = j->x + pl * e->h * e->w;
+    float *dp = j->d + pl * e->h * e->w;
+    for (gint64 oh = 0; oh < e->oh; oh++)
+      for (gint64 ow = 0; ow < e->ow; ow++)
+        dp[max_pool2d_argmax (j->g, e, xp, oh, ow)]
+          += j->go[(pl * e->oh + oh) * e->ow + ow];
   }
 }
 
@@ -147,14 +209,21 @@ max_pool2d_backward (NnModule *self, NnCall *call, const NnArgs *args,
                      const NnValue *out, const NnValue *grad_out,
                      GError **error)
 {
-  const NnPoolGeom *g = nn_module_get_private (self);
+  const MaxPoolState *st = nn_module_get_private (self);
   NnTensor *input = nn_args_tensor (args, 0);
+  if (st->indices) {
+    g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                 "MaxPool2d(return_indices=True) has no backward in nnkit: "
+                 "train with return_indices=False");
+    return NULL;
+  }
   NnTensor *gt = nn_value_get_tensor (grad_out);
   const guint nd = input->shape.ndim;
-  MaxBackJob j = { g, input->shape.dims[nd - 2], input->shape.dims[nd - 1],
-                   gt->shape.dims[nd - 2], gt->shape.dims[nd - 1],
+  MaxBackJob j = { &st->geom,
+                   { input->shape.dims[nd - 2], input->shape.dims[nd - 1],
+                     gt->shape.dims[nd - 2], gt->shape.dims[nd - 1] },
                    nn_tensor_f32 (input), nn_tensor_f32 (gt), NULL };
-  const gint64 planes = nn_tensor_numel (input) / MAX (j.h * j.w, 1);
+  const gint64 planes = nn_tensor_numel (input) / MAX (j.e.h * j.e.w, 1);
   NnTensor *dx = nn_pool_alloc (&input->shape, error);
   if (!dx)
     return NULL;

@@ -15,6 +15,7 @@ static const NnLayerType *const pool_types[] = {
   &nn_avg_pool3d_type,
   &nn_adaptive_avg_pool3d_type,
   &nn_adaptive_max_pool3d_type,
+  &nn_max_unpool2d_type,
 };
 
 static gboolean
@@ -27,5 +28,5 @@ pool_init (NnPlugin *plugin, GError **error)
 }
 
 NN_PLUGIN_DEFINE ("pool", "0.1.0", "MIT",
-                  "MaxPool1d/2d/3d, AvgPool1d/2d/3d, AdaptiveAvgPool1d/2d/3d, AdaptiveMaxPool1d/2d/3d",
+                  "MaxPool1d/2d/3d, AvgPool1d/2d/3d, AdaptiveAvgPool1d/2d/3d, AdaptiveMaxPool1d/2d/3d, MaxUnpool2d",
                   pool_init)

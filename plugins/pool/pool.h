@@ -17,6 +17,7 @@ extern const NnLayerType nn_max_pool3d_type;
 extern const NnLayerType nn_avg_pool3d_type;
 extern const NnLayerType nn_adaptive_avg_pool3d_type;
 extern const NnLayerType nn_adaptive_max_pool3d_type;
+extern const NnLayerType nn_max_unpool2d_type;
 
 /* The pools' forward signature: (input), a float32 [N, C, H, W] or
  * [C, H, W] tensor.  As functional ops (F.max_pool2d, ...) the window comes

@@ -13,6 +13,8 @@ extern const NnLayerType nn_pixel_shuffle_type;
 extern const NnLayerType nn_pixel_unshuffle_type;
 extern const NnLayerType nn_pixel_shuffle_fn_type;
 extern const NnLayerType nn_pixel_unshuffle_fn_type;
+extern const NnLayerType nn_channel_shuffle_type;
+extern const NnLayerType nn_channel_shuffle_fn_type;
 extern const NnLayerType nn_affine_grid_type;
 extern const NnLayerType nn_grid_sample_type;
 

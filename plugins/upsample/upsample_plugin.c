@@ -1,5 +1,5 @@
 /* upsample plugin: entry point.  Registers Upsample and its fixed-mode
- * variants, F.interpolate, PixelShuffle and PixelUnshuffle and their
+ * variants, F.interpolate, PixelShuffle, PixelUnshuffle, ChannelShuffle and their
  * functional forms, F.affine_grid and F.grid_sample. */
 #include "upsample.h"
 
@@ -12,6 +12,8 @@ static const NnLayerType *const upsample_types[] = {
   &nn_pixel_unshuffle_type,
   &nn_pixel_shuffle_fn_type,
   &nn_pixel_unshuffle_fn_type,
+  &nn_channel_shuffle_type,
+  &nn_channel_shuffle_fn_type,
   &nn_affine_grid_type,
   &nn_grid_sample_type,
 };
@@ -26,6 +28,6 @@ upsample_init (NnPlugin *plugin, GError **error)
 }
 
 NN_PLUGIN_DEFINE ("upsample", "0.1.0", "MIT",
-                  "Upsample, F.interpolate, PixelShuffle, PixelUnshuffle, F.affine_grid, "
+                  "Upsample, F.interpolate, PixelShuffle, PixelUnshuffle, ChannelShuffle, F.affine_grid, "
                   "F.grid_sample",
                   upsample_init)

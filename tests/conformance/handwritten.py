@@ -12,6 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import handwritten2
+
 
 class LoopedMLP(nn.Module):
     """A ModuleList looped in forward after x.view(-1, N)."""
@@ -1243,6 +1245,8 @@ MODELS = collections.OrderedDict([
     ("tensor_idioms", (TensorIdioms, _features(6), [6, 5])),
     ("stn", (STN, _mnist, [28, 28])),
 ])
+# The second round of models nnkit had not seen (handwritten2.py).
+MODELS.update(handwritten2.MODELS)
 
 
 def bench_inputs(name, batch, size, vocab):

@@ -7,6 +7,7 @@ writer.  Forward results are checked by running the exported descriptor
 with graph_interp (PyTorch ops), against the model itself.  Exit 77 (skip)
 without torch."""
 
+import copy
 import json
 import math
 import os
@@ -292,6 +293,22 @@ class TestGraphs(unittest.TestCase):
                                        {"name": "ids", "shape": [1, 16], "dtype": "I64"}])
         self.assertEqual(d["model"]["config"]["inputs"], ["x", "ids"])
 
+    def test_sequence_plus_split_keyword_and_pool_indices(self):
+        class M(nn.Module):
+            def forward(self, x):
+                shape = x.size()[:-1] + (2, 3)
+                a, b = x.split(split_size=[2, 4], dim=-1)
+                y, idx = F.max_pool2d(x.unsqueeze(1), 2, return_indices=True)
+                return b.reshape(shape[0], shape[1], 2, 2), a, y, idx
+        d, _ = self.export(M(), {"x": torch.randn(2, 4, 6)})
+        nodes = nodes_of(d["model"])
+        concat = next(n for n in nodes if n["op"] == "concat")
+        self.assertEqual(concat["args"][1], {"tuple": [2, 3]})
+        split = next(n for n in nodes if n["op"] == "split")
+        self.assertEqual(split["kwargs"], {"split_size_or_sections": [2, 4], "dim": -1})
+        pool = next(n for n in nodes if n["op"] in ("max_pool2d", "MaxPool2d"))
+        self.assertTrue(pool["config"]["return_indices"])
+
     def test_size_unpacking_and_integer_arithmetic(self):
         d = self.check_handwritten("size_unpacking")
         ops = [n["op"] for n in nodes_of(d["model"]) if "op" in n]
@@ -502,6 +519,36 @@ class TestFailures(unittest.TestCase):
         nnexport.convert(plain, inputs=x, warnings_out=notes)
         self.assertIn("0 (Linear): its forward hooks are not exported", "\n".join(notes))
 
+    def test_embedding_max_norm_is_refused_with_a_fix_that_keeps_forward(self):
+        torch.manual_seed(0)
+        ids = {"input": torch.randint(0, 10, (2, 5))}
+        msg = (r"nn\.Embedding with max_norm=1\.0 is refused: PyTorch rewrites the looked-up "
+               r"rows .* m\.max_norm = None$")
+        self.fails(nn.Sequential(nn.Embedding(10, 4, max_norm=1.0)), ids, r"^0 \(Embedding\): " + msg)
+        self.fails(nn.Sequential(nn.EmbeddingBag(10, 4, max_norm=2.0)), ids,
+                   r"^0 \(EmbeddingBag\): nn\.EmbeddingBag with max_norm=2\.0 is refused")
+
+        class Functional(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.w = nn.Parameter(torch.randn(10, 4) * 3)
+
+            def forward(self, input):
+                return F.embedding(input, self.w, max_norm=1.5)
+        self.fails(Functional(), ids, r"^<root> \(Functional\): F\.embedding with max_norm=1\.5")
+        # The fix the message gives: every row renormalised once, max_norm
+        # dropped, gives PyTorch's forward of the original and exports.
+        m = nn.Embedding(10, 4, max_norm=1.0)
+        with torch.no_grad():
+            m.weight.mul_(3)
+        fixed = copy.deepcopy(m)
+        with torch.no_grad():
+            torch.embedding_renorm_(fixed.weight, torch.arange(fixed.num_embeddings),
+                                    fixed.max_norm, fixed.norm_type)
+        fixed.max_norm = None
+        torch.testing.assert_close(fixed(ids["input"]), m(ids["input"]))
+        nnexport.convert(nn.Sequential(fixed), inputs=ids)
+
     def test_packed_sequences_and_random_numbers_are_refused(self):
         class Packed(nn.Module):
             def __init__(self):
@@ -524,8 +571,8 @@ class TestFailures(unittest.TestCase):
                    r"draws random numbers")
 
     def test_torch_layer_without_converter(self):
-        self.fails(nn.Sequential(nn.Fold((3, 3), 2)), {"input": torch.randn(1, 4, 4)},
-                   r"^0 \(Fold\): layer type torch\.nn\.Fold has no converter")
+        self.fails(nn.Sequential(nn.LPPool2d(2, 2)), {"input": torch.randn(1, 2, 4, 4)},
+                   r"^0 \(LPPool2d\): layer type torch\.nn\.LPPool2d has no converter")
 
     def test_pytorch_failure_on_example_input(self):
         self.fails(nn.Linear(3, 2), {"input": torch.randn(2, 5)},

@@ -521,6 +521,22 @@ TEST_F (PthTest, LegacyFormatIsNamed)
   EXPECT_HAS (err.message (), "torch >= 1.6");
 }
 
+TEST_F (PthTest, SafetensorsHeaderLooksLikeLegacyMagic)
+{
+  // A 0x580-byte header's length starts 0x80 0x05, as a protocol 5 pickle
+  // does; the JSON at byte 8 makes it safetensors.
+  std::string json = "{\"__metadata__\":{\"pad\":\"" + std::string (0x580 - 27, 'x') + "\"}}";
+  ASSERT_EQ (json.size (), 0x580u);
+  std::string data ("\x80\x05\0\0\0\0\0\0", 8);
+  data += json;
+  std::string p = path ("w.safetensors");
+  ASSERT_TRUE (g_file_set_contents (p.c_str (), data.data (), (gssize) data.size (), nullptr));
+  EXPECT_EQ (nn_weights_detect_format (p.c_str (), nullptr), NN_WEIGHTS_FORMAT_SAFETENSORS);
+  Error err;
+  Safetensors st = open (p, err);
+  EXPECT_TRUE (st) << err.message ();
+}
+
 TEST_F (PthTest, UnknownOpcode)
 {
   Pickle p;

@@ -249,6 +249,17 @@ case("unbind", "torch.unbind", torch.unbind, [r(3, 2), 1])
 x = r(4, 5, 6)
 g = operator.getitem
 case("getitem_int", "operator.getitem", g, [x, 1])
+# Several integer tensor indices side by side (index_multi.c).
+x4 = r(3, 4, 5)
+rows_i, cols_i = torch.tensor([0, 2, -1]), torch.tensor([[1], [3]])
+case("getitem_two_tensors", "getitem", g, [x4, (rows_i, torch.tensor([1, 0, 3]))])
+case("getitem_two_tensors_bcast", "getitem", g, [x4, (rows_i, cols_i)])
+case("getitem_two_tensors_after_slice", "getitem", g, [x4, (slice(None), cols_i, torch.tensor([4, 0]))])
+case("getitem_two_tensors_then_slice", "getitem", g, [x4, (rows_i, torch.tensor(2), slice(1, 4))])
+case("getitem_three_tensors", "getitem", g, [x4, (rows_i, cols_i, torch.tensor([0, 4, 2]))])
+case("getitem_two_tensors_ellipsis", "getitem", g, [x4, (Ellipsis, cols_i, torch.tensor([4, 0]))])
+err("getitem_two_tensors_range", "getitem", g, [x4, (rows_i, torch.tensor([1, 4, 3]))])
+err("getitem_two_tensors_bcast_bad", "getitem", g, [x4, (rows_i, torch.tensor([1, 0]))])
 case("getitem_neg", "getitem", g, [x, -1])
 case("getitem_slice", "getitem", g, [x, slice(1, None, 2)])
 case("getitem_slice_neg", "getitem", g, [x, slice(-3, -1, None)])
@@ -647,6 +658,116 @@ err("scatter_out_of_range", "scatter", torch.scatter, [r(2, 2), 1, idx, r(2, 3)]
 err("scatter_rank", "scatter", torch.scatter, [r(2, 3), 1, torch.tensor([0, 1]), r(2, 3)])
 err("scatter_dtype", "scatter", torch.scatter, [r(2, 3), 1, idx, ri(2, 3)],
     match="Expected self.dtype to be equal to src.dtype")
+
+# index_add (graph networks' aggregation), meshgrid, cdist, linspace and
+# operator.concat: the second round of hand-written models (TORCH2NN.md).
+rows = torch.tensor([0, 3, 0])
+case("index_add", "torch.index_add", torch.index_add, [r(4, 3), 0, rows, r(3, 3)])
+case("index_add_alpha_dim1", "Tensor.index_add_", torch.index_add, [r(2, 4, 3), 1, rows, r(2, 3, 3)],
+     {"alpha": -0.5})
+case("index_add_int", "Tensor.index_add", torch.index_add, [ri(4, 2), 0, rows.int(), ri(3, 2)],
+     {"alpha": 3})
+case("index_add_0d_index", "index_add", torch.index_add, [r(3), 0, torch.tensor(1), torch.tensor(5.0)])
+case("index_add_neg_dim", "index_add", torch.index_add, [r(2, 5), -1, rows, r(2, 3)])
+err("index_add_2d_index", "index_add", torch.index_add, [r(4, 3), 0, rows.view(3, 1), r(3, 3)])
+err("index_add_dtype", "index_add", torch.index_add, [r(4, 3), 0, rows, ri(3, 3)])
+err("index_add_count", "index_add", torch.index_add, [r(4, 3), 0, rows, r(2, 3)],
+    match="index_add_(): Number of indices (3) should be equal to source.size(dim): (2), for dim: 0")
+err("index_add_other_dims", "index_add", torch.index_add, [r(4, 3), 0, rows, r(3, 2)],
+    match="index_add_(): source [3, 2] must match self [4, 3] apart from dimension 0")
+err("index_add_out_of_range", "index_add", torch.index_add, [r(4, 3), 0, torch.tensor([0, 4]), r(2, 3)])
+err("index_add_float_index", "index_add", torch.index_add, [r(4, 3), 0, rows.float(), r(3, 3)],
+    match="argument 'index'")
+for ix in ("ij", "xy"):
+    case(f"meshgrid_{ix}", "torch.meshgrid", torch.meshgrid, [torch.arange(3), torch.arange(4) * 2],
+         {"indexing": ix})
+    case(f"meshgrid_3_{ix}", "meshgrid", torch.meshgrid, [r(2), r(3), r(4)], {"indexing": ix})
+case("meshgrid_list_0d", "meshgrid", lambda ts, **kw: torch.meshgrid(ts, **kw),
+     [[torch.tensor(1.5), r(3)]], {"indexing": "ij"})
+err("meshgrid_2d", "meshgrid", torch.meshgrid, [r(2, 2), r(3)], {"indexing": "ij"},
+    match="torch.meshgrid: Expected 0D or 1D tensor in the tensor list but got: 2-d")
+err("meshgrid_dtypes", "meshgrid", torch.meshgrid, [r(2), torch.arange(3)], {"indexing": "ij"},
+    match="torch.meshgrid: expects all tensors to have the same dtype")
+err("meshgrid_indexing", "meshgrid", torch.meshgrid, [r(2), r(3)], {"indexing": "yx"},
+    match='torch.meshgrid: indexing must be one of "xy" or "ij", but received: yx')
+case("cdist", "torch.cdist", torch.cdist, [r(2, 3, 4), r(5, 4)], tol=1e-4)
+case("cdist_batch_bcast", "cdist", torch.cdist, [r(3, 1, 2, 4), r(2, 5, 4)], tol=1e-4)
+for p_ in (0.0, 1.0, 3.0, float("inf")):
+    case(f"cdist_p{p_}", "cdist", torch.cdist, [r(4, 3), r(2, 3)], {"p": p_}, tol=1e-4)
+err("cdist_columns", "cdist", torch.cdist, [r(2, 4), r(5, 3)])
+err("cdist_1d", "cdist", torch.cdist, [r(4), r(5, 4)])
+err("cdist_negative_p", "cdist", torch.cdist, [r(2, 4), r(5, 4)], {"p": -1.0})
+case("linspace", "torch.linspace", torch.linspace, [0, 1, 5])
+case("linspace_float_ends", "linspace", torch.linspace, [1.5, -1.0, 7])
+case("linspace_one", "linspace", torch.linspace, [-2, 3, 1])
+case("linspace_empty", "linspace", torch.linspace, [0, 1, 0])
+err("linspace_negative", "linspace", torch.linspace, [0, 1, -2])
+case("concat_tuples", "operator.concat", operator.concat, [(2, 3), (4, 5)])
+case("concat_lists", "operator.concat", operator.concat, [[2], [1.5, 4]])
+err("concat_mixed", "operator.concat", operator.concat, [(2, 3), [4]])
+
+# cummax/cummin, lerp, addcmul/addcdiv, nan_to_num, diag, diag_embed.
+ties = torch.tensor([[1.0, float("nan"), 3.0, float("nan"), 0.5], [5, 4, 4, 6, 1]])
+for fn in ("cummax", "cummin"):
+    f = getattr(torch, fn)
+    case(fn, f"torch.{fn}", f, [ties, 1])
+    case(f"{fn}_dim0", f"Tensor.{fn}", f, [r(4, 3), 0])
+    case(f"{fn}_int", fn, f, [ri(3, 5), -1])
+    case(f"{fn}_bool", fn, f, [torch.tensor([True, False, True, False]), 0])
+    err(f"{fn}_bad_dim", fn, f, [r(2, 3), 2])
+case("lerp_scalar", "torch.lerp", torch.lerp, [r(2, 3), r(3), 0.25])
+case("lerp_tensor_weight", "Tensor.lerp", torch.lerp, [r(2, 3), r(2, 3), torch.rand(2, 1)])
+case("lerp_weight_big", "Tensor.lerp_", torch.lerp, [r(4), r(4), 0.75])
+err("lerp_dtype", "lerp", torch.lerp, [r(3), r(3).double(), 0.5])
+err("lerp_bcast", "lerp", torch.lerp, [r(3), r(4), 0.5])
+case("addcmul", "torch.addcmul", torch.addcmul, [r(2, 3), r(3), r(2, 1)], {"value": 0.5})
+case("addcmul_int", "Tensor.addcmul", torch.addcmul, [ri(3), ri(3), ri(3)], {"value": 2})
+case("addcmul_default", "Tensor.addcmul_", torch.addcmul, [r(3), r(3), r(3)])
+case("addcdiv", "torch.addcdiv", torch.addcdiv, [r(2, 3), r(3), r(2, 3) + 3], {"value": -2.0})
+err("addcdiv_int", "addcdiv", torch.addcdiv, [ri(3), ri(3), ri(3, lo=1)],
+    match="Integer division with addcdiv is no longer supported")
+special = torch.tensor([1.0, float("nan"), float("inf"), -float("inf"), -2.0])
+case("nan_to_num", "torch.nan_to_num", torch.nan_to_num, [special])
+case("nan_to_num_values", "Tensor.nan_to_num", torch.nan_to_num, [special],
+     {"nan": 0.5, "posinf": 9.0, "neginf": -9.0})
+case("nan_to_num_half", "nan_to_num", torch.nan_to_num, [special.half()])
+case("nan_to_num_int", "nan_to_num", torch.nan_to_num, [ri(4)])
+for k in (0, 2, -1):
+    case(f"diag_vec_{k}", "torch.diag", torch.diag, [r(3), k])
+    case(f"diag_mat_{k}", "Tensor.diag", torch.diag, [r(3, 4), k])
+case("diag_mat_far", "diag", torch.diag, [r(2, 3), 3])
+case("diag_int", "diag", torch.diag, [ri(3)])
+err("diag_3d", "diag", torch.diag, [r(2, 2, 2)], match="matrix or a vector expected")
+case("diag_embed", "torch.diag_embed", torch.diag_embed, [r(2, 3)])
+case("diag_embed_offset", "Tensor.diag_embed", torch.diag_embed, [r(3)], {"offset": 1})
+case("diag_embed_dims", "diag_embed", torch.diag_embed, [r(2, 3)],
+     {"offset": -1, "dim1": 0, "dim2": 2})
+case("diag_embed_dims_swapped", "diag_embed", torch.diag_embed, [r(2, 3)],
+     {"offset": 2, "dim1": 2, "dim2": 0})
+err("diag_embed_same_dims", "diag_embed", torch.diag_embed, [r(3)], {"dim1": 0, "dim2": 0})
+
+# tril_indices / triu_indices, bucketize, searchsorted.
+for args_ in ((3, 4, -1), (3, 3, 1), (3, 3, 5), (2, 3, -5), (4, 2)):
+    case(f"tril_indices_{args_}", "torch.tril_indices", torch.tril_indices, list(args_))
+    case(f"triu_indices_{args_}", "torch.triu_indices", torch.triu_indices, list(args_))
+err("tril_indices_negative", "tril_indices", torch.tril_indices, [-1, 3],
+    match="row must be non-negative")
+bounds = torch.tensor([-1.0, 0.0, 0.0, 1.0])
+vals = torch.tensor([[-2.0, -1.0, 0.0, 0.5, 1.0, 2.0, float("nan")]])
+for right in (False, True):
+    case(f"bucketize_{right}", "torch.bucketize", torch.bucketize, [vals, bounds], {"right": right})
+    case(f"searchsorted_{right}", "torch.searchsorted", torch.searchsorted, [bounds, vals],
+         {"right": right})
+case("bucketize_int32", "bucketize", torch.bucketize, [ri(2, 3), bounds], {"out_int32": True})
+case("bucketize_number", "bucketize", torch.bucketize, [0.25, bounds])
+case("searchsorted_rows", "searchsorted", torch.searchsorted,
+     [torch.tensor([[0.0, 1, 2], [1, 2, 3]]), torch.tensor([[1.5, 3.0], [0.5, 2.0]])])
+case("searchsorted_side", "searchsorted", torch.searchsorted, [bounds, vals], {"side": "right"})
+err("bucketize_2d_bounds", "bucketize", torch.bucketize, [vals, torch.ones(2, 2)])
+err("searchsorted_rows_mismatch", "searchsorted", torch.searchsorted,
+    [torch.ones(2, 3), torch.ones(3, 1)])
+err("searchsorted_opposites", "searchsorted", torch.searchsorted, [bounds, vals],
+    {"side": "left", "right": True})
 
 theta = torch.tensor([[[0.9, -0.2, 0.1], [0.3, 1.1, -0.2]],
                       [[1.2, 0.1, -0.3], [-0.1, 0.8, 0.25]]])

@@ -438,6 +438,8 @@ TEST (Dnnl, UnsupportedConfigsStayWithTheReference)
     { "Conv2d", R"({"in_channels": 2, "out_channels": 2, "kernel_size": 3})", "dnnl" },
     { "AvgPool2d", R"({"kernel_size": 3, "ceil_mode": true})", "pool" },
     { "AvgPool2d", R"({"kernel_size": 3, "divisor_override": 2})", "pool" },
+    { "MaxPool2d", R"({"kernel_size": 2, "return_indices": true})", "pool" },
+    { "MaxPool2d", R"({"kernel_size": 2})", "dnnl" },
     { "BatchNorm2d", R"({"num_features": 3, "track_running_stats": false})", "norm" },
   };
   for (auto &c : cases) {

@@ -238,6 +238,25 @@ TEST (OpsErrors, MasksAndIndices)
   EXPECT_FALSE (out);
   EXPECT_TRUE (contains (err.message (), "step must be greater than zero")) << err.message ();
 
+  // Tensor indices apart move the result's dims to the front in PyTorch:
+  // refused, as are masks next to integer tensors.
+  Tensor x3 = iota (NN_DTYPE_F32, { 2, 3, 4 });
+  Tensor rows = iota (NN_DTYPE_I64, { 2 });
+  Tensor mask = iota (NN_DTYPE_BOOL, { 3 });
+  for (int apart = 0; apart < 2; apart++) {
+    NnValue *ix = nn_value_new_tuple ();
+    nn_value_append (ix, nn_value_new_tensor (rows.get ()));
+    if (apart)
+      nn_value_append (ix, nn_value_new_slice (nn_value_new_none (), nn_value_new_none (),
+                                               nn_value_new_none ()));
+    nn_value_append (ix, nn_value_new_tensor (apart ? rows.get () : mask.get ()));
+    Args two;
+    two.t (x3.get ()).val (ix);
+    out = call (op (reg.get (), "getitem").get (), two, err);
+    EXPECT_FALSE (out);
+    EXPECT_TRUE (contains (err.message (), "integer tensors next to each other")) << err.message ();
+  }
+
   Args d;
   d.t (x.get ()).i (0).i (2);
   out = call (op (reg.get (), "transpose").get (), d, err);

@@ -180,6 +180,78 @@ def cases(rng, gen):
                         [randn(gen, *([2][:i % 2] + [c * r * r, rng.randint(1, 3), rng.randint(1, 3)]))]))
         out.append(Case(f"PixelUnshuffle_{i}", "PixelUnshuffle", {"downscale_factor": r},
                         [randn(gen, *([2][:i % 2] + [c, r * rng.randint(1, 2), r * rng.randint(1, 3)]))]))
+    # MaxPool2d's (output, indices) and MaxUnpool2d writing back at them (SegNet).
+    for i, (cfg, shape) in enumerate([
+            ({"kernel_size": 2}, [2, 3, 6, 5]),
+            ({"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}, [1, 2, 7, 6]),
+            ({"kernel_size": (2, 3), "stride": 1, "dilation": 2}, [3, 7, 8])]):
+        out.append(Case(f"MaxPool2d_indices_{i}", "MaxPool2d", dict(cfg, return_indices=True),
+                        [randn(gen, *shape)]))
+    for i, (cfg, shape, osize) in enumerate([
+            ({"kernel_size": 2}, [2, 3, 6, 6], None),
+            ({"kernel_size": 2, "stride": 2}, [1, 2, 7, 5], [7, 5]),
+            ({"kernel_size": 3, "stride": 2, "padding": 1}, [1, 2, 7, 6], [1, 2, 7, 6]),
+            ({"kernel_size": (2, 3), "stride": (2, 1)}, [2, 6, 5], None)]):
+        pooled, idx = F.max_pool2d(randn(gen, *shape), return_indices=True, **cfg)
+        kwargs = {"output_size": osize} if osize else {}
+        out.append(Case(f"MaxUnpool2d_{i}", "MaxUnpool2d", cfg, [pooled, idx], kwargs=kwargs))
+    pooled, idx = F.max_pool2d(randn(gen, 1, 2, 4, 4), 2, return_indices=True)
+    out.append(Case("max_unpool2d_fn", "max_unpool2d", {"kernel_size": 2}, [pooled, idx],
+                    kwargs={"output_size": [5, 5]},
+                    cls=lambda kernel_size: functional(
+                        lambda x, i, output_size: F.max_unpool2d(x, i, kernel_size,
+                                                                 output_size=output_size))(),
+                    op=True))
+    out.append(Case("MaxUnpool2d_bad_indices_shape", "MaxUnpool2d", {"kernel_size": 2},
+                    [pooled, idx[:, :1]]))
+    out.append(Case("MaxUnpool2d_bad_rank", "MaxUnpool2d", {"kernel_size": 2},
+                    [pooled[0, 0], idx[0, 0]]))
+    out.append(Case("MaxUnpool2d_bad_output_size", "MaxUnpool2d", {"kernel_size": 2},
+                    [pooled, idx], kwargs={"output_size": [9, 9]},
+                    error="invalid output_size (dim 0 must be between 2 and 6, found 9)"))
+    out.append(Case("MaxUnpool2d_output_size_len", "MaxUnpool2d", {"kernel_size": 2},
+                    [pooled, idx], kwargs={"output_size": [4, 4, 4]}))
+    out.append(Case("MaxUnpool2d_bad_index", "MaxUnpool2d", {"kernel_size": 2},
+                    [pooled, torch.full_like(idx, 99)], data_error=True))
+    out.append(Case("MaxUnpool2d_int32_indices", "MaxUnpool2d", {"kernel_size": 2},
+                    [pooled, idx.int()],
+                    error="argument 'indices'"))
+    # Unfold (im2col) and Fold (col2im, overlaps summed).
+    for i, (cfg, shape) in enumerate([
+            ({"kernel_size": 2}, [2, 3, 4, 5]),
+            ({"kernel_size": (2, 3), "stride": 2, "padding": 1, "dilation": (1, 2)}, [1, 2, 6, 7]),
+            ({"kernel_size": 3, "padding": 1}, [2, 5, 4])]):
+        out.append(Case(f"Unfold_{i}", "Unfold", cfg, [randn(gen, *shape)]))
+        blocks = F.unfold(torch.zeros(*([1] * (4 - len(shape)) + shape)), **cfg)
+        out.append(Case(f"Fold_{i}", "Fold", dict(cfg, output_size=tuple(shape[-2:])),
+                        [randn(gen, *([shape[0]] if len(shape) == 4 else []),
+                               *blocks.shape[1:])]))
+    out.append(Case("unfold_fn", "torch.nn.functional.unfold", {"kernel_size": 2, "stride": 2},
+                    [randn(gen, 1, 2, 4, 4)],
+                    cls=lambda **cfg: functional(lambda x: F.unfold(x, **cfg))(), op=True))
+    out.append(Case("fold_fn", "fold", {"output_size": (4, 4), "kernel_size": 2, "stride": 2},
+                    [randn(gen, 1, 8, 4)],
+                    cls=lambda **cfg: functional(lambda x: F.fold(x, **cfg))(), op=True))
+    out.append(Case("Unfold_2d", "Unfold", {"kernel_size": 2}, [randn(gen, 5, 5)],
+                    error="Expected 3D or 4D (batch mode) tensor for input with possibly 0 batch "
+                          "size and non-zero dimensions for input, but got: [5, 5]"))
+    out.append(Case("Unfold_too_big", "Unfold", {"kernel_size": 7}, [randn(gen, 1, 2, 5, 5)]))
+    out.append(Case("Fold_blocks", "Fold", {"output_size": (5, 5), "kernel_size": 2},
+                    [randn(gen, 2, 12, 4)]))
+    out.append(Case("Fold_indivisible", "Fold", {"output_size": (5, 5), "kernel_size": 2},
+                    [randn(gen, 2, 13, 16)]))
+    out.append(Case("Fold_4d", "Fold", {"output_size": (5, 5), "kernel_size": 2},
+                    [randn(gen, 2, 12, 16, 1)]))
+    for i, (g, shape) in enumerate([(2, [2, 4, 3, 3]), (3, [1, 6, 5]), (1, [2, 3, 2, 2, 2])]):
+        out.append(Case(f"ChannelShuffle_{i}", "ChannelShuffle", {"groups": g}, [randn(gen, *shape)]))
+    out.append(Case("channel_shuffle_fn", "channel_shuffle", {}, [randn(gen, 2, 6, 4), 3],
+                    cls=functional(F.channel_shuffle), op=True))
+    out.append(Case("channel_shuffle_fn_int", "channel_shuffle", {},
+                    [torch.arange(24).view(1, 4, 6), 2], cls=functional(F.channel_shuffle), op=True))
+    out.append(Case("ChannelShuffle_indivisible", "ChannelShuffle", {"groups": 2}, [randn(gen, 2, 3, 4)]))
+    out.append(Case("ChannelShuffle_2d", "ChannelShuffle", {"groups": 2}, [randn(gen, 4, 2)]))
+    out.append(Case("channel_shuffle_fn_zero_groups", "channel_shuffle", {}, [randn(gen, 1, 4, 2), 0],
+                    cls=functional(F.channel_shuffle), op=True))
     out.append(Case("PixelShuffle_bad", "PixelShuffle", {"upscale_factor": 2}, [randn(gen, 1, 3, 2, 2)]))
     out.append(Case("PixelShuffle_2d", "PixelShuffle", {"upscale_factor": 2}, [randn(gen, 3, 2)]))
     out.append(Case("PixelUnshuffle_bad", "PixelUnshuffle", {"downscale_factor": 2}, [randn(gen, 1, 3, 3, 2)]))

@@ -311,7 +311,8 @@ def trace(m, inputs, concrete_args=None, recorded=None):
     # Factories given traced ints (torch.arange(0, t)) do not dispatch to a
     # Proxy by themselves: recorded as calls, as are tensors built from them.
     patch = [(torch.__dict__, name) for name in
-             ("tensor", "as_tensor", "arange", "zeros", "ones", "full", "empty", "eye")]
+             ("tensor", "as_tensor", "arange", "linspace", "zeros", "ones", "full", "empty",
+              "eye", "tril_indices", "triu_indices")]
     # Functions wrapped with torch.fx.wrap stay one call only when a
     # converter handles them; the others are traced through.
     patch += [(d, name) for d, name in saved if name in d and registry.has_function(d[name])]

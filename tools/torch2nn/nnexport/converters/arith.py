@@ -11,7 +11,15 @@ import torch
 from ..registry import op_converter, ops
 
 
-ops(torch.add, operator.add, "add", "__add__", "__radd__")
+
+
+@op_converter(torch.add, operator.add, "add", "__add__", "__radd__", name="add")
+def add(call):
+    # `x.size()[:-1] + (heads, dim)`: Python's + on two sequences is
+    # concatenation, operator.concat.
+    if isinstance(call.arg_concrete(0), (tuple, list)):
+        return call.emit(["concat", "operator.concat"], args=list(call.args[:2]), kwargs={})
+    return call.emit()
 ops(torch.sub, torch.subtract, operator.sub, "sub", "subtract", "__sub__")
 # x.__rsub__(y) is y - x: nnkit's rsub swaps its operands the same way.
 ops(torch.rsub, "__rsub__", name="rsub")
@@ -164,6 +172,16 @@ ops(torch.cumsum, "cumsum")
 ops("cumsum_", name="cumsum", mutates=0)
 ops(torch.cumprod, "cumprod")
 ops("cumprod_", name="cumprod", mutates=0)
+ops(torch.cummax, "cummax")
+ops(torch.cummin, "cummin")
+ops(torch.lerp, "lerp")
+ops("lerp_", name="lerp", mutates=0)
+ops(torch.addcmul, "addcmul")
+ops("addcmul_", name="addcmul", mutates=0)
+ops(torch.addcdiv, "addcdiv")
+ops("addcdiv_", name="addcdiv", mutates=0)
+ops(torch.nan_to_num, "nan_to_num")
+ops("nan_to_num_", name="nan_to_num", mutates=0)
 ops(torch.sort, "sort")
 ops(torch.argsort, "argsort")
 ops(torch.prod, "prod")

@@ -1,4 +1,4 @@
-"""Convolutions: Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d."""
+"""Convolutions: Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d; Unfold and Fold."""
 
 import torch.nn as nn
 
@@ -40,3 +40,18 @@ def conv_transpose(m):
     config = _conv(m)
     config["output_padding"] = list(m.output_padding)
     return config
+
+
+def _window(v):
+    return list(v) if isinstance(v, tuple) else v
+
+
+@converter(nn.Unfold)
+def unfold(m):
+    return {k: _window(getattr(m, k)) for k in ("kernel_size", "dilation", "padding", "stride")}
+
+
+@converter(nn.Fold)
+def fold(m):
+    return {k: _window(getattr(m, k))
+            for k in ("output_size", "kernel_size", "dilation", "padding", "stride")}

@@ -24,6 +24,9 @@ def filled(call):
 
 ops(torch.full, name="full")
 ops(torch.eye, name="eye")
+ops(torch.linspace, name="linspace")
+ops(torch.tril_indices, name="tril_indices")
+ops(torch.triu_indices, name="triu_indices")
 ops(torch.zeros_like, torch.empty_like, name="zeros_like")
 ops(torch.ones_like, name="ones_like")
 ops(torch.full_like, name="full_like")

@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from ..registry import op_converter, ops
+from .embedding import refuse_max_norm
 
 try:
     from torchvision.ops import stochastic_depth as tv_stochastic_depth
@@ -51,7 +52,17 @@ ops(F.group_norm, name="group_norm")
 ops(F.linear, name="linear")
 ops(F.conv1d, name="conv1d")
 ops(F.conv2d, name="conv2d")
-ops(F.embedding, name="embedding")
+
+
+@op_converter(F.embedding, name="embedding")
+def embedding(call):
+    params = dict(zip(["weight", "padding_idx", "max_norm"], call.args[1:]))
+    params.update(call.kwargs)
+    try:
+        refuse_max_norm(params.get("max_norm"), "F.embedding")
+    except ValueError as e:
+        call.fail(str(e))
+    return call.emit()
 ops(F.normalize, name="normalize")
 ops(F.pad, name="pad")
 ops(F.interpolate, F.upsample, name="interpolate")
@@ -61,6 +72,7 @@ ops(F.grid_sample, name="grid_sample")
 ops(F.cosine_similarity, name="cosine_similarity")
 ops(F.pairwise_distance, name="pairwise_distance")
 ops(F.pixel_unshuffle, name="pixel_unshuffle")
+ops(F.channel_shuffle, name="channel_shuffle")
 # Losses computed in forward (`return logits, F.cross_entropy(logits, y)`).
 ops(F.cross_entropy, name="cross_entropy")
 ops(F.mse_loss, name="mse_loss")
@@ -87,8 +99,6 @@ def _config_call(call, params, defaults, layer=None):
         if _is_ref(v):
             call.fail(f"argument '{k}' of {call.node.target.__name__} is computed in "
                       "forward; nnkit's pooling takes it as a constant")
-    if config.get("return_indices"):
-        call.fail("return_indices=True is not supported")
     config = {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
     names = call.conv.names + [layer] if layer else None
     return call.emit(names, args=[call.args[0]], kwargs={}, config=config)
@@ -108,11 +118,15 @@ def adaptive_avg_pool2d(call):
 
 @op_converter(F.adaptive_max_pool2d, name="adaptive_max_pool2d")
 def adaptive_max_pool2d(call):
+    if _bind(call, ["output_size", "return_indices"], [None, False])["return_indices"]:
+        call.fail("return_indices=True is not supported for adaptive_max_pool2d")
     return _config_call(call, ["output_size", "return_indices"], [None, False])
 
 
-@op_converter(F.max_pool2d, torch.max_pool2d, name="max_pool2d")
+@op_converter(F.max_pool2d, torch.max_pool2d, F.max_pool2d_with_indices, name="max_pool2d")
 def max_pool2d(call):
+    if call.node.target is F.max_pool2d_with_indices:
+        call.kwargs["return_indices"] = True  # what F.max_pool2d dispatched on
     config = _bind(call, ["kernel_size", "stride", "padding", "dilation", "ceil_mode",
                           "return_indices"], [None, None, 0, 1, False, False])
     if config["stride"] is None or config["stride"] == []:
@@ -120,6 +134,35 @@ def max_pool2d(call):
     return _config_call(call, ["kernel_size", "stride", "padding", "dilation", "ceil_mode",
                                "return_indices"], [None, None, 0, 1, False, False],
                         layer="MaxPool2d")
+
+
+@op_converter(F.max_unpool2d, name="max_unpool2d")
+def max_unpool2d(call):
+    # The window is MaxUnpool2d's config; indices and output_size its arguments.
+    params = ["indices", "kernel_size", "stride", "padding", "output_size"]
+    bound = _bind(call, params, [None, None, None, 0, None])
+    config = {k: bound[k] for k in ("kernel_size", "stride", "padding")}
+    if _is_ref(list(config.values())):
+        call.fail("the window of max_unpool2d is computed in forward; nnkit "
+                  "takes it as a constant")
+    config = {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
+    return call.emit(call.conv.names + ["MaxUnpool2d"],
+                     args=[call.args[0], bound["indices"], bound["output_size"]],
+                     kwargs={}, config=config)
+
+
+_UNFOLD = (["kernel_size", "dilation", "padding", "stride"], [None, 1, 0, 1])
+
+
+@op_converter(F.unfold, name="torch.nn.functional.unfold")
+def unfold(call):
+    # Fold and Unfold take their window from the config, as the pools.
+    return _config_call(call, *_UNFOLD, layer="Unfold")
+
+
+@op_converter(F.fold, name="fold")
+def fold(call):
+    return _config_call(call, ["output_size"] + _UNFOLD[0], [None] + _UNFOLD[1], layer="Fold")
 
 
 @op_converter(F.avg_pool2d, name="avg_pool2d")
@@ -143,8 +186,10 @@ _AVG_POOL1D = (["kernel_size", "stride", "padding", "ceil_mode", "count_include_
                [None, None, 0, False, True])
 
 
-@op_converter(F.max_pool1d, torch.max_pool1d, name="max_pool1d")
+@op_converter(F.max_pool1d, torch.max_pool1d, F.max_pool1d_with_indices, name="max_pool1d")
 def max_pool1d(call):
+    if call.node.target is F.max_pool1d_with_indices:
+        call.kwargs["return_indices"] = True
     _pool1d_stride(call, _bind(call, *_MAX_POOL1D))
     return _config_call(call, *_MAX_POOL1D, layer="MaxPool1d")
 

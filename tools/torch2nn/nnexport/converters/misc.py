@@ -72,6 +72,11 @@ def pixel_unshuffle(m):
     return {"downscale_factor": m.downscale_factor}
 
 
+@converter(nn.ChannelShuffle)
+def channel_shuffle(m):
+    return {"groups": m.groups}
+
+
 @converter(nn.UpsamplingNearest2d)
 @converter(nn.UpsamplingBilinear2d)
 def upsampling2d(m):

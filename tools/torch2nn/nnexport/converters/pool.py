@@ -14,11 +14,16 @@ def _size(m, key):
 
 @converter(nn.MaxPool2d)
 def maxpool2d(m):
-    if m.return_indices:
-        raise ValueError("return_indices=True is not supported")
+    # return_indices gives (output, indices), as MaxUnpool2d takes them.
     return {"kernel_size": _size(m, "kernel_size"), "stride": _size(m, "stride"),
             "padding": _size(m, "padding"), "dilation": _size(m, "dilation"),
-            "return_indices": False, "ceil_mode": m.ceil_mode}
+            "return_indices": m.return_indices, "ceil_mode": m.ceil_mode}
+
+
+@converter(nn.MaxUnpool2d)
+def maxunpool2d(m):
+    return {"kernel_size": _size(m, "kernel_size"), "stride": _size(m, "stride"),
+            "padding": _size(m, "padding")}
 
 
 @converter(nn.AvgPool2d)

@@ -39,7 +39,16 @@ def reshape_as(call):
     sizes = call.emit("size", args=[call.args[1]], kwargs={})
     return call.emit("reshape", args=[call.args[0], sizes], kwargs={})
 ops(torch.chunk, "chunk")
-ops(torch.split, "split")
+
+
+@op_converter(torch.split, "split", name="split")
+def split(call):
+    # Tensor.split names its size `split_size`, torch.split
+    # `split_size_or_sections` (nnkit's): one name in the node.
+    kwargs = dict(call.kwargs)
+    if "split_size" in kwargs:
+        kwargs["split_size_or_sections"] = kwargs.pop("split_size")
+    return call.emit(args=list(call.args), kwargs=kwargs)
 ops(torch.unbind, "unbind")
 ops(torch.cat, torch.concat, name="cat")
 ops(torch.stack, name="stack")
@@ -53,6 +62,14 @@ ops(torch.index_select, "index_select")
 ops(F.one_hot, name="one_hot")
 ops(torch.scatter_add, "scatter_add", name="scatter_add")
 ops("scatter_add_", name="scatter_add", mutates=0)
+ops(torch.index_add, "index_add", name="index_add")
+ops("index_add_", name="index_add", mutates=0)
+ops(torch.meshgrid, name="meshgrid")
+ops(torch.cdist, name="cdist")
+ops(torch.diag, "diag")
+ops(torch.diag_embed, "diag_embed")
+ops(torch.bucketize, name="bucketize")
+ops(torch.searchsorted, name="searchsorted")
 
 
 def _scatter(call):
