@@ -9,6 +9,8 @@
 #include <nnkit/plugin.h>
 #include <oneapi/dnnl/dnnl.h>
 
+#include "pool.h"
+
 G_BEGIN_DECLS
 
 /* Above the OpenBLAS reference (NN_RANK_PRIMARY). */
@@ -26,6 +28,7 @@ void nn_dnnl_conv2d_setup (NnLayerType *t);
 void nn_dnnl_linear_setup (NnLayerType *t);
 void nn_dnnl_max_pool2d_setup (NnLayerType *t);
 void nn_dnnl_avg_pool2d_setup (NnLayerType *t);
+void nn_dnnl_adaptive_avg_pool2d_setup (NnLayerType *t);
 void nn_dnnl_batch_norm2d_setup (NnLayerType *t);
 void nn_dnnl_matmul_setup (NnLayerType *t);
 void nn_dnnl_mm_setup (NnLayerType *t);
@@ -402,5 +405,14 @@ NnDnnlResult nn_dnnl_matmul_run (const NnDnnlMatmulKey *key, const float *a,
                                        GError **error);
 
 G_END_DECLS
+
+/* The pooling @alg over @geom's windows on oneDNN, on a plain input or a
+ * oneDNN step's laid-out result (the result laid out likewise when the
+ * call allows); inputs oneDNN would get wrong (a max pool's NaN, empty or
+ * malformed shapes) go to @reference's forward (dnnl_pool2d.c). */
+NnValue *nn_dnnl_pool_forward (NnModule *self, NnCall *call,
+                               const NnArgs *args, dnnl_alg_kind_t alg,
+                               const NnPoolGeom *geom,
+                               const NnLayerType *reference, GError **error);
 
 #endif

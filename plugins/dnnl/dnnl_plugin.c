@@ -9,6 +9,7 @@ static const SetupFunc setups[] = {
   nn_dnnl_linear_setup,
   nn_dnnl_max_pool2d_setup,
   nn_dnnl_avg_pool2d_setup,
+  nn_dnnl_adaptive_avg_pool2d_setup,
   nn_dnnl_batch_norm2d_setup,
   nn_dnnl_matmul_setup,
   nn_dnnl_mm_setup,

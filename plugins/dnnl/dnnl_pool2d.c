@@ -90,12 +90,10 @@ any_nan (const float *x, gint64 n)
   return found != 0;
 }
 
-/* Runs the pooling @alg of @geom; anything the reference must report
- * (bad shapes, empty inputs) goes to @reference. */
-static NnValue *
-pool_forward (NnModule *self, NnCall *call, const NnArgs *args,
-              dnnl_alg_kind_t alg, const NnPoolGeom *geom,
-              const NnLayerType *reference, GError **error)
+NnValue *
+nn_dnnl_pool_forward (NnModule *self, NnCall *call, const NnArgs *args,
+                      dnnl_alg_kind_t alg, const NnPoolGeom *geom,
+                      const NnLayerType *reference, GError **error)
 {
   NnTensor *x = nn_args_tensor (args, 0);
   NnShape os, in4, out4;
@@ -155,7 +153,7 @@ static NnValue *
 dnnl_max_pool2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
                          GError **error)
 {
-  return pool_forward (self, call, args, dnnl_pooling_max,
+  return nn_dnnl_pool_forward (self, call, args, dnnl_pooling_max,
                        nn_module_get_private (self), &nn_max_pool2d_type,
                        error);
 }
@@ -169,11 +167,11 @@ dnnl_avg_pool2d_forward (NnModule *self, NnCall *call, const NnArgs *args,
   /* The reference's create checked the config; reading it cannot fail. */
   if (!nn_pool_geom_read (self, FALSE, &geom, error))
     return NULL;
-  return pool_forward (self, call, args,
-                       nn_module_config_bool (self, "count_include_pad")
-                         ? dnnl_pooling_avg_include_padding
-                         : dnnl_pooling_avg_exclude_padding,
-                       &geom, &nn_avg_pool2d_type, error);
+  return nn_dnnl_pool_forward (self, call, args,
+                               nn_module_config_bool (self, "count_include_pad")
+                                 ? dnnl_pooling_avg_include_padding
+                                 : dnnl_pooling_avg_exclude_padding,
+                               &geom, &nn_avg_pool2d_type, error);
 }
 
 /* The (output, indices) tuple of return_indices is the reference's. */

@@ -517,6 +517,81 @@ TEST_F (Layout, PerChannelScaleKeepsTheLayoutAndAgrees)
   EXPECT_LT (max_diff (on[0], want), 1e-6);
 }
 
+// AdaptiveAvgPool2d between convolutions: where the output size divides
+// the input's (a classifier's or a squeeze-excitation's global pool) it
+// pools the blocked result in its layout on oneDNN, so the chain runs no
+// more reorders than its ends; other sizes go to the reference.  Every
+// size agrees with the windows' means computed here from the first
+// convolution's result.
+std::string
+adaptive_chain (const char *size)
+{
+  return std::string (R"({"type": "Sequential", "children": [
+    {"name": "a", "type": "Conv2d", "config": {"in_channels": 16, "out_channels": 16,
+       "kernel_size": 3, "padding": 1}},
+    {"name": "p", "type": "AdaptiveAvgPool2d", "config": {"output_size": )") + size + R"(}},
+    {"name": "c", "type": "Conv2d", "config": {"in_channels": 16, "out_channels": 16,
+       "kernel_size": 1}}]})";
+}
+
+TEST_F (Layout, AdaptiveAveragePoolKeepsTheLayoutWhereWindowsAreUniform)
+{
+  struct Case { const char *size; gint64 oh, ow; bool uniform; };
+  for (Case k : { Case { "1", 1, 1, true }, Case { "[2, 4]", 2, 4, true },
+                  Case { "8", 8, 8, true }, Case { "3", 3, 3, false },
+                  Case { "[5, 2]", 5, 2, false } }) {
+    SCOPED_TRACE (k.size);
+    Module m = load_json (reg.get (), adaptive_chain (k.size).c_str ());
+    ASSERT_TRUE (m);
+    nn_module_reset_parameters (m.get (), 21);
+    Tensor x = chain_input ();
+    // The pool alone, from a's result: PyTorch's windows
+    // [floor(i * in / out), ceil((i + 1) * in / out)).
+    nn_engine_set_layouts (FALSE);
+    Error e;
+    Tensor a (nn_module_forward (nn_module_lookup_path (m.get (), "a", nullptr), x.get (), e.out ()));
+    ASSERT_TRUE (a) << e.message ();
+    Tensor pooled (nn_module_forward (nn_module_lookup_path (m.get (), "p", nullptr), a.get (), e.out ()));
+    ASSERT_TRUE (pooled) << e.message ();
+    auto av = values (a.get ());
+    std::vector<float> want;
+    for (gint64 nc = 0; nc < 2 * 16; nc++)
+      for (gint64 i = 0; i < k.oh; i++)
+        for (gint64 j = 0; j < k.ow; j++) {
+          gint64 h0 = i * 8 / k.oh, h1 = ((i + 1) * 8 + k.oh - 1) / k.oh;
+          gint64 w0 = j * 8 / k.ow, w1 = ((j + 1) * 8 + k.ow - 1) / k.ow;
+          double sum = 0;
+          for (gint64 h = h0; h < h1; h++)
+            for (gint64 w = w0; w < w1; w++)
+              sum += av[nc * 64 + h * 8 + w];
+          want.push_back ((float) (sum / (double) ((h1 - h0) * (w1 - w0))));
+        }
+    EXPECT_LT (max_diff (values (pooled.get ()), want), 1e-5) << "plain input";
+
+    OnOff r = on_off (m.get (), x.get ());
+    ASSERT_EQ (r.on.size (), 1u);
+    EXPECT_LT (max_diff (r.on[0], r.off[0]), 1e-5);
+    // The pool inside the chain, laid out: hooks see plain values.
+    std::vector<float> seen;
+    NnHookHandle *h = nn_module_add_forward_hook (
+      nn_module_lookup_path (m.get (), "p", nullptr),
+      [] (NnModule *, const char *, const NnValue *, const NnValue *,
+          NnValue **out, gpointer d, GError **) -> gboolean {
+        *(std::vector<float> *) d = values (nn_value_get_tensor (*out));
+        return TRUE;
+      }, &seen, nullptr, "capture", 0, nullptr);
+    ASSERT_TRUE (h);
+    results (m.get (), x.get ());
+    nn_hook_handle_remove (h);
+    nn_hook_handle_free (h);
+    EXPECT_LT (max_diff (seen, want), 1e-5) << "the pool's output in the chain";
+    if (k.uniform)
+      EXPECT_LE (r.on_reorders, 2u) << "x in and c's result out only";
+    else
+      EXPECT_GT (r.on_reorders, 2u) << "the reference reads a plain input";
+  }
+}
+
 TEST_F (Layout, TapeAndTrainingModeGetPlainTensors)
 {
   Module m = load_json (reg.get (), kChain);
