@@ -77,6 +77,8 @@ dropout_forward (NnModule *self, NnCall *call, const NnArgs *args,
                  nn_dtype_name (x->dtype));
     return NULL;
   }
+  if (!nn_tensor_make_plain (x, error))
+    return NULL;
   NnTensor *y = nn_tensor_new (NN_DTYPE_F32, &x->shape);
   if (!y) {
     g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
@@ -133,7 +135,9 @@ dropout_extra_repr (NnModule *self)
 
 const NnLayerType nn_dropout_type = {
   .struct_size = sizeof (NnLayerType),
-  .flags = NN_LAYER_ALIASES, /* returns its input or a view of it */
+  /* Returns its input in eval mode, a laid-out one included; training
+   * mode reads the values (dropout_forward makes them plain). */
+  .flags = NN_LAYER_ALIASES | NN_LAYER_LAYOUT_AWARE,
   .name = "Dropout",
   .doc = "randomly zeroes elements in training; the identity in eval mode",
   .schema = dropout_schema,

@@ -9,7 +9,9 @@ static const NnArgSpec identity_args[] = {
 
 const NnLayerType nn_identity_type = {
   .struct_size = sizeof (NnLayerType),
-  .flags = NN_LAYER_ALIASES, /* returns its input or a view of it */
+  /* Returns its input, a oneDNN step's laid-out result included: a
+   * plain copy would cost a reorder for nothing. */
+  .flags = NN_LAYER_ALIASES | NN_LAYER_LAYOUT_AWARE,
   .name = "Identity",
   .doc = "returns its input unchanged",
   .schema = NULL,

@@ -23,7 +23,9 @@ stochastic_depth_extra_repr (NnModule *self)
 
 const NnLayerType nn_stochastic_depth_type = {
   .struct_size = sizeof (NnLayerType),
-  .flags = NN_LAYER_ALIASES, /* returns its input or a view of it */
+  /* Returns its input, a laid-out one included (EfficientNet's blocks
+   * had made every block's result plain here, before the residual add). */
+  .flags = NN_LAYER_ALIASES | NN_LAYER_LAYOUT_AWARE,
   .name = "StochasticDepth",
   .doc = "torchvision's stochastic depth; the identity in eval mode",
   .schema = stochastic_depth_schema,

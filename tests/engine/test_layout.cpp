@@ -592,6 +592,61 @@ TEST_F (Layout, AdaptiveAveragePoolKeepsTheLayoutWhereWindowsAreUniform)
   }
 }
 
+// Identity, StochasticDepth and Dropout in eval mode return their input,
+// a laid-out one included: between two convolutions they cost no reorder
+// (EfficientNet's blocks had made each block's result plain at its
+// StochasticDepth).  Dropout in training mode reads the values plain.
+const char *kPassThrough = R"({"type": "Sequential", "children": [
+  {"name": "a", "type": "Conv2d", "config": {"in_channels": 16, "out_channels": 16,
+     "kernel_size": 3, "padding": 1}},
+  {"name": "sd", "type": "StochasticDepth", "config": {"p": 0.2, "mode": "row"}},
+  {"name": "id", "type": "Identity"},
+  {"name": "drop", "type": "Dropout", "config": {"p": 0.5}},
+  {"name": "c", "type": "Conv2d", "config": {"in_channels": 16, "out_channels": 16,
+     "kernel_size": 1}}]})";
+
+TEST_F (Layout, PassThroughLayersKeepTheLayout)
+{
+  Module m = load_json (reg.get (), kPassThrough);
+  ASSERT_TRUE (m);
+  nn_module_reset_parameters (m.get (), 17);
+  Tensor x = chain_input ();
+  OnOff r = on_off (m.get (), x.get ());
+  ASSERT_EQ (r.on.size (), 1u);
+  EXPECT_LT (max_diff (r.on[0], r.off[0]), 1e-5);
+  EXPECT_LE (r.on_reorders, 2u) << "x in and c's result out only";
+
+  // Dropout alone in training mode, after a's laid-out result: every
+  // value is dropped (0) or a's scaled by 1 / (1 - p).
+  nn_engine_set_layouts (FALSE);
+  Error e;
+  Tensor a (nn_module_forward (nn_module_lookup_path (m.get (), "a", nullptr), x.get (), e.out ()));
+  ASSERT_TRUE (a) << e.message ();
+  auto av = values (a.get ());
+  nn_engine_set_layouts (TRUE);
+  const char *drop_only = R"({"type": "Sequential", "children": [
+    {"name": "a", "type": "Conv2d", "config": {"in_channels": 16, "out_channels": 16,
+       "kernel_size": 3, "padding": 1}},
+    {"name": "drop", "type": "Dropout", "config": {"p": 0.5}}]})";
+  Module d = load_json (reg.get (), drop_only);
+  ASSERT_TRUE (d);
+  nn_module_reset_parameters (d.get (), 17);
+  nn_module_train (nn_module_lookup_path (d.get (), "drop", nullptr), TRUE);
+  Tensor y (nn_module_forward (d.get (), x.get (), e.out ()));
+  ASSERT_TRUE (y) << e.message ();
+  auto yv = values (y.get ());
+  ASSERT_EQ (yv.size (), av.size ());
+  size_t kept = 0;
+  for (size_t i = 0; i < yv.size (); i++) {
+    if (yv[i] != 0.0f) {
+      kept++;
+      EXPECT_NEAR (yv[i], 2.0f * av[i], 1e-4f * (1.0f + std::fabs (av[i]))) << i;
+    }
+  }
+  EXPECT_GT (kept, yv.size () / 4);
+  EXPECT_LT (kept, yv.size () * 3 / 4);
+}
+
 TEST_F (Layout, TapeAndTrainingModeGetPlainTensors)
 {
   Module m = load_json (reg.get (), kChain);
