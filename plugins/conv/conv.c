@@ -11,6 +11,7 @@ static const NnLayerType *const conv_types[] = {
   &nn_conv3d_type,
   &nn_conv1d_fn_type,
   &nn_conv2d_fn_type,
+  &nn_conv3d_fn_type,
   &nn_unfold_type,
   &nn_fold_type,
 };

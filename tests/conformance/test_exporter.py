@@ -400,6 +400,36 @@ class TestGraphs(unittest.TestCase):
             self.assertEqual(list(graph_interp.run(model, d, x)), ["a", "b", "c", "pool"])
             self.assertLessEqual(max_error(model, d, x), 1e-5)
 
+    def test_slice_of_a_traced_tuple_is_a_sequence(self):
+        # RAFT's coordinate grid: torch.stack of a slice of meshgrid's tuple.
+        class Grid(nn.Module):
+            def forward(self, x):
+                b, _, h, w = x.shape
+                coords = torch.meshgrid(torch.arange(h // 2), torch.arange(w // 2),
+                                        indexing="ij")
+                return torch.stack(coords[::-1], dim=0).float()[None].repeat(b, 1, 1, 1)
+
+        model = Grid().eval()
+        d, _ = self.export(model, {"x": torch.randn(1, 2, 4, 6)})
+        stacked = [n for n in nodes_of(d["model"]) if n.get("op") == "stack"]
+        self.assertEqual(len(stacked), 1)
+        self.assertEqual(len(stacked[0]["args"][0]["tuple"]), 2)
+        self.assertEqual(max_error(model, d, {"x": torch.randn(2, 2, 6, 10)}), 0)
+
+    def test_tensor_split_keywords_are_one_name(self):
+        # MViT's torch.tensor_split(x, indices=(1,), dim=2), and sections=.
+        class Split(nn.Module):
+            def forward(self, x):
+                token, rest = torch.tensor_split(x, indices=(1,), dim=2)
+                return rest * token, x.tensor_split(sections=3, dim=1)
+
+        model = Split().eval()
+        d, _ = self.export(model, {"x": torch.randn(1, 4, 5)})
+        splits = [n for n in nodes_of(d["model"]) if n.get("op") == "tensor_split"]
+        self.assertEqual([(n["args"][1:], n.get("kwargs")) for n in splits],
+                         [([{"tuple": [1]}], {"dim": 2}), ([3], {"dim": 1})])
+        self.assertLessEqual(max_error(model, d, {"x": torch.randn(2, 7, 9)}), 1e-6)
+
     def test_overridden_repr_becomes_extra_repr(self):
         from torchvision.ops.misc import FrozenBatchNorm2d
 

@@ -205,6 +205,13 @@ class ExportTracer(fx.Tracer):
             # names (an FPN's list of level names) is structure, not data:
             # `if targets is not None` must see None, a dict key a string.
             return _copy(value)
+        if kind == "call_function" and target is operator.getitem and \
+                isinstance(args[1], slice) and isinstance(value, (list, tuple)) and \
+                not hasattr(value, "_fields"):
+            # A slice of a traced sequence (RAFT's `torch.meshgrid(...)[::-1]`)
+            # is a sequence of its items, as many as on the example, so that
+            # torch.stack and torch.cat see a sequence, not one Proxy.
+            return type(value)(proxy[i] for i in range(len(value)))
         return proxy
 
     def _value_of(self, n):
