@@ -430,6 +430,47 @@ class TestGraphs(unittest.TestCase):
                          [([{"tuple": [1]}], {"dim": 2}), ([3], {"dim": 1})])
         self.assertLessEqual(max_error(model, d, {"x": torch.randn(2, 7, 9)}), 1e-6)
 
+    def test_numbers_a_child_returns_are_shapes(self):
+        # MViT: a pool returns (x, (T, H, W)) and its parent branches on
+        # max(h, k_h): shape-dependent, fixed for the example with a warning.
+        class Pool(nn.Module):
+            def forward(self, x):
+                x = F.max_pool2d(x, 2)
+                return x, tuple(x.shape[2:])
+
+        class Parent(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.pool = Pool()
+
+            def forward(self, x):
+                y, (h, w) = self.pool(x)
+                return y * max(h, w) + max(w / h, 1.0)
+
+        model = Parent().eval()
+        notes = []
+        d, _, _ = nnexport.convert(model, inputs={"x": torch.randn(1, 2, 8, 12)},
+                                   warnings_out=notes)
+        self.assertTrue(notes and all("fixed at its value" in n for n in notes), notes)
+        self.assertLessEqual(max_error(model, d, {"x": torch.randn(2, 2, 8, 12)}), 1e-6)
+
+    def test_a_number_from_tensor_data_in_a_child_is_refused(self):
+        class Count(nn.Module):
+            def forward(self, x):
+                return x, int(x.sum())
+
+        class Parent(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.count = Count()
+
+            def forward(self, x):
+                y, n = self.count(x)
+                return y * n
+
+        with self.assertRaisesRegex(nnexport.ExportError, "data-dependent control flow"):
+            nnexport.convert(Parent().eval(), inputs={"x": torch.ones(3)})
+
     def test_overridden_repr_becomes_extra_repr(self):
         from torchvision.ops.misc import FrozenBatchNorm2d
 
