@@ -13,7 +13,7 @@ conv3d_fn_create (NnModule *self, GError **error)
 }
 
 /* Argument @i (stride, padding or dilation) as three values in @v, each
- * at least @least. */
+ * at least @least; the binding refuses another count, naming it. */
 static gboolean
 read_triple (const NnArgs *args, guint i, const char *name, gint64 least, gint64 v[3],
              GError **error)
@@ -22,10 +22,6 @@ read_triple (const NnArgs *args, guint i, const char *name, gint64 least, gint64
   g_autofree gint64 *t = nn_args_ints (args, i, 3, &n, error);
   if (!t)
     return FALSE;
-  if (n != 3)
-    return nn_lu_shape_fail (error, "expected %s to be a single integer value or a list "
-                             "of 3 values to match the convolution dimensions, but "
-                             "got %s=%u values", name, name, n);
   for (guint k = 0; k < 3; k++) {
     if (t[k] < least)
       return nn_lu_shape_fail (error, "%s must be %s, found %" G_GINT64_FORMAT, name,
@@ -101,19 +97,6 @@ conv3d_fn_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **er
   return y ? nn_value_take_tensor (y) : NULL;
 }
 
-/* F.conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1,
- * groups=1). */
-static const NnArgSpec conv3d_fn_args[] = {
-  { "input", NN_ARG_TENSOR, 0, 0, NULL, "[N, C, D, H, W] or unbatched [C, D, H, W]" },
-  { "weight", NN_ARG_TENSOR, 0, 0, NULL, "[out_channels, C / groups, kd, kh, kw]" },
-  { "bias", NN_ARG_TENSOR | NN_ARG_NONE, 0, NN_ARG_OPTIONAL, "null", "[out_channels]" },
-  { "stride", NN_ARG_INT | NN_ARG_SEQ, 0, NN_ARG_OPTIONAL, "1", "int or 3-tuple" },
-  { "padding", NN_ARG_INT | NN_ARG_SEQ | NN_ARG_STRING, 0, NN_ARG_OPTIONAL, "0",
-    "int, 3-tuple, 'same' or 'valid'; zeros" },
-  { "dilation", NN_ARG_INT | NN_ARG_SEQ, 0, NN_ARG_OPTIONAL, "1", "int or 3-tuple" },
-  { "groups", NN_ARG_INT, 0, NN_ARG_OPTIONAL, "1", "blocked channel groups" },
-};
-
 static const char *const conv3d_fn_aliases[] = {
   "torch.nn.functional.conv3d", "torch.conv3d", NULL };
 
@@ -122,8 +105,8 @@ const NnLayerType nn_conv3d_fn_type = {
   .name = "conv3d",
   .doc = "F.conv3d: a 3-d convolution with weight and bias as arguments",
   .flags = NN_LAYER_OP,
-  .args = conv3d_fn_args,
-  .n_args = G_N_ELEMENTS (conv3d_fn_args),
+  .args = nn_conv_fn_args,
+  .n_args = NN_CONV_FN_N_ARGS,
   .aliases = conv3d_fn_aliases,
   .create = conv3d_fn_create,
   .forward = conv3d_fn_forward,

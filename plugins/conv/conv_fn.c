@@ -154,8 +154,8 @@ conv2d_fn_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **er
 }
 
 /* F.convNd(input, weight, bias=None, stride=1, padding=0, dilation=1,
- * groups=1). */
-static const NnArgSpec conv_fn_args[] = {
+ * groups=1), for 1, 2 and 3 dims (conv3d_fn.c). */
+const NnArgSpec nn_conv_fn_args[NN_CONV_FN_N_ARGS] = {
   { "input", NN_ARG_TENSOR, 0, 0, NULL, "[N, C, *] or unbatched [C, *]" },
   { "weight", NN_ARG_TENSOR, 0, 0, NULL, "[out_channels, C / groups, *kernel]" },
   { "bias", NN_ARG_TENSOR | NN_ARG_NONE, 0, NN_ARG_OPTIONAL, "null", "[out_channels]" },
@@ -176,8 +176,8 @@ const NnLayerType nn_conv1d_fn_type = {
   .name = "conv1d",
   .doc = "F.conv1d: a 1-d convolution with weight and bias as arguments",
   .flags = NN_LAYER_OP,
-  .args = conv_fn_args,
-  .n_args = G_N_ELEMENTS (conv_fn_args),
+  .args = nn_conv_fn_args,
+  .n_args = NN_CONV_FN_N_ARGS,
   .aliases = conv1d_fn_aliases,
   .create = conv_fn_create,
   .forward = conv1d_fn_forward,
@@ -189,8 +189,8 @@ const NnLayerType nn_conv2d_fn_type = {
   .name = "conv2d",
   .doc = "F.conv2d: a 2-d convolution with weight and bias as arguments",
   .flags = NN_LAYER_OP,
-  .args = conv_fn_args,
-  .n_args = G_N_ELEMENTS (conv_fn_args),
+  .args = nn_conv_fn_args,
+  .n_args = NN_CONV_FN_N_ARGS,
   .aliases = conv2d_fn_aliases,
   .create = conv_fn_create,
   .forward = conv2d_fn_forward,

@@ -16,6 +16,9 @@ extern const NnLayerType nn_conv1d_fn_type;
 extern const NnLayerType nn_conv2d_fn_type;
 /* F.conv3d (conv3d_fn.c). */
 extern const NnLayerType nn_conv3d_fn_type;
+/* The signature F.conv1d, conv2d and conv3d share (conv_fn.c). */
+#define NN_CONV_FN_N_ARGS 7
+extern const NnArgSpec nn_conv_fn_args[NN_CONV_FN_N_ARGS];
 
 typedef enum {
   NN_CONVND_ZEROS,
