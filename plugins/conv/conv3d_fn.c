@@ -65,8 +65,8 @@ conv3d_fn_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **er
   NnTensor *input = nn_args_tensor (args, 0);
   NnTensor *w = nn_args_tensor (args, 1);
   NnTensor *b = nn_args_tensor (args, 2);
-  g_autofree char *w_s = nn_shape_to_string (&w->shape);
   if (w->shape.ndim != 5) {
+    g_autofree char *w_s = nn_shape_to_string (&w->shape);
     g_autofree char *in_s = nn_shape_to_string (&input->shape);
     nn_lu_shape_fail (error, "Expected 5-dimensional weight for 5-dimensional input %s, "
                       "but got %u-dimensional weight of size %s", in_s, w->shape.ndim,
@@ -80,19 +80,8 @@ conv3d_fn_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **er
     return NULL;
   g.out_c = w->shape.dims[0];
   g.in_c = w->shape.dims[1] * g.groups;
-  if (g.out_c % g.groups) {
-    nn_lu_shape_fail (error, "Given groups=%" G_GINT64_FORMAT ", expected weight to be "
-                      "divisible by %" G_GINT64_FORMAT " at dimension 0, but got weight "
-                      "of size %s instead", g.groups, g.groups, w_s);
+  if (!nn_conv_fn_check_weight (w, b, g.groups, error))
     return NULL;
-  }
-  if (b && (b->shape.ndim != 1 || b->shape.dims[0] != g.out_c)) {
-    g_autofree char *b_s = nn_shape_to_string (&b->shape);
-    nn_lu_shape_fail (error, "Given weight of size %s, expected bias to be 1-dimensional "
-                      "with %" G_GINT64_FORMAT " elements, but got bias of size %s "
-                      "instead", w_s, g.out_c, b_s);
-    return NULL;
-  }
   NnTensor *y = nn_conv3d_run (&g, input, w, b, error);
   return y ? nn_value_take_tensor (y) : NULL;
 }

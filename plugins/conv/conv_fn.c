@@ -62,6 +62,24 @@ read_geometry (const NnArgs *args, guint nd, NnConvNd *g, GError **error)
   return TRUE;
 }
 
+gboolean
+nn_conv_fn_check_weight (NnTensor *w, NnTensor *b, gint64 groups, GError **error)
+{
+  g_autofree char *w_s = nn_shape_to_string (&w->shape);
+  gint64 out_c = w->shape.dims[0];
+  if (out_c % groups)
+    return nn_lu_shape_fail (error, "Given groups=%" G_GINT64_FORMAT ", expected weight "
+                             "to be divisible by %" G_GINT64_FORMAT " at dimension 0, but "
+                             "got weight of size %s instead", groups, groups, w_s);
+  if (b && (b->shape.ndim != 1 || b->shape.dims[0] != out_c)) {
+    g_autofree char *b_s = nn_shape_to_string (&b->shape);
+    return nn_lu_shape_fail (error, "Given weight of size %s, expected bias to be "
+                             "1-dimensional with %" G_GINT64_FORMAT " elements, but got "
+                             "bias of size %s instead", w_s, out_c, b_s);
+  }
+  return TRUE;
+}
+
 static NnValue *
 conv_fn_run (const NnArgs *args, guint nd, GError **error)
 {
@@ -92,24 +110,13 @@ conv_fn_run (const NnArgs *args, guint nd, GError **error)
   gint64 h = nd == 2 ? s->dims[batched + 1] : 1, wd = s->dims[s->ndim - 1];
   g.out_channels = w->shape.dims[0];
   g.in_channels = w->shape.dims[1] * g.groups;
-  if (g.out_channels % g.groups) {
-    nn_lu_shape_fail (error, "Given groups=%" G_GINT64_FORMAT ", expected weight to be "
-                "divisible by %" G_GINT64_FORMAT " at dimension 0, but got weight "
-                "of size %s instead", g.groups, g.groups, w_s);
+  if (!nn_conv_fn_check_weight (w, b, g.groups, error))
     return NULL;
-  }
   if (c != g.in_channels) {
     nn_lu_shape_fail (error, "Given groups=%" G_GINT64_FORMAT ", weight of size %s, "
                 "expected input%s to have %" G_GINT64_FORMAT " channels, but got %"
                 G_GINT64_FORMAT " channels instead", g.groups, w_s, in_s,
                 g.in_channels, c);
-    return NULL;
-  }
-  if (b && (b->shape.ndim != 1 || b->shape.dims[0] != g.out_channels)) {
-    g_autofree char *b_s = nn_shape_to_string (&b->shape);
-    nn_lu_shape_fail (error, "Given weight of size %s, expected bias to be 1-dimensional "
-                "with %" G_GINT64_FORMAT " elements, but got bias of size %s instead",
-                w_s, g.out_channels, b_s);
     return NULL;
   }
   g.has_bias = b != NULL;

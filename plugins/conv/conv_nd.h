@@ -19,6 +19,10 @@ extern const NnLayerType nn_conv3d_fn_type;
 /* The signature F.conv1d, conv2d and conv3d share (conv_fn.c). */
 #define NN_CONV_FN_N_ARGS 7
 extern const NnArgSpec nn_conv_fn_args[NN_CONV_FN_N_ARGS];
+/* F.convNd's checks, in PyTorch's words: @w's out_channels divisible by
+ * @groups, @b (nullable) one value per out_channel (conv_fn.c). */
+gboolean nn_conv_fn_check_weight (NnTensor *w, NnTensor *b, gint64 groups,
+                                  GError **error);
 
 typedef enum {
   NN_CONVND_ZEROS,
