@@ -11,6 +11,7 @@ static const NnLayerType *const conv_types[] = {
   &nn_conv3d_type,
   &nn_conv1d_fn_type,
   &nn_conv2d_fn_type,
+  &nn_conv3d_fn_type,
   &nn_unfold_type,
   &nn_fold_type,
 };
@@ -25,5 +26,5 @@ conv_init (NnPlugin *plugin, GError **error)
 }
 
 NN_PLUGIN_DEFINE ("conv", "0.1.0", "MIT",
-                  "Conv1d, Conv2d, Conv3d, ConvTranspose1d/2d, F.conv1d/F.conv2d on OpenBLAS, Unfold, Fold",
+                  "Conv1d, Conv2d, Conv3d, ConvTranspose1d/2d, F.conv1d/2d/3d on OpenBLAS, Unfold, Fold",
                   conv_init)

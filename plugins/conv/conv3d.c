@@ -38,16 +38,10 @@ static const NnSchemaKey conv3d_schema[] = {
     padding_modes, "how the padding is filled" },
 };
 
-typedef struct {
-  gint64 in_c, out_c, groups;
-  gint64 k[3], s[3], d[3], pad0[3], pad1[3];
-  NnConvNdPad mode;
-} Conv3d;
-
 static gboolean
 conv3d_create (NnModule *self, GError **error)
 {
-  Conv3d *g = g_new0 (Conv3d, 1);
+  NnConv3d *g = g_new0 (NnConv3d, 1);
   nn_module_set_private (self, g);
   g->in_c = nn_module_config_int (self, "in_channels");
   g->out_c = nn_module_config_int (self, "out_channels");
@@ -91,7 +85,7 @@ conv3d_destroy (NnModule *self)
 /* Channels [c0, c0 + cg) of one volume unfolded into col
  * [cg * kd * kh * kw, od * oh * ow]. */
 static void
-vol2col (const Conv3d *g, const float *vol, gint64 c0, gint64 cg, const gint64 ext[3],
+vol2col (const NnConv3d *g, const float *vol, gint64 c0, gint64 cg, const gint64 ext[3],
          const gint64 out[3], float *col)
 {
   gint64 ovol = out[0] * out[1] * out[2], plane = ext[0] * ext[1] * ext[2];
@@ -117,13 +111,10 @@ vol2col (const Conv3d *g, const float *vol, gint64 c0, gint64 cg, const gint64 e
         }
 }
 
-static NnValue *
-conv3d_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+NnTensor *
+nn_conv3d_run (const NnConv3d *g, NnTensor *input, NnTensor *w, NnTensor *b,
+               GError **error)
 {
-  const Conv3d *g = nn_module_get_private (self);
-  NnTensor *input = nn_args_tensor (args, 0);
-  NnTensor *w = nn_module_get_parameter (self, "weight");
-  NnTensor *b = nn_module_get_parameter (self, "bias");
   const NnShape *s = &input->shape;
   if (s->ndim != 4 && s->ndim != 5) {
     g_autofree char *found = nn_shape_to_string (s);
@@ -144,14 +135,20 @@ conv3d_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error
                  G_GINT64_FORMAT " channels instead", g->groups, ws, found, g->in_c, c);
     return NULL;
   }
-  gint64 out[3];
+  gint64 out[3], padded[3], span[3];
   for (guint i = 0; i < 3; i++) {
-    gint64 padded = ext[i] + g->pad0[i] + g->pad1[i], span = g->d[i] * (g->k[i] - 1) + 1;
-    if (padded < span) {
+    padded[i] = ext[i] + g->pad0[i] + g->pad1[i];
+    span[i] = g->d[i] * (g->k[i] - 1) + 1;
+  }
+  for (guint i = 0; i < 3; i++) {
+    if (padded[i] < span[i]) {
+      /* PyTorch names every dim, not only the one too small. */
       g_set_error (error, NN_SHAPE_ERROR, NN_SHAPE_ERROR_MISMATCH,
-                   "Calculated padded input size per channel: (%" G_GINT64_FORMAT
-                   "). Kernel size: (%" G_GINT64_FORMAT "). Kernel size can't be "
-                   "greater than actual input size", padded, span);
+                   "Calculated padded input size per channel: (%" G_GINT64_FORMAT " x %"
+                   G_GINT64_FORMAT " x %" G_GINT64_FORMAT "). Kernel size: (%"
+                   G_GINT64_FORMAT " x %" G_GINT64_FORMAT " x %" G_GINT64_FORMAT
+                   "). Kernel size can't be greater than actual input size",
+                   padded[0], padded[1], padded[2], span[0], span[1], span[2]);
       return NULL;
     }
     if (g->mode == NN_CONVND_REFLECT && (g->pad0[i] >= ext[i] || g->pad1[i] >= ext[i])) {
@@ -162,7 +159,7 @@ conv3d_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error
       nn_lu_shape_error (error, "an input at least as large as the circular padding", s);
       return NULL;
     }
-    out[i] = (padded - span) / g->s[i] + 1;
+    out[i] = (padded[i] - span[i]) / g->s[i] + 1;
   }
   NnShape os = *s;
   os.dims[batched] = g->out_c;
@@ -172,8 +169,12 @@ conv3d_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error
   if (!meta && !nn_blas_ready (error))
     return NULL;
   NnTensor *y = nn_lu_new_f32 (&os, meta);
-  if (!y || meta)
-    return nn_lu_result (y, error);
+  if (!y || meta) {
+    if (!y)
+      g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
+                   "cannot allocate the conv3d output");
+    return y;
+  }
   gint64 cg = g->in_c / g->groups, og = g->out_c / g->groups;
   gint64 kk = cg * g->k[0] * g->k[1] * g->k[2], ovol = out[0] * out[1] * out[2];
   gint64 vol = ext[0] * ext[1] * ext[2];
@@ -203,7 +204,16 @@ conv3d_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error
           o[oc * ovol + i] += bd[oc];
   }
   g_free (col);
-  return nn_value_take_tensor (y);
+  return y;
+}
+
+static NnValue *
+conv3d_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **error)
+{
+  NnTensor *y = nn_conv3d_run (nn_module_get_private (self), nn_args_tensor (args, 0),
+                               nn_module_get_parameter (self, "weight"),
+                               nn_module_get_parameter (self, "bias"), error);
+  return y ? nn_value_take_tensor (y) : NULL;
 }
 
 /* Appends ", key=(a, b, c)" unless every element equals @dflt. */
@@ -225,7 +235,7 @@ append_triple (GString *s, NnModule *self, const char *key, gint64 dflt, gboolea
 static char *
 conv3d_extra_repr (NnModule *self)
 {
-  const Conv3d *g = nn_module_get_private (self);
+  const NnConv3d *g = nn_module_get_private (self);
   GString *s = g_string_new (NULL);
   g_string_append_printf (s, "%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT, g->in_c, g->out_c);
   append_triple (s, self, "kernel_size", 0, TRUE);

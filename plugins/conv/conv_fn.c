@@ -62,6 +62,24 @@ read_geometry (const NnArgs *args, guint nd, NnConvNd *g, GError **error)
   return TRUE;
 }
 
+gboolean
+nn_conv_fn_check_weight (NnTensor *w, NnTensor *b, gint64 groups, GError **error)
+{
+  g_autofree char *w_s = nn_shape_to_string (&w->shape);
+  gint64 out_c = w->shape.dims[0];
+  if (out_c % groups)
+    return nn_lu_shape_fail (error, "Given groups=%" G_GINT64_FORMAT ", expected weight "
+                             "to be divisible by %" G_GINT64_FORMAT " at dimension 0, but "
+                             "got weight of size %s instead", groups, groups, w_s);
+  if (b && (b->shape.ndim != 1 || b->shape.dims[0] != out_c)) {
+    g_autofree char *b_s = nn_shape_to_string (&b->shape);
+    return nn_lu_shape_fail (error, "Given weight of size %s, expected bias to be "
+                             "1-dimensional with %" G_GINT64_FORMAT " elements, but got "
+                             "bias of size %s instead", w_s, out_c, b_s);
+  }
+  return TRUE;
+}
+
 static NnValue *
 conv_fn_run (const NnArgs *args, guint nd, GError **error)
 {
@@ -92,24 +110,13 @@ conv_fn_run (const NnArgs *args, guint nd, GError **error)
   gint64 h = nd == 2 ? s->dims[batched + 1] : 1, wd = s->dims[s->ndim - 1];
   g.out_channels = w->shape.dims[0];
   g.in_channels = w->shape.dims[1] * g.groups;
-  if (g.out_channels % g.groups) {
-    nn_lu_shape_fail (error, "Given groups=%" G_GINT64_FORMAT ", expected weight to be "
-                "divisible by %" G_GINT64_FORMAT " at dimension 0, but got weight "
-                "of size %s instead", g.groups, g.groups, w_s);
+  if (!nn_conv_fn_check_weight (w, b, g.groups, error))
     return NULL;
-  }
   if (c != g.in_channels) {
     nn_lu_shape_fail (error, "Given groups=%" G_GINT64_FORMAT ", weight of size %s, "
                 "expected input%s to have %" G_GINT64_FORMAT " channels, but got %"
                 G_GINT64_FORMAT " channels instead", g.groups, w_s, in_s,
                 g.in_channels, c);
-    return NULL;
-  }
-  if (b && (b->shape.ndim != 1 || b->shape.dims[0] != g.out_channels)) {
-    g_autofree char *b_s = nn_shape_to_string (&b->shape);
-    nn_lu_shape_fail (error, "Given weight of size %s, expected bias to be 1-dimensional "
-                "with %" G_GINT64_FORMAT " elements, but got bias of size %s instead",
-                w_s, g.out_channels, b_s);
     return NULL;
   }
   g.has_bias = b != NULL;
@@ -154,8 +161,8 @@ conv2d_fn_forward (NnModule *self, NnCall *call, const NnArgs *args, GError **er
 }
 
 /* F.convNd(input, weight, bias=None, stride=1, padding=0, dilation=1,
- * groups=1). */
-static const NnArgSpec conv_fn_args[] = {
+ * groups=1), for 1, 2 and 3 dims (conv3d_fn.c). */
+const NnArgSpec nn_conv_fn_args[NN_CONV_FN_N_ARGS] = {
   { "input", NN_ARG_TENSOR, 0, 0, NULL, "[N, C, *] or unbatched [C, *]" },
   { "weight", NN_ARG_TENSOR, 0, 0, NULL, "[out_channels, C / groups, *kernel]" },
   { "bias", NN_ARG_TENSOR | NN_ARG_NONE, 0, NN_ARG_OPTIONAL, "null", "[out_channels]" },
@@ -176,8 +183,8 @@ const NnLayerType nn_conv1d_fn_type = {
   .name = "conv1d",
   .doc = "F.conv1d: a 1-d convolution with weight and bias as arguments",
   .flags = NN_LAYER_OP,
-  .args = conv_fn_args,
-  .n_args = G_N_ELEMENTS (conv_fn_args),
+  .args = nn_conv_fn_args,
+  .n_args = NN_CONV_FN_N_ARGS,
   .aliases = conv1d_fn_aliases,
   .create = conv_fn_create,
   .forward = conv1d_fn_forward,
@@ -189,8 +196,8 @@ const NnLayerType nn_conv2d_fn_type = {
   .name = "conv2d",
   .doc = "F.conv2d: a 2-d convolution with weight and bias as arguments",
   .flags = NN_LAYER_OP,
-  .args = conv_fn_args,
-  .n_args = G_N_ELEMENTS (conv_fn_args),
+  .args = nn_conv_fn_args,
+  .n_args = NN_CONV_FN_N_ARGS,
   .aliases = conv2d_fn_aliases,
   .create = conv_fn_create,
   .forward = conv2d_fn_forward,

@@ -14,6 +14,15 @@ extern const NnLayerType nn_conv3d_type;
 /* F.conv1d and F.conv2d (conv_fn.c). */
 extern const NnLayerType nn_conv1d_fn_type;
 extern const NnLayerType nn_conv2d_fn_type;
+/* F.conv3d (conv3d_fn.c). */
+extern const NnLayerType nn_conv3d_fn_type;
+/* The signature F.conv1d, conv2d and conv3d share (conv_fn.c). */
+#define NN_CONV_FN_N_ARGS 7
+extern const NnArgSpec nn_conv_fn_args[NN_CONV_FN_N_ARGS];
+/* F.convNd's checks, in PyTorch's words: @w's out_channels divisible by
+ * @groups, @b (nullable) one value per out_channel (conv_fn.c). */
+gboolean nn_conv_fn_check_weight (NnTensor *w, NnTensor *b, gint64 groups,
+                                  GError **error);
 
 typedef enum {
   NN_CONVND_ZEROS,
@@ -32,6 +41,22 @@ gint64 nn_convnd_source (NnConvNdPad mode, gint64 p, gint64 before, gint64 n);
  * tap of an even kernel after, as PyTorch pads (conv_nd.c). */
 void nn_convnd_same_padding (guint n, const gint64 *k, const gint64 *d,
                              gint64 *pad0, gint64 *pad1);
+
+/* A 3-d convolution's geometry, (d, h, w) order: Conv3d's config or
+ * F.conv3d's arguments. */
+typedef struct {
+  gint64 in_c, out_c, groups;
+  gint64 k[3], s[3], d[3];   /* kernel, stride, dilation */
+  gint64 pad0[3], pad1[3];   /* padding before and after ('same' may differ) */
+  NnConvNdPad mode;
+} NnConv3d;
+
+/* @input [N, C, D, H, W] or [C, D, H, W] convolved by @w
+ * [out_c, in_c / groups, kd, kh, kw] plus @b (nullable) under @g: a new
+ * float32 tensor (transfer full), meta when @input is; NULL and @error,
+ * in PyTorch's words, when the shapes do not fit (conv3d.c).  Reentrant. */
+NnTensor *nn_conv3d_run (const NnConv3d *g, NnTensor *input, NnTensor *w,
+                         NnTensor *b, GError **error);
 
 /* Geometry resolved from the config; index 0 is height (1 for 1-d). */
 typedef struct {

@@ -28,6 +28,7 @@ static const NnLayerType *const *const ops_groups[] = {
   nn_ops_pointwise3_types,
   nn_ops_diag_types,
   nn_ops_bucketize_types,
+  nn_ops_tensor_split_types,
 };
 
 gboolean

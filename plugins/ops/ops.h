@@ -39,6 +39,7 @@ extern const NnLayerType *const nn_ops_cdist_types[];
 extern const NnLayerType *const nn_ops_pointwise3_types[];
 extern const NnLayerType *const nn_ops_diag_types[];
 extern const NnLayerType *const nn_ops_bucketize_types[];
+extern const NnLayerType *const nn_ops_tensor_split_types[];
 
 /* Declares an op type whose forward also serves as infer; @bw_ (nullable) its backward (docs/TRAINING.md). */
 #define NN_OPS_FLAGS_TYPE(var_, name_, doc_, flags_, args_, aliases_, fn_, bw_) \

@@ -2,10 +2,11 @@
 """PyTorch conformance of one model, checked through nnkit.
 
     conformance.py MODEL --checker nn-conform --workdir DIR
-                   [--sizes 224,160] [--batches 1,2] [--single-file] [--nnctl NNCTL]
+                   [--sizes 224,160] [--batches 1,2] [--frames 8] [--single-file]
+                   [--nnctl NNCTL]
 
-MODEL is a torchvision classification or segmentation model name,
-fpn:RESNET (torchvision's resnet_fpn_backbone over that ResNet) or
+MODEL is a torchvision classification, segmentation, video or optical
+flow model name, fpn:RESNET (torchvision's resnet_fpn_backbone over that ResNet) or
 hw:NAME, a model of handwritten.py.  The model is built with seeded random weights (and
 randomised BatchNorm statistics), exported with tools/torch2nn, loaded by
 nn-conform (nnkit's public API) and compared with PyTorch on:
@@ -98,20 +99,25 @@ def randomize_frozen_batchnorm(model, generator):
                 mod.bias.copy_(torch.randn(n, generator=generator) * 0.1)
 
 
-def build_case(name, seed):
+def build_case(name, seed, frames=8):
     """(model, inputs(batch, size)) for torchvision @name, fpn:RESNET or
-    hw:NAME."""
+    hw:NAME.  Every forward argument without a default gets its own random
+    image (RAFT's image1 and image2), [batch, 3, size, size], or a clip
+    [batch, 3, @frames, size, size] for torchvision's video models."""
     if name.startswith("hw:"):
         model, make, _ = handwritten.build(name[3:], seed)
         return model, make
 
     model = build_model(name, seed)
-    # Under the forward's own parameter name (LRASPP's is "input").
-    arg = next(iter(inspect.signature(model.forward).parameters))
+    # Under the forward's own parameter names (LRASPP's is "input").
+    params = inspect.signature(model.forward).parameters.values()
+    args = [p.name for p in params if p.default is inspect.Parameter.empty]
+    video = type(model).__module__.startswith("torchvision.models.video")
+    lead = (3, frames) if video else (3,)
 
     def make(batch, size):
         gen = torch.Generator().manual_seed(batch * 1000 + size)
-        return {arg: torch.randn(batch, 3, size, size, generator=gen)}
+        return {arg: torch.randn(batch, *lead, size, size, generator=gen) for arg in args}
     return model, make
 
 
@@ -192,6 +198,8 @@ def main():
     ap.add_argument("--sizes", default="224,160")
     ap.add_argument("--batches", default="1,2")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--frames", type=int, default=8,
+                    help="frames of a video model's input clip")
     ap.add_argument("--nnctl", help="check the export against this nnctl's plugins")
     ap.add_argument("--single-file", action="store_true",
                     help="export one .safetensors carrying the descriptor")
@@ -204,7 +212,7 @@ def main():
     os.makedirs(args.workdir, exist_ok=True)
     torch.set_num_threads(int(os.environ.get("NN_NUM_THREADS", "2")))
     rep = Report(args.model, args.xfail)
-    model, make = build_case(args.model, args.seed)
+    model, make = build_case(args.model, args.seed, args.frames)
     stem = args.model.replace(":", "_")
     base = os.path.join(args.workdir, stem)
     ext = ".safetensors" if args.single_file else ".json"

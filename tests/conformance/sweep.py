@@ -50,14 +50,32 @@ CHECKS = ["export", "repr", "keys", "forward", "roundtrip"]
 CHECK_TITLES = {"export": "export", "repr": "repr", "keys": "keys/shapes",
                 "forward": "forward", "roundtrip": "round trip"}
 
-# Models of the layers issue outside list_models' classifiers: dict
-# outputs (segmentation) and an OrderedDict output (FPN backbone), as
+# Models outside list_models' classifiers: dict outputs (segmentation),
+# an OrderedDict output (FPN backbone), video and optical flow, as
 # (row name, conformance.py case, sizes).  The FPN backbone's case is
 # resnet_fpn_backbone(backbone_name="resnet18", ...) in conformance.py.
 EXTRA_MODELS = [("fcn_resnet50", "fcn_resnet50", "224,160"),
                 ("deeplabv3_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large", "224,160"),
                 ("lraspp_mobilenet_v3_large", "lraspp_mobilenet_v3_large", "224,160"),
-                ("resnet_fpn_backbone", "fpn:resnet18", "224,160")]
+                ("resnet_fpn_backbone", "fpn:resnet18", "224,160"),
+                ("deeplabv3_resnet50", "deeplabv3_resnet50", "224,160"),
+                ("fcn_resnet101", "fcn_resnet101", "224,160"),
+                # Video classifiers on [N, 3, T, H, W] clips (T below); S3D's
+                # last pool needs 224 and 16 frames, MViT's position
+                # embeddings fix 16x224x224.  RAFT's flow on two images: its
+                # correlation pyramid's last level needs H / 64 >= 2.
+                ("r3d_18", "r3d_18", "112,96"),
+                ("mc3_18", "mc3_18", "112,96"),
+                ("r2plus1d_18", "r2plus1d_18", "112,96"),
+                ("s3d", "s3d", "224"),
+                ("mvit_v1_b", "mvit_v1_b", "224"),
+                ("mvit_v2_s", "mvit_v2_s", "224"),
+                ("raft_small", "raft_small", "128,136"),
+                ("raft_large", "raft_large", "128,136")]
+# conformance.py options of a case beyond its sizes.
+EXTRA_ARGS = {"r3d_18": ["--frames", "8"], "mc3_18": ["--frames", "8"],
+              "r2plus1d_18": ["--frames", "8"], "s3d": ["--frames", "16"],
+              "mvit_v1_b": ["--frames", "16"], "mvit_v2_s": ["--frames", "16"]}
 # Models whose forward asserts one input size: checked at that size only.
 FIXED_SIZE = ("vit_", "maxvit_")
 
@@ -136,7 +154,7 @@ def run_model(name, case, sizes, args):
     shutil.rmtree(workdir, ignore_errors=True)
     cmd = [sys.executable, os.path.join(HERE, "conformance.py"), case,
            "--checker", args.checker, "--workdir", workdir,
-           "--sizes", sizes, "--batches", "1,2"]
+           "--sizes", sizes, "--batches", "1,2"] + EXTRA_ARGS.get(case, [])
     if args.nnctl:
         cmd += ["--nnctl", args.nnctl]
     t0 = time.monotonic()

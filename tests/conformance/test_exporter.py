@@ -400,6 +400,77 @@ class TestGraphs(unittest.TestCase):
             self.assertEqual(list(graph_interp.run(model, d, x)), ["a", "b", "c", "pool"])
             self.assertLessEqual(max_error(model, d, x), 1e-5)
 
+    def test_slice_of_a_traced_tuple_is_a_sequence(self):
+        # RAFT's coordinate grid: torch.stack of a slice of meshgrid's tuple.
+        class Grid(nn.Module):
+            def forward(self, x):
+                b, _, h, w = x.shape
+                coords = torch.meshgrid(torch.arange(h // 2), torch.arange(w // 2),
+                                        indexing="ij")
+                return torch.stack(coords[::-1], dim=0).float()[None].repeat(b, 1, 1, 1)
+
+        model = Grid().eval()
+        d, _ = self.export(model, {"x": torch.randn(1, 2, 4, 6)})
+        stacked = [n for n in nodes_of(d["model"]) if n.get("op") == "stack"]
+        self.assertEqual(len(stacked), 1)
+        self.assertEqual(len(stacked[0]["args"][0]["tuple"]), 2)
+        self.assertEqual(max_error(model, d, {"x": torch.randn(2, 2, 6, 10)}), 0)
+
+    def test_tensor_split_keywords_are_one_name(self):
+        # MViT's torch.tensor_split(x, indices=(1,), dim=2), and sections=.
+        class Split(nn.Module):
+            def forward(self, x):
+                token, rest = torch.tensor_split(x, indices=(1,), dim=2)
+                return rest * token, x.tensor_split(sections=3, dim=1)
+
+        model = Split().eval()
+        d, _ = self.export(model, {"x": torch.randn(1, 4, 5)})
+        splits = [n for n in nodes_of(d["model"]) if n.get("op") == "tensor_split"]
+        self.assertEqual([(n["args"][1:], n.get("kwargs")) for n in splits],
+                         [([{"tuple": [1]}], {"dim": 2}), ([3], {"dim": 1})])
+        self.assertLessEqual(max_error(model, d, {"x": torch.randn(2, 7, 9)}), 1e-6)
+
+    def test_numbers_a_child_returns_are_shapes(self):
+        # MViT: a pool returns (x, (T, H, W)) and its parent branches on
+        # max(h, k_h): shape-dependent, fixed for the example with a warning.
+        class Pool(nn.Module):
+            def forward(self, x):
+                x = F.max_pool2d(x, 2)
+                return x, tuple(x.shape[2:])
+
+        class Parent(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.pool = Pool()
+
+            def forward(self, x):
+                y, (h, w) = self.pool(x)
+                return y * max(h, w) + max(w / h, 1.0)
+
+        model = Parent().eval()
+        notes = []
+        d, _, _ = nnexport.convert(model, inputs={"x": torch.randn(1, 2, 8, 12)},
+                                   warnings_out=notes)
+        self.assertTrue(notes and all("fixed at its value" in n for n in notes), notes)
+        self.assertLessEqual(max_error(model, d, {"x": torch.randn(2, 2, 8, 12)}), 1e-6)
+
+    def test_a_number_from_tensor_data_in_a_child_is_refused(self):
+        class Count(nn.Module):
+            def forward(self, x):
+                return x, int(x.sum())
+
+        class Parent(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.count = Count()
+
+            def forward(self, x):
+                y, n = self.count(x)
+                return y * n
+
+        with self.assertRaisesRegex(nnexport.ExportError, "data-dependent control flow"):
+            nnexport.convert(Parent().eval(), inputs={"x": torch.ones(3)})
+
     def test_overridden_repr_becomes_extra_repr(self):
         from torchvision.ops.misc import FrozenBatchNorm2d
 

@@ -240,6 +240,14 @@ err("stack_bad", "stack", torch.stack, [[r(2, 3), r(3, 2)]])
 case("split_int", "torch.split", torch.split, [r(5, 2), 2])
 case("split_sizes", "Tensor.split", torch.split, [r(2, 6), [1, 3, 2], 1])
 err("split_bad_sizes", "split", torch.split, [r(5, 2), [2, 2]])
+case("tensor_split_sections", "torch.tensor_split", torch.tensor_split, [r(7, 2), 3])
+case("tensor_split_more_sections", "tensor_split", torch.tensor_split, [r(2, 3), 4])
+case("tensor_split_indices_dim", "Tensor.tensor_split", torch.tensor_split,
+     [r(2, 3, 5), [1, 4], 2])
+case("tensor_split_indices_wrap", "tensor_split", torch.tensor_split, [ri(6, 2), [-2, 10, 3]])
+err("tensor_split_zero", "tensor_split", torch.tensor_split, [r(3, 2), 0])
+err("tensor_split_scalar", "tensor_split", torch.tensor_split, [torch.tensor(1.0), 2])
+err("tensor_split_dim", "tensor_split", torch.tensor_split, [r(3, 2), 2, 2])
 case("chunk", "torch.chunk", torch.chunk, [r(5, 2), 3])
 case("chunk_fewer", "Tensor.chunk", torch.chunk, [r(6, 2), 4])
 case("chunk_dim", "chunk", torch.chunk, [r(2, 7), 2, -1])
@@ -616,6 +624,24 @@ err("conv2d_fn_same_strided", "conv2d", F.conv2d, [r(1, 3, 6, 6), w2], {"stride"
     "padding": "same"})
 err("conv1d_fn_rank", "conv1d", F.conv1d, [r(2, 2, 2, 9), w1])
 err("conv1d_fn_bias", "conv1d", F.conv1d, [r(1, 2, 9), w1, r(3)],
+    match="expected bias to be 1-dimensional with 4 elements")
+w3 = r(4, 3, 3, 2, 3) * 0.3
+case("conv3d_fn", "torch.nn.functional.conv3d", F.conv3d,
+     [r(2, 3, 5, 6, 4), w3, r(4)], {"stride": (1, 2, 1), "padding": 1}, tol=1e-4)
+case("conv3d_fn_same_dilated", "torch.conv3d", F.conv3d,
+     [r(1, 3, 5, 6, 7), w3], {"padding": "same", "dilation": (1, 2, 2)}, tol=1e-4)
+case("conv3d_fn_groups_unbatched", "conv3d", F.conv3d,
+     [r(4, 3, 5, 5), r(6, 2, 1, 3, 1) * 0.3, None, 1, "valid", 1, 2], tol=1e-4)
+err("conv3d_fn_channels", "conv3d", F.conv3d, [r(1, 2, 5, 5, 5), w3])
+err("conv3d_fn_rank", "conv3d", F.conv3d, [r(2, 9, 9), w3])
+err("conv3d_fn_same_strided", "conv3d", F.conv3d, [r(1, 3, 6, 6, 6), w3],
+    {"stride": 2, "padding": "same"})
+err("conv3d_fn_kernel_too_big", "conv3d", F.conv3d, [r(1, 3, 2, 5, 5), w3])
+err("conv3d_fn_groups", "conv3d", F.conv3d, [r(1, 4, 5, 5, 5), r(3, 2, 3, 3, 3)],
+    {"groups": 2}, match="expected weight to be divisible by 2 at dimension 0")
+err("conv3d_fn_weight_rank", "conv3d", F.conv3d, [r(1, 3, 5, 5, 5), r(4, 3, 3, 3)],
+    match="Expected 5-dimensional weight")
+err("conv3d_fn_bias", "conv3d", F.conv3d, [r(1, 3, 5, 5, 5), w3, r(3)],
     match="expected bias to be 1-dimensional with 4 elements")
 
 case("pixel_shuffle_fn", "torch.nn.functional.pixel_shuffle", F.pixel_shuffle, [r(2, 8, 3, 2), 2])

@@ -479,6 +479,74 @@ TEST (OpsErrors, UnfoldAndFunctionalConvolutions)
   EXPECT_TRUE (contains (err.message (), "stride must be positive")) << err.message ();
 }
 
+// F.conv3d and tensor_split: dtypes the binding refuses, sizes inferred
+// on meta tensors, and nnkit's own messages where PyTorch's differ.
+TEST (OpsErrors, Conv3dAndTensorSplit)
+{
+  Registry reg = default_registry ();
+  Error err;
+  Module conv = op (reg.get (), "torch.nn.functional.conv3d");
+  NnShape xs = shape ({ 2, 4, 5, 6, 7 });
+  Tensor xm (nn_tensor_new_meta (NN_DTYPE_F32, &xs));
+  Tensor w = iota (NN_DTYPE_F32, { 6, 2, 3, 1, 3 });
+  Args m;
+  m.t (xm.get ()).t (w.get ()).val (nn_value_new_none ()).i (2).i (1).i (1).i (2);
+  ValueRef out (nn_module_infer (conv.get (), m.v.get (), nullptr, err.out ()));
+  ASSERT_TRUE (out) << err.message ();
+  NnShape want = shape ({ 2, 6, 3, 4, 4 });
+  EXPECT_TRUE (nn_shape_equal (&nn_value_get_tensor (out.get ())->shape, &want));
+  Tensor xd = iota (NN_DTYPE_F64, { 1, 4, 5, 5, 5 });
+  Args d;
+  d.t (xd.get ()).t (w.get ());
+  out = call (conv.get (), d, err);
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (), "argument 'input'")) << err.message ();
+  EXPECT_TRUE (contains (err.message (), "F64")) << err.message ();
+  Tensor x = iota (NN_DTYPE_F32, { 1, 4, 5, 5, 5 });
+  Args p;
+  p.t (x.get ()).t (w.get ()).val (nn_value_new_none ()).i (1).s ("full");
+  out = call (conv.get (), p, err);
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (), "Invalid padding string 'full'")) << err.message ();
+  NnValue *two = nn_value_new_list ();
+  nn_value_append (two, nn_value_new_int (1));
+  nn_value_append (two, nn_value_new_int (1));
+  Args c;
+  c.t (x.get ()).t (w.get ()).val (nn_value_new_none ()).val (two);
+  out = call (conv.get (), c, err);
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (), "argument 'stride': expected 3 ints, found 2"))
+      << err.message ();
+  Args st;
+  st.t (x.get ()).t (w.get ()).val (nn_value_new_none ()).i (1).i (0).i (0);
+  out = call (conv.get (), st, err);
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (), "dilation must be positive")) << err.message ();
+
+  Module split = op (reg.get (), "torch.tensor_split");
+  NnShape ss = shape ({ 3, 7 });
+  Tensor sm (nn_tensor_new_meta (NN_DTYPE_I64, &ss));
+  Args sec;
+  sec.t (sm.get ()).i (3).i (-1);
+  out = ValueRef (nn_module_infer (split.get (), sec.v.get (), nullptr, err.out ()));
+  ASSERT_TRUE (out) << err.message ();
+  ASSERT_EQ (nn_value_n_items (out.get ()), 3u);
+  const gint64 widths[] = { 3, 2, 2 };
+  for (guint i = 0; i < 3; i++) {
+    NnShape piece = shape ({ 3, widths[i] });
+    EXPECT_TRUE (nn_shape_equal (&nn_value_get_tensor (nn_value_item (out.get (), i))->shape,
+                                 &piece)) << i;
+  }
+  NnValue *names = nn_value_new_list ();
+  nn_value_append (names, nn_value_new_string ("a"));
+  Tensor sv = iota (NN_DTYPE_I64, { 3, 7 });
+  Args bad;
+  bad.t (sv.get ()).val (names);
+  out = call (split.get (), bad, err);
+  EXPECT_FALSE (out);
+  EXPECT_TRUE (contains (err.message (), "indices")) << err.message ();
+}
+
 // scatter's reduce= and a number given to scatter_add are nnkit's own
 // refusals (PyTorch's reduce modes are not implemented here).
 TEST (OpsErrors, ScatterRefusesReduceAndNumbersToAdd)

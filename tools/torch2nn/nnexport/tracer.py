@@ -183,7 +183,10 @@ class ExportTracer(fx.Tracer):
         elif inputs and not isinstance(value, torch.Tensor) and \
                 all(n in self.structural for n in inputs):
             self.structural.add(node)
-        if _is_shape_access(node):
+        if _is_shape_access(node) or (_is_module_result(node) and _numbers_only(value)):
+            # Numbers a child module returns (MViT's pool gives its (T, H, W))
+            # come from shapes: a number from tensor data needs int(),
+            # .item() or .tolist(), which the child's own trace refuses.
             self.tainted[node] = False
         elif isinstance(value, torch.Tensor) or value is UNKNOWN and kind == "placeholder":
             self.tainted[node] = True
@@ -205,6 +208,13 @@ class ExportTracer(fx.Tracer):
             # names (an FPN's list of level names) is structure, not data:
             # `if targets is not None` must see None, a dict key a string.
             return _copy(value)
+        if kind == "call_function" and target is operator.getitem and \
+                isinstance(args[1], slice) and type(value) in (list, tuple):
+            # A slice of a traced sequence (RAFT's `torch.meshgrid(...)[::-1]`)
+            # is a sequence of its items, as many as on the example, so that
+            # torch.stack and torch.cat see a sequence, not one Proxy.  Not a
+            # torch.Size (`x.shape[:3]`): its constructor would fix the sizes.
+            return type(value)(proxy[i] for i in range(len(value)))
         return proxy
 
     def _value_of(self, n):
@@ -253,6 +263,20 @@ class ExportTracer(fx.Tracer):
         finally:
             self._replaying -= 1
         return UNKNOWN
+
+
+def _is_module_result(node):
+    """A child module's result, or an item of it."""
+    while node.op == "call_function" and node.target is operator.getitem and \
+            isinstance(node.args[0], fx.Node):
+        node = node.args[0]
+    return node.op == "call_module"
+
+
+def _numbers_only(v):
+    if isinstance(v, (int, float)):  # bool is an int
+        return True
+    return type(v) in (tuple, list) and len(v) > 0 and all(_numbers_only(x) for x in v)
 
 
 def _is_structure(v):

@@ -52,6 +52,7 @@ ops(F.group_norm, name="group_norm")
 ops(F.linear, name="linear")
 ops(F.conv1d, name="conv1d")
 ops(F.conv2d, name="conv2d")
+ops(F.conv3d, name="conv3d")
 
 
 @op_converter(F.embedding, name="embedding")

@@ -50,6 +50,17 @@ def split(call):
         kwargs["split_size_or_sections"] = kwargs.pop("split_size")
     return call.emit(args=list(call.args), kwargs=kwargs)
 ops(torch.unbind, "unbind")
+
+
+@op_converter(torch.tensor_split, "tensor_split", name="tensor_split")
+def tensor_split(call):
+    # PyTorch's overloads take the count as `sections=` and the indices as
+    # `indices=` (MViT's), which no one signature names: passed positionally.
+    args, kwargs = list(call.args), dict(call.kwargs)
+    for key in ("sections", "indices", "tensor_indices_or_sections"):
+        if key in kwargs:
+            args.insert(1, kwargs.pop(key))
+    return call.emit(args=args, kwargs=kwargs)
 ops(torch.cat, torch.concat, name="cat")
 ops(torch.stack, name="stack")
 ops(torch.narrow, "narrow")
