@@ -607,23 +607,13 @@ const char *kPassThrough = R"({"type": "Sequential", "children": [
 
 TEST_F (Layout, PassThroughLayersKeepTheLayout)
 {
-  Module m = load_json (reg.get (), kPassThrough);
-  ASSERT_TRUE (m);
-  nn_module_reset_parameters (m.get (), 17);
-  Tensor x = chain_input ();
-  OnOff r = on_off (m.get (), x.get ());
+  OnOff r = chain_on_off (reg.get (), kPassThrough, 17, 1);
   ASSERT_EQ (r.on.size (), 1u);
   EXPECT_LT (max_diff (r.on[0], r.off[0]), 1e-5);
   EXPECT_LE (r.on_reorders, 2u) << "x in and c's result out only";
 
-  // Dropout alone in training mode, after a's laid-out result: every
-  // value is dropped (0) or a's scaled by 1 / (1 - p).
-  nn_engine_set_layouts (FALSE);
-  Error e;
-  Tensor a (nn_module_forward (nn_module_lookup_path (m.get (), "a", nullptr), x.get (), e.out ()));
-  ASSERT_TRUE (a) << e.message ();
-  auto av = values (a.get ());
-  nn_engine_set_layouts (TRUE);
+  // Dropout in training mode after a's laid-out result: every value is
+  // dropped (0) or a's, computed with layouts off, scaled by 1 / (1 - p).
   const char *drop_only = R"({"type": "Sequential", "children": [
     {"name": "a", "type": "Conv2d", "config": {"in_channels": 16, "out_channels": 16,
        "kernel_size": 3, "padding": 1}},
@@ -631,6 +621,13 @@ TEST_F (Layout, PassThroughLayersKeepTheLayout)
   Module d = load_json (reg.get (), drop_only);
   ASSERT_TRUE (d);
   nn_module_reset_parameters (d.get (), 17);
+  Tensor x = chain_input ();
+  nn_engine_set_layouts (FALSE);
+  Error e;
+  Tensor a (nn_module_forward (nn_module_lookup_path (d.get (), "a", nullptr), x.get (), e.out ()));
+  ASSERT_TRUE (a) << e.message ();
+  auto av = values (a.get ());
+  nn_engine_set_layouts (TRUE);
   nn_module_train (nn_module_lookup_path (d.get (), "drop", nullptr), TRUE);
   Tensor y (nn_module_forward (d.get (), x.get (), e.out ()));
   ASSERT_TRUE (y) << e.message ();
