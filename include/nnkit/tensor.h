@@ -138,13 +138,15 @@ NN_API float *nn_tensor_f32 (const NnTensor *t);
 NN_API gint64 *nn_tensor_i64 (const NnTensor *t);
 
 /* --- the storage pool (appended in ABI 2.0; docs/ENGINE.md) ------------
- * Storage of 256 KiB and more that nn_tensor_new() made is kept when its
- * tensor goes and handed out again (zero-filled) to a later tensor of
- * about the size, so that repeated forwards reuse the same blocks: they
- * neither map nor unmap memory, and the heap does not spread over new
- * pages each forward.  A block under 32 MiB that no forward took for two
- * forwards is freed.  NN_POOL_MB (default 512) caps what is kept; 0 keeps
- * nothing.  AddressSanitizer builds keep only blocks of 32 MiB and more. */
+ * Storage of 1 MiB and more that nn_tensor_new() made is kept when a
+ * forward of a built plan frees it (256 KiB and more while a training
+ * tape is live; 32 MiB and more whenever it is freed) and handed out
+ * again (zero-filled) to a later tensor of about the size, so that
+ * repeated forwards reuse the same blocks: they neither map nor unmap
+ * memory, and the heap does not spread over new pages each forward.  A
+ * block under 32 MiB that no forward took for two forwards is freed.
+ * NN_POOL_MB (default 512) caps what is kept; 0 keeps nothing.  Under
+ * AddressSanitizer a kept block is poisoned until handed out again. */
 
 /* Frees every kept block.  MT safe. */
 NN_API void nn_tensor_pool_trim (void);

@@ -404,8 +404,6 @@ NnDnnlResult nn_dnnl_matmul_run (const NnDnnlMatmulKey *key, const float *a,
                                        const float *b, const float *bias, float *c,
                                        GError **error);
 
-G_END_DECLS
-
 /* The pooling @alg over @geom's windows on oneDNN, on a plain input or a
  * oneDNN step's laid-out result (the result laid out likewise when the
  * call allows); inputs oneDNN would get wrong (a max pool's NaN, empty or
@@ -414,5 +412,7 @@ NnValue *nn_dnnl_pool_forward (NnModule *self, NnCall *call,
                                const NnArgs *args, dnnl_alg_kind_t alg,
                                const NnPoolGeom *geom,
                                const NnLayerType *reference, GError **error);
+
+G_END_DECLS
 
 #endif
