@@ -22,6 +22,10 @@ G_BEGIN_DECLS
  * caller then sets its own slots and flags. */
 void nn_dnnl_provider_init (NnLayerType *t, const NnLayerType *ref,
                             const char *doc);
+/* The supports check of a provider that takes every config: oneDNN's
+ * kernels need SSE4.1 at least. */
+gboolean nn_dnnl_supports_cpu (const NnLayerType *type, JsonObject *config,
+                               const NnArgs *args, const NnCpuInfo *cpu);
 
 /* Each type file fills @t from its reference type. */
 void nn_dnnl_conv2d_setup (NnLayerType *t);

@@ -56,13 +56,6 @@ dnnl_adaptive_avg_pool2d_destroy (NnModule *self)
     nn_adaptive_avg_pool2d_type.destroy (self);
 }
 
-static gboolean
-dnnl_adaptive_avg_pool2d_supports (const NnLayerType *type, JsonObject *config,
-                                   const NnArgs *args, const NnCpuInfo *cpu)
-{
-  return nn_cpu_has (cpu, NN_CPU_SSE4_1);
-}
-
 void
 nn_dnnl_adaptive_avg_pool2d_setup (NnLayerType *t)
 {
@@ -71,6 +64,6 @@ nn_dnnl_adaptive_avg_pool2d_setup (NnLayerType *t)
                          "divides the input's, as torch.nn.AdaptiveAvgPool2d");
   t->flags |= NN_LAYER_LAYOUT_AWARE;
   t->forward = dnnl_adaptive_avg_pool2d_forward;
-  t->supports = dnnl_adaptive_avg_pool2d_supports;
+  t->supports = nn_dnnl_supports_cpu;
   t->destroy = dnnl_adaptive_avg_pool2d_destroy;
 }

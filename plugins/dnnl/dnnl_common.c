@@ -665,6 +665,13 @@ dnnl_plugin_unload (void)
   slots = NULL;
 }
 
+gboolean
+nn_dnnl_supports_cpu (const NnLayerType *type, JsonObject *config,
+                      const NnArgs *args, const NnCpuInfo *cpu)
+{
+  return nn_cpu_has (cpu, NN_CPU_SSE4_1);
+}
+
 void
 nn_dnnl_provider_init (NnLayerType *t, const NnLayerType *ref,
                        const char *doc)

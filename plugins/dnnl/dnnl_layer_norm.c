@@ -109,19 +109,12 @@ dnnl_layer_norm_forward (NnModule *self, NnCall *call, const NnArgs *args,
   return nn_value_take_tensor (out);
 }
 
-static gboolean
-dnnl_layer_norm_supports (const NnLayerType *type, JsonObject *config,
-                          const NnArgs *args, const NnCpuInfo *cpu)
-{
-  return nn_cpu_has (cpu, NN_CPU_SSE4_1);
-}
-
 void
 nn_dnnl_layer_norm_setup (NnLayerType *t)
 {
   nn_dnnl_provider_init (t, &nn_layer_norm_type, "LayerNorm on oneDNN's layer normalisation, as torch.nn.LayerNorm");
   t->forward = dnnl_layer_norm_forward;
-  t->supports = dnnl_layer_norm_supports;
+  t->supports = nn_dnnl_supports_cpu;
 }
 
 /* Before the plugin is unmapped. */

@@ -175,13 +175,6 @@ dnnl_linear_forward (NnModule *self, NnCall *call, const NnArgs *args,
 /* The reference's declaration with this provider's fused forward. */
 static NnFuseInfo dnnl_linear_fuse;
 
-static gboolean
-dnnl_linear_supports (const NnLayerType *type, JsonObject *config,
-                      const NnArgs *args, const NnCpuInfo *cpu)
-{
-  return nn_cpu_has (cpu, NN_CPU_SSE4_1);
-}
-
 static void
 dnnl_linear_destroy (NnModule *self)
 {
@@ -200,6 +193,6 @@ nn_dnnl_linear_setup (NnLayerType *t)
   dnnl_linear_fuse = *nn_linear_type.fuse;
   dnnl_linear_fuse.forward_fused = dnnl_linear_run;
   t->fuse = &dnnl_linear_fuse;
-  t->supports = dnnl_linear_supports;
+  t->supports = nn_dnnl_supports_cpu;
   t->destroy = dnnl_linear_destroy;
 }

@@ -185,13 +185,6 @@ dnnl_linear_fn_forward (NnModule *self, NnCall *call, const NnArgs *args,
   return run (ref_linear, self, call, args, &key, &out, x, w, bias, error);
 }
 
-static gboolean
-dnnl_product_supports (const NnLayerType *type, JsonObject *config,
-                       const NnArgs *args, const NnCpuInfo *cpu)
-{
-  return nn_cpu_has (cpu, NN_CPU_SSE4_1);
-}
-
 typedef NnValue *(*ForwardFunc) (NnModule *self, NnCall *call,
                                 const NnArgs *args, GError **error);
 
@@ -201,7 +194,7 @@ setup (NnLayerType *t, const NnLayerType *ref, ForwardFunc forward,
 {
   nn_dnnl_provider_init (t, ref, doc);
   t->forward = forward;
-  t->supports = dnnl_product_supports;
+  t->supports = nn_dnnl_supports_cpu;
 }
 
 void

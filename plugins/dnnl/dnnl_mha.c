@@ -489,13 +489,6 @@ out:
   return res;
 }
 
-static gboolean
-dnnl_mha_supports (const NnLayerType *type, JsonObject *config,
-                   const NnArgs *args, const NnCpuInfo *cpu)
-{
-  return nn_cpu_has (cpu, NN_CPU_SSE4_1);
-}
-
 static void
 dnnl_mha_destroy (NnModule *self)
 {
@@ -512,6 +505,6 @@ nn_dnnl_mha_setup (NnLayerType *t)
                          "on oneDNN's matmul; child out_proj (Linear); "
                          "returns (attn_output, attn_weights or None)");
   t->forward = dnnl_mha_forward;
-  t->supports = dnnl_mha_supports;
+  t->supports = nn_dnnl_supports_cpu;
   t->destroy = dnnl_mha_destroy;
 }

@@ -117,13 +117,6 @@ dnnl_log_softmax_forward (NnModule *self, NnCall *call, const NnArgs *args,
   return softmax_forward (ref_log_softmax, TRUE, self, call, args, error);
 }
 
-static gboolean
-dnnl_softmax_supports (const NnLayerType *type, JsonObject *config,
-                       const NnArgs *args, const NnCpuInfo *cpu)
-{
-  return nn_cpu_has (cpu, NN_CPU_SSE4_1);
-}
-
 static const NnLayerType *
 reference (const char *name)
 {
@@ -140,7 +133,7 @@ nn_dnnl_softmax_setup (NnLayerType *t)
   ref_softmax = reference ("softmax");
   nn_dnnl_provider_init (t, ref_softmax, "exp(x) / sum(exp(x)) along dim, on oneDNN's softmax (float32)");
   t->forward = dnnl_softmax_forward;
-  t->supports = dnnl_softmax_supports;
+  t->supports = nn_dnnl_supports_cpu;
 }
 
 void
@@ -149,7 +142,7 @@ nn_dnnl_log_softmax_setup (NnLayerType *t)
   ref_log_softmax = reference ("log_softmax");
   nn_dnnl_provider_init (t, ref_log_softmax, "log of softmax along dim, on oneDNN's softmax (float32)");
   t->forward = dnnl_log_softmax_forward;
-  t->supports = dnnl_softmax_supports;
+  t->supports = nn_dnnl_supports_cpu;
 }
 
 /* Before the plugin is unmapped. */
