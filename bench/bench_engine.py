@@ -139,6 +139,9 @@ def main():
                     help="also time nnkit with the oneDNN provider excluded")
     ap.add_argument("--smoke", action="store_true",
                     help="resnet18, batch 1, 3 repeats: checks the script, measures nothing")
+    ap.add_argument("--keep-openblas-coretype", action="store_true",
+                    help="keep an OPENBLAS_CORETYPE from the environment (by default "
+                         "both sides run without it: each OpenBLAS picks its kernel)")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--torch-child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
@@ -160,6 +163,12 @@ def main():
         if not os.path.exists(exe):
             ap.error(f"{exe}: not found; build it (ninja -C BUILD)")
 
+    # PyTorch's Linear runs on the same OpenBLAS: a machine-wide
+    # OPENBLAS_CORETYPE (one here sets Haswell) would slow that side only.
+    dropped = None
+    if not a.keep_openblas_coretype:
+        dropped = os.environ.pop("OPENBLAS_CORETYPE", None)
+
     import torch
     import nnexport
     tmp = tempfile.TemporaryDirectory(prefix="nnkit-engine-bench-")
@@ -173,6 +182,8 @@ def main():
           f"median of {a.repeat} after {a.warmup} warm-up"
           + (f", median of {a.rounds} alternating rounds" if a.rounds > 1 else "")
           + ", both sides pinned with taskset"
+          + (f", OPENBLAS_CORETYPE={dropped} dropped from the environment"
+             if dropped is not None else "")
           + (" -- SMOKE RUN, NOT A MEASUREMENT" if a.smoke else ""))
     header_done = False
     rows = []
