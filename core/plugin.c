@@ -45,6 +45,7 @@ nn_plugin_unref (NnPlugin *plugin)
 
   g_ptr_array_unref (plugin->types);
   g_clear_error (&plugin->stage_error);
+  g_clear_pointer (&plugin->staged_names, g_hash_table_unref);
   if (plugin->handle)
     dlclose (plugin->handle);
   g_free (plugin->path);
@@ -140,19 +141,17 @@ nn_plugin_register_type (NnPlugin *plugin, const NnLayerType *type,
   mine[n_mine++] = type->name;
   for (guint k = 0; type->aliases && type->aliases[k] && n_mine < 64; k++)
     mine[n_mine++] = type->aliases[k];
+  if (!plugin->staged_names)
+    plugin->staged_names = g_hash_table_new (g_str_hash, g_str_equal);
   for (guint k = 0; k < n_mine && !e; k++)
-    for (guint i = 0; i < plugin->types->len && !e; i++)
-      {
-        const NnLayerType *t = g_ptr_array_index (plugin->types, i);
-        gboolean clash = strcmp (t->name, mine[k]) == 0;
-        for (guint j = 0; !clash && t->aliases && t->aliases[j]; j++)
-          clash = strcmp (t->aliases[j], mine[k]) == 0;
-        if (clash)
-          nn_load_error (&e, plugin->path, NN_PLUGIN_ERROR_DUPLICATE_TYPE,
-                         "plugin '%s' registers layer type %s'%s' twice "
-                         "(types '%s' and '%s')", plugin->name,
-                         k ? "alias " : "", mine[k], t->name, type->name);
-      }
+    {
+      const NnLayerType *t = g_hash_table_lookup (plugin->staged_names, mine[k]);
+      if (t)
+        nn_load_error (&e, plugin->path, NN_PLUGIN_ERROR_DUPLICATE_TYPE,
+                       "plugin '%s' registers layer type %s'%s' twice "
+                       "(types '%s' and '%s')", plugin->name,
+                       k ? "alias " : "", mine[k], t->name, type->name);
+    }
   if (e)
     {
       stage_fail (plugin, error, e);
@@ -183,5 +182,7 @@ nn_plugin_register_type (NnPlugin *plugin, const NnLayerType *type,
     }
 
   g_ptr_array_add (plugin->types, (gpointer) type);
+  for (guint k = 0; k < n_mine; k++)
+    g_hash_table_insert (plugin->staged_names, (gpointer) mine[k], (gpointer) type);
   return TRUE;
 }

@@ -364,6 +364,7 @@ run_init (NnRegistry *reg, NnPlugin *plugin, const NnPluginDesc *desc,
   ok = desc->init (plugin, &e);
   nn_registry_lazy_init_depth (-1);
   plugin->in_init = FALSE;
+  g_clear_pointer (&plugin->staged_names, g_hash_table_unref);
 
   if (plugin->stage_error)
     {

@@ -33,6 +33,10 @@ struct _NnPlugin {
    * staged in @types and committed only if the whole plugin is good. */
   gboolean in_init;
   GError *stage_error;     /* first failed registration */
+  /* (nullable) every staged type's name and aliases -> its type, so a
+   * plugin of hundreds of ops checks its own names in O(1) each (the
+   * pairwise check took 0.66 ms of every load of the ops plugin). */
+  GHashTable *staged_names;
 };
 
 typedef struct {
