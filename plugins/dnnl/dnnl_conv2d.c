@@ -86,8 +86,10 @@ fold_bias (NnTensor *b, const NnEpilogue *ep)
  * ones that prefer a layout) wins.  Measured per primitive on AVX-512
  * (CPU time, docs/ENGINE.md "Choosing a convolution"): Winograd is about
  * twice as fast as the direct kernels on 3x3 stride-1 convolutions and
- * reads nChw16c only; the direct kernels run as fast on nChw16c as on
- * NHWC, so following the producer's layout avoids a reorder per step. */
+ * reads nChw16c only; the direct kernels ran as fast on nChw16c as on
+ * NHWC on Zen 4, but oneDNN's NHWC brgconv is faster on Zen 5
+ * (conv_direct_own_layout), so which layout a step follows depends on
+ * how many layers Winograd takes. */
 typedef struct {
   dnnl_alg_kind_t alg;
   const dnnl_memory_desc_t *src, *dst;
@@ -143,6 +145,23 @@ static gboolean
 conv_winograd_bounded (gint64 n)
 {
   return conv_winograd_mode () == WINOGRAD_DEFAULT && n < 2;
+}
+
+/* Whether a direct convolution of batch @n takes oneDNN's own layouts
+ * (reordering an input laid out otherwise) before the input's: where
+ * Winograd runs on few layers (batch 1 by default, or off), the direct
+ * kernels are most of the forward, and on AVX-512 oneDNN's choice for
+ * them, brgconv on NHWC, ran resnet18's 3x3 layers 20-30% faster than
+ * the nChw16c kernels that read the blocked input (Zen 5: resnet18 16.8
+ * -> 14.0 ms, resnet50 37.2 -> 34.7, batch 1, one thread).  Where
+ * Winograd takes every 3x3 stride-1 layer (batch 2 up), its nChw16c is
+ * the network's layout and following it saves a reorder on each side of
+ * every one (resnet50 at batch 8 was 4% slower the other way). */
+static gboolean
+conv_direct_own_layout (gint64 n)
+{
+  WinogradMode m = conv_winograd_mode ();
+  return m == WINOGRAD_OFF || (m == WINOGRAD_DEFAULT && n < 2);
 }
 
 static gboolean
@@ -228,10 +247,12 @@ conv_pd_choose (const ConvChoice *c, int n, gint64 w_bytes,
 
 /* Returns: (transfer full) the convolution's primitive descriptor, its
  * candidates in order: Winograd (3x3, stride 1, no dilation, one group)
- * reading the input's layout, then in any; the direct kernels reading the
- * input's layout (a laid-out input: no reorder between steps); a plain
- * input read as is into this CPU's blocked layout (the stem of a network
- * whose next steps are blocked); the layouts oneDNN prefers. */
+ * reading the input's layout, then in any; the direct kernels in
+ * oneDNN's own layouts where they are most of the forward
+ * (conv_direct_own_layout); the direct kernels reading the input's
+ * layout (a laid-out input: no reorder between steps); a plain input read
+ * as is into this CPU's blocked layout (the stem of a network whose next
+ * steps are blocked); the layouts oneDNN prefers. */
 static dnnl_primitive_desc_t
 conv_pd_create (const NnConvGeom *g, gboolean winograd, gboolean lay,
                 const dnnl_memory_desc_t *in_md,
@@ -260,14 +281,17 @@ conv_pd_create (const NnConvGeom *g, gboolean winograd, gboolean lay,
         c[n++] = (ConvChoice) { dnnl_convolution_winograd, in_md, dst_any, FALSE, bound };
       c[n++] = (ConvChoice) { dnnl_convolution_winograd, src_any, dst_any, FALSE, bound };
     }
+  /* Grouped and depthwise ones keep following the input's layout: the
+   * 1x1 layers around them (MobileNet, RegNet) then need no reorder. */
+  gboolean own = g->groups == 1 && conv_direct_own_layout (dd[0]);
+  if (own)
+    c[n++] = (ConvChoice) { dnnl_convolution_direct, src_any, dst_any, TRUE, -1 };
   if (in_md)
     c[n++] = (ConvChoice) { dnnl_convolution_direct, in_md, dst_any, TRUE, -1 };
   /* The stem's result in the blocked layout the Winograd steps after it
-   * read (oneDNN alone picks NHWC there; at batch 1 on 2 threads the
-   * direct kernels after it are also faster on it, resnet18's 512-channel
-   * ones 3.7 against 5.4 ms): never with NN_DNNL_WINOGRAD=off, which so
-   * keeps the layouts of before. */
-  else if (winograd && lay && g->groups == 1
+   * read, where Winograd takes every 3x3 layer (oneDNN alone picks NHWC
+   * there). */
+  else if (!own && winograd && lay && g->groups == 1
            && blocked != dnnl_format_tag_undef
            && dnnl_memory_desc_init_by_tag (dst_blocked, 4, dd, dnnl_f32,
                                             blocked) == dnnl_success)

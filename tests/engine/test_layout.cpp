@@ -377,6 +377,51 @@ TEST_F (Layout, ALayoutChangeBetweenStepsIsOneReorder)
   EXPECT_LE (r.on_reorders, 4u) << "layouts off: " << r.off_reorders;
 }
 
+// At batch 1 a direct convolution takes oneDNN's own layout rather than
+// its input's (dnnl_conv2d.c, conv_direct_own_layout), while a 3x3
+// stride-1 one of a wide image may take Winograd's blocked layout: the
+// steps then change layouts, and a residual add joins a result of one
+// layout with a value of the other.  The values agree with layouts off,
+// batch 1 and batch 2 alike, and each change costs one reorder at most.
+const char *kMixedLayouts = R"({"type": "Graph", "config": {"inputs": ["x"], "nodes": [
+    {"name": "w", "module": "w", "args": ["x"]},
+    {"name": "r", "op": "relu", "args": ["w"]},
+    {"name": "s", "module": "s", "args": ["r"]},
+    {"name": "d", "module": "d", "args": ["r"]},
+    {"name": "sum", "op": "add", "args": ["s", "d"]},
+    {"name": "o", "module": "o", "args": ["sum"]}],
+    "output": "o"},
+  "children": [
+    {"name": "w", "type": "Conv2d", "config": {"in_channels": 64, "out_channels": 64,
+       "kernel_size": 3, "padding": 1}},
+    {"name": "s", "type": "Conv2d", "config": {"in_channels": 64, "out_channels": 64,
+       "kernel_size": 3, "padding": 1, "stride": 2}},
+    {"name": "d", "type": "Conv2d", "config": {"in_channels": 64, "out_channels": 64,
+       "kernel_size": 1, "stride": 2}},
+    {"name": "o", "type": "Conv2d", "config": {"in_channels": 64, "out_channels": 32,
+       "kernel_size": 3, "padding": 1}}]})";
+
+TEST_F (Layout, MixedLayoutsAtBatchOneAgreeWithLayoutsOff)
+{
+  Module m = load_json (reg.get (), kMixedLayouts);
+  ASSERT_TRUE (m);
+  nn_module_reset_parameters (m.get (), 21);
+  for (gint64 batch : { 1, 2 }) {
+    SCOPED_TRACE (batch);
+    // resnet18's first block's size: Winograd at batch 1 on AVX-512.
+    Tensor x = tensor_f32 ({ batch, 64, 56, 56 }, [] (gint64 i) {
+      return (float) std::cos (0.113 * (double) i);
+    });
+    OnOff r = on_off (m.get (), x.get ());
+    ASSERT_EQ (r.on.size (), 1u);
+    ASSERT_EQ (r.off.size (), 1u);
+    EXPECT_LT (max_diff (r.on[0], r.off[0]), 1e-4);
+    // In, out, and one per change between the four convolutions and the
+    // add (five steps reading laid-out values).
+    EXPECT_LE (r.on_reorders, 7u) << "layouts off: " << r.off_reorders;
+  }
+}
+
 // A residual block as a Graph: conv -> relu -> conv, added to a 1x1
 // conv of the input (both blocked: the add runs on the buffers), relu;
 // then an add with alpha and an add of a plain value (the reference adds
