@@ -93,9 +93,9 @@ typedef struct {
    * layouts whose handles are a laid-out tensor's storage per call. */
   dnnl_memory_desc_t src_md, dst_md;
   dnnl_memory_t lay_src, lay_dst;
-  /* src's and dst's own buffers, allocated on their first use: a step
-   * reading and leaving laid-out tensors never needs them. */
-  void *src_buf, *dst_buf;
+  /* src and dst get a buffer from the core's storage pool for each run
+   * that needs them (run_buffer): a step reading and leaving laid-out
+   * tensors never does. */
   /* A sum post-op's plain operand reordered into dst_md (made on first
    * use): sum_user wraps it, reorder_sum copies it. */
   dnnl_memory_t sum_user;

@@ -139,25 +139,30 @@ fail:
   return FALSE;
 }
 
-/* Gives @mem (of layout @md) its own buffer *@buf on first use. */
-static gboolean
-own_buffer (dnnl_memory_t mem, void **buf, const dnnl_memory_desc_t *md,
-            GError **error)
+/* Gives @mem (of layout @md) a buffer for one run, from the core's
+ * storage pool; freed with nn_tensor_storage_free() when the run ends.
+ * A buffer per primitive, kept between runs, held 8.6 MB in resnet18's
+ * batch-1 forward, whose steps change layouts at eleven places. */
+static void *
+run_buffer (dnnl_memory_t mem, const dnnl_memory_desc_t *md, GError **error)
 {
-  if (*buf)
-    return TRUE;
   gsize n = dnnl_memory_desc_get_size (md);
-  if (posix_memalign (buf, 64, MAX (n, 64)) != 0)
+  void *buf = nn_tensor_storage_new (MAX (n, 64));
+  if (!buf)
     {
-      *buf = NULL;
       g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
                    "cannot allocate %" G_GSIZE_FORMAT " bytes for a "
                    "primitive's layout", n);
-      return FALSE;
+      return NULL;
     }
-  /* Setting the handle zero-fills the blocked padding, once. */
-  return nn_dnnl_ok (dnnl_memory_set_data_handle (mem, *buf),
-                     "setting a layout's buffer", error);
+  /* Setting the handle zero-fills the blocked padding. */
+  if (!nn_dnnl_ok (dnnl_memory_set_data_handle (mem, buf),
+                   "setting a layout's buffer", error))
+    {
+      nn_tensor_storage_free (buf);
+      return NULL;
+    }
+  return buf;
 }
 
 static gboolean
@@ -226,6 +231,8 @@ nn_dnnl_prim_run (NnDnnlPrim *p, const float *x, float *y, int n_extra,
                   const dnnl_exec_arg_t *extra, GError **error)
 {
   dnnl_exec_arg_t args[16];
+  void *sbuf = NULL, *dbuf = NULL;
+  gboolean ok = FALSE;
   int n = 0;
 
   g_return_val_if_fail (n_extra <= 12, FALSE);
@@ -237,11 +244,11 @@ nn_dnnl_prim_run (NnDnnlPrim *p, const float *x, float *y, int n_extra,
       || !nn_dnnl_ok (dnnl_memory_set_data_handle (p->user_dst, y),
                       "setting the output", error))
     return FALSE;
-  if ((p->src && !own_buffer (p->src, &p->src_buf, &p->src_md, error))
-      || (p->dst && !own_buffer (p->dst, &p->dst_buf, &p->dst_md, error)))
-    return FALSE;
+  if ((p->src && !(sbuf = run_buffer (p->src, &p->src_md, error)))
+      || (p->dst && !(dbuf = run_buffer (p->dst, &p->dst_md, error))))
+    goto done;
   if (p->reorder_in && !exec (p->reorder_in, p->stream, p->user_src, p->src, error))
-    return FALSE;
+    goto done;
   if (p->reorder_in)
     nn_engine_note_reorders (1);
   args[n++] = (dnnl_exec_arg_t) { DNNL_ARG_SRC, p->src ? p->src : p->user_src };
@@ -249,12 +256,16 @@ nn_dnnl_prim_run (NnDnnlPrim *p, const float *x, float *y, int n_extra,
   for (int i = 0; i < n_extra; i++)
     args[n++] = extra[i];
   if (!prim_execute (p, n, args, error))
-    return FALSE;
+    goto done;
   if (p->reorder_out && !exec (p->reorder_out, p->stream, p->dst, p->user_dst, error))
-    return FALSE;
+    goto done;
   if (p->reorder_out)
     nn_engine_note_reorders (1);
-  return nn_dnnl_ok (dnnl_stream_wait (p->stream), "waiting for the stream", error);
+  ok = nn_dnnl_ok (dnnl_stream_wait (p->stream), "waiting for the stream", error);
+done:
+  nn_tensor_storage_free (sbuf);
+  nn_tensor_storage_free (dbuf);
+  return ok;
 }
 
 /* Fills @dst (the plain user_dst, or a memory of p->dst_md) with @sum's
@@ -320,6 +331,7 @@ prim_run_tensor (NnDnnlPrim *p, NnTensor *x, const NnShape *out_shape,
   void *laid = NULL;
   const dnnl_memory_desc_t *xmd = nn_dnnl_tensor_md (x, &laid);
   NnTensor *out = NULL;
+  void *sbuf = NULL, *dbuf = NULL;
   int n = 0;
 
   g_return_val_if_fail (n_extra <= 12, NULL);
@@ -338,10 +350,10 @@ prim_run_tensor (NnDnnlPrim *p, NnTensor *x, const NnShape *out_shape,
     {
       /* Ours in another layout than the primitive reads: straight into
        * the primitive's own src buffer. */
-      if (!own_buffer (p->src, &p->src_buf, &p->src_md, error)
+      if (!(sbuf = run_buffer (p->src, &p->src_md, error))
           || !nn_dnnl_ok (dnnl_memory_set_data_handle (p->relayout_from, laid),
                           "setting the laid-out input", error))
-        return NULL;
+        goto fail;
       src = p->src;
       relaid = TRUE;
     }
@@ -352,7 +364,7 @@ prim_run_tensor (NnDnnlPrim *p, NnTensor *x, const NnShape *out_shape,
                           "setting the input", error))
         return NULL;
       src = p->src ? p->src : p->user_src;
-      if (p->src && !own_buffer (p->src, &p->src_buf, &p->src_md, error))
+      if (p->src && !(sbuf = run_buffer (p->src, &p->src_md, error)))
         return NULL;
     }
   if (lay_out && p->lay_dst)
@@ -372,13 +384,13 @@ prim_run_tensor (NnDnnlPrim *p, NnTensor *x, const NnShape *out_shape,
         {
           g_set_error (error, NN_MODULE_ERROR, NN_MODULE_ERROR_FAILED,
                        "cannot allocate the output");
-          return NULL;
+          goto fail;
         }
       if (!nn_dnnl_ok (dnnl_memory_set_data_handle (p->user_dst, out->data),
                        "setting the output", error))
         goto fail;
       dst = p->dst ? p->dst : p->user_dst;
-      if (p->dst && !own_buffer (p->dst, &p->dst_buf, &p->dst_md, error))
+      if (p->dst && !(dbuf = run_buffer (p->dst, &p->dst_md, error)))
         goto fail;
     }
 
@@ -406,9 +418,13 @@ prim_run_tensor (NnDnnlPrim *p, NnTensor *x, const NnShape *out_shape,
     }
   if (!nn_dnnl_ok (dnnl_stream_wait (p->stream), "waiting for the stream", error))
     goto fail;
+  nn_tensor_storage_free (sbuf);
+  nn_tensor_storage_free (dbuf);
   return out;
 
 fail:
+  nn_tensor_storage_free (sbuf);
+  nn_tensor_storage_free (dbuf);
   if (out)
     nn_tensor_unref (out);
   return NULL;
@@ -441,8 +457,6 @@ nn_dnnl_prim_clear (NnDnnlPrim *p)
   if (p->relayout) dnnl_primitive_destroy (p->relayout);
   if (p->relayout_from) dnnl_memory_destroy (p->relayout_from);
   if (p->stream) dnnl_stream_destroy (p->stream);
-  free (p->src_buf);
-  free (p->dst_buf);
   memset (p, 0, sizeof *p);
 }
 

@@ -728,4 +728,31 @@ TEST (Pool, ProviderStorage)
   EXPECT_EQ (nn_tensor_pool_get_bytes (), 0u);
 }
 
+// Provider storage smaller than the pool keeps (1 MiB in a forward,
+// 256 KiB in a training step) never takes a kept block: it would hold the
+// block while the larger tensors after it allocate new ones (resnet18's
+// pool grew by a block each forward).
+TEST (Pool, SmallProviderStorageLeavesKeptBlocks)
+{
+  nn_tensor_pool_trim ();
+  const gsize big = 3 << 20, small = 200 << 10;
+  NnTape *tape = nn_tape_new (0);
+  void *b = nn_tensor_storage_new (big);
+  ASSERT_NE (b, nullptr);
+  nn_tensor_storage_free (b);
+  gsize kept = nn_tensor_pool_get_bytes ();
+  ASSERT_GE (kept, big) << "kept within a training step";
+  void *s = nn_tensor_storage_new (small);
+  ASSERT_NE (s, nullptr);
+  EXPECT_EQ (nn_tensor_pool_get_bytes (), kept) << "the small one took the kept block";
+  void *b2 = nn_tensor_storage_new (big);
+  EXPECT_EQ (b2, b) << "the large one gets the kept block back";
+  EXPECT_EQ (nn_tensor_pool_get_bytes (), 0u);
+  nn_tensor_storage_free (s);
+  EXPECT_EQ (nn_tensor_pool_get_bytes (), 0u) << "a small block is freed, not kept";
+  nn_tensor_storage_free (b2);
+  nn_tape_free (tape);
+  nn_tensor_pool_trim ();
+}
+
 }  // namespace
