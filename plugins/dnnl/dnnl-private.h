@@ -94,8 +94,10 @@ typedef struct {
   dnnl_memory_desc_t src_md, dst_md;
   dnnl_memory_t lay_src, lay_dst;
   /* src and dst get a buffer from the core's storage pool for each run
-   * that needs them (run_buffer): a step reading and leaving laid-out
-   * tensors never does. */
+   * that needs them, or keep one made on first use where their layout
+   * pads (run_buffer): a step reading and leaving laid-out tensors never
+   * needs either. */
+  void *src_kept, *dst_kept;
   /* A sum post-op's plain operand reordered into dst_md (made on first
    * use): sum_user wraps it, reorder_sum copies it. */
   dnnl_memory_t sum_user;
