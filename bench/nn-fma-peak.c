@@ -38,14 +38,16 @@ now_s (void)
   c0 = ADD (ADD (ADD (c0, c1), ADD (c2, c3)), ADD (ADD (c4, c5), ADD (c6, c7))); \
   c0 = ADD (c0, ADD (ADD (c8, c9), ADD (c10, c11)))
 
+#define CHAIN_VARS(T, SET1)                                                \
+  T c0 = SET1 (0), c1 = SET1 (1), c2 = SET1 (2), c3 = SET1 (3),            \
+    c4 = SET1 (4), c5 = SET1 (5), c6 = SET1 (6), c7 = SET1 (7),            \
+    c8 = SET1 (8), c9 = SET1 (9), c10 = SET1 (10), c11 = SET1 (11)
+
 __attribute__ ((target ("avx2,fma"))) static float
 chains256 (gint64 iters)
 {
   const __m256 a = _mm256_set1_ps (0.999999f), b = _mm256_set1_ps (1e-7f);
-  __m256 c0 = _mm256_set1_ps (0), c1 = _mm256_set1_ps (1), c2 = _mm256_set1_ps (2),
-         c3 = _mm256_set1_ps (3), c4 = _mm256_set1_ps (4), c5 = _mm256_set1_ps (5),
-         c6 = _mm256_set1_ps (6), c7 = _mm256_set1_ps (7), c8 = _mm256_set1_ps (8),
-         c9 = _mm256_set1_ps (9), c10 = _mm256_set1_ps (10), c11 = _mm256_set1_ps (11);
+  CHAIN_VARS (__m256, _mm256_set1_ps);
   CHAIN_BODY (_mm256_fmadd_ps, _mm256_add_ps);
   float out[8];
   _mm256_storeu_ps (out, c0);
@@ -56,10 +58,7 @@ __attribute__ ((target ("avx512f"))) static float
 chains512 (gint64 iters)
 {
   const __m512 a = _mm512_set1_ps (0.999999f), b = _mm512_set1_ps (1e-7f);
-  __m512 c0 = _mm512_set1_ps (0), c1 = _mm512_set1_ps (1), c2 = _mm512_set1_ps (2),
-         c3 = _mm512_set1_ps (3), c4 = _mm512_set1_ps (4), c5 = _mm512_set1_ps (5),
-         c6 = _mm512_set1_ps (6), c7 = _mm512_set1_ps (7), c8 = _mm512_set1_ps (8),
-         c9 = _mm512_set1_ps (9), c10 = _mm512_set1_ps (10), c11 = _mm512_set1_ps (11);
+  CHAIN_VARS (__m512, _mm512_set1_ps);
   CHAIN_BODY (_mm512_fmadd_ps, _mm512_add_ps);
   return _mm512_reduce_add_ps (c0);
 }
