@@ -29,6 +29,10 @@ typedef struct {
   /* Whether results could stay laid out when it was built: the layouts
    * chosen then follow the producers' (a toggle rebuilds). */
   gboolean lay;
+  /* Built on oneDNN's own layouts, not the input's (conv_direct_own_layout):
+   * an input laid out otherwise is reordered in, never a reason to
+   * rebuild. */
+  gboolean own_layout;
 } ConvState;
 
 static void
@@ -97,6 +101,7 @@ typedef struct {
   /* Refuse it when its weights' growth over @w_bytes (the plain ones)
    * plus its scratchpad exceed this many bytes; -1: no bound. */
   gint64 max_extra;
+  gboolean own;           /* oneDNN's own layouts, whatever the input's */
 } ConvChoice;
 
 /* NN_DNNL_WINOGRAD (read once): "off" the direct kernels only, "always"
@@ -218,7 +223,7 @@ conv_extra_bytes (const_dnnl_primitive_desc_t pd, gint64 w_bytes)
  * candidate oneDNN implements (within its memory bound, if any), NULL
  * with @error when none is (the last candidate's error). */
 static dnnl_primitive_desc_t
-conv_pd_choose (const ConvChoice *c, int n, gint64 w_bytes,
+conv_pd_choose (const ConvChoice *c, int n, gboolean *own, gint64 w_bytes,
                 const dnnl_memory_desc_t *w_any,
                 const dnnl_memory_desc_t *b_md, const dnnl_dims_t strides,
                 const dnnl_dims_t dil, const dnnl_dims_t pl,
@@ -239,7 +244,10 @@ conv_pd_choose (const ConvChoice *c, int n, gint64 w_bytes,
         continue;
       if ((!c[i].vector_only || conv_impl_vectorised (pd))
           && (c[i].max_extra < 0 || conv_extra_bytes (pd, w_bytes) <= c[i].max_extra))
-        return pd;
+        {
+          *own = c[i].own;
+          return pd;
+        }
       dnnl_primitive_desc_destroy (pd);
     }
   return NULL;
@@ -264,7 +272,7 @@ conv_pd_create (const NnConvGeom *g, gboolean winograd, gboolean lay,
                 const dnnl_dims_t strides, const dnnl_dims_t dil,
                 const dnnl_dims_t pl, const dnnl_dims_t pr,
                 const_dnnl_primitive_attr_t attr, dnnl_engine_t eng,
-                GError **error)
+                gboolean *own_taken, GError **error)
 {
   ConvChoice c[5];
   int n = 0;
@@ -285,7 +293,7 @@ conv_pd_create (const NnConvGeom *g, gboolean winograd, gboolean lay,
    * 1x1 layers around them (MobileNet, RegNet) then need no reorder. */
   gboolean own = g->groups == 1 && conv_direct_own_layout (dd[0]);
   if (own)
-    c[n++] = (ConvChoice) { dnnl_convolution_direct, src_any, dst_any, TRUE, -1 };
+    c[n++] = (ConvChoice) { dnnl_convolution_direct, src_any, dst_any, TRUE, -1, TRUE };
   if (in_md)
     c[n++] = (ConvChoice) { dnnl_convolution_direct, in_md, dst_any, TRUE, -1 };
   /* The stem's result in the blocked layout the Winograd steps after it
@@ -297,7 +305,7 @@ conv_pd_create (const NnConvGeom *g, gboolean winograd, gboolean lay,
                                             blocked) == dnnl_success)
     c[n++] = (ConvChoice) { dnnl_convolution_direct, src_user, dst_blocked, TRUE, -1 };
   c[n++] = (ConvChoice) { dnnl_convolution_direct, src_any, dst_any, FALSE, -1 };
-  return conv_pd_choose (c, n, w_bytes, w_any, b_md, strides, dil, pl, pr, attr, eng,
+  return conv_pd_choose (c, n, own_taken, w_bytes, w_any, b_md, strides, dil, pl, pr, attr, eng,
                          error);
 }
 
@@ -355,7 +363,8 @@ conv_state_new (const NnConvGeom *g, const NnShape *in4, const NnShape *out4,
                                  error)
     && (pd = conv_pd_create (g, winograd, lay, in_md, &src_any, &src_user, &dst_any,
                              &dst_blocked, dd, &w_any, bdata ? &b_md : NULL,
-                             strides, dil, pl, pr, attr, eng, error))
+                             strides, dil, pl, pr, attr, eng, &s->own_layout,
+                             error))
     && nn_dnnl_prim_init (&s->prim, pd, &src_user, &dst_user, error)
     && (s->weights = fold
           ? nn_dnnl_reorder_weights_derived (
@@ -467,7 +476,7 @@ dnnl_conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
    * a laid-out input in another layout than built for rebuilds, so the
    * primitive reads it as is; later a mismatch is reordered (an input
    * alternating layouts would otherwise rebuild every call). */
-  gboolean relayout = s && xmd && runs <= 2
+  gboolean relayout = s && xmd && runs <= 2 && !s->own_layout
                       && !dnnl_memory_desc_equal (xmd, &s->prim.src_md);
   if (s && (relayout || !nn_shape_equal (&s->in, &in4) || !nn_dnnl_seen_same (&s->w_seen, w)
             || !nn_dnnl_seen_same (&s->b_seen, b) || s->act != act

@@ -14,12 +14,14 @@
 #include <nnkit/providers.h>
 
 #include <glib/gstdio.h>
+#include <dlfcn.h>
 #include <sys/wait.h>
 
 #include <atomic>
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -427,6 +429,41 @@ TEST_F (Layout, MixedLayoutsAtBatchOneAgreeWithLayoutsOff)
     // add (five steps reading laid-out values).
     EXPECT_LE (r.on_reorders, 7u) << "layouts off: " << r.off_reorders;
   }
+}
+
+// A convolution built on oneDNN's own layout reorders an input laid out
+// otherwise and keeps its primitive: the rebuild that lets a primitive
+// follow a producer settling its layout (the first three forwards) is
+// for the convolutions that read their input's layout.  Counted in
+// oneDNN's own log: no convolution is created after the first forward.
+TEST_F (Layout, OwnLayoutConvolutionsAreNotRebuiltForTheirInputsLayout)
+{
+  void *lib = dlopen ("libdnnl.so.2", RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE (nullptr, lib) << "the dnnl provider loaded oneDNN";
+  auto set_verbose = (int (*) (int)) dlsym (lib, "dnnl_set_verbose");
+  ASSERT_NE (nullptr, set_verbose);
+  Module m = load_json (reg.get (), kMixedLayouts);
+  ASSERT_TRUE (m);
+  nn_module_reset_parameters (m.get (), 23);
+  Tensor x = tensor_f32 ({ 1, 64, 56, 56 }, [] (gint64 i) {
+    return (float) std::sin (0.071 * (double) i);
+  });
+  std::vector<std::vector<float>> first = results (m.get (), x.get ());
+  ASSERT_EQ (first.size (), 1u);
+  testing::internal::CaptureStdout ();
+  set_verbose (2);
+  for (int i = 0; i < 4; i++)
+    EXPECT_EQ (results (m.get (), x.get ()), first) << "forward " << i + 2;
+  set_verbose (0);
+  fflush (stdout);
+  std::string log = testing::internal::GetCapturedStdout ();
+  int created = 0;
+  std::istringstream lines (log);
+  for (std::string line; std::getline (lines, line);)
+    if (line.find (",create:") != std::string::npos
+        && line.find (",convolution,") != std::string::npos)
+      created++;
+  EXPECT_EQ (created, 0) << log;
 }
 
 // A residual block as a Graph: conv -> relu -> conv, added to a 1x1
