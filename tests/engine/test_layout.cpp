@@ -98,6 +98,19 @@ results (NnModule *m, NnTensor *x)
   return r;
 }
 
+// @m's module at @path run alone on @x with layouts off (left off), so
+// its result is plain: the reference a test computes from.  NULL, with
+// a test failure, when the forward fails.
+Tensor
+alone_plain (NnModule *m, const char *path, NnTensor *x)
+{
+  nn_engine_set_layouts (FALSE);
+  Error e;
+  Tensor y (nn_module_forward (nn_module_lookup_path (m, path, nullptr), x, e.out ()));
+  EXPECT_TRUE (y) << path << ": " << e.message ();
+  return y;
+}
+
 // Layouts off, then on (the second planned forward of each: the first
 // records the plan), with the reorders each forward ran.
 struct OnOff {
@@ -506,13 +519,9 @@ TEST_F (Layout, ResidualAddAndReluKeepTheLayoutAndAgree)
 
   // Against each step run alone on plain tensors (layouts off, so every
   // module's result is plain; the adds and relus computed here).
-  nn_engine_set_layouts (FALSE);
   auto run = [&] (const char *path, const std::vector<float> &in) {
     Tensor t = tensor_f32 ({ 2, 16, 8, 8 }, [&] (gint64 i) { return in.at (i); });
-    Error e;
-    Tensor y (nn_module_forward (nn_module_lookup_path (m.get (), path, nullptr), t.get (),
-                                 e.out ()));
-    EXPECT_TRUE (y) << e.message ();
+    Tensor y = alone_plain (m.get (), path, t.get ());
     return y ? values (y.get ()) : std::vector<float> ();
   };
   auto relu = [] (std::vector<float> v) {
@@ -592,10 +601,8 @@ TEST_F (Layout, PerChannelScaleKeepsTheLayoutAndAgrees)
   EXPECT_LE (on_reorders, off_reorders);
 
   // Against the conv alone (layouts off) and the products computed here.
-  nn_engine_set_layouts (FALSE);
-  Error e;
-  Tensor a (nn_module_forward (nn_module_lookup_path (m.get (), "a", nullptr), x.get (), e.out ()));
-  ASSERT_TRUE (a) << e.message ();
+  Tensor a = alone_plain (m.get (), "a", x.get ());
+  ASSERT_TRUE (a);
   auto av = values (a.get ());
   auto sv = values (s.get ());
   std::vector<float> want (av.size ());
@@ -636,12 +643,10 @@ TEST_F (Layout, AdaptiveAveragePoolKeepsTheLayoutWhereWindowsAreUniform)
     Tensor x = chain_input ();
     // The pool alone, from a's result: PyTorch's windows
     // [floor(i * in / out), ceil((i + 1) * in / out)).
-    nn_engine_set_layouts (FALSE);
-    Error e;
-    Tensor a (nn_module_forward (nn_module_lookup_path (m.get (), "a", nullptr), x.get (), e.out ()));
-    ASSERT_TRUE (a) << e.message ();
-    Tensor pooled (nn_module_forward (nn_module_lookup_path (m.get (), "p", nullptr), a.get (), e.out ()));
-    ASSERT_TRUE (pooled) << e.message ();
+    Tensor a = alone_plain (m.get (), "a", x.get ());
+    ASSERT_TRUE (a);
+    Tensor pooled = alone_plain (m.get (), "p", a.get ());
+    ASSERT_TRUE (pooled);
     auto av = values (a.get ());
     std::vector<float> want;
     for (gint64 nc = 0; nc < 2 * 16; nc++)
@@ -711,13 +716,12 @@ TEST_F (Layout, PassThroughLayersKeepTheLayout)
   ASSERT_TRUE (d);
   nn_module_reset_parameters (d.get (), 17);
   Tensor x = chain_input ();
-  nn_engine_set_layouts (FALSE);
-  Error e;
-  Tensor a (nn_module_forward (nn_module_lookup_path (d.get (), "a", nullptr), x.get (), e.out ()));
-  ASSERT_TRUE (a) << e.message ();
+  Tensor a = alone_plain (d.get (), "a", x.get ());
+  ASSERT_TRUE (a);
   auto av = values (a.get ());
   nn_engine_set_layouts (TRUE);
   nn_module_train (nn_module_lookup_path (d.get (), "drop", nullptr), TRUE);
+  Error e;
   Tensor y (nn_module_forward (d.get (), x.get (), e.out ()));
   ASSERT_TRUE (y) << e.message ();
   auto yv = values (y.get ());
