@@ -4,7 +4,7 @@
     bench/bench_engine.py [--bench BUILD/bench/nn-bench] [--nnctl BUILD/tools/nnctl/nnctl]
                           [--models resnet18,resnet50,mobilenet_v2,vgg11_bn,efficientnet_b0,vit_b_16]
                           [--batches 1,8] [--threads 1,2] [--repeat 9] [--warmup 3] [--rounds 1]
-                          [--reference] [--smoke]
+                          [--reference] [--smoke] [--keep-openblas-coretype]
 
 For each model, batch and thread count, PyTorch (a child process, eval,
 no_grad, torch.set_num_threads) and nnkit (nn-bench forward) each run
@@ -18,9 +18,11 @@ provider nnkit chose per layer type.  Then: no-op hooks on every module
 (resnet18) as a percentage of the forward, the per-step cost of a
 Sequential of 1,000 Identity modules, and `nnctl run resnet18` as a whole
 process against its forward alone.  --reference adds nnkit with the oneDNN
-provider excluded (NN_PROVIDERS=-dnnl).  --smoke runs resnet18 batch 1
-with 3 repeats to check the script works: its figures are not
-measurements.  No timing is asserted anywhere.
+provider excluded (NN_PROVIDERS=-dnnl).  Both sides run without an
+OPENBLAS_CORETYPE from the environment, so each OpenBLAS picks its own
+kernel (PyTorch's Linear runs on it), unless --keep-openblas-coretype.
+--smoke runs resnet18 batch 1 with 3 repeats to check the script works:
+its figures are not measurements.  No timing is asserted anywhere.
 """
 
 import argparse
