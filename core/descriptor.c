@@ -186,11 +186,37 @@ declare_tensors (NnModule *m, JsonObject *o, const char *field,
 static NnModule *build_node (NnRegistry *reg, JsonNode *node, const char *path,
                              NnModule *root, GError **error);
 
+/* "repr_lists": config keys PyTorch holds as lists (printed [1, 3, 3]). */
+static gboolean
+read_repr_lists (NnModule *m, JsonNode *n, const char *where, GError **error)
+{
+  if (!n)
+    return TRUE;
+  if (!JSON_NODE_HOLDS_ARRAY (n))
+    return invalid (error, where, "field 'repr_lists' must be an array of "
+                    "config keys, found %s", node_kind (n));
+  JsonArray *a = json_node_get_array (n);
+  guint len = json_array_get_length (a);
+  g_autofree const char **keys = g_new0 (const char *, len + 1);
+  for (guint i = 0; i < len; i++) {
+    JsonNode *e = json_array_get_element (a, i);
+    if (!JSON_NODE_HOLDS_VALUE (e) || json_node_get_value_type (e) != G_TYPE_STRING)
+      return invalid (error, where, "repr_lists[%u] must be a config key (a "
+                      "string), found %s", i, node_kind (e));
+    keys[i] = json_node_get_string (e);
+  }
+  if (!nn_module_set_repr_lists (m, keys, error)) {
+    g_prefix_error (error, "%s: ", where);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 static gboolean
 build_children (NnRegistry *reg, NnModule *m, JsonArray *kids, const char *path,
                 NnModule *root, GError **error)
 {
-  static const char *const child_fields[] = { "name", "type", "class", "extra_repr", "config", "parameters",
+  static const char *const child_fields[] = { "name", "type", "class", "extra_repr", "config", "repr_lists", "parameters",
                                               "buffers", "children", "ref", NULL };
   for (guint i = 0; i < json_array_get_length (kids); i++) {
     JsonNode *kn = json_array_get_element (kids, i);
@@ -249,8 +275,8 @@ static NnModule *
 build_node (NnRegistry *reg, JsonNode *node, const char *path, NnModule *root,
             GError **error)
 {
-  static const char *const fields[] = { "name", "type", "class", "extra_repr", "config", "parameters",
-                                        "buffers", "children", NULL };
+  static const char *const fields[] = { "name", "type", "class", "extra_repr", "config", "repr_lists",
+                                        "parameters", "buffers", "children", NULL };
   const char *where = *path ? path : "model";
   if (!JSON_NODE_HOLDS_OBJECT (node)) {
     invalid (error, where, "expected a module object, found %s", node_kind (node));
@@ -292,6 +318,8 @@ build_node (NnRegistry *reg, JsonNode *node, const char *path, NnModule *root,
   if (klass)
     nn_module_set_class_name (m, klass);
   nn_module_set_extra_repr (m, extra);
+  if (!read_repr_lists (m, json_object_get_member (o, "repr_lists"), where, error))
+    return NULL;
   if (!declare_tensors (m, o, "parameters", where, error)
       || !declare_tensors (m, o, "buffers", where, error))
     return NULL;
@@ -642,6 +670,13 @@ module_node (NnModule *m, const char *path, GHashTable *first_path)
     JsonNode *cfg = json_node_new (JSON_NODE_OBJECT);
     json_node_set_object (cfg, m->config);
     json_builder_add_value (b, cfg);
+  }
+  if (m->repr_lists) {
+    json_builder_set_member_name (b, "repr_lists");
+    json_builder_begin_array (b);
+    for (guint i = 0; m->repr_lists[i]; i++)
+      json_builder_add_string_value (b, m->repr_lists[i]);
+    json_builder_end_array (b);
   }
   add_declared (b, m->params, "parameters", FALSE);
   add_declared (b, m->buffers, "buffers", TRUE);

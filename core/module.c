@@ -132,6 +132,7 @@ nn_module_unref (NnModule *m)
   g_free (m->class_name);
   g_free (m->alloc_failure);
   g_free (m->extra_repr);
+  g_strfreev (m->repr_lists);
   if (m->input_spec)
     nn_value_unref (m->input_spec);
   if (m->index_paths)
@@ -632,21 +633,22 @@ nn_module_config_node (NnModule *self, const char *key)
   return config_member (self, key);
 }
 
+/* @list: an array prints as a Python list, not a tuple. */
 static void
-append_py_repr (GString *s, JsonNode *n)
+append_py_repr (GString *s, JsonNode *n, gboolean list)
 {
   if (JSON_NODE_HOLDS_NULL (n)) {
     g_string_append (s, "None");
   } else if (JSON_NODE_HOLDS_ARRAY (n)) {
     JsonArray *a = json_node_get_array (n);
     guint len = json_array_get_length (a);
-    g_string_append_c (s, '(');
+    g_string_append_c (s, list ? '[' : '(');
     for (guint i = 0; i < len; i++) {
       if (i)
         g_string_append (s, ", ");
-      append_py_repr (s, json_array_get_element (a, i));
+      append_py_repr (s, json_array_get_element (a, i), FALSE);
     }
-    g_string_append (s, len == 1 ? ",)" : ")");
+    g_string_append (s, list ? "]" : len == 1 ? ",)" : ")");
   } else if (JSON_NODE_HOLDS_OBJECT (n)) {
     g_autofree char *j = json_to_string (n, FALSE);
     g_string_append (s, j);
@@ -670,8 +672,41 @@ nn_module_config_repr (NnModule *self, const char *key)
   JsonNode *n = config_member (self, key);
   GString *s = g_string_new (NULL);
   if (n)
-    append_py_repr (s, n);
+    append_py_repr (s, n, self->repr_lists
+                          && g_strv_contains ((const char *const *) self->repr_lists, key));
   return g_string_free (s, FALSE);
+}
+
+gboolean
+nn_module_set_repr_lists (NnModule *m, const char *const *keys, GError **error)
+{
+  g_return_val_if_fail (m != NULL, FALSE);
+  for (guint i = 0; keys && keys[i]; i++) {
+    JsonNode *n = json_object_get_member (m->config, keys[i]);
+    if (!n) {
+      g_set_error (error, NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_UNKNOWN_KEY,
+                   "%s has no config key '%s' to print as a list",
+                   m->type->name, keys[i]);
+      return FALSE;
+    }
+    if (!JSON_NODE_HOLDS_ARRAY (n)) {
+      g_autofree char *v = json_to_string (n, FALSE);
+      g_set_error (error, NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_WRONG_KIND,
+                   "%s config '%s' prints as a list only when it holds one: "
+                   "expected an array, found %s", m->type->name, keys[i], v);
+      return FALSE;
+    }
+  }
+  g_strfreev (m->repr_lists);
+  m->repr_lists = keys && keys[0] ? g_strdupv ((char **) keys) : NULL;
+  return TRUE;
+}
+
+const char *const *
+nn_module_get_repr_lists (NnModule *m)
+{
+  g_return_val_if_fail (m != NULL, NULL);
+  return (const char *const *) m->repr_lists;
 }
 
 /* --- model-level attributes ------------------------------------------ */

@@ -44,6 +44,7 @@ struct _NnModule {
                            * registered that could not be allocated */
   char *extra_repr;       /* (nullable) recorded extra_repr text, for types
                            * without an extra_repr of their own (Graph) */
+  char **repr_lists;      /* (nullable) config keys printed as Python lists */
   JsonObject *config;     /* validated, defaults filled */
   GArray *children;       /* NnChild, in registration order */
   GArray *params;         /* NnSlot */

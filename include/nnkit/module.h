@@ -56,6 +56,18 @@ NN_API const char *nn_module_get_extra_repr (NnModule *m);
 NN_API void nn_module_set_extra_repr (NnModule *m, const char *text);
 /* Returns: (transfer none) the validated config with defaults filled. */
 NN_API JsonObject *nn_module_get_config (NnModule *m);
+/* Config keys that PyTorch holds as Python lists where nnkit's config has
+ * arrays, e.g. MViT's MaxPool3d(kernel_size=[1, 3, 3]): their
+ * nn_module_config_repr() is "[1, 3, 3]", as print(model) shows it, not
+ * "(1, 3, 3)".  A descriptor's "repr_lists" sets them.  @keys:
+ * (nullable) NULL-terminated, copied; NULL or empty forgets them.  Each
+ * must name an array in the config, else FALSE with
+ * NN_DESCRIPTOR_ERROR_UNKNOWN_KEY or _WRONG_KIND and nothing changes.
+ * Not thread-safe against a concurrent print of @m. */
+NN_API gboolean nn_module_set_repr_lists (NnModule *m, const char *const *keys,
+                                          GError **error);
+/* Returns: (transfer none) (nullable) the keys, NULL-terminated. */
+NN_API const char *const *nn_module_get_repr_lists (NnModule *m);
 
 /* --- children ---------------------------------------------------------- */
 

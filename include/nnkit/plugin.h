@@ -485,7 +485,8 @@ NN_API gboolean nn_module_config_ints (NnModule *self, const char *key,
 /* Returns: (transfer none) the raw JSON value, for NN_KIND_JSON keys. */
 NN_API JsonNode *nn_module_config_node (NnModule *self, const char *key);
 /* Returns: (transfer full) the value as Python prints it inside a repr:
- * 3, (3, 3), 1e-05, True, None, 'same'. */
+ * 3, (3, 3), 1e-05, True, None, 'same'; [1, 3, 3] for a key the module
+ * prints as a list (nn_module_set_repr_lists()). */
 NN_API char *nn_module_config_repr (NnModule *self, const char *key);
 
 /* --- calls from a composite's forward -------------------------------- */

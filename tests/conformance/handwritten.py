@@ -891,7 +891,8 @@ class Pixel(nn.Module):
 
 class Video3D(nn.Module):
     """A small video / volume network: Conv3d (padding, 'same', groups,
-    replicate padding), BatchNorm3d, MaxPool3d, AvgPool3d with ceil_mode,
+    replicate padding), BatchNorm3d, MaxPool3d, one built from Python lists
+    as MViT's (print(model) shows the lists), AvgPool3d with ceil_mode,
     trilinear Upsample, AdaptiveMaxPool3d and AdaptiveAvgPool3d."""
 
     def __init__(self):
@@ -901,6 +902,7 @@ class Video3D(nn.Module):
         self.pool = nn.MaxPool3d((1, 2, 2))
         self.c2 = nn.Conv3d(8, 8, (3, 3, 3), padding="same", groups=2,
                             padding_mode="replicate")
+        self.skip = nn.MaxPool3d([1, 3, 3], stride=[1, 1, 1], padding=[0, 1, 1])
         self.avg = nn.AvgPool3d(2, ceil_mode=True, count_include_pad=False)
         self.up = nn.Upsample(scale_factor=2, mode="trilinear", align_corners=False)
         self.amax = nn.AdaptiveMaxPool3d((1, 2, 2))
@@ -913,7 +915,7 @@ class Video3D(nn.Module):
 
     def forward(self, x):
         x = self.pool(F.relu(self.bn(self.c1(x))))
-        y = F.relu(self.c2(x))
+        y = self.skip(F.relu(self.c2(x)))
         z = self.up(self.avg(y))
         return self.fc(torch.cat([self.amax(z).flatten(1), self.gap(y).flatten(1)], 1))
 

@@ -494,6 +494,18 @@ class TestGraphs(unittest.TestCase):
         self.assertEqual(list(state), list(model.state_dict()))
         self.assertLessEqual(max_error(model, d, {"x": torch.randn(2, 3, 7, 7)}), 1e-6)
 
+    def test_config_held_as_a_list_is_named_in_repr_lists(self):
+        # PyTorch keeps what the user passed to a pool (a list prints as a
+        # list) but turns a convolution's sizes into tuples.
+        model = nn.Sequential(nn.Conv2d(3, 4, [3, 3], padding=[1, 1]),
+                              nn.MaxPool2d([3, 3], stride=[2, 2], padding=1),
+                              nn.MaxPool2d((3, 3), stride=2)).eval()
+        d, _ = self.export(model, {"input": torch.randn(1, 3, 9, 9)})
+        conv, listed, tupled = d["model"]["children"]
+        self.assertNotIn("repr_lists", conv)
+        self.assertEqual(listed["repr_lists"], ["kernel_size", "stride"])
+        self.assertNotIn("repr_lists", tupled)
+
     def test_shared_module_is_a_ref_to_its_first_path(self):
         d, _ = self.export(Shared(), {"x": torch.randn(1, 4)})
         self.assertEqual(d["model"]["children"][1], {"name": "b", "ref": "a"})

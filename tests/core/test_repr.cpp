@@ -74,3 +74,72 @@ TEST (Repr, RecordedExtraReprOfAGraph)
   EXPECT_FALSE (bad);
   EXPECT_TRUE (contains (e.message (), "field 'extra_repr' must be a string, found")) << e.message ();
 }
+
+// A config key PyTorch holds as a Python list (MViT's MaxPool3d(kernel_size=
+// [1, 3, 3])) prints as a list when the descriptor names it in
+// "repr_lists".  Expected texts are PyTorch 1.13's print() of
+// nn.MaxPool2d([3, 3], [2, 2], 1) and of nn.MaxPool2d((3, 3), (2, 2), 1).
+TEST (Repr, ConfigKeysHeldAsListsPrintAsLists)
+{
+  Registry reg = default_registry ();
+  Error e;
+  const char *listed = R"({"type": "MaxPool2d", "repr_lists": ["kernel_size", "stride"],
+      "config": {"kernel_size": [3, 3], "stride": [2, 2], "padding": 1}})";
+  Module m (nn_descriptor_load_module_data (reg.get (), listed, -1, "l", e.out ()));
+  ASSERT_TRUE (m) << e.message ();
+  const std::string want =
+      "MaxPool2d(kernel_size=[3, 3], stride=[2, 2], padding=1, dilation=1, ceil_mode=False)";
+  EXPECT_EQ (take (nn_module_to_string (m.get ())), want);
+  const char *const *keys = nn_module_get_repr_lists (m.get ());
+  ASSERT_TRUE (keys);
+  EXPECT_STREQ (keys[0], "kernel_size");
+  EXPECT_STREQ (keys[1], "stride");
+  EXPECT_FALSE (keys[2]);
+
+  // Saved back and loaded again, the lists stay lists.
+  g_autofree char *text = nn_descriptor_to_data (m.get (), nullptr);
+  ASSERT_TRUE (text);
+  EXPECT_TRUE (contains (text, "\"repr_lists\"")) << text;
+  Module again (nn_descriptor_load_module_data (reg.get (), text, -1, "again", e.out ()));
+  ASSERT_TRUE (again) << e.message ();
+  EXPECT_EQ (take (nn_module_to_string (again.get ())), want);
+
+  // Forgotten: tuples, as for a module built with tuples.
+  ASSERT_TRUE (nn_module_set_repr_lists (m.get (), nullptr, e.out ())) << e.message ();
+  EXPECT_FALSE (nn_module_get_repr_lists (m.get ()));
+  EXPECT_EQ (take (nn_module_to_string (m.get ())),
+             "MaxPool2d(kernel_size=(3, 3), stride=(2, 2), padding=1, dilation=1, ceil_mode=False)");
+}
+
+TEST (Repr, ReprListsNamingNoListAreRefused)
+{
+  Registry reg = default_registry ();
+  Error e;
+  struct { const char *json; GQuark domain; int code; const char *says; } cases[] = {
+    { R"({"type": "MaxPool2d", "repr_lists": "kernel_size", "config": {"kernel_size": [3, 3]}})",
+      NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_INVALID,
+      "model: field 'repr_lists' must be an array of config keys, found a string" },
+    { R"({"type": "MaxPool2d", "repr_lists": [3], "config": {"kernel_size": [3, 3]}})",
+      NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_INVALID,
+      "model: repr_lists[0] must be a config key (a string), found" },
+    { R"({"type": "MaxPool2d", "repr_lists": ["kernal_size"], "config": {"kernel_size": [3, 3]}})",
+      NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_UNKNOWN_KEY,
+      "model: MaxPool2d has no config key 'kernal_size' to print as a list" },
+    { R"({"type": "MaxPool2d", "repr_lists": ["padding"], "config": {"kernel_size": [3, 3], "padding": 1}})",
+      NN_DESCRIPTOR_ERROR, NN_DESCRIPTOR_ERROR_WRONG_KIND,
+      "model: MaxPool2d config 'padding' prints as a list only when it holds one: "
+      "expected an array, found 1" },
+  };
+  for (const auto &c : cases) {
+    Module m (nn_descriptor_load_module_data (reg.get (), c.json, -1, "bad", e.out ()));
+    EXPECT_FALSE (m) << c.json;
+    EXPECT_TRUE (e.matches (c.domain, c.code)) << e.message ();
+    EXPECT_TRUE (contains (e.message (), c.says)) << e.message ();
+  }
+  // In a child: the error names its path, and nothing is built.
+  Module nested (nn_descriptor_load_module_data (reg.get (), R"({"type": "Sequential", "children": [
+      {"name": "pool", "type": "MaxPool2d", "repr_lists": ["stride"], "config": {"kernel_size": 2}}]})",
+      -1, "nested", e.out ()));
+  EXPECT_FALSE (nested);
+  EXPECT_TRUE (contains (e.message (), "pool: MaxPool2d config 'stride' prints as a list only")) << e.message ();
+}

@@ -192,7 +192,14 @@ class Converter:
                                                      lambda d: ST_DTYPE.get(d, str(d)))
             except ExportError as e:
                 raise e.located(path, cls) from None
-            return self._node(conv.type_name, cls, config, self.children(m, path))
+            node = self._node(conv.type_name, cls, config, self.children(m, path))
+            # PyTorch prints what the module holds: a list the user passed
+            # (MViT's MaxPool3d(kernel_size=[1, 3, 3])) shows as a list.
+            lists = [k for k, v in (config or {}).items()
+                     if isinstance(v, list) and isinstance(getattr(m, k, None), list)]
+            if lists:
+                node["repr_lists"] = lists
+            return node
         ctype = self._container(m)
         if ctype is not None and not (m._parameters or m._buffers):
             try:
