@@ -186,14 +186,20 @@ nn_check_shapes (NnCall *call, NnModule *m, const NnValue *args,
     /* Nested calls of infer are shape inference too, and must neither be
      * reported to an observer, nor recorded on a training tape (a child
      * without infer runs forward on zeros), nor mark the caller's error
-     * as located. */
+     * as located, nor be steps of the plan: recorded, a composite's
+     * nested call (MultiheadAttention's out_proj) became a second step
+     * that the next forward, whose check is skipped, did not make; the
+     * plan was left there and recorded again at every forward, unfused. */
     gboolean saved_meta = call->meta, saved_located = call->located;
+    gboolean saved_plan_on = call->plan_on;
     GArray *saved_events = call->events;
     struct _NnTape *saved_tape = call->tape;
     call->meta = TRUE;
     call->events = NULL;
     call->tape = NULL;
+    call->plan_on = FALSE;
     inferred = t->infer (m, call, bound, &local);
+    call->plan_on = saved_plan_on;
     call->meta = saved_meta;
     call->events = saved_events;
     call->tape = saved_tape;

@@ -577,6 +577,47 @@ TEST (Plan, MadeAheadSoTheFirstForwardRunsFused)
   EXPECT_TRUE (fusions_of (u.get ()).empty ());
 }
 
+// The forward-versus-infer check runs a composite's infer on the first
+// forward of each step; MultiheadAttention's infer calls out_proj too.
+// Those nested calls are shape inference, not steps: recorded, each
+// attention layer left a second out_proj step that the next forward (its
+// check skipped) did not make, so every forward left the plan one layer
+// further on and recorded it again, unfused (vit_b_16: rebuilt on every
+// forward, its MLPs never fused).
+TEST (Plan, ChecksOfACompositesInferAreNotSteps)
+{
+  Registry reg = default_registry ();
+  Module m = load_json (reg.get (), R"({"type": "Graph", "config": {"inputs": ["x"], "nodes": [
+      {"name": "a1", "module": "attn1", "args": ["x", "x", "x"], "kwargs": {"need_weights": false}},
+      {"name": "g1", "op": "getitem", "args": ["a1", 0]},
+      {"name": "a2", "module": "attn2", "args": ["g1", "g1", "g1"], "kwargs": {"need_weights": false}},
+      {"name": "g2", "op": "getitem", "args": ["a2", 0]},
+      {"name": "h", "module": "fc", "args": ["g2"]},
+      {"name": "y", "module": "act", "args": ["h"]}], "output": "y"},
+    "children": [
+      {"name": "attn1", "type": "MultiheadAttention", "config": {"embed_dim": 4, "num_heads": 2, "batch_first": true},
+       "children": [{"name": "out_proj", "type": "Linear", "config": {"in_features": 4, "out_features": 4}}]},
+      {"name": "attn2", "type": "MultiheadAttention", "config": {"embed_dim": 4, "num_heads": 2, "batch_first": true},
+       "children": [{"name": "out_proj", "type": "Linear", "config": {"in_features": 4, "out_features": 4}}]},
+      {"name": "fc", "type": "Linear", "config": {"in_features": 4, "out_features": 3}},
+      {"name": "act", "type": "GELU"}]})");
+  ASSERT_NE (m, nullptr);
+  nn_module_reset_parameters (m.get (), 5);
+  Tensor x = tensor_f32 ({ 1, 3, 4 }, [] (gint64 i) { return (float) ((i * 7) % 11) / 11.0f - 0.5f; });
+  Tensor first = run (m.get (), x.get ());
+  ASSERT_TRUE (first);
+  guint steps = steps_of (m.get ());
+  // attn1, its out_proj, getitem, attn2, its out_proj, getitem, fc, act.
+  EXPECT_EQ (steps, 8u);
+  for (int i = 0; i < 3; i++) {
+    Tensor y = run (m.get (), x.get ());
+    EXPECT_TRUE (close_to (y.get (), values_of (first.get ())));
+    EXPECT_EQ (nn_module_get_plan_info (m.get (), nullptr), 1u) << "forward " << i + 2;
+    EXPECT_EQ (steps_of (m.get ()), steps);
+    EXPECT_EQ (fusions_of (m.get ()), std::vector<std::string>{"fc+act"});
+  }
+}
+
 TEST (Plan, NotMadeAheadWhenShapeInferenceWouldCompute)
 {
   // FixtureLinear has no infer(): a shape-only run would compute it on
