@@ -265,12 +265,13 @@ nn_plan_resolve_functional (NnCall *call, NnModule *self, NnModule *fn,
 }
 
 /* Whether shape inference of @m's subtree computes nothing: every type has
- * infer() or only routes (runtime.c runs forward on zeros otherwise). */
+ * infer(), only routes or has no forward at all (a ModuleList, never
+ * called itself; runtime.c runs a forward on zeros otherwise). */
 static gboolean
 infers_without_computing (NnModule *m)
 {
   const NnLayerType *t = m->type;
-  if (!t->infer && !(t->flags & NN_LAYER_ROUTES_ONLY))
+  if (!t->infer && !(t->flags & NN_LAYER_ROUTES_ONLY) && t->forward)
     return FALSE;
   for (guint i = 0; m->children && i < m->children->len; i++)
     if (!infers_without_computing (g_array_index (m->children, NnChild, i).module))

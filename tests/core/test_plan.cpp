@@ -618,6 +618,33 @@ TEST (Plan, ChecksOfACompositesInferAreNotSteps)
   }
 }
 
+// A ModuleList has no forward and is never called itself: shape inference
+// computes nothing for it, so a tree holding one (a transformer's blocks,
+// MaxViT's stages) is planned ahead too and its first forward runs fused.
+TEST (Plan, MadeAheadThroughAModuleList)
+{
+  Registry reg = default_registry ();
+  Module m = load_json (reg.get (), R"({"type": "Graph", "config": {"inputs": ["x"], "nodes": [
+      {"name": "h0", "module": "layers.0", "args": ["x"]},
+      {"name": "a0", "module": "act", "args": ["h0"]},
+      {"name": "y", "module": "layers.1", "args": ["a0"]}], "output": "y"},
+    "children": [
+      {"name": "layers", "type": "ModuleList", "children": [
+        {"name": "0", "type": "Linear", "config": {"in_features": 4, "out_features": 3}},
+        {"name": "1", "type": "Linear", "config": {"in_features": 3, "out_features": 2}}]},
+      {"name": "act", "type": "ReLU"}]})");
+  ASSERT_NE (m, nullptr);
+  nn_module_reset_parameters (m.get (), 4);
+  Tensor x = input ();
+  const float *d = nn_tensor_f32 (x.get ());
+  std::vector<float> h = relu_ref (linear_ref (m.get (), "layers.0", std::vector<float> (d, d + 8), 4, 3));
+  std::vector<float> want = linear_ref (m.get (), "layers.1", h, 3, 2);
+  Tensor y = run (m.get (), x.get ());
+  EXPECT_TRUE (close_to (y.get (), want));
+  EXPECT_EQ (nn_module_get_plan_info (m.get (), nullptr), 1u);
+  EXPECT_EQ (fusions_of (m.get ()), std::vector<std::string>{"layers.0+act"});
+}
+
 TEST (Plan, NotMadeAheadWhenShapeInferenceWouldCompute)
 {
   // FixtureLinear has no infer(): a shape-only run would compute it on
