@@ -615,13 +615,15 @@ class ActZoo(nn.Module):
 
 
 class Shapes(nn.Module):
-    """nn.Flatten, nn.Unflatten, nn.Identity, Dropout and Dropout1d in eval,
-    and arithmetic with x.shape[-1]."""
+    """nn.Flatten, nn.Unflatten (one built from a list, which print(model)
+    shows as a list), nn.Identity, Dropout and Dropout1d in eval, and
+    arithmetic with x.shape[-1]."""
 
     def __init__(self):
         super().__init__()
         self.flat = nn.Flatten()
         self.unflat = nn.Unflatten(1, (3, -1))
+        self.regroup = nn.Unflatten(2, [3, 4])
         self.idn = nn.Identity()
         self.drop = nn.Dropout(0.3)
         self.d2 = nn.Dropout1d(0.2)
@@ -630,7 +632,7 @@ class Shapes(nn.Module):
     def forward(self, x):
         y = self.drop(self.fc(self.flat(x)[:, :36]))
         y = self.unflat(y)
-        return self.idn(self.d2(y)), x.shape[-1] * y
+        return self.regroup(self.idn(self.d2(y))), x.shape[-1] * y
 
 
 class TiedRNNLM(nn.Module):
