@@ -33,6 +33,12 @@ typedef struct {
    * an input laid out otherwise is reordered in, never a reason to
    * rebuild. */
   gboolean own_layout;
+  /* The input's layout when it was built (has_in_md): one its primitive
+   * cannot read as is (Winograd's blocks, fed NHWC) is reordered in at
+   * every run, and is no reason to rebuild for; only a producer changing
+   * its layout since is. */
+  dnnl_memory_desc_t in_md;
+  gboolean has_in_md;
 } ConvState;
 
 static void
@@ -344,6 +350,11 @@ conv_state_new (const NnConvGeom *g, const NnShape *in4, const NnShape *out4,
   s->sum = ep && ep->residual;
   s->winograd_allowed = winograd;
   s->lay = lay;
+  if (in_md)
+    {
+      s->in_md = *in_md;
+      s->has_in_md = TRUE;
+    }
   gboolean ok = eng
     && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&src_any, 4, sd, dnnl_f32, dnnl_format_tag_any), "src md", error)
     && nn_dnnl_ok (dnnl_memory_desc_init_by_tag (&dst_any, 4, dd, dnnl_f32, dnnl_format_tag_any), "dst md", error)
@@ -477,7 +488,8 @@ dnnl_conv2d_run (NnModule *self, NnCall *call, const NnArgs *args,
    * primitive reads it as is; later a mismatch is reordered (an input
    * alternating layouts would otherwise rebuild every call). */
   gboolean relayout = s && xmd && runs <= 2 && !s->own_layout
-                      && !dnnl_memory_desc_equal (xmd, &s->prim.src_md);
+                      && !dnnl_memory_desc_equal (xmd, &s->prim.src_md)
+                      && !(s->has_in_md && dnnl_memory_desc_equal (xmd, &s->in_md));
   if (s && (relayout || !nn_shape_equal (&s->in, &in4) || !nn_dnnl_seen_same (&s->w_seen, w)
             || !nn_dnnl_seen_same (&s->b_seen, b) || s->act != act
             || s->fold_id != fold_id || s->sum != (residual != NULL)
