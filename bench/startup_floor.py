@@ -1,0 +1,131 @@
+#!/usr/bin/python3
+"""The floor under `nnctl run`'s whole-process time that nnkit cannot go below.
+
+    /usr/bin/python3 bench/startup_floor.py [--build build] [--model DIR/resnet18.json]
+                                            [--workdir DIR] [--runs 21]
+
+`nnctl --threads 1 run MODEL --random 1,3,224,224` is one forward in a fresh
+process.  Whatever nnkit does, that process pays for: starting and ending a
+process that links libdnnl, bringing the model's weights into its address
+space (the weights cache maps them from the page cache), creating oneDNN's
+primitives (JIT) and executing them once.  This script measures each of
+those without nnkit's code, all pinned to one CPU with taskset, medians of
+--runs:
+
+- `/bin/true`, and build/bench/nn-startup-floor with and without the
+  model's weights file (spawn, libdnnl's linking and engine, the pages'
+  faults and unmapping, exit);
+- oneDNN's own timings of primitive creation and execution in nnctl's
+  first forward (ONEDNN_VERBOSE=2);
+- a steady forward (nn-bench forward) and the whole `nnctl run`.
+
+It prints the floor (the floor program with the weights + creation +
+execution) against the engine issue's allowance, a steady forward + 15 ms.
+Timing only; nothing is asserted.  docs/ENGINE.md, "Start-up", has the
+figures.
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from bench_util import cores, cpu_model, run  # noqa: E402
+
+
+def wall_ms(argv, runs, env):
+    """Median wall time of @argv in ms over @runs, after one untimed run."""
+    times = []
+    for i in range(runs + 1):
+        start = time.monotonic()
+        proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        if proc.returncode != 0:
+            sys.exit("startup_floor: %s failed: %s" % (" ".join(argv), proc.stderr.decode().strip()))
+        if i:
+            times.append((time.monotonic() - start) * 1000.0)
+    return statistics.median(times)
+
+
+def onednn_ms(argv, runs, env):
+    """Medians over @runs of the summed creation and execution times (ms)
+    that oneDNN reports for every primitive of @argv's process."""
+    creates, execs = [], []
+    for _ in range(runs):
+        out = run(argv, env=dict(env, ONEDNN_VERBOSE="2"))
+        create = execute = 0.0
+        for line in out.splitlines():
+            fields = line.split(",")
+            if len(fields) < 3 or fields[0] != "onednn_verbose":
+                continue
+            if fields[1].startswith("create:"):
+                create += float(fields[-1])
+            elif fields[1] == "exec":
+                execute += float(fields[-1])
+        creates.append(create)
+        execs.append(execute)
+    return statistics.median(creates), statistics.median(execs)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--model", default=None, help="a resnet18.json (exported if not given)")
+    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--runs", type=int, default=21)
+    a = ap.parse_args()
+    if a.runs < 1:
+        sys.exit("startup_floor: --runs must be at least 1")
+    model = a.model
+    if not model:
+        work = a.workdir or os.path.join(a.build, "bench-startup-floor")
+        os.makedirs(work, exist_ok=True)
+        model = os.path.join(work, "resnet18.json")
+        if not os.path.exists(model):
+            subprocess.check_call([sys.executable, os.path.join(ROOT, "tools/torch2nn/torch2nn.py"),
+                                   "resnet18", "-o", model])
+    weights = os.path.splitext(model)[0] + ".safetensors"
+    if not os.path.exists(weights):
+        sys.exit("startup_floor: %s: no weights file beside it (%s)" % (model, weights))
+    floor = os.path.join(a.build, "bench", "nn-startup-floor")
+    bench = os.path.join(a.build, "bench", "nn-bench")
+    nnctl = os.path.join(a.build, "tools", "nnctl", "nnctl")
+    for exe in (floor, bench, nnctl):
+        if not os.access(exe, os.X_OK):
+            sys.exit("startup_floor: %s: not built (oneDNN's bench programs need libdnnl-dev)" % exe)
+    env = dict(os.environ)
+    env.pop("OPENBLAS_CORETYPE", None)  # as bench_engine.py: each OpenBLAS picks its own kernel
+    pin = ["taskset", "-c", cores(1, "startup_floor")]
+    run_cmd = [nnctl, "--threads", "1", "run", model, "--random", "1,3,224,224", "--topk", "1"]
+
+    true_ms = wall_ms(pin + ["/bin/true"], a.runs, env)
+    dnnl_ms = wall_ms(pin + [floor], a.runs, env)
+    mapped_ms = wall_ms(pin + [floor, weights], a.runs, env)
+    create_ms, exec_ms = onednn_ms(pin + run_cmd, min(a.runs, 9), env)
+    steady = float(dict(line.split(None, 1) for line in run(
+        pin + [bench, "forward", model, "--shape", "1,3,224,224", "--threads", "1"],
+        env=env).splitlines() if " " in line)["median_ms"])
+    whole_ms = wall_ms(pin + run_cmd, a.runs, env)
+    floor_ms = mapped_ms + create_ms + exec_ms
+
+    print("# CPU %s, pinned to one CPU, medians of %d runs" % (cpu_model(), a.runs))
+    print("| part | ms |\n|---|---:|")
+    print("| a process (`/bin/true`) | %.1f |" % true_ms)
+    print("| a process linking libdnnl, with its CPU engine | %.1f |" % dnnl_ms)
+    print("| the same, mapping and reading %s (%.1f MB) | %.1f |"
+          % (os.path.basename(weights), os.path.getsize(weights) / 1e6, mapped_ms))
+    print("| oneDNN's primitive creation in nnctl's first forward | %.1f |" % create_ms)
+    print("| oneDNN's execution in nnctl's first forward | %.1f |" % exec_ms)
+    print("| **floor** (the three above it added) | **%.1f** |" % floor_ms)
+    print("| steady forward (nn-bench forward) | %.1f |" % steady)
+    print("| allowance: steady forward + 15 ms | %.1f |" % (steady + 15))
+    print("| `nnctl run`, whole process | %.1f |" % whole_ms)
+    print("floor above the allowance by %.1f ms; nnctl run above the floor by %.1f ms"
+          % (floor_ms - steady - 15, whole_ms - floor_ms))
+
+
+if __name__ == "__main__":
+    main()
