@@ -37,7 +37,7 @@ import warnings
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 sys.path.insert(0, os.path.join(ROOT, "tools", "torch2nn"))
-from bench_util import cores, cpu_model, run  # noqa: E402
+from bench_util import cores, cpu_model, keyed, run  # noqa: E402
 
 
 def build_model(name, seed=0):
@@ -76,19 +76,6 @@ def torch_child(args):
 
 
 
-
-
-def keyed(out):
-    """'key value...' lines; 'provider' lines gathered into a dict."""
-    vals, prov = {}, {}
-    for line in out.splitlines():
-        key, _, rest = line.partition(" ")
-        if key == "provider":
-            t, _, p = rest.partition(" ")
-            prov[t] = p
-        else:
-            vals[key] = rest
-    return vals, prov
 
 
 def nn_env(weights_cache=False):

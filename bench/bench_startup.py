@@ -12,29 +12,18 @@ with the oneDNN weights cache next to NN_DNNL_WEIGHTS_CACHE=off.
 """
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from bench_util import process_medians  # noqa: E402
 
 
 def measure(argv, runs, env):
-    walls, rss = [], []
-    for i in range(runs + 1):
-        start = time.monotonic()
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.monotonic() - start
-        if os.waitstatus_to_exitcode(status) != 0:
-            sys.exit("bench_startup: %s failed" % " ".join(argv))
-        if i:  # the first run only warms the page cache
-            walls.append(wall * 1000.0)
-            rss.append(usage.ru_maxrss / 1024.0)
-    return statistics.median(walls), statistics.median(rss)
+    return process_medians(argv, runs, env, "bench_startup")
 
 
 def main():

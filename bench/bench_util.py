@@ -1,7 +1,10 @@
 """Helpers shared by the bench scripts: pinning, running a child, the CPU's name."""
 
 import os
+import statistics
 import subprocess
+import sys
+import time
 
 
 def cores(n, who="bench"):
@@ -29,3 +32,38 @@ def cpu_model():
     except OSError:
         pass
     return "unknown"
+
+
+def keyed(out):
+    """nn-bench's 'key value...' lines as a dict, and its 'provider TYPE
+    PLUGIN' lines gathered into a second dict."""
+    vals, prov = {}, {}
+    for line in out.splitlines():
+        key, _, rest = line.partition(" ")
+        if key == "provider":
+            t, _, p = rest.partition(" ")
+            prov[t] = p
+        else:
+            vals[key] = rest
+    return vals, prov
+
+
+def process_medians(argv, runs, env, who="bench"):
+    """Medians over @runs fresh processes of @argv, after one untimed run
+    (which warms the page cache): wall time in ms, from time.monotonic()
+    around the child, and peak RSS in MB, that child's own ru_maxrss from
+    os.wait4().  A failing run ends the script with @who's message."""
+    walls, rss = [], []
+    for i in range(runs + 1):
+        start = time.monotonic()
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        err = proc.stderr.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - start
+        proc.stderr.close()
+        if os.waitstatus_to_exitcode(status) != 0:
+            sys.exit("%s: %s failed: %s" % (who, " ".join(argv), err.decode(errors="replace").strip()))
+        if i:
+            walls.append(wall * 1000.0)
+            rss.append(usage.ru_maxrss / 1024.0)
+    return statistics.median(walls), statistics.median(rss)

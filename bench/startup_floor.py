@@ -29,25 +29,16 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from bench_util import cores, cpu_model, run  # noqa: E402
+from bench_util import cores, cpu_model, keyed, process_medians, run  # noqa: E402
 
 
 def wall_ms(argv, runs, env):
     """Median wall time of @argv in ms over @runs, after one untimed run."""
-    times = []
-    for i in range(runs + 1):
-        start = time.monotonic()
-        proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-        if proc.returncode != 0:
-            sys.exit("startup_floor: %s failed: %s" % (" ".join(argv), proc.stderr.decode().strip()))
-        if i:
-            times.append((time.monotonic() - start) * 1000.0)
-    return statistics.median(times)
+    return process_medians(argv, runs, env, "startup_floor")[0]
 
 
 def onednn_ms(argv, runs, env):
@@ -105,9 +96,8 @@ def main():
     dnnl_ms = wall_ms(pin + [floor], a.runs, env)
     mapped_ms = wall_ms(pin + [floor, weights], a.runs, env)
     create_ms, exec_ms = onednn_ms(pin + run_cmd, min(a.runs, 9), env)
-    steady = float(dict(line.split(None, 1) for line in run(
-        pin + [bench, "forward", model, "--shape", "1,3,224,224", "--threads", "1"],
-        env=env).splitlines() if " " in line)["median_ms"])
+    steady = float(keyed(run(pin + [bench, "forward", model, "--shape", "1,3,224,224",
+                                    "--threads", "1"], env=env))[0]["median_ms"])
     whole_ms = wall_ms(pin + run_cmd, a.runs, env)
     floor_ms = mapped_ms + create_ms + exec_ms
 
