@@ -75,6 +75,10 @@ export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 plugindir=$("$PKG_CONFIG" --variable=plugindir nnkit)
 [ "$plugindir" = "$plugindir_expected" ] ||
   fail "pkg-config plugindir is '$plugindir', expected '$plugindir_expected'"
+# libzip is dlopen()ed by the core, so a plugin author needs no libzip-dev.
+if grep -q zip "$prefix/lib/pkgconfig/nnkit.pc"; then
+  fail "nnkit.pc names libzip: $(grep zip "$prefix/lib/pkgconfig/nnkit.pc")"
+fi
 
 # The example is copied out of the tree, so no relative path can reach back.
 step "building examples/plugin out of tree against $prefix"
