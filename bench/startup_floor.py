@@ -32,6 +32,7 @@ is asserted.  docs/ENGINE.md, "Start-up", has the figures.
 """
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -120,14 +121,17 @@ def main():
     pin = ["taskset", "-c", cores(1, "startup_floor")]
     run_cmd = [nnctl, "--threads", "1", "run", model, "--random", "1,3,224,224", "--topk", "1"]
 
-    # The first run fills the weights cache (its entries are what a later
-    # run maps) and, after a rebuild, the plugin index, which loads every
-    # plugin once; the second shows the plugins a run loads.
+    # The first run fills the weights cache, emptied here so that it holds
+    # this model's entries alone (what a later run maps), and, after a
+    # rebuild, the plugin index, which loads every plugin once; the second
+    # shows the plugins a run loads.
+    cache = os.path.join(env["XDG_CACHE_HOME"], "nnkit", "dnnl-weights")
+    shutil.rmtree(cache, ignore_errors=True)
     run(pin + run_cmd, env=env)
     plugins = loaded_plugins(pin + run_cmd, env)
-    cache = os.path.join(env["XDG_CACHE_HOME"], "nnkit", "dnnl-weights")
+    # Entries are "HASH.w"; "HASH.w.XXXXXX" is one being written.
     entries = sorted(os.path.join(cache, n) for n in os.listdir(cache)
-                     if os.path.isfile(os.path.join(cache, n)) and not n.startswith("."))
+                     if n.endswith(".w") and os.path.isfile(os.path.join(cache, n)))
     if not entries or not plugins:
         sys.exit("startup_floor: nnctl left no weights cache entries in %s or loaded no plugin"
                  % cache)
