@@ -13,44 +13,30 @@
  *
  * Exit status 0, or 1 with one line on stderr naming what failed. */
 #include <dlfcn.h>
-#include <fcntl.h>
 #include <glib.h>
 #include <json-glib/json-glib.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <stdio.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <xxhash.h>
 
-/* Maps @path read-only and privately, as the weights cache maps an entry,
- * and reads it: whole through XXH3 with @checksum, else one value a page.
- * Folds what it read into @acc so the compiler keeps the reads. */
+#include "bench-map.h"
+
+/* Maps @path as the weights cache maps an entry and reads it: whole
+ * through XXH3 with @checksum, else one byte a page.  Folds what it read
+ * into @acc so the compiler keeps the reads. */
 static gboolean
 read_file (const char *path, gboolean checksum, guint64 *acc)
 {
-  struct stat st;
-  int fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || fstat (fd, &st) != 0 || st.st_size < 1)
-    {
-      fprintf (stderr, "nn-startup-stack: %s: cannot open or empty\n", path);
-      if (fd >= 0)
-        close (fd);
-      return FALSE;
-    }
-  const guint8 *p = mmap (NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-  close (fd);
-  if (p == MAP_FAILED)
-    {
-      fprintf (stderr, "nn-startup-stack: %s: cannot map\n", path);
-      return FALSE;
-    }
+  size_t size;
+  const unsigned char *p = nn_bench_map_file ("nn-startup-stack", path, &size);
+  if (!p)
+    return FALSE;
   if (checksum)
-    *acc ^= XXH3_128bits (p, st.st_size).low64;
+    *acc ^= XXH3_128bits (p, size).low64;
   else
-    for (off_t i = 0; i < st.st_size; i += 4096)
-      *acc += p[i];
-  munmap ((void *) p, st.st_size);
+    *acc += nn_bench_touch_pages (p, size);
+  munmap ((void *) p, size);
   return TRUE;
 }
 

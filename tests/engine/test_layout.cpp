@@ -453,8 +453,10 @@ convolutions_created_later (NnModule *m, NnTensor *x, std::string *log)
 {
   void *lib = dlopen ("libdnnl.so.2", RTLD_NOW | RTLD_NOLOAD);
   auto set_verbose = lib ? (int (*) (int)) dlsym (lib, "dnnl_set_verbose") : nullptr;
-  if (!set_verbose)
+  if (!set_verbose) {
+    ADD_FAILURE () << "the dnnl provider did not load oneDNN";
     return -1;
+  }
   std::vector<std::vector<float>> first = results (m, x);
   EXPECT_EQ (first.size (), 1u);
   testing::internal::CaptureStdout ();
